@@ -1,0 +1,180 @@
+/**
+ * Call lifecycle reducers. Each names one fact about a call; all of them move
+ * the call through the guarded `transition()` of lifecycle.ts.
+ */
+import { z } from 'zod';
+import { defineReducer } from '../reducer.ts';
+import { PROVIDERS, type CallState } from '../tables.ts';
+import { loadCall, transition } from './lifecycle.ts';
+
+const callId = z.object({ call_id: z.string().min(1).max(200) });
+const reason = z.string().min(1).max(200);
+
+export const call_received = defineReducer(
+  'call_received',
+  z.object({
+    provider: z.enum(PROVIDERS),
+    provider_call_id: z.string().min(1).max(256),
+    from: z.string().max(512),
+    to: z.string().max(512),
+    direction: z.enum(['inbound', 'outbound']).default('inbound'),
+    number_id: z.string().max(200).nullable().default(null),
+    agent: z.string().max(100).nullable().default(null),
+  }),
+  (ctx, a) => {
+    // A provider retrying its webhook gets the same call back, never a second row.
+    const existing = ctx.db.calls.findOne({ provider: a.provider, provider_call_id: a.provider_call_id });
+    if (existing) return { call_id: existing.id, state: existing.state, existing: true };
+    const id = ctx.newId('call');
+    ctx.db.calls.insert({
+      id,
+      tenant: ctx.tenant,
+      provider: a.provider,
+      provider_call_id: a.provider_call_id,
+      number_id: a.number_id,
+      from_uri: a.from,
+      to_uri: a.to,
+      direction: a.direction,
+      state: 'ringing',
+      resume_state: null,
+      owner_node: ctx.node,
+      agent: a.agent,
+      agent_version: null,
+      consent_id: null,
+      media_epoch: 0,
+      received_at: ctx.now,
+      answered_at: null,
+      active_at: null,
+      ended_at: null,
+      end_reason: null,
+      updated_at: ctx.now,
+    });
+    return { call_id: id, state: 'ringing', existing: false };
+  },
+);
+
+function simple(name: string, to: CallState) {
+  return defineReducer(name, callId, (ctx, a) => {
+    const call = loadCall(ctx, a.call_id);
+    transition(ctx, call, to);
+    return { call_id: call.id, from: call.state, to };
+  });
+}
+
+export const call_answered = simple('call_answered', 'answered');
+export const call_held = simple('call_held', 'held');
+export const call_unheld = simple('call_unheld', 'active');
+
+export const call_consent_started = defineReducer(
+  'call_consent_started',
+  callId.extend({ consent_id: z.string().min(1).max(200).nullable().default(null) }),
+  (ctx, a) => {
+    const call = loadCall(ctx, a.call_id);
+    transition(ctx, call, 'consenting', { consent_id: a.consent_id ?? call.consent_id });
+  },
+);
+
+export const call_activated = defineReducer(
+  'call_activated',
+  callId.extend({ agent: z.string().max(100).nullable().default(null), agent_version: z.string().max(100).nullable().default(null) }),
+  (ctx, a) => {
+    const call = loadCall(ctx, a.call_id);
+    transition(ctx, call, 'active', { agent: a.agent ?? call.agent, agent_version: a.agent_version ?? call.agent_version });
+  },
+);
+
+export const call_transfer_started = defineReducer(
+  'call_transfer_started',
+  callId.extend({ target: z.string().min(1).max(512) }),
+  (ctx, a) => {
+    transition(ctx, loadCall(ctx, a.call_id), 'transferring');
+    return { target: a.target };
+  },
+);
+
+export const call_transfer_finished = defineReducer(
+  'call_transfer_finished',
+  callId.extend({ connected: z.boolean() }),
+  (ctx, a) => {
+    transition(ctx, loadCall(ctx, a.call_id), 'active');
+    return { connected: a.connected };
+  },
+);
+
+export const call_media_connected = defineReducer(
+  'call_media_connected',
+  callId.extend({
+    kind: z.enum(['caller', 'agent', 'human', 'supervisor']).default('caller'),
+    provider: z.enum(PROVIDERS),
+    media_session: z.string().max(256).nullable().default(null),
+    codec: z.string().max(32).nullable().default(null),
+    sample_rate: z.number().int().positive().nullable().default(null),
+    resume: z.record(z.string(), z.unknown()).nullable().default(null),
+  }),
+  (ctx, a) => {
+    let call = loadCall(ctx, a.call_id);
+    if (call.state === 'ended') ctx.fail('call_ended', `call ${call.id} has ended`);
+    const legId = ctx.newId('leg');
+    ctx.db.legs.insert({
+      id: legId,
+      tenant: ctx.tenant,
+      call_id: call.id,
+      kind: a.kind,
+      provider: a.provider,
+      media_session: a.media_session,
+      codec: a.codec,
+      sample_rate: a.sample_rate,
+      state: 'connected',
+      resume: a.resume,
+      connected_at: ctx.now,
+      disconnected_at: null,
+      disconnect_reason: null,
+    });
+    const resumed = call.state === 'resuming';
+    if (resumed) call = transition(ctx, call, call.resume_state ?? 'active');
+    ctx.db.calls.update(call.id, { media_epoch: call.media_epoch + 1, owner_node: ctx.node, updated_at: ctx.now });
+    return { leg_id: legId, resumed, state: call.state, media_epoch: call.media_epoch + 1 };
+  },
+);
+
+export const call_media_lost = defineReducer(
+  'call_media_lost',
+  callId.extend({ leg_id: z.string().min(1).max(200), reason }),
+  (ctx, a) => {
+    const call = loadCall(ctx, a.call_id);
+    const leg = ctx.db.legs.get(a.leg_id);
+    if (!leg || leg.call_id !== call.id) return ctx.fail('leg_not_found', `call ${call.id} has no leg ${a.leg_id}`);
+    if (leg.state === 'disconnected') ctx.fail('leg_disconnected', `leg ${leg.id} is already disconnected`);
+    ctx.db.legs.update(leg.id, { state: 'disconnected', disconnected_at: ctx.now, disconnect_reason: a.reason });
+    if (call.state === 'ended' || call.state === 'ringing') return { state: call.state };
+    // Another connection may already carry the call (a resume raced the old socket's close).
+    const live = ctx.db.legs.find({ call_id: call.id, state: 'connected', kind: 'caller' });
+    if (live.length > 0) return { state: call.state };
+    transition(ctx, call, 'resuming');
+    return { state: 'resuming' };
+  },
+);
+
+export const call_ended = defineReducer('call_ended', callId.extend({ reason }), (ctx, a) => {
+  const call = loadCall(ctx, a.call_id);
+  if (call.state === 'ended') ctx.fail('call_already_ended', `call ${call.id} ended already (${String(call.end_reason)})`);
+  for (const leg of ctx.db.legs.find({ call_id: call.id, state: 'connected' })) {
+    ctx.db.legs.update(leg.id, { state: 'disconnected', disconnected_at: ctx.now, disconnect_reason: a.reason });
+  }
+  transition(ctx, call, 'ended', { end_reason: a.reason });
+  return { call_id: call.id, from: call.state };
+});
+
+export const callReducers = [
+  call_received,
+  call_answered,
+  call_consent_started,
+  call_activated,
+  call_held,
+  call_unheld,
+  call_transfer_started,
+  call_transfer_finished,
+  call_media_connected,
+  call_media_lost,
+  call_ended,
+];

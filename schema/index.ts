@@ -1,0 +1,13 @@
+/** Switchboard's schema: every table and every reducer. */
+import type { SchemaDef } from '../store/index.ts';
+import { callReducers } from './calls/reducers.ts';
+import { tables, type SwitchboardTables } from './tables.ts';
+import { tenancyReducers } from './tenancy.ts';
+
+export const schema: SchemaDef<SwitchboardTables> = {
+  version: 1,
+  tables,
+  reducers: [...tenancyReducers, ...callReducers],
+};
+export { tables, type SwitchboardTables } from './tables.ts';
+export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -1,0 +1,308 @@
+/**
+ * The whole data model (ARCHITECTURE §4) in one place. Every table except
+ * `tenants` is tenant-scoped: reducers and the read layer only ever see the
+ * rows of the command's / session's tenant. Optional values are `.nullable()`
+ * so rows round-trip exactly. Times are ms since epoch, taken from `ctx.now`.
+ */
+import { z } from 'zod';
+import { defineTable } from '../store/index.ts';
+
+const id = z.string().min(1).max(200);
+const ts = z.number().int().nonnegative();
+const tsOrNull = ts.nullable();
+const text = z.string().max(10_000);
+
+export const CALL_STATES = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming', 'ended'] as const;
+export type CallState = (typeof CALL_STATES)[number];
+export const ROLES = ['admin', 'compliance', 'auditor', 'developer'] as const;
+export const PROVIDERS = ['twilio', 'vonage', 'sip', 'webrtc'] as const;
+
+export const tenants = defineTable({
+  name: 'tenants',
+  primaryKey: 'id',
+  tenantScoped: false,
+  row: z.object({ id, name: text, created_at: ts }),
+});
+
+export const users = defineTable({
+  name: 'users',
+  primaryKey: 'id',
+  tenantScoped: true,
+  unique: [['tenant', 'email']],
+  row: z.object({
+    id,
+    tenant: id,
+    email: z.string().email().max(320),
+    role: z.enum(ROLES),
+    password_hash: z.string().nullable(),
+    disabled: z.boolean(),
+    created_at: ts,
+  }),
+});
+
+export const api_tokens = defineTable({
+  name: 'api_tokens',
+  primaryKey: 'id',
+  tenantScoped: true,
+  unique: [['token_hash']],
+  row: z.object({
+    id,
+    tenant: id,
+    user_id: id,
+    name: text,
+    token_hash: z.string().length(64),
+    created_at: ts,
+    expires_at: tsOrNull,
+    revoked_at: tsOrNull,
+  }),
+});
+
+export const numbers = defineTable({
+  name: 'numbers',
+  primaryKey: 'id',
+  tenantScoped: true,
+  unique: [['number']],
+  row: z.object({
+    id,
+    tenant: id,
+    /** E.164 (+15551234567) or a SIP URI user part / URI. */
+    number: z.string().min(2).max(256),
+    provider: z.enum(PROVIDERS).nullable(),
+    agent: z.string().min(1).max(100),
+    consent_policy_id: id.nullable(),
+    created_at: ts,
+  }),
+});
+
+export const consent_policies = defineTable({
+  name: 'consent_policies',
+  primaryKey: 'id',
+  tenantScoped: true,
+  unique: [['tenant', 'name', 'version']],
+  row: z.object({
+    id,
+    tenant: id,
+    name: z.string().min(1).max(100),
+    version: z.number().int().positive(),
+    mode: z.enum(['opt-in', 'opt-out', 'notify']),
+    disclosure_text: text,
+    disclosure_sha256: z.string().length(64).nullable(),
+    timeout_ms: z.number().int().positive(),
+    retries: z.number().int().nonnegative(),
+    on_decline: z.enum(['continue-unrecorded', 'transfer', 'hangup']),
+    created_at: ts,
+  }),
+});
+
+export const calls = defineTable({
+  name: 'calls',
+  primaryKey: 'id',
+  tenantScoped: true,
+  indexes: [['tenant', 'state'], ['tenant', 'received_at']],
+  unique: [['provider', 'provider_call_id']],
+  row: z.object({
+    id,
+    tenant: id,
+    provider: z.enum(PROVIDERS),
+    provider_call_id: z.string().min(1).max(256),
+    number_id: id.nullable(),
+    from_uri: z.string().max(512),
+    to_uri: z.string().max(512),
+    direction: z.enum(['inbound', 'outbound']),
+    state: z.enum(CALL_STATES),
+    /** The live state a `resuming` call returns to. */
+    resume_state: z.enum(CALL_STATES).nullable(),
+    owner_node: z.string().nullable(),
+    agent: z.string().nullable(),
+    agent_version: z.string().nullable(),
+    consent_id: id.nullable(),
+    /** Count of media connections (a resume opens a new one). */
+    media_epoch: z.number().int().nonnegative(),
+    received_at: ts,
+    answered_at: tsOrNull,
+    active_at: tsOrNull,
+    ended_at: tsOrNull,
+    end_reason: z.string().max(200).nullable(),
+    updated_at: ts,
+  }),
+});
+
+export const legs = defineTable({
+  name: 'legs',
+  primaryKey: 'id',
+  tenantScoped: true,
+  indexes: [['call_id']],
+  row: z.object({
+    id,
+    tenant: id,
+    call_id: id,
+    kind: z.enum(['caller', 'agent', 'human', 'supervisor']),
+    provider: z.enum(PROVIDERS),
+    media_session: z.string().max(256).nullable(),
+    codec: z.string().max(32).nullable(),
+    sample_rate: z.number().int().positive().nullable(),
+    state: z.enum(['connected', 'disconnected']),
+    /** Provider-neutral resume data (e.g. SIP dialog: Call-ID, tags, CSeq, route set, RTP port). */
+    resume: z.record(z.string(), z.unknown()).nullable(),
+    connected_at: ts,
+    disconnected_at: tsOrNull,
+    disconnect_reason: z.string().max(200).nullable(),
+  }),
+});
+
+export const consents = defineTable({
+  name: 'consents',
+  primaryKey: 'id',
+  tenantScoped: true,
+  indexes: [['call_id']],
+  row: z.object({
+    id,
+    tenant: id,
+    call_id: id,
+    policy_id: id,
+    policy_version: z.number().int().positive(),
+    disclosure_sha256: z.string().length(64).nullable(),
+    mode: z.enum(['opt-in', 'opt-out', 'notify']),
+    method: z.enum(['dtmf', 'speech', 'implied']).nullable(),
+    outcome: z.enum(['pending', 'granted', 'declined', 'no_response', 'withdrawn']),
+    evidence: z.record(z.string(), z.unknown()).nullable(),
+    started_at: ts,
+    decided_at: tsOrNull,
+  }),
+});
+
+export const recordings = defineTable({
+  name: 'recordings',
+  primaryKey: 'id',
+  tenantScoped: true,
+  indexes: [['call_id'], ['status', 'retention_until']],
+  row: z.object({
+    id,
+    tenant: id,
+    call_id: id,
+    consent_id: id,
+    status: z.enum(['recording', 'paused', 'finalizing', 'finalized', 'failed', 'purged']),
+    channels: z.number().int().min(1).max(2),
+    format: z.string().max(32),
+    uri: z.string().max(1024).nullable(),
+    bytes: z.number().int().nonnegative().nullable(),
+    sha256: z.string().length(64).nullable(),
+    key_id: z.string().max(200).nullable(),
+    segments: z.array(z.record(z.string(), z.unknown())),
+    gaps: z.array(z.record(z.string(), z.unknown())),
+    pauses: z.array(z.record(z.string(), z.unknown())),
+    started_at: ts,
+    finalized_at: tsOrNull,
+    retention_until: tsOrNull,
+    legal_hold: z.boolean(),
+    purged_at: tsOrNull,
+  }),
+});
+
+export const transcript_segments = defineTable({
+  name: 'transcript_segments',
+  primaryKey: 'id',
+  tenantScoped: true,
+  indexes: [['call_id', 'start_ms']],
+  row: z.object({
+    id,
+    tenant: id,
+    call_id: id,
+    recording_id: id.nullable(),
+    channel: z.enum(['caller', 'agent']),
+    start_ms: z.number().int().nonnegative(),
+    end_ms: z.number().int().nonnegative(),
+    text,
+    confidence: z.number().min(0).max(1).nullable(),
+    provider: z.string().max(64),
+    created_at: ts,
+  }),
+});
+
+export const agent_actions = defineTable({
+  name: 'agent_actions',
+  primaryKey: 'id',
+  tenantScoped: true,
+  indexes: [['call_id']],
+  unique: [['call_id', 'request_id']],
+  row: z.object({
+    id,
+    tenant: id,
+    call_id: id,
+    kind: z.enum(['say', 'tool', 'transfer', 'hangup', 'note']),
+    request_id: z.string().min(1).max(200),
+    status: z.enum(['requested', 'succeeded', 'failed']),
+    args: z.unknown().nullable(),
+    result: z.unknown().nullable(),
+    created_at: ts,
+    completed_at: tsOrNull,
+  }),
+});
+
+export const agent_state = defineTable({
+  name: 'agent_state',
+  primaryKey: 'call_id',
+  tenantScoped: true,
+  row: z.object({
+    call_id: id,
+    tenant: id,
+    agent: z.string().max(100),
+    version: z.string().max(100),
+    turn: z.number().int().nonnegative(),
+    state: z.record(z.string(), z.unknown()),
+    updated_at: ts,
+  }),
+});
+
+export const agent_versions = defineTable({
+  name: 'agent_versions',
+  primaryKey: 'id',
+  tenantScoped: true,
+  unique: [['tenant', 'name', 'version']],
+  row: z.object({
+    id,
+    tenant: id,
+    name: z.string().min(1).max(100),
+    version: z.string().min(1).max(100),
+    sha256: z.string().length(64),
+    rollout: z.number().min(0).max(100),
+    status: z.enum(['deploying', 'live', 'failed', 'retired']),
+    created_at: ts,
+  }),
+});
+
+export const access_log = defineTable({
+  name: 'access_log',
+  primaryKey: 'id',
+  tenantScoped: true,
+  indexes: [['tenant', 'at'], ['call_id']],
+  row: z.object({
+    id,
+    tenant: id,
+    user_id: id,
+    action: z.enum(['recording_accessed', 'transcript_accessed', 'evidence_exported']),
+    call_id: id,
+    target_id: id,
+    reason: z.string().max(1000).nullable(),
+    remote: z.string().max(200).nullable(),
+    at: ts,
+  }),
+});
+
+export const tables = {
+  tenants,
+  users,
+  api_tokens,
+  numbers,
+  consent_policies,
+  calls,
+  legs,
+  consents,
+  recordings,
+  transcript_segments,
+  agent_actions,
+  agent_state,
+  agent_versions,
+  access_log,
+};
+export type SwitchboardTables = typeof tables;

@@ -1,0 +1,98 @@
+/**
+ * Opening the SQLite file: durability pragmas from the profile, an exclusive
+ * lock so two gateways can never write the same data dir, and a refusal to
+ * start on a corrupt or truncated file.
+ */
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
+import { StoreError } from './errors.ts';
+
+export type FsyncPolicy = 'always' | 'periodic' | 'never';
+export type Profile = 'development' | 'balanced' | 'production' | 'maximum_safety';
+
+export interface Durability {
+  profile: Profile;
+  fsync: FsyncPolicy;
+  /** SQLite `synchronous` pragma derived from the policy. */
+  synchronous: 'EXTRA' | 'FULL' | 'NORMAL' | 'OFF';
+  /** Page cache per connection, KiB. */
+  cacheKiB: number;
+  /** Run `PRAGMA quick_check` before accepting writes. */
+  integrityCheckOnOpen: boolean;
+}
+
+const PROFILE_DEFAULTS: Record<Profile, { fsync: FsyncPolicy; cacheKiB: number }> = {
+  development: { fsync: 'periodic', cacheKiB: 32 * 1024 },
+  balanced: { fsync: 'periodic', cacheKiB: 64 * 1024 },
+  production: { fsync: 'always', cacheKiB: 128 * 1024 },
+  maximum_safety: { fsync: 'always', cacheKiB: 128 * 1024 },
+};
+
+export function resolveDurability(env: { profile?: string; fsync?: string }): Durability {
+  const profile = (env.profile ?? 'development') as Profile;
+  if (!(profile in PROFILE_DEFAULTS)) {
+    throw new StoreError('invalid_command', `SWITCHBOARD_PROFILE must be one of ${Object.keys(PROFILE_DEFAULTS).join(', ')}; got ${profile}`);
+  }
+  const defaults = PROFILE_DEFAULTS[profile];
+  const fsync = (env.fsync ?? defaults.fsync) as FsyncPolicy;
+  if (!['always', 'periodic', 'never'].includes(fsync)) {
+    throw new StoreError('invalid_command', `SWITCHBOARD_FSYNC_POLICY must be always, periodic or never; got ${fsync}`);
+  }
+  const synchronous =
+    fsync === 'never' ? 'OFF' : fsync === 'periodic' ? 'NORMAL' : profile === 'maximum_safety' ? 'EXTRA' : 'FULL';
+  return { profile, fsync, synchronous, cacheKiB: defaults.cacheKiB, integrityCheckOnOpen: true };
+}
+
+function sqliteCode(err: unknown): string {
+  return typeof (err as { code?: unknown }).code === 'string' ? (err as { code: string }).code : '';
+}
+
+/**
+ * Opens (creating if needed) the database at `file` for exclusive writing.
+ * Throws StoreError `database_locked` or `database_corrupt` with an operator-facing message.
+ */
+export function openDatabase(file: string, durability: Durability): Database.Database {
+  if (fs.existsSync(file)) {
+    const size = fs.statSync(file).size;
+    if (size > 0 && size < 512) {
+      throw new StoreError('database_corrupt', `${file} is truncated (${size} bytes): refusing to start. Restore it from a backup or move it away.`);
+    }
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: 200 });
+  } catch (err) {
+    throw new StoreError('database_corrupt', `cannot open ${file}: ${(err as Error).message}`);
+  }
+  try {
+    // Exclusive locking: the lock is taken by the first write below and held for
+    // the life of the connection; the OS releases it if the process dies.
+    db.pragma('locking_mode = EXCLUSIVE');
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (mode !== 'wal') throw new StoreError('database_corrupt', `${file}: cannot enable WAL (got ${String(mode)})`);
+    db.pragma(`synchronous = ${durability.synchronous}`);
+    db.pragma(`cache_size = -${durability.cacheKiB}`);
+    db.pragma('foreign_keys = OFF');
+    db.exec('BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); COMMIT');
+    if (durability.integrityCheckOnOpen) {
+      const result = db.pragma('quick_check', { simple: true });
+      if (result !== 'ok') throw new StoreError('database_corrupt', `${file} failed its integrity check: ${String(result)}`);
+    }
+  } catch (err) {
+    db.close();
+    if (err instanceof StoreError) throw err;
+    const code = sqliteCode(err);
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+      throw new StoreError(
+        'database_locked',
+        `${file} is locked by another process: is another switchboard running on this data directory?`,
+        true,
+      );
+    }
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_IOERR')) {
+      throw new StoreError('database_corrupt', `${file} is not a valid Switchboard database (${code}: ${(err as Error).message}); refusing to start.`);
+    }
+    throw err;
+  }
+  return db;
+}

@@ -1,0 +1,230 @@
+/**
+ * The apply loop. Submitted commands queue up; one batch at a time is applied
+ * strictly in order inside one SQLite transaction (group commit): each command
+ * in its own savepoint, its event appended with the next seq and chained hash,
+ * `applied_seq` advanced. Submitters' promises settle only after COMMIT returns,
+ * i.e. once the batch is durable under the configured synchronous mode.
+ *
+ *   submit ─► queue ─► [BEGIN · (SAVEPOINT · reducer · event)* · applied_seq · COMMIT] ─► resolve ─► deltas
+ *
+ * A reducer rejection (ctx.fail, a bug, an invalid row) rolls back its savepoint
+ * only; it is logged like any outcome. A storage failure (disk full, I/O) aborts
+ * the whole batch: nothing of it is written and every submitter gets a
+ * retryable StoreError.
+ */
+import { createHash } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import { TableAccessor, type RowChange, type TableStatements } from './accessor.ts';
+import type { Json } from './canonical.ts';
+import { ReducerError, StoreError } from './errors.ts';
+import { chainHash, commandBody, type Command, type EventLog, type LogEvent, type Outcome } from './log.ts';
+import type { ReducerCtx, ReducerDef, Tables } from './reducer.ts';
+
+export interface Receipt {
+  seq: number;
+  outcome: Outcome;
+  /** True when this command id had already been applied: the recorded outcome is returned. */
+  duplicate: boolean;
+}
+
+export interface CommittedBatch {
+  /** Changes of each successfully applied command, in commit order. */
+  commands: Array<{ seq: number; changes: RowChange[] }>;
+  lastSeq: number;
+  lastHash: string;
+}
+
+interface Pending {
+  command: Command;
+  resolve: (r: Receipt) => void;
+  reject: (e: Error) => void;
+  waiters?: Array<{ resolve: (r: Receipt) => void; reject: (e: Error) => void }>;
+}
+
+export interface EngineHooks {
+  /** Called inside the batch transaction after its last event, e.g. to write a checkpoint. */
+  beforeCommit?: (lastSeq: number, lastHash: string) => void;
+  /** Called after COMMIT, before submitters are resolved. Must not throw. */
+  afterCommit?: (batch: CommittedBatch) => void;
+}
+
+const MAX_BATCH = 2048;
+
+/** Applies one command; shared by the live engine and replay so both run identical code. */
+export function applyCommand(
+  db: Database.Database,
+  statements: ReadonlyMap<string, TableStatements>,
+  reducer: ReducerDef<Tables> | undefined,
+  command: Command,
+  seq: number,
+  changes: RowChange[],
+): Outcome {
+  if (!reducer) return { ok: false, error: { code: 'unknown_reducer', message: `no reducer ${command.reducer}` } };
+  const mark = changes.length;
+  const sink = (c: RowChange): void => void changes.push(c);
+  const dbView: Record<string, TableAccessor> = {};
+  for (const [name, stmts] of statements) dbView[name] = new TableAccessor(stmts, command.tenant, sink);
+  const idCounts = new Map<string, number>();
+  const ctx: ReducerCtx<Tables> = {
+    now: command.ts,
+    seq,
+    caller: command.caller,
+    tenant: command.tenant,
+    node: command.node,
+    commandId: command.id,
+    db: dbView as ReducerCtx<Tables>['db'],
+    newId(kind: string): string {
+      const n = idCounts.get(kind) ?? 0;
+      idCounts.set(kind, n + 1);
+      const digest = createHash('sha256').update(`${command.id}\u0000${kind}\u0000${n}`).digest('hex');
+      return `${kind}_${digest.slice(0, 24)}`;
+    },
+    fail(code: string, message: string): never {
+      throw new ReducerError(code, message);
+    },
+  };
+  try {
+    let result: Json | void = undefined;
+    db.transaction(() => {
+      result = reducer.run(ctx, command.args);
+    })();
+    return result === undefined ? { ok: true } : { ok: true, result };
+  } catch (err) {
+    changes.length = mark;
+    if (err instanceof ReducerError) return { ok: false, error: { code: err.code, message: err.message } };
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_')) throw err; // storage failure: abort the batch
+    return { ok: false, error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } };
+  }
+}
+
+export class ApplyEngine {
+  private queue: Pending[] = [];
+  private inQueue = new Map<string, Pending>();
+  private scheduled = false;
+  private closed = false;
+  private seq: number;
+  private hash: string;
+  private readonly setApplied: Database.Statement;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly log: EventLog,
+    private readonly statements: ReadonlyMap<string, TableStatements>,
+    private readonly reducers: ReadonlyMap<string, ReducerDef<Tables>>,
+    head: { seq: number; hash: string },
+    private readonly hooks: EngineHooks = {},
+  ) {
+    this.seq = head.seq;
+    this.hash = head.hash;
+    this.setApplied = db.prepare(`INSERT INTO _meta (key, value) VALUES ('applied_seq', ?)
+      ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
+  }
+
+  get head(): { seq: number; hash: string } {
+    return { seq: this.seq, hash: this.hash };
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  submit(command: Command): Promise<Receipt> {
+    if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    return new Promise<Receipt>((resolve, reject) => {
+      const same = this.inQueue.get(command.id);
+      if (same) {
+        (same.waiters ??= []).push({ resolve, reject });
+        return;
+      }
+      const p: Pending = { command, resolve, reject };
+      this.queue.push(p);
+      this.inQueue.set(command.id, p);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.drain());
+      }
+    });
+  }
+
+  /** Applies everything queued now (also used by close()). */
+  drain(): void {
+    this.scheduled = false;
+    while (this.queue.length > 0) this.applyBatch(this.queue.splice(0, MAX_BATCH));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.drain();
+    this.closed = true;
+  }
+
+  private applyBatch(batch: Pending[]): void {
+    let seq = this.seq;
+    let hash = this.hash;
+    const receipts: Receipt[] = [];
+    const committed: CommittedBatch = { commands: [], lastSeq: seq, lastHash: hash };
+    try {
+      this.db.transaction(() => {
+        for (const p of batch) {
+          const prior = this.log.outcomeOf(p.command.id);
+          if (prior) {
+            receipts.push({ ...prior, duplicate: true });
+            continue;
+          }
+          seq += 1;
+          const changes: RowChange[] = [];
+          const outcome = applyCommand(
+            this.db,
+            this.statements,
+            this.reducers.get(p.command.reducer),
+            p.command,
+            seq,
+            changes,
+          );
+          const prevHash = hash;
+          hash = chainHash(prevHash, commandBody(p.command, outcome));
+          const event: LogEvent = { ...p.command, seq, outcome, prevHash, hash };
+          this.log.append(event);
+          receipts.push({ seq, outcome, duplicate: false });
+          if (outcome.ok && changes.length > 0) committed.commands.push({ seq, changes });
+        }
+        if (seq !== this.seq) {
+          this.setApplied.run(String(seq));
+          this.hooks.beforeCommit?.(seq, hash);
+        }
+      })();
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      const failure = new StoreError('storage_failed', `batch not committed: ${e.code ?? ''} ${e.message ?? ''}`.trim(), true);
+      for (const p of batch) {
+        this.inQueue.delete(p.command.id);
+        this.settle(p, undefined, failure);
+      }
+      return;
+    }
+    this.seq = seq;
+    this.hash = hash;
+    committed.lastSeq = seq;
+    committed.lastHash = hash;
+    try {
+      this.hooks.afterCommit?.(committed);
+    } catch {
+      // afterCommit must not throw; a subscriber error never un-commits a batch.
+    }
+    batch.forEach((p, i) => {
+      this.inQueue.delete(p.command.id);
+      this.settle(p, receipts[i]);
+    });
+  }
+
+  private settle(p: Pending, receipt: Receipt | undefined, err?: Error): void {
+    for (const w of p.waiters ?? []) {
+      if (receipt) w.resolve({ ...receipt, duplicate: true });
+      else w.reject(err ?? new Error('not committed'));
+    }
+    p.waiters = undefined;
+    if (receipt) p.resolve(receipt);
+    else p.reject(err ?? new Error('not committed'));
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Typed errors of the store. A `ReducerError` is a caller error raised inside a
+ * reducer through `ctx.fail()`: it becomes the command's logged outcome. A
+ * `StoreError` is raised to the submitter or the operator and is never logged.
+ */
+export class ReducerError extends Error {
+  override readonly name = 'ReducerError';
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export type StoreErrorCode =
+  | 'unknown_reducer'
+  | 'invalid_args'
+  | 'invalid_command'
+  | 'database_locked'
+  | 'database_corrupt'
+  | 'store_closed'
+  | 'storage_failed'
+  | 'log_inconsistent';
+
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    /** Whether submitting the same command again may succeed. */
+    readonly retryable = false,
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,12 @@
+/** Public surface of the store. Nothing here knows about telephony. */
+export { Store, DB_FILE, type StoreOptions, type SubmitOptions, type ReadView } from './store.ts';
+export { defineTable, type TableDef, type RowOf } from './table.ts';
+export { reducerFactory, type ReducerCtx, type ReducerDef, type SchemaDef, type Tables } from './reducer.ts';
+export { ReducerError, StoreError } from './errors.ts';
+export { resolveDurability, type Durability, type FsyncPolicy, type Profile } from './database.ts';
+export type { Receipt } from './engine.ts';
+export type { Outcome, LogEvent, Command } from './log.ts';
+export type { Delta, Filter, Snapshot } from './subscriptions.ts';
+export type { VerifyReport } from './verify.ts';
+export type { ReplayReport } from './replay.ts';
+export { canonicalJson, type Json } from './canonical.ts';

@@ -1,0 +1,243 @@
+/**
+ * The store facade: opens the database, creates the schema's tables beside the
+ * log, runs the apply engine, signs checkpoints, serves tenant-scoped reads and
+ * subscriptions, and exposes verify / replay / digest for operators.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type Database from 'better-sqlite3';
+import { uuidv7 } from 'uuidv7';
+import { TableAccessor, type TableStatements } from './accessor.ts';
+import { canonicalJson, type Json } from './canonical.ts';
+import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, type NodeKey } from './checkpoint.ts';
+import { openDatabase, resolveDurability, type Durability } from './database.ts';
+import { tableDigest, type TableDigest } from './digest.ts';
+import { ApplyEngine, type Receipt } from './engine.ts';
+import { StoreError } from './errors.ts';
+import { EventLog, LOG_DDL, type Command } from './log.ts';
+import type { DbOf, ReducerDef, SchemaDef, Tables } from './reducer.ts';
+import { createTables, replayLog, type ReplayReport } from './replay.ts';
+import { SubscriptionHub, type DeltaListener, type Filter, type Snapshot } from './subscriptions.ts';
+import { verifyLog, type VerifyReport } from './verify.ts';
+
+export interface StoreOptions<T extends Tables> {
+  dataDir: string;
+  schema: SchemaDef<T>;
+  durability?: Durability;
+  /** Node name; defaults to the one recorded in the database, or a new random one. */
+  node?: string;
+  /** Sign a checkpoint every N events … */
+  checkpointEvery?: number;
+  /** … or every T ms when the head moved. 0 disables the timer. */
+  checkpointMs?: number;
+  /** Wall clock for command timestamps (outside reducers). */
+  clock?: () => number;
+  onError?: (err: unknown) => void;
+}
+
+export interface SubmitOptions {
+  tenant: string;
+  caller: string;
+  /** Idempotency key; defaults to a fresh uuid v7. */
+  id?: string;
+}
+
+export type ReadView<T extends Tables> = {
+  [K in keyof T]: Pick<DbOf<T>[K], 'get' | 'find' | 'findOne'>;
+};
+
+export const DB_FILE = 'switchboard.db';
+
+/** The runtime handles every schema alike; only reducers see their tables' types. */
+const erase = <T extends Tables>(schema: SchemaDef<T>): SchemaDef => schema as unknown as SchemaDef;
+
+export class Store<T extends Tables = Tables> {
+  readonly node: string;
+  readonly durability: Durability;
+  private readonly engine: ApplyEngine;
+  private readonly log: EventLog;
+  private readonly checkpoints: CheckpointTable;
+  private readonly statements: Map<string, TableStatements>;
+  private readonly reducers: Map<string, ReducerDef<Tables>>;
+  private readonly hub: SubscriptionHub;
+  private readonly key: NodeKey;
+  private readonly clock: () => number;
+  private readonly timer: NodeJS.Timeout | null = null;
+  private lastCheckpointSeq: number;
+  private closed = false;
+
+  private constructor(
+    readonly db: Database.Database,
+    readonly schema: SchemaDef<T>,
+    readonly dataDir: string,
+    opts: StoreOptions<T>,
+  ) {
+    this.durability = opts.durability ?? resolveDurability({});
+    this.clock = opts.clock ?? Date.now;
+    const onError = opts.onError ?? (() => {});
+    for (const sql of [...LOG_DDL, ...CHECKPOINT_DDL]) db.exec(sql);
+    const meta = db.prepare('SELECT value FROM _meta WHERE key = ?');
+    const setMeta = db.prepare('INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
+    const storedVersion = meta.get('schema_version') as { value: string } | undefined;
+    if (storedVersion && Number(storedVersion.value) > schema.version) {
+      throw new StoreError('invalid_command', `database schema version ${storedVersion.value} is newer than this build (${schema.version})`);
+    }
+    const storedNode = (meta.get('node') as { value: string } | undefined)?.value;
+    this.node = opts.node ?? storedNode ?? `node-${crypto.randomBytes(4).toString('hex')}`;
+    let statements: Map<string, TableStatements> | undefined;
+    db.transaction(() => {
+      statements = createTables(db, erase(schema));
+      setMeta.run('schema_version', String(schema.version));
+      if (!storedNode) setMeta.run('node', this.node);
+    })();
+    this.statements = statements ?? createTables(db, erase(schema));
+    this.reducers = new Map(schema.reducers.map((r) => [r.name, r as ReducerDef<Tables>]));
+    this.log = new EventLog(db);
+    this.checkpoints = new CheckpointTable(db);
+    this.key = loadOrCreateNodeKey(path.join(dataDir, 'keys'), this.node);
+    this.checkpoints.registerNode(this.key);
+    this.lastCheckpointSeq = this.checkpoints.lastSeq(this.node);
+
+    const head = this.log.head();
+    const applied = Number((meta.get('applied_seq') as { value: string } | undefined)?.value ?? 0);
+    if (applied !== head.seq) {
+      throw new StoreError('log_inconsistent', `applied_seq ${applied} differs from the log head ${head.seq}: run 'switchboard verify'`);
+    }
+    this.hub = new SubscriptionHub(onError);
+    const every = opts.checkpointEvery ?? 1000;
+    this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, head, {
+      beforeCommit: (seq, hash) => {
+        if (seq - this.lastCheckpointSeq >= every) {
+          this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
+          this.lastCheckpointSeq = seq;
+        }
+      },
+      afterCommit: (batch) => this.hub.dispatch(batch),
+    });
+    const ms = opts.checkpointMs ?? 5000;
+    if (ms > 0) {
+      this.timer = setInterval(() => {
+        try {
+          this.checkpointNow();
+        } catch (err) {
+          onError(err);
+        }
+      }, ms);
+      this.timer.unref();
+    }
+  }
+
+  static open<T extends Tables>(opts: StoreOptions<T>): Store<T> {
+    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    const durability = opts.durability ?? resolveDurability({});
+    const db = openDatabase(path.join(opts.dataDir, DB_FILE), durability);
+    try {
+      return new Store(db, opts.schema, opts.dataDir, { ...opts, durability });
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  get head(): { seq: number; hash: string } {
+    return this.engine.head;
+  }
+
+  get publicKeyPem(): string {
+    return this.key.publicKeyPem;
+  }
+
+  /**
+   * Validates and queues a command; resolves with its outcome once durable.
+   * Unknown reducers and invalid args are refused here: nothing is logged.
+   */
+  submit(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
+    if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    const def = this.reducers.get(reducer);
+    if (!def) return Promise.reject(new StoreError('unknown_reducer', `no reducer named ${JSON.stringify(reducer)}`));
+    const parsed = def.args.safeParse(args);
+    if (!parsed.success) {
+      const msg = parsed.error.issues.map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; ');
+      return Promise.reject(new StoreError('invalid_args', `${reducer}: ${msg}`));
+    }
+    if (!opts.tenant || !opts.caller) {
+      return Promise.reject(new StoreError('invalid_command', 'a command needs a tenant and a caller'));
+    }
+    const id = opts.id ?? uuidv7();
+    if (id.length === 0 || id.length > 200) return Promise.reject(new StoreError('invalid_command', 'command id must be 1–200 characters'));
+    let normalized: Json;
+    try {
+      normalized = JSON.parse(canonicalJson(parsed.data)) as Json;
+    } catch (err) {
+      return Promise.reject(new StoreError('invalid_args', `${reducer}: args are not JSON (${(err as Error).message})`));
+    }
+    const command: Command = { id, ts: this.clock(), node: this.node, tenant: opts.tenant, caller: opts.caller, reducer, args: normalized };
+    return this.engine.submit(command);
+  }
+
+  /** Read-only, tenant-scoped table views (null = unscoped, for operator tools). */
+  read(tenant: string | null): ReadView<T> {
+    const view: Record<string, TableAccessor> = {};
+    for (const [name, stmts] of this.statements) view[name] = new TableAccessor(stmts, tenant, null, true);
+    return view as unknown as ReadView<T>;
+  }
+
+  /** Snapshot (with its seq) then ordered deltas; the tenant comes from the session. */
+  subscribe(
+    table: keyof T & string,
+    filter: Filter,
+    tenant: string | null,
+    listener: DeltaListener,
+  ): { snapshot: Snapshot; unsubscribe: () => void } {
+    const stmts = this.statements.get(table);
+    if (!stmts) throw new StoreError('invalid_command', `no table ${table}`);
+    for (const col of Object.keys(filter)) {
+      if (!stmts.def.columnKinds.has(col)) throw new StoreError('invalid_command', `${table} has no column ${col}`);
+    }
+    const accessor = new TableAccessor(stmts, tenant, null, true);
+    const rows = accessor.find(filter as Record<string, never>);
+    const unsubscribe = this.hub.add(table, filter, stmts.def.tenantScoped ? tenant : null, listener);
+    return { snapshot: { seq: this.engine.head.seq, rows }, unsubscribe };
+  }
+
+  get subscriberCount(): number {
+    return this.hub.size;
+  }
+
+  checkpointNow(): void {
+    const { seq, hash } = this.engine.head;
+    if (seq <= this.lastCheckpointSeq) return;
+    this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
+    this.lastCheckpointSeq = seq;
+  }
+
+  verify(): VerifyReport {
+    return verifyLog(this.db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]));
+  }
+
+  replay(target?: string): ReplayReport {
+    return replayLog(this.db, this.log, erase(this.schema), target);
+  }
+
+  digest(): TableDigest {
+    return tableDigest(this.db, Object.values(this.schema.tables));
+  }
+
+  events(fromSeq = 1, toSeq?: number): ReturnType<EventLog['iterate']> {
+    return this.log.iterate(fromSeq, toSeq);
+  }
+
+  /** Applies what is queued, writes a final checkpoint and closes the database. Runs once. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.engine.close();
+    try {
+      this.checkpointNow();
+    } finally {
+      this.db.close();
+    }
+  }
+}

@@ -1,0 +1,20 @@
+/** Opens a Switchboard store on a fresh temp dir for a test. */
+import { schema, type SwitchboardTables } from '../../schema/index.ts';
+import { resolveDurability, Store, type FsyncPolicy } from '../../store/index.ts';
+import { tmpDir } from './tmp.ts';
+
+export function openTestStore(
+  opts: { dataDir?: string; fsync?: FsyncPolicy; checkpointEvery?: number; clock?: () => number } = {},
+): Store<SwitchboardTables> {
+  return Store.open({
+    dataDir: opts.dataDir ?? tmpDir(),
+    schema,
+    durability: resolveDurability({ profile: 'development', fsync: opts.fsync ?? 'never' }),
+    checkpointEvery: opts.checkpointEvery ?? 100,
+    checkpointMs: 0,
+    clock: opts.clock,
+    node: 'test-node',
+  });
+}
+
+export const T = { tenant: 'acme', caller: 'test' };
