@@ -51,17 +51,25 @@ function sqliteCode(err: unknown): string {
  * Opens (creating if needed) the database at `file` for exclusive writing.
  * Throws StoreError `database_locked` or `database_corrupt` with an operator-facing message.
  */
-export function openDatabase(file: string, durability: Durability): Database.Database {
+export interface OpenedDatabase {
+  db: Database.Database;
+  /** Held for the life of `db`; close it after `db`. */
+  lock: Database.Database;
+}
+
+export function openDatabase(file: string, durability: Durability): OpenedDatabase {
   if (fs.existsSync(file)) {
     const size = fs.statSync(file).size;
     if (size > 0 && size < 512) {
       throw new StoreError('database_corrupt', `${file} is truncated (${size} bytes): refusing to start. Restore it from a backup or move it away.`);
     }
   }
+  const lock = acquireDirLock(`${file}.lock`);
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: 200 });
   } catch (err) {
+    lock.close();
     throw new StoreError('database_corrupt', `cannot open ${file}: ${(err as Error).message}`);
   }
   try {
@@ -80,19 +88,49 @@ export function openDatabase(file: string, durability: Durability): Database.Dat
     }
   } catch (err) {
     db.close();
+    lock.close();
     if (err instanceof StoreError) throw err;
+    return rethrowOpenError(file, err);
+  }
+  return { db, lock };
+}
+
+function lockedError(file: string): StoreError {
+  return new StoreError(
+    'database_locked',
+    `${file} is locked by another process: is another switchboard running on this data directory?`,
+    true,
+  );
+}
+
+/**
+ * A process-lifetime lock on the data directory: a tiny rollback-journal
+ * database held in an open EXCLUSIVE transaction. The OS drops it when the
+ * process dies (kill -9 included), so there is no stale lock to clean up.
+ */
+function acquireDirLock(lockFile: string): Database.Database {
+  const lock = new Database(lockFile, { timeout: 100 });
+  try {
+    lock.pragma('journal_mode = DELETE');
+    lock.pragma('locking_mode = EXCLUSIVE');
+    lock.exec('BEGIN EXCLUSIVE');
+    lock.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER)');
+    lock.prepare('DELETE FROM holder').run();
+    lock.prepare('INSERT INTO holder (pid) VALUES (?)').run(process.pid);
+  } catch (err) {
+    lock.close();
     const code = sqliteCode(err);
-    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-      throw new StoreError(
-        'database_locked',
-        `${file} is locked by another process: is another switchboard running on this data directory?`,
-        true,
-      );
-    }
-    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_IOERR')) {
-      throw new StoreError('database_corrupt', `${file} is not a valid Switchboard database (${code}: ${(err as Error).message}); refusing to start.`);
-    }
+    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw lockedError(lockFile.replace(/\.lock$/, ''));
     throw err;
   }
-  return db;
+  return lock;
+}
+
+function rethrowOpenError(file: string, err: unknown): never {
+  const code = sqliteCode(err);
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') throw lockedError(file);
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_IOERR')) {
+    throw new StoreError('database_corrupt', `${file} is not a valid Switchboard database (${code}: ${(err as Error).message}); refusing to start.`);
+  }
+  throw err;
 }

@@ -69,6 +69,7 @@ export class Store<T extends Tables = Tables> {
 
   private constructor(
     readonly db: Database.Database,
+    private readonly lock: Database.Database,
     readonly schema: SchemaDef<T>,
     readonly dataDir: string,
     opts: StoreOptions<T>,
@@ -131,11 +132,12 @@ export class Store<T extends Tables = Tables> {
   static open<T extends Tables>(opts: StoreOptions<T>): Store<T> {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     const durability = opts.durability ?? resolveDurability({});
-    const db = openDatabase(path.join(opts.dataDir, DB_FILE), durability);
+    const { db, lock } = openDatabase(path.join(opts.dataDir, DB_FILE), durability);
     try {
-      return new Store(db, opts.schema, opts.dataDir, { ...opts, durability });
+      return new Store(db, lock, opts.schema, opts.dataDir, { ...opts, durability });
     } catch (err) {
       db.close();
+      lock.close();
       throw err;
     }
   }
@@ -238,6 +240,7 @@ export class Store<T extends Tables = Tables> {
       this.checkpointNow();
     } finally {
       this.db.close();
+      this.lock.close();
     }
   }
 }

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { resolveDurability, Store, StoreError } from '../../../store/index.ts';
+import { tallySchema } from '../../helpers/tally-schema.ts';
+import { tmpDir } from '../../helpers/tmp.ts';
+
+const A = { tenant: 'a', caller: 'alice' };
+function open(dataDir = tmpDir(), clock?: () => number) {
+  return Store.open({ dataDir, schema: tallySchema, durability: resolveDurability({ fsync: 'never' }), checkpointMs: 0, node: 'n1', clock });
+}
+
+test('a command resolves with its outcome, seq and the reducer result; ctx carries the command time and caller', async () => {
+  const store = open(tmpDir(), () => 1_700_000_000_000);
+  const r = await store.submit('put', { id: 'x', color: 'green', n: 3 }, A);
+  assert.deepEqual(r, { seq: 1, duplicate: false, outcome: { ok: true, result: { id: 'x', at: 1_700_000_000_000, seq: 1, by: 'alice' } } });
+  assert.deepEqual(store.read('a').tally.get('x'), { id: 'x', tenant: 'a', color: 'green', n: 3, tags: [], flag: false, note: null });
+  store.close();
+});
+
+test('a rejection is a logged outcome that writes nothing', async () => {
+  const store = open();
+  const r = await store.submit('put_then_fail', { id: 'y' }, A);
+  assert.equal(r.seq, 1);
+  assert.deepEqual(r.outcome, { ok: false, error: { code: 'no_way', message: 'wrote a row, then refused' } });
+  assert.equal(store.read('a').tally.get('y'), undefined);
+  const events = [...store.events()];
+  assert.equal(events.length, 1);
+  assert.deepEqual(events[0]?.outcome, r.outcome);
+  store.close();
+});
+
+test('a reducer bug is an `internal` outcome, rolled back like any rejection', async () => {
+  const store = open();
+  const r = await store.submit('put_then_throw', { id: 'z' }, A);
+  assert.equal(r.outcome.ok, false);
+  assert.equal(!r.outcome.ok && r.outcome.error.code, 'internal');
+  assert.equal(store.read(null).tally.get('z'), undefined);
+  store.close();
+});
+
+test('savepoint isolation: in one batch, failing commands change nothing and the others commit', async () => {
+  const store = open();
+  const results = await Promise.all([
+    store.submit('put', { id: 'a1' }, A),
+    store.submit('put_then_fail', { id: 'a2' }, A),
+    store.submit('put', { id: 'a3' }, A),
+    store.submit('put_then_throw', { id: 'a4' }, A),
+    store.submit('put', { id: 'a5' }, A),
+  ]);
+  assert.deepEqual(results.map((r) => r.seq), [1, 2, 3, 4, 5], 'one batch, applied in submission order');
+  assert.deepEqual(results.map((r) => r.outcome.ok), [true, false, true, false, true]);
+  assert.deepEqual(store.read('a').tally.find().map((r) => r.id), ['a1', 'a3', 'a5']);
+  assert.equal(store.head.seq, 5);
+  assert.ok(store.verify().ok);
+  store.close();
+});
+
+test('a duplicate command id returns the recorded outcome without running again', async () => {
+  const store = open();
+  const first = await store.submit('put', { id: 'd', n: 1 }, { ...A, id: 'webhook-retry-1' });
+  await store.submit('put', { id: 'd', n: 2 }, A);
+  const again = await store.submit('put', { id: 'd', n: 99 }, { ...A, id: 'webhook-retry-1' });
+  assert.equal(again.duplicate, true);
+  assert.equal(again.seq, first.seq);
+  assert.deepEqual(again.outcome, first.outcome);
+  assert.equal(store.read('a').tally.get('d')?.n, 2, 'the duplicate did not execute');
+  assert.equal(store.head.seq, 2);
+  // Duplicates racing in the same batch share one execution.
+  const racing = await Promise.all([1, 2, 3].map(() => store.submit('put', { id: 'e', n: 7 }, { ...A, id: 'same' })));
+  assert.equal(new Set(racing.map((r) => r.seq)).size, 1);
+  assert.deepEqual(racing.map((r) => r.duplicate), [false, true, true]);
+  assert.equal(store.head.seq, 3);
+  // And after a restart the log still knows the id.
+  const dir = store.dataDir;
+  store.close();
+  const reopened = open(dir);
+  const later = await reopened.submit('put', { id: 'e', n: 8 }, { ...A, id: 'same' });
+  assert.equal(later.duplicate, true);
+  assert.equal(reopened.read('a').tally.get('e')?.n, 7);
+  reopened.close();
+});
+
+test('unknown reducers, invalid args and missing tenant are refused at the edge and nothing is written', async () => {
+  const store = open();
+  await assert.rejects(store.submit('no_such', {}, A), (e: unknown) => e instanceof StoreError && e.code === 'unknown_reducer');
+  await assert.rejects(
+    store.submit('put', { id: 42 }, A),
+    (e: unknown) => e instanceof StoreError && e.code === 'invalid_args' && /id: .*expected string/i.test(e.message),
+  );
+  await assert.rejects(store.submit('put', { id: 'ok', color: 'purple' }, A), (e: unknown) => e instanceof StoreError && e.code === 'invalid_args' && /color/.test(e.message));
+  await assert.rejects(store.submit('put', { id: 'ok' }, { tenant: '', caller: 'x' }), (e: unknown) => e instanceof StoreError && e.code === 'invalid_command');
+  assert.equal(store.head.seq, 0);
+  assert.equal([...store.events()].length, 0);
+  store.close();
+  await assert.rejects(store.submit('put', { id: 'late' }, A), (e: unknown) => e instanceof StoreError && e.code === 'store_closed');
+});
+
+test('ctx.newId is deterministic from the command and distinct within it', async () => {
+  const store = open();
+  const r1 = await store.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
+  const r2 = await store.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-2' });
+  const v1 = r1.outcome.ok ? (r1.outcome.result as { a: string; b: string }) : null;
+  const v2 = r2.outcome.ok ? (r2.outcome.result as { a: string; b: string }) : null;
+  assert.ok(v1 && v2);
+  assert.match(v1.a, /^call_[0-9a-f]{24}$/);
+  assert.notEqual(v1.a, v1.b);
+  assert.notEqual(v1.a, v2.a);
+  const other = open();
+  const again = await other.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
+  assert.deepEqual(again.outcome, r1.outcome, 'same command id → same ids on any node');
+  store.close();
+  other.close();
+});
+
+test('tenant scoping: reads and writes never cross tenants', async () => {
+  const store = open();
+  await store.submit('put', { id: 'shared-id', color: 'blue' }, A);
+  // Tenant b cannot see or overwrite tenant a's row: its put tries an insert and hits the key.
+  const r = await store.submit('put', { id: 'shared-id', color: 'red' }, { tenant: 'b', caller: 'bob' });
+  assert.equal(r.outcome.ok, false);
+  assert.equal(store.read('b').tally.get('shared-id'), undefined);
+  assert.deepEqual(store.read('b').tally.find({ color: 'blue' }), []);
+  assert.equal(store.read('a').tally.get('shared-id')?.color, 'blue');
+  const del = await store.submit('remove', { id: 'shared-id' }, { tenant: 'b', caller: 'bob' });
+  assert.equal(!del.outcome.ok && del.outcome.error.code, 'not_found');
+  assert.ok(store.read('a').tally.get('shared-id'));
+  store.close();
+});
+
+test('the read layer is read-only', () => {
+  const store = open();
+  const view = store.read('a').tally as unknown as { insert: (r: unknown) => void };
+  assert.throws(() => view.insert({ id: 'x' }), /writes go through reducers/);
+  store.close();
+});
+
+test('state and log survive a clean reopen, and seq continues', async () => {
+  const dir = tmpDir();
+  const s1 = open(dir);
+  for (let i = 0; i < 10; i++) await s1.submit('put', { id: `k${i}`, n: i }, A);
+  const head = s1.head;
+  s1.close();
+  const s2 = open(dir);
+  assert.deepEqual(s2.head, head);
+  const r = await s2.submit('put', { id: 'k10' }, A);
+  assert.equal(r.seq, 11);
+  assert.equal(s2.read('a').tally.find().length, 11);
+  assert.ok(s2.verify().ok);
+  s2.close();
+});
