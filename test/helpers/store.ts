@@ -1,6 +1,6 @@
 /** Opens a Switchboard store on a fresh temp dir for a test. */
 import { schema, type SwitchboardTables } from '../../schema/index.ts';
-import { resolveDurability, Store, type FsyncPolicy } from '../../store/index.ts';
+import { resolveDurability, Store, type FsyncPolicy, type Receipt } from '../../store/index.ts';
 import { tmpDir } from './tmp.ts';
 
 export function openTestStore(
@@ -18,3 +18,9 @@ export function openTestStore(
 }
 
 export const T = { tenant: 'acme', caller: 'test' };
+
+/** The result of a successful command; fails the test with the rejection otherwise. */
+export function resultOf<R>(receipt: Receipt): R {
+  if (!receipt.outcome.ok) throw new Error(`command rejected: ${receipt.outcome.error.code}: ${receipt.outcome.error.message}`);
+  return receipt.outcome.result as R;
+}

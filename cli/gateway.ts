@@ -1,0 +1,71 @@
+/**
+ * Composition root: opens the store, mounts every HTTP surface, listens, and
+ * shuts everything down in reverse order exactly once.
+ */
+import { mountHealth } from '../api/health.ts';
+import { HttpServer } from '../api/server.ts';
+import { schema, type SwitchboardTables } from '../schema/index.ts';
+import { Store, type Tables } from '../store/index.ts';
+import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
+
+export const DEFAULT_TENANT = 'default';
+
+export interface Gateway {
+  store: Store<SwitchboardTables>;
+  http: HttpServer;
+  urls: { http: string; public: string };
+  stop(): Promise<void>;
+}
+
+export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  if (config.clusterNats) {
+    throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
+  }
+  if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
+  const store = Store.open({
+    dataDir: config.dataDir,
+    schema,
+    durability: config.durability,
+    node: config.node,
+    onError: (err) => logger.error({ err }, 'store background error'),
+  });
+  logger.info({ dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.durability.fsync, profile: config.durability.profile }, 'store open');
+  if (!store.read(null).tenants.get(DEFAULT_TENANT)) {
+    await store.submit('tenant_created', { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
+  }
+  let ready = false;
+  const http = new HttpServer({ logger });
+  mountHealth(http.router, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node });
+  let bound: { port: number; host: string };
+  try {
+    bound = await http.listen(config.httpPort, config.host);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
+  ready = true;
+  const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
+  const urls = { http: `http://${host}:${bound.port}`, public: config.publicUrl };
+  logger.info(
+    {
+      http: urls.http,
+      publicUrl: urls.public,
+      routes: { health: `${urls.http}/healthz`, ready: `${urls.http}/readyz`, metrics: `${urls.http}/metrics` },
+    },
+    `switchboard listening on ${urls.http}`,
+  );
+  let stopping: Promise<void> | null = null;
+  return {
+    store,
+    http,
+    urls,
+    stop: () =>
+      (stopping ??= (async () => {
+        ready = false;
+        await http.close();
+        store.close();
+        logger.info('switchboard stopped');
+      })()),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * Outbound media pacing: one clock for every call.
+ *
+ * A single `MediaClock` owns one drift-correcting `setTimeout` loop. Time is
+ * divided into 20 ms slots counted from `start()` using the monotonic `now()`;
+ * on each tick the clock works out how many slots are due and, for every
+ * registered `PacedStream` (see paced-stream.ts), runs each due slot in order.
+ * A late tick therefore catches up (sending the frames it owes) instead of
+ * drifting; if the loop was stalled for longer than `maxCatchUpFrames` slots,
+ * the oldest due slots are skipped (counted in `stats.skippedSlots`) rather
+ * than bursting seconds of audio at once. Queued audio is never dropped by the
+ * clock itself. Listener errors of streams without an 'error' listener go to
+ * `onError`. A running clock keeps the process alive (like any timer) until
+ * `stop()`.
+ */
+import { FRAME_MS } from './frame.ts';
+import type { PacedStream } from './paced-stream.ts';
+
+export { PacedStream, LATE_FRAME_MS } from './paced-stream.ts';
+export type { MarkEvent, PacedStreamStats } from './paced-stream.ts';
+
+export interface MediaClockOptions {
+  /** Longest the loop sleeps between ticks, in ms. Default FRAME_MS. */
+  tickMs?: number;
+  /** Monotonic time source in ms. Default `performance.now`. */
+  now?: () => number;
+  /** Don't schedule timers; the owner calls `tick()` (tests, simulations). */
+  manual?: boolean;
+  /** Most slots one tick will run before skipping ahead (200 ms by default). Default 10. */
+  maxCatchUpFrames?: number;
+  /** Receives listener errors of streams that have no 'error' listener. */
+  onError?: (err: unknown, stream: PacedStream) => void;
+}
+
+export interface MediaClockStats {
+  ticks: number;
+  /** Slots run (each slot runs every registered stream once). */
+  slots: number;
+  /** Due slots skipped after a stall longer than maxCatchUpFrames. */
+  skippedSlots: number;
+  listenerErrors: number;
+}
+
+export class MediaClock {
+  readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0 };
+  private readonly tickMs: number;
+  private readonly now: () => number;
+  private readonly manual: boolean;
+  private readonly maxCatchUp: number;
+  private readonly onError: ((err: unknown, stream: PacedStream) => void) | undefined;
+  /** Copy-on-write so add/remove during a tick is safe and ticks don't allocate. */
+  private streams: readonly PacedStream[] = [];
+  private epoch: number | null = null;
+  private nextSlot = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(opts: MediaClockOptions = {}) {
+    this.tickMs = Math.max(1, opts.tickMs ?? FRAME_MS);
+    this.now = opts.now ?? (() => performance.now());
+    this.manual = opts.manual ?? false;
+    this.maxCatchUp = Math.max(1, opts.maxCatchUpFrames ?? 10);
+    this.onError = opts.onError;
+  }
+
+  get running(): boolean {
+    return this.epoch !== null;
+  }
+
+  /** Number of registered streams. */
+  get size(): number {
+    return this.streams.length;
+  }
+
+  /** Registers a stream; it takes part from the next slot on. */
+  add(stream: PacedStream): void {
+    if (stream.clock === this) return;
+    if (stream.clock) throw new Error('stream is already registered with another MediaClock');
+    stream.clock = this;
+    this.streams = [...this.streams, stream];
+  }
+
+  /** Unregisters a stream; its queue is kept (call `clear()` to drop it). */
+  remove(stream: PacedStream): void {
+    if (stream.clock !== this) return;
+    stream.clock = null;
+    this.streams = this.streams.filter((s) => s !== stream);
+  }
+
+  /** Starts the slot grid at `now()` and (unless manual) the timer loop. */
+  start(): void {
+    if (this.epoch !== null) return;
+    this.epoch = this.now();
+    this.nextSlot = 0;
+    this.schedule();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.epoch = null;
+  }
+
+  /**
+   * Runs every slot that is due at `now()`; returns how many slots ran. Called
+   * by the timer loop; public so tests and simulations can drive the clock.
+   */
+  tick(): number {
+    const epoch = this.epoch;
+    if (epoch === null) return 0;
+    this.stats.ticks++;
+    const now = this.now();
+    const due = Math.floor((now - epoch) / FRAME_MS) + 1;
+    if (due - this.nextSlot > this.maxCatchUp) {
+      this.stats.skippedSlots += due - this.maxCatchUp - this.nextSlot;
+      this.nextSlot = due - this.maxCatchUp;
+    }
+    let ran = 0;
+    // Stop early if a listener stopped (or restarted) the clock.
+    while (this.nextSlot < due && this.epoch === epoch) {
+      const slotTime = epoch + this.nextSlot * FRAME_MS;
+      this.nextSlot++;
+      const list = this.streams;
+      for (let i = 0; i < list.length; i++) {
+        const stream = list[i] as PacedStream;
+        if (stream.clock === this) stream.runSlot(slotTime, now);
+      }
+      this.stats.slots++;
+      ran++;
+    }
+    return ran;
+  }
+
+  /** @internal Routes a listener error of `stream`; never throws. */
+  reportError(err: unknown, stream: PacedStream): void {
+    this.stats.listenerErrors++;
+    if (!this.onError) return;
+    try {
+      this.onError(err, stream);
+    } catch {
+      // The error sink itself failed; nothing sensible is left to do.
+    }
+  }
+
+  private schedule(): void {
+    // Already scheduled (e.g. a listener restarted the clock inside a tick).
+    if (this.manual || this.epoch === null || this.timer !== null) return;
+    const nextAt = this.epoch + this.nextSlot * FRAME_MS;
+    const delay = Math.min(this.tickMs, Math.max(0, nextAt - this.now()));
+    this.timer = setTimeout(this.onTimer, delay);
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    try {
+      this.tick();
+    } finally {
+      this.schedule();
+    }
+  };
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suite needs when they are missing
+# (root + apt), or says clearly what is missing and how to get it.
+# The list grows with the suite: each entry is "command:package".
+set -euo pipefail
+
+NEEDED=(
+  "sox:sox"
+  "espeak-ng:espeak-ng"
+)
+EXTRA_PACKAGES=(libsox-fmt-all)
+
+missing=()
+for entry in "${NEEDED[@]}"; do
+  cmd="${entry%%:*}"; pkg="${entry#*:}"
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "ensure-deps: all test dependencies present"
+  exit 0
+fi
+
+echo "ensure-deps: missing Debian packages: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-deps: not root or no apt-get; install them yourself:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]} ${EXTRA_PACKAGES[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" "${EXTRA_PACKAGES[@]}" >/dev/null
+for entry in "${NEEDED[@]}"; do
+  cmd="${entry%%:*}"
+  command -v "$cmd" >/dev/null 2>&1 || { echo "ensure-deps: $cmd still missing after install" >&2; exit 1; }
+done
+echo "ensure-deps: installed ${missing[*]}"
