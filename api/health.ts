@@ -1,34 +1,30 @@
 /** Liveness, readiness and Prometheus metrics. */
+import type { FastifyInstance } from 'fastify';
 import type { Store, Tables } from '../store/index.ts';
-import { json, type Router } from './http.ts';
 
 export interface HealthDeps {
   store: Store<Tables>;
   ready: () => boolean;
   node: string;
+  /** Extra gauges from other modules (calls active, frames late …). */
+  metrics?: () => Array<{ name: string; help: string; value: number; type?: 'gauge' | 'counter' }>;
 }
 
-export function mountHealth(router: Router, deps: HealthDeps): void {
-  router.on('GET', '/healthz', () => json(200, { status: 'ok', node: deps.node }));
-  router.on('GET', '/readyz', () =>
-    deps.ready() ? json(200, { status: 'ready', seq: deps.store.head.seq }) : json(503, { status: 'starting' }),
+export function mountHealth(app: FastifyInstance, deps: HealthDeps): void {
+  app.get('/healthz', async () => ({ status: 'ok', node: deps.node }));
+  app.get('/readyz', async (_req, reply) =>
+    deps.ready() ? { status: 'ready', seq: deps.store.head.seq } : reply.code(503).send({ status: 'starting' }),
   );
-  router.on('GET', '/metrics', () => {
+  app.get('/metrics', async (_req, reply) => {
     const mem = process.memoryUsage();
-    const lines = [
-      '# HELP switchboard_store_head_seq Sequence number of the newest committed event.',
-      '# TYPE switchboard_store_head_seq gauge',
-      `switchboard_store_head_seq ${deps.store.head.seq}`,
-      '# HELP switchboard_store_subscribers Live table subscriptions.',
-      '# TYPE switchboard_store_subscribers gauge',
-      `switchboard_store_subscribers ${deps.store.subscriberCount}`,
-      '# HELP process_resident_memory_bytes Resident memory size in bytes.',
-      '# TYPE process_resident_memory_bytes gauge',
-      `process_resident_memory_bytes ${mem.rss}`,
-      '# HELP process_heap_used_bytes V8 heap in use.',
-      '# TYPE process_heap_used_bytes gauge',
-      `process_heap_used_bytes ${mem.heapUsed}`,
+    const gauges = [
+      { name: 'switchboard_store_head_seq', help: 'Sequence number of the newest committed event.', value: deps.store.head.seq },
+      { name: 'switchboard_store_subscribers', help: 'Live table subscriptions.', value: deps.store.subscriberCount },
+      ...(deps.metrics?.() ?? []),
+      { name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', value: mem.rss },
+      { name: 'process_heap_used_bytes', help: 'V8 heap in use.', value: mem.heapUsed },
     ];
-    return { status: 200, headers: { 'content-type': 'text/plain; version=0.0.4' }, body: lines.join('\n') + '\n' };
+    const text = gauges.map((g) => `# HELP ${g.name} ${g.help}\n# TYPE ${g.name} ${'type' in g && g.type ? g.type : 'gauge'}\n${g.name} ${g.value}`).join('\n');
+    return reply.type('text/plain; version=0.0.4').send(text + '\n');
   });
 }

@@ -1,28 +1,48 @@
 /**
- * The gateway's HTTP + WebSocket front door. Routes are registered by the
- * modules that own them (health here; ingress, control plane, compliance API in
- * their issues). Every request is logged once; errors use the contract's shape.
+ * The gateway's HTTP + WebSocket front door, on fastify. Routes are mounted by
+ * the modules that own them (health here; provider ingress, control plane and
+ * compliance API in theirs). WebSocket upgrades are dispatched by path to the
+ * module that owns them, which verifies the request before accepting. Errors
+ * use the contract's shape `{ error: { code, message } }`.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { Duplex } from 'node:stream';
+import formbody from '@fastify/formbody';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { errorResponse, HttpError, readBody, Router, type Request, type Response } from './http.ts';
 
 export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-export interface HttpServerOptions {
-  logger: Logger;
+export interface ApiError {
+  error: { code: string; message: string };
+}
+
+export function apiError(code: string, message: string): ApiError {
+  return { error: { code, message } };
 }
 
 export class HttpServer {
-  readonly router = new Router();
-  readonly server: http.Server;
+  readonly app: FastifyInstance;
   private readonly upgrades = new Map<string, UpgradeHandler>();
   private closed = false;
 
-  constructor(private readonly opts: HttpServerOptions) {
-    this.server = http.createServer((req, res) => void this.handle(req, res));
-    this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  constructor(private readonly logger: Logger) {
+    this.app = Fastify({
+      loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
+      disableRequestLogging: true,
+      bodyLimit: 1024 * 1024,
+    }) as unknown as FastifyInstance;
+    void this.app.register(formbody, { bodyLimit: 64 * 1024 });
+    this.app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send(apiError('not_found', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`));
+    });
+    this.app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+      if (status >= 500) this.logger.error({ err, method: req.method, url: req.url }, 'request failed');
+      const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status >= 500 ? 'internal' : (err.code ?? 'bad_request').toLowerCase();
+      void reply.code(status).send(apiError(code, status >= 500 ? 'internal error' : err.message));
+    });
+    this.app.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
       const path = new URL(req.url ?? '/', 'http://x').pathname;
       const handler = this.upgrades.get(path);
       if (!handler) {
@@ -32,12 +52,9 @@ export class HttpServer {
       try {
         handler(req, socket, head);
       } catch (err) {
-        this.opts.logger.error({ err, path }, 'upgrade handler failed');
+        this.logger.error({ err, path }, 'upgrade handler failed');
         socket.destroy();
       }
-    });
-    this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     });
   }
 
@@ -45,58 +62,23 @@ export class HttpServer {
     this.upgrades.set(path, handler);
   }
 
-  listen(port: number, host: string): Promise<{ port: number; host: string }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject);
-        const addr = this.server.address();
-        resolve({ port: typeof addr === 'object' && addr ? addr.port : port, host });
-      });
-    });
+  async listen(port: number, host: string): Promise<{ port: number; host: string }> {
+    await this.app.listen({ port, host });
+    const addr = this.app.server.address();
+    return { port: typeof addr === 'object' && addr ? addr.port : port, host };
   }
 
-  close(): Promise<void> {
-    if (this.closed) return Promise.resolve();
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
+    this.app.server.closeAllConnections();
+    await this.app.close();
   }
+}
 
-  private async handle(raw: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const started = performance.now();
-    const url = new URL(raw.url ?? '/', 'http://x');
-    const method = (raw.method ?? 'GET').toUpperCase();
-    let response: Response;
-    try {
-      const found = this.router.match(method, url.pathname);
-      if (!found) response = errorResponse(404, 'not_found', `no route ${method} ${url.pathname}`);
-      else if ('allowed' in found) {
-        response = errorResponse(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
-        response.headers = { ...response.headers, allow: found.allowed.join(', ') };
-      } else {
-        const req: Request = {
-          method,
-          path: url.pathname,
-          query: url.searchParams,
-          params: found.params,
-          headers: raw.headers,
-          raw,
-          body: (limit = 1024 * 1024) => readBody(raw, limit),
-        };
-        response = await found.handler(req);
-      }
-    } catch (err) {
-      if (err instanceof HttpError) response = errorResponse(err.status, err.code, err.message);
-      else {
-        this.opts.logger.error({ err, method, path: url.pathname }, 'request failed');
-        response = errorResponse(500, 'internal', 'internal error');
-      }
-    }
-    res.writeHead(response.status, response.headers ?? {});
-    res.end(method === 'HEAD' ? undefined : response.body);
-    this.opts.logger.debug({ method, path: url.pathname, status: response.status, ms: +(performance.now() - started).toFixed(2) }, 'http');
-  }
+/** Writes a plain HTTP error on a socket whose upgrade is refused, then closes it. */
+export function refuseUpgrade(socket: Duplex, status: 401 | 403 | 404 | 400 | 503, message: string): void {
+  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status];
+  const body = JSON.stringify(apiError(reason.toLowerCase().replace(/ /g, '_'), message));
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

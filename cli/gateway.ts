@@ -2,9 +2,16 @@
  * Composition root: opens the store, mounts every HTTP surface, listens, and
  * shuts everything down in reverse order exactly once.
  */
+import { defaultAgent } from '../agents/default-agent.ts';
+import type { Agent } from '../agents/types.ts';
 import { mountHealth } from '../api/health.ts';
 import { HttpServer } from '../api/server.ts';
+import { CallManager } from '../bridge/call-manager.ts';
+import { mountTwilio } from '../ingress/twilio/index.ts';
+import { MediaClock } from '../media/pacer.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
+import { EspeakTts } from '../speech/espeak.ts';
+import { CachedTts } from '../speech/tts.ts';
 import { Store, type Tables } from '../store/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
@@ -13,12 +20,14 @@ export const DEFAULT_TENANT = 'default';
 
 export interface Gateway {
   store: Store<SwitchboardTables>;
+  calls: CallManager;
+  clock: MediaClock;
   http: HttpServer;
   urls: { http: string; public: string };
   stop(): Promise<void>;
 }
 
-export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+export async function startGateway(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Gateway> {
   if (config.clusterNats) {
     throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
   }
@@ -35,12 +44,44 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     await store.submit('tenant_created', { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
   }
   let ready = false;
-  const http = new HttpServer({ logger });
-  mountHealth(http.router, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node });
+  const clock = new MediaClock({ onError: (err) => logger.error({ err }, 'media clock listener failed') });
+  clock.start();
+  const agents = new Map<string, Agent>([[defaultAgent.name, defaultAgent]]);
+  const calls = new CallManager({
+    store,
+    clock,
+    tts: new CachedTts(new EspeakTts()),
+    logger,
+    resolveAgent: (name) => {
+      const agent = name ? agents.get(name) : undefined;
+      if (!agent && name) logger.warn({ agent: name }, 'unknown agent: the default agent answers');
+      return agent ?? defaultAgent;
+    },
+  });
+  const http = new HttpServer(logger);
+  mountHealth(http.app, {
+    store: store as unknown as Store<Tables>,
+    ready: () => ready,
+    node: store.node,
+    metrics: () => [
+      { name: 'switchboard_calls_active', help: 'Calls with live media on this node.', value: calls.size },
+      { name: 'switchboard_media_streams', help: 'Outbound streams on the media clock.', value: clock.size },
+    ],
+  });
+  mountTwilio({
+    http,
+    store,
+    calls,
+    logger,
+    publicUrl: config.publicUrl,
+    authToken: env.TWILIO_AUTH_TOKEN || undefined,
+    development: config.durability.profile === 'development',
+  });
   let bound: { port: number; host: string };
   try {
     bound = await http.listen(config.httpPort, config.host);
   } catch (err) {
+    clock.stop();
     store.close();
     throw err;
   }
@@ -58,11 +99,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   let stopping: Promise<void> | null = null;
   return {
     store,
+    calls,
+    clock,
     http,
     urls,
     stop: () =>
       (stopping ??= (async () => {
         ready = false;
+        calls.close();
+        clock.stop();
         await http.close();
         store.close();
         logger.info('switchboard stopped');

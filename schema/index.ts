@@ -1,5 +1,6 @@
 /** Switchboard's schema: every table and every reducer. */
 import type { SchemaDef } from '../store/index.ts';
+import { agentReducers } from './agents.ts';
 import { callReducers } from './calls/reducers.ts';
 import { tables, type SwitchboardTables } from './tables.ts';
 import { tenancyReducers } from './tenancy.ts';
@@ -7,7 +8,7 @@ import { tenancyReducers } from './tenancy.ts';
 export const schema: SchemaDef<SwitchboardTables> = {
   version: 1,
   tables,
-  reducers: [...tenancyReducers, ...callReducers],
+  reducers: [...tenancyReducers, ...callReducers, ...agentReducers],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -165,7 +165,39 @@ export const call_ended = defineReducer('call_ended', callId.extend({ reason }),
   return { call_id: call.id, from: call.state };
 });
 
+/** A call nobody routes (unknown number): the event is the record; no call row. */
+export const call_rejected = defineReducer(
+  'call_rejected',
+  z.object({
+    provider: z.enum(PROVIDERS),
+    provider_call_id: z.string().min(1).max(256),
+    from: z.string().max(512),
+    to: z.string().max(512),
+    reason: z.string().min(1).max(200),
+  }),
+  (_ctx, a) => ({ reason: a.reason, to: a.to }),
+);
+
+/**
+ * The provider asks to carry on a call whose media was lost (Twilio <Redirect>,
+ * Vonage event, WebRTC resume token). Legs still marked connected belong to a
+ * dead connection (e.g. the previous process was killed): they are closed, and
+ * the call waits in `resuming` for its new media.
+ */
+export const call_resume_requested = defineReducer('call_resume_requested', callId.extend({ reason }), (ctx, a) => {
+  const call = loadCall(ctx, a.call_id);
+  if (call.state === 'ended') ctx.fail('call_ended', `call ${call.id} has ended`);
+  for (const leg of ctx.db.legs.find({ call_id: call.id, state: 'connected' })) {
+    ctx.db.legs.update(leg.id, { state: 'disconnected', disconnected_at: ctx.now, disconnect_reason: `superseded: ${a.reason}` });
+  }
+  if (call.state === 'resuming' || call.state === 'ringing') return { state: call.state, from: call.state };
+  transition(ctx, call, 'resuming');
+  return { state: 'resuming', from: call.state };
+});
+
 export const callReducers = [
+  call_rejected,
+  call_resume_requested,
   call_received,
   call_answered,
   call_consent_started,

@@ -1,0 +1,55 @@
+/**
+ * The registry of live call sessions on this node: one per call. A new media
+ * connection for a call that still has one (a resume racing the old socket's
+ * close) supersedes the old. `close()` detaches every session once, leaving
+ * the calls in `resuming` so providers can bring them back to a live node.
+ */
+import type { CallLeg } from '../media/call-leg.ts';
+import { CallSession, type CallRef, type SessionDeps } from './call-session.ts';
+
+export class CallManager {
+  private readonly sessions = new Map<string, CallSession>();
+  private closing = false;
+
+  constructor(private readonly deps: SessionDeps) {}
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  get(callId: string): CallSession | undefined {
+    return this.sessions.get(callId);
+  }
+
+  async attach(ref: CallRef, leg: CallLeg): Promise<CallSession> {
+    if (this.closing) {
+      leg.close('gateway shutting down', false);
+      throw new Error('gateway shutting down');
+    }
+    const previous = this.sessions.get(ref.callId);
+    if (previous) previous.detach('superseded by a new media connection');
+    try {
+      const session = await CallSession.attach(this.deps, ref, leg, (s) => {
+        if (this.sessions.get(ref.callId) === s) this.sessions.delete(ref.callId);
+      });
+      if (leg.closed) return session;
+      this.sessions.set(ref.callId, session);
+      return session;
+    } catch (err) {
+      leg.close(`media refused: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  /** The provider reported the call over. */
+  providerEnded(callId: string, reason: string): void {
+    this.sessions.get(callId)?.providerEnded(reason);
+  }
+
+  /** Detaches every live session (graceful shutdown). */
+  close(reason = 'gateway shutdown'): void {
+    this.closing = true;
+    for (const s of [...this.sessions.values()]) s.detach(reason);
+    this.sessions.clear();
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * Routing an inbound call, for every ingress: the dialled number picks the
+ * tenant and agent (`numbers`); a provider retry or a resume of a known call
+ * finds the same call row. Unknown numbers are logged as `call_rejected`.
+ */
+import type { LegProvider } from '../media/call-leg.ts';
+import type { SwitchboardTables } from '../schema/index.ts';
+import type { Store } from '../store/index.ts';
+
+/** Tenant under which calls to unknown numbers are logged. */
+export const UNROUTED_TENANT = '_unrouted';
+
+export interface InboundCall {
+  provider: LegProvider;
+  providerCallId: string;
+  from: string;
+  to: string;
+}
+
+export type InboundDecision =
+  | { kind: 'rejected'; reason: string }
+  | { kind: 'ended'; tenant: string; callId: string }
+  | { kind: 'accepted'; tenant: string; callId: string; agent: string; resumed: boolean };
+
+export async function routeInbound(store: Store<SwitchboardTables>, call: InboundCall, caller: string): Promise<InboundDecision> {
+  const number = store.read(null).numbers.findOne({ number: call.to });
+  if (!number) {
+    await store.submit(
+      'call_rejected',
+      { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason: 'unknown_number' },
+      { tenant: UNROUTED_TENANT, caller, id: `${call.provider}:reject:${call.providerCallId}` },
+    );
+    return { kind: 'rejected', reason: 'unknown_number' };
+  }
+  const who = { tenant: number.tenant, caller };
+  const received = await store.submit(
+    'call_received',
+    { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, number_id: number.id, agent: number.agent },
+    who,
+  );
+  if (!received.outcome.ok) throw new Error(`call_received refused: ${received.outcome.error.code}: ${received.outcome.error.message}`);
+  const { call_id: callId, state, existing } = received.outcome.result as { call_id: string; state: string; existing: boolean };
+  if (state === 'ended') return { kind: 'ended', tenant: number.tenant, callId };
+  if (!existing || state === 'ringing') {
+    const answered = await store.submit('call_answered', { call_id: callId }, who);
+    if (!answered.outcome.ok && state === 'ringing') throw new Error(`call_answered refused: ${answered.outcome.error.message}`);
+    return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: false };
+  }
+  const row = store.read(number.tenant).calls.get(callId);
+  if (state === 'answered' && row?.media_epoch === 0) {
+    // A retry of the first webhook: its media never connected, nothing to resume.
+    return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: false };
+  }
+  // A known, live call asks again: the provider is resuming it (its media dropped, or this node restarted).
+  await store.submit('call_resume_requested', { call_id: callId, reason: `${call.provider} webhook again` }, who);
+  return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: true };
+}

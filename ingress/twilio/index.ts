@@ -1,0 +1,164 @@
+/**
+ * Twilio ingress: the voice webhook (TwiML answer, also the resume target),
+ * the status callback, and the bidirectional Media Stream WebSocket.
+ *
+ *   POST /twilio/voice  ─► route the call ─► <Connect><Stream url=…/twilio/media>
+ *                                             <Parameter name="token" …/></Stream></Connect>
+ *                                             <Redirect>/twilio/voice</Redirect>
+ *   WS   /twilio/media  ─► signature + one-time token ─► TwilioLeg ─► CallManager
+ *   POST /twilio/status ─► call_ended on a final status (idempotent, out-of-order safe)
+ *
+ * When the stream drops (this node killed, network), Twilio executes the
+ * <Redirect>: the webhook lands again, the call goes `resuming`, and a fresh
+ * stream carries it on.
+ */
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import twilio from 'twilio';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
+import type { CallManager } from '../../bridge/call-manager.ts';
+import { routeInbound } from '../../bridge/inbound.ts';
+import type { SwitchboardTables } from '../../schema/index.ts';
+import type { Store } from '../../store/index.ts';
+import type { Logger } from '../../cli/logger.ts';
+import { StreamTokens } from '../stream-tokens.ts';
+import { TwilioLeg } from './leg.ts';
+import { parseInbound } from './messages.ts';
+import { verifyTwilioSignature, type SignaturePolicy } from './signature.ts';
+
+export interface TwilioDeps {
+  http: HttpServer;
+  store: Store<SwitchboardTables>;
+  calls: CallManager;
+  logger: Logger;
+  publicUrl: string;
+  /** From TWILIO_AUTH_TOKEN. */
+  authToken: string | undefined;
+  /** Development profile: unsigned requests pass (with a warning) when no token is set. */
+  development: boolean;
+}
+
+const CallSid = z.string().regex(/^CA[0-9a-fA-F]{32}$/, 'CallSid must be CA + 32 hex');
+const VoiceParams = z.object({ CallSid, From: z.string().max(256).default(''), To: z.string().min(1).max(256) }).passthrough();
+const StatusParams = z.object({ CallSid, CallStatus: z.string().min(1).max(32) }).passthrough();
+const FINAL_STATUSES = new Set(['completed', 'busy', 'failed', 'no-answer', 'canceled']);
+const START_TIMEOUT_MS = 10_000;
+
+export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
+  const log = deps.logger.child({ ingress: 'twilio' });
+  const policy: SignaturePolicy = { authToken: deps.authToken, allowUnsigned: deps.development };
+  if (!deps.authToken) {
+    if (deps.development) log.warn('TWILIO_AUTH_TOKEN is not set: Twilio requests are NOT authenticated (development profile only)');
+    else log.error('TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)');
+  }
+  const tokens = new StreamTokens();
+  const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
+  const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
+
+  const authenticate = (req: FastifyRequest, reply: FastifyReply, params: Record<string, string>): boolean => {
+    const verdict = verifyTwilioSignature(policy, req.headers['x-twilio-signature'], [httpUrl(req.url)], params);
+    if (verdict.ok) {
+      if (verdict.bypassed) log.warn({ url: req.url }, 'unsigned Twilio webhook accepted (development profile, no TWILIO_AUTH_TOKEN)');
+      return true;
+    }
+    log.warn({ url: req.url, reason: verdict.reason, ip: req.ip }, 'Twilio webhook refused');
+    void reply.code(403).send({ error: { code: 'forbidden', message: verdict.reason } });
+    return false;
+  };
+  const formParams = (req: FastifyRequest): Record<string, string> | null => {
+    const body = req.body;
+    if (typeof body !== 'object' || body === null) return null;
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(body)) if (typeof v === 'string') out[k] = v;
+    return out;
+  };
+  const twiml = (reply: FastifyReply, xml: string): FastifyReply => reply.type('text/xml; charset=utf-8').send(xml);
+
+  deps.http.app.post('/twilio/voice', async (req, reply) => {
+    const params = formParams(req);
+    if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
+    if (!authenticate(req, reply, params)) return reply;
+    const parsed = VoiceParams.safeParse(params);
+    if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
+    const p = parsed.data;
+    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice');
+    const response = new twilio.twiml.VoiceResponse();
+    if (decision.kind === 'rejected') {
+      log.info({ callSid: p.CallSid, to: p.To }, 'call rejected: unknown number');
+      response.reject({ reason: 'rejected' });
+      return twiml(reply, response.toString());
+    }
+    if (decision.kind === 'ended') {
+      response.hangup();
+      return twiml(reply, response.toString());
+    }
+    const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, providerCallId: p.CallSid });
+    const stream = response.connect().stream({ url: wsUrl('/twilio/media') });
+    stream.parameter({ name: 'token', value: token });
+    response.redirect({ method: 'POST' }, httpUrl('/twilio/voice'));
+    log.info({ callSid: p.CallSid, call: decision.callId, resumed: decision.resumed }, decision.resumed ? 'call resuming' : 'call answered');
+    return twiml(reply, response.toString());
+  });
+
+  deps.http.app.post('/twilio/status', async (req, reply) => {
+    const params = formParams(req);
+    if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
+    if (!authenticate(req, reply, params)) return reply;
+    const parsed = StatusParams.safeParse(params);
+    if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
+    const { CallSid: sid, CallStatus: status } = parsed.data;
+    const call = deps.store.read(null).calls.findOne({ provider: 'twilio', provider_call_id: sid });
+    if (!call) {
+      log.info({ callSid: sid, status }, 'status for an unknown call ignored');
+      return reply.code(204).send();
+    }
+    if (FINAL_STATUSES.has(status)) {
+      const r = await deps.store.submit('call_ended', { call_id: call.id, reason: `twilio:${status}` }, { tenant: call.tenant, caller: 'twilio:status', id: `twilio:status:${sid}:final` });
+      if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ outcome: r.outcome }, 'call_ended refused');
+      deps.calls.providerEnded(call.id, `twilio:${status}`);
+    }
+    return reply.code(204).send();
+  });
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  deps.http.onUpgrade('/twilio/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = req.url ?? '/twilio/media';
+    const verdict = verifyTwilioSignature(policy, req.headers['x-twilio-signature'], [wsUrl(path), httpUrl(path)], {});
+    if (!verdict.ok) {
+      log.warn({ reason: verdict.reason }, 'Twilio media upgrade refused');
+      return refuseUpgrade(socket, 403, verdict.reason);
+    }
+    if (verdict.bypassed) log.warn('unsigned Twilio media stream accepted (development profile, no TWILIO_AUTH_TOKEN)');
+    wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws));
+  });
+
+  /** Waits for `connected` + `start`, checks the one-time token, then hands a TwilioLeg to the call manager. */
+  const acceptStream = (ws: WebSocket): void => {
+    const timer = setTimeout(() => ws.close(1008, 'no start message'), START_TIMEOUT_MS);
+    const onMessage = (data: Buffer, isBinary: boolean): void => {
+      const parsed = isBinary ? { ok: false as const, error: 'binary frame' } : parseInbound(data.toString());
+      if (!parsed.ok) return void log.warn({ error: parsed.error }, 'malformed message before start');
+      const msg = parsed.msg;
+      if (msg.event === 'connected') return;
+      if (msg.event !== 'start') return void log.warn({ event: msg.event }, 'message before start ignored');
+      clearTimeout(timer);
+      ws.off('message', onMessage);
+      const grant = tokens.consume(msg.start.customParameters?.token);
+      if (!grant || grant.providerCallId !== msg.start.callSid) {
+        log.warn({ callSid: msg.start.callSid }, 'media stream with an invalid or used token refused');
+        return ws.close(1008, 'invalid stream token');
+      }
+      const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1));
+      deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
+        log.warn({ err, call: grant.callId }, 'media attach refused');
+      });
+    };
+    ws.on('message', onMessage);
+    ws.on('close', () => clearTimeout(timer));
+  };
+
+  return { tokens };
+}

@@ -1,0 +1,109 @@
+/**
+ * Twilio Media Streams messages, validated with zod. Inbound: connected, start,
+ * media, dtmf, mark, stop; any other event is `unknown` (logged, ignored).
+ * Outbound builders: media, mark, clear.
+ */
+import { z } from 'zod';
+
+const seq = z.string().regex(/^\d{1,12}$/);
+const sid = z.string().min(1).max(64);
+
+/** 500 ms of µ-law in base64 is 5,336 chars: anything far beyond is not a Twilio frame. */
+export const MAX_MEDIA_PAYLOAD_CHARS = 8_000;
+
+export const ConnectedMsg = z.object({ event: z.literal('connected'), protocol: z.string().max(32).optional(), version: z.string().max(32).optional() });
+
+export const StartMsg = z.object({
+  event: z.literal('start'),
+  sequenceNumber: seq.optional(),
+  streamSid: sid,
+  start: z.object({
+    accountSid: sid.optional(),
+    streamSid: sid,
+    callSid: sid,
+    tracks: z.array(z.string().max(32)).max(4).optional(),
+    customParameters: z.record(z.string().max(128), z.string().max(1024)).optional(),
+    mediaFormat: z.object({ encoding: z.literal('audio/x-mulaw'), sampleRate: z.literal(8000), channels: z.literal(1) }),
+  }),
+});
+
+export const MediaMsg = z.object({
+  event: z.literal('media'),
+  sequenceNumber: seq,
+  streamSid: sid.optional(),
+  media: z.object({
+    track: z.string().max(32).optional(),
+    chunk: seq.optional(),
+    timestamp: seq.optional(),
+    payload: z.string().max(MAX_MEDIA_PAYLOAD_CHARS).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'payload is not base64'),
+  }),
+});
+
+export const DtmfMsg = z.object({
+  event: z.literal('dtmf'),
+  sequenceNumber: seq.optional(),
+  streamSid: sid.optional(),
+  dtmf: z.object({ track: z.string().max(32).optional(), digit: z.string().regex(/^[0-9*#A-Da-d]$/) }),
+});
+
+export const MarkMsg = z.object({
+  event: z.literal('mark'),
+  sequenceNumber: seq.optional(),
+  streamSid: sid.optional(),
+  mark: z.object({ name: z.string().min(1).max(256) }),
+});
+
+export const StopMsg = z.object({
+  event: z.literal('stop'),
+  sequenceNumber: seq.optional(),
+  streamSid: sid.optional(),
+  stop: z.object({ accountSid: sid.optional(), callSid: sid.optional() }).optional(),
+});
+
+export type InboundMessage =
+  | z.infer<typeof ConnectedMsg>
+  | z.infer<typeof StartMsg>
+  | z.infer<typeof MediaMsg>
+  | z.infer<typeof DtmfMsg>
+  | z.infer<typeof MarkMsg>
+  | z.infer<typeof StopMsg>
+  | { event: 'unknown'; name: string };
+
+const SCHEMAS: Record<string, z.ZodType> = {
+  connected: ConnectedMsg,
+  start: StartMsg,
+  media: MediaMsg,
+  dtmf: DtmfMsg,
+  mark: MarkMsg,
+  stop: StopMsg,
+};
+
+export type ParseResult = { ok: true; msg: InboundMessage } | { ok: false; error: string };
+
+/** Parses one text frame. Malformed JSON or a known event with a bad shape is an error; an unknown event is not. */
+export function parseInbound(text: string): ParseResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, error: 'not JSON' };
+  }
+  if (typeof raw !== 'object' || raw === null || typeof (raw as { event?: unknown }).event !== 'string') {
+    return { ok: false, error: 'no "event" field' };
+  }
+  const event = (raw as { event: string }).event;
+  const schema = SCHEMAS[event];
+  if (!schema) return { ok: true, msg: { event: 'unknown', name: event.slice(0, 64) } };
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return { ok: false, error: `${event}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'invalid'}`.trim() };
+  }
+  return { ok: true, msg: parsed.data as InboundMessage };
+}
+
+export const outbound = {
+  media: (streamSid: string, payload: string): string => `{"event":"media","streamSid":${JSON.stringify(streamSid)},"media":{"payload":"${payload}"}}`,
+  mark: (streamSid: string, name: string): string => JSON.stringify({ event: 'mark', streamSid, mark: { name } }),
+  clear: (streamSid: string): string => JSON.stringify({ event: 'clear', streamSid }),
+};

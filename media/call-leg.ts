@@ -1,0 +1,91 @@
+/**
+ * `CallLeg`: the one provider-neutral model every ingress (Twilio, Vonage, SIP,
+ * WebRTC) turns its wire protocol into. Inbound, a leg emits decoded 20 ms PCM
+ * frames, DTMF digits, played-marks and its close; outbound, it accepts frames
+ * that are already paced by the call's `PacedStream`, marks, and `clear()`
+ * (drop what the far end has buffered — Twilio/Vonage `clear`, SIP/WebRTC: the
+ * local queue only).
+ *
+ *   ingress/<provider> ──► CallLeg ──► MediaPipeline ──► taps (VAD, recorder, STT) / agent bridge
+ */
+import { SafeEmitter } from './emitter.ts';
+import type { AudioFrame, SampleRate } from './frame.ts';
+
+export type LegProvider = 'twilio' | 'vonage' | 'sip' | 'webrtc';
+export type DtmfSource = 'rfc4733' | 'inband' | 'sip-info' | 'provider';
+
+export interface LegClose {
+  reason: string;
+  /** True when the far end ended the media deliberately (Twilio `stop`, SIP BYE); false for a drop. */
+  graceful: boolean;
+}
+
+export type CallLegEvents = {
+  audio: [frame: AudioFrame];
+  dtmf: [event: { digit: string; source: DtmfSource }];
+  /** The far end has played all audio sent before this mark. */
+  markPlayed: [name: string];
+  closed: [info: LegClose];
+  /** A wire-level problem that did not end the leg (malformed message, …). */
+  warning: [info: { code: string; message: string }];
+};
+
+export interface LegDescription {
+  provider: LegProvider;
+  /** Provider's media session id (Twilio streamSid, SIP Call-ID, …). */
+  session: string;
+  codec: string;
+  /** Rate of inbound frames. */
+  inputRate: SampleRate;
+  /** Rate `sendFrame` expects. */
+  outputRate: SampleRate;
+  /** The far end reports playout through marks (else the pipeline assumes playout = send time). */
+  reportsPlayout: boolean;
+  /** Provider-neutral resume data stored with the leg row (SIP dialog state, …). */
+  resume: Record<string, unknown> | null;
+}
+
+export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
+  private ended = false;
+
+  abstract readonly description: LegDescription;
+
+  /** Sends one paced 20 ms frame at `description.outputRate`. */
+  abstract sendFrame(samples: Int16Array): void;
+
+  /** Sends a mark behind the audio sent so far (only when `reportsPlayout`). */
+  abstract sendMark(name: string): void;
+
+  /** Asks the far end to drop audio it has buffered. */
+  abstract clear(): void;
+
+  /** Closes the media connection (the call itself may continue elsewhere). */
+  protected abstract doClose(reason: string): void;
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** Closes once; emits `closed` once, whoever closed first. */
+  close(reason: string, graceful = true): void {
+    if (this.ended) return;
+    this.ended = true;
+    try {
+      this.doClose(reason);
+    } finally {
+      this.emit('closed', { reason, graceful });
+    }
+  }
+
+  /** For adapters: reports a far-end close (socket dropped, `stop`, BYE). */
+  protected remoteClosed(reason: string, graceful: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.emit('closed', { reason, graceful });
+  }
+
+  protected fire<K extends keyof CallLegEvents>(event: K, ...args: CallLegEvents[K]): void {
+    const errors = this.emit(event, ...args);
+    if (errors) for (const err of errors) this.emit('warning', { code: 'listener_error', message: String(err) });
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * The per-call media pipeline. Caller frames from the leg fan out to taps
+ * (recorder channel 0, transcriber — attached by later stages) and to the VAD;
+ * agent audio is queued on a `PacedStream` driven by the process-wide
+ * `MediaClock`, sent out through the leg, and fanned out to the same taps as
+ * channel `agent`.
+ *
+ * Playout: each `play()` queues its audio with progress marks every
+ * PROGRESS_MS and an end mark. On legs that report playout (Twilio, Vonage),
+ * marks are forwarded to the far end and a play completes when the far end
+ * echoes its end mark; elsewhere it completes when its last frame is sent.
+ *
+ * Barge-in: caller speech starting while agent audio is queued or still
+ * playing clears the local queue and the far end's buffer (`leg.clear()`), and
+ * every pending play resolves `interrupted` with how much the caller heard —
+ * the last progress mark echoed before the clear.
+ */
+import type { CallLeg, CallLegEvents } from './call-leg.ts';
+import { SafeEmitter } from './emitter.ts';
+import { FRAME_MS, type AudioFrame } from './frame.ts';
+import { PacedStream, type MarkEvent, type MediaClock } from './pacer.ts';
+import { EnergyVad, type EnergyVadOptions } from './vad.ts';
+
+export type Channel = 'caller' | 'agent';
+
+/** A consumer of the call's audio: recorder, transcriber, meter … */
+export interface FrameTap {
+  readonly name: string;
+  process(frame: AudioFrame, channel: Channel): void;
+  close?(): void;
+}
+
+export interface PlayResult {
+  playId: string;
+  durationMs: number;
+  /** What the caller heard (from echoed marks, or sent frames when the leg cannot report playout). */
+  heardMs: number;
+  interrupted: boolean;
+}
+
+export type PipelineEvents = {
+  speechStart: [];
+  speechEnd: [info: { durationMs: number }];
+  bargeIn: [info: { droppedMs: number; interrupted: PlayResult[] }];
+  dtmf: CallLegEvents['dtmf'];
+  tapError: [info: { tap: string; error: unknown }];
+};
+
+const PROGRESS_MS = 200;
+
+interface PendingPlay {
+  id: string;
+  durationMs: number;
+  heardMs: number;
+  sentMs: number;
+  /** End mark left the local queue (or the far end was asked to play it). */
+  sent: boolean;
+  resolve: (r: PlayResult) => void;
+}
+
+export interface MediaPipelineOptions {
+  vad?: EnergyVadOptions;
+  /** Barge-in on caller speech (default true). */
+  bargeIn?: boolean;
+}
+
+export class MediaPipeline extends SafeEmitter<PipelineEvents> {
+  readonly outbound: PacedStream;
+  private readonly taps: FrameTap[] = [];
+  private readonly vad: EnergyVad;
+  private readonly plays = new Map<string, PendingPlay>();
+  private readonly unsubscribe: Array<() => void> = [];
+  private speechFrames = 0;
+  private playSeq = 0;
+  private closed = false;
+  readonly stats = { callerFrames: 0, bargeIns: 0, tapErrors: 0 };
+
+  constructor(
+    private readonly leg: CallLeg,
+    private readonly clock: MediaClock,
+    private readonly opts: MediaPipelineOptions = {},
+  ) {
+    super();
+    this.vad = new EnergyVad(opts.vad);
+    this.outbound = new PacedStream(leg.description.outputRate);
+    this.unsubscribe.push(
+      leg.on('audio', (f) => this.onCallerFrame(f)),
+      leg.on('dtmf', (d) => void this.emit('dtmf', d)),
+      leg.on('markPlayed', (name) => this.onMarkPlayed(name)),
+      this.outbound.on('frame', (f) => this.onAgentFrame(f)),
+      this.outbound.on('mark', (m) => this.onLocalMark(m)),
+    );
+    clock.add(this.outbound);
+  }
+
+  addTap(tap: FrameTap): () => void {
+    this.taps.push(tap);
+    return () => {
+      const i = this.taps.indexOf(tap);
+      if (i >= 0) this.taps.splice(i, 1);
+    };
+  }
+
+  /** True while agent audio is queued or not yet played at the far end. */
+  get agentSpeaking(): boolean {
+    return this.outbound.queuedMs > 0 || this.plays.size > 0;
+  }
+
+  /** Queues agent audio (at the leg's output rate); resolves once played or interrupted. */
+  play(samples: Int16Array): Promise<PlayResult> {
+    const rate = this.leg.description.outputRate;
+    const id = `${++this.playSeq}`;
+    const durationMs = Math.round((samples.length * 1000) / rate);
+    return new Promise<PlayResult>((resolve) => {
+      if (this.closed) return resolve({ playId: id, durationMs, heardMs: 0, interrupted: true });
+      this.plays.set(id, { id, durationMs, heardMs: 0, sentMs: 0, sent: false, resolve });
+      const step = (rate * PROGRESS_MS) / 1000;
+      for (let at = 0; at < samples.length; at += step) {
+        const end = Math.min(samples.length, at + step);
+        this.outbound.enqueue(samples.subarray(at, end), `p:${id}:${Math.round((end * 1000) / rate)}`);
+      }
+      this.outbound.mark(`e:${id}`);
+    });
+  }
+
+  /** Clears agent audio now (barge-in, or an agent-initiated stop). */
+  interrupt(): { droppedMs: number; interrupted: PlayResult[] } {
+    const droppedMs = this.outbound.clear();
+    if (this.leg.description.reportsPlayout && !this.leg.closed) this.leg.clear();
+    const interrupted: PlayResult[] = [];
+    for (const p of [...this.plays.values()]) interrupted.push(this.finish(p, true));
+    return { droppedMs, interrupted };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.clock.remove(this.outbound);
+    for (const u of this.unsubscribe) u();
+    for (const p of [...this.plays.values()]) this.finish(p, true);
+    for (const tap of this.taps) {
+      try {
+        tap.close?.();
+      } catch (error) {
+        this.emit('tapError', { tap: tap.name, error });
+      }
+    }
+    this.taps.length = 0;
+  }
+
+  private onCallerFrame(frame: AudioFrame): void {
+    this.stats.callerFrames++;
+    this.runTaps(frame, 'caller');
+    const ev = this.vad.process(frame.samples);
+    if (this.vad.speaking) this.speechFrames++;
+    if (ev === 'speech_start') {
+      this.emit('speechStart');
+      if ((this.opts.bargeIn ?? true) && this.agentSpeaking) {
+        this.stats.bargeIns++;
+        this.emit('bargeIn', this.interrupt());
+      }
+    } else if (ev === 'speech_end') {
+      const durationMs = this.speechFrames * FRAME_MS;
+      this.speechFrames = 0;
+      this.emit('speechEnd', { durationMs });
+    }
+  }
+
+  private onAgentFrame(frame: AudioFrame): void {
+    if (!this.leg.closed) this.leg.sendFrame(frame.samples);
+    this.runTaps(frame, 'agent');
+  }
+
+  private runTaps(frame: AudioFrame, channel: Channel): void {
+    for (let i = 0; i < this.taps.length; i++) {
+      const tap = this.taps[i] as FrameTap;
+      try {
+        tap.process(frame, channel);
+      } catch (error) {
+        this.stats.tapErrors++;
+        this.emit('tapError', { tap: tap.name, error });
+      }
+    }
+  }
+
+  /** A mark reached the head of the local queue (its audio has been sent). */
+  private onLocalMark(mark: MarkEvent): void {
+    if (mark.cleared) return; // interrupt() settles the plays
+    const reports = this.leg.description.reportsPlayout;
+    if (reports && !this.leg.closed) this.leg.sendMark(mark.name);
+    const [kind, id, ms] = mark.name.split(':');
+    const play = id === undefined ? undefined : this.plays.get(id);
+    if (!play) return;
+    if (kind === 'p') {
+      play.sentMs = Number(ms);
+      if (!reports) play.heardMs = play.sentMs;
+    } else if (kind === 'e') {
+      play.sent = true;
+      if (!reports || this.leg.closed) this.finish(play, false);
+    }
+  }
+
+  /** The far end echoed a mark: everything before it was played. */
+  private onMarkPlayed(name: string): void {
+    const [kind, id, ms] = name.split(':');
+    const play = id === undefined ? undefined : this.plays.get(id);
+    if (!play) return;
+    if (kind === 'p') play.heardMs = Math.max(play.heardMs, Number(ms));
+    else if (kind === 'e') this.finish(play, false);
+  }
+
+  private finish(play: PendingPlay, interrupted: boolean): PlayResult {
+    this.plays.delete(play.id);
+    const result: PlayResult = {
+      playId: play.id,
+      durationMs: play.durationMs,
+      heardMs: interrupted ? Math.min(play.heardMs, play.durationMs) : play.durationMs,
+      interrupted,
+    };
+    play.resolve(result);
+    return result;
+  }
+}
