@@ -93,10 +93,16 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
   constructor(
     private readonly stmts: TableStatements,
     /** The tenant this view is confined to; null = unscoped (operator tools, unscoped tables). */
-    private readonly tenant: string | null,
-    private readonly sink: ChangeSink | null,
+    private tenant: string | null,
+    private sink: ChangeSink | null,
     private readonly readOnly = false,
   ) {}
+
+  /** Re-targets a reused accessor at the next command (the apply loop keeps one per table). */
+  bind(tenant: string | null, sink: ChangeSink | null): void {
+    this.tenant = tenant;
+    this.sink = sink;
+  }
 
   private assertWritable(): void {
     if (this.readOnly) throw new ReducerError('read_only', `${this.def.name}: writes go through reducers only`);
@@ -134,10 +140,7 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
   insert(input: In): R {
     this.assertWritable();
     const row = this.validate({ ...input, ...this.tenantOverride() });
-    if (this.stmts.get.get(row[this.def.primaryKey]) !== undefined) {
-      throw new ReducerError('duplicate_key', `${this.def.name} ${String(row[this.def.primaryKey])} already exists`);
-    }
-    this.run(() => this.stmts.insert.run(...encodeRow(this.def, row)));
+    this.run(() => this.stmts.insert.run(...encodeRow(this.def, row)), row);
     this.sink?.({ table: this.def.name, op: 'insert', old: null, new: row });
     return row as R;
   }
@@ -181,11 +184,14 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
     return parsed.data as Row;
   }
 
-  private run(fn: () => unknown): void {
+  private run(fn: () => unknown, row?: Row): void {
     try {
       fn();
     } catch (err) {
       const e = err as { code?: string; message?: string };
+      if (row && e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new ReducerError('duplicate_key', `${this.def.name} ${String(row[this.def.primaryKey])} already exists`);
+      }
       if (typeof e.code === 'string' && e.code.startsWith('SQLITE_CONSTRAINT')) {
         throw new ReducerError('constraint', `${this.def.name}: ${e.message ?? e.code}`);
       }

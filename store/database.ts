@@ -51,6 +51,8 @@ function sqliteCode(err: unknown): string {
  * Opens (creating if needed) the database at `file` for exclusive writing.
  * Throws StoreError `database_locked` or `database_corrupt` with an operator-facing message.
  */
+export const WAL_BACKSTOP_PAGES = 16_384;
+
 export interface OpenedDatabase {
   db: Database.Database;
   /** Held for the life of `db`; close it after `db`. */
@@ -81,6 +83,9 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
     db.pragma(`synchronous = ${durability.synchronous}`);
     db.pragma(`cache_size = -${durability.cacheKiB}`);
     db.pragma('foreign_keys = OFF');
+    // Checkpoints run from the store's idle timer (small and often), not inside a
+    // submitter's commit; this is only the backstop if the loop never idles.
+    db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
     db.exec('BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); COMMIT');
     if (durability.integrityCheckOnOpen) {
       const result = db.pragma('quick_check', { simple: true });

@@ -15,9 +15,9 @@
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { TableAccessor, type RowChange, type TableStatements } from './accessor.ts';
-import type { Json } from './canonical.ts';
+import { canonicalJson } from './canonical.ts';
 import { ReducerError, StoreError } from './errors.ts';
-import { chainHash, commandBody, type Command, type EventLog, type LogEvent, type Outcome } from './log.ts';
+import { chainHash, commandBodyFrom, type Command, type EventLog, type Outcome } from './log.ts';
 import type { ReducerCtx, ReducerDef, Tables } from './reducer.ts';
 
 export interface Receipt {
@@ -36,6 +36,8 @@ export interface CommittedBatch {
 
 interface Pending {
   command: Command;
+  /** canonicalJson(command.args), computed once at submit. */
+  argsJson: string;
   resolve: (r: Receipt) => void;
   reject: (e: Error) => void;
   waiters?: Array<{ resolve: (r: Receipt) => void; reject: (e: Error) => void }>;
@@ -50,52 +52,86 @@ export interface EngineHooks {
 
 const MAX_BATCH = 2048;
 
-/** Applies one command; shared by the live engine and replay so both run identical code. */
-export function applyCommand(
-  db: Database.Database,
-  statements: ReadonlyMap<string, TableStatements>,
-  reducer: ReducerDef<Tables> | undefined,
-  command: Command,
-  seq: number,
-  changes: RowChange[],
-): Outcome {
-  if (!reducer) return { ok: false, error: { code: 'unknown_reducer', message: `no reducer ${command.reducer}` } };
-  const mark = changes.length;
-  const sink = (c: RowChange): void => void changes.push(c);
-  const dbView: Record<string, TableAccessor> = {};
-  for (const [name, stmts] of statements) dbView[name] = new TableAccessor(stmts, command.tenant, sink);
-  const idCounts = new Map<string, number>();
-  const ctx: ReducerCtx<Tables> = {
-    now: command.ts,
-    seq,
-    caller: command.caller,
-    tenant: command.tenant,
-    node: command.node,
-    commandId: command.id,
-    db: dbView as ReducerCtx<Tables>['db'],
-    newId(kind: string): string {
-      const n = idCounts.get(kind) ?? 0;
-      idCounts.set(kind, n + 1);
-      const digest = createHash('sha256').update(`${command.id}\u0000${kind}\u0000${n}`).digest('hex');
-      return `${kind}_${digest.slice(0, 24)}`;
-    },
-    fail(code: string, message: string): never {
-      throw new ReducerError(code, message);
-    },
-  };
-  try {
-    let result: Json | void = undefined;
-    db.transaction(() => {
-      result = reducer.run(ctx, command.args);
-    })();
-    return result === undefined ? { ok: true } : { ok: true, result };
-  } catch (err) {
-    changes.length = mark;
-    if (err instanceof ReducerError) return { ok: false, error: { code: err.code, message: err.message } };
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('SQLITE_')) throw err; // storage failure: abort the batch
-    return { ok: false, error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } };
+/**
+ * Applies one command inside a savepoint; shared by the live engine and replay
+ * so both run identical code. Keeps one accessor per table and prepared
+ * savepoint statements, re-bound per command (reducers run synchronously).
+ */
+export class CommandApplier {
+  private readonly accessors = new Map<string, TableAccessor>();
+  private readonly dbView: Record<string, TableAccessor> = {};
+  private readonly savepoint: Database.Statement;
+  private readonly release: Database.Statement;
+  private readonly rollback: Database.Statement;
+
+  constructor(
+    db: Database.Database,
+    statements: ReadonlyMap<string, TableStatements>,
+    private readonly reducers: ReadonlyMap<string, ReducerDef<Tables>>,
+  ) {
+    for (const [name, stmts] of statements) {
+      const accessor = new TableAccessor(stmts, null, null);
+      this.accessors.set(name, accessor);
+      this.dbView[name] = accessor;
+    }
+    this.savepoint = db.prepare('SAVEPOINT cmd');
+    this.release = db.prepare('RELEASE cmd');
+    this.rollback = db.prepare('ROLLBACK TO cmd');
   }
+
+  /** Must run inside a transaction. Row changes of a successful command are appended to `changes`. */
+  apply(command: Command, seq: number, changes: RowChange[]): Outcome {
+    const reducer = this.reducers.get(command.reducer);
+    if (!reducer) return { ok: false, error: { code: 'unknown_reducer', message: `no reducer ${command.reducer}` } };
+    const mark = changes.length;
+    const sink = (c: RowChange): void => void changes.push(c);
+    for (const accessor of this.accessors.values()) accessor.bind(command.tenant, sink);
+    let ids: Map<string, number> | null = null;
+    const ctx: ReducerCtx<Tables> = {
+      now: command.ts,
+      seq,
+      caller: command.caller,
+      tenant: command.tenant,
+      node: command.node,
+      commandId: command.id,
+      db: this.dbView as ReducerCtx<Tables>['db'],
+      newId: (kind: string) => {
+        ids ??= new Map();
+        const n = ids.get(kind) ?? 0;
+        ids.set(kind, n + 1);
+        return deterministicId(kind, seq, n, command.id);
+      },
+      fail(code: string, message: string): never {
+        throw new ReducerError(code, message);
+      },
+    };
+    this.savepoint.run();
+    try {
+      const result = reducer.run(ctx, command.args);
+      this.release.run();
+      return result === undefined ? { ok: true } : { ok: true, result };
+    } catch (err) {
+      this.rollback.run();
+      this.release.run();
+      changes.length = mark;
+      if (err instanceof ReducerError) return { ok: false, error: { code: err.code, message: err.message } };
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === 'string' && code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT')) throw err; // storage failure: abort the batch
+      return { ok: false, error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } };
+    } finally {
+      for (const accessor of this.accessors.values()) accessor.bind(null, null);
+    }
+  }
+}
+
+/**
+ * `kind_` + seq (base 36, zero-padded, so ids of a table are ordered by commit
+ * and B-tree inserts append) + per-command counter + 40 bits of
+ * sha256(command id, kind, n) so ids are not guessable. Same log → same ids.
+ */
+export function deterministicId(kind: string, seq: number, n: number, commandId: string): string {
+  const suffix = createHash('sha256').update(`${commandId}\u0000${kind}\u0000${n}`).digest('hex').slice(0, 10);
+  return `${kind}_${seq.toString(36).padStart(10, '0')}${n.toString(36).padStart(2, '0')}${suffix}`;
 }
 
 export class ApplyEngine {
@@ -106,17 +142,21 @@ export class ApplyEngine {
   private seq: number;
   private hash: string;
   private readonly setApplied: Database.Statement;
+  private readonly applier: CommandApplier;
+  private readonly runBatch: (batch: Pending[], receipts: Receipt[], committed: CommittedBatch) => void;
 
   constructor(
     private readonly db: Database.Database,
     private readonly log: EventLog,
-    private readonly statements: ReadonlyMap<string, TableStatements>,
-    private readonly reducers: ReadonlyMap<string, ReducerDef<Tables>>,
+    statements: ReadonlyMap<string, TableStatements>,
+    reducers: ReadonlyMap<string, ReducerDef<Tables>>,
     head: { seq: number; hash: string },
     private readonly hooks: EngineHooks = {},
   ) {
     this.seq = head.seq;
     this.hash = head.hash;
+    this.applier = new CommandApplier(db, statements, reducers);
+    this.runBatch = db.transaction((batch: Pending[], receipts: Receipt[], committed: CommittedBatch) => this.applyInTransaction(batch, receipts, committed));
     this.setApplied = db.prepare(`INSERT INTO _meta (key, value) VALUES ('applied_seq', ?)
       ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
   }
@@ -129,7 +169,7 @@ export class ApplyEngine {
     return this.queue.length;
   }
 
-  submit(command: Command): Promise<Receipt> {
+  submit(command: Command, argsJson = canonicalJson(command.args)): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
     return new Promise<Receipt>((resolve, reject) => {
       const same = this.inQueue.get(command.id);
@@ -137,7 +177,7 @@ export class ApplyEngine {
         (same.waiters ??= []).push({ resolve, reject });
         return;
       }
-      const p: Pending = { command, resolve, reject };
+      const p: Pending = { command, argsJson, resolve, reject };
       this.queue.push(p);
       this.inQueue.set(command.id, p);
       if (!this.scheduled) {
@@ -160,40 +200,10 @@ export class ApplyEngine {
   }
 
   private applyBatch(batch: Pending[]): void {
-    let seq = this.seq;
-    let hash = this.hash;
     const receipts: Receipt[] = [];
-    const committed: CommittedBatch = { commands: [], lastSeq: seq, lastHash: hash };
+    const committed: CommittedBatch = { commands: [], lastSeq: this.seq, lastHash: this.hash };
     try {
-      this.db.transaction(() => {
-        for (const p of batch) {
-          const prior = this.log.outcomeOf(p.command.id);
-          if (prior) {
-            receipts.push({ ...prior, duplicate: true });
-            continue;
-          }
-          seq += 1;
-          const changes: RowChange[] = [];
-          const outcome = applyCommand(
-            this.db,
-            this.statements,
-            this.reducers.get(p.command.reducer),
-            p.command,
-            seq,
-            changes,
-          );
-          const prevHash = hash;
-          hash = chainHash(prevHash, commandBody(p.command, outcome));
-          const event: LogEvent = { ...p.command, seq, outcome, prevHash, hash };
-          this.log.append(event);
-          receipts.push({ seq, outcome, duplicate: false });
-          if (outcome.ok && changes.length > 0) committed.commands.push({ seq, changes });
-        }
-        if (seq !== this.seq) {
-          this.setApplied.run(String(seq));
-          this.hooks.beforeCommit?.(seq, hash);
-        }
-      })();
+      this.runBatch(batch, receipts, committed);
     } catch (err) {
       const e = err as { code?: string; message?: string };
       const failure = new StoreError('storage_failed', `batch not committed: ${e.code ?? ''} ${e.message ?? ''}`.trim(), true);
@@ -203,10 +213,8 @@ export class ApplyEngine {
       }
       return;
     }
-    this.seq = seq;
-    this.hash = hash;
-    committed.lastSeq = seq;
-    committed.lastHash = hash;
+    this.seq = committed.lastSeq;
+    this.hash = committed.lastHash;
     try {
       this.hooks.afterCommit?.(committed);
     } catch {
@@ -216,6 +224,34 @@ export class ApplyEngine {
       this.inQueue.delete(p.command.id);
       this.settle(p, receipts[i]);
     });
+  }
+
+  /** The body of the batch transaction; results land in `receipts` and `committed`. */
+  private applyInTransaction(batch: Pending[], receipts: Receipt[], committed: CommittedBatch): void {
+    let seq = this.seq;
+    let hash = this.hash;
+    for (const p of batch) {
+      const prior = this.log.outcomeOf(p.command.id);
+      if (prior) {
+        receipts.push({ ...prior, duplicate: true });
+        continue;
+      }
+      seq += 1;
+      const changes: RowChange[] = [];
+      const outcome = this.applier.apply(p.command, seq, changes);
+      const outcomeJson = canonicalJson(outcome);
+      const prevHash = hash;
+      hash = chainHash(prevHash, commandBodyFrom(p.command, p.argsJson, outcomeJson));
+      this.log.append({ ...p.command, seq, outcome, prevHash, hash }, p.argsJson, outcomeJson);
+      receipts.push({ seq, outcome, duplicate: false });
+      if (outcome.ok && changes.length > 0) committed.commands.push({ seq, changes });
+    }
+    if (seq !== this.seq) {
+      this.setApplied.run(String(seq));
+      this.hooks.beforeCommit?.(seq, hash);
+    }
+    committed.lastSeq = seq;
+    committed.lastHash = hash;
   }
 
   private settle(p: Pending, receipt: Receipt | undefined, err?: Error): void {

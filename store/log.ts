@@ -36,8 +36,18 @@ export interface LogEvent extends Command {
 }
 
 export function commandBody(command: Command, outcome: Outcome): string {
-  const { id, ts, node, tenant, caller, reducer, args } = command;
-  return canonicalJson({ command: { id, ts, node, tenant, caller, reducer, args }, outcome });
+  return commandBodyFrom(command, canonicalJson(command.args), canonicalJson(outcome));
+}
+
+/**
+ * The same bytes as `canonicalJson({ command, outcome })`, assembled from the
+ * already-canonical args and outcome (keys in sorted order) so the hot path
+ * serialises each once. A unit test pins the equivalence.
+ */
+export function commandBodyFrom(c: Command, argsJson: string, outcomeJson: string): string {
+  const str = JSON.stringify;
+  if (!Number.isFinite(c.ts)) throw new TypeError('command ts must be finite');
+  return `{"command":{"args":${argsJson},"caller":${str(c.caller)},"id":${str(c.id)},"node":${str(c.node)},"reducer":${str(c.reducer)},"tenant":${str(c.tenant)},"ts":${str(c.ts)}},"outcome":${outcomeJson}}`;
 }
 
 export function chainHash(prevHash: string, body: string): string {
@@ -99,7 +109,7 @@ export class EventLog {
     this.rangeStmt = db.prepare('SELECT * FROM _events WHERE seq >= ? AND seq <= ? ORDER BY seq');
   }
 
-  append(event: LogEvent): void {
+  append(event: LogEvent, argsJson = canonicalJson(event.args), outcomeJson = canonicalJson(event.outcome)): void {
     this.insertStmt.run(
       event.seq,
       event.id,
@@ -108,8 +118,8 @@ export class EventLog {
       event.tenant,
       event.caller,
       event.reducer,
-      canonicalJson(event.args),
-      canonicalJson(event.outcome),
+      argsJson,
+      outcomeJson,
       event.prevHash,
       event.hash,
     );

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { TableStatements } from './accessor.ts';
 import { canonicalJson } from './canonical.ts';
 import { tableDigest } from './digest.ts';
-import { applyCommand } from './engine.ts';
+import { CommandApplier } from './engine.ts';
 import type { EventLog } from './log.ts';
 import type { ReducerDef, SchemaDef, Tables } from './reducer.ts';
 import { tableDdl } from './table.ts';
@@ -35,6 +35,7 @@ export function replayLog(live: Database.Database, log: EventLog, schema: Schema
     fresh.pragma('synchronous = OFF');
     const statements = createTables(fresh, schema);
     const reducers = new Map<string, ReducerDef<Tables>>(schema.reducers.map((r) => [r.name, r as ReducerDef<Tables>]));
+    const applier = new CommandApplier(fresh, statements, reducers);
     const mismatches: ReplayReport['outcomeMismatches'] = [];
     let events = 0;
     const BATCH = 5000;
@@ -43,7 +44,7 @@ export function replayLog(live: Database.Database, log: EventLog, schema: Schema
       fresh.transaction(() => {
         for (const ev of pending) {
           if (!ev) continue;
-          const outcome = applyCommand(fresh, statements, reducers.get(ev.reducer), ev, ev.seq, []);
+          const outcome = applier.apply(ev, ev.seq, []);
           const a = canonicalJson(ev.outcome);
           const b = canonicalJson(outcome);
           if (a !== b && mismatches.length < 100) mismatches.push({ seq: ev.seq, recorded: a, replayed: b });

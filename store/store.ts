@@ -48,6 +48,7 @@ export type ReadView<T extends Tables> = {
 };
 
 export const DB_FILE = 'switchboard.db';
+const WAL_CHECKPOINT_BYTES = 2 * 1024 * 1024;
 
 /** The runtime handles every schema alike; only reducers see their tables' types. */
 const erase = <T extends Tables>(schema: SchemaDef<T>): SchemaDef => schema as unknown as SchemaDef;
@@ -64,6 +65,8 @@ export class Store<T extends Tables = Tables> {
   private readonly key: NodeKey;
   private readonly clock: () => number;
   private readonly timer: NodeJS.Timeout | null = null;
+  private readonly walTimer: NodeJS.Timeout;
+  private readonly walFile: string;
   private lastCheckpointSeq: number;
   private closed = false;
 
@@ -116,6 +119,15 @@ export class Store<T extends Tables = Tables> {
       },
       afterCommit: (batch) => this.hub.dispatch(batch),
     });
+    this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
+    this.walTimer = setInterval(() => {
+      try {
+        this.checkpointWalIfIdle();
+      } catch (err) {
+        onError(err);
+      }
+    }, 250);
+    this.walTimer.unref();
     const ms = opts.checkpointMs ?? 5000;
     if (ms > 0) {
       this.timer = setInterval(() => {
@@ -169,13 +181,15 @@ export class Store<T extends Tables = Tables> {
     const id = opts.id ?? uuidv7();
     if (id.length === 0 || id.length > 200) return Promise.reject(new StoreError('invalid_command', 'command id must be 1–200 characters'));
     let normalized: Json;
+    let argsJson: string;
     try {
-      normalized = JSON.parse(canonicalJson(parsed.data)) as Json;
+      argsJson = canonicalJson(parsed.data);
+      normalized = JSON.parse(argsJson) as Json;
     } catch (err) {
       return Promise.reject(new StoreError('invalid_args', `${reducer}: args are not JSON (${(err as Error).message})`));
     }
     const command: Command = { id, ts: this.clock(), node: this.node, tenant: opts.tenant, caller: opts.caller, reducer, args: normalized };
-    return this.engine.submit(command);
+    return this.engine.submit(command, argsJson);
   }
 
   /** Read-only, tenant-scoped table views (null = unscoped, for operator tools). */
@@ -214,6 +228,23 @@ export class Store<T extends Tables = Tables> {
     this.lastCheckpointSeq = seq;
   }
 
+  /**
+   * Copies the WAL back into the database when the apply loop is idle and the
+   * WAL passed WAL_CHECKPOINT_BYTES: small, frequent checkpoints off the commit path.
+   */
+  checkpointWalIfIdle(thresholdBytes = WAL_CHECKPOINT_BYTES): boolean {
+    if (this.closed || this.engine.pending > 0) return false;
+    let size = 0;
+    try {
+      size = fs.statSync(this.walFile).size;
+    } catch {
+      return false;
+    }
+    if (size < thresholdBytes) return false;
+    this.db.pragma('wal_checkpoint(PASSIVE)');
+    return true;
+  }
+
   verify(): VerifyReport {
     return verifyLog(this.db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]));
   }
@@ -235,6 +266,7 @@ export class Store<T extends Tables = Tables> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    clearInterval(this.walTimer);
     this.engine.close();
     try {
       this.checkpointNow();

@@ -104,7 +104,8 @@ export function tableDdl(def: AnyTableDef): string[] {
     ...(def.indexes ?? []).map((c) => [c, false] as [ReadonlyArray<string>, boolean]),
     ...(def.unique ?? []).map((c) => [c, true] as [ReadonlyArray<string>, boolean]),
   ];
-  if (def.tenantScoped) indexes.unshift([['tenant'], false]);
+  // Tenant-scoped reads filter on tenant: index it unless another index already leads with it.
+  if (def.tenantScoped && !indexes.some(([cols2]) => cols2[0] === 'tenant')) indexes.unshift([['tenant'], false]);
   for (const [cols2, unique] of indexes) {
     const name = `${def.name}__${cols2.join('_')}${unique ? '__u' : ''}`;
     out.push(

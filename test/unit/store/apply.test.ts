@@ -102,7 +102,8 @@ test('ctx.newId is deterministic from the command and distinct within it', async
   const v1 = r1.outcome.ok ? (r1.outcome.result as { a: string; b: string }) : null;
   const v2 = r2.outcome.ok ? (r2.outcome.result as { a: string; b: string }) : null;
   assert.ok(v1 && v2);
-  assert.match(v1.a, /^call_[0-9a-f]{24}$/);
+  assert.match(v1.a, /^call_[0-9a-z]{12}[0-9a-f]{10}$/);
+  assert.ok(v2.a > v1.a, 'ids of later commands sort after earlier ones');
   assert.notEqual(v1.a, v1.b);
   assert.notEqual(v1.a, v2.a);
   const other = open();
@@ -147,4 +148,14 @@ test('state and log survive a clean reopen, and seq continues', async () => {
   assert.equal(s2.read('a').tally.find().length, 11);
   assert.ok(s2.verify().ok);
   s2.close();
+});
+
+test('the hot-path event body is byte-identical to canonicalJson({command, outcome})', async () => {
+  const { canonicalJson } = await import('../../../store/canonical.ts');
+  const { commandBody, commandBodyFrom } = await import('../../../store/log.ts');
+  const command = { id: 'x"y', ts: 1_700_000_000_123, node: 'n\u00e9', tenant: 't', caller: 'c\n', reducer: 'put', args: { b: [1, { z: null, a: 'é' }], a: 1.5 } };
+  const outcome = { ok: false as const, error: { code: 'no', message: 'm' } };
+  const expected = canonicalJson({ command, outcome });
+  assert.equal(commandBody(command, outcome), expected);
+  assert.equal(commandBodyFrom(command, canonicalJson(command.args), canonicalJson(outcome)), expected);
 });
