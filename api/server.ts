@@ -8,7 +8,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import formbody from '@fastify/formbody';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 
 export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -29,7 +29,7 @@ export class HttpServer {
   constructor(private readonly logger: Logger) {
     this.app = Fastify({
       loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 1024 * 1024,
     }) as unknown as FastifyInstance;
     void this.app.register(formbody, { bodyLimit: 64 * 1024 });

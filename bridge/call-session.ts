@@ -163,6 +163,9 @@ export class CallSession {
         this.who(),
       );
       if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') this.log.warn({ outcome: saved.outcome }, 'agent state not saved');
+    }).catch((err: unknown) => {
+      // The store closed under a running turn (shutdown): the turn's facts so far are committed.
+      this.log.warn({ err: (err as Error).message, kind }, 'agent turn not recorded');
     });
   }
 

@@ -123,7 +123,9 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     return reply.code(204).send();
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  // Messages up to 1 MiB are read and validated (an oversized media frame is dropped, the call goes on);
+  // beyond that the socket is closed (1009) and Twilio's <Redirect> resumes the call on a fresh stream.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   deps.http.onUpgrade('/twilio/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = req.url ?? '/twilio/media';
     const verdict = verifyTwilioSignature(policy, req.headers['x-twilio-signature'], [wsUrl(path), httpUrl(path)], {});

@@ -14,6 +14,8 @@ import { muLawDecode, muLawEncode } from '../../media/g711.ts';
 import { outbound, parseInbound, type InboundMessage } from './messages.ts';
 
 const FRAME = 160; // 20 ms at 8 kHz
+/** A sequence number this close behind the last one is a duplicate or reordered message. */
+const REORDER_WINDOW = 50;
 
 export interface TwilioLegStats {
   mediaMessages: number;
@@ -92,10 +94,13 @@ export class TwilioLeg extends CallLeg {
     switch (msg.event) {
       case 'media': {
         const n = Number(msg.sequenceNumber);
-        if (n <= this.lastSeq) {
+        if (n <= this.lastSeq && this.lastSeq - n < REORDER_WINDOW) {
           this.stats.dropped.outOfOrder++;
           return this.warn('out_of_order', `media ${n} after ${this.lastSeq}`);
         }
+        // Far behind is not a late packet but a sender that restarted its numbering: resync
+        // rather than drop the rest of the call.
+        if (n <= this.lastSeq) this.warn('sequence_reset', `media ${n} after ${this.lastSeq}: resynchronised`);
         this.lastSeq = n;
         if (msg.media.track !== undefined && msg.media.track !== 'inbound') return;
         this.stats.mediaMessages++;

@@ -1,0 +1,115 @@
+/**
+ * Gateways for end-to-end tests: in-process (fast, inspectable) or as a child
+ * process running the real `switchboard start` (for kill -9). Ports are free
+ * ephemeral ports; nothing is hard-coded.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { loadConfig } from '../../cli/config.ts';
+import { startGateway, type Gateway } from '../../cli/gateway.ts';
+import { createLogger } from '../../cli/logger.ts';
+import { tmpDir } from './tmp.ts';
+
+export const TWILIO_TOKEN = 'test-auth-token-0123456789abcdef';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestGatewayOptions {
+  dataDir?: string;
+  profile?: string;
+  twilioToken?: string | null;
+  port?: number;
+  logLevel?: string;
+}
+
+function envFor(opts: TestGatewayOptions, port: number, dataDir: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SWITCHBOARD_HTTP_PORT: String(port),
+    SWITCHBOARD_HOST: '127.0.0.1',
+    SWITCHBOARD_PUBLIC_URL: `http://127.0.0.1:${port}`,
+    SWITCHBOARD_DATA_DIR: dataDir,
+    SWITCHBOARD_PROFILE: opts.profile ?? 'production',
+    SWITCHBOARD_FSYNC_POLICY: 'always',
+    SWITCHBOARD_LOG_LEVEL: opts.logLevel ?? 'silent',
+  };
+  if (opts.twilioToken === null) delete env.TWILIO_AUTH_TOKEN;
+  else env.TWILIO_AUTH_TOKEN = opts.twilioToken ?? TWILIO_TOKEN;
+  return env;
+}
+
+export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<Gateway & { publicUrl: string; dataDir: string }> {
+  const port = opts.port ?? (await freePort());
+  const dataDir = opts.dataDir ?? tmpDir('sb-gw-');
+  const env = envFor(opts, port, dataDir);
+  const gateway = await startGateway(loadConfig(env), createLogger(env.SWITCHBOARD_LOG_LEVEL), env);
+  return Object.assign(gateway, { publicUrl: `http://127.0.0.1:${port}`, dataDir });
+}
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  publicUrl: string;
+  port: number;
+  dataDir: string;
+  logs: string[];
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
+
+/** Runs `switchboard start` as a child process and waits until it listens. */
+export async function spawnGateway(opts: TestGatewayOptions & { port: number; dataDir: string }): Promise<GatewayProcess> {
+  const env = envFor({ logLevel: 'info', ...opts }, opts.port, opts.dataDir);
+  const child = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: string[] = [];
+  let buf = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${logs.join('\n')}`)), 20_000);
+    child.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        logs.push(line);
+        if (line.includes('switchboard listening')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+    });
+    child.stderr?.on('data', (d: Buffer) => logs.push(d.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited ${code}:\n${logs.join('\n')}`));
+    });
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    child,
+    port: opts.port,
+    dataDir: opts.dataDir,
+    publicUrl: `http://127.0.0.1:${opts.port}`,
+    logs,
+    kill9: async () => {
+      child.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
