@@ -141,14 +141,23 @@ export class CallSession {
   private enqueue(kind: string, handler: (ctx: AgentTurnContext) => Promise<void> | void): void {
     this.chain = this.chain.then(async () => {
       if (this.closedReason !== null || this.ended) return;
-      this.turn += 1;
-      const turn = this.turn;
+      const turn = this.turn + 1;
+      const started = await this.deps.store.submit(
+        'agent_turn_started',
+        { call_id: this.ref.callId, agent: this.agent.name, version: this.agent.version, turn, kind },
+        this.who(),
+      );
+      if (!started.outcome.ok) {
+        this.log.warn({ outcome: started.outcome, kind }, 'agent turn not started');
+        return;
+      }
+      this.turn = turn;
       let says = 0;
       const ctx: AgentTurnContext = {
         callId: this.ref.callId,
         turn,
         state: this.state,
-        say: (text) => this.say(turn, ++says, text),
+        say: (text) => this.say(`t${turn}:${kind}:say:${++says}`, text),
         hangup: (reason) => this.hangup(reason),
       };
       try {
@@ -169,10 +178,14 @@ export class CallSession {
     });
   }
 
-  private async say(turn: number, n: number, text: string): Promise<SayResult> {
+  /**
+   * One `say` action. Its request id names the turn, the handler and the
+   * position, so a turn re-run after a crash finds its own row, never another's.
+   */
+  private async say(requestId: string, text: string): Promise<SayResult> {
     const requested = await this.deps.store.submit(
       'agent_action_requested',
-      { call_id: this.ref.callId, kind: 'say', request_id: `t${turn}:say:${n}`, args: { text } },
+      { call_id: this.ref.callId, kind: 'say', request_id: requestId, args: { text } },
       this.who(),
     );
     if (!requested.outcome.ok) return { durationMs: 0, heardMs: 0, interrupted: true };

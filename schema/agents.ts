@@ -71,4 +71,29 @@ export const agent_state_saved = defineReducer(
   },
 );
 
-export const agentReducers = [agent_action_requested, agent_action_completed, agent_state_saved];
+/**
+ * A turn begins: its number is reserved before the agent acts, so a turn cut
+ * short by a crash is never numbered again (its actions keep their own ids).
+ */
+export const agent_turn_started = defineReducer(
+  'agent_turn_started',
+  z.object({
+    call_id: z.string().min(1).max(200),
+    agent: z.string().min(1).max(100),
+    version: z.string().min(1).max(100),
+    turn: z.number().int().positive(),
+    kind: z.string().min(1).max(32),
+  }),
+  (ctx, a) => {
+    const call = loadCall(ctx, a.call_id);
+    if (call.state === 'ended') ctx.fail('call_ended', `call ${call.id} has ended`);
+    const existing = ctx.db.agent_state.get(call.id);
+    if (existing && a.turn <= existing.turn) ctx.fail('stale_turn', `call ${call.id} is at turn ${existing.turn}; turn ${a.turn} was taken`);
+    const row = { agent: a.agent, version: a.version, turn: a.turn, updated_at: ctx.now };
+    if (existing) ctx.db.agent_state.update(call.id, row);
+    else ctx.db.agent_state.insert({ call_id: call.id, tenant: ctx.tenant, state: {}, ...row });
+    return { turn: a.turn, kind: a.kind };
+  },
+);
+
+export const agentReducers = [agent_turn_started, agent_action_requested, agent_action_completed, agent_state_saved];

@@ -207,8 +207,8 @@ test('barge-in: caller speech over the greeting clears Twilio’s buffer; the sa
   await peer.play(speechUlaw('hello hello is anybody there'));
   await peer.waitFor(() => peer.clears >= 1, 5_000, 'clear sent');
   assert.ok(peer.droppedOnClearBytes > 0, 'Twilio dropped queued agent audio');
-  await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:say:1', status: 'succeeded' }).length === 1, 5_000, 'greeting row completed');
-  const greeting = gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:say:1' })[0];
+  await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:start:say:1', status: 'succeeded' }).length === 1, 5_000, 'greeting row completed');
+  const greeting = gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:start:say:1' })[0];
   const result = greeting?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
   assert.equal(result.interrupted, true);
   assert.ok(result.heard_ms >= 600 && result.heard_ms < result.duration_ms, `heard ${result.heard_ms} of ${result.duration_ms} ms`);
