@@ -44,7 +44,7 @@ const MEASURE_CMDS = Number(process.env.BENCH_SUB_SAMPLES ?? 5000);
 const ROUNDS = 5;
 const LARGE = 1_000_000;
 const FALLBACK = 200_000;
-const POPULATE_BUDGET_S = Number(process.env.BENCH_POPULATE_BUDGET_S ?? 60);
+const POPULATE_BUDGET_S = Number(process.env.BENCH_POPULATE_BUDGET_S ?? 150);
 const FORCED_ROWS = process.env.BENCH_SUB_ROWS ? Number(process.env.BENCH_SUB_ROWS) : null;
 
 type BenchStore = Store<SwitchboardTables>;
