@@ -1,0 +1,41 @@
+/**
+ * Recording interfaces shared by the recorder, finalizer, encryption, blob
+ * stores and the retention sweeper. Facts about a recording (started, paused,
+ * finalized, failed, purged) are rows written through reducers by the caller
+ * of these modules; nothing here touches the store.
+ */
+
+/** A span on the recording clock (ms since the call was answered). */
+export interface Interval {
+  startMs: number;
+  endMs: number;
+}
+
+export interface SegmentInfo {
+  /** File name inside the recording's working directory. */
+  file: string;
+  /** Where the segment starts on the recording clock. */
+  startMs: number;
+  /** Length of the audio flushed to the file, ms. */
+  durationMs: number;
+  bytes: number;
+}
+
+export interface PauseInterval extends Interval {
+  reason: string;
+  /** `silence`: zeros written for the interval; `skip`: nothing written (the gap is recorded). */
+  mode: 'silence' | 'skip';
+}
+
+export type RecordingFormat = 'wav' | 'ogg' | 'mp3';
+
+/** Stores opaque blobs (encrypted recordings) by key. */
+export interface BlobStore {
+  readonly scheme: string;
+  put(key: string, data: Buffer): Promise<string>; // returns a uri
+  get(uri: string): Promise<Buffer>;
+  /** Reads [start, end] inclusive, for HTTP Range. */
+  getRange?(uri: string, start: number, end: number): Promise<Buffer>;
+  delete(uri: string): Promise<void>;
+  exists(uri: string): Promise<boolean>;
+}
