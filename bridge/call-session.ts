@@ -1,15 +1,18 @@
 /**
- * One live media connection of a call, bridged to its agent. Provider-neutral:
- * it sees a `CallLeg`, the store and an `Agent`, never a wire format.
+ * One live media connection of a call, bridged to consent, recording,
+ * transcription and its agent. Provider-neutral: it sees a `CallLeg`, the store
+ * and interfaces, never a wire format.
  *
- *   attach ─► call_media_connected (resumes a `resuming` call) ─► call_activated
+ *   attach ─► call_media_connected (resumes a `resuming` call)
+ *          ─► consent phase (unless decided) ─► granted: recording + transcripts
  *          ─► agent.onStart | agent.onResume ─► turns (speech end, DTMF) ─► …
- *   leg closed ─► call_media_lost (the call waits in `resuming` for a new leg)
- *   hangup ─► call_ended
+ *   *9 ─► consent_withdrawn, recording paused
+ *   leg closed ─► call_media_lost (the call waits in `resuming`), recording segment flushed
+ *   hangup ─► call_ended, recording finalized
  *
  * Agent turns run one at a time; each `say` is an `agent_actions` row whose
- * result records how much the caller heard. Agent state and the turn number
- * are saved after every turn, so a resumed call carries on from there.
+ * result records how much the caller heard. Turn numbers are reserved in the
+ * store before the turn runs, so a resumed call carries on from there.
  */
 import type { Logger } from 'pino';
 import type { Agent, AgentTurnContext, SayResult } from '../agents/types.ts';
@@ -18,7 +21,10 @@ import type { MediaClock } from '../media/pacer.ts';
 import { MediaPipeline } from '../media/pipeline.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Json, Receipt, Store } from '../store/index.ts';
+import type { SpeechToText, SttSession } from '../speech/stt.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
+import { currentDecision, policyFor, runConsentPhase, watchWithdrawal } from './consent-phase.ts';
+import type { RecordingHandle, RecordingPort } from './recording-port.ts';
 
 export interface SessionDeps {
   store: Store<SwitchboardTables>;
@@ -26,6 +32,9 @@ export interface SessionDeps {
   tts: TextToSpeech;
   resolveAgent: (name: string | null) => Agent;
   logger: Logger;
+  /** Spoken consent and caller transcripts; null = DTMF-only consent, no caller transcript. */
+  stt?: SpeechToText | null;
+  recordings?: RecordingPort | null;
 }
 
 export interface CallRef {
@@ -47,9 +56,13 @@ export class CallSession {
   private turn = 0;
   private state: Record<string, Json> = {};
   private chain: Promise<void> = Promise.resolve();
+  private phase: 'consent' | 'agent' = 'consent';
   private utterancePending = false;
   private ended = false;
   private closedReason: string | null = null;
+  private contentAllowed = false;
+  private recording: RecordingHandle | null = null;
+  private transcriber: SttSession | null = null;
   private readonly log: Logger;
   private onClosed: ((s: CallSession) => void) | null = null;
 
@@ -59,28 +72,24 @@ export class CallSession {
     readonly leg: CallLeg,
     readonly legId: string,
     private readonly agent: Agent,
+    private readonly answeredAt: number,
   ) {
     this.log = deps.logger.child({ call: ref.callId, leg: legId });
     this.pipeline = new MediaPipeline(leg, deps.clock);
   }
 
-  /** Records the media connection, activates the call and starts (or resumes) its agent. */
+  /** Records the media connection, then runs consent (unless decided) and starts or resumes the agent. */
   static async attach(deps: SessionDeps, ref: CallRef, leg: CallLeg, onClosed?: (s: CallSession) => void): Promise<CallSession> {
-    const who = { tenant: ref.tenant, caller: `media:${leg.description.provider}` };
     const d = leg.description;
     const connected = await deps.store.submit(
       'call_media_connected',
       { call_id: ref.callId, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
-      who,
+      { tenant: ref.tenant, caller: `media:${d.provider}` },
     );
     const res = okResult<{ leg_id: string; resumed: boolean; state: string }>(connected);
-    let call = deps.store.read(ref.tenant).calls.get(ref.callId);
+    const call = deps.store.read(ref.tenant).calls.get(ref.callId);
     const agent = deps.resolveAgent(call?.agent ?? null);
-    if (call?.state === 'answered') {
-      okResult(await deps.store.submit('call_activated', { call_id: ref.callId, agent: agent.name, agent_version: agent.version }, who));
-      call = deps.store.read(ref.tenant).calls.get(ref.callId);
-    }
-    const session = new CallSession(deps, ref, leg, res.leg_id, agent);
+    const session = new CallSession(deps, ref, leg, res.leg_id, agent, call?.answered_at ?? call?.received_at ?? Date.now());
     session.onClosed = onClosed ?? null;
     const saved = deps.store.read(ref.tenant).agent_state.get(ref.callId);
     if (saved) {
@@ -88,8 +97,13 @@ export class CallSession {
       session.state = saved.state as Record<string, Json>;
     }
     session.wire();
-    const resumed = res.resumed || saved !== undefined;
+    // The agent resumes only if it had started; a call cut off during consent starts it afresh.
+    const resumed = saved !== undefined;
     session.log.info({ resumed, state: call?.state, turn: session.turn }, 'media attached');
+    session.chain = session.chain.then(() => session.consentThenContent()).catch((err: unknown) => {
+      session.log.error({ err }, 'consent phase failed');
+      void session.hangup('consent phase failed');
+    });
     session.enqueue(resumed ? 'resume' : 'start', (ctx) => (resumed ? agent.onResume?.(ctx) : agent.onStart(ctx)));
     return session;
   }
@@ -98,7 +112,7 @@ export class CallSession {
     return this.closedReason !== null;
   }
 
-  /** Ends the call (agent hangup or operator). */
+  /** Ends the call (agent hangup, policy, operator). */
   async hangup(reason: string): Promise<void> {
     if (this.ended) return;
     this.ended = true;
@@ -118,20 +132,107 @@ export class CallSession {
     this.leg.close(reason, false);
   }
 
+  /** Resolves when the session's queued work (consent, turns, recording flush) is done. */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
   private who(): { tenant: string; caller: string } {
     return { tenant: this.ref.tenant, caller: `agent:${this.agent.name}` };
   }
 
+  private clockMs(): number {
+    return Math.max(0, Date.now() - this.answeredAt);
+  }
+
+  private async consentThenContent(): Promise<void> {
+    const { store } = this.deps;
+    let decision = currentDecision(store, this.ref.tenant, this.ref.callId);
+    if (!decision || decision.outcome === 'pending') {
+      const d = await runConsentPhase(
+        { store, tts: this.deps.tts, stt: this.deps.stt ?? null, logger: this.log },
+        { tenant: this.ref.tenant, callId: this.ref.callId, answeredAt: this.answeredAt, pipeline: this.pipeline, outputRate: this.leg.description.outputRate },
+        decision?.pendingId ?? null,
+      );
+      this.log.info({ outcome: d.outcome, method: d.method }, 'consent decided');
+      decision = { outcome: d.outcome, pendingId: null };
+    }
+    if (this.closedReason !== null) return;
+    if (decision.outcome === 'granted') {
+      this.contentAllowed = true;
+      await this.startContent();
+    } else if (decision.outcome !== 'withdrawn') {
+      const policy = policyFor(store, this.ref.tenant, this.ref.callId);
+      if (policy?.on_decline === 'hangup' || policy?.on_decline === 'transfer') {
+        // Transfer to a human needs the bridge to a second leg, not built yet: end the call, saying why.
+        const reason = policy.on_decline === 'hangup' ? `consent ${decision.outcome}` : `consent ${decision.outcome}: transfer to ${String(policy.transfer_target)} not available`;
+        await this.playText('Thank you for calling. Goodbye.');
+        await this.hangup(reason);
+        return;
+      }
+    }
+    this.phase = 'agent';
+  }
+
+  private async startContent(): Promise<void> {
+    const ref = { ...this.ref, answeredAt: this.answeredAt };
+    this.recording = (await this.deps.recordings?.begin(ref)) ?? null;
+    if (this.recording) this.pipeline.addTap(this.recording.tap);
+    const stt = this.deps.stt;
+    if (stt) {
+      const offset = this.clockMs();
+      const session = stt.startSession({ sampleRate: 8000, mode: 'transcript' });
+      this.transcriber = session;
+      this.pipeline.addTap({ name: 'transcriber', process: (frame, channel) => channel === 'caller' && session.write(frame) });
+      session.on('result', (r) => {
+        if (!r.isFinal || r.text.trim() === '') return;
+        if (/\bstop (the )?recording\b/i.test(r.text)) void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
+        this.appendTranscript('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
+      });
+      session.on('error', (err) => this.log.warn({ err: err.message }, 'caller transcription failed'));
+    }
+  }
+
+  private appendTranscript(channel: 'caller' | 'agent', startMs: number, endMs: number, text: string, confidence: number | null, provider: string): void {
+    if (!this.contentAllowed) return;
+    void this.deps.store
+      .submit('transcript_appended', { call_id: this.ref.callId, channel, start_ms: Math.round(startMs), end_ms: Math.round(Math.max(startMs, endMs)), text, confidence, provider }, this.who())
+      .then((r) => !r.outcome.ok && this.log.warn({ outcome: r.outcome }, 'transcript segment refused'))
+      .catch(() => undefined);
+  }
+
+  private async withdraw(method: 'dtmf' | 'speech', evidence: Record<string, unknown>): Promise<void> {
+    if (!this.contentAllowed) return;
+    this.contentAllowed = false;
+    const r = await this.deps.store.submit('consent_withdrawn', { call_id: this.ref.callId, method, evidence: { ...evidence, at_ms: evidence.at_ms ?? this.clockMs() } }, this.who());
+    if (!r.outcome.ok) return void this.log.warn({ outcome: r.outcome }, 'withdrawal refused');
+    await this.recording?.pause('consent withdrawn');
+    this.transcriber?.close();
+    this.log.info({ method }, 'consent withdrawn: recording and transcription stopped');
+    await this.playText('Recording has been stopped.');
+  }
+
+  private async playText(text: string): Promise<void> {
+    try {
+      await this.pipeline.play(await this.deps.tts.synthesize(text, this.leg.description.outputRate));
+    } catch (err) {
+      this.log.warn({ err }, 'prompt not played');
+    }
+  }
+
   private wire(): void {
     this.pipeline.on('speechEnd', (info) => {
-      if (this.utterancePending) return; // one queued answer is enough; the caller is still talking to it
+      if (this.phase !== 'agent' || this.utterancePending) return; // one queued answer is enough
       this.utterancePending = true;
       this.enqueue('utterance', (ctx) => {
         this.utterancePending = false;
         return this.agent.onUtterance(ctx, { text: null, durationMs: info.durationMs });
       });
     });
-    this.pipeline.on('dtmf', ({ digit }) => this.enqueue('dtmf', (ctx) => this.agent.onDtmf?.(ctx, digit)));
+    this.pipeline.on('dtmf', ({ digit }) => {
+      if (this.phase === 'agent') this.enqueue('dtmf', (ctx) => this.agent.onDtmf?.(ctx, digit));
+    });
+    watchWithdrawal(this.pipeline, (evidence) => void this.withdraw('dtmf', evidence));
     this.pipeline.on('bargeIn', (info) => this.log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
     this.pipeline.on('tapError', (info) => this.log.error({ tap: info.tap, err: info.error }, 'media tap failed'));
     this.leg.on('warning', (w) => this.log.warn(w, 'media warning'));
@@ -139,43 +240,42 @@ export class CallSession {
   }
 
   private enqueue(kind: string, handler: (ctx: AgentTurnContext) => Promise<void> | void): void {
-    this.chain = this.chain.then(async () => {
-      if (this.closedReason !== null || this.ended) return;
-      const turn = this.turn + 1;
-      const started = await this.deps.store.submit(
-        'agent_turn_started',
-        { call_id: this.ref.callId, agent: this.agent.name, version: this.agent.version, turn, kind },
-        this.who(),
-      );
-      if (!started.outcome.ok) {
-        this.log.warn({ outcome: started.outcome, kind }, 'agent turn not started');
-        return;
-      }
-      this.turn = turn;
-      let says = 0;
-      const ctx: AgentTurnContext = {
-        callId: this.ref.callId,
-        turn,
-        state: this.state,
-        say: (text) => this.say(`t${turn}:${kind}:say:${++says}`, text),
-        hangup: (reason) => this.hangup(reason),
-      };
-      try {
-        await handler(ctx);
-      } catch (err) {
-        this.log.error({ err, kind, turn }, 'agent turn failed');
-      }
-      if (this.ended && this.closedReason !== null) return;
-      const saved = await this.deps.store.submit(
-        'agent_state_saved',
-        { call_id: this.ref.callId, agent: this.agent.name, version: this.agent.version, turn, state: this.state },
-        this.who(),
-      );
-      if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') this.log.warn({ outcome: saved.outcome }, 'agent state not saved');
-    }).catch((err: unknown) => {
-      // The store closed under a running turn (shutdown): the turn's facts so far are committed.
-      this.log.warn({ err: (err as Error).message, kind }, 'agent turn not recorded');
-    });
+    this.chain = this.chain
+      .then(async () => {
+        if (this.closedReason !== null || this.ended) return;
+        const turn = this.turn + 1;
+        const started = await this.deps.store.submit(
+          'agent_turn_started',
+          { call_id: this.ref.callId, agent: this.agent.name, version: this.agent.version, turn, kind },
+          this.who(),
+        );
+        if (!started.outcome.ok) return void this.log.warn({ outcome: started.outcome, kind }, 'agent turn not started');
+        this.turn = turn;
+        let says = 0;
+        const ctx: AgentTurnContext = {
+          callId: this.ref.callId,
+          turn,
+          state: this.state,
+          say: (text) => this.say(`t${turn}:${kind}:say:${++says}`, text),
+          hangup: (reason) => this.hangup(reason),
+        };
+        try {
+          await handler(ctx);
+        } catch (err) {
+          this.log.error({ err, kind, turn }, 'agent turn failed');
+        }
+        if (this.ended && this.closedReason !== null) return;
+        const saved = await this.deps.store.submit(
+          'agent_state_saved',
+          { call_id: this.ref.callId, agent: this.agent.name, version: this.agent.version, turn, state: this.state },
+          this.who(),
+        );
+        if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') this.log.warn({ outcome: saved.outcome }, 'agent state not saved');
+      })
+      .catch((err: unknown) => {
+        // The store closed under a running turn (shutdown): the turn's facts so far are committed.
+        this.log.warn({ err: (err as Error).message, kind }, 'agent turn not recorded');
+      });
   }
 
   /**
@@ -183,14 +283,11 @@ export class CallSession {
    * position, so a turn re-run after a crash finds its own row, never another's.
    */
   private async say(requestId: string, text: string): Promise<SayResult> {
-    const requested = await this.deps.store.submit(
-      'agent_action_requested',
-      { call_id: this.ref.callId, kind: 'say', request_id: requestId, args: { text } },
-      this.who(),
-    );
+    const requested = await this.deps.store.submit('agent_action_requested', { call_id: this.ref.callId, kind: 'say', request_id: requestId, args: { text } }, this.who());
     if (!requested.outcome.ok) return { durationMs: 0, heardMs: 0, interrupted: true };
     const actionId = (requested.outcome.result as { action_id: string }).action_id;
     let result: SayResult;
+    const startMs = this.clockMs();
     try {
       const samples = await this.deps.tts.synthesize(text, this.leg.description.outputRate);
       const played = await this.pipeline.play(samples);
@@ -204,6 +301,7 @@ export class CallSession {
       { action_id: actionId, ok: true, result: { duration_ms: result.durationMs, heard_ms: result.heardMs, interrupted: result.interrupted } },
       this.who(),
     );
+    if (result.heardMs > 0) this.appendTranscript('agent', startMs, startMs + result.heardMs, text, null, this.deps.tts.name);
     return result;
   }
 
@@ -211,16 +309,23 @@ export class CallSession {
     if (this.closedReason !== null) return;
     this.closedReason = info.reason;
     this.pipeline.close();
+    this.transcriber?.close();
     this.onClosed?.(this);
     this.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ended }, 'media closed');
-    if (this.ended) return;
-    const r = await this.deps.store
-      .submit('call_media_lost', { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
-      .catch((err: unknown) => {
-        this.log.error({ err }, 'call_media_lost not recorded');
-        return null;
-      });
-    if (r && !r.outcome.ok && r.outcome.error.code !== 'leg_disconnected') this.log.warn({ outcome: r.outcome }, 'call_media_lost refused');
+    if (!this.ended) {
+      const r = await this.deps.store
+        .submit('call_media_lost', { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
+        .catch((err: unknown) => {
+          this.log.error({ err }, 'call_media_lost not recorded');
+          return null;
+        });
+      if (r && !r.outcome.ok && r.outcome.error.code !== 'leg_disconnected') this.log.warn({ outcome: r.outcome }, 'call_media_lost refused');
+    }
+    const rec = this.recording;
+    if (rec) {
+      const ended = this.ended || this.deps.store.read(this.ref.tenant).calls.get(this.ref.callId)?.state === 'ended';
+      this.chain = this.chain.then(() => rec.finish(ended)).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
+    }
   }
 }
 

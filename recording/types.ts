@@ -19,6 +19,13 @@ export interface SegmentInfo {
   /** Length of the audio flushed to the file, ms. */
   durationMs: number;
   bytes: number;
+  /**
+   * Time inside the segment covered by `skip` pauses (no audio written), ms.
+   * Where the segment's audio ends on the recording clock is
+   * `startMs + durationMs + skippedMs`. Optional: absent means 0 unless the
+   * timeline planner is given the pauses to work it out.
+   */
+  skippedMs?: number;
 }
 
 export interface PauseInterval extends Interval {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { Json } from '../store/index.ts';
 import { loadCall } from './calls/lifecycle.ts';
+import { requireConsent } from './consent.ts';
 import { defineReducer } from './reducer.ts';
 
 const requestId = z.string().min(1).max(200);
@@ -87,6 +88,7 @@ export const agent_turn_started = defineReducer(
   (ctx, a) => {
     const call = loadCall(ctx, a.call_id);
     if (call.state === 'ended') ctx.fail('call_ended', `call ${call.id} has ended`);
+    requireConsent(ctx, call, 'agent');
     const existing = ctx.db.agent_state.get(call.id);
     if (existing && a.turn <= existing.turn) ctx.fail('stale_turn', `call ${call.id} is at turn ${existing.turn}; turn ${a.turn} was taken`);
     const row = { agent: a.agent, version: a.version, turn: a.turn, updated_at: ctx.now };

@@ -90,6 +90,12 @@ export const consent_policies = defineTable({
     timeout_ms: z.number().int().positive(),
     retries: z.number().int().nonnegative(),
     on_decline: z.enum(['continue-unrecorded', 'transfer', 'hangup']),
+    /** Where `transfer` sends a declining caller (SIP URI or E.164). */
+    transfer_target: z.string().max(512).nullable(),
+    /** Pause behaviour while recording is paused (PCI, withdrawal). */
+    pause_mode: z.enum(['silence', 'skip']),
+    /** How long recordings made under this policy are kept. */
+    retention_days: z.number().int().positive(),
     created_at: ts,
   }),
 });
@@ -188,6 +194,8 @@ export const recordings = defineTable({
     bytes: z.number().int().nonnegative().nullable(),
     sha256: z.string().length(64).nullable(),
     key_id: z.string().max(200).nullable(),
+    duration_ms: z.number().int().nonnegative().nullable(),
+    failure: z.string().max(1000).nullable(),
     segments: z.array(z.record(z.string(), z.unknown())),
     gaps: z.array(z.record(z.string(), z.unknown())),
     pauses: z.array(z.record(z.string(), z.unknown())),

@@ -1,6 +1,7 @@
 /** Tenants and numbers: which tenant, agent and consent policy a number reaches. */
 import { z } from 'zod';
 import { defineReducer } from './reducer.ts';
+import { DEFAULT_POLICY } from './consent.ts';
 import { PROVIDERS } from './tables.ts';
 
 /** E.164 or a SIP URI / user part. */
@@ -12,9 +13,13 @@ export const tenant_created = defineReducer(
   'tenant_created',
   z.object({ id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), name: z.string().min(1).max(200) }),
   (ctx, a) => {
+    if (a.id !== ctx.tenant) ctx.fail('tenant_mismatch', `tenant_created for ${a.id} must be submitted as tenant ${a.id}`);
     if (ctx.db.tenants.get(a.id)) ctx.fail('tenant_exists', `tenant ${a.id} exists`);
     ctx.db.tenants.insert({ id: a.id, name: a.name, created_at: ctx.now });
-    return { tenant: a.id };
+    // Every tenant starts with the default consent policy, so no call is ever without one.
+    const policyId = ctx.newId('pol');
+    ctx.db.consent_policies.insert({ id: policyId, tenant: a.id, version: 1, disclosure_sha256: null, created_at: ctx.now, ...DEFAULT_POLICY });
+    return { tenant: a.id, default_policy_id: policyId };
   },
 );
 

@@ -144,8 +144,9 @@ export type WorkerCommand =
       type: 'start';
       /** Call indices this worker places (CallSid derives from the index). */
       calls: number[];
-      /** Seconds between this worker's call setups. */
+      /** Milliseconds between this worker's call setups, and before its first. */
       intervalMs: number;
+      startDelayMs: number;
       baseUrl: string;
       authToken: string;
       to: string;
@@ -184,8 +185,8 @@ export interface ClientStats {
   webhook: SerialHist;
   /** WS upgrade request → open (all calls, not reset). */
   upgrade: SerialHist;
-  /** This worker's own event-loop delay (since reset). */
-  loopDelay: SerialHist;
+  /** This worker's own event-loop delay (since reset), ms. */
+  loopDelay: { p50: number; p99: number; max: number };
   /** Frames per play, by the play's first-frame count (for the bare server's matching clip lengths). */
   playFrames: Record<string, number>;
 }
@@ -202,7 +203,7 @@ export type ProbeCommand = { type: 'reset' } | { type: 'snapshot' } | { type: 's
 export interface ServerStats {
   /** Slot time → frame handed to ws.send (after the send returned). */
   sendLateness: SerialHist;
-  /** Process event-loop delay (perf_hooks monitorEventLoopDelay, 10 ms resolution). */
+  /** Process event-loop delay beyond the 10 ms sampling interval (perf_hooks monitorEventLoopDelay), ms. */
   loopDelay: { p50: number; p99: number; max: number; mean: number };
   framesSent: number;
   /** Frames sent more than 40 ms after their slot, by the server's own accounting. */

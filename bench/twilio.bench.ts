@@ -1,0 +1,605 @@
+/**
+ * Twilio Media Streams at scale: N concurrent Twilio-protocol calls held for a
+ * measurement window (consent and recording taps off — the gateway mounts
+ * none), beside a bare `ws` server under the same N in the same run.
+ *
+ * Processes (2 CPUs on the reference machine — everything below shares them):
+ *   gateway   bench/twilio/gateway-child.ts: what `switchboard start` runs
+ *             (profile production, fsync always, TWILIO_AUTH_TOKEN set, so every
+ *             webhook and WS upgrade signature is checked; log level info to a
+ *             file), plus a read-only probe for figures the gateway does not
+ *             expose (see that file). Number seeded offline before the start.
+ *   bare      bench/twilio/bare-server.ts: JSON.parse every message, base64-decode
+ *             media; outbound the same clip lengths and marks from one shared
+ *             20 ms timer.
+ *   load      BENCH_TWILIO_WORKERS (2) × bench/twilio/load-worker.ts: sign and POST
+ *             /twilio/voice, signed WS upgrade, connected/start, 20 ms µ-law
+ *             silence frames, DTMF every BENCH_TWILIO_DTMF_MS after the greeting
+ *             (so the agent keeps talking: the outbound load), marks echoed.
+ *
+ * One phase = start server → ramp N calls at BENCH_TWILIO_RAMP calls/s → settle
+ * 5 s (greetings of the last calls end) → measurement window → stop. CPU is
+ * utime+stime from /proc/<pid>/stat over the window; RSS is VmRSS at the end of
+ * the window minus VmRSS of the idle server before the first call.
+ *
+ * Figures (cN = N calls):
+ *   late_frames          client-observed outbound frames > 40 ms behind their play's
+ *                        20 ms schedule (target 0); baseline = bare, same client
+ *   gateway_late_frames  the pacer's own count (PacedStream.stats.lateFrames: tick
+ *                        start − slot > 40 ms) (target 0); baseline = bare's count
+ *   added_latency_p50/p99_ms  gateway-added outbound latency, measured inside the
+ *                        server: slot time → the frame's ws.send() has returned
+ *                        (timer lateness + everything a tick does before this
+ *                        frame). p99 target ≤ 5 ms; baseline = bare, same definition
+ *   jitter_p50/p99_ms    client-observed |inter-arrival − 20 ms| within a play
+ *   arrival_lateness_p99_ms  client-observed lateness vs the play's schedule
+ *   turn_p50/p99_ms      DTMF sent → first frame of the reply (store commits + TTS
+ *                        cache + pacing); baseline = bare (next slot only)
+ *   webhook_p50/p99_ms   POST /twilio/voice → TwiML, during the ramp
+ *   loop_delay_p99_ms    server event-loop delay (monitorEventLoopDelay)
+ *   cpu_pct              server CPU, % of one core; baseline = bare
+ *   cpu_ratio            gateway / bare CPU (target ≤ 1.5)
+ *   cpu_ms_per_call_s    CPU ms per call per second of call
+ *   rss_mb_per_call      (RSS end − RSS idle) / N
+ *   loadgen_cpu_pct      the load workers' CPU (they compete for the same cores)
+ *
+ * When N fails the late-frame target, smaller N (1000/500/250/100 below it) are
+ * run gateway-only with a BENCH_TWILIO_SEARCH_SECONDS window, and the largest N
+ * that meets it is reported as twilio.max_calls_late_target.
+ *
+ * Env: BENCH_TWILIO_CALLS (1000), BENCH_TWILIO_SECONDS (60), BENCH_TWILIO_RAMP
+ * (50 calls/s), BENCH_TWILIO_DTMF_MS (3000, 0 = never), BENCH_TWILIO_WORKERS (2),
+ * BENCH_TWILIO_SEARCH (1), BENCH_TWILIO_SEARCH_SECONDS (20), BENCH_TWILIO_PROBE (1),
+ * BENCH_TWILIO_CPU_PROF=DIR (write a V8 CPU profile of the gateway to DIR).
+ */
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { defaultAgent } from '../agents/default-agent.ts';
+import type { AgentTurnContext } from '../agents/types.ts';
+import { schema } from '../schema/index.ts';
+import { EspeakTts } from '../speech/espeak.ts';
+import { resolveDurability, Store } from '../store/index.ts';
+import { freePort, TWILIO_TOKEN } from '../test/helpers/gateway.ts';
+import { fmt, log, now, report as rawReport, sleep, wanted } from './lib.ts';
+import {
+  cpuMs,
+  DTMF_DIGIT,
+  Hist,
+  machineCpuMs,
+  rssMb,
+  setClockTicks,
+  type ClientStats,
+  type ProbeEvent,
+  type ServerStats,
+  type WorkerCommand,
+  type WorkerEvent,
+} from './twilio/shared.ts';
+
+const CALLS = Number(process.env.BENCH_TWILIO_CALLS ?? 1000);
+const SECONDS = Number(process.env.BENCH_TWILIO_SECONDS ?? 60);
+const RAMP = Number(process.env.BENCH_TWILIO_RAMP ?? 50);
+const BARE_RAMP = Math.max(RAMP, 200);
+const DTMF_MS = Number(process.env.BENCH_TWILIO_DTMF_MS ?? 3000);
+const WORKERS = Math.max(1, Number(process.env.BENCH_TWILIO_WORKERS ?? 2));
+const SEARCH = process.env.BENCH_TWILIO_SEARCH !== '0';
+const SEARCH_SECONDS = Number(process.env.BENCH_TWILIO_SEARCH_SECONDS ?? 20);
+const CPU_PROF = process.env.BENCH_TWILIO_CPU_PROF ?? '';
+const SETTLE_MS = 5000;
+const STEPS = [1000, 500, 250, 100];
+const NUMBER = '+15557654321';
+const HERE = path.join(import.meta.dirname, 'twilio');
+/** Hard stop for the whole file, so a wedged child can never hang the bench. */
+const DEADLINE_MS = Number(process.env.BENCH_TWILIO_DEADLINE_S ?? 900) * 1000;
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+const deadline = setTimeout(() => {
+  process.stderr.write(`twilio bench: deadline of ${DEADLINE_MS / 1000} s passed, killing children\n`);
+  process.exit(2);
+}, DEADLINE_MS);
+deadline.unref();
+
+try {
+  setClockTicks(Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()));
+} catch {
+  // 100 is the Linux default
+}
+
+// ─────────────────────────────── helpers ───────────────────────────────
+
+function spawnChild(file: string, env: NodeJS.ProcessEnv, stdout: 'inherit' | number, extraArgs: string[] = []): ChildProcess {
+  const child = fork(path.join(HERE, file), [], {
+    execArgv: [...extraArgs, '--import', 'tsx'],
+    env,
+    stdio: ['ignore', stdout, 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** The next IPC message from `child` that `match` accepts; rejects on timeout or exit. */
+function nextMessage<T>(child: ChildProcess, match: (m: T) => boolean, timeoutMs: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown): void => {
+      if (!match(m as T)) return;
+      cleanup();
+      resolve(m as T);
+    };
+    const onExit = (code: number | null, signal: string | null): void => {
+      cleanup();
+      reject(new Error(`${what}: child exited (${code ?? signal})`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${what}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+async function ask<T>(child: ChildProcess, cmd: unknown, type: string, timeoutMs = 15_000): Promise<T> {
+  const p = nextMessage<{ type: string }>(child, (m) => m.type === type, timeoutMs, `${JSON.stringify(cmd)} → ${type}`);
+  child.send(cmd as object);
+  return (await p) as T;
+}
+
+async function stopChild(child: ChildProcess, cmd: unknown, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  try {
+    if (child.connected) child.send(cmd as object);
+    else child.kill('SIGTERM');
+  } catch {
+    child.kill('SIGTERM');
+  }
+  const ok = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
+  if (!ok) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+function fdLimit(): number | null {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    return m ? (m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1])) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function seed(dataDir: string): Promise<void> {
+  const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+  try {
+    const t = await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'bench', id: 'bootstrap:tenant:default' });
+    if (!t.outcome.ok) throw new Error(`tenant_created: ${JSON.stringify(t.outcome)}`);
+    const n = await store.submit('number_added', { number: NUMBER, agent: 'default' }, { tenant: 'default', caller: 'bench' });
+    if (!n.outcome.ok) throw new Error(`number_added: ${JSON.stringify(n.outcome)}`);
+  } finally {
+    store.close();
+  }
+}
+
+/** Frames (20 ms, last one padded) of the default agent's greeting and of its DTMF reply, from espeak-ng as the gateway makes them. */
+async function clipFrames(): Promise<{ greeting: number; reply: number; texts: string[] }> {
+  const texts: string[] = [];
+  const ctx: AgentTurnContext = {
+    callId: 'bench',
+    turn: 1,
+    state: {},
+    say: (text) => {
+      texts.push(text);
+      return Promise.resolve({ durationMs: 0, heardMs: 0, interrupted: false });
+    },
+    hangup: () => Promise.resolve(),
+  };
+  await defaultAgent.onStart(ctx);
+  const greetingTexts = texts.length;
+  await defaultAgent.onDtmf?.(ctx, DTMF_DIGIT);
+  const tts = new EspeakTts();
+  const frames = async (list: string[]): Promise<number> => {
+    let n = 0;
+    for (const t of list) n += Math.ceil((await tts.synthesize(t, 8000)).length / 160);
+    return n;
+  };
+  return { greeting: await frames(texts.slice(0, greetingTexts)), reply: await frames(texts.slice(greetingTexts)), texts };
+}
+
+// ─────────────────────────────── one phase ───────────────────────────────
+
+interface Phase {
+  kind: 'gateway' | 'bare';
+  calls: number;
+  seconds: number;
+  streamingAtEnd: number;
+  setupFailed: number;
+  failures: Record<string, number>;
+  droppedByServer: number;
+  server: ServerStats;
+  client: {
+    framesSent: number;
+    framesReceived: number;
+    marksReceived: number;
+    plays: number;
+    dtmfSent: number;
+    clears: number;
+    unexpected: number;
+    lateFrames: number;
+    maxLatenessMs: number;
+    lateness: Hist;
+    jitter: Hist;
+    turn: Hist;
+    webhook: Hist;
+    upgrade: Hist;
+    loopDelayP99: number;
+    loopDelayMax: number;
+    playFrames: Record<string, number>;
+  };
+  sendLateness: Hist;
+  cpuPct: number;
+  rssIdleMb: number;
+  rssEndMb: number;
+  loadgenCpuPct: number;
+  machineBusyPct: number;
+  setupSeconds: number;
+  logWarnings: number;
+}
+
+function mergeClients(list: ClientStats[]): Phase['client'] & { streaming: number; failed: number; failures: Record<string, number>; dropped: number } {
+  const sum = (f: (s: ClientStats) => number): number => list.reduce((a, s) => a + f(s), 0);
+  const failures: Record<string, number> = {};
+  const playFrames: Record<string, number> = {};
+  for (const s of list) {
+    for (const [k, v] of Object.entries(s.failures)) failures[k] = (failures[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(s.playFrames)) playFrames[k] = (playFrames[k] ?? 0) + v;
+  }
+  return {
+    streaming: sum((s) => s.streaming),
+    failed: sum((s) => s.failed),
+    failures,
+    dropped: sum((s) => s.droppedByServer),
+    framesSent: sum((s) => s.framesSent),
+    framesReceived: sum((s) => s.framesReceived),
+    marksReceived: sum((s) => s.marksReceived),
+    plays: sum((s) => s.plays),
+    dtmfSent: sum((s) => s.dtmfSent),
+    clears: sum((s) => s.clears),
+    unexpected: sum((s) => s.unexpected),
+    lateFrames: sum((s) => s.lateFrames),
+    maxLatenessMs: Math.max(0, ...list.map((s) => s.maxLatenessMs)),
+    lateness: Hist.from(list.map((s) => s.lateness)),
+    jitter: Hist.from(list.map((s) => s.jitter)),
+    turn: Hist.from(list.map((s) => s.turn)),
+    webhook: Hist.from(list.map((s) => s.webhook)),
+    upgrade: Hist.from(list.map((s) => s.upgrade)),
+    loopDelayP99: Math.max(0, ...list.map((s) => s.loopDelay.p99)),
+    loopDelayMax: Math.max(0, ...list.map((s) => s.loopDelay.max)),
+    playFrames,
+  };
+}
+
+async function runPhase(kind: 'gateway' | 'bare', calls: number, seconds: number, clips: { greeting: number; reply: number }): Promise<Phase> {
+  const tag = `${kind} c${calls}`;
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `sb-bench-twilio-${kind}-`));
+  const workers: ChildProcess[] = [];
+  let server: ChildProcess | null = null;
+  let logFd: number | null = null;
+  try {
+    if (kind === 'gateway') {
+      await seed(dataDir);
+      logFd = fs.openSync(path.join(dataDir, 'gateway.log'), 'w');
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        SWITCHBOARD_HTTP_PORT: String(port),
+        SWITCHBOARD_HOST: '127.0.0.1',
+        SWITCHBOARD_PUBLIC_URL: `http://127.0.0.1:${port}`,
+        SWITCHBOARD_DATA_DIR: dataDir,
+        SWITCHBOARD_PROFILE: 'production',
+        SWITCHBOARD_FSYNC_POLICY: 'always',
+        SWITCHBOARD_LOG_LEVEL: 'info',
+        TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
+      };
+      const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`, `--cpu-prof-name=gateway-c${calls}-${Date.now()}.cpuprofile`] : [];
+      server = spawnChild('gateway-child.ts', env, logFd, prof);
+    } else {
+      const env: NodeJS.ProcessEnv = { ...process.env, BARE_PORT: String(port), BARE_GREETING_FRAMES: String(clips.greeting), BARE_REPLY_FRAMES: String(clips.reply) };
+      server = spawnChild('bare-server.ts', env, 'inherit');
+    }
+    const srv = server;
+    const pid = srv.pid ?? 0;
+    await nextMessage<ProbeEvent>(srv, (m) => m.type === 'listening', 60_000, `${tag}: listening`);
+    await sleep(1000);
+    const rssIdleMb = rssMb(pid) ?? Number.NaN;
+
+    // ── ramp ──
+    const rate = kind === 'bare' ? BARE_RAMP : RAMP;
+    const gap = 1000 / rate;
+    const runId = randomBytes(12).toString('hex');
+    const setupStart = now();
+    for (let w = 0; w < WORKERS; w++) {
+      const worker = spawnChild('load-worker.ts', { ...process.env }, 'inherit');
+      workers.push(worker);
+      const mine = Array.from({ length: calls }, (_, i) => i).filter((i) => i % WORKERS === w);
+      const cmd: WorkerCommand = {
+        type: 'start',
+        calls: mine,
+        intervalMs: gap * WORKERS,
+        startDelayMs: gap * w,
+        baseUrl: `http://127.0.0.1:${port}`,
+        authToken: TWILIO_TOKEN,
+        to: NUMBER,
+        dtmfMs: DTMF_MS,
+        runId,
+      };
+      worker.send(cmd);
+    }
+    const progress: Array<{ streaming: number; failed: number }> = workers.map(() => ({ streaming: 0, failed: 0 }));
+    workers.forEach((w, i) =>
+      w.on('message', (m: WorkerEvent) => {
+        if (m.type === 'progress' || m.type === 'ready') progress[i] = { streaming: m.streaming, failed: m.failed };
+      }),
+    );
+    const ticker = setInterval(() => {
+      const s = progress.reduce((a, p) => a + p.streaming, 0);
+      const f = progress.reduce((a, p) => a + p.failed, 0);
+      log(`  ${tag}: ramp ${s}/${calls} streaming, ${f} failed, server CPU ${fmt(((cpuMs(pid) ?? 0) / 1000))} s total`);
+    }, 5000);
+    try {
+      await Promise.all(workers.map((w) => nextMessage<WorkerEvent>(w, (m) => m.type === 'ready', (calls / rate) * 1000 + 90_000, `${tag}: ramp`)));
+    } finally {
+      clearInterval(ticker);
+    }
+    const setupSeconds = (now() - setupStart) / 1000;
+    await sleep(SETTLE_MS);
+
+    // ── window ──
+    const resets = await Promise.all([...workers.map((w) => ask<WorkerEvent>(w, { type: 'reset' }, 'stats')), ask<ProbeEvent>(srv, { type: 'reset' }, 'stats')]);
+    void resets;
+    const c0 = cpuMs(pid) ?? Number.NaN;
+    const w0 = workers.reduce((a, w) => a + (cpuMs(w.pid ?? 0) ?? 0), 0);
+    const m0 = machineCpuMs();
+    const t0 = now();
+    const end = t0 + seconds * 1000;
+    while (now() < end) {
+      await sleep(Math.min(10_000, end - now()));
+      const el = (now() - t0) / 1000;
+      if (now() < end - 100) {
+        log(`  ${tag}: window ${fmt(el)}/${seconds} s, server CPU ${fmt((((cpuMs(pid) ?? 0) - c0) / (now() - t0)) * 100)} %, RSS ${fmt(rssMb(pid) ?? Number.NaN)} MiB`);
+      }
+    }
+    const c1 = cpuMs(pid) ?? Number.NaN;
+    const w1 = workers.reduce((a, w) => a + (cpuMs(w.pid ?? 0) ?? 0), 0);
+    const m1 = machineCpuMs();
+    const t1 = now();
+    const rssEndMb = rssMb(pid) ?? Number.NaN;
+    const [srvStats, ...clientStats] = await Promise.all([
+      ask<Extract<ProbeEvent, { type: 'stats' }>>(srv, { type: 'snapshot' }, 'stats'),
+      ...workers.map((w) => ask<Extract<WorkerEvent, { type: 'stats' }>>(w, { type: 'snapshot' }, 'stats')),
+    ]);
+    const elapsed = t1 - t0;
+    const client = mergeClients(clientStats.map((s) => s.stats));
+    const serverStats = (srvStats as Extract<ProbeEvent, { type: 'stats' }>).stats;
+
+    await Promise.all(workers.map((w) => stopChild(w, { type: 'stop' }, 15_000)));
+    await stopChild(srv, { type: 'stop' }, 15_000);
+
+    let logWarnings = 0;
+    if (kind === 'gateway') {
+      const text = fs.readFileSync(path.join(dataDir, 'gateway.log'), 'utf8');
+      const levels = new Map<number, number>();
+      for (const m of text.matchAll(/"level":(\d+)/g)) levels.set(Number(m[1]), (levels.get(Number(m[1])) ?? 0) + 1);
+      logWarnings = [...levels].filter(([l]) => l >= 40).reduce((a, [, n]) => a + n, 0);
+      const samples = text.split('\n').filter((l) => /"level":(4|5|6)\d/.test(l)).slice(0, 3);
+      if (samples.length) log(`  ${tag}: gateway warnings/errors (${logWarnings}), e.g.\n    ${samples.map((s) => s.slice(0, 300)).join('\n    ')}`);
+    }
+
+    return {
+      kind,
+      calls,
+      seconds,
+      streamingAtEnd: client.streaming,
+      setupFailed: client.failed,
+      failures: client.failures,
+      droppedByServer: client.dropped,
+      server: serverStats,
+      client,
+      sendLateness: Hist.from([serverStats.sendLateness]),
+      cpuPct: ((c1 - c0) / elapsed) * 100,
+      rssIdleMb,
+      rssEndMb,
+      loadgenCpuPct: ((w1 - w0) / elapsed) * 100,
+      machineBusyPct: m0 && m1 ? ((m1.busy - m0.busy) / (m1.total - m0.total)) * 100 * os.cpus().length : Number.NaN,
+      setupSeconds,
+      logWarnings,
+    };
+  } finally {
+    for (const w of workers) await stopChild(w, { type: 'stop' }, 2000);
+    if (server) await stopChild(server, { type: 'stop' }, 5000);
+    if (logFd !== null) fs.closeSync(logFd);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function describe(p: Phase): void {
+  const c = p.client;
+  const sl = p.sendLateness.summary();
+  const ji = c.jitter.summary();
+  const tu = c.turn.summary();
+  const wh = c.webhook.summary();
+  log(
+    `  ${p.kind} c${p.calls}: ${p.streamingAtEnd}/${p.calls} streaming (setup ${fmt(p.setupSeconds)} s, ${p.setupFailed} failed, ${p.droppedByServer} dropped by server)` +
+      (Object.keys(p.failures).length ? ` failures ${JSON.stringify(p.failures)}` : ''),
+  );
+  log(
+    `    in: ${c.framesSent} frames sent, server processed ${p.server.mediaIn} (${p.server.droppedIn} dropped); ` +
+      `out: ${c.framesReceived} frames received in ${c.plays} plays (server sent ${p.server.framesSent}), ${c.marksReceived} marks, ${c.dtmfSent} DTMF, ${c.clears} clears, ${c.unexpected} unexpected`,
+  );
+  log(
+    `    late: client ${c.lateFrames} (max ${fmt(c.maxLatenessMs)} ms), server probe ${p.server.lateFrames} (max ${fmt(p.server.maxLatenessMs)} ms)` +
+      (p.kind === 'gateway' ? `, pacer ${p.server.extra.pacerLateFrames ?? '?'}, skipped slots ${p.server.skippedSlots}` : ''),
+  );
+  log(
+    `    added latency p50 ${fmt(sl.p50)} p99 ${fmt(sl.p99)} max ${fmt(sl.max)} ms; jitter p50 ${fmt(ji.p50)} p99 ${fmt(ji.p99)} ms; ` +
+      `arrival lateness p99 ${fmt(c.lateness.percentile(99))} ms; turn p50 ${fmt(tu.p50)} p99 ${fmt(tu.p99)} ms (n=${tu.n}); webhook p50 ${fmt(wh.p50)} p99 ${fmt(wh.p99)} ms`,
+  );
+  log(
+    `    server: CPU ${fmt(p.cpuPct)} % of a core, RSS ${fmt(p.rssIdleMb)} → ${fmt(p.rssEndMb)} MiB, heap ${fmt(p.server.heapUsedMb)} MiB, loop delay p99 ${fmt(p.server.loopDelay.p99)} max ${fmt(p.server.loopDelay.max)} ms; ` +
+      `load workers CPU ${fmt(p.loadgenCpuPct)} %, loop delay p99 ${fmt(c.loopDelayP99)} max ${fmt(c.loopDelayMax)} ms; machine busy ${fmt(p.machineBusyPct)} % of ${os.cpus().length * 100} %` +
+      (p.kind === 'gateway' ? `; ${p.logWarnings} warn+ log lines` : ''),
+  );
+}
+
+function meetsLate(p: Phase): boolean {
+  return p.client.lateFrames === 0 && p.server.lateFrames === 0 && p.streamingAtEnd === p.calls && p.setupFailed === 0;
+}
+
+/** report() for a figure that may have no samples (NaN): logged instead of reported, so the runner's parser stays happy. */
+function report(input: Parameters<typeof rawReport>[0]): void {
+  if (!Number.isFinite(input.value)) {
+    log(`  (no value for ${input.figure}: no samples)`);
+    return;
+  }
+  const baseline = input.baseline;
+  rawReport({ ...input, baseline: baseline === undefined || baseline === null || !Number.isFinite(baseline) ? null : baseline });
+}
+
+function reportPhase(g: Phase, b: Phase | null): void {
+  const p = `twilio.c${g.calls}`;
+  const win = `${g.seconds} s window, ${g.calls} calls, DTMF every ${DTMF_MS} ms after the greeting`;
+  report({ figure: `${p}.calls_streaming`, value: g.streamingAtEnd, unit: 'calls', target: { op: '>=', value: g.calls }, note: `calls still streaming at the end of the ${win}; setup failures ${g.setupFailed}, dropped by the gateway ${g.droppedByServer}` });
+  report({
+    figure: `${p}.late_frames`,
+    value: g.client.lateFrames,
+    unit: 'frames',
+    baseline: b ? b.client.lateFrames : null,
+    target: { op: '<=', value: 0 },
+    note: `client-observed: outbound frames > 40 ms behind their play's 20 ms schedule, of ${g.client.framesReceived} received in the ${win}; baseline = bare server, same client`,
+  });
+  report({
+    figure: `${p}.gateway_late_frames`,
+    value: g.server.extra.pacerLateFrames ?? Number.NaN,
+    unit: 'frames',
+    baseline: b ? b.server.lateFrames : null,
+    target: { op: '<=', value: 0 },
+    note: `the pacer's own PacedStream.stats.lateFrames (tick start − slot > 40 ms; blind to time spent inside the tick), of ${g.server.extra.pacerFramesSent ?? '?'} sent; by the probe's after-send clock: ${g.server.lateFrames}. Not exposed by /metrics: read through the bench probe`,
+  });
+  const sl = g.sendLateness.summary();
+  const bsl = b?.sendLateness.summary() ?? null;
+  report({ figure: `${p}.added_latency_p50_ms`, value: sl.p50, unit: 'ms', baseline: bsl?.p50 ?? null });
+  report({
+    figure: `${p}.added_latency_p99_ms`,
+    value: sl.p99,
+    unit: 'ms',
+    baseline: bsl?.p99 ?? null,
+    target: { op: '<=', value: 5, unit: 'ms' },
+    note: 'gateway-added outbound latency, in-process: the frame\'s 20 ms slot time → its ws.send() returned (timer lateness + work done earlier in the same tick); baseline = bare server, same definition',
+  });
+  report({ figure: `${p}.jitter_p50_ms`, value: g.client.jitter.percentile(50), unit: 'ms', baseline: b ? b.client.jitter.percentile(50) : null });
+  report({
+    figure: `${p}.jitter_p99_ms`,
+    value: g.client.jitter.percentile(99),
+    unit: 'ms',
+    baseline: b ? b.client.jitter.percentile(99) : null,
+    note: 'client-observed |inter-arrival − 20 ms| between consecutive frames of a play (includes the load generator\'s own scheduling delay; see baseline)',
+  });
+  report({ figure: `${p}.arrival_lateness_p99_ms`, value: g.client.lateness.percentile(99), unit: 'ms', baseline: b ? b.client.lateness.percentile(99) : null });
+  report({ figure: `${p}.turn_p50_ms`, value: g.client.turn.percentile(50), unit: 'ms', baseline: b ? b.client.turn.percentile(50) : null });
+  report({
+    figure: `${p}.turn_p99_ms`,
+    value: g.client.turn.percentile(99),
+    unit: 'ms',
+    baseline: b ? b.client.turn.percentile(99) : null,
+    note: 'DTMF sent → first frame of the agent\'s reply ("You pressed 5."): agent_turn_started + agent_action_requested commits (fsync always), cached TTS, wait for the next 20 ms slot; bare = next slot only',
+  });
+  report({ figure: `${p}.webhook_p50_ms`, value: g.client.webhook.percentile(50), unit: 'ms', baseline: b ? b.client.webhook.percentile(50) : null });
+  report({
+    figure: `${p}.webhook_p99_ms`,
+    value: g.client.webhook.percentile(99),
+    unit: 'ms',
+    baseline: b ? b.client.webhook.percentile(99) : null,
+    note: `POST /twilio/voice → full TwiML, signed, during the ramp (${RAMP} calls/s while earlier calls stream); bare = static TwiML (ramped at ${BARE_RAMP}/s)`,
+  });
+  report({ figure: `${p}.loop_delay_p99_ms`, value: g.server.loopDelay.p99, unit: 'ms', baseline: b ? b.server.loopDelay.p99 : null });
+  report({
+    figure: `${p}.cpu_pct`,
+    value: g.cpuPct,
+    unit: '% core',
+    baseline: b ? b.cpuPct : null,
+    note: `server process utime+stime over the window; load workers used ${fmt(g.loadgenCpuPct)} % (bare run ${b ? fmt(b.loadgenCpuPct) : '-'} %), machine busy ${fmt(g.machineBusyPct)} % of ${os.cpus().length * 100} %`,
+  });
+  if (b) report({ figure: `${p}.cpu_ratio`, value: g.cpuPct / b.cpuPct, unit: 'x', target: { op: '<=', value: 1.5 }, note: 'gateway CPU / bare ws server CPU, same N, same client' });
+  report({ figure: `${p}.cpu_ms_per_call_s`, value: (g.cpuPct * 10) / g.calls, unit: 'ms/call/s', baseline: b ? (b.cpuPct * 10) / b.calls : null });
+  report({
+    figure: `${p}.rss_mb_per_call`,
+    value: (g.rssEndMb - g.rssIdleMb) / g.calls,
+    unit: 'MiB/call',
+    baseline: b ? (b.rssEndMb - b.rssIdleMb) / b.calls : null,
+    note: `(VmRSS at the window's end − idle VmRSS before the first call) / N; gateway ${fmt(g.rssIdleMb)} → ${fmt(g.rssEndMb)} MiB${b ? `, bare ${fmt(b.rssIdleMb)} → ${fmt(b.rssEndMb)} MiB` : ''}`,
+  });
+  report({ figure: `${p}.loadgen_cpu_pct`, value: g.loadgenCpuPct, unit: '% core', baseline: b ? b.loadgenCpuPct : null });
+}
+
+// ─────────────────────────────── main ───────────────────────────────
+
+async function main(): Promise<void> {
+  if (!wanted([`twilio.c${CALLS}.late_frames`, 'twilio.max_calls_late_target'])) return;
+  const limit = fdLimit();
+  const need = CALLS + 256;
+  log(
+    `twilio media: ${CALLS} calls, ${SECONDS} s window, ramp ${RAMP}/s (bare ${BARE_RAMP}/s), DTMF every ${DTMF_MS} ms, ${WORKERS} load worker(s), ` +
+      `${os.cpus().length} CPU(s); fd limit ${limit ?? '?'} (each server needs ~N+64, each worker ~N/${WORKERS}+64)`,
+  );
+  if (limit !== null && limit < need) {
+    log(`  WARNING: RLIMIT_NOFILE ${limit} < ${need}: run under \`bash -c 'ulimit -n 65536 && npm run bench -- twilio'\``);
+  }
+  const clips = await clipFrames();
+  log(`  clips: greeting ${clips.greeting} frames, DTMF reply ${clips.reply} frames (${clips.texts.map((t) => JSON.stringify(t)).join(', ')})`);
+
+  const g = await runPhase('gateway', CALLS, SECONDS, clips);
+  describe(g);
+  const b = await runPhase('bare', CALLS, SECONDS, clips);
+  describe(b);
+  reportPhase(g, b);
+
+  let best: number | null = meetsLate(g) ? CALLS : null;
+  if (best === null && SEARCH) {
+    for (const n of STEPS.filter((s) => s < CALLS)) {
+      log(`searching: c${n} (gateway only, ${SEARCH_SECONDS} s window)`);
+      const p = await runPhase('gateway', n, SEARCH_SECONDS, clips);
+      describe(p);
+      report({ figure: `twilio.c${n}.late_frames`, value: p.client.lateFrames, unit: 'frames', target: { op: '<=', value: 0 }, note: `search run, ${SEARCH_SECONDS} s window; gateway pacer late ${p.server.extra.pacerLateFrames ?? '?'}, probe late ${p.server.lateFrames}` });
+      report({ figure: `twilio.c${n}.added_latency_p99_ms`, value: p.sendLateness.percentile(99), unit: 'ms', target: { op: '<=', value: 5, unit: 'ms' } });
+      report({ figure: `twilio.c${n}.cpu_pct`, value: p.cpuPct, unit: '% core' });
+      if (meetsLate(p)) {
+        best = n;
+        break;
+      }
+    }
+  }
+  report({
+    figure: 'twilio.max_calls_late_target',
+    value: best ?? 0,
+    unit: 'calls',
+    target: { op: '>=', value: 1000 },
+    note: `largest N tried (${[CALLS, ...STEPS.filter((s) => s < CALLS)].join('/')}) with 0 late frames (client and in-gateway), every call streaming; load generator on the same ${os.cpus().length} CPUs`,
+  });
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) c.kill('SIGKILL');
+}

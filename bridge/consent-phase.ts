@@ -1,0 +1,124 @@
+/**
+ * The consent phase of a live call: wires the provider-neutral consent stage
+ * to the call's media (prompts through TTS + the pipeline, DTMF 1/2, spoken
+ * yes/no through a `yes-no` STT session when one is available), then applies
+ * the policy's decision, and afterwards watches for withdrawal (`*9`).
+ */
+import type { Logger } from 'pino';
+import { runConsentStage, type ConsentAnswer, type ConsentDecision, type PolicyRow } from '../consent/stage.ts';
+import type { AudioFrame } from '../media/frame.ts';
+import type { MediaPipeline } from '../media/pipeline.ts';
+import type { SwitchboardTables } from '../schema/index.ts';
+import type { Store } from '../store/index.ts';
+import type { SpeechToText } from '../speech/stt.ts';
+import type { TextToSpeech } from '../speech/tts.ts';
+
+export interface ConsentPhaseDeps {
+  store: Store<SwitchboardTables>;
+  tts: TextToSpeech;
+  /** Speech yes/no; null = DTMF-only consent. */
+  stt: SpeechToText | null;
+  logger: Logger;
+}
+
+export interface ConsentContext {
+  tenant: string;
+  callId: string;
+  answeredAt: number;
+  pipeline: MediaPipeline;
+  outputRate: 8000 | 16000 | 24000 | 48000;
+}
+
+/** The policy that governs a call: its number's, else the tenant's newest `default`. */
+export function policyFor(store: Store<SwitchboardTables>, tenant: string, callId: string): PolicyRow | undefined {
+  const read = store.read(tenant);
+  const call = read.calls.get(callId);
+  const number = call?.number_id ? read.numbers.get(call.number_id) : undefined;
+  if (number?.consent_policy_id) {
+    const p = read.consent_policies.get(number.consent_policy_id);
+    if (p) return p;
+  }
+  return read.consent_policies.find({ name: 'default' }, { orderBy: 'version', desc: true, limit: 1 })[0];
+}
+
+/** The call's current consent decision, or null if it has none or it is pending. */
+export function currentDecision(store: Store<SwitchboardTables>, tenant: string, callId: string): { outcome: string; pendingId: string | null } | null {
+  const read = store.read(tenant);
+  const call = read.calls.get(callId);
+  const consent = call?.consent_id ? read.consents.get(call.consent_id) : undefined;
+  if (!consent) return null;
+  if (consent.outcome === 'pending') return { outcome: 'pending', pendingId: consent.id };
+  return { outcome: consent.outcome, pendingId: null };
+}
+
+export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext, pendingId: string | null): Promise<ConsentDecision> {
+  const policy = policyFor(deps.store, c.tenant, c.callId);
+  if (!policy) throw new Error(`tenant ${c.tenant} has no consent policy`);
+  const listeners = new Set<(a: ConsentAnswer) => void>();
+  const emit = (a: ConsentAnswer): void => listeners.forEach((l) => l(a));
+  const clockMs = (): number => Date.now() - c.answeredAt;
+  const offDtmf = c.pipeline.on('dtmf', ({ digit, source }) => {
+    if (digit === '1' || digit === '2') emit({ answer: digit === '1' ? 'yes' : 'no', method: 'dtmf', evidence: { digit, source, at_ms: clockMs() } });
+  });
+  const stt = policy.mode === 'notify' ? null : deps.stt;
+  if (!stt && policy.mode !== 'notify') deps.logger.warn({ call: c.callId }, 'no speech recogniser: consent by DTMF only');
+  const session = stt?.startSession({ sampleRate: 8000, mode: 'yes-no' }) ?? null;
+  const startedAtMs = clockMs();
+  let removeTap: (() => void) | null = null;
+  if (session) {
+    removeTap = c.pipeline.addTap({
+      name: 'consent-stt',
+      process: (frame: AudioFrame, channel) => {
+        if (channel === 'caller') session.write(frame);
+      },
+    });
+    session.on('result', (r) => {
+      if (!r.isFinal || (r.text !== 'yes' && r.text !== 'no')) return;
+      emit({
+        answer: r.text,
+        method: 'speech',
+        evidence: { words: r.words.map((w) => w.word).join(' ') || r.text, at_ms: startedAtMs + r.startMs, end_ms: startedAtMs + r.endMs, confidence: r.confidence },
+      });
+    });
+    session.on('error', (err) => deps.logger.warn({ err: err.message, call: c.callId }, 'consent speech recognition failed: DTMF still works'));
+  }
+  try {
+    return await runConsentStage({
+      store: deps.store,
+      tenant: c.tenant,
+      callId: c.callId,
+      policy,
+      pendingConsentId: pendingId,
+      io: {
+        say: async (text) => {
+          const audio = await deps.tts.synthesize(text, c.outputRate);
+          const r = await c.pipeline.play(audio);
+          return { heardMs: r.heardMs, interrupted: r.interrupted };
+        },
+        interrupt: () => void c.pipeline.interrupt(),
+        onAnswer: (l) => {
+          listeners.add(l);
+          return () => listeners.delete(l);
+        },
+        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      },
+    });
+  } finally {
+    offDtmf();
+    removeTap?.();
+    session?.close();
+  }
+}
+
+/** Watches DTMF for the withdrawal sequence `*9` (within 3 s). */
+export function watchWithdrawal(pipeline: MediaPipeline, onWithdraw: (evidence: Record<string, unknown>) => void): () => void {
+  let starAt = 0;
+  return pipeline.on('dtmf', ({ digit, source }) => {
+    const now = Date.now();
+    if (digit === '*') starAt = now;
+    else if (digit === '9' && starAt > 0 && now - starAt <= 3000) {
+      starAt = 0;
+      onWithdraw({ sequence: '*9', source });
+    } else starAt = 0;
+  });
+}

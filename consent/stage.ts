@@ -1,0 +1,111 @@
+/**
+ * The consent stage: runs before the agent sees the call, on any ingress.
+ *
+ *   consent_started ─► play disclosure (+ prompt) ─► listen: DTMF 1/2, speech yes/no
+ *        ▲                                               │ nothing within timeout
+ *        └──────────────── retry (policy.retries) ◄──────┘
+ *   ─► consent_decided  granted | declined | no_response  (opt-out: silence = granted, implied;
+ *                                                          notify: disclosure only = granted, implied)
+ *
+ * An answer during the prompt counts (and cuts the prompt short). Evidence is
+ * the digit or the recognised words, with their time on the recording clock
+ * (ms since the call was answered).
+ */
+import type { SwitchboardTables } from '../schema/index.ts';
+import type { RowOf, Store } from '../store/index.ts';
+import type { tables } from '../schema/tables.ts';
+
+export type PolicyRow = RowOf<typeof tables.consent_policies>;
+export type ConsentOutcome = 'granted' | 'declined' | 'no_response';
+
+export interface ConsentDecision {
+  consentId: string;
+  outcome: ConsentOutcome;
+  method: 'dtmf' | 'speech' | 'implied';
+  evidence: Record<string, unknown>;
+}
+
+export interface ConsentAnswer {
+  answer: 'yes' | 'no';
+  method: 'dtmf' | 'speech';
+  evidence: Record<string, unknown>;
+}
+
+export interface ConsentStageIo {
+  /** Plays a prompt; resolves when played or cut short. */
+  say(text: string): Promise<{ heardMs: number; interrupted: boolean }>;
+  /** Stops the prompt now (an answer arrived). */
+  interrupt(): void;
+  /** Subscribes to answers (DTMF 1/2 and, when STT runs, spoken yes/no); returns unsubscribe. */
+  onAnswer(listener: (a: ConsentAnswer) => void): () => void;
+  sleep(ms: number): Promise<void>;
+}
+
+export function promptFor(policy: PolicyRow): string {
+  switch (policy.mode) {
+    case 'opt-in':
+      return `${policy.disclosure_text} To agree, press 1 or say yes. To decline, press 2 or say no.`;
+    case 'opt-out':
+      return `${policy.disclosure_text} If you do not agree, press 2 or say no.`;
+    case 'notify':
+      return policy.disclosure_text;
+  }
+}
+
+export interface ConsentStageArgs {
+  store: Store<SwitchboardTables>;
+  tenant: string;
+  callId: string;
+  policy: PolicyRow;
+  /** A pending consent of this call to continue (a call resumed mid-stage), if any. */
+  pendingConsentId: string | null;
+  io: ConsentStageIo;
+}
+
+export async function runConsentStage(args: ConsentStageArgs): Promise<ConsentDecision> {
+  const { store, policy, io } = args;
+  const who = { tenant: args.tenant, caller: 'consent' };
+  let consentId = args.pendingConsentId;
+  if (!consentId) {
+    const started = await store.submit('consent_started', { call_id: args.callId, policy_id: policy.id }, who);
+    if (!started.outcome.ok) throw new Error(`consent_started refused: ${started.outcome.error.code}: ${started.outcome.error.message}`);
+    consentId = (started.outcome.result as { consent_id: string }).consent_id;
+  }
+  const decision = await listen(policy, io);
+  const decided = await store.submit(
+    'consent_decided',
+    { consent_id: consentId, outcome: decision.outcome, method: decision.method, evidence: decision.evidence },
+    who,
+  );
+  if (!decided.outcome.ok) throw new Error(`consent_decided refused: ${decided.outcome.error.code}: ${decided.outcome.error.message}`);
+  return { consentId, ...decision };
+}
+
+async function listen(policy: PolicyRow, io: ConsentStageIo): Promise<Omit<ConsentDecision, 'consentId'>> {
+  const prompt = promptFor(policy);
+  if (policy.mode === 'notify') {
+    const played = await io.say(prompt);
+    return { outcome: 'granted', method: 'implied', evidence: { disclosure: 'played', heard_ms: played.heardMs, policy_mode: 'notify' } };
+  }
+  let answer: ConsentAnswer | null = null;
+  let wake: (() => void) | null = null;
+  const off = io.onAnswer((a) => {
+    if (answer) return;
+    answer = a;
+    io.interrupt();
+    wake?.();
+  });
+  try {
+    for (let attempt = 0; attempt <= policy.retries && !answer; attempt++) {
+      await io.say(attempt === 0 ? prompt : `Sorry, I did not get that. ${prompt}`);
+      if (answer) break;
+      await Promise.race([io.sleep(policy.timeout_ms), new Promise<void>((r) => (wake = r))]);
+    }
+  } finally {
+    off();
+  }
+  const got = answer as ConsentAnswer | null;
+  if (got) return { outcome: got.answer === 'yes' ? 'granted' : 'declined', method: got.method, evidence: got.evidence };
+  if (policy.mode === 'opt-out') return { outcome: 'granted', method: 'implied', evidence: { reason: 'no objection within the timeout', attempts: policy.retries + 1 } };
+  return { outcome: 'no_response', method: 'implied', evidence: { reason: 'no answer within the timeout', attempts: policy.retries + 1 } };
+}
