@@ -9,6 +9,9 @@ import { HttpServer } from '../api/server.ts';
 import { CallManager } from '../bridge/call-manager.ts';
 import { mountTwilio } from '../ingress/twilio/index.ts';
 import { MediaClock } from '../media/pacer.ts';
+import { FsBlobStore } from '../recording/blob-fs.ts';
+import { loadOrCreateMasterKey } from '../recording/crypto.ts';
+import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { EspeakTts } from '../speech/espeak.ts';
 import { CachedTts } from '../speech/tts.ts';
@@ -20,6 +23,7 @@ export const DEFAULT_TENANT = 'default';
 
 export interface Gateway {
   store: Store<SwitchboardTables>;
+  recordings: RecordingService;
   calls: CallManager;
   clock: MediaClock;
   http: HttpServer;
@@ -47,7 +51,17 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   const clock = new MediaClock({ onError: (err) => logger.error({ err }, 'media clock listener failed') });
   clock.start();
   const agents = new Map<string, Agent>([[defaultAgent.name, defaultAgent]]);
+  const recordings = new RecordingService({
+    store,
+    dataDir: config.dataDir,
+    blobs: new FsBlobStore(config.dataDir),
+    master: loadOrCreateMasterKey(config.dataDir),
+    logger,
+    ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
+  });
+  recordings.start();
   const calls = new CallManager({
+    recordings,
     store,
     clock,
     tts: new CachedTts(new EspeakTts()),
@@ -82,6 +96,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     bound = await http.listen(config.httpPort, config.host);
   } catch (err) {
     clock.stop();
+    recordings.stop();
     store.close();
     throw err;
   }
@@ -99,6 +114,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   let stopping: Promise<void> | null = null;
   return {
     store,
+    recordings,
     calls,
     clock,
     http,
@@ -109,6 +125,8 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
         calls.close();
         clock.stop();
         await http.close();
+        await recordings.idle();
+        recordings.stop();
         store.close();
         logger.info('switchboard stopped');
       })()),

@@ -10,6 +10,7 @@ import { schema } from '../../schema/index.ts';
 import { resolveDurability, Store } from '../../store/index.ts';
 import { speechUlaw } from '../helpers/audio.ts';
 import { freePort, spawnGateway, TWILIO_TOKEN, type GatewayProcess } from '../helpers/gateway.ts';
+import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
 
@@ -27,7 +28,7 @@ async function seed(dataDir: string): Promise<void> {
   const who = { tenant: 'default', caller: 'test' };
   void store
     .submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who)
-    .then((p) => store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: (p.outcome as { result: { policy_id: string } }).result.policy_id }, who));
+    .then((p) => store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: resultOf<{ policy_id: string }>(p).policy_id }, who));
   await new Promise((r) => setTimeout(r, 50));
   store.close();
 

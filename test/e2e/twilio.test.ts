@@ -8,6 +8,7 @@ import WebSocket from 'ws';
 import twilio from 'twilio';
 import { speechUlaw, ulawEnergy } from '../helpers/audio.ts';
 import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
+import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
 import type { TwilioLeg } from '../../ingress/twilio/leg.ts';
 
@@ -24,7 +25,7 @@ async function gateway(opts: Parameters<typeof startTestGateway>[0] = {}): Promi
   // These tests are about the agent and the media path: a short notify-only disclosure keeps them quick.
   const who = { tenant: 'default', caller: 'test' };
   const policy = await gw.store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who);
-  const policyId = (policy.outcome as { result: { policy_id: string } }).result.policy_id;
+  const policyId = resultOf<{ policy_id: string }>(policy).policy_id;
   const r = await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'twilio', consent_policy_id: policyId }, who);
   assert.ok(r.outcome.ok);
   return gw;

@@ -1,0 +1,210 @@
+/**
+ * The recording service: the store-facing side of recording. It begins a
+ * call's recording (`recording_started`, or a new segment + gap after a
+ * resume), hands the session a recorder tap, and finalizes when the call has
+ * ended — whoever ended it (agent hangup, provider status, BYE) and even after
+ * a restart: it watches `calls` for `ended` and sweeps unfinished recordings
+ * at boot. Finalize = timeline → WAV (or Ogg/MP3) → sha256 → envelope
+ * encryption → blob store → `recording_finalized`. Any failure is a
+ * `recording_failed` row with the reason; the call itself never notices.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { RecordingHandle, RecordingPort } from '../bridge/recording-port.ts';
+import type { SwitchboardTables } from '../schema/index.ts';
+import type { Store } from '../store/index.ts';
+import { encryptRecording, type MasterKey } from './crypto.ts';
+import { finalize } from './finalize.ts';
+import { Recorder } from './recorder.ts';
+import { RetentionSweeper } from './retention.ts';
+import { resumeGap, scanSegments } from './segments.ts';
+import type { BlobStore, Interval, RecordingFormat } from './types.ts';
+
+export interface RecordingServiceOptions {
+  store: Store<SwitchboardTables>;
+  dataDir: string;
+  blobs: BlobStore;
+  master: MasterKey;
+  logger: Logger;
+  format?: RecordingFormat;
+  ffmpegPath?: string;
+  retentionSweepMs?: number;
+}
+
+interface Active {
+  recorder: Recorder;
+  closed: Promise<void>;
+  markClosed: () => void;
+}
+
+export class RecordingService implements RecordingPort {
+  private readonly active = new Map<string, Active>();
+  private readonly finalizing = new Map<string, Promise<void>>();
+  private unsubscribe: (() => void) | null = null;
+  private sweeper: RetentionSweeper<{ id: string; tenant: string; status: string; uri: string | null; retention_until: number | null; legal_hold: boolean }> | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly o: RecordingServiceOptions) {
+    this.log = o.logger.child({ component: 'recording' });
+  }
+
+  private workDir(recordingId: string): string {
+    return path.join(this.o.dataDir, 'recordings-work', recordingId);
+  }
+
+  /** Watches for ended calls, finalizes what a crash left unfinished, starts the retention sweeper. */
+  start(): void {
+    const { store } = this.o;
+    this.unsubscribe = store.subscribe('calls', { state: 'ended' }, null, (d) => {
+      if (d.op !== 'insert' || !d.new) return; // entered `ended`
+      this.finalizeCall(String(d.new.tenant), String(d.new.id));
+    }).unsubscribe;
+    for (const rec of store.read(null).recordings.find({ status: ['recording', 'paused', 'finalizing'] })) {
+      const call = store.read(rec.tenant).calls.get(rec.call_id);
+      if (call?.state === 'ended') this.finalizeCall(rec.tenant, rec.call_id);
+    }
+    this.sweeper = new RetentionSweeper({
+      list: () => store.read(null).recordings.find({ status: ['finalized', 'failed'] }),
+      refresh: (row) => store.read(row.tenant).recordings.get(row.id),
+      purgeBlob: async (row) => {
+        if (row.uri) await this.o.blobs.delete(row.uri);
+        fs.rmSync(this.workDir(row.id), { recursive: true, force: true });
+      },
+      commitPurged: async (row) => {
+        const r = await store.submit('recording_purged', { recording_id: row.id }, { tenant: row.tenant, caller: 'system:retention' });
+        if (!r.outcome.ok) throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
+      },
+      intervalMs: this.o.retentionSweepMs ?? 60_000,
+      onError: (row, err) => this.log.warn({ recording: row.id, err }, 'retention purge failed'),
+    });
+    this.sweeper.start();
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    this.sweeper?.stop();
+  }
+
+  get retention(): RetentionSweeper<{ id: string; tenant: string; status: string; uri: string | null; retention_until: number | null; legal_hold: boolean }> | null {
+    return this.sweeper;
+  }
+
+  async begin(ref: { tenant: string; callId: string; answeredAt: number }): Promise<RecordingHandle | null> {
+    const { store } = this.o;
+    const who = { tenant: ref.tenant, caller: 'recording' };
+    const started = await store.submit('recording_started', { call_id: ref.callId, channels: 2, format: this.o.format ?? 'wav' }, who);
+    if (!started.outcome.ok) {
+      this.log.warn({ call: ref.callId, outcome: started.outcome }, 'recording refused');
+      return null;
+    }
+    const { recording_id: recordingId, existing } = started.outcome.result as { recording_id: string; existing: boolean };
+    const dir = this.workDir(recordingId);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const scan = scanSegments(dir);
+    const nowMs = (): number => Date.now() - ref.answeredAt;
+    if (existing) {
+      const gap = resumeGap(scan.segments, nowMs());
+      await store.submit(
+        'recording_segment_started',
+        { recording_id: recordingId, index: scan.nextIndex, gap: gap ? { start_ms: Math.round(gap.startMs), end_ms: Math.round(gap.endMs) } : null },
+        who,
+      );
+    }
+    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId });
+    const row = store.read(ref.tenant).recordings.get(recordingId);
+    const policyMode = this.pauseMode(ref.tenant, ref.callId);
+    if (row?.status === 'paused') recorder.pause('paused before resume', policyMode);
+    recorder.onFailure((f) => {
+      this.log.error({ recording: recordingId, reason: f.reason }, 'recording failed; the call continues unrecorded');
+      void store.submit('recording_failed', { recording_id: recordingId, reason: f.reason.slice(0, 1000) }, who).catch(() => undefined);
+    });
+    let markClosed = (): void => {};
+    const closed = new Promise<void>((r) => (markClosed = r));
+    const active: Active = { recorder, closed, markClosed };
+    this.active.set(recordingId, active);
+    this.log.info({ recording: recordingId, call: ref.callId, segment: scan.nextIndex, resumed: existing }, 'recording');
+    return {
+      recordingId,
+      tap: recorder,
+      pause: async (reason) => {
+        recorder.pause(reason, policyMode);
+        const current = store.read(ref.tenant).recordings.get(recordingId);
+        if (current?.status === 'recording') {
+          await store.submit('recording_paused', { recording_id: recordingId, at_ms: Math.round(nowMs()), reason, mode: policyMode }, who);
+        }
+      },
+      finish: async (callEnded) => {
+        if (this.active.get(recordingId) === active) this.active.delete(recordingId);
+        try {
+          recorder.close();
+        } finally {
+          markClosed();
+        }
+        if (callEnded) this.finalizeCall(ref.tenant, ref.callId);
+      },
+    };
+  }
+
+  private pauseMode(tenant: string, callId: string): 'silence' | 'skip' {
+    const read = this.o.store.read(tenant);
+    const consentId = read.calls.get(callId)?.consent_id;
+    const policyId = consentId ? read.consents.get(consentId)?.policy_id : undefined;
+    return (policyId ? read.consent_policies.get(policyId)?.pause_mode : undefined) ?? 'silence';
+  }
+
+  /** Finalizes every unfinished recording of an ended call (once each). */
+  finalizeCall(tenant: string, callId: string): void {
+    for (const rec of this.o.store.read(tenant).recordings.find({ call_id: callId, status: ['recording', 'paused', 'finalizing'] })) {
+      if (this.finalizing.has(rec.id)) continue;
+      const job = this.finalizeOne(tenant, rec.id).finally(() => this.finalizing.delete(rec.id));
+      this.finalizing.set(rec.id, job);
+    }
+  }
+
+  /** Resolves when every finalize in flight is done (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.finalizing.size > 0) await Promise.allSettled([...this.finalizing.values()]);
+  }
+
+  private async finalizeOne(tenant: string, recordingId: string): Promise<void> {
+    const { store } = this.o;
+    const who = { tenant, caller: 'recording' };
+    const active = this.active.get(recordingId);
+    if (active) await Promise.race([active.closed, new Promise((r) => setTimeout(r, 5000))]);
+    const row = store.read(tenant).recordings.get(recordingId);
+    if (!row) return;
+    const dir = this.workDir(recordingId);
+    try {
+      const scan = scanSegments(dir);
+      const gaps: Interval[] = row.gaps.map((g) => ({ startMs: Number(g.start_ms), endMs: Number(g.end_ms) }));
+      const result = await finalize({ dir, segments: scan.segments, gaps, pauses: scan.pauses, format: (row.format as RecordingFormat) ?? 'wav', ffmpegPath: this.o.ffmpegPath });
+      if (result.warning) this.log.warn({ recording: recordingId, warning: result.warning }, 'recording kept as WAV');
+      const blob = encryptRecording(result.data, this.o.master);
+      const uri = await this.o.blobs.put(`${tenant}/${recordingId}.${result.format}.sbrec`, blob);
+      const r = await store.submit(
+        'recording_finalized',
+        {
+          recording_id: recordingId,
+          uri,
+          bytes: result.data.length,
+          sha256: result.sha256,
+          key_id: this.o.master.keyId,
+          format: result.format,
+          duration_ms: Math.round(result.durationMs),
+          segments: scan.segments.map((s) => ({ file: s.file, start_ms: Math.round(s.startMs), duration_ms: Math.round(s.durationMs), bytes: s.bytes, skipped_ms: Math.round(s.skippedMs ?? 0) })),
+          gaps: gaps.map((g) => ({ start_ms: Math.round(g.startMs), end_ms: Math.round(g.endMs) })),
+          pauses: scan.pauses.map((p) => ({ start_ms: Math.round(p.startMs), end_ms: Math.round(p.endMs), reason: p.reason, mode: p.mode })),
+        },
+        who,
+      );
+      if (!r.outcome.ok) throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
+      fs.rmSync(dir, { recursive: true, force: true });
+      this.log.info({ recording: recordingId, bytes: result.data.length, durationMs: result.durationMs, format: result.format }, 'recording finalized');
+    } catch (err) {
+      const reason = `finalize failed: ${(err as Error).message}`.slice(0, 1000);
+      this.log.error({ recording: recordingId, err }, 'recording finalize failed');
+      await store.submit('recording_failed', { recording_id: recordingId, reason }, who).catch(() => undefined);
+    }
+  }
+}
