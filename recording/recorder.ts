@@ -22,9 +22,11 @@
  *
  * Pauses (PCI capture, consent withdrawal): `silence` keeps the timeline and
  * writes zeros for the interval; `skip` writes nothing, so the segment's audio
- * is shorter than the call by the interval (`SegmentInfo.skippedMs`). Audio
- * queued when a pause starts is discarded. Every pause/resume is journaled
- * (fsync'd) so crash recovery knows about it.
+ * is shorter than the call by the interval (`SegmentInfo.skippedMs`). Audio is
+ * suppressed conservatively: samples queued when a pause starts are discarded,
+ * and frames arriving within 20 ms after `resume()` (which carry audio from
+ * before it) are written as silence. Every pause/resume is journaled (fsync'd)
+ * so crash recovery knows about it.
  *
  * Durability: blocks are buffered and written through to the fd once the
  * oldest buffered byte is ~`flushIntervalMs` old (checked on every frame and
@@ -42,64 +44,12 @@ import type { Channel, FrameTap } from '../media/pipeline.ts';
 import { Resampler } from '../media/resample.ts';
 import { SampleQueue } from './sample-queue.ts';
 import { BLOCK_BYTES, BLOCK_MS, BLOCK_SAMPLES, BYTES_PER_FRAME, framesToMs, RECORDING_RATE } from './segment-files.ts';
-import { SegmentWriter, type RecorderIo } from './segment-writer.ts';
+import type { RecorderFailure, RecorderOptions, RecorderResult, RecorderStats } from './recorder-options.ts';
+import { SegmentWriter } from './segment-writer.ts';
 import type { PauseInterval, SegmentInfo } from './types.ts';
 
+export type { RecorderFailure, RecorderOptions, RecorderResult, RecorderStats } from './recorder-options.ts';
 export type { RecorderIo } from './segment-writer.ts';
-
-export interface RecorderOptions {
-  /** The recording's working directory (created if missing). */
-  dir: string;
-  /** Call clock origin (epoch ms when the call was answered); recording clock = nowMs() - startedAtMs. */
-  startedAtMs: number;
-  nowMs: () => number;
-  /** Segment to create; a resumed call starts a new one (`scanSegments().nextIndex`). Default 0. */
-  segmentIndex?: number;
-  /** Write-through interval (default 200 ms). */
-  flushIntervalMs?: number;
-  /** fsync interval (default 1000 ms). */
-  fsyncIntervalMs?: number;
-  /** Caller silence after which agent frames drive the timeline (default 60 ms). */
-  callerStallMs?: number;
-  /** Lag behind the clock tolerated before silence is filled in (default 100 ms). */
-  maxLagMs?: number;
-  /** Agent audio queued beyond this is written with caller silence (default 200 ms). */
-  maxAgentBacklogMs?: number;
-  /** Run `tick()` on an unref'd timer every `tickMs` (default true, 50 ms). Tests turn it off. */
-  autoTick?: boolean;
-  tickMs?: number;
-  /** File operations (tests inject failures). */
-  io?: RecorderIo;
-  name?: string;
-}
-
-export interface RecorderFailure {
-  /** Human-readable reason, e.g. `ENOSPC: no space left on device, write`. */
-  reason: string;
-  code?: string;
-  /** When it failed, on the recording clock. */
-  atMs: number;
-  segment: string;
-  /** Bytes of the segment that were flushed before the failure (all usable). */
-  flushedBytes: number;
-}
-
-export interface RecorderResult {
-  segments: SegmentInfo[];
-  pauses: PauseInterval[];
-  /** Audio in the segments, ms (skipped pauses excluded). */
-  durationMs: number;
-  /** Where the audio ends on the recording clock (start + audio + skipped). */
-  endMs: number;
-  failure?: RecorderFailure;
-}
-
-export interface RecorderStats {
-  callerBlocks: number;
-  agentBlocks: number;
-  fillBlocks: number;
-  silencedBlocks: number;
-}
 
 interface OpenPause {
   reason: string;
@@ -126,11 +76,15 @@ export class Recorder implements FrameTap {
   private writtenFrames = 0;
   private skippedMs = 0;
   private lastCallerAt: number;
+  /** Frames arriving before this (wall ms) still carry paused audio: written as silence. */
+  private guardUntil = -Infinity;
   private oldestPendingAt: number | undefined;
   private lastSyncAt: number;
   private timer: NodeJS.Timeout | undefined;
   private failed: RecorderFailure | undefined;
   private result: RecorderResult | undefined;
+  /** False when the segment could not even be created (then close() reports no segment). */
+  private opened = false;
 
   constructor(opts: RecorderOptions) {
     this.name = opts.name ?? 'recorder';
@@ -150,7 +104,8 @@ export class Recorder implements FrameTap {
     this.lastCallerAt = now;
     this.lastSyncAt = now;
     this.writer = new SegmentWriter({ dir: opts.dir, index: opts.segmentIndex ?? 0, startMs: this.clock(now), io: opts.io });
-    if (!this.writer.open()) this.fail(now);
+    this.opened = this.writer.open();
+    if (!this.opened) this.fail(now);
     if (this.o.autoTick && !this.failed) {
       this.timer = setInterval(() => this.tick(), this.o.tickMs);
       this.timer.unref();
@@ -160,6 +115,16 @@ export class Recorder implements FrameTap {
   /** Segment start on the recording clock. */
   get startMs(): number {
     return this.writer.startMs;
+  }
+
+  /** Bytes of the segment handed to the kernel so far (they survive a kill -9). */
+  get flushedBytes(): number {
+    return this.writer.flushedBytes;
+  }
+
+  /** The segment file name. */
+  get segmentFile(): string {
+    return this.writer.file;
   }
 
   get failure(): RecorderFailure | undefined {
@@ -192,7 +157,9 @@ export class Recorder implements FrameTap {
     try {
       if (channel === 'caller') this.lastCallerAt = now;
       if (this.paused?.mode === 'skip') return;
-      const pcm = this.to8k(frame, channel);
+      let pcm = this.to8k(frame, channel);
+      // Paused (silence), or a frame carrying audio from before the resume: silence.
+      if (this.paused || now < this.guardUntil) pcm = new Int16Array(pcm.length);
       if (channel === 'caller') {
         this.callerQ.push(pcm);
         while (this.callerQ.length >= BLOCK_SAMPLES) this.drivenBlock(now, 'caller');
@@ -240,6 +207,7 @@ export class Recorder implements FrameTap {
     if (p.mode === 'skip') this.skippedMs += endMs - p.startMs;
     this.paused = undefined;
     this.lastCallerAt = now;
+    this.guardUntil = now + BLOCK_MS;
     if (!this.failed && !this.writer.journal({ kind: 'resume', atMs: endMs })) this.fail(now);
     return true;
   }
@@ -268,7 +236,7 @@ export class Recorder implements FrameTap {
       bytes: frames * BYTES_PER_FRAME,
       skippedMs: this.skippedMs,
     };
-    this.result = { segments: [segment], pauses: [...this.pauses], durationMs, endMs: this.startMs + durationMs + this.skippedMs };
+    this.result = { segments: this.opened ? [segment] : [], pauses: [...this.pauses], durationMs, endMs: this.startMs + durationMs + this.skippedMs };
     if (this.failed) this.result.failure = this.failed;
     return this.result;
   }

@@ -27,6 +27,7 @@ export interface RecordingServiceOptions {
   blobs: BlobStore;
   master: MasterKey;
   logger: Logger;
+  /** Overrides every policy's recording_format (operators, tests). */
   format?: RecordingFormat;
   ffmpegPath?: string;
   retentionSweepMs?: number;
@@ -93,7 +94,7 @@ export class RecordingService implements RecordingPort {
   async begin(ref: { tenant: string; callId: string; answeredAt: number }): Promise<RecordingHandle | null> {
     const { store } = this.o;
     const who = { tenant: ref.tenant, caller: 'recording' };
-    const started = await store.submit('recording_started', { call_id: ref.callId, channels: 2, format: this.o.format ?? 'wav' }, who);
+    const started = await store.submit('recording_started', { call_id: ref.callId, channels: 2, format: this.o.format ?? null }, who);
     if (!started.outcome.ok) {
       this.log.warn({ call: ref.callId, outcome: started.outcome }, 'recording refused');
       return null;

@@ -22,6 +22,7 @@ export const DEFAULT_POLICY = {
   transfer_target: null,
   pause_mode: 'silence' as const,
   retention_days: 2555,
+  recording_format: 'wav' as const,
 };
 
 const PolicyArgs = z.object({
@@ -35,6 +36,7 @@ const PolicyArgs = z.object({
   transfer_target: z.string().min(1).max(512).nullable().default(null),
   pause_mode: z.enum(['silence', 'skip']).default('silence'),
   retention_days: z.number().int().min(1).max(36_500).default(2555),
+  recording_format: z.enum(['wav', 'ogg', 'mp3']).default('wav'),
 });
 
 export const consent_policy_created = defineReducer('consent_policy_created', PolicyArgs, (ctx, a) => {

@@ -24,7 +24,7 @@ function loadRecording(ctx: Ctx, recordingId: string) {
 
 export const recording_started = defineReducer(
   'recording_started',
-  z.object({ call_id: id, channels: z.number().int().min(1).max(2).default(2), format: z.enum(['wav', 'ogg', 'mp3']).default('wav') }),
+  z.object({ call_id: id, channels: z.number().int().min(1).max(2).default(2), format: z.enum(['wav', 'ogg', 'mp3']).nullable().default(null) }),
   (ctx, a) => {
     const call = loadCall(ctx, a.call_id);
     if (call.state === 'ended') ctx.fail('call_ended', `call ${call.id} has ended`);
@@ -41,7 +41,7 @@ export const recording_started = defineReducer(
       consent_id: call.consent_id ?? '',
       status: 'recording',
       channels: a.channels,
-      format: a.format,
+      format: a.format ?? policy?.recording_format ?? 'wav',
       uri: null,
       bytes: null,
       sha256: null,

@@ -96,6 +96,8 @@ export const consent_policies = defineTable({
     pause_mode: z.enum(['silence', 'skip']),
     /** How long recordings made under this policy are kept. */
     retention_days: z.number().int().positive(),
+    /** Stored format: µ-law WAV (cheap at scale), or Ogg/Opus / MP3 through ffmpeg. */
+    recording_format: z.enum(['wav', 'ogg', 'mp3']),
     created_at: ts,
   }),
 });

@@ -7,7 +7,7 @@
  *
  * Outbound, to carry the same load as the gateway: on `start` it queues a
  * "greeting" of BARE_GREETING_FRAMES frames and on each `dtmf` a "reply" of
- * BARE_REPLY_FRAMES frames (the lengths of the gateway's real clips, measured
+ * BARE_REPLY_FRAMES frames (CONSENT_DIGIT excepted; the lengths of the gateway's real clips, measured
  * by the orchestrator), with a mark every 10 frames and an end mark, named as
  * the gateway names them (p:<id>:<ms>, e:<id>). Frames leave from ONE shared
  * drift-correcting 20 ms timer (like media/pacer.ts MediaClock): each frame is
@@ -17,9 +17,9 @@
  * IPC: as gateway-child.ts.
  */
 import http from 'node:http';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { FRAME_MS, Hist, LATE_MS, send, type ProbeCommand, type ServerStats } from './shared.ts';
+import { CONSENT_DIGIT, FRAME_MS, Hist, LATE_MS, send, type ProbeCommand, type ServerStats } from './shared.ts';
 
 const PORT = Number(process.env.BARE_PORT ?? 0);
 const GREETING = Number(process.env.BARE_GREETING_FRAMES ?? 225);
@@ -50,6 +50,16 @@ let slots = 0;
 let skippedSlots = 0;
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
+const ticks = new Hist();
+let tickTotal = 0;
+const gcs = new Hist();
+let gcTotal = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcs.add(e.duration);
+    gcTotal += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
 const server = http.createServer((req, res) => {
@@ -95,7 +105,8 @@ function accept(ws: WebSocket): void {
       c.streamSid = msg.streamSid ?? '';
       enqueuePlay(c, GREETING);
     } else if (msg.event === 'dtmf') {
-      enqueuePlay(c, REPLY);
+      // The client's consent answer is not a turn here (the bare server has no consent prompt).
+      if ((msg as { dtmf?: { digit?: string } }).dtmf?.digit !== CONSENT_DIGIT) enqueuePlay(c, REPLY);
     } else if (msg.event === 'stop') {
       ws.close(1000, 'stopped');
     }
@@ -133,6 +144,14 @@ const epoch = performance.now();
 let nextSlot = 0;
 function tick(): void {
   const now = performance.now();
+  runSlots(now);
+  const d = performance.now() - now;
+  ticks.add(d);
+  tickTotal += d;
+  setTimeout(tick, Math.min(FRAME_MS, Math.max(0, epoch + nextSlot * FRAME_MS - performance.now())));
+}
+
+function runSlots(now: number): void {
   const due = Math.floor((now - epoch) / FRAME_MS) + 1;
   if (due - nextSlot > 10) {
     skippedSlots += due - 10 - nextSlot;
@@ -157,7 +176,6 @@ function tick(): void {
     }
     active.length = w;
   }
-  setTimeout(tick, Math.min(FRAME_MS, Math.max(0, epoch + nextSlot * FRAME_MS - performance.now())));
 }
 
 function snapshot(): ServerStats {
@@ -174,6 +192,10 @@ function snapshot(): ServerStats {
     droppedIn: 0,
     streams: conns.size,
     heapUsedMb: process.memoryUsage().heapUsed / 1048576,
+    blocking: {
+      clockTick: { n: ticks.count, totalMs: tickTotal, p50: ticks.percentile(50), p99: ticks.percentile(99), max: ticks.max },
+      gc: { n: gcs.count, totalMs: gcTotal, p50: gcs.percentile(50), p99: gcs.percentile(99), max: gcs.max },
+    },
     extra: { bytesIn, slots },
   };
 }
@@ -189,6 +211,10 @@ process.on('message', (raw) => {
     bytesIn = 0;
     skippedSlots = 0;
     eld.reset();
+    ticks.reset();
+    tickTotal = 0;
+    gcs.reset();
+    gcTotal = 0;
     send({ type: 'stats', stats: snapshot() });
   } else if (cmd.type === 'snapshot') {
     send({ type: 'stats', stats: snapshot() });

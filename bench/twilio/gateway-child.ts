@@ -15,7 +15,7 @@
  * IPC: sends {type:'listening'}; answers 'reset' / 'snapshot' with
  * ServerStats; 'stop' stops the gateway and exits.
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import { loadConfig } from '../../cli/config.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
@@ -37,6 +37,46 @@ const streams = new Set<PacedStream>();
 const legs = new Set<TwilioLeg>();
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
+
+/** Time the main thread spends in one kind of synchronous work: count, total, max, distribution. */
+class Blocking {
+  readonly hist = new Hist();
+  total = 0;
+  wrap<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+    return (...args: A): R => {
+      const t0 = performance.now();
+      try {
+        return fn(...args);
+      } finally {
+        const d = performance.now() - t0;
+        this.hist.add(d);
+        this.total += d;
+      }
+    };
+  }
+  reset(): void {
+    this.hist.reset();
+    this.total = 0;
+  }
+  summary(): Record<string, number> {
+    return { n: this.hist.count, totalMs: this.total, p50: this.hist.percentile(50), p99: this.hist.percentile(99), max: this.hist.max };
+  }
+}
+/** Store apply loop: one drain = the queued commands' batch transaction(s), COMMIT (fsync) included, then promise settling. */
+const drains = new Blocking();
+/** The store's WAL checkpoint timer (runs wal_checkpoint(PASSIVE) on the main thread past 2 MiB). */
+const walCheckpoints = new Blocking();
+/** One MediaClock tick: every due slot × every registered stream (frames, marks, ws.send). */
+const ticks = new Blocking();
+/** Garbage collection pauses (PerformanceObserver 'gc'). */
+const gcs = new Hist();
+let gcTotal = 0;
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gcs.add(e.duration);
+    gcTotal += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 if (probeOn) {
   const clock = gateway.clock;
@@ -62,6 +102,12 @@ if (probeOn) {
     }
     add(stream);
   };
+  clock.tick = ticks.wrap(clock.tick.bind(clock));
+  // Private internals, read-only timing: the engine's drain (scheduled as `setImmediate(() => this.drain())`)
+  // and the store's WAL checkpoint timer (`() => this.checkpointWalIfIdle()`) both look the method up per call.
+  const store = gateway.store as unknown as { engine: { drain(): void }; checkpointWalIfIdle(t?: number): boolean };
+  store.engine.drain = drains.wrap(store.engine.drain.bind(store.engine));
+  store.checkpointWalIfIdle = walCheckpoints.wrap(store.checkpointWalIfIdle.bind(store));
   const calls = gateway.calls;
   const attach = calls.attach.bind(calls);
   calls.attach = (ref: { tenant: string; callId: string }, leg: CallLeg) => {
@@ -109,6 +155,12 @@ function snapshot(): ServerStats {
     droppedIn: t.droppedIn - base.droppedIn,
     streams: gateway.clock.size,
     heapUsedMb: process.memoryUsage().heapUsed / 1048576,
+    blocking: {
+      storeDrain: drains.summary(),
+      walCheckpoint: walCheckpoints.summary(),
+      clockTick: ticks.summary(),
+      gc: { n: gcs.count, totalMs: gcTotal, p50: gcs.percentile(50), p99: gcs.percentile(99), max: gcs.max },
+    },
     extra: {
       // The pacer's own accounting (PacedStream.stats): lateness = tick start − slot time.
       pacerLateFrames: t.pacerLate - base.pacerLate,
@@ -138,6 +190,11 @@ process.on('message', (raw) => {
     lateFrames = 0;
     maxLateness = 0;
     eld.reset();
+    drains.reset();
+    walCheckpoints.reset();
+    ticks.reset();
+    gcs.reset();
+    gcTotal = 0;
     base = totals();
     send({ type: 'stats', stats: snapshot() });
   } else if (cmd.type === 'snapshot') {

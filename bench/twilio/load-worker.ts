@@ -8,9 +8,12 @@
  * `start` (customParameters.token, audio/x-mulaw 8000 1) → one 160-byte µ-law
  * silence `media` message every 20 ms (sequenceNumber / chunk / timestamp as
  * Twilio fills them). Every `mark` is echoed at once (the frames before it have
- * already arrived in real time; Twilio echoes when played out). After the
- * greeting's end mark, each call presses DTMF_DIGIT every dtmfMs (phase spread
- * by call index), so the agent keeps answering: that is the outbound load.
+ * already arrived in real time; Twilio echoes when played out). On the first
+ * outbound frame (the consent prompt) the caller presses CONSENT_DIGIT
+ * (decline: the call goes on unrecorded). After the first play that ends with
+ * an end mark (the greeting; a prompt cut short by the answer ends with a
+ * `clear` instead), each call presses DTMF_DIGIT every dtmfMs (phase spread by
+ * call index), so the agent keeps answering: that is the outbound load.
  *
  * Inbound frames leave from one drift-correcting clock with 10 phase buckets
  * 2 ms apart (call i's frames are due at epoch + 2·bucket + 20·k), so the server
@@ -27,7 +30,7 @@ import http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import twilio from 'twilio';
 import WebSocket from 'ws';
-import { DTMF_DIGIT, FRAME_MS, Hist, LATE_MS, send, SILENCE_B64, type ClientStats, type WorkerCommand } from './shared.ts';
+import { CONSENT_DIGIT, DTMF_DIGIT, FRAME_MS, Hist, LATE_MS, send, SILENCE_B64, type ClientStats, type WorkerCommand } from './shared.ts';
 
 const BUCKETS = 10;
 const BUCKET_MS = FRAME_MS / BUCKETS;
@@ -48,6 +51,7 @@ interface Call {
   k: number;
   last: number;
   greetingDone: boolean;
+  consentAnswered: boolean;
   nextDtmfAt: number;
   dtmfAt: number;
   tail: string;
@@ -224,6 +228,11 @@ function onMessage(c: Call, data: Buffer, isBinary: boolean): void {
   if (isBinary) return void unexpected++;
   if (data.length > 16 && data.toString('latin1', 0, 16) === MEDIA_HEAD) {
     framesReceived++;
+    if (!c.consentAnswered) {
+      // The first audio of a call is the consent prompt: decline it (see CONSENT_DIGIT).
+      c.consentAnswered = true;
+      c.ws?.send(`{"event":"dtmf","streamSid":"${c.streamSid}","sequenceNumber":"${++c.seq}","dtmf":{"track":"inbound_track","digit":"${CONSENT_DIGIT}"}}`);
+    }
     if (!c.inPlay) {
       c.inPlay = true;
       c.anchor = now;
@@ -361,7 +370,7 @@ async function start(conf: Extract<WorkerCommand, { type: 'start' }>): Promise<v
     const hex = `${conf.runId}${idx.toString(16).padStart(8, '0')}`.padStart(32, '0').slice(-32);
     const c: Call = {
       idx, callSid: `CA${hex}`, streamSid: '', ws: null, streaming: false, closedByUs: false, seq: 0, chunk: 0, startedAt: 0,
-      inPlay: false, anchor: 0, k: 0, last: 0, greetingDone: false, nextDtmfAt: 0, dtmfAt: 0, tail: '',
+      inPlay: false, anchor: 0, k: 0, last: 0, greetingDone: false, consentAnswered: false, nextDtmfAt: 0, dtmfAt: 0, tail: '',
     };
     calls.push(c);
     pending.push(place(c).catch((err: unknown) => fail(`setup: ${(err as Error).message}`)));

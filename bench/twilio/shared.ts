@@ -13,6 +13,12 @@ export const FRAME_MS = 20;
 export const LATE_MS = 40;
 /** The digit the load client presses; always the same so the reply is one cached TTS clip. */
 export const DTMF_DIGIT = '5';
+/**
+ * The caller's answer to the consent prompt, pressed on the first outbound frame of a call: 2 = decline.
+ * With the bench's opt-in policy (on_decline continue-unrecorded) the call goes on with no recorder and no
+ * transcriber tap. The bare server ignores it.
+ */
+export const CONSENT_DIGIT = '2';
 
 // ─────────────────────────────── histogram ───────────────────────────────
 
@@ -217,6 +223,8 @@ export interface ServerStats {
   droppedIn: number;
   streams: number;
   heapUsedMb: number;
+  /** Main-thread blocking by kind (gateway: storeDrain, walCheckpoint, clockTick, gc; bare: clockTick, gc): n, totalMs, p50, p99, max. */
+  blocking: Record<string, Record<string, number>>;
   extra: Record<string, number>;
 }
 

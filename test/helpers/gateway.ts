@@ -31,6 +31,8 @@ export interface TestGatewayOptions {
   twilioToken?: string | null;
   port?: number;
   logLevel?: string;
+  /** Extra environment (SWITCHBOARD_FFMPEG, SWITCHBOARD_STT, …). */
+  env?: Record<string, string>;
 }
 
 function envFor(opts: TestGatewayOptions, port: number, dataDir: string): NodeJS.ProcessEnv {
@@ -44,6 +46,7 @@ function envFor(opts: TestGatewayOptions, port: number, dataDir: string): NodeJS
     SWITCHBOARD_FSYNC_POLICY: 'always',
     SWITCHBOARD_LOG_LEVEL: opts.logLevel ?? 'silent',
   };
+  Object.assign(env, opts.env ?? {});
   if (opts.twilioToken === null) delete env.TWILIO_AUTH_TOKEN;
   else env.TWILIO_AUTH_TOKEN = opts.twilioToken ?? TWILIO_TOKEN;
   return env;
