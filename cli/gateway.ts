@@ -13,11 +13,10 @@ import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
-import { EspeakTts } from '../speech/espeak.ts';
-import { CachedTts } from '../speech/tts.ts';
 import { Store, type Tables } from '../store/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
+import { chooseSpeech } from './speech.ts';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -60,11 +59,13 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
   });
   recordings.start();
+  const speech = await chooseSpeech(env, logger);
   const calls = new CallManager({
     recordings,
     store,
     clock,
-    tts: new CachedTts(new EspeakTts()),
+    stt: speech.stt,
+    tts: speech.tts,
     logger,
     resolveAgent: (name) => {
       const agent = name ? agents.get(name) : undefined;
