@@ -26,8 +26,9 @@ export async function chooseSpeech(env: NodeJS.ProcessEnv, logger: Logger): Prom
     if (!key) throw new Error('SWITCHBOARD_STT=deepgram needs DEEPGRAM_API_KEY');
     stt = new DeepgramStt({ apiKey: key, ...(url ? { url } : {}) });
   } else if (sttWanted === 'pocketsphinx' || sttWanted === 'auto') {
-    const ok = await PocketsphinxStt.available();
-    if (ok.ok) stt = new PocketsphinxStt();
+    const binary = env.SWITCHBOARD_POCKETSPHINX || undefined;
+    const ok = await PocketsphinxStt.available(binary ? { binary } : {});
+    if (ok.ok) stt = new PocketsphinxStt(binary ? { binary } : {});
     else logger.warn({ reason: ok.reason }, 'pocketsphinx is not available: consent by DTMF only, no caller transcripts');
   } else if (sttWanted !== 'none') {
     throw new Error(`SWITCHBOARD_STT must be auto, deepgram, pocketsphinx or none; got ${sttWanted}`);

@@ -396,7 +396,11 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
       this.requests.add(req);
       req.on('close', () => this.requests.delete(req));
       req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code === 'ECONNREFUSED' ? 'connection-refused' : err.message }));
+      // A refused connection or one reset mid-request (the gateway died while answering) is a
+      // connection failure, which Twilio retries; anything else is final.
+      req.on('error', (err: NodeJS.ErrnoException) =>
+        resolve({ error: err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET' ? 'connection-refused' : err.message }),
+      );
       req.end(method === 'POST' ? form : undefined);
     });
   }
