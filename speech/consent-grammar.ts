@@ -61,7 +61,7 @@ const NO = new Set(NO_PHRASES);
 /** "yes" / "no" when the whole utterance is one consent phrase, else null. */
 export function classifyConsent(text: string): ConsentAnswer | null {
   const norm = normalizeUtterance(text);
-  if (YES.has(norm)) return 'no';
+  if (YES.has(norm)) return 'yes';
   if (NO.has(norm)) return 'no';
   return null;
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import type { SpeechToText, SttMode, SttResult } from '../../../speech/stt.ts';
-import { durationMs, frames, runSession, silencePcm, speechPcm, throughUlaw } from './speech-audio.ts';
+import { durationMs, frames, runSession, silencePcm, speechPcm, speechSpanMs, throughUlaw } from './speech-audio.ts';
 
 export interface SttScenario {
   name: string;
@@ -44,6 +44,14 @@ function assertWellTimed(r: SttResult, audioMs: number): void {
   }
 }
 
+/** The result covers the speech actually in the audio (energy onset/offset) to within `tolMs`. */
+function assertAligned(r: SttResult, audio: Int16Array, rate: number, tolMs = 120): void {
+  const span = speechSpanMs(audio, rate);
+  assert.ok(span, 'test audio has speech');
+  assert.ok(Math.abs(r.startMs - span.startMs) <= tolMs, `result starts at ${r.startMs} ms, speech at ${span.startMs} ms`);
+  assert.ok(Math.abs(r.endMs - span.endMs) <= tolMs, `result ends at ${r.endMs} ms, speech at ${span.endMs} ms`);
+}
+
 export function sttSuite(name: string, makeProvider: () => SpeechToText | Promise<SpeechToText>, opts: SttSuiteOptions = {}): void {
   const timeout = opts.timeoutMs ?? 30_000;
 
@@ -52,7 +60,7 @@ export function sttSuite(name: string, makeProvider: () => SpeechToText | Promis
     await opts.prepare?.(full);
     const stt = await makeProvider();
     const run = await runSession(stt, { sampleRate: full.sampleRate, mode: full.mode }, full.audio);
-    return { ...run, audioMs: durationMs(full.audio, full.sampleRate) };
+    return { ...run, audio: full.audio, audioMs: durationMs(full.audio, full.sampleRate) };
   }
 
   describe(`SpeechToText suite: ${name}`, { timeout }, () => {
@@ -65,6 +73,7 @@ export function sttSuite(name: string, makeProvider: () => SpeechToText | Promis
       assert.ok(r.words.length >= 1, 'words kept');
       assert.ok(r.words.some((w) => w.word === 'agree'), `words: ${r.words.map((w) => w.word).join(' ')}`);
       assertWellTimed(r, run.audioMs);
+      assertAligned(r, run.audio, 8000);
       assert.equal(run.closed, 1);
     });
 
@@ -73,6 +82,7 @@ export function sttSuite(name: string, makeProvider: () => SpeechToText | Promis
       assert.deepEqual(run.errors, []);
       assert.deepEqual(run.results.filter((r) => r.isFinal).map((r) => r.text), ['no']);
       assertWellTimed(run.results[0] as SttResult, run.audioMs);
+      assertAligned(run.results[0] as SttResult, run.audio, 8000);
     });
 
     it('yes-no: works on µ-law phone audio and on a 16 kHz leg', async () => {
@@ -81,6 +91,7 @@ export function sttSuite(name: string, makeProvider: () => SpeechToText | Promis
       const wide = await scenario({ name: 'consent-no-16k', mode: 'yes-no', text: NO_TEXT, sampleRate: 16000 });
       assert.deepEqual(wide.results.map((r) => r.text), ['no']);
       assertWellTimed(wide.results[0] as SttResult, wide.audioMs);
+      assertAligned(wide.results[0] as SttResult, wide.audio, 16000);
     });
 
     it('silence → no result, no error', async () => {
@@ -111,15 +122,19 @@ export function sttSuite(name: string, makeProvider: () => SpeechToText | Promis
       const session = (await makeProvider()).startSession({ sampleRate: 8000, mode: 'yes-no' });
       const results: SttResult[] = [];
       session.on('result', (r) => results.push(r));
-      let n = 0;
-      for (const frame of frames(audio, 8000)) {
-        session.write(frame);
-        if (++n % 5 === 0) await sleep(20); // ~5x real time
+      try {
+        let n = 0;
+        for (const frame of frames(audio, 8000)) {
+          session.write(frame);
+          if (++n % 5 === 0) await sleep(20); // ~5x real time
+        }
+        for (let waited = 0; results.length === 0 && waited < 3000; waited += 50) await sleep(50);
+        assert.deepEqual(results.map((r) => r.text), ['yes'], 'result before end()');
+        await session.end();
+        assert.equal(results.length, 1, 'end() adds nothing');
+      } finally {
+        session.close(); // a failed assertion must not leave a decoder running
       }
-      for (let waited = 0; results.length === 0 && waited < 3000; waited += 50) await sleep(50);
-      assert.deepEqual(results.map((r) => r.text), ['yes'], 'result before end()');
-      await session.end();
-      assert.equal(results.length, 1, 'end() adds nothing');
     });
 
     it('lifecycle: closed once; close() idempotent; write after end/close ignored; wrong-rate frame reported', async () => {
