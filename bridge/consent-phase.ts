@@ -100,13 +100,31 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
           listeners.add(l);
           return () => listeners.delete(l);
         },
-        sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+        // The answer window never closes on a caller who is still talking, nor before the
+        // recogniser has had RECOGNITION_GRACE_MS after they stopped.
+        sleep: (ms) => waitQuiet(c.pipeline, ms),
       },
     });
   } finally {
     offDtmf();
     removeTap?.();
     session?.close();
+  }
+}
+
+const RECOGNITION_GRACE_MS = 1500;
+
+async function waitQuiet(pipeline: MediaPipeline, ms: number): Promise<void> {
+  let deadline = performance.now() + ms;
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0) {
+      if (pipeline.callerSpeaking) deadline = performance.now() + 200;
+      else if (performance.now() - pipeline.lastSpeechEndAt < RECOGNITION_GRACE_MS) deadline = pipeline.lastSpeechEndAt + RECOGNITION_GRACE_MS;
+      else return;
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, Math.min(left, 200)));
   }
 }
 

@@ -71,6 +71,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   private readonly plays = new Map<string, PendingPlay>();
   private readonly unsubscribe: Array<() => void> = [];
   private speechFrames = 0;
+  private speechEndedAt = 0;
   private playSeq = 0;
   private closed = false;
   readonly stats = { callerFrames: 0, bargeIns: 0, tapErrors: 0 };
@@ -99,6 +100,16 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
       const i = this.taps.indexOf(tap);
       if (i >= 0) this.taps.splice(i, 1);
     };
+  }
+
+  /** True while the caller is talking (VAD). */
+  get callerSpeaking(): boolean {
+    return this.vad.speaking;
+  }
+
+  /** performance.now() of the caller's last speech end (0 = never). */
+  get lastSpeechEndAt(): number {
+    return this.speechEndedAt;
   }
 
   /** True while agent audio is queued or not yet played at the far end. */
@@ -162,6 +173,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
     } else if (ev === 'speech_end') {
       const durationMs = this.speechFrames * FRAME_MS;
       this.speechFrames = 0;
+      this.speechEndedAt = performance.now();
       this.emit('speechEnd', { durationMs });
     }
   }

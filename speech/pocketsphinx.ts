@@ -38,13 +38,19 @@ export interface PocketsphinxOptions {
   binary?: string;
   /** Holds `en-us/` (acoustic model), `cmudict-en-us.dict`, `en-us.lm.bin`. */
   modelDir?: string;
-  /** Peak of the added uniform noise floor in LSB; 0 disables. Default 32. */
+  /** Peak of the added uniform noise floor in LSB; 0 disables. Default 64. */
   noiseFloor?: number;
 }
 
 export type Availability = { ok: true } | { ok: false; reason: string };
 
 const DEFAULT_BINARY = 'pocketsphinx_continuous';
+/**
+ * 64 LSB (~-57 dBFS): at 32, a phone line's digital silence (µ-law 0xFF) longer than ~1 s
+ * before the first words left the decoder unable to find them (measured: a caller answering
+ * after 1.3 s of silence got no result at 32, the right words at 64–256).
+ */
+const DEFAULT_NOISE_FLOOR = 64;
 const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 const DECODER_RATE = 16000;
 /** After the last stdout line of an utterance, wait this long for more word lines. */
@@ -115,7 +121,7 @@ export class PocketsphinxStt implements SpeechToText {
     const args = ['-infile', '/dev/stdin', '-logfn', '/dev/null', '-time', 'yes', '-hmm', m.hmm, '-dict', m.dict];
     if (opts.mode === 'yes-no') args.push('-jsgf', consentGrammarFile());
     else args.push('-lm', m.lm);
-    return new PocketsphinxSession(this.opts.binary ?? DEFAULT_BINARY, args, opts, this.opts.noiseFloor ?? 32);
+    return new PocketsphinxSession(this.opts.binary ?? DEFAULT_BINARY, args, opts, this.opts.noiseFloor ?? DEFAULT_NOISE_FLOOR);
   }
 }
 
