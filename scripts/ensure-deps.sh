@@ -7,14 +7,20 @@ set -euo pipefail
 NEEDED=(
   "sox:sox"
   "espeak-ng:espeak-ng"
+  "ffmpeg:ffmpeg"
+  "ffprobe:ffmpeg"
+  "pocketsphinx_continuous:pocketsphinx"
+  "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us"
 )
 EXTRA_PACKAGES=(libsox-fmt-all)
 
 missing=()
 for entry in "${NEEDED[@]}"; do
   cmd="${entry%%:*}"; pkg="${entry#*:}"
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  if [[ "$cmd" == /* ]]; then [ -e "$cmd" ] || missing+=("$pkg"); else command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg"); fi
 done
+# de-duplicate (ffmpeg provides two commands)
+if [ ${#missing[@]} -gt 0 ]; then mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u); fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "ensure-deps: all test dependencies present"
   exit 0
@@ -31,6 +37,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" "${EXTRA_PACKAGES[@]}" >/dev/null
 for entry in "${NEEDED[@]}"; do
   cmd="${entry%%:*}"
-  command -v "$cmd" >/dev/null 2>&1 || { echo "ensure-deps: $cmd still missing after install" >&2; exit 1; }
+  if [[ "$cmd" == /* ]]; then [ -e "$cmd" ] && continue; else command -v "$cmd" >/dev/null 2>&1 && continue; fi
+  echo "ensure-deps: $cmd still missing after install" >&2; exit 1
 done
 echo "ensure-deps: installed ${missing[*]}"
