@@ -112,7 +112,9 @@ export class RecordingService implements RecordingPort {
         who,
       );
     }
-    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId });
+    // A 400 ms lag tolerance: event-loop stalls under load delay frames without pushing audio
+    // ahead of the call clock (silence is filled only for real holes); close() catches up exactly.
+    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId, maxLagMs: 400 });
     const row = store.read(ref.tenant).recordings.get(recordingId);
     const policyMode = this.pauseMode(ref.tenant, ref.callId);
     if (row?.status === 'paused') recorder.pause('paused before resume', policyMode);
