@@ -4,8 +4,9 @@
  * yes/no through a `yes-no` STT session when one is available), then applies
  * the policy's decision, and afterwards watches for withdrawal (`*9`).
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { runConsentStage, type ConsentAnswer, type ConsentDecision, type PolicyRow } from '../consent/stage.ts';
+import { promptFor, runConsentStage, type ConsentAnswer, type ConsentDecision, type PolicyRow } from '../consent/stage.ts';
 import type { AudioFrame } from '../media/frame.ts';
 import type { MediaPipeline } from '../media/pipeline.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -82,6 +83,9 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
     });
     session.on('error', (err) => deps.logger.warn({ err: err.message, call: c.callId }, 'consent speech recognition failed: DTMF still works'));
   }
+  // Render the prompt first: its audio hash goes on the consent row (what this caller heard).
+  const rendered = await deps.tts.synthesize(promptFor(policy), c.outputRate);
+  const disclosureSha256 = createHash('sha256').update(Buffer.from(rendered.buffer, rendered.byteOffset, rendered.byteLength)).digest('hex');
   try {
     return await runConsentStage({
       store: deps.store,
@@ -89,6 +93,7 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
       callId: c.callId,
       policy,
       pendingConsentId: pendingId,
+      disclosureSha256,
       io: {
         say: async (text) => {
           const audio = await deps.tts.synthesize(text, c.outputRate);

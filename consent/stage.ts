@@ -59,6 +59,8 @@ export interface ConsentStageArgs {
   policy: PolicyRow;
   /** A pending consent of this call to continue (a call resumed mid-stage), if any. */
   pendingConsentId: string | null;
+  /** sha256 of the rendered prompt audio, kept on the consent row as evidence of what was played. */
+  disclosureSha256?: string | null;
   io: ConsentStageIo;
 }
 
@@ -67,7 +69,7 @@ export async function runConsentStage(args: ConsentStageArgs): Promise<ConsentDe
   const who = { tenant: args.tenant, caller: 'consent' };
   let consentId = args.pendingConsentId;
   if (!consentId) {
-    const started = await store.submit('consent_started', { call_id: args.callId, policy_id: policy.id }, who);
+    const started = await store.submit('consent_started', { call_id: args.callId, policy_id: policy.id, disclosure_sha256: args.disclosureSha256 ?? null }, who);
     if (!started.outcome.ok) throw new Error(`consent_started refused: ${started.outcome.error.code}: ${started.outcome.error.message}`);
     consentId = (started.outcome.result as { consent_id: string }).consent_id;
   }

@@ -55,7 +55,12 @@ export function latestPolicy(ctx: Ctx, name: string) {
 
 export const consent_started = defineReducer(
   'consent_started',
-  z.object({ call_id: z.string().min(1).max(200), policy_id: z.string().min(1).max(200) }),
+  z.object({
+    call_id: z.string().min(1).max(200),
+    policy_id: z.string().min(1).max(200),
+    /** sha256 of the disclosure audio actually played to this caller (PCM16LE as rendered). */
+    disclosure_sha256: z.string().regex(/^[0-9a-f]{64}$/).nullable().default(null),
+  }),
   (ctx, a) => {
     const call = loadCall(ctx, a.call_id);
     const policy = ctx.db.consent_policies.get(a.policy_id);
@@ -67,7 +72,7 @@ export const consent_started = defineReducer(
       call_id: call.id,
       policy_id: policy.id,
       policy_version: policy.version,
-      disclosure_sha256: policy.disclosure_sha256,
+      disclosure_sha256: a.disclosure_sha256 ?? policy.disclosure_sha256,
       mode: policy.mode,
       method: null,
       outcome: 'pending',

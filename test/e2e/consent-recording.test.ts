@@ -88,6 +88,7 @@ test('DTMF 1 grants consent; the call is recorded in two channels; the file decr
   const consent = read().consents.get(call().consent_id!)!;
   assert.equal(consent.method, 'dtmf');
   assert.equal((consent.evidence as { digit: string }).digit, '1');
+  assert.match(String(consent.disclosure_sha256), /^[0-9a-f]{64}$/, 'the hash of the disclosure audio played is on the consent row');
   await peer.waitFor(() => read().agent_actions.find({ call_id: call().id, status: 'succeeded' }).length >= 1, 10_000, 'greeting');
   await peer.play(speechUlaw('I would like to pay my bill'));
   await peer.waitFor(() => read().agent_actions.find({ call_id: call().id, status: 'succeeded' }).length >= 2, 12_000, 'reply');
