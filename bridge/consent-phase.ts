@@ -62,7 +62,8 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
     if (digit === '1' || digit === '2') emit({ answer: digit === '1' ? 'yes' : 'no', method: 'dtmf', evidence: { digit, source, at_ms: clockMs() } });
   });
   const stt = policy.mode === 'notify' ? null : deps.stt;
-  if (!stt && policy.mode !== 'notify') deps.logger.warn({ call: c.callId }, 'no speech recogniser: consent by DTMF only');
+  // (the gateway warned once at start that no recogniser runs)
+  if (!stt && policy.mode !== 'notify') deps.logger.debug({ call: c.callId }, 'consent by DTMF only');
   const session = stt?.startSession({ sampleRate: 8000, mode: 'yes-no' }) ?? null;
   const startedAtMs = clockMs();
   let removeTap: (() => void) | null = null;

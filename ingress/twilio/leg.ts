@@ -17,6 +17,17 @@ const FRAME = 160; // 20 ms at 8 kHz
 /** A sequence number this close behind the last one is a duplicate or reordered message. */
 const REORDER_WINDOW = 50;
 
+/** Fast base64 alphabet check (no regex allocation per message). */
+function isBase64(s: string): boolean {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || (c === 61 && i >= n - 2);
+    if (!ok) return false;
+  }
+  return true;
+}
+
 export interface TwilioLegStats {
   mediaMessages: number;
   dropped: { malformed: number; outOfOrder: number; unknown: number };
@@ -103,8 +114,14 @@ export class TwilioLeg extends CallLeg {
         if (n <= this.lastSeq) this.warn('sequence_reset', `media ${n} after ${this.lastSeq}: resynchronised`);
         this.lastSeq = n;
         if (msg.media.track !== undefined && msg.media.track !== 'inbound') return;
+        const payload = msg.media.payload;
+        // Node's base64 decoder skips junk silently: a length/character check keeps garbage out.
+        if (payload.length % 4 !== 0 || !isBase64(payload)) {
+          this.stats.dropped.malformed++;
+          return this.warn('malformed_message', 'media: payload is not base64');
+        }
         this.stats.mediaMessages++;
-        this.pushAudio(Buffer.from(msg.media.payload, 'base64'));
+        this.pushAudio(Buffer.from(payload, 'base64'));
         return;
       }
       case 'dtmf':

@@ -35,7 +35,8 @@ export const MediaMsg = z.object({
     track: z.string().max(32).optional(),
     chunk: seq.optional(),
     timestamp: seq.optional(),
-    payload: z.string().max(MAX_MEDIA_PAYLOAD_CHARS).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'payload is not base64'),
+    // Checked for base64 by the leg (a per-message regex here cost ~20 % of inbound parsing).
+    payload: z.string().max(MAX_MEDIA_PAYLOAD_CHARS),
   }),
 });
 

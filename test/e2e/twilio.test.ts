@@ -170,11 +170,12 @@ test('malformed, oversized, binary and out-of-order media messages are dropped; 
   peer.sendRaw(JSON.stringify({ event: 'media', sequenceNumber: '999999', streamSid: sid, media: { payload: '////' } })); // late duplicate: dropped
   // …and the peer's own, far lower, numbering then resynchronises instead of being dropped for the rest of the call.
   peer.sendRaw(Buffer.from([1, 2, 3, 4]));
+  peer.sendRaw(JSON.stringify({ event: 'media', sequenceNumber: '1000001', streamSid: sid, media: { payload: '%%%%' } }));
   peer.sendRaw(JSON.stringify({ event: 'dtmf', streamSid: sid, dtmf: { digit: 'X' } }));
   peer.sendRaw(JSON.stringify({ event: 'something-new', streamSid: sid }));
   await peer.waitFor(() => (gw.calls.get(call.id)?.leg as TwilioLeg | undefined)?.stats.dropped.unknown === 1, 3_000, 'all bad messages seen');
   const leg = gw.calls.get(call.id)?.leg as TwilioLeg;
-  assert.equal(leg.stats.dropped.malformed, 4, 'not JSON, oversized, binary, bad DTMF digit');
+  assert.equal(leg.stats.dropped.malformed, 5, 'not JSON, oversized, binary, not base64, bad DTMF digit');
   assert.equal(leg.stats.dropped.outOfOrder, 1, '999999 after 1000000');
   const heard = leg.stats.mediaMessages;
   await peer.waitFor(() => leg.stats.mediaMessages > heard + 10, 3_000, 'media flows again after the resync');
