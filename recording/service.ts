@@ -112,9 +112,11 @@ export class RecordingService implements RecordingPort {
         who,
       );
     }
-    // A 400 ms lag tolerance: event-loop stalls under load delay frames without pushing audio
-    // ahead of the call clock (silence is filled only for real holes); close() catches up exactly.
-    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId, maxLagMs: 400 });
+    // 400 ms tolerances: a stall of the caller's stream (network, loaded peer or event loop) is
+    // waited out rather than filled — filling with silence, or letting agent frames drive the
+    // timeline, and then writing the late caller frames too would put the audio ahead of the
+    // call clock by the stall. Real holes (> 400 ms) are filled; close() catches up exactly.
+    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId, maxLagMs: 400, callerStallMs: 400, maxAgentBacklogMs: 600 });
     const row = store.read(ref.tenant).recordings.get(recordingId);
     const policyMode = this.pauseMode(ref.tenant, ref.callId);
     if (row?.status === 'paused') recorder.pause('paused before resume', policyMode);
