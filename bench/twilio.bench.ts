@@ -90,6 +90,7 @@ import {
   type ServerStats,
   type WorkerCommand,
   type WorkerEvent,
+  TAPS_ON,
 } from './twilio/shared.ts';
 
 const CALLS = Number(process.env.BENCH_TWILIO_CALLS ?? 1000);
@@ -226,6 +227,7 @@ async function seed(dataDir: string): Promise<string> {
     }
     const n = await store.submit('number_added', { number: NUMBER, agent: 'default', ...(policyId ? { consent_policy_id: policyId } : {}) }, who);
     if (!n.outcome.ok) throw new Error(`number_added: ${JSON.stringify(n.outcome)}`);
+    if (policyId && TAPS_ON()) return `number ${NUMBER} → agent default, opt-in policy; the caller GRANTS (BENCH_TWILIO_TAPS=on): recorder tap on every call`;
     return policyId ? `number ${NUMBER} → agent default, consent policy bench-unrecorded (opt-in; the caller declines)` : `number ${NUMBER} → agent default (this build has no consent policies)`;
   } finally {
     store.close();
@@ -564,7 +566,7 @@ function report(input: Parameters<typeof rawReport>[0]): void {
 }
 
 function reportPhase(g: Phase, b: Phase | null): void {
-  const p = `twilio.c${g.calls}`;
+  const p = `twilio${TAPS_ON() ? '.taps' : ''}.c${g.calls}`;
   const win = `${g.seconds} s window, ${g.calls} calls, DTMF every ${DTMF_MS} ms after the greeting`;
   report({ figure: `${p}.calls_streaming`, value: g.streamingAtEnd, unit: 'calls', target: { op: '>=', value: g.calls }, note: `calls still streaming at the end of the ${win}; setup failures ${g.setupFailed}, dropped by the gateway ${g.droppedByServer}` });
   report({
@@ -726,7 +728,7 @@ async function main(): Promise<void> {
     }
   }
   report({
-    figure: 'twilio.max_calls_late_target',
+    figure: `twilio${TAPS_ON() ? '.taps' : ''}.max_calls_late_target`,
     value: best ?? 0,
     unit: 'calls',
     target: { op: '>=', value: 1000 },

@@ -18,7 +18,15 @@ export const DTMF_DIGIT = '5';
  * With the bench's opt-in policy (on_decline continue-unrecorded) the call goes on with no recorder and no
  * transcriber tap. The bare server ignores it.
  */
-export const CONSENT_DIGIT = '2';
+export const CONSENT_DIGIT = TAPS_ON() ? '1' : '2';
+
+/**
+ * BENCH_TWILIO_TAPS=on: the caller grants consent (1), so every call runs the recorder tap (dual-channel
+ * segments, finalized + encrypted at hang-up) — the consent + recording variant; STT stays off ("null STT").
+ */
+export function TAPS_ON(): boolean {
+  return process.env.BENCH_TWILIO_TAPS === 'on';
+}
 
 // ─────────────────────────────── histogram ───────────────────────────────
 
