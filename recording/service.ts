@@ -43,6 +43,7 @@ export class RecordingService implements RecordingPort {
   private readonly active = new Map<string, Active>();
   private readonly finalizing = new Map<string, Promise<void>>();
   private unsubscribe: (() => void) | null = null;
+  private ticker: NodeJS.Timeout | null = null;
   private sweeper: RetentionSweeper<{ id: string; tenant: string; status: string; uri: string | null; retention_until: number | null; legal_hold: boolean }> | null = null;
   private readonly log: Logger;
 
@@ -83,6 +84,8 @@ export class RecordingService implements RecordingPort {
   }
 
   stop(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
     this.unsubscribe?.();
     this.sweeper?.stop();
   }
@@ -116,7 +119,7 @@ export class RecordingService implements RecordingPort {
     // waited out rather than filled — filling with silence, or letting agent frames drive the
     // timeline, and then writing the late caller frames too would put the audio ahead of the
     // call clock by the stall. Real holes (> 400 ms) are filled; close() catches up exactly.
-    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId, maxLagMs: 400, callerStallMs: 400, maxAgentBacklogMs: 600 });
+    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId, maxLagMs: 400, callerStallMs: 400, maxAgentBacklogMs: 600, autoTick: false });
     const row = store.read(ref.tenant).recordings.get(recordingId);
     const policyMode = this.pauseMode(ref.tenant, ref.callId);
     if (row?.status === 'paused') recorder.pause('paused before resume', policyMode);
@@ -128,6 +131,7 @@ export class RecordingService implements RecordingPort {
     const closed = new Promise<void>((r) => (markClosed = r));
     const active: Active = { recorder, closed, markClosed };
     this.active.set(recordingId, active);
+    this.ensureTicker();
     this.log.info({ recording: recordingId, call: ref.callId, segment: scan.nextIndex, resumed: existing }, 'recording');
     return {
       recordingId,
@@ -149,6 +153,24 @@ export class RecordingService implements RecordingPort {
         if (callEnded) this.finalizeCall(ref.tenant, ref.callId);
       },
     };
+  }
+
+  /**
+   * One timer for every live recorder (flush write-through, fill real holes), not one per call;
+   * it stops when no recording is live.
+   */
+  private ensureTicker(): void {
+    if (this.ticker) return;
+    this.ticker = setInterval(() => {
+      if (this.active.size === 0) {
+        clearInterval(this.ticker!);
+        this.ticker = null;
+        return;
+      }
+      const now = Date.now();
+      for (const a of this.active.values()) a.recorder.tick(now);
+    }, 50);
+    this.ticker.unref();
   }
 
   private pauseMode(tenant: string, callId: string): 'silence' | 'skip' {
