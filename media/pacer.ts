@@ -122,7 +122,8 @@ export class MediaClock {
       const list = this.streams;
       for (let i = 0; i < list.length; i++) {
         const stream = list[i] as PacedStream;
-        if (stream.clock === this) stream.runSlot(slotTime, now);
+        // Read the clock per stream: the sends of earlier streams in this tick count as lateness too.
+        if (stream.clock === this) stream.runSlot(slotTime, i === 0 ? now : this.now());
       }
       this.stats.slots++;
       ran++;
