@@ -81,6 +81,8 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     metrics: () => [
       { name: 'switchboard_calls_active', help: 'Calls with live media on this node.', value: calls.size },
       { name: 'switchboard_media_streams', help: 'Outbound streams on the media clock.', value: clock.size },
+      { name: 'switchboard_media_frames_sent_total', help: 'Outbound 20 ms frames sent.', value: clock.frameTotals().sent, type: 'counter' },
+      { name: 'switchboard_media_frames_late_total', help: 'Outbound frames sent more than 40 ms after their slot.', value: clock.frameTotals().late, type: 'counter' },
       { name: 'switchboard_media_clock_slots_total', help: '20 ms slots run by the media clock.', value: clock.stats.slots, type: 'counter' },
       { name: 'switchboard_media_clock_skipped_slots_total', help: 'Slots skipped after a stall longer than 200 ms (audio delayed).', value: clock.stats.skippedSlots, type: 'counter' },
     ],

@@ -42,6 +42,21 @@ export interface MediaClockStats {
 }
 
 export class MediaClock {
+  /** Frames sent > LATE_FRAME_MS after their slot by streams no longer registered. */
+  private retiredLateFrames = 0;
+  private retiredFramesSent = 0;
+
+  /** Late frames and frames sent by every stream this clock has paced (for /metrics). */
+  frameTotals(): { sent: number; late: number } {
+    let sent = this.retiredFramesSent;
+    let late = this.retiredLateFrames;
+    for (const s of this.streams) {
+      sent += s.stats.framesSent;
+      late += s.stats.lateFrames;
+    }
+    return { sent, late };
+  }
+
   readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0 };
   private readonly tickMs: number;
   private readonly now: () => number;
@@ -84,6 +99,8 @@ export class MediaClock {
     if (stream.clock !== this) return;
     stream.clock = null;
     this.streams = this.streams.filter((s) => s !== stream);
+    this.retiredFramesSent += stream.stats.framesSent;
+    this.retiredLateFrames += stream.stats.lateFrames;
   }
 
   /** Starts the slot grid at `now()` and (unless manual) the timer loop. */

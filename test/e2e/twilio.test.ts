@@ -256,3 +256,16 @@ test('development profile without TWILIO_AUTH_TOKEN accepts unsigned webhooks (w
   assert.equal(r.kind, 'error');
   assert.equal(prod.store.read(null).calls.find().length, 0);
 });
+
+test('/metrics reports live calls and outbound frame pacing', { timeout: 30_000 }, async () => {
+  const gw = await gateway();
+  const peer = peerFor(gw);
+  assert.equal((await peer.dial()).kind, 'streaming');
+  await peer.waitFor(() => peer.receivedAudio().length > 8000, 10_000, 'audio flowing');
+  const text = await (await fetch(`${gw.publicUrl}/metrics`)).text();
+  const metric = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
+  assert.equal(metric('switchboard_calls_active'), 1);
+  assert.ok(metric('switchboard_media_frames_sent_total') >= 50);
+  assert.ok(Number.isFinite(metric('switchboard_media_frames_late_total')));
+  assert.ok(metric('switchboard_store_head_seq') > 0);
+});
