@@ -23,6 +23,7 @@ import type { SwitchboardTables } from '../schema/index.ts';
 import type { Json, Receipt, Store } from '../store/index.ts';
 import type { SpeechToText, SttSession } from '../speech/stt.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
+import { ConsentCancelled } from '../consent/stage.ts';
 import { currentDecision, policyFor, runConsentPhase, watchWithdrawal } from './consent-phase.ts';
 import type { RecordingHandle, RecordingPort } from './recording-port.ts';
 
@@ -101,6 +102,10 @@ export class CallSession {
     const resumed = saved !== undefined;
     session.log.info({ resumed, state: call?.state, turn: session.turn }, 'media attached');
     session.chain = session.chain.then(() => session.consentThenContent()).catch((err: unknown) => {
+      if (err instanceof ConsentCancelled || session.closedReason !== null) {
+        session.log.info({ reason: (err as Error).message }, 'consent stage stopped: media closed (consent stays pending for a resume)');
+        return;
+      }
       session.log.error({ err }, 'consent phase failed');
       void session.hangup('consent phase failed');
     });
@@ -151,7 +156,14 @@ export class CallSession {
     if (!decision || decision.outcome === 'pending') {
       const d = await runConsentPhase(
         { store, tts: this.deps.tts, stt: this.deps.stt ?? null, logger: this.log },
-        { tenant: this.ref.tenant, callId: this.ref.callId, answeredAt: this.answeredAt, pipeline: this.pipeline, outputRate: this.leg.description.outputRate },
+        {
+          tenant: this.ref.tenant,
+          callId: this.ref.callId,
+          answeredAt: this.answeredAt,
+          pipeline: this.pipeline,
+          outputRate: this.leg.description.outputRate,
+          cancelled: () => this.closedReason !== null,
+        },
         decision?.pendingId ?? null,
       );
       this.log.info({ outcome: d.outcome, method: d.method }, 'consent decided');

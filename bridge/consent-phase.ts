@@ -28,6 +28,8 @@ export interface ConsentContext {
   answeredAt: number;
   pipeline: MediaPipeline;
   outputRate: 8000 | 16000 | 24000 | 48000;
+  /** True once this media connection is gone. */
+  cancelled: () => boolean;
 }
 
 /** The policy that governs a call: its number's, else the tenant's newest `default`. */
@@ -108,7 +110,8 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
         },
         // The answer window never closes on a caller who is still talking, nor before the
         // recogniser has had RECOGNITION_GRACE_MS after they stopped.
-        sleep: (ms) => waitQuiet(c.pipeline, ms),
+        sleep: (ms) => waitQuiet(c.pipeline, ms, c.cancelled),
+        cancelled: c.cancelled,
       },
     });
   } finally {
@@ -120,9 +123,10 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
 
 const RECOGNITION_GRACE_MS = 1500;
 
-async function waitQuiet(pipeline: MediaPipeline, ms: number): Promise<void> {
+async function waitQuiet(pipeline: MediaPipeline, ms: number, cancelled: () => boolean): Promise<void> {
   let deadline = performance.now() + ms;
   for (;;) {
+    if (cancelled()) return;
     const left = deadline - performance.now();
     if (left <= 0) {
       if (pipeline.callerSpeaking) deadline = performance.now() + 200;

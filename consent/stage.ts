@@ -39,6 +39,13 @@ export interface ConsentStageIo {
   /** Subscribes to answers (DTMF 1/2 and, when STT runs, spoken yes/no); returns unsubscribe. */
   onAnswer(listener: (a: ConsentAnswer) => void): () => void;
   sleep(ms: number): Promise<void>;
+  /** True once the media is gone (caller hung up, stream dropped): the stage stops without deciding. */
+  cancelled(): boolean;
+}
+
+/** The stage stopped because the media went away; the consent stays pending for a resumed call. */
+export class ConsentCancelled extends Error {
+  override readonly name = 'ConsentCancelled';
 }
 
 export function promptFor(policy: PolicyRow): string {
@@ -74,6 +81,7 @@ export async function runConsentStage(args: ConsentStageArgs): Promise<ConsentDe
     consentId = (started.outcome.result as { consent_id: string }).consent_id;
   }
   const decision = await listen(policy, io);
+  if (io.cancelled()) throw new ConsentCancelled('media closed during the consent stage');
   const decided = await store.submit(
     'consent_decided',
     { consent_id: consentId, outcome: decision.outcome, method: decision.method, evidence: decision.evidence },
@@ -87,6 +95,7 @@ async function listen(policy: PolicyRow, io: ConsentStageIo): Promise<Omit<Conse
   const prompt = promptFor(policy);
   if (policy.mode === 'notify') {
     const played = await io.say(prompt);
+    if (io.cancelled()) throw new ConsentCancelled('media closed during the disclosure');
     return { outcome: 'granted', method: 'implied', evidence: { disclosure: 'played', heard_ms: played.heardMs, policy_mode: 'notify' } };
   }
   let answer: ConsentAnswer | null = null;
@@ -101,7 +110,9 @@ async function listen(policy: PolicyRow, io: ConsentStageIo): Promise<Omit<Conse
     for (let attempt = 0; attempt <= policy.retries && !answer; attempt++) {
       await io.say(attempt === 0 ? prompt : `Sorry, I did not get that. ${prompt}`);
       if (answer) break;
+      if (io.cancelled()) throw new ConsentCancelled('media closed during the consent prompt');
       await Promise.race([io.sleep(policy.timeout_ms), new Promise<void>((r) => (wake = r))]);
+      if (io.cancelled() && !answer) throw new ConsentCancelled('media closed while waiting for an answer');
     }
   } finally {
     off();

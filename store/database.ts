@@ -83,6 +83,8 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
     db.pragma(`synchronous = ${durability.synchronous}`);
     db.pragma(`cache_size = -${durability.cacheKiB}`);
     db.pragma('foreign_keys = OFF');
+    // Savepoint sub-journals (one per command) and temp indexes stay in memory, not temp files.
+    db.pragma('temp_store = MEMORY');
     // Checkpoints run from the store's idle timer (small and often), not inside a
     // submitter's commit; this is only the backstop if the loop never idles.
     db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);

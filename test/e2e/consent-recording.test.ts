@@ -183,3 +183,19 @@ test('an Ogg/Opus policy stores Ogg/Opus through ffmpeg', { timeout: 40_000 }, a
   assert.equal(probe.streams[0]?.codec_name, 'opus');
   assert.equal(probe.streams[0]?.channels, 2);
 });
+
+test('the stream drops during the consent prompt: the consent stays pending, the resumed call asks again and DTMF 1 grants', { timeout: 40_000 }, async () => {
+  const { gw, peer, read, call } = await setup({ timeout_ms: 3000 });
+  await peer.waitFor(() => peer.receivedAudio().length > 4000, 8000, 'prompt playing');
+  gw.calls.get(call().id)!.detach('network drop (test)');
+  await peer.waitFor(() => peer.streams === 2, 10_000, 'resumed on a new stream');
+  assert.equal(read().consents.get(call().consent_id!)?.outcome, 'pending', 'nothing decided for the dropped stream');
+  const before = peer.receivedAudio().length;
+  await peer.waitFor(() => peer.receivedAudio().length > before + 4000, 8000, 'prompt played again');
+  peer.sendDtmf('1');
+  await peer.waitFor(() => read().consents.get(call().consent_id!)?.outcome === 'granted', 8000, 'granted on the resumed stream');
+  assert.equal(read().consents.find({ call_id: call().id }).length, 1, 'one consent row, continued');
+  assert.notEqual(call().state, 'ended');
+  await endCall(gw, peer);
+  assert.equal(read().recordings.find({ call_id: call().id })[0]?.status, 'finalized');
+});

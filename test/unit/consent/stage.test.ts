@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { promptFor, runConsentStage, type ConsentAnswer, type ConsentStageIo } from '../../../consent/stage.ts';
+import { ConsentCancelled, promptFor, runConsentStage, type ConsentAnswer, type ConsentStageIo } from '../../../consent/stage.ts';
 import { openTestStore, resultOf, T } from '../../helpers/store.ts';
 
 /** Scripted caller: answers at a given prompt (0-based), during or after it, or never. */
-function io(script: { at?: number; answer?: ConsentAnswer; during?: boolean }) {
+function io(script: { at?: number; answer?: ConsentAnswer; during?: boolean; hangUpAt?: number }) {
+  let gone = false;
   const prompts: string[] = [];
   let listener: ((a: ConsentAnswer) => void) | null = null;
   let interrupted = 0;
@@ -23,7 +24,9 @@ function io(script: { at?: number; answer?: ConsentAnswer; during?: boolean }) {
     async sleep(ms) {
       slept.push(ms);
       if (script.answer && script.at === prompts.length - 1 && !script.during) listener?.(script.answer);
+      if (script.hangUpAt === prompts.length - 1) gone = true;
     },
+    cancelled: () => gone,
   };
   return { impl, prompts, slept, interrupted: () => interrupted };
 }
@@ -73,4 +76,13 @@ test('opt-in silence: every attempt times out â†’ no_response; opt-out silence â
     assert.deepEqual(s.slept, mode === 'notify' ? [] : [4000, 4000], `${mode}: waits timeout_ms after each of 1 + retries prompts`);
     store.close();
   }
+});
+
+test('the caller hangs up while the stage waits: nothing is decided, the consent stays pending (a resume continues it)', async () => {
+  const { store, policy, call_id } = await setup('opt-in', 1);
+  const s = io({ hangUpAt: 0 });
+  await assert.rejects(runConsentStage({ store, tenant: 'acme', callId: call_id, policy, pendingConsentId: null, io: s.impl }), ConsentCancelled);
+  const consent = store.read('acme').consents.find({ call_id })[0];
+  assert.equal(consent?.outcome, 'pending');
+  store.close();
 });
