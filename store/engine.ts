@@ -32,6 +32,8 @@ export interface CommittedBatch {
   commands: Array<{ seq: number; changes: RowChange[] }>;
   lastSeq: number;
   lastHash: string;
+  /** performance.now() when COMMIT returned (delivery metadata for subscribers; never in the log). */
+  committedAt: number;
 }
 
 interface Pending {
@@ -201,7 +203,7 @@ export class ApplyEngine {
 
   private applyBatch(batch: Pending[]): void {
     const receipts: Receipt[] = [];
-    const committed: CommittedBatch = { commands: [], lastSeq: this.seq, lastHash: this.hash };
+    const committed: CommittedBatch = { commands: [], lastSeq: this.seq, lastHash: this.hash, committedAt: 0 };
     try {
       this.runBatch(batch, receipts, committed);
     } catch (err) {
@@ -213,6 +215,7 @@ export class ApplyEngine {
       }
       return;
     }
+    committed.committedAt = performance.now();
     this.seq = committed.lastSeq;
     this.hash = committed.lastHash;
     try {

@@ -23,6 +23,8 @@ export interface Delta {
   op: ChangeOp;
   old: Row | null;
   new: Row | null;
+  /** performance.now() when the commit carrying this change returned (lets a subscriber measure delivery lag). */
+  committedAt: number;
 }
 
 export interface Snapshot {
@@ -126,10 +128,10 @@ export class SubscriptionHub {
 
   dispatch(batch: CommittedBatch): void {
     if (this.count === 0) return;
-    for (const { seq, changes } of batch.commands) for (const change of changes) this.dispatchChange(seq, change);
+    for (const { seq, changes } of batch.commands) for (const change of changes) this.dispatchChange(seq, change, batch.committedAt);
   }
 
-  private dispatchChange(seq: number, change: RowChange): void {
+  private dispatchChange(seq: number, change: RowChange, committedAt: number): void {
     const epoch = ++this.epoch;
     const deliver = (sub: Sub): void => {
       if (sub.mark === epoch) return;
@@ -144,6 +146,7 @@ export class SubscriptionHub {
         op,
         old: op === 'insert' ? null : change.old,
         new: op === 'delete' ? null : change.new,
+        committedAt,
       };
       try {
         sub.listener(delta);
