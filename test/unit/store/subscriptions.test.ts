@@ -128,3 +128,15 @@ test('subscribing to an unknown table or column is refused', () => {
   assert.throws(() => store.subscribe('tally', { colour: 'red' }, 'a', () => {}), /no column colour/);
   store.close();
 });
+
+test('a delta carries when its commit returned, so subscribers can measure delivery lag', async () => {
+  const store = open();
+  const deltas: Delta[] = [];
+  store.subscribe('tally', {}, 'a', (d) => deltas.push(d));
+  const before = performance.now();
+  await store.submit('put', { id: 'lag' }, { tenant: 'a', caller: 'x' });
+  const after = performance.now();
+  assert.equal(deltas.length, 1);
+  assert.ok(deltas[0]!.committedAt >= before && deltas[0]!.committedAt <= after);
+  store.close();
+});
