@@ -107,6 +107,62 @@ numbers
     }
   });
 
+program
+  .command('calls')
+  .description('list calls (offline: reads a stopped gateway\'s data dir)')
+  .option('--since <time>', 'ISO time or epoch ms')
+  .option('--state <state>', 'only calls in this state')
+  .option('--tenant <tenant>', 'tenant', DEFAULT_TENANT)
+  .option('--data-dir <dir>', 'data directory')
+  .option('--json', 'one JSON object per line')
+  .action((opts: { since?: string; state?: string; tenant: string; dataDir?: string; json?: boolean }) => {
+    const since = opts.since === undefined ? 0 : /^\d+$/.test(opts.since) ? Number(opts.since) : Date.parse(opts.since);
+    if (Number.isNaN(since)) throw new ConfigError(`--since: not a time: ${opts.since}`);
+    const store = openOffline(opts.dataDir);
+    try {
+      const rows = store
+        .read(opts.tenant)
+        .calls.find(opts.state ? { state: opts.state as never } : {}, { orderBy: 'received_at' })
+        .filter((c) => c.received_at >= since);
+      for (const c of rows) {
+        if (opts.json) console.log(JSON.stringify(c));
+        else console.log([c.id, c.state.padEnd(12), c.provider, c.from_uri, '→', c.to_uri, new Date(c.received_at).toISOString(), c.end_reason ?? ''].join('  '));
+      }
+      if (!opts.json) console.log(`${rows.length} call(s)`);
+    } finally {
+      store.close();
+    }
+  });
+
+program
+  .command('call <id>')
+  .description('one call with its legs, consent, recordings, transcript and agent actions (offline)')
+  .option('--tenant <tenant>', 'tenant', DEFAULT_TENANT)
+  .option('--data-dir <dir>', 'data directory')
+  .action((id: string, opts: { tenant: string; dataDir?: string }) => {
+    const store = openOffline(opts.dataDir);
+    try {
+      const read = store.read(opts.tenant);
+      const call = read.calls.get(id);
+      if (!call) {
+        console.error(`switchboard: no call ${id} in tenant ${opts.tenant}`);
+        process.exitCode = 1;
+        return;
+      }
+      const detail = {
+        call,
+        legs: read.legs.find({ call_id: id }, { orderBy: 'connected_at' }),
+        consents: read.consents.find({ call_id: id }, { orderBy: 'started_at' }),
+        recordings: read.recordings.find({ call_id: id }),
+        transcript: read.transcript_segments.find({ call_id: id }, { orderBy: 'start_ms' }),
+        agent_actions: read.agent_actions.find({ call_id: id }, { orderBy: 'created_at' }),
+      };
+      console.log(JSON.stringify(detail, null, 2));
+    } finally {
+      store.close();
+    }
+  });
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ConfigError || err instanceof StoreError) {
     console.error(`switchboard: ${err.message}`);
