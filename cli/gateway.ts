@@ -2,6 +2,7 @@
  * Composition root: opens the store, mounts every HTTP surface, listens, and
  * shuts everything down in reverse order exactly once.
  */
+import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
 import type { Agent } from '../agents/types.ts';
 import { mountHealth } from '../api/health.ts';
@@ -59,7 +60,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
   });
   recordings.start();
-  const speech = await chooseSpeech(env, logger);
+  const speech = await chooseSpeech(env, logger, path.join(config.dataDir, 'cache', 'tts'));
   const calls = new CallManager({
     recordings,
     store,

@@ -9,14 +9,14 @@ import { DeepgramStt, DeepgramTts } from '../speech/deepgram.ts';
 import { EspeakTts } from '../speech/espeak.ts';
 import { PocketsphinxStt } from '../speech/pocketsphinx.ts';
 import type { SpeechToText } from '../speech/stt.ts';
-import { CachedTts, type TextToSpeech } from '../speech/tts.ts';
+import { CachedTts, DiskCachedTts, type TextToSpeech } from '../speech/tts.ts';
 
 export interface SpeechChoice {
   stt: SpeechToText | null;
   tts: TextToSpeech;
 }
 
-export async function chooseSpeech(env: NodeJS.ProcessEnv, logger: Logger): Promise<SpeechChoice> {
+export async function chooseSpeech(env: NodeJS.ProcessEnv, logger: Logger, cacheDir?: string): Promise<SpeechChoice> {
   const sttWanted = (env.SWITCHBOARD_STT ?? 'auto').toLowerCase();
   const ttsWanted = (env.SWITCHBOARD_TTS ?? 'auto').toLowerCase();
   const key = env.DEEPGRAM_API_KEY || undefined;
@@ -44,5 +44,5 @@ export async function chooseSpeech(env: NodeJS.ProcessEnv, logger: Logger): Prom
     throw new Error(`SWITCHBOARD_TTS must be auto, deepgram or espeak; got ${ttsWanted}`);
   }
   logger.info({ stt: stt?.name ?? 'none', tts: tts.name }, 'speech providers');
-  return { stt, tts: new CachedTts(tts) };
+  return { stt, tts: new CachedTts(cacheDir ? new DiskCachedTts(tts, cacheDir) : tts) };
 }

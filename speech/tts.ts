@@ -2,6 +2,9 @@
  * Text-to-speech behind one interface; providers live beside it (espeak-ng
  * local, Deepgram Aura later). Output is mono PCM16 at the rate asked for.
  */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { SampleRate } from '../media/frame.ts';
 
 export interface TextToSpeech {
@@ -48,5 +51,46 @@ export class CachedTts implements TextToSpeech {
       if (oldest !== undefined) this.cache.delete(oldest);
     }
     return p;
+  }
+}
+
+/**
+ * A persistent cache under `dir`, keyed by the content hash of (provider, rate,
+ * text): prompts and disclosures are synthesised once per deployment, not once
+ * per process. Files are raw PCM16LE, written atomically.
+ */
+export class DiskCachedTts implements TextToSpeech {
+  constructor(
+    private readonly inner: TextToSpeech,
+    private readonly dir: string,
+  ) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  get name(): string {
+    return this.inner.name;
+  }
+
+  keyOf(text: string, sampleRate: SampleRate): string {
+    return createHash('sha256').update(`${this.inner.name}\u0000${sampleRate}\u0000${text}`).digest('hex');
+  }
+
+  async synthesize(text: string, sampleRate: SampleRate): Promise<Int16Array> {
+    const file = path.join(this.dir, `${this.keyOf(text, sampleRate)}.pcm`);
+    try {
+      const buf = await fs.promises.readFile(file);
+      return new Int16Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 2)).slice();
+    } catch {
+      // not cached yet
+    }
+    const pcm = await this.inner.synthesize(text, sampleRate);
+    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    try {
+      await fs.promises.writeFile(tmp, Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+      await fs.promises.rename(tmp, file);
+    } catch {
+      await fs.promises.rm(tmp, { force: true }); // a cache that cannot be written is only slower
+    }
+    return pcm;
   }
 }

@@ -1,6 +1,6 @@
 /** The shared TTS suite against espeak-ng and DeepgramTts (real SDK → fake-deepgram), plus their errors. */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import { DeepgramTts } from '../../../speech/deepgram.ts';
 import { EspeakTts } from '../../../speech/espeak.ts';
 import { TtsError } from '../../../speech/tts.ts';
@@ -82,4 +82,24 @@ describe('TTS errors and specifics', () => {
     assert.equal(pcm.length, 0);
     assert.equal(fake.requests.length, before);
   });
+});
+
+test('DiskCachedTts: a second process (new instance) reads the audio from disk, keyed by content hash', async () => {
+  const { DiskCachedTts } = await import('../../../speech/tts.ts');
+  const os = await import('node:os');
+  const fsm = await import('node:fs');
+  const pathm = await import('node:path');
+  const dir = fsm.mkdtempSync(pathm.join(os.tmpdir(), 'sb-ttscache-'));
+  let calls = 0;
+  const inner = { name: 'counting', synthesize: async (text: string) => (calls++, new Int16Array(text.length).fill(7)) };
+  const a = new DiskCachedTts(inner, dir);
+  const first = await a.synthesize('hello there', 8000);
+  const b = new DiskCachedTts(inner, dir);
+  const second = await b.synthesize('hello there', 8000);
+  assert.equal(calls, 1, 'synthesised once');
+  assert.deepEqual(second, first);
+  assert.ok(fsm.existsSync(pathm.join(dir, `${a.keyOf('hello there', 8000)}.pcm`)));
+  await b.synthesize('hello there', 16000);
+  assert.equal(calls, 2, 'the rate is part of the key');
+  fsm.rmSync(dir, { recursive: true, force: true });
 });
