@@ -66,7 +66,7 @@
  * BENCH_TWILIO_STT (none), BENCH_TWILIO_DEADLINE_S (900, hard stop),
  * BENCH_TWILIO_CPU_PROF=DIR (write V8 CPU profiles of the gateway to DIR).
  */
-import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,8 +76,8 @@ import type { AgentTurnContext } from '../agents/types.ts';
 import { schema } from '../schema/index.ts';
 import { EspeakTts } from '../speech/espeak.ts';
 import { resolveDurability, Store } from '../store/index.ts';
-import { freePort, TWILIO_TOKEN } from '../test/helpers/gateway.ts';
-import { fmt, log, now, report as rawReport, sleep, wanted } from './lib.ts';
+import { freePort, gatewayEnv, TWILIO_TOKEN } from '../test/helpers/gateway.ts';
+import { fmt, log, now, sleep, wanted } from './lib.ts';
 import {
   cpuMs,
   DTMF_DIGIT,
@@ -87,36 +87,22 @@ import {
   setClockTicks,
   type ClientStats,
   type ProbeEvent,
-  type ServerStats,
   type WorkerCommand,
   type WorkerEvent,
   TAPS_ON,
 } from './twilio/shared.ts';
 
-const CALLS = Number(process.env.BENCH_TWILIO_CALLS ?? 1000);
-const SECONDS = Number(process.env.BENCH_TWILIO_SECONDS ?? 60);
-const RAMP = Number(process.env.BENCH_TWILIO_RAMP ?? 50);
-const BARE_RAMP = Math.max(RAMP, 200);
-const DTMF_MS = Number(process.env.BENCH_TWILIO_DTMF_MS ?? 4000);
-const WORKERS = Math.max(1, Number(process.env.BENCH_TWILIO_WORKERS ?? 2));
-const SEARCH = process.env.BENCH_TWILIO_SEARCH !== '0';
-const SEARCH_SECONDS = Number(process.env.BENCH_TWILIO_SEARCH_SECONDS ?? 15);
-const CPU_PROF = process.env.BENCH_TWILIO_CPU_PROF ?? '';
-/** The gateway's SWITCHBOARD_STT: none by default (taps off); `auto`/`pocketsphinx` to include the consent recogniser. */
-const STT = process.env.BENCH_TWILIO_STT ?? 'none';
+import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, RAMP, SEARCH, SEARCH_SECONDS, SECONDS, STT, WORKERS } from './twilio/config.ts';
+import { ask, fdLimit, killChildren, nextMessage, spawnChild, stopChild } from './twilio/children.ts';
+import { briefFigures, describe, meetsLate, report, reportPhase, type Phase } from './twilio/report.ts';
 /** Calls placed and hung up before the ramp (JIT, lazily loaded modules, TTS cache), not counted anywhere. */
 const WARMUP_CALLS = 3;
 const SETTLE_MS = 5000;
 const STEPS = [1000, 500, 250, 100];
 const NUMBER = '+15557654321';
-const HERE = path.join(import.meta.dirname, 'twilio');
 /** Hard stop for the whole file, so a wedged child can never hang the bench. */
 const DEADLINE_MS = Number(process.env.BENCH_TWILIO_DEADLINE_S ?? 900) * 1000;
 
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-});
 const deadline = setTimeout(() => {
   process.stderr.write(`twilio bench: deadline of ${DEADLINE_MS / 1000} s passed, killing children\n`);
   process.exit(2);
@@ -127,76 +113,6 @@ try {
   setClockTicks(Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()));
 } catch {
   // 100 is the Linux default
-}
-
-// ─────────────────────────────── helpers ───────────────────────────────
-
-function spawnChild(file: string, env: NodeJS.ProcessEnv, stdout: 'inherit' | number, extraArgs: string[] = []): ChildProcess {
-  const child = fork(path.join(HERE, file), [], {
-    execArgv: [...extraArgs, '--import', 'tsx'],
-    env,
-    stdio: ['ignore', stdout, 'inherit', 'ipc'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-/** The next IPC message from `child` that `match` accepts; rejects on timeout or exit. */
-function nextMessage<T>(child: ChildProcess, match: (m: T) => boolean, timeoutMs: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: unknown): void => {
-      if (!match(m as T)) return;
-      cleanup();
-      resolve(m as T);
-    };
-    const onExit = (code: number | null, signal: string | null): void => {
-      cleanup();
-      reject(new Error(`${what}: child exited (${code ?? signal})`));
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`${what}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-    };
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-  });
-}
-
-async function ask<T>(child: ChildProcess, cmd: unknown, type: string, timeoutMs = 60_000): Promise<T> {
-  const p = nextMessage<{ type: string }>(child, (m) => m.type === type, timeoutMs, `${JSON.stringify(cmd)} → ${type}`);
-  child.send(cmd as object);
-  return (await p) as T;
-}
-
-async function stopChild(child: ChildProcess, cmd: unknown, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  try {
-    if (child.connected) child.send(cmd as object);
-    else child.kill('SIGTERM');
-  } catch {
-    child.kill('SIGTERM');
-  }
-  const ok = await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]);
-  if (!ok) {
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
-function fdLimit(): number | null {
-  try {
-    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
-    return m ? (m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1])) : null;
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -261,45 +177,6 @@ async function clipFrames(): Promise<{ greeting: number; reply: number; texts: s
 
 // ─────────────────────────────── one phase ───────────────────────────────
 
-interface Phase {
-  kind: 'gateway' | 'bare';
-  calls: number;
-  seconds: number;
-  streamingAtEnd: number;
-  setupFailed: number;
-  failures: Record<string, number>;
-  droppedByServer: number;
-  server: ServerStats;
-  client: {
-    framesSent: number;
-    framesReceived: number;
-    marksReceived: number;
-    plays: number;
-    dtmfSent: number;
-    clears: number;
-    unexpected: number;
-    lateFrames: number;
-    maxLatenessMs: number;
-    lateness: Hist;
-    jitter: Hist;
-    turn: Hist;
-    webhook: Hist;
-    upgrade: Hist;
-    loopDelayP99: number;
-    loopDelayMax: number;
-    playFrames: Record<string, number>;
-  };
-  sendLateness: Hist;
-  cpuPct: number;
-  rssIdleMb: number;
-  rssEndMb: number;
-  loadgenCpuPct: number;
-  machineBusyPct: number;
-  /** Machine busy minus the server and the load workers: other processes on the box. */
-  otherBusyPct: number;
-  setupSeconds: number;
-  logWarnings: number;
-}
 
 function mergeClients(list: ClientStats[]): Phase['client'] & { streaming: number; failed: number; failures: Record<string, number>; dropped: number } {
   const sum = (f: (s: ClientStats) => number): number => list.reduce((a, s) => a + f(s), 0);
@@ -346,20 +223,8 @@ async function runPhase(kind: 'gateway' | 'bare', calls: number, seconds: number
       const seeded = await seed(dataDir);
       if (calls === CALLS) log(`  ${tag}: seeded ${seeded}`);
       logFd = fs.openSync(path.join(dataDir, 'gateway.log'), 'w');
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        SWITCHBOARD_HTTP_PORT: String(port),
-        SWITCHBOARD_HOST: '127.0.0.1',
-        SWITCHBOARD_PUBLIC_URL: `http://127.0.0.1:${port}`,
-        SWITCHBOARD_DATA_DIR: dataDir,
-        SWITCHBOARD_PROFILE: 'production',
-        SWITCHBOARD_FSYNC_POLICY: 'always',
-        SWITCHBOARD_LOG_LEVEL: 'info',
-        TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
-        // Taps off: no speech recogniser (consent by DTMF, no caller transcripts); local TTS, as the bare clip lengths assume.
-        SWITCHBOARD_STT: STT,
-        SWITCHBOARD_TTS: 'espeak',
-      };
+      // Taps off: no speech recogniser (consent by DTMF, no caller transcripts); local TTS, as the bare clip lengths assume.
+      const env = gatewayEnv({ logLevel: 'info', env: { SWITCHBOARD_STT: STT, SWITCHBOARD_TTS: 'espeak' } }, port, dataDir);
       delete env.DEEPGRAM_API_KEY;
       // One file per thread (main + tsx's loader thread), named CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile.
       const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
@@ -512,176 +377,6 @@ async function runPhase(kind: 'gateway' | 'bare', calls: number, seconds: number
   }
 }
 
-function describe(p: Phase): void {
-  const c = p.client;
-  const sl = p.sendLateness.summary();
-  const ji = c.jitter.summary();
-  const tu = c.turn.summary();
-  const wh = c.webhook.summary();
-  log(
-    `  ${p.kind} c${p.calls}: ${p.streamingAtEnd}/${p.calls} streaming (setup ${fmt(p.setupSeconds)} s, ${p.setupFailed} failed, ${p.droppedByServer} dropped by server)` +
-      (Object.keys(p.failures).length ? ` failures ${JSON.stringify(p.failures)}` : ''),
-  );
-  log(
-    `    in: ${c.framesSent} frames sent, server processed ${p.server.mediaIn} (${p.server.droppedIn} dropped); ` +
-      `out: ${c.framesReceived} frames received in ${c.plays} plays (server sent ${p.server.framesSent}), ${c.marksReceived} marks, ${c.dtmfSent} DTMF, ${c.clears} clears, ${c.unexpected} unexpected`,
-  );
-  log(
-    `    late: client ${c.lateFrames} (max ${fmt(c.maxLatenessMs)} ms), server probe ${p.server.lateFrames} (max ${fmt(p.server.maxLatenessMs)} ms)` +
-      (p.kind === 'gateway' ? `, pacer ${p.server.extra.pacerLateFrames ?? '?'}, skipped slots ${p.server.skippedSlots}` : ''),
-  );
-  log(
-    `    added latency p50 ${fmt(sl.p50)} p99 ${fmt(sl.p99)} max ${fmt(sl.max)} ms; jitter p50 ${fmt(ji.p50)} p99 ${fmt(ji.p99)} ms; ` +
-      `arrival lateness p99 ${fmt(c.lateness.percentile(99))} ms; turn p50 ${fmt(tu.p50)} p99 ${fmt(tu.p99)} ms (n=${tu.n}); webhook p50 ${fmt(wh.p50)} p99 ${fmt(wh.p99)} ms`,
-  );
-  log(
-    `    server: CPU ${fmt(p.cpuPct)} % of a core, RSS ${fmt(p.rssIdleMb)} → ${fmt(p.rssEndMb)} MiB, heap ${fmt(p.server.heapUsedMb)} MiB, loop delay p99 ${fmt(p.server.loopDelay.p99)} max ${fmt(p.server.loopDelay.max)} ms; ` +
-      `load workers CPU ${fmt(p.loadgenCpuPct)} %, loop delay p99 ${fmt(c.loopDelayP99)} max ${fmt(c.loopDelayMax)} ms; machine busy ${fmt(p.machineBusyPct)} % of ${os.cpus().length * 100} % (other processes ${fmt(p.otherBusyPct)} %)` +
-      (p.kind === 'gateway' ? `; ${p.logWarnings} warn+ log lines` : ''),
-  );
-  const blk = Object.entries(p.server.blocking)
-    .map(([k, v]) => `${k} n=${v.n ?? 0} total ${fmt(v.totalMs ?? 0)} ms p50 ${fmt(v.p50 ?? Number.NaN)} p99 ${fmt(v.p99 ?? Number.NaN)} max ${fmt(v.max ?? Number.NaN)}`)
-    .join('; ');
-  log(`    main-thread blocking (window): ${blk}`);
-}
-
-/**
- * The search criterion: no frame left the gateway more than 40 ms after its slot (the probe's after-send
- * clock, which also catches the pacer's own late frames) and every call streamed. The client-observed count
- * is reported beside it but not used here: on a shared 2-CPU box it also counts the load generator's own
- * scheduling delays (the bare server's run shows that floor).
- */
-function meetsLate(p: Phase): boolean {
-  return p.server.lateFrames === 0 && (p.server.extra.pacerLateFrames ?? 0) === 0 && p.streamingAtEnd === p.calls && p.setupFailed === 0;
-}
-
-/** report() for a figure that may have no samples (NaN): logged instead of reported, so the runner's parser stays happy. */
-function report(input: Parameters<typeof rawReport>[0]): void {
-  if (!Number.isFinite(input.value)) {
-    log(`  (no value for ${input.figure}: no samples)`);
-    return;
-  }
-  const baseline = input.baseline;
-  rawReport({ ...input, baseline: baseline === undefined || baseline === null || !Number.isFinite(baseline) ? null : baseline });
-}
-
-function reportPhase(g: Phase, b: Phase | null): void {
-  const p = `twilio${TAPS_ON() ? '.taps' : ''}.c${g.calls}`;
-  const win = `${g.seconds} s window, ${g.calls} calls, DTMF every ${DTMF_MS} ms after the greeting`;
-  report({ figure: `${p}.calls_streaming`, value: g.streamingAtEnd, unit: 'calls', target: { op: '>=', value: g.calls }, note: `calls still streaming at the end of the ${win}; setup failures ${g.setupFailed}, dropped by the gateway ${g.droppedByServer}` });
-  report({
-    figure: `${p}.late_frames`,
-    value: g.client.lateFrames,
-    unit: 'frames',
-    baseline: b ? b.client.lateFrames : null,
-    target: { op: '<=', value: 0 },
-    note: `client-observed: outbound frames > 40 ms behind their play's 20 ms schedule, of ${g.client.framesReceived} received in the ${win}; baseline = bare server, same client`,
-  });
-  report({
-    figure: `${p}.gateway_late_frames`,
-    value: g.server.extra.pacerLateFrames ?? Number.NaN,
-    unit: 'frames',
-    baseline: b ? b.server.lateFrames : null,
-    target: { op: '<=', value: 0 },
-    note: `the pacer's own PacedStream.stats.lateFrames (tick start − slot > 40 ms; blind to time spent inside the tick), of ${g.server.extra.pacerFramesSent ?? '?'} sent; by the probe's after-send clock: ${g.server.lateFrames}. Not exposed by /metrics: read through the bench probe`,
-  });
-  const sl = g.sendLateness.summary();
-  const bsl = b?.sendLateness.summary() ?? null;
-  report({ figure: `${p}.added_latency_p50_ms`, value: sl.p50, unit: 'ms', baseline: bsl?.p50 ?? null });
-  report({
-    figure: `${p}.added_latency_p99_ms`,
-    value: sl.p99,
-    unit: 'ms',
-    baseline: bsl?.p99 ?? null,
-    target: { op: '<=', value: 5, unit: 'ms' },
-    note: 'gateway-added outbound latency, in-process: the frame\'s 20 ms slot time → its ws.send() returned (timer lateness + work done earlier in the same tick); baseline = bare server, same definition',
-  });
-  report({ figure: `${p}.jitter_p50_ms`, value: g.client.jitter.percentile(50), unit: 'ms', baseline: b ? b.client.jitter.percentile(50) : null });
-  report({
-    figure: `${p}.jitter_p99_ms`,
-    value: g.client.jitter.percentile(99),
-    unit: 'ms',
-    baseline: b ? b.client.jitter.percentile(99) : null,
-    note: 'client-observed |inter-arrival − 20 ms| between consecutive frames of a play (includes the load generator\'s own scheduling delay; see baseline)',
-  });
-  report({ figure: `${p}.arrival_lateness_p99_ms`, value: g.client.lateness.percentile(99), unit: 'ms', baseline: b ? b.client.lateness.percentile(99) : null });
-  report({ figure: `${p}.turn_p50_ms`, value: g.client.turn.percentile(50), unit: 'ms', baseline: b ? b.client.turn.percentile(50) : null });
-  report({
-    figure: `${p}.turn_p99_ms`,
-    value: g.client.turn.percentile(99),
-    unit: 'ms',
-    baseline: b ? b.client.turn.percentile(99) : null,
-    note: 'DTMF sent → first frame of the agent\'s reply ("You pressed 5."): agent_turn_started + agent_action_requested commits (fsync always), cached TTS, wait for the next 20 ms slot; bare = next slot only',
-  });
-  report({ figure: `${p}.webhook_p50_ms`, value: g.client.webhook.percentile(50), unit: 'ms', baseline: b ? b.client.webhook.percentile(50) : null });
-  report({
-    figure: `${p}.webhook_p99_ms`,
-    value: g.client.webhook.percentile(99),
-    unit: 'ms',
-    baseline: b ? b.client.webhook.percentile(99) : null,
-    note: `POST /twilio/voice → full TwiML, signed, during the ramp (${RAMP} calls/s while earlier calls stream); bare = static TwiML (ramped at ${BARE_RAMP}/s)`,
-  });
-  report({ figure: `${p}.loop_delay_p99_ms`, value: g.server.loopDelay.p99, unit: 'ms', baseline: b ? b.server.loopDelay.p99 : null });
-  report({
-    figure: `${p}.cpu_pct`,
-    value: g.cpuPct,
-    unit: '% core',
-    baseline: b ? b.cpuPct : null,
-    note:
-      `server process utime+stime over the window${g.cpuPct > 90 ? ' — SATURATED: the gateway\'s single event loop is near 100 % of a core, so this is a cap, not its demand' : ''}; ` +
-      `load workers used ${fmt(g.loadgenCpuPct)} % (bare run ${b ? fmt(b.loadgenCpuPct) : '-'} %); machine busy ${fmt(g.machineBusyPct)} % of ${os.cpus().length * 100} %, of which other processes ${fmt(g.otherBusyPct)} %`,
-  });
-  if (b) {
-    const floorBad = b.server.lateFrames > 0 || b.cpuPct > 90;
-    const unclean = g.cpuPct > 90 || floorBad || g.streamingAtEnd !== b.streamingAtEnd;
-    const why = [
-      g.cpuPct > 90 ? 'the gateway is saturated (its CPU is a cap, not its demand)' : '',
-      g.streamingAtEnd !== b.streamingAtEnd ? `the gateway carried ${g.streamingAtEnd} calls, the bare server ${b.streamingAtEnd}` : '',
-      floorBad ? `the bare floor itself fell behind (${b.server.lateFrames} frames sent > 40 ms late, ${fmt(b.cpuPct)} % CPU)` : '',
-    ].filter(Boolean);
-    report({
-      figure: `${p}.cpu_ratio`,
-      value: g.cpuPct / b.cpuPct,
-      unit: 'x',
-      target: unclean ? null : { op: '<=', value: 1.5 },
-      note:
-        'gateway CPU / bare ws server CPU, same N, same client, same window length' +
-        (unclean ? `; NO VERDICT (target <= 1.5 not applied): ${why.join('; ')} — this machine cannot carry N calls plus the load generator` : ''),
-    });
-  }
-  report({
-    figure: `${p}.cpu_ms_per_call_s`,
-    value: (g.cpuPct * 10) / Math.max(1, g.streamingAtEnd),
-    unit: 'ms/call/s',
-    baseline: b ? (b.cpuPct * 10) / Math.max(1, b.streamingAtEnd) : null,
-    note: 'server CPU ms per streaming call per second',
-  });
-  report({
-    figure: `${p}.rss_mb_per_call`,
-    value: (g.rssEndMb - g.rssIdleMb) / g.calls,
-    unit: 'MiB/call',
-    baseline: b ? (b.rssEndMb - b.rssIdleMb) / b.calls : null,
-    note: `(VmRSS at the window's end − idle VmRSS before the first call) / N; gateway ${fmt(g.rssIdleMb)} → ${fmt(g.rssEndMb)} MiB${b ? `, bare ${fmt(b.rssIdleMb)} → ${fmt(b.rssEndMb)} MiB` : ''}`,
-  });
-  report({ figure: `${p}.loadgen_cpu_pct`, value: g.loadgenCpuPct, unit: '% core', baseline: b ? b.loadgenCpuPct : null });
-}
-
-/** The few figures of a search run that is not reported in full. */
-function briefFigures(p: Phase): void {
-  const f = `twilio.c${p.calls}`;
-  report({
-    figure: `${f}.gateway_late_frames`,
-    value: Math.max(p.server.lateFrames, p.server.extra.pacerLateFrames ?? 0),
-    unit: 'frames',
-    target: { op: '<=', value: 0 },
-    note: `search run, ${SEARCH_SECONDS} s window, ${p.server.framesSent} frames sent; pacer ${p.server.extra.pacerLateFrames ?? '?'}, after-send ${p.server.lateFrames}; client-observed ${p.client.lateFrames}`,
-  });
-  report({ figure: `${f}.added_latency_p99_ms`, value: p.sendLateness.percentile(99), unit: 'ms', target: { op: '<=', value: 5, unit: 'ms' } });
-  report({ figure: `${f}.cpu_pct`, value: p.cpuPct, unit: '% core' });
-}
-
-// ─────────────────────────────── main ───────────────────────────────
-
 async function main(): Promise<void> {
   if (!wanted([`twilio.c${CALLS}.late_frames`, 'twilio.max_calls_late_target'])) return;
   const limit = fdLimit();
@@ -741,5 +436,5 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  for (const c of children) c.kill('SIGKILL');
+  killChildren();
 }

@@ -17,9 +17,9 @@
  * IPC: as gateway-child.ts.
  */
 import http from 'node:http';
-import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CONSENT_DIGIT, FRAME_MS, Hist, LATE_MS, send, type ProbeCommand, type ServerStats } from './shared.ts';
+import { CONSENT_DIGIT, FRAME_MS, Hist, LATE_MS, observeGc, send, type ProbeCommand, type ServerStats } from './shared.ts';
 
 const PORT = Number(process.env.BARE_PORT ?? 0);
 const GREETING = Number(process.env.BARE_GREETING_FRAMES ?? 225);
@@ -54,12 +54,10 @@ const ticks = new Hist();
 let tickTotal = 0;
 const gcs = new Hist();
 let gcTotal = 0;
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    gcs.add(e.duration);
-    gcTotal += e.duration;
-  }
-}).observe({ entryTypes: ['gc'] });
+observeGc((ms) => {
+  gcs.add(ms);
+  gcTotal += ms;
+});
 
 const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
 const server = http.createServer((req, res) => {

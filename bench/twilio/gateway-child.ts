@@ -15,14 +15,14 @@
  * IPC: sends {type:'listening'}; answers 'reset' / 'snapshot' with
  * ServerStats; 'stop' stops the gateway and exits.
  */
-import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../../cli/config.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { TwilioLeg } from '../../ingress/twilio/leg.ts';
 import type { CallLeg } from '../../media/call-leg.ts';
 import { LATE_FRAME_MS, type PacedStream } from '../../media/pacer.ts';
-import { Hist, send, type ProbeCommand, type ServerStats } from './shared.ts';
+import { Hist, observeGc, send, type ProbeCommand, type ServerStats } from './shared.ts';
 
 const config = loadConfig(process.env);
 const logger = createLogger(config.logLevel);
@@ -71,12 +71,10 @@ const ticks = new Blocking();
 /** Garbage collection pauses (PerformanceObserver 'gc'). */
 const gcs = new Hist();
 let gcTotal = 0;
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    gcs.add(e.duration);
-    gcTotal += e.duration;
-  }
-}).observe({ entryTypes: ['gc'] });
+observeGc((ms) => {
+  gcs.add(ms);
+  gcTotal += ms;
+});
 
 if (probeOn) {
   const clock = gateway.clock;

@@ -4,6 +4,7 @@
  * children): a fixed-bin latency histogram that merges across processes, the
  * IPC message shapes, /proc readers, and the wire constants.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import fs from 'node:fs';
 
 /** 160 bytes of µ-law silence (0xFF), base64: every inbound frame carries this. */
@@ -240,4 +241,11 @@ export type ProbeEvent = { type: 'listening'; port: number } | { type: 'stats'; 
 
 export function send(msg: unknown): void {
   if (process.send) process.send(msg);
+}
+
+/** Calls `onPause(ms)` for every garbage-collection pause of this process. */
+export function observeGc(onPause: (ms: number) => void): void {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) onPause(e.duration);
+  }).observe({ entryTypes: ['gc'] });
 }

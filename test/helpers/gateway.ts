@@ -35,7 +35,8 @@ export interface TestGatewayOptions {
   env?: Record<string, string>;
 }
 
-function envFor(opts: TestGatewayOptions, port: number, dataDir: string): NodeJS.ProcessEnv {
+/** The environment of a gateway on 127.0.0.1:`port` over `dataDir` (tests and benches). */
+export function gatewayEnv(opts: TestGatewayOptions, port: number, dataDir: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     SWITCHBOARD_HTTP_PORT: String(port),
@@ -55,7 +56,7 @@ function envFor(opts: TestGatewayOptions, port: number, dataDir: string): NodeJS
 export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<Gateway & { publicUrl: string; dataDir: string }> {
   const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ?? tmpDir('sb-gw-');
-  const env = envFor(opts, port, dataDir);
+  const env = gatewayEnv(opts, port, dataDir);
   const gateway = await startGateway(loadConfig(env), createLogger(env.SWITCHBOARD_LOG_LEVEL), env);
   return Object.assign(gateway, { publicUrl: `http://127.0.0.1:${port}`, dataDir });
 }
@@ -74,7 +75,7 @@ const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs')
 
 /** Runs `switchboard start` as a child process and waits until it listens. */
 export async function spawnGateway(opts: TestGatewayOptions & { port: number; dataDir: string }): Promise<GatewayProcess> {
-  const env = envFor({ logLevel: 'info', ...opts }, opts.port, opts.dataDir);
+  const env = gatewayEnv({ logLevel: 'info', ...opts }, opts.port, opts.dataDir);
   const child = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   let buf = '';

@@ -17,9 +17,11 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import twilio from 'twilio';
 import WebSocket from 'ws';
+import { parseTwiml, type TwimlNode } from './twiml.ts';
+
+export { parseTwiml, type TwimlNode };
 
 const FRAME_BYTES = 160; // 20 ms of 8 kHz µ-law
 const FRAME_MS = 20;
@@ -69,7 +71,6 @@ export type PeerEvents = {
 };
 export interface WebhookResponse { status: number; body: string; contentType: string }
 export type WebhookOutcome = WebhookResponse | { error: string };
-export interface TwimlNode { name: string; attrs: Record<string, string>; children: TwimlNode[]; text: string }
 
 interface Live {
   info: StreamInfo;
@@ -88,34 +89,6 @@ type Next = { url: string; method: 'GET' | 'POST'; status: string } | null;
 type StreamFailure = { status?: number; body?: string; detail: string };
 
 const hex32 = (): string => randomBytes(16).toString('hex');
-const xml = new XMLParser({
-  preserveOrder: true, ignoreAttributes: false, attributeNamePrefix: '', parseTagValue: false,
-  parseAttributeValue: false, trimValues: true,
-});
-
-function toNodes(value: unknown): TwimlNode[] {
-  const out: TwimlNode[] = [];
-  for (const item of Array.isArray(value) ? (value as unknown[]) : []) {
-    if (!item || typeof item !== 'object') continue;
-    const rec = item as Record<string, unknown>;
-    const attrs: Record<string, string> = {};
-    for (const [k, v] of Object.entries((rec[':@'] ?? {}) as Record<string, unknown>)) attrs[k] = String(v);
-    for (const [name, kids] of Object.entries(rec)) {
-      if (name === ':@' || name === '#text' || name.startsWith('?')) continue;
-      const list = Array.isArray(kids) ? (kids as Array<Record<string, unknown>>) : [];
-      const text = list.map((k) => (typeof k['#text'] === 'string' ? k['#text'] : '')).join('').trim();
-      out.push({ name, attrs, children: toNodes(kids), text });
-    }
-  }
-  return out;
-}
-
-/** The verbs inside a TwiML document's <Response>, or null when it is not well-formed TwiML. */
-export function parseTwiml(body: string): TwimlNode[] | null {
-  if (XMLValidator.validate(body) !== true) return null;
-  return toNodes(xml.parse(body) as unknown).find((n) => n.name === 'Response')?.children ?? null;
-}
-
 export class TwilioPeer extends EventEmitter<PeerEvents> {
   readonly callSid: string;
   readonly accountSid: string;
