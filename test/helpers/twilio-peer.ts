@@ -15,13 +15,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
-import https from 'node:https';
 import { performance } from 'node:perf_hooks';
-import twilio from 'twilio';
 import WebSocket from 'ws';
 import { parseTwiml, type TwimlNode } from './twiml.ts';
+import { sendWebhook, twilioSignatureHeader, type WebhookOutcome, type WebhookResponse } from './twilio-webhook.ts';
 
-export { parseTwiml, type TwimlNode };
+export { parseTwiml, type TwimlNode, type WebhookOutcome, type WebhookResponse };
 
 const FRAME_BYTES = 160; // 20 ms of 8 kHz µ-law
 const FRAME_MS = 20;
@@ -69,8 +68,6 @@ export type PeerEvents = {
   media: [payload: Buffer];
   mark: [name: string, how: 'played' | 'cleared'];
 };
-export interface WebhookResponse { status: number; body: string; contentType: string }
-export type WebhookOutcome = WebhookResponse | { error: string };
 
 interface Live {
   info: StreamInfo;
@@ -333,8 +330,7 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
   }
 
   private signature(url: string, params: Record<string, string>): Record<string, string> {
-    const token = this.opts.authToken;
-    return token === null ? {} : { 'X-Twilio-Signature': twilio.getExpectedTwilioSignature(token, url, params) };
+    return twilioSignatureHeader(this.opts.authToken, url, params);
   }
 
   // ---- HTTP ----
@@ -351,31 +347,10 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
   }
 
   private requestOnce(url: string, method: 'GET' | 'POST', params: Record<string, string>, idempotency: string): Promise<WebhookOutcome> {
-    return new Promise((resolve) => {
-      const form = new URLSearchParams(params).toString();
-      const target = method === 'GET' ? `${url}${url.includes('?') ? '&' : '?'}${form}` : url; // GET: signed URL only
-      const headers: Record<string, string> = {
-        'User-Agent': 'TwilioProxy/1.1', Accept: '*/*', 'I-Twilio-Idempotency-Token': idempotency,
-        ...this.signature(target, method === 'GET' ? {} : params),
-      };
-      if (method === 'POST') Object.assign(headers, { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': String(Buffer.byteLength(form)) });
-      const u = new URL(target);
-      const req = (u.protocol === 'https:' ? https : http).request(u, { method, headers, agent: false, timeout: 15000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => resolve({ error: err.message }));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8'), contentType: res.headers['content-type'] ?? '' }));
-      });
+    return sendWebhook({ url, method, params, idempotency, authToken: this.opts.authToken, track: (req) => {
       this.requests.add(req);
       req.on('close', () => this.requests.delete(req));
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      // A refused connection or one reset mid-request (the gateway died while answering) is a
-      // connection failure, which Twilio retries; anything else is final.
-      req.on('error', (err: NodeJS.ErrnoException) =>
-        resolve({ error: err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET' ? 'connection-refused' : err.message }),
-      );
-      req.end(method === 'POST' ? form : undefined);
-    });
+    } });
   }
 
   private sleep(ms: number): Promise<void> {
