@@ -8,6 +8,7 @@
  *           └─► consent_withdrawn  (a new `withdrawn` row becomes the call's consent)
  */
 import { z } from 'zod';
+import { requireCaller } from './access.ts';
 import { loadCall, transition, type CallRow } from './calls/lifecycle.ts';
 import { defineReducer, type Ctx } from './reducer.ts';
 
@@ -40,6 +41,7 @@ const PolicyArgs = z.object({
 });
 
 export const consent_policy_created = defineReducer('consent_policy_created', PolicyArgs, (ctx, a) => {
+  requireCaller(ctx, 'policies:write');
   if (a.on_decline === 'transfer' && a.transfer_target === null) ctx.fail('invalid_policy', 'on_decline transfer needs a transfer_target');
   const previous = ctx.db.consent_policies.find({ name: a.name }, { orderBy: 'version', desc: true, limit: 1 })[0];
   const version = (previous?.version ?? 0) + 1;

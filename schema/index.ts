@@ -1,17 +1,22 @@
 /** Switchboard's schema: every table and every reducer. */
 import type { SchemaDef } from '../store/index.ts';
+import { accessReducers } from './access.ts';
 import { agentReducers } from './agents.ts';
 import { callReducers } from './calls/reducers.ts';
 import { consentReducers } from './consent.ts';
 import { recordingReducers } from './recording.ts';
 import { tables, type SwitchboardTables } from './tables.ts';
+import { transcriptSearch } from './search.ts';
 import { tenancyReducers } from './tenancy.ts';
 
 export const schema: SchemaDef<SwitchboardTables> = {
-  version: 1,
+  version: 2,
   tables,
-  reducers: [...tenancyReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers],
+  derived: [transcriptSearch],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';
+export { TRANSCRIPT_FTS, ftsQuery } from './search.ts';
 export { DEFAULT_POLICY } from './consent.ts';
+export { MATRIX, can, OPERATOR_TENANT, type Permission, type Role } from './permissions.ts';

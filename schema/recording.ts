@@ -8,6 +8,7 @@
  *        └──────────────┴──────────────────► failed
  */
 import { z } from 'zod';
+import { requireCaller } from './access.ts';
 import { loadCall } from './calls/lifecycle.ts';
 import { requireConsent } from './consent.ts';
 import { defineReducer, type Ctx } from './reducer.ts';
@@ -131,6 +132,7 @@ export const recording_failed = defineReducer('recording_failed', z.object({ rec
 });
 
 export const recording_hold_set = defineReducer('recording_hold_set', z.object({ recording_id: id, hold: z.boolean() }), (ctx, a) => {
+  requireCaller(ctx, 'holds:write');
   const rec = loadRecording(ctx, a.recording_id);
   if (rec.status === 'purged' && a.hold) ctx.fail('recording_purged', `recording ${rec.id} was purged`);
   ctx.db.recordings.update(rec.id, { legal_hold: a.hold });

@@ -293,9 +293,26 @@ export const access_log = defineTable({
     action: z.enum(['recording_accessed', 'transcript_accessed', 'evidence_exported']),
     call_id: id,
     target_id: id,
+    /** What was served: a format (wav, ogg, vtt …) and, for recordings, the byte range. */
+    detail: z.string().max(200).nullable(),
+    /** The purpose the user gave (X-Switchboard-Purpose header or ?purpose=). */
     reason: z.string().max(1000).nullable(),
     remote: z.string().max(200).nullable(),
     at: ts,
+  }),
+});
+
+/** Failed logins per user; a user is locked out for a while after too many. */
+export const login_lockouts = defineTable({
+  name: 'login_lockouts',
+  primaryKey: 'user_id',
+  tenantScoped: true,
+  row: z.object({
+    user_id: id,
+    tenant: id,
+    failures: z.number().int().nonnegative(),
+    last_failure_at: tsOrNull,
+    locked_until: tsOrNull,
   }),
 });
 
@@ -314,5 +331,6 @@ export const tables = {
   agent_state,
   agent_versions,
   access_log,
+  login_lockouts,
 };
 export type SwitchboardTables = typeof tables;

@@ -1,5 +1,6 @@
 /** Tenants and numbers: which tenant, agent and consent policy a number reaches. */
 import { z } from 'zod';
+import { requireCaller } from './access.ts';
 import { defineReducer } from './reducer.ts';
 import { DEFAULT_POLICY } from './consent.ts';
 import { PROVIDERS } from './tables.ts';
@@ -32,6 +33,7 @@ export const number_added = defineReducer(
     consent_policy_id: z.string().max(200).nullable().default(null),
   }),
   (ctx, a) => {
+    requireCaller(ctx, 'numbers:write');
     if (!ctx.db.tenants.get(ctx.tenant)) ctx.fail('tenant_not_found', `tenant ${ctx.tenant} does not exist`);
     if (ctx.db.numbers.findOne({ number: a.number })) ctx.fail('number_exists', `${a.number} is already routed`);
     if (a.consent_policy_id !== null && !ctx.db.consent_policies.get(a.consent_policy_id)) {
@@ -44,6 +46,7 @@ export const number_added = defineReducer(
 );
 
 export const number_removed = defineReducer('number_removed', z.object({ number_id: z.string().min(1).max(200) }), (ctx, a) => {
+  requireCaller(ctx, 'numbers:write');
   if (!ctx.db.numbers.delete(a.number_id)) ctx.fail('number_not_found', `no number ${a.number_id}`);
 });
 

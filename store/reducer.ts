@@ -43,6 +43,11 @@ export interface SchemaDef<T extends Tables = Tables> {
   readonly version: number;
   readonly tables: T;
   readonly reducers: ReadonlyArray<ReducerDef<T, z.ZodType>>;
+  /**
+   * Read-side indexes derived from tables (e.g. full-text search): created with
+   * their triggers when missing, then filled by `rebuild`. Not part of the digest.
+   */
+  readonly derived?: ReadonlyArray<{ name: string; ddl: readonly string[]; rebuild: string }>;
 }
 
 /** Returns a `defineReducer` bound to a set of tables, so reducer contexts are typed. */

@@ -25,6 +25,14 @@ export interface ReplayReport {
 
 export function createTables(db: Database.Database, schema: SchemaDef): Map<string, TableStatements> {
   for (const def of Object.values(schema.tables)) for (const sql of tableDdl(def)) db.exec(sql);
+  const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = ?`);
+  for (const index of schema.derived ?? []) {
+    // A derived index is created once and filled from its tables; triggers keep it current
+    // inside each command's savepoint, so it rolls back with the command.
+    if (exists.get(index.name)) continue;
+    for (const sql of index.ddl) db.exec(sql);
+    db.exec(index.rebuild);
+  }
   return new Map(Object.entries(schema.tables).map(([name, def]) => [name, new TableStatements(db, def)]));
 }
 

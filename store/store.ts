@@ -87,6 +87,14 @@ export class Store<T extends Tables = Tables> {
     if (storedVersion && Number(storedVersion.value) > schema.version) {
       throw new StoreError('invalid_command', `database schema version ${storedVersion.value} is newer than this build (${schema.version})`);
     }
+    if (storedVersion && Number(storedVersion.value) < schema.version) {
+      // Tables are a view of the log: an older database is upgraded by replaying its
+      // log under the new reducers into a new data dir, never by editing rows in place.
+      throw new StoreError(
+        'invalid_command',
+        `database schema version ${storedVersion.value} is older than this build (${schema.version}); in-place migrations are not built: start on a new data dir`,
+      );
+    }
     const storedNode = (meta.get('node') as { value: string } | undefined)?.value;
     this.node = opts.node ?? storedNode ?? `node-${crypto.randomBytes(4).toString('hex')}`;
     let statements: Map<string, TableStatements> | undefined;

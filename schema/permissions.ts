@@ -1,0 +1,55 @@
+/**
+ * The permission matrix, in one place. The API checks it before a route runs;
+ * reducers that touch content or identities (recording/transcript access,
+ * users, tokens, holds) check it again, so the store refuses what the API
+ * should never have let through.
+ *
+ * Content (recordings, transcripts, evidence) is for admin, compliance and
+ * auditor; developers see call metadata and deploy agents but never hear or
+ * read a call; auditors read everything but change nothing.
+ */
+import type { ROLES } from './tables.ts';
+
+export type Role = (typeof ROLES)[number];
+
+export const PERMISSIONS = [
+  'users:manage',
+  'users:read',
+  'tenants:manage',
+  'numbers:read',
+  'numbers:write',
+  'policies:read',
+  'policies:write',
+  'calls:read',
+  'content:read',
+  'evidence:export',
+  'holds:write',
+  'access_log:read',
+  'audit:verify',
+  'agents:read',
+  'agents:deploy',
+  'subscribe',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const ALL: readonly Permission[] = PERMISSIONS;
+
+export const MATRIX: Readonly<Record<Role, ReadonlySet<Permission>>> = {
+  admin: new Set(ALL),
+  compliance: new Set<Permission>([
+    'users:read', 'numbers:read', 'policies:read', 'policies:write', 'calls:read', 'content:read', 'evidence:export',
+    'holds:write', 'access_log:read', 'audit:verify', 'agents:read', 'subscribe',
+  ]),
+  auditor: new Set<Permission>([
+    'users:read', 'numbers:read', 'policies:read', 'calls:read', 'content:read', 'evidence:export', 'access_log:read',
+    'audit:verify', 'agents:read', 'subscribe',
+  ]),
+  developer: new Set<Permission>(['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'agents:read', 'agents:deploy', 'subscribe']),
+};
+
+export function can(role: Role, permission: Permission): boolean {
+  return MATRIX[role].has(permission);
+}
+
+/** The tenant whose admins operate the deployment (create tenants). */
+export const OPERATOR_TENANT = 'default';

@@ -1,0 +1,34 @@
+/**
+ * Full-text search over transcripts (SQLite FTS5): a derived index kept in
+ * step with `transcript_segments` by triggers, so it commits and rolls back
+ * with the command that wrote the segment. Queries always carry the tenant.
+ */
+export const TRANSCRIPT_FTS = 'transcript_fts';
+
+export const transcriptSearch = {
+  name: TRANSCRIPT_FTS,
+  ddl: [
+    `CREATE VIRTUAL TABLE ${TRANSCRIPT_FTS} USING fts5(text, segment_id UNINDEXED, call_id UNINDEXED, tenant UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`,
+    `CREATE TRIGGER transcript_fts_ai AFTER INSERT ON transcript_segments BEGIN
+       INSERT INTO ${TRANSCRIPT_FTS} (text, segment_id, call_id, tenant) VALUES (new.text, new.id, new.call_id, new.tenant);
+     END`,
+    `CREATE TRIGGER transcript_fts_ad AFTER DELETE ON transcript_segments BEGIN
+       DELETE FROM ${TRANSCRIPT_FTS} WHERE segment_id = old.id;
+     END`,
+    `CREATE TRIGGER transcript_fts_au AFTER UPDATE OF text ON transcript_segments BEGIN
+       DELETE FROM ${TRANSCRIPT_FTS} WHERE segment_id = old.id;
+       INSERT INTO ${TRANSCRIPT_FTS} (text, segment_id, call_id, tenant) VALUES (new.text, new.id, new.call_id, new.tenant);
+     END`,
+  ],
+  rebuild: `INSERT INTO ${TRANSCRIPT_FTS} (text, segment_id, call_id, tenant) SELECT text, id, call_id, tenant FROM transcript_segments`,
+} as const;
+
+/**
+ * Turns what a user typed into an FTS5 query that cannot be a syntax error:
+ * each word becomes a quoted prefix term, all of them required.
+ */
+export function ftsQuery(input: string): string | null {
+  const words = input.normalize('NFKC').match(/[\p{L}\p{N}']+/gu) ?? [];
+  if (words.length === 0) return null;
+  return words.slice(0, 16).map((w) => `"${w.replace(/"/g, '""')}"*`).join(' ');
+}
