@@ -6,17 +6,17 @@ import { callReducers } from './calls/reducers.ts';
 import { consentReducers } from './consent.ts';
 import { recordingReducers } from './recording.ts';
 import { tables, type SwitchboardTables } from './tables.ts';
-import { transcriptSearch } from './search.ts';
+import { callEventsIndex, transcriptSearch } from './search.ts';
 import { tenancyReducers } from './tenancy.ts';
 
 export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
-  derived: [transcriptSearch],
+  derived: [transcriptSearch, callEventsIndex],
   reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';
-export { TRANSCRIPT_FTS, ftsQuery } from './search.ts';
+export { CALL_EVENTS_SQL, TRANSCRIPT_FTS, ftsQuery } from './search.ts';
 export { DEFAULT_POLICY } from './consent.ts';
 export { MATRIX, can, OPERATOR_TENANT, type Permission, type Role } from './permissions.ts';

@@ -32,3 +32,23 @@ export function ftsQuery(input: string): string | null {
   if (words.length === 0) return null;
   return words.slice(0, 16).map((w) => `"${w.replace(/"/g, '""')}"*`).join(' ');
 }
+
+/**
+ * Finds a call's events in the log without a scan: every call reducer names
+ * the call in `args.call_id`, except `call_received`, whose outcome holds it.
+ */
+export const callEventsIndex = {
+  name: '_events_call_id',
+  ddl: [
+    `CREATE INDEX _events_call_id ON _events (json_extract(args, '$.call_id')) WHERE json_extract(args, '$.call_id') IS NOT NULL`,
+    `CREATE INDEX _events_received_call_id ON _events (json_extract(outcome, '$.result.call_id')) WHERE reducer = 'call_received'`,
+  ],
+  rebuild: `SELECT 1`,
+} as const;
+
+/** The SQL that lists a call's events (seq order), using the indexes above. */
+export const CALL_EVENTS_SQL = `
+  SELECT seq FROM _events WHERE json_extract(args, '$.call_id') = @call AND json_extract(args, '$.call_id') IS NOT NULL
+  UNION
+  SELECT seq FROM _events WHERE reducer = 'call_received' AND json_extract(outcome, '$.result.call_id') = @call
+  ORDER BY seq`;

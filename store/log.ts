@@ -4,8 +4,15 @@
  * same transaction that applies the commands (so a table never runs ahead of,
  * or behind, the log).
  *
- *   hash(n) = sha256(hash(n-1) ‖ canonicalJson({ command, outcome }))
- *   hash(0) = 64 × "0"
+ *   body(n)   = canonicalJson({ command, outcome })
+ *   digest(n) = sha256(body(n))                       (hex)
+ *   hash(n)   = sha256(hash(n-1) ‖ digest(n))        (hex ‖ hex, ASCII)
+ *   hash(0)   = 64 × "0"
+ *
+ * Chaining the body's digest rather than the body lets a proof for one
+ * call's events link them to a signed checkpoint through the digests of the
+ * events in between, without revealing those events (other calls, other
+ * tenants). An auditor recomputes it with `sha256sum` alone.
  */
 import { createHash } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -50,8 +57,17 @@ export function commandBodyFrom(c: Command, argsJson: string, outcomeJson: strin
   return `{"command":{"args":${argsJson},"caller":${str(c.caller)},"id":${str(c.id)},"node":${str(c.node)},"reducer":${str(c.reducer)},"tenant":${str(c.tenant)},"ts":${str(c.ts)}},"outcome":${outcomeJson}}`;
 }
 
+export function bodyDigest(body: string): string {
+  return createHash('sha256').update(body).digest('hex');
+}
+
 export function chainHash(prevHash: string, body: string): string {
-  return createHash('sha256').update(prevHash).update(body).digest('hex');
+  return linkHash(prevHash, bodyDigest(body));
+}
+
+/** One link of the chain from the previous hash and an event's body digest. */
+export function linkHash(prevHash: string, digest: string): string {
+  return createHash('sha256').update(prevHash).update(digest).digest('hex');
 }
 
 interface RawEvent {
