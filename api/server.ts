@@ -7,6 +7,7 @@
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
+import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -21,6 +22,18 @@ export function apiError(code: string, message: string): ApiError {
   return { error: { code, message } };
 }
 
+/** A refusal with its HTTP status, code and headers; thrown by routes, rendered by the error handler. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
 export class HttpServer {
   readonly app: FastifyInstance;
   private readonly upgrades = new Map<string, UpgradeHandler>();
@@ -33,10 +46,16 @@ export class HttpServer {
       bodyLimit: 1024 * 1024,
     }) as unknown as FastifyInstance;
     void this.app.register(formbody, { bodyLimit: 64 * 1024 });
+    void this.app.register(cookie);
     this.app.setNotFoundHandler((req, reply) => {
       void reply.code(404).send(apiError('not_found', `no route ${req.method} ${req.url.split('?')[0] ?? ''}`));
     });
     this.app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+      if (err instanceof HttpError) {
+        for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+        void reply.code(err.status).send(apiError(err.code, err.message));
+        return;
+      }
       const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
       if (status >= 500) this.logger.error({ err, method: req.method, url: req.url }, 'request failed');
       const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status >= 500 ? 'internal' : (err.code ?? 'bad_request').toLowerCase();

@@ -5,7 +5,12 @@
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
 import type { Agent } from '../agents/types.ts';
+import { bootstrapAdmin } from '../api/auth/bootstrap.ts';
+import type { ApiContext } from '../api/context.ts';
 import { mountHealth } from '../api/health.ts';
+import { mountApi } from '../api/index.ts';
+import { GatewayMetrics } from '../api/metrics.ts';
+import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../api/server.ts';
 import { CallManager } from '../bridge/call-manager.ts';
 import { mountTwilio } from '../ingress/twilio/index.ts';
@@ -36,26 +41,37 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
   }
   if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
+  const metrics = new GatewayMetrics();
   const store = Store.open({
     dataDir: config.dataDir,
     schema,
     durability: config.durability,
     node: config.node,
     onError: (err) => logger.error({ err }, 'store background error'),
+    onCommit: (info) => metrics.observeCommit(info),
   });
   logger.info({ dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.durability.fsync, profile: config.durability.profile }, 'store open');
   if (!store.read(null).tenants.get(DEFAULT_TENANT)) {
     await store.submit('tenant_created', { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
   }
+  let adminToken: string | null;
+  try {
+    adminToken = await bootstrapAdmin(store, env.SWITCHBOARD_ADMIN_TOKEN || undefined, logger);
+  } catch (err) {
+    store.close();
+    throw err;
+  }
   let ready = false;
   const clock = new MediaClock({ onError: (err) => logger.error({ err }, 'media clock listener failed') });
   clock.start();
   const agents = new Map<string, Agent>([[defaultAgent.name, defaultAgent]]);
+  const blobs = new FsBlobStore(config.dataDir);
+  const master = loadOrCreateMasterKey(config.dataDir);
   const recordings = new RecordingService({
     store,
     dataDir: config.dataDir,
-    blobs: new FsBlobStore(config.dataDir),
-    master: loadOrCreateMasterKey(config.dataDir),
+    blobs,
+    master,
     logger,
     ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
   });
@@ -75,19 +91,26 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     },
   });
   const http = new HttpServer(logger);
-  mountHealth(http.app, {
-    store: store as unknown as Store<Tables>,
-    ready: () => ready,
-    node: store.node,
-    metrics: () => [
-      { name: 'switchboard_calls_active', help: 'Calls with live media on this node.', value: calls.size },
-      { name: 'switchboard_media_streams', help: 'Outbound streams on the media clock.', value: clock.size },
-      { name: 'switchboard_media_frames_sent_total', help: 'Outbound 20 ms frames sent.', value: clock.frameTotals().sent, type: 'counter' },
-      { name: 'switchboard_media_frames_late_total', help: 'Outbound frames sent more than 40 ms after their slot.', value: clock.frameTotals().late, type: 'counter' },
-      { name: 'switchboard_media_clock_slots_total', help: '20 ms slots run by the media clock.', value: clock.stats.slots, type: 'counter' },
-      { name: 'switchboard_media_clock_skipped_slots_total', help: 'Slots skipped after a stall longer than 200 ms (audio delayed).', value: clock.stats.skippedSlots, type: 'counter' },
-    ],
+  metrics.attach({
+    callsActive: () => calls.size,
+    mediaStreams: () => clock.size,
+    frames: () => clock.frameTotals(),
+    clock: () => clock.stats,
+    storeHeadSeq: () => store.head.seq,
+    subscriptions: () => store.subscriberCount,
   });
+  mountHealth(http.app, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node, metrics });
+  const api: ApiContext = {
+    store,
+    logger,
+    blobs,
+    master,
+    now: Date.now,
+    ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
+    publicUrl: config.publicUrl,
+  };
+  mountApi(http, api);
+  const subscriptions = mountSubscriptions(http, api);
   mountTwilio({
     http,
     store,
@@ -107,13 +130,17 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     throw err;
   }
   ready = true;
+  if (adminToken) {
+    // Printed once, on stdout (not the log): only its hash is stored.
+    process.stdout.write(`\n  Admin token (shown once; keep it safe): ${adminToken}\n  Use it as: Authorization: Bearer <token>, or SWITCHBOARD_TOKEN for the CLI.\n\n`);
+  }
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.publicUrl };
   logger.info(
     {
       http: urls.http,
       publicUrl: urls.public,
-      routes: { health: `${urls.http}/healthz`, ready: `${urls.http}/readyz`, metrics: `${urls.http}/metrics` },
+      routes: { api: `${urls.http}/v1`, console: `${urls.http}/console`, health: `${urls.http}/healthz`, ready: `${urls.http}/readyz`, metrics: `${urls.http}/metrics` },
     },
     `switchboard listening on ${urls.http}`,
   );
@@ -128,6 +155,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     stop: () =>
       (stopping ??= (async () => {
         ready = false;
+        subscriptions.close();
         calls.close();
         clock.stop();
         await http.close();

@@ -26,7 +26,7 @@ export const DEFAULT_POLICY = {
   recording_format: 'wav' as const,
 };
 
-const PolicyArgs = z.object({
+export const PolicyArgs = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase name: letters, digits, - and _'),
   mode: z.enum(['opt-in', 'opt-out', 'notify']),
   disclosure_text: z.string().min(1).max(2000),

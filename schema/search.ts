@@ -34,21 +34,31 @@ export function ftsQuery(input: string): string | null {
 }
 
 /**
- * Finds a call's events in the log without a scan: every call reducer names
- * the call in `args.call_id`, except `call_received`, whose outcome holds it.
+ * Finds a call's events in the log without a scan. A reducer names what it
+ * acts on in its args — `call_id`, or one of the call's consents, recordings
+ * or agent actions — so one expression index over that "subject" finds them
+ * all; `call_received` names the call only in its outcome.
  */
+const SUBJECT = `coalesce(json_extract(args, '$.call_id'), json_extract(args, '$.consent_id'), json_extract(args, '$.recording_id'), json_extract(args, '$.action_id'))`;
+
 export const callEventsIndex = {
-  name: '_events_call_id',
+  name: '_events_subject',
   ddl: [
-    `CREATE INDEX _events_call_id ON _events (json_extract(args, '$.call_id')) WHERE json_extract(args, '$.call_id') IS NOT NULL`,
+    `CREATE INDEX _events_subject ON _events (${SUBJECT}) WHERE ${SUBJECT} IS NOT NULL`,
     `CREATE INDEX _events_received_call_id ON _events (json_extract(outcome, '$.result.call_id')) WHERE reducer = 'call_received'`,
   ],
   rebuild: `SELECT 1`,
 } as const;
 
-/** The SQL that lists a call's events (seq order), using the indexes above. */
+/** The seqs of a call's events (ascending), using the indexes above. Param: `@call`. */
 export const CALL_EVENTS_SQL = `
-  SELECT seq FROM _events WHERE json_extract(args, '$.call_id') = @call AND json_extract(args, '$.call_id') IS NOT NULL
+  WITH subject(id) AS (
+    SELECT @call
+    UNION ALL SELECT id FROM consents WHERE call_id = @call
+    UNION ALL SELECT id FROM recordings WHERE call_id = @call
+    UNION ALL SELECT id FROM agent_actions WHERE call_id = @call)
+  SELECT e.seq FROM subject CROSS JOIN _events AS e INDEXED BY _events_subject
+    WHERE ${SUBJECT.replace(/args/g, 'e.args')} = subject.id AND ${SUBJECT.replace(/args/g, 'e.args')} IS NOT NULL
   UNION
   SELECT seq FROM _events WHERE reducer = 'call_received' AND json_extract(outcome, '$.result.call_id') = @call
   ORDER BY seq`;

@@ -34,6 +34,10 @@ export interface CommittedBatch {
   lastHash: string;
   /** performance.now() when COMMIT returned (delivery metadata for subscribers; never in the log). */
   committedAt: number;
+  /** performance.now() when the batch started applying (for commit latency metrics). */
+  startedAt: number;
+  /** Commands in the batch, applied or rejected. */
+  size: number;
 }
 
 interface Pending {
@@ -203,7 +207,7 @@ export class ApplyEngine {
 
   private applyBatch(batch: Pending[]): void {
     const receipts: Receipt[] = [];
-    const committed: CommittedBatch = { commands: [], lastSeq: this.seq, lastHash: this.hash, committedAt: 0 };
+    const committed: CommittedBatch = { commands: [], lastSeq: this.seq, lastHash: this.hash, committedAt: 0, startedAt: performance.now(), size: batch.length };
     try {
       this.runBatch(batch, receipts, committed);
     } catch (err) {

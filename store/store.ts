@@ -34,6 +34,8 @@ export interface StoreOptions<T extends Tables> {
   /** Wall clock for command timestamps (outside reducers). */
   clock?: () => number;
   onError?: (err: unknown) => void;
+  /** Called after each committed batch (metrics); must not throw. */
+  onCommit?: (info: { commands: number; ms: number }) => void;
 }
 
 export interface SubmitOptions {
@@ -125,7 +127,10 @@ export class Store<T extends Tables = Tables> {
           this.lastCheckpointSeq = seq;
         }
       },
-      afterCommit: (batch) => this.hub.dispatch(batch),
+      afterCommit: (batch) => {
+        this.hub.dispatch(batch);
+        opts.onCommit?.({ commands: batch.size, ms: batch.committedAt - batch.startedAt });
+      },
     });
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.walTimer = setInterval(() => {

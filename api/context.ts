@@ -1,0 +1,74 @@
+/**
+ * What every control-plane route shares: the store, the clock, the blob store
+ * and keys, and three helpers that give every route the same edges —
+ * `parse` (zod → 400 with the zod message), `submitAs` (a command as the
+ * signed-in user; a rejection becomes the matching HTTP status) and
+ * `HttpError` (the contract's `{ error: { code, message } }`).
+ */
+import type { Logger } from 'pino';
+import type { z } from 'zod';
+import type { MasterKey } from '../recording/crypto.ts';
+import type { BlobStore } from '../recording/types.ts';
+import type { SwitchboardTables } from '../schema/index.ts';
+import { StoreError, type Store } from '../store/index.ts';
+import type { Principal } from './auth/principal.ts';
+import { HttpError } from './server.ts';
+
+export { HttpError };
+
+export interface ApiContext {
+  store: Store<SwitchboardTables>;
+  logger: Logger;
+  blobs: BlobStore;
+  master: MasterKey;
+  /** Wall clock (ms); outside reducers only. */
+  now: () => number;
+  ffmpegPath?: string;
+  /** Public base URL, to decide whether cookies are `Secure`. */
+  publicUrl: string;
+}
+
+/** Validates `input` with `schema`; a failure is a 400 naming each bad field. */
+export function parse<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
+  const r = schema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  const message = r.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+  throw new HttpError(400, 'invalid_request', message);
+}
+
+/** HTTP status for a reducer's rejection code. */
+export function statusForRejection(code: string): number {
+  if (code === 'forbidden') return 403;
+  if (code.endsWith('_not_found')) return 404;
+  if (code.endsWith('_exists')) return 409;
+  if (code === 'locked_out') return 429;
+  if (code.startsWith('invalid_')) return 422;
+  return 409;
+}
+
+/**
+ * Submits a command as `principal` in its tenant and returns the reducer's
+ * result. A rejection becomes an HttpError with the reducer's code; a storage
+ * failure is a retryable 503 (nothing was committed).
+ */
+export async function submitAs<R>(
+  ctx: ApiContext,
+  principal: Pick<Principal, 'tenant' | 'caller'>,
+  reducer: string,
+  args: unknown,
+  opts: { id?: string; tenant?: string } = {},
+): Promise<R> {
+  let receipt;
+  try {
+    receipt = await ctx.store.submit(reducer, args, { tenant: opts.tenant ?? principal.tenant, caller: principal.caller, id: opts.id });
+  } catch (err) {
+    if (err instanceof StoreError && err.code === 'invalid_args') throw new HttpError(400, 'invalid_request', err.message);
+    ctx.logger.error({ err, reducer }, 'command failed to commit');
+    throw new HttpError(503, 'store_unavailable', 'the store could not commit the command; nothing was changed, retry later', { 'Retry-After': '1' });
+  }
+  if (!receipt.outcome.ok) {
+    const { code, message } = receipt.outcome.error;
+    throw new HttpError(statusForRejection(code), code, message);
+  }
+  return receipt.outcome.result as R;
+}

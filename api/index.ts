@@ -1,0 +1,14 @@
+/** Mounts the control plane and compliance API (CONTRACT "Compliance and control API"). */
+import type { ApiContext } from './context.ts';
+import { mountAdminRoutes } from './routes/admin.ts';
+import { mountAuthRoutes } from './routes/auth.ts';
+import { mountCallRoutes } from './routes/calls.ts';
+import { mountContentRoutes } from './routes/content.ts';
+import type { HttpServer } from './server.ts';
+
+export function mountApi(http: HttpServer, ctx: ApiContext): void {
+  mountAuthRoutes(http.app, ctx);
+  mountAdminRoutes(http.app, ctx);
+  mountCallRoutes(http.app, ctx);
+  mountContentRoutes(http.app, ctx);
+}
