@@ -22,7 +22,7 @@ export function mountCallRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const p = authorize(ctx, req, 'calls:read');
     const filter = parse(CallFilterSchema, req.query);
     if (filter.q !== undefined && !can(p.role, 'content:read')) throw new HttpError(403, 'forbidden', `role ${p.role} may not search transcript text`);
-    return new CallQueries(ctx.store, p.tenant).list(filter);
+    return new CallQueries(ctx.store, p.tenant).list(filter, { content: can(p.role, 'content:read') });
   });
 
   app.get('/v1/calls/:id', async (req) => {

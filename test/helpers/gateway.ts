@@ -12,6 +12,8 @@ import { createLogger } from '../../cli/logger.ts';
 import { tmpDir } from './tmp.ts';
 
 export const TWILIO_TOKEN = 'test-auth-token-0123456789abcdef';
+/** The bootstrap admin's bearer token in tests (SWITCHBOARD_ADMIN_TOKEN). */
+export const ADMIN_TOKEN = 'sbk_test-admin-token-0123456789abcdef';
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -46,6 +48,7 @@ export function gatewayEnv(opts: TestGatewayOptions, port: number, dataDir: stri
     SWITCHBOARD_PROFILE: opts.profile ?? 'production',
     SWITCHBOARD_FSYNC_POLICY: 'always',
     SWITCHBOARD_LOG_LEVEL: opts.logLevel ?? 'silent',
+    SWITCHBOARD_ADMIN_TOKEN: ADMIN_TOKEN,
   };
   Object.assign(env, opts.env ?? {});
   if (opts.twilioToken === null) delete env.TWILIO_AUTH_TOKEN;

@@ -1,0 +1,141 @@
+/**
+ * Sign-in and tokens through the HTTP API of a real gateway: the bootstrap
+ * admin token, login with a session cookie, lockout after wrong passwords,
+ * per-address throttling, token revocation, and secrets kept only as hashes.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import pino from 'pino';
+import { bootstrapAdmin } from '../../api/auth/bootstrap.ts';
+import { resolveToken } from '../../api/auth/principal.ts';
+import { api, userToken } from '../helpers/api.ts';
+import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
+import { openTestStore } from '../helpers/store.ts';
+import { ensureTenant } from '../helpers/call-fixture.ts';
+
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+before(async () => {
+  gw = await startTestGateway();
+});
+after(async () => {
+  await gw?.stop();
+});
+
+const PASSWORD = 'correct horse battery staple';
+
+test('the bootstrap admin token from SWITCHBOARD_ADMIN_TOKEN works; no token or a wrong one is a 401', async () => {
+  const me = await api(gw.publicUrl, 'GET', '/v1/auth/me');
+  assert.equal(me.status, 200);
+  assert.equal(me.body.role, 'admin');
+  assert.equal(me.body.tenant, 'default');
+  const none = await api(gw.publicUrl, 'GET', '/v1/calls', { token: null });
+  assert.equal(none.status, 401);
+  assert.equal((none.body as { error: { code: string } }).error.code, 'unauthenticated');
+  assert.match(none.headers.get('www-authenticate') ?? '', /Bearer/);
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/calls', { token: 'sbk_not-a-real-token-at-all-000' })).status, 401);
+});
+
+test('login returns a session token and an HttpOnly SameSite cookie; the cookie alone authenticates; logout revokes it', async () => {
+  const { email } = await userToken(gw.publicUrl, 'compliance');
+  const login = await api<{ token: string; user: { role: string } }>(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: PASSWORD } });
+  assert.equal(login.status, 200, JSON.stringify(login.body));
+  assert.equal(login.body.user.role, 'compliance');
+  const cookie = login.headers.get('set-cookie') ?? '';
+  assert.match(cookie, /sb_session=/);
+  assert.match(cookie, /HttpOnly/i);
+  assert.match(cookie, /SameSite=Strict/i);
+  const pair = cookie.split(';')[0] ?? '';
+  const viaCookie = await fetch(`${gw.publicUrl}/v1/auth/me`, { headers: { cookie: pair } });
+  assert.equal(viaCookie.status, 200);
+  assert.equal(((await viaCookie.json()) as { email: string }).email, email);
+  assert.equal((await api(gw.publicUrl, 'POST', '/v1/auth/logout', { token: login.body.token })).status, 200);
+  assert.equal((await fetch(`${gw.publicUrl}/v1/auth/me`, { headers: { cookie: pair } })).status, 401);
+});
+
+test('five wrong passwords lock the account: even the right password is refused (429 locked_out) and the lockout is in the store', async () => {
+  const { email, userId } = await userToken(gw.publicUrl, 'auditor');
+  for (let i = 0; i < 4; i++) {
+    const r = await api(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: `wrong-${i}` }, headers: { 'x-forwarded-for': 'ignored' } });
+    assert.equal(r.status, 401);
+  }
+  const fifth = await api(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: 'wrong-5' } });
+  assert.equal(fifth.status, 429);
+  assert.equal((fifth.body as { error: { code: string } }).error.code, 'locked_out');
+  assert.ok(Number(fifth.headers.get('retry-after')) > 60);
+  const right = await api(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: PASSWORD } });
+  assert.equal(right.status, 429);
+  const lock = gw.store.read('default').login_lockouts.get(userId);
+  assert.ok(lock && lock.failures >= 5 && lock.locked_until !== null);
+});
+
+test('more than 10 sign-in attempts a minute from one address are throttled (429 rate_limited) before any password check', async () => {
+  const own = await startTestGateway();
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      statuses.push((await api(own.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email: `nobody${i}@example.com`, password: 'x' } })).status);
+    }
+    assert.deepEqual(statuses.slice(0, 10), Array(10).fill(401));
+    assert.deepEqual(statuses.slice(10), [429, 429]);
+    const bad = await api(own.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email: 'a@b.co', password: 'x' } });
+    assert.ok(Number(bad.headers.get('retry-after')) >= 1);
+  } finally {
+    await own.stop();
+  }
+});
+
+test('bad login bodies are a 400 naming the field', async () => {
+  const own = await startTestGateway();
+  try {
+    const r = await api<{ error: { code: string; message: string } }>(own.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email: 'not-an-email', password: '' } });
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error.code, 'invalid_request');
+    assert.match(r.body.error.message, /email/);
+    assert.match(r.body.error.message, /password/);
+  } finally {
+    await own.stop();
+  }
+});
+
+test('a token is shown once and stored only as a hash; revoking it takes effect at once; a user cannot revoke another user\'s token', async () => {
+  const a = await userToken(gw.publicUrl, 'developer');
+  const b = await userToken(gw.publicUrl, 'developer');
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/auth/me', { token: a.token })).status, 200);
+  const db = fs.readFileSync(path.join(gw.dataDir, 'switchboard.db'));
+  const wal = fs.existsSync(path.join(gw.dataDir, 'switchboard.db-wal')) ? fs.readFileSync(path.join(gw.dataDir, 'switchboard.db-wal')) : Buffer.alloc(0);
+  for (const secret of [a.token, ADMIN_TOKEN, PASSWORD]) {
+    assert.equal(db.includes(secret), false, 'a secret is in the database file');
+    assert.equal(wal.includes(secret), false, 'a secret is in the WAL');
+  }
+  const listed = await api<{ tokens: Array<{ id: string; user_id: string }> }>(gw.publicUrl, 'GET', '/v1/tokens', { token: a.token });
+  assert.ok(listed.body.tokens.every((t) => t.user_id === a.userId), 'a user lists only their own tokens');
+  const own = listed.body.tokens[0]!;
+  const bTokens = await api<{ tokens: Array<{ id: string }> }>(gw.publicUrl, 'GET', '/v1/tokens', { token: b.token });
+  const foreign = await api(gw.publicUrl, 'DELETE', `/v1/tokens/${bTokens.body.tokens[0]!.id}`, { token: a.token });
+  assert.equal(foreign.status, 403);
+  assert.equal((await api(gw.publicUrl, 'DELETE', `/v1/tokens/${own.id}`, { token: a.token })).status, 200);
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/auth/me', { token: a.token })).status, 401);
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/auth/me', { token: b.token })).status, 200);
+});
+
+test('without SWITCHBOARD_ADMIN_TOKEN a token is generated once; changing the variable revokes the old token', async () => {
+  const store = openTestStore();
+  const log = pino({ level: 'silent' });
+  try {
+    await ensureTenant(store, 'default');
+    const ctx = { store, now: Date.now } as unknown as Parameters<typeof resolveToken>[0];
+    const generated = await bootstrapAdmin(store, undefined, log);
+    assert.ok(generated && generated.length > 30);
+    assert.equal(resolveToken(ctx, generated)?.role, 'admin');
+    assert.equal(await bootstrapAdmin(store, undefined, log), null, 'printed once: a restart does not make another');
+    const chosen = 'sbk_operator-chosen-token-1234567890';
+    assert.equal(await bootstrapAdmin(store, chosen, log), null);
+    assert.equal(resolveToken(ctx, chosen)?.role, 'admin');
+    assert.equal(resolveToken(ctx, generated), null, 'the old bootstrap token is revoked');
+    await assert.rejects(bootstrapAdmin(store, 'short', log), /16–200/);
+  } finally {
+    store.close();
+  }
+});
