@@ -7,6 +7,7 @@ export const TRANSCRIPT_FTS = 'transcript_fts';
 
 export const transcriptSearch = {
   name: TRANSCRIPT_FTS,
+  on: 'transcript_segments',
   ddl: [
     `CREATE VIRTUAL TABLE ${TRANSCRIPT_FTS} USING fts5(text, segment_id UNINDEXED, call_id UNINDEXED, tenant UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')`,
     `CREATE TRIGGER transcript_fts_ai AFTER INSERT ON transcript_segments BEGIN
@@ -43,6 +44,7 @@ const SUBJECT = `coalesce(json_extract(args, '$.call_id'), json_extract(args, '$
 
 export const callEventsIndex = {
   name: '_events_subject',
+  on: '_events',
   ddl: [
     `CREATE INDEX _events_subject ON _events (${SUBJECT}) WHERE ${SUBJECT} IS NOT NULL`,
     `CREATE INDEX _events_received_call_id ON _events (json_extract(outcome, '$.result.call_id')) WHERE reducer = 'call_received'`,

@@ -47,7 +47,7 @@ export interface SchemaDef<T extends Tables = Tables> {
    * Read-side indexes derived from tables (e.g. full-text search): created with
    * their triggers when missing, then filled by `rebuild`. Not part of the digest.
    */
-  readonly derived?: ReadonlyArray<{ name: string; ddl: readonly string[]; rebuild: string }>;
+  readonly derived?: ReadonlyArray<{ name: string; /** The table it derives from; skipped where that table does not exist (e.g. the log in a replay target). */ on: string; ddl: readonly string[]; rebuild: string }>;
 }
 
 /** Returns a `defineReducer` bound to a set of tables, so reducer contexts are typed. */

@@ -29,7 +29,7 @@ export function createTables(db: Database.Database, schema: SchemaDef): Map<stri
   for (const index of schema.derived ?? []) {
     // A derived index is created once and filled from its tables; triggers keep it current
     // inside each command's savepoint, so it rolls back with the command.
-    if (exists.get(index.name)) continue;
+    if (exists.get(index.name) || !exists.get(index.on)) continue;
     for (const sql of index.ddl) db.exec(sql);
     db.exec(index.rebuild);
   }

@@ -43,11 +43,13 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const p = authorize(ctx, req, 'tenants:manage');
     if (p.tenant !== OPERATOR_TENANT) throw new HttpError(403, 'forbidden', `only admins of the ${OPERATOR_TENANT} tenant create tenants`);
     const body = parse(TenantBody, req.body);
-    await submitAs(ctx, p, 'tenant_created', { id: body.id, name: body.name }, { tenant: body.id });
+    // The new tenant has no users yet: its first commands run as the operator who created it.
+    const op = { tenant: body.id, caller: `operator:${p.userId}` };
+    await submitAs(ctx, op, 'tenant_created', { id: body.id, name: body.name });
     const password_hash = body.admin_password ? await hashPassword(body.admin_password) : null;
-    const u = await submitAs<{ user_id: string }>(ctx, p, 'user_created', { email: body.admin_email, role: 'admin', password_hash }, { tenant: body.id });
+    const u = await submitAs<{ user_id: string }>(ctx, op, 'user_created', { email: body.admin_email, role: 'admin', password_hash });
     const token = newToken();
-    const t = await submitAs<{ token_id: string }>(ctx, p, 'token_created', { user_id: u.user_id, name: 'bootstrap', token_hash: tokenHash(token) }, { tenant: body.id });
+    const t = await submitAs<{ token_id: string }>(ctx, op, 'token_created', { user_id: u.user_id, name: 'bootstrap', token_hash: tokenHash(token) });
     return reply.code(201).send({ id: body.id, admin: { id: u.user_id, email: body.admin_email.toLowerCase() }, token, token_id: t.token_id });
   });
 
