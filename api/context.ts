@@ -7,6 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import type { AgentRegistry } from '../agents/registry.ts';
 import type { MasterKey } from '../recording/crypto.ts';
 import type { BlobStore } from '../recording/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -26,6 +27,8 @@ export interface ApiContext {
   ffmpegPath?: string;
   /** Public base URL, to decide whether cookies are `Secure`. */
   publicUrl: string;
+  /** Deployed agent versions (deploy, rollback, live calls per version). */
+  agents: AgentRegistry;
 }
 
 /** Validates `input` with `schema`; a failure is a 400 naming each bad field. */

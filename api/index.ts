@@ -1,6 +1,8 @@
 /** Mounts the control plane and compliance API (CONTRACT "Compliance and control API"). */
+import { mountConsole } from './console.ts';
 import type { ApiContext } from './context.ts';
 import { mountAdminRoutes } from './routes/admin.ts';
+import { mountAgentRoutes } from './routes/agents.ts';
 import { mountAuthRoutes } from './routes/auth.ts';
 import { mountCallRoutes } from './routes/calls.ts';
 import { mountContentRoutes } from './routes/content.ts';
@@ -11,4 +13,6 @@ export function mountApi(http: HttpServer, ctx: ApiContext): void {
   mountAdminRoutes(http.app, ctx);
   mountCallRoutes(http.app, ctx);
   mountContentRoutes(http.app, ctx);
+  mountAgentRoutes(http.app, ctx);
+  mountConsole(http.app);
 }

@@ -11,6 +11,7 @@ NEEDED=(
   "ffprobe:ffmpeg"
   "pocketsphinx_continuous:pocketsphinx"
   "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us"
+  "chromium:chromium"
 )
 EXTRA_PACKAGES=(libsox-fmt-all)
 

@@ -142,21 +142,4 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
       public_key: ctx.store.publicKeyPem,
     });
   });
-
-  app.get('/v1/agents', async (req) => {
-    const p = authorize(ctx, req, 'agents:read');
-    const view = ctx.store.read(p.tenant);
-    const versions = view.agent_versions.find({}, { orderBy: 'created_at' });
-    const live = view.calls.find({ state: ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] });
-    const names = new Set([...versions.map((v) => v.name), ...view.numbers.find({}).map((n) => n.agent)]);
-    return {
-      agents: [...names].sort().map((name) => ({
-        name,
-        versions: versions.filter((v) => v.name === name).map((v) => ({ version: v.version, sha256: v.sha256, rollout: v.rollout, status: v.status, created_at: iso(v.created_at) })),
-        numbers: view.numbers.find({ agent: name }).map((n) => n.number),
-        live_calls: live.filter((c) => c.agent === name).length,
-      })),
-    };
-  });
 }
-

@@ -16,6 +16,7 @@ import { HttpError, parse, submitAs, type ApiContext } from '../context.ts';
 import { CallFilterSchema, CallQueries } from '../queries/calls.ts';
 
 const IdParam = z.strictObject({ id: z.string().min(1).max(200) });
+const DetailQuery = z.strictObject({ purpose: z.string().min(1).max(1000).optional() });
 
 export function mountCallRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/calls', async (req) => {
@@ -28,12 +29,13 @@ export function mountCallRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/calls/:id', async (req) => {
     const p = authorize(ctx, req, 'calls:read');
     const { id } = parse(IdParam, req.params);
+    const q = parse(DetailQuery, req.query);
     const content = can(p.role, 'content:read');
     const detail = new CallQueries(ctx.store, p.tenant).detail(id, { content });
     if (!detail) throw new HttpError(404, 'call_not_found', `no call ${id}`);
     if (content) {
       const header = req.headers['x-switchboard-purpose'];
-      await submitAs(ctx, p, 'transcript_accessed', { call_id: id, detail: 'call detail', purpose: typeof header === 'string' ? header.slice(0, 1000) : null, remote: req.ip });
+      await submitAs(ctx, p, 'transcript_accessed', { call_id: id, detail: 'call detail', purpose: (typeof header === 'string' ? header : q.purpose)?.slice(0, 1000) ?? null, remote: req.ip });
     }
     return detail;
   });

@@ -1,0 +1,346 @@
+// Switchboard compliance console. No dependencies, no build step. Everything the
+// server sends is rendered as text nodes (never innerHTML), and every content
+// access carries the purpose the user gave (asked once per browser tab).
+'use strict';
+
+// Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
+const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
+const PERMS = {
+  admin: null, // everything
+  compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify'],
+  auditor: [...COMMON, 'content:read', 'evidence:export', 'access_log:read', 'audit:verify'],
+  developer: ['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'agents:read', 'agents:deploy', 'subscribe'],
+};
+const ACTIVE = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'];
+const PURPOSE_KEY = 'switchboard.console.purpose';
+
+const $ = (id) => document.getElementById(id);
+const state = { me: null, cursor: null, query: '', users: new Map(), live: new Map(), ws: null, wsRetry: 0, wsTimer: 0, openId: null, epoch: 0 };
+
+const can = (perm) => !!state.me && (PERMS[state.me.role] === null || (PERMS[state.me.role] ?? []).includes(perm));
+
+/** Builds an element; children are strings (as text) or nodes. Attribute values are set, never parsed as HTML. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  return el;
+}
+const text = (el, value) => { el.textContent = value ?? ''; };
+const when = (t) => (t === null || t === undefined ? '—' : h('time', { datetime: new Date(t).toISOString() }, new Date(t).toLocaleString()));
+const json = (v) => (v === null || v === undefined ? '—' : h('code', { class: 'json' }, JSON.stringify(v)));
+const duration = (ms) => (ms === null || ms === undefined ? '—' : `${(ms / 1000).toFixed(1)} s`);
+const clock = (ms) => new Date(Math.max(0, ms)).toISOString().slice(11, 23);
+const enc = encodeURIComponent;
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+/** Calls the JSON API with the session cookie. A 401 outside sign-in ends the session in the UI. */
+async function api(method, path, { body, headers = {}, signIn = false } = {}) {
+  const init = { method, credentials: 'same-origin', headers: { accept: 'application/json', ...headers } };
+  if (body !== undefined) { init.body = JSON.stringify(body); init.headers['content-type'] = 'application/json'; }
+  let res;
+  try { res = await fetch(path, init); } catch { throw new ApiError(0, 'network', 'The gateway cannot be reached. Check your connection and retry.'); }
+  const data = (res.headers.get('content-type') ?? '').includes('json') ? await res.json().catch(() => null) : null;
+  if (res.ok) return data;
+  const message = data?.error?.message ?? `Request failed (HTTP ${res.status})`;
+  if (res.status === 401 && !signIn && state.me) signedOut('Your session has ended. Sign in again.');
+  throw new ApiError(res.status, data?.error?.code ?? 'error', message);
+}
+
+// ── purpose (asked once per tab, before the first content access) ───────────
+const purpose = () => sessionStorage.getItem(PURPOSE_KEY);
+/** Header values must be ISO-8859-1; anything else is sent percent-encoded (query strings carry it verbatim). */
+const purposeHeader = () => { const p = purpose() ?? ''; return { 'x-switchboard-purpose': /^[\x20-\x7e]*$/.test(p) ? p : enc(p) }; };
+
+function askPurpose(force = false) {
+  if (!force && purpose()) return Promise.resolve(purpose());
+  const dialog = $('purpose-dialog'), input = $('purpose-input');
+  input.value = purpose() ?? '';
+  text($('purpose-error'), '');
+  return new Promise((resolve) => {
+    const done = (value) => { dialog.close(); $('purpose-form').onsubmit = null; $('purpose-cancel').onclick = null; dialog.oncancel = null; resolve(value); };
+    $('purpose-form').onsubmit = (e) => {
+      e.preventDefault();
+      const v = input.value.trim();
+      if (v.length < 3) return text($('purpose-error'), 'Give a purpose (at least 3 characters), e.g. a case or complaint reference.');
+      sessionStorage.setItem(PURPOSE_KEY, v);
+      done(v);
+    };
+    $('purpose-cancel').onclick = () => done(null);
+    dialog.oncancel = () => done(null);
+    dialog.showModal();
+    input.focus();
+  });
+}
+
+// ── sign in / out ────────────────────────────────────────────────────────────
+function showSignIn(message = '') {
+  $('app').hidden = true; $('session-bar').hidden = true; $('signin').hidden = false;
+  text($('signin-error'), message);
+  $('signin-email').focus();
+}
+
+async function signedIn(me) {
+  state.me = me;
+  $('signin').hidden = true; $('app').hidden = false; $('session-bar').hidden = false;
+  text($('who'), `${me.email} (${me.role}, ${me.tenant})`);
+  $('show-access-log').hidden = !can('access_log:read');
+  $('f-q-wrap').hidden = !can('content:read');
+  closeDetail(false); $('access').hidden = true;
+  connectLive();
+  if (can('users:read')) api('GET', '/v1/users').then((r) => { for (const u of r.users) state.users.set(u.id, u.email); }).catch(() => {});
+  await loadCalls(true);
+  $('calls-h').focus();
+}
+
+function signedOut(message) {
+  state.me = null; state.epoch++; state.users.clear(); state.live.clear();
+  clearTimeout(state.wsTimer);
+  if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, 'signed out'); }
+  sessionStorage.removeItem(PURPOSE_KEY);
+  $('calls-body').replaceChildren(); $('detail-body').replaceChildren(); $('access-body').replaceChildren();
+  $('signin-password').value = '';
+  showSignIn(message);
+}
+
+$('signin-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const email = $('signin-email').value.trim(), password = $('signin-password').value, tenant = $('signin-tenant').value.trim();
+  if (!email || !password) return text($('signin-error'), 'Enter your email and password.');
+  text($('signin-error'), '');
+  $('signin-submit').disabled = true;
+  try {
+    const r = await api('POST', '/v1/auth/login', { body: { email, password, ...(tenant ? { tenant } : {}) }, signIn: true });
+    $('signin-password').value = '';
+    await signedIn(r.user);
+  } catch (err) {
+    text($('signin-error'), err.message);
+  } finally {
+    $('signin-submit').disabled = false;
+  }
+});
+
+$('sign-out').addEventListener('click', async () => {
+  try { await api('POST', '/v1/auth/logout'); } catch { /* the session may already be gone */ }
+  signedOut('You have signed out.');
+});
+
+// ── live badge: WS /v1/subscribe, table calls, active states ────────────────
+function renderLive(offline = false) {
+  const n = state.live.size;
+  text($('live'), offline ? 'Live: offline (reconnecting)' : `Live: ${n} active call${n === 1 ? '' : 's'}`);
+  $('live').classList.toggle('on', !offline && n > 0);
+}
+
+function connectLive() {
+  if (!can('subscribe') || state.ws) return;
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/v1/subscribe`);
+  state.ws = ws;
+  ws.onopen = () => { state.wsRetry = 0; ws.send(JSON.stringify({ type: 'subscribe', id: 'live-calls', table: 'calls', filter: { state: ACTIVE } })); };
+  ws.onmessage = (ev) => {
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    if (msg.type === 'snapshot') { state.live.clear(); for (const r of msg.rows) state.live.set(r.id, r); }
+    else if (msg.type === 'delta') { if (msg.old) state.live.delete(msg.old.id); if (msg.new) state.live.set(msg.new.id, msg.new); }
+    else if (msg.type === 'error') { text($('live'), `Live: ${msg.message}`); return; }
+    else return;
+    renderLive();
+  };
+  ws.onclose = (ev) => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    if (!state.me) return;
+    if (ev.code === 4401) return signedOut('Your session was revoked. Sign in again.');
+    renderLive(true);
+    const delay = Math.min(30_000, 1000 * 2 ** state.wsRetry++);
+    state.wsTimer = setTimeout(connectLive, delay);
+  };
+}
+
+// ── calls list ───────────────────────────────────────────────────────────────
+function filterQuery() {
+  const params = new URLSearchParams();
+  for (const [k, v] of new FormData($('filters'))) {
+    const s = String(v).trim();
+    if (!s || (k === 'q' && !can('content:read'))) continue;
+    params.set(k, k === 'since' || k === 'until' ? new Date(s).toISOString() : s);
+  }
+  return params;
+}
+
+async function loadCalls(reset) {
+  const epoch = state.epoch;
+  if (reset) { state.query = filterQuery().toString(); state.cursor = null; }
+  const params = new URLSearchParams(state.query);
+  if (!reset && state.cursor) params.set('cursor', state.cursor);
+  text($('calls-error'), ''); text($('calls-status'), 'Loading…');
+  try {
+    const r = await api('GET', `/v1/calls?${params}`);
+    if (epoch !== state.epoch) return;
+    if (reset) $('calls-body').replaceChildren();
+    $('calls-body').append(...r.calls.map(callRow));
+    state.cursor = r.next_cursor;
+    $('more').hidden = !r.next_cursor;
+    const shown = $('calls-body').rows.length;
+    text($('calls-status'), shown === 0 ? 'No calls match.' : `${shown} call${shown === 1 ? '' : 's'} shown${r.next_cursor ? ' (more available)' : ''}.`);
+  } catch (err) {
+    text($('calls-status'), '');
+    text($('calls-error'), err.message);
+  }
+}
+
+function callRow(c) {
+  return h('tr', { 'data-call-id': c.id },
+    h('td', {}, when(c.received_at)), h('td', {}, c.from), h('td', {}, c.to), h('td', {}, c.agent ?? '—'),
+    h('td', {}, h('span', { class: `state s-${c.state}` }, c.state)), h('td', {}, c.consent), h('td', {}, c.recorded ? 'yes' : 'no'),
+    h('td', {}, h('button', { type: 'button', class: 'open', 'aria-label': `Open call from ${c.from} at ${new Date(c.received_at).toLocaleString()}`, onclick: () => openCall(c.id) }, 'Open')));
+}
+
+$('filters').addEventListener('submit', (e) => { e.preventDefault(); loadCalls(true); });
+$('filters').addEventListener('reset', () => setTimeout(() => loadCalls(true), 0));
+$('more').addEventListener('click', () => loadCalls(false));
+
+// ── call detail ──────────────────────────────────────────────────────────────
+const section = (title, ...body) => h('section', { class: 'part', 'aria-label': title }, h('h3', {}, title), ...body);
+const table = (caption, head, rows) => rows.length === 0 ? h('p', { class: 'muted' }, `No ${caption.toLowerCase()}.`)
+  : h('div', { class: 'scroll' }, h('table', {}, h('caption', { class: 'sr-only' }, caption),
+    h('thead', {}, h('tr', {}, head.map((x) => h('th', { scope: 'col' }, x)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, r.map((cell) => h('td', {}, cell)))))));
+const dl = (pairs) => h('dl', { class: 'kv' }, pairs.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
+
+function closeDetail(focus = true) {
+  state.openId = null;
+  const audio = $('detail-body').querySelector('audio');
+  if (audio) { audio.pause(); audio.removeAttribute('src'); audio.load(); }
+  $('detail-body').replaceChildren();
+  $('detail').hidden = true; $('calls').hidden = false;
+  if (focus) $('calls-h').focus();
+}
+$('detail-close').addEventListener('click', () => closeDetail());
+
+async function openCall(id, { force = false } = {}) {
+  const content = can('content:read');
+  if (content && !(await askPurpose(force))) return;
+  const epoch = state.epoch;
+  closeDetail(false);
+  state.openId = id;
+  $('calls').hidden = true; $('access').hidden = true; $('detail').hidden = false;
+  text($('detail-h'), 'Call'); text($('detail-error'), ''); text($('detail-status'), 'Loading…');
+  $('detail-purpose').replaceChildren(...(content ? [`Purpose of access: ${purpose()} `, h('button', { type: 'button', onclick: () => openCall(id, { force: true }) }, 'Change purpose')] : []));
+  $('detail-h').focus();
+  try {
+    const d = await api('GET', `/v1/calls/${enc(id)}`, { headers: content ? purposeHeader() : {} });
+    if (epoch !== state.epoch || state.openId !== id) return;
+    renderDetail(d);
+    text($('detail-status'), '');
+    if (content) await loadTranscript(id, epoch);
+  } catch (err) {
+    text($('detail-status'), '');
+    text($('detail-error'), err.message);
+  }
+}
+
+function renderDetail(d) {
+  const c = d.call, p = enc(purpose() ?? ''), id = enc(c.id);
+  text($('detail-h'), `Call from ${c.from_uri} to ${c.to_uri}`);
+  const parts = [
+    section('Summary', dl([['Call id', c.id], ['Provider', `${c.provider} (${c.provider_call_id})`], ['Direction', c.direction], ['Agent', `${c.agent ?? '—'}${c.agent_version ? ` ${c.agent_version}` : ''}`],
+      ['State', c.state], ['Received', when(c.received_at)], ['Answered', when(c.answered_at)], ['Ended', when(c.ended_at)], ['End reason', c.end_reason]])),
+    section('Consent',
+      d.policy ? dl([['Policy', `${d.policy.name} v${d.policy.version} (${d.policy.mode})`], ['Disclosure', d.policy.disclosure_text]]) : h('p', { class: 'muted' }, 'No consent policy applied.'),
+      table('Consent decisions', ['Outcome', 'Mode', 'Method', 'Started', 'Decided', 'Evidence'],
+        d.consents.map((k) => [k.outcome, k.mode, k.method ?? '—', when(k.started_at), when(k.decided_at), d.content ? json(k.evidence) : 'withheld']))),
+    section('Recording', ...recordingPart(d, id, p)),
+    section('Transcript', d.content ? h('div', { id: 'transcript' }, h('p', { class: 'muted' }, 'Loading transcript…')) : h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot read transcripts.`)),
+    section('Agent actions', table('Agent actions', ['Created', 'Kind', 'Status', 'Request', 'Arguments', 'Result'],
+      d.agent_actions.map((a) => [when(a.created_at), a.kind, a.status, a.request_id, d.content ? json(a.args) : 'withheld', d.content ? json(a.result) : 'withheld']))),
+    section('Timeline', table('Timeline events', ['When', 'Event', 'Outcome', 'By', 'Detail'],
+      d.timeline.map((t) => [when(t.at), t.kind, t.ok ? 'ok' : `rejected: ${t.error}`, t.by, json(t.detail)]))),
+  ];
+  const tools = [];
+  if (can('evidence:export')) {
+    tools.push(h('a', { class: 'button', href: `/v1/calls/${id}/evidence?purpose=${p}`, download: `evidence-${c.id}.zip` }, 'Download evidence pack'));
+    tools.push(h('a', { class: 'button', href: `/v1/calls/${id}/events?purpose=${p}`, download: `events-${c.id}.json` }, 'Download events with proof'));
+  }
+  if (can('access_log:read')) tools.push(h('button', { type: 'button', onclick: () => showAccessLog(c.id) }, 'Show access log for this call'));
+  if (tools.length) parts.push(section('Evidence and audit', h('div', { class: 'actions' }, tools)));
+  $('detail-body').replaceChildren(...parts);
+}
+
+function recordingPart(d, id, p) {
+  if (d.recordings.length === 0) return [h('p', { class: 'muted' }, 'This call was not recorded.')];
+  const out = [];
+  const playable = [...d.recordings].reverse().find((r) => r.status === 'finalized');
+  if (playable && d.content) {
+    out.push(h('audio', { controls: true, preload: 'metadata', src: `/v1/calls/${id}/recording?format=wav&purpose=${p}`, 'aria-label': 'Call recording' },
+      'Your browser cannot play this recording; download the evidence pack instead.'));
+  } else if (!d.content) {
+    out.push(h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot listen to recordings.`));
+  }
+  const holds = can('holds:write');
+  out.push(table('Recordings', ['Recording', 'Status', 'Format', 'Duration', 'Retained until', 'Legal hold', ''], d.recordings.map((r) => {
+    const cell = h('span', { class: 'hold' }, r.legal_hold ? 'on' : 'off');
+    const btn = holds && r.status !== 'purged' ? h('button', { type: 'button', onclick: (e) => toggleHold(r, cell, e.currentTarget) }, r.legal_hold ? 'Release legal hold' : 'Place legal hold') : '';
+    return [r.id, r.status, r.format, duration(r.duration_ms), r.legal_hold ? 'held indefinitely' : when(r.retention_until), cell, btn];
+  })));
+  if (!holds) out.push(h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot place or release legal holds.`));
+  return out;
+}
+
+async function toggleHold(rec, cell, btn) {
+  const on = !rec.legal_hold;
+  btn.disabled = true;
+  text($('detail-error'), '');
+  try {
+    const r = await api(on ? 'PUT' : 'DELETE', `/v1/recordings/${enc(rec.id)}/hold`);
+    rec.legal_hold = r.legal_hold;
+    text(cell, r.legal_hold ? 'on' : 'off');
+    text(btn, r.legal_hold ? 'Release legal hold' : 'Place legal hold');
+    text($('detail-status'), r.legal_hold ? `Legal hold placed on recording ${rec.id}.` : `Legal hold released on recording ${rec.id}.`);
+  } catch (err) {
+    text($('detail-error'), err.message);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+async function loadTranscript(id, epoch) {
+  const r = await api('GET', `/v1/calls/${enc(id)}/transcript?format=json&purpose=${enc(purpose() ?? '')}`);
+  const box = $('transcript');
+  if (!box || epoch !== state.epoch || state.openId !== id) return;
+  if (r.segments.length === 0) return box.replaceChildren(h('p', { class: 'muted' }, 'No transcript.'));
+  box.replaceChildren(h('ol', { class: 'transcript' }, r.segments.map((s) =>
+    h('li', { class: `seg ${s.channel}` }, h('span', { class: 'ts' }, `${clock(s.start_ms)}–${clock(s.end_ms)}`), ' ', h('strong', {}, `${s.speaker}:`), ' ', h('span', { class: 'said' }, s.text)))));
+}
+
+// ── access log ───────────────────────────────────────────────────────────────
+async function showAccessLog(callId = null) {
+  $('access').hidden = false;
+  text($('access-h'), callId ? 'Access log for this call' : 'Access log (latest 100)');
+  text($('access-caption'), $('access-h').textContent);
+  text($('access-error'), '');
+  $('access-body').replaceChildren();
+  $('access-h').focus();
+  try {
+    const r = await api('GET', `/v1/access-log?limit=100${callId ? `&call_id=${enc(callId)}` : ''}`);
+    $('access-body').replaceChildren(...r.entries.map((e) => h('tr', {},
+      h('td', {}, when(e.at)), h('td', {}, state.users.get(e.user_id) ?? e.user_id), h('td', {}, e.action.replace(/_/g, ' ')),
+      h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => openCall(e.call_id) }, e.call_id)),
+      h('td', {}, e.detail ?? '—'), h('td', { class: 'reason' }, e.reason ?? '(none given)'), h('td', {}, e.remote ?? '—'))));
+    if (r.entries.length === 0) $('access-body').append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No accesses recorded.')));
+  } catch (err) {
+    text($('access-error'), err.message);
+  }
+}
+$('show-access-log').addEventListener('click', () => showAccessLog());
+$('access-close').addEventListener('click', () => { $('access').hidden = true; });
+
+// ── start ────────────────────────────────────────────────────────────────────
+api('GET', '/v1/auth/me', { signIn: true }).then(signedIn, () => showSignIn());
