@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
+import { AgentRegistry } from '../agents/registry.ts';
 import type { Agent } from '../agents/types.ts';
 import { bootstrapAdmin } from '../api/auth/bootstrap.ts';
 import type { ApiContext } from '../api/context.ts';
@@ -26,8 +27,11 @@ import { chooseSpeech } from './speech.ts';
 
 export const DEFAULT_TENANT = 'default';
 
+const numberEnv = (v: string | undefined): number | undefined => (v && Number.isFinite(Number(v)) ? Number(v) : undefined);
+
 export interface Gateway {
   store: Store<SwitchboardTables>;
+  agents: AgentRegistry;
   recordings: RecordingService;
   calls: CallManager;
   clock: MediaClock;
@@ -64,7 +68,16 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   let ready = false;
   const clock = new MediaClock({ onError: (err) => logger.error({ err }, 'media clock listener failed') });
   clock.start();
-  const agents = new Map<string, Agent>([[defaultAgent.name, defaultAgent]]);
+  const agents = new AgentRegistry({
+    store,
+    dataDir: config.dataDir,
+    logger: logger.child({ component: 'agents' }),
+    builtins: new Map<string, Agent>([[defaultAgent.name, defaultAgent]]),
+    fallback: defaultAgent,
+    initTimeoutMs: numberEnv(env.SWITCHBOARD_AGENT_INIT_TIMEOUT_MS),
+    turnTimeoutMs: numberEnv(env.SWITCHBOARD_AGENT_TURN_TIMEOUT_MS),
+  });
+  await agents.start();
   const blobs = new FsBlobStore(config.dataDir);
   const master = loadOrCreateMasterKey(config.dataDir);
   const recordings = new RecordingService({
@@ -84,11 +97,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     stt: speech.stt,
     tts: speech.tts,
     logger,
-    resolveAgent: (name) => {
-      const agent = name ? agents.get(name) : undefined;
-      if (!agent && name) logger.warn({ agent: name }, 'unknown agent: the default agent answers');
-      return agent ?? defaultAgent;
-    },
+    agents,
   });
   const http = new HttpServer(logger);
   metrics.attach({
@@ -108,6 +117,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     now: Date.now,
     ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
     publicUrl: config.publicUrl,
+    agents,
   };
   mountApi(http, api);
   const subscriptions = mountSubscriptions(http, api);
@@ -147,6 +157,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   let stopping: Promise<void> | null = null;
   return {
     store,
+    agents,
     recordings,
     calls,
     clock,
@@ -157,6 +168,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
         ready = false;
         subscriptions.close();
         calls.close();
+        agents.close();
         clock.stop();
         await http.close();
         await recordings.idle();

@@ -1,23 +1,42 @@
 /**
  * The `switchboard` command. `start` runs the gateway; `verify` and `replay`
- * check the log of a stopped gateway's data dir; more commands join with their
- * issues (against a running gateway they use the HTTP API).
+ * check the log of a stopped gateway's data dir. `calls`, `call` and `numbers
+ * add` use a running gateway's HTTP API when --url or SWITCHBOARD_URL is set,
+ * and otherwise read/write a stopped gateway's data dir; `users`, `numbers
+ * list`, `agents`, `logs` and `login` need the API (cli/commands-api.ts).
+ *
+ * Exit codes: 0 ok; 1 a failure (an API error, an unreachable gateway, a
+ * refused command, a failed check); 2 a usage or configuration problem.
  */
 import { Command } from 'commander';
 import { StoreError } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { DEFAULT_TENANT, startGateway } from './gateway.ts';
-import { createLogger } from './logger.ts';
+import { addNumberViaApi, callsViaApi, callViaApi, registerApiCommands, viaApi, type CallsOptions } from './commands-api.ts';
 import { openOffline } from './offline.ts';
+import { ApiError, UnreachableError, UsageError } from './remote.ts';
+
+/**
+ * The embedded default tenant, as cli/gateway.ts DEFAULT_TENANT. Not imported:
+ * loading the gateway module (media, providers, HTTP server) triples the
+ * start-up time of every other command, so `start` imports it on demand.
+ */
+const DEFAULT_TENANT = 'default';
 
 const program = new Command();
-program.name('switchboard').description('Voice and telephony agent gateway').showHelpAfterError();
+program
+  .name('switchboard')
+  .description('Voice and telephony agent gateway')
+  .option('--url <url>', 'a running gateway, e.g. http://localhost:8080 (default SWITCHBOARD_URL)')
+  .option('--token <token>', 'API bearer token (default SWITCHBOARD_TOKEN, which keeps it out of the process list)')
+  .configureHelp({ showGlobalOptions: true })
+  .showHelpAfterError();
 
 program
   .command('start')
   .description('run the gateway (configuration from SWITCHBOARD_* environment variables)')
   .action(async () => {
     const config = loadConfig();
+    const [{ startGateway }, { createLogger }] = await Promise.all([import('./gateway.ts'), import('./logger.ts')]);
     const logger = createLogger(config.logLevel);
     const gateway = await startGateway(config, logger);
     const stop = (signal: string): void => {
@@ -84,13 +103,15 @@ program
 const numbers = program.command('numbers').description('route numbers to agents');
 numbers
   .command('add <number>')
-  .description('route an E.164 number or SIP URI to an agent')
+  .description('route an E.164 number or SIP URI to an agent (API with --url, else offline)')
   .requiredOption('--agent <name>', 'agent name')
-  .option('--consent <policy>', 'consent policy id')
+  .option('--consent <policy>', 'consent policy id (through the API also a policy name)')
   .option('--provider <provider>', 'twilio | vonage | sip | webrtc')
-  .option('--tenant <tenant>', 'tenant', DEFAULT_TENANT)
-  .option('--data-dir <dir>', 'data directory')
-  .action(async (number: string, opts: { agent: string; consent?: string; provider?: string; tenant: string; dataDir?: string }) => {
+  .option('--tenant <tenant>', 'tenant (offline)', DEFAULT_TENANT)
+  .option('--data-dir <dir>', 'data directory (offline)')
+  .option('--json', 'print the result as JSON (offline always does)')
+  .action(async (number: string, opts: { agent: string; consent?: string; provider?: string; tenant: string; dataDir?: string; json?: boolean }, cmd: Command) => {
+    if (viaApi(cmd)) return addNumberViaApi(cmd, number, opts);
     const store = openOffline(opts.dataDir);
     try {
       const r = await store.submit(
@@ -109,20 +130,25 @@ numbers
 
 program
   .command('calls')
-  .description('list calls (offline: reads a stopped gateway\'s data dir)')
+  .description("list calls, newest first through the API (--url), oldest first offline (a stopped gateway's data dir)")
   .option('--since <time>', 'ISO time or epoch ms')
   .option('--state <state>', 'only calls in this state')
-  .option('--tenant <tenant>', 'tenant', DEFAULT_TENANT)
-  .option('--data-dir <dir>', 'data directory')
+  .option('--agent <name>', 'only calls handled by this agent')
+  .option('--q <text>', 'only calls whose transcript contains these words (API only)')
+  .option('--limit <n>', 'at most N calls (API only; default 50)')
+  .option('--tenant <tenant>', 'tenant (offline)', DEFAULT_TENANT)
+  .option('--data-dir <dir>', 'data directory (offline)')
   .option('--json', 'one JSON object per line')
-  .action((opts: { since?: string; state?: string; tenant: string; dataDir?: string; json?: boolean }) => {
+  .action(async (opts: CallsOptions & { tenant: string; dataDir?: string }, cmd: Command) => {
+    if (viaApi(cmd)) return callsViaApi(cmd, opts);
+    if (opts.q !== undefined || opts.limit !== undefined) throw new UsageError('--q and --limit query a running gateway: pass --url or set SWITCHBOARD_URL');
     const since = opts.since === undefined ? 0 : /^\d+$/.test(opts.since) ? Number(opts.since) : Date.parse(opts.since);
     if (Number.isNaN(since)) throw new ConfigError(`--since: not a time: ${opts.since}`);
     const store = openOffline(opts.dataDir);
     try {
       const rows = store
         .read(opts.tenant)
-        .calls.find(opts.state ? { state: opts.state as never } : {}, { orderBy: 'received_at' })
+        .calls.find({ ...(opts.state ? { state: opts.state as never } : {}), ...(opts.agent ? { agent: opts.agent } : {}) }, { orderBy: 'received_at' })
         .filter((c) => c.received_at >= since);
       for (const c of rows) {
         if (opts.json) console.log(JSON.stringify(c));
@@ -136,10 +162,13 @@ program
 
 program
   .command('call <id>')
-  .description('one call with its legs, consent, recordings, transcript and agent actions (offline)')
-  .option('--tenant <tenant>', 'tenant', DEFAULT_TENANT)
-  .option('--data-dir <dir>', 'data directory')
-  .action((id: string, opts: { tenant: string; dataDir?: string }) => {
+  .description('one call with its legs, consent, recordings, transcript, agent actions and (through the API) timeline')
+  .option('--purpose <text>', 'why you look (recorded in the access log; API only)')
+  .option('--tenant <tenant>', 'tenant (offline)', DEFAULT_TENANT)
+  .option('--data-dir <dir>', 'data directory (offline)')
+  .option('--json', 'print JSON (offline always does)')
+  .action(async (id: string, opts: { tenant: string; dataDir?: string; json?: boolean; purpose?: string }, cmd: Command) => {
+    if (viaApi(cmd)) return callViaApi(cmd, id, opts);
     const store = openOffline(opts.dataDir);
     try {
       const read = store.read(opts.tenant);
@@ -163,8 +192,14 @@ program
     }
   });
 
+registerApiCommands(program, numbers);
+
 program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof StoreError) {
+  if (err instanceof ApiError || err instanceof UnreachableError) {
+    console.error(`switchboard: ${err.message}`);
+    process.exit(1);
+  }
+  if (err instanceof ConfigError || err instanceof StoreError || err instanceof UsageError) {
     console.error(`switchboard: ${err.message}`);
     process.exit(2);
   }

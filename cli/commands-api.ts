@@ -1,0 +1,230 @@
+/**
+ * The commands that talk to a running gateway through its HTTP API
+ * (`users add|list`, `numbers list`, `agents`, `logs`, `login`), and the API
+ * halves of `calls`, `call` and `numbers add`, which otherwise read a stopped
+ * gateway's data dir (cli/main.ts decides with `viaApi`).
+ *
+ * The gateway comes from the global `--url`/`--token` options or
+ * SWITCHBOARD_URL/SWITCHBOARD_TOKEN (cli/remote.ts `connect`). Secrets
+ * (passwords) are read from stdin, never from the command line.
+ */
+import type { Command } from 'commander';
+import {
+  connect,
+  formatAccessLog,
+  formatAgents,
+  formatCallDetail,
+  formatCalls,
+  formatNumbers,
+  formatTimeline,
+  formatUsers,
+  gatewayUrl,
+  jsonLines,
+  UsageError,
+  type RemoteFlags,
+} from './remote.ts';
+
+const flags = (cmd: Command): RemoteFlags => cmd.optsWithGlobals<RemoteFlags>();
+
+function print(text: string): void {
+  if (text.length > 0) process.stdout.write(`${text}\n`);
+}
+
+const pretty = (v: unknown): string => JSON.stringify(v, null, 2);
+
+/**
+ * Whether `calls`, `call` and `numbers add` use the API: yes when --url or
+ * SWITCHBOARD_URL is set, unless `--data-dir` names a stopped gateway's data
+ * explicitly (`--url` and `--data-dir` together are a usage error). Offline
+ * options that mean nothing to the API (`--tenant`: the token decides) are
+ * refused rather than ignored.
+ */
+export function viaApi(cmd: Command): boolean {
+  const o = cmd.optsWithGlobals<RemoteFlags & { dataDir?: string }>();
+  if (o.dataDir !== undefined) {
+    if (o.url !== undefined) throw new UsageError("pass either --url (a running gateway) or --data-dir (a stopped gateway's data dir), not both");
+    return false;
+  }
+  if (gatewayUrl(o) === undefined) return false;
+  if (cmd.getOptionValueSource('tenant') === 'cli') throw new UsageError("--tenant applies to offline use (--data-dir); against a gateway the token's tenant is used");
+  return true;
+}
+
+/**
+ * A secret from stdin: piped, everything up to EOF minus one trailing
+ * newline; on a terminal, one line typed without echo after `prompt`.
+ */
+export async function readSecret(prompt: string): Promise<string> {
+  const stdin = process.stdin;
+  let value: string;
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
+    value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  } else {
+    value = await new Promise<string>((resolve, reject) => {
+      let typed = '';
+      const finish = (err?: Error): void => {
+        stdin.off('data', onData);
+        stdin.setRawMode(false);
+        stdin.pause();
+        process.stderr.write('\n');
+        if (err) reject(err);
+        else resolve(typed);
+      };
+      const onData = (chunk: string): void => {
+        for (const ch of chunk) {
+          if (ch === '\r' || ch === '\n' || ch === '\u0004') return finish();
+          if (ch === '\u0003') return finish(new UsageError('cancelled'));
+          if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
+          else typed += ch;
+        }
+      };
+      process.stderr.write(prompt);
+      stdin.setEncoding('utf8');
+      stdin.setRawMode(true);
+      stdin.resume();
+      stdin.on('data', onData);
+    });
+  }
+  if (value.length === 0) throw new UsageError('no password on stdin (pipe it in, e.g. `switchboard login --email E < password-file`)');
+  return value;
+}
+
+// ── API halves of the offline-capable commands ──────────────────────────────
+
+export interface CallsOptions {
+  since?: string;
+  state?: string;
+  agent?: string;
+  q?: string;
+  limit?: string;
+  json?: boolean;
+}
+
+export async function callsViaApi(cmd: Command, opts: CallsOptions): Promise<void> {
+  const client = connect('calls', flags(cmd));
+  const { calls, more } = await client.calls({ since: opts.since, state: opts.state, agent: opts.agent, q: opts.q, limit: opts.limit });
+  print(opts.json ? jsonLines(calls) : formatCalls(calls, more));
+}
+
+export async function callViaApi(cmd: Command, id: string, opts: { json?: boolean; purpose?: string }): Promise<void> {
+  const detail = await connect('call', flags(cmd)).call(id, opts.purpose);
+  print(opts.json ? pretty(detail) : formatCallDetail(detail));
+}
+
+export async function addNumberViaApi(cmd: Command, number: string, opts: { agent: string; consent?: string; provider?: string; json?: boolean }): Promise<void> {
+  const r = await connect('numbers add', flags(cmd)).addNumber({ number, agent: opts.agent, consent_policy: opts.consent, provider: opts.provider });
+  print(opts.json ? pretty(r) : `routed ${r.number} → agent ${r.agent} (consent policy ${r.consent_policy_id ?? 'tenant default'}); number id ${r.id}`);
+}
+
+// ── API-only commands ────────────────────────────────────────────────────────
+
+/** Adds `users add|list`, `numbers list` (under `numbers`), `agents`, `logs` and `login`. */
+export function registerApiCommands(program: Command, numbers: Command): void {
+  const users = program.command('users').description('users of your tenant (needs a running gateway)');
+  users
+    .command('add <email>')
+    .description('create a user; without --password-stdin the user can only use API tokens')
+    .requiredOption('--role <role>', 'admin | compliance | auditor | developer')
+    .option('--password-stdin', 'read the password (at least 12 characters) from stdin')
+    .option('--json', 'print the result as JSON')
+    .action(async (email: string, opts: { role: string; passwordStdin?: boolean; json?: boolean }, cmd: Command) => {
+      const client = connect('users add', flags(cmd));
+      const password = opts.passwordStdin ? await readSecret('password: ') : undefined;
+      const u = await client.addUser({ email, role: opts.role, ...(password === undefined ? {} : { password }) });
+      print(opts.json ? pretty(u) : `created user ${u.email} (${u.role}); id ${u.id}${password === undefined ? '; no password: sign-in only with API tokens' : ''}`);
+    });
+  users
+    .command('list')
+    .description('list the users of your tenant')
+    .option('--json', 'one JSON object per line')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const rows = await connect('users list', flags(cmd)).users();
+      print(opts.json ? jsonLines(rows) : formatUsers(rows));
+    });
+
+  numbers
+    .command('list')
+    .description('list routed numbers (needs a running gateway)')
+    .option('--json', 'one JSON object per line')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const rows = await connect('numbers list', flags(cmd)).numbers();
+      print(opts.json ? jsonLines(rows) : formatNumbers(rows));
+    });
+
+  program
+    .command('deploy')
+    .argument('<file>', 'the agent source (TypeScript or JavaScript; bundled here with esbuild)')
+    .requiredOption('--name <name>', 'the agent name numbers route to')
+    .option('--rollout <percent>', 'share of new calls for the new version (0–100)', '100')
+    .option('--migrate', 'move live calls to the new version at their next turn')
+    .option('--json', 'print the deployed version as JSON')
+    .description('bundle and deploy an agent version; the previous version serves until the new one is live (needs a running gateway)')
+    .action(async (file: string, opts: { name: string; rollout: string; migrate?: boolean; json?: boolean }, cmd: Command) => {
+      const client = connect('deploy', flags(cmd));
+      const { bundleAgent } = await import('../agents/bundle.ts');
+      let code: string;
+      try {
+        code = (await bundleAgent(file)).code;
+      } catch (err) {
+        throw new UsageError(`cannot bundle ${file}: ${(err as Error).message}`);
+      }
+      const v = await client.deploy(opts.name, code, { rollout: opts.rollout, migrate: opts.migrate });
+      print(opts.json ? pretty(v) : `${v.name} ${v.version} is ${v.status} at ${v.rollout}%${v.migrate ? ', live calls move at their next turn' : ''} (sha256 ${v.sha256.slice(0, 12)})`);
+    });
+
+  program
+    .command('rollback')
+    .argument('<name>', 'the agent name')
+    .description('the previous version serves again; live calls move back at their next turn (needs a running gateway)')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const r = await connect('rollback', flags(cmd)).rollback(name);
+      print(`${r.name}: rolled back from ${r.from} to ${r.to}`);
+    });
+
+  program
+    .command('agents')
+    .description('agents with their versions, numbers and live calls (needs a running gateway)')
+    .option('--json', 'one JSON object per line')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const rows = await connect('agents', flags(cmd)).agents();
+      print(opts.json ? jsonLines(rows) : formatAgents(rows));
+    });
+
+  program
+    .command('logs')
+    .description("the access log (who retrieved what, when and why), newest first; with --call ID, that call's timeline (needs a running gateway)")
+    .option('--call <id>', "show this call's timeline (an audited retrieval for roles that read content)")
+    .option('--since <time>', 'access log entries at or after this time (ISO-8601 or ms since epoch)')
+    .option('--limit <n>', 'at most N access log entries (default 100, max 1000)')
+    .option('--purpose <text>', 'with --call: the purpose recorded in the access log')
+    .option('--json', 'one JSON object per line')
+    .action(async (opts: { call?: string; since?: string; limit?: string; purpose?: string; json?: boolean }, cmd: Command) => {
+      const client = connect('logs', flags(cmd));
+      if (opts.call !== undefined) {
+        if (opts.since !== undefined || opts.limit !== undefined) throw new UsageError('--since and --limit apply to the access log, not to --call');
+        const { timeline } = await client.call(opts.call, opts.purpose);
+        print(opts.json ? jsonLines(timeline) : formatTimeline(timeline));
+        return;
+      }
+      if (opts.purpose !== undefined) throw new UsageError('--purpose applies to --call');
+      const rows = await client.accessLog({ since: opts.since, limit: opts.limit });
+      print(opts.json ? jsonLines(rows) : formatAccessLog(rows));
+    });
+
+  program
+    .command('login')
+    .description('sign in with a password read from stdin; prints a session token (12 h) to export as SWITCHBOARD_TOKEN')
+    .requiredOption('--email <email>', 'your email')
+    .option('--tenant <id>', 'your tenant, when the email exists in several')
+    .option('--json', 'print the whole answer (token, expiry, user) as JSON')
+    .action(async (opts: { email: string; tenant?: string; json?: boolean }, cmd: Command) => {
+      const client = connect('login', flags(cmd), { anonymous: true });
+      const password = await readSecret('password: ');
+      const r = await client.login({ email: opts.email, password, ...(opts.tenant === undefined ? {} : { tenant: opts.tenant }) });
+      if (opts.json) return print(pretty(r));
+      print(r.token);
+      process.stderr.write(`signed in as ${r.user.email} (${r.user.role}, tenant ${r.user.tenant}) until ${r.expires_at}; export SWITCHBOARD_TOKEN=<the token above>\n`);
+    });
+}

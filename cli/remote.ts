@@ -1,0 +1,382 @@
+/**
+ * The CLI's side of a running gateway's HTTP API (CONTRACT "Compliance and
+ * control API"): where to connect (`--url`/`SWITCHBOARD_URL`, bearer token
+ * from `--token`/`SWITCHBOARD_TOKEN`), a small typed client over `fetch`, and
+ * the text each command prints.
+ *
+ * Errors: a usage problem (no URL, no token, a malformed URL) is a
+ * `UsageError` (exit 2); an API error body `{ error: { code, message } }`
+ * becomes an `ApiError` whose message is `HTTP <status> <code>: <message>`;
+ * a gateway that cannot be reached is an `UnreachableError` naming the URL
+ * (both exit 1).
+ *
+ * Output: human tables by default (aligned columns, ISO-8601 UTC times, `-`
+ * for nothing); with `--json`, lists print one JSON object per line (as the
+ * offline `calls --json` does) and single results print one JSON document.
+ * Response bodies are trusted to have the API's shapes (same repository, same
+ * version); they are not re-validated here.
+ */
+import type { CallDetail, CallSummary, TimelineEntry } from '../api/queries/calls.ts';
+
+export type { CallDetail, CallSummary, TimelineEntry };
+
+/** A command-line or environment problem; the CLI exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/** The API answered with an error status; the CLI exits 1. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    detail: string,
+  ) {
+    super(`HTTP ${status} ${code}: ${detail}`);
+  }
+}
+
+/** No HTTP answer at all (refused, DNS, timeout); the CLI exits 1. */
+export class UnreachableError extends Error {
+  override readonly name = 'UnreachableError';
+}
+
+// ── where to connect ─────────────────────────────────────────────────────────
+
+export interface RemoteFlags {
+  url?: string;
+  token?: string;
+}
+
+const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v.trim() === '' ? undefined : v.trim());
+
+/** The gateway base URL from `--url` or SWITCHBOARD_URL (no trailing slash), or undefined when neither is set. */
+export function gatewayUrl(flags: RemoteFlags, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const raw = nonEmpty(flags.url) ?? nonEmpty(env.SWITCHBOARD_URL);
+  if (raw === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new UsageError(`--url/SWITCHBOARD_URL: not a URL: ${JSON.stringify(raw)} (e.g. http://localhost:8080)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url/SWITCHBOARD_URL: must be http:// or https:// (got ${url.protocol})`);
+  return url.href.replace(/\/+$/, '');
+}
+
+/**
+ * A client for `command`, which needs the API: exits 2 (UsageError) without
+ * a URL, or without a token unless `anonymous` (login).
+ */
+export function connect(command: string, flags: RemoteFlags, opts: { anonymous?: boolean; env?: NodeJS.ProcessEnv } = {}): ApiClient {
+  const env = opts.env ?? process.env;
+  const url = gatewayUrl(flags, env);
+  if (url === undefined) throw new UsageError(`${command} talks to a running gateway: pass --url URL or set SWITCHBOARD_URL (e.g. http://localhost:8080)`);
+  const token = nonEmpty(flags.token) ?? nonEmpty(env.SWITCHBOARD_TOKEN) ?? null;
+  if (token === null && !opts.anonymous) throw new UsageError(`${command}: no API token: set SWITCHBOARD_TOKEN or pass --token (get one with \`switchboard login --email EMAIL\`)`);
+  return new ApiClient(url, opts.anonymous ? null : token);
+}
+
+// ── response shapes (api/routes/admin.ts, api/routes/auth.ts) ───────────────
+
+export interface UserView {
+  id: string;
+  email: string;
+  role: string;
+  disabled: boolean;
+  has_password: boolean;
+  created_at: string;
+}
+
+export interface CreatedUser {
+  id: string;
+  email: string;
+  role: string;
+}
+
+export interface NumberView {
+  id: string;
+  number: string;
+  agent: string;
+  provider: string | null;
+  consent_policy_id: string | null;
+  created_at: string;
+}
+
+export interface CreatedNumber {
+  id: string;
+  number: string;
+  agent: string;
+  consent_policy_id: string | null;
+}
+
+export interface DeployedVersion {
+  name: string;
+  version: string;
+  status: string;
+  rollout: number;
+  migrate: boolean;
+  sha256: string;
+}
+
+export interface AgentView {
+  name: string;
+  versions: Array<{ version: string; sha256: string; rollout: number; status: string; created_at: string; live_calls?: number; migrate?: boolean; error?: string | null }>;
+  numbers: string[];
+  live_calls: number;
+}
+
+export interface AccessEntry {
+  id: string;
+  user_id: string;
+  action: string;
+  call_id: string;
+  target_id: string;
+  detail: string | null;
+  reason: string | null;
+  remote: string | null;
+  at: string;
+}
+
+export interface LoginResult {
+  token: string;
+  token_id: string;
+  expires_at: string;
+  user: { id: string; email: string; role: string; tenant: string };
+}
+
+/** `GET /v1/calls` filters as the CLI passes them: raw text, checked by the server (its 400 names the parameter). */
+export interface CallsQuery {
+  since?: string;
+  until?: string;
+  state?: string;
+  agent?: string;
+  q?: string;
+  limit?: string;
+}
+
+type Query = Record<string, string | undefined>;
+
+/** The server's largest page (api/queries/calls.ts MAX_LIMIT). */
+const MAX_PAGE = 200;
+
+// ── the client ───────────────────────────────────────────────────────────────
+
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string | null,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  /** One JSON request; a non-2xx answer throws ApiError, no answer throws UnreachableError. */
+  async request<T>(method: 'GET' | 'POST', path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
+    if (this.token !== null) headers.authorization = `Bearer ${this.token}`;
+    if (opts.body !== undefined) headers['content-type'] = 'application/json';
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (err) {
+      throw this.unreachable(err);
+    }
+    const text = await res.text();
+    let body: unknown = undefined;
+    if (text.length > 0 && (res.headers.get('content-type') ?? '').includes('json')) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+    }
+    if (!res.ok) {
+      const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+      if (error && typeof error.code === 'string') throw new ApiError(res.status, error.code, typeof error.message === 'string' ? error.message : '');
+      throw new ApiError(res.status, res.statusText.toLowerCase().replace(/\s+/g, '_') || 'error', text.slice(0, 200).trim() || '(empty body)');
+    }
+    if (body === undefined) throw new ApiError(res.status, 'not_json', `${method} ${path} answered ${res.headers.get('content-type') ?? 'no content type'}, not JSON: is ${this.baseUrl} a Switchboard gateway?`);
+    return body as T;
+  }
+
+  private unreachable(err: unknown): UnreachableError {
+    if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+      return new UnreachableError(`no answer from ${this.baseUrl} within ${Math.round(this.timeoutMs / 1000)}s`);
+    }
+    const cause = err instanceof Error ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
+    const why = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : err instanceof Error ? err.message : String(err);
+    return new UnreachableError(`cannot reach the gateway at ${this.baseUrl} (${why}): is it running, and are --url/SWITCHBOARD_URL right?`);
+  }
+
+  /**
+   * Calls, newest first. A numeric `limit` above one page follows
+   * `next_cursor` until it has that many; `more` says whether calls beyond
+   * what was returned match.
+   */
+  async calls(filter: CallsQuery): Promise<{ calls: CallSummary[]; more: boolean }> {
+    const { limit, ...rest } = filter;
+    const wanted = limit !== undefined && /^\s*\d+\s*$/.test(limit) ? Number(limit) : undefined;
+    if (wanted === undefined || wanted <= MAX_PAGE) {
+      const page = await this.request<{ calls: CallSummary[]; next_cursor: string | null }>('GET', '/v1/calls', { query: { ...rest, limit } });
+      return { calls: page.calls, more: page.next_cursor !== null };
+    }
+    const calls: CallSummary[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await this.request<{ calls: CallSummary[]; next_cursor: string | null }>('GET', '/v1/calls', {
+        query: { ...rest, limit: String(Math.min(MAX_PAGE, wanted - calls.length)), cursor },
+      });
+      calls.push(...page.calls);
+      if (page.next_cursor === null) return { calls, more: false };
+      if (calls.length >= wanted) return { calls, more: true };
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** One call's detail. For roles that read content this is an audited retrieval (an access-log row); `purpose` is recorded with it. */
+  call(id: string, purpose?: string): Promise<CallDetail> {
+    return this.request<CallDetail>('GET', `/v1/calls/${encodeURIComponent(id)}`, { headers: purpose ? { 'x-switchboard-purpose': purpose } : {} });
+  }
+
+  async users(): Promise<UserView[]> {
+    return (await this.request<{ users: UserView[] }>('GET', '/v1/users')).users;
+  }
+
+  addUser(body: { email: string; role: string; password?: string }): Promise<CreatedUser> {
+    return this.request<CreatedUser>('POST', '/v1/users', { body });
+  }
+
+  async numbers(): Promise<NumberView[]> {
+    return (await this.request<{ numbers: NumberView[] }>('GET', '/v1/numbers')).numbers;
+  }
+
+  addNumber(body: { number: string; agent: string; consent_policy?: string; provider?: string }): Promise<CreatedNumber> {
+    return this.request<CreatedNumber>('POST', '/v1/numbers', { body });
+  }
+
+  async agents(): Promise<AgentView[]> {
+    return (await this.request<{ agents: AgentView[] }>('GET', '/v1/agents')).agents;
+  }
+
+  /** Uploads a bundled agent; resolves once its init ran and it is live (422 deploy_failed otherwise). */
+  deploy(name: string, code: string, opts: { rollout?: string; migrate?: boolean }): Promise<DeployedVersion> {
+    return this.request<DeployedVersion>('POST', `/v1/agents/${encodeURIComponent(name)}/deploy`, {
+      body: { code, ...(opts.rollout !== undefined ? { rollout: Number(opts.rollout) } : {}), ...(opts.migrate ? { migrate: true } : {}) },
+    });
+  }
+
+  rollback(name: string): Promise<{ name: string; from: string; to: string }> {
+    return this.request('POST', `/v1/agents/${encodeURIComponent(name)}/rollback`, { body: {} });
+  }
+
+  async accessLog(query: { call_id?: string; since?: string; limit?: string }): Promise<AccessEntry[]> {
+    return (await this.request<{ entries: AccessEntry[] }>('GET', '/v1/access-log', { query })).entries;
+  }
+
+  login(body: { email: string; password: string; tenant?: string }): Promise<LoginResult> {
+    return this.request<LoginResult>('POST', '/v1/auth/login', { body });
+  }
+}
+
+// ── formatting ───────────────────────────────────────────────────────────────
+
+type Cell = string | number | boolean | null | undefined;
+
+const cell = (v: Cell): string => (v === null || v === undefined || v === '' ? '-' : String(v));
+
+/** ISO-8601 UTC for ms since the epoch (or an ISO string, unchanged); `-` for none. */
+export function isoTime(v: number | string | null | undefined): string {
+  if (v === null || v === undefined) return '-';
+  return typeof v === 'number' ? new Date(v).toISOString() : v;
+}
+
+/** Columns padded to their widest cell, two spaces apart, no trailing blanks. */
+export function table(headers: readonly string[], rows: readonly Cell[][]): string {
+  const text = [headers.map((h) => h.toUpperCase()), ...rows.map((r) => headers.map((_, i) => cell(r[i])))];
+  const widths = headers.map((_, i) => Math.max(...text.map((r) => [...(r[i] ?? '')].length)));
+  return text.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length))).join('  ').trimEnd()).join('\n');
+}
+
+/** One JSON object per line. */
+export const jsonLines = (rows: readonly unknown[]): string => rows.map((r) => JSON.stringify(r)).join('\n');
+
+const seconds = (ms: number | null): string => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
+const offset = (ms: number): string => `${String(Math.floor(ms / 60_000)).padStart(2, '0')}:${((ms % 60_000) / 1000).toFixed(1).padStart(4, '0')}`;
+const plural = (n: number, word: string, words = `${word}s`): string => `${n} ${n === 1 ? word : words}`;
+
+function short(v: unknown, max = 60): string {
+  const s = typeof v === 'string' && /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v) ?? String(v);
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+export function formatCalls(calls: readonly CallSummary[], more: boolean): string {
+  const rows = calls.map((c) => [c.id, isoTime(c.received_at), c.state, c.provider, c.from, c.to, c.agent, c.consent, c.recorded ? 'yes' : 'no', c.end_reason]);
+  const head = rows.length > 0 ? `${table(['id', 'received', 'state', 'provider', 'from', 'to', 'agent', 'consent', 'rec', 'end'], rows)}\n` : '';
+  return `${head}${rows.length} call(s)${more ? ' (more match: raise --limit or narrow with --since/--state/--agent)' : ''}`;
+}
+
+export function formatTimeline(timeline: readonly TimelineEntry[]): string {
+  const rows = timeline.map((e) => [isoTime(e.at), e.seq, e.kind, e.by, e.ok ? 'ok' : `rejected: ${e.error ?? '?'}`, Object.entries(e.detail).map(([k, v]) => `${k}=${short(v)}`).join(' ')]);
+  return `${rows.length > 0 ? `${table(['at', 'seq', 'event', 'by', 'result', 'detail'], rows)}\n` : ''}${plural(rows.length, 'event')}`;
+}
+
+export function formatCallDetail(d: CallDetail): string {
+  const c = d.call;
+  const out: string[] = [
+    `call ${c.id}  ${c.state}${c.end_reason ? ` (${c.end_reason})` : ''}`,
+    table(
+      ['field', 'value'],
+      [
+        ['provider', `${c.provider} ${c.direction} ${c.provider_call_id}`],
+        ['from', c.from_uri],
+        ['to', c.to_uri],
+        ['agent', c.agent ? `${c.agent}${c.agent_version ? ` ${c.agent_version}` : ''}` : null],
+        ['received', isoTime(c.received_at)],
+        ['answered', isoTime(c.answered_at)],
+        ['ended', isoTime(c.ended_at)],
+      ],
+    )
+      .split('\n')
+      .slice(1)
+      .map((l) => `  ${l}`)
+      .join('\n'),
+  ];
+  const consent = d.consents.find((k) => k.id === c.consent_id) ?? d.consents[d.consents.length - 1];
+  const policy = d.policy ? `policy ${d.policy.name} v${d.policy.version}, ${d.policy.mode}` : 'no policy';
+  out.push('', consent ? `consent: ${consent.outcome}${consent.method ? ` via ${consent.method}` : ''} (${policy}) decided ${isoTime(consent.decided_at)}` : 'consent: none');
+  const indent = (s: string): string => s.split('\n').map((l) => `  ${l}`).join('\n');
+  if (d.recordings.length > 0) {
+    const rows = d.recordings.map((r) => [r.id, r.status, r.format, seconds(r.duration_ms), r.bytes, r.legal_hold ? 'yes' : 'no', r.sha256]);
+    out.push('', 'recordings:', indent(table(['id', 'status', 'format', 'duration', 'bytes', 'hold', 'sha256'], rows)));
+  } else out.push('', 'recordings: none');
+  out.push('', `transcript: ${plural(d.transcript.length, 'segment')}${d.content ? '' : ' (text withheld: this role may not read content)'}`);
+  for (const s of d.transcript) out.push(`  [${offset(s.start_ms)}] ${s.channel.padEnd(6)}  ${s.text ?? '(withheld)'}`);
+  if (d.agent_actions.length > 0) {
+    const rows = d.agent_actions.map((a) => [a.id, a.kind, a.status, isoTime(a.created_at), a.args === null ? null : short(a.args), a.result === null ? null : short(a.result)]);
+    out.push('', 'agent actions:', indent(table(['id', 'kind', 'status', 'created', 'args', 'result'], rows)));
+  } else out.push('', 'agent actions: none');
+  out.push('', 'timeline:', indent(formatTimeline(d.timeline)));
+  return out.join('\n');
+}
+
+export function formatUsers(users: readonly UserView[]): string {
+  const rows = users.map((u) => [u.id, u.email, u.role, u.has_password ? 'yes' : 'no', u.disabled ? 'yes' : 'no', u.created_at]);
+  return `${rows.length > 0 ? `${table(['id', 'email', 'role', 'password', 'disabled', 'created'], rows)}\n` : ''}${plural(rows.length, 'user')}`;
+}
+
+export function formatNumbers(numbers: readonly NumberView[]): string {
+  const rows = numbers.map((n) => [n.id, n.number, n.agent, n.provider ?? 'any', n.consent_policy_id ?? '(tenant default)', n.created_at]);
+  return `${rows.length > 0 ? `${table(['id', 'number', 'agent', 'provider', 'consent policy', 'created'], rows)}\n` : ''}${plural(rows.length, 'number')}`;
+}
+
+export function formatAgents(agents: readonly AgentView[]): string {
+  const rows = agents.map((a) => [a.name, a.live_calls, a.versions.map((v) => `${v.version} ${v.status}${v.status === 'live' ? ` ${v.rollout}%` : ''}${v.live_calls ? ` (${v.live_calls} live)` : ''}`).join(', '), a.numbers.join(', ')]);
+  return `${rows.length > 0 ? `${table(['name', 'live calls', 'versions', 'numbers'], rows)}\n` : ''}${plural(rows.length, 'agent')}`;
+}
+
+export function formatAccessLog(entries: readonly AccessEntry[]): string {
+  const rows = entries.map((e) => [e.at, e.action, e.user_id, e.call_id, e.target_id, e.detail, e.reason, e.remote]);
+  return `${rows.length > 0 ? `${table(['at', 'action', 'user', 'call', 'target', 'detail', 'purpose', 'remote'], rows)}\n` : ''}${plural(rows.length, 'access', 'accesses')}`;
+}
