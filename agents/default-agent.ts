@@ -3,7 +3,8 @@
  * key was pressed, and on a resumed call apologises and continues from the
  * turn it was on. Its phrases are few so TTS caching makes it cheap at scale.
  */
-import type { Agent } from './types.ts';
+import { LocalAgent } from './local.ts';
+import { defineAgent } from './sdk.ts';
 
 const REPLIES = [
   'Thank you. Please go on.',
@@ -12,21 +13,26 @@ const REPLIES = [
   'Got it. What else can I help with?',
 ];
 
-export const defaultAgent: Agent = {
+export const GREETING = 'Hello, you have reached Switchboard. How can I help you today?';
+
+export const digitWord = (digit: string): string => (digit === '*' ? 'star' : digit === '#' ? 'pound' : digit);
+
+export const defaultDefinition = defineAgent({
   name: 'default',
-  version: 'builtin-1',
   async onStart(ctx) {
-    await ctx.say('Hello, you have reached Switchboard. How can I help you today?');
+    await ctx.say(GREETING);
   },
   async onUtterance(ctx) {
-    const heard = typeof ctx.state.heard === 'number' ? ctx.state.heard : 0;
-    ctx.state.heard = heard + 1;
+    const heard = ctx.state.get<number>('heard') ?? 0;
+    ctx.state.set('heard', heard + 1);
     await ctx.say(REPLIES[heard % REPLIES.length] ?? 'Please go on.');
   },
   async onDtmf(ctx, digit) {
-    await ctx.say(`You pressed ${digit === '*' ? 'star' : digit === '#' ? 'pound' : digit}.`);
+    await ctx.say(`You pressed ${digitWord(digit)}.`);
   },
   async onResume(ctx) {
     await ctx.say('Sorry, we were cut off. Please go on where you left off.');
   },
-};
+});
+
+export const defaultAgent = new LocalAgent(defaultDefinition, 'builtin-1');

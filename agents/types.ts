@@ -1,39 +1,51 @@
 /**
- * The agent contract the call bridge drives. The agent SDK issue generalises
- * it (defineAgent, worker threads, tools); the built-in `default` agent and the
- * bridge already speak it. An agent never sees a provider or a socket.
+ * The contract between the call bridge and an agent runtime. The bridge runs
+ * turns one at a time per call and implements the actions (media, store
+ * rows, idempotency); a runtime — in-process for built-in agents, a worker
+ * thread for deployed versions — runs the author's hooks against them.
+ * An agent never sees a provider or a socket.
  */
-import type { Json } from '../store/index.ts';
+import type { GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, Utterance } from './sdk.ts';
 
-export interface SayResult {
-  durationMs: number;
-  heardMs: number;
-  /** The caller spoke over it (barge-in) and the rest was dropped. */
-  interrupted: boolean;
+export type { GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
+
+export interface TurnInput {
+  hook: Hook;
+  callId: string;
+  turn: number;
+  call: { from: string; to: string };
+  /** The call's agent state as of the turn's start. */
+  state: Record<string, Json>;
+  utterance?: Utterance;
+  digit?: string;
+  silentMs?: number;
 }
 
-export interface AgentTurnContext {
-  readonly callId: string;
-  /** 1-based turn number; survives restarts (stored in agent_state). */
-  readonly turn: number;
-  /** Agent-owned state, saved after every turn. */
-  readonly state: Record<string, Json>;
+/** What a turn may do; implemented by the bridge for one call and turn. */
+export interface TurnActions {
   say(text: string): Promise<SayResult>;
+  play(wav: Uint8Array): Promise<SayResult>;
+  gather(opts: GatherOptions): Promise<GatherResult>;
+  transfer(target: string): Promise<void>;
   hangup(reason: string): Promise<void>;
+  /** Idempotent tool call: the bridge checks the store and asks the runtime to execute only when needed. */
+  tool(name: string, args: Json): Promise<Json>;
+  note(text: string): Promise<void>;
+  /** A short filler while the runtime recovers (worker restart): the caller hears something, not silence. */
+  filler(reason: string): Promise<void>;
 }
 
-export interface Utterance {
-  /** Recognised text, or null when no speech-to-text runs on this call. */
-  text: string | null;
-  durationMs: number;
+export interface TurnOutcome {
+  /** The state to save for the call. */
+  state: Record<string, Json>;
 }
 
 export interface Agent {
   readonly name: string;
   readonly version: string;
-  onStart(ctx: AgentTurnContext): Promise<void> | void;
-  onUtterance(ctx: AgentTurnContext, utterance: Utterance): Promise<void> | void;
-  onDtmf?(ctx: AgentTurnContext, digit: string): Promise<void> | void;
-  /** The call came back after its media was lost (gateway restart, network): pick up where it was. */
-  onResume?(ctx: AgentTurnContext): Promise<void> | void;
+  /** Which hooks the agent defines (a missing hook's turn is skipped). */
+  has(hook: Hook): boolean;
+  runTurn(input: TurnInput, actions: TurnActions): Promise<TurnOutcome>;
+  /** Executes one tool (called by the bridge when the store has no result for its request id yet). */
+  runTool(name: string, args: Json, ctx: ToolContext): Promise<Json>;
 }

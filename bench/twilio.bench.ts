@@ -71,8 +71,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { defaultAgent } from '../agents/default-agent.ts';
-import type { AgentTurnContext } from '../agents/types.ts';
+import { digitWord, GREETING } from '../agents/default-agent.ts';
 import { schema } from '../schema/index.ts';
 import { EspeakTts } from '../speech/espeak.ts';
 import { resolveDurability, Store } from '../store/index.ts';
@@ -152,20 +151,9 @@ async function seed(dataDir: string): Promise<string> {
 
 /** Frames (20 ms, last one padded) of the default agent's greeting and of its DTMF reply, from espeak-ng as the gateway makes them. */
 async function clipFrames(): Promise<{ greeting: number; reply: number; texts: string[] }> {
-  const texts: string[] = [];
-  const ctx: AgentTurnContext = {
-    callId: 'bench',
-    turn: 1,
-    state: {},
-    say: (text) => {
-      texts.push(text);
-      return Promise.resolve({ durationMs: 0, heardMs: 0, interrupted: false });
-    },
-    hangup: () => Promise.resolve(),
-  };
-  await defaultAgent.onStart(ctx);
-  const greetingTexts = texts.length;
-  await defaultAgent.onDtmf?.(ctx, DTMF_DIGIT);
+  // What the default agent says: its greeting, then its answer to the DTMF digit.
+  const texts: string[] = [GREETING, `You pressed ${digitWord(DTMF_DIGIT)}.`];
+  const greetingTexts = 1;
   const tts = new EspeakTts();
   const frames = async (list: string[]): Promise<number> => {
     let n = 0;

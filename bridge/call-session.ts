@@ -15,23 +15,32 @@
  * store before the turn runs, so a resumed call carries on from there.
  */
 import type { Logger } from 'pino';
-import type { Agent, AgentTurnContext, SayResult } from '../agents/types.ts';
+import type { Agent, GatherOptions, GatherResult, Hook, Json, SayResult, TurnInput } from '../agents/types.ts';
 import type { CallLeg, LegClose } from '../media/call-leg.ts';
 import type { MediaClock } from '../media/pacer.ts';
 import { MediaPipeline } from '../media/pipeline.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
-import type { Json, Receipt, Store } from '../store/index.ts';
+import type { Receipt, Store } from '../store/index.ts';
 import type { SpeechToText, SttSession } from '../speech/stt.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
 import { ConsentCancelled } from '../consent/stage.ts';
 import { currentDecision, policyFor, runConsentPhase, watchWithdrawal } from './consent-phase.ts';
 import type { RecordingHandle, RecordingPort } from './recording-port.ts';
+import { Gatherer } from './gather.ts';
+import { turnActions, type TurnHost } from './turn-actions.ts';
+
+/** Picks the agent (version) for a call's turns; implemented by agents/registry.ts. */
+export interface AgentDirectory {
+  select(ref: { tenant: string; callId: string; name: string | null; pinned: string | null }, current: Agent | null): Promise<Agent>;
+  retain(agent: Agent): void;
+  release(agent: Agent): void;
+}
 
 export interface SessionDeps {
   store: Store<SwitchboardTables>;
   clock: MediaClock;
   tts: TextToSpeech;
-  resolveAgent: (name: string | null) => Agent;
+  agents: AgentDirectory;
   logger: Logger;
   /** Spoken consent and caller transcripts; null = DTMF-only consent, no caller transcript. */
   stt?: SpeechToText | null;
@@ -66,17 +75,28 @@ export class CallSession {
   private transcriber: SttSession | null = null;
   private readonly log: Logger;
   private onClosed: ((s: CallSession) => void) | null = null;
+  private readonly gatherer: Gatherer;
+  /** Final caller transcripts not yet handed to an utterance turn. */
+  private heard: string[] = [];
+  private heardWaiter: (() => void) | null = null;
 
   private constructor(
     private readonly deps: SessionDeps,
     readonly ref: CallRef,
     readonly leg: CallLeg,
     readonly legId: string,
-    private readonly agent: Agent,
+    private agent: Agent,
     private readonly answeredAt: number,
+    private readonly call: { name: string | null; from: string; to: string },
   ) {
     this.log = deps.logger.child({ call: ref.callId, leg: legId });
     this.pipeline = new MediaPipeline(leg, deps.clock);
+    this.gatherer = new Gatherer(this.pipeline);
+  }
+
+  /** The agent (version) running this call's turns. */
+  get currentAgent(): Agent {
+    return this.agent;
   }
 
   /** Records the media connection, then runs consent (unless decided) and starts or resumes the agent. */
@@ -89,8 +109,13 @@ export class CallSession {
     );
     const res = okResult<{ leg_id: string; resumed: boolean; state: string }>(connected);
     const call = deps.store.read(ref.tenant).calls.get(ref.callId);
-    const agent = deps.resolveAgent(call?.agent ?? null);
-    const session = new CallSession(deps, ref, leg, res.leg_id, agent, call?.answered_at ?? call?.received_at ?? Date.now());
+    const agent = await deps.agents.select({ tenant: ref.tenant, callId: ref.callId, name: call?.agent ?? null, pinned: call?.agent_version ?? null }, null);
+    deps.agents.retain(agent);
+    const session = new CallSession(deps, ref, leg, res.leg_id, agent, call?.answered_at ?? call?.received_at ?? Date.now(), {
+      name: call?.agent ?? null,
+      from: call?.from_uri ?? '',
+      to: call?.to_uri ?? '',
+    });
     session.onClosed = onClosed ?? null;
     const saved = deps.store.read(ref.tenant).agent_state.get(ref.callId);
     if (saved) {
@@ -109,7 +134,7 @@ export class CallSession {
       session.log.error({ err }, 'consent phase failed');
       void session.hangup('consent phase failed');
     });
-    session.enqueue(resumed ? 'resume' : 'start', (ctx) => (resumed ? agent.onResume?.(ctx) : agent.onStart(ctx)));
+    session.enqueue(resumed ? 'onResume' : 'onStart', {});
     return session;
   }
 
@@ -200,6 +225,8 @@ export class CallSession {
         if (!r.isFinal || r.text.trim() === '') return;
         if (/\bstop (the )?recording\b/i.test(r.text)) void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
         this.appendTranscript('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
+        this.heard.push(r.text.trim());
+        this.heardWaiter?.();
       });
       session.on('error', (err) => this.log.warn({ err: err.message }, 'caller transcription failed'));
     }
@@ -234,15 +261,12 @@ export class CallSession {
 
   private wire(): void {
     this.pipeline.on('speechEnd', (info) => {
-      if (this.phase !== 'agent' || this.utterancePending) return; // one queued answer is enough
+      if (this.phase !== 'agent' || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
       this.utterancePending = true;
-      this.enqueue('utterance', (ctx) => {
-        this.utterancePending = false;
-        return this.agent.onUtterance(ctx, { text: null, durationMs: info.durationMs });
-      });
+      this.enqueue('onUtterance', { durationMs: info.durationMs });
     });
     this.pipeline.on('dtmf', ({ digit }) => {
-      if (this.phase === 'agent') this.enqueue('dtmf', (ctx) => this.agent.onDtmf?.(ctx, digit));
+      if (this.phase === 'agent' && !this.gatherer.active) this.enqueue('onDtmf', { digit });
     });
     watchWithdrawal(this.pipeline, (evidence) => void this.withdraw('dtmf', evidence));
     this.pipeline.on('bargeIn', (info) => this.log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
@@ -251,75 +275,104 @@ export class CallSession {
     this.leg.on('closed', (info) => void this.onLegClosed(info));
   }
 
-  private enqueue(kind: string, handler: (ctx: AgentTurnContext) => Promise<void> | void): void {
+  private enqueue(hook: Hook, extra: { durationMs?: number; digit?: string; silentMs?: number }): void {
     this.chain = this.chain
       .then(async () => {
         if (this.closedReason !== null || this.ended) return;
-        const turn = this.turn + 1;
+        await this.switchAgentIfMigrating();
+        const agent = this.agent;
+        if (hook === 'onUtterance') this.utterancePending = false;
+        if (!agent.has(hook)) return;
+        const input: TurnInput = { hook, callId: this.ref.callId, turn: this.turn + 1, call: { from: this.call.from, to: this.call.to }, state: this.state };
+        if (hook === 'onUtterance') input.utterance = { text: await this.takeHeard(), durationMs: extra.durationMs ?? 0 };
+        if (extra.digit !== undefined) input.digit = extra.digit;
+        if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
         const started = await this.deps.store.submit(
           'agent_turn_started',
-          { call_id: this.ref.callId, agent: this.agent.name, version: this.agent.version, turn, kind },
+          { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },
           this.who(),
         );
-        if (!started.outcome.ok) return void this.log.warn({ outcome: started.outcome, kind }, 'agent turn not started');
-        this.turn = turn;
-        let says = 0;
-        const ctx: AgentTurnContext = {
-          callId: this.ref.callId,
-          turn,
-          state: this.state,
-          say: (text) => this.say(`t${turn}:${kind}:say:${++says}`, text),
-          hangup: (reason) => this.hangup(reason),
-        };
+        if (!started.outcome.ok) return void this.log.warn({ outcome: started.outcome, hook }, 'agent turn not started');
+        this.turn = input.turn;
         try {
-          await handler(ctx);
+          const out = await agent.runTurn(input, turnActions(this.turnHost(), agent, input.turn, hook));
+          this.state = out.state;
         } catch (err) {
-          this.log.error({ err, kind, turn }, 'agent turn failed');
+          this.log.error({ err, hook, turn: input.turn, agent: agent.name, version: agent.version }, 'agent turn failed');
         }
         if (this.ended && this.closedReason !== null) return;
         const saved = await this.deps.store.submit(
           'agent_state_saved',
-          { call_id: this.ref.callId, agent: this.agent.name, version: this.agent.version, turn, state: this.state },
+          { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, state: this.state },
           this.who(),
         );
         if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') this.log.warn({ outcome: saved.outcome }, 'agent state not saved');
       })
       .catch((err: unknown) => {
         // The store closed under a running turn (shutdown): the turn's facts so far are committed.
-        this.log.warn({ err: (err as Error).message, kind }, 'agent turn not recorded');
+        this.log.warn({ err: (err as Error).message, hook }, 'agent turn not recorded');
       });
   }
 
-  /**
-   * One `say` action. Its request id names the turn, the handler and the
-   * position, so a turn re-run after a crash finds its own row, never another's.
-   */
-  private async say(requestId: string, text: string): Promise<SayResult> {
-    const requested = await this.deps.store.submit('agent_action_requested', { call_id: this.ref.callId, kind: 'say', request_id: requestId, args: { text } }, this.who());
-    if (!requested.outcome.ok) return { durationMs: 0, heardMs: 0, interrupted: true };
-    const actionId = (requested.outcome.result as { action_id: string }).action_id;
-    let result: SayResult;
-    const startMs = this.clockMs();
-    try {
-      const samples = await this.deps.tts.synthesize(text, this.leg.description.outputRate);
-      const played = await this.pipeline.play(samples);
-      result = { durationMs: played.durationMs, heardMs: played.heardMs, interrupted: played.interrupted };
-    } catch (err) {
-      await this.deps.store.submit('agent_action_completed', { action_id: actionId, ok: false, result: { error: String(err) } }, this.who());
-      throw err;
+  /** At a turn boundary: move to a newer version deployed with `migrate` (state comes along from the store). */
+  private async switchAgentIfMigrating(): Promise<void> {
+    const next = await this.deps.agents.select({ tenant: this.ref.tenant, callId: this.ref.callId, name: this.call.name, pinned: this.agent.version }, this.agent);
+    if (next === this.agent) return;
+    this.log.info({ from: this.agent.version, to: next.version, agent: next.name }, 'call migrated to a new agent version at a turn boundary');
+    this.deps.agents.retain(next);
+    this.deps.agents.release(this.agent);
+    this.agent = next;
+  }
+
+  /** Waits briefly for the transcriber's text of the utterance that just ended. */
+  private async takeHeard(): Promise<string | null> {
+    if (!this.transcriber) return null;
+    if (this.heard.length === 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1500);
+        this.heardWaiter = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.heardWaiter = null;
     }
-    await this.deps.store.submit(
-      'agent_action_completed',
-      { action_id: actionId, ok: true, result: { duration_ms: result.durationMs, heard_ms: result.heardMs, interrupted: result.interrupted } },
-      this.who(),
-    );
-    if (result.heardMs > 0) this.appendTranscript('agent', startMs, startMs + result.heardMs, text, null, this.deps.tts.name);
+    const text = this.heard.join(' ').trim();
+    this.heard = [];
+    return text === '' ? null : text;
+  }
+
+  private turnHost(): TurnHost {
+    return {
+      store: this.deps.store,
+      callId: this.ref.callId,
+      log: this.log,
+      who: () => this.who(),
+      outputRate: this.leg.description.outputRate,
+      playSamples: async (samples) => {
+        const played = await this.pipeline.play(samples);
+        return { durationMs: played.durationMs, heardMs: played.heardMs, interrupted: played.interrupted };
+      },
+      synthesize: (text) => this.deps.tts.synthesize(text, this.leg.description.outputRate),
+      clockMs: () => this.clockMs(),
+      agentTranscript: (startMs, heardMs, text) => this.appendTranscript('agent', startMs, startMs + heardMs, text, null, this.deps.tts.name),
+      hangup: (reason) => this.hangup(reason),
+      gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
+    };
+  }
+
+  private async gather(opts: GatherOptions): Promise<GatherResult> {
+    if (opts.prompt) await this.playText(opts.prompt);
+    const result = await this.gatherer.next(opts);
+    if (result.kind === 'speech') return { ...result, text: this.transcriber ? await this.takeHeard() : null };
     return result;
   }
 
   private async onLegClosed(info: LegClose): Promise<void> {
     if (this.closedReason !== null) return;
     this.closedReason = info.reason;
+    this.gatherer.close();
+    this.deps.agents.release(this.agent);
     this.pipeline.close();
     this.transcriber?.close();
     this.onClosed?.(this);

@@ -94,6 +94,8 @@ export const agent_turn_started = defineReducer(
     const row = { agent: a.agent, version: a.version, turn: a.turn, updated_at: ctx.now };
     if (existing) ctx.db.agent_state.update(call.id, row);
     else ctx.db.agent_state.insert({ call_id: call.id, tenant: ctx.tenant, state: {}, ...row });
+    // The call is pinned to the version that runs its turns (a migration moves the pin).
+    if (call.agent_version !== a.version) ctx.db.calls.update(call.id, { agent_version: a.version, updated_at: ctx.now });
     return { turn: a.turn, kind: a.kind };
   },
 );

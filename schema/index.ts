@@ -2,6 +2,7 @@
 import type { SchemaDef } from '../store/index.ts';
 import { accessReducers } from './access.ts';
 import { agentReducers } from './agents.ts';
+import { agentVersionReducers } from './agent-versions.ts';
 import { callReducers } from './calls/reducers.ts';
 import { consentReducers } from './consent.ts';
 import { recordingReducers } from './recording.ts';
@@ -13,7 +14,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -264,20 +264,31 @@ export const agent_state = defineTable({
   }),
 });
 
+/**
+ * Deployed agent code, content-addressed (sha256 of the bundle). Per name, the
+ * newest `live` version takes `rollout` % of new calls and the previous `live`
+ * one the rest; `retired` versions serve only the calls pinned to them.
+ */
 export const agent_versions = defineTable({
   name: 'agent_versions',
   primaryKey: 'id',
   tenantScoped: true,
   unique: [['tenant', 'name', 'version']],
+  indexes: [['tenant', 'name', 'status']],
   row: z.object({
     id,
     tenant: id,
     name: z.string().min(1).max(100),
+    /** v1, v2, … per name, assigned by the reducer. */
     version: z.string().min(1).max(100),
     sha256: z.string().length(64),
     rollout: z.number().min(0).max(100),
-    status: z.enum(['deploying', 'live', 'failed', 'retired']),
+    /** Move in-flight calls to this version at their next turn boundary. */
+    migrate: z.boolean(),
+    status: z.enum(['deploying', 'live', 'failed', 'retired', 'rolled_back']),
+    error: z.string().max(2000).nullable(),
     created_at: ts,
+    updated_at: ts,
   }),
 });
 

@@ -1,4 +1,7 @@
-/** Minimal RIFF/WAVE PCM16 reader (espeak-ng output, fixtures). */
+/** Minimal RIFF/WAVE reader: PCM16 (espeak-ng output, fixtures) and G.711 (agent `play` prompts). */
+import { aLawDecode, muLawDecode } from '../media/g711.ts';
+import { resampleAll } from './pcm.ts';
+
 export interface Wav {
   sampleRate: number;
   channels: number;
@@ -19,9 +22,13 @@ export function parseWav(buf: Buffer): Wav {
       fmt = { format: buf.readUInt16LE(body), channels: buf.readUInt16LE(body + 2), rate: buf.readUInt32LE(body + 4), bits: buf.readUInt16LE(body + 14) };
     } else if (id === 'data') {
       if (!fmt) throw new Error('WAVE data before fmt');
-      if (fmt.format !== 1 || fmt.bits !== 16) throw new Error(`unsupported WAVE format ${fmt.format}/${fmt.bits} bits`);
       // Streamed WAVs (espeak-ng --stdout) carry a placeholder size: take what is there.
       if (size === 0 || size === 0xffffffff || body + size > buf.length) size = buf.length - body;
+      if ((fmt.format === 6 || fmt.format === 7) && fmt.bits === 8) {
+        const bytes = buf.subarray(body, body + size);
+        return { sampleRate: fmt.rate, channels: fmt.channels, samples: fmt.format === 7 ? muLawDecode(bytes) : aLawDecode(bytes) };
+      }
+      if (fmt.format !== 1 || fmt.bits !== 16) throw new Error(`unsupported WAVE format ${fmt.format}/${fmt.bits} bits (PCM 16-bit, µ-law or A-law)`);
       size -= size % 2;
       const samples = new Int16Array(size / 2);
       for (let i = 0; i < samples.length; i++) samples[i] = buf.readInt16LE(body + i * 2);
@@ -30,4 +37,20 @@ export function parseWav(buf: Buffer): Wav {
     off = body + size + (size % 2);
   }
   throw new Error('WAVE has no data chunk');
+}
+
+/** A WAV as mono PCM16 at `rate` (channels mixed down, resampled): what an agent's `play` sends to the caller. */
+export function decodeWav(buf: Buffer, rate: number): Int16Array {
+  const wav = parseWav(buf);
+  if (wav.channels < 1 || wav.channels > 8) throw new Error(`unsupported WAVE channel count ${wav.channels}`);
+  let mono = wav.samples;
+  if (wav.channels > 1) {
+    mono = new Int16Array(Math.floor(wav.samples.length / wav.channels));
+    for (let i = 0; i < mono.length; i++) {
+      let sum = 0;
+      for (let c = 0; c < wav.channels; c++) sum += wav.samples[i * wav.channels + c] ?? 0;
+      mono[i] = Math.round(sum / wav.channels);
+    }
+  }
+  return resampleAll(mono, wav.sampleRate, rate);
 }

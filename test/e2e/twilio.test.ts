@@ -213,15 +213,15 @@ test('barge-in: caller speech over the greeting clears Twilio’s buffer; the sa
   assert.equal((await peer.dial()).kind, 'streaming');
   const call = callOf(gw, peer.callSid)!;
   // Let about a second of the ~4 s greeting play, then talk over it.
-  await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:start:say:1' }).length === 1, 10_000, 'greeting requested');
+  await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:onStart:say:1' }).length === 1, 10_000, 'greeting requested');
   const marks = peer.marksEchoed;
   await peer.waitFor(() => peer.marksEchoed >= marks + 4, 10_000, 'greeting playing');
   await peer.play(speechUlaw('hello hello is anybody there'));
   await peer.waitFor(() => peer.clears >= 1, 5_000, 'clear sent');
   // (How much the peer drops on clear depends on how far ahead of playout the paced audio was — often
   // under one frame — so the deterministic checks are the clear itself and the heard/duration below.)
-  await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:start:say:1', status: 'succeeded' }).length === 1, 5_000, 'greeting row completed');
-  const greeting = gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:start:say:1' })[0];
+  await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:onStart:say:1', status: 'succeeded' }).length === 1, 5_000, 'greeting row completed');
+  const greeting = gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:onStart:say:1' })[0];
   const result = greeting?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
   assert.equal(result.interrupted, true);
   assert.ok(result.heard_ms >= 600 && result.heard_ms < result.duration_ms, `heard ${result.heard_ms} of ${result.duration_ms} ms`);

@@ -1,0 +1,39 @@
+/**
+ * Bundles an agent's source (TypeScript or JavaScript, with its imports) into
+ * one ESM file with esbuild. `switchboard/agent` resolves to the SDK and
+ * `switchboard/llm` to the LLM helper, so an
+ * agent written outside this repository builds the same way. The bundle is
+ * content-addressed by its sha256 when deployed.
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { build } from 'esbuild';
+
+const SDK = path.join(import.meta.dirname, 'sdk.ts');
+const LLM = path.join(import.meta.dirname, 'llm.ts');
+
+export interface Bundle {
+  code: string;
+  sha256: string;
+}
+
+export async function bundleAgent(entry: string): Promise<Bundle> {
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    alias: { 'switchboard/agent': SDK, 'switchboard/llm': LLM },
+    logLevel: 'silent',
+    legalComments: 'none',
+  });
+  const file = result.outputFiles[0];
+  if (!file) throw new Error(`esbuild produced no output for ${entry}`);
+  return { code: file.text, sha256: sha256(file.text) };
+}
+
+export function sha256(code: string): string {
+  return createHash('sha256').update(code).digest('hex');
+}

@@ -1,0 +1,37 @@
+/**
+ * A built-in agent run in the gateway's own thread (trusted code shipped with
+ * Switchboard, e.g. `default`). Deployed agents run in worker threads instead
+ * (agents/host/).
+ */
+import { makeContext, runHook } from './context.ts';
+import type { AgentDefinition, HttpToolDefinition, Hook, Json, ToolContext, ToolDefinition } from './sdk.ts';
+import { runHttpTool } from './tools.ts';
+import type { Agent, TurnActions, TurnInput, TurnOutcome } from './types.ts';
+
+export class LocalAgent implements Agent {
+  readonly name: string;
+
+  constructor(
+    private readonly def: AgentDefinition,
+    readonly version: string,
+  ) {
+    this.name = def.name;
+  }
+
+  has(hook: Hook): boolean {
+    return typeof this.def[hook] === 'function';
+  }
+
+  async runTurn(input: TurnInput, actions: TurnActions): Promise<TurnOutcome> {
+    const { ctx, state } = makeContext(input, actions, { name: this.name, version: this.version });
+    await runHook(this.def, input, ctx);
+    return { state: state() };
+  }
+
+  async runTool(name: string, args: Json, ctx: ToolContext): Promise<Json> {
+    const tool = this.def.tools?.[name];
+    if (!tool) throw new Error(`agent ${this.name} has no tool ${name}`);
+    if ('http' in tool) return runHttpTool(tool as HttpToolDefinition, args, ctx);
+    return (tool as ToolDefinition).run(args, ctx);
+  }
+}

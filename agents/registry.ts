@@ -1,0 +1,256 @@
+/**
+ * Which agent answers a call, and the life of deployed versions on this node.
+ *
+ * Deployed code is stored content-addressed (DATA_DIR/agents/<sha256>.mjs),
+ * each version runs in its own worker (agents/host/), and the versions'
+ * facts live in the store (`agent_versions`), so after a restart the live
+ * versions and every call's pinned version come back.
+ *
+ * A new call runs `pickVersion` (stable hash of its id against the rollout);
+ * a call stays on the version it runs — unless the newest live version was
+ * deployed with `migrate` and the call's bucket falls in its rollout, in
+ * which case the call moves at its next turn boundary, its state carried by
+ * the store. A worker whose version no longer takes new calls stops when its
+ * last call lets go of it. Names without deployed versions fall back to a
+ * built-in agent, then to `default`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { VersionRow } from '../schema/agent-versions.ts';
+import type { SwitchboardTables } from '../schema/index.ts';
+import type { Store } from '../store/index.ts';
+import { sha256 } from './bundle.ts';
+import { WorkerAgent } from './host/worker-agent.ts';
+import { pickVersion } from './routing.ts';
+import type { Agent } from './types.ts';
+
+export interface RegistryOptions {
+  store: Store<SwitchboardTables>;
+  dataDir: string;
+  logger: Logger;
+  builtins: ReadonlyMap<string, Agent>;
+  fallback: Agent;
+  initTimeoutMs?: number;
+  turnTimeoutMs?: number;
+  memoryMb?: number;
+}
+
+export interface CallAgentRef {
+  tenant: string;
+  callId: string;
+  /** The agent name the call was routed to (number → agent). */
+  name: string | null;
+  /** The version the call ran last (calls.agent_version), after a restart. */
+  pinned: string | null;
+}
+
+export class DeployError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly version: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+interface Running {
+  agent: WorkerAgent;
+  tenant: string;
+  name: string;
+  version: string;
+  users: number;
+}
+
+const key = (tenant: string, name: string, version: string): string => `${tenant}/${name}/${version}`;
+
+export class AgentRegistry {
+  private readonly running = new Map<string, Running>();
+  private readonly starting = new Map<string, Promise<WorkerAgent>>();
+  private readonly dir: string;
+  private closed = false;
+
+  constructor(private readonly o: RegistryOptions) {
+    this.dir = path.join(o.dataDir, 'agents');
+  }
+
+  /** Starts the workers of every live version and of versions still pinned by unended calls. */
+  async start(): Promise<void> {
+    const all = this.o.store.read(null);
+    const wanted = new Map<string, VersionRow>();
+    for (const v of all.agent_versions.find({ status: 'live' })) wanted.set(key(v.tenant, v.name, v.version), v);
+    for (const c of all.calls.find({ state: ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] })) {
+      if (!c.agent || !c.agent_version) continue;
+      const v = all.agent_versions.findOne({ tenant: c.tenant, name: c.agent, version: c.agent_version });
+      if (v && v.status !== 'failed' && v.status !== 'deploying') wanted.set(key(v.tenant, v.name, v.version), v);
+    }
+    // A deploy cut off by a crash never finished its init: it is failed, and the previous version serves.
+    for (const v of all.agent_versions.find({ status: 'deploying' })) {
+      await this.o.store.submit('agent_deploy_failed', { version_id: v.id, error: 'the gateway stopped during the deploy' }, { tenant: v.tenant, caller: 'system:agents' });
+    }
+    for (const v of wanted.values()) {
+      try {
+        await this.worker(v);
+      } catch (err) {
+        this.o.logger.error({ err, agent: v.name, version: v.version }, 'agent version failed to start after restart');
+      }
+    }
+  }
+
+  /** The agent for a call's next turn: its current one, a migration target, or a new pick. */
+  async select(ref: CallAgentRef, current: Agent | null): Promise<Agent> {
+    const builtin = (): Agent => (ref.name ? this.o.builtins.get(ref.name) : undefined) ?? this.o.fallback;
+    if (!ref.name) return current ?? this.o.fallback;
+    const versions = this.o.store.read(ref.tenant).agent_versions.find({ name: ref.name });
+    if (versions.every((v) => v.status === 'failed' || v.status === 'deploying')) return current ?? builtin();
+    const pick = pickVersion(versions, ref.callId);
+    const newest = versions.filter((v) => v.status === 'live').sort((a, b) => num(b) - num(a))[0];
+    // A call moves only to a newest version deployed with `migrate` whose rollout covers it.
+    const migrateTo = newest && newest.migrate && pick === newest ? newest : null;
+    const pinnedVersion = current ? current.version : ref.pinned;
+    let target: VersionRow | null;
+    if (pinnedVersion === null) {
+      target = pick; // a new call
+    } else if (migrateTo && migrateTo.version !== pinnedVersion) {
+      target = migrateTo;
+    } else if (current) {
+      return current;
+    } else {
+      // A call resumed after a restart: back on the version it ran (a built-in if it was one).
+      target = versions.find((v) => v.version === pinnedVersion && v.status !== 'failed' && v.status !== 'deploying') ?? null;
+      if (!target) return builtin();
+    }
+    if (!target) return current ?? builtin();
+    if (current && current.version === target.version && current.name === target.name) return current;
+    try {
+      return await this.worker(target);
+    } catch (err) {
+      this.o.logger.error({ err, agent: target.name, version: target.version }, 'agent version unavailable; the call keeps its agent');
+      return current ?? builtin();
+    }
+  }
+
+  /** A session holds `agent` (workers of retired versions stop when no session holds them). */
+  retain(agent: Agent): void {
+    const r = this.find(agent);
+    if (r) r.users++;
+  }
+
+  release(agent: Agent): void {
+    const r = this.find(agent);
+    if (!r) return;
+    r.users = Math.max(0, r.users - 1);
+    this.reap();
+  }
+
+  /** Bundled code → a new version: stored, initialised in its worker, then live — or failed, the previous serving on. */
+  async deploy(tenant: string, caller: string, name: string, code: string, opts: { rollout: number; migrate: boolean }): Promise<VersionRow> {
+    const digest = sha256(code);
+    const file = this.bundlePath(digest);
+    if (!fs.existsSync(file)) {
+      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      const tmp = `${file}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, code, { mode: 0o600 });
+      fs.renameSync(tmp, file);
+    }
+    const as = { tenant, caller };
+    const d = await this.o.store.submit('agent_version_deployed', { name, sha256: digest, rollout: opts.rollout, migrate: opts.migrate }, as);
+    if (!d.outcome.ok) throw new DeployError(d.outcome.error.code, d.outcome.error.message);
+    const { version_id: versionId, version } = d.outcome.result as { version_id: string; version: string };
+    const row = this.o.store.read(tenant).agent_versions.get(versionId)!;
+    try {
+      await this.worker(row, true);
+    } catch (err) {
+      const message = (err as Error).message.slice(0, 2000);
+      await this.o.store.submit('agent_deploy_failed', { version_id: versionId, error: message }, as);
+      this.o.logger.warn({ agent: name, version, err: message }, 'deploy failed: the previous version keeps serving');
+      throw new DeployError('deploy_failed', `${name} ${version} was rejected: ${message}`, version);
+    }
+    const live = await this.o.store.submit('agent_version_live', { version_id: versionId }, as);
+    if (!live.outcome.ok) throw new DeployError(live.outcome.error.code, live.outcome.error.message, version);
+    this.o.logger.info({ agent: name, version, rollout: opts.rollout, migrate: opts.migrate, sha256: digest }, 'agent version live');
+    this.reap();
+    return this.o.store.read(tenant).agent_versions.get(versionId)!;
+  }
+
+  async rollback(tenant: string, caller: string, name: string): Promise<{ from: string; to: string }> {
+    const r = await this.o.store.submit('agent_rolled_back', { name }, { tenant, caller });
+    if (!r.outcome.ok) throw new DeployError(r.outcome.error.code, r.outcome.error.message);
+    const res = r.outcome.result as { from: string; to: string };
+    const target = this.o.store.read(tenant).agent_versions.findOne({ name, version: res.to });
+    if (target) await this.worker(target);
+    this.reap();
+    return res;
+  }
+
+  /** Live calls per version on this node (for `switchboard agents`). */
+  usage(tenant: string, name: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const r of this.running.values()) if (r.tenant === tenant && r.name === name) out[r.version] = r.users;
+    return out;
+  }
+
+  get workers(): number {
+    return this.running.size;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.running.values()) r.agent.close();
+    this.running.clear();
+  }
+
+  private bundlePath(digest: string): string {
+    return path.join(this.dir, `${digest}.mjs`);
+  }
+
+  private find(agent: Agent): Running | undefined {
+    for (const r of this.running.values()) if (r.agent === agent) return r;
+    return undefined;
+  }
+
+  private async worker(v: VersionRow, fresh = false): Promise<WorkerAgent> {
+    const k = key(v.tenant, v.name, v.version);
+    const existing = this.running.get(k);
+    if (existing && !fresh) return existing.agent;
+    const pending = this.starting.get(k);
+    if (pending) return pending;
+    const start = WorkerAgent.start({
+      name: v.name,
+      version: v.version,
+      bundlePath: this.bundlePath(v.sha256),
+      initTimeoutMs: this.o.initTimeoutMs,
+      turnTimeoutMs: this.o.turnTimeoutMs,
+      memoryMb: this.o.memoryMb,
+      logger: this.o.logger.child({ agent: v.name, version: v.version }),
+    });
+    this.starting.set(k, start);
+    try {
+      const agent = await start;
+      if (this.closed) {
+        agent.close();
+        throw new Error('registry closed');
+      }
+      this.running.set(k, { agent, tenant: v.tenant, name: v.name, version: v.version, users: 0 });
+      return agent;
+    } finally {
+      this.starting.delete(k);
+    }
+  }
+
+  /** Stops workers whose version takes no new calls and that no call holds. */
+  private reap(): void {
+    for (const [k, r] of this.running) {
+      if (r.users > 0) continue;
+      const row = this.o.store.read(r.tenant).agent_versions.findOne({ name: r.name, version: r.version });
+      if (row?.status === 'live') continue;
+      r.agent.close();
+      this.running.delete(k);
+      this.o.logger.info({ agent: r.name, version: r.version }, 'agent worker stopped: no calls left on a retired version');
+    }
+  }
+}
+
+const num = (v: Pick<VersionRow, 'version'>): number => Number(v.version.slice(1)) || 0;

@@ -1,0 +1,128 @@
+/**
+ * The agent SDK: what an agent author writes.
+ *
+ *   import { defineAgent } from 'switchboard/agent';
+ *   export default defineAgent({
+ *     name: 'receptionist',
+ *     async onStart(ctx) { await ctx.say('Hello, who is calling?'); },
+ *     async onUtterance(ctx, u) { ctx.state.set('name', u.text); await ctx.tool('file', { name: u.text }); },
+ *     tools: { file: { description: 'File a ticket', run: async (args) => ({ ticket: 'T-1' }) } },
+ *   });
+ *
+ * An agent never sees a provider, a socket or audio frames: it acts through
+ * `ctx`, and every action is a row in `agent_actions` written by the gateway.
+ * Deployed agents run in a worker thread; everything crossing to the gateway
+ * is JSON. Per-call state (`ctx.state`) is saved after each turn and comes
+ * back after a restart, a worker crash or a migration to a new version.
+ */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface SayResult {
+  durationMs: number;
+  heardMs: number;
+  /** The caller spoke over it (barge-in) and the rest was dropped. */
+  interrupted: boolean;
+}
+
+export interface Utterance {
+  /** Recognised text, or null when no speech-to-text runs on this call. */
+  text: string | null;
+  durationMs: number;
+}
+
+export type GatherOptions = {
+  /** Say this first (barge-in allowed). */
+  prompt?: string;
+  /** Give up after this long without input (default 8000 ms). */
+  timeoutMs?: number;
+} & (
+  | { dtmf: { maxDigits?: number; finishOn?: string }; speech?: boolean }
+  | { speech: true; dtmf?: { maxDigits?: number; finishOn?: string } }
+);
+
+export type GatherResult = { kind: 'dtmf'; digits: string } | { kind: 'speech'; text: string | null; durationMs: number } | { kind: 'timeout' };
+
+export interface AgentState {
+  get<T extends Json = Json>(key: string): T | undefined;
+  set(key: string, value: Json): void;
+  delete(key: string): void;
+  /** A copy of the whole state. */
+  all(): Record<string, Json>;
+}
+
+export interface AgentContext {
+  readonly callId: string;
+  /** 1-based turn number; survives restarts. */
+  readonly turn: number;
+  readonly agent: { readonly name: string; readonly version: string };
+  readonly call: { readonly from: string; readonly to: string };
+  readonly state: AgentState;
+  /** Speaks `text` (TTS); resolves when played or interrupted. */
+  say(text: string): Promise<SayResult>;
+  /** Plays a WAV (PCM 16-bit or µ-law, any rate), e.g. a recorded prompt. */
+  play(wav: Uint8Array): Promise<SayResult>;
+  /** Waits for the caller's digits or speech within this turn. */
+  gather(opts: GatherOptions): Promise<GatherResult>;
+  /** Hands the caller to a human (E.164 or SIP URI); the agent's part of the call ends. */
+  transfer(target: string): Promise<void>;
+  hangup(reason?: string): Promise<void>;
+  /**
+   * Calls one of the agent's tools. Idempotent: the request id is derived from
+   * (call, turn, tool, args), so a turn retried after a crash gets the stored
+   * result and the tool is not executed twice.
+   */
+  tool<R extends Json = Json>(name: string, args: Json): Promise<R>;
+  /** A note for the call's record (shown in the compliance timeline). */
+  note(text: string): Promise<void>;
+}
+
+export interface ToolContext {
+  readonly callId: string;
+  readonly turn: number;
+  /** Stable across retries: pass it on as an idempotency key to what the tool calls. */
+  readonly requestId: string;
+}
+
+export interface ToolDefinition {
+  description?: string;
+  run(args: Json, ctx: ToolContext): Promise<Json> | Json;
+}
+
+/** An HTTP tool (also declarable in config): POSTs the args as JSON with `Idempotency-Key: <requestId>`. */
+export interface HttpToolDefinition {
+  description?: string;
+  http: { url: string; headers?: Record<string, string>; timeoutMs?: number };
+}
+
+export interface AgentDefinition {
+  name: string;
+  /** Runs once when a version is deployed (and when its worker restarts); a throw rejects the deploy. */
+  init?(): Promise<void> | void;
+  onStart?(ctx: AgentContext): Promise<void> | void;
+  onUtterance?(ctx: AgentContext, utterance: Utterance): Promise<void> | void;
+  onDtmf?(ctx: AgentContext, digit: string): Promise<void> | void;
+  /** The caller has been silent for a while after the agent spoke. */
+  onSilence?(ctx: AgentContext, info: { silentMs: number }): Promise<void> | void;
+  /** The call came back after its media was lost (restart, network, migration): pick up where it was. */
+  onResume?(ctx: AgentContext): Promise<void> | void;
+  tools?: Record<string, ToolDefinition | HttpToolDefinition>;
+}
+
+const NAME = /^[a-z0-9][a-z0-9_-]{0,99}$/;
+
+/** Checks the definition's shape and returns it; a mistake is reported at deploy, not mid-call. */
+export function defineAgent<D extends AgentDefinition>(def: D): D {
+  if (!def || typeof def !== 'object') throw new TypeError('defineAgent: expected an object');
+  if (typeof def.name !== 'string' || !NAME.test(def.name)) throw new TypeError(`defineAgent: name must match ${NAME}`);
+  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume'] as const) {
+    if (def[hook] !== undefined && typeof def[hook] !== 'function') throw new TypeError(`defineAgent: ${hook} must be a function`);
+  }
+  for (const [name, tool] of Object.entries(def.tools ?? {})) {
+    const ok = tool && (typeof (tool as ToolDefinition).run === 'function' || typeof (tool as HttpToolDefinition).http?.url === 'string');
+    if (!ok) throw new TypeError(`defineAgent: tool ${name} needs run() or http.url`);
+  }
+  return def;
+}
+
+export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume';

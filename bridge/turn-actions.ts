@@ -1,0 +1,141 @@
+/**
+ * The actions of one agent turn, as the bridge carries them out: each is an
+ * `agent_actions` row whose request id is stable across retries, so a turn
+ * re-run after a worker crash or restart finds what it already did — a `say`
+ * already heard is not played again, a tool already executed returns its
+ * stored result (request id from call, turn, tool and args).
+ *
+ *   say/play   row 'say' ─► TTS/WAV ─► pipeline.play ─► completed {heard_ms…}
+ *   tool       row 'tool' ─► stored? return it : agent.runTool ─► completed
+ *   note       row 'note', completed at once
+ *   hangup     row 'hangup' ─► call_ended
+ *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
+ *   gather     prompt (optional) ─► next DTMF digits / utterance / timeout (no row: digits may be sensitive)
+ */
+import type { Logger } from 'pino';
+import { toolRequestId } from '../agents/tools.ts';
+import type { Agent, GatherOptions, GatherResult, Json, SayResult, TurnActions } from '../agents/types.ts';
+import type { SwitchboardTables } from '../schema/index.ts';
+import type { Store } from '../store/index.ts';
+import { decodeWav } from '../speech/wav.ts';
+
+export interface TurnHost {
+  readonly store: Store<SwitchboardTables>;
+  readonly callId: string;
+  readonly log: Logger;
+  who(): { tenant: string; caller: string };
+  /** Plays samples (output rate) and reports what was heard. */
+  playSamples(samples: Int16Array): Promise<SayResult>;
+  synthesize(text: string): Promise<Int16Array>;
+  outputRate: number;
+  /** Recording-clock ms now (transcript timing). */
+  clockMs(): number;
+  agentTranscript(startMs: number, heardMs: number, text: string): void;
+  hangup(reason: string): Promise<void>;
+  transfer?(target: string): Promise<void>;
+  gather(opts: GatherOptions): Promise<GatherResult>;
+}
+
+type Row = { action_id: string; status: string; result: Json; existing?: boolean };
+
+export class ActionError extends Error {}
+
+export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: string): TurnActions {
+  const counters = new Map<string, number>();
+  const nextId = (kind: string): string => {
+    const n = (counters.get(kind) ?? 0) + 1;
+    counters.set(kind, n);
+    return `t${turn}:${hook}:${kind}:${n}`;
+  };
+  const request = async (kind: 'say' | 'tool' | 'transfer' | 'hangup' | 'note', requestId: string, args: Json): Promise<Row> => {
+    const r = await host.store.submit('agent_action_requested', { call_id: host.callId, kind, request_id: requestId, args }, host.who());
+    if (!r.outcome.ok) throw new ActionError(`${kind} refused: ${r.outcome.error.code}: ${r.outcome.error.message}`);
+    return r.outcome.result as Row;
+  };
+  const complete = async (actionId: string, ok: boolean, result: Json): Promise<void> => {
+    const r = await host.store.submit('agent_action_completed', { action_id: actionId, ok, result }, host.who());
+    if (!r.outcome.ok && r.outcome.error.code !== 'action_completed') host.log.warn({ outcome: r.outcome }, 'agent action not completed');
+  };
+  const heard = (result: Json): SayResult => {
+    const r = (result ?? {}) as { duration_ms?: number; heard_ms?: number; interrupted?: boolean };
+    return { durationMs: r.duration_ms ?? 0, heardMs: r.heard_ms ?? 0, interrupted: r.interrupted ?? false };
+  };
+  const speak = async (requestId: string, args: Json, samples: () => Promise<Int16Array>, text: string | null): Promise<SayResult> => {
+    const row = await request('say', requestId, args);
+    // Already heard in an earlier attempt of this turn: do not say it twice.
+    if (row.existing && row.status === 'succeeded') return heard(row.result);
+    const startMs = host.clockMs();
+    let result: SayResult;
+    try {
+      result = await host.playSamples(await samples());
+    } catch (err) {
+      await complete(row.action_id, false, { error: String(err) });
+      throw err;
+    }
+    await complete(row.action_id, true, { duration_ms: result.durationMs, heard_ms: result.heardMs, interrupted: result.interrupted });
+    if (text !== null && result.heardMs > 0) host.agentTranscript(startMs, result.heardMs, text);
+    return result;
+  };
+
+  return {
+    say: (text) => speak(nextId('say'), { text }, () => host.synthesize(text), text),
+    play: (wav) => {
+      const bytes = Buffer.from(wav.buffer, wav.byteOffset, wav.byteLength);
+      return speak(nextId('play'), { play_bytes: bytes.length }, async () => decodeWav(bytes, host.outputRate), null);
+    },
+    gather: (opts) => host.gather(opts),
+    note: async (text) => {
+      const row = await request('note', nextId('note'), { text: text.slice(0, 2000) });
+      if (!row.existing) await complete(row.action_id, true, null);
+    },
+    hangup: async (reason) => {
+      const row = await request('hangup', nextId('hangup'), { reason });
+      if (!row.existing) await complete(row.action_id, true, null);
+      await host.hangup(reason.slice(0, 200));
+    },
+    transfer: async (target) => {
+      const row = await request('transfer', nextId('transfer'), { target });
+      if (row.existing && row.status !== 'requested') {
+        if (row.status === 'succeeded') return;
+        throw new ActionError(`transfer to ${target} failed earlier`);
+      }
+      if (!host.transfer) {
+        await complete(row.action_id, false, { error: 'this call leg cannot transfer' });
+        throw new ActionError(`transfer to ${target} is not available on this call`);
+      }
+      try {
+        await host.transfer(target);
+      } catch (err) {
+        await complete(row.action_id, false, { error: String(err) });
+        throw err;
+      }
+      await complete(row.action_id, true, { target });
+    },
+    tool: async (name, args) => {
+      const requestId = toolRequestId(host.callId, turn, name, args);
+      const row = await request('tool', requestId, { name, args });
+      if (row.existing && row.status === 'succeeded') return row.result;
+      if (row.existing && row.status === 'failed') throw new ActionError(`tool ${name} failed: ${JSON.stringify(row.result)}`);
+      // New, or requested but cut off by a crash: run it (an HTTP tool passes the request id as Idempotency-Key).
+      let value: Json;
+      try {
+        value = await agent.runTool(name, args, { callId: host.callId, turn, requestId });
+      } catch (err) {
+        await complete(row.action_id, false, { error: (err as Error).message ?? String(err) });
+        throw err;
+      }
+      await complete(row.action_id, true, value ?? null);
+      return value ?? null;
+    },
+    filler: async (reason) => {
+      host.log.warn({ reason }, 'agent runtime recovering: playing a filler');
+      try {
+        await host.playSamples(await host.synthesize('One moment, please.'));
+      } catch (err) {
+        host.log.warn({ err }, 'filler not played');
+      }
+      const row = await request('note', nextId('filler'), { text: `agent recovered: ${reason}`.slice(0, 2000) }).catch(() => null);
+      if (row && !row.existing) await complete(row.action_id, true, null);
+    },
+  };
+}
