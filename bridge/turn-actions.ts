@@ -129,8 +129,9 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     },
     filler: async (reason) => {
       host.log.warn({ reason }, 'agent runtime recovering: playing a filler');
+      // Queued, not awaited: the retried turn's speech follows it in the same outbound queue.
       try {
-        await host.playSamples(await host.synthesize('One moment, please.'));
+        void host.playSamples(await host.synthesize('One moment, please.')).catch(() => undefined);
       } catch (err) {
         host.log.warn({ err }, 'filler not played');
       }
