@@ -13,12 +13,10 @@
  *  - rollback
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { bundleAgent } from '../../agents/bundle.ts';
 import { api } from '../helpers/api.ts';
+import { deployConcierge } from '../helpers/agent-source.ts';
 import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
@@ -50,46 +48,7 @@ after(async () => {
   for (const o of open.reverse()) await o.close();
 });
 
-/** An agent source: says its version on start and on each key; counts keys in its state; 9 crashes once; 8 charges then crashes once. */
-function source(version: string, opts: { initThrows?: boolean } = {}): string {
-  return `
-import fs from 'node:fs';
-import { defineAgent } from 'switchboard/agent';
-export default defineAgent({
-  name: 'concierge',
-  ${opts.initThrows ? `init() { throw new Error('missing API key for ${version}'); },` : ''}
-  tools: { charge: { http: { url: ${JSON.stringify(toolUrl)} } } },
-  async onStart(ctx) { await ctx.say('Hello from ${version}.'); },
-  async onResume(ctx) { await ctx.say('Back on ${version}.'); },
-  async onDtmf(ctx, digit) {
-    const keys = (ctx.state.get('keys') ?? 0) + 1;
-    ctx.state.set('keys', keys);
-    ctx.state.set('last', '${version}');
-    if (digit === '8') {
-      const r = await ctx.tool('charge', { amount: 5 });
-      ctx.state.set('receipt', r.receipt);
-    }
-    const marker = ${JSON.stringify(work)} + '/crashed-${version}-' + digit;
-    if ((digit === '9' || digit === '8') && !fs.existsSync(marker)) {
-      fs.writeFileSync(marker, 'x');
-      process.exit(1);
-    }
-    await ctx.say('${version} key ' + keys + '.');
-  },
-});`;
-}
-
-async function deploy(version: string, query: string, opts: { initThrows?: boolean } = {}) {
-  const file = path.join(work, `${version}.ts`);
-  fs.writeFileSync(file, source(version, opts));
-  const bundle = await bundleAgent(file);
-  const res = await fetch(`${gw.publicUrl}/v1/agents/concierge/deploy?${query}`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${(await import('../helpers/gateway.ts')).ADMIN_TOKEN}`, 'content-type': 'application/javascript' },
-    body: bundle.code,
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> & { error?: { code: string; message: string } } };
-}
+const deploy = (version: string, query: string, opts: { initThrows?: boolean } = {}) => deployConcierge(gw.publicUrl, version, query, { work, toolUrl, ...opts });
 
 const callOf = (sid: string) => gw.store.read('default').calls.findOne({ provider: 'twilio', provider_call_id: sid });
 const turns = (sid: string) => {
