@@ -70,6 +70,7 @@ export class CallSession {
   private utterancePending = false;
   private ended = false;
   private closedReason: string | null = null;
+  private transferring = false;
   private contentAllowed = false;
   private recording: RecordingHandle | null = null;
   private transcriber: SttSession | null = null;
@@ -200,9 +201,13 @@ export class CallSession {
       await this.startContent();
     } else if (decision.outcome !== 'withdrawn') {
       const policy = policyFor(store, this.ref.tenant, this.ref.callId);
+      if (policy?.on_decline === 'transfer' && policy.transfer_target && this.leg.description.transfer === 'redirect') {
+        await this.playText('Please hold while we connect you.');
+        await this.transfer(policy.transfer_target);
+        return;
+      }
       if (policy?.on_decline === 'hangup' || policy?.on_decline === 'transfer') {
-        // Transfer to a human needs the bridge to a second leg, not built yet: end the call, saying why.
-        const reason = policy.on_decline === 'hangup' ? `consent ${decision.outcome}` : `consent ${decision.outcome}: transfer to ${String(policy.transfer_target)} not available`;
+        const reason = policy.on_decline === 'hangup' ? `consent ${decision.outcome}` : `consent ${decision.outcome}: transfer to ${String(policy.transfer_target)} is not possible on this call`;
         await this.playText('Thank you for calling. Goodbye.');
         await this.hangup(reason);
         return;
@@ -357,8 +362,23 @@ export class CallSession {
       clockMs: () => this.clockMs(),
       agentTranscript: (startMs, heardMs, text) => this.appendTranscript('agent', startMs, startMs + heardMs, text, null, this.deps.tts.name),
       hangup: (reason) => this.hangup(reason),
+      transfer: this.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
       gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
     };
+  }
+
+  /**
+   * Blind transfer by redirect: the call becomes `transferring` (target in the
+   * store), then the media closes; the provider asks the webhook again and is
+   * told to dial the target. The agent's part of the call ends here.
+   */
+  private async transfer(target: string): Promise<void> {
+    const r = await this.deps.store.submit('call_transfer_started', { call_id: this.ref.callId, target }, this.who());
+    if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
+    this.transferring = true;
+    this.log.info({ target }, 'transferring the caller');
+    // What the agent said before has played out (say resolves at playout): hand the call over.
+    this.leg.close(`transfer to ${target}`);
   }
 
   private async gather(opts: GatherOptions): Promise<GatherResult> {
@@ -377,7 +397,7 @@ export class CallSession {
     this.transcriber?.close();
     this.onClosed?.(this);
     this.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ended }, 'media closed');
-    if (!this.ended) {
+    if (!this.ended && !this.transferring) {
       const r = await this.deps.store
         .submit('call_media_lost', { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
         .catch((err: unknown) => {

@@ -20,6 +20,8 @@ export interface InboundCall {
 export type InboundDecision =
   | { kind: 'rejected'; reason: string }
   | { kind: 'ended'; tenant: string; callId: string }
+  /** The call is being handed to a human: the provider should dial `target`. */
+  | { kind: 'transfer'; tenant: string; callId: string; target: string }
   | { kind: 'accepted'; tenant: string; callId: string; agent: string; resumed: boolean };
 
 export async function routeInbound(store: Store<SwitchboardTables>, call: InboundCall, caller: string): Promise<InboundDecision> {
@@ -47,6 +49,7 @@ export async function routeInbound(store: Store<SwitchboardTables>, call: Inboun
     return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: false };
   }
   const row = store.read(number.tenant).calls.get(callId);
+  if (state === 'transferring' && row?.transfer_target) return { kind: 'transfer', tenant: number.tenant, callId, target: row.transfer_target };
   if (state === 'answered' && row?.media_epoch === 0) {
     // A retry of the first webhook: its media never connected, nothing to resume.
     return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: false };

@@ -43,6 +43,12 @@ export interface LegDescription {
   reportsPlayout: boolean;
   /** Provider-neutral resume data stored with the leg row (SIP dialog state, …). */
   resume: Record<string, unknown> | null;
+  /**
+   * How a blind transfer is carried out: `redirect` — the call is marked
+   * `transferring` and the media closed; the provider asks the call webhook
+   * again and is told to dial the target (Twilio <Dial>). `none` — not possible.
+   */
+  transfer?: 'redirect' | 'none';
 }
 
 export abstract class CallLeg extends SafeEmitter<CallLegEvents> {

@@ -131,6 +131,8 @@ export const calls = defineTable({
     active_at: tsOrNull,
     ended_at: tsOrNull,
     end_reason: z.string().max(200).nullable(),
+    /** Where a blind transfer sends the caller (set on `transferring`). */
+    transfer_target: z.string().max(512).nullable(),
     updated_at: ts,
   }),
 });

@@ -95,6 +95,14 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
       response.hangup();
       return twiml(reply, response.toString());
     }
+    if (decision.kind === 'transfer') {
+      // Blind transfer: Twilio bridges the caller to the target; the status callback ends the call.
+      const dial = response.dial({ answerOnBridge: true });
+      if (/^sips?:/i.test(decision.target)) dial.sip(decision.target);
+      else dial.number(decision.target);
+      log.info({ callSid: p.CallSid, call: decision.callId, target: decision.target }, 'call transferred');
+      return twiml(reply, response.toString());
+    }
     const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, providerCallId: p.CallSid });
     const stream = response.connect().stream({ url: wsUrl('/twilio/media') });
     stream.parameter({ name: 'token', value: token });

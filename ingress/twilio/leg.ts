@@ -59,6 +59,7 @@ export class TwilioLeg extends CallLeg {
       outputRate: 8000,
       reportsPlayout: true,
       resume: { callSid, streamSid },
+      transfer: 'redirect',
     };
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('close', (code) => this.remoteClosed(`socket closed (${code})`, false));

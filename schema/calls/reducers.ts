@@ -47,6 +47,7 @@ export const call_received = defineReducer(
       active_at: null,
       ended_at: null,
       end_reason: null,
+      transfer_target: null,
       updated_at: ctx.now,
     });
     return { call_id: id, state: 'ringing', existing: false };
@@ -87,7 +88,9 @@ export const call_transfer_started = defineReducer(
   'call_transfer_started',
   callId.extend({ target: z.string().min(1).max(512) }),
   (ctx, a) => {
-    transition(ctx, loadCall(ctx, a.call_id), 'transferring');
+    const call = loadCall(ctx, a.call_id);
+    transition(ctx, call, 'transferring');
+    ctx.db.calls.update(call.id, { transfer_target: a.target });
     return { target: a.target };
   },
 );

@@ -3,7 +3,8 @@
  * `switchboard/agent`), bundled with esbuild and deployed through the API.
  * It says its version on start and resume and on each key; counts keys in
  * its state; key 9 crashes its worker once, key 8 runs the `charge` HTTP tool
- * and then crashes once (markers on disk, so the retry goes through).
+ * and then crashes once (markers on disk, so the retry goes through); key 0
+ * transfers the caller to +15559990000.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +22,10 @@ export default defineAgent({
   async onStart(ctx) { await ctx.say('Hello from ${version}.'); },
   async onResume(ctx) { await ctx.say('Back on ${version}.'); },
   async onDtmf(ctx, digit) {
+    if (digit === '0') {
+      await ctx.say('Connecting you to a person.');
+      return ctx.transfer('+15559990000');
+    }
     const keys = (ctx.state.get('keys') ?? 0) + 1;
     ctx.state.set('keys', keys);
     ctx.state.set('last', '${version}');

@@ -64,6 +64,7 @@ export interface RedirectInfo { url: string; method: 'GET' | 'POST'; cause: 'red
 export type PeerEvents = {
   stream: [info: StreamInfo];
   redirect: [info: RedirectInfo];
+  dialed: [target: string | undefined];
   ended: [reason: EndReason, detail: string];
   media: [payload: Buffer];
   mark: [name: string, how: 'played' | 'cleared'];
@@ -96,6 +97,8 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
   readonly unknownMessages: unknown[] = []; // well-formed messages with an event Twilio does not accept
   readonly protocolErrors: string[] = []; // what Twilio would reject: bad JSON, binary, bad fields, wrong streamSid
   readonly unsupportedVerbs: string[] = [];
+  /** Targets of <Dial> verbs run (a transfer): the peer "connects" and the call ends when the verbs run out. */
+  readonly dialed: string[] = [];
   readonly echoedMarks: string[] = [];
   streams = 0;
   marksReceived = 0;
@@ -279,6 +282,11 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
         const url = new URL(verb.text, docUrl).toString();
         this.emit('redirect', { url, method, cause: 'redirect' });
         return { url, method, status: 'in-progress' };
+      }
+      if (verb.name === 'Dial') {
+        this.dialed.push(...(verb.children.length ? verb.children.map((c) => c.text) : [verb.text]));
+        this.emit('dialed', this.dialed.at(-1));
+        continue;
       }
       if (!stream) {
         this.unsupportedVerbs.push(verb.name);
