@@ -42,6 +42,8 @@ export interface SessionDeps {
   tts: TextToSpeech;
   agents: AgentDirectory;
   logger: Logger;
+  /** Caller silence after the agent's turn that fires the agent's `onSilence` (default 8000 ms). */
+  silenceMs?: number;
   /** Spoken consent and caller transcripts; null = DTMF-only consent, no caller transcript. */
   stt?: SpeechToText | null;
   recordings?: RecordingPort | null;
@@ -71,6 +73,7 @@ export class CallSession {
   private ended = false;
   private closedReason: string | null = null;
   private transferring = false;
+  private silenceTimer: NodeJS.Timeout | null = null;
   private contentAllowed = false;
   private recording: RecordingHandle | null = null;
   private transcriber: SttSession | null = null;
@@ -265,6 +268,7 @@ export class CallSession {
   }
 
   private wire(): void {
+    this.pipeline.on('speechStart', () => this.clearSilence());
     this.pipeline.on('speechEnd', (info) => {
       if (this.phase !== 'agent' || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
       this.utterancePending = true;
@@ -281,6 +285,7 @@ export class CallSession {
   }
 
   private enqueue(hook: Hook, extra: { durationMs?: number; digit?: string; silentMs?: number }): void {
+    this.clearSilence();
     this.chain = this.chain
       .then(async () => {
         if (this.closedReason !== null || this.ended) return;
@@ -312,11 +317,29 @@ export class CallSession {
           this.who(),
         );
         if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') this.log.warn({ outcome: saved.outcome }, 'agent state not saved');
+        this.armSilence();
       })
       .catch((err: unknown) => {
         // The store closed under a running turn (shutdown): the turn's facts so far are committed.
         this.log.warn({ err: (err as Error).message, hook }, 'agent turn not recorded');
       });
+  }
+
+  /** After a turn: if the caller stays silent (no speech, no key) the agent's onSilence runs. */
+  private armSilence(): void {
+    const ms = this.deps.silenceMs ?? 8000;
+    if (this.closedReason !== null || this.ended || this.phase !== 'agent' || !this.agent.has('onSilence') || ms <= 0) return;
+    this.clearSilence();
+    this.silenceTimer = setTimeout(() => {
+      this.silenceTimer = null;
+      if (!this.pipeline.callerSpeaking && !this.gatherer.active) this.enqueue('onSilence', { silentMs: ms });
+    }, ms);
+    this.silenceTimer.unref();
+  }
+
+  private clearSilence(): void {
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    this.silenceTimer = null;
   }
 
   /** At a turn boundary: move to a newer version deployed with `migrate` (state comes along from the store). */
@@ -392,6 +415,7 @@ export class CallSession {
     if (this.closedReason !== null) return;
     this.closedReason = info.reason;
     this.gatherer.close();
+    this.clearSilence();
     this.deps.agents.release(this.agent);
     this.pipeline.close();
     this.transcriber?.close();

@@ -98,6 +98,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     tts: speech.tts,
     logger,
     agents,
+    silenceMs: numberEnv(env.SWITCHBOARD_AGENT_SILENCE_MS),
   });
   const http = new HttpServer(logger);
   metrics.attach({

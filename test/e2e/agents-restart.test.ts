@@ -15,6 +15,8 @@ import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
 
 const NUMBER = '+15550124000';
+/** The concierge re-prompts a silent caller; these calls wait on purpose. */
+const QUIET = { SWITCHBOARD_AGENT_SILENCE_MS: '600000' };
 let gw: GatewayProcess | null = null;
 const peers: TwilioPeer[] = [];
 after(async () => {
@@ -44,7 +46,7 @@ test('after kill -9, deployed versions and each call\'s pinned version come back
   const port = await freePort();
   const dataDir = tmpDir('sb-agents-restart-');
   const work = tmpDir('sb-agents-src-');
-  gw = await spawnGateway({ port, dataDir });
+  gw = await spawnGateway({ port, dataDir, env: QUIET });
   const base = gw.publicUrl;
   assert.equal((await api(base, 'POST', '/v1/consent-policies', { body: { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' } })).status, 201);
   assert.equal((await api(base, 'POST', '/v1/numbers', { body: { number: NUMBER, agent: 'concierge', consent_policy: 'short' } })).status, 201);
@@ -65,7 +67,7 @@ test('after kill -9, deployed versions and each call\'s pinned version come back
   await until('A still on v1', async () => (await said(base, '+15550000001')).includes('v1 key 1.'));
 
   await gw.kill9();
-  gw = await spawnGateway({ port, dataDir });
+  gw = await spawnGateway({ port, dataDir, env: QUIET });
   await a.waitFor(() => a.streams === 2, 30_000, 'A resumed on a new stream');
   await b.waitFor(() => b.streams === 2, 30_000, 'B resumed on a new stream');
   await until('A back on v1', async () => (await said(base, '+15550000001')).includes('Back on v1.'));

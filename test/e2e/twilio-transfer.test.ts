@@ -19,7 +19,7 @@ after(async () => {
 });
 
 async function gateway() {
-  const gw = await startTestGateway();
+  const gw = await startTestGateway({ env: { SWITCHBOARD_AGENT_SILENCE_MS: '600000' } });
   open.push({ close: () => gw.stop() });
   return gw;
 }

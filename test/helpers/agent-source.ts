@@ -4,7 +4,7 @@
  * It says its version on start and resume and on each key; counts keys in
  * its state; key 9 crashes its worker once, key 8 runs the `charge` HTTP tool
  * and then crashes once (markers on disk, so the retry goes through); key 0
- * transfers the caller to +15559990000.
+ * transfers the caller to +15559990000; silence gets one re-prompt, then a hang-up.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +21,12 @@ export default defineAgent({
   tools: { charge: { http: { url: ${JSON.stringify(opts.toolUrl ?? 'http://127.0.0.1:9/none')} } } },
   async onStart(ctx) { await ctx.say('Hello from ${version}.'); },
   async onResume(ctx) { await ctx.say('Back on ${version}.'); },
+  async onSilence(ctx, info) {
+    const n = (ctx.state.get('silences') ?? 0) + 1;
+    ctx.state.set('silences', n);
+    if (n >= 2) return ctx.hangup('caller silent');
+    await ctx.say('Are you still there?');
+  },
   async onDtmf(ctx, digit) {
     if (digit === '0') {
       await ctx.say('Connecting you to a person.');
