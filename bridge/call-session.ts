@@ -15,6 +15,7 @@
  * store before the turn runs, so a resumed call carries on from there.
  */
 import type { Logger } from 'pino';
+import type { HttpToolDefinition } from '../agents/sdk.ts';
 import type { Agent, GatherOptions, GatherResult, Hook, Json, SayResult, TurnInput } from '../agents/types.ts';
 import type { CallLeg, LegClose } from '../media/call-leg.ts';
 import type { MediaClock } from '../media/pacer.ts';
@@ -42,6 +43,8 @@ export interface SessionDeps {
   tts: TextToSpeech;
   agents: AgentDirectory;
   logger: Logger;
+  /** HTTP tools from the gateway's configuration, per agent name. */
+  configTools?: ReadonlyMap<string, Readonly<Record<string, HttpToolDefinition>>>;
   /** Caller silence after the agent's turn that fires the agent's `onSilence` (default 8000 ms). */
   silenceMs?: number;
   /** Spoken consent and caller transcripts; null = DTMF-only consent, no caller transcript. */
@@ -386,6 +389,7 @@ export class CallSession {
       agentTranscript: (startMs, heardMs, text) => this.appendTranscript('agent', startMs, startMs + heardMs, text, null, this.deps.tts.name),
       hangup: (reason) => this.hangup(reason),
       transfer: this.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
+      configTools: this.deps.configTools?.get(this.agent.name),
       gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
     };
   }

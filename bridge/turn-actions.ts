@@ -10,10 +10,12 @@
  *   note       row 'note', completed at once
  *   hangup     row 'hangup' ─► call_ended
  *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
- *   gather     prompt (optional) ─► next DTMF digits / utterance / timeout (no row: digits may be sensitive)
+ *   gather     row 'note' {gather} ─► prompt ─► next DTMF digits / utterance / timeout ─► completed
+ *              with the kind and the number of digits, never the digits (they may be card numbers)
  */
 import type { Logger } from 'pino';
-import { toolRequestId } from '../agents/tools.ts';
+import { runHttpTool, toolRequestId } from '../agents/tools.ts';
+import type { HttpToolDefinition } from '../agents/sdk.ts';
 import type { Agent, GatherOptions, GatherResult, Json, SayResult, TurnActions } from '../agents/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
@@ -34,6 +36,8 @@ export interface TurnHost {
   hangup(reason: string): Promise<void>;
   transfer?(target: string): Promise<void>;
   gather(opts: GatherOptions): Promise<GatherResult>;
+  /** HTTP tools declared in the gateway's configuration for this agent (they take precedence). */
+  configTools?: Readonly<Record<string, HttpToolDefinition>>;
 }
 
 type Row = { action_id: string; status: string; result: Json; existing?: boolean };
@@ -83,7 +87,17 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       const bytes = Buffer.from(wav.buffer, wav.byteOffset, wav.byteLength);
       return speak(nextId('play'), { play_bytes: bytes.length }, async () => decodeWav(bytes, host.outputRate), null);
     },
-    gather: (opts) => host.gather(opts),
+    gather: async (opts) => {
+      // The row says that the agent listened and what came of it — never the digits (they may be card numbers).
+      const row = await request('note', nextId('gather'), { gather: { dtmf: opts.dtmf !== undefined, speech: opts.speech === true, timeout_ms: opts.timeoutMs ?? null } });
+      if (row.existing && row.status === 'succeeded') {
+        // A retried turn does not ask again what the caller already answered: it cannot, the digits were not kept.
+        host.log.info('gather re-run after a retry: listening again');
+      }
+      const result = await host.gather(opts);
+      if (!row.existing) await complete(row.action_id, true, { kind: result.kind, digits: result.kind === 'dtmf' ? result.digits.length : null });
+      return result;
+    },
     note: async (text) => {
       const row = await request('note', nextId('note'), { text: text.slice(0, 2000) });
       if (!row.existing) await complete(row.action_id, true, null);
@@ -119,7 +133,9 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       // New, or requested but cut off by a crash: run it (an HTTP tool passes the request id as Idempotency-Key).
       let value: Json;
       try {
-        value = await agent.runTool(name, args, { callId: host.callId, turn, requestId });
+        const configured = host.configTools?.[name];
+        const toolCtx = { callId: host.callId, turn, requestId };
+        value = configured ? await runHttpTool(configured, args, toolCtx) : await agent.runTool(name, args, toolCtx);
       } catch (err) {
         await complete(row.action_id, false, { error: (err as Error).message ?? String(err) });
         throw err;

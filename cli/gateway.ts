@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
+import { loadConfigTools } from '../agents/config-tools.ts';
 import { AgentRegistry } from '../agents/registry.ts';
 import type { Agent } from '../agents/types.ts';
 import { bootstrapAdmin } from '../api/auth/bootstrap.ts';
@@ -44,6 +45,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   if (config.clusterNats) {
     throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
   }
+  const configTools = loadConfigTools(env.SWITCHBOARD_TOOLS_FILE || undefined);
   if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
   const metrics = new GatewayMetrics();
   const store = Store.open({
@@ -99,6 +101,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     logger,
     agents,
     silenceMs: numberEnv(env.SWITCHBOARD_AGENT_SILENCE_MS),
+    configTools,
   });
   const http = new HttpServer(logger);
   metrics.attach({
@@ -172,7 +175,9 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
         agents.close();
         clock.stop();
         await http.close();
-        await recordings.idle();
+        // Finalizations in flight get a bounded wait; one cut short is redone at the next start.
+        const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);
+        if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
         recordings.stop();
         store.close();
         logger.info('switchboard stopped');
