@@ -111,3 +111,19 @@ test('revoking the session\'s token closes its socket (4401); an upgrade without
   await assert.rejects(connect(null), /401/);
   await assert.rejects(connect(user.token), /401/);
 });
+
+test('/metrics is Prometheus text from prom-client: commands and commit latency histogram move with commits; calls, frames, subscribers and process metrics are there', async () => {
+  const scrape = async () => (await fetch(`${gw.publicUrl}/metrics`)).text();
+  const value = (text: string, name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const before = await scrape();
+  const as = { tenant: 'default', caller: 'system:test' };
+  for (let i = 0; i < 5; i++) resultOf(await gw.store.submit('call_received', { provider: 'twilio', provider_call_id: `CAmetrics${i}`, from: '+1', to: '+2' }, as));
+  const after = await scrape();
+  assert.ok(value(after, 'switchboard_store_commands_total') >= value(before, 'switchboard_store_commands_total') + 5);
+  assert.ok(value(after, 'switchboard_store_commit_seconds_count') > value(before, 'switchboard_store_commit_seconds_count'));
+  assert.match(after, /^switchboard_store_commit_seconds_bucket\{le="0\.005"\} \d+$/m);
+  for (const name of ['switchboard_calls_active', 'switchboard_media_frames_late_total', 'switchboard_store_subscribers', 'switchboard_store_head_seq', 'process_resident_memory_bytes']) {
+    assert.ok(Number.isFinite(value(after, name)), `${name} present`);
+  }
+  assert.match(after, /# TYPE switchboard_store_commit_seconds histogram/);
+});
