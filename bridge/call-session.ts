@@ -27,7 +27,9 @@ import type { TextToSpeech } from '../speech/tts.ts';
 import { ConsentCancelled } from '../consent/stage.ts';
 import { currentDecision, policyFor, runConsentPhase, watchWithdrawal } from './consent-phase.ts';
 import type { RecordingHandle, RecordingPort } from './recording-port.ts';
+import { CallerWords } from './caller-words.ts';
 import { Gatherer } from './gather.ts';
+import { SilenceClock } from './silence.ts';
 import { turnActions, type TurnHost } from './turn-actions.ts';
 
 /** Picks the agent (version) for a call's turns; implemented by agents/registry.ts. */
@@ -76,7 +78,7 @@ export class CallSession {
   private ended = false;
   private closedReason: string | null = null;
   private transferring = false;
-  private silenceTimer: NodeJS.Timeout | null = null;
+  private readonly silence: SilenceClock;
   private contentAllowed = false;
   private recording: RecordingHandle | null = null;
   private transcriber: SttSession | null = null;
@@ -84,8 +86,7 @@ export class CallSession {
   private onClosed: ((s: CallSession) => void) | null = null;
   private readonly gatherer: Gatherer;
   /** Final caller transcripts not yet handed to an utterance turn. */
-  private heard: string[] = [];
-  private heardWaiter: (() => void) | null = null;
+  private readonly heard = new CallerWords();
 
   private constructor(
     private readonly deps: SessionDeps,
@@ -99,6 +100,9 @@ export class CallSession {
     this.log = deps.logger.child({ call: ref.callId, leg: legId });
     this.pipeline = new MediaPipeline(leg, deps.clock);
     this.gatherer = new Gatherer(this.pipeline);
+    this.silence = new SilenceClock(deps.silenceMs ?? 8000, (silentMs) => {
+      if (!this.pipeline.callerSpeaking && !this.gatherer.active) this.enqueue('onSilence', { silentMs });
+    });
   }
 
   /** The agent (version) running this call's turns. */
@@ -236,8 +240,7 @@ export class CallSession {
         if (!r.isFinal || r.text.trim() === '') return;
         if (/\bstop (the )?recording\b/i.test(r.text)) void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
         this.appendTranscript('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
-        this.heard.push(r.text.trim());
-        this.heardWaiter?.();
+        this.heard.add(r.text);
       });
       session.on('error', (err) => this.log.warn({ err: err.message }, 'caller transcription failed'));
     }
@@ -271,7 +274,7 @@ export class CallSession {
   }
 
   private wire(): void {
-    this.pipeline.on('speechStart', () => this.clearSilence());
+    this.pipeline.on('speechStart', () => this.silence.clear());
     this.pipeline.on('speechEnd', (info) => {
       if (this.phase !== 'agent' || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
       this.utterancePending = true;
@@ -288,7 +291,7 @@ export class CallSession {
   }
 
   private enqueue(hook: Hook, extra: { durationMs?: number; digit?: string; silentMs?: number }): void {
-    this.clearSilence();
+    this.silence.clear();
     this.chain = this.chain
       .then(async () => {
         if (this.closedReason !== null || this.ended) return;
@@ -297,7 +300,7 @@ export class CallSession {
         if (hook === 'onUtterance') this.utterancePending = false;
         if (!agent.has(hook)) return;
         const input: TurnInput = { hook, callId: this.ref.callId, turn: this.turn + 1, call: { from: this.call.from, to: this.call.to }, state: this.state };
-        if (hook === 'onUtterance') input.utterance = { text: await this.takeHeard(), durationMs: extra.durationMs ?? 0 };
+        if (hook === 'onUtterance') input.utterance = { text: await this.heard.take(), durationMs: extra.durationMs ?? 0 };
         if (extra.digit !== undefined) input.digit = extra.digit;
         if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
         const started = await this.deps.store.submit(
@@ -320,29 +323,12 @@ export class CallSession {
           this.who(),
         );
         if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') this.log.warn({ outcome: saved.outcome }, 'agent state not saved');
-        this.armSilence();
+        if (this.closedReason === null && !this.ended && this.phase === 'agent' && this.agent.has('onSilence')) this.silence.arm();
       })
       .catch((err: unknown) => {
         // The store closed under a running turn (shutdown): the turn's facts so far are committed.
         this.log.warn({ err: (err as Error).message, hook }, 'agent turn not recorded');
       });
-  }
-
-  /** After a turn: if the caller stays silent (no speech, no key) the agent's onSilence runs. */
-  private armSilence(): void {
-    const ms = this.deps.silenceMs ?? 8000;
-    if (this.closedReason !== null || this.ended || this.phase !== 'agent' || !this.agent.has('onSilence') || ms <= 0) return;
-    this.clearSilence();
-    this.silenceTimer = setTimeout(() => {
-      this.silenceTimer = null;
-      if (!this.pipeline.callerSpeaking && !this.gatherer.active) this.enqueue('onSilence', { silentMs: ms });
-    }, ms);
-    this.silenceTimer.unref();
-  }
-
-  private clearSilence(): void {
-    if (this.silenceTimer) clearTimeout(this.silenceTimer);
-    this.silenceTimer = null;
   }
 
   /** At a turn boundary: move to a newer version deployed with `migrate` (state comes along from the store). */
@@ -353,24 +339,6 @@ export class CallSession {
     this.deps.agents.retain(next);
     this.deps.agents.release(this.agent);
     this.agent = next;
-  }
-
-  /** Waits briefly for the transcriber's text of the utterance that just ended. */
-  private async takeHeard(): Promise<string | null> {
-    if (!this.transcriber) return null;
-    if (this.heard.length === 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1500);
-        this.heardWaiter = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.heardWaiter = null;
-    }
-    const text = this.heard.join(' ').trim();
-    this.heard = [];
-    return text === '' ? null : text;
   }
 
   private turnHost(): TurnHost {
@@ -411,7 +379,7 @@ export class CallSession {
   private async gather(opts: GatherOptions): Promise<GatherResult> {
     if (opts.prompt) await this.playText(opts.prompt);
     const result = await this.gatherer.next(opts);
-    if (result.kind === 'speech') return { ...result, text: this.transcriber ? await this.takeHeard() : null };
+    if (result.kind === 'speech') return { ...result, text: this.transcriber ? await this.heard.take() : null };
     return result;
   }
 
@@ -419,7 +387,7 @@ export class CallSession {
     if (this.closedReason !== null) return;
     this.closedReason = info.reason;
     this.gatherer.close();
-    this.clearSilence();
+    this.silence.clear();
     this.deps.agents.release(this.agent);
     this.pipeline.close();
     this.transcriber?.close();
