@@ -228,7 +228,14 @@ export class CallSession {
 
   private async startContent(): Promise<void> {
     const ref = { ...this.ref, answeredAt: this.answeredAt };
-    this.recording = (await this.deps.recordings?.begin(ref)) ?? null;
+    const recording = (await this.deps.recordings?.begin(ref)) ?? null;
+    if (this.closedReason !== null) {
+      // The media closed while the recording was being set up: close what was opened, start nothing more
+      // (a transcriber started now would never be closed, and its recogniser process would outlive the call).
+      if (recording) this.chain = this.chain.then(() => recording.finish(this.ended)).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
+      return;
+    }
+    this.recording = recording;
     if (this.recording) this.pipeline.addTap(this.recording.tap);
     const stt = this.deps.stt;
     if (stt) {
