@@ -15,6 +15,13 @@
  *
  * Revoking the session's token closes the socket (4401). A client that does
  * not read is dropped (1013) once 8 MiB are queued for it.
+ *
+ * Scoped grants: a token that is not an API session may still be accepted by a
+ * resolver another module registers (`addGrantResolver`) — e.g. a WebRTC
+ * softphone's session token, which reads its own call and nothing else. Such a
+ * socket is offered only the grant's tables, each subscription's filter is
+ * forced to the grant's (the client cannot widen it), reading content first
+ * commits the grant's audit row, and the socket closes (4401) at expiry.
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -54,6 +61,24 @@ const ClientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping') }),
 ]);
 
+/** A narrow, non-session read grant (see the header). */
+export interface ScopedGrant {
+  tenant: string;
+  /** The only tables offered, each with the filter forced onto every subscription. */
+  tables: Readonly<Record<string, Filter>>;
+  expiresAt: number;
+  /** Commits the access row before a content table's snapshot is sent; a rejection refuses the subscription. */
+  audit?: (table: string) => Promise<void>;
+}
+export type GrantResolver = (token: string) => ScopedGrant | null;
+
+/** Who a socket reads as: an API principal or a scoped grant. */
+interface Access {
+  tenant: string;
+  principal: Principal | null;
+  grant: ScopedGrant | null;
+}
+
 const MAX_SUBSCRIPTIONS = 100;
 const MAX_BUFFERED = 8 * 1024 * 1024;
 
@@ -73,18 +98,37 @@ function cookieToken(header: string | undefined): Record<string, string> {
   return out;
 }
 
-export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close(): void } {
+export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close(): void; addGrantResolver(resolver: GrantResolver): void } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  const resolvers: GrantResolver[] = [];
   http.onUpgrade('/v1/subscribe', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const token = presentedToken({ headers: req.headers, cookies: cookieToken(req.headers.cookie) }) ?? url.searchParams.get('token');
     const principal = token ? resolveToken(ctx, token) : null;
-    if (!principal) return refuseUpgrade(socket, 401, 'sign in: a bearer token, session cookie or ?token= is required');
+    if (!principal) {
+      const grant = token ? resolvers.reduce<ScopedGrant | null>((g, r) => g ?? r(token), null) : null;
+      if (!grant) return refuseUpgrade(socket, 401, 'sign in: a bearer token, session cookie or ?token= is required');
+      return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, { tenant: grant.tenant, principal: null, grant }));
+    }
     if (!can(principal.role, 'subscribe')) return refuseUpgrade(socket, 403, `role ${principal.role} may not subscribe`);
-    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, principal));
+    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, { tenant: principal.tenant, principal, grant: null }));
   });
 
-  function serve(ws: WebSocket, principal: Principal): void {
+  /** The filter a subscription runs with, or why it is refused. */
+  function scope(access: Access, table: string, filter: Filter): { ok: true; filter: Filter } | { ok: false; code: string; message: string } {
+    const permission = SUBSCRIBABLE[table];
+    if (!permission) return { ok: false, code: 'unknown_table', message: `no subscribable table ${table}` };
+    if (access.grant) {
+      const forced = access.grant.tables[table];
+      if (!forced) return { ok: false, code: 'forbidden', message: `this session may not read ${table}` };
+      return { ok: true, filter: { ...filter, ...forced } };
+    }
+    const role = access.principal?.role;
+    if (!role || !can(role, permission)) return { ok: false, code: 'forbidden', message: `role ${String(role)} may not read ${table}` };
+    return { ok: true, filter };
+  }
+
+  function serve(ws: WebSocket, access: Access): void {
     const subs = new Map<string, () => void>();
     let closed = false;
     const send = (msg: unknown): void => {
@@ -102,10 +146,18 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       subs.clear();
       revocation();
     };
-    // The session's own token: revoked or expired → the socket closes.
-    const { unsubscribe: revocation } = ctx.store.subscribe('api_tokens', { id: principal.tokenId }, principal.tenant, (d) => {
-      if (d.new && (d.new as { revoked_at: number | null }).revoked_at !== null) ws.close(4401, 'token revoked');
-    });
+    const principal = access.principal;
+    let revocation: () => void;
+    if (principal) {
+      // The session's own token: revoked or expired → the socket closes.
+      revocation = ctx.store.subscribe('api_tokens', { id: principal.tokenId }, principal.tenant, (d) => {
+        if (d.new && (d.new as { revoked_at: number | null }).revoked_at !== null) ws.close(4401, 'token revoked');
+      }).unsubscribe;
+    } else {
+      const timer = setTimeout(() => ws.close(4401, 'grant expired'), Math.max(0, Math.min(2 ** 31 - 1, (access.grant?.expiresAt ?? 0) - Date.now())));
+      timer.unref();
+      revocation = () => clearTimeout(timer);
+    }
     ws.on('close', cleanup);
     ws.on('error', cleanup);
     ws.on('message', (data, isBinary) => {
@@ -127,21 +179,26 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
         subs.delete(msg.id);
         return send({ type: 'unsubscribed', id: msg.id });
       }
-      const permission = SUBSCRIBABLE[msg.table];
-      if (!permission) return send({ type: 'error', id: msg.id, code: 'unknown_table', message: `no subscribable table ${msg.table}` });
-      if (!can(principal.role, permission)) return send({ type: 'error', id: msg.id, code: 'forbidden', message: `role ${principal.role} may not read ${msg.table}` });
+      const scoped = scope(access, msg.table, msg.filter as Filter);
+      if (!scoped.ok) return send({ type: 'error', id: msg.id, code: scoped.code, message: scoped.message });
       if (subs.has(msg.id)) return send({ type: 'error', id: msg.id, code: 'duplicate_id', message: `subscription ${msg.id} exists` });
       if (subs.size >= MAX_SUBSCRIPTIONS) return send({ type: 'error', id: msg.id, code: 'too_many', message: `at most ${MAX_SUBSCRIPTIONS} subscriptions per socket` });
       if ('tenant' in msg.filter) return send({ type: 'error', id: msg.id, code: 'invalid_filter', message: 'the tenant comes from your session' });
-      try {
-        const { snapshot, unsubscribe } = ctx.store.subscribe(msg.table as keyof SwitchboardTables & string, msg.filter as Filter, principal.tenant, (d) => {
-          send({ type: 'delta', id: msg.id, seq: d.seq, op: d.op, old: scrub(msg.table, d.old), new: scrub(msg.table, d.new) });
-        });
-        subs.set(msg.id, unsubscribe);
-        send({ type: 'snapshot', id: msg.id, seq: snapshot.seq, rows: snapshot.rows.map((r) => scrub(msg.table, r)) });
-      } catch (err) {
-        send({ type: 'error', id: msg.id, code: 'invalid_filter', message: (err as Error).message });
-      }
+      const start = (): void => {
+        if (closed || subs.has(msg.id)) return;
+        try {
+          const { snapshot, unsubscribe } = ctx.store.subscribe(msg.table as keyof SwitchboardTables & string, scoped.filter, access.tenant, (d) => {
+            send({ type: 'delta', id: msg.id, seq: d.seq, op: d.op, old: scrub(msg.table, d.old), new: scrub(msg.table, d.new) });
+          });
+          subs.set(msg.id, unsubscribe);
+          send({ type: 'snapshot', id: msg.id, seq: snapshot.seq, rows: snapshot.rows.map((r) => scrub(msg.table, r)) });
+        } catch (err) {
+          send({ type: 'error', id: msg.id, code: 'invalid_filter', message: (err as Error).message });
+        }
+      };
+      const audit = access.grant?.audit;
+      if (!audit || SUBSCRIBABLE[msg.table] !== 'content:read') return start();
+      audit(msg.table).then(start, (err: unknown) => send({ type: 'error', id: msg.id, code: 'forbidden', message: (err as Error).message }));
     });
   }
 
@@ -150,5 +207,6 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       for (const ws of wss.clients) ws.close(1001, 'gateway stopping');
       wss.close();
     },
+    addGrantResolver: (resolver) => void resolvers.push(resolver),
   };
 }

@@ -198,6 +198,7 @@ export class CallSession {
           answeredAt: this.answeredAt,
           pipeline: this.pipeline,
           outputRate: this.leg.description.outputRate,
+          inputRate: this.leg.description.inputRate,
           cancelled: () => this.closedReason !== null,
         },
         decision?.pendingId ?? null,
@@ -227,7 +228,7 @@ export class CallSession {
   }
 
   private async startContent(): Promise<void> {
-    const ref = { ...this.ref, answeredAt: this.answeredAt };
+    const ref = { ...this.ref, answeredAt: this.answeredAt, sampleRate: this.leg.description.inputRate };
     const recording = (await this.deps.recordings?.begin(ref)) ?? null;
     if (this.closedReason !== null) {
       // The media closed while the recording was being set up: close what was opened, start nothing more
@@ -240,7 +241,8 @@ export class CallSession {
     const stt = this.deps.stt;
     if (stt) {
       const offset = this.clockMs();
-      const session = stt.startSession({ sampleRate: 8000, mode: 'transcript' });
+      // The recogniser takes the caller's frames at the leg's rate (wideband legs stay wideband).
+      const session = stt.startSession({ sampleRate: this.leg.description.inputRate === 16000 ? 16000 : 8000, mode: 'transcript' });
       this.transcriber = session;
       this.pipeline.addTap({ name: 'transcriber', process: (frame, channel) => channel === 'caller' && session.write(frame) });
       session.on('result', (r) => {

@@ -28,6 +28,8 @@ export interface ConsentContext {
   answeredAt: number;
   pipeline: MediaPipeline;
   outputRate: 8000 | 16000 | 24000 | 48000;
+  /** Rate of the caller's frames (the speech recogniser is opened at it); default 8000. */
+  inputRate?: 8000 | 16000 | 24000 | 48000;
   /** True once this media connection is gone. */
   cancelled: () => boolean;
 }
@@ -66,7 +68,7 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
   const stt = policy.mode === 'notify' ? null : deps.stt;
   // (the gateway warned once at start that no recogniser runs)
   if (!stt && policy.mode !== 'notify') deps.logger.debug({ call: c.callId }, 'consent by DTMF only');
-  const session = stt?.startSession({ sampleRate: 8000, mode: 'yes-no' }) ?? null;
+  const session = stt?.startSession({ sampleRate: c.inputRate === 16000 ? 16000 : 8000, mode: 'yes-no' }) ?? null;
   const startedAtMs = clockMs();
   let removeTap: (() => void) | null = null;
   if (session) {

@@ -16,5 +16,5 @@ export interface RecordingHandle {
 
 export interface RecordingPort {
   /** Starts the call's recording, or continues it on a new segment after a resume. Null if refused. */
-  begin(ref: { tenant: string; callId: string; answeredAt: number }): Promise<RecordingHandle | null>;
+  begin(ref: { tenant: string; callId: string; answeredAt: number; sampleRate?: number }): Promise<RecordingHandle | null>;
 }

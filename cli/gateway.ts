@@ -15,7 +15,10 @@ import { GatewayMetrics } from '../api/metrics.ts';
 import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../api/server.ts';
 import { CallManager } from '../bridge/call-manager.ts';
+import { mountSip, type SipIngress } from '../ingress/sip/index.ts';
 import { mountTwilio } from '../ingress/twilio/index.ts';
+import { mountWebrtc } from '../ingress/webrtc/index.ts';
+import { mountVonage } from '../ingress/vonage/index.ts';
 import { MediaClock } from '../media/pacer.ts';
 import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
@@ -37,6 +40,8 @@ export interface Gateway {
   calls: CallManager;
   clock: MediaClock;
   http: HttpServer;
+  /** SIP trunk ingress (UDP + TCP on SWITCHBOARD_SIP_PORT, RTP from SWITCHBOARD_RTP_PORTS). */
+  sip: SipIngress;
   urls: { http: string; public: string };
   stop(): Promise<void>;
 }
@@ -134,6 +139,16 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     authToken: env.TWILIO_AUTH_TOKEN || undefined,
     development: config.durability.profile === 'development',
   });
+  await mountWebrtc({ http, store, calls, logger, dataDir: config.dataDir, env, subscriptions });
+  mountVonage({
+    http,
+    store,
+    calls,
+    logger,
+    publicUrl: config.publicUrl,
+    signatureSecret: env.VONAGE_SIGNATURE_SECRET || undefined,
+    development: config.durability.profile === 'development',
+  });
   let bound: { port: number; host: string };
   try {
     bound = await http.listen(config.httpPort, config.host);
@@ -142,6 +157,16 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     recordings.stop();
     store.close();
     throw err;
+  }
+  let sip: SipIngress;
+  try {
+    sip = await mountSip({ store, calls, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS) });
+  } catch (err) {
+    await http.close();
+    clock.stop();
+    recordings.stop();
+    store.close();
+    throw new Error(`SIP could not listen on ${config.host}:${config.sipPort} (SWITCHBOARD_SIP_PORT): ${(err as Error).message}`);
   }
   ready = true;
   if (adminToken) {
@@ -166,12 +191,14 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     calls,
     clock,
     http,
+    sip,
     urls,
     stop: () =>
       (stopping ??= (async () => {
         ready = false;
         subscriptions.close();
         calls.close();
+        await sip.close();
         agents.close();
         clock.stop();
         await http.close();

@@ -10,7 +10,8 @@
  * skipped time (`timeline.skippedMs`).
  *
  * Formats: `wav` (default) is stereo G.711 µ-law WAV written here without
- * ffmpeg — cheap at scale. `ogg` (Opus) and `mp3` go through the system
+ * ffmpeg — cheap at scale — at the recording's rate (8 kHz, or 16 kHz for a
+ * wideband recording: the rate is kept, only the sample coding is G.711). `ogg` (Opus) and `mp3` go through the system
  * ffmpeg; if ffmpeg is missing or fails, the result falls back to WAV with a
  * `warning` saying so (the caller logs it and stores the WAV). `sha256` is of
  * the returned plaintext bytes.
@@ -19,7 +20,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { planTimeline, type Timeline } from './segments.ts';
-import { BYTES_PER_FRAME } from './segment-files.ts';
+import { BYTES_PER_FRAME, RECORDING_RATE, type RecordingRate } from './segment-files.ts';
 import { transcodePcm } from './transcode.ts';
 import type { Interval, PauseInterval, RecordingFormat, SegmentInfo } from './types.ts';
 import { MuLawWavBuilder } from './wav.ts';
@@ -34,6 +35,8 @@ export interface FinalizeOptions {
   pauses?: readonly PauseInterval[];
   /** Default `wav`. */
   format?: RecordingFormat;
+  /** The recording's sample rate (`scanSegments().sampleRate`); default 8000. */
+  sampleRate?: RecordingRate;
   ffmpegPath?: string;
   /** For ogg/mp3, default 32 kbit/s. */
   bitrateKbps?: number;
@@ -48,6 +51,7 @@ export interface FinalizeResult {
   mimeType: string;
   /** Audio duration, ms (the call minus skipped pauses). */
   durationMs: number;
+  sampleRate: RecordingRate;
   /** Hex sha256 of `data`. */
   sha256: string;
   /** Set when the requested format could not be produced and WAV was returned instead. */
@@ -107,15 +111,16 @@ function checkFiles(dir: string, timeline: Timeline): void {
   }
 }
 
-/** Encodes the timeline as stereo µ-law WAV. */
-export function timelineWav(dir: string, timeline: Timeline): Buffer {
-  const wav = new MuLawWavBuilder(timeline.frames, 2, 8000);
+/** Encodes the timeline as stereo µ-law WAV at `rate` (the rate of its PCM). */
+export function timelineWav(dir: string, timeline: Timeline, rate: RecordingRate = RECORDING_RATE): Buffer {
+  const wav = new MuLawWavBuilder(timeline.frames, 2, rate);
   for (const chunk of timelinePcm(dir, timeline)) wav.addPcm(chunk);
   return wav.finish();
 }
 
 export async function finalize(opts: FinalizeOptions): Promise<FinalizeResult> {
-  const timeline = planTimeline(opts.segments, opts.gaps ?? [], opts.pauses ?? []);
+  const rate = opts.sampleRate ?? RECORDING_RATE;
+  const timeline = planTimeline(opts.segments, opts.gaps ?? [], opts.pauses ?? [], rate);
   checkFiles(opts.dir, timeline);
   const wanted = opts.format ?? 'wav';
   let data: Buffer | undefined;
@@ -127,6 +132,7 @@ export async function finalize(opts: FinalizeOptions): Promise<FinalizeResult> {
         bitrateKbps: opts.bitrateKbps,
         timeoutMs: opts.timeoutMs,
         workDir: opts.dir,
+        sampleRate: rate,
       });
     } catch (err) {
       const where = opts.ffmpegPath ? ` (ffmpeg at ${opts.ffmpegPath})` : '';
@@ -134,12 +140,13 @@ export async function finalize(opts: FinalizeOptions): Promise<FinalizeResult> {
     }
   }
   const format: RecordingFormat = data ? wanted : 'wav';
-  data ??= timelineWav(opts.dir, timeline);
+  data ??= timelineWav(opts.dir, timeline, rate);
   const result: FinalizeResult = {
     data,
     format,
     mimeType: MIME_TYPES[format],
     durationMs: timeline.durationMs,
+    sampleRate: rate,
     sha256: createHash('sha256').update(data).digest('hex'),
     timeline,
   };

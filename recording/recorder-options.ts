@@ -1,6 +1,7 @@
 /**
  * Options, results and failure reports of the call recorder (recorder.ts).
  */
+import type { RecordingRate } from './segment-files.ts';
 import type { RecorderIo } from './segment-writer.ts';
 import type { PauseInterval, SegmentInfo } from './types.ts';
 
@@ -10,6 +11,8 @@ export interface RecorderOptions {
   /** Call clock origin (epoch ms when the call was answered); recording clock = nowMs() - startedAtMs. */
   startedAtMs: number;
   nowMs: () => number;
+  /** Rate the segment is recorded at (frames at other rates are resampled). Default 8000. */
+  sampleRate?: RecordingRate;
   /** Segment to create; a resumed call starts a new one (`scanSegments().nextIndex`). Default 0. */
   segmentIndex?: number;
   /** Write-through interval (default 200 ms). */

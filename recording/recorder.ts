@@ -1,11 +1,12 @@
 /**
  * The call recorder: a `FrameTap` that writes the caller (left) and the agent
- * (right) as interleaved stereo s16le at 8 kHz into a segment file, aligned to
- * the recording clock (ms since the call was answered).
+ * (right) as interleaved stereo s16le at the recording's rate (8 kHz by
+ * default; 16 kHz for wideband legs, see `recordingRateFor`) into a segment
+ * file, aligned to the recording clock (ms since the call was answered).
  *
  * Alignment. The caller channel arrives continuously (one 20 ms frame every
  * 20 ms); agent frames arrive only while the agent speaks. Frames at other
- * rates are resampled to 8 kHz first.
+ * rates are resampled to the recording's rate first.
  *  - Every 20 ms of caller audio writes one block: the caller samples plus the
  *    agent samples received since the previous block (or silence).
  *  - When no caller frame has arrived for more than `callerStallMs` (60 ms)
@@ -43,7 +44,7 @@ import type { AudioFrame } from '../media/frame.ts';
 import type { Channel, FrameTap } from '../media/pipeline.ts';
 import { Resampler } from '../media/resample.ts';
 import { SampleQueue } from './sample-queue.ts';
-import { BLOCK_BYTES, BLOCK_MS, BLOCK_SAMPLES, BYTES_PER_FRAME, framesToMs, RECORDING_RATE } from './segment-files.ts';
+import { BLOCK_MS, blockSamplesAt, BYTES_PER_FRAME, framesToMs, RECORDING_RATE, type RecordingRate } from './segment-files.ts';
 import type { RecorderFailure, RecorderOptions, RecorderResult, RecorderStats } from './recorder-options.ts';
 import { SegmentWriter } from './segment-writer.ts';
 import type { PauseInterval, SegmentInfo } from './types.ts';
@@ -60,16 +61,20 @@ interface OpenPause {
 export class Recorder implements FrameTap {
   readonly name: string;
   readonly stats: RecorderStats = { callerBlocks: 0, agentBlocks: 0, fillBlocks: 0, silencedBlocks: 0 };
-  private readonly o: Required<Omit<RecorderOptions, 'io' | 'segmentIndex' | 'name'>>;
+  private readonly o: Required<Omit<RecorderOptions, 'io' | 'segmentIndex' | 'name' | 'sampleRate'>>;
+  /** The rate this recording is made at. */
+  readonly sampleRate: RecordingRate;
+  /** Mono samples per 20 ms block at `sampleRate`. */
+  private readonly blockSamples: number;
   private readonly writer: SegmentWriter;
   private readonly callerQ = new SampleQueue();
   private readonly agentQ = new SampleQueue();
   private readonly resamplers = new Map<Channel, Resampler>();
-  private readonly cBuf = new Int16Array(BLOCK_SAMPLES);
-  private readonly aBuf = new Int16Array(BLOCK_SAMPLES);
+  private readonly cBuf: Int16Array;
+  private readonly aBuf: Int16Array;
   /** One interleaved block; `blockView` aliases it as samples (little-endian hosts). */
-  private readonly blockView = new Int16Array(BLOCK_SAMPLES * 2);
-  private readonly block = Buffer.from(this.blockView.buffer, 0, BLOCK_BYTES);
+  private readonly blockView: Int16Array;
+  private readonly block: Buffer;
   private readonly pauses: PauseInterval[] = [];
   private readonly listeners: Array<(f: RecorderFailure) => void> = [];
   private paused: OpenPause | undefined;
@@ -88,6 +93,12 @@ export class Recorder implements FrameTap {
 
   constructor(opts: RecorderOptions) {
     this.name = opts.name ?? 'recorder';
+    this.sampleRate = opts.sampleRate ?? RECORDING_RATE;
+    this.blockSamples = blockSamplesAt(this.sampleRate);
+    this.cBuf = new Int16Array(this.blockSamples);
+    this.aBuf = new Int16Array(this.blockSamples);
+    this.blockView = new Int16Array(this.blockSamples * 2);
+    this.block = Buffer.from(this.blockView.buffer, 0, this.blockSamples * BYTES_PER_FRAME);
     this.o = {
       dir: opts.dir,
       startedAtMs: opts.startedAtMs,
@@ -103,7 +114,7 @@ export class Recorder implements FrameTap {
     const now = this.o.nowMs();
     this.lastCallerAt = now;
     this.lastSyncAt = now;
-    this.writer = new SegmentWriter({ dir: opts.dir, index: opts.segmentIndex ?? 0, startMs: this.clock(now), io: opts.io });
+    this.writer = new SegmentWriter({ dir: opts.dir, index: opts.segmentIndex ?? 0, startMs: this.clock(now), sampleRate: this.sampleRate, io: opts.io });
     this.opened = this.writer.open();
     if (!this.opened) this.fail(now);
     if (this.o.autoTick && !this.failed) {
@@ -157,17 +168,17 @@ export class Recorder implements FrameTap {
     try {
       if (channel === 'caller') this.lastCallerAt = now;
       if (this.paused?.mode === 'skip') return;
-      let pcm = this.to8k(frame, channel);
+      let pcm = this.toRecordingRate(frame, channel);
       // Paused (silence), or a frame carrying audio from before the resume: silence.
       if (this.paused || now < this.guardUntil) pcm = new Int16Array(pcm.length);
       if (channel === 'caller') {
         this.callerQ.push(pcm);
-        while (this.callerQ.length >= BLOCK_SAMPLES) this.drivenBlock(now, 'caller');
+        while (this.callerQ.length >= this.blockSamples) this.drivenBlock(now, 'caller');
       } else {
         this.agentQ.push(pcm);
         const stalled = now - this.lastCallerAt > this.o.callerStallMs;
-        const keep = stalled ? BLOCK_SAMPLES - 1 : (this.o.maxAgentBacklogMs * RECORDING_RATE) / 1000;
-        while (this.agentQ.length > keep && this.agentQ.length >= BLOCK_SAMPLES) this.drivenBlock(now, 'agent');
+        const keep = stalled ? this.blockSamples - 1 : (this.o.maxAgentBacklogMs * this.sampleRate) / 1000;
+        while (this.agentQ.length > keep && this.agentQ.length >= this.blockSamples) this.drivenBlock(now, 'agent');
       }
       this.maybeFlush(now);
     } catch (err) {
@@ -228,7 +239,7 @@ export class Recorder implements FrameTap {
     }
     if (!this.writer.close() && !this.failed) this.fail(now);
     const frames = Math.floor(this.writer.flushedBytes / BYTES_PER_FRAME);
-    const durationMs = framesToMs(frames);
+    const durationMs = framesToMs(frames, this.sampleRate);
     const segment: SegmentInfo = {
       file: this.writer.file,
       startMs: this.startMs,
@@ -247,14 +258,14 @@ export class Recorder implements FrameTap {
 
   /** Where the audio written so far ends on the recording clock. */
   private audioEndMs(): number {
-    return this.startMs + framesToMs(this.writtenFrames) + this.skippedMs;
+    return this.startMs + framesToMs(this.writtenFrames, this.sampleRate) + this.skippedMs;
   }
 
-  private to8k(frame: AudioFrame, channel: Channel): Int16Array {
-    if (frame.sampleRate === RECORDING_RATE) return frame.samples;
+  private toRecordingRate(frame: AudioFrame, channel: Channel): Int16Array {
+    if (frame.sampleRate === this.sampleRate) return frame.samples;
     let r = this.resamplers.get(channel);
     if (!r || r.inputRate !== frame.sampleRate) {
-      r = new Resampler(frame.sampleRate, RECORDING_RATE);
+      r = new Resampler(frame.sampleRate, this.sampleRate);
       this.resamplers.set(channel, r);
     }
     return r.process(frame.samples);
@@ -275,8 +286,8 @@ export class Recorder implements FrameTap {
 
   private writeBlock(kind: 'caller' | 'agent' | 'fill', takeQueued: boolean): void {
     if (takeQueued) {
-      this.callerQ.take(this.cBuf, BLOCK_SAMPLES);
-      this.agentQ.take(this.aBuf, BLOCK_SAMPLES);
+      this.callerQ.take(this.cBuf, this.blockSamples);
+      this.agentQ.take(this.aBuf, this.blockSamples);
     }
     if (!takeQueued || this.paused?.mode === 'silence') {
       this.block.fill(0);
@@ -289,7 +300,7 @@ export class Recorder implements FrameTap {
     else this.stats.fillBlocks++;
     if (this.writer.pendingBytes === 0) this.oldestPendingAt = this.o.nowMs();
     if (!this.writer.append(this.block)) return this.fail(this.o.nowMs());
-    this.writtenFrames += BLOCK_SAMPLES;
+    this.writtenFrames += this.blockSamples;
   }
 
   private maybeFlush(now: number): void {

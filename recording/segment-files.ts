@@ -2,10 +2,11 @@
  * On-disk layout of a recording's working directory, shared by the recorder
  * (writer) and crash recovery (reader).
  *
- *   <dir>/seg-000.pcm   interleaved stereo s16le at 8 kHz (caller = left, agent = right),
- *                       appended while recording; its length is what was flushed
+ *   <dir>/seg-000.pcm   interleaved stereo s16le at the recording's rate (8 kHz by default, 16 kHz
+ *                       for wideband legs; caller = left, agent = right), appended while
+ *                       recording; its length is what was flushed
  *   <dir>/seg-000.log   the segment's journal, JSON lines, fsync'd after every line:
- *                         {"kind":"segment","v":1,"startMs":…,"sampleRate":8000,"channels":2,"encoding":"s16le"}
+ *                         {"kind":"segment","v":1,"startMs":…,"sampleRate":8000|16000,"channels":2,"encoding":"s16le"}
  *                         {"kind":"pause","atMs":…,"mode":"skip"|"silence","reason":"…"}
  *                         {"kind":"resume","atMs":…}
  *
@@ -15,8 +16,24 @@
  */
 import { z } from 'zod';
 
-/** Recording sample rate (Hz). */
+/** Default recording sample rate (Hz): narrowband telephony. */
 export const RECORDING_RATE = 8000;
+/** Rates a recording can be made at: one per recording, every segment at the same rate. */
+export type RecordingRate = 8000 | 16000;
+export const RECORDING_RATES: readonly RecordingRate[] = [8000, 16000];
+
+/**
+ * The rate a recording of a leg at `inputRate` is made at: narrowband stays 8 kHz, anything
+ * wider is kept wideband at 16 kHz (speech needs no more; 48 kHz would triple the files).
+ */
+export function recordingRateFor(inputRate: number | undefined): RecordingRate {
+  return inputRate !== undefined && inputRate > RECORDING_RATE ? 16000 : RECORDING_RATE;
+}
+
+/** Mono samples in one 20 ms block at `rate`. */
+export function blockSamplesAt(rate: RecordingRate): number {
+  return (rate * 20) / 1000;
+}
 /** Channels in a segment file: caller (left), agent (right). */
 export const RECORDING_CHANNELS = 2;
 /** Bytes per stereo sample frame (2 channels × 16 bit). */
@@ -51,21 +68,21 @@ export function segmentIndexOf(name: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Converts stereo frames to ms. */
-export function framesToMs(frames: number): number {
-  return frames / FRAMES_PER_MS;
+/** Converts stereo frames at `rate` (default 8 kHz) to ms. */
+export function framesToMs(frames: number, rate: RecordingRate = RECORDING_RATE): number {
+  return (frames * 1000) / rate;
 }
 
-/** Converts ms to whole stereo frames (rounded to the nearest frame). */
-export function msToFrames(ms: number): number {
-  return Math.round(ms * FRAMES_PER_MS);
+/** Converts ms to whole stereo frames at `rate` (default 8 kHz; rounded to the nearest frame). */
+export function msToFrames(ms: number, rate: RecordingRate = RECORDING_RATE): number {
+  return Math.round((ms * rate) / 1000);
 }
 
 const headerLine = z.object({
   kind: z.literal('segment'),
   v: z.literal(1),
   startMs: z.number().finite(),
-  sampleRate: z.literal(RECORDING_RATE),
+  sampleRate: z.union([z.literal(8000), z.literal(16000)]),
   channels: z.literal(RECORDING_CHANNELS),
   encoding: z.literal('s16le'),
 });
@@ -82,8 +99,8 @@ export type JournalHeader = z.infer<typeof headerLine>;
 export type JournalEntry = z.infer<typeof journalLine>;
 
 /** The header line for a segment starting at `startMs` on the recording clock. */
-export function journalHeader(startMs: number): JournalHeader {
-  return { kind: 'segment', v: 1, startMs, sampleRate: RECORDING_RATE, channels: RECORDING_CHANNELS, encoding: 's16le' };
+export function journalHeader(startMs: number, sampleRate: RecordingRate = RECORDING_RATE): JournalHeader {
+  return { kind: 'segment', v: 1, startMs, sampleRate, channels: RECORDING_CHANNELS, encoding: 's16le' };
 }
 
 /** One journal line (with its trailing newline). */

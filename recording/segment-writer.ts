@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { encodeJournalLine, journalFile, journalHeader, segmentFile, type JournalEntry } from './segment-files.ts';
+import { encodeJournalLine, journalFile, journalHeader, RECORDING_RATE, segmentFile, type JournalEntry, type RecordingRate } from './segment-files.ts';
 
 /** The synchronous file operations the recorder uses (node:fs by default). */
 export interface RecorderIo {
@@ -47,6 +47,8 @@ export interface SegmentWriterOptions {
   index: number;
   /** Segment start on the recording clock (ms since the call was answered). */
   startMs: number;
+  /** The recording's sample rate, written in the journal header (default 8 kHz). */
+  sampleRate?: RecordingRate;
   io?: RecorderIo;
   /** In-memory buffer size; a full buffer is flushed immediately. Default 32 KiB (~1 s of audio). */
   bufferBytes?: number;
@@ -64,6 +66,7 @@ export class SegmentWriter {
   /** Segment file name inside the working directory. */
   readonly file: string;
   readonly startMs: number;
+  readonly sampleRate: RecordingRate;
   /** Bytes handed to the kernel so far (survive a process kill). */
   flushedBytes = 0;
   error: WriterError | undefined;
@@ -80,6 +83,7 @@ export class SegmentWriter {
     this.dir = opts.dir;
     this.index = opts.index;
     this.startMs = opts.startMs;
+    this.sampleRate = opts.sampleRate ?? RECORDING_RATE;
     this.io = opts.io ?? nodeIo;
     this.file = segmentFile(opts.index);
     this.buf = Buffer.alloc(Math.max(4096, opts.bufferBytes ?? 32 * 1024));
@@ -103,7 +107,7 @@ export class SegmentWriter {
     return this.guard(() => {
       this.io.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       this.logFd = this.io.openSync(path.join(this.dir, journalFile(this.index)), 'ax', 0o600);
-      this.writeAll(this.logFd, Buffer.from(encodeJournalLine(journalHeader(this.startMs))));
+      this.writeAll(this.logFd, Buffer.from(encodeJournalLine(journalHeader(this.startMs, this.sampleRate))));
       this.io.fsyncSync(this.logFd);
       this.fd = this.io.openSync(path.join(this.dir, this.file), 'ax', 0o600);
       this.syncDir();

@@ -23,7 +23,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  BYTES_PER_FRAME, framesToMs, journalFile, msToFrames, parseJournal, segmentIndexOf,
+  BYTES_PER_FRAME, framesToMs, journalFile, msToFrames, parseJournal, RECORDING_RATE, segmentIndexOf, type RecordingRate,
 } from './segment-files.ts';
 import type { Interval, PauseInterval, SegmentInfo } from './types.ts';
 
@@ -40,6 +40,11 @@ export interface ScanResult {
   dropped: Array<{ file: string; bytes: number }>;
   /** Anything odd: a segment without a journal header, torn journal lines. */
   problems: string[];
+  /**
+   * The recording's sample rate, from the first segment's journal header (undefined when no
+   * segment has one). A recording keeps one rate: a resumed recorder records at this rate.
+   */
+  sampleRate?: RecordingRate;
 }
 
 function readText(file: string): string | undefined {
@@ -82,8 +87,11 @@ export function scanSegments(dir: string): ScanResult {
     let startMs = out.endMs;
     if (journal.header) startMs = journal.header.startMs;
     else out.problems.push(`${file}: no journal header; placed after the previous segment at ${startMs} ms`);
+    const rate: RecordingRate = journal.header?.sampleRate ?? out.sampleRate ?? RECORDING_RATE;
+    if (journal.header && out.sampleRate === undefined) out.sampleRate = rate;
+    else if (journal.header && out.sampleRate !== rate) out.problems.push(`${file}: recorded at ${rate} Hz, the recording is at ${out.sampleRate} Hz`);
 
-    const durationMs = framesToMs(frames);
+    const durationMs = framesToMs(frames, rate);
     let skippedMs = 0;
     let open: { startMs: number; mode: 'silence' | 'skip'; reason: string } | undefined;
     const closed: PauseInterval[] = [];
@@ -141,12 +149,14 @@ export interface Timeline {
 /**
  * Plans the output for finalize. `pauses` are used only to work out
  * `skippedMs` for segments that do not carry it (skip pauses that start inside
- * the segment's span on the recording clock).
+ * the segment's span on the recording clock). `rate` is the recording's sample
+ * rate (every segment is at it); frames in the plan are at that rate.
  */
 export function planTimeline(
   segments: readonly SegmentInfo[],
   gaps: readonly Interval[] = [],
   pauses: readonly PauseInterval[] = [],
+  rate: RecordingRate = RECORDING_RATE,
 ): Timeline {
   const sorted = [...segments].sort((a, b) => a.startMs - b.startMs);
   const pieces: TimelinePiece[] = [];
@@ -160,35 +170,35 @@ export function planTimeline(
     }
     const next = sorted[i + 1];
     const skippedMs = seg.skippedMs ?? inferSkipped(seg, next?.startMs ?? Infinity, pauses);
-    const start = msToFrames(seg.startMs);
+    const start = msToFrames(seg.startMs, rate);
     if (start > cursor) {
-      pieces.push({ kind: 'silence', atMs: framesToMs(cursor), frames: start - cursor, cause: i === 0 ? 'lead' : 'gap' });
+      pieces.push({ kind: 'silence', atMs: framesToMs(cursor, rate), frames: start - cursor, cause: i === 0 ? 'lead' : 'gap' });
       frames += start - cursor;
       cursor = start;
     } else if (start < cursor) {
       overlap += cursor - start;
     }
     const segFrames = seg.bytes / BYTES_PER_FRAME;
-    if (segFrames > 0) pieces.push({ kind: 'audio', file: seg.file, atMs: framesToMs(cursor), frames: segFrames });
+    if (segFrames > 0) pieces.push({ kind: 'audio', file: seg.file, atMs: framesToMs(cursor, rate), frames: segFrames });
     frames += segFrames;
-    const skip = msToFrames(skippedMs);
+    const skip = msToFrames(skippedMs, rate);
     skipped += skip;
     cursor += segFrames + skip;
   });
   let tail = cursor;
-  for (const g of gaps) tail = Math.max(tail, msToFrames(g.endMs));
+  for (const g of gaps) tail = Math.max(tail, msToFrames(g.endMs, rate));
   if (tail > cursor) {
-    pieces.push({ kind: 'silence', atMs: framesToMs(cursor), frames: tail - cursor, cause: sorted.length ? 'gap' : 'lead' });
+    pieces.push({ kind: 'silence', atMs: framesToMs(cursor, rate), frames: tail - cursor, cause: sorted.length ? 'gap' : 'lead' });
     frames += tail - cursor;
     cursor = tail;
   }
   return {
     pieces,
     frames,
-    durationMs: framesToMs(frames),
-    endMs: framesToMs(cursor),
-    skippedMs: framesToMs(skipped),
-    overlapMs: framesToMs(overlap),
+    durationMs: framesToMs(frames, rate),
+    endMs: framesToMs(cursor, rate),
+    skippedMs: framesToMs(skipped, rate),
+    overlapMs: framesToMs(overlap, rate),
   };
 }
 

@@ -18,6 +18,7 @@ import { encryptRecording, type MasterKey } from './crypto.ts';
 import { finalize } from './finalize.ts';
 import { Recorder } from './recorder.ts';
 import { RetentionSweeper } from './retention.ts';
+import { recordingRateFor } from './segment-files.ts';
 import { resumeGap, scanSegments } from './segments.ts';
 import type { BlobStore, Interval, RecordingFormat } from './types.ts';
 
@@ -94,7 +95,7 @@ export class RecordingService implements RecordingPort {
     return this.sweeper;
   }
 
-  async begin(ref: { tenant: string; callId: string; answeredAt: number }): Promise<RecordingHandle | null> {
+  async begin(ref: { tenant: string; callId: string; answeredAt: number; sampleRate?: number }): Promise<RecordingHandle | null> {
     const { store } = this.o;
     const who = { tenant: ref.tenant, caller: 'recording' };
     const started = await store.submit('recording_started', { call_id: ref.callId, channels: 2, format: this.o.format ?? null }, who);
@@ -119,7 +120,10 @@ export class RecordingService implements RecordingPort {
     // waited out rather than filled — filling with silence, or letting agent frames drive the
     // timeline, and then writing the late caller frames too would put the audio ahead of the
     // call clock by the stall. Real holes (> 400 ms) are filled; close() catches up exactly.
-    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId, maxLagMs: 400, callerStallMs: 400, maxAgentBacklogMs: 600, autoTick: false });
+    // One rate per recording, chosen from the leg that started it (16 kHz legs are kept wideband);
+    // a resumed recording continues at the rate its segments already have.
+    const sampleRate = scan.sampleRate ?? recordingRateFor(ref.sampleRate);
+    const recorder = new Recorder({ dir, startedAtMs: ref.answeredAt, nowMs: Date.now, segmentIndex: scan.nextIndex, name: recordingId, sampleRate, maxLagMs: 400, callerStallMs: 400, maxAgentBacklogMs: 600, autoTick: false });
     const row = store.read(ref.tenant).recordings.get(recordingId);
     const policyMode = this.pauseMode(ref.tenant, ref.callId);
     if (row?.status === 'paused') recorder.pause('paused before resume', policyMode);
@@ -132,7 +136,7 @@ export class RecordingService implements RecordingPort {
     const active: Active = { recorder, closed, markClosed };
     this.active.set(recordingId, active);
     this.ensureTicker();
-    this.log.info({ recording: recordingId, call: ref.callId, segment: scan.nextIndex, resumed: existing }, 'recording');
+    this.log.info({ recording: recordingId, call: ref.callId, segment: scan.nextIndex, resumed: existing, sampleRate }, 'recording');
     return {
       recordingId,
       tap: recorder,
@@ -205,7 +209,7 @@ export class RecordingService implements RecordingPort {
     try {
       const scan = scanSegments(dir);
       const gaps: Interval[] = row.gaps.map((g) => ({ startMs: Number(g.start_ms), endMs: Number(g.end_ms) }));
-      const result = await finalize({ dir, segments: scan.segments, gaps, pauses: scan.pauses, format: (row.format as RecordingFormat) ?? 'wav', ffmpegPath: this.o.ffmpegPath });
+      const result = await finalize({ dir, segments: scan.segments, gaps, pauses: scan.pauses, format: (row.format as RecordingFormat) ?? 'wav', ffmpegPath: this.o.ffmpegPath, sampleRate: scan.sampleRate });
       if (result.warning) this.log.warn({ recording: recordingId, warning: result.warning }, 'recording kept as WAV');
       const blob = encryptRecording(result.data, this.o.master);
       const uri = await this.o.blobs.put(`${tenant}/${recordingId}.${result.format}.sbrec`, blob);
@@ -219,7 +223,8 @@ export class RecordingService implements RecordingPort {
           key_id: this.o.master.keyId,
           format: result.format,
           duration_ms: Math.round(result.durationMs),
-          segments: scan.segments.map((s) => ({ file: s.file, start_ms: Math.round(s.startMs), duration_ms: Math.round(s.durationMs), bytes: s.bytes, skipped_ms: Math.round(s.skippedMs ?? 0) })),
+          // The rate is stored with each segment: the recording row has no column of its own for it.
+          segments: scan.segments.map((s) => ({ file: s.file, start_ms: Math.round(s.startMs), duration_ms: Math.round(s.durationMs), bytes: s.bytes, skipped_ms: Math.round(s.skippedMs ?? 0), sample_rate: result.sampleRate })),
           gaps: gaps.map((g) => ({ start_ms: Math.round(g.startMs), end_ms: Math.round(g.endMs) })),
           pauses: scan.pauses.map((p) => ({ start_ms: Math.round(p.startMs), end_ms: Math.round(p.endMs), reason: p.reason, mode: p.mode })),
         },
@@ -227,7 +232,7 @@ export class RecordingService implements RecordingPort {
       );
       if (!r.outcome.ok) throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
       fs.rmSync(dir, { recursive: true, force: true });
-      this.log.info({ recording: recordingId, bytes: result.data.length, durationMs: result.durationMs, format: result.format }, 'recording finalized');
+      this.log.info({ recording: recordingId, bytes: result.data.length, durationMs: result.durationMs, format: result.format, sampleRate: result.sampleRate }, 'recording finalized');
     } catch (err) {
       const reason = `finalize failed: ${(err as Error).message}`.slice(0, 1000);
       this.log.error({ recording: recordingId, err }, 'recording finalize failed');

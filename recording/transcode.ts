@@ -1,6 +1,6 @@
 /**
  * Compressed encodings through the system ffmpeg (fluent-ffmpeg): interleaved
- * stereo s16le at 8 kHz in, Ogg/Opus or MP3 out, all in memory through pipes.
+ * stereo s16le (8 kHz, or the recording's rate) in, Ogg/Opus or MP3 out, all in memory through pipes.
  * Costs (RECIPES.md): ~0.22 CPU-s per minute of audio for Opus, ~0.16 for
  * MP3, ~50 ms process start — which is why µ-law WAV is the default.
  *
@@ -27,6 +27,8 @@ export interface TranscodeOptions {
   timeoutMs?: number;
   /** Where the temp output file goes (default os.tmpdir()). */
   workDir?: string;
+  /** Sample rate of the input PCM (default 8000). */
+  sampleRate?: number;
 }
 
 function isExecutableFile(file: string): boolean {
@@ -62,7 +64,7 @@ function lastLines(text: string | null | undefined, n = 3): string {
 }
 
 /**
- * Encodes PCM (interleaved stereo s16le, 8 kHz) to `format`. Rejects with the
+ * Encodes PCM (interleaved stereo s16le, at `opts.sampleRate`, default 8 kHz) to `format`. Rejects with the
  * tail of ffmpeg's stderr when ffmpeg is missing, fails or times out, or
  * produces no output.
  *
@@ -103,7 +105,7 @@ function runFfmpeg(
       .setFfmpegPath(binary)
       .input(input)
       .inputFormat('s16le')
-      .inputOptions(['-ar', '8000', '-ac', '2'])
+      .inputOptions(['-ar', String(opts.sampleRate ?? 8000), '-ac', '2'])
       .audioBitrate(opts.bitrateKbps ?? 32)
       .outputOptions(['-map_metadata', '-1']);
     // `-application audio` (CELT): in `voip` mode (SILK) stereo prediction leaks one channel into

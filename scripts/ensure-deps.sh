@@ -12,6 +12,8 @@ NEEDED=(
   "pocketsphinx_continuous:pocketsphinx"
   "/usr/share/pocketsphinx/model/en-us/en-us.lm.bin:pocketsphinx-en-us"
   "chromium:chromium"
+  "sipp:sip-tester"
+  "/usr/share/sip-tester/g711a.pcap:sip-tester"
 )
 EXTRA_PACKAGES=(libsox-fmt-all)
 

@@ -159,7 +159,8 @@ test('a worker killed mid-turn: filler, the turn answered within 2 s with the ca
   const tool = turns(peer!.callSid).filter((a) => a.kind === 'tool');
   assert.equal(tool.length, 1);
   assert.equal(tool[0]!.status, 'succeeded');
-  assert.equal(stateOf(peer!.callSid)?.state.receipt, (tool[0]!.result as { receipt: string }).receipt);
+  // The turn's state is saved once the turn returns, just after its last say.
+  await peer!.waitFor(() => stateOf(peer!.callSid)?.state.receipt === (tool[0]!.result as { receipt: string }).receipt, 5_000, 'the tool result in the saved state');
   await peer!.hangup();
 });
 

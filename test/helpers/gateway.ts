@@ -12,6 +12,8 @@ import { createLogger } from '../../cli/logger.ts';
 import { tmpDir } from './tmp.ts';
 
 export const TWILIO_TOKEN = 'test-auth-token-0123456789abcdef';
+/** VONAGE_SIGNATURE_SECRET in tests (the key Vonage signs webhooks with, HS256). */
+export const VONAGE_SECRET = 'test-vonage-signature-secret-0123456789abcdef';
 /** The bootstrap admin's bearer token in tests (SWITCHBOARD_ADMIN_TOKEN). */
 export const ADMIN_TOKEN = 'sbk_test-admin-token-0123456789abcdef';
 
@@ -31,6 +33,8 @@ export interface TestGatewayOptions {
   dataDir?: string;
   profile?: string;
   twilioToken?: string | null;
+  /** VONAGE_SIGNATURE_SECRET (default VONAGE_SECRET); null: unset. */
+  vonageSecret?: string | null;
   port?: number;
   logLevel?: string;
   /** Extra environment (SWITCHBOARD_FFMPEG, SWITCHBOARD_STT, …). */
@@ -49,10 +53,14 @@ export function gatewayEnv(opts: TestGatewayOptions, port: number, dataDir: stri
     SWITCHBOARD_FSYNC_POLICY: 'always',
     SWITCHBOARD_LOG_LEVEL: opts.logLevel ?? 'silent',
     SWITCHBOARD_ADMIN_TOKEN: ADMIN_TOKEN,
+    // SIP on any free port unless a test names one (SWITCHBOARD_SIP_PORT in opts.env): never 5060 in tests.
+    SWITCHBOARD_SIP_PORT: '0',
   };
   Object.assign(env, opts.env ?? {});
   if (opts.twilioToken === null) delete env.TWILIO_AUTH_TOKEN;
   else env.TWILIO_AUTH_TOKEN = opts.twilioToken ?? TWILIO_TOKEN;
+  if (opts.vonageSecret === null) delete env.VONAGE_SIGNATURE_SECRET;
+  else env.VONAGE_SIGNATURE_SECRET = opts.vonageSecret ?? VONAGE_SECRET;
   return env;
 }
 

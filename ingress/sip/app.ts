@@ -1,0 +1,381 @@
+/**
+ * The SIP call application on top of the UAS core: INVITE ─► number routing
+ * (bridge/inbound.ts) ─► SDP answer ─► 180 ─► 200 ─► `SipLeg` attached to the
+ * call manager; ACK confirms; BYE either way ends the call; CANCEL before the
+ * answer ─► 487; re-INVITE ─► new media (hold/unhold, codec, address); INFO ─►
+ * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE.
+ */
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { CallSession } from '../../bridge/call-session.ts';
+import { routeInbound } from '../../bridge/inbound.ts';
+import type { CallLeg } from '../../media/call-leg.ts';
+import type { SwitchboardTables } from '../../schema/index.ts';
+import type { Store } from '../../store/index.ts';
+import { Dialog, DialogState, dialogId, newTag, type DialogSnapshot } from './dialog.ts';
+import { parseSipUri } from './headers.ts';
+import { SipLeg } from './leg.ts';
+import { RtpPortPool, RtpSession } from './rtp.ts';
+import { negotiate } from './sdp.ts';
+import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
+import type { Peer } from './transport.ts';
+import type { SipUas, UasHandler } from './uas.ts';
+import { ALLOW, type ValidRequest } from './validate.ts';
+
+/** What the SIP ingress needs of the call manager. */
+export interface SipCallManager {
+  attach(ref: { tenant: string; callId: string }, leg: CallLeg): Promise<CallSession>;
+  providerEnded(callId: string, reason: string): void;
+}
+
+export interface SipAppDeps {
+  store: Store<SwitchboardTables>;
+  calls: SipCallManager;
+  logger: Logger;
+  rtp: RtpPortPool;
+  /** Address put in SDP and Contact when bound to a wildcard (default: first non-loopback IPv4). */
+  advertise?: string;
+  /** Ring time between 180 and the answer (ms). */
+  ringMs?: number;
+}
+
+interface CallCtx {
+  dialog: Dialog;
+  rtp: RtpSession;
+  leg: SipLeg;
+  ref: { tenant: string; callId: string };
+  /** The INVITE transaction whose 2xx awaits its ACK. */
+  awaitingAck: InviteServerTransaction | null;
+  held: boolean;
+}
+
+const SDP = 'application/sdp';
+
+export class SipApp implements UasHandler {
+  private uas!: SipUas;
+  private readonly dialogs = new Map<string, CallCtx>();
+  /** INVITEs still proceeding, by transaction key (CANCEL finds them here). */
+  private readonly ringing = new Map<string, { toTag: string }>();
+  private readonly log: Logger;
+
+  constructor(private readonly deps: SipAppDeps) {
+    this.log = deps.logger;
+  }
+
+  bind(uas: SipUas): void {
+    this.uas = uas;
+  }
+
+  get activeDialogs(): number {
+    return this.dialogs.size;
+  }
+
+  invite(tx: InviteServerTransaction, v: ValidRequest, peer: Peer): void {
+    const run = v.to.params.tag ? this.reInvite(tx, v) : this.newCall(tx, v, peer);
+    run.catch((err: unknown) => {
+      this.log.error({ err, callId: v.callId }, 'INVITE failed');
+      if (tx.state === InviteTxState.Proceeding) this.uas.respond(tx, 500);
+    });
+  }
+
+  ack(v: ValidRequest): void {
+    const ctx = this.find(v);
+    if (!ctx) return;
+    ctx.awaitingAck?.acknowledged();
+    ctx.awaitingAck = null;
+    if (ctx.dialog.state === DialogState.Early) ctx.dialog.transition(DialogState.Confirmed);
+  }
+
+  bye(tx: NonInviteServerTransaction, v: ValidRequest): void {
+    const ctx = this.find(v);
+    if (!ctx) return void this.uas.respond(tx, 481);
+    if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'BYE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
+    this.uas.respond(tx, 200);
+    void this.endByRemote(ctx, 'sip:bye');
+  }
+
+  info(tx: NonInviteServerTransaction, v: ValidRequest): void {
+    const ctx = this.find(v);
+    if (!ctx) return void this.uas.respond(tx, 481);
+    ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'INFO');
+    const type = (v.req.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    const body = v.req.body.toString('utf8');
+    if (v.req.body.length === 0) return void this.uas.respond(tx, 200);
+    let digit: string | null = null;
+    if (type === 'application/dtmf-relay') digit = /Signal\s*=\s*([0-9*#A-Da-d])/.exec(body)?.[1] ?? null;
+    else if (type === 'application/dtmf') digit = /^\s*([0-9*#A-Da-d])\s*$/.exec(body)?.[1] ?? null;
+    else return void this.uas.respond(tx, 415, { headers: [['Accept', 'application/dtmf-relay, application/dtmf']] });
+    if (digit === null) return void this.uas.respond(tx, 400, { reason: 'Bad Request (no DTMF signal)' });
+    this.uas.respond(tx, 200);
+    ctx.leg.dtmf(digit, 'sip-info');
+  }
+
+  cancel(inviteTx: InviteServerTransaction): void {
+    const r = this.ringing.get(inviteTx.key);
+    this.uas.respond(inviteTx, 487, { toTag: r?.toTag });
+  }
+
+  /** Detaches every call without BYE (shutdown: the calls carry on after a restart). */
+  close(): void {
+    for (const ctx of this.dialogs.values()) {
+      ctx.awaitingAck = null;
+      ctx.rtp.close();
+    }
+    this.dialogs.clear();
+  }
+
+  /**
+   * After a restart (kill -9 included): every SIP call whose leg is still
+   * connected in the store is carried on — its RTP port re-bound, its dialog
+   * rebuilt from the stored snapshot, a fresh leg attached (the call passes
+   * through `resuming`). A call whose port cannot be re-bound is ended with BYE.
+   */
+  async resumeDialogs(): Promise<number> {
+    const db = this.deps.store.read(null);
+    let resumed = 0;
+    for (const row of db.legs.find({ provider: 'sip', state: 'connected' })) {
+      const call = db.calls.get(row.call_id);
+      const snap = row.resume as unknown as DialogSnapshot | null;
+      if (!call || call.state === 'ended' || !snap || typeof snap.callId !== 'string' || typeof snap.rtpPort !== 'number') continue;
+      const ref = { tenant: call.tenant, callId: call.id };
+      const dialog = new Dialog({ ...snap, routeSet: [...(snap.routeSet ?? [])] }, DialogState.Confirmed);
+      const sockets = await this.deps.rtp.bindExact(snap.rtpPort).catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message, call: call.id }, 'RTP port of a live SIP call cannot be re-bound: ending it');
+        return null;
+      });
+      const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction: 'sendrecv' as const, held: false };
+      if (!sockets) {
+        await this.endCall(ref, 'sip:resume-failed');
+        const sentBy = this.uas.transport.sentBy(snap.transport, this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port }));
+        const { req, dest } = dialog.request('BYE', sentBy);
+        void this.uas.sendRequest(req, dest);
+        continue;
+      }
+      const address = this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port });
+      const rtp = new RtpSession(sockets, media, `switchboard@${address}`);
+      const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck: null, held: false };
+      ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => void this.hangUp(ctx, reason));
+      this.dialogs.set(dialog.id, ctx);
+      await this.deps.store.submit('call_resume_requested', { call_id: call.id, reason: 'sip: node restarted' }, { tenant: call.tenant, caller: 'sip:resume' });
+      await this.deps.calls.attach(ref, ctx.leg).catch((err: unknown) => this.log.warn({ err, call: call.id }, 'SIP resume: attach refused'));
+      this.log.info({ callId: snap.callId, call: call.id, rtp: snap.rtpPort }, 'SIP call resumed after restart');
+      resumed++;
+    }
+    return resumed;
+  }
+
+  private find(v: ValidRequest): CallCtx | undefined {
+    return this.dialogs.get(dialogId(v.callId, v.to.params.tag ?? '', v.from.params.tag ?? ''));
+  }
+
+  /** The dialled number: the Request-URI user (or To), matched against `numbers` as is, with +, or as a SIP URI. */
+  private numberFor(v: ValidRequest): string {
+    const numbers = this.deps.store.read(null).numbers;
+    const candidates: string[] = [];
+    for (const uri of [v.req.uri, v.to.uri]) {
+      const u = parseSipUri(uri);
+      if (u?.user) candidates.push(u.user, /^\d+$/.test(u.user) ? `+${u.user}` : u.user, `sip:${u.user}@${u.host}`);
+      else if (/^tel:/i.test(uri)) candidates.push(uri.slice(4).split(';')[0] ?? '');
+    }
+    return candidates.find((c) => numbers.findOne({ number: c })) ?? candidates[0] ?? v.req.uri;
+  }
+
+  private localAddress(peer: Peer): string {
+    const bound = this.uas.transport.host;
+    if (bound !== '0.0.0.0' && bound !== '::') return bound;
+    if (peer.address === '127.0.0.1' || peer.address === '::1' || peer.address.startsWith('::ffff:127.')) return '127.0.0.1';
+    if (this.deps.advertise) return this.deps.advertise;
+    for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+    return '127.0.0.1';
+  }
+
+  private contact(peer: Peer): string {
+    const t = peer.transport === 'tcp' ? ';transport=tcp' : '';
+    return `<sip:switchboard@${this.localAddress(peer)}:${this.uas.port}${t}>`;
+  }
+
+  private async newCall(tx: InviteServerTransaction, v: ValidRequest, peer: Peer): Promise<void> {
+    const to = this.numberFor(v);
+    const from = v.from.uri;
+    const inbound = { provider: 'sip' as const, providerCallId: v.callId, from, to };
+    if (!this.deps.store.read(null).numbers.findOne({ number: to })) {
+      await routeInbound(this.deps.store, inbound, 'sip:invite');
+      this.log.info({ callId: v.callId, to }, 'SIP call rejected: unknown number');
+      return void this.uas.respond(tx, 404);
+    }
+    if (!v.sdp) return void this.uas.respond(tx, 488, { headers: [['Warning', '399 switchboard "an SDP offer is required in the INVITE"']] });
+    const sockets = await this.deps.rtp.bind().catch(() => null);
+    if (!sockets) return void this.uas.respond(tx, 503, { headers: [['Retry-After', '5']] });
+    const address = this.localAddress(peer);
+    const sdpSession = Math.floor(Date.now() / 1000);
+    const neg = negotiate(v.sdp, { address, port: sockets.port, sessionId: sdpSession, sessionVersion: 1 });
+    const release = (): void => {
+      sockets.rtp.close();
+      sockets.rtcp.close();
+      this.deps.rtp.release(sockets.port);
+    };
+    if (!neg.ok) {
+      release();
+      return void this.uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
+    }
+    const toTag = newTag();
+    this.ringing.set(tx.key, { toTag });
+    const media = { rtpPort: sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession, sdpVersion: 1 };
+    const dialog = Dialog.fromInvite(v, toTag, peer, media);
+    try {
+      this.uas.respond(tx, 180, { toTag, headers: [['Contact', this.contact(peer)]] });
+      if (this.deps.ringMs) await new Promise((r) => setTimeout(r, this.deps.ringMs));
+      if (tx.state !== InviteTxState.Proceeding) {
+        release();
+        return void (await this.recordCancelled(inbound)); // cancelled while ringing
+      }
+      const decision = await routeInbound(this.deps.store, inbound, 'sip:invite');
+      if (tx.state !== InviteTxState.Proceeding) {
+        release();
+        if (decision.kind === 'accepted') await this.endCall(decision, 'sip:cancel');
+        return;
+      }
+      if (decision.kind !== 'accepted') {
+        release();
+        if (decision.kind === 'transfer') return void this.uas.respond(tx, 302, { toTag, headers: [['Contact', `<${decision.target}>`]] });
+        return void this.uas.respond(tx, decision.kind === 'rejected' ? 404 : 480, { toTag });
+      }
+      const ref = { tenant: decision.tenant, callId: decision.callId };
+      const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);
+      const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck: tx, held: neg.media.held };
+      ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => void this.hangUp(ctx, reason));
+      rtp.on('latched', (at) => this.log.debug({ callId: v.callId, at }, 'RTP latched'));
+      this.dialogs.set(dialog.id, ctx);
+      tx.onNoAck = () => {
+        this.log.warn({ callId: v.callId }, '2xx never acknowledged: ending the call with BYE');
+        void this.endCall(ref, 'sip:no-ack').then(() => this.endLocally(ctx, 'sip:no-ack'));
+      };
+      this.uas.respond(tx, 200, { toTag, headers: this.answerHeaders(v, peer), body: Buffer.from(neg.answer), contentType: SDP });
+      this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered');
+      await this.deps.calls.attach(ref, ctx.leg);
+    } finally {
+      this.ringing.delete(tx.key);
+    }
+  }
+
+  private answerHeaders(v: ValidRequest, peer: Peer): Array<[string, string]> {
+    const headers: Array<[string, string]> = [
+      ['Contact', this.contact(peer)],
+      ['Allow', ALLOW.join(', ')],
+      ['Supported', 'timer'],
+    ];
+    // Session timers (RFC 4028), tolerated: the far end refreshes; we only echo the interval.
+    const se = v.req.headers.get('session-expires');
+    if (se) {
+      const secs = /^\s*(\d+)/.exec(se)?.[1];
+      if (secs) headers.push(['Session-Expires', `${secs};refresher=uac`], ['Require', 'timer']);
+    }
+    return headers;
+  }
+
+  private async reInvite(tx: InviteServerTransaction, v: ValidRequest): Promise<void> {
+    const ctx = this.find(v);
+    if (!ctx) return void this.uas.respond(tx, 481);
+    if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'INVITE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
+    if (ctx.awaitingAck) return void this.uas.respond(tx, 491);
+    const snap = ctx.dialog.snap;
+    const peer: Peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
+    const address = this.localAddress(peer);
+    let answer: string;
+    if (v.sdp) {
+      const neg = negotiate(v.sdp, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 });
+      if (!neg.ok) return void this.uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
+      snap.sdpVersion++;
+      ctx.rtp.update(neg.media);
+      ctx.leg.updateMedia();
+      Object.assign(snap, { remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType });
+      answer = neg.answer;
+      if (neg.media.held !== ctx.held) {
+        ctx.held = neg.media.held;
+        const r = await this.deps.store.submit(ctx.held ? 'call_held' : 'call_unheld', { call_id: ctx.ref.callId }, { tenant: ctx.ref.tenant, caller: 'sip:reinvite' });
+        if (!r.outcome.ok) this.log.info({ outcome: r.outcome, held: ctx.held }, 'hold state not recorded');
+      }
+    } else {
+      // A refresh without an offer: our current session as the offer (the ACK's answer is ignored).
+      answer = negotiateCurrent(ctx, address);
+    }
+    ctx.awaitingAck = tx;
+    tx.onNoAck = () => {
+      ctx.awaitingAck = null;
+      void this.endCall(ctx.ref, 'sip:no-ack').then(() => this.endLocally(ctx, 'sip:no-ack'));
+    };
+    this.uas.respond(tx, 200, { headers: this.answerHeaders(v, peer), body: Buffer.from(answer), contentType: SDP });
+  }
+
+  /** A call cancelled before the answer is still a call: received, then ended (`sip:cancel`). */
+  private async recordCancelled(inbound: { provider: 'sip'; providerCallId: string; from: string; to: string }): Promise<void> {
+    const number = this.deps.store.read(null).numbers.findOne({ number: inbound.to });
+    if (!number) return;
+    const who = { tenant: number.tenant, caller: 'sip:invite' };
+    const r = await this.deps.store.submit(
+      'call_received',
+      { provider: 'sip', provider_call_id: inbound.providerCallId, from: inbound.from, to: inbound.to, number_id: number.id, agent: number.agent },
+      who,
+    );
+    const callId = r.outcome.ok ? (r.outcome.result as { call_id: string }).call_id : null;
+    if (callId) await this.endCall({ tenant: number.tenant, callId }, 'sip:cancel');
+    this.log.info({ callId: inbound.providerCallId, call: callId }, 'SIP call cancelled before the answer');
+  }
+
+  private async endCall(ref: { tenant: string; callId: string }, reason: string): Promise<void> {
+    const r = await this.deps.store.submit('call_ended', { call_id: ref.callId, reason }, { tenant: ref.tenant, caller: 'sip', id: `sip:end:${ref.callId}` });
+    if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+  }
+
+  /** The call is over on our side (already `call_ended`): the session stops, the leg closes and sends BYE. */
+  private endLocally(ctx: CallCtx, reason: string): void {
+    this.deps.calls.providerEnded(ctx.ref.callId, reason);
+    if (!ctx.leg.closed) ctx.leg.close(reason);
+  }
+
+  private async endByRemote(ctx: CallCtx, reason: string): Promise<void> {
+    ctx.dialog.transition(DialogState.Terminated);
+    this.forget(ctx);
+    ctx.leg.markRemoteEnded();
+    await this.endCall(ctx.ref, reason);
+    this.deps.calls.providerEnded(ctx.ref.callId, reason);
+    if (!ctx.leg.closed) ctx.leg.remoteHangup(reason);
+  }
+
+  /** Our side ends the call: BYE (with retransmissions over UDP). */
+  private async hangUp(ctx: CallCtx, reason: string): Promise<void> {
+    this.forget(ctx);
+    if (ctx.dialog.state === DialogState.Terminated) return;
+    ctx.dialog.transition(DialogState.Terminated);
+    const snap = ctx.dialog.snap;
+    const sentBy = this.uas.transport.sentBy(snap.transport, this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port }));
+    const { req, dest } = ctx.dialog.request('BYE', sentBy, {});
+    req.headers.add('reason', `SIP;cause=200;text="${reason.replace(/["\\]/g, '').slice(0, 80)}"`);
+    const status = await this.uas.sendRequest(req, dest);
+    this.log.info({ callId: snap.callId, status, reason }, 'BYE sent');
+  }
+
+  private forget(ctx: CallCtx): void {
+    if (this.dialogs.get(ctx.dialog.id) === ctx) this.dialogs.delete(ctx.dialog.id);
+    ctx.awaitingAck = null;
+    this.deps.rtp.release(ctx.rtp.port);
+  }
+}
+
+function negotiateCurrent(ctx: CallCtx, address: string): string {
+  const s = ctx.dialog.snap;
+  const pts = [s.payloadType, ...(s.eventPayloadType === null ? [] : [s.eventPayloadType])];
+  const lines = [
+    'v=0',
+    `o=switchboard ${s.sdpSession} ${s.sdpVersion} IN IP4 ${address}`,
+    's=switchboard',
+    `c=IN IP4 ${address}`,
+    't=0 0',
+    `m=audio ${ctx.rtp.port} RTP/AVP ${pts.join(' ')}`,
+    `a=rtpmap:${s.payloadType} ${s.codec}/8000`,
+    ...(s.eventPayloadType === null ? [] : [`a=rtpmap:${s.eventPayloadType} telephone-event/8000`, `a=fmtp:${s.eventPayloadType} 0-15`]),
+    'a=ptime:20',
+    `a=${ctx.held ? 'recvonly' : 'sendrecv'}`,
+  ];
+  return `${lines.join('\r\n')}\r\n`;
+}

@@ -1,0 +1,65 @@
+/**
+ * SIP trunk ingress (RFC 3261 UAS over UDP + TCP on one port, RTP from a port
+ * range). Layered like SIP.js's core:
+ *
+ *   transport.ts (UDP/TCP, framing, Via routing) ─► message.ts + headers.ts (grammar)
+ *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► transaction.ts (server transactions, timers)
+ *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts, rtp.ts, leg.ts)
+ */
+import type { Logger } from 'pino';
+import type { SwitchboardTables } from '../../schema/index.ts';
+import type { Store } from '../../store/index.ts';
+import { SipApp, type SipCallManager } from './app.ts';
+import { RtpPortPool } from './rtp.ts';
+import type { SipTimers } from './transaction.ts';
+import { SipUas } from './uas.ts';
+
+export interface SipDeps {
+  store: Store<SwitchboardTables>;
+  calls: SipCallManager;
+  logger: Logger;
+  host: string;
+  /** SIP port (UDP and TCP); 0 = any free port. */
+  port: number;
+  rtpPorts: { low: number; high: number };
+  /** Address for SDP/Contact when bound to 0.0.0.0 (SWITCHBOARD_SIP_ADVERTISE). */
+  advertise?: string;
+  /** Ring time between 180 Ringing and the answer (SWITCHBOARD_SIP_RING_MS), default 0. */
+  ringMs?: number;
+  timers?: Partial<SipTimers>;
+}
+
+export interface SipIngress {
+  port: number;
+  app: SipApp;
+  uas: SipUas;
+  close(): Promise<void>;
+}
+
+export async function mountSip(deps: SipDeps): Promise<SipIngress> {
+  const log = deps.logger.child({ ingress: 'sip' });
+  const app = new SipApp({
+    store: deps.store,
+    calls: deps.calls,
+    logger: log,
+    rtp: new RtpPortPool(deps.rtpPorts.low, deps.rtpPorts.high, deps.host),
+    advertise: deps.advertise,
+    ringMs: deps.ringMs,
+  });
+  const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler: app });
+  app.bind(uas);
+  const resumed = await app.resumeDialogs();
+  if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
+  log.info({ port: uas.port, host: deps.host, rtp: `${deps.rtpPorts.low}-${deps.rtpPorts.high}` }, `SIP listening on udp+tcp ${deps.host}:${uas.port}`);
+  let closing: Promise<void> | null = null;
+  return {
+    port: uas.port,
+    app,
+    uas,
+    close: () =>
+      (closing ??= (async () => {
+        app.close();
+        await uas.close();
+      })()),
+  };
+}

@@ -1,0 +1,218 @@
+/**
+ * Vonage ingress: the answer webhook (NCCO), the event webhook (lifecycle, and
+ * the synchronous resume of a dropped media socket), and the media WebSocket.
+ *
+ *   GET|POST /vonage/answer ─► signed JWT ─► route the call ─► NCCO connect ─► wss://…/vonage/media
+ *                                                              (token in headers, eventType synchronous)
+ *   WS       /vonage/media  ─► signed handshake + websocket:connected + one-time token ─► VonageLeg ─► CallManager
+ *   POST     /vonage/event  ─► caller leg final status ─► call_ended (idempotent, out-of-order safe)
+ *                           ─► media leg `disconnected` of a live call ─► a fresh NCCO connect: the call resumes
+ *
+ * Every webhook's JWT is checked against the raw body (payload_hash), so the
+ * routes live in their own fastify scope whose body parser keeps the bytes.
+ */
+import { randomUUID } from 'node:crypto';
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
+import type { CallManager } from '../../bridge/call-manager.ts';
+import { routeInbound, type InboundDecision } from '../../bridge/inbound.ts';
+import type { Logger } from '../../cli/logger.ts';
+import type { SwitchboardTables } from '../../schema/index.ts';
+import type { Store } from '../../store/index.ts';
+import { StreamTokens } from '../stream-tokens.ts';
+import { ReplayCache, verifyVonageRequest, type JwtPolicy } from './jwt.ts';
+import { VonageLeg } from './leg.ts';
+import { AnswerParams, connectedToken, EventBody, FINAL_STATUSES, l16Rate, parseText, phoneNumber } from './messages.ts';
+import { endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
+import { ConversationIndex } from './conversations.ts';
+
+export interface VonageDeps {
+  http: HttpServer;
+  store: Store<SwitchboardTables>;
+  calls: CallManager;
+  logger: Logger;
+  publicUrl: string;
+  /** From VONAGE_SIGNATURE_SECRET. */
+  signatureSecret: string | undefined;
+  /** Development profile: unsigned requests pass (with a warning) when no secret is set. */
+  development: boolean;
+  /** L16 rate asked of Vonage (default 16000). */
+  rate?: 8000 | 16000;
+}
+
+const START_TIMEOUT_MS = 10_000;
+const BODY_LIMIT = 64 * 1024;
+
+export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: ReplayCache } {
+  const log = deps.logger.child({ ingress: 'vonage' });
+  const policy: JwtPolicy = { secret: deps.signatureSecret, allowUnsigned: deps.development };
+  if (!deps.signatureSecret) {
+    if (deps.development) log.warn('VONAGE_SIGNATURE_SECRET is not set: Vonage requests are NOT authenticated (development profile only)');
+    else log.error('VONAGE_SIGNATURE_SECRET is not set: every Vonage request will be refused (403)');
+  }
+  const rate = deps.rate ?? 16000;
+  const tokens = new StreamTokens();
+  const replay = new ReplayCache();
+  const conversations = new ConversationIndex(deps.store);
+  const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
+  const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
+
+  const refuse = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => reply.code(status).send({ error: { code, message } });
+  const authenticate = (req: FastifyRequest, reply: FastifyReply, body: Buffer): boolean => {
+    const verdict = verifyVonageRequest(policy, req.headers.authorization, body, replay);
+    if (verdict.ok) {
+      if (verdict.bypassed) log.warn({ url: req.url }, 'unsigned Vonage webhook accepted (development profile, no VONAGE_SIGNATURE_SECRET)');
+      return true;
+    }
+    log.warn({ url: req.url.split('?')[0], reason: verdict.reason, ip: req.ip }, 'Vonage webhook refused');
+    void refuse(reply, verdict.status, 'forbidden', verdict.reason);
+    return false;
+  };
+  const rawBody = (req: FastifyRequest): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+  const jsonBody = (raw: Buffer): unknown => {
+    try {
+      return JSON.parse(raw.toString('utf8'));
+    } catch {
+      return undefined;
+    }
+  };
+  const issues = (e: { issues: Array<{ path: PropertyKey[]; message: string }> }): string => e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  const ncco = (reply: FastifyReply, actions: NccoAction[]): FastifyReply => reply.code(200).type('application/json').send(JSON.stringify(actions));
+
+  /** What Vonage runs next for a routing decision (answer, or a resume after the socket dropped). */
+  const nccoFor = (decision: InboundDecision, callUuid: string, conversationUuid: string | null, to: string): NccoAction[] => {
+    switch (decision.kind) {
+      case 'rejected':
+        log.info({ uuid: callUuid, to }, 'call rejected: unknown number');
+        return unknownNumberNcco();
+      case 'ended':
+        return endedNcco();
+      case 'transfer':
+        log.info({ uuid: callUuid, call: decision.callId, target: decision.target }, 'call transferred');
+        return transferNcco(decision.target);
+      case 'accepted': {
+        if (conversationUuid) conversations.remember(conversationUuid, callUuid);
+        const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, providerCallId: callUuid });
+        log.info({ uuid: callUuid, call: decision.callId, resumed: decision.resumed }, decision.resumed ? 'call resuming' : 'call answered');
+        return streamNcco({ mediaUrl: wsUrl('/vonage/media'), eventUrl: httpUrl('/vonage/event'), token, rate, from: to });
+      }
+    }
+  };
+
+  /** Answers to `disconnected` already given, per media leg uuid: a retried event gets the same NCCO. */
+  const resumeAnswers = new Map<string, { at: number; actions: NccoAction[] }>();
+  const rememberAnswer = (legUuid: string, actions: NccoAction[]): void => {
+    const now = Date.now();
+    for (const [k, v] of resumeAnswers) if (now - v.at > 60_000) resumeAnswers.delete(k);
+    resumeAnswers.set(legUuid, { at: now, actions });
+  };
+
+  const routes = async (scope: FastifyInstance): Promise<void> => {
+    // Raw bytes for every content type: the JWT's payload_hash is over the body as sent.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (_req, body, done) => done(null, body));
+
+    const answer = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+      const raw = rawBody(req);
+      if (!authenticate(req, reply, raw)) return reply;
+      const params = req.method === 'GET' ? req.query : jsonBody(raw);
+      if (params === undefined) return refuse(reply, 400, 'invalid_json', 'the answer webhook body is not JSON');
+      const parsed = AnswerParams.safeParse(params);
+      if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
+      const p = parsed.data;
+      const to = phoneNumber(p.to);
+      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer');
+      return ncco(reply, nccoFor(decision, p.uuid, p.conversation_uuid, to));
+    };
+    scope.get('/vonage/answer', answer);
+    scope.post('/vonage/answer', answer);
+
+    scope.post('/vonage/event', async (req, reply) => {
+      const raw = rawBody(req);
+      if (!authenticate(req, reply, raw)) return reply;
+      const body = jsonBody(raw);
+      if (body === undefined) return refuse(reply, 400, 'invalid_json', 'the event webhook body is not JSON');
+      const parsed = EventBody.safeParse(body);
+      if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
+      const e = parsed.data;
+      const read = deps.store.read(null);
+      // The caller's own leg: its final status ends the call (idempotent; late or repeated events are no-ops).
+      const own = read.calls.findOne({ provider: 'vonage', provider_call_id: e.uuid });
+      if (own) {
+        if (e.conversation_uuid) conversations.remember(e.conversation_uuid, e.uuid);
+        if (FINAL_STATUSES.has(e.status)) {
+          const reason = `vonage:${e.status}`;
+          const r = await deps.store.submit('call_ended', { call_id: own.id, reason }, { tenant: own.tenant, caller: 'vonage:event', id: `vonage:event:${e.uuid}:final` });
+          if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ outcome: r.outcome }, 'call_ended refused');
+          deps.calls.providerEnded(own.id, reason);
+        }
+        return reply.code(204).send();
+      }
+      // Another leg of a known conversation: our media socket's leg.
+      const callUuid = e.conversation_uuid ? conversations.callUuid(e.conversation_uuid) : null;
+      const call = callUuid ? read.calls.findOne({ provider: 'vonage', provider_call_id: callUuid }) : undefined;
+      if (!call) {
+        log.info({ uuid: e.uuid, status: e.status }, 'event for an unknown call ignored');
+        return reply.code(204).send();
+      }
+      if (e.status !== 'disconnected') return reply.code(204).send();
+      // Synchronous: the media socket dropped (this node died, network, our own close). Vonage runs what we answer.
+      const again = resumeAnswers.get(e.uuid);
+      if (again) return ncco(reply, again.actions);
+      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event');
+      const actions = nccoFor(decision, call.provider_call_id, e.conversation_uuid ?? null, call.to_uri);
+      rememberAnswer(e.uuid, actions);
+      return ncco(reply, actions);
+    });
+  };
+  void deps.http.app.register(routes);
+
+  // Messages up to 1 MiB are read and validated (an oversized audio message is dropped, the call goes on);
+  // beyond that the socket is closed (1009) and Vonage's synchronous event resumes the call on a fresh socket.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  deps.http.onUpgrade('/vonage/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const verdict = verifyVonageRequest(policy, req.headers.authorization, null, replay);
+    if (!verdict.ok) {
+      log.warn({ reason: verdict.reason }, 'Vonage media upgrade refused');
+      return refuseUpgrade(socket, 403, verdict.reason);
+    }
+    if (verdict.bypassed) log.warn('unsigned Vonage media socket accepted (development profile, no VONAGE_SIGNATURE_SECRET)');
+    wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws));
+  });
+
+  /** Waits for `websocket:connected`, checks its content-type and one-time token, then hands a VonageLeg over. */
+  const acceptStream = (ws: WebSocket): void => {
+    const timer = setTimeout(() => ws.close(1008, 'no websocket:connected'), START_TIMEOUT_MS);
+    const onMessage = (data: Buffer, isBinary: boolean): void => {
+      if (isBinary) return void log.warn('audio before websocket:connected ignored');
+      const parsed = parseText(data.toString('utf8'));
+      if (!parsed.ok) return void log.warn({ error: parsed.error }, 'malformed message before websocket:connected');
+      const msg = parsed.msg;
+      if (msg.event !== 'websocket:connected') return void log.warn({ event: msg.event }, 'message before websocket:connected ignored');
+      clearTimeout(timer);
+      ws.off('message', onMessage);
+      const legRate = l16Rate(msg['content-type']);
+      const grant = tokens.consume(connectedToken(msg));
+      if (!grant) {
+        log.warn('media socket with an invalid or used token refused');
+        return ws.close(1008, 'invalid stream token');
+      }
+      if (!legRate) {
+        log.warn({ contentType: msg['content-type'] }, 'media socket with an unsupported content-type refused');
+        return ws.close(1003, 'unsupported content-type');
+      }
+      const conversationUuid = conversations.conversationOf(grant.providerCallId);
+      const leg = new VonageLeg(ws, { rate: legRate, session: conversationUuid ?? randomUUID(), callUuid: grant.providerCallId, conversationUuid });
+      deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
+        log.warn({ err, call: grant.callId }, 'media attach refused');
+      });
+    };
+    ws.on('message', onMessage);
+    ws.on('close', () => clearTimeout(timer));
+  };
+
+  return { tokens, replay };
+}

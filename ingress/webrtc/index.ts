@@ -1,0 +1,166 @@
+/**
+ * WebRTC ingress (CONTRACT: WHIP-style, two-way):
+ *
+ *   POST   /webrtc/offer[?to=NUMBER | ?resume=TOKEN]   body: SDP offer (application/sdp)
+ *          ─► 201 Created, Location: /webrtc/SESSION, X-Switchboard-Resume: TOKEN,
+ *             X-Switchboard-Call: CALL ID, body: SDP answer (Opus + telephone-event, sendrecv)
+ *          ─► 400 invalid_sdp (with the reason) · 404 unknown_number · 401 invalid_token · 410 call_ended
+ *   DELETE /webrtc/:session                            ─► 204, the call ends
+ *   GET    /webrtc/config                              ─► { iceServers } for browsers
+ *   GET    /webrtc/directory                           ─► numbers open to browsers (provider webrtc)
+ *   GET    /phone                                      ─► the softphone (api/phone.ts)
+ *
+ * With no `?to=` the call goes to the built-in `demo` number (demo.ts). A
+ * resume re-routes the same call row through `routeInbound` (the call goes
+ * `resuming`, then live again on the new peer connection), exactly like a
+ * Twilio redirect. The session token also lets the softphone read its own
+ * call's transcript over `WS /v1/subscribe` (a scoped grant; session-token.ts).
+ */
+import crypto from 'node:crypto';
+import type { FastifyReply } from 'fastify';
+import { mountPhone } from '../../api/phone.ts';
+import type { HttpServer } from '../../api/server.ts';
+import type { GrantResolver } from '../../api/subscribe.ts';
+import type { CallManager } from '../../bridge/call-manager.ts';
+import { routeInbound } from '../../bridge/inbound.ts';
+import type { Logger } from '../../cli/logger.ts';
+import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
+import { OPERATOR_TENANT, type SwitchboardTables } from '../../schema/index.ts';
+import type { Store } from '../../store/index.ts';
+import { webrtcConfig } from './config.ts';
+import { DEMO_NUMBER, ensureDemoNumber } from './demo.ts';
+import { PeerError, WebrtcPeer } from './peer.ts';
+import { checkOffer, MAX_SDP_BYTES } from './sdp.ts';
+import { SessionTokens } from './session-token.ts';
+import { WebrtcSessions } from './sessions.ts';
+
+export interface WebrtcDeps {
+  http: HttpServer;
+  store: Store<SwitchboardTables>;
+  calls: CallManager;
+  logger: Logger;
+  dataDir: string;
+  env: NodeJS.ProcessEnv;
+  /** The subscription socket, to accept session tokens as a scoped read of their call. */
+  subscriptions: { addGrantResolver(resolver: GrantResolver): void };
+}
+
+const To = /^(\+[1-9]\d{1,14}|sips?:[^\s]{1,250}|[A-Za-z0-9._~-]{1,64})$/;
+const SESSION = /^wrtc_[A-Za-z0-9_-]{32}$/;
+
+const problem = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => reply.code(status).send({ error: { code, message } });
+
+export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcSessions; tokens: SessionTokens }> {
+  const log = deps.logger.child({ ingress: 'webrtc' });
+  const cfg = webrtcConfig(deps.env);
+  const tokens = new SessionTokens(loadOrCreateMasterKey(deps.dataDir).key);
+  const grace = Number(deps.env.SWITCHBOARD_WEBRTC_RESUME_GRACE_MS);
+  const sessions = new WebrtcSessions({ store: deps.store, calls: deps.calls, logger: log, resumeGraceMs: Number.isFinite(grace) && grace > 0 ? grace : 60_000 });
+  if (cfg.demo) {
+    const demo = await ensureDemoNumber(deps.store);
+    if (demo.created) log.info({ number: DEMO_NUMBER }, 'created the demo number: a browser call without ?to= reaches the default agent (opt-in consent)');
+    else if (demo.reason) log.warn({ reason: demo.reason }, 'demo number not created');
+  }
+  log.info({ iceLite: cfg.iceServers.length === 0, iceServers: cfg.iceServers.length, hostAddresses: cfg.hostAddresses }, 'webrtc ingress ready');
+
+  deps.subscriptions.addGrantResolver((token) => {
+    const claims = tokens.verify(token);
+    if (!claims) return null;
+    const { tenant, callId, session } = claims;
+    return {
+      tenant,
+      expiresAt: claims.expiresAt,
+      tables: { calls: { id: callId }, consents: { call_id: callId }, transcript_segments: { call_id: callId } },
+      audit: async (table) => {
+        const r = await deps.store.submit(
+          'transcript_accessed',
+          { call_id: callId, detail: `live ${table} (softphone)`, purpose: 'the caller follows their own call', remote: null },
+          { tenant, caller: `webrtc:${session}` },
+        );
+        if (!r.outcome.ok) throw new Error(r.outcome.error.message);
+      },
+    };
+  });
+
+  const app = deps.http.app;
+  app.addHook('onClose', async () => sessions.close());
+  await app.register(async (scope) => {
+    scope.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) => done(null, body));
+
+    scope.post('/webrtc/offer', async (req, reply) => {
+      const ctype = String(req.headers['content-type'] ?? '');
+      if (!ctype.startsWith('application/sdp')) return problem(reply, 415, 'unsupported_media_type', 'the body must be an SDP offer with Content-Type: application/sdp');
+      const check = checkOffer(req.body);
+      if (!check.ok) return problem(reply, 400, 'invalid_sdp', check.reason);
+      const q = req.query as { to?: unknown; resume?: unknown };
+      let route: { session: string; from: string; to: string; resumed: boolean };
+      if (q.resume !== undefined) {
+        const claims = tokens.verify(typeof q.resume === 'string' ? q.resume : null);
+        if (!claims) return problem(reply, 401, 'invalid_token', 'the resume token is not valid or has expired');
+        const row = deps.store.read(claims.tenant).calls.get(claims.callId);
+        if (!row || row.provider !== 'webrtc' || row.provider_call_id !== claims.session) return problem(reply, 404, 'call_not_found', 'no such call');
+        if (row.state === 'ended') return problem(reply, 410, 'call_ended', `the call has ended (${row.end_reason ?? 'ended'})`);
+        route = { session: claims.session, from: row.from_uri, to: row.to_uri, resumed: true };
+      } else {
+        const to = typeof q.to === 'string' && q.to.trim() !== '' ? q.to.trim() : DEMO_NUMBER;
+        if (!To.test(to)) return problem(reply, 400, 'invalid_number', 'to: expected an E.164 number (+15551234567), a SIP URI or a number name');
+        route = { session: `wrtc_${crypto.randomBytes(24).toString('base64url')}`, from: 'webrtc:browser', to, resumed: false };
+      }
+      let negotiated: Awaited<ReturnType<typeof WebrtcPeer.answer>>;
+      try {
+        negotiated = await WebrtcPeer.answer(req.body as string, cfg);
+      } catch (err) {
+        if (err instanceof PeerError) return problem(reply, 400, 'invalid_sdp', err.message);
+        throw err;
+      }
+      const { peer, answer } = negotiated;
+      let decision: Awaited<ReturnType<typeof routeInbound>>;
+      try {
+        decision = await routeInbound(deps.store, { provider: 'webrtc', providerCallId: route.session, from: route.from, to: route.to }, 'webrtc:offer');
+      } catch (err) {
+        peer.close();
+        throw err;
+      }
+      if (decision.kind !== 'accepted') {
+        peer.close();
+        if (decision.kind === 'rejected') return problem(reply, 404, 'unknown_number', `no agent answers ${route.to}`);
+        if (decision.kind === 'ended') return problem(reply, 410, 'call_ended', 'the call has ended');
+        return problem(reply, 409, 'transfer_unsupported', 'the call is being transferred, which a browser call cannot follow');
+      }
+      const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, session: route.session });
+      void sessions.connect({ peer, offer: check.offer, session: route.session, tenant: decision.tenant, callId: decision.callId, resumed: decision.resumed });
+      log.info({ call: decision.callId, session: route.session, resumed: decision.resumed, to: route.to }, decision.resumed ? 'webrtc call resuming' : 'webrtc call answered');
+      return reply
+        .code(201)
+        .header('Location', `/webrtc/${route.session}`)
+        .header('X-Switchboard-Resume', token)
+        .header('X-Switchboard-Call', decision.callId)
+        .header('Cache-Control', 'no-store')
+        .type('application/sdp')
+        .send(answer);
+    });
+
+    scope.delete('/webrtc/:session', async (req, reply) => {
+      const { session } = req.params as { session: string };
+      if (!SESSION.test(session)) return problem(reply, 404, 'session_not_found', 'no such session');
+      const call = deps.store.read(null).calls.findOne({ provider: 'webrtc', provider_call_id: session });
+      if (!call) return problem(reply, 404, 'session_not_found', 'no such session');
+      if (call.state !== 'ended') await sessions.hangup(call.tenant, call.id, session);
+      return reply.code(204).send();
+    });
+
+    scope.get('/webrtc/config', async (_req, reply) => reply.header('Cache-Control', 'no-store').send({ iceServers: cfg.iceServers }));
+
+    scope.get('/webrtc/directory', async (_req, reply) => {
+      // Only the operator tenant's browser numbers are public; other tenants' numbers are never listed.
+      const numbers = deps.store
+        .read(OPERATOR_TENANT)
+        .numbers.find({ provider: 'webrtc' })
+        .map((n) => ({ number: n.number, agent: n.agent }))
+        .sort((a, b) => (a.number === DEMO_NUMBER ? -1 : b.number === DEMO_NUMBER ? 1 : a.number.localeCompare(b.number)));
+      return reply.header('Cache-Control', 'no-store').send({ numbers, default: DEMO_NUMBER });
+    });
+  });
+  await mountPhone(app);
+  return { sessions, tokens };
+}

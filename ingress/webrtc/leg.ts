@@ -1,0 +1,167 @@
+/**
+ * A browser's peer connection as a `CallLeg`: Opus RTP in becomes 20 ms PCM
+ * frames at 16 kHz (the leg's rate both ways), RFC 4733 events and data-channel
+ * `dtmf` messages become DTMF, and paced agent frames go out as Opus RTP.
+ *
+ * Playout cannot be reported (no marks in WebRTC): the pipeline counts audio
+ * as heard when it is sent, and barge-in drops the local queue only.
+ *
+ * The leg closes when the peer connection fails or closes, or when no RTP has
+ * arrived for MEDIA_TIMEOUT_MS (a browser sends Opus continuously, even muted
+ * — an ICE-lite gateway sends no checks of its own, so this is how a vanished
+ * tab is noticed). Closing it from this side tells the browser over the data
+ * channel whether the call is over (`{type:'ended'}`) so its SDK does not try
+ * to resume a finished call.
+ */
+import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
+import { dataChannelDigit, TelephoneEventDeduper } from './dtmf.ts';
+import { OPUS_FRAME, OPUS_RATE, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder, OpusEncoder } from './opus.ts';
+import type { WebrtcPeer } from './peer.ts';
+import type { OfferSummary } from './sdp.ts';
+
+export const MEDIA_TIMEOUT_MS = 15_000;
+
+export interface WebrtcLegStats {
+  packetsIn: number;
+  framesIn: number;
+  framesOut: number;
+  dropped: { late: number; corrupt: number; unknownPayloadType: number };
+  digits: number;
+}
+
+export interface WebrtcLegOptions {
+  session: string;
+  offer: OfferSummary;
+  /** True when the call is over (so the browser is told `ended` rather than left to resume). */
+  callEnded: () => boolean;
+}
+
+export class WebrtcLeg extends CallLeg {
+  readonly description: LegDescription;
+  readonly stats: WebrtcLegStats = { packetsIn: 0, framesIn: 0, framesOut: 0, dropped: { late: 0, corrupt: 0, unknownPayloadType: 0 }, digits: 0 };
+  private readonly decoder = new OpusDecoder();
+  private readonly encoder = new OpusEncoder();
+  private readonly dtmf = new TelephoneEventDeduper();
+  private readonly dtmfTypes: Set<number>;
+  private lastSeq: number | null = null;
+  private mediaTs = 0;
+  private lastPacketAt = Date.now();
+  private lastSentAt = 0;
+  private readonly watchdog: NodeJS.Timeout;
+  private readonly offState: () => void;
+
+  constructor(
+    private readonly peer: WebrtcPeer,
+    private readonly opts: WebrtcLegOptions,
+  ) {
+    super();
+    this.dtmfTypes = new Set(opts.offer.dtmfPayloadTypes);
+    this.description = {
+      provider: 'webrtc',
+      session: opts.session,
+      codec: 'opus',
+      inputRate: OPUS_RATE,
+      outputRate: OPUS_RATE,
+      reportsPlayout: false,
+      resume: { session: opts.session },
+      transfer: 'none',
+    };
+    peer.onRtp((p) => this.onRtp(p.payloadType, p.sequenceNumber, p.timestamp, p.payload));
+    peer.onData((m) => this.onData(m));
+    this.offState = peer.onState((s) => {
+      if (s === 'failed' || s === 'closed') this.remoteClosed(`peer connection ${s}`, false);
+    });
+    this.watchdog = setInterval(() => {
+      if (Date.now() - this.lastPacketAt > MEDIA_TIMEOUT_MS) this.remoteClosed(`no media for ${MEDIA_TIMEOUT_MS / 1000} s`, false);
+    }, 1000);
+    this.watchdog.unref();
+    this.on('closed', () => this.release());
+  }
+
+  sendFrame(samples: Int16Array): void {
+    if (this.closed) return;
+    const now = performance.now();
+    // Silence between plays sends nothing: carry the RTP clock over the gap.
+    const gapFrames = this.lastSentAt === 0 ? 0 : Math.max(0, Math.round((now - this.lastSentAt) / 20) - 1);
+    this.lastSentAt = now;
+    let payload: Buffer;
+    try {
+      payload = this.encoder.encode(samples);
+    } catch (err) {
+      return this.fire('warning', { code: 'encode_failed', message: (err as Error).message });
+    }
+    this.peer.sendOpus(payload, OPUS_RTP_TICKS_PER_FRAME, gapFrames > 2 ? gapFrames * OPUS_RTP_TICKS_PER_FRAME : 0);
+    this.stats.framesOut++;
+  }
+
+  sendMark(): void {
+    // WebRTC has no playout marks (reportsPlayout is false).
+  }
+
+  clear(): void {
+    // Nothing is buffered beyond the local queue, which the pipeline drops.
+  }
+
+  protected doClose(reason: string): void {
+    const ended = this.opts.callEnded();
+    if (ended) this.peer.sendData({ type: 'ended', reason });
+    // Give the data channel message a moment to leave before DTLS closes.
+    setTimeout(() => this.peer.close(), ended ? 200 : 0).unref();
+  }
+
+  private release(): void {
+    clearInterval(this.watchdog);
+    this.offState();
+    this.peer.onRtp(null);
+    this.peer.onData(null);
+    this.decoder.close();
+    this.encoder.close();
+    // A far-end close leaves nothing to tell: just free the transport.
+    if (this.peer.state !== 'closed') setTimeout(() => this.peer.close(), 250).unref();
+  }
+
+  private onRtp(pt: number, seq: number, timestamp: number, payload: Buffer): void {
+    if (this.closed) return;
+    this.lastPacketAt = Date.now();
+    this.stats.packetsIn++;
+    if (this.dtmfTypes.has(pt)) {
+      const digit = this.dtmf.accept(payload, timestamp);
+      if (digit !== null) this.digit(digit, 'rfc4733');
+      return;
+    }
+    if (pt !== this.opts.offer.opusPayloadType) {
+      this.stats.dropped.unknownPayloadType++;
+      return;
+    }
+    if (this.lastSeq !== null) {
+      const delta = (seq - this.lastSeq) & 0xffff;
+      if (delta === 0 || delta > 0x8000) {
+        this.stats.dropped.late++; // duplicate or reordered behind what was already decoded
+        return;
+      }
+    }
+    this.lastSeq = seq;
+    let frames: Int16Array[];
+    try {
+      frames = this.decoder.decode(payload);
+    } catch (err) {
+      this.stats.dropped.corrupt++;
+      return this.fire('warning', { code: 'decode_failed', message: (err as Error).message });
+    }
+    for (const samples of frames) {
+      this.stats.framesIn++;
+      this.fire('audio', { samples, sampleRate: OPUS_RATE, timestamp: this.mediaTs });
+      this.mediaTs += OPUS_FRAME;
+    }
+  }
+
+  private onData(message: string | Buffer): void {
+    const digit = dataChannelDigit(message);
+    if (digit !== null) this.digit(digit, 'provider');
+  }
+
+  private digit(digit: string, source: 'rfc4733' | 'provider'): void {
+    this.stats.digits++;
+    this.fire('dtmf', { digit, source });
+  }
+}

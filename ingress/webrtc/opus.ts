@@ -1,0 +1,85 @@
+/**
+ * Opus for WebRTC legs, in pure WASM (opusscript — no native build).
+ *
+ * The RTP clock of Opus is always 48 kHz (RFC 7587), but the codec itself
+ * encodes from and decodes straight to 16 kHz, the rate of WebRTC legs: a
+ * wideband pipeline (what pocketsphinx decodes natively, and twice what a
+ * phone line carries) without a 48 kHz resampling step on every frame.
+ *
+ *   caller ─ RTP Opus (any frame size 2.5–120 ms) ─► OpusDecoder ─► 20 ms PCM16 @16 kHz
+ *   agent  ─ 20 ms PCM16 @16 kHz ─► OpusEncoder ─► one RTP payload per frame
+ *
+ * opusscript copies its input byte-wise: it must be given a Buffer over the
+ * PCM's bytes (an Int16Array would be read element-wise and come out as noise).
+ */
+import OpusScript from 'opusscript';
+
+export const OPUS_RATE = 16000;
+/** Samples per 20 ms frame at OPUS_RATE. */
+export const OPUS_FRAME = 320;
+/** RTP timestamp units per 20 ms (the Opus RTP clock is 48 kHz). */
+export const OPUS_RTP_TICKS_PER_FRAME = 960;
+
+export class OpusEncoder {
+  private readonly codec = new OpusScript(OPUS_RATE, 1, OpusScript.Application.VOIP);
+  private freed = false;
+
+  constructor(bitrate = 24_000) {
+    this.codec.setBitrate(bitrate);
+  }
+
+  /** Encodes one 20 ms frame (OPUS_FRAME samples; shorter frames are zero-padded). */
+  encode(samples: Int16Array): Buffer {
+    if (this.freed) throw new Error('encoder closed');
+    let pcm = samples;
+    if (pcm.length !== OPUS_FRAME) {
+      pcm = new Int16Array(OPUS_FRAME);
+      pcm.set(samples.subarray(0, OPUS_FRAME));
+    }
+    return this.codec.encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), OPUS_FRAME);
+  }
+
+  close(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.codec.delete();
+  }
+}
+
+/**
+ * Decodes Opus packets and re-chunks the PCM into exact 20 ms frames (a
+ * browser may send 10, 40 or 60 ms packets).
+ */
+export class OpusDecoder {
+  private readonly codec = new OpusScript(OPUS_RATE, 1);
+  private readonly pending = new Int16Array(OPUS_FRAME);
+  private pendingLen = 0;
+  private freed = false;
+
+  /** Decodes one packet; returns the complete 20 ms frames it finished (possibly none). Throws on a corrupt packet. */
+  decode(payload: Uint8Array): Int16Array[] {
+    if (this.freed) return [];
+    const bytes = this.codec.decode(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    // A pooled Buffer may start at an odd offset: copy rather than view then.
+    const pcm = bytes.byteOffset % 2 === 0 ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1) : new Int16Array(new Uint8Array(bytes).buffer);
+    const frames: Int16Array[] = [];
+    let i = 0;
+    while (i < pcm.length) {
+      const take = Math.min(OPUS_FRAME - this.pendingLen, pcm.length - i);
+      this.pending.set(pcm.subarray(i, i + take), this.pendingLen);
+      this.pendingLen += take;
+      i += take;
+      if (this.pendingLen === OPUS_FRAME) {
+        frames.push(this.pending.slice());
+        this.pendingLen = 0;
+      }
+    }
+    return frames;
+  }
+
+  close(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.codec.delete();
+  }
+}
