@@ -413,7 +413,12 @@ export class CallSession {
     }
     const rec = this.recording;
     if (rec) {
-      const ended = this.ended || this.deps.store.read(this.ref.tenant).calls.get(this.ref.callId)?.state === 'ended';
+      let ended = this.ended;
+      try {
+        ended ||= this.deps.store.read(this.ref.tenant).calls.get(this.ref.callId)?.state === 'ended';
+      } catch {
+        // The store closed under us (shutdown): the recording's segment is flushed and finalized at the next start.
+      }
       this.chain = this.chain.then(() => rec.finish(ended)).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
     }
   }

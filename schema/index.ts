@@ -9,12 +9,13 @@ import { recordingReducers } from './recording.ts';
 import { tables, type SwitchboardTables } from './tables.ts';
 import { callEventsIndex, transcriptSearch } from './search.ts';
 import { tenancyReducers } from './tenancy.ts';
+import { webhookNonceReducers } from './webhook-nonces.ts';
 
 export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...webhookNonceReducers],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -329,6 +329,25 @@ export const login_lockouts = defineTable({
   }),
 });
 
+/**
+ * Nonces of signed provider webhooks already accepted (Vonage JWT `jti`), kept
+ * until the request could no longer pass verification: a replay is refused
+ * even across a restart. Not tenant-scoped (see schema/webhook-nonces.ts).
+ */
+export const webhook_nonces = defineTable({
+  name: 'webhook_nonces',
+  primaryKey: 'id',
+  tenantScoped: false,
+  indexes: [['expires_at']],
+  row: z.object({
+    /** `provider:nonce`. */
+    id: z.string().min(1).max(220),
+    provider: z.enum(PROVIDERS),
+    expires_at: ts,
+    claimed_at: ts,
+  }),
+});
+
 export const tables = {
   tenants,
   users,
@@ -345,5 +364,6 @@ export const tables = {
   agent_versions,
   access_log,
   login_lockouts,
+  webhook_nonces,
 };
 export type SwitchboardTables = typeof tables;

@@ -10,6 +10,8 @@
  *
  * Every webhook's JWT is checked against the raw body (payload_hash), so the
  * routes live in their own fastify scope whose body parser keeps the bytes.
+ * An accepted JWT's `jti` is then claimed through the store (WebhookNonces):
+ * a replay is refused (403) even after a restart, before anything is acted on.
  */
 import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
@@ -23,7 +25,8 @@ import type { Logger } from '../../cli/logger.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
 import { StreamTokens } from '../stream-tokens.ts';
-import { ReplayCache, verifyVonageRequest, type JwtPolicy } from './jwt.ts';
+import { WebhookNonces } from '../webhook-nonces.ts';
+import { ReplayCache, replayWindowEnd, verifyVonageRequest, type JwtPolicy, type JwtVerdict } from './jwt.ts';
 import { VonageLeg } from './leg.ts';
 import { AnswerParams, connectedToken, EventBody, FINAL_STATUSES, l16Rate, parseText, phoneNumber } from './messages.ts';
 import { endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
@@ -56,19 +59,27 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
   const rate = deps.rate ?? 16000;
   const tokens = new StreamTokens();
   const replay = new ReplayCache();
+  const nonces = new WebhookNonces(deps.store, 'vonage');
   const conversations = new ConversationIndex(deps.store);
   const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
   const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
 
   const refuse = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => reply.code(status).send({ error: { code, message } });
-  const authenticate = (req: FastifyRequest, reply: FastifyReply, body: Buffer): boolean => {
-    const verdict = verifyVonageRequest(policy, req.headers.authorization, body, replay);
+  /** The signature check, then the durable `jti` claim (a replay after a restart is refused too). */
+  const verify = async (authorization: string | string[] | undefined, body: Buffer | null): Promise<JwtVerdict | { ok: false; status: 403 | 503; reason: string }> => {
+    const verdict = verifyVonageRequest(policy, authorization, body, replay);
+    if (!verdict.ok || verdict.bypassed) return verdict;
+    const claimed = await nonces.claim(verdict.claims.jti, replayWindowEnd(verdict.claims));
+    return claimed.ok ? verdict : { ok: false, status: claimed.status, reason: `JWT ${claimed.reason}` };
+  };
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply, body: Buffer): Promise<boolean> => {
+    const verdict = await verify(req.headers.authorization, body);
     if (verdict.ok) {
       if (verdict.bypassed) log.warn({ url: req.url }, 'unsigned Vonage webhook accepted (development profile, no VONAGE_SIGNATURE_SECRET)');
       return true;
     }
     log.warn({ url: req.url.split('?')[0], reason: verdict.reason, ip: req.ip }, 'Vonage webhook refused');
-    void refuse(reply, verdict.status, 'forbidden', verdict.reason);
+    void refuse(reply, verdict.status, verdict.status === 403 ? 'forbidden' : 'unavailable', verdict.reason);
     return false;
   };
   const rawBody = (req: FastifyRequest): Buffer => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
@@ -117,7 +128,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
 
     const answer = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
       const raw = rawBody(req);
-      if (!authenticate(req, reply, raw)) return reply;
+      if (!(await authenticate(req, reply, raw))) return reply;
       const params = req.method === 'GET' ? req.query : jsonBody(raw);
       if (params === undefined) return refuse(reply, 400, 'invalid_json', 'the answer webhook body is not JSON');
       const parsed = AnswerParams.safeParse(params);
@@ -132,7 +143,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
 
     scope.post('/vonage/event', async (req, reply) => {
       const raw = rawBody(req);
-      if (!authenticate(req, reply, raw)) return reply;
+      if (!(await authenticate(req, reply, raw))) return reply;
       const body = jsonBody(raw);
       if (body === undefined) return refuse(reply, 400, 'invalid_json', 'the event webhook body is not JSON');
       const parsed = EventBody.safeParse(body);
@@ -174,13 +185,15 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
   // beyond that the socket is closed (1009) and Vonage's synchronous event resumes the call on a fresh socket.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
   deps.http.onUpgrade('/vonage/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const verdict = verifyVonageRequest(policy, req.headers.authorization, null, replay);
-    if (!verdict.ok) {
-      log.warn({ reason: verdict.reason }, 'Vonage media upgrade refused');
-      return refuseUpgrade(socket, 403, verdict.reason);
-    }
-    if (verdict.bypassed) log.warn('unsigned Vonage media socket accepted (development profile, no VONAGE_SIGNATURE_SECRET)');
-    wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws));
+    void verify(req.headers.authorization, null).then((verdict) => {
+      if (socket.destroyed) return;
+      if (!verdict.ok) {
+        log.warn({ reason: verdict.reason }, 'Vonage media upgrade refused');
+        return refuseUpgrade(socket, verdict.status, verdict.reason);
+      }
+      if (verdict.bypassed) log.warn('unsigned Vonage media socket accepted (development profile, no VONAGE_SIGNATURE_SECRET)');
+      wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws));
+    });
   });
 
   /** Waits for `websocket:connected`, checks its content-type and one-time token, then hands a VonageLeg over. */

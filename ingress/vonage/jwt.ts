@@ -12,7 +12,9 @@
  *  - `iat` must be present, not in the future (beyond CLOCK_SKEW_S) and not
  *    older than MAX_AGE_S; `exp`/`nbf` are honoured when present;
  *  - `jti` must be present and unseen: a replayed token is refused (the
- *    replay cache keeps each jti for as long as its token could still pass);
+ *    replay cache keeps each jti for as long as its token could still pass;
+ *    the edge then claims it durably through the store — ingress/webhook-nonces.ts —
+ *    so a replay after a restart is refused too);
  *  - `payload_hash`, when the request has a body, must be present and equal
  *    the sha256 of the raw body bytes (a signed token cannot be reused with a
  *    different body).
@@ -84,6 +86,11 @@ export class ReplayCache {
   }
 }
 
+/** Until when a token's `jti` must be remembered: long enough that the token fails the age check once forgotten (ms). */
+export function replayWindowEnd(claims: Pick<VonageClaims, 'iat'>): number {
+  return (claims.iat + MAX_AGE_S + 2 * CLOCK_SKEW_S) * 1000;
+}
+
 export function sha256Hex(body: Uint8Array | string): string {
   return createHash('sha256').update(body).digest('hex');
 }
@@ -132,8 +139,6 @@ export function verifyVonageRequest(
     if (typeof claims.payload_hash !== 'string') return { ok: false, status: 403, reason: 'JWT has no payload_hash for a request with a body' };
     if (claims.payload_hash.toLowerCase() !== sha256Hex(body ?? new Uint8Array(0))) return { ok: false, status: 403, reason: 'payload_hash does not match the body' };
   }
-  // Long enough that the token fails the age check once forgotten.
-  const untilMs = (claims.iat + MAX_AGE_S + 2 * CLOCK_SKEW_S) * 1000;
-  if (!replay.claim(claims.jti, untilMs)) return { ok: false, status: 403, reason: 'JWT replayed (jti already used)' };
+  if (!replay.claim(claims.jti, replayWindowEnd(claims))) return { ok: false, status: 403, reason: 'JWT replayed (jti already used)' };
   return { ok: true, bypassed: false, claims };
 }

@@ -81,15 +81,7 @@ test('a full call: answered, the agent greets, answers a spoken turn and a DTMF,
   assert.ok(gw.store.replay().ok);
 });
 
-test('an unknown number is rejected with <Reject/> and logged as call_rejected; no call row', async () => {
-  const gw = await gateway();
-  const peer = peerFor(gw, { to: '+15559999999' });
-  assert.deepEqual(await peer.dial(), { kind: 'rejected' });
-  const rejected = [...gw.store.events()].filter((e) => e.reducer === 'call_rejected');
-  assert.equal(rejected.length, 1);
-  assert.equal((rejected[0]?.args as { to: string }).to, '+15559999999');
-  assert.equal(gw.store.read(null).calls.find().length, 0);
-});
+// The unknown-number case (refused, call_rejected, no call row) runs in the shared ingress suite (test/e2e/ingress-suite.test.ts).
 
 test('bad and missing signatures are refused with 403 and nothing is written', async () => {
   const gw = await gateway();
@@ -186,26 +178,7 @@ test('malformed, oversized, binary and out-of-order media messages are dropped; 
   assert.notEqual(callOf(gw, peer.callSid)?.state, 'ended');
 });
 
-test('a stream dropped without `stop`: the call waits in resuming, Twilio follows <Redirect>, the same call resumes on a new stream', { timeout: 40_000 }, async () => {
-  const gw = await gateway();
-  const peer = peerFor(gw);
-  assert.equal((await peer.dial()).kind, 'streaming');
-  const call = callOf(gw, peer.callSid)!;
-  await peer.waitFor(() => gw.calls.get(call.id) !== undefined, 5_000, 'attached');
-  await peer.waitFor(() => gw.store.read('default').agent_state.get(call.id) !== undefined, 10_000, 'greeting turn saved');
-  // The gateway side loses the socket (network): no `stop` reached it.
-  gw.calls.get(call.id)!.detach('network drop (test)');
-  await peer.waitFor(() => peer.streams === 2, 10_000, 'the peer redirected and opened a new stream');
-  await peer.waitFor(() => callOf(gw, peer.callSid)?.state === 'active' && callOf(gw, peer.callSid)?.media_epoch === 2, 5_000, 'resumed');
-  const order = reducers(gw);
-  const lost = order.indexOf('call_media_lost');
-  assert.ok(lost > 0 && order.indexOf('call_resume_requested') > lost, 'media lost, then the provider resumed');
-  assert.equal(gw.store.read('default').calls.find().length, 1, 'one call row');
-  // The agent carried on: it apologised on the new stream (turn numbering continued).
-  await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id }).some((a) => JSON.stringify(a.args).includes('cut off')), 8_000, 'resume phrase');
-  const legs = gw.store.read('default').legs.find({ call_id: call.id });
-  assert.deepEqual(legs.map((l) => l.state).sort(), ['connected', 'disconnected']);
-});
+// The dropped-stream resume (media lost → <Redirect> → same call on a new stream, the agent carries on) runs in the shared ingress suite.
 
 test('barge-in: caller speech over the greeting clears Twilio’s buffer; the say row records what was heard', { timeout: 40_000 }, async () => {
   const gw = await gateway();

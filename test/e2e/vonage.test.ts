@@ -173,21 +173,7 @@ test('malformed binary frames (odd length, oversized) and bad text do not end th
   await endCall(gw, peer);
 });
 
-test('a dropped socket: Vonage posts disconnected to the synchronous eventUrl and the call resumes on a new socket', { timeout: 40_000 }, async () => {
-  const gw = await gateway();
-  const peer = peerFor(gw);
-  assert.equal((await peer.dial()).kind, 'streaming');
-  await peer.waitFor(() => callOf(gw, peer)?.state === 'active', 10_000, 'active');
-  gw.calls.get(callOf(gw, peer)!.id)!.detach('network drop (test)');
-  await peer.waitFor(() => peer.streams === 2, 10_000, 'second socket');
-  await peer.waitFor(() => callOf(gw, peer)?.state === 'active', 10_000, 'active again');
-  const c = callOf(gw, peer)!;
-  assert.equal(c.media_epoch, 2);
-  assert.equal(read(gw).calls.find({ provider: 'vonage' }).length, 1);
-  const before = peer.receivedBytes;
-  await peer.waitFor(() => peer.receivedBytes > before + 16_000, 10_000, 'the agent speaks again');
-  await endCall(gw, peer);
-});
+// The dropped-socket resume (synchronous `disconnected` → same call on a new socket) runs in the shared ingress suite (test/e2e/ingress-suite.test.ts).
 
 test('an unknown number: an NCCO that says so, the call ends, call_rejected is logged', { timeout: 20_000 }, async () => {
   const gw = await gateway();
@@ -239,6 +225,46 @@ test('a bad, missing, replayed or body-swapped JWT is refused (403) and nothing 
   ws.terminate();
   assert.equal(status, 403);
   assert.equal(read(gw).calls.find({ provider: 'vonage' }).length, 1, 'only the genuine call exists');
+});
+
+test('a signed webhook replayed after a gateway restart is refused (the jti is claimed durably) and nothing is written', { timeout: 30_000 }, async () => {
+  const gw1 = await gateway();
+  const dataDir = gw1.dataDir;
+  const body = JSON.stringify({ to: NUMBER.slice(1), from: '15550001111', uuid: crypto.randomUUID(), conversation_uuid: `CON-${crypto.randomUUID()}` });
+  const headers = { Authorization: `Bearer ${vonageJwt(VONAGE_SECRET, body)}` };
+  const first = await sendRequest(`${gw1.publicUrl}/vonage/answer`, 'POST', body, headers);
+  assert.ok(!('error' in first) && first.status === 200, JSON.stringify(first));
+  const wsHeaders = { Authorization: `Bearer ${vonageJwt(VONAGE_SECRET, null)}` };
+  const ws1 = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`${gw1.publicUrl.replace(/^http/, 'ws')}/vonage/media`, { headers: wsHeaders });
+    ws.on('open', () => (resolve(101), ws.terminate()));
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('error', () => resolve(-1));
+  });
+  assert.equal(ws1, 101, 'the signed media handshake was accepted once');
+  await gw1.stop();
+
+  // Same data dir, a fresh process state: the in-memory replay cache is empty.
+  const gw2 = await startTestGateway({ dataDir });
+  open.push(() => gw2.stop());
+  const head = gw2.store.head.seq;
+  const calls = read(gw2).calls.find().length;
+  const replayed = await sendRequest(`${gw2.publicUrl}/vonage/answer`, 'POST', body, headers);
+  assert.ok(!('error' in replayed) && replayed.status === 403, `replayed after restart: ${JSON.stringify(replayed)}`);
+  assert.match(replayed.body, /replayed/);
+  const ws2 = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`${gw2.publicUrl.replace(/^http/, 'ws')}/vonage/media`, { headers: wsHeaders });
+    ws.on('open', () => (resolve(101), ws.terminate()));
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('error', () => resolve(-1));
+  });
+  assert.equal(ws2, 403, 'the media handshake token cannot be replayed after a restart either');
+  assert.equal(gw2.store.head.seq, head, 'nothing written for the replays');
+  assert.equal(read(gw2).calls.find().length, calls);
+  assert.equal(gw2.store.read(null).webhook_nonces.find().length, 2, 'the two accepted jtis, durable');
+  // A freshly signed request for the same call is served.
+  const fresh = await sendRequest(`${gw2.publicUrl}/vonage/answer`, 'POST', body, { Authorization: `Bearer ${vonageJwt(VONAGE_SECRET, body)}` });
+  assert.ok(!('error' in fresh) && fresh.status === 200, JSON.stringify(fresh));
 });
 
 test('lifecycle events are idempotent and out-of-order safe', { timeout: 30_000 }, async () => {

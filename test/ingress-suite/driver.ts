@@ -1,0 +1,81 @@
+/**
+ * The provider-neutral face of an ingress adapter's test peer, so one set of
+ * end-to-end cases (suite.ts) runs against every adapter, as hono's shared
+ * suites run one set of tests against every runtime.
+ *
+ * A driver knows how its provider places a call (webhook + media socket, via
+ * the provider's peer in test/helpers/), how it carries audio and DTMF, how it
+ * signs (and so how a forged request looks) and how it retries a webhook.
+ * Everything the cases assert on the gateway side (rows, events) is
+ * provider-neutral. Implemented for Twilio (twilio.ts) and Vonage (vonage.ts);
+ * SIP (sipp) and WebRTC (Chromium) are not driven by this suite (their peers
+ * are external processes with their own e2e files).
+ */
+import type { Gateway } from '../../cli/gateway.ts';
+import type { TestGatewayOptions } from '../helpers/gateway.ts';
+
+export type TestGateway = Gateway & { publicUrl: string; dataDir: string };
+export type Provider = 'twilio' | 'vonage';
+
+/** How a dial came out, whatever the provider's wording: media flowing, refused by the gateway (unknown number), or failed. */
+export type DialOutcome = { kind: 'streaming' } | { kind: 'refused' } | { kind: 'error'; detail: string };
+
+/** One caller on one provider. */
+export interface DriverCall {
+  /** The provider's id of the call (`calls.provider_call_id`). */
+  readonly providerCallId: string;
+  /** Places the call: answer webhook, then the media socket. Resolves once streaming, refused or failed. */
+  dial(): Promise<DialOutcome>;
+  /** Speaks `text` (espeak-ng, at the provider's format) in real time; resolves once sent. */
+  speak(text: string): Promise<void>;
+  sendDtmf(digit: string): boolean;
+  /** The caller hangs up the way the provider reports it (socket close + final status webhook). */
+  hangup(): Promise<void>;
+  /** Milliseconds of agent audio received so far (all streams). */
+  receivedMs(): number;
+  /** Mean absolute amplitude (16-bit scale) of the agent audio received after `fromMs`. */
+  receivedEnergy(fromMs?: number): number;
+  /** Media sockets opened so far (a resume opens another). */
+  readonly streams: number;
+  /** `clear` commands the gateway sent (barge-in). */
+  readonly clears: number;
+  /** What the provider would have rejected on the media socket. */
+  readonly protocolErrors: readonly string[];
+  waitFor(pred: () => boolean, timeoutMs: number, what: string): Promise<void>;
+  /** Frees sockets and timers; posts nothing. */
+  close(): Promise<void>;
+}
+
+export interface IngressDriver {
+  readonly name: string;
+  readonly provider: Provider;
+  /** Options for startTestGateway (the provider's secret is set by default). */
+  readonly gatewayOptions?: TestGatewayOptions;
+  /** A caller dialling `to` (E.164). */
+  call(gw: TestGateway, to: string): DriverCall;
+  /** `calls.end_reason` after the caller hung up. */
+  readonly hangupReason: string;
+  /**
+   * Requests a forger could send (answer webhook unsigned and signed with the
+   * wrong key, a status/event webhook unsigned, the media socket's upgrade
+   * unsigned), each with the HTTP status the gateway answered.
+   */
+  forgedRequests(gw: TestGateway, to: string): Promise<Array<{ what: string; status: number }>>;
+  /**
+   * The provider delivering the answer webhook of one call `times` times (its
+   * retry on a timeout, signed as the provider signs a retry); the statuses
+   * and the call's provider id.
+   */
+  retriedAnswer(gw: TestGateway, to: string, times: number): Promise<{ statuses: number[]; providerCallId: string }>;
+}
+
+/** The HTTP status of a WebSocket upgrade (101 when it opened). */
+export async function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
+  const { default: WebSocket } = await import('ws');
+  return new Promise<number>((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('unexpected-response', (_req, res) => (resolve(res.statusCode ?? 0), ws.terminate()));
+    ws.on('open', () => (resolve(101), ws.terminate()));
+    ws.on('error', () => resolve(-1));
+  });
+}

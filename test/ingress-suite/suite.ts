@@ -1,0 +1,168 @@
+/**
+ * One set of end-to-end cases, run against every ingress adapter's driver
+ * (driver.ts): what an adapter must do whatever the provider. Each case starts
+ * its own in-process gateway; the provider-specific checks (wire formats,
+ * TwiML/NCCO contents, leg stats) stay in each provider's own e2e file.
+ *
+ *   import { runIngressSuite } from '../ingress-suite/suite.ts';
+ *   runIngressSuite(twilioDriver);
+ */
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { startTestGateway } from '../helpers/gateway.ts';
+import { resultOf } from '../helpers/store.ts';
+import type { DriverCall, IngressDriver, TestGateway } from './driver.ts';
+
+const NUMBER = '+15557010000';
+const UNKNOWN = '+15550000404';
+/** Generous: two cores shared with other real-time tests. */
+const T = { short: 10_000, turn: 20_000 };
+
+type Policy = Record<string, unknown>;
+const NOTIFY: Policy = { mode: 'notify', disclosure_text: 'Recorded line.' };
+const OPT_IN: Policy = { mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 6000, retries: 1 };
+
+export function runIngressSuite(driver: IngressDriver): void {
+  describe(`ingress suite: ${driver.name}`, () => {
+    const open: Array<() => Promise<void> | void> = [];
+    after(async () => {
+      for (const c of open.splice(0).reverse()) await c();
+    });
+
+    async function gateway(policy: Policy = NOTIFY): Promise<TestGateway> {
+      const gw = await startTestGateway(driver.gatewayOptions ?? {});
+      open.push(() => gw.stop());
+      const who = { tenant: 'default', caller: 'test' };
+      const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'suite', ...policy }, who));
+      resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: driver.provider, consent_policy_id: p.policy_id }, who));
+      return gw;
+    }
+    function caller(gw: TestGateway, to = NUMBER): DriverCall {
+      const c = driver.call(gw, to);
+      open.push(() => c.close());
+      return c;
+    }
+    const read = (gw: TestGateway) => gw.store.read('default');
+    const callOf = (gw: TestGateway, c: DriverCall) => read(gw).calls.findOne({ provider: driver.provider, provider_call_id: c.providerCallId });
+    const actions = (gw: TestGateway, callId: string) => read(gw).agent_actions.find({ call_id: callId });
+    const succeeded = (gw: TestGateway, callId: string): number => actions(gw, callId).filter((a) => a.status === 'succeeded').length;
+    const reducers = (gw: TestGateway): string[] => [...gw.store.events()].map((e) => e.reducer);
+    /** Hangs up and lets the session and its recording settle, so stopping the gateway races nothing. */
+    async function endCall(gw: TestGateway, c: DriverCall): Promise<void> {
+      await c.hangup();
+      await c.waitFor(() => callOf(gw, c)?.state === 'ended', T.short, 'the call ended');
+      await c.waitFor(() => gw.calls.size === 0, T.short, 'the media session closed');
+      await gw.recordings.idle();
+    }
+
+    test('a full call: answered, disclosure and DTMF consent, the agent greets audibly, answers a spoken turn and a DTMF, hang-up ends it with one call row', { timeout: 90_000 }, async () => {
+      const gw = await gateway(OPT_IN);
+      const c = caller(gw);
+      assert.deepEqual(await c.dial(), { kind: 'streaming' });
+      await c.waitFor(() => callOf(gw, c)?.consent_id != null, T.short, 'consent started');
+      await c.waitFor(() => c.receivedMs() > 500, T.short, 'the disclosure is playing');
+      assert.ok(c.receivedEnergy() > 100, `the disclosure is audible (energy ${c.receivedEnergy().toFixed(0)})`);
+      c.sendDtmf('1');
+      const call = () => callOf(gw, c)!;
+      const consent = () => read(gw).consents.get(call().consent_id!);
+      await c.waitFor(() => consent()?.outcome === 'granted', T.short, 'consent granted by DTMF');
+      assert.equal(consent()?.method, 'dtmf');
+      const atGrant = c.receivedMs();
+      await c.waitFor(() => succeeded(gw, call().id) >= 1, T.turn, 'the greeting played');
+      const greeting = c.receivedEnergy(atGrant);
+      assert.ok(greeting > 100, `the greeting is audible, not silence (energy ${greeting.toFixed(0)})`);
+
+      await c.speak('I would like to pay my bill');
+      await c.waitFor(() => succeeded(gw, call().id) >= 2, T.turn, 'the agent answered the spoken turn');
+      c.sendDtmf('3');
+      await c.waitFor(() => actions(gw, call().id).some((a) => JSON.stringify(a.args).includes('pressed 3')), T.turn, 'the agent answered the DTMF');
+
+      await endCall(gw, c);
+      assert.equal(call().end_reason, driver.hangupReason);
+      assert.equal(read(gw).calls.find().length, 1, 'one call row');
+      const order = reducers(gw);
+      for (const r of ['call_received', 'call_answered', 'call_media_connected', 'consent_started', 'consent_decided', 'agent_turn_started', 'agent_action_requested', 'agent_state_saved', 'call_ended']) {
+        assert.ok(order.includes(r), `${r} logged`);
+      }
+      assert.ok(order.indexOf('call_received') < order.indexOf('call_media_connected'));
+      assert.ok(order.indexOf('consent_decided') < order.indexOf('agent_turn_started'), 'no agent turn before the consent decision');
+      assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
+      assert.ok(gw.store.verify().ok);
+      assert.ok(gw.store.replay().ok);
+    });
+
+    test('an unknown number is refused and logged as call_rejected; no call row', { timeout: 30_000 }, async () => {
+      const gw = await gateway();
+      const c = caller(gw, UNKNOWN);
+      assert.deepEqual(await c.dial(), { kind: 'refused' });
+      const rejected = [...gw.store.events()].filter((e) => e.reducer === 'call_rejected');
+      assert.equal(rejected.length, 1);
+      const args = rejected[0]!.args as { provider: string; to: string };
+      assert.deepEqual([args.provider, args.to], [driver.provider, UNKNOWN]);
+      assert.equal(gw.store.read(null).calls.find().length, 0);
+    });
+
+    test('unsigned or wrongly signed webhooks and media upgrades are refused (403) and nothing is written', { timeout: 30_000 }, async () => {
+      const gw = await gateway();
+      const head = gw.store.head.seq;
+      const results = await driver.forgedRequests(gw, NUMBER);
+      assert.ok(results.length >= 4);
+      for (const r of results) assert.equal(r.status, 403, r.what);
+      assert.equal(gw.store.head.seq, head, 'nothing written');
+      assert.equal(gw.store.read(null).calls.find().length, 0);
+    });
+
+    test('the provider retrying the answer webhook makes one call row', { timeout: 30_000 }, async () => {
+      const gw = await gateway();
+      const { statuses, providerCallId } = await driver.retriedAnswer(gw, NUMBER, 3);
+      assert.deepEqual(statuses, [200, 200, 200], 'each delivery is answered with the media instructions');
+      const rows = read(gw).calls.find();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]?.provider_call_id, providerCallId);
+      assert.equal(reducers(gw).filter((r) => r === 'call_resume_requested').length, 0, 'a retry before media is not a resume');
+    });
+
+    test('media dropped by the network: the same call resumes on a new stream, the agent carries on', { timeout: 60_000 }, async () => {
+      const gw = await gateway();
+      const c = caller(gw);
+      assert.deepEqual(await c.dial(), { kind: 'streaming' });
+      await c.waitFor(() => callOf(gw, c)?.state === 'active', T.short, 'active');
+      const call = callOf(gw, c)!;
+      await c.waitFor(() => read(gw).agent_state.get(call.id) !== undefined, T.turn, 'greeting turn saved');
+      // The gateway loses the socket (network): no orderly stop reached it.
+      gw.calls.get(call.id)!.detach('network drop (test)');
+      await c.waitFor(() => c.streams === 2, T.turn, 'a second stream');
+      await c.waitFor(() => callOf(gw, c)?.state === 'active' && callOf(gw, c)?.media_epoch === 2, T.short, 'resumed');
+      const order = reducers(gw);
+      const lost = order.indexOf('call_media_lost');
+      assert.ok(lost > 0 && order.indexOf('call_resume_requested') > lost, 'media lost, then the provider resumed');
+      assert.equal(read(gw).calls.find().length, 1, 'one call row');
+      assert.equal(callOf(gw, c)?.id, call.id);
+      await c.waitFor(() => actions(gw, call.id).some((a) => JSON.stringify(a.args).includes('cut off')), T.turn, 'the agent said it was cut off');
+      const before = c.receivedMs();
+      await c.waitFor(() => c.receivedMs() > before + 500, T.short, 'audio on the new stream');
+      assert.deepEqual(read(gw).legs.find({ call_id: call.id }).map((l) => l.state).sort(), ['connected', 'disconnected']);
+      await endCall(gw, c);
+      assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
+    });
+
+    test('barge-in: caller speech over the greeting clears the agent audio; the say row records it was interrupted', { timeout: 60_000 }, async () => {
+      const gw = await gateway();
+      const c = caller(gw);
+      assert.deepEqual(await c.dial(), { kind: 'streaming' });
+      const call = () => callOf(gw, c)!;
+      const greetingRow = () => actions(gw, call().id).find((a) => a.request_id === 't1:onStart:say:1');
+      await c.waitFor(() => callOf(gw, c) !== undefined && greetingRow() !== undefined, T.turn, 'greeting requested');
+      const at = c.receivedMs();
+      await c.waitFor(() => c.receivedMs() > at + 800, T.short, 'greeting playing');
+      await c.speak('hello hello is anybody there');
+      await c.waitFor(() => c.clears >= 1, T.short, 'clear sent');
+      await c.waitFor(() => greetingRow()?.status === 'succeeded', T.short, 'greeting row completed');
+      const result = greetingRow()?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
+      assert.equal(result.interrupted, true);
+      assert.ok(result.heard_ms > 0 && result.heard_ms < result.duration_ms, `heard ${result.heard_ms} of ${result.duration_ms} ms`);
+      assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
+      await endCall(gw, c);
+    });
+  });
+}
