@@ -160,13 +160,15 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   }
   let sip: SipIngress;
   try {
-    sip = await mountSip({ store, calls, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS) });
+    sip = await mountSip({ store, calls, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), env, dataDir: config.dataDir });
   } catch (err) {
     await http.close();
     clock.stop();
     recordings.stop();
     store.close();
-    throw new Error(`SIP could not listen on ${config.host}:${config.sipPort} (SWITCHBOARD_SIP_PORT): ${(err as Error).message}`);
+    const message = (err as Error).message;
+    // A bad SWITCHBOARD_SIP_* setting names itself; anything else is the listen failing.
+    throw new Error(/SWITCHBOARD_SIP_/.test(message) ? message : `SIP could not listen on ${config.host}:${config.sipPort} (SWITCHBOARD_SIP_PORT): ${message}`);
   }
   ready = true;
   if (adminToken) {

@@ -3,16 +3,19 @@
  * range). Layered like SIP.js's core:
  *
  *   transport.ts (UDP/TCP, framing, Via routing) ─► message.ts + headers.ts (grammar)
- *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► transaction.ts (server transactions, timers)
+ *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth)
+ *     ─► transaction.ts (server transactions, timers)
  *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts, rtp.ts, leg.ts)
  */
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
 import { SipApp, type SipCallManager } from './app.ts';
+import { TrunkAdmission } from './admission.ts';
 import { RtpPortPool } from './rtp.ts';
 import type { SipTimers } from './transaction.ts';
-import { SipUas } from './uas.ts';
+import { trunkConfigFromEnv, loadNonceSecret } from './trunk-config.ts';
+import { SipUas, type UasHandler } from './uas.ts';
 
 export interface SipDeps {
   store: Store<SwitchboardTables>;
@@ -27,17 +30,28 @@ export interface SipDeps {
   /** Ring time between 180 Ringing and the answer (SWITCHBOARD_SIP_RING_MS), default 0. */
   ringMs?: number;
   timers?: Partial<SipTimers>;
+  /**
+   * Trunk admission settings (SWITCHBOARD_SIP_ALLOW, _USERS, _REALM, _RATE: trunk-config.ts); absent = the
+   * defaults (any source, no digest auth, 50 requests/s per source, burst 100).
+   */
+  env?: NodeJS.ProcessEnv;
+  /** Where the digest nonce key is kept (sip-nonce.key), so nonces survive a restart; absent = per process. */
+  dataDir?: string;
 }
 
 export interface SipIngress {
   port: number;
   app: SipApp;
   uas: SipUas;
+  admission: TrunkAdmission;
   close(): Promise<void>;
 }
 
 export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   const log = deps.logger.child({ ingress: 'sip' });
+  // Validated before anything listens: a bad setting stops the start naming its variable.
+  const trunk = trunkConfigFromEnv(deps.env ?? {}, { host: deps.host, advertise: deps.advertise });
+  const admission = new TrunkAdmission(trunk, trunk.users ? loadNonceSecret(deps.dataDir) : Buffer.alloc(0), log);
   const app = new SipApp({
     store: deps.store,
     calls: deps.calls,
@@ -46,16 +60,34 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
     advertise: deps.advertise,
     ringMs: deps.ringMs,
   });
-  const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler: app });
+  const handler: UasHandler = {
+    admit: (v, peer) => admission.admit(v, peer),
+    invite: (tx, v, peer) => app.invite(tx, v, peer),
+    ack: (v) => app.ack(v),
+    bye: (tx, v) => app.bye(tx, v),
+    info: (tx, v) => app.info(tx, v),
+    cancel: (tx) => app.cancel(tx),
+  };
+  const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler });
   app.bind(uas);
   const resumed = await app.resumeDialogs();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
-  log.info({ port: uas.port, host: deps.host, rtp: `${deps.rtpPorts.low}-${deps.rtpPorts.high}` }, `SIP listening on udp+tcp ${deps.host}:${uas.port}`);
+  log.info(
+    {
+      port: uas.port,
+      host: deps.host,
+      rtp: `${deps.rtpPorts.low}-${deps.rtpPorts.high}`,
+      allow: trunk.allow ? trunk.allow.blocks.join(',') : 'any',
+      auth: trunk.users ? `digest (realm "${trunk.realm}", ${trunk.users.size} users)` : 'none',
+      rate: trunk.rate ? `${trunk.rate.rate}/s burst ${trunk.rate.burst}` : 'off',
+    },
+    `SIP listening on udp+tcp ${deps.host}:${uas.port}`);
   let closing: Promise<void> | null = null;
   return {
     port: uas.port,
     app,
     uas,
+    admission,
     close: () =>
       (closing ??= (async () => {
         app.close();

@@ -28,11 +28,12 @@ export class SipProbe {
     }
   }
 
-  /** Binds `ports` on one random 127/8 address (retrying another address if one is taken). */
-  static async open(ports: number[]): Promise<SipProbe> {
+  /** Binds `ports` on one random 127/8 address (retrying another address if one is taken); `net`: its first two octets (e.g. `127.77`). */
+  static async open(ports: number[], net?: string): Promise<SipProbe> {
     let lastErr: unknown;
     for (let attempt = 0; attempt < 20; attempt++) {
-      const address = `127.${10 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
+      const head = net ?? `127.${10 + Math.floor(Math.random() * 200)}`;
+      const address = `${head}.${Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
       const sockets = new Map<number, dgram.Socket>();
       try {
         for (const port of ports) {

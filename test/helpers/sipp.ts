@@ -17,8 +17,8 @@ export interface SippRun {
   messages: Array<{ at: number; dir: 'sent' | 'received'; first: string; text: string }>;
 }
 
-/** `scenario` is a built-in name (`uac_pcap`) or a file in test/fixtures/sip/scenarios. */
-export async function runSipp(opts: { scenario: string; port: number; service: string; transport?: 'u1' | 't1'; timeoutS?: number; extra?: string[] }): Promise<SippRun> {
+/** `scenario` is a built-in name (`uac_pcap`) or a file in test/fixtures/sip/scenarios; `local`: sipp's address (127.0.0.1). */
+export async function runSipp(opts: { scenario: string; port: number; service: string; transport?: 'u1' | 't1'; timeoutS?: number; extra?: string[]; local?: string }): Promise<SippRun> {
   const cwd = tmpDir('sb-sipp-');
   fs.symlinkSync('/usr/share/sip-tester', path.join(cwd, 'pcap'));
   const file = path.join(SCENARIOS, opts.scenario);
@@ -27,7 +27,7 @@ export async function runSipp(opts: { scenario: string; port: number; service: s
     ...scenarioArgs,
     `127.0.0.1:${opts.port}`,
     '-s', opts.service,
-    '-i', '127.0.0.1',
+    '-i', opts.local ?? '127.0.0.1',
     '-p', '0',
     '-t', opts.transport ?? 'u1',
     '-m', '1',

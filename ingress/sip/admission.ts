@@ -1,0 +1,61 @@
+/**
+ * Trunk admission, the UAS's `admit()` hook: every new (non-ACK, non-
+ * retransmitted) request passes, in order:
+ *
+ *  1. per-source rate limit (rate-limit.ts): over it, one 503 + Retry-After per second per source, the rest dropped;
+ *  2. the source allowlist (cidr.ts): outside it → 403 Forbidden. We answer rather than drop, as most carriers'
+ *     trunks do (a misconfigured trunk sees why), and step 1 caps what a scanner gets back;
+ *  3. digest auth (digest.ts), when users are configured, for requests outside a dialog (no To tag) other than
+ *     CANCEL (and ACK), which cannot be challenged (RFC 3261 §22.1): no or bad credentials → 401 with a fresh
+ *     challenge. In-dialog requests (BYE, re-INVITE, INFO) are not re-challenged: they only act on a dialog an
+ *     authenticated INVITE created (matched by Call-ID and both tags), anything else gets 481.
+ *
+ * When both an allowlist and users are configured, a request needs both. Refusals are identical whatever the
+ * user name: the same status, headers and body, with only the nonce differing.
+ */
+import type { Logger } from 'pino';
+import { unmapped, type CidrList } from './cidr.ts';
+import { DigestVerifier, NonceMint } from './digest.ts';
+import { RateLimiter } from './rate-limit.ts';
+import type { TrunkConfig } from './trunk-config.ts';
+import type { Peer } from './transport.ts';
+import type { Refusal, ValidRequest } from './validate.ts';
+
+/** status 0: drop silently (no response). */
+export type Admission = Refusal | null;
+
+export class TrunkAdmission {
+  readonly limiter: RateLimiter | null;
+  readonly digest: DigestVerifier | null;
+  private readonly allow: CidrList | null;
+
+  constructor(
+    config: TrunkConfig,
+    nonceSecret: Buffer,
+    private readonly log: Logger,
+  ) {
+    this.allow = config.allow;
+    this.limiter = config.rate ? new RateLimiter(config.rate.rate, config.rate.burst) : null;
+    this.digest = config.users ? new DigestVerifier(config.realm, config.users, new NonceMint(nonceSecret)) : null;
+  }
+
+  admit(v: ValidRequest, peer: Peer, now = Date.now()): Admission {
+    const source = unmapped(peer.address);
+    const method = v.req.method;
+    const rate = this.limiter?.take(source, now) ?? 'ok';
+    if (rate === 'drop') return { status: 0, detail: 'rate limit' };
+    if (rate === 'refuse') {
+      this.log.warn({ from: source, method }, 'SIP source over its rate limit');
+      return { status: 503, headers: [['Retry-After', '1']], detail: 'rate limit' };
+    }
+    if (this.allow && !this.allow.has(source)) {
+      this.log.info({ from: source, method }, 'SIP request from outside the allowlist refused');
+      return { status: 403, detail: 'source not in SWITCHBOARD_SIP_ALLOW' };
+    }
+    if (!this.digest || method === 'ACK' || method === 'CANCEL' || v.to.params.tag) return null;
+    const verdict = this.digest.verify({ method, uri: v.req.uri, authorizations: v.req.headers.lines('authorization') }, now);
+    if (verdict.ok) return null;
+    if (verdict.detail !== 'no credentials') this.log.info({ from: source, method, detail: verdict.detail }, 'SIP digest authentication failed');
+    return { status: 401, headers: [['WWW-Authenticate', this.digest.challenge(verdict.stale)]], detail: verdict.detail };
+  }
+}
