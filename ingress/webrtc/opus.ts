@@ -20,6 +20,41 @@ export const OPUS_FRAME = 320;
 /** RTP timestamp units per 20 ms (the Opus RTP clock is 48 kHz). */
 export const OPUS_RTP_TICKS_PER_FRAME = 960;
 
+/**
+ * opusscript keeps typed-array views on the WASM heap; when the heap grows (a
+ * new codec for another call needs memory) every older view is detached and
+ * the next encode/decode throws "offset is out of bounds" — seen at ~40 calls.
+ * Before each use, a detached codec's views are rebuilt on the current heap
+ * from the pointers it keeps (its state lives in the heap and is intact).
+ */
+interface OpusViews {
+  inPCM: Uint16Array;
+  inOpus: Uint8Array;
+  outOpus: Uint8Array;
+  outPCM: Uint16Array;
+  inPCMPointer: number;
+  inPCMLength: number;
+  inOpusPointer: number;
+  outOpusPointer: number;
+  outPCMPointer: number;
+  outPCMLength: number;
+}
+const MAX_PACKET_SIZE = 1276 * 3; // opusscript's own constant
+
+function live(codec: OpusScript): OpusScript {
+  const v = codec as unknown as OpusViews;
+  if (v.inPCM.buffer.byteLength !== 0) return codec;
+  const probe = new OpusScript(OPUS_RATE, 1);
+  const heap = (probe as unknown as OpusViews).inPCM.buffer;
+  probe.delete();
+  // Same (element-indexed) layout opusscript builds in its constructor.
+  v.inPCM = new Uint16Array(heap).subarray(v.inPCMPointer, v.inPCMPointer + v.inPCMLength);
+  v.inOpus = new Uint8Array(heap).subarray(v.inOpusPointer, v.inOpusPointer + MAX_PACKET_SIZE);
+  v.outOpus = new Uint8Array(heap).subarray(v.outOpusPointer, v.outOpusPointer + MAX_PACKET_SIZE);
+  v.outPCM = new Uint16Array(heap).subarray(v.outPCMPointer, v.outPCMPointer + v.outPCMLength);
+  return codec;
+}
+
 export class OpusEncoder {
   private readonly codec = new OpusScript(OPUS_RATE, 1, OpusScript.Application.VOIP);
   private freed = false;
@@ -36,7 +71,7 @@ export class OpusEncoder {
       pcm = new Int16Array(OPUS_FRAME);
       pcm.set(samples.subarray(0, OPUS_FRAME));
     }
-    return this.codec.encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), OPUS_FRAME);
+    return live(this.codec).encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), OPUS_FRAME);
   }
 
   close(): void {
@@ -59,7 +94,7 @@ export class OpusDecoder {
   /** Decodes one packet; returns the complete 20 ms frames it finished (possibly none). Throws on a corrupt packet. */
   decode(payload: Uint8Array): Int16Array[] {
     if (this.freed) return [];
-    const bytes = this.codec.decode(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    const bytes = live(this.codec).decode(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
     // A pooled Buffer may start at an odd offset: copy rather than view then.
     const pcm = bytes.byteOffset % 2 === 0 ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1) : new Int16Array(new Uint8Array(bytes).buffer);
     const frames: Int16Array[] = [];

@@ -223,3 +223,25 @@ test('config: ICE-lite by default with 127.0.0.1; STUN/TURN lists and port range
   assert.throws(() => webrtcConfig({ SWITCHBOARD_WEBRTC_PORTS: '5000-4000' }), /MIN-MAX/);
   assert.throws(() => webrtcConfig({ SWITCHBOARD_WEBRTC_HOST_ADDRESSES: 'example.com' }), /IP address/);
 });
+
+test('Opus codecs made before the WASM heap grows keep encoding and decoding (opusscript detaches their views; a busy gateway hit it at ~40 calls)', () => {
+  const enc = new OpusEncoder();
+  const dec = new OpusDecoder();
+  const tone = new Int16Array(OPUS_FRAME).map((_, i) => Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 16000)));
+  assert.equal(dec.decode(enc.encode(tone)).length, 1);
+  // Raw opusscript shows the failure this guards against …
+  const raw = new OpusScript(16000, 1);
+  raw.encode(Buffer.alloc(OPUS_FRAME * 2), OPUS_FRAME);
+  const growth = Array.from({ length: 300 }, () => new OpusScript(16000, 1));
+  assert.throws(() => raw.encode(Buffer.alloc(OPUS_FRAME * 2), OPUS_FRAME), /detached|out of bounds/);
+  // … and the wrappers survive it, signal intact.
+  let frames: Int16Array[] = [];
+  for (let i = 0; i < 5; i++) frames = dec.decode(enc.encode(tone));
+  assert.equal(frames.length, 1);
+  const mean = frames[0]!.reduce((s, x) => s + Math.abs(x), 0) / OPUS_FRAME;
+  assert.ok(mean > 2000, `decoded tone energy ${mean}`);
+  for (const g of growth) g.delete();
+  raw.delete();
+  enc.close();
+  dec.close();
+});
