@@ -6,6 +6,7 @@
  *
  *   bytes ─► parseMessage ─► SipRequest | SipResponse ─► validateRequest ─► transaction layer
  */
+import { createHash } from 'node:crypto';
 import { Headers, isToken, prettyName } from './headers.ts';
 
 export interface SipRequest {
@@ -110,7 +111,7 @@ export const REASONS: Readonly<Record<number, string>> = {
 
 /**
  * Builds a response to `req` (RFC 3261 §8.2.6): Via, From, To, Call-ID and
- * CSeq copied; a To tag added when given and absent.
+ * CSeq copied; a To tag added when absent (the dialog's, or one derived from the request).
  */
 export function buildResponse(
   req: SipRequest,
@@ -119,9 +120,11 @@ export function buildResponse(
 ): SipResponse {
   const h = new Headers();
   for (const name of ['via', 'from', 'to', 'call-id', 'cseq']) for (const v of req.headers.lines(name)) h.add(name, v);
-  if (opts.toTag && status > 100) {
+  if (status > 100) {
+    // Every response but 100 carries a To tag (RFC 3261 §8.2.6.2). Outside a dialog it is derived from the
+    // request, so a retransmitted request gets the very same response.
     const to = h.get('to');
-    if (to !== undefined && !/;\s*tag\s*=/i.test(to)) h.set('to', `${to};tag=${opts.toTag}`);
+    if (to !== undefined && !/;\s*tag\s*=/i.test(to)) h.set('to', `${to};tag=${opts.toTag ?? derivedTag(req)}`);
   }
   // 100 Trying copies a Timestamp (RFC 3261 §8.2.6.1).
   const ts = req.headers.get('timestamp');
@@ -130,4 +133,10 @@ export function buildResponse(
   const body = opts.body ?? Buffer.alloc(0);
   if (body.length > 0 && opts.contentType) h.set('content-type', opts.contentType);
   return { kind: 'response', status, reason: opts.reason ?? REASONS[status] ?? 'Unknown', version: 'SIP/2.0', headers: h, body };
+}
+
+/** A stable To tag for a response outside a dialog: the same request (or its retransmission) gets the same tag. */
+function derivedTag(req: SipRequest): string {
+  const parts = ['call-id', 'from', 'cseq', 'via'].map((n) => req.headers.get(n) ?? '');
+  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
 }

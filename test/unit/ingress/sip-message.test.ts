@@ -99,3 +99,18 @@ test('multipart bodies: the application/sdp part is found, others ignored', () =
   assert.equal(sdpOf('multipart/mixed; boundary="b1"', body), SDP);
   assert.equal(sdpOf('multipart/mixed;boundary=b2', body), null);
 });
+
+test('every response but 100 carries a To tag: the dialog\'s when given, else one derived from the request (the same for a retransmission)', () => {
+  const parsed = parseMessage(msg(INVITE, SDP));
+  assert.ok(parsed.ok && parsed.message.kind === 'request');
+  const req = parsed.message as SipRequest;
+  const tagOf = (status: number, toTag?: string) => /;tag=([^;\s]+)/.exec(buildResponse(req, status, toTag ? { toTag } : {}).headers.get('to') ?? '')?.[1];
+  assert.equal(tagOf(100), undefined, '100 Trying has no To tag');
+  assert.equal(tagOf(200, 'dlg1'), 'dlg1');
+  const refusal = tagOf(404);
+  assert.match(refusal ?? '', /^[0-9a-f]{16}$/);
+  assert.equal(tagOf(404), refusal, 'a retransmitted request gets the same tag');
+  const other = parseMessage(msg(INVITE.map((l) => (l.startsWith('i:') ? 'i: call-2@example.com' : l)), SDP));
+  assert.ok(other.ok);
+  assert.notEqual(/;tag=([^;\s]+)/.exec(buildResponse(other.message as SipRequest, 404).headers.get('to') ?? '')?.[1], refusal);
+});
