@@ -1,5 +1,6 @@
-/** Mounts the control plane and compliance API (CONTRACT "Compliance and control API"). */
+/** Mounts the control plane and compliance API (CONTRACT "Compliance and control API"), the console and the softphone page. */
 import { mountConsole } from './console.ts';
+import { mountPhone } from './phone.ts';
 import type { ApiContext } from './context.ts';
 import { mountAdminRoutes } from './routes/admin.ts';
 import { mountAgentRoutes } from './routes/agents.ts';
@@ -8,11 +9,12 @@ import { mountCallRoutes } from './routes/calls.ts';
 import { mountContentRoutes } from './routes/content.ts';
 import type { HttpServer } from './server.ts';
 
-export function mountApi(http: HttpServer, ctx: ApiContext): void {
+export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void> {
   mountAuthRoutes(http.app, ctx);
   mountAdminRoutes(http.app, ctx);
   mountCallRoutes(http.app, ctx);
   mountContentRoutes(http.app, ctx);
   mountAgentRoutes(http.app, ctx);
   mountConsole(http.app);
+  await mountPhone(http.app);
 }

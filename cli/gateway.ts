@@ -128,7 +128,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     publicUrl: config.publicUrl,
     agents,
   };
-  mountApi(http, api);
+  await mountApi(http, api);
   const subscriptions = mountSubscriptions(http, api);
   mountTwilio({
     http,

@@ -8,7 +8,7 @@
  *   DELETE /webrtc/:session                            ─► 204, the call ends
  *   GET    /webrtc/config                              ─► { iceServers } for browsers
  *   GET    /webrtc/directory                           ─► numbers open to browsers (provider webrtc)
- *   GET    /phone                                      ─► the softphone (api/phone.ts)
+ *   GET    /phone                                      ─► the softphone (api/phone.ts, mounted with the API)
  *
  * With no `?to=` the call goes to the built-in `demo` number (demo.ts). A
  * resume re-routes the same call row through `routeInbound` (the call goes
@@ -18,7 +18,6 @@
  */
 import crypto from 'node:crypto';
 import type { FastifyReply } from 'fastify';
-import { mountPhone } from '../../api/phone.ts';
 import type { HttpServer } from '../../api/server.ts';
 import type { GrantResolver } from '../../api/subscribe.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
@@ -161,6 +160,5 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
       return reply.header('Cache-Control', 'no-store').send({ numbers, default: DEMO_NUMBER });
     });
   });
-  await mountPhone(app);
   return { sessions, tokens };
 }
