@@ -12,63 +12,20 @@
  *   8000 bytes/s; a `mark` is echoed once the audio before it has played; `clear` drops unplayed audio and echoes
  *   pending marks at once.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { parseTwiml, type TwimlNode } from './twiml.ts';
-import { sendWebhook, twilioSignatureHeader, type WebhookOutcome, type WebhookResponse } from './twilio-webhook.ts';
+import { twilioSignatureHeader, WebhookSender, type WebhookOutcome, type WebhookResponse } from './twilio-webhook.ts';
+
+import type { DialResult, EndReason, PeerEvents, StreamInfo, TwilioPeerOptions } from './twilio-peer-types.ts';
+import { CallerClock } from './caller-clock.ts';
+import { Playout } from './playout.ts';
 
 export { parseTwiml, type TwimlNode, type WebhookOutcome, type WebhookResponse };
+export type { DialResult, EndReason, PeerEvents, RedirectInfo, StreamInfo, TwilioPeerOptions } from './twilio-peer-types.ts';
 
-const FRAME_BYTES = 160; // 20 ms of 8 kHz µ-law
-const FRAME_MS = 20;
-const BYTES_PER_MS = 8;
-const RETRY_MS = 200;
-const SILENT_FRAME = Buffer.alloc(FRAME_BYTES, 0xff);
-
-export interface TwilioPeerOptions {
-  publicUrl: string; // the gateway's SWITCHBOARD_PUBLIC_URL, e.g. http://127.0.0.1:8080
-  authToken: string | null; // null: send no X-Twilio-Signature
-  from?: string;
-  to: string;
-  callSid?: string; // default 'CA' + 32 hex
-  accountSid?: string; // default 'AC' + 32 hex
-  redirectRetryMs?: number; // keep retrying a refused webhook this long (default 15000)
-  idleSilence?: boolean; // send 0xFF frames whenever nothing is playing (default true)
-  followRedirect?: boolean; // when the gateway closes the stream, continue the TwiML (default true)
-  statusOnEnd?: boolean; // POST `completed` when the call ends other than by hangup()/close() (default true)
-}
-
-export type DialResult =
-  | { kind: 'rejected' }
-  | { kind: 'streaming'; streamSid: string }
-  | { kind: 'error'; status?: number; body?: string; reason: string };
-
-/** hangup(), close(), <Reject>, <Hangup>, out of verbs, gateway closed the stream with followRedirect off, WS
- * handshake failed, connection refused for redirectRetryMs, non-2xx/wrong type/timeout, unparseable TwiML. */
-export type EndReason =
-  | 'hangup' | 'closed' | 'rejected' | 'twiml-hangup' | 'twiml-ended' | 'stream-closed' | 'stream-failed'
-  | 'retry-exhausted' | 'http-error' | 'bad-twiml';
-
-export interface StreamInfo {
-  streamSid: string;
-  url: string;
-  customParameters: Record<string, string>;
-  closedBy?: 'peer' | 'gateway';
-  closeCode?: number;
-  closeReason?: string;
-}
-export interface RedirectInfo { url: string; method: 'GET' | 'POST'; cause: 'redirect' | 'connect-action' }
-export type PeerEvents = {
-  stream: [info: StreamInfo];
-  redirect: [info: RedirectInfo];
-  dialed: [target: string | undefined];
-  ended: [reason: EndReason, detail: string];
-  media: [payload: Buffer];
-  mark: [name: string, how: 'played' | 'cleared'];
-};
 
 interface Live {
   info: StreamInfo;
@@ -76,8 +33,7 @@ interface Live {
   seq: number; // sequenceNumber of the last message sent on this stream
   chunk: number;
   startedAt: number;
-  segs: Array<{ data: Buffer; start: number }>; // outbound audio not yet fully played
-  playEnd: number; // when the queued outbound audio will have played
+  playout: Playout; // outbound audio not yet fully played
   marks: Array<{ name: string; at: number }>;
   markTimer: NodeJS.Timeout | undefined;
   byPeer: boolean;
@@ -126,12 +82,8 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
   private closing = false;
   private readonly heard: Buffer[] = [];
   private heardBytes = 0;
-  private readonly playQueue: Array<{ buf: Buffer; off: number; done: () => void }> = [];
-  private clockStart = 0;
-  private clockFrames = 0;
-  private clockTimer: NodeJS.Timeout | undefined;
-  private readonly sleeps = new Map<NodeJS.Timeout, () => void>();
-  private readonly requests = new Set<http.ClientRequest>();
+  private readonly clock: CallerClock;
+  private readonly webhooks: WebhookSender;
 
   constructor(o: TwilioPeerOptions) {
     super();
@@ -143,6 +95,12 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
       publicUrl: o.publicUrl.replace(/\/+$/, ''), authToken: o.authToken, redirectRetryMs: o.redirectRetryMs ?? 15000,
       idleSilence: o.idleSilence ?? true, followRedirect: o.followRedirect ?? true, statusOnEnd: o.statusOnEnd ?? true,
     };
+    this.webhooks = new WebhookSender({ authToken: o.authToken, retryMs: this.opts.redirectRetryMs });
+    this.clock = new CallerClock({
+      idleSilence: this.opts.idleSilence,
+      running: () => !this.endReason && this.streams > 0,
+      send: (frame, frameTime) => this.sendFrame(frame, frameTime),
+    });
   }
 
   /** The open stream's sid; null between streams and after the call. */
@@ -156,11 +114,11 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
   /** What the caller has heard so far: outbound audio played out, cut short by clear and stream close. */
   heardAudio(): Buffer {
     const now = performance.now();
-    return Buffer.concat([...this.heard, ...(this.live?.segs ?? []).map((s) => s.data.subarray(0, this.playedOf(s, now)))]);
+    return Buffer.concat([...this.heard, ...(this.live?.playout.played(now) ?? [])]);
   }
   get playedBytes(): number {
     const now = performance.now();
-    return (this.live?.segs ?? []).reduce((n, s) => n + this.playedOf(s, now), this.heardBytes);
+    return this.heardBytes + (this.live?.playout.playedBytes(now) ?? 0);
   }
 
   /** Places the call: POSTs /twilio/voice and runs the TwiML. Resolves once streaming, rejected or failed. */
@@ -176,10 +134,7 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
    * are due and sent (dropped while no stream is open), or when the call ends. */
   play(ulaw: Buffer): Promise<void> {
     if (this.endReason || ulaw.length === 0) return Promise.resolve();
-    return new Promise((done) => {
-      this.playQueue.push({ buf: ulaw, off: 0, done });
-      this.ensureClock();
-    });
+    return this.clock.play(ulaw);
   }
 
   sendDtmf(digit: string): boolean {
@@ -236,9 +191,7 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
     const live = this.live;
     this.finish('closed');
     this.pendingWs?.terminate();
-    for (const req of this.requests) req.destroy();
-    for (const [t, wake] of this.sleeps) (clearTimeout(t), wake());
-    this.sleeps.clear();
+    this.webhooks.close();
     if (!live) return;
     live.byPeer = true;
     if (options.stop ?? true) (this.sendStop(live), live.ws.close(1000));
@@ -323,9 +276,7 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
     if (this.endReason) return;
     this.endReason = reason;
     this.endDetail = detail;
-    clearTimeout(this.clockTimer);
-    this.clockTimer = undefined;
-    for (const item of this.playQueue.splice(0)) item.done();
+    this.clock.stop();
     this.settleDial({ kind: 'error', reason });
     this.emit('ended', reason, detail);
     const byCaller = reason === 'hangup' || reason === 'closed' || reason === 'rejected';
@@ -343,29 +294,9 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
 
   // ---- HTTP ----
 
-  private async request(url: string, method: 'GET' | 'POST', params: Record<string, string>, abortOnEnd = false): Promise<WebhookOutcome> {
-    const deadline = performance.now() + this.opts.redirectRetryMs;
-    const idempotency = randomUUID(); // the same on every retry of one request
-    for (;;) {
-      const res = await this.requestOnce(url, method, params, idempotency);
-      const left = deadline - performance.now();
-      if (!('error' in res) || res.error !== 'connection-refused' || left <= 0 || this.closing || (abortOnEnd && this.endReason)) return res;
-      await this.sleep(Math.min(RETRY_MS, left));
-    }
-  }
-
-  private requestOnce(url: string, method: 'GET' | 'POST', params: Record<string, string>, idempotency: string): Promise<WebhookOutcome> {
-    return sendWebhook({ url, method, params, idempotency, authToken: this.opts.authToken, track: (req) => {
-      this.requests.add(req);
-      req.on('close', () => this.requests.delete(req));
-    } });
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return new Promise((wake) => {
-      const t = setTimeout(() => (this.sleeps.delete(t), wake()), ms);
-      this.sleeps.set(t, wake);
-    });
+  /** A webhook, retried while the gateway refuses connections (not after the call ended, when `abortOnEnd`). */
+  private request(url: string, method: 'GET' | 'POST', params: Record<string, string>, abortOnEnd = false): Promise<WebhookOutcome> {
+    return this.webhooks.send(url, method, params, () => this.closing || (abortOnEnd && this.endReason !== null));
   }
 
   private async bounded(p: Promise<unknown>, ms: number): Promise<boolean> {
@@ -416,7 +347,7 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
     let onClosed: (by: 'peer' | 'gateway') => void = () => {};
     const closed = new Promise<'peer' | 'gateway'>((r) => (onClosed = r));
     const now = performance.now();
-    const live: Live = { info, ws, seq: 0, chunk: 0, startedAt: now, segs: [], playEnd: now, marks: [], markTimer: undefined, byPeer: false, closed };
+    const live: Live = { info, ws, seq: 0, chunk: 0, startedAt: now, playout: new Playout(now), marks: [], markTimer: undefined, byPeer: false, closed };
     ws.on('message', (data, isBinary) => this.onMessage(live, data, isBinary));
     ws.on('close', (code, reason) => {
       Object.assign(info, { closedBy: live.byPeer ? 'peer' : 'gateway', closeCode: code, closeReason: reason.toString() });
@@ -438,7 +369,7 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
       streamSid,
     });
     this.emit('stream', info);
-    this.ensureClock();
+    this.clock.ensure();
     return live;
   }
 
@@ -474,14 +405,12 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
       if (typeof payload !== 'string' || payload.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) return void this.protocolErrors.push('media: media.payload is not base64');
       const audio = Buffer.from(payload, 'base64');
       this.received.push(audio);
-      const start = Math.max(now, live.playEnd);
-      live.segs.push({ data: audio, start });
-      live.playEnd = start + audio.length / BYTES_PER_MS;
+      live.playout.enqueue(audio, now);
       this.emit('media', audio);
     } else if (event === 'mark') {
       if (typeof body.name !== 'string') return void this.protocolErrors.push('mark: mark.name is missing');
       this.marksReceived++;
-      live.marks.push({ name: body.name, at: Math.max(now, live.playEnd) });
+      live.marks.push({ name: body.name, at: Math.max(now, live.playout.end) });
       this.pumpMarks(live);
     } else {
       this.clears++;
@@ -508,55 +437,11 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
     this.emit('mark', name, how);
   }
 
-  private playedOf(seg: { data: Buffer; start: number }, now: number): number {
-    return Math.min(seg.data.length, Math.max(0, Math.floor((now - seg.start) * BYTES_PER_MS)));
-  }
-
   /** Stops outbound playout at `now`: what played is kept as heard; returns the bytes dropped. */
   private cut(live: Live, now: number): number {
-    let dropped = 0;
-    for (const seg of live.segs) {
-      const played = this.playedOf(seg, now);
-      if (played > 0) this.heard.push(seg.data.subarray(0, played));
-      this.heardBytes += played;
-      dropped += seg.data.length - played;
-    }
-    live.segs = [];
-    live.playEnd = now;
+    const { heard, dropped } = live.playout.cut(now);
+    for (const h of heard) (this.heard.push(h), (this.heardBytes += h.length));
     return dropped;
-  }
-
-  // ---- inbound clock: frame n is due at clockStart + 20n ms (performance.now()), so timer jitter never drifts ----
-
-  private ensureClock(): void {
-    if (this.clockTimer || this.endReason || this.streams === 0) return;
-    if (!this.opts.idleSilence && this.playQueue.length === 0) return;
-    this.clockStart = performance.now();
-    this.clockFrames = 0;
-    this.tick();
-  }
-
-  private readonly tick = (): void => {
-    this.clockTimer = undefined;
-    if (this.endReason) return;
-    const due = Math.floor((performance.now() - this.clockStart) / FRAME_MS) + 1;
-    for (; this.clockFrames < due; this.clockFrames++) {
-      const frame = this.nextFrame();
-      if (!frame) return; // idle with idleSilence off: the clock stops until play()
-      this.sendFrame(frame, this.clockStart + this.clockFrames * FRAME_MS);
-    }
-    const nextAt = this.clockStart + this.clockFrames * FRAME_MS;
-    this.clockTimer = setTimeout(this.tick, Math.max(0, nextAt - performance.now()));
-  };
-
-  private nextFrame(): Buffer | null {
-    const item = this.playQueue[0];
-    if (!item) return this.opts.idleSilence ? SILENT_FRAME : null;
-    const frame = Buffer.from(SILENT_FRAME);
-    item.buf.copy(frame, 0, item.off, Math.min(item.off + FRAME_BYTES, item.buf.length));
-    item.off += FRAME_BYTES;
-    if (item.off >= item.buf.length) (this.playQueue.shift(), item.done());
-    return frame;
   }
 
   private sendFrame(frame: Buffer, frameTime: number): void {

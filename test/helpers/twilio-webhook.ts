@@ -3,8 +3,10 @@
  * X-Twilio-Signature (GET: over the URL with its query), TwilioProxy user agent,
  * an idempotency token shared by the retries of one request.
  */
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { performance } from 'node:perf_hooks';
 import twilio from 'twilio';
 
 export interface WebhookResponse { status: number; body: string; contentType: string }
@@ -52,4 +54,45 @@ export function sendWebhook(o: WebhookRequest): Promise<WebhookOutcome> {
       );
       req.end(method === 'POST' ? form : undefined);
   });
+}
+
+const RETRY_MS = 200;
+
+/**
+ * Webhooks as Twilio sends them for one call: a refused connection is retried
+ * every 200 ms for `retryMs` with the same idempotency token; `close()` aborts
+ * what is in flight and wakes every wait.
+ */
+export class WebhookSender {
+  private readonly requests = new Set<http.ClientRequest>();
+  private readonly sleeps = new Map<NodeJS.Timeout, () => void>();
+
+  constructor(private readonly o: { authToken: string | null; retryMs: number }) {}
+
+  async send(url: string, method: 'GET' | 'POST', params: Record<string, string>, stop: () => boolean): Promise<WebhookOutcome> {
+    const deadline = performance.now() + this.o.retryMs;
+    const idempotency = randomUUID(); // the same on every retry of one request
+    for (;;) {
+      const res = await sendWebhook({ url, method, params, idempotency, authToken: this.o.authToken, track: (req) => {
+        this.requests.add(req);
+        req.on('close', () => this.requests.delete(req));
+      } });
+      const left = deadline - performance.now();
+      if (!('error' in res) || res.error !== 'connection-refused' || left <= 0 || stop()) return res;
+      await this.sleep(Math.min(RETRY_MS, left));
+    }
+  }
+
+  close(): void {
+    for (const req of this.requests) req.destroy();
+    for (const [t, wake] of this.sleeps) (clearTimeout(t), wake());
+    this.sleeps.clear();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((wake) => {
+      const t = setTimeout(() => (this.sleeps.delete(t), wake()), ms);
+      this.sleeps.set(t, wake);
+    });
+  }
 }
