@@ -18,22 +18,11 @@ import { CONSOLE_CSP } from '../../api/console.ts';
 import { FsBlobStore } from '../../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../../recording/crypto.ts';
 import { api } from '../helpers/api.ts';
+import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium.ts';
 import { finishedCall, type FinishedCall } from '../helpers/call-fixture.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 
-const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
-];
 const PASSWORD = 'correct horse battery staple';
 const PURPOSE = 'Complaint C-2291: caller disputes an appointment change';
 const HOSTILE = '<img src=x id=pwned> & <script>window.__pwned = 1</script>';
@@ -75,7 +64,7 @@ before(async () => {
     from: '+15550009999',
     transcript: [{ channel: 'caller', start_ms: 0, end_ms: 2000, text: 'a billing question about a refund' }],
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: [...CHROMIUM_ARGS], timeout: 30_000 });
 });
 
 after(async () => {

@@ -10,7 +10,9 @@ import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { tmpDir } from './tmp.ts';
 
-export const CHROMIUM = process.env.SWITCHBOARD_CHROMIUM || '/usr/bin/chromium';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.ts';
+
+export { CHROMIUM };
 
 /** A 48 kHz 16-bit mono WAV: each part is [text | null (silence), seconds of silence after]. */
 export function micWav(parts: Array<[string | null, number]>): string {
@@ -41,15 +43,7 @@ export async function launchChromium(micFile: string): Promise<Browser> {
     executablePath: CHROMIUM,
     timeout: 30_000,
     args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+      ...CHROMIUM_ARGS,
       '--allow-loopback-in-peer-connection',
       '--disable-features=WebRtcHideLocalIpsWithMdns',
       '--use-fake-ui-for-media-stream',
