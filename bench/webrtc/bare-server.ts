@@ -83,8 +83,8 @@ function tick(): void {
         c.peer.sendOpus(c.enc.encode(tone.subarray(off, off + OPUS_FRAME)), OPUS_RTP_TICKS_PER_FRAME, 0);
         framesOut++;
       } catch (err) {
-        // opusscript fails past ~30–40 codecs in one process (its heap views address twice the allocation's
-        // pointer): count it as a late frame and report it, as the gateway does, instead of dying.
+        // An encode failure counts as a late frame and is reported, as the gateway does, instead of dying
+        // (opusscript, used before, failed here past ~30–40 codecs in one process).
         late++;
         if (!encodeFailureLogged) console.error(`bare server: Opus encode failed: ${(err as Error).message}`);
         encodeFailureLogged = true;

@@ -3,7 +3,7 @@
  * (offerer, full ICE against the server's ICE-lite, host candidate
  * 127.0.0.1, no STUN — run inside a private network namespace). Each POSTs its
  * complete offer to `url`, then sends one Opus packet of a 440 Hz tone every
- * 20 ms (50 frames encoded once with opusscript at 16 kHz, looped: the
+ * 20 ms (50 frames encoded once at 16 kHz, looped: the
  * generator's CPU stays small), opens a data channel and sends
  * `{"type":"dtmf","digit":"2"}` (declines the demo number's consent: the call
  * goes on unrecorded) and then digit 5 every `dtmfMs` so the agent keeps

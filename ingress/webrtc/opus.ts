@@ -1,5 +1,6 @@
 /**
- * Opus for WebRTC legs, in pure WASM (opusscript — no native build).
+ * Opus for WebRTC legs, in pure WASM (@evan/opus's WebAssembly build of libopus
+ * — no native build; its prebuilt native addons are never loaded).
  *
  * The RTP clock of Opus is always 48 kHz (RFC 7587), but the codec itself
  * encodes from and decodes straight to 16 kHz, the rate of WebRTC legs: a
@@ -9,58 +10,29 @@
  *   caller ─ RTP Opus (any frame size 2.5–120 ms) ─► OpusDecoder ─► 20 ms PCM16 @16 kHz
  *   agent  ─ 20 ms PCM16 @16 kHz ─► OpusEncoder ─► one RTP payload per frame
  *
- * opusscript copies its input byte-wise: it must be given a Buffer over the
- * PCM's bytes (an Int16Array would be read element-wise and come out as noise).
+ * One WASM instance serves every codec of the process: each codec is a malloc'd
+ * libopus state, and the module re-makes its heap views when the heap grows
+ * (opusscript, used before, indexed its views wrongly and broke past ~30–40
+ * codec pairs per process — the reason for the switch).
  */
-import OpusScript from 'opusscript';
+import { Decoder, Encoder } from '@evan/opus/wasm/index.mjs';
 
 export const OPUS_RATE = 16000;
 /** Samples per 20 ms frame at OPUS_RATE. */
 export const OPUS_FRAME = 320;
 /** RTP timestamp units per 20 ms (the Opus RTP clock is 48 kHz). */
 export const OPUS_RTP_TICKS_PER_FRAME = 960;
-
-/**
- * opusscript keeps typed-array views on the WASM heap; when the heap grows (a
- * new codec for another call needs memory) every older view is detached and
- * the next encode/decode throws "offset is out of bounds" — seen at ~40 calls.
- * Before each use, a detached codec's views are rebuilt on the current heap
- * from the pointers it keeps (its state lives in the heap and is intact).
- */
-interface OpusViews {
-  inPCM: Uint16Array;
-  inOpus: Uint8Array;
-  outOpus: Uint8Array;
-  outPCM: Uint16Array;
-  inPCMPointer: number;
-  inPCMLength: number;
-  inOpusPointer: number;
-  outOpusPointer: number;
-  outPCMPointer: number;
-  outPCMLength: number;
-}
-const MAX_PACKET_SIZE = 1276 * 3; // opusscript's own constant
-
-function live(codec: OpusScript): OpusScript {
-  const v = codec as unknown as OpusViews;
-  if (v.inPCM.buffer.byteLength !== 0) return codec;
-  const probe = new OpusScript(OPUS_RATE, 1);
-  const heap = (probe as unknown as OpusViews).inPCM.buffer;
-  probe.delete();
-  // Same (element-indexed) layout opusscript builds in its constructor.
-  v.inPCM = new Uint16Array(heap).subarray(v.inPCMPointer, v.inPCMPointer + v.inPCMLength);
-  v.inOpus = new Uint8Array(heap).subarray(v.inOpusPointer, v.inOpusPointer + MAX_PACKET_SIZE);
-  v.outOpus = new Uint8Array(heap).subarray(v.outOpusPointer, v.outOpusPointer + MAX_PACKET_SIZE);
-  v.outPCM = new Uint16Array(heap).subarray(v.outPCMPointer, v.outPCMPointer + v.outPCMLength);
-  return codec;
-}
+/** The largest payload the codec's input buffer takes (RFC 6716 packets are ≤ 1275 bytes per frame, ≤ 48 frames). */
+export const OPUS_MAX_PAYLOAD = 8192;
+/** OPUS_SET_BITRATE_REQUEST (opus_defines.h). */
+const OPUS_SET_BITRATE = 4002;
 
 export class OpusEncoder {
-  private readonly codec = new OpusScript(OPUS_RATE, 1, OpusScript.Application.VOIP);
+  private readonly codec = new Encoder({ channels: 1, sample_rate: OPUS_RATE, application: 'voip' });
   private freed = false;
 
   constructor(bitrate = 24_000) {
-    this.codec.setBitrate(bitrate);
+    this.codec.ctl(OPUS_SET_BITRATE, bitrate);
   }
 
   /** Encodes one 20 ms frame (OPUS_FRAME samples; shorter frames are zero-padded). */
@@ -71,13 +43,14 @@ export class OpusEncoder {
       pcm = new Int16Array(OPUS_FRAME);
       pcm.set(samples.subarray(0, OPUS_FRAME));
     }
-    return live(this.codec).encode(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), OPUS_FRAME);
+    const packet = this.codec.encode(pcm);
+    return Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength);
   }
 
   close(): void {
     if (this.freed) return;
     this.freed = true;
-    this.codec.delete();
+    this.codec.drop();
   }
 }
 
@@ -86,7 +59,7 @@ export class OpusEncoder {
  * browser may send 10, 40 or 60 ms packets).
  */
 export class OpusDecoder {
-  private readonly codec = new OpusScript(OPUS_RATE, 1);
+  private readonly codec = new Decoder({ channels: 1, sample_rate: OPUS_RATE });
   private readonly pending = new Int16Array(OPUS_FRAME);
   private pendingLen = 0;
   private freed = false;
@@ -94,9 +67,10 @@ export class OpusDecoder {
   /** Decodes one packet; returns the complete 20 ms frames it finished (possibly none). Throws on a corrupt packet. */
   decode(payload: Uint8Array): Int16Array[] {
     if (this.freed) return [];
-    const bytes = live(this.codec).decode(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
-    // A pooled Buffer may start at an odd offset: copy rather than view then.
-    const pcm = bytes.byteOffset % 2 === 0 ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1) : new Int16Array(new Uint8Array(bytes).buffer);
+    if (payload.byteLength === 0 || payload.byteLength > OPUS_MAX_PAYLOAD) throw new Error(`opus: packet of ${payload.byteLength} bytes`);
+    // The codec returns a fresh copy of its output (offset 0), so viewing it is safe.
+    const bytes = this.codec.decode(payload);
+    const pcm = new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >> 1);
     const frames: Int16Array[] = [];
     let i = 0;
     while (i < pcm.length) {
@@ -115,6 +89,6 @@ export class OpusDecoder {
   close(): void {
     if (this.freed) return;
     this.freed = true;
-    this.codec.delete();
+    this.codec.drop();
   }
 }
