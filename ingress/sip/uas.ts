@@ -3,15 +3,16 @@
  * application (`UasHandler`). It answers what the application never sees:
  * malformed requests (400, 505, 405, 501, 416, 420, 415, 406 — stateless),
  * retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
- * handler), ACKs of error responses, and OPTIONS. Responses are discarded
- * (we keep only client transactions for the BYEs we send).
+ * handler), ACKs of error responses, and OPTIONS. Responses go to the
+ * client transactions (client-transaction.ts) of what we send — an outbound
+ * INVITE (uac.ts), BYE, CANCEL; a response matching none is discarded.
  */
 import type { Logger } from 'pino';
+import { ClientTransactionTable, type ClientTx, type ClientTxUser, type Scheduler } from './client-transaction.ts';
 import { buildResponse, type SipRequest, type SipResponse } from './message.ts';
 import { DEFAULT_TIMERS, InviteServerTransaction, InviteTxState, NonInviteServerTransaction, TransactionTable, transactionKey, type SipTimers } from './transaction.ts';
 import { SipTransport, type Peer } from './transport.ts';
 import { ALLOW, SUPPORTED, validateRequest, type Refusal, type ValidRequest } from './validate.ts';
-import { parseCSeq, parseVia, splitList } from './headers.ts';
 
 export interface UasHandler {
   /** Called before anything else for a well-formed request (allowlist, rate limit, auth); a refusal is sent as is. */
@@ -32,12 +33,17 @@ export interface UasOptions {
   timers?: Partial<SipTimers>;
   logger: Logger;
   handler: UasHandler;
+  /** Client transaction timers run on this (unit tests: a virtual clock). */
+  scheduler?: Scheduler;
 }
+
+export type Destination = { transport: 'udp' | 'tcp'; address: string; port: number };
 
 export class SipUas {
   readonly transactions: TransactionTable;
   readonly timers: SipTimers;
-  private readonly clients = new Map<string, { resolve(status: number | null): void; timers: NodeJS.Timeout[] }>();
+  readonly clients: ClientTransactionTable;
+  private readonly pending = new Set<(status: number | null) => void>();
   private readonly log: Logger;
 
   private constructor(
@@ -46,6 +52,7 @@ export class SipUas {
   ) {
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.transactions = new TransactionTable(this.timers);
+    this.clients = new ClientTransactionTable(this.timers, opts.scheduler);
     this.log = opts.logger;
     transport.on('message', (msg, peer) => {
       try {
@@ -67,31 +74,25 @@ export class SipUas {
   }
 
   /** Sends an in-dialog request with a client non-INVITE transaction (Timers E/F); resolves with the final status or null on timeout. */
-  sendRequest(req: SipRequest, dest: { transport: 'udp' | 'tcp'; address: string; port: number }): Promise<number | null> {
-    const branch = parseVia(splitList(req.headers.get('via') ?? '')[0] ?? '')?.params.branch ?? '';
-    const { T1, T2 } = this.timers;
+  sendRequest(req: SipRequest, dest: Destination): Promise<number | null> {
     return new Promise((resolve) => {
-      const entry: { resolve(status: number | null): void; timers: NodeJS.Timeout[] } = { resolve, timers: [] };
       const done = (status: number | null): void => {
-        for (const t of entry.timers) clearTimeout(t);
-        this.clients.delete(branch);
+        this.pending.delete(done);
         resolve(status);
       };
-      entry.resolve = done;
-      this.clients.set(branch, entry);
-      const send = (interval: number): void => {
-        this.transport.sendRequest(req, dest);
-        if (dest.transport === 'udp') {
-          const t = setTimeout(() => send(Math.min(interval * 2, T2)), interval);
-          t.unref();
-          entry.timers.push(t);
-        }
-      };
-      const f = setTimeout(() => done(null), 64 * T1);
-      f.unref();
-      entry.timers.push(f);
-      send(T1);
+      this.pending.add(done);
+      this.startClient(req, dest, {
+        response: (res) => {
+          if (res.status >= 200) done(res.status);
+        },
+        timeout: () => done(null),
+      });
     });
+  }
+
+  /** Starts a client transaction (INVITE or non-INVITE) for `req` towards `dest`; its responses go to `user`. */
+  startClient(req: SipRequest, dest: Destination, user: ClientTxUser): ClientTx {
+    return this.clients.start(req, dest.transport === 'tcp', (r) => this.transport.sendRequest(r, dest), user);
   }
 
   respond(tx: InviteServerTransaction | NonInviteServerTransaction, status: number, opts: Parameters<typeof buildResponse>[2] = {}): SipResponse {
@@ -101,17 +102,15 @@ export class SipUas {
   }
 
   async close(): Promise<void> {
-    for (const c of this.clients.values()) c.resolve(null);
+    for (const done of [...this.pending]) done(null);
+    this.clients.dispose();
     this.transactions.dispose();
     await this.transport.close();
   }
 
   private onResponse(res: SipResponse): void {
-    const via = parseVia(splitList(res.headers.get('via') ?? '')[0] ?? '');
-    const client = via?.params.branch ? this.clients.get(via.params.branch) : undefined;
-    const cseq = parseCSeq(res.headers.get('cseq') ?? '');
     // Responses that match no transaction of ours are discarded (RFC 3261 §18.1.2).
-    if (client && cseq && res.status >= 200) client.resolve(res.status);
+    if (!this.clients.match(res)) this.log.debug({ status: res.status, cseq: res.headers.get('cseq') }, 'SIP response matches no client transaction');
   }
 
   private onRequest(req: SipRequest, peer: Peer): void {
