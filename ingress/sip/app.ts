@@ -3,7 +3,9 @@
  * (bridge/inbound.ts) ─► SDP answer ─► 180 ─► 200 ─► `SipLeg` attached to the
  * call manager; ACK confirms; BYE either way ends the call; CANCEL before the
  * answer ─► 487; re-INVITE ─► new media (hold/unhold, codec, address); INFO ─►
- * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE.
+ * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE. Outbound calls
+ * (uac.ts) join here once answered (`adoptOutbound`): from then on BYE, INFO,
+ * re-INVITE and the restart continuation treat them like inbound ones.
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -143,7 +145,10 @@ export class SipApp implements UasHandler {
         this.log.warn({ err: (err as Error).message, call: call.id }, 'RTP port of a live SIP call cannot be re-bound: ending it');
         return null;
       });
-      const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction: 'sendrecv' as const, held: false };
+      // As last agreed (a re-INVITE's hold and new address are in the snapshot).
+      const direction = snap.direction ?? 'sendrecv';
+      const held = direction === 'recvonly' || direction === 'inactive';
+      const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held };
       if (!sockets) {
         await this.endCall(ref, 'sip:resume-failed');
         const sentBy = this.uas.transport.sentBy(snap.transport, this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port }));
@@ -153,7 +158,7 @@ export class SipApp implements UasHandler {
       }
       const address = this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port });
       const rtp = new RtpSession(sockets, media, `switchboard@${address}`);
-      const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck: null, held: false };
+      const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck: null, held };
       ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => void this.hangUp(ctx, reason));
       this.dialogs.set(dialog.id, ctx);
       await this.deps.store.submit('call_resume_requested', { call_id: call.id, reason: 'sip: node restarted' }, { tenant: call.tenant, caller: 'sip:resume' });
@@ -162,6 +167,14 @@ export class SipApp implements UasHandler {
       resumed++;
     }
     return resumed;
+  }
+
+  /** An answered outbound call (its dialog confirmed, its ACK sent): the leg goes to the call manager like an inbound one. */
+  async adoptOutbound(o: { dialog: Dialog; rtp: RtpSession; ref: { tenant: string; callId: string } }): Promise<void> {
+    const ctx: CallCtx = { dialog: o.dialog, rtp: o.rtp, ref: o.ref, leg: null as unknown as SipLeg, awaitingAck: null, held: false };
+    ctx.leg = new SipLeg(o.rtp, o.dialog.snap, (reason) => void this.hangUp(ctx, reason));
+    this.dialogs.set(o.dialog.id, ctx);
+    await this.deps.calls.attach(o.ref, ctx.leg);
   }
 
   private find(v: ValidRequest): CallCtx | undefined {
@@ -180,7 +193,8 @@ export class SipApp implements UasHandler {
     return candidates.find((c) => numbers.findOne({ number: c })) ?? candidates[0] ?? v.req.uri;
   }
 
-  private localAddress(peer: Peer): string {
+  /** Our address as the peer should see it (SDP, Contact, Via). */
+  localAddress(peer: Peer): string {
     const bound = this.uas.transport.host;
     if (bound !== '0.0.0.0' && bound !== '::') return bound;
     if (peer.address === '127.0.0.1' || peer.address === '::1' || peer.address.startsWith('::ffff:127.')) return '127.0.0.1';
@@ -189,7 +203,7 @@ export class SipApp implements UasHandler {
     return '127.0.0.1';
   }
 
-  private contact(peer: Peer): string {
+  contact(peer: Peer): string {
     const t = peer.transport === 'tcp' ? ';transport=tcp' : '';
     return `<sip:switchboard@${this.localAddress(peer)}:${this.uas.port}${t}>`;
   }
@@ -220,7 +234,7 @@ export class SipApp implements UasHandler {
     }
     const toTag = newTag();
     this.ringing.set(tx.key, { toTag });
-    const media = { rtpPort: sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession, sdpVersion: 1 };
+    const media = { rtpPort: sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession, sdpVersion: 1, direction: neg.media.direction };
     const dialog = Dialog.fromInvite(v, toTag, peer, media);
     try {
       this.uas.respond(tx, 180, { toTag, headers: [['Contact', this.contact(peer)]] });
@@ -285,10 +299,28 @@ export class SipApp implements UasHandler {
     if (v.sdp) {
       const neg = negotiate(v.sdp, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 });
       if (!neg.ok) return void this.uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
-      snap.sdpVersion++;
+      const next: DialogSnapshot = {
+        ...snap,
+        sdpVersion: snap.sdpVersion + 1,
+        remoteMedia: neg.media.remote,
+        codec: neg.media.codec,
+        payloadType: neg.media.payloadType,
+        eventPayloadType: neg.media.eventPayloadType,
+        direction: neg.media.direction,
+      };
+      // The new media is committed before it is answered or used: a restart carries on with what was agreed.
+      const stored = await this.deps.store.submit(
+        'call_media_updated',
+        { call_id: ctx.ref.callId, provider: 'sip', codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> },
+        { tenant: ctx.ref.tenant, caller: 'sip:reinvite' },
+      );
+      if (!stored.outcome.ok) {
+        this.log.warn({ outcome: stored.outcome, call: ctx.ref.callId }, 're-INVITE: media change not recorded; refused');
+        return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
+      }
+      Object.assign(snap, next);
       ctx.rtp.update(neg.media);
       ctx.leg.updateMedia();
-      Object.assign(snap, { remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType });
       answer = neg.answer;
       if (neg.media.held !== ctx.held) {
         ctx.held = neg.media.held;

@@ -1,5 +1,6 @@
 /**
- * A UAS dialog (RFC 3261 §12): identified by Call-ID + local tag + remote tag,
+ * A dialog (RFC 3261 §12), ours as UAS (an inbound INVITE) or as UAC (the 2xx
+ * to an outbound INVITE, uac.ts): identified by Call-ID + local tag + remote tag,
  * it remembers the route set, the remote target and both CSeq spaces, builds
  * the in-dialog requests we send (BYE), and serializes to a snapshot kept in
  * the store so a restarted node can carry the call on.
@@ -7,6 +8,7 @@
  *   INVITE ─► Early (1xx with our tag sent) ─► 2xx sent ─► Confirmed ─► BYE either way ─► Terminated
  *               └─────── CANCEL / error response ──────────────────────────────────────► Terminated
  */
+import type { Direction } from './sdp.ts';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { Headers, formatNameAddr, parseNameAddr, parseSipUri } from './headers.ts';
@@ -46,6 +48,8 @@ export interface DialogSnapshot {
   eventPayloadType: number | null;
   sdpSession: number;
   sdpVersion: number;
+  /** Our media direction after the last offer/answer (absent in snapshots written before re-INVITEs were stored = sendrecv). */
+  direction?: Direction;
 }
 
 export const newTag = (): string => crypto.randomBytes(6).toString('hex');
@@ -81,6 +85,38 @@ export class Dialog {
     });
   }
 
+  /**
+   * The dialog a 2xx to our INVITE creates (UAC, RFC 3261 §12.1.2): the remote tag from To, the remote target
+   * from Contact, the route set from Record-Route in reverse; our CSeq space continues from the INVITE's.
+   */
+  static fromAnswer(
+    res: { headers: Headers },
+    invite: { callId: string; localTag: string; localUri: string; remoteUri: string; requestUri: string; cseq: number },
+    peer: { transport: 'udp' | 'tcp'; address: string; port: number },
+    media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>,
+  ): Dialog {
+    const to = parseNameAddr(res.headers.get('to') ?? '');
+    const contact = res.headers.values('contact')[0];
+    const target = contact ? parseNameAddr(contact)?.uri : undefined;
+    return new Dialog(
+      {
+        callId: invite.callId,
+        localTag: invite.localTag,
+        remoteTag: to?.params.tag ?? '',
+        localUri: invite.localUri,
+        remoteUri: invite.remoteUri,
+        remoteTarget: target ?? invite.requestUri,
+        routeSet: res.headers.values('record-route').reverse(),
+        localCseq: invite.cseq,
+        remoteCseq: 0,
+        transport: peer.transport,
+        peer: { address: peer.address, port: peer.port },
+        ...media,
+      },
+      DialogState.Confirmed,
+    );
+  }
+
   get state(): DialogState {
     return this._state;
   }
@@ -102,8 +138,8 @@ export class Dialog {
     return true;
   }
 
-  /** Builds an in-dialog request (BYE, re-INVITE) and where to send it. */
-  request(method: string, sentBy: string, opts: { body?: Buffer; contentType?: string } = {}): { req: SipRequest; dest: { transport: 'udp' | 'tcp'; address: string; port: number } } {
+  /** Builds an in-dialog request (BYE, re-INVITE; the ACK of a 2xx with `cseq` = the INVITE's) and where to send it. */
+  request(method: string, sentBy: string, opts: { body?: Buffer; contentType?: string; cseq?: number } = {}): { req: SipRequest; dest: { transport: 'udp' | 'tcp'; address: string; port: number } } {
     const s = this.snap;
     const h = new Headers();
     h.add('via', `${sentBy};branch=${newBranch()};rport`);
@@ -111,8 +147,8 @@ export class Dialog {
     h.add('from', `${s.localUri};tag=${s.localTag}`);
     h.add('to', `${s.remoteUri};tag=${s.remoteTag}`);
     h.add('call-id', s.callId);
-    s.localCseq++;
-    h.add('cseq', `${s.localCseq} ${method}`);
+    if (opts.cseq === undefined) s.localCseq++;
+    h.add('cseq', `${opts.cseq ?? s.localCseq} ${method}`);
     // Strict routing (no ;lr) is not supported: loose routes are sent as Route headers, in order.
     for (const r of s.routeSet) h.add('route', r);
     if (opts.body && opts.contentType) h.add('content-type', opts.contentType);

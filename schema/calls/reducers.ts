@@ -158,6 +158,28 @@ export const call_media_lost = defineReducer(
   },
 );
 
+/**
+ * A connected leg's media changed in place (a SIP re-INVITE: hold/unhold, new
+ * remote address, codec change): its resume data is replaced, so a restart
+ * carries on with the media as last agreed.
+ */
+export const call_media_updated = defineReducer(
+  'call_media_updated',
+  callId.extend({
+    provider: z.enum(PROVIDERS),
+    codec: z.string().max(32).nullable(),
+    resume: z.record(z.string(), z.unknown()),
+  }),
+  (ctx, a) => {
+    const call = loadCall(ctx, a.call_id);
+    if (call.state === 'ended') ctx.fail('call_ended', `call ${call.id} has ended`);
+    const leg = ctx.db.legs.find({ call_id: call.id, state: 'connected', kind: 'caller', provider: a.provider })[0];
+    if (!leg) return ctx.fail('leg_not_found', `call ${call.id} has no connected ${a.provider} caller leg`);
+    ctx.db.legs.update(leg.id, { codec: a.codec, resume: a.resume });
+    return { leg_id: leg.id };
+  },
+);
+
 export const call_ended = defineReducer('call_ended', callId.extend({ reason }), (ctx, a) => {
   const call = loadCall(ctx, a.call_id);
   if (call.state === 'ended') ctx.fail('call_already_ended', `call ${call.id} ended already (${String(call.end_reason)})`);
@@ -211,5 +233,6 @@ export const callReducers = [
   call_transfer_finished,
   call_media_connected,
   call_media_lost,
+  call_media_updated,
   call_ended,
 ];

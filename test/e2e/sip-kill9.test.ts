@@ -2,7 +2,9 @@
  * kill -9 under a live SIP call: the restarted gateway (same SIP port, same
  * RTP range) re-binds the call's RTP port from the dialog state in the store,
  * the caller's DTMF after the restart still grants consent, the caller's audio
- * is recorded, and sipp's in-dialog BYE ends the call cleanly.
+ * is recorded, and sipp's in-dialog BYE ends the call cleanly. A call put on
+ * hold by re-INVITE before the kill is still on hold after it (the media as
+ * last agreed is in the store), and unholds in the same dialog.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -14,6 +16,7 @@ import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const NUMBER = '+15557770000';
+const NOTIFY_NUMBER = '+15557770001';
 let gw: GatewayProcess | null = null;
 after(async () => {
   await gw?.stop();
@@ -27,6 +30,8 @@ async function seed(dataDir: string): Promise<void> {
     await store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 30_000, retries: 0 }, who),
   );
   resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  const n = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+  resultOf(await store.submit('number_added', { number: NOTIFY_NUMBER, agent: 'default', consent_policy_id: n.policy_id }, who));
   store.close();
 }
 
@@ -76,6 +81,53 @@ test('kill -9 during a SIP call: RTP port re-bound, consent by DTMF after the re
     const events = [...store.events()];
     assert.ok(events.some((e) => e.reducer === 'call_resume_requested' && e.outcome.ok));
     assert.ok(store.read('default').recordings.find({ call_id: call.id }).length >= 1, 'recorded after consent');
+    assert.ok(store.verify().ok);
+  } finally {
+    store.close();
+  }
+});
+
+test('kill -9 while a SIP call is on hold: the re-INVITE state survives (still held after the restart), unhold and BYE in the same dialog', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const sipPort = await freePort();
+  const low = 30000 + 2 * Math.floor(Math.random() * 4000);
+  const dataDir = tmpDir('sb-sip-kill9-hold-');
+  await seed(dataDir);
+  const env = { SWITCHBOARD_SIP_PORT: String(sipPort), SWITCHBOARD_RTP_PORTS: `${low}-${low + 99}` };
+  gw = await spawnGateway({ port, dataDir, env });
+  const sipp = runSipp({ scenario: 'uac_hold_kill.xml', port: sipPort, service: NOTIFY_NUMBER.slice(1), timeoutS: 80 });
+  await waitLog(gw, 'SIP call answered', 20_000);
+  await new Promise((r) => setTimeout(r, 4500)); // the hold re-INVITE goes 2 s after the ACK
+  await gw.kill9();
+  gw = await spawnGateway({ port, dataDir, env });
+  await waitLog(gw, 'SIP call resumed after restart', 10_000);
+  const run = await sipp;
+  assert.equal(run.code, 0, run.output);
+  const ok = (cseq: string) => run.messages.filter((m) => m.dir === 'received' && m.first.startsWith('SIP/2.0 200') && new RegExp(`CSeq:\\s*${cseq}`, 'i').test(m.text));
+  const holdAnswer = ok('2 INVITE')[0]?.text ?? '';
+  const unholdAnswer = ok('3 INVITE')[0]?.text ?? '';
+  assert.match(holdAnswer, /a=recvonly/, 'hold answered recvonly');
+  assert.match(unholdAnswer, /a=sendrecv/, 'unhold (after the restart) answered sendrecv');
+  const version = (sdp: string) => Number(/o=\S+ \d+ (\d+) /.exec(sdp)?.[1]);
+  assert.equal(version(unholdAnswer), version(holdAnswer) + 1, 'the restarted node continues the SDP version (RFC 3264 §8)');
+  assert.ok(ok('4 BYE').length >= 1, 'the BYE after the restart got 200');
+  await new Promise((r) => setTimeout(r, 500));
+  await gw.stop();
+  gw = null;
+
+  const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+  try {
+    const call = store.read('default').calls.find()[0]!;
+    assert.equal(call.state, 'ended');
+    assert.equal(call.end_reason, 'sip:bye');
+    const legs = store.read('default').legs.find({ call_id: call.id });
+    assert.equal(legs.length, 2);
+    const resumed = legs[1]!.resume as { direction?: string; sdpVersion: number; remoteCseq: number };
+    assert.equal(resumed.direction, 'sendrecv', 'the unhold was stored on the resumed leg');
+    assert.equal(resumed.remoteCseq, 3);
+    const mine = [...store.events()].filter((e) => e.outcome.ok && ['call_held', 'call_unheld', 'call_media_updated', 'call_resume_requested'].includes(e.reducer)).map((e) => e.reducer);
+    // held before the kill; the restarted node knew it was held, so the unhold is a state change it records.
+    assert.deepEqual(mine, ['call_media_updated', 'call_held', 'call_resume_requested', 'call_media_updated', 'call_unheld']);
     assert.ok(store.verify().ok);
   } finally {
     store.close();
