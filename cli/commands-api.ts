@@ -118,6 +118,50 @@ export async function addNumberViaApi(cmd: Command, number: string, opts: { agen
   print(opts.json ? pretty(r) : `routed ${r.number} → agent ${r.agent} (consent policy ${r.consent_policy_id ?? 'tenant default'}); number id ${r.id}`);
 }
 
+export interface DialOptions {
+  from?: string;
+  to?: string;
+  agent?: string;
+  wait?: boolean;
+  waitTimeout?: string;
+  json?: boolean;
+}
+
+/**
+ * `switchboard call --from N --to sip:… [--agent A] [--wait]`: places an outbound call and prints its id
+ * (first line). With --wait it follows the call until it is answered (exit 0) or ends unanswered (exit 1,
+ * printing the end reason, e.g. sip:busy).
+ */
+export async function dialViaApi(cmd: Command, opts: DialOptions): Promise<void> {
+  if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI');
+  const client = connect('call', flags(cmd));
+  const started = Date.now();
+  const r = await client.dial({ from: opts.from, to: opts.to, ...(opts.agent === undefined ? {} : { agent: opts.agent }) });
+  print(opts.json ? JSON.stringify(r) : r.call_id);
+  if (!opts.wait) return;
+  const limitS = opts.waitTimeout === undefined ? 120 : Number(opts.waitTimeout);
+  if (!(limitS > 0)) throw new UsageError(`--wait-timeout: not a number of seconds: ${opts.waitTimeout}`);
+  const since = started - 60_000;
+  for (;;) {
+    const c = await client.callSummary(r.call_id, since);
+    if (c && c.answered_at !== null) {
+      print(opts.json ? JSON.stringify(c) : `answered${c.state === 'ended' ? `; ended: ${c.end_reason ?? ''}` : ` (${c.state})`}`);
+      return;
+    }
+    if (c && c.state === 'ended') {
+      print(opts.json ? JSON.stringify(c) : `failed: ${c.end_reason ?? 'ended'}`);
+      process.exitCode = 1;
+      return;
+    }
+    if (Date.now() - started > limitS * 1000) {
+      print(opts.json ? JSON.stringify(c ?? null) : `still ${c?.state ?? 'ringing'} after ${limitS}s`);
+      process.exitCode = 1;
+      return;
+    }
+    await new Promise((res) => setTimeout(res, 300));
+  }
+}
+
 // ── API-only commands ────────────────────────────────────────────────────────
 
 /** Adds `users add|list`, `numbers list` (under `numbers`), `agents`, `logs` and `login`. */

@@ -160,7 +160,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   }
   let sip: SipIngress;
   try {
-    sip = await mountSip({ store, calls, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), env, dataDir: config.dataDir });
+    sip = await mountSip({ store, calls, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), dialTimeoutMs: numberEnv(env.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS), env, dataDir: config.dataDir });
   } catch (err) {
     await http.close();
     clock.stop();
@@ -170,6 +170,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     // A bad SWITCHBOARD_SIP_* setting names itself; anything else is the listen failing.
     throw new Error(/SWITCHBOARD_SIP_/.test(message) ? message : `SIP could not listen on ${config.host}:${config.sipPort} (SWITCHBOARD_SIP_PORT): ${message}`);
   }
+  api.dialer = sip.dialer;
   ready = true;
   if (adminToken) {
     // Printed once, on stdout (not the log): only its hash is stored.

@@ -11,7 +11,7 @@
 import { Command } from 'commander';
 import { StoreError } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { addNumberViaApi, callsViaApi, callViaApi, registerApiCommands, viaApi, type CallsOptions } from './commands-api.ts';
+import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
 import { openOffline } from './offline.ts';
 import { ApiError, UnreachableError, UsageError } from './remote.ts';
 
@@ -161,13 +161,26 @@ program
   });
 
 program
-  .command('call <id>')
-  .description('one call with its legs, consent, recordings, transcript, agent actions and (through the API) timeline')
+  .command('call [id]')
+  .description('one call with its legs, consent, recordings, transcript, agent actions and (through the API) timeline; with --from and --to, place an outbound call (API)')
+  .option('--from <number>', 'place a call from this number of yours (needs --to and a running gateway)')
+  .option('--to <uri>', 'the sip: URI to call')
+  .option('--agent <name>', "the agent that runs the call (default: the from-number's agent)")
+  .option('--wait', 'follow the placed call until it is answered (exit 0) or ends unanswered (exit 1)')
+  .option('--wait-timeout <seconds>', 'with --wait: give up after this long (default 120)')
   .option('--purpose <text>', 'why you look (recorded in the access log; API only)')
   .option('--tenant <tenant>', 'tenant (offline)', DEFAULT_TENANT)
   .option('--data-dir <dir>', 'data directory (offline)')
   .option('--json', 'print JSON (offline always does)')
-  .action(async (id: string, opts: { tenant: string; dataDir?: string; json?: boolean; purpose?: string }, cmd: Command) => {
+  .action(async (id: string | undefined, opts: DialOptions & { tenant: string; dataDir?: string; json?: boolean; purpose?: string }, cmd: Command) => {
+    const placing = opts.from !== undefined || opts.to !== undefined || opts.agent !== undefined;
+    if (placing || opts.wait || opts.waitTimeout !== undefined) {
+      if (id !== undefined) throw new UsageError('give either a call ID (show a call) or --from and --to (place one), not both');
+      if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI');
+      if (!viaApi(cmd)) throw new UsageError('placing a call needs a running gateway: pass --url or set SWITCHBOARD_URL');
+      return dialViaApi(cmd, opts);
+    }
+    if (id === undefined) throw new UsageError('call: give a call ID to show it, or --from NUMBER --to sip:URI to place a call');
     if (viaApi(cmd)) return callViaApi(cmd, id, opts);
     const store = openOffline(opts.dataDir);
     try {

@@ -147,6 +147,15 @@ export interface LoginResult {
 }
 
 /** `GET /v1/calls` filters as the CLI passes them: raw text, checked by the server (its 400 names the parameter). */
+export interface DialedCall {
+  call_id: string;
+  state: string;
+  direction: 'outbound';
+  from: string;
+  to: string;
+  sip_call_id: string;
+}
+
 export interface CallsQuery {
   since?: string;
   until?: string;
@@ -238,6 +247,17 @@ export class ApiClient {
   /** One call's detail. For roles that read content this is an audited retrieval (an access-log row); `purpose` is recorded with it. */
   call(id: string, purpose?: string): Promise<CallDetail> {
     return this.request<CallDetail>('GET', `/v1/calls/${encodeURIComponent(id)}`, { headers: purpose ? { 'x-switchboard-purpose': purpose } : {} });
+  }
+
+  /** Places an outbound call (POST /v1/calls): 202 once the call row exists, still ringing. */
+  dial(body: { from: string; to: string; agent?: string }): Promise<DialedCall> {
+    return this.request<DialedCall>('POST', '/v1/calls', { body });
+  }
+
+  /** One call's summary from the list (no content, so no access-log row): for following a call's state. */
+  async callSummary(id: string, since: number): Promise<CallSummary | undefined> {
+    const page = await this.request<{ calls: CallSummary[] }>('GET', '/v1/calls', { query: { since: String(since), limit: String(MAX_PAGE) } });
+    return page.calls.find((c) => c.id === id);
   }
 
   async users(): Promise<UserView[]> {

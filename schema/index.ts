@@ -4,6 +4,7 @@ import { accessReducers } from './access.ts';
 import { agentReducers } from './agents.ts';
 import { agentVersionReducers } from './agent-versions.ts';
 import { callReducers } from './calls/reducers.ts';
+import { outboundCallReducers } from './calls/outbound.ts';
 import { consentReducers } from './consent.ts';
 import { recordingReducers } from './recording.ts';
 import { tables, type SwitchboardTables } from './tables.ts';
@@ -15,7 +16,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...webhookNonceReducers],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...webhookNonceReducers],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -21,6 +21,8 @@ export const PERMISSIONS = [
   'policies:read',
   'policies:write',
   'calls:read',
+  /** Place outbound (agent-initiated) calls: POST /v1/calls. */
+  'calls:originate',
   'content:read',
   'evidence:export',
   'holds:write',
@@ -44,7 +46,7 @@ export const MATRIX: Readonly<Record<Role, ReadonlySet<Permission>>> = {
     'users:read', 'numbers:read', 'policies:read', 'calls:read', 'content:read', 'evidence:export', 'access_log:read',
     'audit:verify', 'agents:read', 'subscribe',
   ]),
-  developer: new Set<Permission>(['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'agents:read', 'agents:deploy', 'subscribe']),
+  developer: new Set<Permission>(['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'calls:originate', 'agents:read', 'agents:deploy', 'subscribe']),
 };
 
 export function can(role: Role, permission: Permission): boolean {

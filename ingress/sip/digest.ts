@@ -150,3 +150,32 @@ export class DigestVerifier {
     return { ok: true, username };
   }
 }
+
+export type DigestAnswer = { ok: true; header: string } | { ok: false; detail: string };
+
+/**
+ * The client side (an outbound INVITE challenged with 401/407): the Authorization (or Proxy-Authorization)
+ * value answering a `WWW-Authenticate` / `Proxy-Authenticate` challenge. MD5 only; qop=auth when offered (with
+ * a fresh cnonce and nc), else the RFC 2069 form; an algorithm or qop we cannot do is refused, not guessed.
+ */
+export function answerChallenge(challenge: string, c: { username: string; password: string; method: string; uri: string; nc?: number; cnonce?: string }): DigestAnswer {
+  const p = parseDigest(challenge);
+  if (!p) return { ok: false, detail: 'the challenge is not a Digest challenge' };
+  const { realm, nonce } = p;
+  if (realm === undefined || !nonce) return { ok: false, detail: 'the challenge has no realm or nonce' };
+  const algorithm = (p.algorithm ?? 'MD5').toUpperCase();
+  if (algorithm !== 'MD5') return { ok: false, detail: `algorithm ${algorithm} is not supported (MD5 only)` };
+  const qops = (p.qop ?? '').split(',').map((q) => q.trim().toLowerCase()).filter((q) => q !== '');
+  if (qops.length > 0 && !qops.includes('auth')) return { ok: false, detail: `qop ${qops.join(',')} is not supported (auth only)` };
+  const quote = (s: string): string => `"${s.replace(/["\\]/g, '\\$&')}"`;
+  const ha1 = ha1Of(c.username, realm, c.password);
+  const parts = [`username=${quote(c.username)}`, `realm=${quote(realm)}`, `nonce=${quote(nonce)}`, `uri=${quote(c.uri)}`];
+  if (qops.length > 0) {
+    const nc = (c.nc ?? 1).toString(16).padStart(8, '0');
+    const cnonce = c.cnonce ?? crypto.randomBytes(8).toString('hex');
+    parts.push(`response=${quote(digestResponse({ ha1, method: c.method, uri: c.uri, nonce, qop: 'auth', nc, cnonce }))}`, 'qop=auth', `nc=${nc}`, `cnonce=${quote(cnonce)}`);
+  } else parts.push(`response=${quote(digestResponse({ ha1, method: c.method, uri: c.uri, nonce }))}`);
+  parts.push('algorithm=MD5');
+  if (p.opaque !== undefined) parts.push(`opaque=${quote(p.opaque)}`);
+  return { ok: true, header: `Digest ${parts.join(', ')}` };
+}

@@ -6,16 +6,21 @@
  *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth)
  *     ─► transaction.ts (server transactions, timers)
  *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts, rtp.ts, leg.ts)
+ *
+ * Outbound (agent-initiated) calls: uac.ts (INVITE through client-transaction.ts, digest answers from
+ * outbound-config.ts / SWITCHBOARD_SIP_OUTBOUND) ─► app.ts `adoptOutbound` once answered.
  */
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
 import { SipApp, type SipCallManager } from './app.ts';
 import { TrunkAdmission } from './admission.ts';
+import { OutboundConfig } from './outbound-config.ts';
 import { RtpPortPool } from './rtp.ts';
 import type { SipTimers } from './transaction.ts';
 import { trunkConfigFromEnv, loadNonceSecret } from './trunk-config.ts';
 import { SipUas, type UasHandler } from './uas.ts';
+import { SipDialer } from './uac.ts';
 
 export interface SipDeps {
   store: Store<SwitchboardTables>;
@@ -35,6 +40,8 @@ export interface SipDeps {
    * defaults (any source, no digest auth, 50 requests/s per source, burst 100).
    */
   env?: NodeJS.ProcessEnv;
+  /** Outbound calls: no final answer this long after the INVITE ─► CANCEL (SWITCHBOARD_SIP_DIAL_TIMEOUT_MS, default 60 s). */
+  dialTimeoutMs?: number;
   /** Where the digest nonce key is kept (sip-nonce.key), so nonces survive a restart; absent = per process. */
   dataDir?: string;
 }
@@ -44,6 +51,8 @@ export interface SipIngress {
   app: SipApp;
   uas: SipUas;
   admission: TrunkAdmission;
+  /** Outbound calls (POST /v1/calls). */
+  dialer: SipDialer;
   close(): Promise<void>;
 }
 
@@ -51,12 +60,14 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   const log = deps.logger.child({ ingress: 'sip' });
   // Validated before anything listens: a bad setting stops the start naming its variable.
   const trunk = trunkConfigFromEnv(deps.env ?? {}, { host: deps.host, advertise: deps.advertise });
+  const outbound = OutboundConfig.fromEnv(deps.env ?? {});
   const admission = new TrunkAdmission(trunk, trunk.users ? loadNonceSecret(deps.dataDir) : Buffer.alloc(0), log);
+  const rtp = new RtpPortPool(deps.rtpPorts.low, deps.rtpPorts.high, deps.host);
   const app = new SipApp({
     store: deps.store,
     calls: deps.calls,
     logger: log,
-    rtp: new RtpPortPool(deps.rtpPorts.low, deps.rtpPorts.high, deps.host),
+    rtp,
     advertise: deps.advertise,
     ringMs: deps.ringMs,
   });
@@ -70,6 +81,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   };
   const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler });
   app.bind(uas);
+  const dialer = new SipDialer({ store: deps.store, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
   const resumed = await app.resumeDialogs();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
   log.info(
@@ -80,6 +92,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
       allow: trunk.allow ? trunk.allow.blocks.join(',') : 'any',
       auth: trunk.users ? `digest (realm "${trunk.realm}", ${trunk.users.size} users)` : 'none',
       rate: trunk.rate ? `${trunk.rate.rate}/s burst ${trunk.rate.burst}` : 'off',
+      outbound: outbound.describe(),
     },
     `SIP listening on udp+tcp ${deps.host}:${uas.port}`);
   let closing: Promise<void> | null = null;
@@ -88,8 +101,10 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
     app,
     uas,
     admission,
+    dialer,
     close: () =>
       (closing ??= (async () => {
+        await dialer.close();
         app.close();
         await uas.close();
       })()),

@@ -47,7 +47,8 @@ export async function runSipp(opts: { scenario: string; port: number; service: s
   return { code, output: output.slice(-4000), messages: parseTrace(trace) };
 }
 
-function parseTrace(trace: string): SippRun['messages'] {
+/** The messages of a `-trace_msg` file. */
+export function parseTrace(trace: string): SippRun['messages'] {
   const out: SippRun['messages'] = [];
   const re = /-{10,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n(?:UDP|TCP) message (sent|received)[^\n]*\n\n([^]*?)(?=\n-{10,} \d{4}-|$)/g;
   for (const m of trace.matchAll(re)) {

@@ -1,0 +1,53 @@
+/**
+ * `POST /v1/calls`: an agent-initiated (outbound) call. Body (JSON):
+ *
+ *   { "from": "+15550001111",          one of the caller's tenant's numbers (caller ID, consent policy, agent)
+ *     "to": "sip:alice@pbx.example",   a sip: URI (tel: and bare E.164 are refused: no trunk routes them)
+ *     "agent": "sales" }               optional; default: the from-number's agent
+ *
+ * Needs `calls:originate` (admin, developer). Answers 202 with the call id as
+ * soon as the call row exists (`ringing`); the call then progresses like any
+ * other (`GET /v1/calls/:id`, subscriptions): answered … ended, or ended with
+ * the failure (`sip:busy`, `sip:auth-failed`, `sip:timeout`, …).
+ * Errors: 400 naming the field, 403, 404 `number_not_found`, 503 when SIP is not running.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { parseSipUri } from '../../ingress/sip/headers.ts';
+import { DialError } from '../../ingress/sip/uac.ts';
+import { authorize } from '../auth/principal.ts';
+import { HttpError, parse, type ApiContext } from '../context.ts';
+
+const isSipUri = (s: string): boolean => {
+  const u = parseSipUri(s);
+  return u !== null && u.scheme === 'sip' && u.headers === null && u.host !== '';
+};
+
+export const DialBody = z.strictObject({
+  from: z.string().min(1, 'the number to call from').max(512),
+  to: z
+    .string()
+    .max(512)
+    .refine((s) => /^sip:/i.test(s), 'must be a sip: URI (sip:user@host[:port]); tel: and E.164 need a trunk, none is configured')
+    .refine(isSipUri, 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp])'),
+  agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase agent name: letters, digits, - and _').optional(),
+});
+
+export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post('/v1/calls', async (req, reply) => {
+    const p = authorize(ctx, req, 'calls:originate');
+    const body = parse(DialBody, req.body);
+    if (!ctx.store.read(p.tenant).numbers.findOne({ number: body.from })) {
+      throw new HttpError(404, 'number_not_found', `from: ${body.from} is not one of your numbers (GET /v1/numbers)`);
+    }
+    if (!ctx.dialer) throw new HttpError(503, 'sip_unavailable', 'outbound calling is not running on this gateway (SIP not started)');
+    try {
+      const { callId, sipCallId } = await ctx.dialer.dial({ tenant: p.tenant, caller: p.caller, from: body.from, to: body.to, agent: body.agent ?? null });
+      reply.code(202).header('location', `/v1/calls/${callId}`);
+      return { call_id: callId, state: 'ringing', direction: 'outbound', from: body.from, to: body.to, sip_call_id: sipCallId };
+    } catch (err) {
+      if (err instanceof DialError) throw new HttpError(err.status, err.code, err.message);
+      throw err;
+    }
+  });
+}

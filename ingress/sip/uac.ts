@@ -1,0 +1,326 @@
+/**
+ * Outbound SIP calls (UAC) for agent-initiated calls: `dial()` writes the call
+ * row (`call_dialed`: direction outbound, `ringing`) and returns its id; the
+ * INVITE then runs in the background:
+ *
+ *   INVITE (SDP offer PCMU, PCMA, telephone-event from an RTP port of the pool)
+ *     ├─ 1xx ─► ringing (a ring timeout sends CANCEL ─► 487 ─► ended `sip:no-answer`)
+ *     ├─ 401/407 ─► answered ONCE with digest credentials (outbound-config.ts): CSeq+1, same Call-ID and From tag
+ *     ├─ 2xx ─► dialog (remote tag, Contact, Record-Route reversed) ─► ACK (again for each retransmitted 2xx)
+ *     │        ─► call_answered ─► SipApp.adoptOutbound: the same SipLeg / CallSession path as inbound
+ *     │           (consent, recording, agent; BYE either way; kill -9 continuation from the stored dialog)
+ *     └─ 3xx-6xx, Timer B ─► call_ended with the reason (`sip:busy`, `sip:auth-failed`, `sip:timeout`, …)
+ *
+ * The attempt is a state machine with one guarded `transition()`:
+ *
+ *   Calling ─ 1xx ─► Ringing ─ ring timeout ─► Cancelling
+ *      ▲                │
+ *      └── 401/407 (the first one, from Calling or Ringing): a new INVITE transaction
+ *      ├──────── 2xx ───────────────┬──────────────┬───► Answered
+ *      └──────── failure/timeout ───┴──────────────┴───► Failed
+ */
+import crypto from 'node:crypto';
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { SwitchboardTables } from '../../schema/index.ts';
+import type { Store } from '../../store/index.ts';
+import type { SipApp } from './app.ts';
+import { Dialog, newBranch, newTag } from './dialog.ts';
+import { answerChallenge } from './digest.ts';
+import { Headers, parseCSeq, parseSipUri, splitList } from './headers.ts';
+import type { SipRequest, SipResponse } from './message.ts';
+import type { OutboundConfig, OutboundRoute } from './outbound-config.ts';
+import { RtpSession, type RtpPortPool } from './rtp.ts';
+import { negotiate, offerSdp } from './sdp.ts';
+import type { Destination, SipUas } from './uas.ts';
+import { ALLOW } from './validate.ts';
+import { endReasonFor } from './end-reasons.ts';
+
+export interface DialRequest {
+  tenant: string;
+  /** Who asks (`user:<id>`): the store checks `calls:originate`. */
+  caller: string;
+  /** One of the tenant's numbers. */
+  from: string;
+  /** A sip: URI. */
+  to: string;
+  agent?: string | null;
+}
+
+/** A dial refused before anything was sent; `status` is the HTTP status it maps to. */
+export class DialError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What the API needs of outbound calling. */
+export interface OutboundDialer {
+  dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }>;
+}
+
+export interface DialerDeps {
+  store: Store<SwitchboardTables>;
+  uas: SipUas;
+  app: SipApp;
+  rtp: RtpPortPool;
+  config: OutboundConfig;
+  logger: Logger;
+  /** No final answer this long after the INVITE: CANCEL (default 60 s). */
+  ringTimeoutMs?: number;
+}
+
+export enum AttemptState {
+  Calling = 'calling',
+  Ringing = 'ringing',
+  Cancelling = 'cancelling',
+  Answered = 'answered',
+  Failed = 'failed',
+}
+
+const EDGES: Record<AttemptState, AttemptState[]> = {
+  [AttemptState.Calling]: [AttemptState.Calling, AttemptState.Ringing, AttemptState.Answered, AttemptState.Failed],
+  [AttemptState.Ringing]: [AttemptState.Calling, AttemptState.Cancelling, AttemptState.Answered, AttemptState.Failed],
+  [AttemptState.Cancelling]: [AttemptState.Answered, AttemptState.Failed],
+  [AttemptState.Answered]: [],
+  [AttemptState.Failed]: [],
+};
+
+type Sockets = Awaited<ReturnType<RtpPortPool['bind']>>;
+
+class Attempt {
+  state = AttemptState.Calling;
+  cseq = 1;
+  authTried = false;
+  invite: SipRequest | null = null;
+  ack: SipRequest | null = null;
+  ackDest: Destination | null = null;
+  ringTimer: NodeJS.Timeout | null = null;
+  /** Why we cancelled (ring timeout, shutdown): the reason the call ends with on the 487. */
+  cancelReason: string | null = null;
+
+  constructor(
+    readonly ref: { tenant: string; callId: string },
+    readonly sipCallId: string,
+    readonly fromTag: string,
+    readonly fromUri: string,
+    readonly target: string,
+    readonly dest: Destination,
+    readonly local: string,
+    readonly route: OutboundRoute | null,
+    readonly sockets: Sockets,
+    readonly sdpSession: number,
+  ) {}
+
+  transition(to: AttemptState): void {
+    if (!EDGES[this.state].includes(to)) throw new Error(`outbound call ${this.sipCallId}: ${this.state} → ${to} is not allowed`);
+    this.state = to;
+  }
+
+  get open(): boolean {
+    return this.state !== AttemptState.Answered && this.state !== AttemptState.Failed;
+  }
+}
+
+export class SipDialer implements OutboundDialer {
+  private readonly attempts = new Map<string, Attempt>();
+  private readonly log: Logger;
+
+  constructor(private readonly deps: DialerDeps) {
+    this.log = deps.logger.child({ uac: true });
+  }
+
+  get dialing(): number {
+    return this.attempts.size;
+  }
+
+  async dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }> {
+    const uri = parseSipUri(req.to);
+    if (!uri || uri.scheme !== 'sip') throw new DialError(400, 'invalid_request', `to: ${req.to} is not a sip: URI`);
+    const route = this.deps.config.routeFor(uri.host);
+    const uriTransport: 'udp' | 'tcp' = uri.params.transport?.toLowerCase() === 'tcp' ? 'tcp' : 'udp';
+    const hop = route?.proxy ? { host: route.proxy.host, port: route.proxy.port ?? 5060, transport: route.proxy.transport ?? uriTransport } : { host: uri.host.replace(/^\[|\]$/g, ''), port: uri.port ?? 5060, transport: uriTransport };
+    let address = hop.host;
+    if (!net.isIP(address)) {
+      address = await dns.lookup(address, { family: 4 }).then(
+        (r) => r.address,
+        () => {
+          throw new DialError(422, 'unresolvable_target', `cannot resolve ${hop.host}`);
+        },
+      );
+    }
+    const dest: Destination = { transport: hop.transport, address, port: hop.port };
+    const sockets = await this.deps.rtp.bind().catch(() => {
+      throw new DialError(503, 'no_rtp_port', 'no free RTP port: retry later');
+    });
+    const sipCallId = `${crypto.randomBytes(12).toString('hex')}@switchboard`;
+    const receipt = await this.deps.store
+      .submit('call_dialed', { provider: 'sip', provider_call_id: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null }, { tenant: req.tenant, caller: req.caller })
+      .catch((err: unknown) => {
+        this.releaseSockets(sockets);
+        throw err;
+      });
+    if (!receipt.outcome.ok) {
+      this.releaseSockets(sockets);
+      const { code, message } = receipt.outcome.error;
+      throw new DialError(code === 'forbidden' ? 403 : code.endsWith('_not_found') ? 404 : 409, code, message);
+    }
+    const callId = (receipt.outcome.result as { call_id: string }).call_id;
+    const local = this.deps.app.localAddress(dest);
+    const user = req.from.startsWith('sip:') ? (parseSipUri(req.from)?.user ?? 'switchboard') : req.from;
+    const fromUri = `sip:${encodeURIComponent(user).replace(/%2B/g, '+')}@${route?.fromDomain ?? local}`;
+    const a = new Attempt({ tenant: req.tenant, callId }, sipCallId, newTag(), fromUri, req.to, dest, local, route, sockets, Math.floor(Date.now() / 1000));
+    this.attempts.set(sipCallId, a);
+    this.log.info({ call: callId, callId: sipCallId, to: req.to, via: `${dest.transport}:${dest.address}:${dest.port}`, auth: route ? route.username : 'none' }, 'outbound SIP call: INVITE');
+    this.sendInvite(a, null);
+    a.ringTimer = setTimeout(() => this.cancel(a, 'sip:no-answer'), this.deps.ringTimeoutMs ?? 60_000);
+    a.ringTimer.unref();
+    return { callId, sipCallId };
+  }
+
+  /** Shutdown: calls still dialing are cancelled (if ringing) and ended `sip:shutdown`. */
+  async close(): Promise<void> {
+    const open = [...this.attempts.values()].filter((a) => a.open);
+    for (const a of open) this.cancel(a, 'sip:shutdown');
+    await Promise.all(open.map((a) => this.fail(a, 'sip:shutdown')));
+  }
+
+  private sendInvite(a: Attempt, auth: { header: string; value: string } | null): void {
+    const h = new Headers();
+    h.add('via', `${this.deps.uas.transport.sentBy(a.dest.transport, a.local)};branch=${newBranch()};rport`);
+    h.add('max-forwards', '70');
+    h.add('from', `<${a.fromUri}>;tag=${a.fromTag}`);
+    h.add('to', `<${a.target}>`);
+    h.add('call-id', a.sipCallId);
+    h.add('cseq', `${a.cseq} INVITE`);
+    if (a.route?.proxy) h.add('route', `<sip:${a.dest.address}:${a.dest.port};lr${a.dest.transport === 'tcp' ? ';transport=tcp' : ''}>`);
+    h.add('contact', this.deps.app.contact(a.dest));
+    h.add('allow', ALLOW.join(', '));
+    h.add('user-agent', 'switchboard');
+    if (auth) h.add(auth.header, auth.value);
+    h.add('content-type', 'application/sdp');
+    const body = Buffer.from(offerSdp({ address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 }));
+    a.invite = { kind: 'request', method: 'INVITE', uri: a.target, version: 'SIP/2.0', badStartLine: false, headers: h, body };
+    const invite = a.invite;
+    this.deps.uas.startClient(invite, a.dest, {
+      response: (res) => void this.onResponse(a, invite, res).catch((err: unknown) => this.log.error({ err, callId: a.sipCallId }, 'outbound response handling failed')),
+      timeout: () => void this.fail(a, 'sip:timeout'),
+    });
+  }
+
+  private async onResponse(a: Attempt, invite: SipRequest, res: SipResponse): Promise<void> {
+    if (res.status < 200) {
+      if (a.state === AttemptState.Calling && res.status > 100) a.transition(AttemptState.Ringing);
+      return;
+    }
+    if (res.status < 300) return this.answered(a, invite, res);
+    if (invite !== a.invite) return; // a late final response to the challenged INVITE
+    if ((res.status === 401 || res.status === 407) && a.state !== AttemptState.Cancelling) {
+      const header = res.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
+      const challenge = res.headers.lines(header).find((c) => /^\s*Digest\s/i.test(c));
+      if (!a.route || !challenge) return this.fail(a, 'sip:auth-required', res.status);
+      if (a.authTried) return this.fail(a, 'sip:auth-failed', res.status);
+      const answer = answerChallenge(challenge, { username: a.route.username, password: a.route.password, method: 'INVITE', uri: a.target });
+      if (!answer.ok) {
+        this.log.warn({ callId: a.sipCallId, detail: answer.detail }, 'outbound INVITE challenge cannot be answered');
+        return this.fail(a, 'sip:auth-failed', res.status);
+      }
+      a.authTried = true;
+      a.cseq++;
+      a.transition(AttemptState.Calling);
+      this.log.info({ callId: a.sipCallId, status: res.status, user: a.route.username }, 'outbound INVITE challenged: answering once with digest credentials');
+      return this.sendInvite(a, { header: res.status === 401 ? 'authorization' : 'proxy-authorization', value: answer.header });
+    }
+    const reason = a.state === AttemptState.Cancelling && res.status === 487 && a.cancelReason ? a.cancelReason : endReasonFor(res.status);
+    return this.fail(a, reason, res.status);
+  }
+
+  private async answered(a: Attempt, invite: SipRequest, res: SipResponse): Promise<void> {
+    if (a.ack) return void this.deps.uas.transport.sendRequest(a.ack, a.ackDest ?? a.dest); // a retransmitted 2xx: ACK it again
+    if (!a.open) return;
+    a.transition(AttemptState.Answered);
+    this.clearRing(a);
+    const cseq = parseCSeq(invite.headers.get('cseq') ?? '')?.seq ?? a.cseq;
+    const neg = negotiate(res.body.toString('utf8'), { address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 });
+    const media = neg.ok
+      ? { rtpPort: a.sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession: a.sdpSession, sdpVersion: 1 }
+      : { rtpPort: a.sockets.port, remoteMedia: { address: '0.0.0.0', port: 0 }, codec: 'PCMU' as const, payloadType: 0, eventPayloadType: null, sdpSession: a.sdpSession, sdpVersion: 1 };
+    const dialog = Dialog.fromAnswer(res, { callId: a.sipCallId, localTag: a.fromTag, localUri: `<${a.fromUri}>`, remoteUri: `<${a.target}>`, requestUri: a.target, cseq }, a.dest, media);
+    const sentBy = this.deps.uas.transport.sentBy(a.dest.transport, a.local);
+    const ack = dialog.request('ACK', sentBy, { cseq });
+    a.ack = ack.req;
+    a.ackDest = ack.dest;
+    this.deps.uas.transport.sendRequest(ack.req, ack.dest);
+    // Keep answering retransmitted 2xx with the ACK for Timer M; then forget the attempt.
+    setTimeout(() => this.attempts.delete(a.sipCallId), 64 * this.deps.uas.timers.T1).unref();
+    if (!neg.ok || a.cancelReason) {
+      const reason = a.cancelReason ?? 'sip:incompatible-answer';
+      this.log.warn({ callId: a.sipCallId, reason, warning: neg.ok ? undefined : neg.warning }, 'outbound call answered but not usable: BYE');
+      const bye = dialog.request('BYE', sentBy);
+      void this.deps.uas.sendRequest(bye.req, bye.dest);
+      this.releaseSockets(a.sockets);
+      return this.endCall(a, reason);
+    }
+    const r = await this.deps.store.submit('call_answered', { call_id: a.ref.callId }, { tenant: a.ref.tenant, caller: 'sip:uac' });
+    if (!r.outcome.ok) {
+      // Ended meanwhile (shutdown): hang up.
+      const bye = dialog.request('BYE', sentBy);
+      void this.deps.uas.sendRequest(bye.req, bye.dest);
+      this.releaseSockets(a.sockets);
+      return;
+    }
+    const rtp = new RtpSession(a.sockets, neg.media, `switchboard@${a.local}`);
+    this.log.info({ call: a.ref.callId, callId: a.sipCallId, codec: neg.media.codec, rtp: a.sockets.port }, 'outbound SIP call answered');
+    await this.deps.app.adoptOutbound({ dialog, rtp, ref: a.ref });
+  }
+
+  /** CANCEL (RFC 3261 §9.1): only once a provisional response came; before that, wait for one or the timeout. */
+  private cancel(a: Attempt, reason: string): void {
+    this.clearRing(a);
+    if (!a.open || !a.invite) return;
+    a.cancelReason = reason;
+    if (a.state !== AttemptState.Ringing) return;
+    a.transition(AttemptState.Cancelling);
+    const inv = a.invite;
+    const h = new Headers();
+    h.add('via', splitList(inv.headers.get('via') ?? '')[0] ?? '');
+    h.add('max-forwards', '70');
+    for (const name of ['from', 'to', 'call-id']) h.add(name, inv.headers.get(name) ?? '');
+    h.add('cseq', `${parseCSeq(inv.headers.get('cseq') ?? '')?.seq ?? a.cseq} CANCEL`);
+    for (const r of inv.headers.lines('route')) h.add('route', r);
+    const cancel: SipRequest = { kind: 'request', method: 'CANCEL', uri: inv.uri, version: 'SIP/2.0', badStartLine: false, headers: h, body: Buffer.alloc(0) };
+    this.log.info({ callId: a.sipCallId, reason }, 'outbound call: CANCEL');
+    void this.deps.uas.sendRequest(cancel, a.dest);
+  }
+
+  private async fail(a: Attempt, reason: string, status?: number): Promise<void> {
+    if (!a.open) return;
+    a.transition(AttemptState.Failed);
+    this.clearRing(a);
+    this.attempts.delete(a.sipCallId);
+    this.releaseSockets(a.sockets);
+    this.log.info({ call: a.ref.callId, callId: a.sipCallId, status, reason }, 'outbound SIP call failed');
+    await this.endCall(a, reason);
+  }
+
+  private async endCall(a: Attempt, reason: string): Promise<void> {
+    const r = await this.deps.store.submit('call_ended', { call_id: a.ref.callId, reason }, { tenant: a.ref.tenant, caller: 'sip:uac', id: `sip:end:${a.ref.callId}` });
+    if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+  }
+
+  private clearRing(a: Attempt): void {
+    if (a.ringTimer) clearTimeout(a.ringTimer);
+    a.ringTimer = null;
+  }
+
+  private releaseSockets(s: Sockets): void {
+    s.rtp.close();
+    s.rtcp.close();
+    this.deps.rtp.release(s.port);
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * Outbound (agent-initiated) SIP calls against sipp as the called party, in a
+ * private network namespace (fixed ports for sipp are safe there):
+ *
+ *  - POST /v1/calls → 202; sipp rings, answers PCMA, presses 1 (opt-in consent), talks, hangs up: the call row
+ *    goes ringing → answered → consenting → active → ended (sip:bye), direction outbound, and its recording
+ *    carries the agent's audio;
+ *  - a 401 challenge is answered once with digest credentials (MD5, qop=auth) that sipp's verifyauth accepts; with a
+ *    wrong password the second 401 ends the call `sip:auth-failed` after exactly one retry;
+ *  - 486 Busy Here → ended `sip:busy`, the 486 ACKed;
+ *  - API validation: a bad body is 400 naming the field, an unknown from-number 404, a role without
+ *    `calls:originate` 403 — and nothing is sent;
+ *  - `switchboard call --from N --to sip:… --wait` against the running gateway.
+ */
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { decryptRecording, loadOrCreateMasterKey } from '../../recording/crypto.ts';
+import { FsBlobStore } from '../../recording/blob-fs.ts';
+import { api, userToken } from '../helpers/api.ts';
+import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
+import { insidePrivateNetwork } from '../helpers/netns.ts';
+import { startSippUas } from '../helpers/sipp-uas.ts';
+import { resultOf } from '../helpers/store.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+const NUMBER = '+15554440000';
+const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
+type Gw = Awaited<ReturnType<typeof startTestGateway>>;
+
+if (insidePrivateNetwork(import.meta.filename, 300_000)) {
+  let gw: Gw;
+  before(async () => {
+    const dir = tmpDir('sb-outbound-');
+    const creds = path.join(dir, 'outbound.json');
+    // 127.0.0.2 gets the wrong password: the same sipp scenario then refuses it.
+    fs.writeFileSync(
+      creds,
+      JSON.stringify({ '127.0.0.1': { username: 'agent7', password: 'right-password' }, '127.0.0.2': { username: 'agent7', password: 'wrong-password' } }),
+    );
+    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31000-31199', SWITCHBOARD_SIP_OUTBOUND: creds } });
+    const who = { tenant: 'default', caller: 'test' };
+    const p = resultOf<{ policy_id: string }>(
+      await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
+    );
+    resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  const read = () => gw.store.read('default');
+  const dial = (to: string, token: string = ADMIN_TOKEN, body: Record<string, unknown> = { from: NUMBER, to }) =>
+    api<{ call_id: string; state: string; sip_call_id: string; error?: { code: string; message: string } }>(gw.publicUrl, 'POST', '/v1/calls', { token, body });
+  const states = (callId: string): string[] =>
+    [...gw.store.events()]
+      .filter((e) => e.outcome.ok && ((e.args as { call_id?: string }).call_id === callId || (e.outcome.result as { call_id?: string } | undefined)?.call_id === callId))
+      .map((e) => e.reducer);
+
+  async function waitFor<T>(fn: () => T | undefined | null | false, ms: number, what: string): Promise<T> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = fn();
+      if (v) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  const ended = (callId: string, ms = 30_000) => waitFor(() => read().calls.get(callId)?.state === 'ended' && read().calls.get(callId), ms, `call ${callId} ended`);
+
+  function agentEnergy(recordingId: string): number {
+    const rec = read().recordings.get(recordingId)!;
+    const plain = decryptRecording(fs.readFileSync(new FsBlobStore(gw.dataDir).pathOf(rec.uri!)), loadOrCreateMasterKey(gw.dataDir));
+    const file = path.join(tmpDir('sb-out-rec-'), `r.${rec.format}`);
+    fs.writeFileSync(file, plain);
+    const pcm = execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 's16le', '-ac', '2', '-ar', '8000', '-'], { maxBuffer: 64 * 1024 * 1024 });
+    let right = 0;
+    for (let i = 0; i + 3 < pcm.length; i += 4) right += Math.abs(pcm.readInt16LE(i + 2));
+    return right / (pcm.length / 4);
+  }
+
+  test('answered (180, 200 PCMA): consent by DTMF 1, the agent talks, the callee hangs up; the call is outbound, recorded and ended sip:bye', { timeout: 90_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_answer_pcma.xml', ip: '127.0.0.1', port: 5070 });
+    const r = await dial('sip:bob@127.0.0.1:5070');
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    assert.equal(r.headers.get('location'), `/v1/calls/${r.body.call_id}`);
+    assert.equal(read().calls.get(r.body.call_id)?.state, 'ringing');
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const call = await ended(r.body.call_id);
+    assert.equal(call.direction, 'outbound');
+    assert.equal(call.provider, 'sip');
+    assert.equal(call.from_uri, NUMBER);
+    assert.equal(call.to_uri, 'sip:bob@127.0.0.1:5070');
+    assert.equal(call.end_reason, 'sip:bye');
+    assert.ok(call.answered_at !== null && call.active_at !== null);
+    const seq = states(call.id);
+    for (const [a, b] of [['call_dialed', 'call_answered'], ['call_answered', 'call_media_connected'], ['call_media_connected', 'consent_started'], ['consent_started', 'recording_started'], ['recording_started', 'call_ended']]) {
+      assert.ok(seq.indexOf(a!) >= 0 && seq.indexOf(a!) < seq.indexOf(b!), `${a} before ${b}: ${seq.join(',')}`);
+    }
+    // Our INVITE: PCMU, PCMA and telephone-event offered; the answer picked PCMA.
+    const invite = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('INVITE '))!;
+    assert.match(invite.text, /m=audio \d+ RTP\/AVP 0 8 101/);
+    assert.match(invite.text, /^From: <sip:\+15554440000@127\.0\.0\.1>;tag=/m);
+    assert.equal(read().legs.find({ call_id: call.id })[0]?.codec, 'PCMA');
+    const ack = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('ACK '));
+    assert.ok(ack, 'the 2xx was ACKed');
+    assert.match(ack.text, /CSeq:\s*1 ACK/);
+    assert.equal(read().consents.get(call.consent_id!)?.outcome, 'granted');
+    await gw.recordings.idle();
+    const rec = read().recordings.find({ call_id: call.id })[0];
+    assert.ok(rec, 'a recording row after consent');
+    await waitFor(() => read().recordings.get(rec.id)?.status === 'finalized', 20_000, 'recording finalized');
+    const energy = agentEnergy(rec.id);
+    assert.ok(energy > 20, `the agent's audio is in the recording (${energy})`);
+    assert.ok(gw.store.verify().ok);
+  });
+
+  test('401 challenge: answered once with digest credentials (qop=auth, CSeq 2, same Call-ID and From tag) that sipp verifies', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_auth.xml', ip: '127.0.0.1', port: 5071 });
+    const r = await dial('sip:bob@127.0.0.1:5071');
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const invites = run.messages.filter((m) => m.dir === 'received' && m.first.startsWith('INVITE '));
+    assert.equal(invites.length, 2, 'the INVITE and one answer to the challenge');
+    const header = (text: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'mi').exec(text)?.[1]?.trim();
+    assert.equal(header(invites[1]!.text, 'Call-ID'), header(invites[0]!.text, 'Call-ID'));
+    assert.equal(header(invites[1]!.text, 'From'), header(invites[0]!.text, 'From'));
+    assert.match(header(invites[1]!.text, 'CSeq') ?? '', /^2 INVITE$/);
+    const auth = header(invites[1]!.text, 'Authorization') ?? '';
+    assert.match(auth, /^Digest /);
+    assert.match(auth, /username="agent7"/);
+    assert.match(auth, /qop=auth/);
+    assert.match(auth, /nc=00000001/);
+    assert.match(auth, /cnonce="[0-9a-f]+"/);
+    assert.match(auth, /opaque="op4que"/);
+    assert.doesNotMatch(auth, /right-password/);
+    const call = await ended(r.body.call_id);
+    assert.equal(call.end_reason, 'sip:bye', 'verifyauth accepted: answered, then the callee hung up');
+    assert.ok(call.answered_at !== null);
+  });
+
+  test('a wrong password: the second 401 ends the call sip:auth-failed, with exactly one retry', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_auth.xml', ip: '127.0.0.2', port: 5072 });
+    const r = await dial('sip:bob@127.0.0.2:5072');
+    assert.equal(r.status, 202);
+    const call = await ended(r.body.call_id);
+    assert.equal(call.end_reason, 'sip:auth-failed');
+    assert.equal(call.answered_at, null);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, `no third INVITE reached sipp: ${run.output}`);
+    const received = run.messages.filter((m) => m.dir === 'received').map((m) => m.first.split(' ')[0]);
+    assert.deepEqual(received, ['INVITE', 'ACK', 'INVITE', 'ACK']);
+  });
+
+  test('486 Busy Here: ACKed, the call ends sip:busy without an answer', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_busy.xml', ip: '127.0.0.1', port: 5073 });
+    const r = await dial('sip:carol@127.0.0.1:5073');
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const call = await ended(r.body.call_id);
+    assert.equal(call.end_reason, 'sip:busy');
+    assert.equal(call.answered_at, null);
+    assert.deepEqual(states(call.id), ['call_dialed', 'call_ended']);
+    const ack = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('ACK '));
+    assert.ok(ack && /CSeq:\s*1 ACK/i.test(ack.text) && /^To:.*;tag=/im.test(ack.text), 'the 486 is ACKed with its To tag');
+  });
+
+  test('API validation: 400 naming the field, 404 for a number not ours, 403 without calls:originate; nothing is written', async () => {
+    const head = gw.store.head.seq;
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ to: 'sip:bob@127.0.0.1' }, /from/],
+      [{ from: NUMBER }, /to/],
+      [{ from: NUMBER, to: 'tel:+15550001111' }, /to: must be a sip: URI/],
+      [{ from: NUMBER, to: '+15550001111' }, /to: must be a sip: URI/],
+      [{ from: NUMBER, to: 'sip:bob@bad host' }, /to: is not a valid sip: URI/],
+      [{ from: NUMBER, to: 'sip:bob@127.0.0.1', agent: 'Bad Name!' }, /agent/],
+      [{ from: NUMBER, to: 'sip:bob@127.0.0.1', extra: 1 }, /extra|unrecognized/i],
+    ];
+    for (const [body, field] of bad) {
+      const r = await dial('', ADMIN_TOKEN, body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body.error?.code, 'invalid_request');
+      assert.match(r.body.error?.message ?? '', field);
+    }
+    const unknown = await dial('', ADMIN_TOKEN, { from: '+15559999999', to: 'sip:bob@127.0.0.1' });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.body.error?.code, 'number_not_found');
+    for (const role of ['compliance', 'auditor'] as const) {
+      const t = await userToken(gw.publicUrl, role);
+      const before = gw.store.head.seq;
+      const r = await dial('sip:bob@127.0.0.1', t.token);
+      assert.equal(r.status, 403, role);
+      assert.equal(gw.store.head.seq, before, `${role}: refused, nothing written`);
+      // The store refuses it too, even bypassing the API.
+      const direct = await gw.store.submit('call_dialed', { provider: 'sip', provider_call_id: `x-${role}`, from: NUMBER, to: 'sip:bob@127.0.0.1' }, { tenant: 'default', caller: `user:${t.userId}` });
+      assert.equal(!direct.outcome.ok && direct.outcome.error.code, 'forbidden');
+    }
+    assert.equal(read().calls.find({ direction: 'outbound', state: 'ringing' }).length, 0);
+    assert.ok(gw.store.head.seq > head, 'only the users, tokens and refused direct commands were written');
+  });
+
+  test('the CLI: `switchboard call --from N --to sip:… --wait` prints the call id and follows it (answered → exit 0; busy → exit 1)', { timeout: 90_000 }, async () => {
+    const dev = await userToken(gw.publicUrl, 'developer');
+    const cli = (args: string[]) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) => {
+        execFile(process.execPath, [BIN, ...args], { env: { ...process.env, SWITCHBOARD_URL: gw.publicUrl, SWITCHBOARD_TOKEN: dev.token } }, (error, stdout, stderr) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+        );
+      });
+    let sipp = await startSippUas({ scenario: 'uas_answer_short.xml', ip: '127.0.0.1', port: 5074 });
+    const ok = await cli(['call', '--from', NUMBER, '--to', 'sip:dave@127.0.0.1:5074', '--wait']);
+    assert.equal(ok.code, 0, ok.out + ok.err);
+    const id = /^(call_\S+|\S+)$/m.exec(ok.out)?.[1] ?? '';
+    const row = read().calls.get(ok.out.split('\n')[0]!.trim());
+    assert.ok(row, `first line is the call id: ${ok.out}`);
+    assert.equal(row.direction, 'outbound');
+    assert.match(ok.out, /answered/);
+    assert.ok(id.length > 0);
+    assert.equal((await sipp.done).code, 0);
+    sipp = await startSippUas({ scenario: 'uas_busy.xml', ip: '127.0.0.1', port: 5075 });
+    const busy = await cli(['call', '--from', NUMBER, '--to', 'sip:erin@127.0.0.1:5075', '--wait']);
+    assert.equal(busy.code, 1, busy.out + busy.err);
+    assert.match(busy.out, /sip:busy/);
+    assert.equal((await sipp.done).code, 0);
+    // `call ID` still shows one call; --from without --to is a usage error (exit 2).
+    const show = await cli(['call', row.id, '--json']);
+    assert.equal(show.code, 0, show.err);
+    assert.equal((JSON.parse(show.out) as { call: { id: string } }).call.id, row.id);
+    const usage = await cli(['call', '--from', NUMBER]);
+    assert.equal(usage.code, 2, usage.out + usage.err);
+    assert.match(usage.err, /--to/);
+  });
+}
