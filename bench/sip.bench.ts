@@ -43,6 +43,11 @@ const NUMBER = '+15553330000';
 const SERVICE = '15553330000';
 const TARGET_RATE = 100;
 const TARGET_CONCURRENT = 500;
+/**
+ * The trunk's admission rate, as an operator sets it for a carrier that sends up to 100 new calls/s from one
+ * address (the default, 50 new requests/s per source, fits a smaller trunk; in-dialog requests are never limited).
+ */
+const TRUNK_RATE = process.env.BENCH_SIP_TRUNK_RATE ?? '200,400';
 
 const deadline = setTimeout(() => {
   process.stderr.write(`sip bench: deadline of ${DEADLINE_MS / 1000} s passed, killing children\n`);
@@ -83,18 +88,21 @@ interface SippResult {
   peak: number;
   code: number | null;
   tail: string;
+  /** The most frequent sipp errors of the run (-trace_err), grouped. */
+  errors: string;
 }
 
 /** Runs the UAC scenario at `rate` for STEP_S seconds of arrivals against 127.0.0.1:`port`; parses its stats file. */
 async function runUac(port: number, rate: number, tag: string): Promise<SippResult> {
   const calls = rate * STEP_S;
   const stf = path.join(work, `${tag}.csv`);
+  const errf = path.join(work, `${tag}.errors.log`);
   const rtpLow = 40000 + 2 * Math.floor(Math.random() * 4000);
   const args = [
     '-sf', scenario, `127.0.0.1:${port}`, '-s', SERVICE, '-i', '127.0.0.1', '-p', '0',
     '-r', String(rate), '-l', String(Math.ceil((rate * HOLD_MS) / 1000) * 2 + 10), '-m', String(calls), '-d', String(HOLD_MS),
     '-mp', String(rtpLow),
-    '-nostdin', '-trace_stat', '-stf', stf, '-fd', '1', '-timeout', `${STEP_S + HOLD_MS / 1000 + 40}s`, '-timeout_error', '-max_socket', '4096',
+    '-nostdin', '-trace_stat', '-stf', stf, '-fd', '1', '-trace_err', '-error_file', errf, '-timeout', `${STEP_S + HOLD_MS / 1000 + 40}s`, '-timeout_error', '-max_socket', '4096',
   ];
   const child = track(spawn('sipp', args, { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
@@ -126,7 +134,21 @@ async function runUac(port: number, rate: number, tag: string): Promise<SippResu
     peak: Math.max(0, ...data.map((r) => col(r, 'CurrentCall'))),
     code,
     tail: out,
+    errors: summariseErrors(errf),
   };
+}
+
+/** sipp's error log (-trace_err), grouped: each distinct message (numbers and ids blanked) with its count, most frequent first. */
+function summariseErrors(file: string): string {
+  if (!fs.existsSync(file)) return '';
+  const counts = new Map<string, number>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    const m = /^\d{4}-\d\d-\d\d[\t ]+[\d:.]+[\t ]+[\d.]+:\s*(.*)$/.exec(line);
+    if (!m?.[1]) continue;
+    const key = m[1].replace(/\b[0-9a-f-]{6,}\b|\d+/gi, '#').slice(0, 160);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([k, n]) => `${n}× ${k}`).join(' | ');
 }
 
 async function waitIdle(gw: ChildProcess, ms: number): Promise<void> {
@@ -146,7 +168,7 @@ try {
   const sipPort = await freePort();
   const low = 20000 + 2 * Math.floor(Math.random() * 4000);
   const env = gatewayEnv(
-    { logLevel: 'warn', env: { SWITCHBOARD_SIP_PORT: String(sipPort), SWITCHBOARD_RTP_PORTS: `${low}-${low + 3999}`, SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'espeak', BENCH_SIP_NUMBER: NUMBER } },
+    { logLevel: 'warn', env: { SWITCHBOARD_SIP_PORT: String(sipPort), SWITCHBOARD_RTP_PORTS: `${low}-${low + 3999}`, SWITCHBOARD_SIP_RATE: TRUNK_RATE, SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'espeak', BENCH_SIP_NUMBER: NUMBER } },
     await freePort(),
     dataDir,
   );
@@ -172,9 +194,11 @@ try {
     const udpGw = udpRcvbufErrors() - udp0;
     // ── sipp UAS ──
     const u0 = procCpuMs(uasPid);
+    const udpU0 = udpRcvbufErrors();
     const t1 = now();
     const b = await runUac(uasPort, rate, `uas-r${rate}`);
     const uasSeconds = (now() - t1) / 1000;
+    const udpUas = udpRcvbufErrors() - udpU0;
     const uasCpuPct = ((procCpuMs(uasPid) - u0) / (uasSeconds * 1000)) * 100;
     const gwCpuPct = (gs.cpuMs / (gwSeconds * 1000)) * 100;
     const lost = gs.lost + gs.late + gs.duplicates;
@@ -185,11 +209,13 @@ try {
     );
     log(`  sipp-uas r${rate}: ${b.created} created at ${fmt(b.rate)}/s, ${b.successful} ok, ${b.failed} failed, peak ${b.peak}, UAS CPU ${fmt(uasCpuPct)} %, sipp exit ${b.code}`);
     if (g.code !== 0) log(`  gateway r${rate}: sipp said: ${g.tail.split('\n').slice(-6).join(' | ')}`);
+    if (g.errors) log(`  gateway r${rate}: sipp errors: ${g.errors}`);
+    if (b.errors) log(`  sipp-uas r${rate}: sipp errors: ${b.errors}`);
     const top = rate === RATES[RATES.length - 1];
     report({ figure: `sip.r${rate}.calls_per_s`, value: g.rate * (g.created > 0 ? g.successful / g.created : 0), unit: 'calls/s', baseline: b.rate, ...(top ? { target: { op: '>=' as const, value: TARGET_RATE } } : {}), note: `successful calls / time sipp took to create them (created ${g.created}, failed ${g.failed}); baseline = sipp against sipp -sn uas` });
     report({ figure: `sip.r${rate}.failed_calls`, value: g.failed, unit: 'calls', baseline: b.failed, target: { op: '<=', value: 0 }, note: 'sipp FailedCall(C)' });
     report({ figure: `sip.r${rate}.concurrent_peak`, value: g.failed === 0 ? Math.min(g.peak, gs.activePeak) : 0, unit: 'calls', baseline: b.peak, ...(top ? { target: { op: '>=' as const, value: TARGET_CONCURRENT } } : {}), note: `concurrent calls sustained: min(sipp CurrentCall max ${g.peak}, gateway dialogs peak ${gs.activePeak}); 0 when any call failed (${g.failed} failed)` });
-    report({ figure: `sip.r${rate}.rtp_lost`, value: lost, unit: 'packets', target: { op: '<=', value: 0 }, note: `inside the gateway: jitter buffer lost ${gs.lost} + late ${gs.late} + duplicates ${gs.duplicates} of ${gs.received} received; kernel UDP RcvbufErrors +${udpGw} (system-wide, not in the figure)` });
+    report({ figure: `sip.r${rate}.rtp_lost`, value: lost, unit: 'packets', target: { op: '<=', value: 0 }, note: `inside the gateway: jitter buffer lost ${gs.lost} + late ${gs.late} + duplicates ${gs.duplicates} of ${gs.received} received; kernel UDP RcvbufErrors +${udpGw} during the gateway step, +${udpUas} during the sipp-UAS step (system-wide: sipp's rtp_stream sockets never read what they are sent; not in the figure)` });
     report({ figure: `sip.r${rate}.rtp_delay_p99_ms`, value: Number.isFinite(gs.delay.p99) ? gs.delay.p99 : 0, unit: 'ms', note: `in-gateway: socket message event → packet decoded (p50 ${fmt(gs.delay.p50)}, max ${fmt(gs.delay.max)} ms); kernel queueing not included: event-loop delay p99 ${fmt(gs.loopP99Ms)} ms, max ${fmt(gs.loopMaxMs)} ms` });
     report({ figure: `sip.r${rate}.cpu_pct`, value: gwCpuPct, unit: '%core', baseline: uasCpuPct, note: 'gateway process CPU over the step / the sipp UAS process CPU over its step' });
   }

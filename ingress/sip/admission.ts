@@ -2,7 +2,11 @@
  * Trunk admission, the UAS's `admit()` hook: every new (non-ACK, non-
  * retransmitted) request passes, in order:
  *
- *  1. per-source rate limit (rate-limit.ts): over it, one 503 + Retry-After per second per source, the rest dropped;
+ *  1. per-source rate limit (rate-limit.ts): over it, one 503 + Retry-After per second per source, the rest dropped.
+ *     Requests inside a LIVE dialog (the caller tells: Call-ID and both tags match a call of ours) neither count nor
+ *     are limited: a BYE or re-INVITE refused for rate would keep a call — its recording, its agent, its bill —
+ *     up, and a trunk at its contracted call rate sends ~3 requests per call (INVITE, ACK, BYE). A forged To tag
+ *     matches no dialog and is counted like any new request;
  *  2. the source allowlist (cidr.ts): outside it → 403 Forbidden. We answer rather than drop, as most carriers'
  *     trunks do (a misconfigured trunk sees why), and step 1 caps what a scanner gets back;
  *  3. digest auth (digest.ts), when users are configured, for requests outside a dialog (no To tag) other than
@@ -39,10 +43,11 @@ export class TrunkAdmission {
     this.digest = config.users ? new DigestVerifier(config.realm, config.users, new NonceMint(nonceSecret)) : null;
   }
 
-  admit(v: ValidRequest, peer: Peer, now = Date.now()): Admission {
+  /** `inDialog`: the request matches a live dialog of ours (not just any To tag). */
+  admit(v: ValidRequest, peer: Peer, opts: { inDialog?: boolean } = {}, now = Date.now()): Admission {
     const source = unmapped(peer.address);
     const method = v.req.method;
-    const rate = this.limiter?.take(source, now) ?? 'ok';
+    const rate = opts.inDialog ? 'ok' : (this.limiter?.take(source, now) ?? 'ok');
     if (rate === 'drop') return { status: 0, detail: 'rate limit' };
     if (rate === 'refuse') {
       this.log.warn({ from: source, method }, 'SIP source over its rate limit');

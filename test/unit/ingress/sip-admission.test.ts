@@ -174,3 +174,19 @@ test('admission: 403 outside the allowlist; 401 challenge out of dialog; CANCEL,
   const auth = authorization({ user: 'trunk', pass: 'pw', realm, nonce, uri: 'sip:1555@192.0.2.100' });
   assert.equal(adm.admit(msg('INVITE', '', `Authorization: ${auth}\n`), peer('192.0.2.1')), null);
 });
+
+test('admission: requests of a live dialog are never rate-limited (a refused BYE keeps a call up); a forged To tag is counted like any new request', () => {
+  const adm = new TrunkAdmission({ allow: null, users: null, realm: 'r', rate: { rate: 1, burst: 2 } }, crypto.randomBytes(32), quiet);
+  const peer: Peer = { transport: 'udp', address: '192.0.2.7', port: 5060 };
+  const msg = (method: string, toTag = '') =>
+    request(`${method} sip:1555@192.0.2.100 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK${method}${toTag}\nFrom: <sip:a@x>;tag=1\nTo: <sip:1555@x>${toTag}\nCall-ID: c1\nCSeq: 1 ${method}\nContent-Length: 0\n\n`).value;
+  const t = 1_000_000;
+  assert.equal(adm.admit(msg('INVITE'), peer, {}, t), null);
+  assert.equal(adm.admit(msg('INVITE'), peer, {}, t), null);
+  assert.equal(adm.admit(msg('INVITE'), peer, {}, t)?.status, 503, 'the burst of 2 is spent');
+  // The live call's BYE and re-INVITE still pass, however many, and spend nothing.
+  for (let i = 0; i < 20; i++) assert.equal(adm.admit(msg(i % 2 ? 'BYE' : 'INVITE', ';tag=live'), peer, { inDialog: true }, t), null);
+  // A To tag that matches no dialog is limited (dropped: the one 503 of this second was sent).
+  assert.equal(adm.admit(msg('BYE', ';tag=forged'), peer, { inDialog: false }, t)?.status, 0);
+  assert.equal(adm.admit(msg('INVITE'), peer, {}, t + 1000), null, 'refilled after a second');
+});
