@@ -9,7 +9,7 @@ const PERMS = {
   admin: null, // everything
   compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify'],
   auditor: [...COMMON, 'content:read', 'evidence:export', 'access_log:read', 'audit:verify'],
-  developer: ['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'agents:read', 'agents:deploy', 'subscribe'],
+  developer: ['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'calls:originate', 'agents:read', 'agents:deploy', 'subscribe'],
 };
 const ACTIVE = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'];
 const PURPOSE_KEY = 'switchboard.console.purpose';

@@ -58,6 +58,7 @@ const ROUTES: Route[] = [
   { method: 'GET', path: () => '/v1/access-log', permission: 'access_log:read' },
   { method: 'GET', path: () => '/v1/audit/verify', permission: 'audit:verify' },
   { method: 'GET', path: () => '/v1/agents', permission: 'agents:read' },
+  { method: 'POST', path: () => '/v1/calls', permission: 'calls:originate', body: {} },
 ];
 
 test('every route answers each role as the matrix says: 403 without the permission, past the check with it', async () => {
@@ -81,6 +82,7 @@ test('the rules the issue names: only admin manages users; developers deploy but
   assert.deepEqual(ROLES.filter((r) => can(r, 'users:manage')), ['admin']);
   assert.ok(can('developer', 'agents:deploy') && !can('developer', 'content:read') && !can('developer', 'evidence:export'));
   assert.ok(can('auditor', 'content:read') && can('auditor', 'access_log:read') && !can('auditor', 'holds:write'));
+  assert.deepEqual(ROLES.filter((r) => can(r, 'calls:originate')), ['admin', 'developer'], 'outbound calls: admin and developer');
   const dev = await api(gw.publicUrl, 'GET', `/v1/calls/${call.callId}/recording`, { token: tokens.developer.token });
   assert.equal(dev.status, 403);
   const aud = await api(gw.publicUrl, 'PUT', `/v1/recordings/${call.recordingId}/hold`, { token: tokens.auditor.token });
