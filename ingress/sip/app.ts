@@ -177,6 +177,11 @@ export class SipApp implements UasHandler {
     await this.deps.calls.attach(o.ref, ctx.leg);
   }
 
+  /** Whether `v` belongs to a live dialog of ours (Call-ID and both tags). */
+  hasDialog(v: ValidRequest): boolean {
+    return this.find(v) !== undefined;
+  }
+
   private find(v: ValidRequest): CallCtx | undefined {
     return this.dialogs.get(dialogId(v.callId, v.to.params.tag ?? '', v.from.params.tag ?? ''));
   }

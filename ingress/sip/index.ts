@@ -72,7 +72,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
     ringMs: deps.ringMs,
   });
   const handler: UasHandler = {
-    admit: (v, peer) => admission.admit(v, peer),
+    admit: (v, peer) => admission.admit(v, peer, { inDialog: app.hasDialog(v) }),
     invite: (tx, v, peer) => app.invite(tx, v, peer),
     ack: (v) => app.ack(v),
     bye: (tx, v) => app.bye(tx, v),
