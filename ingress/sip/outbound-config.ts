@@ -24,7 +24,7 @@ export class OutboundConfigError extends Error {
   override readonly name = 'OutboundConfigError';
 }
 
-const hostKey = z.string().regex(/^(\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$/, 'a host name, an IP address or *');
+const HOST_KEY = /^(\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])$/;
 const proxy = z
   .string()
   .regex(/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?(;transport=(udp|tcp))?$/i, 'host[:port][;transport=udp|tcp]');
@@ -35,7 +35,7 @@ const Entry = z.strictObject({
   proxy: proxy.optional(),
   from_domain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a domain name').optional(),
 });
-const File = z.record(hostKey, Entry);
+const File = z.record(z.string(), Entry, { error: 'must be an object of host → { username, password, proxy?, from_domain? }' });
 
 export interface OutboundRoute {
   /** The key that matched. */
@@ -59,6 +59,7 @@ export class OutboundConfig {
     if (!parsed.success) throw new OutboundConfigError(`${source}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('; ')}`);
     const entries = new Map<string, OutboundRoute>();
     for (const [key, e] of Object.entries(parsed.data)) {
+      if (!HOST_KEY.test(key)) throw new OutboundConfigError(`${source}: "${key}": a key is a host name, an IP address or *`);
       let p: OutboundRoute['proxy'] = null;
       if (e.proxy) {
         const [hp = '', ...params] = e.proxy.split(';');
