@@ -14,6 +14,15 @@ NEEDED=(
   "chromium:chromium"
   "sipp:sip-tester"
   "/usr/share/sip-tester/g711a.pcap:sip-tester"
+  # baresip-core ships the binary and every module the softphone tests load (the `baresip` metapackage only
+  # depends on it and recommends GUI/video plugins).
+  "baresip:baresip-core"
+  "/usr/lib/baresip/modules/g711.so:baresip-core"
+  "/usr/lib/baresip/modules/aufile.so:baresip-core"
+  "/usr/lib/baresip/modules/aubridge.so:baresip-core"
+  "/usr/lib/baresip/modules/sndfile.so:baresip-core"
+  "/usr/lib/baresip/modules/account.so:baresip-core"
+  "/usr/lib/baresip/modules/menu.so:baresip-core"
 )
 EXTRA_PACKAGES=(libsox-fmt-all)
 
