@@ -21,8 +21,11 @@ export function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
+/** BENCH_CPU_PROF=DIR: every forked child writes a V8 CPU profile there (NODE_OPTIONS cannot carry --cpu-prof). */
 export function forkChild(file: string, env: NodeJS.ProcessEnv, stdout: 'inherit' | 'ignore' | number = 'inherit'): ChildProcess {
-  return track(fork(file, [], { execArgv: ['--import', 'tsx'], env, stdio: ['ignore', stdout, 'inherit', 'ipc'] }));
+  const prof = process.env.BENCH_CPU_PROF;
+  const execArgv = ['--import', 'tsx', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])];
+  return track(fork(file, [], { execArgv, env, stdio: ['ignore', stdout, 'inherit', 'ipc'] }));
 }
 
 export function nextMessage<T>(child: ChildProcess, match: (m: T) => boolean, timeoutMs: number, what: string): Promise<T> {
