@@ -5,6 +5,7 @@
  *  - POST /v1/calls → 202; sipp rings, answers PCMA, presses 1 (opt-in consent), talks, hangs up: the call row
  *    goes ringing → answered → consenting → active → ended (sip:bye), direction outbound, and its recording
  *    carries the agent's audio;
+ *  - our side hangs up (a strict consent policy, nobody presses 1): BYE inside the dialog, to the callee's Contact;
  *  - a 401 challenge is answered once with digest credentials (MD5, qop=auth) that sipp's verifyauth accepts; with a
  *    wrong password the second 401 ends the call `sip:auth-failed` after exactly one retry;
  *  - 486 Busy Here → ended `sip:busy`, the 486 ACKed;
@@ -27,6 +28,8 @@ import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const NUMBER = '+15554440000';
+/** A number whose opt-in policy hangs up when nobody answers the consent question (3 s). */
+const STRICT_NUMBER = '+15554440001';
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
 
@@ -46,6 +49,10 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
       await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
     );
     resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+    const strict = resultOf<{ policy_id: string }>(
+      await gw.store.submit('consent_policy_created', { name: 'strict', mode: 'opt-in', disclosure_text: 'Press 1.', timeout_ms: 3000, retries: 0, on_decline: 'hangup' }, who),
+    );
+    resultOf(await gw.store.submit('number_added', { number: STRICT_NUMBER, agent: 'default', consent_policy_id: strict.policy_id }, who));
   });
   after(async () => {
     await gw?.stop();
@@ -116,6 +123,26 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     const energy = agentEnergy(rec.id);
     assert.ok(energy > 20, `the agent's audio is in the recording (${energy})`);
     assert.ok(gw.store.verify().ok);
+  });
+
+  test('our side hangs up (consent not given, policy hangup): BYE in the dialog (CSeq 2, tags swapped, to the Contact), the call ends', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_wait_bye.xml', ip: '127.0.0.1', port: 5076 });
+    const r = await dial('sip:frank@127.0.0.1:5076', ADMIN_TOKEN, { from: STRICT_NUMBER, to: 'sip:frank@127.0.0.1:5076' });
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const call = await ended(r.body.call_id);
+    assert.ok(call.answered_at !== null);
+    assert.match(call.end_reason ?? '', /consent/);
+    const invite = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('INVITE '))!;
+    const bye = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('BYE '));
+    assert.ok(bye, 'BYE from our side');
+    assert.match(bye.first, /^BYE sip:bob@127\.0\.0\.1:5076;transport=UDP SIP\/2\.0$/i, 'to the Contact of the 200');
+    assert.match(bye.text, /^CSeq:\s*2 BYE/im);
+    const fromTag = /^From:.*;tag=(\S+)/im.exec(invite.text)?.[1];
+    assert.ok(fromTag);
+    assert.match(bye.text, new RegExp(`^From:.*;tag=${fromTag}`, 'im'));
+    assert.match(bye.text, /^To:.*;tag=\S*SIPpTag01/im);
   });
 
   test('401 challenge: answered once with digest credentials (qop=auth, CSeq 2, same Call-ID and From tag) that sipp verifies', { timeout: 60_000 }, async () => {
