@@ -8,7 +8,7 @@
  *  - our side hangs up (a strict consent policy, nobody presses 1): BYE inside the dialog, to the callee's Contact;
  *  - a 401 challenge is answered once with digest credentials (MD5, qop=auth) that sipp's verifyauth accepts; with a
  *    wrong password the second 401 ends the call `sip:auth-failed` after exactly one retry;
- *  - 486 Busy Here → ended `sip:busy`, the 486 ACKed;
+ *  - 486 Busy Here → ended `sip:busy`, the 486 ACKed; ringing past the dial timeout → CANCEL, 487, `sip:no-answer`;
  *  - API validation: a bad body is 400 naming the field, an unknown from-number 404, a role without
  *    `calls:originate` 403 — and nothing is sent;
  *  - `switchboard call --from N --to sip:… --wait` against the running gateway.
@@ -43,7 +43,7 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
       creds,
       JSON.stringify({ '127.0.0.1': { username: 'agent7', password: 'right-password' }, '127.0.0.2': { username: 'agent7', password: 'wrong-password' } }),
     );
-    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31000-31199', SWITCHBOARD_SIP_OUTBOUND: creds } });
+    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31000-31199', SWITCHBOARD_SIP_OUTBOUND: creds, SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: '4000' } });
     const who = { tenant: 'default', caller: 'test' };
     const p = resultOf<{ policy_id: string }>(
       await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
@@ -195,6 +195,26 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     assert.deepEqual(states(call.id), ['call_dialed', 'call_ended']);
     const ack = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('ACK '));
     assert.ok(ack && /CSeq:\s*1 ACK/i.test(ack.text) && /^To:.*;tag=/im.test(ack.text), 'the 486 is ACKed with its To tag');
+  });
+
+  test('no answer within SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: CANCEL (same branch, CSeq 1 CANCEL), 487 ACKed, the call ends sip:no-answer', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_ring_cancel.xml', ip: '127.0.0.1', port: 5077 });
+    const r = await dial('sip:gina@127.0.0.1:5077');
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const call = await ended(r.body.call_id);
+    assert.equal(call.end_reason, 'sip:no-answer');
+    assert.equal(call.answered_at, null);
+    const got = run.messages.filter((m) => m.dir === 'received');
+    const invite = got.find((m) => m.first.startsWith('INVITE '))!;
+    const cancel = got.find((m) => m.first.startsWith('CANCEL '));
+    assert.ok(cancel, 'CANCEL sent');
+    const branch = (t: string) => /^Via:.*;branch=([^;\s]+)/im.exec(t)?.[1];
+    assert.equal(branch(cancel.text), branch(invite.text));
+    assert.match(cancel.text, /^CSeq:\s*1 CANCEL/im);
+    assert.ok(cancel.at - invite.at >= 3500 && cancel.at - invite.at < 6000, `CANCEL ${cancel.at - invite.at} ms after the INVITE`);
+    assert.ok(got.some((m) => m.first.startsWith('ACK ') && /CSeq:\s*1 ACK/i.test(m.text)), 'the 487 is ACKed');
   });
 
   test('API validation: 400 naming the field, 404 for a number not ours, 403 without calls:originate; nothing is written', async () => {
