@@ -215,7 +215,11 @@ export class SipDialer implements OutboundDialer {
 
   private async onResponse(a: Attempt, invite: SipRequest, res: SipResponse): Promise<void> {
     if (res.status < 200) {
-      if (a.state === AttemptState.Calling && res.status > 100) a.transition(AttemptState.Ringing);
+      if (a.state === AttemptState.Calling && res.status > 100) {
+        a.transition(AttemptState.Ringing);
+        // We gave up before any provisional response: the CANCEL could not go then (RFC 3261 §9.1); it goes now.
+        if (a.cancelReason) this.cancel(a, a.cancelReason);
+      }
       return;
     }
     if (res.status < 300) return this.answered(a, invite, res);
@@ -242,8 +246,9 @@ export class SipDialer implements OutboundDialer {
 
   private async answered(a: Attempt, invite: SipRequest, res: SipResponse): Promise<void> {
     if (a.ack) return void this.deps.uas.transport.sendRequest(a.ack, a.ackDest ?? a.dest); // a retransmitted 2xx: ACK it again
-    if (!a.open) return;
-    a.transition(AttemptState.Answered);
+    // A 2xx after we gave up (Timer B, shutdown): the call row has ended; ACK the 2xx and hang up at once.
+    const late = !a.open;
+    if (!late) a.transition(AttemptState.Answered);
     this.clearRing(a);
     const cseq = parseCSeq(invite.headers.get('cseq') ?? '')?.seq ?? a.cseq;
     const neg = negotiate(res.body.toString('utf8'), { address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 });
@@ -258,11 +263,12 @@ export class SipDialer implements OutboundDialer {
     this.deps.uas.transport.sendRequest(ack.req, ack.dest);
     // Keep answering retransmitted 2xx with the ACK for Timer M; then forget the attempt.
     setTimeout(() => this.attempts.delete(a.sipCallId), 64 * this.deps.uas.timers.T1).unref();
-    if (!neg.ok || a.cancelReason) {
-      const reason = a.cancelReason ?? 'sip:incompatible-answer';
+    if (late || !neg.ok || a.cancelReason) {
+      const reason = a.cancelReason ?? (late ? 'sip:late-answer' : 'sip:incompatible-answer');
       this.log.warn({ callId: a.sipCallId, reason, warning: neg.ok ? undefined : neg.warning }, 'outbound call answered but not usable: BYE');
       const bye = dialog.request('BYE', sentBy);
       void this.deps.uas.sendRequest(bye.req, bye.dest);
+      if (late) return; // sockets released and the call ended when it failed
       this.releaseSockets(a.sockets);
       return this.endCall(a, reason);
     }
