@@ -197,6 +197,21 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     assert.ok(ack && /CSeq:\s*1 ACK/i.test(ack.text) && /^To:.*;tag=/im.test(ack.text), 'the 486 is ACKed with its To tag');
   });
 
+  test('over TCP (;transport=tcp): the INVITE goes on a connection (Via TCP, no retransmission), the 486 is ACKed on it', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_busy.xml', ip: '127.0.0.1', port: 5078, transport: 't1' });
+    const r = await dial('sip:hal@127.0.0.1:5078;transport=tcp');
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const call = await ended(r.body.call_id);
+    assert.equal(call.end_reason, 'sip:busy');
+    const invites = run.messages.filter((m) => m.dir === 'received' && m.first.startsWith('INVITE '));
+    assert.equal(invites.length, 1);
+    assert.match(invites[0]!.text, /^Via: SIP\/2\.0\/TCP /m);
+    assert.match(invites[0]!.text, /^Contact: <sip:switchboard@127\.0\.0\.1:5060;transport=tcp>/m);
+    assert.ok(run.messages.some((m) => m.dir === 'received' && m.first.startsWith('ACK ')));
+  });
+
   test('no answer within SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: CANCEL (same branch, CSeq 1 CANCEL), 487 ACKed, the call ends sip:no-answer', { timeout: 60_000 }, async () => {
     const sipp = await startSippUas({ scenario: 'uas_ring_cancel.xml', ip: '127.0.0.1', port: 5077 });
     const r = await dial('sip:gina@127.0.0.1:5077');

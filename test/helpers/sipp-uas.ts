@@ -16,7 +16,7 @@ export interface SippUas {
   kill(): void;
 }
 
-export async function startSippUas(opts: { scenario: string; ip: string; port: number; timeoutS?: number }): Promise<SippUas> {
+export async function startSippUas(opts: { scenario: string; ip: string; port: number; timeoutS?: number; transport?: 'u1' | 't1' }): Promise<SippUas> {
   const cwd = tmpDir('sb-sipp-uas-');
   fs.symlinkSync('/usr/share/sip-tester', path.join(cwd, 'pcap'));
   const args = [
@@ -24,6 +24,7 @@ export async function startSippUas(opts: { scenario: string; ip: string; port: n
     '-i', opts.ip,
     '-p', String(opts.port),
     '-mi', opts.ip,
+    '-t', opts.transport ?? 'u1',
     '-m', '1',
     '-nostdin',
     '-trace_msg',
