@@ -7,15 +7,32 @@
  * the provider's peer in test/helpers/), how it carries audio and DTMF, how it
  * signs (and so how a forged request looks) and how it retries a webhook.
  * Everything the cases assert on the gateway side (rows, events) is
- * provider-neutral. Implemented for Twilio (twilio.ts) and Vonage (vonage.ts);
- * SIP (sipp) and WebRTC (Chromium) are not driven by this suite (their peers
- * are external processes with their own e2e files).
+ * provider-neutral. Implemented for every ingress adapter: Twilio (twilio.ts),
+ * Vonage (vonage.ts), SIP (sip.ts: a scripted UA over UDP with digest auth and
+ * PCMU RTP, test/helpers/sip-ua.ts) and WebRTC (webrtc.ts: a werift client
+ * peer with Opus, test/helpers/webrtc-client.ts). sipp and Chromium still
+ * have their own e2e files (interoperability with real peers).
+ *
+ * A case that cannot apply to an adapter is declared in `supports` with the
+ * reason, and the suite skips it for that driver with the reason as the skip
+ * message (never silently).
  */
 import type { Gateway } from '../../cli/gateway.ts';
 import type { TestGatewayOptions } from '../helpers/gateway.ts';
 
 export type TestGateway = Gateway & { publicUrl: string; dataDir: string };
-export type Provider = 'twilio' | 'vonage';
+export type Provider = 'twilio' | 'vonage' | 'sip' | 'webrtc';
+
+/** Whether a case applies to an adapter: `true`, or why not (the skip message). */
+export type Support = true | { unsupported: string };
+
+/** A request a forger could send, and how the gateway answered it. */
+export interface ForgedResult {
+  what: string;
+  status: number;
+  /** The refusal a correct gateway gives (default 403; SIP digest challenges with 401, a WebRTC forged token is 401). */
+  expected?: number;
+}
 
 /** How a dial came out, whatever the provider's wording: media flowing, refused by the gateway (unknown number), or failed. */
 export type DialOutcome = { kind: 'streaming' } | { kind: 'refused' } | { kind: 'error'; detail: string };
@@ -37,7 +54,10 @@ export interface DriverCall {
   receivedEnergy(fromMs?: number): number;
   /** Media sockets opened so far (a resume opens another). */
   readonly streams: number;
-  /** `clear` commands the gateway sent (barge-in). */
+  /**
+   * Barge-in as the caller sees it: Twilio and Vonage count the `clear` commands the gateway sent; over RTP
+   * (SIP, WebRTC), which has no such command, the agent talk spurts cut off while the caller was speaking.
+   */
   readonly clears: number;
   /** What the provider would have rejected on the media socket. */
   readonly protocolErrors: readonly string[];
@@ -55,12 +75,20 @@ export interface IngressDriver {
   call(gw: TestGateway, to: string): DriverCall;
   /** `calls.end_reason` after the caller hung up. */
   readonly hangupReason: string;
+  /** Cases that do not apply to every adapter; absent = supported. */
+  readonly supports?: {
+    /** The media connection dropped by the network and resumed on a new one (same call row). */
+    mediaResume?: Support;
+    /** The provider delivering the answer of one call several times. */
+    retriedAnswer?: Support;
+  };
   /**
    * Requests a forger could send (answer webhook unsigned and signed with the
    * wrong key, a status/event webhook unsigned, the media socket's upgrade
-   * unsigned), each with the HTTP status the gateway answered.
+   * unsigned; for SIP an INVITE failing trunk admission; for WebRTC a forged or
+   * expired session token), each with the status the gateway answered.
    */
-  forgedRequests(gw: TestGateway, to: string): Promise<Array<{ what: string; status: number }>>;
+  forgedRequests(gw: TestGateway, to: string): Promise<ForgedResult[]>;
   /**
    * The provider delivering the answer webhook of one call `times` times (its
    * retry on a timeout, signed as the provider signs a retry); the statuses
