@@ -145,6 +145,11 @@ export const sipDriver: IngressDriver = {
       // Right credentials for a nonce the gateway never issued.
       const forgedNonce = ua.authorization(challenge.replace(/nonce="[^"]*"/, `nonce="${'A'.repeat(43)}"`), 'INVITE', TRUNK);
       await status('INVITE with a forged nonce', ua.build('INVITE', { body: ua.offer(), toTag: null, extra: [`Authorization: ${forgedNonce}`] }), 401);
+      // A genuine request captured on the wire and replayed as a new transaction (same nonce and nonce count).
+      const captured = ua.authorization(challenge, 'OPTIONS', TRUNK);
+      const original = await ua.transact(ua.build('OPTIONS', { toTag: null, extra: [`Authorization: ${captured}`] }), 5000);
+      if (original?.status !== 200) throw new Error(`the genuine OPTIONS was answered ${original?.status ?? 'nothing'}: its replay would prove nothing`);
+      await status('the same credentials replayed in a new transaction', ua.build('OPTIONS', { toTag: null, extra: [`Authorization: ${captured}`] }), 401);
       await status('BYE outside any dialog, unauthenticated', ua.build('BYE', { toTag: null }), 401);
       await status('BYE for a dialog that does not exist (made-up tags)', ua.build('BYE', { toTag: 'forged-tag' }), 481);
       const fromOutside = outsider.authorization(challenge, 'INVITE', TRUNK);
