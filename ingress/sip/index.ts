@@ -83,6 +83,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   app.bind(uas);
   const dialer = new SipDialer({ store: deps.store, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
   const resumed = await app.resumeDialogs();
+  await dialer.endInterrupted();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
   log.info(
     {

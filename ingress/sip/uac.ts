@@ -183,6 +183,22 @@ export class SipDialer implements OutboundDialer {
     return { callId, sipCallId };
   }
 
+  /**
+   * At start: outbound calls this node was still dialing when its previous process died (kill -9) lost their
+   * INVITE transaction with it — nothing can answer, CANCEL or ACK for them now — so they end `sip:interrupted`
+   * instead of staying `ringing` forever. (A call already answered carries on: SipApp.resumeDialogs.)
+   */
+  async endInterrupted(): Promise<number> {
+    const node = this.deps.store.node;
+    const stale = this.deps.store.read(null).calls.find({ provider: 'sip', direction: 'outbound', state: 'ringing' }).filter((c) => c.owner_node === node && !this.attempts.has(c.provider_call_id));
+    for (const c of stale) {
+      const r = await this.deps.store.submit('call_ended', { call_id: c.id, reason: 'sip:interrupted' }, { tenant: c.tenant, caller: 'sip:uac', id: `sip:end:${c.id}` });
+      if (!r.outcome.ok) this.log.warn({ outcome: r.outcome, call: c.id }, 'interrupted outbound call not ended');
+    }
+    if (stale.length) this.log.warn({ calls: stale.map((c) => c.id) }, 'outbound calls still dialing when the previous process stopped: ended sip:interrupted');
+    return stale.length;
+  }
+
   /** Shutdown: calls still dialing are cancelled (if ringing) and ended `sip:shutdown`. */
   async close(): Promise<void> {
     const open = [...this.attempts.values()].filter((a) => a.open);

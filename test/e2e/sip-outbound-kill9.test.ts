@@ -4,7 +4,8 @@
  * created is in the store like an inbound one, so the restarted node re-binds
  * the RTP port, the callee's DTMF after the restart still grants consent, and
  * the callee's in-dialog BYE (To tag = our From tag) is answered by the new
- * process and ends the call.
+ * process and ends the call. A call still ringing when the process dies lost
+ * its INVITE transaction with it: the restarted node ends it `sip:interrupted`.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -83,6 +84,33 @@ if (insidePrivateNetwork(import.meta.filename, 150_000)) {
       assert.ok(store.verify().ok);
     } finally {
       store.close();
+    }
+  });
+
+  test('kill -9 while an outbound call is still ringing: the restarted node ends it sip:interrupted', { timeout: 90_000 }, async () => {
+    const port = await freePort();
+    const dataDir = tmpDir('sb-sip-out-kill9-ring-');
+    await seed(dataDir);
+    const env = { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '32100-32199' };
+    gw = await spawnGateway({ port, dataDir, env });
+    const sipp = await startSippUas({ scenario: 'uas_ring_cancel.xml', ip: '127.0.0.1', port: 5071, timeoutS: 30 });
+    try {
+      const r = await api<{ call_id: string }>(gw.publicUrl, 'POST', '/v1/calls', { body: { from: NUMBER, to: 'sip:bob@127.0.0.1:5071' } });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      await new Promise((res) => setTimeout(res, 1000));
+      await gw.kill9();
+      gw = await spawnGateway({ port, dataDir, env });
+      await waitLog(gw, 'ended sip:interrupted', 10_000);
+      const call = await api<{ call: { state: string; end_reason: string; answered_at: number | null } }>(gw.publicUrl, 'GET', `/v1/calls/${r.body.call_id}`);
+      assert.equal(call.status, 200);
+      assert.equal(call.body.call.state, 'ended');
+      assert.equal(call.body.call.end_reason, 'sip:interrupted');
+      assert.equal(call.body.call.answered_at, null);
+    } finally {
+      sipp.kill();
+      await sipp.done;
+      await gw?.stop();
+      gw = null;
     }
   });
 }
