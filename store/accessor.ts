@@ -89,19 +89,40 @@ export class TableStatements {
 
 export type ChangeSink = (change: RowChange) => void;
 
+/** Whom an accessor writes for: the tenant it is confined to (null = unscoped) and where its changes go. */
+export interface AccessorScope {
+  tenant: string | null;
+  sink: ChangeSink | null;
+}
+
 export class TableAccessor<R extends Row = Row, In extends Row = R> {
+  private readonly scope: AccessorScope;
+
   constructor(
     private readonly stmts: TableStatements,
     /** The tenant this view is confined to; null = unscoped (operator tools, unscoped tables). */
-    private tenant: string | null,
-    private sink: ChangeSink | null,
+    tenant: string | null,
+    sink: ChangeSink | null,
     private readonly readOnly = false,
-  ) {}
+    /** Shared with other accessors (the apply loop re-targets one scope per command, not one per table). */
+    scope?: AccessorScope,
+  ) {
+    this.scope = scope ?? { tenant, sink };
+    if (scope) Object.assign(scope, { tenant, sink });
+  }
 
-  /** Re-targets a reused accessor at the next command (the apply loop keeps one per table). */
+  /** Re-targets a reused accessor at the next command. */
   bind(tenant: string | null, sink: ChangeSink | null): void {
-    this.tenant = tenant;
-    this.sink = sink;
+    this.scope.tenant = tenant;
+    this.scope.sink = sink;
+  }
+
+  private get tenant(): string | null {
+    return this.scope.tenant;
+  }
+
+  private get sink(): ChangeSink | null {
+    return this.scope.sink;
   }
 
   private assertWritable(): void {
@@ -166,6 +187,27 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
     this.stmts.delete.run(key);
     this.sink?.({ table: this.def.name, op: 'delete', old, new: null });
     return true;
+  }
+
+  /**
+   * Undoes one change this accessor made (the apply loop's rollback of a failed command, newest change first):
+   * an insert is deleted, an update or delete puts the old row back as it was. Rows round-trip exactly
+   * (encodeRow(decodeRow(x)) = x), so the table ends byte-identical to before the command.
+   */
+  revert(change: RowChange): void {
+    const pk = this.def.primaryKey;
+    if (change.op === 'insert') {
+      this.stmts.delete.run(change.new?.[pk] as string | number);
+      return;
+    }
+    const old = change.old as Row;
+    if (change.op === 'delete') {
+      this.stmts.insert.run(...encodeRow(this.def, old));
+      return;
+    }
+    const params = encodeRow(this.def, old);
+    const pkIndex = this.def.columns.findIndex((c) => c.name === pk);
+    this.stmts.update.run(...params.filter((_, i) => i !== pkIndex), old[pk] as string | number);
   }
 
   private tenantOverride(old?: Row): Row {

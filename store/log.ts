@@ -14,7 +14,7 @@
  * events in between, without revealing those events (other calls, other
  * tenants). An auditor recomputes it with `sha256sum` alone.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { canonicalJson, type Json } from './canonical.ts';
 
@@ -58,7 +58,7 @@ export function commandBodyFrom(c: Command, argsJson: string, outcomeJson: strin
 }
 
 export function bodyDigest(body: string): string {
-  return createHash('sha256').update(body).digest('hex');
+  return hash('sha256', body, 'hex');
 }
 
 export function chainHash(prevHash: string, body: string): string {
@@ -67,7 +67,8 @@ export function chainHash(prevHash: string, body: string): string {
 
 /** One link of the chain from the previous hash and an event's body digest. */
 export function linkHash(prevHash: string, digest: string): string {
-  return createHash('sha256').update(prevHash).update(digest).digest('hex');
+  // One-shot over the concatenation: the same bytes as update(prevHash).update(digest), without a Hash object.
+  return hash('sha256', prevHash + digest, 'hex');
 }
 
 interface RawEvent {
@@ -123,6 +124,11 @@ export class EventLog {
     this.bySeqStmt = db.prepare('SELECT * FROM _events WHERE seq = ?');
     this.headStmt = db.prepare('SELECT seq, hash FROM _events ORDER BY seq DESC LIMIT 1');
     this.rangeStmt = db.prepare('SELECT * FROM _events WHERE seq >= ? AND seq <= ? ORDER BY seq');
+  }
+
+  /** Appends with the args and outcome already in canonical JSON (the apply loop's path: no event object built). */
+  appendRaw(c: Command, seq: number, argsJson: string, outcomeJson: string, prevHash: string, hash: string): void {
+    this.insertStmt.run(seq, c.id, c.ts, c.node, c.tenant, c.caller, c.reducer, argsJson, outcomeJson, prevHash, hash);
   }
 
   append(event: LogEvent, argsJson = canonicalJson(event.args), outcomeJson = canonicalJson(event.outcome)): void {

@@ -43,7 +43,7 @@ export function replayLog(live: Database.Database, log: EventLog, schema: Schema
     fresh.pragma('synchronous = OFF');
     const statements = createTables(fresh, schema);
     const reducers = new Map<string, ReducerDef<Tables>>(schema.reducers.map((r) => [r.name, r as ReducerDef<Tables>]));
-    const applier = new CommandApplier(fresh, statements, reducers);
+    const applier = new CommandApplier(statements, reducers);
     const mismatches: ReplayReport['outcomeMismatches'] = [];
     let events = 0;
     const BATCH = 5000;

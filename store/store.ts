@@ -202,7 +202,7 @@ export class Store<T extends Tables = Tables> {
       return Promise.reject(new StoreError('invalid_args', `${reducer}: args are not JSON (${(err as Error).message})`));
     }
     const command: Command = { id, ts: this.clock(), node: this.node, tenant: opts.tenant, caller: opts.caller, reducer, args: normalized };
-    return this.engine.submit(command, argsJson);
+    return this.engine.submit(command, argsJson, opts.id === undefined);
   }
 
   /** Read-only, tenant-scoped table views (null = unscoped, for operator tools). */

@@ -40,6 +40,15 @@ export const reducers = [
     const missing = undefined as unknown as { x: number };
     return missing.x;
   }),
+  /** Inserts, updates and deletes several rows, then refuses: every write must be undone. */
+  r('churn_then_fail', z.object({ update: z.string(), remove: z.string(), insert: z.string() }), (ctx, a) => {
+    ctx.db.tally.insert({ id: a.insert, tenant: ctx.tenant, color: 'blue', n: 9, tags: ['new'], flag: true, note: 'temp' });
+    ctx.db.tally.update(a.update, { color: 'green', n: 42, tags: ['changed', 'twice'], note: 'first' });
+    ctx.db.tally.update(a.update, { n: 43, flag: true });
+    ctx.db.tally.delete(a.remove);
+    ctx.db.tally.update(a.insert, { n: 10 });
+    ctx.fail('no_way', 'churned, then refused');
+  }),
   r('remove', z.object({ id: z.string() }), (ctx, a) => {
     if (!ctx.db.tally.delete(a.id)) ctx.fail('not_found', `no ${a.id}`);
   }),

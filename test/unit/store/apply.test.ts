@@ -55,6 +55,31 @@ test('savepoint isolation: in one batch, failing commands change nothing and the
   store.close();
 });
 
+test('a failing command that inserted, updated twice and deleted leaves the tables byte-identical to a store that never ran it', async () => {
+  const seedAll = async (store: ReturnType<typeof open>) => {
+    await store.submit('put', { id: 'k1', color: 'blue', n: 5 }, A);
+    await store.submit('put', { id: 'k2', color: 'green', n: 6 }, A);
+  };
+  const a = open();
+  const b = open();
+  await seedAll(a);
+  await seedAll(b);
+  const before = a.read('a').tally.find();
+  const [failed, ok] = await Promise.all([
+    a.submit('churn_then_fail', { update: 'k1', remove: 'k2', insert: 'k9' }, A),
+    a.submit('put', { id: 'k3' }, A),
+  ]);
+  await b.submit('put', { id: 'k3' }, A);
+  assert.equal(failed.outcome.ok, false);
+  assert.equal(ok.outcome.ok, true, 'the next command in the batch commits');
+  assert.deepEqual(a.read('a').tally.find().filter((r) => r.id !== 'k3'), before);
+  assert.equal(a.read('a').tally.get('k9'), undefined);
+  assert.equal(a.digest().digest, b.digest().digest, 'same table bytes as without the failed command');
+  assert.ok(a.verify().ok);
+  a.close();
+  b.close();
+});
+
 test('a duplicate command id returns the recorded outcome without running again', async () => {
   const store = open();
   const first = await store.submit('put', { id: 'd', n: 1 }, { ...A, id: 'webhook-retry-1' });
