@@ -3,7 +3,8 @@
  * check the log of a stopped gateway's data dir. `calls`, `call` and `numbers
  * add` use a running gateway's HTTP API when --url or SWITCHBOARD_URL is set,
  * and otherwise read/write a stopped gateway's data dir; `users`, `numbers
- * list`, `agents`, `logs` and `login` need the API (cli/commands-api.ts).
+ * list`, `agents`, `logs` and `login` need the API (cli/commands-api.ts);
+ * `numbers connect` points a provider at the gateway (cli/numbers-connect.ts).
  *
  * Exit codes: 0 ok; 1 a failure (an API error, an unreachable gateway, a
  * refused command, a failed check); 2 a usage or configuration problem.
@@ -12,6 +13,7 @@ import { Command } from 'commander';
 import { StoreError } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
+import { registerConnectCommand } from './numbers-connect.ts';
 import { openOffline } from './offline.ts';
 import { ApiError, UnreachableError, UsageError } from './remote.ts';
 
@@ -206,6 +208,7 @@ program
   });
 
 registerApiCommands(program, numbers);
+registerConnectCommand(numbers);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ApiError || err instanceof UnreachableError) {

@@ -1,0 +1,74 @@
+/**
+ * `switchboard numbers connect [NUMBER] --provider P [--public-url URL] [--dry-run]`:
+ * points a provider at this gateway. Only one provider has an API for it here
+ * (ingress/vonage/connect.ts, loaded on demand); for the others the command
+ * says where to do it by hand, with the URLs to use, and exits 2.
+ *
+ * Exit codes as cli/main.ts: 0 done (or a dry run with every input present);
+ * 1 the provider's API failed or could not be reached; 2 a missing or invalid
+ * input, or a provider this command does not configure.
+ */
+import type { Command } from 'commander';
+import { UsageError } from './remote.ts';
+
+interface ConnectOptions {
+  provider?: string;
+  publicUrl?: string;
+  dryRun?: boolean;
+}
+
+/** The public base URL for the hand-made instructions: a placeholder when unset or not a URL. */
+function publicBase(opts: ConnectOptions, env: NodeJS.ProcessEnv): string {
+  const raw = opts.publicUrl ?? env.SWITCHBOARD_PUBLIC_URL;
+  try {
+    if (raw !== undefined && raw.trim() !== '') return new URL(raw).href.replace(/\/+$/, '');
+  } catch {
+    // the placeholder below
+  }
+  return 'https://YOUR-GATEWAY';
+}
+
+/** Providers configured outside this command: one line of what to do, with the URLs. */
+function byHand(provider: string, base: string, env: NodeJS.ProcessEnv): string | undefined {
+  switch (provider) {
+    case 'twilio':
+      return `Twilio numbers are pointed at the gateway in the Twilio console or API: set the number's voice webhook "A call comes in" to POST ${base}/twilio/voice and its status callback to POST ${base}/twilio/status; this command changes nothing at Twilio.`;
+    case 'sip':
+      return `SIP trunks are pointed at the gateway by the carrier: ask it to send the trunk's calls to sip:${new URL(base).hostname}:${env.SWITCHBOARD_SIP_PORT ?? '5060'} (UDP or TCP); this command changes nothing at the carrier.`;
+    case 'webrtc':
+      return `WebRTC needs no provider set-up: browsers POST their offer to ${base}/webrtc/offer?to=NUMBER (try ${base}/phone).`;
+    default:
+      return undefined;
+  }
+}
+
+export function registerConnectCommand(numbers: Command): void {
+  numbers
+    .command('connect [number]')
+    .description(
+      "point a provider at this gateway. vonage: sets the application's voice answer/event webhooks to PUBLIC/vonage/answer and PUBLIC/vonage/event (other capabilities kept) and, with NUMBER (E.164), links the number to the application; needs VONAGE_API_KEY, VONAGE_API_SECRET, VONAGE_APPLICATION_ID (VONAGE_API_HOST/VONAGE_REST_HOST override the API hosts). twilio, sip, webrtc: prints what to set by hand",
+    )
+    .option('--provider <provider>', 'vonage (configured through its API) | twilio | sip | webrtc (explained)')
+    .option('--public-url <url>', "the gateway's public base URL, https (default SWITCHBOARD_PUBLIC_URL)")
+    .option('--dry-run', 'check the inputs and print the changes; send nothing')
+    .action(async (number: string | undefined, opts: ConnectOptions) => {
+      const env = process.env;
+      const provider = opts.provider?.trim().toLowerCase();
+      if (provider === undefined || provider === '') throw new UsageError('numbers connect: pass --provider vonage (twilio, sip and webrtc are explained)');
+      if (provider !== 'vonage') {
+        const text = byHand(provider, publicBase(opts, env), env);
+        if (text === undefined) throw new UsageError(`numbers connect: unknown provider ${JSON.stringify(opts.provider)} (vonage | twilio | sip | webrtc)`);
+        console.error(`switchboard: ${text}`);
+        process.exitCode = 2;
+        return;
+      }
+      const { connectVonage, VonageConnectError } = await import('../ingress/vonage/connect.ts');
+      try {
+        await connectVonage({ number, publicUrl: opts.publicUrl, dryRun: opts.dryRun === true, env, print: (line) => console.log(line) });
+      } catch (err) {
+        if (!(err instanceof VonageConnectError)) throw err;
+        console.error(`switchboard: ${err.message}`);
+        process.exitCode = err.exitCode;
+      }
+    });
+}
