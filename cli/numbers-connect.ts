@@ -62,11 +62,11 @@ export function registerConnectCommand(numbers: Command): void {
         process.exitCode = 2;
         return;
       }
-      const { connectVonage, VonageConnectError } = await import('../ingress/vonage/connect.ts');
+      const { connectProvider, ProviderConnectError } = await import('../ingress/vonage/connect.ts');
       try {
-        await connectVonage({ number, publicUrl: opts.publicUrl, dryRun: opts.dryRun === true, env, print: (line) => console.log(line) });
+        await connectProvider({ number, publicUrl: opts.publicUrl, dryRun: opts.dryRun === true, env, print: (line) => console.log(line) });
       } catch (err) {
-        if (!(err instanceof VonageConnectError)) throw err;
+        if (!(err instanceof ProviderConnectError)) throw err;
         console.error(`switchboard: ${err.message}`);
         process.exitCode = err.exitCode;
       }

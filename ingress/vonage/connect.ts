@@ -18,15 +18,15 @@
  * base URL from --public-url or SWITCHBOARD_PUBLIC_URL (the gateway's own
  * setting): https, or http for localhost only. VONAGE_API_HOST and
  * VONAGE_REST_HOST override the API hosts (same https rule: the credentials
- * are sent there). A missing or invalid input is a `VonageConnectError` with
+ * are sent there). A missing or invalid input is a `ProviderConnectError` with
  * exit code 2 before anything is sent; an HTTP or network failure is one line
  * with exit code 1. The API secret is never printed.
  */
 import { Vonage } from '@vonage/server-sdk';
 import { z } from 'zod';
 
-export class VonageConnectError extends Error {
-  override readonly name = 'VonageConnectError';
+export class ProviderConnectError extends Error {
+  override readonly name = 'ProviderConnectError';
   constructor(
     message: string,
     readonly exitCode: 1 | 2,
@@ -64,13 +64,13 @@ export function baseUrl(name: string, raw: string): string {
   try {
     u = new URL(raw);
   } catch {
-    throw new VonageConnectError(`${name}: not a URL: ${JSON.stringify(raw)} (e.g. https://gateway.example.com)`, 2);
+    throw new ProviderConnectError(`${name}: not a URL: ${JSON.stringify(raw)} (e.g. https://gateway.example.com)`, 2);
   }
   if (u.protocol !== 'https:' && !(u.protocol === 'http:' && LOCAL_HOSTS.has(u.hostname))) {
-    throw new VonageConnectError(`${name}: must be https:// (http:// only for localhost), got ${u.protocol}//${u.host}`, 2);
+    throw new ProviderConnectError(`${name}: must be https:// (http:// only for localhost), got ${u.protocol}//${u.host}`, 2);
   }
   if (u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') {
-    throw new VonageConnectError(`${name}: give a base URL without user info, query or fragment`, 2);
+    throw new ProviderConnectError(`${name}: give a base URL without user info, query or fragment`, 2);
   }
   return u.href.replace(/\/+$/, '');
 }
@@ -175,15 +175,15 @@ export function readSettings(req: Pick<ConnectRequest, 'number' | 'publicUrl' | 
     return r.success ? r.data : undefined;
   };
   if (sdkDebugEnabled(req.env.DEBUG)) {
-    throw new VonageConnectError(`DEBUG=${req.env.DEBUG ?? ''} makes @vonage/server-sdk log its request headers, the API credentials included: unset DEBUG (or add -vonage:*) and run again; nothing was sent`, 2);
+    throw new ProviderConnectError(`DEBUG=${req.env.DEBUG ?? ''} makes @vonage/server-sdk log its request headers, the API credentials included: unset DEBUG (or add -vonage:*) and run again; nothing was sent`, 2);
   }
   const missing: string[] = CREDENTIALS.filter((n) => value(n) === undefined);
   const applicationId = value('VONAGE_APPLICATION_ID');
   if (applicationId !== undefined && !UUID.test(applicationId)) {
-    throw new VonageConnectError(`VONAGE_APPLICATION_ID: not an application id (a UUID, as shown in the Vonage dashboard): ${JSON.stringify(applicationId)}`, 2);
+    throw new ProviderConnectError(`VONAGE_APPLICATION_ID: not an application id (a UUID, as shown in the Vonage dashboard): ${JSON.stringify(applicationId)}`, 2);
   }
   if (req.number !== undefined && !E164.test(req.number)) {
-    throw new VonageConnectError(`NUMBER: not an E.164 number (+ and country code, digits only, e.g. +14155550100): ${JSON.stringify(req.number)}`, 2);
+    throw new ProviderConnectError(`NUMBER: not an E.164 number (+ and country code, digits only, e.g. +14155550100): ${JSON.stringify(req.number)}`, 2);
   }
   const rawPublic = req.publicUrl ?? value('SWITCHBOARD_PUBLIC_URL');
   if (rawPublic === undefined) missing.push('SWITCHBOARD_PUBLIC_URL (or --public-url)');
@@ -238,7 +238,7 @@ const oneLine = (s: string, max = 200): string => {
  * and Vonage's error title (RFC 7807 `title`/`detail`, or the Numbers API's
  * `error-code-label`). A network error: its code and the host. One line.
  */
-export async function describeFailure(step: string, host: string, err: unknown): Promise<VonageConnectError> {
+export async function describeFailure(step: string, host: string, err: unknown): Promise<ProviderConnectError> {
   const response: unknown = typeof err === 'object' && err !== null ? (err as { response?: unknown }).response : undefined;
   if (isFailedResponse(response)) {
     let title = response.statusText;
@@ -252,11 +252,11 @@ export async function describeFailure(step: string, host: string, err: unknown):
     } catch {
       // not JSON: the status text stands
     }
-    return new VonageConnectError(oneLine(`Vonage API: ${step} failed: HTTP ${response.status} ${title}${detail && detail !== title ? ` (${detail})` : ''}`), 1);
+    return new ProviderConnectError(oneLine(`Vonage API: ${step} failed: HTTP ${response.status} ${title}${detail && detail !== title ? ` (${detail})` : ''}`), 1);
   }
   const e = err as { code?: unknown; name?: unknown; message?: unknown } | null;
   const reason = typeof e?.code === 'string' ? e.code : e?.name === 'AbortError' ? 'timed out' : typeof e?.message === 'string' ? e.message : String(err);
-  return new VonageConnectError(oneLine(`Vonage API: ${step} failed: cannot reach ${host}: ${reason}`), 1);
+  return new ProviderConnectError(oneLine(`Vonage API: ${step} failed: cannot reach ${host}: ${reason}`), 1);
 }
 
 // ── the command ──────────────────────────────────────────────────────────────
@@ -265,11 +265,11 @@ const OwnedNumbers = z.object({
   numbers: z.array(z.object({ msisdn: z.string(), country: z.string(), app_id: z.string().optional() }).passthrough()).optional(),
 });
 
-export async function connectVonage(req: ConnectRequest): Promise<void> {
+export async function connectProvider(req: ConnectRequest): Promise<void> {
   const s = readSettings(req);
   if (s.missing.length > 0) {
     const plan = planLines(s).map((l) => `  ${l}`);
-    throw new VonageConnectError([`numbers connect --provider vonage: not set: ${s.missing.join(', ')}; nothing was sent.`, 'With them set, it would:', ...plan].join('\n'), 2);
+    throw new ProviderConnectError([`numbers connect --provider vonage: not set: ${s.missing.join(', ')}; nothing was sent.`, 'With them set, it would:', ...plan].join('\n'), 2);
   }
   const { apiKey, apiSecret, applicationId, publicUrl } = s;
   if (apiKey === undefined || apiSecret === undefined || applicationId === undefined || publicUrl === undefined) throw new Error('unreachable: missing inputs listed above');
@@ -299,7 +299,7 @@ export async function connectVonage(req: ConnectRequest): Promise<void> {
       await call(`looking up ${s.number}`, s.restHost, () => vonage.numbers.getOwnedNumbers({ pattern: msisdn, searchPattern: 0 })),
     );
     const found = owned.success ? owned.data.numbers?.find((n) => n.msisdn === msisdn) : undefined;
-    if (found === undefined) throw new VonageConnectError(`Vonage API: ${s.number} is not a number of this Vonage account (VONAGE_API_KEY); nothing was changed`, 1);
+    if (found === undefined) throw new ProviderConnectError(`Vonage API: ${s.number} is not a number of this Vonage account (VONAGE_API_KEY); nothing was changed`, 1);
     if (found.app_id === applicationId) req.print(`Vonage number ${s.number}: already linked to application ${applicationId}`);
     else link = { msisdn, country: found.country };
   }
@@ -325,7 +325,7 @@ export async function connectVonage(req: ConnectRequest): Promise<void> {
   if (link !== undefined) {
     const { msisdn, country } = link;
     const r = await call(`linking ${s.number}`, s.restHost, () => vonage.numbers.updateNumber({ country, msisdn, applicationId }));
-    if (r.errorCode !== '200') throw new VonageConnectError(oneLine(`Vonage API: linking ${s.number} failed: error ${r.errorCode} ${r.errorCodeLabel ?? ''}`), 1);
+    if (r.errorCode !== '200') throw new ProviderConnectError(oneLine(`Vonage API: linking ${s.number} failed: error ${r.errorCode} ${r.errorCodeLabel ?? ''}`), 1);
     req.print(`Vonage number ${s.number}: linked to application ${applicationId}`);
   }
   if (local) req.print('note: Vonage cannot reach localhost; give a public https URL (e.g. a tunnel) for real calls');
