@@ -45,28 +45,23 @@ export class TableStatements {
     this.delete = db.prepare(`DELETE FROM ${t} WHERE ${pk} = ?`);
   }
 
-  /** A SELECT for an equality/IN filter; statements are cached by filter shape. */
+  /** A SELECT for an equality/IN filter; statements are cached by filter shape (the SQL is built on a miss only). */
   find(where: Record<string, unknown>, opts: FindOptions<Row>): { stmt: Database.Statement; params: SqlValue[] } {
-    const keys = Object.keys(where)
-      .filter((k) => where[k] !== undefined)
-      .sort();
+    const keys = Object.keys(where).sort();
     const params: SqlValue[] = [];
-    const clauses: string[] = [];
     let shape = '';
     for (const key of keys) {
+      const value = where[key];
+      if (value === undefined) continue;
       const kind = this.def.columnKinds.get(key);
       if (!kind) throw new ReducerError('unknown_column', `${this.def.name} has no column ${key}`);
-      const value = where[key];
       if (Array.isArray(value)) {
         if (value.length === 0) return { stmt: this.db.prepare(`SELECT * FROM ${q(this.def.name)} WHERE 0`), params: [] };
-        clauses.push(`${q(key)} IN (${value.map(() => '?').join(', ')})`);
         for (const v of value) params.push(encodeValue(kind, v));
         shape += `${key}#${value.length},`;
       } else if (value === null) {
-        clauses.push(`${q(key)} IS NULL`);
         shape += `${key}!,`;
       } else {
-        clauses.push(`${q(key)} = ?`);
         params.push(encodeValue(kind, value));
         shape += `${key},`;
       }
@@ -74,13 +69,21 @@ export class TableStatements {
     if (opts.orderBy !== undefined && !this.def.columnKinds.has(opts.orderBy)) {
       throw new ReducerError('unknown_column', `${this.def.name} has no column ${opts.orderBy}`);
     }
-    const order = `${q(opts.orderBy ?? this.def.primaryKey)} ${opts.desc ? 'DESC' : 'ASC'}`;
-    const limit = opts.limit !== undefined ? ` LIMIT ${Math.max(0, Math.floor(opts.limit))}` : '';
-    shape += `|${order}${limit}`;
+    const limit = opts.limit !== undefined ? Math.max(0, Math.floor(opts.limit)) : -1;
+    shape += `|${opts.orderBy ?? ''}|${opts.desc ? 1 : 0}|${limit}`;
     let stmt = this.findCache.get(shape);
     if (!stmt) {
+      const clauses: string[] = [];
+      for (const key of keys) {
+        const value = where[key];
+        if (value === undefined) continue;
+        if (Array.isArray(value)) clauses.push(`${q(key)} IN (${value.map(() => '?').join(', ')})`);
+        else if (value === null) clauses.push(`${q(key)} IS NULL`);
+        else clauses.push(`${q(key)} = ?`);
+      }
+      const order = `${q(opts.orderBy ?? this.def.primaryKey)} ${opts.desc ? 'DESC' : 'ASC'}`;
       const whereSql = clauses.length ? ` WHERE ${clauses.join(' AND ')}` : '';
-      stmt = this.db.prepare(`SELECT * FROM ${q(this.def.name)}${whereSql} ORDER BY ${order}${limit}`);
+      stmt = this.db.prepare(`SELECT * FROM ${q(this.def.name)}${whereSql} ORDER BY ${order}${limit >= 0 ? ` LIMIT ${limit}` : ''}`);
       this.findCache.set(shape, stmt);
     }
     return { stmt, params };
@@ -145,10 +148,10 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
   }
 
   find(where: Where<R> = {}, opts: FindOptions<R> = {}): R[] {
-    const filter: Record<string, unknown> = { ...where };
+    let filter = where as Record<string, unknown>;
     if (this.tenant !== null && this.def.tenantScoped) {
       if (filter.tenant !== undefined && filter.tenant !== this.tenant) return [];
-      filter.tenant = this.tenant;
+      filter = { ...filter, tenant: this.tenant };
     }
     const { stmt, params } = this.stmts.find(filter, opts as FindOptions<Row>);
     return (stmt.all(...params) as Row[]).map((raw) => decodeRow(this.def, raw) as R);

@@ -5,6 +5,22 @@
  */
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/**
+ * Quoted object keys, memoised: keys repeat across every command (args and rows have a fixed vocabulary), and
+ * quoting each one again was a measurable share of the write path. Bounded so odd keys cannot grow it forever.
+ */
+const quotedKeys = new Map<string, string>();
+const MAX_QUOTED_KEYS = 10_000;
+
+function quoteKey(key: string): string {
+  let q = quotedKeys.get(key);
+  if (q === undefined) {
+    q = JSON.stringify(key);
+    if (quotedKeys.size < MAX_QUOTED_KEYS) quotedKeys.set(key, q);
+  }
+  return q;
+}
+
 export function canonicalJson(value: unknown): string {
   return write(value);
 }
@@ -38,7 +54,7 @@ function write(value: unknown): string {
         if (item === undefined) continue;
         if (!first) out += ',';
         first = false;
-        out += JSON.stringify(key) + ':' + write(item);
+        out += quoteKey(key) + ':' + write(item);
       }
       return out + '}';
     }

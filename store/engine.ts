@@ -112,9 +112,7 @@ export class CommandApplier {
         ids.set(kind, n + 1);
         return deterministicId(kind, seq, n, command.id);
       },
-      fail(code: string, message: string): never {
-        throw new ReducerError(code, message);
-      },
+      fail,
     };
     try {
       const result = reducer.run(ctx, command.args);
@@ -135,6 +133,10 @@ export class CommandApplier {
       this.scope.sink = null;
     }
   }
+}
+
+function fail(code: string, message: string): never {
+  throw new ReducerError(code, message);
 }
 
 /**
