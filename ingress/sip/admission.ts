@@ -8,7 +8,8 @@
  *     up, and a trunk at its contracted call rate sends ~3 requests per call (INVITE, ACK, BYE). A forged To tag
  *     matches no dialog and is counted like any new request;
  *  2. the source allowlist (cidr.ts): outside it → 403 Forbidden. We answer rather than drop, as most carriers'
- *     trunks do (a misconfigured trunk sees why), and step 1 caps what a scanner gets back;
+ *     trunks do (a misconfigured trunk sees why), and step 1 caps what a scanner gets back. Requests inside a LIVE
+ *     dialog pass: an outbound call (uac.ts) goes to any host, and its callee's BYE must end it;
  *  3. digest auth (digest.ts), when users are configured, for requests outside a dialog (no To tag) other than
  *     CANCEL (and ACK), which cannot be challenged (RFC 3261 §22.1): no or bad credentials → 401 with a fresh
  *     challenge. In-dialog requests (BYE, re-INVITE, INFO) are not re-challenged: they only act on a dialog an
@@ -53,7 +54,7 @@ export class TrunkAdmission {
       this.log.warn({ from: source, method }, 'SIP source over its rate limit');
       return { status: 503, headers: [['Retry-After', '1']], detail: 'rate limit' };
     }
-    if (this.allow && !this.allow.has(source)) {
+    if (this.allow && !opts.inDialog && !this.allow.has(source)) {
       this.log.info({ from: source, method }, 'SIP request from outside the allowlist refused');
       return { status: 403, detail: 'source not in SWITCHBOARD_SIP_ALLOW' };
     }

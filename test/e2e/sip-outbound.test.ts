@@ -2,6 +2,7 @@
  * Outbound (agent-initiated) SIP calls against sipp as the called party, in a
  * private network namespace (fixed ports for sipp are safe there):
  *
+ *  - (the inbound trunk allowlist, SWITCHBOARD_SIP_ALLOW, admits none of the callees: their BYEs pass as in-dialog)
  *  - POST /v1/calls → 202; sipp rings, answers PCMA, presses 1 (opt-in consent), talks, hangs up: the call row
  *    goes ringing → answered → consenting → active → ended (sip:bye), direction outbound, and its recording
  *    carries the agent's audio;
@@ -38,12 +39,13 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
   before(async () => {
     const dir = tmpDir('sb-outbound-');
     const creds = path.join(dir, 'outbound.json');
-    // 127.0.0.2 gets the wrong password: the same sipp scenario then refuses it.
+    // 127.0.0.2 gets the wrong password: the same sipp scenario then refuses it. The trunk allowlist admits none of
+    // the callees: their in-dialog requests (BYE) must pass all the same.
     fs.writeFileSync(
       creds,
       JSON.stringify({ '127.0.0.1': { username: 'agent7', password: 'right-password' }, '127.0.0.2': { username: 'agent7', password: 'wrong-password' } }),
     );
-    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31000-31199', SWITCHBOARD_SIP_OUTBOUND: creds, SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: '4000' } });
+    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31000-31199', SWITCHBOARD_SIP_OUTBOUND: creds, SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: '4000', SWITCHBOARD_SIP_ALLOW: '192.0.2.1/32' } });
     const who = { tenant: 'default', caller: 'test' };
     const p = resultOf<{ policy_id: string }>(
       await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
