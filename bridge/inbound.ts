@@ -2,6 +2,13 @@
  * Routing an inbound call, for every ingress: the dialled number picks the
  * tenant and agent (`numbers`); a provider retry or a resume of a known call
  * finds the same call row. Unknown numbers are logged as `call_rejected`.
+ *
+ * A number registered for one provider (`numbers.provider`) answers only calls
+ * arriving through that provider: a Twilio number must not be callable by any
+ * browser through `/webrtc/offer` or by a SIP trunk (a free way into a paid
+ * agent, and around the channel the tenant chose). The caller gets the same
+ * refusal as for an unknown number (no enumeration); the tenant's log records
+ * the attempt. A number without a provider answers every ingress.
  */
 import type { LegProvider } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -35,6 +42,14 @@ export async function routeInbound(store: Store<SwitchboardTables>, call: Inboun
     return { kind: 'rejected', reason: 'unknown_number' };
   }
   const who = { tenant: number.tenant, caller };
+  if (number.provider !== null && number.provider !== call.provider) {
+    await store.submit(
+      'call_rejected',
+      { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason: `provider_mismatch: number is ${number.provider}` },
+      { ...who, id: `${call.provider}:reject:${call.providerCallId}` },
+    );
+    return { kind: 'rejected', reason: 'provider_mismatch' };
+  }
   const received = await store.submit(
     'call_received',
     { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, number_id: number.id, agent: number.agent },
