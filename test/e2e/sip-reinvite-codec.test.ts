@@ -52,7 +52,7 @@ test('re-INVITE: PCMU → PCMA at a new media address mid-call; stored for a res
 
   // The far end moves the media: a new socket, PCMA only.
   const moved = dgram.createSocket('udp4');
-  cleanup.push(() => moved.close());
+  cleanup.push(() => void moved.close());
   await new Promise<void>((r) => moved.bind(0, '127.0.0.1', () => r()));
   const pts: number[] = [];
   moved.on('message', (m) => pts.push(m[1]! & 0x7f));
