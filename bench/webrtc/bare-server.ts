@@ -10,13 +10,13 @@
  */
 import http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { OPUS_FRAME, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder, OpusEncoder } from '../../ingress/webrtc/opus.ts';
+import { OPUS_DEFAULT_COMPLEXITY, OPUS_FRAME, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder, OpusEncoder } from '../../ingress/webrtc/opus.ts';
 import { WebrtcPeer } from '../../ingress/webrtc/peer.ts';
 import { ownCpuMs, send } from './children.ts';
 import { FRAME_MS, type ServerCommand, type ServerStats } from './shared.ts';
 
 const LATE_MS = 40;
-const cfg = { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: false };
+const cfg = { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: false, opusComplexity: OPUS_DEFAULT_COMPLEXITY };
 const tone = new Int16Array(OPUS_FRAME * 50);
 for (let i = 0; i < tone.length; i++) tone[i] = Math.round(6000 * Math.sin((2 * Math.PI * 440 * i) / 16000));
 
@@ -43,7 +43,7 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     WebrtcPeer.answer(body, cfg).then(
       ({ peer, answer }) => {
-        const c: Conn = { peer, dec: new OpusDecoder(), enc: new OpusEncoder(), n: 0 };
+        const c: Conn = { peer, dec: new OpusDecoder(), enc: new OpusEncoder({ complexity: cfg.opusComplexity }), n: 0 };
         peer.onRtp((p) => {
           if (p.payload.length < 3) return; // not Opus audio (e.g. an RFC 4733 event)
           try {

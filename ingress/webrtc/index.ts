@@ -54,7 +54,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
   const cfg = webrtcConfig(deps.env);
   const tokens = new SessionTokens(loadOrCreateMasterKey(deps.dataDir).key);
   const grace = Number(deps.env.SWITCHBOARD_WEBRTC_RESUME_GRACE_MS);
-  const sessions = new WebrtcSessions({ store: deps.store, calls: deps.calls, logger: log, resumeGraceMs: Number.isFinite(grace) && grace > 0 ? grace : 60_000 });
+  const sessions = new WebrtcSessions({ store: deps.store, calls: deps.calls, logger: log, resumeGraceMs: Number.isFinite(grace) && grace > 0 ? grace : 60_000, opusComplexity: cfg.opusComplexity });
   if (cfg.demo) {
     const demo = await ensureDemoNumber(deps.store);
     if (demo.created) log.info({ number: DEMO_NUMBER }, 'created the demo number: a browser call without ?to= reaches the default agent (opt-in consent)');

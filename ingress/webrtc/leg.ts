@@ -34,13 +34,15 @@ export interface WebrtcLegOptions {
   offer: OfferSummary;
   /** True when the call is over (so the browser is told `ended` rather than left to resume). */
   callEnded: () => boolean;
+  /** Opus encoder complexity (config: SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY). */
+  opusComplexity?: number;
 }
 
 export class WebrtcLeg extends CallLeg {
   readonly description: LegDescription;
   readonly stats: WebrtcLegStats = { packetsIn: 0, framesIn: 0, framesOut: 0, dropped: { late: 0, corrupt: 0, unknownPayloadType: 0 }, digits: 0 };
   private readonly decoder = new OpusDecoder();
-  private readonly encoder = new OpusEncoder();
+  private readonly encoder: OpusEncoder;
   private readonly dtmf = new TelephoneEventDeduper();
   private readonly dtmfTypes: Set<number>;
   private lastSeq: number | null = null;
@@ -55,6 +57,7 @@ export class WebrtcLeg extends CallLeg {
     private readonly opts: WebrtcLegOptions,
   ) {
     super();
+    this.encoder = new OpusEncoder({ complexity: opts.opusComplexity });
     this.dtmfTypes = new Set(opts.offer.dtmfPayloadTypes);
     this.description = {
       provider: 'webrtc',

@@ -24,15 +24,19 @@ export const OPUS_FRAME = 320;
 export const OPUS_RTP_TICKS_PER_FRAME = 960;
 /** The largest payload the codec's input buffer takes (RFC 6716 packets are ≤ 1275 bytes per frame, ≤ 48 frames). */
 export const OPUS_MAX_PAYLOAD = 8192;
-/** OPUS_SET_BITRATE_REQUEST (opus_defines.h). */
+/** OPUS_SET_BITRATE_REQUEST and OPUS_SET_COMPLEXITY_REQUEST (opus_defines.h). */
 const OPUS_SET_BITRATE = 4002;
+const OPUS_SET_COMPLEXITY = 4010;
+/** The gateway's default encoder complexity (config.ts: SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY). */
+export const OPUS_DEFAULT_COMPLEXITY = 5;
 
 export class OpusEncoder {
   private readonly codec = new Encoder({ channels: 1, sample_rate: OPUS_RATE, application: 'voip' });
   private freed = false;
 
-  constructor(bitrate = 24_000) {
-    this.codec.ctl(OPUS_SET_BITRATE, bitrate);
+  constructor(opts: { bitrate?: number; complexity?: number } = {}) {
+    this.codec.ctl(OPUS_SET_BITRATE, opts.bitrate ?? 24_000);
+    this.codec.ctl(OPUS_SET_COMPLEXITY, opts.complexity ?? OPUS_DEFAULT_COMPLEXITY);
   }
 
   /** Encodes one 20 ms frame (OPUS_FRAME samples; shorter frames are zero-padded). */

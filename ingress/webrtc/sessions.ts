@@ -40,7 +40,7 @@ export class WebrtcSessions {
   private closed = false;
 
   constructor(
-    private readonly deps: { store: Store<SwitchboardTables>; calls: CallManager; logger: Logger; resumeGraceMs: number },
+    private readonly deps: { store: Store<SwitchboardTables>; calls: CallManager; logger: Logger; resumeGraceMs: number; opusComplexity?: number },
   ) {
     this.sweeper = setInterval(() => void this.sweep().catch((err: unknown) => deps.logger.warn({ err }, 'webrtc sweep failed')), Math.min(5000, Math.max(250, deps.resumeGraceMs / 4)));
     this.sweeper.unref();
@@ -70,6 +70,7 @@ export class WebrtcSessions {
       session: a.session,
       offer: a.offer,
       callEnded: () => this.deps.store.read(a.tenant).calls.get(a.callId)?.state === 'ended',
+      opusComplexity: this.deps.opusComplexity,
     });
     log.info({ call: a.callId, session: a.session, resumed: a.resumed }, 'webrtc peer connected');
     await this.deps.calls.attach({ tenant: a.tenant, callId: a.callId }, leg).catch((err: unknown) => {

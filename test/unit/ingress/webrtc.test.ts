@@ -211,7 +211,7 @@ test('session tokens: genuine ones verify; forged, tampered, expired or foreign-
 });
 
 test('config: ICE-lite by default with 127.0.0.1; STUN/TURN lists and port ranges parsed; bad values refused', () => {
-  assert.deepEqual(webrtcConfig({}), { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: true });
+  assert.deepEqual(webrtcConfig({}), { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: true, opusComplexity: 5 });
   const c = webrtcConfig({ SWITCHBOARD_WEBRTC_ICE_SERVERS: 'stun:stun.example.com:3478, turn:turn.example.com', SWITCHBOARD_WEBRTC_PORTS: '40000-40100', SWITCHBOARD_WEBRTC_DEMO: 'off' });
   assert.deepEqual(c.iceServers, [{ urls: 'stun:stun.example.com:3478' }, { urls: 'turn:turn.example.com' }]);
   assert.deepEqual(c.portRange, [40000, 40100]);
@@ -222,6 +222,9 @@ test('config: ICE-lite by default with 127.0.0.1; STUN/TURN lists and port range
   assert.throws(() => webrtcConfig({ SWITCHBOARD_WEBRTC_ICE_SERVERS: '[oops' }), /JSON/);
   assert.throws(() => webrtcConfig({ SWITCHBOARD_WEBRTC_PORTS: '5000-4000' }), /MIN-MAX/);
   assert.throws(() => webrtcConfig({ SWITCHBOARD_WEBRTC_HOST_ADDRESSES: 'example.com' }), /IP address/);
+  assert.equal(webrtcConfig({}).opusComplexity, 5);
+  assert.equal(webrtcConfig({ SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY: '10' }).opusComplexity, 10);
+  for (const bad of ['11', '-1', 'max', '2.5']) assert.throws(() => webrtcConfig({ SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY: bad }), /OPUS_COMPLEXITY.*0 to 10/);
 });
 
 test('Opus: 300 live codec pairs in one process (a busy gateway) all keep encoding and decoding through WASM heap growth; signal intact', () => {
@@ -240,6 +243,20 @@ test('Opus: 300 live codec pairs in one process (a busy gateway) all keep encodi
   for (const p of [first, ...pairs]) (p.enc.close(), p.dec.close());
   assert.throws(() => first.enc.encode(tone(440)), /closed/);
   assert.deepEqual(first.dec.decode(new Uint8Array(3)), []);
+});
+
+test('Opus: every encoder complexity from 0 to 10 carries speech-band audio intact (the gateway defaults to 5)', () => {
+  const input = new Int16Array(OPUS_FRAME * 25).map((_, i) => Math.round(6000 * Math.sin((2 * Math.PI * 700 * i) / 16000) + 3000 * Math.sin((2 * Math.PI * 1900 * i) / 16000)));
+  for (const complexity of [0, 5, 10]) {
+    const enc = new OpusEncoder({ complexity });
+    const dec = new OpusDecoder();
+    const out = new Int16Array(input.length);
+    for (let f = 0; f < 25; f++) out.set(dec.decode(enc.encode(input.subarray(f * OPUS_FRAME, (f + 1) * OPUS_FRAME)))[0]!, f * OPUS_FRAME);
+    const r = correlation(input, out, 2000, 7000, 400);
+    assert.ok(r > 0.9, `complexity ${complexity}: correlation ${r}`);
+    enc.close();
+    dec.close();
+  }
 });
 
 test('Opus: a corrupt, empty or oversized packet throws (the leg counts and drops it) and the decoder keeps working', () => {
