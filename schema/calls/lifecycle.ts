@@ -58,3 +58,38 @@ export function transition(ctx: Ctx, call: CallRow, to: CallState, patch: Partia
   const resume: Partial<CallRow> = to === 'resuming' ? { resume_state: from } : from === 'resuming' ? { resume_state: null } : {};
   return ctx.db.calls.update(call.id, { ...patch, ...stamps, ...resume, state: to, updated_at: ctx.now });
 }
+
+/** What distinguishes a new call; the rest of its row starts the same for every call. */
+export interface NewCall {
+  provider: CallRow['provider'];
+  provider_call_id: string;
+  number_id: string | null;
+  from_uri: string;
+  to_uri: string;
+  direction: CallRow['direction'];
+  agent: string | null;
+}
+
+/** Writes a new call row in `ringing` (inbound received or outbound dialled) and returns its id. */
+export function insertCall(ctx: Ctx, c: NewCall): string {
+  const id = ctx.newId('call');
+  ctx.db.calls.insert({
+    id,
+    tenant: ctx.tenant,
+    ...c,
+    state: 'ringing',
+    resume_state: null,
+    owner_node: ctx.node,
+    agent_version: null,
+    consent_id: null,
+    media_epoch: 0,
+    received_at: ctx.now,
+    answered_at: null,
+    active_at: null,
+    ended_at: null,
+    end_reason: null,
+    transfer_target: null,
+    updated_at: ctx.now,
+  });
+  return id;
+}

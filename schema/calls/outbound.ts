@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { requireCaller } from '../access.ts';
 import { defineReducer } from '../reducer.ts';
 import { PROVIDERS } from '../tables.ts';
+import { insertCall } from './lifecycle.ts';
 
 export const call_dialed = defineReducer(
   'call_dialed',
@@ -29,30 +30,14 @@ export const call_dialed = defineReducer(
     if (existing) return { call_id: existing.id, state: existing.state, existing: true };
     const number = ctx.db.numbers.findOne({ number: a.from });
     if (!number) return ctx.fail('number_not_found', `${a.from} is not a number of tenant ${ctx.tenant}`);
-    const id = ctx.newId('call');
-    ctx.db.calls.insert({
-      id,
-      tenant: ctx.tenant,
+    const id = insertCall(ctx, {
       provider: a.provider,
       provider_call_id: a.provider_call_id,
       number_id: number.id,
       from_uri: a.from,
       to_uri: a.to,
       direction: 'outbound',
-      state: 'ringing',
-      resume_state: null,
-      owner_node: ctx.node,
       agent: a.agent ?? number.agent,
-      agent_version: null,
-      consent_id: null,
-      media_epoch: 0,
-      received_at: ctx.now,
-      answered_at: null,
-      active_at: null,
-      ended_at: null,
-      end_reason: null,
-      transfer_target: null,
-      updated_at: ctx.now,
     });
     return { call_id: id, state: 'ringing', existing: false };
   },

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { defineReducer } from '../reducer.ts';
 import { PROVIDERS, type CallState } from '../tables.ts';
-import { loadCall, transition } from './lifecycle.ts';
+import { insertCall, loadCall, transition } from './lifecycle.ts';
 
 const callId = z.object({ call_id: z.string().min(1).max(200) });
 const reason = z.string().min(1).max(200);
@@ -25,30 +25,14 @@ export const call_received = defineReducer(
     // A provider retrying its webhook gets the same call back, never a second row.
     const existing = ctx.db.calls.findOne({ provider: a.provider, provider_call_id: a.provider_call_id });
     if (existing) return { call_id: existing.id, state: existing.state, existing: true };
-    const id = ctx.newId('call');
-    ctx.db.calls.insert({
-      id,
-      tenant: ctx.tenant,
+    const id = insertCall(ctx, {
       provider: a.provider,
       provider_call_id: a.provider_call_id,
       number_id: a.number_id,
       from_uri: a.from,
       to_uri: a.to,
       direction: a.direction,
-      state: 'ringing',
-      resume_state: null,
-      owner_node: ctx.node,
       agent: a.agent,
-      agent_version: null,
-      consent_id: null,
-      media_epoch: 0,
-      received_at: ctx.now,
-      answered_at: null,
-      active_at: null,
-      ended_at: null,
-      end_reason: null,
-      transfer_target: null,
-      updated_at: ctx.now,
     });
     return { call_id: id, state: 'ringing', existing: false };
   },
