@@ -73,7 +73,8 @@ function openRaw(dir: string, fsync: FsyncPolicy) {
   const db = new Database(path.join(dir, 'raw.db'));
   db.pragma('locking_mode = EXCLUSIVE');
   db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${durability.synchronous}`);
+  // Raw syncs inside COMMIT (FULL) for `always`: the same guarantee the store gives, the plain way.
+  db.pragma(`synchronous = ${fsync === 'always' ? 'FULL' : durability.synchronous}`);
   db.pragma(`cache_size = -${durability.cacheKiB}`);
   db.pragma('foreign_keys = OFF');
   for (const sql of [...tableDdl(tables.calls), ...LOG_DDL]) db.exec(sql);

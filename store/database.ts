@@ -15,6 +15,11 @@ export interface Durability {
   fsync: FsyncPolicy;
   /** SQLite `synchronous` pragma derived from the policy. */
   synchronous: 'EXTRA' | 'FULL' | 'NORMAL' | 'OFF';
+  /**
+   * fsync `always` with the WAL synced off the event loop (wal-sync.ts) after each batch, before anyone is told;
+   * SQLite itself then commits with NORMAL. `maximum_safety` keeps the sync inside COMMIT (EXTRA).
+   */
+  syncOffLoop: boolean;
   /** Page cache per connection, KiB. */
   cacheKiB: number;
   /** Run `PRAGMA quick_check` before accepting writes. */
@@ -38,9 +43,9 @@ export function resolveDurability(env: { profile?: string; fsync?: string }): Du
   if (!['always', 'periodic', 'never'].includes(fsync)) {
     throw new StoreError('invalid_command', `SWITCHBOARD_FSYNC_POLICY must be always, periodic or never; got ${fsync}`);
   }
-  const synchronous =
-    fsync === 'never' ? 'OFF' : fsync === 'periodic' ? 'NORMAL' : profile === 'maximum_safety' ? 'EXTRA' : 'FULL';
-  return { profile, fsync, synchronous, cacheKiB: defaults.cacheKiB, integrityCheckOnOpen: true };
+  const syncOffLoop = fsync === 'always' && profile !== 'maximum_safety';
+  const synchronous = fsync === 'never' ? 'OFF' : fsync === 'periodic' || syncOffLoop ? 'NORMAL' : 'EXTRA';
+  return { profile, fsync, synchronous, syncOffLoop, cacheKiB: defaults.cacheKiB, integrityCheckOnOpen: true };
 }
 
 function sqliteCode(err: unknown): string {

@@ -19,6 +19,7 @@ import { canonicalJson } from './canonical.ts';
 import { ReducerError, StoreError } from './errors.ts';
 import { chainHash, commandBodyFrom, type Command, type EventLog, type Outcome } from './log.ts';
 import type { ReducerCtx, ReducerDef, Tables } from './reducer.ts';
+import type { Flusher } from './wal-sync.ts';
 
 export interface Receipt {
   seq: number;
@@ -57,8 +58,16 @@ interface Pending {
 export interface EngineHooks {
   /** Called inside the batch transaction after its last event, e.g. to write a checkpoint. */
   beforeCommit?: (lastSeq: number, lastHash: string) => void;
-  /** Called after COMMIT, before submitters are resolved. Must not throw. */
+  /** Called once the batch is durable, before submitters are resolved. Must not throw. */
   afterCommit?: (batch: CommittedBatch) => void;
+  /** fsync off the event loop (wal-sync.ts): batches settle once it returns. Absent: COMMIT itself was durable. */
+  flusher?: Flusher;
+}
+
+interface Committed {
+  batch: Pending[];
+  receipts: Receipt[];
+  committed: CommittedBatch;
 }
 
 const MAX_BATCH = 2048;
@@ -154,6 +163,11 @@ export class ApplyEngine {
   private inQueue = new Map<string, Pending>();
   private scheduled = false;
   private closed = false;
+  /** Committed batches waiting for the next fsync, and those the fsync in flight covers. */
+  private unsynced: Committed[] = [];
+  private syncing: Committed[] | null = null;
+  /** Set when an fsync failed: the store accepts nothing more. */
+  private failure: StoreError | null = null;
   private seq: number;
   private hash: string;
   private readonly setApplied: Database.Statement;
@@ -186,6 +200,7 @@ export class ApplyEngine {
 
   submit(command: Command, argsJson = canonicalJson(command.args), fresh = false): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    if (this.failure) return Promise.reject(this.failure);
     return new Promise<Receipt>((resolve, reject) => {
       const same = this.inQueue.get(command.id);
       if (same) {
@@ -212,6 +227,16 @@ export class ApplyEngine {
     if (this.closed) return;
     this.drain();
     this.closed = true;
+    // What the fsync in flight and the queue behind it cover is made durable here, blocking, and settled.
+    const waiting = [...(this.syncing ?? []), ...this.unsynced.splice(0)];
+    this.syncing = null;
+    if (waiting.length === 0 || !this.hooks.flusher || this.failure) return;
+    try {
+      this.hooks.flusher.flushSync();
+    } catch (err) {
+      return this.syncFailed(waiting, err as Error);
+    }
+    for (const c of waiting) this.finish(c);
   }
 
   private applyBatch(batch: Pending[]): void {
@@ -228,9 +253,42 @@ export class ApplyEngine {
       }
       return;
     }
-    committed.committedAt = performance.now();
     this.seq = committed.lastSeq;
     this.hash = committed.lastHash;
+    const done: Committed = { batch, receipts, committed };
+    if (!this.hooks.flusher) return this.finish(done);
+    this.unsynced.push(done);
+    this.startSync();
+  }
+
+  /** One fsync at a time, covering every batch committed before it started. */
+  private startSync(): void {
+    const flusher = this.hooks.flusher;
+    if (!flusher || this.syncing || this.unsynced.length === 0 || this.failure) return;
+    const covered = this.unsynced.splice(0);
+    this.syncing = covered;
+    flusher.flush((err) => {
+      if (this.syncing !== covered) return; // close() synced and settled them already
+      this.syncing = null;
+      if (err) return this.syncFailed([...covered, ...this.unsynced.splice(0)], err);
+      for (const c of covered) this.finish(c);
+      this.startSync();
+    });
+  }
+
+  private syncFailed(waiting: Committed[], err: Error): void {
+    this.failure = new StoreError('storage_failed', `fsync of the log failed (${(err as { code?: string }).code ?? err.message}): the store stopped; restart the gateway`, false);
+    for (const c of waiting) {
+      for (const p of c.batch) {
+        this.inQueue.delete(p.command.id);
+        this.settle(p, undefined, this.failure);
+      }
+    }
+  }
+
+  /** The batch is durable: deltas, then its submitters. */
+  private finish({ batch, receipts, committed }: Committed): void {
+    committed.committedAt = performance.now();
     try {
       this.hooks.afterCommit?.(committed);
     } catch {

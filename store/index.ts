@@ -5,6 +5,7 @@ export { reducerFactory, type ReducerCtx, type ReducerDef, type SchemaDef, type 
 export { ReducerError, StoreError } from './errors.ts';
 export { resolveDurability, type Durability, type FsyncPolicy, type Profile } from './database.ts';
 export type { Receipt } from './engine.ts';
+export type { Flusher } from './wal-sync.ts';
 export type { Outcome, LogEvent, Command } from './log.ts';
 export type { Delta, Filter, Snapshot } from './subscriptions.ts';
 export type { VerifyReport } from './verify.ts';

@@ -14,6 +14,7 @@ import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, t
 import { openDatabase, resolveDurability, type Durability } from './database.ts';
 import { tableDigest, type TableDigest } from './digest.ts';
 import { ApplyEngine, type Receipt } from './engine.ts';
+import { walFlusher, type Flusher } from './wal-sync.ts';
 import { StoreError } from './errors.ts';
 import { EventLog, LOG_DDL, type Command } from './log.ts';
 import type { DbOf, ReducerDef, SchemaDef, Tables } from './reducer.ts';
@@ -24,6 +25,8 @@ import { verifyLog, type VerifyReport } from './verify.ts';
 export interface StoreOptions<T extends Tables> {
   dataDir: string;
   schema: SchemaDef<T>;
+  /** With fsync `always` off the loop: what makes the WAL durable (default: fsync of the -wal file). Tests inject one. */
+  flusher?: Flusher;
   durability?: Durability;
   /** Node name; defaults to the one recorded in the database, or a new random one. */
   node?: string;
@@ -120,7 +123,9 @@ export class Store<T extends Tables = Tables> {
     }
     this.hub = new SubscriptionHub(onError);
     const every = opts.checkpointEvery ?? 1000;
+    this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, head, {
+      ...(this.durability.syncOffLoop ? { flusher: opts.flusher ?? walFlusher(this.walFile) } : {}),
       beforeCommit: (seq, hash) => {
         if (seq - this.lastCheckpointSeq >= every) {
           this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
@@ -132,7 +137,6 @@ export class Store<T extends Tables = Tables> {
         opts.onCommit?.({ commands: batch.size, ms: batch.committedAt - batch.startedAt });
       },
     });
-    this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.walTimer = setInterval(() => {
       try {
         this.checkpointWalIfIdle();
