@@ -60,7 +60,13 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
   const policy = policyFor(deps.store, c.tenant, c.callId);
   if (!policy) throw new Error(`tenant ${c.tenant} has no consent policy`);
   const listeners = new Set<(a: ConsentAnswer) => void>();
-  const emit = (a: ConsentAnswer): void => listeners.forEach((l) => l(a));
+  // Type-ahead: an answer given before the stage listens (a caller pressing 1 as the disclosure starts, while its
+  // prompt renders or `consent_started` is being made durable) is kept and handed to the first listener.
+  let early: ConsentAnswer | null = null;
+  const emit = (a: ConsentAnswer): void => {
+    if (listeners.size === 0) early ??= a;
+    else listeners.forEach((l) => l(a));
+  };
   const clockMs = (): number => Date.now() - c.answeredAt;
   const offDtmf = c.pipeline.on('dtmf', ({ digit, source }) => {
     if (digit === '1' || digit === '2') emit({ answer: digit === '1' ? 'yes' : 'no', method: 'dtmf', evidence: { digit, source, at_ms: clockMs() } });
@@ -108,6 +114,11 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
         interrupt: () => void c.pipeline.interrupt(),
         onAnswer: (l) => {
           listeners.add(l);
+          if (early) {
+            const a = early;
+            early = null;
+            queueMicrotask(() => listeners.has(l) && l(a));
+          }
           return () => listeners.delete(l);
         },
         // The answer window never closes on a caller who is still talking, nor before the

@@ -38,6 +38,11 @@ export class MemoryLeg extends CallLeg {
     this.ts += 160;
   }
 
+  /** The far end presses a key (RFC 4733 as far as the pipeline knows). */
+  press(digit: string): void {
+    this.fire('dtmf', { digit, source: 'rfc4733' });
+  }
+
   /** The far end has played up to and including mark `name`. */
   echo(name: string): void {
     this.fire('markPlayed', name);
