@@ -229,9 +229,12 @@ export class Store<T extends Tables = Tables> {
       if (!stmts.def.columnKinds.has(col)) throw new StoreError('invalid_command', `${table} has no column ${col}`);
     }
     const accessor = new TableAccessor(stmts, tenant, null, true);
+    // The snapshot is what SQLite holds now: batches committed but still waiting for their fsync included (seq is
+    // the committed head), so their deltas, delivered once durable, are skipped for this subscriber.
     const rows = accessor.find(filter as Record<string, never>);
-    const unsubscribe = this.hub.add(table, filter, stmts.def.tenantScoped ? tenant : null, listener);
-    return { snapshot: { seq: this.engine.head.seq, rows }, unsubscribe };
+    const seq = this.engine.head.seq;
+    const unsubscribe = this.hub.add(table, filter, stmts.def.tenantScoped ? tenant : null, listener, seq);
+    return { snapshot: { seq, rows }, unsubscribe };
   }
 
   get subscriberCount(): number {

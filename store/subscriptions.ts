@@ -43,6 +43,8 @@ interface Sub {
   indexValues: FilterValue[];
   listener: DeltaListener;
   mark: number;
+  /** The seq its snapshot was taken at: changes up to it are in the snapshot already. */
+  since: number;
 }
 
 export class SubscriptionHub {
@@ -62,9 +64,10 @@ export class SubscriptionHub {
 
   /**
    * Registers a listener. `tenant` (from the session) is ANDed into the filter
-   * unless null (unscoped operator access). Returns an unsubscribe function.
+   * unless null (unscoped operator access). `since`: the seq of the caller's snapshot — a batch committed (and
+   * so in the snapshot) but not yet durable when it subscribed is not delivered again. Returns an unsubscribe function.
    */
-  add(table: string, filter: Filter, tenant: string | null, listener: DeltaListener): () => void {
+  add(table: string, filter: Filter, tenant: string | null, listener: DeltaListener, since = 0): () => void {
     const merged: Filter = { ...filter };
     if (tenant !== null) merged.tenant = tenant;
     const entries = Object.entries(merged)
@@ -79,6 +82,7 @@ export class SubscriptionHub {
       indexValues: indexEntry ? [...indexEntry[1]] : [],
       listener,
       mark: 0,
+      since,
     };
     if (sub.indexColumn === null) {
       let set = this.unfiltered.get(table);
@@ -134,7 +138,7 @@ export class SubscriptionHub {
   private dispatchChange(seq: number, change: RowChange, committedAt: number): void {
     const epoch = ++this.epoch;
     const deliver = (sub: Sub): void => {
-      if (sub.mark === epoch) return;
+      if (sub.mark === epoch || seq <= sub.since) return;
       sub.mark = epoch;
       const wasIn = SubscriptionHub.matches(sub.filter, change.old);
       const isIn = SubscriptionHub.matches(sub.filter, change.new);

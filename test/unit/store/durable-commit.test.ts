@@ -73,6 +73,24 @@ test('nobody hears of a batch before its fsync returns; batches committed meanwh
   store.close();
 });
 
+test('a subscriber arriving while a batch waits for its fsync gets it in the snapshot, not again as a delta', async () => {
+  const disk = new HeldDisk();
+  const store = open(disk);
+  const w = store.submit('put', { id: 's1' }, A);
+  await tick();
+  const seen: string[] = [];
+  const { snapshot } = store.subscribe('tally', {}, 'a', (d) => seen.push(`${d.op}:${String(d.new?.id)}@${d.seq}`));
+  assert.deepEqual([snapshot.seq, snapshot.rows.map((r) => r.id)], [1, ['s1']], 'committed, so in the snapshot at seq 1');
+  disk.release();
+  await w;
+  const later = store.submit('put', { id: 's2' }, A);
+  await tick();
+  disk.release();
+  await later;
+  assert.deepEqual(seen, ['insert:s2@2'], 'seq 1 is not delivered twice');
+  store.close();
+});
+
 test('a duplicate submitted while its batch waits for the fsync gets the same outcome, once durable', async () => {
   const disk = new HeldDisk();
   const store = open(disk);
