@@ -56,7 +56,7 @@ function sqliteCode(err: unknown): string {
  * Opens (creating if needed) the database at `file` for exclusive writing.
  * Throws StoreError `database_locked` or `database_corrupt` with an operator-facing message.
  */
-export const WAL_BACKSTOP_PAGES = 16_384;
+export const WAL_BACKSTOP_PAGES = 65_536;
 
 export interface OpenedDatabase {
   db: Database.Database;
@@ -80,9 +80,8 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
     throw new StoreError('database_corrupt', `cannot open ${file}: ${(err as Error).message}`);
   }
   try {
-    // Exclusive locking: the lock is taken by the first write below and held for
-    // the life of the connection; the OS releases it if the process dies.
-    db.pragma('locking_mode = EXCLUSIVE');
+    // Normal (shared-memory) locking, not EXCLUSIVE: the WAL checkpoint runs on a second connection in a worker
+    // thread (wal-checkpointer.ts). One writer process per data dir is the directory lock's job (above).
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (mode !== 'wal') throw new StoreError('database_corrupt', `${file}: cannot enable WAL (got ${String(mode)})`);
     db.pragma(`synchronous = ${durability.synchronous}`);
@@ -90,8 +89,8 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
     db.pragma('foreign_keys = OFF');
     // Savepoint sub-journals (one per command) and temp indexes stay in memory, not temp files.
     db.pragma('temp_store = MEMORY');
-    // Checkpoints run from the store's idle timer (small and often), not inside a
-    // submitter's commit; this is only the backstop if the loop never idles.
+    // Checkpoints run on the checkpoint thread (small and often), not inside a
+    // batch's commit; this is only the backstop should that thread fall behind.
     db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);
     db.exec('BEGIN IMMEDIATE; CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); COMMIT');
     if (durability.integrityCheckOnOpen) {

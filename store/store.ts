@@ -7,7 +7,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { uuidv7 } from 'uuidv7';
 import { TableAccessor, type TableStatements } from './accessor.ts';
 import { canonicalJson, type Json } from './canonical.ts';
 import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, type NodeKey } from './checkpoint.ts';
@@ -15,6 +14,8 @@ import { openDatabase, resolveDurability, type Durability } from './database.ts'
 import { tableDigest, type TableDigest } from './digest.ts';
 import { ApplyEngine, type Receipt } from './engine.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
+import { CommandIdSource } from './command-id.ts';
+import { WalCheckpointer } from './wal-checkpointer.ts';
 import { StoreError } from './errors.ts';
 import { EventLog, LOG_DDL, type Command } from './log.ts';
 import type { DbOf, ReducerDef, SchemaDef, Tables } from './reducer.ts';
@@ -53,7 +54,6 @@ export type ReadView<T extends Tables> = {
 };
 
 export const DB_FILE = 'switchboard.db';
-const WAL_CHECKPOINT_BYTES = 2 * 1024 * 1024;
 
 /** The runtime handles every schema alike; only reducers see their tables' types. */
 const erase = <T extends Tables>(schema: SchemaDef<T>): SchemaDef => schema as unknown as SchemaDef;
@@ -70,8 +70,9 @@ export class Store<T extends Tables = Tables> {
   private readonly key: NodeKey;
   private readonly clock: () => number;
   private readonly timer: NodeJS.Timeout | null = null;
-  private readonly walTimer: NodeJS.Timeout;
+  private readonly walCheckpointer: WalCheckpointer;
   private readonly walFile: string;
+  private readonly ids = new CommandIdSource();
   private lastCheckpointSeq: number;
   private closed = false;
 
@@ -137,14 +138,7 @@ export class Store<T extends Tables = Tables> {
         opts.onCommit?.({ commands: batch.size, ms: batch.committedAt - batch.startedAt });
       },
     });
-    this.walTimer = setInterval(() => {
-      try {
-        this.checkpointWalIfIdle();
-      } catch (err) {
-        onError(err);
-      }
-    }, 250);
-    this.walTimer.unref();
+    this.walCheckpointer = new WalCheckpointer({ file: path.join(dataDir, DB_FILE), synchronous: this.durability.synchronous, onError });
     const ms = opts.checkpointMs ?? 5000;
     if (ms > 0) {
       this.timer = setInterval(() => {
@@ -195,7 +189,7 @@ export class Store<T extends Tables = Tables> {
     if (!opts.tenant || !opts.caller) {
       return Promise.reject(new StoreError('invalid_command', 'a command needs a tenant and a caller'));
     }
-    const id = opts.id ?? uuidv7();
+    const id = opts.id ?? this.ids.next();
     if (id.length === 0 || id.length > 200) return Promise.reject(new StoreError('invalid_command', 'command id must be 1–200 characters'));
     let normalized: Json;
     let argsJson: string;
@@ -248,23 +242,6 @@ export class Store<T extends Tables = Tables> {
     this.lastCheckpointSeq = seq;
   }
 
-  /**
-   * Copies the WAL back into the database when the apply loop is idle and the
-   * WAL passed WAL_CHECKPOINT_BYTES: small, frequent checkpoints off the commit path.
-   */
-  checkpointWalIfIdle(thresholdBytes = WAL_CHECKPOINT_BYTES): boolean {
-    if (this.closed || this.engine.pending > 0) return false;
-    let size = 0;
-    try {
-      size = fs.statSync(this.walFile).size;
-    } catch {
-      return false;
-    }
-    if (size < thresholdBytes) return false;
-    this.db.pragma('wal_checkpoint(PASSIVE)');
-    return true;
-  }
-
   verify(): VerifyReport {
     return verifyLog(this.db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]));
   }
@@ -286,11 +263,11 @@ export class Store<T extends Tables = Tables> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    clearInterval(this.walTimer);
     this.engine.close();
     try {
       this.checkpointNow();
     } finally {
+      this.walCheckpointer.stop();
       this.db.close();
       this.lock.close();
     }

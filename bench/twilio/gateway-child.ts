@@ -65,7 +65,6 @@ class Blocking {
 /** Store apply loop: one drain = the queued commands' batch transaction(s), COMMIT (fsync) included, then promise settling. */
 const drains = new Blocking();
 /** The store's WAL checkpoint timer (runs wal_checkpoint(PASSIVE) on the main thread past 2 MiB). */
-const walCheckpoints = new Blocking();
 /** One MediaClock tick: every due slot × every registered stream (frames, marks, ws.send). */
 const ticks = new Blocking();
 /** Garbage collection pauses (PerformanceObserver 'gc'). */
@@ -102,10 +101,9 @@ if (probeOn) {
   };
   clock.tick = ticks.wrap(clock.tick.bind(clock));
   // Private internals, read-only timing: the engine's drain (scheduled as `setImmediate(() => this.drain())`)
-  // and the store's WAL checkpoint timer (`() => this.checkpointWalIfIdle()`) both look the method up per call.
-  const store = gateway.store as unknown as { engine: { drain(): void }; checkpointWalIfIdle(t?: number): boolean };
+  // looks the method up per call. (WAL checkpoints run on the store's checkpoint thread, off this loop.)
+  const store = gateway.store as unknown as { engine: { drain(): void } };
   store.engine.drain = drains.wrap(store.engine.drain.bind(store.engine));
-  store.checkpointWalIfIdle = walCheckpoints.wrap(store.checkpointWalIfIdle.bind(store));
   const calls = gateway.calls;
   const attach = calls.attach.bind(calls);
   calls.attach = (ref: { tenant: string; callId: string }, leg: CallLeg) => {
@@ -155,7 +153,6 @@ function snapshot(): ServerStats {
     heapUsedMb: process.memoryUsage().heapUsed / 1048576,
     blocking: {
       storeDrain: drains.summary(),
-      walCheckpoint: walCheckpoints.summary(),
       clockTick: ticks.summary(),
       gc: { n: gcs.count, totalMs: gcTotal, p50: gcs.percentile(50), p99: gcs.percentile(99), max: gcs.max },
     },
@@ -189,7 +186,6 @@ process.on('message', (raw) => {
     maxLateness = 0;
     eld.reset();
     drains.reset();
-    walCheckpoints.reset();
     ticks.reset();
     gcs.reset();
     gcTotal = 0;

@@ -232,7 +232,7 @@ export interface ServerStats {
   droppedIn: number;
   streams: number;
   heapUsedMb: number;
-  /** Main-thread blocking by kind (gateway: storeDrain, walCheckpoint, clockTick, gc; bare: clockTick, gc): n, totalMs, p50, p99, max. */
+  /** Main-thread blocking by kind (gateway: storeDrain, clockTick, gc; bare: clockTick, gc): n, totalMs, p50, p99, max. */
   blocking: Record<string, Record<string, number>>;
   extra: Record<string, number>;
 }
