@@ -12,6 +12,16 @@
  * clock itself. Listener errors of streams without an 'error' listener go to
  * `onError`. A running clock keeps the process alive (like any timer) until
  * `stop()`.
+ *
+ * Phases: with `phases: P` the 20 ms slot is cut into P sub-slots (5 ms for
+ * P = 4) and each stream is given one of them (the least-loaded one when it
+ * joins), so every stream still sends one frame per 20 ms, on its own phase.
+ * A tick then serves about 1/P of the streams: the burst of sends that delays
+ * the last stream of a tick (and everything else on the event loop) is P times
+ * shorter. Lateness is measured against each stream's own phased slot time.
+ *
+ *   P = 1   |A B C D ...........|A B C D ...........|
+ *   P = 4   |A . . . B . . . C . . . D . . . |A . . . B ...     (one sub-slot = 5 ms)
  */
 import { FRAME_MS } from './frame.ts';
 import type { PacedStream } from './paced-stream.ts';
@@ -20,8 +30,10 @@ export { PacedStream, LATE_FRAME_MS } from './paced-stream.ts';
 export type { MarkEvent, PacedStreamStats } from './paced-stream.ts';
 
 export interface MediaClockOptions {
-  /** Longest the loop sleeps between ticks, in ms. Default FRAME_MS. */
+  /** Longest the loop sleeps between ticks, in ms. Default one sub-slot (FRAME_MS / phases). */
   tickMs?: number;
+  /** Sub-slots per 20 ms slot; streams are spread over them (see above). Default 1; must divide 20. */
+  phases?: number;
   /** Monotonic time source in ms. Default `performance.now`. */
   now?: () => number;
   /** Don't schedule timers; the owner calls `tick()` (tests, simulations). */
@@ -34,9 +46,9 @@ export interface MediaClockOptions {
 
 export interface MediaClockStats {
   ticks: number;
-  /** Slots run (each slot runs every registered stream once). */
+  /** 20 ms slots run (each slot runs every registered stream once, each on its phase). */
   slots: number;
-  /** Due slots skipped after a stall longer than maxCatchUpFrames. */
+  /** 20 ms slots skipped after a stall longer than maxCatchUpFrames. */
   skippedSlots: number;
   listenerErrors: number;
 }
@@ -50,27 +62,41 @@ export class MediaClock {
   frameTotals(): { sent: number; late: number } {
     let sent = this.retiredFramesSent;
     let late = this.retiredLateFrames;
-    for (const s of this.streams) {
-      sent += s.stats.framesSent;
-      late += s.stats.lateFrames;
+    for (const list of this.byPhase) {
+      for (const s of list) {
+        sent += s.stats.framesSent;
+        late += s.stats.lateFrames;
+      }
     }
     return { sent, late };
   }
 
   readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0 };
   private readonly tickMs: number;
+  private readonly phases: number;
+  /** Length of one sub-slot, ms (FRAME_MS / phases). */
+  private readonly subMs: number;
   private readonly now: () => number;
   private readonly manual: boolean;
   private readonly maxCatchUp: number;
   private readonly onError: ((err: unknown, stream: PacedStream) => void) | undefined;
-  /** Copy-on-write so add/remove during a tick is safe and ticks don't allocate. */
-  private streams: readonly PacedStream[] = [];
+  /** Streams by phase. Copy-on-write so add/remove during a tick is safe and ticks don't allocate. */
+  private byPhase: Array<readonly PacedStream[]>;
+  private readonly phaseOf = new WeakMap<PacedStream, number>();
   private epoch: number | null = null;
+  /** Next sub-slot to run (counted from start(); sub-slot k runs phase k % phases). */
   private nextSlot = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(opts: MediaClockOptions = {}) {
-    this.tickMs = Math.max(1, opts.tickMs ?? FRAME_MS);
+    const phases = opts.phases ?? 1;
+    if (!Number.isInteger(phases) || phases < 1 || FRAME_MS % phases !== 0) {
+      throw new RangeError(`MediaClock phases must be a whole divisor of ${FRAME_MS}; got ${phases}`);
+    }
+    this.phases = phases;
+    this.subMs = FRAME_MS / phases;
+    this.byPhase = Array.from({ length: phases }, () => []);
+    this.tickMs = Math.max(1, opts.tickMs ?? this.subMs);
     this.now = opts.now ?? (() => performance.now());
     this.manual = opts.manual ?? false;
     this.maxCatchUp = Math.max(1, opts.maxCatchUpFrames ?? 10);
@@ -83,7 +109,9 @@ export class MediaClock {
 
   /** Number of registered streams. */
   get size(): number {
-    return this.streams.length;
+    let n = 0;
+    for (const list of this.byPhase) n += list.length;
+    return n;
   }
 
   /** Registers a stream; it takes part from the next slot on. */
@@ -91,14 +119,18 @@ export class MediaClock {
     if (stream.clock === this) return;
     if (stream.clock) throw new Error('stream is already registered with another MediaClock');
     stream.clock = this;
-    this.streams = [...this.streams, stream];
+    let phase = 0;
+    for (let p = 1; p < this.phases; p++) if ((this.byPhase[p] as readonly PacedStream[]).length < (this.byPhase[phase] as readonly PacedStream[]).length) phase = p;
+    this.phaseOf.set(stream, phase);
+    this.byPhase[phase] = [...(this.byPhase[phase] as readonly PacedStream[]), stream];
   }
 
   /** Unregisters a stream; its queue is kept (call `clear()` to drop it). */
   remove(stream: PacedStream): void {
     if (stream.clock !== this) return;
     stream.clock = null;
-    this.streams = this.streams.filter((s) => s !== stream);
+    const phase = this.phaseOf.get(stream) ?? 0;
+    this.byPhase[phase] = (this.byPhase[phase] as readonly PacedStream[]).filter((s) => s !== stream);
     this.retiredFramesSent += stream.stats.framesSent;
     this.retiredLateFrames += stream.stats.lateFrames;
   }
@@ -118,7 +150,7 @@ export class MediaClock {
   }
 
   /**
-   * Runs every slot that is due at `now()`; returns how many slots ran. Called
+   * Runs every slot that is due at `now()`; returns how many sub-slots ran (slots, with one phase). Called
    * by the timer loop; public so tests and simulations can drive the clock.
    */
   tick(): number {
@@ -126,23 +158,29 @@ export class MediaClock {
     if (epoch === null) return 0;
     this.stats.ticks++;
     const now = this.now();
-    const due = Math.floor((now - epoch) / FRAME_MS) + 1;
-    if (due - this.nextSlot > this.maxCatchUp) {
-      this.stats.skippedSlots += due - this.maxCatchUp - this.nextSlot;
-      this.nextSlot = due - this.maxCatchUp;
+    const P = this.phases;
+    const due = Math.floor((now - epoch) / this.subMs) + 1;
+    const maxSub = this.maxCatchUp * P;
+    if (due - this.nextSlot > maxSub) {
+      const resume = due - maxSub;
+      // Slot boundaries (phase-0 sub-slots) passed over: each is one 20 ms slot no stream got.
+      this.stats.skippedSlots += Math.ceil(resume / P) - Math.ceil(this.nextSlot / P);
+      this.nextSlot = resume;
     }
     let ran = 0;
     // Stop early if a listener stopped (or restarted) the clock.
     while (this.nextSlot < due && this.epoch === epoch) {
-      const slotTime = epoch + this.nextSlot * FRAME_MS;
+      const sub = this.nextSlot;
+      const slotTime = epoch + sub * this.subMs;
       this.nextSlot++;
-      const list = this.streams;
+      const phase = sub % P;
+      const list = this.byPhase[phase] as readonly PacedStream[];
       for (let i = 0; i < list.length; i++) {
         const stream = list[i] as PacedStream;
         // Read the clock per stream: the sends of earlier streams in this tick count as lateness too.
         if (stream.clock === this) stream.runSlot(slotTime, i === 0 ? now : this.now());
       }
-      this.stats.slots++;
+      if (phase === 0) this.stats.slots++;
       ran++;
     }
     return ran;
@@ -162,7 +200,7 @@ export class MediaClock {
   private schedule(): void {
     // Already scheduled (e.g. a listener restarted the clock inside a tick).
     if (this.manual || this.epoch === null || this.timer !== null) return;
-    const nextAt = this.epoch + this.nextSlot * FRAME_MS;
+    const nextAt = this.epoch + this.nextSlot * this.subMs;
     const delay = Math.min(this.tickMs, Math.max(0, nextAt - this.now()));
     this.timer = setTimeout(this.onTimer, delay);
   }

@@ -344,3 +344,65 @@ test('timer loop (mocked timers): one timer, woken at each slot boundary, surviv
   assert.equal(sent.length, 11);
   assert.equal(clock.stats.ticks, 9, 'no ticks after stop()');
 });
+
+test('phases spread streams over sub-slots: each still sends one frame per 20 ms, a tick serves only its phase', () => {
+  const t = { now: 1000 };
+  const clock = new MediaClock({ manual: true, now: () => t.now, phases: 4 });
+  const streams = Array.from({ length: 8 }, () => new PacedStream(8000));
+  const sentAt: number[][] = streams.map(() => []);
+  streams.forEach((s, i) => {
+    s.onFrame(() => sentAt[i]?.push(t.now - 1000));
+    clock.add(s);
+    s.enqueue(numberedAudio(10));
+  });
+  clock.start();
+  const perTick: number[] = [];
+  for (let ms = 0; ms < 100; ms += 5) {
+    t.now = 1000 + ms;
+    const before = sentAt.flat().length;
+    clock.tick();
+    perTick.push(sentAt.flat().length - before);
+  }
+  // 8 streams over 4 phases: two streams per 5 ms tick, never all eight at once.
+  assert.deepEqual(perTick, Array(20).fill(2));
+  for (const times of sentAt) {
+    assert.equal(times.length, 5, 'five frames in 100 ms');
+    for (let k = 1; k < times.length; k++) assert.equal((times[k] as number) - (times[k - 1] as number), 20, 'a 20 ms cadence on its own phase');
+  }
+  assert.deepEqual([...new Set(sentAt.map((ts) => (ts[0] as number) % 20))].sort((a, b) => a - b), [0, 5, 10, 15]);
+  assert.equal(clock.stats.slots, 5);
+  assert.equal(streams.reduce((n, s) => n + s.stats.lateFrames, 0), 0);
+});
+
+test('phases: a new stream takes the least-loaded phase, and lateness is measured from its own phase', () => {
+  const t = { now: 0 };
+  const clock = new MediaClock({ manual: true, now: () => t.now, phases: 4, maxCatchUpFrames: 10 });
+  const a = Array.from({ length: 5 }, () => new PacedStream(8000));
+  for (const s of a) clock.add(s);
+  for (const s of a.slice(0, 3)) clock.remove(s); // phases 1 and 2 are now empty; 0 and 3 hold one stream each
+  const late = new PacedStream(8000);
+  clock.add(late);
+  late.enqueue(numberedAudio(1));
+  const sent: number[] = [];
+  late.onFrame(() => sent.push(t.now));
+  clock.start();
+  t.now = 50; // 45 ms after the phase-1 sub-slot at 5 ms: late (> 40 ms) against its own slot, though not against slot 0 + 40
+  clock.tick();
+  assert.deepEqual(sent, [50]);
+  assert.equal(late.stats.lateFrames, 1);
+  assert.ok(Math.abs(late.stats.maxLatenessMs - 45) < 1e-9, `lateness ${late.stats.maxLatenessMs}`);
+});
+
+test('phases: after a long stall the skipped 20 ms slots are counted once, not per sub-slot', () => {
+  const t = { now: 0 };
+  const clock = new MediaClock({ manual: true, now: () => t.now, phases: 4, maxCatchUpFrames: 4 });
+  const s = new PacedStream(8000);
+  clock.add(s);
+  s.enqueue(numberedAudio(20));
+  clock.start();
+  clock.tick();
+  t.now = 1000; // 50 slots later
+  assert.equal(clock.tick(), 16, 'four slots of four sub-slots run');
+  assert.equal(clock.stats.skippedSlots, 46);
+  assert.throws(() => new MediaClock({ phases: 3 }), /whole divisor of 20/);
+});
