@@ -154,7 +154,10 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
       filter = { ...filter, tenant: this.tenant };
     }
     const { stmt, params } = this.stmts.find(filter, opts as FindOptions<Row>);
-    return (stmt.all(...params) as Row[]).map((raw) => decodeRow(this.def, raw) as R);
+    const raws = stmt.all(params) as Row[];
+    const out: R[] = new Array(raws.length);
+    for (let i = 0; i < raws.length; i++) out[i] = decodeRow(this.def, raws[i] as Row) as R;
+    return out;
   }
 
   findOne(where: Where<R>): R | undefined {
@@ -163,8 +166,9 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
 
   insert(input: In): R {
     this.assertWritable();
-    const row = this.validate({ ...input, ...this.tenantOverride() });
-    this.run(() => this.stmts.insert.run(...encodeRow(this.def, row)), row);
+    const tenant = this.def.tenantScoped ? this.tenant : null;
+    const row = this.validate(tenant === null ? input : { ...input, tenant });
+    this.run(this.stmts.insert, encodeRow(this.def, row), row);
     this.sink?.({ table: this.def.name, op: 'insert', old: null, new: row });
     return row as R;
   }
@@ -178,7 +182,8 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
     const params = encodeRow(this.def, row);
     const pkIndex = this.def.columns.findIndex((c) => c.name === this.def.primaryKey);
     const values = params.filter((_, i) => i !== pkIndex);
-    this.run(() => this.stmts.update.run(...values, key));
+    values.push(key);
+    this.run(this.stmts.update, values);
     this.sink?.({ table: this.def.name, op: 'update', old, new: row });
     return row as R;
   }
@@ -229,9 +234,10 @@ export class TableAccessor<R extends Row = Row, In extends Row = R> {
     return parsed.data as Row;
   }
 
-  private run(fn: () => unknown, row?: Row): void {
+  /** Runs a write, turning constraint failures into reducer errors (params bound positionally from the array). */
+  private run(stmt: Database.Statement, params: SqlValue[], row?: Row): void {
     try {
-      fn();
+      stmt.run(params);
     } catch (err) {
       const e = err as { code?: string; message?: string };
       if (row && e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {

@@ -71,6 +71,7 @@ export class Store<T extends Tables = Tables> {
   private readonly clock: () => number;
   private readonly timer: NodeJS.Timeout | null = null;
   private readonly walCheckpointer: WalCheckpointer;
+  private readonly flusher: Flusher | null;
   private readonly walFile: string;
   private readonly ids = new CommandIdSource();
   private lastCheckpointSeq: number;
@@ -125,8 +126,9 @@ export class Store<T extends Tables = Tables> {
     this.hub = new SubscriptionHub(onError);
     const every = opts.checkpointEvery ?? 1000;
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
+    this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
     this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, head, {
-      ...(this.durability.syncOffLoop ? { flusher: opts.flusher ?? walFlusher(this.walFile) } : {}),
+      ...(this.flusher ? { flusher: this.flusher } : {}),
       beforeCommit: (seq, hash) => {
         if (seq - this.lastCheckpointSeq >= every) {
           this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
@@ -267,6 +269,7 @@ export class Store<T extends Tables = Tables> {
     try {
       this.checkpointNow();
     } finally {
+      this.flusher?.close?.();
       this.walCheckpointer.stop();
       this.db.close();
       this.lock.close();
