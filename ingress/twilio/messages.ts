@@ -93,6 +93,10 @@ export function parseInbound(text: string): ParseResult {
     return { ok: false, error: 'no "event" field' };
   }
   const event = (raw as { event: string }).event;
+  if (event === 'media') {
+    const fast = plainMedia(raw as Record<string, unknown>);
+    if (fast) return { ok: true, msg: fast };
+  }
   const schema = SCHEMAS[event];
   if (!schema) return { ok: true, msg: { event: 'unknown', name: event.slice(0, 64) } };
   const parsed = schema.safeParse(raw);
@@ -101,6 +105,45 @@ export function parseInbound(text: string): ParseResult {
     return { ok: false, error: `${event}: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'invalid'}`.trim() };
   }
   return { ok: true, msg: parsed.data as InboundMessage };
+}
+
+type MediaMessage = z.infer<typeof MediaMsg>;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `seq` above without a regex: 1–12 ASCII digits. */
+function isSeq(v: unknown): v is string {
+  if (typeof v !== 'string' || v.length < 1 || v.length > 12) return false;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * The hot path (50 messages a second per call): a `media` message that plainly
+ * satisfies MediaMsg, checked field by field, built with exactly the keys zod
+ * would keep. Anything it is not sure of returns undefined and MediaMsg decides
+ * (and words the error), so it never accepts what zod refuses; a differential
+ * test holds the two together. zod costs about a fifth of inbound parsing here.
+ * Exported for that test only.
+ */
+export function plainMedia(raw: Record<string, unknown>): MediaMessage | undefined {
+  const { sequenceNumber, streamSid, media } = raw;
+  if (!isSeq(sequenceNumber) || !isRecord(media)) return undefined;
+  if (streamSid !== undefined && (typeof streamSid !== 'string' || streamSid.length < 1 || streamSid.length > 64)) return undefined;
+  const { track, chunk, timestamp, payload } = media;
+  if (typeof payload !== 'string' || payload.length > MAX_MEDIA_PAYLOAD_CHARS) return undefined;
+  if (track !== undefined && (typeof track !== 'string' || track.length > 32)) return undefined;
+  if ((chunk !== undefined && !isSeq(chunk)) || (timestamp !== undefined && !isSeq(timestamp))) return undefined;
+  const m: MediaMessage['media'] = { payload };
+  if (track !== undefined) m.track = track;
+  if (chunk !== undefined) m.chunk = chunk;
+  if (timestamp !== undefined) m.timestamp = timestamp;
+  const msg: MediaMessage = { event: 'media', sequenceNumber, media: m };
+  if (streamSid !== undefined) msg.streamSid = streamSid;
+  return msg;
 }
 
 export const outbound = {

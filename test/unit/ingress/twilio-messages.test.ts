@@ -47,3 +47,31 @@ test('unknown events are tolerated (logged by the caller), malformed ones are er
     assert.match(!r.ok ? r.error : '', why, text);
   }
 });
+
+test('the media fast path accepts only what MediaMsg accepts, and yields exactly what zod yields', async () => {
+  const { MediaMsg, plainMedia } = await import('../../../ingress/twilio/messages.ts');
+  const base = { event: 'media', sequenceNumber: '3', streamSid: 'MZ1', media: { track: 'inbound', chunk: '1', timestamp: '5', payload: 'fw==' } };
+  const values: unknown[] = [undefined, null, 0, 7, '', '1', '0123456789012', '999999999999', 'x1', ' 1', '1.5', 'a'.repeat(65), 'a'.repeat(33), [], {}, ['1'], true];
+  const corpus: unknown[] = [base, { ...base, extra: 1, media: { ...base.media, extra: 'x' } }, { ...base, media: [] }, { ...base, media: null }];
+  for (const key of ['sequenceNumber', 'streamSid'] as const) for (const v of values) corpus.push({ ...base, [key]: v });
+  for (const key of ['track', 'chunk', 'timestamp', 'payload'] as const) for (const v of values) corpus.push({ ...base, media: { ...base.media, [key]: v } });
+  for (const len of [MAX_MEDIA_PAYLOAD_CHARS, MAX_MEDIA_PAYLOAD_CHARS + 1]) corpus.push({ ...base, media: { payload: 'A'.repeat(len) } });
+  corpus.push({ event: 'media', sequenceNumber: '1', media: { payload: '' } });
+  let fast = 0;
+  for (const item of corpus) {
+    const raw: unknown = JSON.parse(JSON.stringify(item)); // what the socket delivers: no undefined members
+    const viaZod = MediaMsg.safeParse(raw);
+    const viaFast = plainMedia(raw as Record<string, unknown>);
+    if (viaFast !== undefined) {
+      fast++;
+      assert.ok(viaZod.success, `fast path accepted what zod refuses: ${JSON.stringify(raw)}`);
+      assert.deepEqual(viaFast, viaZod.data, JSON.stringify(raw));
+    }
+    // Through the public parser the answer is zod's either way.
+    const r = parseInbound(JSON.stringify(raw));
+    assert.equal(r.ok, viaZod.success, JSON.stringify(raw));
+    if (r.ok && viaZod.success) assert.deepEqual(r.msg, viaZod.data);
+  }
+  assert.ok(fast >= 20, `the fast path took the plain valid messages (${fast} of ${corpus.length})`);
+  assert.ok(plainMedia(base), 'a documented media message takes the fast path');
+});
