@@ -17,6 +17,10 @@ export class CallManager {
     return this.sessions.size;
   }
 
+  has(callId: string): boolean {
+    return this.sessions.has(callId);
+  }
+
   get(callId: string): CallSession | undefined {
     return this.sessions.get(callId);
   }

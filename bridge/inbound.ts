@@ -10,6 +10,7 @@
  * refusal as for an unknown number (no enumeration); the tenant's log records
  * the attempt. A number without a provider answers every ingress.
  */
+import type { CallAdmission } from './admission.ts';
 import type { LegProvider } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
@@ -26,12 +27,19 @@ export interface InboundCall {
 
 export type InboundDecision =
   | { kind: 'rejected'; reason: string }
+  /** The node is at capacity or overloaded (admission.ts): the provider's busy / 503 answer, try again later. */
+  | { kind: 'busy'; reason: 'over_capacity' | 'overloaded'; retryAfterS: number }
   | { kind: 'ended'; tenant: string; callId: string }
   /** The call is being handed to a human: the provider should dial `target`. */
   | { kind: 'transfer'; tenant: string; callId: string; target: string }
   | { kind: 'accepted'; tenant: string; callId: string; agent: string; resumed: boolean };
 
-export async function routeInbound(store: Store<SwitchboardTables>, call: InboundCall, caller: string): Promise<InboundDecision> {
+export async function routeInbound(
+  store: Store<SwitchboardTables>,
+  call: InboundCall,
+  caller: string,
+  admission?: CallAdmission,
+): Promise<InboundDecision> {
   const number = store.read(null).numbers.findOne({ number: call.to });
   if (!number) {
     await store.submit(
@@ -50,6 +58,36 @@ export async function routeInbound(store: Store<SwitchboardTables>, call: Inboun
     );
     return { kind: 'rejected', reason: 'provider_mismatch' };
   }
+  // A new call (not a retry or a resume of one we have) must fit on this node.
+  const key = `${call.provider}:${call.providerCallId}`;
+  const gated = admission?.enabled === true && !store.read(number.tenant).calls.findOne({ provider: call.provider, provider_call_id: call.providerCallId });
+  if (gated) {
+    const refusal = admission.reserve(key);
+    if (refusal) {
+      await store.submit(
+        'call_rejected',
+        { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason: `${refusal.reason}: ${refusal.detail}` },
+        { ...who, id: `${call.provider}:busy:${call.providerCallId}` },
+      );
+      return { kind: 'busy', reason: refusal.reason, retryAfterS: refusal.retryAfterS };
+    }
+  }
+  try {
+    const decision = await receive(store, call, number, who);
+    if (gated) {
+      if (decision.kind === 'accepted') admission.bind(key, decision.callId);
+      else admission.release(key);
+    }
+    return decision;
+  } catch (err) {
+    if (gated) admission.release(key);
+    throw err;
+  }
+}
+
+type NumberRow = { id: string; tenant: string; agent: string };
+
+async function receive(store: Store<SwitchboardTables>, call: InboundCall, number: NumberRow, who: { tenant: string; caller: string }): Promise<InboundDecision> {
   const received = await store.submit(
     'call_received',
     { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, number_id: number.id, agent: number.agent },

@@ -12,6 +12,7 @@ import type { ApiContext } from '../api/context.ts';
 import { mountHealth } from '../api/health.ts';
 import { mountApi } from '../api/index.ts';
 import { GatewayMetrics } from '../api/metrics.ts';
+import { admissionLimits, CallAdmission, LoopLag } from '../bridge/admission.ts';
 import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../api/server.ts';
 import { CallManager } from '../bridge/call-manager.ts';
@@ -51,6 +52,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
   }
   const configTools = loadConfigTools(env.SWITCHBOARD_TOOLS_FILE || undefined);
+  const limits = admissionLimits(env);
   if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
   const metrics = new GatewayMetrics();
   const store = Store.open({
@@ -109,6 +111,9 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     silenceMs: numberEnv(env.SWITCHBOARD_AGENT_SILENCE_MS),
     configTools,
   });
+  const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag() : null;
+  const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}) });
+  if (admission.enabled) logger.info({ ...limits }, 'admission control on: new calls beyond these limits get a busy answer');
   const http = new HttpServer(logger);
   metrics.attach({
     callsActive: () => calls.size,
@@ -135,16 +140,18 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     http,
     store,
     calls,
+    admission,
     logger,
     publicUrl: config.publicUrl,
     authToken: env.TWILIO_AUTH_TOKEN || undefined,
     development: config.durability.profile === 'development',
   });
-  await mountWebrtc({ http, store, calls, logger, dataDir: config.dataDir, env, subscriptions });
+  await mountWebrtc({ http, store, calls, admission, logger, dataDir: config.dataDir, env, subscriptions });
   mountVonage({
     http,
     store,
     calls,
+    admission,
     logger,
     publicUrl: config.publicUrl,
     signatureSecret: env.VONAGE_SIGNATURE_SECRET || undefined,
@@ -161,7 +168,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   }
   let sip: SipIngress;
   try {
-    sip = await mountSip({ store, calls, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), dialTimeoutMs: numberEnv(env.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS), env, dataDir: config.dataDir });
+    sip = await mountSip({ store, calls, admission, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), dialTimeoutMs: numberEnv(env.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS), env, dataDir: config.dataDir });
   } catch (err) {
     await http.close();
     clock.stop();
@@ -205,6 +212,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
         await sip.close();
         agents.close();
         clock.stop();
+        loopLag?.stop();
         await http.close();
         // Finalizations in flight get a bounded wait; one cut short is redone at the next start.
         const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);

@@ -10,6 +10,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { CallSession } from '../../bridge/call-session.ts';
+import type { CallAdmission } from '../../bridge/admission.ts';
 import { routeInbound } from '../../bridge/inbound.ts';
 import type { CallLeg } from '../../media/call-leg.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
@@ -33,6 +34,7 @@ export interface SipCallManager {
 export interface SipAppDeps {
   store: Store<SwitchboardTables>;
   calls: SipCallManager;
+  admission?: CallAdmission;
   logger: Logger;
   rtp: RtpPortPool;
   /** Address put in SDP and Contact when bound to a wildcard (default: first non-loopback IPv4). */
@@ -248,7 +250,7 @@ export class SipApp implements UasHandler {
         release();
         return void (await this.recordCancelled(inbound)); // cancelled while ringing
       }
-      const decision = await routeInbound(this.deps.store, inbound, 'sip:invite');
+      const decision = await routeInbound(this.deps.store, inbound, 'sip:invite', this.deps.admission);
       if (tx.state !== InviteTxState.Proceeding) {
         release();
         if (decision.kind === 'accepted') await this.endCall(decision, 'sip:cancel');
@@ -257,6 +259,8 @@ export class SipApp implements UasHandler {
       if (decision.kind !== 'accepted') {
         release();
         if (decision.kind === 'transfer') return void this.uas.respond(tx, 302, { toTag, headers: [['Contact', `<${decision.target}>`]] });
+        // RFC 3261 §21.5.4: overloaded, try later (a proxy fails over to another node).
+        if (decision.kind === 'busy') return void this.uas.respond(tx, 503, { toTag, headers: [['Retry-After', String(decision.retryAfterS)]] });
         return void this.uas.respond(tx, decision.kind === 'rejected' ? 404 : 480, { toTag });
       }
       const ref = { tenant: decision.tenant, callId: decision.callId };

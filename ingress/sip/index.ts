@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
+import type { CallAdmission } from '../../bridge/admission.ts';
 import { SipApp, type SipCallManager } from './app.ts';
 import { TrunkAdmission } from './admission.ts';
 import { OutboundConfig } from './outbound-config.ts';
@@ -25,6 +26,8 @@ import { SipDialer } from './uac.ts';
 export interface SipDeps {
   store: Store<SwitchboardTables>;
   calls: SipCallManager;
+  /** New calls beyond this node's limits get 503 Service Unavailable with Retry-After (absent = no limits). */
+  admission?: CallAdmission;
   logger: Logger;
   host: string;
   /** SIP port (UDP and TCP); 0 = any free port. */
@@ -66,6 +69,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   const app = new SipApp({
     store: deps.store,
     calls: deps.calls,
+    ...(deps.admission ? { admission: deps.admission } : {}),
     logger: log,
     rtp,
     advertise: deps.advertise,

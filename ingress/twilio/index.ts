@@ -20,6 +20,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
+import type { CallAdmission } from '../../bridge/admission.ts';
 import { routeInbound } from '../../bridge/inbound.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
@@ -33,6 +34,8 @@ export interface TwilioDeps {
   http: HttpServer;
   store: Store<SwitchboardTables>;
   calls: CallManager;
+  /** New calls beyond this node's limits get `<Reject reason="busy"/>` (absent = no limits). */
+  admission?: CallAdmission;
   logger: Logger;
   publicUrl: string;
   /** From TWILIO_AUTH_TOKEN. */
@@ -84,11 +87,17 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     const parsed = VoiceParams.safeParse(params);
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const p = parsed.data;
-    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice');
+    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission);
     const response = new twilio.twiml.VoiceResponse();
     if (decision.kind === 'rejected') {
       log.info({ callSid: p.CallSid, to: p.To }, 'call rejected: unknown number');
       response.reject({ reason: 'rejected' });
+      return twiml(reply, response.toString());
+    }
+    if (decision.kind === 'busy') {
+      // Twilio plays the caller a busy tone and the call is never answered (nothing billed, nothing recorded).
+      log.warn({ callSid: p.CallSid, to: p.To, reason: decision.reason }, 'call refused: this node is at its limit');
+      response.reject({ reason: 'busy' });
       return twiml(reply, response.toString());
     }
     if (decision.kind === 'ended') {

@@ -20,6 +20,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
+import type { CallAdmission } from '../../bridge/admission.ts';
 import { routeInbound, type InboundDecision } from '../../bridge/inbound.ts';
 import type { Logger } from '../../cli/logger.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
@@ -29,13 +30,15 @@ import { WebhookNonces } from '../webhook-nonces.ts';
 import { ReplayCache, replayWindowEnd, verifyVonageRequest, type JwtPolicy, type JwtVerdict } from './jwt.ts';
 import { VonageLeg } from './leg.ts';
 import { AnswerParams, connectedToken, EventBody, FINAL_STATUSES, l16Rate, parseText, phoneNumber } from './messages.ts';
-import { endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
+import { busyNcco, endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
 import { ConversationIndex } from './conversations.ts';
 
 export interface VonageDeps {
   http: HttpServer;
   store: Store<SwitchboardTables>;
   calls: CallManager;
+  /** New calls beyond this node's limits hear a busy message and are not connected (absent = no limits). */
+  admission?: CallAdmission;
   logger: Logger;
   publicUrl: string;
   /** From VONAGE_SIGNATURE_SECRET. */
@@ -99,6 +102,9 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       case 'rejected':
         log.info({ uuid: callUuid, to }, 'call rejected: unknown number');
         return unknownNumberNcco();
+      case 'busy':
+        log.warn({ uuid: callUuid, to, reason: decision.reason }, 'call refused: this node is at its limit');
+        return busyNcco();
       case 'ended':
         return endedNcco();
       case 'transfer':
@@ -135,7 +141,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
       const p = parsed.data;
       const to = phoneNumber(p.to);
-      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer');
+      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer', deps.admission);
       return ncco(reply, nccoFor(decision, p.uuid, p.conversation_uuid, to));
     };
     scope.get('/vonage/answer', answer);
@@ -173,7 +179,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       // Synchronous: the media socket dropped (this node died, network, our own close). Vonage runs what we answer.
       const again = resumeAnswers.get(e.uuid);
       if (again) return ncco(reply, again.actions);
-      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event');
+      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event', deps.admission);
       const actions = nccoFor(decision, call.provider_call_id, e.conversation_uuid ?? null, call.to_uri);
       rememberAnswer(e.uuid, actions);
       return ncco(reply, actions);

@@ -9,6 +9,7 @@
  *    `eventUrl`: when the socket drops, Vonage POSTs `disconnected` there and
  *    runs the NCCO we answer with — a fresh `streamNcco` — so the call resumes.
  *  - `unknownNumberNcco`: says so and ends (the NCCO runs out: Vonage hangs up).
+ *  - `busyNcco`: the node is at its limit: says so and ends.
  *  - `transferNcco`: `connect` to a phone number or SIP URI (blind transfer).
  */
 
@@ -47,6 +48,11 @@ export function streamNcco(o: StreamNccoOptions): NccoAction[] {
 
 export function unknownNumberNcco(): NccoAction[] {
   return [{ action: 'talk', text: 'The number you have called is not in service. Goodbye.' }];
+}
+
+/** This node is at its limit (bridge/admission.ts): the caller is told, the NCCO runs out, Vonage hangs up. */
+export function busyNcco(): NccoAction[] {
+  return [{ action: 'talk', text: 'All our lines are busy right now. Please call again in a few minutes. Goodbye.' }];
 }
 
 /** A call that has already ended: nothing more to run (Vonage hangs up). */

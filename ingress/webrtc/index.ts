@@ -21,6 +21,7 @@ import type { FastifyReply } from 'fastify';
 import type { HttpServer } from '../../api/server.ts';
 import type { GrantResolver } from '../../api/subscribe.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
+import type { CallAdmission } from '../../bridge/admission.ts';
 import { routeInbound } from '../../bridge/inbound.ts';
 import type { Logger } from '../../cli/logger.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
@@ -37,6 +38,8 @@ export interface WebrtcDeps {
   http: HttpServer;
   store: Store<SwitchboardTables>;
   calls: CallManager;
+  /** New calls beyond this node's limits get 503 with Retry-After (absent = no limits). */
+  admission?: CallAdmission;
   logger: Logger;
   dataDir: string;
   env: NodeJS.ProcessEnv;
@@ -115,7 +118,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
       const { peer, answer } = negotiated;
       let decision: Awaited<ReturnType<typeof routeInbound>>;
       try {
-        decision = await routeInbound(deps.store, { provider: 'webrtc', providerCallId: route.session, from: route.from, to: route.to }, 'webrtc:offer');
+        decision = await routeInbound(deps.store, { provider: 'webrtc', providerCallId: route.session, from: route.from, to: route.to }, 'webrtc:offer', deps.admission);
       } catch (err) {
         peer.close();
         throw err;
@@ -124,6 +127,10 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
         peer.close();
         if (decision.kind === 'rejected') return problem(reply, 404, 'unknown_number', `no agent answers ${route.to}`);
         if (decision.kind === 'ended') return problem(reply, 410, 'call_ended', 'the call has ended');
+        if (decision.kind === 'busy') {
+          reply.header('Retry-After', String(decision.retryAfterS));
+          return problem(reply, 503, decision.reason, 'all lines are busy on this node; try again later');
+        }
         return problem(reply, 409, 'transfer_unsupported', 'the call is being transferred, which a browser call cannot follow');
       }
       const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, session: route.session });

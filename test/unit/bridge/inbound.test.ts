@@ -48,3 +48,21 @@ test('a number without a provider answers every ingress; an unknown number is lo
   assert.deepEqual(await routeInbound(store, inbound('sip', '+15550000404', 'x'), 'test'), { kind: 'rejected', reason: 'unknown_number' });
   assert.deepEqual(rejections(UNROUTED_TENANT).map((r) => r.reason), ['unknown_number']);
 });
+
+test('at the node limit a new call is busy (logged, no call row); a retry or resume of a call it has still comes in', async () => {
+  const { CallAdmission } = await import('../../../bridge/admission.ts');
+  const live = new Set<string>();
+  const admission = new CallAdmission({ maxCalls: 1, maxLoopLagMs: 0, live });
+  const a = await routeInbound(store, inbound('sip', '+15557000002', 'cap-a'), 'test', admission);
+  assert.equal(a.kind, 'accepted');
+  if (a.kind === 'accepted') live.add(a.callId); // its media connected
+  const b = await routeInbound(store, inbound('sip', '+15557000002', 'cap-b'), 'test', admission);
+  assert.deepEqual(b, { kind: 'busy', reason: 'over_capacity', retryAfterS: 30 });
+  assert.equal(store.read('acme').calls.findOne({ provider: 'sip', provider_call_id: 'cap-b' }), undefined, 'no call row for the refused call');
+  const refused = rejections('acme').filter((r) => r.provider === 'sip');
+  assert.match(refused.at(-1)?.reason ?? '', /^over_capacity: 1 live calls, limit 1$/);
+  const retry = await routeInbound(store, inbound('sip', '+15557000002', 'cap-a'), 'test', admission);
+  assert.equal(retry.kind, 'accepted', 'the call the node already carries is never refused');
+  if (a.kind === 'accepted') live.delete(a.callId); // it ended
+  assert.equal((await routeInbound(store, inbound('sip', '+15557000002', 'cap-c'), 'test', admission)).kind, 'accepted');
+});

@@ -1,0 +1,145 @@
+/**
+ * Admission control for new calls: refuse a call the node cannot carry rather
+ * than degrade every call it already has. One event loop paces all media
+ * (media/pacer.ts); past its capacity every call's audio arrives late, not
+ * only the newest one's. A refused caller gets the provider's busy/overload
+ * answer (Twilio `<Reject reason="busy">`, SIP 503 with Retry-After, WebRTC
+ * 503, a Vonage busy message) and the attempt is logged as `call_rejected`.
+ *
+ * Two limits, both off unless configured:
+ *  - `maxCalls` (SWITCHBOARD_MAX_CALLS): live calls on this node, counting
+ *    calls admitted whose media has not connected yet (a webhook burst would
+ *    otherwise all pass the check before the first media socket opens);
+ *  - `maxLoopLagMs` (SWITCHBOARD_MAX_LOOP_LAG_MS): the event loop's delay p99
+ *    over the last second; above it, new calls wait until the node recovers.
+ *
+ * Only new calls are checked: a provider retrying its webhook, or resuming a
+ * call after a restart or a dropped socket, gets its call back.
+ */
+
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+
+export interface AdmissionOptions {
+  /** Most live calls on this node; 0 = no limit. */
+  maxCalls: number;
+  /** Refuse new calls while the event loop's recent delay p99 exceeds this (ms); 0 = off. */
+  maxLoopLagMs: number;
+  /** Call ids with a live media session on this node. */
+  live: { readonly size: number; has(callId: string): boolean };
+  /** The event loop's delay p99 over the last window, ms. */
+  loopLagMs?: () => number;
+  /** Monotonic ms (tests). */
+  now?: () => number;
+  /** How long an admitted call counts while its media has not connected. Default 15 s. */
+  pendingMs?: number;
+}
+
+export interface Refusal {
+  reason: 'over_capacity' | 'overloaded';
+  detail: string;
+  /** Seconds a caller (or a proxy) should wait before trying this node again. */
+  retryAfterS: number;
+}
+
+/** SWITCHBOARD_MAX_CALLS and SWITCHBOARD_MAX_LOOP_LAG_MS: whole numbers ≥ 0 (0 or unset = off); anything else is refused at start. */
+export function admissionLimits(env: NodeJS.ProcessEnv): { maxCalls: number; maxLoopLagMs: number } {
+  const read = (name: string): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return 0;
+    if (!/^\d{1,7}$/.test(raw.trim())) throw new Error(`${name} must be a whole number ≥ 0 (0 = no limit); got ${JSON.stringify(raw)}`);
+    return Number(raw.trim());
+  };
+  return { maxCalls: read('SWITCHBOARD_MAX_CALLS'), maxLoopLagMs: read('SWITCHBOARD_MAX_LOOP_LAG_MS') };
+}
+
+interface Pending {
+  expires: number;
+  callId: string | null;
+}
+
+export class CallAdmission {
+  private readonly pending = new Map<string, Pending>();
+  private readonly now: () => number;
+  private readonly pendingMs: number;
+
+  constructor(private readonly opts: AdmissionOptions) {
+    this.now = opts.now ?? (() => performance.now());
+    this.pendingMs = opts.pendingMs ?? 15_000;
+  }
+
+  get enabled(): boolean {
+    return this.opts.maxCalls > 0 || this.opts.maxLoopLagMs > 0;
+  }
+
+  /** Live calls plus admitted calls still waiting for their media. */
+  get count(): number {
+    this.prune();
+    return this.opts.live.size + this.pending.size;
+  }
+
+  /**
+   * Checks a new call (`key`: provider + the provider's call id) and, when it may come in, holds its place until
+   * `bind()`/`release()` or the pending window ends. Returns the refusal, or null when admitted.
+   */
+  reserve(key: string): Refusal | null {
+    if (!this.enabled) return null;
+    if (this.pending.has(key)) return null;
+    const lag = this.opts.maxLoopLagMs > 0 ? (this.opts.loopLagMs?.() ?? 0) : 0;
+    if (this.opts.maxLoopLagMs > 0 && lag > this.opts.maxLoopLagMs) {
+      return { reason: 'overloaded', detail: `media loop delay p99 ${lag.toFixed(0)} ms > ${this.opts.maxLoopLagMs} ms`, retryAfterS: 5 };
+    }
+    const count = this.count;
+    if (this.opts.maxCalls > 0 && count >= this.opts.maxCalls) {
+      return { reason: 'over_capacity', detail: `${count} live calls, limit ${this.opts.maxCalls}`, retryAfterS: 30 };
+    }
+    this.pending.set(key, { expires: this.now() + this.pendingMs, callId: null });
+    return null;
+  }
+
+  /** The reserved call got its call id: it stops counting as pending once its media session is live. */
+  bind(key: string, callId: string): void {
+    const p = this.pending.get(key);
+    if (p) p.callId = callId;
+  }
+
+  /** The reserved call did not come in after all (routing failed). */
+  release(key: string): void {
+    this.pending.delete(key);
+  }
+
+  private prune(): void {
+    const now = this.now();
+    for (const [key, p] of this.pending) {
+      if (p.expires <= now || (p.callId !== null && this.opts.live.has(p.callId))) this.pending.delete(key);
+    }
+  }
+}
+
+/**
+ * The event loop's delay p99 over the last completed window (default 1 s), from
+ * `monitorEventLoopDelay`. `stop()` ends the sampling.
+ */
+export class LoopLag {
+  private readonly histogram: IntervalHistogram;
+  private readonly timer: NodeJS.Timeout;
+  private lastP99Ms = 0;
+
+  constructor(windowMs = 1000) {
+    this.histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.histogram.enable();
+    this.timer = setInterval(() => {
+      this.lastP99Ms = this.histogram.percentile(99) / 1e6;
+      this.histogram.reset();
+    }, windowMs);
+    this.timer.unref();
+  }
+
+  get p99Ms(): number {
+    return this.lastP99Ms;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.histogram.disable();
+  }
+}
