@@ -102,6 +102,11 @@ export class CallAdmission {
     if (p) p.callId = callId;
   }
 
+  /** The call's media session is live: from now on it counts as a live call, not as a pending one. */
+  attached(callId: string): void {
+    for (const [key, p] of this.pending) if (p.callId === callId) this.pending.delete(key);
+  }
+
   /** The reserved call did not come in after all (routing failed). */
   release(key: string): void {
     this.pending.delete(key);

@@ -9,12 +9,18 @@ import { CallSession, type CallRef, type SessionDeps } from './call-session.ts';
 
 export class CallManager {
   private readonly sessions = new Map<string, CallSession>();
+  private readonly attachedListeners: Array<(callId: string) => void> = [];
   private closing = false;
 
   constructor(private readonly deps: SessionDeps) {}
 
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** `cb(callId)` each time a call's media session goes live on this node (a throwing listener is ignored). */
+  onAttached(cb: (callId: string) => void): void {
+    this.attachedListeners.push(cb);
   }
 
   has(callId: string): boolean {
@@ -38,6 +44,13 @@ export class CallManager {
       });
       if (leg.closed) return session;
       this.sessions.set(ref.callId, session);
+      for (const cb of this.attachedListeners) {
+        try {
+          cb(ref.callId);
+        } catch {
+          // A listener's failure is its own; the session is live either way.
+        }
+      }
       return session;
     } catch (err) {
       leg.close(`media refused: ${(err as Error).message}`);

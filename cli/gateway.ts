@@ -113,6 +113,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   });
   const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag() : null;
   const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}) });
+  calls.onAttached((callId) => admission.attached(callId));
   if (admission.enabled) logger.info({ ...limits }, 'admission control on: new calls beyond these limits get a busy answer');
   const http = new HttpServer(logger);
   metrics.attach({

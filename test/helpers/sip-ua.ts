@@ -34,6 +34,8 @@ export interface InviteResult {
   status: number;
   /** Every status received for the INVITE(s), in order. */
   statuses: number[];
+  /** The final response's Retry-After, if any. */
+  retryAfter?: string;
 }
 
 const rnd = (): string => crypto.randomBytes(8).toString('hex');
@@ -197,7 +199,8 @@ export class SipUa {
       if (!ip || !port) this.media.protocolErrors.push(`2xx without a usable SDP answer: ${JSON.stringify(sdp)}`);
       else this.media.start({ address: ip, port });
     }
-    return { status: res.status, statuses };
+    const retryAfter = res.headers.get('retry-after');
+    return { status: res.status, statuses, ...(retryAfter ? { retryAfter } : {}) };
   }
 
   /** The INVITE as last sent (its retransmission is these bytes again). */

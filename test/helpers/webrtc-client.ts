@@ -30,7 +30,7 @@ interface Leg {
   eventPt: number | null;
 }
 
-export type OfferOutcome = { status: number; body: string };
+export type OfferOutcome = { status: number; body: string; retryAfter?: string };
 
 export class WebrtcClient {
   token: string | null = null;
@@ -143,7 +143,8 @@ export class WebrtcClient {
     const body = await res.text();
     if (res.status !== 201) {
       await pc.close();
-      return { status: res.status, body };
+      const retryAfter = res.headers.get('retry-after');
+      return { status: res.status, body, ...(retryAfter ? { retryAfter } : {}) };
     }
     this.token = res.headers.get('x-switchboard-resume') ?? this.token;
     this.callId = res.headers.get('x-switchboard-call') ?? this.callId;

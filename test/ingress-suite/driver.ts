@@ -34,8 +34,12 @@ export interface ForgedResult {
   expected?: number;
 }
 
-/** How a dial came out, whatever the provider's wording: media flowing, refused by the gateway (unknown number), or failed. */
-export type DialOutcome = { kind: 'streaming' } | { kind: 'refused' } | { kind: 'error'; detail: string };
+/**
+ * How a dial came out, whatever the provider's wording: media flowing, refused by the gateway (unknown number),
+ * busy (the node is at its limit: Twilio `<Reject reason="busy">`, a Vonage busy message, SIP or WebRTC 503 with
+ * a Retry-After), or failed.
+ */
+export type DialOutcome = { kind: 'streaming' } | { kind: 'refused' } | { kind: 'busy' } | { kind: 'error'; detail: string };
 
 /** One caller on one provider. */
 export interface DriverCall {

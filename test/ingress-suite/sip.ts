@@ -67,6 +67,7 @@ class SipCall implements DriverCall {
       return { kind: 'streaming' };
     }
     if (r.status === 404) return { kind: 'refused' };
+    if (r.status === 503 && Number(r.retryAfter) > 0) return { kind: 'busy' };
     return { kind: 'error', detail: `INVITE final ${r.status} (statuses ${r.statuses.join(',')})` };
   }
 

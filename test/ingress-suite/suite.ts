@@ -36,8 +36,9 @@ export function runIngressSuite(driver: IngressDriver): void {
       for (const c of open.splice(0).reverse()) await c();
     });
 
-    async function gateway(policy: Policy = NOTIFY): Promise<TestGateway> {
-      const gw = await startTestGateway(driver.gatewayOptions ?? {});
+    async function gateway(policy: Policy = NOTIFY, env: Record<string, string> = {}): Promise<TestGateway> {
+      const base = driver.gatewayOptions ?? {};
+      const gw = await startTestGateway({ ...base, env: { ...base.env, ...env } });
       open.push(() => gw.stop());
       const who = { tenant: 'default', caller: 'test' };
       const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'suite', ...policy }, who));
@@ -107,6 +108,26 @@ export function runIngressSuite(driver: IngressDriver): void {
       const args = rejected[0]!.args as { provider: string; to: string };
       assert.deepEqual([args.provider, args.to], [driver.provider, UNKNOWN]);
       assert.equal(gw.store.read(null).calls.find().length, 0);
+    });
+
+    test("at the node's call limit a new call gets the provider's busy answer and a call_rejected row; the live call carries on; once it ends calls come in again", { timeout: 90_000 }, async () => {
+      const gw = await gateway(NOTIFY, { SWITCHBOARD_MAX_CALLS: '1' });
+      const a = caller(gw);
+      assert.deepEqual(await a.dial(), { kind: 'streaming' });
+      const b = caller(gw);
+      assert.deepEqual(await b.dial(), { kind: 'busy' });
+      const rejected = [...gw.store.events()].filter((e) => e.reducer === 'call_rejected');
+      assert.equal(rejected.length, 1);
+      assert.match((rejected[0]!.args as { reason: string }).reason, /^over_capacity: 1 live calls, limit 1$/);
+      assert.equal(callOf(gw, b), undefined, 'no call row for the refused call');
+      const callA = callOf(gw, a)!;
+      await a.waitFor(() => succeeded(gw, callA.id) >= 1, T.turn, 'the live call was greeted');
+      a.sendDtmf('5');
+      await a.waitFor(() => actions(gw, callA.id).some((x) => JSON.stringify(x.args).includes('pressed 5')), T.turn, 'the live call still has its agent');
+      await endCall(gw, a);
+      const c = caller(gw);
+      assert.deepEqual(await c.dial(), { kind: 'streaming' }, 'a call comes in once the first has ended');
+      await endCall(gw, c);
     });
 
     test('forged requests (unsigned or wrongly signed webhooks and media upgrades, failed trunk auth, forged tokens) are refused and nothing is written', { timeout: 30_000 }, async () => {

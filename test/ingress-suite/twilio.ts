@@ -15,7 +15,7 @@ class TwilioCall implements DriverCall {
   async dial(): Promise<DialOutcome> {
     const r = await this.peer.dial();
     if (r.kind === 'streaming') return { kind: 'streaming' };
-    if (r.kind === 'rejected') return { kind: 'refused' };
+    if (r.kind === 'rejected') return this.peer.endDetail === 'busy' ? { kind: 'busy' } : { kind: 'refused' };
     return { kind: 'error', detail: `${r.reason} ${r.status ?? ''} ${r.body ?? ''}` };
   }
   speak(text: string): Promise<void> {

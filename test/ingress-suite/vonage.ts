@@ -16,7 +16,9 @@ class VonageCall implements DriverCall {
     const r = await this.peer.dial();
     if (r.kind === 'streaming') return { kind: 'streaming' };
     // An unknown number: the answer NCCO only talks, and the call ends when it runs out.
-    if (r.reason === 'ncco-ended' && this.peer.streams === 0 && this.peer.talks.length > 0) return { kind: 'refused' };
+    if (r.reason === 'ncco-ended' && this.peer.streams === 0 && this.peer.talks.length > 0) {
+      return /lines are busy/i.test(this.peer.talks.join(' ')) ? { kind: 'busy' } : { kind: 'refused' };
+    }
     return { kind: 'error', detail: `${r.reason} ${r.status ?? ''} ${r.body ?? ''}` };
   }
   speak(text: string): Promise<void> {

@@ -23,6 +23,7 @@ class WebrtcCall implements DriverCall {
     const r = await this.client.dial();
     if (r.status === 201) return { kind: 'streaming' };
     if (r.status === 404 && r.body.includes('unknown_number')) return { kind: 'refused' };
+    if (r.status === 503 && r.body.includes('over_capacity') && Number(r.retryAfter) > 0) return { kind: 'busy' };
     return { kind: 'error', detail: `offer ${r.status} ${r.body}` };
   }
   speak(text: string): Promise<void> {

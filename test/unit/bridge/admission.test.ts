@@ -39,6 +39,17 @@ test('an admitted call counts once: pending until its media is live, then as a l
   assert.equal(gate.count, 1);
 });
 
+test('a call that went live and ended before anyone counted frees its place (the manager reports attachment)', () => {
+  const { live, gate } = setup({ maxCalls: 1 });
+  assert.equal(gate.reserve('k1'), null);
+  gate.bind('k1', 'call-1');
+  live.add('call-1');
+  gate.attached('call-1');
+  live.delete('call-1'); // hung up before the next call asked
+  assert.equal(gate.count, 0);
+  assert.equal(gate.reserve('k2'), null);
+});
+
 test('while the event loop is late no new call comes in, whatever the count', () => {
   const { t, gate } = setup({ maxLoopLagMs: 40 });
   t.lag = 25;
