@@ -64,7 +64,10 @@
  * (50 calls/s), BENCH_TWILIO_DTMF_MS (4000, 0 = never), BENCH_TWILIO_WORKERS (2),
  * BENCH_TWILIO_SEARCH (1), BENCH_TWILIO_SEARCH_SECONDS (15), BENCH_TWILIO_PROBE (1),
  * BENCH_TWILIO_STT (none), BENCH_TWILIO_DEADLINE_S (900, hard stop),
- * BENCH_TWILIO_CPU_PROF=DIR (write V8 CPU profiles of the gateway to DIR).
+ * BENCH_TWILIO_CPU_PROF=DIR (write V8 CPU profiles of the gateway to DIR),
+ * BENCH_TWILIO_MAX_CALLS / BENCH_TWILIO_MAX_LOOP_LAG_MS (the gateway's admission
+ * limits, off by default: calls past them get <Reject reason="busy">, counted as
+ * twilio.cN.refused_busy; the other figures are then those of the calls carried).
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -91,7 +94,7 @@ import {
   TAPS_ON,
 } from './twilio/shared.ts';
 
-import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, RAMP, SEARCH, SEARCH_SECONDS, SECONDS, STT, WORKERS } from './twilio/config.ts';
+import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, MAX_CALLS, MAX_LOOP_LAG_MS, RAMP, SEARCH, SEARCH_SECONDS, SECONDS, STT, WORKERS } from './twilio/config.ts';
 import { ask, fdLimit, killChildren, nextMessage, spawnChild, stopChild } from './twilio/children.ts';
 import { briefFigures, describe, meetsLate, report, reportPhase, type Phase } from './twilio/report.ts';
 /** Calls placed and hung up before the ramp (JIT, lazily loaded modules, TTS cache), not counted anywhere. */
@@ -166,7 +169,7 @@ async function clipFrames(): Promise<{ greeting: number; reply: number; texts: s
 // ─────────────────────────────── one phase ───────────────────────────────
 
 
-function mergeClients(list: ClientStats[]): Phase['client'] & { streaming: number; failed: number; failures: Record<string, number>; dropped: number } {
+function mergeClients(list: ClientStats[]): Phase['client'] & { streaming: number; failed: number; busy: number; failures: Record<string, number>; dropped: number } {
   const sum = (f: (s: ClientStats) => number): number => list.reduce((a, s) => a + f(s), 0);
   const failures: Record<string, number> = {};
   const playFrames: Record<string, number> = {};
@@ -177,6 +180,7 @@ function mergeClients(list: ClientStats[]): Phase['client'] & { streaming: numbe
   return {
     streaming: sum((s) => s.streaming),
     failed: sum((s) => s.failed),
+    busy: sum((s) => s.busy),
     failures,
     dropped: sum((s) => s.droppedByServer),
     framesSent: sum((s) => s.framesSent),
@@ -212,7 +216,8 @@ async function runPhase(kind: 'gateway' | 'bare', calls: number, seconds: number
       if (calls === CALLS) log(`  ${tag}: seeded ${seeded}`);
       logFd = fs.openSync(path.join(dataDir, 'gateway.log'), 'w');
       // Taps off: no speech recogniser (consent by DTMF, no caller transcripts); local TTS, as the bare clip lengths assume.
-      const env = gatewayEnv({ logLevel: 'info', env: { SWITCHBOARD_STT: STT, SWITCHBOARD_TTS: 'espeak' } }, port, dataDir);
+      const limits = { ...(MAX_CALLS > 0 ? { SWITCHBOARD_MAX_CALLS: String(MAX_CALLS) } : {}), ...(MAX_LOOP_LAG_MS > 0 ? { SWITCHBOARD_MAX_LOOP_LAG_MS: String(MAX_LOOP_LAG_MS) } : {}) };
+      const env = gatewayEnv({ logLevel: 'info', env: { SWITCHBOARD_STT: STT, SWITCHBOARD_TTS: 'espeak', ...limits } }, port, dataDir);
       delete env.DEEPGRAM_API_KEY;
       // One file per thread (main + tsx's loader thread), named CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile.
       const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
@@ -343,6 +348,7 @@ async function runPhase(kind: 'gateway' | 'bare', calls: number, seconds: number
       seconds,
       streamingAtEnd: client.streaming,
       setupFailed: client.failed,
+      setupBusy: client.busy,
       failures: client.failures,
       droppedByServer: client.dropped,
       server: serverStats,

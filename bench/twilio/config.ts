@@ -10,3 +10,6 @@ export const SEARCH_SECONDS = Number(process.env.BENCH_TWILIO_SEARCH_SECONDS ?? 
 export const CPU_PROF = process.env.BENCH_TWILIO_CPU_PROF ?? '';
 /** The gateway's SWITCHBOARD_STT: none by default (taps off); `auto`/`pocketsphinx` to include the consent recogniser. */
 export const STT = process.env.BENCH_TWILIO_STT ?? 'none';
+/** The gateway's admission limits (SWITCHBOARD_MAX_CALLS, SWITCHBOARD_MAX_LOOP_LAG_MS); 0 = off (the default). */
+export const MAX_CALLS = Number(process.env.BENCH_TWILIO_MAX_CALLS ?? 0);
+export const MAX_LOOP_LAG_MS = Number(process.env.BENCH_TWILIO_MAX_LOOP_LAG_MS ?? 0);

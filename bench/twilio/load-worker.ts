@@ -61,6 +61,7 @@ let cfg: Extract<WorkerCommand, { type: 'start' }> | null = null;
 const calls: Call[] = [];
 const buckets: Call[][] = Array.from({ length: BUCKETS }, () => []);
 let failed = 0;
+let busy = 0;
 const failures: Record<string, number> = {};
 let droppedByServer = 0;
 let streamingCount = 0;
@@ -147,6 +148,11 @@ async function place(c: Call): Promise<void> {
   }
   webhook.add(performance.now() - t0);
   if (res.status !== 200) return fail(`webhook HTTP ${res.status}`);
+  // Admission control: the gateway is at its limit and says so; not a failure of the gateway.
+  if (/<Reject[^>]*\sreason="busy"/.test(res.body)) {
+    busy++;
+    return;
+  }
   const streamUrl = /<Stream[^>]*\surl="([^"]+)"/.exec(res.body)?.[1];
   const token = /<Parameter[^>]*\sname="token"[^>]*\svalue="([^"]*)"/.exec(res.body)?.[1];
   if (!streamUrl || token === undefined) return fail('twiml: no <Stream>');
@@ -320,6 +326,7 @@ function stats(): ClientStats {
   return {
     streaming: streamingCount,
     failed,
+    busy,
     failures,
     droppedByServer,
     framesSent,

@@ -12,6 +12,8 @@ export interface Phase {
   seconds: number;
   streamingAtEnd: number;
   setupFailed: number;
+  /** Calls refused busy by the gateway's admission control. */
+  setupBusy: number;
   failures: Record<string, number>;
   droppedByServer: number;
   server: ServerStats;
@@ -53,7 +55,7 @@ export function describe(p: Phase): void {
   const tu = c.turn.summary();
   const wh = c.webhook.summary();
   log(
-    `  ${p.kind} c${p.calls}: ${p.streamingAtEnd}/${p.calls} streaming (setup ${fmt(p.setupSeconds)} s, ${p.setupFailed} failed, ${p.droppedByServer} dropped by server)` +
+    `  ${p.kind} c${p.calls}: ${p.streamingAtEnd}/${p.calls} streaming (setup ${fmt(p.setupSeconds)} s, ${p.setupFailed} failed, ${p.setupBusy} refused busy, ${p.droppedByServer} dropped by server)` +
       (Object.keys(p.failures).length ? ` failures ${JSON.stringify(p.failures)}` : ''),
   );
   log(
@@ -102,7 +104,10 @@ export function report(input: Parameters<typeof rawReport>[0]): void {
 export function reportPhase(g: Phase, b: Phase | null): void {
   const p = `twilio${TAPS_ON() ? '.taps' : ''}.c${g.calls}`;
   const win = `${g.seconds} s window, ${g.calls} calls, DTMF every ${DTMF_MS} ms after the greeting`;
-  report({ figure: `${p}.calls_streaming`, value: g.streamingAtEnd, unit: 'calls', target: { op: '>=', value: g.calls }, note: `calls still streaming at the end of the ${win}; setup failures ${g.setupFailed}, dropped by the gateway ${g.droppedByServer}` });
+  report({ figure: `${p}.calls_streaming`, value: g.streamingAtEnd, unit: 'calls', target: { op: '>=', value: g.calls }, note: `calls still streaming at the end of the ${win}; setup failures ${g.setupFailed}, refused busy ${g.setupBusy}, dropped by the gateway ${g.droppedByServer}` });
+  if (g.setupBusy > 0) {
+    report({ figure: `${p}.refused_busy`, value: g.setupBusy, unit: 'calls', note: 'new calls the gateway answered <Reject reason="busy"> (admission control: BENCH_TWILIO_MAX_CALLS / BENCH_TWILIO_MAX_LOOP_LAG_MS); the late-frame and latency figures are those of the calls it carried' });
+  }
   report({
     figure: `${p}.late_frames`,
     value: g.client.lateFrames,

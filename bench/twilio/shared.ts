@@ -177,6 +177,8 @@ export interface ClientStats {
   /** Calls streaming (start sent, socket open) now. */
   streaming: number;
   failed: number;
+  /** Calls the gateway refused with <Reject reason="busy"> (admission control, BENCH_TWILIO_MAX_CALLS). */
+  busy: number;
   failures: Record<string, number>;
   /** Sockets the server closed while the call was streaming. */
   droppedByServer: number;
