@@ -49,6 +49,12 @@ export interface LegDescription {
    * again and is told to dial the target (Twilio <Dial>). `none` — not possible.
    */
   transfer?: 'redirect' | 'none';
+  /**
+   * The far end expects a packet every 20 ms whether or not the agent speaks (G.711 RTP to a trunk: carriers
+   * drop calls on RTP inactivity, and jitter buffers read a silence gap as network delay). The pipeline then
+   * calls `sendIdle()` for every slot without agent audio.
+   */
+  continuousMedia?: boolean;
 }
 
 export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
@@ -58,6 +64,9 @@ export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
 
   /** Sends one paced 20 ms frame at `description.outputRate`. */
   abstract sendFrame(samples: Int16Array): void;
+
+  /** A 20 ms slot passed with no agent audio (called only when `description.continuousMedia`). */
+  sendIdle(): void {}
 
   /** Sends a mark behind the audio sent so far (only when `reportsPlayout`). */
   abstract sendMark(name: string): void;

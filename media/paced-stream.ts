@@ -37,6 +37,8 @@ export interface PacedStreamStats {
 
 type PacedStreamEvents = {
   frame: [frame: AudioFrame];
+  /** A slot passed with no audio to send (only when `fireIdle` is set); `timestamp` as a frame's would be. */
+  idle: [timestamp: number];
   mark: [mark: MarkEvent];
   error: [err: unknown];
 };
@@ -140,6 +142,7 @@ export class PacedStream extends SafeEmitter<PacedStreamEvents> {
     const ts = this.mediaTs;
     this.mediaTs += this.frameSamples;
     let item = this.queue[this.head];
+    if ((item === undefined || typeof item === 'string') && this.fireIdle) this.fireSlotIdle(ts);
     if (item !== undefined && typeof item !== 'string') {
       this.shift();
       this.queuedFrames--;
@@ -159,7 +162,17 @@ export class PacedStream extends SafeEmitter<PacedStreamEvents> {
     }
   }
 
-  private fire<K extends 'frame' | 'mark'>(event: K, ...args: PacedStreamEvents[K]): void {
+  /**
+   * Fire 'idle' for slots without audio: for legs whose far end expects a packet every 20 ms (RTP without
+   * silence suppression), so they can send silence and keep their media clock running.
+   */
+  fireIdle = false;
+
+  private fireSlotIdle(ts: number): void {
+    this.fire('idle', ts);
+  }
+
+  private fire<K extends 'frame' | 'mark' | 'idle'>(event: K, ...args: PacedStreamEvents[K]): void {
     const errors = this.emit(event, ...args);
     if (!errors) return;
     for (const err of errors) {

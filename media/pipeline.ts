@@ -84,11 +84,13 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
     super();
     this.vad = new EnergyVad(opts.vad);
     this.outbound = new PacedStream(leg.description.outputRate);
+    this.outbound.fireIdle = leg.description.continuousMedia === true;
     this.unsubscribe.push(
       leg.on('audio', (f) => this.onCallerFrame(f)),
       leg.on('dtmf', (d) => void this.emit('dtmf', d)),
       leg.on('markPlayed', (name) => this.onMarkPlayed(name)),
       this.outbound.on('frame', (f) => this.onAgentFrame(f)),
+      this.outbound.on('idle', () => void (this.leg.closed || this.leg.sendIdle())),
       this.outbound.on('mark', (m) => this.onLocalMark(m)),
     );
     clock.add(this.outbound);

@@ -13,6 +13,8 @@ import type { DialogSnapshot } from './dialog.ts';
 import type { RtpSession } from './rtp.ts';
 
 const FRAME = 160; // 20 ms at 8 kHz
+/** 20 ms of digital silence, sent in slots without agent audio (never written to). */
+const SILENCE = new Int16Array(FRAME);
 /** A silence fill never exceeds this many frames (a long pause is not loss). */
 const MAX_FILL_FRAMES = 25;
 
@@ -41,6 +43,8 @@ export class SipLeg extends CallLeg {
       reportsPlayout: false,
       resume: { ...dialog } as unknown as Record<string, unknown>,
       transfer: 'none',
+      // RTP to a trunk runs without gaps: RTP-inactivity timers, and timestamps that follow the clock.
+      continuousMedia: true,
     };
     this.updateMedia();
     rtp.on('audio', (samples, gap) => this.onAudio(samples, gap));
@@ -54,6 +58,11 @@ export class SipLeg extends CallLeg {
 
   sendFrame(samples: Int16Array): void {
     this.rtp.send(samples);
+  }
+
+  /** No agent audio in this slot: silence, so the far end's RTP never stalls and our timestamps keep time. */
+  override sendIdle(): void {
+    this.rtp.send(SILENCE);
   }
 
   sendMark(): void {

@@ -9,11 +9,17 @@ export class MemoryLeg extends CallLeg {
   readonly sentFrames: Int16Array[] = [];
   readonly sentMarks: string[] = [];
   clears = 0;
+  /** Slots with no agent audio the pipeline reported (continuousMedia legs only). */
+  idles = 0;
   private ts = 0;
 
-  constructor(reportsPlayout: boolean) {
+  constructor(reportsPlayout: boolean, continuousMedia = false) {
     super();
-    this.description = { provider: 'webrtc', session: 'mem', codec: 'L16', inputRate: 8000, outputRate: 8000, reportsPlayout, resume: null };
+    this.description = { provider: 'webrtc', session: 'mem', codec: 'L16', inputRate: 8000, outputRate: 8000, reportsPlayout, resume: null, continuousMedia };
+  }
+
+  override sendIdle(): void {
+    this.idles++;
   }
 
   sendFrame(samples: Int16Array): void {

@@ -26,6 +26,10 @@ export class RtpCaller {
   /** Agent µ-law payloads received, in arrival order. */
   readonly received: Buffer[] = [];
   receivedBytes = 0;
+  /** Packets of pure digital silence the gateway sent while the agent was quiet. */
+  silencePackets = 0;
+  /** The last 2,000 audio packets' arrival time, sequence number, timestamp and whether they were silence. */
+  readonly arrivals: Array<{ at: number; seq: number; ts: number; silence: boolean }> = [];
   readonly protocolErrors: string[] = [];
   /** Agent talk spurts cut off by the caller's speech (see the file comment). */
   cutOff = 0;
@@ -144,6 +148,14 @@ export class RtpCaller {
     let end = buf.length;
     if (buf[0]! & 0x20) end -= buf[buf.length - 1]!;
     const payload = Buffer.from(buf.subarray(off, end));
+    const silence = payload.every((b) => b === 0xff);
+    this.arrivals.push({ at: performance.now(), seq: buf.readUInt16BE(2), ts: buf.readUInt32BE(4), silence });
+    if (this.arrivals.length > 2000) this.arrivals.splice(0, 1000);
+    // Digital silence (µ-law 0xFF): the gateway keeps RTP flowing between talk spurts; not agent audio.
+    if (silence) {
+      this.silencePackets++;
+      return;
+    }
     this.received.push(payload);
     this.receivedBytes += payload.length;
     const now = performance.now();

@@ -113,3 +113,39 @@ test('closing the pipeline settles pending plays and stops pacing', async () => 
   advance(100);
   assert.equal(leg.sentFrames.length, sent);
 });
+
+test('a continuous-media leg (RTP to a trunk) gets a call for every slot without agent audio, and none while audio plays', () => {
+  let now = 0;
+  const clock = new MediaClock({ manual: true, now: () => now, phases: 4 });
+  clock.start();
+  const leg = new MemoryLeg(false, true);
+  const pipeline = new MediaPipeline(leg, clock);
+  const run = (ms: number): void => {
+    for (let t = 0; t < ms; t += 5) {
+      now += 5;
+      clock.tick();
+    }
+  };
+  run(180); // slots at 0, 20, … 180: ten of silence
+  assert.equal(leg.idles, 10);
+  assert.equal(leg.sentFrames.length, 0);
+  void pipeline.play(tone(100));
+  run(100);
+  assert.equal(leg.sentFrames.length, 5, 'five frames of audio');
+  assert.equal(leg.idles, 10, 'no silence while the agent speaks');
+  run(60);
+  assert.equal(leg.idles, 13, 'silence again once the audio ran out');
+  assert.equal(leg.sentFrames.length + leg.idles, 18, 'exactly one packet per 20 ms slot in all');
+  leg.close('test');
+  run(40);
+  assert.equal(leg.idles, 13, 'nothing after the leg closed');
+  pipeline.close();
+});
+
+test('a leg without continuous media (Twilio, Vonage, WebRTC) sends nothing in silent slots', () => {
+  const { leg, pipeline, advance } = setup(false);
+  advance(200);
+  assert.equal(leg.idles, 0);
+  assert.equal(leg.sentFrames.length, 0);
+  pipeline.close();
+});
