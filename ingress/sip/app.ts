@@ -19,7 +19,7 @@ import { Dialog, DialogState, dialogId, newTag, type DialogSnapshot } from './di
 import { parseSipUri } from './headers.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
-import { negotiate } from './sdp.ts';
+import { currentAnswer, negotiate } from './sdp.ts';
 import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
 import type { SipUas, UasHandler } from './uas.ts';
@@ -338,7 +338,7 @@ export class SipApp implements UasHandler {
       }
     } else {
       // A refresh without an offer: our current session as the offer (the ACK's answer is ignored).
-      answer = negotiateCurrent(ctx, address);
+      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, address);
     }
     ctx.awaitingAck = tx;
     tx.onNoAck = () => {
@@ -401,22 +401,4 @@ export class SipApp implements UasHandler {
     ctx.awaitingAck = null;
     this.deps.rtp.release(ctx.rtp.port);
   }
-}
-
-function negotiateCurrent(ctx: CallCtx, address: string): string {
-  const s = ctx.dialog.snap;
-  const pts = [s.payloadType, ...(s.eventPayloadType === null ? [] : [s.eventPayloadType])];
-  const lines = [
-    'v=0',
-    `o=switchboard ${s.sdpSession} ${s.sdpVersion} IN IP4 ${address}`,
-    's=switchboard',
-    `c=IN IP4 ${address}`,
-    't=0 0',
-    `m=audio ${ctx.rtp.port} RTP/AVP ${pts.join(' ')}`,
-    `a=rtpmap:${s.payloadType} ${s.codec}/8000`,
-    ...(s.eventPayloadType === null ? [] : [`a=rtpmap:${s.eventPayloadType} telephone-event/8000`, `a=fmtp:${s.eventPayloadType} 0-15`]),
-    'a=ptime:20',
-    `a=${ctx.held ? 'recvonly' : 'sendrecv'}`,
-  ];
-  return `${lines.join('\r\n')}\r\n`;
 }

@@ -5,6 +5,7 @@
  * with port 0; no usable audio is 488.
  */
 import * as sdpTransform from 'sdp-transform';
+import type { DialogSnapshot } from './dialog.ts';
 
 export type G711 = 'PCMU' | 'PCMA';
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
@@ -141,4 +142,25 @@ export function offerSdp(local: LocalMedia): string {
       },
     ],
   });
+}
+
+/**
+ * The SDP answer for the media a dialog has now (a re-INVITE that changes nothing, or a session refresh): same
+ * codec and event payload type, the session version as stored, recvonly while the call is held.
+ */
+export function currentAnswer(s: DialogSnapshot, port: number, held: boolean, address: string): string {
+  const pts = [s.payloadType, ...(s.eventPayloadType === null ? [] : [s.eventPayloadType])];
+  const lines = [
+    'v=0',
+    `o=switchboard ${s.sdpSession} ${s.sdpVersion} IN IP4 ${address}`,
+    's=switchboard',
+    `c=IN IP4 ${address}`,
+    't=0 0',
+    `m=audio ${port} RTP/AVP ${pts.join(' ')}`,
+    `a=rtpmap:${s.payloadType} ${s.codec}/8000`,
+    ...(s.eventPayloadType === null ? [] : [`a=rtpmap:${s.eventPayloadType} telephone-event/8000`, `a=fmtp:${s.eventPayloadType} 0-15`]),
+    'a=ptime:20',
+    `a=${held ? 'recvonly' : 'sendrecv'}`,
+  ];
+  return `${lines.join('\r\n')}\r\n`;
 }
