@@ -134,6 +134,13 @@ export class CallSession {
       session.state = saved.state as Record<string, Json>;
     }
     session.wire();
+    // The leg may have closed while this attach awaited the store and the agent registry: its 'closed' event is
+    // gone, so close the session now (else it would run consent and start a recogniser nobody ever closes).
+    const gone = leg.closedWith;
+    if (gone) {
+      await session.onLegClosed(gone);
+      return session;
+    }
     // The agent resumes only if it had started; a call cut off during consent starts it afresh.
     const resumed = saved !== undefined;
     session.log.info({ resumed, state: call?.state, turn: session.turn }, 'media attached');

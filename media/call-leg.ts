@@ -59,6 +59,7 @@ export interface LegDescription {
 
 export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
   private ended = false;
+  private closeInfo: LegClose | null = null;
 
   abstract readonly description: LegDescription;
 
@@ -81,10 +82,16 @@ export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
     return this.ended;
   }
 
+  /** How the leg closed (null while open): for a listener that subscribes after the fact. */
+  get closedWith(): LegClose | null {
+    return this.closeInfo;
+  }
+
   /** Closes once; emits `closed` once, whoever closed first. */
   close(reason: string, graceful = true): void {
     if (this.ended) return;
     this.ended = true;
+    this.closeInfo = { reason, graceful };
     try {
       this.doClose(reason);
     } finally {
@@ -96,6 +103,7 @@ export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
   protected remoteClosed(reason: string, graceful: boolean): void {
     if (this.ended) return;
     this.ended = true;
+    this.closeInfo = { reason, graceful };
     this.emit('closed', { reason, graceful });
   }
 
