@@ -311,7 +311,7 @@ export class Recorder implements FrameTap {
     }
     if (now - this.lastSyncAt >= this.o.fsyncIntervalMs) {
       this.lastSyncAt = now;
-      if (!this.writer.sync()) this.fail(now);
+      if (!this.writer.syncInBackground()) this.fail(now);
     }
   }
 

@@ -4,9 +4,11 @@
  *
  * Audio is copied into a small in-memory buffer and written through to the
  * file descriptor by `flush()` (the recorder calls it at least every 200 ms);
- * `sync()` fsyncs. A `kill -9` loses nothing that was flushed (the bytes are in
- * the page cache); a power loss loses at most what was written since the last
- * fsync. Journal lines are written and fsync'd one at a time.
+ * `sync()` fsyncs; `syncInBackground()` (the recorder's periodic sync) does it
+ * on libuv's thread pool, so hundreds of recording calls never hold the media
+ * event loop for the disk. A `kill -9` loses nothing that was flushed (the
+ * bytes are in the page cache); a power loss loses at most what was written
+ * since the last fsync. Journal lines are written and fsync'd one at a time.
  *
  * The writer never throws: the first I/O error (ENOSPC, EIO, EEXIST …) is
  * captured in `error`, both descriptors are closed and every later call is a
@@ -24,6 +26,8 @@ export interface RecorderIo {
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number): number;
   fsyncSync(fd: number): void;
   closeSync(fd: number): void;
+  /** fsync off the event loop; absent = the periodic sync is done with fsyncSync. */
+  fsync?(fd: number, done: (err: NodeJS.ErrnoException | null) => void): void;
 }
 
 /** node:fs, bound. */
@@ -33,6 +37,7 @@ export const nodeIo: RecorderIo = {
   writeSync: (fd, buffer, offset, length) => fs.writeSync(fd, buffer, offset, length),
   fsyncSync: (fd) => fs.fsyncSync(fd),
   closeSync: (fd) => fs.closeSync(fd),
+  fsync: (fd, done) => fs.fsync(fd, done),
 };
 
 /** The first I/O error a writer hit. */
@@ -78,6 +83,9 @@ export class SegmentWriter {
   private fd = -1;
   private logFd = -1;
   private dirty = false;
+  /** A background fsync is in flight on `fd`; `closeAfterSync`: close it when that returns. */
+  private syncing = false;
+  private closeAfterSync = -1;
 
   constructor(opts: SegmentWriterOptions) {
     this.dir = opts.dir;
@@ -140,11 +148,40 @@ export class SegmentWriter {
   /** fsyncs the segment file if anything was written since the last sync. */
   sync(): boolean {
     if (!this.ok) return false;
-    if (!this.dirty) return true;
+    if (!this.dirty && !this.syncing) return true;
     return this.guard(() => {
       this.io.fsyncSync(this.fd);
       this.dirty = false;
     });
+  }
+
+  /**
+   * fsyncs the segment file on the thread pool if anything was written since the last sync; at most one in
+   * flight. An error fails the writer (seen by the next call). Without `io.fsync`, the same as `sync()`.
+   */
+  syncInBackground(): boolean {
+    if (!this.ok) return false;
+    const fsync = this.io.fsync;
+    if (!fsync) return this.sync();
+    if (!this.dirty || this.syncing) return true;
+    this.syncing = true;
+    this.dirty = false;
+    const fd = this.fd;
+    fsync(fd, (err) => {
+      this.syncing = false;
+      if (this.closeAfterSync === fd) {
+        // Closed meanwhile (close() synced once more, blocking): only the descriptor is left to release.
+        this.closeAfterSync = -1;
+        this.closeQuietly(fd);
+        return;
+      }
+      if (err && this.ok) {
+        this.error = describe(err);
+        this.used = 0;
+        this.closeFds();
+      }
+    });
+    return true;
   }
 
   /** Appends one journal line and fsyncs it. */
@@ -199,15 +236,20 @@ export class SegmentWriter {
   }
 
   private closeFds(): void {
-    for (const fd of [this.fd, this.logFd]) {
-      if (fd < 0) continue;
-      try {
-        this.io.closeSync(fd);
-      } catch {
-        // Closing after a failed write may fail again (EIO); nothing more to do.
-      }
-    }
+    // A background fsync still holds the segment's descriptor: it is closed when that returns (closing it now
+    // could hand its number to another file before the thread pool uses it).
+    if (this.syncing && this.fd >= 0) this.closeAfterSync = this.fd;
+    else if (this.fd >= 0) this.closeQuietly(this.fd);
+    if (this.logFd >= 0) this.closeQuietly(this.logFd);
     this.fd = -1;
     this.logFd = -1;
+  }
+
+  private closeQuietly(fd: number): void {
+    try {
+      this.io.closeSync(fd);
+    } catch {
+      // Closing after a failed write may fail again (EIO); nothing more to do.
+    }
   }
 }

@@ -41,6 +41,11 @@ function faultyIo(opts: { budget?: number; fsyncCode?: string }): RecorderIo & {
       if (fd === pcmFd && opts.fsyncCode) throw errnoError(opts.fsyncCode, 'fsync');
       nodeIo.fsyncSync(fd);
     },
+    /** The periodic sync, on the thread pool: the error arrives in a later turn of the event loop. */
+    fsync(fd: number, done: (err: NodeJS.ErrnoException | null) => void): void {
+      if (fd === pcmFd && opts.fsyncCode) return void setImmediate(() => done(errnoError(opts.fsyncCode as string, 'fsync')));
+      fs.fsync(fd, done);
+    },
   };
   return io;
 }
@@ -96,11 +101,15 @@ test('ENOSPC: process() never throws, the recorder fails once, flushed bytes sta
   assert.equal(late, 1, 'a listener added after the failure is told at once');
 });
 
-test('EIO on fsync fails the recorder the same way', () => {
+test('EIO on the periodic fsync (off the event loop) fails the recorder the same way', async () => {
   const dir = path.join(tmpDir('sb-eio-'), 'rec');
   const clock = new ManualClock(ANSWERED);
   const rec = new Recorder({ dir, startedAtMs: ANSWERED, nowMs: clock.now, autoTick: false, fsyncIntervalMs: 500, io: faultyIo({ fsyncCode: 'EIO' }) });
   feed(rec, clock, 1000);
+  const failureNow = () => rec.failure;
+  assert.equal(failureNow(), undefined, 'the fsync runs on the thread pool: its answer comes later');
+  await new Promise((r) => setImmediate(r));
+  feed(rec, clock, 500);
   assert.equal(rec.failure?.code, 'EIO');
   assert.match(rec.failure?.reason ?? '', /EIO/);
   assert.ok(rec.failure!.flushedBytes > 0);
@@ -125,6 +134,8 @@ test('real ENOSPC on a 64 KiB tmpfs', async (t) => {
     const out = await finalize({ dir, segments: scan.segments });
     assert.equal(out.durationMs, seg.bytes / 32);
   } finally {
+    // A periodic fsync still on the thread pool keeps the segment's descriptor until its callback runs.
+    await new Promise((r) => setTimeout(r, 50));
     mnt.unmount();
   }
 });
