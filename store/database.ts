@@ -87,7 +87,7 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
     db.pragma(`synchronous = ${durability.synchronous}`);
     db.pragma(`cache_size = -${durability.cacheKiB}`);
     db.pragma('foreign_keys = OFF');
-    // Savepoint sub-journals (one per command) and temp indexes stay in memory, not temp files.
+    // Temp indexes and statement journals stay in memory, not temp files.
     db.pragma('temp_store = MEMORY');
     // Checkpoints run on the checkpoint thread (small and often), not inside a
     // batch's commit; this is only the backstop should that thread fall behind.
