@@ -22,10 +22,10 @@ import { twilioSignatureHeader, WebhookSender, type WebhookOutcome, type Webhook
 import type { DialResult, EndReason, PeerEvents, StreamInfo, TwilioPeerOptions } from './twilio-peer-types.ts';
 import { CallerClock } from './caller-clock.ts';
 import { Playout } from './playout.ts';
+import { parseGatewayMessage } from './twilio-stream-messages.ts';
 
 export { parseTwiml, type TwimlNode, type WebhookOutcome, type WebhookResponse };
 export type { DialResult, EndReason, PeerEvents, RedirectInfo, StreamInfo, TwilioPeerOptions } from './twilio-peer-types.ts';
-
 
 interface Live {
   info: StreamInfo;
@@ -386,37 +386,28 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
   }
 
   private onMessage(live: Live, data: WebSocket.RawData, isBinary: boolean): void {
-    if (isBinary) return void this.protocolErrors.push('binary frame');
-    const text = (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer)).toString('utf8');
-    let msg: unknown;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      return void this.protocolErrors.push(`invalid JSON: ${text.slice(0, 80)}`);
-    }
-    const m = (msg && typeof msg === 'object' ? msg : {}) as Record<string, unknown>;
-    const event = m.event;
-    if (event !== 'media' && event !== 'mark' && event !== 'clear') return void this.unknownMessages.push(msg);
-    if (m.streamSid !== live.info.streamSid) return void this.protocolErrors.push(`${event}: streamSid ${String(m.streamSid)} is not ${live.info.streamSid}`);
-    const body = (m[event] ?? {}) as Record<string, unknown>;
+    const m = parseGatewayMessage(data, isBinary, live.info.streamSid);
     const now = performance.now();
-    if (event === 'media') {
-      const payload = body.payload;
-      if (typeof payload !== 'string' || payload.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) return void this.protocolErrors.push('media: media.payload is not base64');
-      const audio = Buffer.from(payload, 'base64');
-      this.received.push(audio);
-      live.playout.enqueue(audio, now);
-      this.emit('media', audio);
-    } else if (event === 'mark') {
-      if (typeof body.name !== 'string') return void this.protocolErrors.push('mark: mark.name is missing');
-      this.marksReceived++;
-      live.marks.push({ name: body.name, at: Math.max(now, live.playout.end) });
-      this.pumpMarks(live);
-    } else {
-      this.clears++;
-      this.droppedOnClearBytes += this.cut(live, now);
-      clearTimeout(live.markTimer);
-      for (const mk of live.marks.splice(0)) this.echoMark(live, mk.name, 'cleared');
+    switch (m.kind) {
+      case 'error':
+        return void this.protocolErrors.push(m.error);
+      case 'unknown':
+        return void this.unknownMessages.push(m.msg);
+      case 'media':
+        this.received.push(m.audio);
+        live.playout.enqueue(m.audio, now);
+        this.emit('media', m.audio);
+        return;
+      case 'mark':
+        this.marksReceived++;
+        live.marks.push({ name: m.name, at: Math.max(now, live.playout.end) });
+        this.pumpMarks(live);
+        return;
+      case 'clear':
+        this.clears++;
+        this.droppedOnClearBytes += this.cut(live, now);
+        clearTimeout(live.markTimer);
+        for (const mk of live.marks.splice(0)) this.echoMark(live, mk.name, 'cleared');
     }
   }
 
