@@ -2,9 +2,9 @@
  * Admission control for new calls: refuse a call the node cannot carry rather
  * than degrade every call it already has. One event loop paces all media
  * (media/pacer.ts); past its capacity every call's audio arrives late, not
- * only the newest one's. A refused caller gets the provider's busy/overload
- * answer (Twilio `<Reject reason="busy">`, SIP 503 with Retry-After, WebRTC
- * 503, a Vonage busy message) and the attempt is logged as `call_rejected`.
+ * only the newest one's. A refused caller gets its ingress's busy/overload
+ * answer (routeInbound's `busy` decision, worded by each ingress in its own
+ * protocol, with `retryAfterS`) and the attempt is logged as `call_rejected`.
  *
  * Two limits, both off unless configured:
  *  - `maxCalls` (SWITCHBOARD_MAX_CALLS): live calls on this node, counting

@@ -62,9 +62,15 @@ export class PacedStream extends SafeEmitter<PacedStreamEvents> {
   private partialLen = 0;
   /** Media clock of the next slot, in samples since the stream joined a clock. */
   private mediaTs = 0;
+  private readonly fireIdle: boolean;
 
-  constructor(sampleRate: SampleRate) {
+  /**
+   * `fireIdle`: emit 'idle' for slots without audio, for legs whose far end expects a packet every 20 ms (RTP
+   * without silence suppression), so they can send silence and keep their media clock running.
+   */
+  constructor(sampleRate: SampleRate, opts: { fireIdle?: boolean } = {}) {
     super();
+    this.fireIdle = opts.fireIdle ?? false;
     this.sampleRate = sampleRate;
     this.frameSamples = samplesPerFrame(sampleRate);
     this.partial = new Int16Array(this.frameSamples);
@@ -142,7 +148,7 @@ export class PacedStream extends SafeEmitter<PacedStreamEvents> {
     const ts = this.mediaTs;
     this.mediaTs += this.frameSamples;
     let item = this.queue[this.head];
-    if ((item === undefined || typeof item === 'string') && this.fireIdle) this.fireSlotIdle(ts);
+    if (this.fireIdle && (item === undefined || typeof item === 'string')) this.fire('idle', ts);
     if (item !== undefined && typeof item !== 'string') {
       this.shift();
       this.queuedFrames--;
@@ -160,16 +166,6 @@ export class PacedStream extends SafeEmitter<PacedStreamEvents> {
       this.fire('mark', { name: item, cleared: false });
       item = this.queue[this.head];
     }
-  }
-
-  /**
-   * Fire 'idle' for slots without audio: for legs whose far end expects a packet every 20 ms (RTP without
-   * silence suppression), so they can send silence and keep their media clock running.
-   */
-  fireIdle = false;
-
-  private fireSlotIdle(ts: number): void {
-    this.fire('idle', ts);
   }
 
   private fire<K extends 'frame' | 'mark' | 'idle'>(event: K, ...args: PacedStreamEvents[K]): void {

@@ -83,8 +83,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   ) {
     super();
     this.vad = new EnergyVad(opts.vad);
-    this.outbound = new PacedStream(leg.description.outputRate);
-    this.outbound.fireIdle = leg.description.continuousMedia === true;
+    this.outbound = new PacedStream(leg.description.outputRate, { fireIdle: leg.description.continuousMedia === true });
     this.unsubscribe.push(
       leg.on('audio', (f) => this.onCallerFrame(f)),
       leg.on('dtmf', (d) => void this.emit('dtmf', d)),
