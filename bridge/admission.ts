@@ -120,6 +120,17 @@ export class CallAdmission {
   }
 }
 
+/** Sampling resolution of the loop-delay histogram, ms. */
+const LAG_RESOLUTION_MS = 10;
+
+/**
+ * The loop's delay from a `monitorEventLoopDelay` reading (ns): the histogram records whole timer intervals,
+ * resolution included, so an idle loop reads ~10 ms; the resolution is taken off.
+ */
+export function lagMs(histogramNs: number): number {
+  return Math.max(0, histogramNs / 1e6 - LAG_RESOLUTION_MS);
+}
+
 /**
  * The event loop's delay p99 over the last completed window (default 1 s), from
  * `monitorEventLoopDelay`. `stop()` ends the sampling.
@@ -130,10 +141,10 @@ export class LoopLag {
   private lastP99Ms = 0;
 
   constructor(windowMs = 1000) {
-    this.histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.histogram = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
     this.histogram.enable();
     this.timer = setInterval(() => {
-      this.lastP99Ms = this.histogram.percentile(99) / 1e6;
+      this.lastP99Ms = lagMs(this.histogram.percentile(99));
       this.histogram.reset();
     }, windowMs);
     this.timer.unref();

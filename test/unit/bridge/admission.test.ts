@@ -71,3 +71,24 @@ test('limits off by default; bad settings are refused at start with the variable
   }
   assert.throws(() => admissionLimits({ SWITCHBOARD_MAX_LOOP_LAG_MS: 'x' }), /SWITCHBOARD_MAX_LOOP_LAG_MS/);
 });
+
+test('the loop delay reading leaves out the histogram resolution (an idle loop is not 10 ms late), and sustained lag shows', async () => {
+  const { lagMs, LoopLag } = await import('../../../bridge/admission.ts');
+  assert.ok(Math.abs(lagMs(10.2e6) - 0.2) < 1e-9, 'an idle reading of 10.2 ms is 0.2 ms of delay');
+  assert.equal(lagMs(4e6), 0);
+  assert.ok(Math.abs(lagMs(60e6) - 50) < 1e-9);
+  const lag = new LoopLag(1000);
+  try {
+    // A loop kept late for most of the window (30 ms blocks, 5 ms breathing space), not a single pause.
+    const until = Date.now() + 700;
+    while (Date.now() < until) {
+      const t = Date.now();
+      while (Date.now() - t < 30);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await new Promise((r) => setTimeout(r, 400)); // the first window has closed, the second has not
+    assert.ok(lag.p99Ms >= 15, `sustained lag shows in the last window p99 (${lag.p99Ms.toFixed(1)} ms)`);
+  } finally {
+    lag.stop();
+  }
+});
