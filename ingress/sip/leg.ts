@@ -13,8 +13,6 @@ import type { DialogSnapshot } from './dialog.ts';
 import type { RtpSession } from './rtp.ts';
 
 const FRAME = 160; // 20 ms at 8 kHz
-/** 20 ms of digital silence, sent in slots without agent audio (never written to). */
-const SILENCE = new Int16Array(FRAME);
 /** A silence fill never exceeds this many frames (a long pause is not loss). */
 const MAX_FILL_FRAMES = 25;
 
@@ -62,7 +60,7 @@ export class SipLeg extends CallLeg {
 
   /** No agent audio in this slot: silence, so the far end's RTP never stalls and our timestamps keep time. */
   override sendIdle(): void {
-    this.rtp.send(SILENCE);
+    this.rtp.sendSilence(FRAME);
   }
 
   sendMark(): void {

@@ -152,6 +152,8 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
   private nextTs: number | null = null;
   private readonly report: NodeJS.Timeout;
   private closed = false;
+  /** Encoded digital silence for the current codec (sendSilence). */
+  private silence: { codec: string; payload: Uint8Array } | null = null;
 
   constructor(
     private readonly sockets: { rtp: dgram.Socket; rtcp: dgram.Socket; port: number },
@@ -195,12 +197,26 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
   /** Sends one frame of 8 kHz PCM (nothing while we must not send: on hold, recvonly). */
   send(samples: Int16Array): void {
     if (this.closed) return;
+    this.sendPayload(this.media.codec === 'PCMA' ? aLawEncode(samples) : muLawEncode(samples), samples.length);
+  }
+
+  /** `samples` of digital silence, from a payload encoded once per codec (a slot without agent audio). */
+  sendSilence(samples: number): void {
+    if (this.closed) return;
+    const codec = this.media.codec;
+    if (this.silence?.codec !== codec || this.silence.payload.length !== samples) {
+      const zero = new Int16Array(samples);
+      this.silence = { codec, payload: codec === 'PCMA' ? aLawEncode(zero) : muLawEncode(zero) };
+    }
+    this.sendPayload(this.silence.payload, samples);
+  }
+
+  private sendPayload(payload: Uint8Array, samples: number): void {
     const dir = this.media.direction;
     if (dir === 'recvonly' || dir === 'inactive' || this.target.address === '0.0.0.0') {
-      this.ts = (this.ts + samples.length) >>> 0;
+      this.ts = (this.ts + samples) >>> 0;
       return;
     }
-    const payload = this.media.codec === 'PCMA' ? aLawEncode(samples) : muLawEncode(samples);
     const pkt = Buffer.alloc(12 + payload.length);
     pkt[0] = 0x80;
     pkt[1] = (this.firstOut ? 0x80 : 0) | this.media.payloadType;
@@ -210,7 +226,7 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
     pkt.set(payload, 12);
     this.firstOut = false;
     this.seq = (this.seq + 1) & 0xffff;
-    this.ts = (this.ts + samples.length) >>> 0;
+    this.ts = (this.ts + samples) >>> 0;
     this.stats.packetsOut++;
     this.octets += payload.length;
     this.sockets.rtp.send(pkt, this.target.port, this.target.address, () => undefined);
