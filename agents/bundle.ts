@@ -37,3 +37,14 @@ export async function bundleAgent(entry: string): Promise<Bundle> {
 export function sha256(code: string): string {
   return createHash('sha256').update(code).digest('hex');
 }
+
+/**
+ * The name an agent bundle declares (`export default defineAgent({ name })`), read by loading the bundle the way
+ * the agent host does (as an ES module), so `switchboard agents deploy FILE` needs no `--name` for an agent that
+ * names itself. Null when the module's default export carries no string name.
+ */
+export async function declaredAgentName(code: string): Promise<string | null> {
+  const mod = (await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`)) as { default?: { name?: unknown } };
+  const name = mod.default?.name;
+  return typeof name === 'string' ? name : null;
+}

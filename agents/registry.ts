@@ -75,6 +75,11 @@ export class AgentRegistry {
     this.dir = path.join(o.dataDir, 'agents');
   }
 
+  /** The names of the built-in agents (reachable in every tenant without a deploy). */
+  get builtinNames(): readonly string[] {
+    return [...this.o.builtins.keys()];
+  }
+
   /** Starts the workers of every live version and of versions still pinned by unended calls. */
   async start(): Promise<void> {
     const all = this.o.store.read(null);

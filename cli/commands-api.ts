@@ -26,6 +26,18 @@ import {
 
 const flags = (cmd: Command): RemoteFlags => cmd.optsWithGlobals<RemoteFlags>();
 
+/** The agent's own name, for a deploy without --name; a module that cannot be loaded or names nothing is a usage error. */
+async function declaredName(file: string, code: string, read: (code: string) => Promise<string | null>): Promise<string> {
+  let name: string | null;
+  try {
+    name = await read(code);
+  } catch (err) {
+    throw new UsageError(`cannot load ${file} to read its name (${(err as Error).message}): pass --name`);
+  }
+  if (name === null) throw new UsageError(`${file} does not export default defineAgent({ name, … }): pass --name`);
+  return name;
+}
+
 function print(text: string): void {
   if (text.length > 0) process.stdout.write(`${text}\n`);
 }
@@ -116,6 +128,7 @@ export async function callViaApi(cmd: Command, id: string, opts: { json?: boolea
 export async function addNumberViaApi(cmd: Command, number: string, opts: { agent: string; consent?: string; provider?: string; json?: boolean }): Promise<void> {
   const r = await connect('numbers add', flags(cmd)).addNumber({ number, agent: opts.agent, consent_policy: opts.consent, provider: opts.provider });
   print(opts.json ? pretty(r) : `routed ${r.number} → agent ${r.agent} (consent policy ${r.consent_policy_id ?? 'tenant default'}); number id ${r.id}`);
+  for (const w of r.warnings ?? []) console.error(`switchboard: warning: ${w}`);
 }
 
 export interface DialOptions {
@@ -200,21 +213,22 @@ export function registerApiCommands(program: Command, numbers: Command): void {
   program
     .command('deploy')
     .argument('<file>', 'the agent source (TypeScript or JavaScript; bundled here with esbuild)')
-    .requiredOption('--name <name>', 'the agent name numbers route to')
+    .option('--name <name>', 'the agent name numbers route to (default: the name the agent declares)')
     .option('--rollout <percent>', 'share of new calls for the new version (0–100)', '100')
     .option('--migrate', 'move live calls to the new version at their next turn')
     .option('--json', 'print the deployed version as JSON')
     .description('bundle and deploy an agent version; the previous version serves until the new one is live (needs a running gateway)')
-    .action(async (file: string, opts: { name: string; rollout: string; migrate?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (file: string, opts: { name?: string; rollout: string; migrate?: boolean; json?: boolean }, cmd: Command) => {
       const client = connect('deploy', flags(cmd));
-      const { bundleAgent } = await import('../agents/bundle.ts');
+      const { bundleAgent, declaredAgentName } = await import('../agents/bundle.ts');
       let code: string;
       try {
         code = (await bundleAgent(file)).code;
       } catch (err) {
         throw new UsageError(`cannot bundle ${file}: ${(err as Error).message}`);
       }
-      const v = await client.deploy(opts.name, code, { rollout: opts.rollout, migrate: opts.migrate });
+      const name = opts.name ?? (await declaredName(file, code, declaredAgentName));
+      const v = await client.deploy(name, code, { rollout: opts.rollout, migrate: opts.migrate });
       print(opts.json ? pretty(v) : `${v.name} ${v.version} is ${v.status} at ${v.rollout}%${v.migrate ? ', live calls move at their next turn' : ''} (sha256 ${v.sha256.slice(0, 12)})`);
     });
 

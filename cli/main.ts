@@ -10,6 +10,8 @@
  * refused command, a failed check); 2 a usage or configuration problem.
  */
 import { Command } from 'commander';
+import { defaultAgent } from '../agents/default-agent.ts';
+import { agentRouteWarning, numberRouteProblem } from '../schema/tenancy.ts';
 import { StoreError } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
@@ -23,6 +25,14 @@ import { ApiError, UnreachableError, UsageError } from './remote.ts';
  * start-up time of every other command, so `start` imports it on demand.
  */
 const DEFAULT_TENANT = 'default';
+
+// `switchboard calls --json | head`: the reader went away; stop quietly as Unix filters do, no EPIPE stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
 
 const program = new Command();
 program
@@ -61,7 +71,7 @@ program
   .option('--data-dir <dir>', 'data directory (default SWITCHBOARD_DATA_DIR or ./data)')
   .option('--json', 'print the report as JSON')
   .action((opts: { dataDir?: string; json?: boolean }) => {
-    const store = openOffline(opts.dataDir);
+    const store = openOffline(opts.dataDir, { existing: true });
     try {
       const r = store.verify();
       if (opts.json) console.log(JSON.stringify(r, null, 2));
@@ -85,7 +95,7 @@ program
   .option('--data-dir <dir>', 'data directory')
   .option('--json', 'print the report as JSON')
   .action((opts: { dataDir?: string; json?: boolean }) => {
-    const store = openOffline(opts.dataDir);
+    const store = openOffline(opts.dataDir, { existing: true });
     try {
       const r = store.replay();
       if (opts.json) console.log(JSON.stringify(r, null, 2));
@@ -114,6 +124,8 @@ numbers
   .option('--json', 'print the result as JSON (offline always does)')
   .action(async (number: string, opts: { agent: string; consent?: string; provider?: string; tenant: string; dataDir?: string; json?: boolean }, cmd: Command) => {
     if (viaApi(cmd)) return addNumberViaApi(cmd, number, opts);
+    const problem = numberRouteProblem(number, opts.provider);
+    if (problem) throw new UsageError(problem);
     const store = openOffline(opts.dataDir);
     try {
       const r = await store.submit(
@@ -124,7 +136,12 @@ numbers
       if (!r.outcome.ok) {
         console.error(`refused: ${r.outcome.error.code}: ${r.outcome.error.message}`);
         process.exitCode = 1;
-      } else console.log(JSON.stringify({ seq: r.seq, ...(r.outcome.result as object) }));
+      } else {
+        console.log(JSON.stringify({ seq: r.seq, ...(r.outcome.result as object) }));
+        const versions = store.read(opts.tenant).agent_versions.find({ name: opts.agent });
+        const warning = agentRouteWarning(opts.agent, [defaultAgent.name], versions);
+        if (warning) console.error(`switchboard: warning: ${warning}`);
+      }
     } finally {
       store.close();
     }
@@ -146,7 +163,7 @@ program
     if (opts.q !== undefined || opts.limit !== undefined) throw new UsageError('--q and --limit query a running gateway: pass --url or set SWITCHBOARD_URL');
     const since = opts.since === undefined ? 0 : /^\d+$/.test(opts.since) ? Number(opts.since) : Date.parse(opts.since);
     if (Number.isNaN(since)) throw new ConfigError(`--since: not a time: ${opts.since}`);
-    const store = openOffline(opts.dataDir);
+    const store = openOffline(opts.dataDir, { existing: true });
     try {
       const rows = store
         .read(opts.tenant)
@@ -184,7 +201,7 @@ program
     }
     if (id === undefined) throw new UsageError('call: give a call ID to show it, or --from NUMBER --to sip:URI to place a call');
     if (viaApi(cmd)) return callViaApi(cmd, id, opts);
-    const store = openOffline(opts.dataDir);
+    const store = openOffline(opts.dataDir, { existing: true });
     try {
       const read = store.read(opts.tenant);
       const call = read.calls.get(id);

@@ -109,6 +109,8 @@ export interface CreatedNumber {
   number: string;
   agent: string;
   consent_policy_id: string | null;
+  /** E.g. the agent is not deployed in this tenant yet (calls get the default agent until it is). */
+  warnings?: string[];
 }
 
 export interface DeployedVersion {

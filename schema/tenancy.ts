@@ -10,6 +10,28 @@ export const NumberSchema = z
   .string()
   .regex(/^(\+[1-9]\d{1,14}|sips?:[^\s]{1,250}|[A-Za-z0-9._~-]{1,64})$/, 'expected an E.164 number (+15551234567) or a SIP URI');
 
+/**
+ * What a newcomer most often gets wrong when routing a number, checked at the edges (API and CLI) rather than in
+ * the reducer so that stored logs replay unchanged: a bare digit string is a valid SIP user part, but as a phone
+ * number it is never matched (Twilio and Vonage deliver E.164, `+` and country code). Refused unless the route is
+ * explicitly SIP. Returns the problem in words, or null.
+ */
+export function numberRouteProblem(number: string, provider: string | null | undefined): string | null {
+  if (/^\d+$/.test(number) && provider !== 'sip') {
+    return `${number} is not an E.164 number: write it with + and the country code (e.g. +${number}), or route it as a SIP user part with provider sip`;
+  }
+  return null;
+}
+
+/**
+ * Whether `agent` names something a call can reach in this tenant: a built-in agent or one with a version that is not
+ * failed. A number routed elsewhere still answers (with the fallback agent), so this is a warning, not a refusal.
+ */
+export function agentRouteWarning(agent: string, builtins: readonly string[], versions: readonly { status: string }[]): string | null {
+  if (builtins.includes(agent) || versions.some((v) => v.status !== 'failed')) return null;
+  return `agent ${agent} is not deployed in this tenant: calls to this number get the default agent until it is (switchboard agents deploy FILE)`;
+}
+
 export const tenant_created = defineReducer(
   'tenant_created',
   z.object({ id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/), name: z.string().min(1).max(200) }),

@@ -10,7 +10,7 @@
  * the caller hears a short apology and the error goes to the call's record
  * (`ctx.note`).
  *
- * Deploy it with `switchboard agents deploy agents/examples/assistant.ts`.
+ * Deploy it with `switchboard deploy agents/examples/assistant.ts`.
  */
 import { defineAgent, type AgentContext, type Json } from 'switchboard/agent';
 import { chat, speakStream, type ChatMessage } from 'switchboard/llm';

@@ -13,7 +13,7 @@
  *   ticket): after a restart `onResume` apologises and asks the current
  *   question again. Silence: one re-prompt, then a polite goodbye.
  *
- * Deploy it with `switchboard agents deploy agents/examples/receptionist.ts`.
+ * Deploy it with `switchboard deploy agents/examples/receptionist.ts`.
  */
 import { createHash } from 'node:crypto';
 import { defineAgent, type AgentContext, type Json, type ToolDefinition, type HttpToolDefinition } from 'switchboard/agent';

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { OPERATOR_TENANT } from '../../schema/index.ts';
 import { PolicyArgs } from '../../schema/consent.ts';
-import { NumberSchema } from '../../schema/tenancy.ts';
+import { agentRouteWarning, numberRouteProblem, NumberSchema } from '../../schema/tenancy.ts';
 import { PROVIDERS, ROLES } from '../../schema/tables.ts';
 import { authorize } from '../auth/principal.ts';
 import { hashPassword, newToken, tokenHash } from '../auth/secrets.ts';
@@ -76,6 +76,8 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/numbers', async (req, reply) => {
     const p = authorize(ctx, req, 'numbers:write');
     const body = parse(NumberBody, req.body);
+    const problem = numberRouteProblem(body.number, body.provider);
+    if (problem) throw new HttpError(400, 'invalid_number', problem);
     let policyId: string | null = null;
     if (body.consent_policy) {
       const policies = ctx.store.read(p.tenant).consent_policies;
@@ -84,7 +86,8 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
       policyId = policy.id;
     }
     const r = await submitAs<{ number_id: string }>(ctx, p, 'number_added', { number: body.number, agent: body.agent, provider: body.provider ?? null, consent_policy_id: policyId });
-    return reply.code(201).send({ id: r.number_id, number: body.number, agent: body.agent, consent_policy_id: policyId });
+    const warning = agentRouteWarning(body.agent, ctx.agents.builtinNames, ctx.store.read(p.tenant).agent_versions.find({ name: body.agent }));
+    return reply.code(201).send({ id: r.number_id, number: body.number, agent: body.agent, consent_policy_id: policyId, ...(warning ? { warnings: [warning] } : {}) });
   });
 
   app.delete('/v1/numbers/:id', async (req) => {

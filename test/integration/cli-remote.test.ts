@@ -81,8 +81,11 @@ test('users add creates a user that users list shows; --json lines parse', async
 });
 
 test('numbers add then numbers list shows the route; a duplicate is an API error (exit 1)', async () => {
-  const added = await ok(['numbers', 'add', '+15557654321', '--agent', 'concierge', '--provider', 'twilio']);
-  assert.match(added, /routed \+15557654321 → agent concierge/);
+  const add = await cli(['numbers', 'add', '+15557654321', '--agent', 'concierge', '--provider', 'twilio']);
+  assert.equal(add.code, 0, add.stderr);
+  assert.match(add.stdout, /routed \+15557654321 → agent concierge/);
+  // Routed, but nothing named concierge is deployed: the user hears it now rather than on the first call.
+  assert.match(add.stderr, /warning: agent concierge is not deployed in this tenant: calls to this number get the default agent/);
   const list = await ok(['numbers', 'list']);
   assert.match(list, /\+15557654321\s+concierge\s+twilio\s+\(tenant default\)/);
   assert.match(list, /1 number$/m);
@@ -91,6 +94,23 @@ test('numbers add then numbers list shows the route; a duplicate is an API error
   assert.match(again.stderr, /HTTP 409 \w+: /);
   const agents = await ok(['agents']);
   assert.match(agents, /concierge\s+0\s+-\s+\+15557654321/);
+});
+
+test('numbers add refuses a bare digit string as a phone number (400, exit 1) and routes it as a SIP user part; the built-in agent gets no warning', async () => {
+  const bare = await cli(['numbers', 'add', '15551239999', '--agent', 'default']);
+  assert.equal(bare.code, 1);
+  assert.match(bare.stderr, /HTTP 400 invalid_number: 15551239999 is not an E\.164 number: write it with \+ and the country code \(e\.g\. \+15551239999\)/);
+  const sip = await cli(['numbers', 'add', '1000', '--agent', 'default', '--provider', 'sip']);
+  assert.equal(sip.code, 0, sip.stderr);
+  assert.equal(sip.stderr, '');
+});
+
+test('agents deploy FILE takes the name the agent declares when --name is not given', async () => {
+  const example = path.join(import.meta.dirname, '..', '..', 'agents', 'examples', 'receptionist.ts');
+  const out = await ok(['deploy', example]);
+  assert.match(out, /^receptionist v\d+ is \w+ at 100%/);
+  const list = await ok(['agents']);
+  assert.match(list, /^receptionist\s/m);
 });
 
 test('calls lists the call, --q finds it by transcript text, --json lines parse, filters narrow', async () => {
