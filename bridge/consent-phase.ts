@@ -121,8 +121,8 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
           }
           return () => listeners.delete(l);
         },
-        // The answer window never closes on a caller who is still talking, nor before the
-        // recogniser has had RECOGNITION_GRACE_MS after they stopped.
+        // The answer window does not close on a caller who is mid-word, nor before the recogniser has had
+        // RECOGNITION_GRACE_MS after they stopped — but never beyond MAX_OVERRUN_MS past the policy's timeout.
         sleep: (ms) => waitQuiet(c.pipeline, ms, c.cancelled),
         cancelled: c.cancelled,
       },
@@ -135,19 +135,38 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
 }
 
 const RECOGNITION_GRACE_MS = 1500;
+/**
+ * How far past the policy's timeout an answer window may stretch for a caller still talking (a "yes" begun as the
+ * window closes, plus its recognition). A hard bound: on a noisy line, a looping clip or a caller who never stops,
+ * the timeout still decides (no_response, or granted for opt-out) as the policy says; without it a noisy call stayed
+ * pending for its whole length.
+ */
+export const MAX_OVERRUN_MS = 4000;
 
-async function waitQuiet(pipeline: MediaPipeline, ms: number, cancelled: () => boolean): Promise<void> {
-  let deadline = performance.now() + ms;
+/** The caller's side of the line as the answer window sees it (the media pipeline's VAD). */
+export interface CallerActivity {
+  readonly callerSpeaking: boolean;
+  /** performance.now() of the caller's last speech end (0 = never). */
+  readonly lastSpeechEndAt: number;
+}
+
+/** Waits `ms`, stretched while the caller talks or was just heard, up to `ms + MAX_OVERRUN_MS` whatever the audio does. */
+export async function waitQuiet(caller: CallerActivity, ms: number, cancelled: () => boolean): Promise<void> {
+  const start = performance.now();
+  const hardDeadline = start + ms + MAX_OVERRUN_MS;
+  let deadline = start + ms;
   for (;;) {
     if (cancelled()) return;
-    const left = deadline - performance.now();
-    if (left <= 0) {
-      if (pipeline.callerSpeaking) deadline = performance.now() + 200;
-      else if (performance.now() - pipeline.lastSpeechEndAt < RECOGNITION_GRACE_MS) deadline = pipeline.lastSpeechEndAt + RECOGNITION_GRACE_MS;
+    const now = performance.now();
+    if (now >= hardDeadline) return;
+    if (deadline - now <= 0) {
+      if (caller.callerSpeaking) deadline = now + 200;
+      else if (now - caller.lastSpeechEndAt < RECOGNITION_GRACE_MS) deadline = caller.lastSpeechEndAt + RECOGNITION_GRACE_MS;
       else return;
+      deadline = Math.min(deadline, hardDeadline);
       continue;
     }
-    await new Promise((r) => setTimeout(r, Math.min(left, 200)));
+    await new Promise((r) => setTimeout(r, Math.min(deadline - now, 200)));
   }
 }
 
