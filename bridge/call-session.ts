@@ -85,7 +85,7 @@ export class CallSession {
   private readonly log: Logger;
   private onClosed: ((s: CallSession) => void) | null = null;
   private readonly gatherer: Gatherer;
-  /** Final caller transcripts not yet handed to an utterance turn. */
+  /** What the caller said: each utterance turn gets the words of its own utterance (bridge/caller-words.ts). */
   private readonly heard = new CallerWords();
 
   private constructor(
@@ -251,12 +251,22 @@ export class CallSession {
       // The recogniser takes the caller's frames at the leg's rate (wideband legs stay wideband).
       const session = stt.startSession({ sampleRate: this.leg.description.inputRate === 16000 ? 16000 : 8000, mode: 'transcript' });
       this.transcriber = session;
-      this.pipeline.addTap({ name: 'transcriber', process: (frame, channel) => channel === 'caller' && session.write(frame) });
+      this.heard.attach();
+      this.pipeline.addTap({
+        name: 'transcriber',
+        process: (frame, channel) => {
+          if (channel !== 'caller') return;
+          session.write(frame);
+          this.heard.audio((frame.samples.length * 1000) / frame.sampleRate);
+        },
+      });
       session.on('result', (r) => {
-        if (!r.isFinal || r.text.trim() === '') return;
+        if (!r.isFinal) return;
+        // Empty finals too: they tell the turn waiting for this utterance's words that the recogniser is past it.
+        this.heard.add(r);
+        if (r.text.trim() === '') return;
         if (/\bstop (the )?recording\b/i.test(r.text)) void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
         this.appendTranscript('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
-        this.heard.add(r.text);
       });
       session.on('error', (err) => this.log.warn({ err: err.message }, 'caller transcription failed'));
     }
@@ -277,6 +287,7 @@ export class CallSession {
     if (!r.outcome.ok) return void this.log.warn({ outcome: r.outcome }, 'withdrawal refused');
     await this.recording?.pause('consent withdrawn');
     this.transcriber?.close();
+    this.heard.detach();
     this.log.info({ method }, 'consent withdrawn: recording and transcription stopped');
     await this.playText('Recording has been stopped.');
   }
@@ -292,6 +303,7 @@ export class CallSession {
   private wire(): void {
     this.pipeline.on('speechStart', () => this.silence.clear());
     this.pipeline.on('speechEnd', (info) => {
+      this.heard.utteranceEnded();
       if (this.phase !== 'agent' || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
       this.utterancePending = true;
       this.enqueue('onUtterance', { durationMs: info.durationMs });
@@ -395,7 +407,7 @@ export class CallSession {
   private async gather(opts: GatherOptions): Promise<GatherResult> {
     if (opts.prompt) await this.playText(opts.prompt);
     const result = await this.gatherer.next(opts);
-    if (result.kind === 'speech') return { ...result, text: this.transcriber ? await this.heard.take() : null };
+    if (result.kind === 'speech') return { ...result, text: await this.heard.take() };
     return result;
   }
 
@@ -407,6 +419,7 @@ export class CallSession {
     this.deps.agents.release(this.agent);
     this.pipeline.close();
     this.transcriber?.close();
+    this.heard.detach();
     this.onClosed?.(this);
     this.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ended }, 'media closed');
     if (!this.ended && !this.transferring) {
