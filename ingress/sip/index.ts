@@ -3,7 +3,8 @@
  * range). Layered like SIP.js's core:
  *
  *   transport.ts (UDP/TCP, framing, Via routing) ─► message.ts + headers.ts (grammar)
- *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth)
+ *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth
+ *        with guess-throttle.ts; refusals sent statelessly)
  *     ─► transaction.ts (server transactions, timers)
  *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts, rtp.ts, leg.ts)
  *

@@ -2,7 +2,8 @@
  * The UAS core: transport ─► validation ─► transaction matching ─► the
  * application (`UasHandler`). It answers what the application never sees:
  * malformed requests (400, 505, 405, 501, 416, 420, 415, 406 — stateless),
- * retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
+ * admission refusals (rate limit, allowlist, digest challenge — stateless too, RFC 3261 §8.2.7: a flood from
+ * a forged source gets one datagram per request, never a retransmitted one), retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
  * handler), ACKs of error responses, and OPTIONS. Responses go to the
  * client transactions (client-transaction.ts) of what we send — an outbound
  * INVITE (uac.ts), BYE, CANCEL; a response matching none is discarded.
@@ -133,9 +134,9 @@ export class SipUas {
     const admitted = this.opts.handler.admit?.(v, peer) ?? null;
     if (admitted) {
       if (admitted.status === 0) return; // silently dropped (rate limit)
-      const tx = this.transactions.create(v, peer.transport === 'tcp', sendTo);
-      // An INVITE transaction has just sent 100 Trying; the refusal follows it.
-      tx.respond(buildResponse(req, admitted.status, { reason: admitted.reason, headers: admitted.headers }));
+      // RFC 3261 §8.2.7: refused statelessly — no transaction, no 100 Trying, no retransmission of the answer
+      // (Timer G would send a 401 or 503 to an INVITE ten more times to whoever the source claims to be).
+      sendTo(buildResponse(req, admitted.status, { reason: admitted.reason, headers: admitted.headers }));
       return;
     }
     const tx = this.transactions.create(v, peer.transport === 'tcp', sendTo);
