@@ -115,3 +115,19 @@ test('20 sources guessing one password: no 200 ever, throttled 401s identical fo
   assert.equal((await answer(t, 'trunk-0000ok')).res?.status, 200);
   assert.ok(gw.sip.admission.guessing.unchecked >= 250, `${JSON.stringify(gw.sip.admission.guessing)}: most guesses went unchecked`);
 });
+
+test('a challenged INVITE gets one 401 and nothing else: no 100 Trying before it, no retransmission after it (stateless, RFC 3261 §8.2.7)', { timeout: 30_000 }, async () => {
+  const p = await probe();
+  const callId = 'inv-chal-0001';
+  p.send(
+    Buffer.from(
+      `INVITE ${uri()} SIP/2.0\r\nVia: SIP/2.0/UDP ${p.address}:5060;branch=z9hG4bK-${callId}\r\nMax-Forwards: 70\r\nFrom: <sip:probe@${p.address}>;tag=t1\r\n` +
+        `To: <sip:${SERVICE}@127.0.0.1>\r\nCall-ID: ${callId}\r\nCSeq: 1 INVITE\r\nContact: <sip:probe@${p.address}:5060>\r\nContent-Length: 0\r\n\r\n`,
+    ),
+    { port: sipPort },
+  );
+  assert.equal((await answer(p, callId)).res?.status, 401);
+  // Timer G would resend a 401 to an INVITE that is never ACKed after 0.5 s and 1.5 s.
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.deepEqual(p.received.filter((r) => r.res?.headers.get('call-id') === callId).map((r) => r.res!.status), [401]);
+});
