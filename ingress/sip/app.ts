@@ -99,7 +99,8 @@ export class SipApp implements UasHandler {
     return refuseUnrouted(this.deps.store, inbound, 'sip:invite', this.deps.refusals)
       .catch((err: unknown) => this.log.warn({ err, callId: v.callId }, 'SIP unknown-number refusal not recorded'))
       .then(() => {
-        this.log.info({ callId: v.callId, to }, 'SIP call rejected: unknown number');
+        // debug: a flood must not become a log line per INVITE (the refusal log has the record).
+        this.log.debug({ callId: v.callId, to }, 'SIP call rejected: unknown number');
         return { status: 404, detail: 'unknown number' };
       });
   }
