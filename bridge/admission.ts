@@ -4,7 +4,7 @@
  * (media/pacer.ts); past its capacity every call's audio arrives late, not
  * only the newest one's. A refused caller gets its ingress's busy/overload
  * answer (routeInbound's `busy` decision, worded by each ingress in its own
- * protocol, with `retryAfterS`) and the attempt is logged as `call_rejected`.
+ * protocol, with `retryAfterS`) and the attempt is logged as `call_rejected` (at a bounded rate: refusals.ts).
  *
  * Two limits, both off unless configured:
  *  - `maxCalls` (SWITCHBOARD_MAX_CALLS): live calls on this node, counting

@@ -9,8 +9,12 @@
  * agent, and around the channel the tenant chose). The caller gets the same
  * refusal as for an unknown number (no enumeration); the tenant's log records
  * the attempt. A number without a provider answers every ingress.
+ *
+ * With a `RefusalLog` (refusals.ts), refusals are written at a bounded rate: the first of a (tenant, source,
+ * reason) in a window is its `call_rejected` row, the rest of the window are counted in one aggregated event.
  */
 import type { CallAdmission } from './admission.ts';
+import type { RefusalLog } from './refusals.ts';
 import type { LegProvider } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
@@ -23,6 +27,8 @@ export interface InboundCall {
   providerCallId: string;
   from: string;
   to: string;
+  /** Where the call came from (SIP peer address, HTTP client address); default: `from`. Keys refusal counting. */
+  source?: string;
 }
 
 export type InboundDecision =
@@ -39,23 +45,13 @@ export async function routeInbound(
   call: InboundCall,
   caller: string,
   admission?: CallAdmission,
+  refusals?: RefusalLog,
 ): Promise<InboundDecision> {
   const number = store.read(null).numbers.findOne({ number: call.to });
-  if (!number) {
-    await store.submit(
-      'call_rejected',
-      { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason: 'unknown_number' },
-      { tenant: UNROUTED_TENANT, caller, id: `${call.provider}:reject:${call.providerCallId}` },
-    );
-    return { kind: 'rejected', reason: 'unknown_number' };
-  }
+  if (!number) return refuseUnrouted(store, call, caller, refusals);
   const who = { tenant: number.tenant, caller };
   if (number.provider !== null && number.provider !== call.provider) {
-    await store.submit(
-      'call_rejected',
-      { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason: `provider_mismatch: number is ${number.provider}` },
-      { ...who, id: `${call.provider}:reject:${call.providerCallId}` },
-    );
+    await refuse(store, refusals, call, { ...who, id: `${call.provider}:reject:${call.providerCallId}` }, `provider_mismatch: number is ${number.provider}`);
     return { kind: 'rejected', reason: 'provider_mismatch' };
   }
   // A new call (not a retry or a resume of one we have) must fit on this node.
@@ -64,11 +60,7 @@ export async function routeInbound(
   if (gated) {
     const refusal = admission.reserve(key);
     if (refusal) {
-      await store.submit(
-        'call_rejected',
-        { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason: `${refusal.reason}: ${refusal.detail}` },
-        { ...who, id: `${call.provider}:busy:${call.providerCallId}` },
-      );
+      await refuse(store, refusals, call, { ...who, id: `${call.provider}:busy:${call.providerCallId}` }, `${refusal.reason}: ${refusal.detail}`);
       return { kind: 'busy', reason: refusal.reason, retryAfterS: refusal.retryAfterS };
     }
   }
@@ -83,6 +75,20 @@ export async function routeInbound(
     if (gated) admission.release(key);
     throw err;
   }
+}
+
+/** A call to a number nobody routes: logged outside any tenant (`UNROUTED_TENANT`), refused. */
+export async function refuseUnrouted(store: Store<SwitchboardTables>, call: InboundCall, caller: string, refusals?: RefusalLog): Promise<InboundDecision> {
+  await refuse(store, refusals, call, { tenant: UNROUTED_TENANT, caller, id: `${call.provider}:reject:${call.providerCallId}` }, 'unknown_number');
+  return { kind: 'rejected', reason: 'unknown_number' };
+}
+
+/** One refusal: through the refusal log when there is one (bounded rate), else its own `call_rejected` row. */
+async function refuse(store: Store<SwitchboardTables>, refusals: RefusalLog | undefined, call: InboundCall, who: { tenant: string; caller: string; id: string }, reason: string): Promise<void> {
+  if (refusals) {
+    return refusals.refuse({ ...who, provider: call.provider, providerCallId: call.providerCallId, from: call.from, to: call.to, reason, source: call.source ?? call.from });
+  }
+  await store.submit('call_rejected', { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason }, who);
 }
 
 type NumberRow = { id: string; tenant: string; agent: string };

@@ -13,6 +13,7 @@ import { mountHealth } from '../api/health.ts';
 import { mountApi } from '../api/index.ts';
 import { GatewayMetrics } from '../api/metrics.ts';
 import { admissionLimits, CallAdmission, LoopLag } from '../bridge/admission.ts';
+import { RefusalLog } from '../bridge/refusals.ts';
 import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../api/server.ts';
 import { CallManager } from '../bridge/call-manager.ts';
@@ -43,6 +44,8 @@ export interface Gateway {
   http: HttpServer;
   /** SIP trunk ingress (UDP + TCP on SWITCHBOARD_SIP_PORT, RTP from SWITCHBOARD_RTP_PORTS). */
   sip: SipIngress;
+  /** Refused calls, counted per source and window (bridge/refusals.ts); `flush()` ends the window now. */
+  refusals: RefusalLog;
   urls: { http: string; public: string };
   stop(): Promise<void>;
 }
@@ -115,6 +118,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}) });
   calls.onAttached((callId) => admission.attached(callId));
   if (admission.enabled) logger.info({ ...limits }, 'admission control on: new calls beyond these limits get a busy answer');
+  const refusals = new RefusalLog(store, { logger });
   const http = new HttpServer(logger);
   metrics.attach({
     callsActive: () => calls.size,
@@ -142,17 +146,19 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     store,
     calls,
     admission,
+    refusals,
     logger,
     publicUrl: config.publicUrl,
     authToken: env.TWILIO_AUTH_TOKEN || undefined,
     development: config.durability.profile === 'development',
   });
-  await mountWebrtc({ http, store, calls, admission, logger, dataDir: config.dataDir, env, subscriptions });
+  await mountWebrtc({ http, store, calls, admission, refusals, logger, dataDir: config.dataDir, env, subscriptions });
   mountVonage({
     http,
     store,
     calls,
     admission,
+    refusals,
     logger,
     publicUrl: config.publicUrl,
     signatureSecret: env.VONAGE_SIGNATURE_SECRET || undefined,
@@ -169,7 +175,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   }
   let sip: SipIngress;
   try {
-    sip = await mountSip({ store, calls, admission, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), dialTimeoutMs: numberEnv(env.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS), env, dataDir: config.dataDir });
+    sip = await mountSip({ store, calls, admission, refusals, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), dialTimeoutMs: numberEnv(env.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS), env, dataDir: config.dataDir });
   } catch (err) {
     await http.close();
     clock.stop();
@@ -204,6 +210,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     clock,
     http,
     sip,
+    refusals,
     urls,
     stop: () =>
       (stopping ??= (async () => {
@@ -215,6 +222,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
         clock.stop();
         loopLag?.stop();
         await http.close();
+        await refusals.close(); // the window's counts, before the store closes
         // Finalizations in flight get a bounded wait; one cut short is redone at the next start.
         const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);
         if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');

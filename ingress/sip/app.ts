@@ -11,7 +11,9 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import type { CallSession } from '../../bridge/call-session.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
-import { routeInbound } from '../../bridge/inbound.ts';
+import { refuseUnrouted, routeInbound } from '../../bridge/inbound.ts';
+import type { RefusalLog } from '../../bridge/refusals.ts';
+import { unmapped } from './cidr.ts';
 import type { CallLeg } from '../../media/call-leg.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
@@ -23,7 +25,7 @@ import { currentAnswer, negotiate } from './sdp.ts';
 import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
 import type { SipUas, UasHandler } from './uas.ts';
-import { ALLOW, type ValidRequest } from './validate.ts';
+import { ALLOW, type Refusal, type ValidRequest } from './validate.ts';
 
 /** What the SIP ingress needs of the call manager. */
 export interface SipCallManager {
@@ -35,6 +37,8 @@ export interface SipAppDeps {
   store: Store<SwitchboardTables>;
   calls: SipCallManager;
   admission?: CallAdmission;
+  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
+  refusals?: RefusalLog;
   logger: Logger;
   rtp: RtpPortPool;
   /** Address put in SDP and Contact when bound to a wildcard (default: first non-loopback IPv4). */
@@ -80,6 +84,25 @@ export class SipApp implements UasHandler {
       this.log.error({ err, callId: v.callId }, 'INVITE failed');
       if (tx.state === InviteTxState.Proceeding) this.uas.respond(tx, 500);
     });
+  }
+
+  /**
+   * A new INVITE to a number nobody routes is refused before any transaction exists: a stateless 404 (RFC 3261
+   * §8.2.7; no 100 Trying, and no Timer G retransmissions to a source that never ACKs — a flood from a forged
+   * address would otherwise get a dozen datagrams per INVITE). The refusal is recorded first (bridge/refusals.ts).
+   */
+  screen(v: ValidRequest, peer: Peer): Promise<Refusal> | null {
+    if (v.req.method !== 'INVITE' || v.to.params.tag) return null;
+    const to = this.numberFor(v);
+    if (this.deps.store.read(null).numbers.findOne({ number: to })) return null;
+    const inbound = { provider: 'sip' as const, providerCallId: v.callId, from: v.from.uri, to, source: unmapped(peer.address) };
+    return refuseUnrouted(this.deps.store, inbound, 'sip:invite', this.deps.refusals)
+      .catch((err: unknown) => this.log.warn({ err, callId: v.callId }, 'SIP unknown-number refusal not recorded'))
+      .then(() => {
+        // debug: a flood must not become a log line per INVITE (the refusal log has the record).
+        this.log.debug({ callId: v.callId, to }, 'SIP call rejected: unknown number');
+        return { status: 404, detail: 'unknown number' };
+      });
   }
 
   ack(v: ValidRequest): void {
@@ -218,9 +241,10 @@ export class SipApp implements UasHandler {
   private async newCall(tx: InviteServerTransaction, v: ValidRequest, peer: Peer): Promise<void> {
     const to = this.numberFor(v);
     const from = v.from.uri;
-    const inbound = { provider: 'sip' as const, providerCallId: v.callId, from, to };
+    const inbound = { provider: 'sip' as const, providerCallId: v.callId, from, to, source: unmapped(peer.address) };
+    // (Screened before the transaction; a number removed since is refused here.)
     if (!this.deps.store.read(null).numbers.findOne({ number: to })) {
-      await routeInbound(this.deps.store, inbound, 'sip:invite');
+      await refuseUnrouted(this.deps.store, inbound, 'sip:invite', this.deps.refusals);
       this.log.info({ callId: v.callId, to }, 'SIP call rejected: unknown number');
       return void this.uas.respond(tx, 404);
     }
@@ -250,7 +274,7 @@ export class SipApp implements UasHandler {
         release();
         return void (await this.recordCancelled(inbound)); // cancelled while ringing
       }
-      const decision = await routeInbound(this.deps.store, inbound, 'sip:invite', this.deps.admission);
+      const decision = await routeInbound(this.deps.store, inbound, 'sip:invite', this.deps.admission, this.deps.refusals);
       if (tx.state !== InviteTxState.Proceeding) {
         release();
         if (decision.kind === 'accepted') await this.endCall(decision, 'sip:cancel');

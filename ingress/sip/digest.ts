@@ -8,8 +8,11 @@
  *    whose nc is not above it is refused. That memory is per process (lost on restart) and bounded.
  *  - No enumeration: an unknown user is checked against a dummy HA1 with exactly the same steps as a known user
  *    with a wrong password, and both get the same fresh challenge.
+ *  - Guessing: a `GuessGate` (guess-throttle.ts) decides per user name whether the password is checked at all; an
+ *    attempt it turns away takes the same steps and gets the same answer as a wrong password.
  */
 import crypto from 'node:crypto';
+import type { GuessGate } from './guess-throttle.ts';
 
 export const md5 = (s: string): string => crypto.createHash('md5').update(s, 'utf8').digest('hex');
 
@@ -124,11 +127,15 @@ export class DigestVerifier {
   ) {}
 
   /** The WWW-Authenticate value of a fresh challenge. */
-  challenge(stale: boolean): string {
-    return `Digest realm="${this.realm.replace(/["\\]/g, '\\$&')}", nonce="${this.nonces.issue()}", algorithm=MD5, qop="auth"${stale ? ', stale=true' : ''}`;
+  challenge(stale: boolean, now = Date.now()): string {
+    return `Digest realm="${this.realm.replace(/["\\]/g, '\\$&')}", nonce="${this.nonces.issue(now)}", algorithm=MD5, qop="auth"${stale ? ', stale=true' : ''}`;
   }
 
-  verify(req: DigestRequest, now = Date.now()): DigestVerdict {
+  /**
+   * RFC 3261 §22.1 / RFC 2617 §3.2.2: `gate` (absent: every attempt is checked) is asked before the comparison and
+   * told its outcome — a wrong digest is a failed guess; a stale nonce or a replayed nc with the right digest is not.
+   */
+  verify(req: DigestRequest, now = Date.now(), gate?: GuessGate): DigestVerdict {
     const creds = req.authorizations.map(parseDigest).find((c) => c !== null && c.realm === this.realm) ?? null;
     if (!creds) return { ok: false, stale: false, detail: req.authorizations.length ? 'no Digest credentials for our realm' : 'no credentials' };
     const { username = '', nonce = '', uri = '', response = '', qop = '', nc = '', cnonce = '' } = creds;
@@ -142,11 +149,18 @@ export class DigestVerifier {
     const known = this.users.get(username);
     const expected = digestResponse({ ha1: known ?? this.dummyHa1, method: req.method, uri, nonce, qop: 'auth', nc, cnonce });
     const given = /^[0-9a-fA-F]{32}$/.test(response) ? response.toLowerCase() : '0'.repeat(32);
-    const match = crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(given)) && known !== undefined;
+    // Throttled: the same computation, and the answer of a wrong password whatever the digest was.
+    const checked = gate?.mayCheck(username) ?? true;
+    const match = crypto.timingSafeEqual(Buffer.from(expected), Buffer.from(given)) && known !== undefined && checked;
     const fresh = this.nonces.check(nonce, now);
-    if (!match || fresh === 'invalid') return { ok: false, stale: false, detail: 'bad credentials' };
+    if (!checked) return { ok: false, stale: false, detail: 'guessing throttled' };
+    if (!match || fresh === 'invalid') {
+      gate?.failed(username);
+      return { ok: false, stale: false, detail: 'bad credentials' };
+    }
     if (fresh === 'stale') return { ok: false, stale: true, detail: 'nonce expired' };
     if (!this.nonces.acceptCount(nonce, Number.parseInt(nc, 16), now)) return { ok: false, stale: false, detail: 'nonce count replayed' };
+    gate?.succeeded(username);
     return { ok: true, username };
   }
 }

@@ -3,7 +3,8 @@
  * range). Layered like SIP.js's core:
  *
  *   transport.ts (UDP/TCP, framing, Via routing) ─► message.ts + headers.ts (grammar)
- *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth)
+ *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth
+ *        with guess-throttle.ts; refusals sent statelessly)
  *     ─► transaction.ts (server transactions, timers)
  *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts, rtp.ts, leg.ts)
  *
@@ -14,6 +15,7 @@ import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
+import type { RefusalLog } from '../../bridge/refusals.ts';
 import { SipApp, type SipCallManager } from './app.ts';
 import { TrunkAdmission } from './admission.ts';
 import { OutboundConfig } from './outbound-config.ts';
@@ -28,6 +30,8 @@ export interface SipDeps {
   calls: SipCallManager;
   /** New calls beyond this node's limits get 503 Service Unavailable with Retry-After (absent = no limits). */
   admission?: CallAdmission;
+  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
+  refusals?: RefusalLog;
   logger: Logger;
   host: string;
   /** SIP port (UDP and TCP); 0 = any free port. */
@@ -70,6 +74,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
     store: deps.store,
     calls: deps.calls,
     ...(deps.admission ? { admission: deps.admission } : {}),
+    ...(deps.refusals ? { refusals: deps.refusals } : {}),
     logger: log,
     rtp,
     advertise: deps.advertise,
@@ -77,6 +82,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   });
   const handler: UasHandler = {
     admit: (v, peer) => admission.admit(v, peer, { inDialog: app.hasDialog(v) }),
+    screen: (v, peer) => app.screen(v, peer),
     invite: (tx, v, peer) => app.invite(tx, v, peer),
     ack: (v) => app.ack(v),
     bye: (tx, v) => app.bye(tx, v),

@@ -2,7 +2,9 @@
  * The UAS core: transport ─► validation ─► transaction matching ─► the
  * application (`UasHandler`). It answers what the application never sees:
  * malformed requests (400, 505, 405, 501, 416, 420, 415, 406 — stateless),
- * retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
+ * admission refusals (rate limit, allowlist, digest challenge) and the application's early refusals (`screen`:
+ * an INVITE to a number nobody routes) — stateless too, RFC 3261 §8.2.7: a flood from a forged source gets one
+ * datagram per request, never a retransmitted one — retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
  * handler), ACKs of error responses, and OPTIONS. Responses go to the
  * client transactions (client-transaction.ts) of what we send — an outbound
  * INVITE (uac.ts), BYE, CANCEL; a response matching none is discarded.
@@ -17,6 +19,11 @@ import { ALLOW, SUPPORTED, validateRequest, type Refusal, type ValidRequest } fr
 export interface UasHandler {
   /** Called before anything else for a well-formed request (allowlist, rate limit, auth); a refusal is sent as is. */
   admit?(v: ValidRequest, peer: Peer): Refusal | null;
+  /**
+   * Called for an admitted request before a transaction is made: a promise (the refusal being recorded) means the
+   * request is refused statelessly once it settles (RFC 3261 §8.2.7); null lets it through.
+   */
+  screen?(v: ValidRequest, peer: Peer): Promise<Refusal> | null;
   /** A new INVITE (initial or re-INVITE); 100 Trying has been sent. */
   invite(tx: InviteServerTransaction, v: ValidRequest, peer: Peer): void;
   /** An ACK for a 2xx (a new transaction, matched by the dialog). */
@@ -44,6 +51,8 @@ export class SipUas {
   readonly timers: SipTimers;
   readonly clients: ClientTransactionTable;
   private readonly pending = new Set<(status: number | null) => void>();
+  /** Transaction keys of requests being refused statelessly (their retransmissions meanwhile are absorbed). */
+  private readonly screening = new Set<string>();
   private readonly log: Logger;
 
   private constructor(
@@ -108,6 +117,15 @@ export class SipUas {
     await this.transport.close();
   }
 
+  /** RFC 3261 §8.2.7: one final answer once `refusal` settles — no transaction, no 100 Trying, no retransmission. */
+  private refuseStateless(key: string, req: SipRequest, refusal: Promise<Refusal>, sendTo: (res: SipResponse) => void): void {
+    this.screening.add(key);
+    refusal
+      .then((r) => sendTo(buildResponse(req, r.status, { reason: r.reason, headers: r.headers })))
+      .catch((err: unknown) => this.log.error({ err, method: req.method }, 'SIP stateless refusal failed'))
+      .finally(() => this.screening.delete(key));
+  }
+
   private onResponse(res: SipResponse): void {
     // Responses that match no transaction of ours are discarded (RFC 3261 §18.1.2).
     if (!this.clients.match(res)) this.log.debug({ status: res.status, cseq: res.headers.get('cseq') }, 'SIP response matches no client transaction');
@@ -130,14 +148,17 @@ export class SipUas {
       return this.opts.handler.ack(v, peer);
     }
     if (existing) return existing.retransmitted();
+    if (this.screening.has(key)) return;
     const admitted = this.opts.handler.admit?.(v, peer) ?? null;
     if (admitted) {
       if (admitted.status === 0) return; // silently dropped (rate limit)
-      const tx = this.transactions.create(v, peer.transport === 'tcp', sendTo);
-      // An INVITE transaction has just sent 100 Trying; the refusal follows it.
-      tx.respond(buildResponse(req, admitted.status, { reason: admitted.reason, headers: admitted.headers }));
+      // RFC 3261 §8.2.7: refused statelessly — no transaction, no 100 Trying, no retransmission of the answer
+      // (Timer G would send a 401 or 503 to an INVITE ten more times to whoever the source claims to be).
+      sendTo(buildResponse(req, admitted.status, { reason: admitted.reason, headers: admitted.headers }));
       return;
     }
+    const screened = this.opts.handler.screen?.(v, peer) ?? null;
+    if (screened) return this.refuseStateless(key, req, screened, sendTo);
     const tx = this.transactions.create(v, peer.transport === 'tcp', sendTo);
     const h = this.opts.handler;
     switch (v.req.method) {

@@ -21,6 +21,7 @@ import { z } from 'zod';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
+import type { RefusalLog } from '../../bridge/refusals.ts';
 import { routeInbound } from '../../bridge/inbound.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
@@ -36,6 +37,8 @@ export interface TwilioDeps {
   calls: CallManager;
   /** New calls beyond this node's limits get `<Reject reason="busy"/>` (absent = no limits). */
   admission?: CallAdmission;
+  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
+  refusals?: RefusalLog;
   logger: Logger;
   publicUrl: string;
   /** From TWILIO_AUTH_TOKEN. */
@@ -87,7 +90,7 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     const parsed = VoiceParams.safeParse(params);
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const p = parsed.data;
-    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission);
+    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission, deps.refusals);
     const response = new twilio.twiml.VoiceResponse();
     if (decision.kind === 'rejected') {
       log.info({ callSid: p.CallSid, to: p.To }, 'call rejected: unknown number');

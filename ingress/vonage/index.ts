@@ -21,6 +21,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
+import type { RefusalLog } from '../../bridge/refusals.ts';
 import { routeInbound, type InboundDecision } from '../../bridge/inbound.ts';
 import type { Logger } from '../../cli/logger.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
@@ -39,6 +40,8 @@ export interface VonageDeps {
   calls: CallManager;
   /** New calls beyond this node's limits hear a busy message and are not connected (absent = no limits). */
   admission?: CallAdmission;
+  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
+  refusals?: RefusalLog;
   logger: Logger;
   publicUrl: string;
   /** From VONAGE_SIGNATURE_SECRET. */
@@ -141,7 +144,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
       const p = parsed.data;
       const to = phoneNumber(p.to);
-      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer', deps.admission);
+      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer', deps.admission, deps.refusals);
       return ncco(reply, nccoFor(decision, p.uuid, p.conversation_uuid, to));
     };
     scope.get('/vonage/answer', answer);
@@ -179,7 +182,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       // Synchronous: the media socket dropped (this node died, network, our own close). Vonage runs what we answer.
       const again = resumeAnswers.get(e.uuid);
       if (again) return ncco(reply, again.actions);
-      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event', deps.admission);
+      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event', deps.admission, deps.refusals);
       const actions = nccoFor(decision, call.provider_call_id, e.conversation_uuid ?? null, call.to_uri);
       rememberAnswer(e.uuid, actions);
       return ncco(reply, actions);

@@ -22,6 +22,7 @@ import type { HttpServer } from '../../api/server.ts';
 import type { GrantResolver } from '../../api/subscribe.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
+import type { RefusalLog } from '../../bridge/refusals.ts';
 import { routeInbound } from '../../bridge/inbound.ts';
 import type { Logger } from '../../cli/logger.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
@@ -40,6 +41,8 @@ export interface WebrtcDeps {
   calls: CallManager;
   /** New calls beyond this node's limits get 503 with Retry-After (absent = no limits). */
   admission?: CallAdmission;
+  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
+  refusals?: RefusalLog;
   logger: Logger;
   dataDir: string;
   env: NodeJS.ProcessEnv;
@@ -118,7 +121,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
       const { peer, answer } = negotiated;
       let decision: Awaited<ReturnType<typeof routeInbound>>;
       try {
-        decision = await routeInbound(deps.store, { provider: 'webrtc', providerCallId: route.session, from: route.from, to: route.to }, 'webrtc:offer', deps.admission);
+        decision = await routeInbound(deps.store, { provider: 'webrtc', providerCallId: route.session, from: route.from, to: route.to, source: req.ip }, 'webrtc:offer', deps.admission, deps.refusals);
       } catch (err) {
         peer.close();
         throw err;

@@ -188,6 +188,25 @@ export const call_rejected = defineReducer(
 );
 
 /**
+ * Refusals counted instead of written one by one (bridge/refusals.ts): after the first refusal of a (tenant,
+ * provider, source, reason) in a window, which is its own `call_rejected`, the rest of that window's are this one
+ * event at the window's end. `source` is `*` for refusals past the window's row budget, whatever their source.
+ * The window is the `window_ms` before the event's time.
+ */
+export const call_rejections_aggregated = defineReducer(
+  'call_rejections_aggregated',
+  z.object({
+    provider: z.enum(PROVIDERS),
+    source: z.string().min(1).max(256),
+    reason: z.string().min(1).max(200),
+    count: z.number().int().positive().max(1_000_000_000),
+    window_ms: z.number().int().positive().max(86_400_000),
+    last_to: z.string().max(512).nullable().default(null),
+  }),
+  (ctx, a) => ({ reason: a.reason, count: a.count, since: ctx.now - a.window_ms }),
+);
+
+/**
  * The provider asks to carry on a call whose media was lost (Twilio <Redirect>,
  * Vonage event, WebRTC resume token). Legs still marked connected belong to a
  * dead connection (e.g. the previous process was killed): they are closed, and
@@ -206,6 +225,7 @@ export const call_resume_requested = defineReducer('call_resume_requested', call
 
 export const callReducers = [
   call_rejected,
+  call_rejections_aggregated,
   call_resume_requested,
   call_received,
   call_answered,
