@@ -81,6 +81,8 @@ test('form and text bodies are refused with 415 on the API, cookie or bearer, an
   }
   const login = await send('POST', '/v1/auth/login', {}, { type: form.type, text: new URLSearchParams({ email, password: 'x' }).toString() });
   assert.equal(login.status, 415, 'sign-in takes JSON only');
+  const foreignLogin = await send('POST', '/v1/auth/login', { origin: EVIL }, { type: 'application/json', text: JSON.stringify({ email, password: 'x' }) });
+  assert.equal(foreignLogin.status, 403, 'a sign-in the browser marks as coming from another site is refused (login CSRF)');
   assert.equal(userExists(email), false);
 });
 

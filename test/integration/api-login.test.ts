@@ -127,6 +127,10 @@ test('per-address backoff: after a few failures from one address every further a
   assert.ok(Number(throttled.headers['retry-after']) >= 1);
   const elsewhere = await login(freshAddress(), { email, password: PASSWORD });
   assert.equal(elsewhere.status, 200, 'the account itself was never failing');
+  // Parallel attempts cannot slip past while their hashes run: each is charged before the password is checked.
+  const burst = freshAddress();
+  const parallel = await Promise.all(Array.from({ length: 10 }, (_, i) => login(burst, { email: unique(`burst${i}`), password: 'x' })));
+  assert.deepEqual(parallel.map((r) => r.status).sort(), [401, 401, 401, 401, 401, 429, 429, 429, 429, 429]);
 });
 
 test('an attacker\'s failures slow the account down for every new address, known e-mail or not, but do not lock out the owner', async () => {
