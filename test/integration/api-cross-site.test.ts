@@ -176,3 +176,21 @@ test('WS: a cookie-authenticated upgrade from another origin is refused (403); f
   t.after(() => bearer.ws.close());
   assert.equal(bearer.status, 101, 'a bearer socket is not subject to the origin check');
 });
+
+test('behind an https public URL the cookie is Secure, and that origin is the one the cookie is accepted from', async (t) => {
+  const publicUrl = 'https://switchboard.example';
+  const own = await startTestGateway({ env: { SWITCHBOARD_PUBLIC_URL: publicUrl } });
+  t.after(() => own.stop());
+  const { email } = await userToken(own.publicUrl, 'admin');
+  const login = await api(own.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: PASSWORD } });
+  const setCookie = login.headers.get('set-cookie') ?? '';
+  for (const attribute of [/HttpOnly/i, /SameSite=Strict/i, /Secure/i, /Path=\//i]) assert.match(setCookie, attribute);
+  const session = setCookie.split(';')[0] ?? '';
+  const body = { type: 'application/json', text: JSON.stringify({ name: 'from the console' }) };
+  const post = (origin: string) => fetch(`${own.publicUrl}/v1/tokens`, { method: 'POST', headers: { cookie: session, origin, 'content-type': body.type }, body: body.text });
+  assert.equal((await post(publicUrl)).status, 201, 'the public origin');
+  assert.equal((await post('https://switchboard.example.evil.example')).status, 403);
+  const logout = await fetch(`${own.publicUrl}/v1/auth/logout`, { method: 'POST', headers: { cookie: session, origin: publicUrl } });
+  assert.equal(logout.status, 200);
+  assert.match(logout.headers.get('set-cookie') ?? '', /sb_session=;.*Secure/i, 'cleared with the attributes it was set with');
+});
