@@ -151,8 +151,9 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     if (typeof req.headers.authorization === 'string' && !bearer) return refuseUpgrade(socket, 401, 'Authorization must be: Bearer <token>');
     const token = bearer ?? query ?? cookie ?? null;
     if (token === null) return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, null));
-    if (token === cookie && bearer === null && query === null && !isSameOrigin(req.headers, publicOrigin)) {
-      return refuseUpgrade(socket, 403, 'a socket signed in with the console session cookie must be opened by the console itself (Origin); other clients send {"type":"auth","token":…} first');
+    const byCookie = bearer === null && query === null;
+    if (byCookie && !isSameOrigin(req.headers, publicOrigin)) {
+      return refuseUpgrade(socket, 403, 'a socket signed in with the console session cookie must be opened by the console itself (Origin); other clients send {"type":"auth","token":...} first');
     }
     const resolved = resolveAccess(token);
     if (!resolved.ok) return refuseUpgrade(socket, resolved.status, resolved.message);
