@@ -1,7 +1,12 @@
-/** Mounts the control plane and compliance API (CONTRACT "Compliance and control API"), the console and the softphone page. */
+/**
+ * Mounts the control plane and compliance API (CONTRACT "Compliance and control API"), the console and the softphone
+ * page. The `/v1` routes live in one encapsulated scope behind the cross-site request guard (`request-guard.ts`):
+ * JSON bodies only, and cookie-authenticated state changes only from the gateway's own origin.
+ */
 import { mountConsole } from './console.ts';
 import { mountPhone } from './phone.ts';
 import type { ApiContext } from './context.ts';
+import { requestGuard } from './request-guard.ts';
 import { mountAdminRoutes } from './routes/admin.ts';
 import { mountAgentRoutes } from './routes/agents.ts';
 import { mountAuthRoutes } from './routes/auth.ts';
@@ -11,12 +16,15 @@ import { mountDialRoutes } from './routes/dial.ts';
 import type { HttpServer } from './server.ts';
 
 export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void> {
-  mountAuthRoutes(http.app, ctx);
-  mountAdminRoutes(http.app, ctx);
-  mountCallRoutes(http.app, ctx);
-  mountDialRoutes(http.app, ctx);
-  mountContentRoutes(http.app, ctx);
-  mountAgentRoutes(http.app, ctx);
+  await http.app.register(async (api) => {
+    api.addHook('onRequest', requestGuard({ publicUrl: ctx.publicUrl }));
+    mountAuthRoutes(api, ctx);
+    mountAdminRoutes(api, ctx);
+    mountCallRoutes(api, ctx);
+    mountDialRoutes(api, ctx);
+    mountContentRoutes(api, ctx);
+    mountAgentRoutes(api, ctx);
+  });
   mountConsole(http.app);
   await mountPhone(http.app);
 }

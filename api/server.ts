@@ -45,6 +45,7 @@ export class HttpServer {
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 1024 * 1024,
     }) as unknown as FastifyInstance;
+    // Form bodies are for the provider webhooks (Twilio); the /v1 API refuses them (request-guard.ts).
     void this.app.register(formbody, { bodyLimit: 64 * 1024 });
     void this.app.register(cookie);
     this.app.setNotFoundHandler((req, reply) => {

@@ -1,20 +1,34 @@
 /**
  * `WS /v1/subscribe`: the store's subscription engine over a WebSocket.
  *
- * The socket authenticates on upgrade (bearer header, session cookie, or
- * `?token=` for clients that cannot set headers); the tenant comes from that
- * session and is injected into every subscription — a client cannot name
+ * Authentication, in this order of preference:
+ * - a bearer header on the upgrade (`Authorization: Bearer …`);
+ * - the token in the socket's **first message**, `{type:'auth', token}`, for
+ *   clients that cannot set headers (browsers): the upgrade is accepted
+ *   without credentials, the server answers `{type:'authenticated'}`, and
+ *   anything else first — or nothing within 10 s — closes the socket (4401);
+ *   sent first on a socket the upgrade authenticated, it switches it to that token;
+ * - the console's session cookie, only when the upgrade's `Origin` (or
+ *   `Sec-Fetch-Site: same-origin`) is the gateway's own: another site's page
+ *   opening a socket with the visitor's cookie (cross-site WebSocket
+ *   hijacking) is refused with 403;
+ * - `?token=` in the URL: deprecated (URLs end up in logs and histories),
+ *   kept for existing clients; use the first message instead.
+ * The tenant comes from that session and is injected into every subscription — a client cannot name
  * another tenant. Tables are offered by permission: content tables
  * (transcripts, agent actions and state) need `content:read`, the access log
  * `access_log:read`; identities (users, tokens, lockouts) are never offered,
  * and a recording's blob uri is never sent.
  *
- *   client → {type:'subscribe', id, table, filter?} | {type:'unsubscribe', id} | {type:'ping'}
- *   server → {type:'snapshot', id, seq, rows} then {type:'delta', id, seq, op, old, new}
+ *   client → {type:'auth', token} (first, when the upgrade had no credentials)
+ *          | {type:'subscribe', id, table, filter?} | {type:'unsubscribe', id} | {type:'ping'}
+ *   server → {type:'authenticated'} | {type:'snapshot', id, seq, rows} then {type:'delta', id, seq, op, old, new}
  *          | {type:'unsubscribed', id} | {type:'pong'} | {type:'error', id?, code, message}
  *
  * Revoking the session's token closes the socket (4401). A client that does
- * not read is dropped (1013) once 8 MiB are queued for it.
+ * not read is dropped (1013) once 8 MiB are queued for it. A token that does
+ * not resolve closes a first-message socket with 4401, one whose role may not
+ * subscribe with 4403.
  *
  * Scoped grants: a token that is not an API session may still be accepted by a
  * resolver another module registers (`addGrantResolver`) — e.g. a WebRTC
@@ -30,8 +44,9 @@ import { z } from 'zod';
 import { can, type Permission, type SwitchboardTables } from '../schema/index.ts';
 import type { Row } from '../store/accessor.ts';
 import type { Filter } from '../store/index.ts';
-import { presentedToken, resolveToken, type Principal } from './auth/principal.ts';
+import { presentedToken, resolveToken, SESSION_COOKIE, type Principal } from './auth/principal.ts';
 import type { ApiContext } from './context.ts';
+import { isSameOrigin } from './request-guard.ts';
 import { refuseUpgrade, type HttpServer } from './server.ts';
 
 /** Which permission each subscribable table needs. */
@@ -89,37 +104,68 @@ function scrub(table: string, row: Row | null): Row | null {
   return rest;
 }
 
-function cookieToken(header: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+/** The cookies of an upgrade request (a malformed percent-escape keeps the raw value). */
+function cookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const part of (header ?? '').split(';')) {
     const i = part.indexOf('=');
-    if (i > 0) out[part.slice(0, i).trim()] = decodeURIComponent(part.slice(i + 1).trim());
+    if (i <= 0) continue;
+    const raw = part.slice(i + 1).trim();
+    try {
+      out[part.slice(0, i).trim()] = decodeURIComponent(raw);
+    } catch {
+      out[part.slice(0, i).trim()] = raw;
+    }
   }
   return out;
 }
 
+/** How long a socket opened without credentials may take to send `{type:'auth'}`. */
+const AUTH_TIMEOUT_MS = 10_000;
+const AuthMessage = z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(4096) });
+
+type Resolved = { ok: true; access: Access } | { ok: false; status: 401 | 403; message: string };
+
 export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close(): void; addGrantResolver(resolver: GrantResolver): void } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const resolvers: GrantResolver[] = [];
-  http.onUpgrade('/v1/subscribe', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const token = presentedToken({ headers: req.headers, cookies: cookieToken(req.headers.cookie) }) ?? url.searchParams.get('token');
-    const principal = token ? resolveToken(ctx, token) : null;
-    if (!principal) {
-      const grant = token ? resolvers.reduce<ScopedGrant | null>((g, r) => g ?? r(token), null) : null;
-      if (!grant) return refuseUpgrade(socket, 401, 'sign in: a bearer token, session cookie or ?token= is required');
-      return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, { tenant: grant.tenant, principal: null, grant }));
+  const publicOrigin = new URL(ctx.publicUrl).origin;
+
+  /** Who `token` reads as: an API session that may subscribe, or a scoped grant. */
+  function resolveAccess(token: string): Resolved {
+    const principal = resolveToken(ctx, token);
+    if (principal) {
+      if (!can(principal.role, 'subscribe')) return { ok: false, status: 403, message: `role ${principal.role} may not subscribe` };
+      return { ok: true, access: { tenant: principal.tenant, principal, grant: null } };
     }
-    if (!can(principal.role, 'subscribe')) return refuseUpgrade(socket, 403, `role ${principal.role} may not subscribe`);
-    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, { tenant: principal.tenant, principal, grant: null }));
+    const grant = resolvers.reduce<ScopedGrant | null>((g, r) => g ?? r(token), null);
+    if (!grant) return { ok: false, status: 401, message: 'the token is unknown, revoked or expired' };
+    return { ok: true, access: { tenant: grant.tenant, principal: null, grant } };
+  }
+
+  http.onUpgrade('/v1/subscribe', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const query = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+    const cookie = cookies(req.headers.cookie)[SESSION_COOKIE];
+    // Explicit credentials first (header, then the deprecated query form), the ambient cookie last.
+    const bearer = typeof req.headers.authorization === 'string' ? presentedToken({ headers: req.headers }) : null;
+    if (typeof req.headers.authorization === 'string' && !bearer) return refuseUpgrade(socket, 401, 'Authorization must be: Bearer <token>');
+    const token = bearer ?? query ?? cookie ?? null;
+    if (token === null) return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, null));
+    const byCookie = bearer === null && query === null;
+    if (byCookie && !isSameOrigin(req.headers, publicOrigin)) {
+      return refuseUpgrade(socket, 403, 'a socket signed in with the console session cookie must be opened by the console itself (Origin); other clients send {"type":"auth","token":...} first');
+    }
+    const resolved = resolveAccess(token);
+    if (!resolved.ok) return refuseUpgrade(socket, resolved.status, resolved.message);
+    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resolved.access));
   });
 
   /** The filter a subscription runs with, or why it is refused. */
   function scope(access: Access, table: string, filter: Filter): { ok: true; filter: Filter } | { ok: false; code: string; message: string } {
-    const permission = SUBSCRIBABLE[table];
+    const permission = Object.hasOwn(SUBSCRIBABLE, table) ? SUBSCRIBABLE[table] : undefined;
     if (!permission) return { ok: false, code: 'unknown_table', message: `no subscribable table ${table}` };
     if (access.grant) {
-      const forced = access.grant.tables[table];
+      const forced = Object.hasOwn(access.grant.tables, table) ? access.grant.tables[table] : undefined;
       if (!forced) return { ok: false, code: 'forbidden', message: `this session may not read ${table}` };
       return { ok: true, filter: { ...filter, ...forced } };
     }
@@ -128,7 +174,47 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     return { ok: true, filter };
   }
 
-  function serve(ws: WebSocket, access: Access): void {
+  /**
+   * Serves one socket: `initial` when the upgrade authenticated it, else null
+   * until its first message `{type:'auth', token}` does (see the header).
+   */
+  function serve(ws: WebSocket, initial: Access | null): void {
+    let session = initial ? open(ws, initial) : null;
+    let first = true;
+    const timer = initial ? null : setTimeout(() => ws.close(4401, 'send {"type":"auth","token":...} first'), AUTH_TIMEOUT_MS);
+    timer?.unref();
+    const end = (): void => {
+      if (timer) clearTimeout(timer);
+      session?.close();
+    };
+    ws.on('close', end);
+    ws.on('error', end);
+    ws.on('message', (data, isBinary) => {
+      let raw: unknown;
+      try {
+        raw = isBinary ? undefined : JSON.parse(data.toString());
+      } catch {
+        raw = undefined;
+      }
+      const wasFirst = first;
+      first = false;
+      const auth = AuthMessage.safeParse(raw);
+      if (auth.success) {
+        if (!wasFirst) return session?.send({ type: 'error', code: 'invalid_message', message: 'auth is only taken as the first message' });
+        const resolved = resolveAccess(auth.data.token);
+        if (!resolved.ok) return ws.close(resolved.status === 403 ? 4403 : 4401, resolved.message);
+        if (timer) clearTimeout(timer);
+        session?.close();
+        session = open(ws, resolved.access);
+        return session.send({ type: 'authenticated' });
+      }
+      if (!session) return ws.close(4401, 'send {"type":"auth","token":...} first');
+      session.handle(raw);
+    });
+  }
+
+  /** The subscriptions of an authenticated socket: `handle` takes each parsed client message, `close` ends them. */
+  function open(ws: WebSocket, access: Access): { send(msg: unknown): void; handle(raw: unknown): void; close(): void } {
     const subs = new Map<string, () => void>();
     let closed = false;
     const send = (msg: unknown): void => {
@@ -138,13 +224,6 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
         return;
       }
       ws.send(JSON.stringify(msg));
-    };
-    const cleanup = (): void => {
-      if (closed) return;
-      closed = true;
-      for (const off of subs.values()) off();
-      subs.clear();
-      revocation();
     };
     const principal = access.principal;
     let revocation: () => void;
@@ -158,15 +237,14 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       timer.unref();
       revocation = () => clearTimeout(timer);
     }
-    ws.on('close', cleanup);
-    ws.on('error', cleanup);
-    ws.on('message', (data, isBinary) => {
-      let raw: unknown;
-      try {
-        raw = isBinary ? undefined : JSON.parse(data.toString());
-      } catch {
-        raw = undefined;
-      }
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      for (const off of subs.values()) off();
+      subs.clear();
+      revocation();
+    };
+    const handle = (raw: unknown): void => {
       const parsed = ClientMessage.safeParse(raw);
       if (!parsed.success) {
         const message = raw === undefined ? 'messages are JSON text' : parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
@@ -199,7 +277,8 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       const audit = access.grant?.audit;
       if (!audit || SUBSCRIBABLE[msg.table] !== 'content:read') return start();
       audit(msg.table).then(start, (err: unknown) => send({ type: 'error', id: msg.id, code: 'forbidden', message: (err as Error).message }));
-    });
+    };
+    return { send, handle, close };
   }
 
   return {

@@ -258,10 +258,12 @@ export class SwitchboardCall extends EventTarget {
   /** This call's row, consent and transcript over WS /v1/subscribe, with the session token as a scoped grant. */
   private openTranscript(): void {
     if (this.state === 'ended' || !this.token) return;
-    const url = `${this.base.replace(/^http/, 'ws')}/v1/subscribe?token=${encodeURIComponent(this.token)}`;
-    const ws = new WebSocket(url);
+    // The token goes in the first message, never in the URL (URLs end up in logs).
+    const ws = new WebSocket(`${this.base.replace(/^http/, 'ws')}/v1/subscribe`);
     this.ws = ws;
+    const token = this.token;
     ws.onopen = () => {
+      ws.send(JSON.stringify({ type: 'auth', token }));
       for (const [id, table] of [['call', 'calls'], ['consent', 'consents'], ['transcript', 'transcript_segments']] as const) ws.send(JSON.stringify({ type: 'subscribe', id, table }));
     };
     ws.onmessage = (e) => this.onSubscription(JSON.parse(String(e.data)) as SubMessage);

@@ -94,7 +94,11 @@ export const token_revoked = defineReducer('token_revoked', z.object({ token_id:
   return { token_id: token.id, revoked_at: ctx.now };
 });
 
-/** A wrong password: counts towards the lockout. Submitted by the gateway (`system:auth`). */
+/**
+ * A wrong password: counts towards the lockout. No longer submitted: sign-in now
+ * throttles with an in-memory backoff (api/auth/login-throttle.ts) that no one can
+ * turn into a lockout. Kept, with `login_succeeded`, so older logs replay.
+ */
 export const login_failed = defineReducer('login_failed', z.object({ user_id: id }), (ctx, a) => {
   const user = ctx.db.users.get(a.user_id);
   if (!user) return ctx.fail('user_not_found', `no user ${a.user_id}`);

@@ -16,6 +16,8 @@ import { HttpError, parse, type ApiContext } from '../context.ts';
 import { iso } from './time.ts';
 
 const MAX_BUNDLE = 5 * 1024 * 1024;
+/** Body types a deploy takes besides JSON (the request guard lets them through on this route only). */
+const BUNDLE_TYPES = ['application/javascript', 'text/javascript'] as const;
 const NameParam = z.strictObject({ name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase agent name: letters, digits, - and _') });
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const DeployQuery = z.strictObject({ rollout: z.coerce.number().min(0).max(100).optional(), migrate: flag.optional() });
@@ -34,7 +36,7 @@ function deployError(err: unknown): never {
 }
 
 export function mountAgentRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.addContentTypeParser(['application/javascript', 'text/javascript'], { parseAs: 'string', bodyLimit: MAX_BUNDLE }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser([...BUNDLE_TYPES], { parseAs: 'string', bodyLimit: MAX_BUNDLE }, (_req, body, done) => done(null, body));
 
   app.get('/v1/agents', async (req) => {
     const p = authorize(ctx, req, 'agents:read');
@@ -63,7 +65,7 @@ export function mountAgentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     };
   });
 
-  app.post('/v1/agents/:name/deploy', async (req, reply) => {
+  app.post('/v1/agents/:name/deploy', { config: { bodyTypes: BUNDLE_TYPES } }, async (req, reply) => {
     const p = authorize(ctx, req, 'agents:deploy');
     const { name } = parse(NameParam, req.params);
     const query = parse(DeployQuery, req.query);

@@ -1,20 +1,35 @@
 /**
  * Sign-in and tokens: `POST /v1/auth/login` (email + password → a session
- * token, also set as an HttpOnly cookie for the console), `POST
- * /v1/auth/logout`, and personal/API tokens (`GET|POST /v1/tokens`, `DELETE
- * /v1/tokens/:id`). A token's text is shown once; only its hash is stored.
+ * token, also set as the console's session cookie: HttpOnly, SameSite=Strict,
+ * Secure when the public URL is https), `POST /v1/auth/logout`, and
+ * personal/API tokens (`GET|POST /v1/tokens`, `DELETE /v1/tokens/:id`). A
+ * token's text is shown once; only its hash is stored.
  *
- * Brute force: 10 attempts a minute per client address (429), and 5 wrong
- * passwords in a row lock the account for 15 minutes (429 `locked_out`),
- * recorded through the store so every node and every restart agrees.
+ * Every failed sign-in answers the same — 401 `invalid_credentials`, one body,
+ * one set of headers — whether the e-mail is unknown, the password wrong, the
+ * user disabled or token-only, or the e-mail in several tenants; and each costs
+ * at least one scrypt (a dummy hash stands in for a missing or disabled user).
+ * Brute force is slowed, never locked: `../auth/login-throttle.ts` (per
+ * address and per e-mail, exponential backoff, 429 `rate_limited` with
+ * Retry-After for every e-mail alike, in memory per node).
+ *
+ * Tenants: an e-mail may exist in several tenants. Without `tenant`, the
+ * password is checked against every account with that e-mail (in parallel, so
+ * the work grows little with their number); the one it opens signs in. Only when
+ * it opens more than one — the caller has proved the password — is the answer
+ * 409 `tenant_required` naming them; with `tenant`, only that tenant's account
+ * is tried. Nothing is written to the store for a failed attempt.
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { LOCKOUT_MS } from '../../schema/access.ts';
+import type { SwitchboardTables } from '../../schema/index.ts';
+import type { RowOf } from '../../store/index.ts';
 import { authenticate, SESSION_COOKIE } from '../auth/principal.ts';
+import { LoginThrottle } from '../auth/login-throttle.ts';
 import { DUMMY_HASH, newToken, tokenHash, verifyPassword } from '../auth/secrets.ts';
-import { Throttle } from '../auth/throttle.ts';
 import { HttpError, parse, submitAs, type ApiContext } from '../context.ts';
+
+type User = RowOf<SwitchboardTables['users']>;
 
 const SESSION_MS = 12 * 3600_000;
 const DAY = 86_400_000;
@@ -34,35 +49,37 @@ const TokenBody = z.strictObject({
 
 const IdParam = z.strictObject({ id: z.string().min(1).max(200) });
 
+/** The one answer to every failed sign-in. */
+const invalidCredentials = (): HttpError => new HttpError(401, 'invalid_credentials', 'wrong email or password');
+
+/** The accounts among `users` that `password` opens; one scrypt per user (a dummy one for a disabled or password-less user), at least one. */
+async function accountsOpened(users: readonly User[], password: string): Promise<User[]> {
+  const usable = (u: User): u is User & { password_hash: string } => !u.disabled && u.password_hash !== null;
+  const hashes = users.length === 0 ? [DUMMY_HASH] : users.map((u) => (usable(u) ? u.password_hash : DUMMY_HASH));
+  const ok = await Promise.all(hashes.map((h) => verifyPassword(password, h)));
+  return users.filter((u, i) => usable(u) && ok[i] === true);
+}
+
 export function mountAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  const perAddress = new Throttle(10, 60_000, ctx.now);
-  const secure = ctx.publicUrl.startsWith('https:');
-  const system = { caller: 'system:auth' };
+  const throttle = new LoginThrottle(ctx.now);
+  const cookieOptions = { httpOnly: true, sameSite: 'strict', secure: ctx.publicUrl.startsWith('https:'), path: '/' } as const;
 
   app.post('/v1/auth/login', async (req, reply) => {
-    const wait = perAddress.hit(req.ip);
-    if (wait > 0) throw new HttpError(429, 'rate_limited', 'too many sign-in attempts from this address; wait and retry', { 'Retry-After': String(Math.ceil(wait / 1000)) });
     const body = parse(LoginBody, req.body);
     const email = body.email.toLowerCase();
-    const all = ctx.store.read(null);
-    const matches = all.users.find({ email, ...(body.tenant ? { tenant: body.tenant } : {}) });
-    const user = matches.length === 1 ? matches[0] : undefined;
-    const ok = await verifyPassword(body.password, user?.password_hash ?? DUMMY_HASH);
-    const invalid = new HttpError(401, 'invalid_credentials', matches.length > 1 ? 'this email exists in several tenants: give "tenant"' : 'wrong email or password');
-    if (!user || user.disabled) throw invalid;
-    const lock = ctx.store.read(user.tenant).login_lockouts.get(user.id);
-    const lockedFor = lock?.locked_until != null ? lock.locked_until - ctx.now() : 0;
-    if (lockedFor > 0) {
-      throw new HttpError(429, 'locked_out', 'too many wrong passwords: the account is locked for a while', { 'Retry-After': String(Math.ceil(lockedFor / 1000)) });
+    const wait = throttle.admit(req.ip, email);
+    if (wait > 0) {
+      throw new HttpError(429, 'rate_limited', 'too many failed sign-ins: wait and retry', { 'Retry-After': String(Math.ceil(wait / 1000)) });
     }
-    if (!ok || user.password_hash === null) {
-      const r = await submitAs<{ failures: number; locked_until: number | null }>(ctx, { tenant: user.tenant, ...system }, 'login_failed', { user_id: user.id });
-      if (r.locked_until !== null && r.locked_until > ctx.now()) {
-        throw new HttpError(429, 'locked_out', 'too many wrong passwords: the account is locked for a while', { 'Retry-After': String(Math.ceil(LOCKOUT_MS / 1000)) });
-      }
-      throw invalid;
+    const candidates = ctx.store.read(null).users.find({ email, ...(body.tenant ? { tenant: body.tenant } : {}) });
+    const opened = await accountsOpened(candidates, body.password);
+    const user = opened[0];
+    if (!user) throw invalidCredentials();
+    throttle.succeeded(req.ip, email);
+    if (opened.length > 1) {
+      const tenants = opened.map((u) => u.tenant).sort();
+      throw new HttpError(409, 'tenant_required', `this e-mail and password open accounts in several tenants (${tenants.join(', ')}): give "tenant"`);
     }
-    await submitAs(ctx, { tenant: user.tenant, ...system }, 'login_succeeded', { user_id: user.id });
     const token = newToken();
     const expires = ctx.now() + SESSION_MS;
     const r = await submitAs<{ token_id: string }>(ctx, { tenant: user.tenant, caller: `user:${user.id}` }, 'token_created', {
@@ -71,14 +88,14 @@ export function mountAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
       token_hash: tokenHash(token),
       expires_at: expires,
     });
-    void reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: 'strict', secure, path: '/', maxAge: SESSION_MS / 1000 });
+    void reply.setCookie(SESSION_COOKIE, token, { ...cookieOptions, maxAge: SESSION_MS / 1000 });
     return { token, token_id: r.token_id, expires_at: new Date(expires).toISOString(), user: { id: user.id, email: user.email, role: user.role, tenant: user.tenant } };
   });
 
   app.post('/v1/auth/logout', async (req, reply) => {
     const p = authenticate(ctx, req);
     await submitAs(ctx, p, 'token_revoked', { token_id: p.tokenId });
-    void reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    void reply.clearCookie(SESSION_COOKIE, cookieOptions);
     return { ok: true };
   });
 

@@ -1,7 +1,8 @@
 /**
  * Sign-in and tokens through the HTTP API of a real gateway: the bootstrap
- * admin token, login with a session cookie, lockout after wrong passwords,
- * per-address throttling, token revocation, and secrets kept only as hashes.
+ * admin token, login with a session cookie, token revocation, and secrets
+ * kept only as hashes. Failed sign-ins and their throttling:
+ * api-login.test.ts; cross-site use of the cookie: api-cross-site.test.ts.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -52,38 +53,6 @@ test('login returns a session token and an HttpOnly SameSite cookie; the cookie 
   assert.equal(((await viaCookie.json()) as { email: string }).email, email);
   assert.equal((await api(gw.publicUrl, 'POST', '/v1/auth/logout', { token: login.body.token })).status, 200);
   assert.equal((await fetch(`${gw.publicUrl}/v1/auth/me`, { headers: { cookie: pair } })).status, 401);
-});
-
-test('five wrong passwords lock the account: even the right password is refused (429 locked_out) and the lockout is in the store', async () => {
-  const { email, userId } = await userToken(gw.publicUrl, 'auditor');
-  for (let i = 0; i < 4; i++) {
-    const r = await api(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: `wrong-${i}` }, headers: { 'x-forwarded-for': 'ignored' } });
-    assert.equal(r.status, 401);
-  }
-  const fifth = await api(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: 'wrong-5' } });
-  assert.equal(fifth.status, 429);
-  assert.equal((fifth.body as { error: { code: string } }).error.code, 'locked_out');
-  assert.ok(Number(fifth.headers.get('retry-after')) > 60);
-  const right = await api(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: PASSWORD } });
-  assert.equal(right.status, 429);
-  const lock = gw.store.read('default').login_lockouts.get(userId);
-  assert.ok(lock && lock.failures >= 5 && lock.locked_until !== null);
-});
-
-test('more than 10 sign-in attempts a minute from one address are throttled (429 rate_limited) before any password check', async () => {
-  const own = await startTestGateway();
-  try {
-    const statuses: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      statuses.push((await api(own.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email: `nobody${i}@example.com`, password: 'x' } })).status);
-    }
-    assert.deepEqual(statuses.slice(0, 10), Array(10).fill(401));
-    assert.deepEqual(statuses.slice(10), [429, 429]);
-    const bad = await api(own.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email: 'a@b.co', password: 'x' } });
-    assert.ok(Number(bad.headers.get('retry-after')) >= 1);
-  } finally {
-    await own.stop();
-  }
 });
 
 test('bad login bodies are a 400 naming the field', async () => {

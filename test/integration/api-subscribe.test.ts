@@ -2,7 +2,9 @@
  * `WS /v1/subscribe` on a real gateway: a snapshot then the deltas of live
  * calls, confined to the session's tenant; permissions per table; malformed
  * messages answered with an error while the socket keeps serving; a revoked
- * token closes the socket; an unauthenticated upgrade is refused.
+ * token closes the socket; an invalid token is refused at the upgrade, and a
+ * socket opened without one serves nothing until its first message
+ * authenticates (test/integration/api-cross-site.test.ts covers that form).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -101,15 +103,17 @@ test('tables by permission: a developer may watch calls but not transcripts; ide
   sub.ws.close();
 });
 
-test('revoking the session\'s token closes its socket (4401); an upgrade without a valid token is refused with 401', async () => {
+test('revoking the session\'s token closes its socket (4401); an upgrade with an invalid token is refused with 401; without one, the first message must authenticate', async () => {
   const user = await userToken(gw.publicUrl, 'auditor');
   const sub = await connect(user.token);
   const tokens = await api<{ tokens: Array<{ id: string }> }>(gw.publicUrl, 'GET', '/v1/tokens', { token: user.token });
   const del = await api(gw.publicUrl, 'DELETE', `/v1/tokens/${tokens.body.tokens[0]!.id}`, { token: user.token });
   assert.equal(del.status, 200);
   assert.equal(await sub.closed, 4401);
-  await assert.rejects(connect(null), /401/);
   await assert.rejects(connect(user.token), /401/);
+  const anonymous = await connect(null);
+  anonymous.ws.send(JSON.stringify({ type: 'subscribe', id: 'a', table: 'calls' }));
+  assert.equal(await anonymous.closed, 4401, 'a socket opened without credentials serves nothing before {type:"auth"}');
 });
 
 test('/metrics is Prometheus text from prom-client: commands and commit latency histogram move with commits; calls, frames, subscribers and process metrics are there', async () => {
