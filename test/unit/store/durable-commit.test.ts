@@ -4,7 +4,8 @@
  * covers its batch returned; batches committed while one fsync is in flight
  * wait for the next, in order; an fsync failure stops the store; close()
  * makes everything durable before it returns. A controllable flusher stands
- * in for the disk; the last test runs the real one.
+ * in for the disk; the last test runs the real one, and durable-sync.test.ts
+ * traces the real fdatasync of the WAL against each acknowledgement.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
