@@ -71,9 +71,10 @@ test('UDP: 100 Trying within 200 ms; a retransmitted INVITE gets the stored resp
   }
 });
 
-test('jitter buffer: reorders, drops duplicates and late packets, skips a lost one, survives the 16-bit wrap', async () => {
+test('jitter buffer: reorders, drops duplicates and late packets, skips a lost one, survives the 16-bit wrap', async (t) => {
   const out: number[] = [];
   const jb = new JitterBuffer<number>((p) => out.push(p.item), 3, 40);
+  t.after(() => jb.close());
   for (const s of [65533, 65535, 65534, 0, 2, 3, 3, 4, 1]) jb.push(s, s * 160, s);
   assert.deepEqual(out, [65533, 65534, 65535, 0, 2, 3, 4]);
   assert.equal(jb.stats.duplicates, 1);
@@ -82,7 +83,6 @@ test('jitter buffer: reorders, drops duplicates and late packets, skips a lost o
   jb.push(6, 0, 6);
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(out.slice(-1), [6], 'a gap is given up after maxWait');
-  jb.close();
 });
 
 test('RTP: PCMU in, RFC 4733 digits once each (no marker bit, repeated end packets), symmetric RTP latching', { timeout: 20_000 }, async () => {
