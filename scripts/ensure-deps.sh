@@ -23,6 +23,8 @@ NEEDED=(
   "/usr/lib/baresip/modules/sndfile.so:baresip-core"
   "/usr/lib/baresip/modules/account.so:baresip-core"
   "/usr/lib/baresip/modules/menu.so:baresip-core"
+  # The durability test traces the store's fdatasync/fsync calls (test/unit/store/durable-sync.test.ts).
+  "strace:strace"
 )
 EXTRA_PACKAGES=(libsox-fmt-all)
 

@@ -24,14 +24,14 @@ after(async () => {
 
 async function seed(dataDir: string): Promise<void> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
-  void store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' });
-  const who = { tenant: 'default', caller: 'test' };
-  void store
-    .submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who)
-    .then((p) => store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: resultOf<{ policy_id: string }>(p).policy_id }, who));
-  await new Promise((r) => setTimeout(r, 50));
-  store.close();
-
+  try {
+    const who = { tenant: 'default', caller: 'test' };
+    resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' }));
+    const p = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+    resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  } finally {
+    store.close();
+  }
 }
 
 async function committedSeq(g: GatewayProcess): Promise<number> {

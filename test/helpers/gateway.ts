@@ -91,7 +91,8 @@ export async function spawnGateway(opts: TestGatewayOptions & { port: number; da
   const logs: string[] = [];
   let buf = '';
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${logs.join('\n')}`)), 20_000);
+    // A generous bound, not a speed: a restart right after kill -9 on a busy box can take many seconds.
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${logs.join('\n')}`)), 60_000);
     child.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl: number;

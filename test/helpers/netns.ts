@@ -21,7 +21,7 @@ export function insidePrivateNetwork(file: string, timeoutMs: number): boolean {
     delete env.NODE_TEST_CONTEXT; // the inner run is a test runner of its own, not a reporting child of ours
     const child = spawn(
       'unshare',
-      ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, '--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${timeoutMs}`, file],
+      ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, '--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${timeoutMs}`, '--test-force-exit', file],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const out: string[] = [];

@@ -9,9 +9,10 @@ import { tmpDir } from '../helpers/tmp.ts';
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 const run = (...args: string[]) => execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
 
-test('calls lists the tenant’s calls; call ID shows its legs, consent and actions; another tenant sees nothing', async () => {
+test('calls lists the tenant’s calls; call ID shows its legs, consent and actions; another tenant sees nothing', async (t) => {
   const dir = tmpDir('sb-cli-');
   const store = openTestStore({ dataDir: dir });
+  t.after(() => store.close());
   const who = { tenant: 'default', caller: 'test' };
   await store.submit('tenant_created', { id: 'default', name: 'D' }, who);
   const { call_id } = resultOf<{ call_id: string }>(await store.submit('call_received', { provider: 'twilio', provider_call_id: 'CA1', from: '+15550001111', to: '+15551234567' }, who));

@@ -28,9 +28,10 @@ class HeldDisk implements Flusher {
   }
 }
 
-test('a digit pressed before the consent stage listens is the answer once it does', async () => {
+test('a digit pressed before the consent stage listens is the answer once it does', async (t) => {
   const disk = new HeldDisk();
   const store = Store.open({ dataDir: tmpDir(), schema, durability: resolveDurability({ profile: 'production' }), flusher: disk, checkpointMs: 0 });
+  t.after(() => store.close());
   const who = { tenant: 'default', caller: 'test' };
   const settle = async <T>(p: Promise<T>): Promise<T> => {
     const timer = setInterval(() => disk.releaseAll(), 1);
@@ -69,5 +70,4 @@ test('a digit pressed before the consent stage listens is the answer once it doe
   assert.equal(decision.outcome, 'granted');
   assert.equal(decision.method, 'dtmf');
   assert.equal((decision.evidence as { digit: string }).digit, '1');
-  store.close();
 });

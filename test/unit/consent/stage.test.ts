@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { ConsentCancelled, promptFor, runConsentStage, type ConsentAnswer, type ConsentStageIo } from '../../../consent/stage.ts';
 import { openTestStore, resultOf, T } from '../../helpers/store.ts';
 
@@ -31,8 +31,9 @@ function io(script: { at?: number; answer?: ConsentAnswer; during?: boolean; han
   return { impl, prompts, slept, interrupted: () => interrupted };
 }
 
-async function setup(mode: 'opt-in' | 'opt-out' | 'notify', retries = 1) {
+async function setup(t: TestContext, mode: 'opt-in' | 'opt-out' | 'notify', retries = 1) {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const { policy_id } = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'p', mode, disclosure_text: 'We record calls.', retries, timeout_ms: 4000 }, T));
   const { call_id } = resultOf<{ call_id: string }>(await store.submit('call_received', { provider: 'sip', provider_call_id: 'x1', from: 'a', to: 'b' }, T));
@@ -41,8 +42,8 @@ async function setup(mode: 'opt-in' | 'opt-out' | 'notify', retries = 1) {
   return { store, policy, call_id };
 }
 
-test('opt-in: DTMF 1 during the prompt grants, cuts the prompt short, and keeps the digit as evidence', async () => {
-  const { store, policy, call_id } = await setup('opt-in');
+test('opt-in: DTMF 1 during the prompt grants, cuts the prompt short, and keeps the digit as evidence', async (t) => {
+  const { store, policy, call_id } = await setup(t, 'opt-in');
   const s = io({ at: 0, during: true, answer: { answer: 'yes', method: 'dtmf', evidence: { digit: '1', at_ms: 2100 } } });
   const d = await runConsentStage({ store, tenant: 'acme', callId: call_id, policy, pendingConsentId: null, io: s.impl });
   assert.equal(d.outcome, 'granted');
@@ -53,22 +54,20 @@ test('opt-in: DTMF 1 during the prompt grants, cuts the prompt short, and keeps 
   const row = store.read('acme').consents.get(d.consentId);
   assert.deepEqual([row?.outcome, row?.method, row?.evidence], ['granted', 'dtmf', { digit: '1', at_ms: 2100 }]);
   assert.equal(store.read('acme').calls.get(call_id)?.state, 'active');
-  store.close();
 });
 
-test('opt-in: a spoken no after the retry prompt declines', async () => {
-  const { store, policy, call_id } = await setup('opt-in', 2);
+test('opt-in: a spoken no after the retry prompt declines', async (t) => {
+  const { store, policy, call_id } = await setup(t, 'opt-in', 2);
   const s = io({ at: 1, answer: { answer: 'no', method: 'speech', evidence: { words: 'no i do not agree', at_ms: 15000 } } });
   const d = await runConsentStage({ store, tenant: 'acme', callId: call_id, policy, pendingConsentId: null, io: s.impl });
   assert.deepEqual([d.outcome, d.method], ['declined', 'speech']);
   assert.equal(s.prompts.length, 2);
   assert.match(s.prompts[1]!, /^Sorry, I did not get that/);
-  store.close();
 });
 
-test('opt-in silence: every attempt times out → no_response; opt-out silence → granted (implied); notify → granted after the disclosure', async () => {
+test('opt-in silence: every attempt times out → no_response; opt-out silence → granted (implied); notify → granted after the disclosure', async (t) => {
   for (const [mode, outcome] of [['opt-in', 'no_response'], ['opt-out', 'granted'], ['notify', 'granted']] as const) {
-    const { store, policy, call_id } = await setup(mode, 1);
+    const { store, policy, call_id } = await setup(t, mode, 1);
     const s = io({});
     const d = await runConsentStage({ store, tenant: 'acme', callId: call_id, policy, pendingConsentId: null, io: s.impl });
     assert.equal(d.outcome, outcome, mode);
@@ -78,11 +77,10 @@ test('opt-in silence: every attempt times out → no_response; opt-out silence �
   }
 });
 
-test('the caller hangs up while the stage waits: nothing is decided, the consent stays pending (a resume continues it)', async () => {
-  const { store, policy, call_id } = await setup('opt-in', 1);
+test('the caller hangs up while the stage waits: nothing is decided, the consent stays pending (a resume continues it)', async (t) => {
+  const { store, policy, call_id } = await setup(t, 'opt-in', 1);
   const s = io({ hangUpAt: 0 });
   await assert.rejects(runConsentStage({ store, tenant: 'acme', callId: call_id, policy, pendingConsentId: null, io: s.impl }), ConsentCancelled);
   const consent = store.read('acme').consents.find({ call_id })[0];
   assert.equal(consent?.outcome, 'pending');
-  store.close();
 });

@@ -43,46 +43,50 @@ test('TCP: messages are framed by Content-Length, whether coalesced or split acr
   }
 });
 
-test('UDP: 100 Trying within 200 ms; a retransmitted INVITE gets the stored response, the TU sees it once', { timeout: 20_000 }, async () => {
+test('UDP: the transaction answers 100 Trying on its own (the TU never answers); a retransmitted INVITE gets the stored response, the TU sees it once', { timeout: 30_000 }, async () => {
   let invites = 0;
   const uas = await SipUas.start({ host: '127.0.0.1', port: 0, logger: quiet, handler: { ...idle, invite: () => void invites++ } });
   const client = dgram.createSocket('udp4');
   await new Promise<void>((r) => client.bind(0, '127.0.0.1', () => r()));
-  const got: Array<{ at: number; status: number }> = [];
+  const got: Array<{ status: number }> = [];
   client.on('message', (raw) => {
     const p = parseMessage(raw);
-    if (p.ok && p.message.kind === 'response') got.push({ at: Date.now(), status: p.message.status });
+    if (p.ok && p.message.kind === 'response') got.push({ status: p.message.status });
   });
   try {
     const inv = Buffer.from(request('INVITE', 'inv1', 'i1', `127.0.0.1:${client.address().port}`));
-    const t0 = Date.now();
     client.send(inv, uas.port, '127.0.0.1');
-    const end = Date.now() + 3000;
+    // Waiting for the event with a generous bound (how fast it comes is not asserted: the box is shared). The TU
+    // (idle handler) never answers, so a 100 can only come from the server transaction itself (RFC 3261 §17.2.1).
+    const end = Date.now() + 10_000;
     while (got.length < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     assert.equal(got[0]?.status, 100);
-    assert.ok(got[0]!.at - t0 < 200, `100 Trying after ${got[0]!.at - t0} ms`);
+    assert.equal(invites, 1, 'the TU holds the INVITE and has not answered');
     client.send(inv, uas.port, '127.0.0.1');
     while (got.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     assert.equal(got[1]?.status, 100, 'the retransmission is answered with the last response');
     assert.equal(invites, 1);
+    assert.deepEqual(got.map((g) => g.status), [100, 100], 'no final response: nothing but the transaction spoke');
   } finally {
     client.close();
     await uas.close();
   }
 });
 
-test('jitter buffer: reorders, drops duplicates and late packets, skips a lost one, survives the 16-bit wrap', async () => {
+test('jitter buffer: reorders, drops duplicates and late packets, skips a lost one, survives the 16-bit wrap', async (t) => {
   const out: number[] = [];
   const jb = new JitterBuffer<number>((p) => out.push(p.item), 3, 40);
+  t.after(() => jb.close());
   for (const s of [65533, 65535, 65534, 0, 2, 3, 3, 4, 1]) jb.push(s, s * 160, s);
   assert.deepEqual(out, [65533, 65534, 65535, 0, 2, 3, 4]);
   assert.equal(jb.stats.duplicates, 1);
   assert.equal(jb.stats.lost, 1);
   assert.equal(jb.stats.late, 1);
   jb.push(6, 0, 6);
-  await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(out.slice(-1), [6], 'a gap is given up after maxWait');
-  jb.close();
+  assert.deepEqual(out.slice(-1), [4], '6 waits for the missing 5 …');
+  const end = Date.now() + 10_000;
+  while (out.at(-1) !== 6 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+  assert.deepEqual(out.slice(-1), [6], '… until the gap is given up after maxWait');
 });
 
 test('RTP: PCMU in, RFC 4733 digits once each (no marker bit, repeated end packets), symmetric RTP latching', { timeout: 20_000 }, async () => {

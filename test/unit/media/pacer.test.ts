@@ -280,8 +280,9 @@ test('listeners may unsubscribe, clear or stop the clock from inside a callback'
   assert.equal(clock.tick(), 0);
 });
 
-test('real timer loop paces frames close to real time (short sanity run)', async () => {
+test('real timer loop paces frames, never ahead of real time (short sanity run)', async (t) => {
   const clock = new MediaClock();
+  t.after(() => clock.stop());
   const s = new PacedStream(8000);
   const sentAt: number[] = [];
   s.onFrame(() => sentAt.push(performance.now()));
@@ -294,9 +295,10 @@ test('real timer loop paces frames close to real time (short sanity run)', async
   clock.stop();
   const elapsed = performance.now() - t0;
   assert.equal(sentAt.length, 8);
-  // 8 frames occupy slots 0..7: the last one is due at 140 ms.
+  // 8 frames occupy slots 0..7: frame n is due at 20·n ms and never goes out before (a late timer only delays).
+  // How close to real time is for the bench; the mocked-timer tests below check the slot arithmetic exactly.
+  sentAt.forEach((at, n) => assert.ok(at - t0 >= 20 * n - 1, `frame ${n} sent at ${(at - t0).toFixed(1)} ms, before its slot`));
   assert.ok(elapsed >= 139, `finished too early: ${elapsed.toFixed(1)} ms`);
-  assert.ok(elapsed < 1000, `far too slow: ${elapsed.toFixed(1)} ms`);
 });
 
 test('timer loop (mocked timers): one timer, woken at each slot boundary, survives a restart inside a listener', (t) => {

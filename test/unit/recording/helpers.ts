@@ -138,12 +138,12 @@ export function ffprobe(data: Buffer, ext: string): { streams: ProbeStream[]; fo
   return JSON.parse(out) as { streams: ProbeStream[]; format: { duration?: string; format_name: string } };
 }
 
-/** Decodes any audio buffer to 8 kHz stereo s16le with ffmpeg. */
-export function ffmpegDecode(data: Buffer, ext: string): Buffer {
+/** Decodes any audio buffer to stereo s16le at `rate` (default 8 kHz) with ffmpeg. */
+export function ffmpegDecode(data: Buffer, ext: string, rate = 8000): Buffer {
   const dir = tmpDir('sb-decode-');
   const file = path.join(dir, `in.${ext}`);
   fs.writeFileSync(file, data);
-  return execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 's16le', '-ar', '8000', '-ac', '2', 'pipe:1'], { maxBuffer: 1 << 28 });
+  return execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 's16le', '-ar', String(rate), '-ac', '2', 'pipe:1'], { maxBuffer: 1 << 28 });
 }
 
 export interface TinyFs {

@@ -27,8 +27,9 @@ async function contentAttempts(store: S, call_id: string) {
   };
 }
 
-test('before a decision: no recording, no transcript, no agent turn', async () => {
+test('before a decision: no recording, no transcript, no agent turn', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const { call_id } = await callWithConsent(store, 'CA1');
   assert.deepEqual(await contentAttempts(store, call_id), { recording: 'consent_required', transcript: 'consent_required' });
@@ -36,12 +37,12 @@ test('before a decision: no recording, no transcript, no agent turn', async () =
   assert.equal(code(turn), 'consent_required');
   assert.equal(store.read('acme').recordings.find().length, 0);
   assert.equal(store.read('acme').transcript_segments.find().length, 0);
-  store.close();
 });
 
 for (const outcome of ['declined', 'no_response'] as const) {
-  test(`${outcome}: recording and transcript refused; the agent may still serve the call`, async () => {
+  test(`${outcome}: recording and transcript refused; the agent may still serve the call`, async (t) => {
     const store = openTestStore();
+    t.after(() => store.close());
     await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
     const { call_id, consent_id } = await callWithConsent(store, 'CA2');
     const method = outcome === 'declined' ? 'dtmf' : 'implied';
@@ -49,12 +50,12 @@ for (const outcome of ['declined', 'no_response'] as const) {
     assert.deepEqual(await contentAttempts(store, call_id), { recording: 'consent_required', transcript: 'consent_required' });
     assert.equal(code(await store.submit('agent_turn_started', { call_id, agent: 'a', version: '1', turn: 1, kind: 'start' }, T)), 'ok');
     assert.equal(store.read('acme').calls.get(call_id)?.state, 'active');
-    store.close();
   });
 }
 
-test('granted: recording and transcripts are accepted, with the evidence kept on the consent row', async () => {
+test('granted: recording and transcripts are accepted, with the evidence kept on the consent row', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const { call_id, consent_id } = await callWithConsent(store, 'CA3');
   await store.submit('consent_decided', { consent_id, outcome: 'granted', method: 'speech', evidence: { words: 'yes i agree', at_ms: 5400 } }, T);
@@ -65,21 +66,21 @@ test('granted: recording and transcripts are accepted, with the evidence kept on
   const rec = store.read('acme').recordings.find({ call_id })[0];
   assert.ok(rec && rec.retention_until! > rec.started_at + 2000 * DAY, 'retention from the policy (default 7 years)');
   assert.equal(store.read('acme').transcript_segments.find({ call_id })[0]?.recording_id, rec.id);
-  store.close();
 });
 
-test('an opt-in policy cannot be granted implicitly; a decision is final', async () => {
+test('an opt-in policy cannot be granted implicitly; a decision is final', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const { consent_id } = await callWithConsent(store, 'CA4', 'opt-in');
   assert.equal(code(await store.submit('consent_decided', { consent_id, outcome: 'granted', method: 'implied' }, T)), 'invalid_decision');
   assert.equal(code(await store.submit('consent_decided', { consent_id, outcome: 'declined', method: 'dtmf' }, T)), 'ok');
   assert.equal(code(await store.submit('consent_decided', { consent_id, outcome: 'granted', method: 'dtmf' }, T)), 'consent_decided');
-  store.close();
 });
 
-test('withdrawal pauses the recording for good and stops transcripts', async () => {
+test('withdrawal pauses the recording for good and stops transcripts', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const { call_id, consent_id } = await callWithConsent(store, 'CA5');
   await store.submit('consent_decided', { consent_id, outcome: 'granted', method: 'dtmf', evidence: { digit: '1' } }, T);
@@ -92,25 +93,25 @@ test('withdrawal pauses the recording for good and stops transcripts', async () 
   assert.deepEqual(await contentAttempts(store, call_id), { recording: 'consent_required', transcript: 'consent_required' });
   const consents = store.read('acme').consents.find({ call_id });
   assert.deepEqual(consents.map((c) => c.outcome).sort(), ['granted', 'withdrawn'], 'the grant stays on record beside its withdrawal');
-  store.close();
 });
 
-test('policies are versioned by name', async () => {
+test('policies are versioned by name', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const a = resultOf<{ version: number }>(await store.submit('consent_policy_created', { name: 'sales', mode: 'opt-in', disclosure_text: 'v1' }, T));
   const b = resultOf<{ version: number }>(await store.submit('consent_policy_created', { name: 'sales', mode: 'opt-in', disclosure_text: 'v2' }, T));
   assert.deepEqual([a.version, b.version], [1, 2]);
   assert.equal(store.read('acme').consent_policies.find({ name: 'default' }).length, 1, 'every tenant ships with the default policy');
   await assert.rejects(store.submit('consent_policy_created', { name: 'Bad Name', mode: 'opt-in', disclosure_text: 'x' }, T), /lowercase/);
-  const t = await store.submit('consent_policy_created', { name: 'xfer', mode: 'opt-in', disclosure_text: 'x', on_decline: 'transfer' }, T);
-  assert.equal(code(t), 'invalid_policy');
-  store.close();
+  const xfer = await store.submit('consent_policy_created', { name: 'xfer', mode: 'opt-in', disclosure_text: 'x', on_decline: 'transfer' }, T);
+  assert.equal(code(xfer), 'invalid_policy');
 });
 
-test('retention purge: refused under legal hold or before retention; the row and its sha256 stay', async () => {
+test('retention purge: refused under legal hold or before retention; the row and its sha256 stay', async (t) => {
   let now = 1_700_000_000_000;
   const store = openTestStore({ clock: () => now });
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const { call_id, consent_id } = await callWithConsent(store, 'CA6');
   await store.submit('consent_decided', { consent_id, outcome: 'granted', method: 'dtmf' }, T);
@@ -128,5 +129,4 @@ test('retention purge: refused under legal hold or before retention; the row and
   assert.equal(rec?.uri, null);
   assert.equal(rec?.sha256, sha);
   assert.ok(store.replay().ok);
-  store.close();
 });

@@ -49,8 +49,9 @@ const REDUCER_FOR: Partial<Record<CallState, string>> = {
   ended: 'call_ended',
 };
 
-test('every (from, to) pair: legal transitions commit, illegal ones are rejected as illegal_transition', async () => {
+test('every (from, to) pair: legal transitions commit, illegal ones are rejected as illegal_transition', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   let n = 0;
   for (const from of CALL_STATES) {
@@ -74,21 +75,21 @@ test('every (from, to) pair: legal transitions commit, illegal ones are rejected
     }
   }
   assert.ok(store.replay().ok);
-  store.close();
 });
 
-test('a webhook retry of call_received returns the same call, never a second row', async () => {
+test('a webhook retry of call_received returns the same call, never a second row', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const a = await newCall(store, 'CA-dup');
   const b = await newCall(store, 'CA-dup');
   assert.equal(a, b);
   assert.equal(store.read('acme').calls.find().length, 1);
-  store.close();
 });
 
-test('media lost → resuming; a new media connection resumes into the state it left, and counts the epoch', async () => {
+test('media lost → resuming; a new media connection resumes into the state it left, and counts the epoch', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const id = await callIn(store, 'held', 'CA-r');
   const c1 = await store.submit('call_media_connected', { call_id: id, provider: 'twilio', media_session: 'MZ1' }, T);
@@ -111,21 +112,21 @@ test('media lost → resuming; a new media connection resumes into the state it 
   assert.equal(ended?.end_reason, 'caller hung up');
   assert.ok(ended?.ended_at);
   assert.deepEqual(store.read('acme').legs.find({ call_id: id, state: 'connected' }), []);
-  store.close();
 });
 
-test('another tenant cannot move or even see a call', async () => {
+test('another tenant cannot move or even see a call', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   const id = await newCall(store, 'CA-t');
   const r = await store.submit('call_ended', { call_id: id, reason: 'x' }, { tenant: 'evil', caller: 'mallory' });
   assert.equal(!r.outcome.ok && r.outcome.error.code, 'call_not_found');
   assert.equal(store.read('acme').calls.get(id)?.state, 'ringing');
-  store.close();
 });
 
-test('numbers: one route per number, tenant must exist, clear refusal for a malformed number', async () => {
+test('numbers: one route per number, tenant must exist, clear refusal for a malformed number', async (t) => {
   const store = openTestStore();
+  t.after(() => store.close());
   const none = await store.submit('number_added', { number: '+15551234567', agent: 'default' }, T);
   assert.equal(!none.outcome.ok && none.outcome.error.code, 'tenant_not_found');
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
@@ -134,5 +135,4 @@ test('numbers: one route per number, tenant must exist, clear refusal for a malf
   const again = await store.submit('number_added', { number: '+15551234567', agent: 'other' }, T);
   assert.equal(!again.outcome.ok && again.outcome.error.code, 'number_exists');
   await assert.rejects(store.submit('number_added', { number: '555 1234', agent: 'default' }, T), /E\.164/);
-  store.close();
 });

@@ -51,10 +51,11 @@ test('claims purge expired rows, oldest first, a bounded batch at a time', async
   }
 });
 
-test('claims survive a restart of the store', async () => {
+test('claims survive a restart of the store', async (t) => {
   const dataDir = tmpDir('sb-nonce-');
   const now = Date.now();
   const a = openTestStore({ dataDir });
+  t.after(() => a.close());
   resultOf(await a.submit('webhook_nonce_claimed', { provider: 'vonage', nonce: 'persist', expires_at: now + 600_000 }, SYS));
   a.close();
   const b = openTestStore({ dataDir });
@@ -66,12 +67,13 @@ test('claims survive a restart of the store', async () => {
   }
 });
 
-test('a data dir of this schema version made before webhook_nonces existed opens, gains the table and replays', async () => {
+test('a data dir of this schema version made before webhook_nonces existed opens, gains the table and replays', async (t) => {
   const dataDir = tmpDir('sb-nonce-old-');
   const { webhook_nonces: _dropped, ...oldTables } = schema.tables;
   const oldSchema = { ...schema, tables: oldTables, reducers: schema.reducers.filter((r) => r.name !== 'webhook_nonce_claimed') };
   const durability = resolveDurability({ profile: 'development', fsync: 'never' });
   const old = Store.open({ dataDir, schema: oldSchema as unknown as typeof schema, durability, checkpointMs: 0, node: 'test-node' });
+  t.after(() => old.close());
   resultOf(await old.submit('tenant_created', { id: 'default', name: 'Default' }, { tenant: 'default', caller: 'test' }));
   old.close();
   const store = openTestStore({ dataDir });

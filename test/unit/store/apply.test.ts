@@ -9,16 +9,17 @@ function open(dataDir = tmpDir(), clock?: () => number) {
   return Store.open({ dataDir, schema: tallySchema, durability: resolveDurability({ fsync: 'never' }), checkpointMs: 0, node: 'n1', clock });
 }
 
-test('a command resolves with its outcome, seq and the reducer result; ctx carries the command time and caller', async () => {
+test('a command resolves with its outcome, seq and the reducer result; ctx carries the command time and caller', async (t) => {
   const store = open(tmpDir(), () => 1_700_000_000_000);
+  t.after(() => store.close());
   const r = await store.submit('put', { id: 'x', color: 'green', n: 3 }, A);
   assert.deepEqual(r, { seq: 1, duplicate: false, outcome: { ok: true, result: { id: 'x', at: 1_700_000_000_000, seq: 1, by: 'alice' } } });
   assert.deepEqual(store.read('a').tally.get('x'), { id: 'x', tenant: 'a', color: 'green', n: 3, tags: [], flag: false, note: null });
-  store.close();
 });
 
-test('a rejection is a logged outcome that writes nothing', async () => {
+test('a rejection is a logged outcome that writes nothing', async (t) => {
   const store = open();
+  t.after(() => store.close());
   const r = await store.submit('put_then_fail', { id: 'y' }, A);
   assert.equal(r.seq, 1);
   assert.deepEqual(r.outcome, { ok: false, error: { code: 'no_way', message: 'wrote a row, then refused' } });
@@ -26,20 +27,20 @@ test('a rejection is a logged outcome that writes nothing', async () => {
   const events = [...store.events()];
   assert.equal(events.length, 1);
   assert.deepEqual(events[0]?.outcome, r.outcome);
-  store.close();
 });
 
-test('a reducer bug is an `internal` outcome, rolled back like any rejection', async () => {
+test('a reducer bug is an `internal` outcome, rolled back like any rejection', async (t) => {
   const store = open();
+  t.after(() => store.close());
   const r = await store.submit('put_then_throw', { id: 'z' }, A);
   assert.equal(r.outcome.ok, false);
   assert.equal(!r.outcome.ok && r.outcome.error.code, 'internal');
   assert.equal(store.read(null).tally.get('z'), undefined);
-  store.close();
 });
 
-test('savepoint isolation: in one batch, failing commands change nothing and the others commit', async () => {
+test('savepoint isolation: in one batch, failing commands change nothing and the others commit', async (t) => {
   const store = open();
+  t.after(() => store.close());
   const results = await Promise.all([
     store.submit('put', { id: 'a1' }, A),
     store.submit('put_then_fail', { id: 'a2' }, A),
@@ -52,16 +53,17 @@ test('savepoint isolation: in one batch, failing commands change nothing and the
   assert.deepEqual(store.read('a').tally.find().map((r) => r.id), ['a1', 'a3', 'a5']);
   assert.equal(store.head.seq, 5);
   assert.ok(store.verify().ok);
-  store.close();
 });
 
-test('a failing command that inserted, updated twice and deleted leaves the tables byte-identical to a store that never ran it', async () => {
+test('a failing command that inserted, updated twice and deleted leaves the tables byte-identical to a store that never ran it', async (t) => {
   const seedAll = async (store: ReturnType<typeof open>) => {
     await store.submit('put', { id: 'k1', color: 'blue', n: 5 }, A);
     await store.submit('put', { id: 'k2', color: 'green', n: 6 }, A);
   };
   const a = open();
+  t.after(() => a.close());
   const b = open();
+  t.after(() => b.close());
   await seedAll(a);
   await seedAll(b);
   const before = a.read('a').tally.find();
@@ -76,12 +78,12 @@ test('a failing command that inserted, updated twice and deleted leaves the tabl
   assert.equal(a.read('a').tally.get('k9'), undefined);
   assert.equal(a.digest().digest, b.digest().digest, 'same table bytes as without the failed command');
   assert.ok(a.verify().ok);
-  a.close();
-  b.close();
 });
 
-test('a duplicate command id returns the recorded outcome without running again', async () => {
+test('a duplicate command id returns the recorded outcome without running again', async (t) => {
   const store = open();
+  t.after(() => store.close());
+  t.after(() => store.close());
   const first = await store.submit('put', { id: 'd', n: 1 }, { ...A, id: 'webhook-retry-1' });
   await store.submit('put', { id: 'd', n: 2 }, A);
   const again = await store.submit('put', { id: 'd', n: 99 }, { ...A, id: 'webhook-retry-1' });
@@ -99,14 +101,16 @@ test('a duplicate command id returns the recorded outcome without running again'
   const dir = store.dataDir;
   store.close();
   const reopened = open(dir);
+  t.after(() => reopened.close());
   const later = await reopened.submit('put', { id: 'e', n: 8 }, { ...A, id: 'same' });
   assert.equal(later.duplicate, true);
   assert.equal(reopened.read('a').tally.get('e')?.n, 7);
-  reopened.close();
 });
 
-test('unknown reducers, invalid args and missing tenant are refused at the edge and nothing is written', async () => {
+test('unknown reducers, invalid args and missing tenant are refused at the edge and nothing is written', async (t) => {
   const store = open();
+  t.after(() => store.close());
+  t.after(() => store.close());
   await assert.rejects(store.submit('no_such', {}, A), (e: unknown) => e instanceof StoreError && e.code === 'unknown_reducer');
   await assert.rejects(
     store.submit('put', { id: 42 }, A),
@@ -120,8 +124,9 @@ test('unknown reducers, invalid args and missing tenant are refused at the edge 
   await assert.rejects(store.submit('put', { id: 'late' }, A), (e: unknown) => e instanceof StoreError && e.code === 'store_closed');
 });
 
-test('ctx.newId is deterministic from the command and distinct within it', async () => {
+test('ctx.newId is deterministic from the command and distinct within it', async (t) => {
   const store = open();
+  t.after(() => store.close());
   const r1 = await store.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
   const r2 = await store.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-2' });
   const v1 = r1.outcome.ok ? (r1.outcome.result as { a: string; b: string }) : null;
@@ -132,14 +137,14 @@ test('ctx.newId is deterministic from the command and distinct within it', async
   assert.notEqual(v1.a, v1.b);
   assert.notEqual(v1.a, v2.a);
   const other = open();
+  t.after(() => other.close());
   const again = await other.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
   assert.deepEqual(again.outcome, r1.outcome, 'same command id → same ids on any node');
-  store.close();
-  other.close();
 });
 
-test('tenant scoping: reads and writes never cross tenants', async () => {
+test('tenant scoping: reads and writes never cross tenants', async (t) => {
   const store = open();
+  t.after(() => store.close());
   await store.submit('put', { id: 'shared-id', color: 'blue' }, A);
   // Tenant b cannot see or overwrite tenant a's row: its put tries an insert and hits the key.
   const r = await store.submit('put', { id: 'shared-id', color: 'red' }, { tenant: 'b', caller: 'bob' });
@@ -150,29 +155,30 @@ test('tenant scoping: reads and writes never cross tenants', async () => {
   const del = await store.submit('remove', { id: 'shared-id' }, { tenant: 'b', caller: 'bob' });
   assert.equal(!del.outcome.ok && del.outcome.error.code, 'not_found');
   assert.ok(store.read('a').tally.get('shared-id'));
-  store.close();
 });
 
-test('the read layer is read-only', () => {
+test('the read layer is read-only', (t) => {
   const store = open();
+  t.after(() => store.close());
   const view = store.read('a').tally as unknown as { insert: (r: unknown) => void };
   assert.throws(() => view.insert({ id: 'x' }), /writes go through reducers/);
-  store.close();
 });
 
-test('state and log survive a clean reopen, and seq continues', async () => {
+test('state and log survive a clean reopen, and seq continues', async (t) => {
   const dir = tmpDir();
   const s1 = open(dir);
+  t.after(() => s1.close());
+  t.after(() => s1.close());
   for (let i = 0; i < 10; i++) await s1.submit('put', { id: `k${i}`, n: i }, A);
   const head = s1.head;
   s1.close();
   const s2 = open(dir);
+  t.after(() => s2.close());
   assert.deepEqual(s2.head, head);
   const r = await s2.submit('put', { id: 'k10' }, A);
   assert.equal(r.seq, 11);
   assert.equal(s2.read('a').tally.find().length, 11);
   assert.ok(s2.verify().ok);
-  s2.close();
 });
 
 test('the hot-path event body is byte-identical to canonicalJson({command, outcome})', async () => {

@@ -4,7 +4,8 @@
  * covers its batch returned; batches committed while one fsync is in flight
  * wait for the next, in order; an fsync failure stops the store; close()
  * makes everything durable before it returns. A controllable flusher stands
- * in for the disk; the last test runs the real one.
+ * in for the disk; the last test runs the real one, and durable-sync.test.ts
+ * traces the real fdatasync of the WAL against each acknowledgement.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -45,9 +46,10 @@ test('production `always` syncs off the loop (SQLite NORMAL + WAL fsync); maximu
   assert.equal(resolveDurability({ profile: 'production', fsync: 'periodic' }).syncOffLoop, false);
 });
 
-test('nobody hears of a batch before its fsync returns; batches committed meanwhile ride the next fsync, in order', async () => {
+test('nobody hears of a batch before its fsync returns; batches committed meanwhile ride the next fsync, in order', async (t) => {
   const disk = new HeldDisk();
   const store = open(disk);
+  t.after(() => store.close());
   const told: string[] = [];
   const deltas: string[] = [];
   store.subscribe('tally', {}, 'a', (d) => deltas.push(String(d.new?.id ?? d.old?.id)));
@@ -70,12 +72,12 @@ test('nobody hears of a batch before its fsync returns; batches committed meanwh
   await Promise.all(later);
   assert.deepEqual(told, ['k1@1', 'ok@2', 'ok@3']);
   assert.deepEqual(deltas, ['k1', 'k2', 'k3']);
-  store.close();
 });
 
-test('a subscriber arriving while a batch waits for its fsync gets it in the snapshot, not again as a delta', async () => {
+test('a subscriber arriving while a batch waits for its fsync gets it in the snapshot, not again as a delta', async (t) => {
   const disk = new HeldDisk();
   const store = open(disk);
+  t.after(() => store.close());
   const w = store.submit('put', { id: 's1' }, A);
   await tick();
   const seen: string[] = [];
@@ -88,12 +90,12 @@ test('a subscriber arriving while a batch waits for its fsync gets it in the sna
   disk.release();
   await later;
   assert.deepEqual(seen, ['insert:s2@2'], 'seq 1 is not delivered twice');
-  store.close();
 });
 
-test('a duplicate submitted while its batch waits for the fsync gets the same outcome, once durable', async () => {
+test('a duplicate submitted while its batch waits for the fsync gets the same outcome, once durable', async (t) => {
   const disk = new HeldDisk();
   const store = open(disk);
+  t.after(() => store.close());
   const a = store.submit('put', { id: 'd', n: 1 }, { ...A, id: 'same' });
   await tick();
   const b = store.submit('put', { id: 'd', n: 2 }, { ...A, id: 'same' });
@@ -106,24 +108,24 @@ test('a duplicate submitted while its batch waits for the fsync gets the same ou
   assert.equal(ra.seq, rb.seq);
   assert.equal(rb.duplicate, true);
   assert.equal(store.read('a').tally.get('d')?.n, 1);
-  store.close();
 });
 
-test('an fsync failure fails the waiting submitters (not retryable) and stops the store', async () => {
+test('an fsync failure fails the waiting submitters (not retryable) and stops the store', async (t) => {
   const disk = new HeldDisk();
   const store = open(disk);
+  t.after(() => store.close());
   const w = store.submit('put', { id: 'x' }, A);
   await tick();
   disk.release(Object.assign(new Error('I/O error'), { code: 'EIO' }));
   await assert.rejects(w, (e: unknown) => e instanceof StoreError && e.code === 'storage_failed' && !e.retryable && /EIO/.test(e.message));
   await assert.rejects(store.submit('put', { id: 'y' }, A), (e: unknown) => e instanceof StoreError && e.code === 'storage_failed');
-  store.close();
 });
 
-test('close() with an fsync in flight syncs blocking and settles everyone before it returns', async () => {
+test('close() with an fsync in flight syncs blocking and settles everyone before it returns', async (t) => {
   const disk = new HeldDisk();
   const dir = tmpDir();
   const store = open(disk, dir);
+  t.after(() => store.close());
   const outcomes: number[] = [];
   const all = [store.submit('put', { id: 'c1' }, A), store.submit('put', { id: 'c2' }, A)].map((p) => p.then((r) => outcomes.push(r.seq)));
   await tick();
@@ -134,15 +136,15 @@ test('close() with an fsync in flight syncs blocking and settles everyone before
   assert.deepEqual(outcomes.sort(), [1, 2, 3]);
   disk.release(); // the late callback of the first fsync changes nothing
   const again = open(new HeldDisk(), dir);
+  t.after(() => again.close());
   assert.equal(again.head.seq, 3);
-  again.close();
 });
 
-test('the real WAL fsync: outcomes arrive, the -wal file is what gets synced', async () => {
+test('the real WAL fsync: outcomes arrive, the -wal file is what gets synced', async (t) => {
   const dir = tmpDir();
   const store = Store.open({ dataDir: dir, schema: tallySchema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0, node: 'n1' });
+  t.after(() => store.close());
   const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => store.submit('put', { id: `r${i}` }, A)));
   assert.ok(rs.every((r) => r.outcome.ok));
   assert.ok(fs.existsSync(path.join(dir, `${DB_FILE}-wal`)));
-  store.close();
 });

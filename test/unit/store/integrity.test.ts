@@ -17,14 +17,18 @@ const open = (dataDir: string, schema: SchemaDef = tallySchema as unknown as Sch
 
 async function fill(dir: string, n: number): Promise<void> {
   const store = open(dir);
-  for (let i = 0; i < n; i++) await store.submit(i % 7 === 3 ? 'put_then_fail' : 'put', { id: `k${i}`, n: i }, A);
-  store.close();
+  try {
+    for (let i = 0; i < n; i++) await store.submit(i % 7 === 3 ? 'put_then_fail' : 'put', { id: `k${i}`, n: i }, A);
+  } finally {
+    store.close();
+  }
 }
 
-test('verify passes on an untouched log and signs checkpoints every N events', async () => {
+test('verify passes on an untouched log and signs checkpoints every N events', async (t) => {
   const dir = tmpDir();
   await fill(dir, 35);
   const store = open(dir);
+  t.after(() => store.close());
   const report = store.verify();
   assert.equal(report.ok, true, report.problems.join('\n'));
   assert.equal(report.events, 35);
@@ -35,21 +39,21 @@ test('verify passes on an untouched log and signs checkpoints every N events', a
   assert.equal(fs.statSync(keyFile).mode & 0o777, 0o600, 'node key is private');
 });
 
-test('tampering with one stored event is caught by verify at that seq', async () => {
+test('tampering with one stored event is caught by verify at that seq', async (t) => {
   const dir = tmpDir();
   await fill(dir, 30);
   const raw = new Database(path.join(dir, DB_FILE));
   raw.prepare(`UPDATE _events SET args = '{"id":"k17","n":1000000}' WHERE seq = 18`).run();
   raw.close();
   const store = open(dir);
+  t.after(() => store.close());
   const report = store.verify();
   assert.equal(report.ok, false);
   assert.equal(report.firstBadSeq, 18);
   assert.match(report.problems[0] ?? '', /seq 18: .*tampered/);
-  store.close();
 });
 
-test('rewriting the chain after a tamper is caught by the signed checkpoints', async () => {
+test('rewriting the chain after a tamper is caught by the signed checkpoints', async (t) => {
   const dir = tmpDir();
   await fill(dir, 30);
   const raw = new Database(path.join(dir, DB_FILE));
@@ -66,14 +70,14 @@ test('rewriting the chain after a tamper is caught by the signed checkpoints', a
   }
   raw.close();
   const store = open(dir);
+  t.after(() => store.close());
   const report = store.verify();
   assert.equal(report.ok, false);
   assert.equal(report.firstBadSeq, 20, 'the first signed checkpoint after the edit no longer matches');
   assert.match(report.problems.join('\n'), /checkpoint hash does not match/);
-  store.close();
 });
 
-test('deleting the newest events is caught (checkpoint beyond head / applied_seq)', async () => {
+test('deleting the newest events is caught (checkpoint beyond head / applied_seq)', async (t) => {
   const dir = tmpDir();
   await fill(dir, 25);
   const raw = new Database(path.join(dir, DB_FILE));
@@ -89,18 +93,18 @@ test('deleting the newest events is caught (checkpoint beyond head / applied_seq
   assert.throws(() => open(dir), (e: unknown) => e instanceof StoreError && e.code === 'log_inconsistent');
 });
 
-test('replay rebuilds the same tables and outcomes from the log', async () => {
+test('replay rebuilds the same tables and outcomes from the log', async (t) => {
   const dir = tmpDir();
   await fill(dir, 40);
   const store = open(dir);
+  t.after(() => store.close());
   const report = store.replay();
   assert.equal(report.ok, true, JSON.stringify(report.outcomeMismatches));
   assert.equal(report.liveDigest, report.replayDigest);
   assert.equal(report.tables.tally?.live, report.tables.tally?.replayed);
-  store.close();
 });
 
-test('replay catches a non-deterministic reducer and a table written outside the log', async () => {
+test('replay catches a non-deterministic reducer and a table written outside the log', async (t) => {
   let counter = 0; // module state: exactly what reducers must not use
   const r = reducerFactory<{ tally: typeof tally }>();
   const bad = r('put_counted', z.object({ id: z.string() }), (ctx, a) => {
@@ -110,6 +114,7 @@ test('replay catches a non-deterministic reducer and a table written outside the
   const schema = { version: 1, tables: { tally }, reducers: [bad] } as unknown as SchemaDef;
   const dir = tmpDir();
   const store = open(dir, schema);
+  t.after(() => store.close());
   for (const id of ['a', 'b', 'c']) await store.submit('put_counted', { id }, A);
   const report = store.replay();
   assert.equal(report.ok, false);
@@ -122,12 +127,12 @@ test('replay catches a non-deterministic reducer and a table written outside the
   raw.prepare(`UPDATE tally SET n = 999 WHERE id = 'k1'`).run();
   raw.close();
   const s2 = open(dir2);
+  t.after(() => s2.close());
   assert.equal(s2.verify().ok, true, 'the log itself is intact');
   assert.equal(s2.replay().ok, false, 'but the table no longer matches it');
-  s2.close();
 });
 
-test('a database locked by another process: a clear error at start', async () => {
+test('a database locked by another process: a clear error at start', async (t) => {
   const dir = tmpDir();
   await fill(dir, 1);
   const holder = path.join(import.meta.dirname, '..', '..', 'helpers', 'hold-store.ts');
@@ -147,8 +152,8 @@ test('a database locked by another process: a clear error at start', async () =>
   }
   await new Promise((r) => child.once('exit', r));
   const after = open(dir);
+  t.after(() => after.close());
   assert.equal(after.head.seq, 1, 'usable again once the other process is gone');
-  after.close();
 });
 
 test('a corrupt or truncated database file: refuse to start with a clear message, and leave it as it was', async () => {
@@ -170,9 +175,10 @@ test('a corrupt or truncated database file: refuse to start with a clear message
   assert.deepEqual(fs.readFileSync(file), before, 'the damaged file is not modified');
 });
 
-test('the CLI names the first bad seq', async () => {
+test('the CLI names the first bad seq', async (t) => {
   const dir = tmpDir();
   const store = openTestStore({ dataDir: dir });
+  t.after(() => store.close());
   await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
   for (let i = 0; i < 10; i++) await store.submit('number_added', { number: `+1555000000${i}`, agent: 'default' }, T);
   store.close();

@@ -37,8 +37,9 @@ function mirror(store: Store<typeof tallySchema.tables>, tenant: string, filter:
 }
 
 for (const seed of [1, 7, 42, 1234]) {
-  test(`snapshot + deltas equal the filtered table after random commits (seed ${seed})`, async () => {
+  test(`snapshot + deltas equal the filtered table after random commits (seed ${seed})`, async (t) => {
     const store = open();
+    t.after(() => store.close());
     const rand = rng(seed);
     const colors = ['red', 'green', 'blue'] as const;
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
@@ -76,12 +77,12 @@ for (const seed of [1, 7, 42, 1234]) {
       }
     }
     assert.ok(mirrors.some((m) => m.deltas.length > 0));
-    store.close();
   });
 }
 
-test('a row leaving the filter is a delete for that subscriber, entering is an insert', async () => {
+test('a row leaving the filter is a delete for that subscriber, entering is an insert', async (t) => {
   const store = open();
+  t.after(() => store.close());
   const who = { tenant: 'a', caller: 'x' };
   const red = mirror(store, 'a', { color: 'red' });
   await store.submit('put', { id: 'p', color: 'red' }, who);
@@ -94,23 +95,23 @@ test('a row leaving the filter is a delete for that subscriber, entering is an i
   await store.submit('put', { id: 'p', color: 'red', n: 3 }, who);
   assert.equal(red.deltas.length, 4, 'no deltas after unsubscribe');
   assert.equal(store.subscriberCount, 0);
-  store.close();
 });
 
-test('tenant B subscribing to everything sees nothing of tenant A', async () => {
+test('tenant B subscribing to everything sees nothing of tenant A', async (t) => {
   const store = open();
+  t.after(() => store.close());
   const b = mirror(store, 'b', {});
   const bSpoof = mirror(store, 'b', { tenant: 'a' } as Filter); // a client-supplied tenant is overridden
   for (let i = 0; i < 10; i++) await store.submit('put', { id: `x${i}` }, { tenant: 'a', caller: 'x' });
   assert.equal(b.deltas.length, 0);
   assert.equal(bSpoof.deltas.length, 0);
   assert.equal(b.rows.size, 0);
-  store.close();
 });
 
-test('a throwing listener does not break delivery to others or the commit', async () => {
+test('a throwing listener does not break delivery to others or the commit', async (t) => {
   const errors: unknown[] = [];
   const store = Store.open({ dataDir: tmpDir(), schema: tallySchema, durability: resolveDurability({ fsync: 'never' }), checkpointMs: 0, onError: (e) => errors.push(e) });
+  t.after(() => store.close());
   store.subscribe('tally', {}, 'a', () => {
     throw new Error('listener bug');
   });
@@ -119,18 +120,18 @@ test('a throwing listener does not break delivery to others or the commit', asyn
   assert.equal(r.outcome.ok, true);
   assert.equal(ok.deltas.length, 1);
   assert.equal(errors.length, 1);
-  store.close();
 });
 
-test('subscribing to an unknown table or column is refused', () => {
+test('subscribing to an unknown table or column is refused', (t) => {
   const store = open();
+  t.after(() => store.close());
   assert.throws(() => store.subscribe('nope' as 'tally', {}, 'a', () => {}), (e: unknown) => e instanceof StoreError && e.code === 'invalid_command');
   assert.throws(() => store.subscribe('tally', { colour: 'red' }, 'a', () => {}), /no column colour/);
-  store.close();
 });
 
-test('a delta carries when its commit returned, so subscribers can measure delivery lag', async () => {
+test('a delta carries when its commit returned, so subscribers can measure delivery lag', async (t) => {
   const store = open();
+  t.after(() => store.close());
   const deltas: Delta[] = [];
   store.subscribe('tally', {}, 'a', (d) => deltas.push(d));
   const before = performance.now();
@@ -138,5 +139,4 @@ test('a delta carries when its commit returned, so subscribers can measure deliv
   const after = performance.now();
   assert.equal(deltas.length, 1);
   assert.ok(deltas[0]!.committedAt >= before && deltas[0]!.committedAt <= after);
-  store.close();
 });

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { DB_FILE, resolveDurability, Store } from '../../../store/index.ts';
@@ -17,19 +18,39 @@ const sizeOf = (f: string): number => fs.statSync(f).size;
 /** Blocks this thread (no event loop turns) for `ms`. */
 const blockMainThread = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
+/**
+ * The WAL's last committed frame (mxFrame, offset 16 of the wal-index header) and how many frames have been copied
+ * back into the database file (nBackfill, offset 96: the checkpoint info), read from the -shm file
+ * (https://www.sqlite.org/walformat.html; native byte order).
+ */
+function walProgress(dbFile: string): { mxFrame: number; nBackfill: number } {
+  const shm = fs.readFileSync(`${dbFile}-shm`).subarray(0, 100);
+  const u32 = (at: number) => (os.endianness() === 'LE' ? shm.readUInt32LE(at) : shm.readUInt32BE(at));
+  return { mxFrame: u32(16), nBackfill: u32(96) };
+}
+
 test('committed WAL frames are copied into the database file while the main thread is blocked', async () => {
   const dir = tmpDir();
   const store = Store.open({ dataDir: dir, schema: tallySchema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0, node: 'n1' });
   try {
     const db = path.join(dir, DB_FILE);
-    const writes: Array<Promise<unknown>> = [];
-    for (let i = 0; i < 1500; i++) writes.push(store.submit('put', { id: `t${i}`, color: 'red', n: i }, A));
-    await Promise.all(writes);
-    const before = sizeOf(db);
-    // Nothing on this thread runs for 1.5 s: no timer, no commit, no auto-checkpoint.
-    blockMainThread(1500);
-    const after = sizeOf(db);
-    assert.ok(after > before, `the database file grew from ${before} to ${after} bytes while the main thread was blocked`);
+    // Commit until frames are waiting to be copied, read right after the acknowledgements (no event loop turn
+    // between): on a busy box the checkpoint thread may already have caught up with a batch.
+    let start = { mxFrame: 0, nBackfill: 0 };
+    for (let n = 0, round = 0; round < 20 && start.nBackfill >= start.mxFrame; round++) {
+      const writes: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 500; i++, n++) writes.push(store.submit('put', { id: `t${n}`, color: 'red', n }, A));
+      await Promise.all(writes);
+      start = walProgress(db);
+    }
+    assert.ok(start.nBackfill < start.mxFrame, `frames waiting for the checkpoint (${JSON.stringify(start)})`);
+    // From here this thread runs nothing (no timer, no commit, no auto-checkpoint: the event loop never turns)
+    // until the checkpoint makes progress, so only the checkpoint thread can make it. A generous bound, not a speed.
+    const deadline = performance.now() + 30_000;
+    while (walProgress(db).nBackfill === start.nBackfill && performance.now() < deadline) blockMainThread(20);
+    const end = walProgress(db);
+    assert.ok(end.nBackfill > start.nBackfill, `frames copied into the database file while the main thread was blocked (${JSON.stringify({ start, end })})`);
+    assert.equal(end.mxFrame, start.mxFrame, 'nothing committed meanwhile');
   } finally {
     store.close();
   }
@@ -45,7 +66,13 @@ test('under steady writes the WAL is reused from its start instead of growing wi
       const writes: Array<Promise<unknown>> = [];
       for (let i = 0; i < 500; i++, n++) writes.push(store.submit('put', { id: `t${n}`, color: 'blue', n }, A));
       await Promise.all(writes);
-      await new Promise((r) => setTimeout(r, 150)); // one checkpoint interval or so
+      // Wait for the checkpoint thread to copy every frame back (the event), not a fixed interval: the next
+      // transaction then restarts the WAL from its start.
+      const db = path.join(dir, DB_FILE);
+      const caughtUp = () => walProgress(db).nBackfill === walProgress(db).mxFrame;
+      const deadline = performance.now() + 30_000;
+      while (!caughtUp() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(caughtUp(), `the checkpoint thread caught up with the WAL (${JSON.stringify(walProgress(db))})`);
     };
     await round();
     const first = sizeOf(wal);
