@@ -95,7 +95,7 @@ export class SipApp implements UasHandler {
     if (!ctx) return void this.uas.respond(tx, 481);
     if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'BYE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
     this.uas.respond(tx, 200);
-    void this.endByRemote(ctx, 'sip:bye');
+    this.detach(this.endByRemote(ctx, 'sip:bye'), ctx.ref.callId, 'BYE handling failed');
   }
 
   info(tx: NonInviteServerTransaction, v: ValidRequest): void {
@@ -192,12 +192,10 @@ export class SipApp implements UasHandler {
    */
   private track(dialog: Dialog, rtp: RtpSession, ref: { tenant: string; callId: string }, held: boolean, awaitingAck: InviteServerTransaction | null = null): CallCtx {
     const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck, held };
-    ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => void this.hangUp(ctx, reason));
+    ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => this.detach(this.hangUp(ctx, reason), ref.callId, 'BYE not sent'));
     rtp.on('fault', (detail) => {
       this.log.error({ call: ref.callId, callId: dialog.snap.callId, detail }, 'SIP media failed: ending the call');
-      void this.endCall(ref, 'sip:media-fault', detail)
-        .catch((err: unknown) => this.log.error({ err, call: ref.callId }, 'call_ended not recorded'))
-        .then(() => this.endLocally(ctx, 'sip:media-fault'));
+      this.endThenClose(ctx, 'sip:media-fault', detail);
     });
     this.dialogs.set(dialog.id, ctx);
     return ctx;
@@ -299,7 +297,7 @@ export class SipApp implements UasHandler {
       rtp.on('latched', (at) => this.log.debug({ callId: v.callId, at }, 'RTP latched'));
       tx.onNoAck = () => {
         this.log.warn({ callId: v.callId }, '2xx never acknowledged: ending the call with BYE');
-        void this.endCall(ref, 'sip:no-ack').then(() => this.endLocally(ctx, 'sip:no-ack'));
+        this.endThenClose(ctx, 'sip:no-ack');
       };
       this.uas.respond(tx, 200, { toTag, headers: this.answerHeaders(v, peer), body: Buffer.from(neg.answer), contentType: SDP });
       this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered');
@@ -371,7 +369,7 @@ export class SipApp implements UasHandler {
     ctx.awaitingAck = tx;
     tx.onNoAck = () => {
       ctx.awaitingAck = null;
-      void this.endCall(ctx.ref, 'sip:no-ack').then(() => this.endLocally(ctx, 'sip:no-ack'));
+      this.endThenClose(ctx, 'sip:no-ack');
     };
     this.uas.respond(tx, 200, { headers: this.answerHeaders(v, peer), body: Buffer.from(answer), contentType: SDP });
   }
@@ -395,6 +393,20 @@ export class SipApp implements UasHandler {
     if (detail !== undefined) this.log.info({ call: ref.callId, reason, detail }, 'SIP call ending');
     const r = await this.deps.store.submit('call_ended', { call_id: ref.callId, reason }, { tenant: ref.tenant, caller: 'sip', id: `sip:end:${ref.callId}` });
     if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+  }
+
+  /** `call_ended` with `reason`, then the leg closes (BYE); a failure is logged, never left as an unhandled rejection. */
+  private endThenClose(ctx: CallCtx, reason: string, detail?: string): void {
+    const run = async (): Promise<void> => {
+      await this.endCall(ctx.ref, reason, detail).catch((err: unknown) => this.log.error({ err, call: ctx.ref.callId }, 'call_ended not recorded'));
+      this.endLocally(ctx, reason);
+    };
+    this.detach(run(), ctx.ref.callId, `ending the call (${reason}) failed`);
+  }
+
+  /** Runs a promise nobody awaits: its failure is logged with the call, never an unhandled rejection. */
+  private detach(p: Promise<unknown>, call: string, what: string): void {
+    p.catch((err: unknown) => this.log.error({ err, call }, what));
   }
 
   /** The call is over on our side (already `call_ended`): the session stops, the leg closes and sends BYE. */
