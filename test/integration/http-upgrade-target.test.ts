@@ -2,12 +2,13 @@
  * A WebSocket upgrade whose request target `new URL` refuses (`GET //`,
  * `GET //[`) is answered 400 and the gateway keeps serving: the upgrade
  * listener runs outside fastify's error handling, where one such request used
- * to end the process.
+ * to end the process (so the gateway runs as its own process here).
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { freePort, spawnGateway } from '../helpers/gateway.ts';
+import { tmpDir } from '../helpers/tmp.ts';
 
 function upgrade(port: number, target: string): Promise<string> {
   return new Promise((resolve) => {
@@ -25,9 +26,9 @@ function upgrade(port: number, target: string): Promise<string> {
 }
 
 test('an upgrade with a request target URL cannot parse gets 400; the gateway keeps serving', { timeout: 60_000 }, async (t) => {
-  const gw = await startTestGateway({});
+  const port = await freePort();
+  const gw = await spawnGateway({ port, dataDir: tmpDir('sb-upgrade-') });
   t.after(() => gw.stop());
-  const port = Number(new URL(gw.publicUrl).port);
   for (const target of ['//', '//[', '//a:99999/v1/subscribe']) {
     const res = await upgrade(port, target);
     assert.match(res, /^HTTP\/1\.1 400 /, `GET ${target}`);
@@ -35,4 +36,5 @@ test('an upgrade with a request target URL cannot parse gets 400; the gateway ke
   assert.match(await upgrade(port, '/no-such-socket'), /^HTTP\/1\.1 404 /);
   const health = await fetch(`${gw.publicUrl}/healthz`);
   assert.equal(health.status, 200);
+  assert.equal(gw.child.exitCode, null, `the gateway is running:\n${gw.logs.join('\n')}`);
 });
