@@ -17,7 +17,7 @@ import { unmapped } from './cidr.ts';
 import type { CallLeg } from '../../media/call-leg.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
-import { Dialog, DialogState, dialogId, newTag, type DialogSnapshot } from './dialog.ts';
+import { Dialog, DialogState, dialogId, newTag, snapshotProblem, type DialogSnapshot } from './dialog.ts';
 import { parseSipUri } from './headers.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
@@ -118,7 +118,7 @@ export class SipApp implements UasHandler {
     if (!ctx) return void this.uas.respond(tx, 481);
     if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'BYE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
     this.uas.respond(tx, 200);
-    void this.endByRemote(ctx, 'sip:bye');
+    this.detach(this.endByRemote(ctx, 'sip:bye'), ctx.ref.callId, 'BYE handling failed');
   }
 
   info(tx: NonInviteServerTransaction, v: ValidRequest): void {
@@ -155,50 +155,78 @@ export class SipApp implements UasHandler {
    * After a restart (kill -9 included): every SIP call whose leg is still
    * connected in the store is carried on — its RTP port re-bound, its dialog
    * rebuilt from the stored snapshot, a fresh leg attached (the call passes
-   * through `resuming`). A call whose port cannot be re-bound is ended with BYE.
+   * through `resuming`). A call whose stored state is unusable (snapshotProblem)
+   * or whose resume fails is ended with a reason (`sip:resume-failed`, BYE when
+   * the dialog allows it): stored state never stops the node from starting.
    */
   async resumeDialogs(): Promise<number> {
     const db = this.deps.store.read(null);
     let resumed = 0;
     for (const row of db.legs.find({ provider: 'sip', state: 'connected' })) {
       const call = db.calls.get(row.call_id);
-      const snap = row.resume as unknown as DialogSnapshot | null;
-      if (!call || call.state === 'ended' || !snap || typeof snap.callId !== 'string' || typeof snap.rtpPort !== 'number') continue;
+      if (!call || call.state === 'ended') continue;
       const ref = { tenant: call.tenant, callId: call.id };
-      const dialog = new Dialog({ ...snap, routeSet: [...(snap.routeSet ?? [])] }, DialogState.Confirmed);
-      const sockets = await this.deps.rtp.bindExact(snap.rtpPort).catch((err: unknown) => {
-        this.log.warn({ err: (err as Error).message, call: call.id }, 'RTP port of a live SIP call cannot be re-bound: ending it');
-        return null;
-      });
-      // As last agreed (a re-INVITE's hold and new address are in the snapshot).
-      const direction = snap.direction ?? 'sendrecv';
-      const held = direction === 'recvonly' || direction === 'inactive';
-      const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held };
-      if (!sockets) {
-        await this.endCall(ref, 'sip:resume-failed');
-        const sentBy = this.uas.transport.sentBy(snap.transport, this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port }));
-        const { req, dest } = dialog.request('BYE', sentBy);
-        void this.uas.sendRequest(req, dest);
+      const problem = snapshotProblem(row.resume);
+      if (problem) {
+        this.log.warn({ call: call.id, problem }, 'SIP call cannot be resumed from its stored dialog: ending it');
+        await this.endCall(ref, 'sip:resume-failed', problem).catch((err: unknown) => this.log.error({ err, call: call.id }, 'call_ended not recorded'));
         continue;
       }
-      const address = this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port });
-      const rtp = new RtpSession(sockets, media, `switchboard@${address}`);
-      const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck: null, held };
-      ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => void this.hangUp(ctx, reason));
-      this.dialogs.set(dialog.id, ctx);
-      await this.deps.store.submit('call_resume_requested', { call_id: call.id, reason: 'sip: node restarted' }, { tenant: call.tenant, caller: 'sip:resume' });
-      await this.deps.calls.attach(ref, ctx.leg).catch((err: unknown) => this.log.warn({ err, call: call.id }, 'SIP resume: attach refused'));
-      this.log.info({ callId: snap.callId, call: call.id, rtp: snap.rtpPort }, 'SIP call resumed after restart');
-      resumed++;
+      try {
+        if (await this.resumeOne(ref, row.resume as unknown as DialogSnapshot)) resumed++;
+      } catch (err) {
+        this.log.error({ err, call: call.id }, 'SIP resume failed: ending the call');
+        await this.endCall(ref, 'sip:resume-failed', (err as Error).message).catch(() => undefined);
+      }
     }
     return resumed;
   }
 
+  private async resumeOne(ref: { tenant: string; callId: string }, snap: DialogSnapshot): Promise<boolean> {
+    const dialog = new Dialog({ ...snap, routeSet: [...snap.routeSet] }, DialogState.Confirmed);
+    const peer: Peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
+    const address = this.localAddress(peer);
+    const sockets = await this.deps.rtp.bindExact(snap.rtpPort).catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message, call: ref.callId }, 'RTP port of a live SIP call cannot be re-bound: ending it');
+      return null;
+    });
+    if (!sockets) {
+      await this.endCall(ref, 'sip:resume-failed');
+      const { req, dest } = dialog.request('BYE', this.uas.transport.sentBy(snap.transport, address));
+      void this.uas.sendRequest(req, dest);
+      return false;
+    }
+    // As last agreed (a re-INVITE's hold and new address are in the snapshot).
+    const direction = snap.direction ?? 'sendrecv';
+    const held = direction === 'recvonly' || direction === 'inactive';
+    const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held };
+    const rtp = new RtpSession(sockets, media, `switchboard@${address}`);
+    const ctx = this.track(dialog, rtp, ref, held);
+    await this.deps.store.submit('call_resume_requested', { call_id: ref.callId, reason: 'sip: node restarted' }, { tenant: ref.tenant, caller: 'sip:resume' });
+    await this.deps.calls.attach(ref, ctx.leg).catch((err: unknown) => this.log.warn({ err, call: ref.callId }, 'SIP resume: attach refused'));
+    this.log.info({ callId: snap.callId, call: ref.callId, rtp: snap.rtpPort }, 'SIP call resumed after restart');
+    return true;
+  }
+
+  /**
+   * A live call's context: its leg, its dialog in the table, and its media faults wired to the call's end — an
+   * exception in an RTP socket or timer callback (media/guard.ts) ends this call with `sip:media-fault` and BYE,
+   * logged once; the node and its other calls carry on.
+   */
+  private track(dialog: Dialog, rtp: RtpSession, ref: { tenant: string; callId: string }, held: boolean, awaitingAck: InviteServerTransaction | null = null): CallCtx {
+    const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck, held };
+    ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => this.detach(this.hangUp(ctx, reason), ref.callId, 'BYE not sent'));
+    rtp.on('fault', (detail) => {
+      this.log.error({ call: ref.callId, callId: dialog.snap.callId, detail }, 'SIP media failed: ending the call');
+      this.endThenClose(ctx, 'sip:media-fault', detail);
+    });
+    this.dialogs.set(dialog.id, ctx);
+    return ctx;
+  }
+
   /** An answered outbound call (its dialog confirmed, its ACK sent): the leg goes to the call manager like an inbound one. */
   async adoptOutbound(o: { dialog: Dialog; rtp: RtpSession; ref: { tenant: string; callId: string } }): Promise<void> {
-    const ctx: CallCtx = { dialog: o.dialog, rtp: o.rtp, ref: o.ref, leg: null as unknown as SipLeg, awaitingAck: null, held: false };
-    ctx.leg = new SipLeg(o.rtp, o.dialog.snap, (reason) => void this.hangUp(ctx, reason));
-    this.dialogs.set(o.dialog.id, ctx);
+    const ctx = this.track(o.dialog, o.rtp, o.ref, false);
     await this.deps.calls.attach(o.ref, ctx.leg);
   }
 
@@ -289,13 +317,11 @@ export class SipApp implements UasHandler {
       }
       const ref = { tenant: decision.tenant, callId: decision.callId };
       const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);
-      const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck: tx, held: neg.media.held };
-      ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => void this.hangUp(ctx, reason));
+      const ctx = this.track(dialog, rtp, ref, neg.media.held, tx);
       rtp.on('latched', (at) => this.log.debug({ callId: v.callId, at }, 'RTP latched'));
-      this.dialogs.set(dialog.id, ctx);
       tx.onNoAck = () => {
         this.log.warn({ callId: v.callId }, '2xx never acknowledged: ending the call with BYE');
-        void this.endCall(ref, 'sip:no-ack').then(() => this.endLocally(ctx, 'sip:no-ack'));
+        this.endThenClose(ctx, 'sip:no-ack');
       };
       this.uas.respond(tx, 200, { toTag, headers: this.answerHeaders(v, peer), body: Buffer.from(neg.answer), contentType: SDP });
       this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered');
@@ -367,7 +393,7 @@ export class SipApp implements UasHandler {
     ctx.awaitingAck = tx;
     tx.onNoAck = () => {
       ctx.awaitingAck = null;
-      void this.endCall(ctx.ref, 'sip:no-ack').then(() => this.endLocally(ctx, 'sip:no-ack'));
+      this.endThenClose(ctx, 'sip:no-ack');
     };
     this.uas.respond(tx, 200, { headers: this.answerHeaders(v, peer), body: Buffer.from(answer), contentType: SDP });
   }
@@ -387,9 +413,24 @@ export class SipApp implements UasHandler {
     this.log.info({ callId: inbound.providerCallId, call: callId }, 'SIP call cancelled before the answer');
   }
 
-  private async endCall(ref: { tenant: string; callId: string }, reason: string): Promise<void> {
+  private async endCall(ref: { tenant: string; callId: string }, reason: string, detail?: string): Promise<void> {
+    if (detail !== undefined) this.log.info({ call: ref.callId, reason, detail }, 'SIP call ending');
     const r = await this.deps.store.submit('call_ended', { call_id: ref.callId, reason }, { tenant: ref.tenant, caller: 'sip', id: `sip:end:${ref.callId}` });
     if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+  }
+
+  /** `call_ended` with `reason`, then the leg closes (BYE); a failure is logged, never left as an unhandled rejection. */
+  private endThenClose(ctx: CallCtx, reason: string, detail?: string): void {
+    const run = async (): Promise<void> => {
+      await this.endCall(ctx.ref, reason, detail).catch((err: unknown) => this.log.error({ err, call: ctx.ref.callId }, 'call_ended not recorded'));
+      this.endLocally(ctx, reason);
+    };
+    this.detach(run(), ctx.ref.callId, `ending the call (${reason}) failed`);
+  }
+
+  /** Runs a promise nobody awaits: its failure is logged with the call, never an unhandled rejection. */
+  private detach(p: Promise<unknown>, call: string, what: string): void {
+    p.catch((err: unknown) => this.log.error({ err, call }, what));
   }
 
   /** The call is over on our side (already `call_ended`): the session stops, the leg closes and sends BYE. */

@@ -35,6 +35,7 @@
  * Timers come from `SipTimers` (T1/T2/T4, shortened in tests) and run on a
  * `Scheduler` (setTimeout by default; a virtual clock in unit tests).
  */
+import { guarded } from '../../media/guard.ts';
 import { Headers, parseCSeq, parseVia, splitList } from './headers.ts';
 import type { SipRequest, SipResponse } from './message.ts';
 import type { SipTimers } from './transaction.ts';
@@ -90,6 +91,8 @@ export interface ClientTxHost {
   scheduler?: Scheduler;
   /** Called once, when the transaction is over (the table forgets it). */
   terminated?(key: string): void;
+  /** A timer callback threw: the transaction is dropped and the error reported here (never to the event loop). */
+  fault?(err: unknown, key: string): void;
 }
 
 /** The transaction user's side. */
@@ -139,10 +142,18 @@ abstract class ClientTransaction<S extends string> {
   }
 
   protected timer(ms: number, fn: () => void): void {
-    const h = this.scheduler.set(ms, () => {
+    const run = (): void => {
       this.handles.delete(h);
       fn();
-    });
+    };
+    const h = this.scheduler.set(
+      ms,
+      guarded(run, (err) => {
+        this.clearTimers();
+        this.host.terminated?.(this.key);
+        this.host.fault?.(err, this.key);
+      }),
+    );
     this.handles.add(h);
   }
 
@@ -292,6 +303,7 @@ export class ClientTransactionTable {
   constructor(
     private readonly timers: SipTimers,
     private readonly scheduler?: Scheduler,
+    private readonly onFault?: (err: unknown, key: string) => void,
   ) {}
 
   get size(): number {
@@ -310,6 +322,7 @@ export class ClientTransactionTable {
       terminated: (k) => {
         if (this.txs.get(k) === tx) this.txs.delete(k);
       },
+      ...(this.onFault ? { fault: this.onFault } : {}),
     };
     const tx: ClientTx = req.method === 'INVITE' ? new InviteClientTransaction(key, req, host, user) : new NonInviteClientTransaction(key, req, host, user);
     this.txs.set(key, tx);

@@ -164,3 +164,30 @@ export class Dialog {
 }
 
 export const dialogId = (callId: string, localTag: string, remoteTag: string): string => `${callId}\u0000${localTag}\u0000${remoteTag}`;
+
+const isInt = (n: unknown, min: number, max: number): n is number => typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max;
+const isText = (s: unknown): s is string => typeof s === 'string' && s.length > 0 && s.length <= 4096;
+
+/**
+ * Why a stored snapshot cannot carry a call on after a restart (null when it can): every field a socket or a
+ * request will be built from is checked — the stored state came from the wire once, and a value that slipped
+ * through then must end its call with a reason, not take the node down at every start.
+ */
+export function snapshotProblem(s: unknown): string | null {
+  if (typeof s !== 'object' || s === null) return 'no dialog state';
+  const d = s as Partial<Record<keyof DialogSnapshot, unknown>>;
+  for (const k of ['callId', 'localTag', 'remoteTag', 'localUri', 'remoteUri', 'remoteTarget'] as const) if (!isText(d[k])) return `${k} is not usable`;
+  if (!Array.isArray(d.routeSet) || !d.routeSet.every(isText)) return 'routeSet is not usable';
+  if (!isInt(d.localCseq, 0, 2 ** 31 - 1) || !isInt(d.remoteCseq, 0, 2 ** 31 - 1)) return 'CSeq is not usable';
+  if (d.transport !== 'udp' && d.transport !== 'tcp') return 'transport is not usable';
+  const peer = d.peer as { address?: unknown; port?: unknown } | undefined;
+  if (!peer || typeof peer.address !== 'string' || net.isIP(peer.address) === 0 || !isInt(peer.port, 1, 65535)) return 'peer address is not usable';
+  if (!isInt(d.rtpPort, 1, 65534)) return 'RTP port is not usable';
+  const media = d.remoteMedia as { address?: unknown; port?: unknown } | undefined;
+  if (!media || typeof media.address !== 'string' || net.isIP(media.address) === 0 || !isInt(media.port, 1, 65534)) return 'remote media address is not usable';
+  if (d.codec !== 'PCMU' && d.codec !== 'PCMA') return 'codec is not usable';
+  if (!isInt(d.payloadType, 0, 127) || !(d.eventPayloadType === null || isInt(d.eventPayloadType, 0, 127))) return 'payload type is not usable';
+  if (!isInt(d.sdpSession, 0, Number.MAX_SAFE_INTEGER) || !isInt(d.sdpVersion, 0, Number.MAX_SAFE_INTEGER)) return 'SDP session is not usable';
+  if (d.direction !== undefined && !['sendrecv', 'sendonly', 'recvonly', 'inactive'].includes(d.direction as string)) return 'direction is not usable';
+  return null;
+}

@@ -212,18 +212,38 @@ export interface Via {
   params: Params;
 }
 
-const T = "[A-Za-z0-9\\-.!%*_+`'~]+";
-const VIA_RE = new RegExp(`^(${T})\\s*/\\s*(${T})\\s*/\\s*(${T})\\s+([^;]+?)\\s*(;.*)?$`, 's');
+const isLws = (c: string | undefined): boolean => c === ' ' || c === '\t';
 
-/** One via-parm; null if malformed. */
+/**
+ * One via-parm (RFC 3261 §20.42: `protocol-name SLASH protocol-version SLASH transport LWS sent-by *( SEMI
+ * via-params )`, LWS allowed around the slashes); null if malformed. Read left to right by index — no pattern
+ * that can backtrack (a regular expression here took seconds on a Via of long whitespace runs).
+ */
 export function parseVia(value: string): Via | null {
-  const m = VIA_RE.exec(value.trim());
-  if (!m) return null;
-  const hp = parseHostPort((m[4] as string).trim());
+  const v = value.trim();
+  let i = 0;
+  const parts: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    if (k > 0) {
+      while (isLws(v[i])) i++;
+      if (v[i] !== '/') return null;
+      i++;
+      while (isLws(v[i])) i++;
+    }
+    const from = i;
+    while (i < v.length && v[i] !== '/' && !isLws(v[i]) && v[i] !== ';') i++;
+    const token = v.slice(from, i);
+    if (!isToken(token)) return null;
+    parts.push(token);
+  }
+  if (!isLws(v[i])) return null;
+  const semi = v.indexOf(';', i);
+  const hp = parseHostPort((semi < 0 ? v.slice(i) : v.slice(i, semi)).trim());
   if (!hp) return null;
-  const params = parseParams(m[5] ?? '');
+  const params = parseParams(semi < 0 ? '' : v.slice(semi));
   if (!params) return null;
-  return { protocol: `${m[1]}/${m[2]}`.toUpperCase(), transport: (m[3] as string).toUpperCase(), host: hp.host, port: hp.port, params };
+  const [name, version, transport] = parts as [string, string, string];
+  return { protocol: `${name}/${version}`.toUpperCase(), transport: transport.toUpperCase(), host: hp.host, port: hp.port, params };
 }
 
 export const formatVia = (v: Via): string => `${v.protocol}/${v.transport} ${v.port === null ? v.host : `${v.host}:${v.port}`}${formatParams(v.params)}`;

@@ -6,7 +6,11 @@
  *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth
  *        with guess-throttle.ts; refusals sent statelessly)
  *     ─► transaction.ts (server transactions, timers)
- *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts, rtp.ts, leg.ts)
+ *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts + sdp-read.ts, rtp.ts, leg.ts)
+ *
+ * Sizes are bounded in transport.ts and message.ts before anything is parsed; every address and port a socket
+ * is handed is checked where it enters (SDP in sdp-read.ts, Via routing in transport.ts, stored dialogs in
+ * dialog.ts); timers and socket callbacks run under media/guard.ts, so a fault ends one call, never the node.
  *
  * Outbound (agent-initiated) calls: uac.ts (INVITE through client-transaction.ts, digest answers from
  * outbound-config.ts / SWITCHBOARD_SIP_OUTBOUND) ─► app.ts `adoptOutbound` once answered.

@@ -3,8 +3,10 @@
  * an in-order packet goes out at once (no added latency on a clean path), a
  * gap is waited for until `depth` later packets are queued or `maxWaitMs`
  * passes, then skipped (counted as lost). Late packets and duplicates are
- * dropped. Sequence numbers are extended across the 16-bit wrap.
+ * dropped. Sequence numbers are extended across the 16-bit wrap. The wait
+ * timer runs under the owner's FaultGuard (media/guard.ts), if given.
  */
+import type { FaultGuard } from '../../media/guard.ts';
 
 export interface JitterStats {
   received: number;
@@ -32,6 +34,7 @@ export class JitterBuffer<T> {
     private readonly release: (p: ReleasedPacket<T>) => void,
     private readonly depth = 3,
     private readonly maxWaitMs = 60,
+    private readonly guard?: FaultGuard,
   ) {}
 
   /** Extends a 16-bit sequence number to the one nearest the highest seen. */
@@ -89,13 +92,14 @@ export class JitterBuffer<T> {
       this.skipGap();
     }
     if (!this.waitTimer) {
-      this.waitTimer = setTimeout(() => {
+      const onWait = (): void => {
         this.waitTimer = null;
         if (this.queue.size > 0) {
           this.skipGap();
           this.drain();
         }
-      }, this.maxWaitMs);
+      };
+      this.waitTimer = setTimeout(this.guard ? this.guard.wrap('jitter wait', onWait) : onWait, this.maxWaitMs);
       this.waitTimer.unref();
     }
   }

@@ -5,6 +5,12 @@
  * CSeq…); `validate.ts` then decides whether the request is acceptable.
  *
  *   bytes ─► parseMessage ─► SipRequest | SipResponse ─► validateRequest ─► transaction layer
+ *
+ * Sizes are bounded here, before any header is interpreted: more than
+ * MAX_MESSAGE bytes is not parsed at all; a header field longer than
+ * MAX_HEADER_LINE or more than MAX_HEADERS fields marks a request `tooLarge`
+ * (validate.ts answers 513 Message Too Large, RFC 3261 §21.5.14) and a
+ * response unparseable. The parse is one pass with no backtracking pattern.
  */
 import { createHash } from 'node:crypto';
 import { Headers, isToken, prettyName } from './headers.ts';
@@ -16,6 +22,8 @@ export interface SipRequest {
   version: string;
   /** The request line did not have exactly three space-separated parts. */
   badStartLine: boolean;
+  /** Why the request is beyond our size limits (a header field too long, too many fields): answered 513. */
+  tooLarge?: string;
   headers: Headers;
   body: Buffer;
 }
@@ -32,6 +40,12 @@ export interface SipResponse {
 export type SipMessage = SipRequest | SipResponse;
 
 export type ParseResult = { ok: true; message: SipMessage } | { ok: false; error: string };
+
+/** Larger than any legitimate SIP message we expect: a datagram beyond it is dropped, a stream message refused (513). */
+export const MAX_MESSAGE = 64 * 1024;
+/** One header field, after unfolding. */
+export const MAX_HEADER_LINE = 8 * 1024;
+export const MAX_HEADERS = 128;
 
 const CRLF2 = Buffer.from('\r\n\r\n');
 const LF2 = Buffer.from('\n\n');
@@ -56,29 +70,30 @@ export function skipLeadingLineEnds(buf: Buffer): number {
 export function parseMessage(input: Buffer): ParseResult {
   const buf = input.subarray(skipLeadingLineEnds(input));
   if (buf.length === 0) return { ok: false, error: 'empty' };
+  if (buf.length > MAX_MESSAGE) return { ok: false, error: `larger than ${MAX_MESSAGE} bytes` };
   const he = headerEnd(buf);
   const head = buf.subarray(0, he ? he.end : buf.length).toString('utf8');
   const body = he ? buf.subarray(he.bodyStart) : Buffer.alloc(0);
-  const lines: string[] = [];
-  for (const line of head.split(/\r\n|\n/)) {
-    if ((line.startsWith(' ') || line.startsWith('\t')) && lines.length > 1) {
-      // Folding (LWS continuation): joined with one space.
-      lines[lines.length - 1] = `${(lines[lines.length - 1] as string).trimEnd()} ${line.trim()}`;
-    } else lines.push(line);
-  }
+  const lines = unfold(head);
   const start = lines[0] ?? '';
   const headers = new Headers();
-  for (const line of lines.slice(1)) {
+  let tooLarge: string | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
     if (line === '' && !he) continue; // no blank line before the end: a message without a body
     const colon = line.indexOf(':');
     if (colon <= 0) return { ok: false, error: `malformed header line: ${line.slice(0, 40)}` };
     const name = line.slice(0, colon).trim();
     if (!isToken(name)) return { ok: false, error: `bad header name: ${name.slice(0, 40)}` };
+    if (line.length > MAX_HEADER_LINE) tooLarge ??= `a ${name.slice(0, 40)} header field longer than ${MAX_HEADER_LINE} bytes`;
+    if (headers.entries.length >= MAX_HEADERS) tooLarge ??= `more than ${MAX_HEADERS} header fields`;
     headers.add(name, line.slice(colon + 1).trim());
   }
+  if (start.length > MAX_HEADER_LINE) tooLarge ??= `a start line longer than ${MAX_HEADER_LINE} bytes`;
   if (/^SIP\//i.test(start)) {
     const m = /^(SIP\/\d+\.\d+) (\d{3})(?: (.*))?$/.exec(start);
     if (!m) return { ok: false, error: 'malformed status line' };
+    if (tooLarge) return { ok: false, error: `response ${tooLarge}` };
     return { ok: true, message: { kind: 'response', version: m[1] as string, status: Number(m[2]), reason: m[3] ?? '', headers, body } };
   }
   const parts = start.split(' ');
@@ -87,8 +102,25 @@ export function parseMessage(input: Buffer): ParseResult {
   if (words.length < 2) return { ok: false, error: 'malformed request line' };
   return {
     ok: true,
-    message: { kind: 'request', method: words[0] as string, uri: words[1] as string, version: words[2] ?? '', badStartLine, headers, body },
+    message: { kind: 'request', method: words[0] as string, uri: words[1] as string, version: words[2] ?? '', badStartLine, headers, body, ...(tooLarge ? { tooLarge } : {}) },
   };
+}
+
+/**
+ * The start line and header fields of a header block, folded lines (LWS continuations, RFC 3261 §7.3.1) joined
+ * with one space. Continuations are collected and joined once, so a run of folded lines costs linear time.
+ */
+function unfold(head: string): string[] {
+  const fields: string[][] = [];
+  for (const raw of head.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    const last = fields[fields.length - 1];
+    if ((line.startsWith(' ') || line.startsWith('\t')) && fields.length > 1 && last) {
+      const t = line.trim();
+      if (t !== '') last.push(t);
+    } else fields.push([line]);
+  }
+  return fields.map((parts) => (parts.length === 1 ? (parts[0] as string) : [(parts[0] as string).trimEnd(), ...parts.slice(1)].join(' ')));
 }
 
 /** Serializes with a correct Content-Length (and long header names). */

@@ -3,7 +3,11 @@
  * range, G.711 both ways, RFC 4733 telephone-events, symmetric RTP (RFC 4961:
  * we send from the port we receive on, to where the far end's packets come
  * from once they arrive — "latching", which gets through NATs), a small
- * reorder buffer, and RTCP reports every 5 s.
+ * reorder buffer, and RTCP reports every 5 s. Every entry from the loop
+ * (socket messages, the report timer, the jitter buffer's timer) goes through
+ * one FaultGuard and every send through sendUdp: an exception or an unusable
+ * target is a 'fault' — reported once, the session closed — and ends only
+ * this call.
  *
  *   far end ──RTP──► parse ─► latch ─► JitterBuffer ─► G.711 decode ─► 'audio'
  *                             └─ telephone-event ─► dedupe by event timestamp ─► 'dtmf'
@@ -14,6 +18,7 @@ import dgram from 'node:dgram';
 import { aLawDecode, aLawEncode, muLawDecode, muLawEncode } from '../../media/g711.ts';
 import { eventToDigit, parseTelephoneEvent } from '../../media/dtmf.ts';
 import { SafeEmitter } from '../../media/emitter.ts';
+import { FaultGuard, sendUdp } from '../../media/guard.ts';
 import { JitterBuffer } from './jitter.ts';
 import { buildReport, parseReport, ReceiverStats } from './rtcp.ts';
 import type { NegotiatedMedia } from './sdp.ts';
@@ -122,6 +127,8 @@ export type RtpEvents = {
   latched: [to: { address: string; port: number }];
   /** RTCP BYE from the far end. */
   bye: [];
+  /** The session failed (an exception in a socket or timer callback, a send that cannot go): it is closed; end the call. */
+  fault: [reason: string];
 };
 
 export interface RtpSessionStats {
@@ -152,6 +159,8 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
   private nextTs: number | null = null;
   private readonly report: NodeJS.Timeout;
   private closed = false;
+  private readonly guard = new FaultGuard((err, where) => this.fail(`${where}: ${err instanceof Error ? err.message : String(err)}`));
+  private readonly family: 4 | 6;
   /** Encoded digital silence for the current codec (sendSilence). */
   private silence: { codec: string; payload: Uint8Array } | null = null;
 
@@ -162,12 +171,13 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
   ) {
     super();
     this.media = media;
+    this.family = sockets.rtp.address().family === 'IPv6' ? 6 : 4;
     this.target = { ...media.remote };
-    this.rtcpTarget = { address: media.remote.address, port: media.remote.port + 1 };
-    this.jitter = new JitterBuffer<Buffer>((p) => this.decode(p.timestamp, p.item));
-    sockets.rtp.on('message', (buf, rinfo) => this.onRtp(buf, rinfo));
-    sockets.rtcp.on('message', (buf, rinfo) => this.onRtcp(buf, rinfo));
-    this.report = setInterval(() => this.sendReport(), RTCP_INTERVAL_MS);
+    this.rtcpTarget = media.rtcp ? { ...media.rtcp } : { address: media.remote.address, port: media.remote.port + 1 };
+    this.jitter = new JitterBuffer<Buffer>((p) => this.decode(p.timestamp, p.item), undefined, undefined, this.guard);
+    sockets.rtp.on('message', this.guard.wrap('RTP in', (buf: Buffer, rinfo: dgram.RemoteInfo) => this.onRtp(buf, rinfo)));
+    sockets.rtcp.on('message', this.guard.wrap('RTCP in', (buf: Buffer, rinfo: dgram.RemoteInfo) => this.onRtcp(buf, rinfo)));
+    this.report = setInterval(this.guard.wrap('RTCP report', () => this.sendReport()), RTCP_INTERVAL_MS);
     this.report.unref();
   }
 
@@ -187,7 +197,7 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
     this.media = media;
     if (moved && media.remote.address !== '0.0.0.0') {
       this.target = { ...media.remote };
-      this.rtcpTarget = { address: media.remote.address, port: media.remote.port + 1 };
+      this.rtcpTarget = media.rtcp ? { ...media.rtcp } : { address: media.remote.address, port: media.remote.port + 1 };
       this.latched = null;
     }
     this.jitter.reset();
@@ -229,7 +239,19 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
     this.ts = (this.ts + samples) >>> 0;
     this.stats.packetsOut++;
     this.octets += payload.length;
-    this.sockets.rtp.send(pkt, this.target.port, this.target.address, () => undefined);
+    this.sendTo(this.sockets.rtp, pkt, this.target);
+  }
+
+  /** A send that cannot go (no IP literal or port, a closed socket) fails the session instead of throwing. */
+  private sendTo(sock: dgram.Socket, pkt: Buffer, to: { address: string; port: number }): void {
+    const error = sendUdp(sock, pkt, to.port, to.address, this.family);
+    if (error !== null) this.guard.report(new Error(error), sock === this.sockets.rtp ? 'RTP out' : 'RTCP out');
+  }
+
+  private fail(reason: string): void {
+    if (this.closed) return;
+    this.close();
+    this.emit('fault', reason);
   }
 
   close(): void {
@@ -313,6 +335,6 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
   private sendReport(): void {
     if (this.closed || this.rtcpTarget.address === '0.0.0.0') return;
     const pkt = buildReport({ ssrc: this.ssrc, packets: this.stats.packetsOut, octets: this.octets, rtpTimestamp: this.ts }, this.receiver, this.cname, Date.now());
-    this.sockets.rtcp.send(pkt, this.rtcpTarget.port, this.rtcpTarget.address, () => undefined);
+    this.sendTo(this.sockets.rtcp, pkt, this.rtcpTarget);
   }
 }

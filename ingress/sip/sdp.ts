@@ -2,21 +2,26 @@
  * SDP offer/answer (RFC 3264) for telephony audio: PCMU, PCMA and
  * telephone-event (RFC 4733). The first audio stream offering G.711 is
  * accepted (the offerer's preference order), every other m-line is rejected
- * with port 0; no usable audio is 488.
+ * with port 0. The description is read by sdp-read.ts, which checks every
+ * address and port before a socket sees one; anything unusable (no audio we
+ * speak, a bad address or port, a family we do not speak) is 488 with a
+ * Warning, so nothing is answered, bound or sent for it.
  */
-import * as sdpTransform from 'sdp-transform';
 import type { DialogSnapshot } from './dialog.ts';
+import { readSdp, sdpWarning, type Direction, type SdpMedia, type SessionDescription } from './sdp-read.ts';
 
+export type { Direction } from './sdp-read.ts';
 export type G711 = 'PCMU' | 'PCMA';
-export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
 export interface NegotiatedMedia {
   codec: G711;
   payloadType: number;
   /** telephone-event/8000 payload type, null when not offered. */
   eventPayloadType: number | null;
-  /** Where the far end wants RTP (0.0.0.0 = on hold, RFC 2543 style). */
+  /** Where the far end wants RTP (0.0.0.0 = on hold, RFC 2543 style): a checked IP literal and a port in 1–65534. */
   remote: { address: string; port: number };
+  /** Where it wants RTCP when it said so (RFC 3605 a=rtcp); absent = the RTP port + 1. */
+  rtcp?: { address: string; port: number };
   /** Our direction (the answer's). */
   direction: Direction;
   /** The far end puts us on hold (sendonly / inactive / c=0.0.0.0). */
@@ -30,118 +35,116 @@ export interface LocalMedia {
   sessionVersion: number;
 }
 
-export type Negotiation = { ok: true; media: NegotiatedMedia; answer: string } | { ok: false; status: 488 | 400; warning: string };
+export type Negotiation = { ok: true; media: NegotiatedMedia; answer: string } | { ok: false; status: 488; warning: string };
 
 const STATIC: Readonly<Record<number, G711>> = { 0: 'PCMU', 8: 'PCMA' };
 const ANSWER_DIRECTION: Readonly<Record<Direction, Direction>> = { sendrecv: 'sendrecv', sendonly: 'recvonly', recvonly: 'sendonly', inactive: 'inactive' };
 
+const refuse = (code: number, text: string): Negotiation => ({ ok: false, status: 488, warning: sdpWarning(code, text) });
+
+/**
+ * RFC 3264 §6: answers `offer` (or reads an answer to our offer). Every refusal is 488 Not Acceptable Here with a
+ * Warning: 399 for an unusable description (bad syntax, address or port), 301 for an address family we do not
+ * speak, 304/305 when no stream is acceptable.
+ */
 export function negotiate(offer: string, local: LocalMedia): Negotiation {
-  let sdp: sdpTransform.SessionDescription;
-  try {
-    sdp = sdpTransform.parse(offer);
-  } catch (err) {
-    return { ok: false, status: 400, warning: `unparseable SDP: ${(err as Error).message}` };
-  }
-  if (!Array.isArray(sdp.media) || sdp.media.length === 0) return { ok: false, status: 488, warning: '304 switchboard "no media in the offer"' };
-  let chosen: { index: number; media: NegotiatedMedia } | null = null;
-  sdp.media.forEach((m, index) => {
-    if (chosen || m.type !== 'audio' || m.port === 0 || !/^RTP\/AVP$/i.test(m.protocol)) return;
-    const pts = String(m.payloads ?? '')
-      .trim()
-      .split(/\s+/)
-      .map(Number)
-      .filter((n) => Number.isInteger(n));
-    const encoding = (pt: number): { name: string; rate: number } | null => {
-      const r = m.rtp?.find((x) => x.payload === pt);
-      if (r) return { name: r.codec.toUpperCase(), rate: r.rate ?? 8000 };
-      const s = STATIC[pt];
-      return s ? { name: s, rate: 8000 } : null;
-    };
-    const codecPt = pts.find((pt) => {
-      const e = encoding(pt);
-      return e !== null && (e.name === 'PCMU' || e.name === 'PCMA') && e.rate === 8000;
-    });
-    if (codecPt === undefined) return;
-    const te = pts.find((pt) => {
-      const e = encoding(pt);
-      return e !== null && e.name === 'TELEPHONE-EVENT' && e.rate === 8000;
-    });
-    const address = m.connection?.ip ?? sdp.connection?.ip ?? '';
-    const offered = (m.direction ?? sdp.direction ?? 'sendrecv') as Direction;
-    const held = offered === 'sendonly' || offered === 'inactive' || address === '0.0.0.0';
-    chosen = {
-      index,
-      media: {
-        codec: (encoding(codecPt) as { name: G711 }).name,
-        payloadType: codecPt,
-        eventPayloadType: te ?? null,
-        remote: { address, port: m.port },
-        direction: address === '0.0.0.0' && offered === 'sendrecv' ? 'recvonly' : ANSWER_DIRECTION[offered],
-        held,
-      },
-    };
+  const read = readSdp(offer);
+  if (!read.ok) return { ok: false, status: 488, warning: read.warning };
+  const sdp = read.sdp;
+  if (sdp.media.length === 0) return refuse(304, 'no media in the offer');
+  const index = sdp.media.findIndex((m) => m.type === 'audio' && m.port !== 0 && m.protocol.toUpperCase() === 'RTP/AVP' && g711Of(m) !== null);
+  const m = sdp.media[index];
+  if (!m) return refuse(305, 'only PCMU, PCMA and telephone-event are supported');
+  const conn = m.connection ?? sdp.connection;
+  if (!conn) return refuse(399, 'no c= line for the audio stream');
+  const ours = local.address.includes(':') ? 6 : 4;
+  if (conn.family !== ours) return refuse(301, `media address must be IPv${ours}`);
+  // The RTCP port is the RTP port + 1 (RFC 3550 §11) unless a=rtcp names one; the + 1 must be a port too.
+  if (m.port > 65534) return refuse(399, `media port ${m.port} leaves no RTCP port`);
+  if (m.rtcp?.connection && m.rtcp.connection.family !== ours) return refuse(301, `RTCP address must be IPv${ours}`);
+  const codecPt = g711Of(m) as number;
+  const te = payloadTypes(m).find((pt) => {
+    const e = encoding(m, pt);
+    return e !== null && e.name === 'TELEPHONE-EVENT' && e.rate === 8000;
   });
-  const pick = chosen as { index: number; media: NegotiatedMedia } | null;
-  if (!pick) return { ok: false, status: 488, warning: '305 switchboard "only PCMU, PCMA and telephone-event are supported"' };
-  if (pick.media.remote.address === '') return { ok: false, status: 400, warning: '399 switchboard "no c= line"' };
-  return { ok: true, media: pick.media, answer: answerSdp(sdp, pick.index, pick.media, local) };
+  const offered = m.direction ?? sdp.direction ?? 'sendrecv';
+  const unspecified = conn.address === '0.0.0.0' || conn.address === '::';
+  const media: NegotiatedMedia = {
+    codec: (encoding(m, codecPt) as { name: G711 }).name,
+    payloadType: codecPt,
+    eventPayloadType: te ?? null,
+    remote: { address: conn.address, port: m.port },
+    ...(m.rtcp ? { rtcp: { address: m.rtcp.connection?.address ?? conn.address, port: m.rtcp.port } } : {}),
+    direction: unspecified && offered === 'sendrecv' ? 'recvonly' : ANSWER_DIRECTION[offered],
+    held: offered === 'sendonly' || offered === 'inactive' || unspecified,
+  };
+  return { ok: true, media, answer: answerSdp(sdp, index, media, local) };
 }
 
-function answerSdp(offer: sdpTransform.SessionDescription, chosen: number, media: NegotiatedMedia, local: LocalMedia): string {
-  const ipVer = local.address.includes(':') ? 6 : 4;
-  const answer: sdpTransform.SessionDescription = {
-    version: 0,
-    origin: { username: 'switchboard', sessionId: local.sessionId, sessionVersion: local.sessionVersion, netType: 'IN', ipVer, address: local.address },
-    name: 'switchboard',
-    connection: { version: ipVer, ip: local.address },
-    timing: { start: 0, stop: 0 },
-    media: offer.media.map((m, i) => {
-      if (i !== chosen) return { type: m.type, port: 0, protocol: m.protocol, payloads: String(m.payloads ?? '0').split(/\s+/)[0] ?? '0', rtp: [], fmtp: [] };
-      const pts = [media.payloadType, ...(media.eventPayloadType === null ? [] : [media.eventPayloadType])];
-      return {
-        type: 'audio',
-        port: local.port,
-        protocol: 'RTP/AVP',
-        payloads: pts.join(' '),
-        rtp: [
-          { payload: media.payloadType, codec: media.codec, rate: 8000 },
-          ...(media.eventPayloadType === null ? [] : [{ payload: media.eventPayloadType, codec: 'telephone-event', rate: 8000 }]),
-        ],
-        fmtp: media.eventPayloadType === null ? [] : [{ payload: media.eventPayloadType, config: '0-15' }],
-        ptime: 20,
-        direction: media.direction,
-      };
-    }),
-  };
-  return sdpTransform.write(answer);
+function payloadTypes(m: SdpMedia): number[] {
+  const out: number[] = [];
+  for (const f of m.formats) {
+    const n = f.length <= 3 && /^\d+$/.test(f) ? Number(f) : NaN;
+    if (n <= 127) out.push(n);
+  }
+  return out;
+}
+
+function encoding(m: SdpMedia, pt: number): { name: string; rate: number } | null {
+  const r = m.rtpmap.get(pt);
+  if (r) return r;
+  const s = STATIC[pt];
+  return s ? { name: s, rate: 8000 } : null;
+}
+
+/** The first G.711 payload type of the stream in the offerer's order, or null. */
+function g711Of(m: SdpMedia): number | null {
+  return (
+    payloadTypes(m).find((pt) => {
+      const e = encoding(m, pt);
+      return e !== null && (e.name === 'PCMU' || e.name === 'PCMA') && e.rate === 8000;
+    }) ?? null
+  );
+}
+
+function answerSdp(offer: SessionDescription, chosen: number, media: NegotiatedMedia, local: LocalMedia): string {
+  const ip = local.address.includes(':') ? 'IP6' : 'IP4';
+  const lines = [
+    'v=0',
+    `o=switchboard ${local.sessionId} ${local.sessionVersion} IN ${ip} ${local.address}`,
+    's=switchboard',
+    `c=IN ${ip} ${local.address}`,
+    't=0 0',
+  ];
+  offer.media.forEach((m, i) => {
+    // Every other stream is rejected with port 0, its first format echoed (RFC 3264 §6).
+    if (i !== chosen) return void lines.push(`m=${m.type} 0 ${m.protocol} ${m.formats[0] ?? '0'}`);
+    const pts = [media.payloadType, ...(media.eventPayloadType === null ? [] : [media.eventPayloadType])];
+    lines.push(`m=audio ${local.port} RTP/AVP ${pts.join(' ')}`, `a=rtpmap:${media.payloadType} ${media.codec}/8000`);
+    if (media.eventPayloadType !== null) lines.push(`a=rtpmap:${media.eventPayloadType} telephone-event/8000`, `a=fmtp:${media.eventPayloadType} 0-15`);
+    lines.push('a=ptime:20', `a=${media.direction}`);
+  });
+  return `${lines.join('\r\n')}\r\n`;
 }
 
 /** Our own offer (outbound calls, and INVITEs that came without one). */
 export function offerSdp(local: LocalMedia): string {
-  const ipVer = local.address.includes(':') ? 6 : 4;
-  return sdpTransform.write({
-    version: 0,
-    origin: { username: 'switchboard', sessionId: local.sessionId, sessionVersion: local.sessionVersion, netType: 'IN', ipVer, address: local.address },
-    name: 'switchboard',
-    connection: { version: ipVer, ip: local.address },
-    timing: { start: 0, stop: 0 },
-    media: [
-      {
-        type: 'audio',
-        port: local.port,
-        protocol: 'RTP/AVP',
-        payloads: '0 8 101',
-        rtp: [
-          { payload: 0, codec: 'PCMU', rate: 8000 },
-          { payload: 8, codec: 'PCMA', rate: 8000 },
-          { payload: 101, codec: 'telephone-event', rate: 8000 },
-        ],
-        fmtp: [{ payload: 101, config: '0-15' }],
-        ptime: 20,
-        direction: 'sendrecv',
-      },
-    ],
-  });
+  const ip = local.address.includes(':') ? 'IP6' : 'IP4';
+  const lines = [
+    'v=0',
+    `o=switchboard ${local.sessionId} ${local.sessionVersion} IN ${ip} ${local.address}`,
+    's=switchboard',
+    `c=IN ${ip} ${local.address}`,
+    't=0 0',
+    `m=audio ${local.port} RTP/AVP 0 8 101`,
+    'a=rtpmap:0 PCMU/8000',
+    'a=rtpmap:8 PCMA/8000',
+    'a=rtpmap:101 telephone-event/8000',
+    'a=fmtp:101 0-15',
+    'a=ptime:20',
+    'a=sendrecv',
+  ];
+  return `${lines.join('\r\n')}\r\n`;
 }
 
 /**

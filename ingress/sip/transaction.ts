@@ -22,6 +22,7 @@
  *   Trying ─ 1xx ─► Proceeding ─ 200-699 ─► Completed ─ Timer J (64·T1 UDP, 0 TCP) ─► Terminated
  *   (a retransmitted request in Proceeding/Completed gets the last response again)
  */
+import { guarded } from '../../media/guard.ts';
 import { buildResponse, type SipResponse } from './message.ts';
 import type { ValidRequest } from './validate.ts';
 
@@ -77,6 +78,8 @@ interface TxHost {
   reliable: boolean;
   send(res: SipResponse): void;
   terminated(key: string): void;
+  /** A timer callback threw: the transaction is dropped and the error reported here (never to the event loop). */
+  fault?(err: unknown, key: string): void;
 }
 
 abstract class ServerTransaction<S extends string> {
@@ -109,10 +112,18 @@ abstract class ServerTransaction<S extends string> {
   }
 
   protected timer(ms: number, fn: () => void): void {
-    const h = setTimeout(() => {
+    const run = (): void => {
       this.handles.delete(h);
       fn();
-    }, ms);
+    };
+    const h = setTimeout(
+      guarded(run, (err) => {
+        this.clearTimers();
+        this.host.terminated(this.key);
+        this.host.fault?.(err, this.key);
+      }),
+      ms,
+    );
     h.unref();
     this.handles.add(h);
   }
@@ -227,7 +238,10 @@ export type ServerTx = InviteServerTransaction | NonInviteServerTransaction;
 export class TransactionTable {
   private readonly txs = new Map<string, ServerTx>();
 
-  constructor(private readonly timers: SipTimers) {}
+  constructor(
+    private readonly timers: SipTimers,
+    private readonly onFault?: (err: unknown, key: string) => void,
+  ) {}
 
   get size(): number {
     return this.txs.size;
@@ -247,6 +261,7 @@ export class TransactionTable {
       terminated: (k) => {
         if (this.txs.get(k) === tx) this.txs.delete(k);
       },
+      ...(this.onFault ? { fault: this.onFault } : {}),
     };
     const tx: ServerTx = v.req.method === 'INVITE' ? new InviteServerTransaction(key, v, host) : new NonInviteServerTransaction(key, v, host);
     this.txs.set(key, tx);

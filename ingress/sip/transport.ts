@@ -3,13 +3,21 @@
  * port. TCP is framed by Content-Length (CRLF keep-alives skipped). Received
  * requests get `received`/`rport` on their top Via (§18.2.1, RFC 3581);
  * responses go back where §18.2.2 says: the TCP connection, else the source
- * address at the Via's rport / sent-by port (5060 when absent).
+ * address at the Via's rport / sent-by port (5060 when absent); a Via port
+ * or address that no socket accepts falls back to the source address.
+ *
+ * Sizes are bounded before parsing: a datagram or framed message over
+ * MAX_MESSAGE is dropped (TCP: a Content-Length beyond it gets 513 Message Too
+ * Large, then the connection is closed), and message.ts bounds header lines and
+ * their count. Every socket callback runs guarded: nothing a peer sends can
+ * throw out of the event loop.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { SafeEmitter } from '../../media/emitter.ts';
+import { guarded, sendUdp } from '../../media/guard.ts';
 import { formatVia, parseVia, splitList } from './headers.ts';
-import { headerEnd, parseMessage, serialize, skipLeadingLineEnds, type SipMessage, type SipRequest } from './message.ts';
+import { buildResponse, headerEnd, MAX_MESSAGE, parseMessage, serialize, skipLeadingLineEnds, type SipMessage, type SipRequest } from './message.ts';
 
 export interface Peer {
   transport: 'udp' | 'tcp';
@@ -20,12 +28,10 @@ export interface Peer {
 
 export type TransportEvents = {
   message: [msg: SipMessage, from: Peer];
-  /** A datagram or stream message that is not SIP at all: dropped. */
+  /** A datagram or stream message that is not SIP at all (or a send that could not go): dropped. */
   dropped: [info: { from: Peer; error: string }];
 };
 
-/** Larger than any legitimate SIP message we expect; a TCP peer beyond it is cut off. */
-export const MAX_MESSAGE = 64 * 1024;
 const TCP_IDLE_MS = 10 * 60_000;
 
 export class SipTransport extends SafeEmitter<TransportEvents> {
@@ -38,9 +44,15 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
     readonly port: number,
   ) {
     super();
-    udp.on('message', (buf, rinfo) => this.onBytes(buf, { transport: 'udp', address: rinfo.address, port: rinfo.port }));
+    udp.on('message', this.guard((buf: Buffer, rinfo: dgram.RemoteInfo) => this.onBytes(buf, { transport: 'udp', address: rinfo.address, port: rinfo.port }), 'udp'));
     udp.on('error', () => undefined);
-    tcp.on('connection', (sock) => this.onConnection(sock));
+    tcp.on('connection', this.guard((sock: net.Socket) => this.onConnection(sock), 'tcp accept'));
+    tcp.on('error', () => undefined);
+  }
+
+  /** A socket callback that cannot throw: an exception is reported as a dropped message. */
+  private guard<A extends unknown[]>(fn: (...args: A) => void, where: string): (...args: A) => void {
+    return guarded(fn, (err) => this.emit('dropped', { from: { transport: 'udp', address: '', port: 0 }, error: `${where}: ${(err as Error).message}` }));
   }
 
   /** Binds UDP and TCP on `port` (0 = one free port for both). */
@@ -82,23 +94,33 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
     let port = from.port;
     if (via) {
       const rport = via.params.rport;
-      address = via.params.received ?? unbracket(via.host);
-      port = rport ? Number(rport) : (via.port ?? 5060);
-      if (!net.isIP(address)) address = from.address;
+      const a = via.params.received ?? unbracket(via.host);
+      const p = rport ? Number(rport) : (via.port ?? 5060);
+      // Only a usable Via routes the response; anything else goes back to the source.
+      if (net.isIP(a) && Number.isInteger(p) && p >= 1 && p <= 65535) [address, port] = [a, p];
     }
-    this.udp.send(bytes, port, address, () => undefined);
+    this.sendDatagram(bytes, port, address, from);
   }
 
   /** Sends a request (BYE, …) to a peer; over TCP reuses or opens a connection. */
   sendRequest(msg: SipRequest, to: { transport: 'udp' | 'tcp'; address: string; port: number }): void {
     const bytes = serialize(msg);
-    if (to.transport === 'udp') return void this.udp.send(bytes, to.port, to.address, () => undefined);
+    const peer: Peer = { transport: to.transport, address: to.address, port: to.port };
+    if (to.transport === 'udp') return this.sendDatagram(bytes, to.port, to.address, peer);
+    if (!net.isIP(to.address) || !Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
+      return void this.emit('dropped', { from: peer, error: `unusable TCP target ${to.address}:${to.port}` });
+    }
     let conn = this.conns.get(`${to.address}:${to.port}`);
     if (!conn || conn.destroyed) {
       conn = net.connect(to.port, to.address);
       this.onConnection(conn, { address: to.address, port: to.port });
     }
     conn.write(bytes);
+  }
+
+  private sendDatagram(bytes: Buffer, port: number, address: string, to: Peer): void {
+    const error = sendUdp(this.udp, bytes, port, address, this.host.includes(':') ? 6 : 4);
+    if (error !== null) this.emit('dropped', { from: to, error });
   }
 
   /** The Via sent-by for requests we originate. */
@@ -123,24 +145,48 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
     sock.on('close', () => {
       if (this.conns.get(key) === sock) this.conns.delete(key);
     });
-    sock.on('data', (chunk: Buffer) => {
-      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      for (;;) {
-        buf = buf.subarray(skipLeadingLineEnds(buf));
-        const he = headerEnd(buf);
-        if (!he) {
-          if (buf.length > MAX_MESSAGE) sock.destroy();
-          return;
+    // Framing (RFC 3261 §18.3): the header block is searched only in bytes not searched before, and the
+    // message is cut at Content-Length; more than MAX_MESSAGE bytes of one message end the connection.
+    let scanned = 0;
+    sock.on(
+      'data',
+      this.guard((chunk: Buffer) => {
+        buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+        for (;;) {
+          const skip = skipLeadingLineEnds(buf);
+          if (skip > 0) {
+            buf = buf.subarray(skip);
+            scanned = 0;
+          }
+          const he = headerEnd(buf, Math.max(0, scanned - 3));
+          if (!he) {
+            scanned = buf.length;
+            if (buf.length > MAX_MESSAGE) sock.destroy();
+            return;
+          }
+          const length = contentLength(buf.subarray(0, he.end));
+          const total = he.bodyStart + (length ?? 0);
+          if (length === null) return void this.refuseStream(buf.subarray(0, he.bodyStart), peer, sock, 400, 'Bad Request (malformed Content-Length)');
+          if (total > MAX_MESSAGE) return void this.refuseStream(buf.subarray(0, he.bodyStart), peer, sock, 513, `Message Too Large (over ${MAX_MESSAGE} bytes)`);
+          if (buf.length < total) return;
+          const one = buf.subarray(0, total);
+          buf = buf.subarray(total);
+          scanned = 0;
+          this.onBytes(Buffer.from(one), peer);
         }
-        const m = /^(?:content-length|l)[ \t]*:[ \t]*(\d+)/im.exec(buf.subarray(0, he.end).toString('latin1'));
-        const total = he.bodyStart + (m ? Number(m[1]) : 0);
-        if (total > MAX_MESSAGE) return void sock.destroy();
-        if (buf.length < total) return;
-        const one = buf.subarray(0, total);
-        buf = buf.subarray(total);
-        this.onBytes(Buffer.from(one), peer);
-      }
-    });
+      }, 'tcp data'),
+    );
+  }
+
+  /**
+   * A stream message that cannot be framed — longer than we take (513), or a Content-Length we cannot read (400):
+   * the request is answered when its head parses, then the connection is closed (the stream has lost its framing).
+   */
+  private refuseStream(head: Buffer, peer: Peer, sock: net.Socket, status: 400 | 513, reason: string): void {
+    const parsed = parseMessage(head);
+    if (parsed.ok && parsed.message.kind === 'request' && parsed.message.method !== 'ACK') sock.end(serialize(buildResponse(parsed.message, status, { reason })));
+    else sock.destroy();
+    this.emit('dropped', { from: peer, error: reason });
   }
 
   private onBytes(buf: Buffer, from: Peer): void {
@@ -155,6 +201,25 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
 }
 
 const unbracket = (h: string): string => (h.startsWith('[') ? h.slice(1, -1) : h);
+
+/**
+ * The Content-Length of a header block (0 when absent, null when unreadable or repeated with other values), read
+ * line by line without a regular expression over the block.
+ */
+function contentLength(head: Buffer): number | null {
+  let found: number | null = null;
+  for (const line of head.toString('latin1').split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if (name !== 'content-length' && name !== 'l') continue;
+    const text = line.slice(colon + 1).trim();
+    const n = text.length > 0 && text.length <= 9 && /^[0-9]+$/.test(text) ? Number(text) : null;
+    if (n === null || (found !== null && found !== n)) return null;
+    found = n;
+  }
+  return found ?? 0;
+}
 
 /** RFC 3261 §18.2.1 / RFC 3581: `received` when sent-by is not the source, `rport` filled in. */
 function stampVia(req: SipRequest, from: Peer): void {

@@ -25,6 +25,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
+import { guarded } from '../../media/guard.ts';
 import type { SipApp } from './app.ts';
 import { Dialog, newBranch, newTag } from './dialog.ts';
 import { answerChallenge } from './digest.ts';
@@ -178,7 +179,13 @@ export class SipDialer implements OutboundDialer {
     this.attempts.set(sipCallId, a);
     this.log.info({ call: callId, callId: sipCallId, to: req.to, via: `${dest.transport}:${dest.address}:${dest.port}`, auth: route ? route.username : 'none' }, 'outbound SIP call: INVITE');
     this.sendInvite(a, null);
-    a.ringTimer = setTimeout(() => this.cancel(a, 'sip:no-answer'), this.deps.ringTimeoutMs ?? 60_000);
+    a.ringTimer = setTimeout(
+      guarded(
+        () => this.cancel(a, 'sip:no-answer'),
+        (err) => this.log.error({ err, callId: a.sipCallId }, 'outbound ring timer failed'),
+      ),
+      this.deps.ringTimeoutMs ?? 60_000,
+    );
     a.ringTimer.unref();
     return { callId, sipCallId };
   }
@@ -225,7 +232,7 @@ export class SipDialer implements OutboundDialer {
     const invite = a.invite;
     this.deps.uas.startClient(invite, a.dest, {
       response: (res) => void this.onResponse(a, invite, res).catch((err: unknown) => this.log.error({ err, callId: a.sipCallId }, 'outbound response handling failed')),
-      timeout: () => void this.fail(a, 'sip:timeout'),
+      timeout: () => void this.fail(a, 'sip:timeout').catch((err: unknown) => this.log.error({ err, callId: a.sipCallId }, 'outbound timeout handling failed')),
     });
   }
 

@@ -60,9 +60,11 @@ export class SipUas {
     private readonly opts: UasOptions,
   ) {
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
-    this.transactions = new TransactionTable(this.timers);
-    this.clients = new ClientTransactionTable(this.timers, opts.scheduler);
     this.log = opts.logger;
+    // A transaction timer that throws drops its transaction and is logged; it never reaches the event loop.
+    const onFault = (err: unknown, key: string): void => this.log.error({ err, transaction: key }, 'SIP transaction timer failed: transaction dropped');
+    this.transactions = new TransactionTable(this.timers, onFault);
+    this.clients = new ClientTransactionTable(this.timers, opts.scheduler, onFault);
     transport.on('message', (msg, peer) => {
       try {
         if (msg.kind === 'request') this.onRequest(msg, peer);

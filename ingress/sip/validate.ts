@@ -1,6 +1,6 @@
 /**
  * Request validation for a UAS, in the order of RFC 3261 §8.2 (and RFC 4475's
- * torture cases): syntax (400), version (505), method (405/501), URI scheme
+ * torture cases): size (513, limits in message.ts), syntax (400), version (505), method (405/501), URI scheme
  * (416), extensions (420), content (415/406). A request that passes carries
  * its parsed core headers.
  */
@@ -40,6 +40,7 @@ const allowHeader = (): [string, string] => ['Allow', ALLOW.join(', ')];
 export function validateRequest(req: SipRequest, transport: 'udp' | 'tcp'): { ok: true; value: ValidRequest } | { ok: false; refusal: Refusal } {
   const fail = (refusal: Refusal) => ({ ok: false as const, refusal });
   const h = req.headers;
+  if (req.tooLarge) return fail({ status: 513, reason: 'Message Too Large', detail: req.tooLarge });
   // Version first: a SIP/7.0 request is refused as such, whatever else is wrong with it.
   if (/^SIP\/\d+\.\d+$/i.test(req.version) && req.version.toUpperCase() !== 'SIP/2.0') return fail({ status: 505, detail: `version ${req.version}` });
   if (req.badStartLine || req.version.toUpperCase() !== 'SIP/2.0') return fail(bad('malformed request line'));
