@@ -12,7 +12,7 @@ import { canonicalJson, type Json } from './canonical.ts';
 import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, type NodeKey } from './checkpoint.ts';
 import { openDatabase, resolveDurability, type Durability } from './database.ts';
 import { tableDigest, type TableDigest } from './digest.ts';
-import { ApplyEngine, type Receipt } from './engine.ts';
+import { ApplyEngine, type Receipt, type StoreFault } from './engine.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
@@ -40,6 +40,10 @@ export interface StoreOptions<T extends Tables> {
   onError?: (err: unknown) => void;
   /** Called after each committed batch (metrics); must not throw. */
   onCommit?: (info: { commands: number; ms: number }) => void;
+  /** How often a batch stopped by a storage fault (disk full) is retried, ms (default 1000). */
+  retryMs?: number;
+  /** Commands allowed to wait while a storage fault blocks commits; beyond, submit is refused (default 20,000). */
+  maxQueued?: number;
 }
 
 export interface SubmitOptions {
@@ -74,6 +78,7 @@ export class Store<T extends Tables = Tables> {
   private readonly flusher: Flusher | null;
   private readonly walFile: string;
   private readonly ids = new CommandIdSource();
+  private readonly healthListeners = new Set<(fault: StoreFault | null) => void>();
   private lastCheckpointSeq: number;
   private closed = false;
 
@@ -129,6 +134,20 @@ export class Store<T extends Tables = Tables> {
     this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
     this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, head, {
       ...(this.flusher ? { flusher: this.flusher } : {}),
+      clock: this.clock,
+      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
+      ...(opts.maxQueued !== undefined ? { maxQueued: opts.maxQueued } : {}),
+      onHealth: (fault) => {
+        // A checkpoint written inside the rolled-back batch is gone with it.
+        if (fault) this.lastCheckpointSeq = this.checkpoints.lastSeq(this.node);
+        for (const l of this.healthListeners) {
+          try {
+            l(fault);
+          } catch (err) {
+            onError(err);
+          }
+        }
+      },
       beforeCommit: (seq, hash) => {
         if (seq - this.lastCheckpointSeq >= every) {
           this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
@@ -169,6 +188,20 @@ export class Store<T extends Tables = Tables> {
 
   get head(): { seq: number; hash: string } {
     return this.engine.head;
+  }
+
+  /**
+   * Null while the store commits normally; the storage fault (disk full, I/O error) while it cannot. Commands
+   * submitted meanwhile wait and commit, in order, once the fault clears (the failed batch is retried).
+   */
+  get health(): StoreFault | null {
+    return this.engine.health;
+  }
+
+  /** `cb(fault)` when the store turns unhealthy, `cb(null)` when it recovers. Returns an unsubscribe function. */
+  onHealth(cb: (fault: StoreFault | null) => void): () => void {
+    this.healthListeners.add(cb);
+    return () => void this.healthListeners.delete(cb);
   }
 
   get publicKeyPem(): string {
@@ -267,8 +300,10 @@ export class Store<T extends Tables = Tables> {
     if (this.timer) clearInterval(this.timer);
     this.engine.close();
     try {
-      this.checkpointNow();
+      // Unhealthy (disk full): the final checkpoint cannot be written; the next start signs one.
+      if (!this.engine.health) this.checkpointNow();
     } finally {
+      this.healthListeners.clear();
       this.flusher?.close?.();
       this.walCheckpointer.stop();
       this.db.close();
