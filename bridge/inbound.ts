@@ -10,7 +10,7 @@
  * refusal as for an unknown number (no enumeration); the tenant's log records
  * the attempt. A number without a provider answers every ingress.
  */
-import type { CallAdmission } from './admission.ts';
+import type { CallAdmission, Refusal } from './admission.ts';
 import type { LegProvider } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
@@ -28,7 +28,7 @@ export interface InboundCall {
 export type InboundDecision =
   | { kind: 'rejected'; reason: string }
   /** The node is at capacity or overloaded (admission.ts): the provider's busy / 503 answer, try again later. */
-  | { kind: 'busy'; reason: 'over_capacity' | 'overloaded'; retryAfterS: number }
+  | { kind: 'busy'; reason: Refusal['reason']; retryAfterS: number }
   | { kind: 'ended'; tenant: string; callId: string }
   /** The call is being handed to a human: the provider should dial `target`. */
   | { kind: 'transfer'; tenant: string; callId: string; target: string }
@@ -40,6 +40,9 @@ export async function routeInbound(
   caller: string,
   admission?: CallAdmission,
 ): Promise<InboundDecision> {
+  // The store cannot commit (disk full): busy, without writing (a write would only wait for the disk).
+  const down = admission?.storeRefusal();
+  if (down) return { kind: 'busy', reason: down.reason, retryAfterS: down.retryAfterS };
   const number = store.read(null).numbers.findOne({ number: call.to });
   if (!number) {
     await store.submit(

@@ -27,10 +27,17 @@ import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { Store, type Tables } from '../store/index.ts';
 import type { Config } from './config.ts';
-import type { Logger } from './logger.ts';
+import { droppedLogLines, type Logger } from './logger.ts';
+import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
+import type { StoreFault } from '../store/index.ts';
 import { chooseSpeech } from './speech.ts';
 
 export const DEFAULT_TENANT = 'default';
+
+/** `disk full (SQLITE_FULL: database or disk is full)`. */
+function faultText(f: StoreFault): string {
+  return `${f.kind === 'disk_full' ? 'disk full' : f.kind === 'io_error' ? 'I/O error' : 'busy'} (${f.reason})`;
+}
 
 const numberEnv = (v: string | undefined): number | undefined => (v && Number.isFinite(Number(v)) ? Number(v) : undefined);
 
@@ -88,6 +95,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     turnTimeoutMs: numberEnv(env.SWITCHBOARD_AGENT_TURN_TIMEOUT_MS),
   });
   await agents.start();
+  await endCallsLeftByFault(store, logger);
   const blobs = new FsBlobStore(config.dataDir);
   const master = loadOrCreateMasterKey(config.dataDir);
   const recordings = new RecordingService({
@@ -112,7 +120,13 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     configTools,
   });
   const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag() : null;
-  const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}) });
+  const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}), storeFault: () => (store.health ? faultText(store.health) : null) });
+  store.onHealth((fault) => {
+    if (fault) {
+      logger.error({ fault: fault.kind, detail: fault.reason }, `store cannot write (${faultText(fault)}): new calls get the busy answer, live calls continue unrecorded, writes wait and are retried`);
+      recordings.abortAll(`store unavailable: ${faultText(fault)}`);
+    } else logger.warn('store writes again: the waiting commands committed; new calls are admitted');
+  });
   calls.onAttached((callId) => admission.attached(callId));
   if (admission.enabled) logger.info({ ...limits }, 'admission control on: new calls beyond these limits get a busy answer');
   const http = new HttpServer(logger);
@@ -123,8 +137,10 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     clock: () => clock.stats,
     storeHeadSeq: () => store.head.seq,
     subscriptions: () => store.subscriberCount,
+    storeUnavailable: () => (store.health ? 1 : 0),
+    logLinesDropped: droppedLogLines,
   });
-  mountHealth(http.app, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node, metrics });
+  mountHealth(http.app, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node, metrics, logLinesDropped: droppedLogLines });
   const api: ApiContext = {
     store,
     logger,

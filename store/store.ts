@@ -16,6 +16,7 @@ import { ApplyEngine, type Receipt, type StoreFault } from './engine.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
+import { FaultMarker, type RecordedFault } from './fault-marker.ts';
 import { StoreError } from './errors.ts';
 import { EventLog, LOG_DDL, type Command } from './log.ts';
 import type { DbOf, ReducerDef, SchemaDef, Tables } from './reducer.ts';
@@ -79,7 +80,9 @@ export class Store<T extends Tables = Tables> {
   private readonly walFile: string;
   private readonly ids = new CommandIdSource();
   private readonly healthListeners = new Set<(fault: StoreFault | null) => void>();
+  private readonly marker: FaultMarker;
   private lastCheckpointSeq: number;
+  private previousHandled = false;
   private closed = false;
 
   private constructor(
@@ -129,6 +132,7 @@ export class Store<T extends Tables = Tables> {
       throw new StoreError('log_inconsistent', `applied_seq ${applied} differs from the log head ${head.seq}: run 'switchboard verify'`);
     }
     this.hub = new SubscriptionHub(onError);
+    this.marker = new FaultMarker(dataDir);
     const every = opts.checkpointEvery ?? 1000;
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
@@ -140,6 +144,8 @@ export class Store<T extends Tables = Tables> {
       onHealth: (fault) => {
         // A checkpoint written inside the rolled-back batch is gone with it.
         if (fault) this.lastCheckpointSeq = this.checkpoints.lastSeq(this.node);
+        if (fault) this.marker.record(fault);
+        else if (!this.previousFault) this.marker.clear();
         for (const l of this.healthListeners) {
           try {
             l(fault);
@@ -202,6 +208,21 @@ export class Store<T extends Tables = Tables> {
   onHealth(cb: (fault: StoreFault | null) => void): () => void {
     this.healthListeners.add(cb);
     return () => void this.healthListeners.delete(cb);
+  }
+
+  /**
+   * The storage fault the previous process was in when it stopped (it never recovered): commands it held then were
+   * never committed, so calls it served may look live in the tables. Null after a clean run. Stays set until
+   * `faultHandled()`.
+   */
+  get previousFault(): RecordedFault | null {
+    return this.marker.previous && !this.previousHandled ? this.marker.previous : null;
+  }
+
+  /** Whoever reconciled the state the previous fault left (bridge/fault-recovery.ts) clears the record. */
+  faultHandled(): void {
+    this.previousHandled = true;
+    if (!this.engine.health) this.marker.clear();
   }
 
   get publicKeyPem(): string {
@@ -304,6 +325,7 @@ export class Store<T extends Tables = Tables> {
       if (!this.engine.health) this.checkpointNow();
     } finally {
       this.healthListeners.clear();
+      this.marker.close();
       this.flusher?.close?.();
       this.walCheckpointer.stop();
       this.db.close();

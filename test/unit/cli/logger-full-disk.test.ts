@@ -22,7 +22,7 @@ test('stdout on a full disk: 500 log lines are dropped and counted, the process 
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', full, 'pipe'] });
   fs.closeSync(full);
   let err = '';
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   assert.equal(code, 0, `the process exits cleanly (stderr: ${err.slice(-2000)})`);
   assert.match(err, /alive dropped=500\b/);
