@@ -61,6 +61,9 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   const configTools = loadConfigTools(env.SWITCHBOARD_TOOLS_FILE || undefined);
   const limits = admissionLimits(env);
   if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
+  // Everything this process (and ffmpeg, its child) creates is private to its user, whatever umask it was started
+  // with; the store also sets explicit modes and tightens a data dir left looser (store/permissions.ts).
+  process.umask(0o077);
   const metrics = new GatewayMetrics();
   const store = Store.open({
     dataDir: config.dataDir,
@@ -71,6 +74,9 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     onCommit: (info) => metrics.observeCommit(info),
   });
   logger.info({ dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.durability.fsync, profile: config.durability.profile }, 'store open');
+  if (store.tightened.length > 0) {
+    logger.warn({ paths: store.tightened.slice(0, 50), count: store.tightened.length }, `data dir permissions tightened: ${store.tightened.length} path(s) were readable by other users (now 0700 dirs, 0600 files)`);
+  }
   if (!store.read(null).tenants.get(DEFAULT_TENANT)) {
     await store.submit('tenant_created', { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
   }

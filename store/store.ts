@@ -17,6 +17,7 @@ import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
 import { FaultMarker, type RecordedFault } from './fault-marker.ts';
+import { secureDataDir } from './permissions.ts';
 import { StoreError } from './errors.ts';
 import { EventLog, LOG_DDL, type Command } from './log.ts';
 import type { DbOf, ReducerDef, SchemaDef, Tables } from './reducer.ts';
@@ -179,12 +180,17 @@ export class Store<T extends Tables = Tables> {
     }
   }
 
+  /** Paths in the data dir whose group/other permissions were removed at open (secureDataDir). */
+  tightened: string[] = [];
+
   static open<T extends Tables>(opts: StoreOptions<T>): Store<T> {
-    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    const tightened = secureDataDir(opts.dataDir);
     const durability = opts.durability ?? resolveDurability({});
     const { db, lock } = openDatabase(path.join(opts.dataDir, DB_FILE), durability);
     try {
-      return new Store(db, lock, opts.schema, opts.dataDir, { ...opts, durability });
+      const store = new Store(db, lock, opts.schema, opts.dataDir, { ...opts, durability });
+      store.tightened = tightened;
+      return store;
     } catch (err) {
       db.close();
       lock.close();
