@@ -179,6 +179,8 @@ if (insidePrivateMounts(import.meta.filename, TIMEOUT)) {
     const v = verifyCli(dataDir);
     assert.equal(v.status, 0, v.stdout + v.stderr);
     assert.match(v.stdout, /verify: OK/);
+    const loose = (fs.readdirSync(dataDir, { recursive: true }) as string[]).filter((e) => (fs.lstatSync(path.join(dataDir, e)).mode & 0o077) !== 0);
+    assert.deepEqual(loose, [], 'everything the gateway wrote in its data dir is private (0700 / 0600)');
     const store = recordingOf(dataDir);
     const calls = store.read('default').calls.find({});
     const first = calls.find((c) => c.from_uri === '+15550001001')!;
