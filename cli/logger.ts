@@ -120,6 +120,10 @@ export function droppedLogLines(): number {
 
 export function createLogger(level = 'info', fd = 1): Logger {
   const dest = new DroppingDestination(fd);
-  if (fd === 1) destination = dest;
+  if (fd === 1) {
+    // At exit, one non-blocking attempt at lines still waiting for a slow reader (never a wait).
+    if (!destination) process.once('exit', () => destination?.flushSync());
+    destination = dest;
+  }
   return pino({ level, base: { service: 'switchboard' } }, dest);
 }
