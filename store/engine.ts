@@ -273,7 +273,12 @@ export class ApplyEngine {
   /** Applies everything queued now (also used by close()); stops at a storage fault, leaving the rest queued. */
   drain(): void {
     this.scheduled = false;
-    while (this.queue.length > 0 && this.applyBatch(this.queue.slice(0, MAX_BATCH))) this.queue.splice(0, MAX_BATCH);
+    while (this.queue.length > 0) {
+      // The batch leaves the queue only once applied (a subscriber may queue more behind it meanwhile).
+      const n = Math.min(MAX_BATCH, this.queue.length);
+      if (!this.applyBatch(this.queue.slice(0, n))) return;
+      this.queue.splice(0, n);
+    }
   }
 
   close(): void {

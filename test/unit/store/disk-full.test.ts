@@ -139,3 +139,17 @@ test('closed while the disk is full: waiting submitters get storage_unavailable;
   await again.submit('put', { id: 'after' }, A);
   assert.ok(again.verify().ok && again.replay().ok);
 });
+
+test('a command a subscriber submits while its batch is delivered is applied, not dropped with the batch it rode in behind', async (t) => {
+  const store = open();
+  t.after(() => store.close());
+  const followUps: Array<Promise<Receipt>> = [];
+  store.subscribe('tally', {}, 'a', (d) => {
+    if (d.new && String(d.new.id).startsWith('k') && followUps.length === 0) followUps.push(store.submit('put', { id: 'follow-up' }, A));
+  });
+  await Promise.all([store.submit('put', { id: 'k1' }, A), store.submit('put', { id: 'k2' }, A)]);
+  await until(() => followUps.length === 1, 'the follow-up submit');
+  const r = await Promise.race([followUps[0]!, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the follow-up never settled')), 10_000))]);
+  assert.ok(r.outcome.ok);
+  assert.ok(store.read('a').tally.get('follow-up'));
+});
