@@ -14,6 +14,10 @@ export interface MetricSources {
   clock: () => { slots: number; skippedSlots: number };
   storeHeadSeq: () => number;
   subscriptions: () => number;
+  /** 1 while the store cannot commit (disk full, I/O error), else 0. */
+  storeUnavailable?: () => number;
+  /** Log lines dropped because the log could not be written. */
+  logLinesDropped?: () => number;
 }
 
 export class GatewayMetrics {
@@ -65,6 +69,8 @@ export class GatewayMetrics {
     counter('switchboard_media_clock_skipped_slots_total', 'Slots skipped after a stall longer than 200 ms (audio delayed).', () => src.clock().skippedSlots);
     gauge('switchboard_store_head_seq', 'Sequence number of the newest committed event.', src.storeHeadSeq);
     gauge('switchboard_store_subscribers', 'Live table subscriptions (API sockets and internal).', src.subscriptions);
+    if (src.storeUnavailable) gauge('switchboard_store_unavailable', '1 while the store cannot commit (disk full, I/O error): new calls are refused.', src.storeUnavailable);
+    if (src.logLinesDropped) counter('switchboard_log_lines_dropped_total', 'Log lines dropped because the log could not be written (full disk, stuck reader).', src.logLinesDropped);
   }
 
   text(): Promise<string> {

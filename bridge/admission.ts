@@ -15,6 +15,11 @@
  *
  * Only new calls are checked: a provider retrying its webhook, or resuming a
  * call after a restart or a dropped socket, gets its call back.
+ *
+ * One more reason, always on when wired: `store_unavailable` — the store
+ * cannot commit (disk full, I/O error: `Store.health`). Every inbound call,
+ * new or resuming, gets the busy answer until the store recovers by itself
+ * (`storeRefusal()`, checked before anything is written); live calls go on.
  */
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -32,10 +37,12 @@ export interface AdmissionOptions {
   now?: () => number;
   /** How long an admitted call counts while its media has not connected. Default 15 s. */
   pendingMs?: number;
+  /** Why the store cannot commit now (disk full …), or null when it can. */
+  storeFault?: () => string | null;
 }
 
 export interface Refusal {
-  reason: 'over_capacity' | 'overloaded';
+  reason: 'over_capacity' | 'overloaded' | 'store_unavailable';
   detail: string;
   /** Seconds a caller (or a proxy) should wait before trying this node again. */
   retryAfterS: number;
@@ -75,6 +82,12 @@ export class CallAdmission {
   get count(): number {
     this.prune();
     return this.opts.live.size + this.pending.size;
+  }
+
+  /** The refusal every inbound call gets while the store cannot commit (disk full …), or null. */
+  storeRefusal(): Refusal | null {
+    const fault = this.opts.storeFault?.() ?? null;
+    return fault === null ? null : { reason: 'store_unavailable', detail: `the store cannot write: ${fault}`, retryAfterS: 30 };
   }
 
   /**

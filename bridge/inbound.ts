@@ -13,7 +13,7 @@
  * With a `RefusalLog` (refusals.ts), refusals are written at a bounded rate: the first of a (tenant, source,
  * reason) in a window is its `call_rejected` row, the rest of the window are counted in one aggregated event.
  */
-import type { CallAdmission } from './admission.ts';
+import type { CallAdmission, Refusal } from './admission.ts';
 import type { RefusalLog } from './refusals.ts';
 import type { LegProvider } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -34,7 +34,7 @@ export interface InboundCall {
 export type InboundDecision =
   | { kind: 'rejected'; reason: string }
   /** The node is at capacity or overloaded (admission.ts): the provider's busy / 503 answer, try again later. */
-  | { kind: 'busy'; reason: 'over_capacity' | 'overloaded'; retryAfterS: number }
+  | { kind: 'busy'; reason: Refusal['reason']; retryAfterS: number }
   | { kind: 'ended'; tenant: string; callId: string }
   /** The call is being handed to a human: the provider should dial `target`. */
   | { kind: 'transfer'; tenant: string; callId: string; target: string }
@@ -47,6 +47,9 @@ export async function routeInbound(
   admission?: CallAdmission,
   refusals?: RefusalLog,
 ): Promise<InboundDecision> {
+  // The store cannot commit (disk full): busy, without writing (a write would only wait for the disk).
+  const down = admission?.storeRefusal();
+  if (down) return { kind: 'busy', reason: down.reason, retryAfterS: down.retryAfterS };
   const number = store.read(null).numbers.findOne({ number: call.to });
   if (!number) return refuseUnrouted(store, call, caller, refusals);
   const who = { tenant: number.tenant, caller };

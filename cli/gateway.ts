@@ -28,10 +28,17 @@ import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { Store, type Tables } from '../store/index.ts';
 import type { Config } from './config.ts';
-import type { Logger } from './logger.ts';
+import { droppedLogLines, type Logger } from './logger.ts';
+import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
+import type { StoreFault } from '../store/index.ts';
 import { chooseSpeech } from './speech.ts';
 
 export const DEFAULT_TENANT = 'default';
+
+/** `disk full (SQLITE_FULL: database or disk is full)`. */
+function faultText(f: StoreFault): string {
+  return `${f.kind === 'disk_full' ? 'disk full' : f.kind === 'io_error' ? 'I/O error' : 'busy'} (${f.reason})`;
+}
 
 const numberEnv = (v: string | undefined): number | undefined => (v && Number.isFinite(Number(v)) ? Number(v) : undefined);
 
@@ -57,6 +64,9 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   const configTools = loadConfigTools(env.SWITCHBOARD_TOOLS_FILE || undefined);
   const limits = admissionLimits(env);
   if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
+  // Everything this process (and ffmpeg, its child) creates is private to its user, whatever umask it was started
+  // with; the store also sets explicit modes and tightens a data dir left looser (store/permissions.ts).
+  process.umask(0o077);
   const metrics = new GatewayMetrics();
   const store = Store.open({
     dataDir: config.dataDir,
@@ -67,6 +77,9 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     onCommit: (info) => metrics.observeCommit(info),
   });
   logger.info({ dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.durability.fsync, profile: config.durability.profile }, 'store open');
+  if (store.tightened.length > 0) {
+    logger.warn({ paths: store.tightened.slice(0, 50), count: store.tightened.length }, `data dir permissions tightened: ${store.tightened.length} path(s) were readable by other users (now 0700 dirs, 0600 files)`);
+  }
   if (!store.read(null).tenants.get(DEFAULT_TENANT)) {
     await store.submit('tenant_created', { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
   }
@@ -91,6 +104,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     turnTimeoutMs: numberEnv(env.SWITCHBOARD_AGENT_TURN_TIMEOUT_MS),
   });
   await agents.start();
+  await endCallsLeftByFault(store, logger);
   const blobs = new FsBlobStore(config.dataDir);
   const master = loadOrCreateMasterKey(config.dataDir);
   const recordings = new RecordingService({
@@ -115,7 +129,13 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     configTools,
   });
   const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag() : null;
-  const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}) });
+  const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}), storeFault: () => (store.health ? faultText(store.health) : null) });
+  store.onHealth((fault) => {
+    if (fault) {
+      logger.error({ fault: fault.kind, detail: fault.reason }, `store cannot write (${faultText(fault)}): new calls get the busy answer, live calls continue unrecorded, writes wait and are retried`);
+      recordings.abortAll(`store unavailable: ${faultText(fault)}`);
+    } else logger.warn('store writes again: the waiting commands committed; new calls are admitted');
+  });
   calls.onAttached((callId) => admission.attached(callId));
   if (admission.enabled) logger.info({ ...limits }, 'admission control on: new calls beyond these limits get a busy answer');
   const refusals = new RefusalLog(store, { logger });
@@ -127,8 +147,10 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     clock: () => clock.stats,
     storeHeadSeq: () => store.head.seq,
     subscriptions: () => store.subscriberCount,
+    storeUnavailable: () => (store.health ? 1 : 0),
+    logLinesDropped: droppedLogLines,
   });
-  mountHealth(http.app, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node, metrics });
+  mountHealth(http.app, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node, metrics, logLinesDropped: droppedLogLines });
   const api: ApiContext = {
     store,
     logger,

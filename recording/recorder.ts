@@ -315,6 +315,11 @@ export class Recorder implements FrameTap {
     }
   }
 
+  /** Stops recording now with `reason` (e.g. the store cannot write): as any failure, once; the call goes on. */
+  abort(reason: string): void {
+    this.fail(this.o.nowMs(), reason);
+  }
+
   private fail(now: number, internal?: string): void {
     if (this.failed) return;
     const err = this.writer.error;

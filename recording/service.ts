@@ -40,6 +40,14 @@ interface Active {
   markClosed: () => void;
 }
 
+function safeList(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 export class RecordingService implements RecordingPort {
   private readonly active = new Map<string, Active>();
   private readonly finalizing = new Map<string, Promise<void>>();
@@ -56,9 +64,54 @@ export class RecordingService implements RecordingPort {
     return path.join(this.o.dataDir, 'recordings-work', recordingId);
   }
 
+  /**
+   * The store cannot write (disk full): every live recording stops now and is marked failed with `reason` (the
+   * `recording_failed` commands wait in the store's queue and commit when it recovers); the calls go on unrecorded.
+   */
+  abortAll(reason: string): void {
+    for (const a of this.active.values()) a.recorder.abort(reason);
+  }
+
+  /**
+   * Removes what no recording owns in `recordings-work/` — a directory without a live or failed recording row
+   * (finalized, purged, or never committed), and encoder temp dirs (`.encode-*`) a crash left — and the blob
+   * store's interrupted temp files. Failed recordings keep what they flushed until retention purges it.
+   */
+  private sweepStrayWork(): void {
+    const root = path.join(this.o.dataDir, 'recordings-work');
+    let names: string[];
+    try {
+      names = fs.readdirSync(root);
+    } catch {
+      return;
+    }
+    const removed: string[] = [];
+    const keep = new Set(this.o.store.read(null).recordings.find({ status: ['recording', 'paused', 'finalizing', 'failed'] }).map((r) => r.id));
+    for (const name of names) {
+      const dir = path.join(root, name);
+      if (!keep.has(name)) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        removed.push(name);
+        continue;
+      }
+      for (const inner of safeList(dir)) {
+        if (inner.startsWith('.encode-')) {
+          fs.rmSync(path.join(dir, inner), { recursive: true, force: true });
+          removed.push(`${name}/${inner}`);
+        }
+      }
+    }
+    if (removed.length) this.log.warn({ removed }, 'removed stray recording working directories left by an interrupted run');
+    void this.o.blobs.sweepTemp?.().then(
+      (n) => n > 0 && this.log.warn({ files: n }, 'removed interrupted recording blob writes'),
+      (err: unknown) => this.log.warn({ err }, 'sweeping interrupted blob writes failed'),
+    );
+  }
+
   /** Watches for ended calls, finalizes what a crash left unfinished, starts the retention sweeper. */
   start(): void {
     const { store } = this.o;
+    this.sweepStrayWork();
     this.unsubscribe = store.subscribe('calls', { state: 'ended' }, null, (d) => {
       if (d.op !== 'insert' || !d.new) return; // entered `ended`
       this.finalizeCall(String(d.new.tenant), String(d.new.id));

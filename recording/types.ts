@@ -45,4 +45,6 @@ export interface BlobStore {
   getRange?(uri: string, start: number, end: number): Promise<Buffer>;
   delete(uri: string): Promise<void>;
   exists(uri: string): Promise<boolean>;
+  /** Removes temp files an interrupted put left; returns how many. */
+  sweepTemp?(): Promise<number>;
 }

@@ -86,7 +86,7 @@ export class DiskCachedTts implements TextToSpeech {
     const pcm = await this.inner.synthesize(text, sampleRate);
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
     try {
-      await fs.promises.writeFile(tmp, Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength));
+      await fs.promises.writeFile(tmp, Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), { mode: 0o600 });
       await fs.promises.rename(tmp, file);
     } catch {
       await fs.promises.rm(tmp, { force: true }); // a cache that cannot be written is only slower

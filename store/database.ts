@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { StoreError } from './errors.ts';
+import { createPrivate } from './permissions.ts';
 
 export type FsyncPolicy = 'always' | 'periodic' | 'never';
 export type Profile = 'development' | 'balanced' | 'production' | 'maximum_safety';
@@ -71,9 +72,12 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
       throw new StoreError('database_corrupt', `${file} is truncated (${size} bytes): refusing to start. Restore it from a backup or move it away.`);
     }
   }
+  // 0600 before SQLite opens them: the -wal, -shm and -journal files it creates copy the database file's mode.
+  createPrivate(`${file}.lock`);
   const lock = acquireDirLock(`${file}.lock`);
   let db: Database.Database;
   try {
+    createPrivate(file);
     db = new Database(file, { timeout: 200 });
   } catch (err) {
     lock.close();
@@ -84,6 +88,7 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
     // thread (wal-checkpointer.ts). One writer process per data dir is the directory lock's job (above).
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (mode !== 'wal') throw new StoreError('database_corrupt', `${file}: cannot enable WAL (got ${String(mode)})`);
+    for (const side of [`${file}-wal`, `${file}-shm`]) if (fs.existsSync(side)) fs.chmodSync(side, 0o600);
     db.pragma(`synchronous = ${durability.synchronous}`);
     db.pragma(`cache_size = -${durability.cacheKiB}`);
     db.pragma('foreign_keys = OFF');

@@ -8,9 +8,20 @@
  *   submit ─► queue ─► [BEGIN · (SAVEPOINT · reducer · event)* · applied_seq · COMMIT] ─► resolve ─► deltas
  *
  * A reducer rejection (ctx.fail, a bug, an invalid row) rolls back its savepoint
- * only; it is logged like any outcome. A storage failure (disk full, I/O) aborts
- * the whole batch: nothing of it is written and every submitter gets a
- * retryable StoreError.
+ * only; it is logged like any outcome. A storage fault (disk full, I/O error,
+ * busy: `SQLITE_FULL`, `SQLITE_IOERR*`, `SQLITE_BUSY`) aborts the whole batch —
+ * SQLite rolls it back, nothing of it is written — and the store turns
+ * unhealthy (`health`, `onHealth`): the batch goes back to the head of the
+ * queue and is retried every `retryMs` until it commits. Its submitters wait
+ * and get their outcome once it commits. The retry applies the same commands
+ * at the same seqs onto the same committed head (seq, hash and applied_seq in
+ * memory advance only after COMMIT returned; tables hold no state outside
+ * SQLite), so the outcomes, ids and hash chain are exactly those the failed
+ * attempt would have written. While unhealthy new commands queue behind it up
+ * to `maxQueued`; past that, and for anything still queued at close(), the
+ * submitter gets a retryable StoreError `storage_unavailable` (never committed).
+ * Any other error aborting a batch (a bug, corruption) is not retried: its
+ * submitters get `storage_failed`.
  */
 import { hash as oneShot } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -62,6 +73,36 @@ export interface EngineHooks {
   afterCommit?: (batch: CommittedBatch) => void;
   /** fsync off the event loop (wal-sync.ts): batches settle once it returns. Absent: COMMIT itself was durable. */
   flusher?: Flusher;
+  /** The store turned unhealthy (a fault) or healthy again (null). Must not throw. */
+  onHealth?: (fault: StoreFault | null) => void;
+  /** How often a batch that hit a storage fault is retried, ms (default 1000). */
+  retryMs?: number;
+  /** Commands allowed to wait while unhealthy; beyond, submit is refused (default 20,000). */
+  maxQueued?: number;
+  /** Wall clock for `since` (default Date.now). */
+  clock?: () => number;
+}
+
+/** Why the store cannot commit now (disk full, I/O error); null when healthy. */
+export interface StoreFault {
+  /** `disk_full` | `io_error` | `busy`. */
+  kind: 'disk_full' | 'io_error' | 'busy';
+  /** SQLite's error code and message, e.g. `SQLITE_FULL: database or disk is full`. */
+  reason: string;
+  /** Wall-clock ms of the first failed attempt. */
+  since: number;
+  /** Commands waiting for the fault to clear. */
+  waiting: number;
+}
+
+/** The SQLite codes of a storage fault that may clear by itself (space freed, device back, lock released). */
+export function faultKind(err: unknown): StoreFault['kind'] | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  if (code === 'SQLITE_FULL') return 'disk_full';
+  if (code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN') return 'io_error';
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return 'busy';
+  return null;
 }
 
 interface Committed {
@@ -168,6 +209,9 @@ export class ApplyEngine {
   private syncing: Committed[] | null = null;
   /** Set when an fsync failed: the store accepts nothing more. */
   private failure: StoreError | null = null;
+  /** Set while a storage fault blocks commits: the queue's head is the failed batch, retried by `retryTimer`. */
+  private fault: StoreFault | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
   private seq: number;
   private hash: string;
   private readonly setApplied: Database.Statement;
@@ -198,6 +242,11 @@ export class ApplyEngine {
     return this.queue.length;
   }
 
+  /** The storage fault blocking commits, or null when healthy. */
+  get health(): StoreFault | null {
+    return this.fault && { ...this.fault, waiting: this.queue.length };
+  }
+
   submit(command: Command, argsJson = canonicalJson(command.args), fresh = false): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
     if (this.failure) return Promise.reject(this.failure);
@@ -207,26 +256,45 @@ export class ApplyEngine {
         (same.waiters ??= []).push({ resolve, reject });
         return;
       }
+      if (this.fault && this.queue.length >= (this.hooks.maxQueued ?? 20_000)) {
+        reject(this.unavailable(`${this.queue.length} commands already wait`));
+        return;
+      }
       const p: Pending = { command, argsJson, fresh, resolve, reject };
       this.queue.push(p);
       this.inQueue.set(command.id, p);
-      if (!this.scheduled) {
+      if (!this.scheduled && !this.fault) {
         this.scheduled = true;
         setImmediate(() => this.drain());
       }
     });
   }
 
-  /** Applies everything queued now (also used by close()). */
+  /** Applies everything queued now (also used by close()); stops at a storage fault, leaving the rest queued. */
   drain(): void {
     this.scheduled = false;
-    while (this.queue.length > 0) this.applyBatch(this.queue.splice(0, MAX_BATCH));
+    while (this.queue.length > 0) {
+      // The batch leaves the queue only once applied (a subscriber may queue more behind it meanwhile).
+      const n = Math.min(MAX_BATCH, this.queue.length);
+      if (!this.applyBatch(this.queue.slice(0, n))) return;
+      this.queue.splice(0, n);
+    }
   }
 
   close(): void {
     if (this.closed) return;
-    this.drain();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.drain(); // one last attempt when a fault is pending
     this.closed = true;
+    if (this.fault) {
+      // Still unhealthy: nothing queued was committed, and now never will be by this process.
+      const err = new StoreError('storage_unavailable', `the store closed while it could not write (${this.fault.reason}): not committed`, true);
+      for (const p of this.queue.splice(0)) {
+        this.inQueue.delete(p.command.id);
+        this.settle(p, undefined, err);
+      }
+    }
     // What the fsync in flight and the queue behind it cover is made durable here, blocking, and settled.
     const waiting = [...(this.syncing ?? []), ...this.unsynced.splice(0)];
     this.syncing = null;
@@ -239,26 +307,81 @@ export class ApplyEngine {
     for (const c of waiting) this.finish(c);
   }
 
-  private applyBatch(batch: Pending[]): void {
+  /**
+   * Applies one batch (the queue's first `batch.length` commands). Returns false when a storage fault left it
+   * uncommitted: it stays at the head of the queue and is retried.
+   */
+  private applyBatch(batch: Pending[]): boolean {
     const receipts: Receipt[] = [];
     const committed: CommittedBatch = { commands: [], lastSeq: this.seq, lastHash: this.hash, committedAt: 0, startedAt: performance.now(), size: batch.length };
     try {
       this.runBatch(batch, receipts, committed);
     } catch (err) {
+      // better-sqlite3 has rolled the transaction back; make sure, since a failed ROLLBACK would leave it open.
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // Reported below with the batch's own error; the next BEGIN fails loudly if it is still open.
+        }
+      }
       const e = err as { code?: string; message?: string };
+      const kind = faultKind(err);
+      if (kind) {
+        this.enterFault(kind, `${e.code ?? ''}: ${e.message ?? ''}`);
+        return false;
+      }
       const failure = new StoreError('storage_failed', `batch not committed: ${e.code ?? ''} ${e.message ?? ''}`.trim(), true);
       for (const p of batch) {
         this.inQueue.delete(p.command.id);
         this.settle(p, undefined, failure);
       }
-      return;
+      return true;
     }
     this.seq = committed.lastSeq;
     this.hash = committed.lastHash;
+    if (this.fault) this.leaveFault();
     const done: Committed = { batch, receipts, committed };
-    if (!this.hooks.flusher) return this.finish(done);
-    this.unsynced.push(done);
-    this.startSync();
+    if (this.hooks.flusher) {
+      this.unsynced.push(done);
+      this.startSync();
+    } else this.finish(done);
+    return true;
+  }
+
+  private enterFault(kind: StoreFault['kind'], reason: string): void {
+    const first = this.fault === null;
+    if (first) this.fault = { kind, reason, since: (this.hooks.clock ?? Date.now)(), waiting: 0 };
+    else Object.assign(this.fault as StoreFault, { kind, reason });
+    if (first) this.notify();
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.drain();
+    }, this.hooks.retryMs ?? 1000);
+    this.retryTimer.unref();
+  }
+
+  private leaveFault(): void {
+    this.fault = null;
+    this.notify();
+    // What queued up behind the fault is applied on the next turn of the loop.
+    if (!this.scheduled && !this.closed) {
+      this.scheduled = true;
+      setImmediate(() => this.drain());
+    }
+  }
+
+  private notify(): void {
+    try {
+      this.hooks.onHealth?.(this.health);
+    } catch {
+      // onHealth must not throw; the apply loop goes on either way.
+    }
+  }
+
+  private unavailable(detail: string): StoreError {
+    return new StoreError('storage_unavailable', `the store cannot write (${this.fault?.reason ?? 'storage fault'}): ${detail}; not committed, retry later`, true);
   }
 
   /** One fsync at a time, covering every batch committed before it started. */

@@ -21,6 +21,8 @@ export type StoreErrorCode =
   | 'database_corrupt'
   | 'store_closed'
   | 'storage_failed'
+  /** A storage fault (disk full, I/O error) blocks commits for now: the command was not committed. */
+  | 'storage_unavailable'
   | 'log_inconsistent';
 
 export class StoreError extends Error {

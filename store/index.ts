@@ -4,7 +4,7 @@ export { defineTable, type TableDef, type RowOf } from './table.ts';
 export { reducerFactory, type ReducerCtx, type ReducerDef, type SchemaDef, type Tables } from './reducer.ts';
 export { ReducerError, StoreError } from './errors.ts';
 export { resolveDurability, type Durability, type FsyncPolicy, type Profile } from './database.ts';
-export type { Receipt } from './engine.ts';
+export type { Receipt, StoreFault } from './engine.ts';
 export type { Flusher } from './wal-sync.ts';
 export type { Outcome, LogEvent, Command } from './log.ts';
 export type { Delta, Filter, Snapshot } from './subscriptions.ts';

@@ -12,10 +12,12 @@ import { canonicalJson, type Json } from './canonical.ts';
 import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, type NodeKey } from './checkpoint.ts';
 import { openDatabase, resolveDurability, type Durability } from './database.ts';
 import { tableDigest, type TableDigest } from './digest.ts';
-import { ApplyEngine, type Receipt } from './engine.ts';
+import { ApplyEngine, type Receipt, type StoreFault } from './engine.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
+import { FaultMarker, type RecordedFault } from './fault-marker.ts';
+import { secureDataDir } from './permissions.ts';
 import { StoreError } from './errors.ts';
 import { EventLog, LOG_DDL, type Command } from './log.ts';
 import type { DbOf, ReducerDef, SchemaDef, Tables } from './reducer.ts';
@@ -40,6 +42,10 @@ export interface StoreOptions<T extends Tables> {
   onError?: (err: unknown) => void;
   /** Called after each committed batch (metrics); must not throw. */
   onCommit?: (info: { commands: number; ms: number }) => void;
+  /** How often a batch stopped by a storage fault (disk full) is retried, ms (default 1000). */
+  retryMs?: number;
+  /** Commands allowed to wait while a storage fault blocks commits; beyond, submit is refused (default 20,000). */
+  maxQueued?: number;
 }
 
 export interface SubmitOptions {
@@ -74,7 +80,10 @@ export class Store<T extends Tables = Tables> {
   private readonly flusher: Flusher | null;
   private readonly walFile: string;
   private readonly ids = new CommandIdSource();
+  private readonly healthListeners = new Set<(fault: StoreFault | null) => void>();
+  private readonly marker: FaultMarker;
   private lastCheckpointSeq: number;
+  private previousHandled = false;
   private closed = false;
 
   private constructor(
@@ -124,11 +133,28 @@ export class Store<T extends Tables = Tables> {
       throw new StoreError('log_inconsistent', `applied_seq ${applied} differs from the log head ${head.seq}: run 'switchboard verify'`);
     }
     this.hub = new SubscriptionHub(onError);
+    this.marker = new FaultMarker(dataDir);
     const every = opts.checkpointEvery ?? 1000;
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
     this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, head, {
       ...(this.flusher ? { flusher: this.flusher } : {}),
+      clock: this.clock,
+      ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
+      ...(opts.maxQueued !== undefined ? { maxQueued: opts.maxQueued } : {}),
+      onHealth: (fault) => {
+        // A checkpoint written inside the rolled-back batch is gone with it.
+        if (fault) this.lastCheckpointSeq = this.checkpoints.lastSeq(this.node);
+        if (fault) this.marker.record(fault);
+        else if (!this.previousFault) this.marker.clear();
+        for (const l of this.healthListeners) {
+          try {
+            l(fault);
+          } catch (err) {
+            onError(err);
+          }
+        }
+      },
       beforeCommit: (seq, hash) => {
         if (seq - this.lastCheckpointSeq >= every) {
           this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
@@ -154,12 +180,17 @@ export class Store<T extends Tables = Tables> {
     }
   }
 
+  /** Paths in the data dir whose group/other permissions were removed at open (secureDataDir). */
+  tightened: string[] = [];
+
   static open<T extends Tables>(opts: StoreOptions<T>): Store<T> {
-    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    const tightened = secureDataDir(opts.dataDir);
     const durability = opts.durability ?? resolveDurability({});
     const { db, lock } = openDatabase(path.join(opts.dataDir, DB_FILE), durability);
     try {
-      return new Store(db, lock, opts.schema, opts.dataDir, { ...opts, durability });
+      const store = new Store(db, lock, opts.schema, opts.dataDir, { ...opts, durability });
+      store.tightened = tightened;
+      return store;
     } catch (err) {
       db.close();
       lock.close();
@@ -169,6 +200,35 @@ export class Store<T extends Tables = Tables> {
 
   get head(): { seq: number; hash: string } {
     return this.engine.head;
+  }
+
+  /**
+   * Null while the store commits normally; the storage fault (disk full, I/O error) while it cannot. Commands
+   * submitted meanwhile wait and commit, in order, once the fault clears (the failed batch is retried).
+   */
+  get health(): StoreFault | null {
+    return this.engine.health;
+  }
+
+  /** `cb(fault)` when the store turns unhealthy, `cb(null)` when it recovers. Returns an unsubscribe function. */
+  onHealth(cb: (fault: StoreFault | null) => void): () => void {
+    this.healthListeners.add(cb);
+    return () => void this.healthListeners.delete(cb);
+  }
+
+  /**
+   * The storage fault the previous process was in when it stopped (it never recovered): commands it held then were
+   * never committed, so calls it served may look live in the tables. Null after a clean run. Stays set until
+   * `faultHandled()`.
+   */
+  get previousFault(): RecordedFault | null {
+    return this.marker.previous && !this.previousHandled ? this.marker.previous : null;
+  }
+
+  /** Whoever reconciled the state the previous fault left (bridge/fault-recovery.ts) clears the record. */
+  faultHandled(): void {
+    this.previousHandled = true;
+    if (!this.engine.health) this.marker.clear();
   }
 
   get publicKeyPem(): string {
@@ -267,8 +327,11 @@ export class Store<T extends Tables = Tables> {
     if (this.timer) clearInterval(this.timer);
     this.engine.close();
     try {
-      this.checkpointNow();
+      // Unhealthy (disk full): the final checkpoint cannot be written; the next start signs one.
+      if (!this.engine.health) this.checkpointNow();
     } finally {
+      this.healthListeners.clear();
+      this.marker.close();
       this.flusher?.close?.();
       this.walCheckpointer.stop();
       this.db.close();

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AudioFrame, SampleRate } from '../../../media/frame.ts';
 import { muLawDecode } from '../../../media/g711.ts';
+import { mountTmpfs } from '../../helpers/mount.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
 export const CALLER_HZ = 440;
@@ -153,14 +154,13 @@ export interface TinyFs {
 
 /**
  * Mounts a tmpfs of `size` (e.g. '64k') for a real ENOSPC, or returns a reason
- * string when that is not permitted here (not root, no CAP_SYS_ADMIN, no mount).
+ * string when that is not permitted here (not root, no CAP_SYS_ADMIN, no mount);
+ * under CI a refused mount throws instead (test/helpers/mount.ts).
  */
 export function mountTinyTmpfs(size: string): TinyFs | string {
   const dir = tmpDir('sb-tinyfs-');
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    return `cannot mount a tmpfs here (${r.error?.message ?? r.stderr.trim()}); real ENOSPC test skipped, injected ENOSPC still runs`;
-  }
+  const refused = mountTmpfs(dir, size);
+  if (refused !== null) return `${refused}; injected ENOSPC still runs`;
   return {
     dir,
     unmount: () => {
