@@ -13,6 +13,11 @@
  * latest nomination (ingress/webrtc/nomination.ts), both sat on "Connecting…"
  * for 20 s and ended `webrtc: media never connected`.
  *
+ * With a STUN server configured (the NAT set-up: full ICE, server-reflexive
+ * candidates, served by helpers/stun-server.ts on the interface) the same
+ * call connects too; that case passed before the fix as well (the browser
+ * nominates once against a full-ICE peer), it guards the configuration.
+ *
  * A call whose media cannot connect (the answer's candidates pointed at a port
  * nobody listens on) ends with the reason shown on the page.
  */
@@ -23,6 +28,7 @@ import type { WebrtcLeg } from '../../ingress/webrtc/leg.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { launchChromium, micWav, openPhone, remoteLevel, waitFor } from '../helpers/softphone.ts';
+import { startStunServer } from '../helpers/stun-server.ts';
 
 const INTERFACE = '10.77.0.1';
 
@@ -32,9 +38,9 @@ after(async () => {
   for (const close of open.reverse()) await close().catch(() => undefined);
 });
 
-async function gateway(): Promise<Gw> {
+async function gateway(env: Record<string, string> = {}): Promise<Gw> {
   // No SWITCHBOARD_WEBRTC_HOST_ADDRESSES: the default (127.0.0.1) plus the interfaces werift gathers.
-  const gw = await startTestGateway({ env: { SWITCHBOARD_STT: 'pocketsphinx', SWITCHBOARD_TTS: 'espeak', SWITCHBOARD_WEBRTC_DEMO: 'on' } });
+  const gw = await startTestGateway({ env: { SWITCHBOARD_STT: 'pocketsphinx', SWITCHBOARD_TTS: 'espeak', SWITCHBOARD_WEBRTC_DEMO: 'on', ...env } });
   open.push(() => gw.stop());
   return gw;
 }
@@ -56,8 +62,8 @@ function answers(page: Page): string[] {
 
 const hostCandidates = (sdp: string): string[] => [...new Set([...sdp.matchAll(/^a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host/gim)].map((m) => m[1] as string))].sort();
 
-async function callAndHearTheAgent(privateNamespaceFlags: boolean): Promise<void> {
-  const gw = await gateway();
+async function callAndHearTheAgent(privateNamespaceFlags: boolean, env: Record<string, string> = {}): Promise<void> {
+  const gw = await gateway(env);
   const b = await browser(privateNamespaceFlags);
   const { page, problems } = await openPhone(b, gw.publicUrl);
   const sdps = answers(page);
@@ -94,6 +100,13 @@ if (insidePrivateNetwork(import.meta.filename, 300_000, { interfaceAddress: `${I
 
   test('Chromium with the private-namespace flags, gateway defaults, a real interface: the call connects and media flows both ways', { timeout: 120_000 }, async () => {
     await callAndHearTheAgent(true);
+  });
+
+  test('STUN configured (SWITCHBOARD_WEBRTC_ICE_SERVERS, full ICE on both sides), stock Chromium: the call connects and media flows both ways', { timeout: 120_000 }, async () => {
+    const stun = await startStunServer(INTERFACE);
+    open.push(() => stun.close());
+    await callAndHearTheAgent(false, { SWITCHBOARD_WEBRTC_ICE_SERVERS: stun.url });
+    assert.ok(stun.answered > 0, 'the gateway and the browser gathered through the STUN server');
   });
 
   test('media that cannot connect: the call ends with the reason, and the page shows it', { timeout: 120_000 }, async () => {
