@@ -93,7 +93,9 @@ function onState(c: SwitchboardCall): void {
   if (c.state !== 'ended') return;
   if (ticker !== null) clearInterval(ticker);
   ticker = null;
-  ui.endedText.textContent = `Call ended${connectedAt ? ` after ${ui.timer.textContent}` : ''}`;
+  // A call that never connected says why (the gateway's end reason, e.g. "webrtc: media never connected").
+  const why = !connectedAt && c.endReason && c.endReason !== 'hung up' ? `: ${c.endReason}` : '';
+  ui.endedText.textContent = `Call ended${connectedAt ? ` after ${ui.timer.textContent}` : why}`;
   ui.endedCall.textContent = c.callId || '—';
   ui.consoleLink.href = '/console';
   ui.consoleLink.hidden = !c.callId;

@@ -13,6 +13,12 @@
  * (no query to any public STUN server — werift would otherwise fall back to
  * Google's) and answers the browser's checks. With ICE servers it runs full ICE
  * through them.
+ *
+ * The default offers 127.0.0.1 beside the machine's own addresses, so one
+ * browser may see two usable pairs (a browser on the same host reaches both);
+ * it nominates one, then may nominate the other, and the gateway's media
+ * follows its latest nomination (nomination.ts) — offering several addresses
+ * is safe.
  */
 import { z } from 'zod';
 

@@ -113,7 +113,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
       }
       let negotiated: Awaited<ReturnType<typeof WebrtcPeer.answer>>;
       try {
-        negotiated = await WebrtcPeer.answer(req.body as string, cfg);
+        negotiated = await WebrtcPeer.answer(req.body as string, cfg, log);
       } catch (err) {
         if (err instanceof PeerError) return problem(reply, 400, 'invalid_sdp', err.message);
         throw err;

@@ -8,10 +8,13 @@
  *
  * ICE: ICE-lite with host candidates unless STUN/TURN servers are configured
  * (config.ts); werift skips loopback when gathering, so configured host
- * addresses (127.0.0.1 by default) are added explicitly.
+ * addresses (127.0.0.1 by default) are added explicitly. With several
+ * candidates the browser may nominate one pair, then another: our DTLS, SRTP
+ * and SCTP follow its latest nomination (nomination.ts), not werift's first.
  */
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, useOPUS, type RTCDataChannel, type RTCRtpTransceiver } from 'werift';
 import type { WebrtcConfig } from './config.ts';
+import { followNominations, type NominationLog } from './nomination.ts';
 
 export type PeerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 
@@ -47,7 +50,7 @@ export class WebrtcPeer {
   }
 
   /** Negotiates an answer to `offerSdp`; throws PeerError with werift's reason for an offer it cannot take. */
-  static async answer(offerSdp: string, cfg: WebrtcConfig): Promise<{ peer: WebrtcPeer; answer: string }> {
+  static async answer(offerSdp: string, cfg: WebrtcConfig, log?: NominationLog): Promise<{ peer: WebrtcPeer; answer: string }> {
     const lite = cfg.iceServers.length === 0;
     const pc = new RTCPeerConnection({
       iceLite: lite,
@@ -71,6 +74,7 @@ export class WebrtcPeer {
       }
       if (!peer.transceiver) throw new PeerError('no audio transceiver could be negotiated');
       await pc.setLocalDescription(await pc.createAnswer());
+      followNominations(pc, log);
       const sdp = pc.localDescription?.sdp;
       if (!sdp) throw new PeerError('no answer could be created');
       if (!/^a=rtpmap:\d+ opus\/48000/im.test(sdp)) throw new PeerError('Opus could not be negotiated');

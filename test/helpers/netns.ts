@@ -6,6 +6,11 @@
  * registers one test that re-runs the file under `unshare -n` (after `ip link
  * set lo up`) and passes when every inner test passes; inside, it returns true
  * and the file registers its real tests. `npm test` stays unchanged.
+ *
+ * `{ interfaceAddress: '10.77.0.1/24' }` gives the namespace a machine's
+ * "real" interface too: one end of a veth pair (the kernel here has no
+ * `dummy` links) holding that address, both ends up — so the gateway gathers
+ * it as a host candidate and a stock browser uses it, as on a normal machine.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,14 +19,24 @@ import { test } from 'node:test';
 
 const FLAG = 'SWITCHBOARD_TEST_NETNS';
 
-export function insidePrivateNetwork(file: string, timeoutMs: number): boolean {
+export interface PrivateNetworkOptions {
+  /** An IPv4 address with prefix (`10.77.0.1/24`) on a non-loopback interface inside the namespace. */
+  interfaceAddress?: string;
+}
+
+export function insidePrivateNetwork(file: string, timeoutMs: number, opts: PrivateNetworkOptions = {}): boolean {
   if (process.env[FLAG] === '1') return true;
   test(`${path.basename(file)}, re-run inside a private network namespace (unshare -n)`, { timeout: timeoutMs }, async () => {
     const env: NodeJS.ProcessEnv = { ...process.env, [FLAG]: '1' };
     delete env.NODE_TEST_CONTEXT; // the inner run is a test runner of its own, not a reporting child of ours
+    let setup = 'ip link set lo up';
+    if (opts.interfaceAddress !== undefined) {
+      if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(opts.interfaceAddress)) throw new Error(`interfaceAddress: ${opts.interfaceAddress} is not an IPv4 address with a prefix`);
+      setup += ` && ip link add sb0 type veth peer name sb1 && ip addr add ${opts.interfaceAddress} dev sb0 && ip link set sb0 up && ip link set sb1 up`;
+    }
     const child = spawn(
       'unshare',
-      ['-n', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, '--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${timeoutMs}`, '--test-force-exit', file],
+      ['-n', 'sh', '-c', `${setup} && exec "$0" "$@"`, process.execPath, '--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${timeoutMs}`, '--test-force-exit', file],
       { env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const out: string[] = [];

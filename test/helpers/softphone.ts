@@ -37,15 +37,19 @@ export function micWav(parts: Array<[string | null, number]>): string {
   return wav;
 }
 
-export async function launchChromium(micFile: string): Promise<Browser> {
+/**
+ * `privateNamespaceFlags: false` launches Chromium's WebRTC as a user's browser runs it: no loopback candidates
+ * of its own, host addresses hidden behind mDNS names (the flags are for a namespace with loopback only).
+ */
+export async function launchChromium(micFile: string, opts: { privateNamespaceFlags?: boolean } = {}): Promise<Browser> {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: run "bash scripts/ensure-deps.sh" or set SWITCHBOARD_CHROMIUM`);
+  const nsFlags = opts.privateNamespaceFlags ?? true;
   return chromium.launch({
     executablePath: CHROMIUM,
     timeout: 30_000,
     args: [
       ...CHROMIUM_ARGS,
-      '--allow-loopback-in-peer-connection',
-      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ...(nsFlags ? ['--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'] : []),
       '--use-fake-ui-for-media-stream',
       '--use-fake-device-for-media-stream',
       `--use-file-for-fake-audio-capture=${micFile}%noloop`,
