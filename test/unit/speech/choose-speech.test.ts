@@ -7,13 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { chooseSpeech } from '../../../cli/speech.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
-function capture(): { logger: ReturnType<typeof pino>; lines: Array<{ level: number; msg: string; reason?: string }> } {
+function capture(): { logger: Logger; lines: Array<{ level: number; msg: string; reason?: string }> } {
   const lines: Array<{ level: number; msg: string; reason?: string }> = [];
-  return { logger: pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) }), lines };
+  const logger: Logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  return { logger, lines };
 }
 
 test('without espeak-ng and pocketsphinx the start log says what breaks and how to install them', async (t) => {
