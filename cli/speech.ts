@@ -2,7 +2,10 @@
  * Picks the speech providers from SWITCHBOARD_STT / SWITCHBOARD_TTS
  * (auto | deepgram | pocketsphinx | espeak | none). `auto`: Deepgram when
  * DEEPGRAM_API_KEY is set, else the local engines when installed, else none —
- * with a clear warning, since consent then works by DTMF only.
+ * with a clear warning, since consent then works by DTMF only. Speech out has
+ * no fallback: without Deepgram and without espeak-ng the gateway cannot say
+ * the consent prompt, so every call it answers is ended (`consent phase
+ * failed`); the start log warns about it, naming the package to install.
  */
 import type { Logger } from 'pino';
 import { DeepgramStt, DeepgramTts } from '../speech/deepgram.ts';
@@ -40,6 +43,13 @@ export async function chooseSpeech(env: NodeJS.ProcessEnv, logger: Logger, cache
     tts = new DeepgramTts({ apiKey: key, ...(url ? { url } : {}) });
   } else if (ttsWanted === 'espeak' || ttsWanted === 'auto') {
     tts = new EspeakTts();
+    const ok = await EspeakTts.available();
+    if (!ok.ok) {
+      logger.warn(
+        { reason: ok.reason },
+        'espeak-ng is not available: the gateway cannot speak, so calls are answered and then ended (consent phase failed); install espeak-ng (apt-get install espeak-ng) or set DEEPGRAM_API_KEY',
+      );
+    }
   } else {
     throw new Error(`SWITCHBOARD_TTS must be auto, deepgram or espeak; got ${ttsWanted}`);
   }

@@ -1,6 +1,8 @@
 // Switchboard compliance console. No dependencies, no build step. Everything the
 // server sends is rendered as text nodes (never innerHTML), and every content
 // access carries the purpose the user gave (asked once per browser tab).
+// A call has its own address, `/console#/calls/ID` (the softphone links to it):
+// opening it signs in first if needed, then asks the purpose, then shows the call.
 'use strict';
 
 // Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
@@ -98,6 +100,7 @@ async function signedIn(me) {
   if (can('users:read')) api('GET', '/v1/users').then((r) => { for (const u of r.users) state.users.set(u.id, u.email); }).catch(() => {});
   await loadCalls(true);
   $('calls-h').focus();
+  routeFromAddress();
 }
 
 function signedOut(message) {
@@ -196,10 +199,23 @@ async function loadCalls(reset) {
   }
 }
 
+/** m:ss (h:mm:ss past an hour). */
+function mmss(ms) {
+  const s = Math.max(0, Math.round(ms / 1000)), hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = String(s % 60).padStart(2, '0');
+  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+/** Talk time: answered → ended; a call never answered has none. */
+function callDuration(c) {
+  if (!c.ended_at) return ACTIVE.includes(c.state) ? 'in progress' : '—';
+  if (!c.answered_at) return 'not answered';
+  return mmss(new Date(c.ended_at).getTime() - new Date(c.answered_at).getTime());
+}
+
 function callRow(c) {
   return h('tr', { 'data-call-id': c.id },
     h('td', {}, when(c.received_at)), h('td', {}, c.from), h('td', {}, c.to), h('td', {}, c.agent ?? '—'),
-    h('td', {}, h('span', { class: `state s-${c.state}` }, c.state)), h('td', {}, c.consent), h('td', {}, c.recorded ? 'yes' : 'no'),
+    h('td', {}, h('span', { class: `state s-${c.state}` }, c.state)), h('td', { class: 'num' }, callDuration(c)), h('td', {}, c.consent), h('td', {}, c.recorded ? 'yes' : 'no'),
+    h('td', {}, h('code', { class: 'id' }, c.id)),
     h('td', {}, h('button', { type: 'button', class: 'open', 'aria-label': `Open call from ${c.from} at ${new Date(c.received_at).toLocaleString()}`, onclick: () => openCall(c.id) }, 'Open')));
 }
 
@@ -223,14 +239,38 @@ function closeDetail(focus = true) {
   $('detail').hidden = true; $('calls').hidden = false;
   if (focus) $('calls-h').focus();
 }
-$('detail-close').addEventListener('click', () => closeDetail());
+$('detail-close').addEventListener('click', () => { closeDetail(); setAddress(null); });
+
+// ── addresses: /console#/calls/ID is that call (back and forward work) ──────
+const CALL_ROUTE = /^#\/calls\/([^/?#]+)$/;
+function callFromAddress() {
+  const m = CALL_ROUTE.exec(location.hash);
+  try { return m ? decodeURIComponent(m[1]) : null; } catch { return null; }
+}
+function setAddress(id, replace = false) {
+  const want = id ? `#/calls/${enc(id)}` : '';
+  if (location.hash === want) return;
+  history[replace ? 'replaceState' : 'pushState'](null, '', want || location.pathname + location.search);
+}
+/** Shows what the address names, once signed in. */
+function routeFromAddress() {
+  if (!state.me) return;
+  const id = callFromAddress();
+  if (id && id !== state.openId) openCall(id);
+  else if (!id && state.openId) closeDetail();
+}
+addEventListener('popstate', routeFromAddress);
 
 async function openCall(id, { force = false } = {}) {
   const content = can('content:read');
-  if (content && !(await askPurpose(force))) return;
+  if (content && !(await askPurpose(force))) {
+    if (callFromAddress() === id && state.openId !== id) setAddress(null, true);
+    return;
+  }
   const epoch = state.epoch;
   closeDetail(false);
   state.openId = id;
+  setAddress(id);
   $('calls').hidden = true; $('access').hidden = true; $('detail').hidden = false;
   text($('detail-h'), 'Call'); text($('detail-error'), ''); text($('detail-status'), 'Loading…');
   $('detail-purpose').replaceChildren(...(content ? [`Purpose of access: ${purpose()} `, h('button', { type: 'button', onclick: () => openCall(id, { force: true }) }, 'Change purpose')] : []));
@@ -251,8 +291,9 @@ function renderDetail(d) {
   const c = d.call, p = enc(purpose() ?? ''), id = enc(c.id);
   text($('detail-h'), `Call from ${c.from_uri} to ${c.to_uri}`);
   const parts = [
-    section('Summary', dl([['Call id', c.id], ['Provider', `${c.provider} (${c.provider_call_id})`], ['Direction', c.direction], ['Agent', `${c.agent ?? '—'}${c.agent_version ? ` ${c.agent_version}` : ''}`],
-      ['State', c.state], ['Received', when(c.received_at)], ['Answered', when(c.answered_at)], ['Ended', when(c.ended_at)], ['End reason', c.end_reason]])),
+    actionsPart(d, id, p),
+    section('Summary', dl([['Call id', h('code', { class: 'id' }, c.id)], ['Provider', `${c.provider} (${c.provider_call_id})`], ['Direction', c.direction], ['Agent', `${c.agent ?? '—'}${c.agent_version ? ` ${c.agent_version}` : ''}`],
+      ['State', c.state], ['Duration', callDuration(c)], ['Received', when(c.received_at)], ['Answered', when(c.answered_at)], ['Ended', when(c.ended_at)], ['End reason', c.end_reason]])),
     section('Consent',
       d.policy ? dl([['Policy', `${d.policy.name} v${d.policy.version} (${d.policy.mode})`], ['Disclosure', d.policy.disclosure_text]]) : h('p', { class: 'muted' }, 'No consent policy applied.'),
       table('Consent decisions', ['Outcome', 'Mode', 'Method', 'Started', 'Decided', 'Evidence'],
@@ -261,17 +302,73 @@ function renderDetail(d) {
     section('Transcript', d.content ? h('div', { id: 'transcript' }, h('p', { class: 'muted' }, 'Loading transcript…')) : h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot read transcripts.`)),
     section('Agent actions', table('Agent actions', ['Created', 'Kind', 'Status', 'Request', 'Arguments', 'Result'],
       d.agent_actions.map((a) => [when(a.created_at), a.kind, a.status, a.request_id, d.content ? json(a.args) : 'withheld', d.content ? json(a.result) : 'withheld']))),
-    section('Timeline', table('Timeline events', ['When', 'Event', 'Outcome', 'By', 'Detail'],
-      d.timeline.map((t) => [when(t.at), t.kind, t.ok ? 'ok' : `rejected: ${t.error}`, t.by, json(t.detail)]))),
+    section('Timeline', timelinePart(d.timeline)),
   ];
-  const tools = [];
+  $('detail-body').replaceChildren(...parts);
+}
+
+/** What a user does with a call, first on the page: download, export, hold, audit. */
+function actionsPart(d, id, p) {
+  const c = d.call, tools = [];
+  const playable = [...d.recordings].reverse().find((r) => r.status === 'finalized');
+  if (playable && d.content) tools.push(h('a', { class: 'button', href: `/v1/calls/${id}/recording?format=wav&purpose=${p}`, download: `recording-${c.id}.wav` }, 'Download recording'));
   if (can('evidence:export')) {
     tools.push(h('a', { class: 'button', href: `/v1/calls/${id}/evidence?purpose=${p}`, download: `evidence-${c.id}.zip` }, 'Download evidence pack'));
-    tools.push(h('a', { class: 'button', href: `/v1/calls/${id}/events?purpose=${p}`, download: `events-${c.id}.json` }, 'Download events with proof'));
+    tools.push(h('a', { class: 'button secondary', href: `/v1/calls/${id}/events?purpose=${p}`, download: `events-${c.id}.json` }, 'Download events with proof'));
   }
-  if (can('access_log:read')) tools.push(h('button', { type: 'button', onclick: () => showAccessLog(c.id) }, 'Show access log for this call'));
-  if (tools.length) parts.push(section('Evidence and audit', h('div', { class: 'actions' }, tools)));
-  $('detail-body').replaceChildren(...parts);
+  const held = d.recordings.filter((r) => r.status !== 'purged');
+  if (can('holds:write')) {
+    for (const [i, r] of held.entries()) {
+      const which = held.length > 1 ? ` (recording ${i + 1})` : '';
+      tools.push(h('button', { type: 'button', 'data-recording-id': r.id, onclick: (e) => toggleHold(r, e.currentTarget, which) }, `${r.legal_hold ? 'Release legal hold' : 'Place legal hold'}${which}`));
+    }
+  }
+  if (can('access_log:read')) tools.push(h('button', { type: 'button', class: 'secondary', onclick: () => showAccessLog(c.id) }, 'Show access log for this call'));
+  if (tools.length === 0) return h('p', { class: 'muted' }, `Your role (${state.me.role}) has no actions on this call.`);
+  return h('section', { class: 'part actions-bar', 'aria-label': 'Actions' }, h('h3', { class: 'sr-only' }, 'Actions'), h('div', { class: 'actions' }, tools));
+}
+
+// ── timeline: one readable line per event, its JSON behind a toggle ──────────
+const plain = (v) => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const EVENT_TEXT = {
+  call_received: (x) => `Call received${x.from ? ` from ${plain(x.from)}` : ''}${x.to ? ` to ${plain(x.to)}` : ''}${x.provider ? ` (${plain(x.provider)})` : ''}`,
+  call_answered: () => 'Call answered',
+  call_ended: (x) => `Call ended${x.reason ? `: ${plain(x.reason)}` : ''}`,
+  consent_started: () => 'Consent prompt started',
+  consent_decided: (x) => `Consent ${plain(x.outcome).replace(/_/g, ' ')}${x.method ? ` by ${plain(x.method)}` : ''}`,
+  consent_withdrawn: (x) => `Consent withdrawn${x.method ? ` by ${plain(x.method)}` : ''}`,
+  recording_started: () => 'Recording started',
+  recording_finalized: (x) => `Recording finalized${x.format ? ` (${plain(x.format)}${typeof x.duration_ms === 'number' ? `, ${mmss(x.duration_ms)}` : ''})` : ''}`,
+  recording_failed: (x) => `Recording failed${x.reason ? `: ${plain(x.reason)}` : ''}`,
+  recording_hold_set: (x) => (x.hold ? 'Legal hold placed' : 'Legal hold released'),
+  transcript_appended: (x) => `Transcript line (${plain(x.channel) || 'speech'}${typeof x.start_ms === 'number' ? ` at ${clock(x.start_ms)}` : ''})`,
+  agent_turn_started: (x) => `Agent ${plain(x.agent)}${x.version ? ` ${plain(x.version)}` : ''} turn ${plain(x.turn)}${x.kind ? ` (${plain(x.kind)})` : ''}`,
+  agent_action_requested: (x) => `Agent action requested: ${plain(x.kind)}`,
+  agent_action_completed: (x) => `Agent action ${x.ok === false ? 'failed' : 'completed'}`,
+  recording_accessed: (x) => `Recording accessed${x.detail ? ` (${plain(x.detail)})` : ''}`,
+  transcript_accessed: (x) => `Transcript read${x.detail ? ` (${plain(x.detail)})` : ''}`,
+  evidence_exported: () => 'Evidence pack exported',
+};
+const sentence = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+function describeEvent(t) {
+  const known = EVENT_TEXT[t.kind];
+  return known ? known(t.detail ?? {}) : sentence(t.kind.replace(/_/g, ' '));
+}
+
+function timelinePart(entries) {
+  if (entries.length === 0) return h('p', { class: 'muted' }, 'No events.');
+  return h('ol', { class: 'timeline' }, entries.map((t) => h('li', { class: t.ok ? 'ev' : 'ev rejected', 'data-kind': t.kind },
+    h('span', { class: 'ts' }, when(t.at)), ' ',
+    h('span', { class: 'what' }, describeEvent(t)),
+    t.ok ? '' : h('span', { class: 'badge bad' }, `refused: ${t.error}`), ' ',
+    h('span', { class: 'by muted' }, `by ${who(t.by)}`),
+    h('details', {}, h('summary', {}, `Event ${t.seq} as recorded`), h('code', { class: 'json' }, JSON.stringify({ kind: t.kind, ok: t.ok, error: t.error, by: t.by, detail: t.detail }, null, 2))))));
+}
+
+/** A command's caller as a person: `user:ID` → their e-mail when known. */
+function who(caller) {
+  const m = /^user:(.+)$/.exec(caller ?? '');
+  return (m && state.users.get(m[1])) || caller;
 }
 
 function recordingPart(d, id, p) {
@@ -284,25 +381,22 @@ function recordingPart(d, id, p) {
   } else if (!d.content) {
     out.push(h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot listen to recordings.`));
   }
-  const holds = can('holds:write');
-  out.push(table('Recordings', ['Recording', 'Status', 'Format', 'Duration', 'Retained until', 'Legal hold', ''], d.recordings.map((r) => {
-    const cell = h('span', { class: 'hold' }, r.legal_hold ? 'on' : 'off');
-    const btn = holds && r.status !== 'purged' ? h('button', { type: 'button', onclick: (e) => toggleHold(r, cell, e.currentTarget) }, r.legal_hold ? 'Release legal hold' : 'Place legal hold') : '';
-    return [r.id, r.status, r.format, duration(r.duration_ms), r.legal_hold ? 'held indefinitely' : when(r.retention_until), cell, btn];
-  })));
-  if (!holds) out.push(h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot place or release legal holds.`));
+  out.push(table('Recordings', ['Recording', 'Status', 'Format', 'Duration', 'Retained until', 'Legal hold'], d.recordings.map((r) =>
+    [r.id, r.status, r.format, duration(r.duration_ms), r.legal_hold ? 'held indefinitely' : when(r.retention_until), h('span', { class: 'hold', 'data-recording-id': r.id }, r.legal_hold ? 'on' : 'off')])));
+  if (!can('holds:write')) out.push(h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot place or release legal holds.`));
   return out;
 }
 
-async function toggleHold(rec, cell, btn) {
+async function toggleHold(rec, btn, which) {
   const on = !rec.legal_hold;
   btn.disabled = true;
   text($('detail-error'), '');
   try {
     const r = await api(on ? 'PUT' : 'DELETE', `/v1/recordings/${enc(rec.id)}/hold`);
     rec.legal_hold = r.legal_hold;
-    text(cell, r.legal_hold ? 'on' : 'off');
-    text(btn, r.legal_hold ? 'Release legal hold' : 'Place legal hold');
+    const cell = [...document.querySelectorAll('.hold')].find((el) => el.dataset.recordingId === rec.id);
+    if (cell) text(cell, r.legal_hold ? 'on' : 'off');
+    text(btn, `${r.legal_hold ? 'Release legal hold' : 'Place legal hold'}${which}`);
     text($('detail-status'), r.legal_hold ? `Legal hold placed on recording ${rec.id}.` : `Legal hold released on recording ${rec.id}.`);
   } catch (err) {
     text($('detail-error'), err.message);
@@ -321,6 +415,12 @@ async function loadTranscript(id, epoch) {
 }
 
 // ── access log ───────────────────────────────────────────────────────────────
+/** Who read: the user's e-mail (joined by the server); a softphone reading its own call is the caller. */
+function reader(e) {
+  if (e.user_email) return e.user_email;
+  if (/^webrtc:/.test(e.user_id)) return 'the caller (softphone)';
+  return e.user_id;
+}
 async function showAccessLog(callId = null) {
   $('access').hidden = false;
   text($('access-h'), callId ? 'Access log for this call' : 'Access log (latest 100)');
@@ -331,7 +431,7 @@ async function showAccessLog(callId = null) {
   try {
     const r = await api('GET', `/v1/access-log?limit=100${callId ? `&call_id=${enc(callId)}` : ''}`);
     $('access-body').replaceChildren(...r.entries.map((e) => h('tr', {},
-      h('td', {}, when(e.at)), h('td', {}, state.users.get(e.user_id) ?? e.user_id), h('td', {}, e.action.replace(/_/g, ' ')),
+      h('td', {}, when(e.at)), h('td', {}, reader(e)), h('td', {}, e.action.replace(/_/g, ' ')),
       h('td', {}, h('button', { type: 'button', class: 'link', onclick: () => openCall(e.call_id) }, e.call_id)),
       h('td', {}, e.detail ?? '—'), h('td', { class: 'reason' }, e.reason ?? '(none given)'), h('td', {}, e.remote ?? '—'))));
     if (r.entries.length === 0) $('access-body').append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No accesses recorded.')));

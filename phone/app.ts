@@ -1,8 +1,11 @@
 /**
  * The softphone page (GET /phone): dial a number (or the demo agent), talk,
  * mute, keypad, hang up, follow the live transcript, and open the call in the
- * console when it ends. Built on the SDK (sdk.ts); renders with DOM APIs only
- * (no HTML strings), so it runs under the strict CSP.
+ * console when it ends. While consent is pending the page says what to do
+ * (say yes or press 1); when the call ends it says why, from the end reason
+ * the gateway recorded (the subscription's call row); the console link opens
+ * that call (`/console#/calls/ID`). Built on the SDK (sdk.ts); renders with
+ * DOM APIs only (no HTML strings), so it runs under the strict CSP.
  */
 import { SwitchboardCall } from './sdk.ts';
 
@@ -22,10 +25,12 @@ const ui = {
   status: $('status'),
   timer: $('timer'),
   recording: $('recording'),
+  consentHint: $('consent-hint'),
   mute: $<HTMLButtonElement>('mute'),
   hangup: $<HTMLButtonElement>('hangup'),
   ended: $('ended'),
   endedText: $('ended-text'),
+  endedReason: $('ended-reason'),
   endedCall: $('ended-call'),
   consoleLink: $<HTMLAnchorElement>('console-link'),
   again: $<HTMLButtonElement>('again'),
@@ -57,8 +62,35 @@ function clock(): void {
   ui.timer.textContent = `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
+/** What the caller is asked while consent is pending, by the policy's mode (consent/stage.ts says the same). */
+const CONSENT_HINT: Record<string, string> = {
+  'opt-in': 'To agree to the recording, say yes or press 1. To decline, say no or press 2.',
+  'opt-out': 'If you do not agree to the recording, say no or press 2.',
+};
+
+/** Why a call ended, in words, from the gateway's end reason (the raw reason is kept in brackets). */
+function endReasonText(reason: string): string | null {
+  if (reason === 'webrtc:hangup' || reason === 'hung up') return null; // the caller's own hang-up needs no explanation
+  if (reason.includes('media never connected')) {
+    return 'The call could not connect: no audio from your browser reached the gateway (webrtc: media never connected). A firewall, VPN or proxy may be blocking it.';
+  }
+  if (reason === 'webrtc: not resumed') return 'The connection was lost and not restored in time (webrtc: not resumed).';
+  if (/^consent /.test(reason)) return `The call ended because the recording was not agreed to (${reason}).`;
+  return `Reason: ${reason}`;
+}
+
+function renderEnded(c: SwitchboardCall): void {
+  const why = endReasonText(c.info.end_reason ?? c.endReason);
+  ui.endedReason.textContent = why ?? '';
+  ui.endedReason.hidden = !why;
+}
+
 function renderRecording(c: SwitchboardCall): void {
   const consent = c.info.consent;
+  const hint = consent === 'pending' && c.state !== 'ended' ? CONSENT_HINT[c.info.consent_mode ?? ''] : undefined;
+  ui.consentHint.textContent = hint ?? '';
+  ui.consentHint.hidden = !hint;
+  if (c.state === 'ended') renderEnded(c);
   ui.recording.className = 'badge';
   if (consent === 'granted') {
     ui.recording.textContent = 'Recording: on';
@@ -97,8 +129,10 @@ function onState(c: SwitchboardCall): void {
   const why = !connectedAt && c.endReason && c.endReason !== 'hung up' ? `: ${c.endReason}` : '';
   ui.endedText.textContent = `Call ended${connectedAt ? ` after ${ui.timer.textContent}` : why}`;
   ui.endedCall.textContent = c.callId || '—';
-  ui.consoleLink.href = '/console';
+  ui.consoleLink.href = c.callId ? `/console#/calls/${encodeURIComponent(c.callId)}` : '/console';
   ui.consoleLink.hidden = !c.callId;
+  ui.consentHint.hidden = true;
+  renderEnded(c);
   show('ended');
 }
 

@@ -13,7 +13,9 @@
  * When the connection drops (network change, gateway restart) the SDK offers a
  * new peer connection with `?resume=TOKEN` until the gateway takes it back or
  * says the call is over; the agent carries on. The same token opens
- * `WS /v1/subscribe` to read this call's row, consent and transcript.
+ * `WS /v1/subscribe` to read this call's row, consent and transcript: `info`
+ * events carry the consent (outcome and mode) and, once the call is over, the
+ * end reason the gateway recorded (`info.end_reason`).
  */
 
 export type CallState = 'connecting' | 'connected' | 'reconnecting' | 'ended';
@@ -27,8 +29,11 @@ export interface TranscriptLine {
 
 export interface CallInfo {
   state: string;
+  /** Why the call ended, as the gateway recorded it (e.g. `webrtc: media never connected`). */
   end_reason: string | null;
   consent: 'pending' | 'granted' | 'declined' | 'no_response' | 'withdrawn' | null;
+  /** The consent policy's mode: what the caller is asked while consent is pending. */
+  consent_mode: 'opt-in' | 'opt-out' | 'notify' | null;
 }
 
 export interface StartOptions {
@@ -62,7 +67,7 @@ export class SwitchboardCall extends EventTarget {
   session = '';
   token = '';
   endReason = '';
-  readonly info: CallInfo = { state: 'ringing', end_reason: null, consent: null };
+  readonly info: CallInfo = { state: 'ringing', end_reason: null, consent: null, consent_mode: null };
   readonly transcript: TranscriptLine[] = [];
   private pc: RTCPeerConnection | null = null;
   private channel: RTCDataChannel | null = null;
@@ -282,6 +287,7 @@ export class SwitchboardCall extends EventTarget {
         if (row.state === 'ended') this.finish(this.info.end_reason ?? 'the call ended');
       } else if (msg.id === 'consent') {
         this.info.consent = row.outcome as CallInfo['consent'];
+        this.info.consent_mode = (row.mode as CallInfo['consent_mode']) ?? null;
         this.emit('info');
       } else if (msg.id === 'transcript') {
         const line: TranscriptLine = { id: String(row.id), channel: row.channel === 'agent' ? 'agent' : 'caller', text: String(row.text), start_ms: Number(row.start_ms) };

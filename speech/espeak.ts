@@ -18,6 +18,23 @@ export class EspeakTts implements TextToSpeech {
 
   constructor(private readonly opts: EspeakOptions = {}) {}
 
+  /** Whether espeak-ng runs here (`espeak-ng --version`), with the reason when it does not. */
+  static available(opts: Pick<EspeakOptions, 'binary'> = {}): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const bin = opts.binary ?? 'espeak-ng';
+    return new Promise((resolve) => {
+      const child = spawn(bin, ['--version'], { stdio: 'ignore' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.on('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        resolve({ ok: false, reason: e.code === 'ENOENT' ? `${bin} not found (apt-get install espeak-ng)` : `${bin}: ${e.message}` });
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve(code === 0 ? { ok: true } : { ok: false, reason: `${bin} --version exited ${code}` });
+      });
+    });
+  }
+
   synthesize(text: string, sampleRate: SampleRate): Promise<Int16Array> {
     const args = ['--stdout', '-v', this.opts.voice ?? 'en-us', '-s', String(this.opts.speed ?? 165), '--', text];
     return new Promise((resolve, reject) => {

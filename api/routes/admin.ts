@@ -123,12 +123,18 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const p = authorize(ctx, req, 'access_log:read');
     const q = parse(AccessQuery, req.query);
     const where = { ...(q.call_id ? { call_id: q.call_id } : {}), ...(q.user_id ? { user_id: q.user_id } : {}) };
-    const rows = ctx.store
-      .read(p.tenant)
-      .access_log.find(where, { orderBy: 'at', desc: true, limit: q.since === undefined ? q.limit : undefined })
+    const db = ctx.store.read(p.tenant);
+    const rows = db.access_log
+      .find(where, { orderBy: 'at', desc: true, limit: q.since === undefined ? q.limit : undefined })
       .filter((r) => q.since === undefined || r.at >= q.since)
       .slice(0, q.limit);
-    return { entries: rows.map(({ tenant: _t, at, ...rest }) => ({ ...rest, at: iso(at) })) };
+    // Who, by e-mail: the user joined by id in this tenant (null for a non-user reader, e.g. `webrtc:SESSION`).
+    const emails = new Map<string, string | null>();
+    const emailOf = (userId: string): string | null => {
+      if (!emails.has(userId)) emails.set(userId, db.users.get(userId)?.email ?? null);
+      return emails.get(userId) ?? null;
+    };
+    return { entries: rows.map(({ tenant: _t, at, ...rest }) => ({ ...rest, user_email: emailOf(rest.user_id), at: iso(at) })) };
   });
 
   app.get('/v1/audit/verify', async (req, reply) => {

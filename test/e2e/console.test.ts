@@ -4,8 +4,12 @@
  * session cookie, the live badge over WS /v1/subscribe, filters and transcript
  * search, a call's detail with a purpose asked first, the recording in an
  * <audio> element, the transcript, a legal hold, the evidence pack, the access
- * log — checked both on screen and in the store. Also: a wrong password shows
- * the server's message, and an auditor gets no hold button.
+ * log — checked both on screen and in the store. What a user sees: the list
+ * gives each call's duration and id; a call's actions (download, evidence,
+ * legal hold) come first, above a readable timeline whose JSON stays folded
+ * until asked for; the access log names readers by e-mail; a call has its own
+ * address (`/console#/calls/ID`) that opens it after sign-in. Also: a wrong
+ * password shows the server's message, and an auditor gets no hold button.
  *
  * Chromium is Debian's `chromium` (scripts/ensure-deps.sh installs it);
  * SWITCHBOARD_CHROMIUM overrides its path.
@@ -17,7 +21,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { CONSOLE_CSP } from '../../api/console.ts';
 import { FsBlobStore } from '../../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../../recording/crypto.ts';
-import { api } from '../helpers/api.ts';
+import { api, userToken } from '../helpers/api.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium.ts';
 import { finishedCall, type FinishedCall } from '../helpers/call-fixture.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
@@ -126,11 +130,19 @@ test('compliance: sign in, live badge, search a transcript, listen, read, hold, 
   await signIn(page, users.compliance.email, PASSWORD);
   await page.locator('#who', { hasText: users.compliance.email }).waitFor();
 
-  // Both finished calls are listed, newest first.
+  // Both finished calls are listed, newest first, each with its id and its duration (answered → ended).
   const rows = page.locator('#calls-body tr');
   await assert.doesNotReject(rows.nth(1).waitFor());
   assert.equal(await rows.count(), 2);
   assert.match((await rows.nth(0).textContent()) ?? '', /\+15550009999/);
+  const head = await page.locator('#calls-table thead th').allTextContents();
+  for (const [i, call] of [other, wanted].entries()) {
+    const row = gw.store.read('default').calls.get(call.callId)!;
+    const cells = await rows.nth(i).locator('td').allTextContents();
+    assert.equal(cells[head.indexOf('Call id')], call.callId);
+    const s = Math.round((row.ended_at! - row.answered_at!) / 1000);
+    assert.equal(cells[head.indexOf('Duration')], `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`);
+  }
 
   // The live badge follows WS /v1/subscribe: snapshot, then deltas.
   const live = page.locator('#live');
@@ -150,9 +162,10 @@ test('compliance: sign in, live badge, search a transcript, listen, read, hold, 
   assert.equal(await rows.count(), 1);
   assert.match((await rows.nth(0).textContent()) ?? '', /\+15550001111/);
 
-  // Opening it asks for a purpose first; then the transcript, the audio and the rest load.
+  // Opening it asks for a purpose first; then the transcript, the audio and the rest load, at the call's own address.
   const recordingResponse = page.waitForResponse((r) => r.url().includes(`/v1/calls/${wanted.callId}/recording`));
   await openCallFromList(page, '+15550001111', PURPOSE);
+  assert.equal(new URL(page.url()).hash, `#/calls/${wanted.callId}`);
   const transcript = page.locator('#transcript');
   await transcript.getByText('I would like to change my appointment').waitFor();
   // Hostile text is shown as text, never parsed as markup.
@@ -177,7 +190,28 @@ test('compliance: sign in, live badge, search a transcript, listen, read, hold, 
   const detail = page.locator('#detail-body');
   await detail.getByRole('region', { name: 'Consent' }).getByText('{"at_ms":2100,"digit":"1"}', { exact: true }).waitFor();
   await detail.getByRole('region', { name: 'Agent actions' }).getByText('{"name":"file_reason","reason":"appointment"}', { exact: true }).waitFor();
-  await detail.getByRole('region', { name: 'Timeline' }).getByRole('cell', { name: 'recording_finalized', exact: true }).waitFor();
+
+  // The actions come first: above the timeline, on the first screen, without scrolling.
+  const actionsBar = detail.getByRole('region', { name: 'Actions', exact: true });
+  const timeline = detail.getByRole('region', { name: 'Timeline' });
+  for (const name of ['Download recording', 'Download evidence pack']) await actionsBar.getByRole('link', { name }).waitFor();
+  await actionsBar.getByRole('button', { name: 'Place legal hold' }).waitFor();
+  const [aBox, tBox] = [await actionsBar.boundingBox(), await timeline.boundingBox()];
+  assert.ok(aBox && tBox && aBox.y + aBox.height <= tBox.y, `actions ${JSON.stringify(aBox)} above the timeline ${JSON.stringify(tBox)}`);
+  assert.ok(aBox.y + aBox.height <= page.viewportSize()!.height, `actions on the first screen: ${JSON.stringify(aBox)}`);
+  assert.equal(await actionsBar.getByRole('link', { name: 'Download recording' }).getAttribute('href'), `/v1/calls/${wanted.callId}/recording?format=wav&purpose=${encodeURIComponent(PURPOSE)}`);
+
+  // The timeline reads as sentences; each event's JSON is folded until its toggle is opened.
+  const finalized = timeline.getByRole('listitem').filter({ hasText: 'Recording finalized (wav, 0:02)' });
+  await finalized.waitFor();
+  await timeline.getByRole('listitem').filter({ hasText: 'Consent granted by dtmf' }).waitFor();
+  await timeline.getByRole('listitem').filter({ hasText: 'Call ended: caller_hangup' }).waitFor();
+  const raw = finalized.locator('code.json');
+  assert.equal(await raw.isVisible(), false, 'the JSON is hidden until asked for');
+  assert.equal(await timeline.getByText(/"duration_ms"/).filter({ visible: true }).count(), 0, 'no raw JSON on screen');
+  await finalized.getByText(/as recorded$/).click();
+  await raw.waitFor({ state: 'visible' });
+  assert.equal((JSON.parse((await raw.textContent())!) as { detail: { duration_ms: number } }).detail.duration_ms, 2000);
 
   // Legal hold: button → PUT /v1/recordings/:id/hold → the store's row.
   assert.equal(gw.store.read('default').recordings.get(wanted.recordingId)?.legal_hold, false);
@@ -192,18 +226,40 @@ test('compliance: sign in, live badge, search a transcript, listen, read, hold, 
   const zip = fs.readFileSync((await download.path())!);
   assert.equal(zip.subarray(0, 2).toString('latin1'), 'PK');
 
-  // The access log view shows this user's accesses with the purpose.
+  // Someone added after this page signed in reads the call too, and the caller's softphone read its own transcript.
+  const late = await userToken(gw.publicUrl, 'auditor', undefined, 'late.auditor@console.example.com');
+  assert.equal((await api(gw.publicUrl, 'GET', `/v1/calls/${wanted.callId}/transcript?format=txt&purpose=late%20audit`, { token: late.token })).status, 200);
+  resultOf(
+    await gw.store.submit(
+      'transcript_accessed',
+      { call_id: wanted.callId, detail: 'live transcript_segments (softphone)', purpose: 'the caller follows their own call', remote: null },
+      { tenant: 'default', caller: 'webrtc:wrtc_console_test' },
+    ),
+  );
+
+  // The access log view names every reader by e-mail (never a user id), with the purpose given.
   await page.getByRole('button', { name: 'Show access log for this call' }).click();
   const accessRows = page.locator('#access-body tr');
   await accessRows.first().waitFor();
-  assert.ok((await accessRows.count()) >= 3);
-  for (const text of await accessRows.allTextContents()) {
-    assert.ok(text.includes(users.compliance.email), text);
-    assert.ok(text.includes(PURPOSE), text);
+  const accessTexts = await accessRows.allTextContents();
+  const userIds = gw.store.read('default').users.find({}).map((u) => u.id);
+  for (const text of accessTexts) {
+    for (const id of userIds) assert.ok(!text.includes(id), `a user id on screen: ${text}`);
+    assert.doesNotMatch(text, /webrtc:/, text);
   }
+  const mine = accessTexts.filter((t) => t.includes(users.compliance.email));
+  assert.ok(mine.length >= 3, accessTexts.join('\n'));
+  for (const text of mine) assert.ok(text.includes(PURPOSE), text);
+  assert.ok(accessTexts.some((t) => t.includes(late.email) && t.includes('late audit')), accessTexts.join('\n'));
+  assert.ok(accessTexts.some((t) => t.includes('the caller (softphone)')), accessTexts.join('\n'));
+  // The API joins the e-mail (tenant-scoped): the console needs no user list for it.
+  const apiLog = await api<{ entries: Array<{ user_id: string; user_email: string | null }> }>(gw.publicUrl, 'GET', `/v1/access-log?call_id=${wanted.callId}`, { token: late.token });
+  assert.ok(apiLog.body.entries.some((e) => e.user_id === late.userId && e.user_email === late.email));
+  assert.ok(apiLog.body.entries.some((e) => e.user_id === 'webrtc:wrtc_console_test' && e.user_email === null));
 
   // …and so does the store: every content access, each with the purpose given.
   const logged = gw.store.read('default').access_log.find({ user_id: users.compliance.id });
+  assert.ok(logged.length >= 3);
   const actions = new Set(logged.map((r) => r.action));
   for (const a of ['transcript_accessed', 'recording_accessed', 'evidence_exported'] as const) assert.ok(actions.has(a), `no ${a} in ${[...actions].join(', ')}`);
   for (const row of logged) {
@@ -247,5 +303,22 @@ test('a wrong password shows the server message; an auditor reads content but ge
   await page.getByRole('link', { name: 'Download evidence pack' }).waitFor();
   const logged = gw.store.read('default').access_log.find({ user_id: users.auditor.id });
   assert.ok(logged.length >= 2 && logged.every((r) => r.reason === 'Quarterly audit sample Q4'));
+  assert.deepEqual(problems, []);
+});
+
+test("a call's address (/console#/calls/ID) opens that call once signed in; Back returns to the list", { timeout: 60_000 }, async () => {
+  const { page, problems } = await openConsole();
+  await page.goto(`${gw.publicUrl}/console#/calls/${other.callId}`);
+  await signIn(page, users.auditor.email, PASSWORD);
+  const dialog = page.getByRole('dialog', { name: 'Purpose of access' });
+  await dialog.waitFor();
+  await dialog.getByLabel('Purpose').fill('Refund complaint R-77');
+  await dialog.getByRole('button', { name: 'Continue' }).click();
+  await page.locator('#detail-h', { hasText: 'Call from +15550009999' }).waitFor();
+  await page.locator('#detail-body').getByText(other.callId, { exact: true }).first().waitFor();
+  assert.ok(gw.store.read('default').access_log.find({ call_id: other.callId, user_id: users.auditor.id }).some((r) => r.reason === 'Refund complaint R-77'));
+  await page.goBack();
+  await page.locator('#calls').waitFor({ state: 'visible' });
+  assert.equal(await page.locator('#detail').isVisible(), false);
   assert.deepEqual(problems, []);
 });

@@ -138,7 +138,7 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
 
     await page.getByRole('button', { name: 'Hang up' }).click();
     await page.locator('#ended-text', { hasText: 'Call ended' }).waitFor();
-    assert.equal(await page.locator('#console-link').getAttribute('href'), '/console');
+    assert.equal(await page.locator('#console-link').getAttribute('href'), `/console#/calls/${callId}`);
     assert.equal(await page.locator('#ended-call').textContent(), callId);
     await waitFor(() => call()?.state === 'ended', 10_000, 'call ended');
     assert.equal(call()!.end_reason, 'webrtc:hangup');
