@@ -28,7 +28,7 @@ import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { Store, type Tables } from '../store/index.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './logger.ts';
-import { chooseSpeech } from './speech.ts';
+import { chooseSpeech, speechSettings } from './speech.ts';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -53,6 +53,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   }
   const configTools = loadConfigTools(env.SWITCHBOARD_TOOLS_FILE || undefined);
   const limits = admissionLimits(env);
+  const speechConfig = speechSettings(env);
   if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
   const metrics = new GatewayMetrics();
   const store = Store.open({
@@ -99,7 +100,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
   });
   recordings.start();
-  const speech = await chooseSpeech(env, logger, path.join(config.dataDir, 'cache', 'tts'));
+  const speech = await chooseSpeech(speechConfig, logger, path.join(config.dataDir, 'cache', 'tts'));
   const calls = new CallManager({
     recordings,
     store,
