@@ -98,6 +98,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     master,
     logger,
     ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
+    retentionSweepMs: config.retentionSweepMs,
   });
   recordings.start();
   const speech = await chooseSpeech(speechConfig, logger, path.join(config.dataDir, 'cache', 'tts'));

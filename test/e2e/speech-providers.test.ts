@@ -8,7 +8,7 @@
  * e2e tests to Deepgram (test/helpers/gateway.ts names the local engines and does not inherit DEEPGRAM_*).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { loadConfig } from '../../cli/config.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
@@ -22,7 +22,7 @@ import { TwilioPeer } from '../helpers/twilio-peer.ts';
 const NUMBER = '+15553337777';
 const DISCLOSURE = 'This call is recorded for quality.';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
-type T = Parameters<NonNullable<Parameters<typeof test>[2]>>[0];
+type T = TestContext;
 
 async function fake(t: T): Promise<FakeDeepgram> {
   const dg = await startFakeDeepgram({ apiKey: 'dg-test-key' });
