@@ -72,7 +72,8 @@ const isQuiet = (samples: Int16Array): boolean => {
   for (let i = 0; i < samples.length; i++) if (Math.abs(samples[i] as number) > QUIET_PEAK) return false;
   return true;
 };
-const WORD_LINE = /^(\S+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?) (-?[\d.]+(?:e[-+]?\d+)?)$/i;
+/** A `-time yes` word line; a grammar's null transition prints `(null) -0.010 -0.010 1.000000`. */
+const WORD_LINE = /^(\S+) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?) (-?[\d.]+(?:e[-+]?\d+)?)$/i;
 
 function modelPaths(dir: string) {
   return { hmm: path.join(dir, 'en-us'), dict: path.join(dir, 'cmudict-en-us.dict'), lm: path.join(dir, 'en-us.lm.bin') };
@@ -312,7 +313,7 @@ class PocketsphinxSession extends SafeEmitter<SttSessionEvents> implements SttSe
     }
     this.pending ??= { hyp: null, words: [], confidences: [] };
     const word = (m[1] as string).replace(/\(\d+\)$/, '');
-    if (/^(<.*>|\[.*\]|\+\+.*\+\+)$/.test(word)) return; // <s> </s> <sil> [NOISE] ++UM++
+    if (/^(<.*>|\[.*\]|\+\+.*\+\+|\(null\))$/i.test(word)) return; // <s> </s> <sil> [NOISE] ++UM++ (null)
     this.pending.words.push({ word, startMs: this.toMs(m[2] as string), endMs: this.toMs(m[3] as string) });
     this.pending.confidences.push(Math.min(1, Math.max(0, Number(m[4]))));
   }
