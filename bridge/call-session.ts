@@ -6,7 +6,7 @@
  *   attach ─► call_media_connected (resumes a `resuming` call)
  *          ─► consent phase (unless decided) ─► granted: recording + transcripts
  *          ─► agent.onStart | agent.onResume ─► turns (speech end, DTMF) ─► …
- *   *9 ─► consent_withdrawn, recording paused
+ *   *9, or the caller saying "stop recording" (a `phrases` result) ─► consent_withdrawn, recording paused
  *   leg closed ─► call_media_lost (the call waits in `resuming`), recording segment flushed
  *   hangup ─► call_ended, recording finalized
  *
@@ -23,6 +23,7 @@ import { MediaPipeline } from '../media/pipeline.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
 import type { SpeechToText, SttSession } from '../speech/stt.ts';
+import { WITHDRAWAL_PHRASES } from '../speech/consent-grammar.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
 import { ConsentCancelled } from '../consent/stage.ts';
 import { currentDecision, policyFor, runConsentPhase, watchWithdrawal } from './consent-phase.ts';
@@ -249,7 +250,7 @@ export class CallSession {
     if (stt) {
       const offset = this.clockMs();
       // The recogniser takes the caller's frames at the leg's rate (wideband legs stay wideband).
-      const session = stt.startSession({ sampleRate: this.leg.description.inputRate === 16000 ? 16000 : 8000, mode: 'transcript' });
+      const session = stt.startSession({ sampleRate: this.leg.description.inputRate === 16000 ? 16000 : 8000, mode: 'transcript', phrases: WITHDRAWAL_PHRASES });
       this.transcriber = session;
       this.heard.attach();
       this.pipeline.addTap({
@@ -262,10 +263,15 @@ export class CallSession {
       });
       session.on('result', (r) => {
         if (!r.isFinal) return;
+        // Saying a withdrawal phrase stops the recording; the phrase itself is not transcribed (content stops there),
+        // nor handed to the agent — it still tells a turn waiting on the recogniser how far it got.
+        if (r.phrase) {
+          this.heard.add({ ...r, text: '' });
+          return void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
+        }
         // Empty finals too: they tell the turn waiting for this utterance's words that the recogniser is past it.
         this.heard.add(r);
         if (r.text.trim() === '') return;
-        if (/\bstop (the )?recording\b/i.test(r.text)) void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
         this.appendTranscript('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
       });
       session.on('error', (err) => this.log.warn({ err: err.message }, 'caller transcription failed'));

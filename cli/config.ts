@@ -24,6 +24,8 @@ const EnvSchema = z.object({
   SWITCHBOARD_CLUSTER_NATS: z.string().optional(),
   SWITCHBOARD_ADMIN_TOKEN: z.string().min(16).optional(),
   SWITCHBOARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** How often the retention sweeper looks for recordings past `retention_until` (ms). */
+  SWITCHBOARD_RETENTION_SWEEP_MS: z.coerce.number().int().min(100).max(86_400_000).default(60_000),
 });
 
 export interface Config {
@@ -38,6 +40,7 @@ export interface Config {
   clusterNats: string | undefined;
   adminToken: string | undefined;
   logLevel: string;
+  retentionSweepMs: number;
 }
 
 export class ConfigError extends Error {
@@ -67,5 +70,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     clusterNats: e.SWITCHBOARD_CLUSTER_NATS,
     adminToken: e.SWITCHBOARD_ADMIN_TOKEN,
     logLevel: e.SWITCHBOARD_LOG_LEVEL,
+    retentionSweepMs: e.SWITCHBOARD_RETENTION_SWEEP_MS,
   };
 }

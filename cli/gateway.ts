@@ -31,7 +31,7 @@ import type { Config } from './config.ts';
 import { droppedLogLines, type Logger } from './logger.ts';
 import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
 import type { StoreFault } from '../store/index.ts';
-import { chooseSpeech } from './speech.ts';
+import { chooseSpeech, speechSettings } from './speech.ts';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -63,6 +63,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   }
   const configTools = loadConfigTools(env.SWITCHBOARD_TOOLS_FILE || undefined);
   const limits = admissionLimits(env);
+  const speechConfig = speechSettings(env);
   if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
   // Everything this process (and ffmpeg, its child) creates is private to its user, whatever umask it was started
   // with; the store also sets explicit modes and tightens a data dir left looser (store/permissions.ts).
@@ -114,9 +115,10 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     master,
     logger,
     ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
+    retentionSweepMs: config.retentionSweepMs,
   });
   recordings.start();
-  const speech = await chooseSpeech(env, logger, path.join(config.dataDir, 'cache', 'tts'));
+  const speech = await chooseSpeech(speechConfig, logger, path.join(config.dataDir, 'cache', 'tts'));
   const calls = new CallManager({
     recordings,
     store,

@@ -79,3 +79,44 @@ export function consentJsgf(): string {
     '',
   ].join('\n');
 }
+
+/**
+ * Withdrawal mid-call: the caller saying one of these stops the recording (README "Consent, recording,
+ * transcripts"). Spotted in a transcript session (`SttSessionOptions.phrases`), not classified: the phrase may sit
+ * inside a longer utterance ("okay please stop the recording now").
+ */
+export const WITHDRAWAL_PHRASES: readonly string[] = ['stop recording', 'stop the recording'];
+
+/** The first of `phrases` that occurs in `text` as whole words (after normalisation), else null. */
+export function spotPhrase(text: string, phrases: readonly string[]): string | null {
+  const norm = ` ${normalizeUtterance(text)} `;
+  return phrases.find((p) => norm.includes(` ${normalizeUtterance(p)} `)) ?? null;
+}
+
+/** Everyday words of a call, so the phrase grammar has somewhere else to put them. */
+const CALL_WORDS: readonly string[] = [
+  'i', 'a', 'the', 'to', 'is', 'my', 'you', 'want', 'would', 'like', 'pay', 'bill', 'balance', 'account', 'order',
+  'appointment', 'change', 'cancel', 'card', 'number', 'name', 'yes', 'no', 'start', 'keep', 'going',
+];
+
+/** Filler words the decoder confuses with the withdrawal words (measured on espeak-ng speech: "stop" → "help"). */
+const SOUNDS_LIKE_A_PHRASE = new Set(['help']);
+
+/**
+ * A JSGF grammar that recognises `phrases` and absorbs other speech (the consent fillers plus a few words callers
+ * say mid-call), for a decoder that runs beside an open-vocabulary one: the open vocabulary alone does not catch
+ * short commands in synthetic or telephone speech (measured: "stop recording" → "help a little relief").
+ */
+export function phrasesJsgf(phrases: readonly string[]): string {
+  const words = new Set(phrases.flatMap((p) => normalizeUtterance(p).split(' ')));
+  const filler = [...FILLER_WORDS, ...CALL_WORDS].filter((w) => !words.has(w) && !SOUNDS_LIKE_A_PHRASE.has(w));
+  return [
+    '#JSGF V1.0;',
+    'grammar phrases;',
+    'public <utt> = [please] <phrase> [please] | <other>;',
+    `<phrase> = ${phrases.map((p) => normalizeUtterance(p)).join(' | ')};`,
+    '<other> = <filler> [<filler>] [<filler>];',
+    `<filler> = ${filler.join(' | ')};`,
+    '',
+  ].join('\n');
+}

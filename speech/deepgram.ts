@@ -3,7 +3,7 @@
  * - DeepgramStt: live `/v1/listen` WebSocket (linear16 at the session rate, interim results, punctuation).
  *   `yes-no` sessions gather the final segments of an utterance (until `speech_final`, `UtteranceEnd`
  *   or the end of the stream) and map them with the consent grammar's phrase list (consent-grammar.ts):
- *   "yes" / "no" / dropped.
+ *   "yes" / "no" / dropped. `transcript` sessions mark a final segment that says one of their `phrases`.
  * - DeepgramTts (deepgram-tts.ts, re-exported here): Aura REST `/v1/speak`.
  * `url` points both at another base URL (a proxy, a self-hosted endpoint or the test fake); the
  * WebSocket URL is the same address with ws(s)://. The live socket is opened with reconnectAttempts 0:
@@ -13,7 +13,7 @@
 import type { Deepgram, DeepgramClient } from '@deepgram/sdk';
 import type { AudioFrame } from '../media/frame.ts';
 import { SafeEmitter } from '../media/emitter.ts';
-import { classifyConsent } from './consent-grammar.ts';
+import { classifyConsent, spotPhrase } from './consent-grammar.ts';
 import { makeDeepgramClient, permanentStatus, type DeepgramOptions } from './deepgram-client.ts';
 import { pcmToBytes } from './pcm.ts';
 import {
@@ -224,7 +224,8 @@ class DeepgramSession extends SafeEmitter<SttSessionEvents> implements SttSessio
     const endMs = words[words.length - 1]?.endMs ?? Math.round((msg.start + msg.duration) * 1000);
     if (this.opts.mode === 'transcript') {
       const result: SttResult = { text, isFinal: msg.is_final === true, startMs, endMs, confidence: alt.confidence ?? null, words };
-      this.emit('result', result);
+      const phrase = result.isFinal && this.opts.phrases ? spotPhrase(text, this.opts.phrases) : null;
+      this.emit('result', phrase ? { ...result, phrase } : result);
       return;
     }
     if (!msg.is_final) return;

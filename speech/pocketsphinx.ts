@@ -13,6 +13,9 @@
  *   added to the 16 kHz stream, which makes it decode exactly.
  * - `yes-no` uses the consent grammar with an out-of-grammar branch (see
  *   consent-grammar.ts); its per-word posteriors are always 1.0, so confidence is null.
+ *   `transcript` with `phrases` runs a second decoder on a grammar of those phrases.
+ * - Quiet before the caller's first sound is cut to LEAD_IN_MS: a stream that starts
+ *   with over ~1 s of it spoils the first words (result times still count it).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,7 +25,8 @@ import path from 'node:path';
 import type { AudioFrame } from '../media/frame.ts';
 import { SafeEmitter } from '../media/emitter.ts';
 import { Resampler } from '../media/resample.ts';
-import { classifyConsent, consentJsgf } from './consent-grammar.ts';
+import { classifyConsent, consentJsgf, phrasesJsgf, spotPhrase } from './consent-grammar.ts';
+import { SttPair } from './stt-pair.ts';
 import {
   SttError,
   type SpeechToText,
@@ -55,7 +59,21 @@ const DEFAULT_MODEL_DIR = '/usr/share/pocketsphinx/model/en-us';
 const DECODER_RATE = 16000;
 /** After the last stdout line of an utterance, wait this long for more word lines. */
 const SETTLE_MS = 30;
-const WORD_LINE = /^(\S+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?) (-?[\d.]+(?:e[-+]?\d+)?)$/i;
+/**
+ * Quiet at the start of a stream is cut to this much: pocketsphinx 0.8 fed more than ~1 s of (noise-floored)
+ * silence before the first words opens a spurious utterance that spoils the next one (measured: "stop recording"
+ * after 1.2 s → "what you to", "no" after 1 s → nothing; the same words after 0.9 s, or after any length of
+ * silence once it has heard speech, are exact).
+ */
+const LEAD_IN_MS = 300;
+/** A frame no louder than this (peak, 16-bit; about −42 dBFS) counts as quiet before the first sound. */
+const QUIET_PEAK = 256;
+const isQuiet = (samples: Int16Array): boolean => {
+  for (let i = 0; i < samples.length; i++) if (Math.abs(samples[i] as number) > QUIET_PEAK) return false;
+  return true;
+};
+/** A `-time yes` word line; a grammar's null transition prints `(null) -0.010 -0.010 1.000000`. */
+const WORD_LINE = /^(\S+) (-?\d+(?:\.\d+)?) (-?\d+(?:\.\d+)?) (-?[\d.]+(?:e[-+]?\d+)?)$/i;
 
 function modelPaths(dir: string) {
   return { hmm: path.join(dir, 'en-us'), dict: path.join(dir, 'cmudict-en-us.dict'), lm: path.join(dir, 'en-us.lm.bin') };
@@ -75,21 +93,24 @@ async function findExecutable(bin: string): Promise<string | null> {
   return null;
 }
 
-let grammarFile: string | null = null;
-/** Writes the consent grammar once per process (content-addressed, atomic rename). */
-function consentGrammarFile(): string {
-  if (grammarFile && fs.existsSync(grammarFile)) return grammarFile;
-  const text = consentJsgf();
+const grammarFiles = new Map<string, string>();
+/** Writes a JSGF grammar once per process (content-addressed, atomic rename); returns its path. */
+function grammarFile(text: string): string {
+  const known = grammarFiles.get(text);
+  if (known && fs.existsSync(known)) return known;
   const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  const file = path.join(os.tmpdir(), `switchboard-consent-${hash}.gram`);
+  const file = path.join(os.tmpdir(), `switchboard-${hash}.gram`);
   if (!fs.existsSync(file)) {
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, text);
     fs.renameSync(tmp, file);
   }
-  grammarFile = file;
+  grammarFiles.set(text, file);
   return file;
 }
+
+/** What a decoder's hypothesis becomes: the result's text (and phrase), or null to drop it. */
+type Interpret = (raw: string) => { text: string; phrase?: string } | null;
 
 export class PocketsphinxStt implements SpeechToText {
   readonly name = 'pocketsphinx';
@@ -116,12 +137,32 @@ export class PocketsphinxStt implements SpeechToText {
     return { ok: true };
   }
 
+  /**
+   * `yes-no`: the consent grammar. `transcript`: the open-vocabulary model; with `phrases`, a second decoder with
+   * a grammar of those phrases runs beside it (SttPair) and reports each phrase said as a result of its own.
+   */
   startSession(opts: SttSessionOptions): SttSession {
     const m = modelPaths(this.opts.modelDir ?? DEFAULT_MODEL_DIR);
-    const args = ['-infile', '/dev/stdin', '-logfn', '/dev/null', '-time', 'yes', '-hmm', m.hmm, '-dict', m.dict];
-    if (opts.mode === 'yes-no') args.push('-jsgf', consentGrammarFile());
-    else args.push('-lm', m.lm);
-    return new PocketsphinxSession(this.opts.binary ?? DEFAULT_BINARY, args, opts, this.opts.noiseFloor ?? DEFAULT_NOISE_FLOOR);
+    if (opts.mode === 'yes-no') {
+      return this.decoder(opts, ['-jsgf', grammarFile(consentJsgf())], (raw) => {
+        const answer = classifyConsent(raw);
+        return answer ? { text: answer } : null;
+      });
+    }
+    const transcript = this.decoder(opts, ['-lm', m.lm], (raw) => ({ text: raw }));
+    const phrases = opts.phrases ?? [];
+    if (phrases.length === 0) return transcript;
+    const spotter = this.decoder(opts, ['-jsgf', grammarFile(phrasesJsgf(phrases))], (raw) => {
+      const phrase = spotPhrase(raw, phrases);
+      return phrase ? { text: raw, phrase } : null;
+    });
+    return new SttPair([transcript, spotter]);
+  }
+
+  private decoder(opts: SttSessionOptions, search: string[], interpret: Interpret): PocketsphinxSession {
+    const m = modelPaths(this.opts.modelDir ?? DEFAULT_MODEL_DIR);
+    const args = ['-infile', '/dev/stdin', '-logfn', '/dev/null', '-time', 'yes', '-hmm', m.hmm, '-dict', m.dict, ...search];
+    return new PocketsphinxSession(this.opts.binary ?? DEFAULT_BINARY, args, opts, this.opts.noiseFloor ?? DEFAULT_NOISE_FLOOR, interpret);
   }
 }
 
@@ -145,12 +186,16 @@ class PocketsphinxSession extends SafeEmitter<SttSessionEvents> implements SttSe
   private settleTimer: NodeJS.Timeout | null = null;
   private stderr = '';
   private seed = 0x2545f491;
+  /** Quiet frames before the caller's first sound (null once the decoder is fed); `skippedMs` were never fed. */
+  private leadIn: Int16Array[] | null = [];
+  private skippedMs = 0;
 
   constructor(
     binary: string,
     args: string[],
     private readonly opts: SttSessionOptions,
     private readonly noiseFloor: number,
+    private readonly interpret: Interpret,
   ) {
     super();
     this.resampler = opts.sampleRate === DECODER_RATE ? null : new Resampler(opts.sampleRate, DECODER_RATE);
@@ -184,6 +229,23 @@ class PocketsphinxSession extends SafeEmitter<SttSessionEvents> implements SttSe
         this.rateErrorSent = true;
         this.fail(new SttError(`frame at ${frame.sampleRate} Hz in a ${this.opts.sampleRate} Hz session (dropped)`, false));
       }
+      return;
+    }
+    if (this.leadIn) {
+      // Before the caller's first sound only the last LEAD_IN_MS of quiet is kept (see the header).
+      this.leadIn.push(frame.samples.slice());
+      if (isQuiet(frame.samples)) {
+        let keptMs = (this.leadIn.reduce((n, f) => n + f.length, 0) / this.opts.sampleRate) * 1000;
+        while (keptMs > LEAD_IN_MS && this.leadIn.length > 1) {
+          const dropped = (this.leadIn.shift() as Int16Array).length / this.opts.sampleRate * 1000;
+          keptMs -= dropped;
+          this.skippedMs += dropped;
+        }
+        return;
+      }
+      const kept = this.leadIn;
+      this.leadIn = null;
+      for (const samples of kept) this.feed(this.resampler ? this.resampler.process(samples) : samples);
       return;
     }
     this.feed(this.resampler ? this.resampler.process(frame.samples) : frame.samples.slice());
@@ -251,13 +313,13 @@ class PocketsphinxSession extends SafeEmitter<SttSessionEvents> implements SttSe
     }
     this.pending ??= { hyp: null, words: [], confidences: [] };
     const word = (m[1] as string).replace(/\(\d+\)$/, '');
-    if (/^(<.*>|\[.*\]|\+\+.*\+\+)$/.test(word)) return; // <s> </s> <sil> [NOISE] ++UM++
+    if (/^(<.*>|\[.*\]|\+\+.*\+\+|\(null\))$/i.test(word)) return; // <s> </s> <sil> [NOISE] ++UM++ (null)
     this.pending.words.push({ word, startMs: this.toMs(m[2] as string), endMs: this.toMs(m[3] as string) });
     this.pending.confidences.push(Math.min(1, Math.max(0, Number(m[4]))));
   }
 
   private toMs(seconds: string): number {
-    return Math.max(0, Math.round(Number(seconds) * 1000 - this.delayMs));
+    return Math.max(0, Math.round(Number(seconds) * 1000 - this.delayMs + this.skippedMs));
   }
 
   private flushPending(): void {
@@ -268,19 +330,14 @@ class PocketsphinxSession extends SafeEmitter<SttSessionEvents> implements SttSe
     if (!p || this.stopped) return;
     const raw = (p.hyp ?? p.words.map((w) => w.word).join(' ')).trim().toLowerCase();
     if (raw === '' && p.words.length === 0) return;
-    let text = raw;
-    let confidence: number | null = null;
-    if (this.opts.mode === 'yes-no') {
-      const answer = classifyConsent(raw);
-      if (!answer) return;
-      text = answer;
-    } else if (p.confidences.length > 0) {
-      confidence = p.confidences.reduce((a, b) => a + b, 0) / p.confidences.length;
-    }
+    const meant = this.interpret(raw);
+    if (!meant) return;
+    // Grammar decoders' per-word posteriors are always 1.0: no confidence from them.
+    const confidence = this.opts.mode === 'transcript' && !meant.phrase && p.confidences.length > 0 ? p.confidences.reduce((a, b) => a + b, 0) / p.confidences.length : null;
     const first = p.words[0];
     const last = p.words[p.words.length - 1];
     const result: SttResult = {
-      text,
+      ...meant,
       isFinal: true,
       startMs: first?.startMs ?? 0,
       endMs: last?.endMs ?? 0,

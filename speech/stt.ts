@@ -22,6 +22,8 @@ export interface SttResult {
   /** 0..1, or null when the provider gives none. */
   confidence: number | null;
   words: SttWord[];
+  /** One of the session's `phrases`, when this result is that phrase being said. */
+  phrase?: string;
 }
 
 /**
@@ -36,6 +38,12 @@ export interface SttSessionOptions {
   mode: SttMode;
   /** BCP-47, default en-US. */
   language?: string;
+  /**
+   * `transcript` mode: commands the caller may say that must not be missed ("stop recording"). A final result in
+   * which one was said carries it in `phrase` (a provider whose open vocabulary misses short commands listens for
+   * them with a grammar beside it, and reports them as results of their own).
+   */
+  phrases?: readonly string[];
 }
 
 export type SttSessionEvents = {

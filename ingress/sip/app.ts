@@ -251,12 +251,16 @@ export class SipApp implements UasHandler {
     return candidates.find((c) => numbers.findOne({ number: c })) ?? candidates[0] ?? v.req.uri;
   }
 
-  /** Our address as the peer should see it (SDP, Contact, Via). */
+  /**
+   * Our address as the peer should see it (SDP, Contact, Via): the bound address; bound to a wildcard,
+   * SWITCHBOARD_SIP_ADVERTISE for every peer (a proxy on this host relays our SDP to phones elsewhere, so a
+   * loopback peer is no exception), else 127.0.0.1 for a loopback peer, else the first external IPv4 address.
+   */
   localAddress(peer: Peer): string {
     const bound = this.uas.transport.host;
     if (bound !== '0.0.0.0' && bound !== '::') return bound;
-    if (peer.address === '127.0.0.1' || peer.address === '::1' || peer.address.startsWith('::ffff:127.')) return '127.0.0.1';
     if (this.deps.advertise) return this.deps.advertise;
+    if (peer.address === '127.0.0.1' || peer.address === '::1' || peer.address.startsWith('::ffff:127.')) return '127.0.0.1';
     for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
     return '127.0.0.1';
   }

@@ -41,10 +41,24 @@ export interface TestGatewayOptions {
   env?: Record<string, string>;
 }
 
-/** The environment of a gateway on 127.0.0.1:`port` over `dataDir` (tests and benches). */
+/**
+ * Inherited variables a test gateway never takes from the shell running the tests: a developer's
+ * DEEPGRAM_API_KEY would otherwise turn `SWITCHBOARD_STT=auto` into Deepgram and send test audio to the cloud.
+ * A test that wants them passes them in `opts.env`.
+ */
+const NOT_INHERITED = ['DEEPGRAM_API_KEY', 'DEEPGRAM_URL', 'SWITCHBOARD_STT', 'SWITCHBOARD_TTS'] as const;
+
+/**
+ * The environment of a gateway on 127.0.0.1:`port` over `dataDir` (tests and benches). Speech is explicit:
+ * the local engines (`SWITCHBOARD_STT=pocketsphinx`, `SWITCHBOARD_TTS=espeak`) unless `opts.env` names others.
+ */
 export function gatewayEnv(opts: TestGatewayOptions, port: number, dataDir: string): NodeJS.ProcessEnv {
+  const inherited: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of NOT_INHERITED) delete inherited[name];
   const env: NodeJS.ProcessEnv = {
-    ...process.env,
+    ...inherited,
+    SWITCHBOARD_STT: 'pocketsphinx',
+    SWITCHBOARD_TTS: 'espeak',
     SWITCHBOARD_HTTP_PORT: String(port),
     SWITCHBOARD_HOST: '127.0.0.1',
     SWITCHBOARD_PUBLIC_URL: `http://127.0.0.1:${port}`,
