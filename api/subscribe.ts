@@ -33,6 +33,7 @@ import type { Filter } from '../store/index.ts';
 import { presentedToken, resolveToken, type Principal } from './auth/principal.ts';
 import type { ApiContext } from './context.ts';
 import { refuseUpgrade, type HttpServer } from './server.ts';
+import { guardMessages } from './ws-guard.ts';
 
 /** Which permission each subscribable table needs. */
 export const SUBSCRIBABLE: Readonly<Record<string, Permission>> = {
@@ -116,10 +117,11 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
 
   /** The filter a subscription runs with, or why it is refused. */
   function scope(access: Access, table: string, filter: Filter): { ok: true; filter: Filter } | { ok: false; code: string; message: string } {
-    const permission = SUBSCRIBABLE[table];
+    // Own keys only: a table named `constructor` must not find Object.prototype's members.
+    const permission = Object.hasOwn(SUBSCRIBABLE, table) ? SUBSCRIBABLE[table] : undefined;
     if (!permission) return { ok: false, code: 'unknown_table', message: `no subscribable table ${table}` };
     if (access.grant) {
-      const forced = access.grant.tables[table];
+      const forced = Object.hasOwn(access.grant.tables, table) ? access.grant.tables[table] : undefined;
       if (!forced) return { ok: false, code: 'forbidden', message: `this session may not read ${table}` };
       return { ok: true, filter: { ...filter, ...forced } };
     }
@@ -160,7 +162,8 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     }
     ws.on('close', cleanup);
     ws.on('error', cleanup);
-    ws.on('message', (data, isBinary) => {
+    const failed = (err: unknown): void => ctx.logger.error({ err }, 'subscription message handler failed: socket closed (1011)');
+    ws.on('message', guardMessages(ws, failed, (data, isBinary) => {
       let raw: unknown;
       try {
         raw = isBinary ? undefined : JSON.parse(data.toString());
@@ -199,7 +202,7 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       const audit = access.grant?.audit;
       if (!audit || SUBSCRIBABLE[msg.table] !== 'content:read') return start();
       audit(msg.table).then(start, (err: unknown) => send({ type: 'error', id: msg.id, code: 'forbidden', message: (err as Error).message }));
-    });
+    }));
   }
 
   return {

@@ -19,6 +19,7 @@ import twilio from 'twilio';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
+import { guardMessages, rawText } from '../../api/ws-guard.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
 import { routeInbound } from '../../bridge/inbound.ts';
@@ -157,8 +158,8 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
   /** Waits for `connected` + `start`, checks the one-time token, then hands a TwilioLeg to the call manager. */
   const acceptStream = (ws: WebSocket): void => {
     const timer = setTimeout(() => ws.close(1008, 'no start message'), START_TIMEOUT_MS);
-    const onMessage = (data: Buffer, isBinary: boolean): void => {
-      const parsed = isBinary ? { ok: false as const, error: 'binary frame' } : parseInbound(data.toString());
+    const onMessage = guardMessages(ws, (err) => log.error({ err }, 'media socket message handler failed: socket closed (1011)'), (data, isBinary) => {
+      const parsed = isBinary ? { ok: false as const, error: 'binary frame' } : parseInbound(rawText(data));
       if (!parsed.ok) return void log.warn({ error: parsed.error }, 'malformed message before start');
       const msg = parsed.msg;
       if (msg.event === 'connected') return;
@@ -174,7 +175,7 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
       deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
         log.warn({ err, call: grant.callId }, 'media attach refused');
       });
-    };
+    });
     ws.on('message', onMessage);
     ws.on('close', () => clearTimeout(timer));
   };

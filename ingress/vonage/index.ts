@@ -19,6 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
+import { guardMessages, rawText } from '../../api/ws-guard.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
 import { routeInbound, type InboundDecision } from '../../bridge/inbound.ts';
@@ -205,9 +206,9 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
   /** Waits for `websocket:connected`, checks its content-type and one-time token, then hands a VonageLeg over. */
   const acceptStream = (ws: WebSocket): void => {
     const timer = setTimeout(() => ws.close(1008, 'no websocket:connected'), START_TIMEOUT_MS);
-    const onMessage = (data: Buffer, isBinary: boolean): void => {
+    const onMessage = guardMessages(ws, (err) => log.error({ err }, 'media socket message handler failed: socket closed (1011)'), (data, isBinary) => {
       if (isBinary) return void log.warn('audio before websocket:connected ignored');
-      const parsed = parseText(data.toString('utf8'));
+      const parsed = parseText(rawText(data));
       if (!parsed.ok) return void log.warn({ error: parsed.error }, 'malformed message before websocket:connected');
       const msg = parsed.msg;
       if (msg.event !== 'websocket:connected') return void log.warn({ event: msg.event }, 'message before websocket:connected ignored');
@@ -228,7 +229,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
         log.warn({ err, call: grant.callId }, 'media attach refused');
       });
-    };
+    });
     ws.on('message', onMessage);
     ws.on('close', () => clearTimeout(timer));
   };
