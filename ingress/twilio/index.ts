@@ -11,6 +11,18 @@
  * When the stream drops (this node killed, network), Twilio executes the
  * <Redirect>: the webhook lands again, the call goes `resuming`, and a fresh
  * stream carries it on.
+ *
+ * Replays. Twilio's signature covers the URL and the parameters only: no
+ * timestamp, no nonce, so a captured signed `/twilio/voice` can be re-sent
+ * forever. Twilio only runs the <Redirect> once the stream has ended, so a
+ * webhook for a call whose stream is live here is not from Twilio's flow: it
+ * gets `<Pause length="1"/><Redirect>` back to this webhook — no token,
+ * nothing written. (Twilio itself lands there only when its request overtook
+ * the old socket's close; a second later the stream is gone and the resume
+ * proceeds.) A stream token is single-use, the only one outstanding for its
+ * call (a retry within seconds gets the same one), and valid only for a
+ * `start` naming the same CallSid; a `start` for a call whose media is live is
+ * refused (1008) instead of superseding the caller's stream.
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -88,8 +100,16 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     const parsed = VoiceParams.safeParse(params);
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const p = parsed.data;
-    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission);
     const response = new twilio.twiml.VoiceResponse();
+    const known = deps.store.read(null).calls.findOne({ provider: 'twilio', provider_call_id: p.CallSid });
+    if (known && known.state !== 'ended' && deps.calls.mediaLive(known.id)) {
+      log.warn({ callSid: p.CallSid, call: known.id, ip: req.ip }, 'voice webhook for a call whose stream is live: no stream token (a replay, or ahead of the old stream\'s close)');
+      response.pause({ length: 1 });
+      response.redirect({ method: 'POST' }, httpUrl('/twilio/voice'));
+      return twiml(reply, response.toString());
+    }
+    if (known) deps.calls.detachLost(known.id, 'media silent: Twilio asked to resume the call');
+    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission);
     if (decision.kind === 'rejected') {
       log.info({ callSid: p.CallSid, to: p.To }, 'call rejected: unknown number');
       response.reject({ reason: 'rejected' });
@@ -170,6 +190,11 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
       if (!grant || grant.providerCallId !== msg.start.callSid) {
         log.warn({ callSid: msg.start.callSid }, 'media stream with an invalid or used token refused');
         return ws.close(1008, 'invalid stream token');
+      }
+      if (deps.calls.mediaLive(grant.callId)) {
+        // The caller's stream is flowing: a second one must not take the call over.
+        log.warn({ callSid: msg.start.callSid, call: grant.callId }, 'second media stream for a call whose stream is live refused');
+        return ws.close(1008, 'call already has a live stream');
       }
       const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1));
       deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
