@@ -202,6 +202,9 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
       });
     });
     ws.on('message', onMessage);
+    // A protocol error (an oversized frame: 1009, bad UTF-8: 1007) is emitted as 'error' and ws closes the socket
+    // itself; without a listener the 'error' would be thrown and end the process.
+    ws.on('error', (err) => log.warn({ err: err.message }, 'media socket error before start: socket closed'));
     ws.on('close', () => clearTimeout(timer));
   };
 
