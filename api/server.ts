@@ -62,7 +62,15 @@ export class HttpServer {
       void reply.code(status).send(apiError(code, status >= 500 ? 'internal error' : err.message));
     });
     this.app.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      // An exception here would be thrown from the server's 'upgrade' event and end the process: a request
+      // target that is no URL path (`GET //`) makes `new URL` throw, so it is refused before anything else.
+      let path: string;
+      try {
+        path = new URL(req.url ?? '/', 'http://x').pathname;
+      } catch {
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
       const handler = this.upgrades.get(path);
       if (!handler) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

@@ -6,6 +6,7 @@
  * the process).
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, test } from 'node:test';
 import twilio from 'twilio';
 import WebSocket from 'ws';
@@ -44,5 +45,26 @@ test('an oversized frame or a text frame that is not UTF-8 before the stream sta
     assert.equal(await closeCodeAfter(url, headers(), notUtf8, false), 1007, `${url}: invalid UTF-8`);
   }
   const res = await fetch(`${gw.publicUrl}/healthz`, { signal: AbortSignal.timeout(10_000) });
+  assert.equal(res.status, 200, 'the gateway still serves');
+});
+
+test('a WebSocket upgrade whose request target is no URL path (GET //) is refused with 400; the gateway keeps serving', { timeout: 60_000 }, async () => {
+  const g = await startTestGateway();
+  after(() => g.stop());
+  const { port } = new URL(g.publicUrl);
+  for (const target of ['//', '//%', '//a:b@', '//[']) {
+    const status = await new Promise<string>((resolve) => {
+      const s = net.connect(Number(port), '127.0.0.1', () =>
+        s.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`),
+      );
+      let got = '';
+      s.on('data', (d) => (got += String(d)));
+      s.on('error', () => undefined);
+      s.setTimeout(10_000, () => s.destroy());
+      s.on('close', () => resolve(got.split('\r\n')[0] ?? ''));
+    });
+    assert.equal(status, 'HTTP/1.1 400 Bad Request', target);
+  }
+  const res = await fetch(`${g.publicUrl}/healthz`, { signal: AbortSignal.timeout(10_000) });
   assert.equal(res.status, 200, 'the gateway still serves');
 });
