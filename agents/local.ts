@@ -29,7 +29,7 @@ export class LocalAgent implements Agent {
   }
 
   async runTool(name: string, args: Json, ctx: ToolContext): Promise<Json> {
-    const tool = this.def.tools?.[name];
+    const tool = this.def.tools && Object.hasOwn(this.def.tools, name) ? this.def.tools[name] : undefined; // own keys only: `constructor` is no tool
     if (!tool) throw new Error(`agent ${this.name} has no tool ${name}`);
     if ('http' in tool) return runHttpTool(tool as HttpToolDefinition, args, ctx);
     return (tool as ToolDefinition).run(args, ctx);

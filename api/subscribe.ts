@@ -48,6 +48,7 @@ import { presentedToken, resolveToken, SESSION_COOKIE, type Principal } from './
 import type { ApiContext } from './context.ts';
 import { isSameOrigin } from './request-guard.ts';
 import { refuseUpgrade, type HttpServer } from './server.ts';
+import { guardMessages } from './ws-guard.ts';
 
 /** Which permission each subscribable table needs. */
 export const SUBSCRIBABLE: Readonly<Record<string, Permission>> = {
@@ -189,7 +190,9 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     };
     ws.on('close', end);
     ws.on('error', end);
-    ws.on('message', (data, isBinary) => {
+    // Guarded: an exception in handling one message closes this socket (1011), never the process (api/ws-guard.ts).
+    const failed = (err: unknown): void => ctx.logger.error({ err }, 'subscription message handler failed: socket closed (1011)');
+    ws.on('message', guardMessages(ws, failed, (data, isBinary) => {
       let raw: unknown;
       try {
         raw = isBinary ? undefined : JSON.parse(data.toString());
@@ -210,7 +213,7 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       }
       if (!session) return ws.close(4401, 'send {"type":"auth","token":...} first');
       session.handle(raw);
-    });
+    }));
   }
 
   /** The subscriptions of an authenticated socket: `handle` takes each parsed client message, `close` ends them. */

@@ -3,9 +3,17 @@
  * connection for a call that still has one (a resume racing the old socket's
  * close) supersedes the old. `close()` detaches every session once, leaving
  * the calls in `resuming` so providers can bring them back to a live node.
+ *
+ * `mediaLive()` tells an ingress whether a call's media is flowing here now: a
+ * provider's resume request for such a call is not from the provider's flow
+ * (a replayed webhook, or a request racing the old socket's close), and a
+ * second media connection for it is refused rather than allowed to supersede.
  */
 import type { CallLeg } from '../media/call-leg.ts';
 import { CallSession, type CallRef, type SessionDeps } from './call-session.ts';
+
+/** Providers send a media frame every 20 ms, silence included: two seconds without one is a lost stream. */
+export const MEDIA_LIVE_WINDOW_MS = 2_000;
 
 export class CallManager {
   private readonly sessions = new Map<string, CallSession>();
@@ -29,6 +37,23 @@ export class CallManager {
 
   get(callId: string): CallSession | undefined {
     return this.sessions.get(callId);
+  }
+
+  /**
+   * True while the call has an open media connection on this node whose far end sent audio in the last
+   * `withinMs`. A session whose leg went quiet (half-open socket) does not count: its media is lost.
+   */
+  mediaLive(callId: string, withinMs = MEDIA_LIVE_WINDOW_MS): boolean {
+    const s = this.sessions.get(callId);
+    return s !== undefined && !s.isClosed && !s.leg.closed && s.leg.silentForMs < withinMs;
+  }
+
+  /**
+   * Before a resume is granted for a call whose media is not live: a session still attached here has gone
+   * quiet (a half-open socket) and is detached, so it cannot talk over the stream that replaces it.
+   */
+  detachLost(callId: string, reason: string): void {
+    if (!this.mediaLive(callId)) this.sessions.get(callId)?.detach(reason);
   }
 
   async attach(ref: CallRef, leg: CallLeg): Promise<CallSession> {

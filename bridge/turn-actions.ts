@@ -133,7 +133,8 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       // New, or requested but cut off by a crash: run it (an HTTP tool passes the request id as Idempotency-Key).
       let value: Json;
       try {
-        const configured = host.configTools?.[name];
+        const tools = host.configTools;
+        const configured = tools && Object.hasOwn(tools, name) ? tools[name] : undefined; // own keys only: `constructor` is no tool
         const toolCtx = { callId: host.callId, turn, requestId };
         value = configured ? await runHttpTool(configured, args, toolCtx) : await agent.runTool(name, args, toolCtx);
       } catch (err) {

@@ -8,6 +8,7 @@
  *
  *   ingress/<provider> ──► CallLeg ──► MediaPipeline ──► taps (VAD, recorder, STT) / agent bridge
  */
+import { performance } from 'node:perf_hooks';
 import { SafeEmitter } from './emitter.ts';
 import type { AudioFrame, SampleRate } from './frame.ts';
 
@@ -60,6 +61,8 @@ export interface LegDescription {
 export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
   private ended = false;
   private closeInfo: LegClose | null = null;
+  /** Monotonic time of the last inbound audio frame (or of the leg's creation). */
+  private heardAt = performance.now();
 
   abstract readonly description: LegDescription;
 
@@ -80,6 +83,15 @@ export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
 
   get closed(): boolean {
     return this.ended;
+  }
+
+  /**
+   * Milliseconds since the far end last sent audio (since the leg was created, before its first frame).
+   * Providers stream audio continuously, silence included: a leg that has gone quiet for seconds has lost
+   * its media even if its socket still looks open (a half-open connection).
+   */
+  get silentForMs(): number {
+    return performance.now() - this.heardAt;
   }
 
   /** How the leg closed (null while open): for a listener that subscribes after the fact. */
@@ -108,6 +120,7 @@ export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
   }
 
   protected fire<K extends keyof CallLegEvents>(event: K, ...args: CallLegEvents[K]): void {
+    if (event === 'audio') this.heardAt = performance.now();
     const errors = this.emit(event, ...args);
     if (errors) for (const err of errors) this.emit('warning', { code: 'listener_error', message: String(err) });
   }

@@ -36,7 +36,7 @@ const PROFILE_DEFAULTS: Record<Profile, { fsync: FsyncPolicy; cacheKiB: number }
 
 export function resolveDurability(env: { profile?: string; fsync?: string }): Durability {
   const profile = (env.profile ?? 'development') as Profile;
-  if (!(profile in PROFILE_DEFAULTS)) {
+  if (!Object.hasOwn(PROFILE_DEFAULTS, profile)) {
     throw new StoreError('invalid_command', `SWITCHBOARD_PROFILE must be one of ${Object.keys(PROFILE_DEFAULTS).join(', ')}; got ${profile}`);
   }
   const defaults = PROFILE_DEFAULTS[profile];

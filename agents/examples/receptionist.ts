@@ -23,6 +23,8 @@ type Step = 'name' | 'reason' | 'done';
 const GREETING = 'Hello, thank you for calling.';
 const MENU = 'Please press 1 for an appointment, or 2 for billing.';
 const REASONS: Record<string, string> = { '1': 'appointment', '2': 'billing' };
+/** Own keys only: keys pressed are looked up, and an object's inherited members are no menu entries. */
+const reasonFor = (digits: string): string | undefined => (Object.hasOwn(REASONS, digits) ? REASONS[digits] : undefined);
 
 function question(ctx: AgentContext): string {
   const step = ctx.state.get<string>('step');
@@ -71,7 +73,7 @@ async function fileRequest(ctx: AgentContext): Promise<void> {
 /** Offers the keypad menu (after two misses) and files with the chosen reason. */
 async function keypad(ctx: AgentContext): Promise<void> {
   const got = await ctx.gather({ prompt: `Let's use the keypad instead. ${MENU}`, dtmf: { maxDigits: 1 }, timeoutMs: 8000 });
-  const reason = got.kind === 'dtmf' ? REASONS[got.digits] : undefined;
+  const reason = got.kind === 'dtmf' ? reasonFor(got.digits) : undefined;
   if (!reason) await ctx.note(`keypad menu: ${got.kind === 'dtmf' ? `unexpected digits ${got.digits}` : got.kind}; filing a callback`);
   ctx.state.set('reason', reason ?? 'callback');
   await fileRequest(ctx);
@@ -135,7 +137,7 @@ export function makeReceptionist(toolUrl?: string) {
 
     async onDtmf(ctx, digit) {
       // Keys pressed outside a gather: accept the menu's digits while asking for the reason.
-      const reason = REASONS[digit];
+      const reason = reasonFor(digit);
       const step = ctx.state.get<string>('step');
       if (step === 'done') return;
       if (step !== 'reason' || !reason) {

@@ -103,7 +103,7 @@ function serve(port: MessagePort, bundlePath: string): void {
   async function tool(toolId: string, name: string, args: Json, ctx: ToolContext): Promise<void> {
     try {
       if (!def) throw new Error('the agent is not initialised');
-      const t = def.tools?.[name];
+      const t = def.tools && Object.hasOwn(def.tools, name) ? def.tools[name] : undefined; // own keys only: `constructor` is no tool
       if (!t) throw new Error(`agent ${agent.name} has no tool ${name}`);
       let value: unknown;
       if ('http' in t) {

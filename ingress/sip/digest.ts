@@ -37,7 +37,7 @@ export function parseDigest(value: string): Record<string, string> | null {
     const p = re.exec(s);
     if (!p) return null;
     const key = (p[1] as string).toLowerCase();
-    if (key in out) return null; // a repeated directive is ambiguous
+    if (Object.hasOwn(out, key)) return null; // a repeated directive is ambiguous
     out[key] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : (p[3] as string);
     s = s.slice(p[0].length);
   }

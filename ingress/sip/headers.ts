@@ -18,11 +18,12 @@ export const isToken = (s: string): boolean => TOKEN_RE.test(s);
 
 export function canonicalName(name: string): string {
   const lower = name.toLowerCase();
-  return COMPACT[lower] ?? lower;
+  // Own keys only: a header named `constructor` or `__proto__` must not find Object.prototype's members.
+  return Object.hasOwn(COMPACT, lower) ? (COMPACT[lower] as string) : lower;
 }
 
 export function prettyName(lower: string): string {
-  return PRETTY[lower] ?? lower.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
+  return Object.hasOwn(PRETTY, lower) ? (PRETTY[lower] as string) : lower.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 /** The ordered header fields of a message; names are stored canonical (full, lower-case). */

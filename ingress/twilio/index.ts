@@ -11,6 +11,18 @@
  * When the stream drops (this node killed, network), Twilio executes the
  * <Redirect>: the webhook lands again, the call goes `resuming`, and a fresh
  * stream carries it on.
+ *
+ * Replays. Twilio's signature covers the URL and the parameters only: no
+ * timestamp, no nonce, so a captured signed `/twilio/voice` can be re-sent
+ * forever. Twilio only runs the <Redirect> once the stream has ended, so a
+ * webhook for a call whose stream is live here is not from Twilio's flow: it
+ * gets `<Pause length="1"/><Redirect>` back to this webhook — no token,
+ * nothing written. (Twilio itself lands there only when its request overtook
+ * the old socket's close; a second later the stream is gone and the resume
+ * proceeds.) A stream token is single-use, the only one outstanding for its
+ * call (a retry within seconds gets the same one), and valid only for a
+ * `start` naming the same CallSid; a `start` for a call whose media is live is
+ * refused (1008) instead of superseding the caller's stream.
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -19,6 +31,7 @@ import twilio from 'twilio';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
+import { guardMessages, rawText } from '../../api/ws-guard.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
 import type { RefusalLog } from '../../bridge/refusals.ts';
@@ -90,8 +103,16 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     const parsed = VoiceParams.safeParse(params);
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const p = parsed.data;
-    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission, deps.refusals);
     const response = new twilio.twiml.VoiceResponse();
+    const known = deps.store.read(null).calls.findOne({ provider: 'twilio', provider_call_id: p.CallSid });
+    if (known && known.state !== 'ended' && deps.calls.mediaLive(known.id)) {
+      log.warn({ callSid: p.CallSid, call: known.id, ip: req.ip }, 'voice webhook for a call whose stream is live: no stream token (a replay, or ahead of the old stream\'s close)');
+      response.pause({ length: 1 });
+      response.redirect({ method: 'POST' }, httpUrl('/twilio/voice'));
+      return twiml(reply, response.toString());
+    }
+    if (known) deps.calls.detachLost(known.id, 'media silent: Twilio asked to resume the call');
+    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission, deps.refusals);
     if (decision.kind === 'rejected') {
       log.info({ callSid: p.CallSid, to: p.To }, 'call rejected: unknown number');
       response.reject({ reason: 'rejected' });
@@ -160,8 +181,8 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
   /** Waits for `connected` + `start`, checks the one-time token, then hands a TwilioLeg to the call manager. */
   const acceptStream = (ws: WebSocket): void => {
     const timer = setTimeout(() => ws.close(1008, 'no start message'), START_TIMEOUT_MS);
-    const onMessage = (data: Buffer, isBinary: boolean): void => {
-      const parsed = isBinary ? { ok: false as const, error: 'binary frame' } : parseInbound(data.toString());
+    const onMessage = guardMessages(ws, (err) => log.error({ err }, 'media socket message handler failed: socket closed (1011)'), (data, isBinary) => {
+      const parsed = isBinary ? { ok: false as const, error: 'binary frame' } : parseInbound(rawText(data));
       if (!parsed.ok) return void log.warn({ error: parsed.error }, 'malformed message before start');
       const msg = parsed.msg;
       if (msg.event === 'connected') return;
@@ -173,12 +194,20 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
         log.warn({ callSid: msg.start.callSid }, 'media stream with an invalid or used token refused');
         return ws.close(1008, 'invalid stream token');
       }
+      if (deps.calls.mediaLive(grant.callId)) {
+        // The caller's stream is flowing: a second one must not take the call over.
+        log.warn({ callSid: msg.start.callSid, call: grant.callId }, 'second media stream for a call whose stream is live refused');
+        return ws.close(1008, 'call already has a live stream');
+      }
       const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1));
       deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
         log.warn({ err, call: grant.callId }, 'media attach refused');
       });
-    };
+    });
     ws.on('message', onMessage);
+    // A protocol error (an oversized frame: 1009, bad UTF-8: 1007) is emitted as 'error' and ws closes the socket
+    // itself; without a listener the 'error' would be thrown and end the process.
+    ws.on('error', (err) => log.warn({ err: err.message }, 'media socket error before start: socket closed'));
     ws.on('close', () => clearTimeout(timer));
   };
 

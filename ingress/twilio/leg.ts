@@ -9,6 +9,7 @@
  * out-of-order messages are dropped and reported as warnings.
  */
 import type WebSocket from 'ws';
+import { guardMessages } from '../../api/ws-guard.ts';
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
 import { muLawDecode, muLawEncode } from '../../media/g711.ts';
 import { outbound, parseInbound, type InboundMessage } from './messages.ts';
@@ -61,7 +62,9 @@ export class TwilioLeg extends CallLeg {
       resume: { callSid, streamSid },
       transfer: 'redirect',
     };
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    // A handler that throws closes this socket (1011) and is reported once: it never ends the process.
+    const failed = (err: unknown): void => this.warn('internal_error', `message handler failed: ${err instanceof Error ? err.message : String(err)}`);
+    ws.on('message', guardMessages(ws, failed, (data, isBinary) => this.onMessage(data, isBinary)));
     ws.on('close', (code) => this.remoteClosed(`socket closed (${code})`, false));
     ws.on('error', (err) => this.fire('warning', { code: 'socket_error', message: err.message }));
   }

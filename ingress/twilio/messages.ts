@@ -70,14 +70,15 @@ export type InboundMessage =
   | z.infer<typeof StopMsg>
   | { event: 'unknown'; name: string };
 
-const SCHEMAS: Record<string, z.ZodType> = {
-  connected: ConnectedMsg,
-  start: StartMsg,
-  media: MediaMsg,
-  dtmf: DtmfMsg,
-  mark: MarkMsg,
-  stop: StopMsg,
-};
+/** By event name. A Map, not an object: a wire string such as "constructor" must not find Object.prototype's members. */
+const SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
+  ['connected', ConnectedMsg],
+  ['start', StartMsg],
+  ['media', MediaMsg],
+  ['dtmf', DtmfMsg],
+  ['mark', MarkMsg],
+  ['stop', StopMsg],
+]);
 
 export type ParseResult = { ok: true; msg: InboundMessage } | { ok: false; error: string };
 
@@ -97,7 +98,7 @@ export function parseInbound(text: string): ParseResult {
     const fast = plainMedia(raw as Record<string, unknown>);
     if (fast) return { ok: true, msg: fast };
   }
-  const schema = SCHEMAS[event];
+  const schema = SCHEMAS.get(event);
   if (!schema) return { ok: true, msg: { event: 'unknown', name: event.slice(0, 64) } };
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {

@@ -8,6 +8,10 @@
  *   POST     /vonage/event  ─► caller leg final status ─► call_ended (idempotent, out-of-order safe)
  *                           ─► media leg `disconnected` of a live call ─► a fresh NCCO connect: the call resumes
  *
+ * A `disconnected` event resumes only a call whose media is lost here (it may
+ * overtake the socket's close: it waits a moment for it), and a media socket
+ * for a call whose socket is live is refused (1008) rather than superseding it.
+ *
  * Every webhook's JWT is checked against the raw body (payload_hash), so the
  * routes live in their own fastify scope whose body parser keeps the bytes.
  * An accepted JWT's `jti` is then claimed through the store (WebhookNonces):
@@ -19,6 +23,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
+import { guardMessages, rawText } from '../../api/ws-guard.ts';
 import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
 import type { RefusalLog } from '../../bridge/refusals.ts';
@@ -54,6 +59,8 @@ export interface VonageDeps {
 
 const START_TIMEOUT_MS = 10_000;
 const BODY_LIMIT = 64 * 1024;
+/** How long a `disconnected` event waits for the media socket's close it may have overtaken. */
+const RACE_MS = 2_500;
 
 export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: ReplayCache } {
   const log = deps.logger.child({ ingress: 'vonage' });
@@ -122,6 +129,15 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
     }
   };
 
+  /** Resolves true once the call has no live media on this node, false if it still has after `RACE_MS`. */
+  const mediaLost = async (callId: string): Promise<boolean> => {
+    for (let waited = 0; deps.calls.mediaLive(callId); waited += 50) {
+      if (waited >= RACE_MS) return false;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return true;
+  };
+
   /** Answers to `disconnected` already given, per media leg uuid: a retried event gets the same NCCO. */
   const resumeAnswers = new Map<string, { at: number; actions: NccoAction[] }>();
   const rememberAnswer = (legUuid: string, actions: NccoAction[]): void => {
@@ -182,6 +198,13 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       // Synchronous: the media socket dropped (this node died, network, our own close). Vonage runs what we answer.
       const again = resumeAnswers.get(e.uuid);
       if (again) return ncco(reply, again.actions);
+      // A resume only for lost media: Vonage's event can overtake the socket's close by a moment, so wait for it;
+      // if the call's media still flows here, the event is about another socket and changes nothing.
+      if (!(await mediaLost(call.id))) {
+        log.warn({ uuid: e.uuid, call: call.id }, 'disconnected event for a call whose media socket is live: no resume');
+        return reply.code(204).send();
+      }
+      deps.calls.detachLost(call.id, 'media silent: Vonage reported the socket disconnected');
       const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event', deps.admission, deps.refusals);
       const actions = nccoFor(decision, call.provider_call_id, e.conversation_uuid ?? null, call.to_uri);
       rememberAnswer(e.uuid, actions);
@@ -208,9 +231,9 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
   /** Waits for `websocket:connected`, checks its content-type and one-time token, then hands a VonageLeg over. */
   const acceptStream = (ws: WebSocket): void => {
     const timer = setTimeout(() => ws.close(1008, 'no websocket:connected'), START_TIMEOUT_MS);
-    const onMessage = (data: Buffer, isBinary: boolean): void => {
+    const onMessage = guardMessages(ws, (err) => log.error({ err }, 'media socket message handler failed: socket closed (1011)'), (data, isBinary) => {
       if (isBinary) return void log.warn('audio before websocket:connected ignored');
-      const parsed = parseText(data.toString('utf8'));
+      const parsed = parseText(rawText(data));
       if (!parsed.ok) return void log.warn({ error: parsed.error }, 'malformed message before websocket:connected');
       const msg = parsed.msg;
       if (msg.event !== 'websocket:connected') return void log.warn({ event: msg.event }, 'message before websocket:connected ignored');
@@ -226,13 +249,21 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
         log.warn({ contentType: msg['content-type'] }, 'media socket with an unsupported content-type refused');
         return ws.close(1003, 'unsupported content-type');
       }
+      if (deps.calls.mediaLive(grant.callId)) {
+        // The caller's socket is flowing: a second one must not take the call over.
+        log.warn({ call: grant.callId }, 'second media socket for a call whose socket is live refused');
+        return ws.close(1008, 'call already has a live media socket');
+      }
       const conversationUuid = conversations.conversationOf(grant.providerCallId);
       const leg = new VonageLeg(ws, { rate: legRate, session: conversationUuid ?? randomUUID(), callUuid: grant.providerCallId, conversationUuid });
       deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
         log.warn({ err, call: grant.callId }, 'media attach refused');
       });
-    };
+    });
     ws.on('message', onMessage);
+    // A protocol error (an oversized frame: 1009, bad UTF-8: 1007) is emitted as 'error' and ws closes the socket
+    // itself; without a listener the 'error' would be thrown and end the process.
+    ws.on('error', (err) => log.warn({ err: err.message }, 'media socket error before websocket:connected: socket closed'));
     ws.on('close', () => clearTimeout(timer));
   };
 

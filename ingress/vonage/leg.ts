@@ -15,6 +15,7 @@
  * malformed or unknown text message is dropped and reported as a warning.
  */
 import type WebSocket from 'ws';
+import { guardMessages } from '../../api/ws-guard.ts';
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
 import { outbound, parseText, type InboundText } from './messages.ts';
 
@@ -65,7 +66,9 @@ export class VonageLeg extends CallLeg {
       resume: { uuid: info.callUuid, conversation_uuid: info.conversationUuid },
       transfer: 'redirect',
     };
-    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    // A handler that throws closes this socket (1011) and is reported once: it never ends the process.
+    const failed = (err: unknown): void => this.warn('internal_error', `message handler failed: ${err instanceof Error ? err.message : String(err)}`);
+    ws.on('message', guardMessages(ws, failed, (data, isBinary) => this.onMessage(data, isBinary)));
     ws.on('close', (code) => this.remoteClosed(`socket closed (${code})`, false));
     ws.on('error', (err) => this.fire('warning', { code: 'socket_error', message: err.message }));
   }

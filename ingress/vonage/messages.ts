@@ -91,13 +91,14 @@ export type InboundText =
   | (z.infer<typeof ErrorMsg> & { event: 'websocket:error' })
   | { event: 'unknown'; name: string };
 
-const SCHEMAS: Record<string, z.ZodType> = {
-  'websocket:connected': ConnectedMsg,
-  'websocket:dtmf': DtmfMsg,
-  'websocket:cleared': ClearedMsg,
-  'websocket:notify': NotifyMsg,
-  'websocket:error': ErrorMsg,
-};
+/** By event name. A Map, not an object: a wire string such as "constructor" must not find Object.prototype's members. */
+const SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
+  ['websocket:connected', ConnectedMsg],
+  ['websocket:dtmf', DtmfMsg],
+  ['websocket:cleared', ClearedMsg],
+  ['websocket:notify', NotifyMsg],
+  ['websocket:error', ErrorMsg],
+]);
 
 /** Text frames larger than this are not Vonage control messages. */
 export const MAX_TEXT_CHARS = 16 * 1024;
@@ -117,7 +118,7 @@ export function parseText(text: string): ParseResult {
     return { ok: false, error: 'no "event" field' };
   }
   const event = (raw as { event: string }).event;
-  const schema = SCHEMAS[event];
+  const schema = SCHEMAS.get(event);
   if (!schema) return { ok: true, msg: { event: 'unknown', name: event.slice(0, 64) } };
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
