@@ -48,9 +48,12 @@ program
   .description('run the gateway (configuration from SWITCHBOARD_* environment variables)')
   .action(async () => {
     const config = loadConfig();
-    const [{ startGateway }, { createLogger }] = await Promise.all([import('./gateway.ts'), import('./logger.ts')]);
+    const [{ startGateway }, { createLogger }, { announce }] = await Promise.all([import('./gateway.ts'), import('./logger.ts'), import('./banner.ts')]);
     const logger = createLogger(config.logLevel);
     const gateway = await startGateway(config, logger);
+    // After the start-up log lines are out, so the banner is the last thing on the terminal.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    announce({ baseUrl: gateway.urls.http, dataDir: config.dataDir, admin: gateway.admin }, logger);
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
       gateway.stop().then(
