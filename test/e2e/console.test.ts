@@ -5,7 +5,8 @@
  * search, a call's detail with a purpose asked first, the recording in an
  * <audio> element, the transcript, a legal hold, the evidence pack, the access
  * log — checked both on screen and in the store. Also: a wrong password shows
- * the server's message, and an auditor gets no hold button.
+ * the server's message, an auditor gets no hold button, and the admin token
+ * signs in through "Sign in with an API token".
  *
  * Chromium is Debian's `chromium` (scripts/ensure-deps.sh installs it);
  * SWITCHBOARD_CHROMIUM overrides its path.
@@ -20,7 +21,8 @@ import { loadOrCreateMasterKey } from '../../recording/crypto.ts';
 import { api } from '../helpers/api.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium.ts';
 import { finishedCall, type FinishedCall } from '../helpers/call-fixture.ts';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
+import { BOOTSTRAP_EMAIL } from '../../api/auth/bootstrap.ts';
 import { resultOf } from '../helpers/store.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -247,5 +249,24 @@ test('a wrong password shows the server message; an auditor reads content but ge
   await page.getByRole('link', { name: 'Download evidence pack' }).waitFor();
   const logged = gw.store.read('default').access_log.find({ user_id: users.auditor.id });
   assert.ok(logged.length >= 2 && logged.every((r) => r.reason === 'Quarterly audit sample Q4'));
+  assert.deepEqual(problems, []);
+});
+
+test('"Sign in with an API token": a wrong token is refused on the form, the admin token opens the console', { timeout: 60_000 }, async () => {
+  const { page, problems } = await openConsole();
+  await page.getByText('Sign in with an API token').click();
+  const field = page.getByLabel('API token');
+  await field.fill('sbk_not-a-real-token-0123456789abcdefgh');
+  await page.getByRole('button', { name: 'Sign in with token' }).click();
+  await page.locator('#signin-token-error', { hasText: 'That token is not valid' }).waitFor();
+  assert.equal(await page.locator('#app').isVisible(), false);
+
+  await field.fill(ADMIN_TOKEN);
+  await page.getByRole('button', { name: 'Sign in with token' }).click();
+  await page.locator('#who', { hasText: `${BOOTSTRAP_EMAIL} (admin` }).waitFor();
+  await page.locator('#calls-body tr').nth(1).waitFor();
+  assert.equal(await field.inputValue(), '', 'the page keeps no copy of the token');
+  const cookies = await page.context().cookies();
+  assert.ok(cookies.some((c) => c.name === 'sb_session' && c.httpOnly && c.value !== ADMIN_TOKEN), 'an HttpOnly session of its own');
   assert.deepEqual(problems, []);
 });
