@@ -49,7 +49,12 @@ export async function startProcess(
   const ready = opts.ready ?? (opts.tty ? /Switchboard is running[\s\S]*(?:Bearer <the token>\.|start again\.|API token"\.)\r?\n/ : /switchboard listening/);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${ready} within the bound:\n${out}\n${err}`)), opts.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => {
+      // Never leave a gateway behind a failed wait: it would hold its ports and keep the test file alive.
+      if (opts.tty && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      else child.kill('SIGKILL');
+      reject(new Error(`no ${ready} within the bound:\n${out}\n${err}`));
+    }, opts.timeoutMs ?? 60_000);
     const check = (): void => {
       if (ready.test(out)) {
         clearTimeout(timer);

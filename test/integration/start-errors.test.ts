@@ -71,7 +71,7 @@ async function holdUdp(port: number): Promise<dgram.Socket> {
 
 /** A first start (no SWITCHBOARD_ADMIN_TOKEN) that is expected to fail: its exit code and everything it printed. */
 function failedFirstStart(env: NodeJS.ProcessEnv): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [BIN, 'start'], { env, encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [BIN, 'start'], { env, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
