@@ -1,6 +1,9 @@
 /**
  * Composition root: opens the store, mounts every HTTP surface, listens, and
- * shuts everything down in reverse order exactly once.
+ * shuts everything down in reverse order exactly once. The bootstrap admin's
+ * token is made only after HTTP, SIP and the RTP range listen (a start that
+ * fails on a port loses no token); a listen failure is one line naming its
+ * variable (cli/listen-errors.ts). The CLI shows the token (cli/banner.ts).
  */
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
