@@ -1,6 +1,6 @@
 /**
  * Mounts the control plane and compliance API (CONTRACT "Compliance and control API"), the console and the softphone
- * page. The `/v1` routes live in one encapsulated scope behind the cross-site request guard (`request-guard.ts`):
+ * page; `GET /` redirects to the softphone. The `/v1` routes live in one encapsulated scope behind the cross-site request guard (`request-guard.ts`):
  * JSON bodies only, and cookie-authenticated state changes only from the gateway's own origin.
  */
 import { mountConsole } from './console.ts';
@@ -27,4 +27,6 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
   });
   mountConsole(http.app);
   await mountPhone(http.app);
+  // A newcomer opens the bare address first: send them to the softphone (which links the console).
+  http.app.get('/', async (_req, reply) => reply.redirect('/phone', 302));
 }

@@ -1,6 +1,7 @@
 /**
  * The commands that talk to a running gateway through its HTTP API
- * (`users add|list`, `numbers list`, `agents`, `logs`, `login`), and the API
+ * (`users add|list`, `numbers list`, `agents`, `logs`, `login`; `users token`
+ * is the offline exception, cli/users-token.ts), and the API
  * halves of `calls`, `call` and `numbers add`, which otherwise read a stopped
  * gateway's data dir (cli/main.ts decides with `viaApi`).
  *
@@ -23,6 +24,7 @@ import {
   UsageError,
   type RemoteFlags,
 } from './remote.ts';
+import { mintTokenOffline, type UsersTokenOptions } from './users-token.ts';
 
 const flags = (cmd: Command): RemoteFlags => cmd.optsWithGlobals<RemoteFlags>();
 
@@ -179,7 +181,7 @@ export async function dialViaApi(cmd: Command, opts: DialOptions): Promise<void>
 
 /** Adds `users add|list`, `numbers list` (under `numbers`), `agents`, `logs` and `login`. */
 export function registerApiCommands(program: Command, numbers: Command): void {
-  const users = program.command('users').description('users of your tenant (needs a running gateway)');
+  const users = program.command('users').description('users of your tenant (add and list need a running gateway; token works on a stopped one)');
   users
     .command('add <email>')
     .description('create a user; without --password-stdin the user can only use API tokens')
@@ -191,6 +193,19 @@ export function registerApiCommands(program: Command, numbers: Command): void {
       const password = opts.passwordStdin ? await readSecret('password: ') : undefined;
       const u = await client.addUser({ email, role: opts.role, ...(password === undefined ? {} : { password }) });
       print(opts.json ? pretty(u) : `created user ${u.email} (${u.role}); id ${u.id}${password === undefined ? '; no password: sign-in only with API tokens' : ''}`);
+    });
+  users
+    .command('token <email>')
+    .description("mint a new API token for a user on a STOPPED gateway's data dir (offline; the way back in when the admin token is lost); prints it once")
+    .option('--data-dir <dir>', 'data directory (default SWITCHBOARD_DATA_DIR or ./data)')
+    .option('--tenant <tenant>', 'the tenant, when the e-mail is a user in several')
+    .option('--name <name>', 'the token name', 'cli-recovery')
+    .option('--json', 'print token, token id and user as JSON')
+    .action(async (email: string, opts: UsersTokenOptions, cmd: Command) => {
+      if (cmd.optsWithGlobals<RemoteFlags>().url !== undefined) {
+        throw new UsageError('users token works offline on a stopped gateway\'s data dir (--data-dir); with a running gateway an admin issues tokens with POST /v1/tokens');
+      }
+      await mintTokenOffline(email, opts);
     });
   users
     .command('list')

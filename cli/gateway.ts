@@ -1,13 +1,16 @@
 /**
  * Composition root: opens the store, mounts every HTTP surface, listens, and
- * shuts everything down in reverse order exactly once.
+ * shuts everything down in reverse order exactly once. The bootstrap admin's
+ * token is made only after HTTP, SIP and the RTP range listen (a start that
+ * fails on a port loses no token); a listen failure is one line naming its
+ * variable (cli/listen-errors.ts). The CLI shows the token (cli/banner.ts).
  */
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
 import { loadConfigTools } from '../agents/config-tools.ts';
 import { AgentRegistry } from '../agents/registry.ts';
 import type { Agent } from '../agents/types.ts';
-import { bootstrapAdmin } from '../api/auth/bootstrap.ts';
+import { BOOTSTRAP_EMAIL, bootstrapAdmin } from '../api/auth/bootstrap.ts';
 import type { ApiContext } from '../api/context.ts';
 import { mountHealth } from '../api/health.ts';
 import { mountApi } from '../api/index.ts';
@@ -27,7 +30,8 @@ import { loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { Store, type Tables } from '../store/index.ts';
-import type { Config } from './config.ts';
+import { ConfigError, type Config } from './config.ts';
+import { checkRtpRange, listenError } from './listen-errors.ts';
 import { droppedLogLines, type Logger } from './logger.ts';
 import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
 import type { StoreFault } from '../store/index.ts';
@@ -54,6 +58,11 @@ export interface Gateway {
   /** Refused calls, counted per source and window (bridge/refusals.ts); `flush()` ends the window now. */
   refusals: RefusalLog;
   urls: { http: string; public: string };
+  /**
+   * The bootstrap admin: `token` is the one generated at this start (only its hash is stored; the CLI shows it
+   * once, cli/banner.ts), null when one existed already or comes from SWITCHBOARD_ADMIN_TOKEN (`fromEnv`).
+   */
+  admin: { email: string; token: string | null; fromEnv: boolean };
   stop(): Promise<void>;
 }
 
@@ -83,13 +92,6 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   }
   if (!store.read(null).tenants.get(DEFAULT_TENANT)) {
     await store.submit('tenant_created', { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
-  }
-  let adminToken: string | null;
-  try {
-    adminToken = await bootstrapAdmin(store, env.SWITCHBOARD_ADMIN_TOKEN || undefined, logger);
-  } catch (err) {
-    store.close();
-    throw err;
   }
   let ready = false;
   // Four 5 ms phases: each call keeps its 20 ms cadence, and a tick sends for a quarter of the calls, not all of them.
@@ -195,26 +197,38 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     clock.stop();
     recordings.stop();
     store.close();
-    throw err;
+    throw listenError(err, 'HTTP', config.host, config.httpPort);
   }
   let sip: SipIngress;
   try {
+    await checkRtpRange(config.rtpPorts, config.host);
     sip = await mountSip({ store, calls, admission, refusals, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), dialTimeoutMs: numberEnv(env.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS), env, dataDir: config.dataDir });
   } catch (err) {
     await http.close();
     clock.stop();
     recordings.stop();
     store.close();
+    if (err instanceof ConfigError) throw err;
     const message = (err as Error).message;
-    // A bad SWITCHBOARD_SIP_* setting names itself; anything else is the listen failing.
-    throw new Error(/SWITCHBOARD_SIP_/.test(message) ? message : `SIP could not listen on ${config.host}:${config.sipPort} (SWITCHBOARD_SIP_PORT): ${message}`);
+    // A bad SWITCHBOARD_SIP_* setting names itself; a taken port is one line; anything else is the listen failing.
+    if (/SWITCHBOARD_SIP_/.test(message)) throw new ConfigError(message);
+    const listen = listenError(err, 'SIP', config.host, config.sipPort);
+    throw listen instanceof ConfigError ? listen : new Error(`SIP could not listen on ${config.host}:${config.sipPort} (SWITCHBOARD_SIP_PORT): ${message}`);
+  }
+  // The admin token is made only once every port listens: a start that fails on a port loses no token.
+  let adminToken: string | null;
+  try {
+    adminToken = await bootstrapAdmin(store, env.SWITCHBOARD_ADMIN_TOKEN || undefined, logger);
+  } catch (err) {
+    await sip.close();
+    await http.close();
+    clock.stop();
+    recordings.stop();
+    store.close();
+    throw err;
   }
   api.dialer = sip.dialer;
   ready = true;
-  if (adminToken) {
-    // Printed once, on stdout (not the log): only its hash is stored.
-    process.stdout.write(`\n  Admin token (shown once; keep it safe): ${adminToken}\n  Use it as: Authorization: Bearer <token>, or SWITCHBOARD_TOKEN for the CLI.\n\n`);
-  }
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.publicUrl };
   logger.info(
@@ -236,6 +250,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     sip,
     refusals,
     urls,
+    admin: { email: BOOTSTRAP_EMAIL, token: adminToken, fromEnv: Boolean(env.SWITCHBOARD_ADMIN_TOKEN) },
     stop: () =>
       (stopping ??= (async () => {
         ready = false;

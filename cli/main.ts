@@ -2,8 +2,10 @@
  * The `switchboard` command. `start` runs the gateway; `verify` and `replay`
  * check the log of a stopped gateway's data dir. `calls`, `call` and `numbers
  * add` use a running gateway's HTTP API when --url or SWITCHBOARD_URL is set,
- * and otherwise read/write a stopped gateway's data dir; `users`, `numbers
- * list`, `agents`, `logs` and `login` need the API (cli/commands-api.ts);
+ * and otherwise read/write a stopped gateway's data dir; `users add|list`,
+ * `numbers list`, `agents`, `logs` and `login` need the API
+ * (cli/commands-api.ts), while `users token` mints a token offline on a
+ * stopped data dir (cli/users-token.ts); `start` ends with a banner (cli/banner.ts);
  * `numbers connect` points a provider at the gateway (cli/numbers-connect.ts).
  *
  * Exit codes: 0 ok; 1 a failure (an API error, an unreachable gateway, a
@@ -48,9 +50,12 @@ program
   .description('run the gateway (configuration from SWITCHBOARD_* environment variables)')
   .action(async () => {
     const config = loadConfig();
-    const [{ startGateway }, { createLogger }] = await Promise.all([import('./gateway.ts'), import('./logger.ts')]);
+    const [{ startGateway }, { createLogger }, { announce }] = await Promise.all([import('./gateway.ts'), import('./logger.ts'), import('./banner.ts')]);
     const logger = createLogger(config.logLevel);
     const gateway = await startGateway(config, logger);
+    // After the start-up log lines are out, so the banner is the last thing on the terminal.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    announce({ baseUrl: gateway.urls.http, dataDir: config.dataDir, admin: gateway.admin }, logger);
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down');
       gateway.stop().then(

@@ -109,7 +109,7 @@ function signedOut(message) {
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, 'signed out'); }
   sessionStorage.removeItem(PURPOSE_KEY);
   $('calls-body').replaceChildren(); $('detail-body').replaceChildren(); $('access-body').replaceChildren();
-  $('signin-password').value = '';
+  $('signin-password').value = ''; $('signin-token').value = '';
   showSignIn(message);
 }
 
@@ -127,6 +127,24 @@ $('signin-form').addEventListener('submit', async (e) => {
     text($('signin-error'), err.message);
   } finally {
     $('signin-submit').disabled = false;
+  }
+});
+
+$('signin-token-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const token = $('signin-token').value.trim();
+  if (!token) return text($('signin-token-error'), 'Paste an API token.');
+  text($('signin-token-error'), '');
+  $('signin-token-submit').disabled = true;
+  try {
+    // Exchanged for a session of its own (HttpOnly cookie): the token is not kept by the page.
+    const r = await api('POST', '/v1/auth/login', { body: { token }, signIn: true });
+    $('signin-token').value = '';
+    await signedIn(r.user);
+  } catch (err) {
+    text($('signin-token-error'), err.code === 'invalid_credentials' ? 'That token is not valid (unknown, revoked or expired).' : err.message);
+  } finally {
+    $('signin-token-submit').disabled = false;
   }
 });
 

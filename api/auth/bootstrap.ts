@@ -38,7 +38,7 @@ export async function bootstrapAdmin(store: Store<SwitchboardTables>, envToken: 
     if (active.length > 0) return null;
     const token = newToken();
     await must(store.submit('token_created', { user_id: user.id, name: 'bootstrap', token_hash: tokenHash(token) }, CALLER));
-    logger.warn({ user: BOOTSTRAP_EMAIL }, 'generated an admin token (printed once on stdout); set SWITCHBOARD_ADMIN_TOKEN to choose your own');
+    logger.warn({ user: BOOTSTRAP_EMAIL }, 'generated an admin token (shown once: in the start-up banner on a terminal, else on stderr); set SWITCHBOARD_ADMIN_TOKEN to choose your own');
     return token;
   }
   const hash = tokenHash(envToken);

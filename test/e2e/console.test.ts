@@ -9,7 +9,8 @@
  * legal hold) come first, above a readable timeline whose JSON stays folded
  * until asked for; the access log names readers by e-mail; a call has its own
  * address (`/console#/calls/ID`) that opens it after sign-in. Also: a wrong
- * password shows the server's message, and an auditor gets no hold button.
+ * password shows the server's message, an auditor gets no hold button, and the
+ * admin token signs in through "Sign in with an API token".
  *
  * Chromium is Debian's `chromium` (scripts/ensure-deps.sh installs it);
  * SWITCHBOARD_CHROMIUM overrides its path.
@@ -24,7 +25,8 @@ import { loadOrCreateMasterKey } from '../../recording/crypto.ts';
 import { api, userToken } from '../helpers/api.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from '../helpers/chromium.ts';
 import { finishedCall, type FinishedCall } from '../helpers/call-fixture.ts';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
+import { BOOTSTRAP_EMAIL } from '../../api/auth/bootstrap.ts';
 import { resultOf } from '../helpers/store.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -320,5 +322,24 @@ test("a call's address (/console#/calls/ID) opens that call once signed in; Back
   await page.goBack();
   await page.locator('#calls').waitFor({ state: 'visible' });
   assert.equal(await page.locator('#detail').isVisible(), false);
+  assert.deepEqual(problems, []);
+});
+
+test('"Sign in with an API token": a wrong token is refused on the form, the admin token opens the console', { timeout: 60_000 }, async () => {
+  const { page, problems } = await openConsole();
+  await page.getByText('Sign in with an API token').click();
+  const field = page.getByLabel('API token');
+  await field.fill('sbk_not-a-real-token-0123456789abcdefgh');
+  await page.getByRole('button', { name: 'Sign in with token' }).click();
+  await page.locator('#signin-token-error', { hasText: 'That token is not valid' }).waitFor();
+  assert.equal(await page.locator('#app').isVisible(), false);
+
+  await field.fill(ADMIN_TOKEN);
+  await page.getByRole('button', { name: 'Sign in with token' }).click();
+  await page.locator('#who', { hasText: `${BOOTSTRAP_EMAIL} (admin` }).waitFor();
+  await page.locator('#calls-body tr').nth(1).waitFor();
+  assert.equal(await field.inputValue(), '', 'the page keeps no copy of the token');
+  const cookies = await page.context().cookies();
+  assert.ok(cookies.some((c) => c.name === 'sb_session' && c.httpOnly && c.value !== ADMIN_TOKEN), 'an HttpOnly session of its own');
   assert.deepEqual(problems, []);
 });
