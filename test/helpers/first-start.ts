@@ -37,12 +37,12 @@ export function hasScript(): boolean {
  */
 export async function startProcess(
   env: NodeJS.ProcessEnv,
-  opts: { tty?: boolean; ready?: RegExp; timeoutMs?: number } = {},
+  opts: { tty?: boolean; ready?: RegExp; timeoutMs?: number; cwd?: string; baseUrl?: string } = {},
 ): Promise<StartedProcess> {
   const port = env.SWITCHBOARD_HTTP_PORT ?? '';
   const child = opts.tty
-    ? spawn('script', ['-qfc', `${process.execPath} ${BIN} start`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
-    : spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    ? spawn('script', ['-qfc', `${process.execPath} ${BIN} start`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true, ...(opts.cwd ? { cwd: opts.cwd } : {}) })
+    : spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
   let out = '';
   let err = '';
   // The banner's last line: how to use a new token, how to recover one, or where it comes from.
@@ -75,7 +75,7 @@ export async function startProcess(
   });
   return {
     child,
-    publicUrl: `http://127.0.0.1:${port}`,
+    publicUrl: opts.baseUrl ?? `http://127.0.0.1:${port}`,
     stdout: () => out,
     stderr: () => err,
     stop: async () => {
