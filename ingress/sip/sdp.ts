@@ -107,15 +107,14 @@ function g711Of(m: SdpMedia): number | null {
   );
 }
 
+/** RFC 4566 §5: the session part of every description we send (v=, o=, s=, c=, t=). */
+function sessionLines(sessionId: string | number, version: string | number, address: string): string[] {
+  const ip = address.includes(':') ? 'IP6' : 'IP4';
+  return ['v=0', `o=switchboard ${sessionId} ${version} IN ${ip} ${address}`, 's=switchboard', `c=IN ${ip} ${address}`, 't=0 0'];
+}
+
 function answerSdp(offer: SessionDescription, chosen: number, media: NegotiatedMedia, local: LocalMedia): string {
-  const ip = local.address.includes(':') ? 'IP6' : 'IP4';
-  const lines = [
-    'v=0',
-    `o=switchboard ${local.sessionId} ${local.sessionVersion} IN ${ip} ${local.address}`,
-    's=switchboard',
-    `c=IN ${ip} ${local.address}`,
-    't=0 0',
-  ];
+  const lines = sessionLines(local.sessionId, local.sessionVersion, local.address);
   offer.media.forEach((m, i) => {
     // Every other stream is rejected with port 0, its first format echoed (RFC 3264 §6).
     if (i !== chosen) return void lines.push(`m=${m.type} 0 ${m.protocol} ${m.formats[0] ?? '0'}`);
@@ -129,13 +128,8 @@ function answerSdp(offer: SessionDescription, chosen: number, media: NegotiatedM
 
 /** Our own offer (outbound calls, and INVITEs that came without one). */
 export function offerSdp(local: LocalMedia): string {
-  const ip = local.address.includes(':') ? 'IP6' : 'IP4';
   const lines = [
-    'v=0',
-    `o=switchboard ${local.sessionId} ${local.sessionVersion} IN ${ip} ${local.address}`,
-    's=switchboard',
-    `c=IN ${ip} ${local.address}`,
-    't=0 0',
+    ...sessionLines(local.sessionId, local.sessionVersion, local.address),
     `m=audio ${local.port} RTP/AVP 0 8 101`,
     'a=rtpmap:0 PCMU/8000',
     'a=rtpmap:8 PCMA/8000',
@@ -154,11 +148,7 @@ export function offerSdp(local: LocalMedia): string {
 export function currentAnswer(s: DialogSnapshot, port: number, held: boolean, address: string): string {
   const pts = [s.payloadType, ...(s.eventPayloadType === null ? [] : [s.eventPayloadType])];
   const lines = [
-    'v=0',
-    `o=switchboard ${s.sdpSession} ${s.sdpVersion} IN IP4 ${address}`,
-    's=switchboard',
-    `c=IN IP4 ${address}`,
-    't=0 0',
+    ...sessionLines(s.sdpSession, s.sdpVersion, address),
     `m=audio ${port} RTP/AVP ${pts.join(' ')}`,
     `a=rtpmap:${s.payloadType} ${s.codec}/8000`,
     ...(s.eventPayloadType === null ? [] : [`a=rtpmap:${s.eventPayloadType} telephone-event/8000`, `a=fmtp:${s.eventPayloadType} 0-15`]),
