@@ -23,7 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { schema } from '../schema/index.ts';
-import { deterministicId } from '../store/engine.ts';
+import { deterministicId } from '../store/applier.ts';
 import { resolveDurability, Store, type FsyncPolicy } from '../store/index.ts';
 import { LOG_DDL } from '../store/log.ts';
 import { tableDdl } from '../store/table.ts';

@@ -1,14 +1,14 @@
 /**
  * The apply loop. Submitted commands queue up; one batch at a time is applied
  * strictly in order inside one SQLite transaction (group commit): each command
- * in its own savepoint, its event appended with the next seq and chained hash,
- * `applied_seq` advanced. Submitters' promises settle only after COMMIT returns,
+ * applied all or nothing (store/applier.ts), its event appended with the next
+ * seq and chained hash, `applied_seq` advanced. Submitters' promises settle only after COMMIT returns,
  * i.e. once the batch is durable under the configured synchronous mode.
  *
- *   submit ─► queue ─► [BEGIN · (SAVEPOINT · reducer · event)* · applied_seq · COMMIT] ─► resolve ─► deltas
+ *   submit ─► queue ─► [BEGIN · (reducer · event)* · applied_seq · COMMIT] ─► resolve ─► deltas
  *
- * A reducer rejection (ctx.fail, a bug, an invalid row) rolls back its savepoint
- * only; it is logged like any outcome. A storage fault (disk full, I/O error,
+ * A reducer rejection (ctx.fail, a bug, an invalid row) undoes that command's
+ * own row changes only; it is logged like any outcome. A storage fault (disk full, I/O error,
  * busy: `SQLITE_FULL`, `SQLITE_IOERR*`, `SQLITE_BUSY`) aborts the whole batch —
  * SQLite rolls it back, nothing of it is written — and the store turns
  * unhealthy (`health`, `onHealth`): the batch goes back to the head of the
@@ -23,13 +23,13 @@
  * Any other error aborting a batch (a bug, corruption) is not retried: its
  * submitters get `storage_failed`.
  */
-import { hash as oneShot } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { TableAccessor, type AccessorScope, type RowChange, type TableStatements } from './accessor.ts';
+import { CommandApplier } from './applier.ts';
+import type { RowChange, TableStatements } from './accessor.ts';
 import { canonicalJson } from './canonical.ts';
-import { ReducerError, StoreError } from './errors.ts';
+import { StoreError } from './errors.ts';
 import { chainHash, commandBodyFrom, type Command, type EventLog, type Outcome } from './log.ts';
-import type { ReducerCtx, ReducerDef, Tables } from './reducer.ts';
+import type { ReducerDef, Tables } from './reducer.ts';
 import type { Flusher } from './wal-sync.ts';
 
 export interface Receipt {
@@ -112,92 +112,6 @@ interface Committed {
 }
 
 const MAX_BATCH = 2048;
-
-/**
- * Applies one command, all or nothing; shared by the live engine and replay so
- * both run identical code. Keeps one accessor per table (sharing one scope,
- * re-targeted per command; reducers run synchronously).
- *
- * Atomicity per command without a SAVEPOINT: every write a reducer makes goes
- * through an accessor, which records it (old and new row) in `changes` once
- * SQLite has applied it — a statement that fails is undone by SQLite itself.
- * When the reducer fails after writing, its recorded changes are reverted
- * newest first, leaving the tables byte-identical to before it (the batch's
- * transaction is still open, so nothing of it was ever visible). A SAVEPOINT +
- * RELEASE pair per command cost about as much as the command's own inserts
- * (bench: 61k → 36k raw inserts/s); failures are rare, so undo is paid only then.
- * If an undo itself fails, the error aborts the whole batch (nothing committed).
- */
-export class CommandApplier {
-  /** One scope shared by every table's accessor: re-targeted once per command. */
-  private readonly scope: AccessorScope = { tenant: null, sink: null };
-  private readonly dbView: Record<string, TableAccessor> = {};
-
-  constructor(
-    statements: ReadonlyMap<string, TableStatements>,
-    private readonly reducers: ReadonlyMap<string, ReducerDef<Tables>>,
-  ) {
-    for (const [name, stmts] of statements) this.dbView[name] = new TableAccessor(stmts, null, null, false, this.scope);
-  }
-
-  /** Must run inside a transaction. Row changes of a successful command are appended to `changes`. */
-  apply(command: Command, seq: number, changes: RowChange[]): Outcome {
-    const reducer = this.reducers.get(command.reducer);
-    if (!reducer) return { ok: false, error: { code: 'unknown_reducer', message: `no reducer ${command.reducer}` } };
-    const mark = changes.length;
-    this.scope.tenant = command.tenant;
-    this.scope.sink = (c: RowChange): void => void changes.push(c);
-    let ids: Map<string, number> | null = null;
-    const ctx: ReducerCtx<Tables> = {
-      now: command.ts,
-      seq,
-      caller: command.caller,
-      tenant: command.tenant,
-      node: command.node,
-      commandId: command.id,
-      db: this.dbView as ReducerCtx<Tables>['db'],
-      newId: (kind: string) => {
-        ids ??= new Map();
-        const n = ids.get(kind) ?? 0;
-        ids.set(kind, n + 1);
-        return deterministicId(kind, seq, n, command.id);
-      },
-      fail,
-    };
-    try {
-      const result = reducer.run(ctx, command.args);
-      return result === undefined ? { ok: true } : { ok: true, result };
-    } catch (err) {
-      this.scope.sink = null;
-      for (let i = changes.length - 1; i >= mark; i--) {
-        const c = changes[i] as RowChange;
-        (this.dbView[c.table] as TableAccessor).revert(c);
-      }
-      changes.length = mark;
-      if (err instanceof ReducerError) return { ok: false, error: { code: err.code, message: err.message } };
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT')) throw err; // storage failure: abort the batch
-      return { ok: false, error: { code: 'internal', message: err instanceof Error ? err.message : String(err) } };
-    } finally {
-      this.scope.tenant = null;
-      this.scope.sink = null;
-    }
-  }
-}
-
-function fail(code: string, message: string): never {
-  throw new ReducerError(code, message);
-}
-
-/**
- * `kind_` + seq (base 36, zero-padded, so ids of a table are ordered by commit
- * and B-tree inserts append) + per-command counter + 40 bits of
- * sha256(command id, kind, n) so ids are not guessable. Same log → same ids.
- */
-export function deterministicId(kind: string, seq: number, n: number, commandId: string): string {
-  const suffix = oneShot('sha256', `${commandId}\u0000${kind}\u0000${n}`, 'hex').slice(0, 10);
-  return `${kind}_${seq.toString(36).padStart(10, '0')}${n.toString(36).padStart(2, '0')}${suffix}`;
-}
 
 export class ApplyEngine {
   private queue: Pending[] = [];

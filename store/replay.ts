@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { TableStatements } from './accessor.ts';
 import { canonicalJson } from './canonical.ts';
 import { tableDigest } from './digest.ts';
-import { CommandApplier } from './engine.ts';
+import { CommandApplier } from './applier.ts';
 import type { EventLog } from './log.ts';
 import type { ReducerDef, SchemaDef, Tables } from './reducer.ts';
 import { tableDdl } from './table.ts';
