@@ -17,8 +17,9 @@ import { unmapped } from './cidr.ts';
 import type { CallLeg } from '../../media/call-leg.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
-import { Dialog, DialogState, dialogId, newTag, snapshotProblem, type DialogSnapshot } from './dialog.ts';
+import { Dialog, DialogState, dialogId, newTag, type DialogSnapshot } from './dialog.ts';
 import { parseSipUri } from './headers.ts';
+import { resumeStoredDialogs } from './resume.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
 import { currentAnswer, negotiate } from './sdp.ts';
@@ -152,60 +153,23 @@ export class SipApp implements UasHandler {
   }
 
   /**
-   * After a restart (kill -9 included): every SIP call whose leg is still
-   * connected in the store is carried on — its RTP port re-bound, its dialog
-   * rebuilt from the stored snapshot, a fresh leg attached (the call passes
-   * through `resuming`). A call whose stored state is unusable (snapshotProblem)
-   * or whose resume fails is ended with a reason (`sip:resume-failed`, BYE when
-   * the dialog allows it): stored state never stops the node from starting.
+   * After a restart (kill -9 included): every SIP call whose leg is still connected in the store is carried on, or
+   * ended with a reason when it cannot be (resume.ts). Returns how many were carried on.
    */
-  async resumeDialogs(): Promise<number> {
-    const db = this.deps.store.read(null);
-    let resumed = 0;
-    for (const row of db.legs.find({ provider: 'sip', state: 'connected' })) {
-      const call = db.calls.get(row.call_id);
-      if (!call || call.state === 'ended') continue;
-      const ref = { tenant: call.tenant, callId: call.id };
-      const problem = snapshotProblem(row.resume);
-      if (problem) {
-        this.log.warn({ call: call.id, problem }, 'SIP call cannot be resumed from its stored dialog: ending it');
-        await this.endCall(ref, 'sip:resume-failed', problem).catch((err: unknown) => this.log.error({ err, call: call.id }, 'call_ended not recorded'));
-        continue;
-      }
-      try {
-        if (await this.resumeOne(ref, row.resume as unknown as DialogSnapshot)) resumed++;
-      } catch (err) {
-        this.log.error({ err, call: call.id }, 'SIP resume failed: ending the call');
-        await this.endCall(ref, 'sip:resume-failed', (err as Error).message).catch(() => undefined);
-      }
-    }
-    return resumed;
-  }
-
-  private async resumeOne(ref: { tenant: string; callId: string }, snap: DialogSnapshot): Promise<boolean> {
-    const dialog = new Dialog({ ...snap, routeSet: [...snap.routeSet] }, DialogState.Confirmed);
-    const peer: Peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
-    const address = this.localAddress(peer);
-    const sockets = await this.deps.rtp.bindExact(snap.rtpPort).catch((err: unknown) => {
-      this.log.warn({ err: (err as Error).message, call: ref.callId }, 'RTP port of a live SIP call cannot be re-bound: ending it');
-      return null;
+  resumeDialogs(): Promise<number> {
+    return resumeStoredDialogs({
+      store: this.deps.store,
+      calls: this.deps.calls,
+      rtp: this.deps.rtp,
+      log: this.log,
+      localAddress: (peer) => this.localAddress(peer),
+      track: (dialog, rtp, ref, held) => this.track(dialog, rtp, ref, held).leg,
+      endCall: (ref, reason, detail) => this.endCall(ref, reason, detail),
+      bye: (dialog, transport, address) => {
+        const { req, dest } = dialog.request('BYE', this.uas.transport.sentBy(transport, address));
+        void this.uas.sendRequest(req, dest);
+      },
     });
-    if (!sockets) {
-      await this.endCall(ref, 'sip:resume-failed');
-      const { req, dest } = dialog.request('BYE', this.uas.transport.sentBy(snap.transport, address));
-      void this.uas.sendRequest(req, dest);
-      return false;
-    }
-    // As last agreed (a re-INVITE's hold and new address are in the snapshot).
-    const direction = snap.direction ?? 'sendrecv';
-    const held = direction === 'recvonly' || direction === 'inactive';
-    const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held };
-    const rtp = new RtpSession(sockets, media, `switchboard@${address}`);
-    const ctx = this.track(dialog, rtp, ref, held);
-    await this.deps.store.submit('call_resume_requested', { call_id: ref.callId, reason: 'sip: node restarted' }, { tenant: ref.tenant, caller: 'sip:resume' });
-    await this.deps.calls.attach(ref, ctx.leg).catch((err: unknown) => this.log.warn({ err, call: ref.callId }, 'SIP resume: attach refused'));
-    this.log.info({ callId: snap.callId, call: ref.callId, rtp: snap.rtpPort }, 'SIP call resumed after restart');
-    return true;
   }
 
   /**
