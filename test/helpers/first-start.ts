@@ -47,7 +47,8 @@ export async function startProcess(
   let err = '';
   // The banner's last line: how to use a new token, how to recover one, or where it comes from.
   const ready = opts.ready ?? (opts.tty ? /Switchboard is running[\s\S]*(?:Bearer <the token>\.|start again\.|API token"\.)\r?\n/ : /switchboard listening/);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  // 'close', not 'exit': by then the child's stdout and stderr are read to the end.
+  const exited = new Promise<void>((r) => child.once('close', () => r()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Never leave a gateway behind a failed wait: it would hold its ports and keep the test file alive.

@@ -97,7 +97,10 @@ test('a taken HTTP port is one line naming SWITCHBOARD_HTTP_PORT, exit 2; no tok
 
   const next = await startProcess(env);
   t.after(() => next.stop());
-  const token = /admin token for \S+ \(shown once; only its hash is kept\): (sbk_\S+)/.exec(next.stderr())?.[1];
+  // The token goes to stderr, a pipe of its own: it can arrive after stdout's "listening" line.
+  const shown = /admin token for \S+ \(shown once; only its hash is kept\): (sbk_\S+)/;
+  for (const until = Date.now() + 20_000; !shown.test(next.stderr()) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
+  const token = shown.exec(next.stderr())?.[1];
   assert.ok(token, `the next start shows the admin token:\n${next.stderr()}`);
   const me = await api<{ email: string }>(next.publicUrl, 'GET', '/v1/auth/me', { token });
   assert.equal(me.body.email, BOOTSTRAP_EMAIL);

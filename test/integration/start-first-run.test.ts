@@ -20,8 +20,8 @@ after(async () => {
   for (const p of running) await p.stop();
 });
 
-async function start(env: NodeJS.ProcessEnv, tty = false): Promise<StartedProcess> {
-  const p = await startProcess(env, { tty });
+async function start(env: NodeJS.ProcessEnv, tty = false, ready?: RegExp): Promise<StartedProcess> {
+  const p = await startProcess(env, { tty, ...(ready ? { ready } : {}) });
   running.push(p);
   return p;
 }
@@ -59,7 +59,8 @@ test('through a pipe: stdout stays JSON lines, the token is on stderr once; user
   const dataDir = tmpDir('sb-first-');
   const port = await freePort();
   const env = firstStartEnv(port, dataDir);
-  const first = await start(env);
+  // Ready once the start has said its piece (the token line on stderr comes before this log line).
+  const first = await start(env, false, /admin token printed once on stderr/);
   const home = await fetch(`${first.publicUrl}/`, { redirect: 'manual' });
   assert.equal(home.status, 302, 'GET / is not a JSON 404');
   assert.equal(home.headers.get('location'), '/phone');
@@ -72,7 +73,7 @@ test('through a pipe: stdout stays JSON lines, the token is on stderr once; user
   const shown = [...first.stderr().matchAll(/admin token for admin@switchboard\.local \(shown once; only its hash is kept\): (sbk_\S+)/g)];
   assert.equal(shown.length, 1, `the token is on stderr once:\n${first.stderr()}`);
 
-  const second = await start(env);
+  const second = await start(env, false, /"recover"/);
   await second.stop();
   assert.doesNotMatch(second.stdout() + second.stderr(), /sbk_/);
   const hint = second
