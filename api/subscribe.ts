@@ -48,7 +48,7 @@ import { presentedToken, resolveToken, SESSION_COOKIE, type Principal } from './
 import type { ApiContext } from './context.ts';
 import { isSameOrigin } from './request-guard.ts';
 import { refuseUpgrade, type HttpServer } from './server.ts';
-import { guardMessages } from './ws-guard.ts';
+import { guardMessages } from '../ingress/ws-guard.ts';
 
 /** Which permission each subscribable table needs. */
 export const SUBSCRIBABLE: Readonly<Record<string, Permission>> = {
@@ -190,7 +190,7 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     };
     ws.on('close', end);
     ws.on('error', end);
-    // Guarded: an exception in handling one message closes this socket (1011), never the process (api/ws-guard.ts).
+    // Guarded: an exception in handling one message closes this socket (1011), never the process (ingress/ws-guard.ts).
     const failed = (err: unknown): void => ctx.logger.error({ err }, 'subscription message handler failed: socket closed (1011)');
     ws.on('message', guardMessages(ws, failed, (data, isBinary) => {
       let raw: unknown;

@@ -24,7 +24,7 @@ import type { CallManager } from '../../bridge/call-manager.ts';
 import type { CallAdmission } from '../../bridge/admission.ts';
 import type { RefusalLog } from '../../bridge/refusals.ts';
 import { routeInbound } from '../../bridge/inbound.ts';
-import type { Logger } from '../../cli/logger.ts';
+import type { Logger } from 'pino';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { OPERATOR_TENANT, type SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';

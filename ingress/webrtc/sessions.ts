@@ -12,7 +12,7 @@
  * first saw it orphaned (so a restart gives every call the full grace).
  */
 import type { CallManager } from '../../bridge/call-manager.ts';
-import type { Logger } from '../../cli/logger.ts';
+import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
 import { WebrtcLeg } from './leg.ts';
