@@ -24,6 +24,7 @@ import { sha256 } from './bundle.ts';
 import { WorkerAgent } from './host/worker-agent.ts';
 import { pickVersion } from './routing.ts';
 import type { Agent } from './types.ts';
+import { agent_deploy_failed, agent_rolled_back, agent_version_deployed, agent_version_live } from '../schema/reducers.ts';
 
 export interface RegistryOptions {
   store: Store<SwitchboardTables>;
@@ -92,7 +93,7 @@ export class AgentRegistry {
     }
     // A deploy cut off by a crash never finished its init: it is failed, and the previous version serves.
     for (const v of all.agent_versions.find({ status: 'deploying' })) {
-      await this.o.store.submit('agent_deploy_failed', { version_id: v.id, error: 'the gateway stopped during the deploy' }, { tenant: v.tenant, caller: 'system:agents' });
+      await this.o.store.submit(agent_deploy_failed, { version_id: v.id, error: 'the gateway stopped during the deploy' }, { tenant: v.tenant, caller: 'system:agents' });
     }
     for (const v of wanted.values()) {
       try {
@@ -160,19 +161,19 @@ export class AgentRegistry {
       fs.renameSync(tmp, file);
     }
     const as = { tenant, caller };
-    const d = await this.o.store.submit('agent_version_deployed', { name, sha256: digest, rollout: opts.rollout, migrate: opts.migrate }, as);
+    const d = await this.o.store.submit(agent_version_deployed, { name, sha256: digest, rollout: opts.rollout, migrate: opts.migrate }, as);
     if (!d.outcome.ok) throw new DeployError(d.outcome.error.code, d.outcome.error.message);
-    const { version_id: versionId, version } = d.outcome.result as { version_id: string; version: string };
+    const { version_id: versionId, version } = d.outcome.result;
     const row = this.o.store.read(tenant).agent_versions.get(versionId)!;
     try {
       await this.worker(row, true);
     } catch (err) {
       const message = (err as Error).message.slice(0, 2000);
-      await this.o.store.submit('agent_deploy_failed', { version_id: versionId, error: message }, as);
+      await this.o.store.submit(agent_deploy_failed, { version_id: versionId, error: message }, as);
       this.o.logger.warn({ agent: name, version, err: message }, 'deploy failed: the previous version keeps serving');
       throw new DeployError('deploy_failed', `${name} ${version} was rejected: ${message}`, version);
     }
-    const live = await this.o.store.submit('agent_version_live', { version_id: versionId }, as);
+    const live = await this.o.store.submit(agent_version_live, { version_id: versionId }, as);
     if (!live.outcome.ok) throw new DeployError(live.outcome.error.code, live.outcome.error.message, version);
     this.o.logger.info({ agent: name, version, rollout: opts.rollout, migrate: opts.migrate, sha256: digest }, 'agent version live');
     this.reap();
@@ -180,9 +181,9 @@ export class AgentRegistry {
   }
 
   async rollback(tenant: string, caller: string, name: string): Promise<{ from: string; to: string }> {
-    const r = await this.o.store.submit('agent_rolled_back', { name }, { tenant, caller });
+    const r = await this.o.store.submit(agent_rolled_back, { name }, { tenant, caller });
     if (!r.outcome.ok) throw new DeployError(r.outcome.error.code, r.outcome.error.message);
-    const res = r.outcome.result as { from: string; to: string };
+    const res = r.outcome.result;
     const target = this.o.store.read(tenant).agent_versions.findOne({ name, version: res.to });
     if (target) await this.worker(target);
     this.reap();

@@ -12,7 +12,7 @@ import type { OutboundDialer } from '../ingress/sip/uac.ts';
 import type { MasterKey } from '../recording/crypto.ts';
 import type { BlobStore } from '../recording/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
-import { StoreError, type Store } from '../store/index.ts';
+import { StoreError, type ArgsOf, type ReducerHandle, type ResultOf, type Store } from '../store/index.ts';
 import type { Principal } from './auth/principal.ts';
 import { HttpError } from './server.ts';
 
@@ -57,24 +57,24 @@ export function statusForRejection(code: string): number {
  * result. A rejection becomes an HttpError with the reducer's code; a storage
  * failure is a retryable 503 (nothing was committed).
  */
-export async function submitAs<R>(
+export async function submitAs<D extends ReducerHandle>(
   ctx: ApiContext,
   principal: Pick<Principal, 'tenant' | 'caller'>,
-  reducer: string,
-  args: unknown,
+  reducer: D,
+  args: ArgsOf<D>,
   opts: { id?: string; tenant?: string } = {},
-): Promise<R> {
+): Promise<ResultOf<D>> {
   let receipt;
   try {
     receipt = await ctx.store.submit(reducer, args, { tenant: opts.tenant ?? principal.tenant, caller: principal.caller, id: opts.id });
   } catch (err) {
     if (err instanceof StoreError && err.code === 'invalid_args') throw new HttpError(400, 'invalid_request', err.message);
-    ctx.logger.error({ err, reducer }, 'command failed to commit');
+    ctx.logger.error({ err, reducer: reducer.name }, 'command failed to commit');
     throw new HttpError(503, 'store_unavailable', 'the store could not commit the command; nothing was changed, retry later', { 'Retry-After': '1' });
   }
   if (!receipt.outcome.ok) {
     const { code, message } = receipt.outcome.error;
     throw new HttpError(statusForRejection(code), code, message);
   }
-  return receipt.outcome.result as R;
+  return receipt.outcome.result;
 }

@@ -29,6 +29,7 @@ import { LOG_DDL } from '../store/log.ts';
 import { tableDdl } from '../store/table.ts';
 import { tables } from '../schema/tables.ts';
 import { collectGarbage, fmt, log, now, report, Samples, wanted } from './lib.ts';
+import { call_received, tenant_created } from '../schema/reducers.ts';
 
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 500);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 3000);
@@ -187,7 +188,7 @@ async function runStore(fsync: FsyncPolicy, concurrency: number, tag: string): P
     node: 'bench',
   });
   try {
-    const t = await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, OPTS);
+    const t = await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, OPTS);
     if (!t.outcome.ok) throw new Error(`tenant_created failed: ${JSON.stringify(t.outcome)}`);
     const lat = new Samples();
     let completed = 0;
@@ -204,7 +205,7 @@ async function runStore(fsync: FsyncPolicy, concurrency: number, tag: string): P
         if (s >= end) return;
         const i = ++n;
         const r = await store.submit(
-          'call_received',
+          call_received,
           { provider: 'twilio', provider_call_id: `${tag}-${i}`, from: '+15551230000', to: '+15559870000' },
           OPTS,
         );

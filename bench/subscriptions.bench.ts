@@ -33,6 +33,7 @@ import path from 'node:path';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { resolveDurability, Store, type Delta, type Receipt } from '../store/index.ts';
 import { collectGarbage, fmt, log, now, report, Samples, sleep, wanted } from './lib.ts';
+import { call_answered, call_received, tenant_created } from '../schema/reducers.ts';
 
 const OPTS = { tenant: 'acme', caller: 'bench' };
 const SUBSCRIBERS = 1000;
@@ -108,7 +109,7 @@ async function populate(store: BenchStore, target: number, fallbackAt: number | 
     target,
     async (i) => {
       const r = await store.submit(
-        'call_received',
+        call_received,
         { provider: 'twilio', provider_call_id: `pc-${i}`, from: '+15551230000', to: '+15559870000' },
         OPTS,
       );
@@ -186,7 +187,7 @@ async function drive(
       probe.at = -1;
     }
     const t0 = now();
-    const r = await store.submit(reducer, { call_id: callId }, OPTS);
+    const r = await store.submitNamed(reducer, { call_id: callId }, OPTS);
     const t1 = now();
     expectOk(r, reducer);
     active.set(callId, !isActive);
@@ -228,15 +229,15 @@ interface SizeResult {
 async function measureSize(target: number, fallbackAt: number | null): Promise<SizeResult> {
   const { store, dir } = openStore();
   try {
-    expectOk(await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, OPTS), 'tenant_created');
+    expectOk(await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, OPTS), 'tenant_created');
     log(`  populating up to ${label(target)} calls (fsync never, waves of ${WAVE})`);
     const pop = await populate(store, target, fallbackAt);
     log(`    ${label(pop.rows)} rows in ${pop.seconds.toFixed(1)} s (${fmt(pop.rows / pop.seconds)} rows/s)`);
 
     // Bring the watched calls to `active` (unmeasured).
     const watched = pop.watched;
-    await waves(watched.length, (i) => store.submit('call_answered', { call_id: watched[i] as string }, OPTS));
-    const acts = await waves(watched.length, (i) => store.submit('call_activated', { call_id: watched[i] as string }, OPTS));
+    await waves(watched.length, (i) => store.submit(call_answered, { call_id: watched[i] as string }, OPTS));
+    const acts = await waves(watched.length, (i) => store.submitNamed('call_activated', { call_id: watched[i] as string }, OPTS));
     acts.forEach((r) => expectOk(r, 'call_activated'));
     const active = new Map(watched.map((id) => [id, true]));
     flushOs();

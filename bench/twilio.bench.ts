@@ -77,7 +77,7 @@ import path from 'node:path';
 import { digitWord, GREETING } from '../agents/default-agent.ts';
 import { schema } from '../schema/index.ts';
 import { EspeakTts } from '../speech/espeak.ts';
-import { resolveDurability, Store } from '../store/index.ts';
+import { resolveDurability, Store, type ArgsOf } from '../store/index.ts';
 import { freePort, gatewayEnv, TWILIO_TOKEN } from '../test/helpers/gateway.ts';
 import { fmt, log, now, sleep, wanted } from './lib.ts';
 import {
@@ -97,6 +97,7 @@ import {
 import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, MAX_CALLS, MAX_LOOP_LAG_MS, RAMP, SEARCH, SEARCH_SECONDS, SECONDS, STT, WORKERS } from './twilio/config.ts';
 import { ask, fdLimit, killChildren, nextMessage, spawnChild, stopChild } from './twilio/children.ts';
 import { briefFigures, describe, meetsLate, report, reportPhase, type Phase } from './twilio/report.ts';
+import { consent_policy_created, number_added, tenant_created } from '../schema/reducers.ts';
 /** Calls placed and hung up before the ramp (JIT, lazily loaded modules, TTS cache), not counted anywhere. */
 const WARMUP_CALLS = 3;
 const SETTLE_MS = 5000;
@@ -127,11 +128,11 @@ async function seed(dataDir: string): Promise<string> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   const who = { tenant: 'default', caller: 'bench' };
   try {
-    const t = await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' });
+    const t = await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' });
     if (!t.outcome.ok) throw new Error(`tenant_created: ${JSON.stringify(t.outcome)}`);
     let policyId: string | null = null;
     if (schema.reducers.some((r) => r.name === 'consent_policy_created')) {
-      const policy = {
+      const policy: ArgsOf<typeof consent_policy_created> = {
         name: 'bench-unrecorded',
         mode: 'opt-in',
         disclosure_text: 'This call may be recorded.',
@@ -139,11 +140,11 @@ async function seed(dataDir: string): Promise<string> {
         timeout_ms: 1000,
         on_decline: 'continue-unrecorded',
       };
-      const r = await store.submit('consent_policy_created', policy, who);
+      const r = await store.submit(consent_policy_created, policy, who);
       if (!r.outcome.ok) throw new Error(`consent_policy_created: ${JSON.stringify(r.outcome)}`);
-      policyId = (r.outcome.result as { policy_id: string }).policy_id;
+      policyId = r.outcome.result.policy_id;
     }
-    const n = await store.submit('number_added', { number: NUMBER, agent: 'default', ...(policyId ? { consent_policy_id: policyId } : {}) }, who);
+    const n = await store.submit(number_added, { number: NUMBER, agent: 'default', ...(policyId ? { consent_policy_id: policyId } : {}) }, who);
     if (!n.outcome.ok) throw new Error(`number_added: ${JSON.stringify(n.outcome)}`);
     if (policyId && TAPS_ON()) return `number ${NUMBER} → agent default, opt-in policy; the caller GRANTS (BENCH_TWILIO_TAPS=on): recorder tap on every call`;
     return policyId ? `number ${NUMBER} → agent default, consent policy bench-unrecorded (opt-in; the caller declines)` : `number ${NUMBER} → agent default (this build has no consent policies)`;

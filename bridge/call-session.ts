@@ -32,6 +32,7 @@ import { CallerWords } from './caller-words.ts';
 import { Gatherer } from './gather.ts';
 import { SilenceClock } from './silence.ts';
 import { turnActions, type TurnHost } from './turn-actions.ts';
+import { agent_state_saved, agent_turn_started, call_ended, call_media_connected, call_media_lost, call_transfer_started, consent_withdrawn, transcript_appended } from '../schema/reducers.ts';
 
 /** Picks the agent (version) for a call's turns; implemented by agents/registry.ts. */
 export interface AgentDirectory {
@@ -115,11 +116,11 @@ export class CallSession {
   static async attach(deps: SessionDeps, ref: CallRef, leg: CallLeg, onClosed?: (s: CallSession) => void): Promise<CallSession> {
     const d = leg.description;
     const connected = await deps.store.submit(
-      'call_media_connected',
+      call_media_connected,
       { call_id: ref.callId, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
       { tenant: ref.tenant, caller: `media:${d.provider}` },
     );
-    const res = okResult<{ leg_id: string; resumed: boolean; state: string }>(connected);
+    const res = okResult(connected);
     const call = deps.store.read(ref.tenant).calls.get(ref.callId);
     const agent = await deps.agents.select({ tenant: ref.tenant, callId: ref.callId, name: call?.agent ?? null, pinned: call?.agent_version ?? null }, null);
     deps.agents.retain(agent);
@@ -165,7 +166,7 @@ export class CallSession {
   async hangup(reason: string): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    const r = await this.deps.store.submit('call_ended', { call_id: this.ref.callId, reason }, this.who());
+    const r = await this.deps.store.submit(call_ended, { call_id: this.ref.callId, reason }, this.who());
     if (!r.outcome.ok) this.log.warn({ outcome: r.outcome }, 'call_ended refused');
     this.leg.close(`hangup: ${reason}`);
   }
@@ -281,7 +282,7 @@ export class CallSession {
   private appendTranscript(channel: 'caller' | 'agent', startMs: number, endMs: number, text: string, confidence: number | null, provider: string): void {
     if (!this.contentAllowed) return;
     void this.deps.store
-      .submit('transcript_appended', { call_id: this.ref.callId, channel, start_ms: Math.round(startMs), end_ms: Math.round(Math.max(startMs, endMs)), text, confidence, provider }, this.who())
+      .submit(transcript_appended, { call_id: this.ref.callId, channel, start_ms: Math.round(startMs), end_ms: Math.round(Math.max(startMs, endMs)), text, confidence, provider }, this.who())
       .then((r) => !r.outcome.ok && this.log.warn({ outcome: r.outcome }, 'transcript segment refused'))
       .catch(() => undefined);
   }
@@ -289,7 +290,7 @@ export class CallSession {
   private async withdraw(method: 'dtmf' | 'speech', evidence: Record<string, unknown>): Promise<void> {
     if (!this.contentAllowed) return;
     this.contentAllowed = false;
-    const r = await this.deps.store.submit('consent_withdrawn', { call_id: this.ref.callId, method, evidence: { ...evidence, at_ms: evidence.at_ms ?? this.clockMs() } }, this.who());
+    const r = await this.deps.store.submit(consent_withdrawn, { call_id: this.ref.callId, method, evidence: { ...evidence, at_ms: evidence.at_ms ?? this.clockMs() } }, this.who());
     if (!r.outcome.ok) return void this.log.warn({ outcome: r.outcome }, 'withdrawal refused');
     await this.recording?.pause('consent withdrawn');
     this.transcriber?.close();
@@ -338,7 +339,7 @@ export class CallSession {
         if (extra.digit !== undefined) input.digit = extra.digit;
         if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
         const started = await this.deps.store.submit(
-          'agent_turn_started',
+          agent_turn_started,
           { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },
           this.who(),
         );
@@ -352,7 +353,7 @@ export class CallSession {
         }
         if (this.ended && this.closedReason !== null) return;
         const saved = await this.deps.store.submit(
-          'agent_state_saved',
+          agent_state_saved,
           { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, state: this.state },
           this.who(),
         );
@@ -402,7 +403,7 @@ export class CallSession {
    * told to dial the target. The agent's part of the call ends here.
    */
   private async transfer(target: string): Promise<void> {
-    const r = await this.deps.store.submit('call_transfer_started', { call_id: this.ref.callId, target }, this.who());
+    const r = await this.deps.store.submit(call_transfer_started, { call_id: this.ref.callId, target }, this.who());
     if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
     this.transferring = true;
     this.log.info({ target }, 'transferring the caller');
@@ -430,7 +431,7 @@ export class CallSession {
     this.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ended }, 'media closed');
     if (!this.ended && !this.transferring) {
       const r = await this.deps.store
-        .submit('call_media_lost', { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
+        .submit(call_media_lost, { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
         .catch((err: unknown) => {
           this.log.error({ err }, 'call_media_lost not recorded');
           return null;
@@ -450,7 +451,7 @@ export class CallSession {
   }
 }
 
-function okResult<R>(r: Receipt): R {
+function okResult<R>(r: Receipt<R>): R {
   if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
-  return r.outcome.result as R;
+  return r.outcome.result;
 }

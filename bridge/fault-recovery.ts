@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
+import { call_ended, recording_failed } from '../schema/reducers.ts';
 
 const LIVE = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] as const;
 
@@ -26,12 +27,12 @@ export async function endCallsLeftByFault(store: Store<SwitchboardTables>, log: 
     const who = { tenant: call.tenant, caller: 'system:fault-recovery' };
     for (const rec of store.read(call.tenant).recordings.find({ call_id: call.id, status: ['recording', 'paused', 'finalizing'] })) {
       await store.submit(
-        'recording_failed',
+        recording_failed,
         { recording_id: rec.id, reason: `${fault.kind === 'disk_full' ? 'disk full' : fault.kind} since ${since} (${fault.reason}): recording stopped; the gateway restarted before the store recovered`.slice(0, 1000) },
         { ...who, id: `fault-recovery:recording:${rec.id}` },
       );
     }
-    const r = await store.submit('call_ended', { call_id: call.id, reason }, { ...who, id: `fault-recovery:end:${call.id}` });
+    const r = await store.submit(call_ended, { call_id: call.id, reason }, { ...who, id: `fault-recovery:end:${call.id}` });
     if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ call: call.id, outcome: r.outcome }, 'call_ended refused');
   }
   log.warn({ fault: fault.kind, detail: fault.reason, since, calls: calls.map((c) => c.id) }, `the previous process stopped while the store could not write: ${calls.length} call(s) it left live ended with ${reason}`);

@@ -18,6 +18,7 @@ import type { RefusalLog } from './refusals.ts';
 import type { LegProvider } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
+import { call_answered, call_received, call_rejected, call_resume_requested } from '../schema/reducers.ts';
 
 /** Tenant under which calls to unknown numbers are logged. */
 export const UNROUTED_TENANT = '_unrouted';
@@ -91,22 +92,22 @@ async function refuse(store: Store<SwitchboardTables>, refusals: RefusalLog | un
   if (refusals) {
     return refusals.refuse({ ...who, provider: call.provider, providerCallId: call.providerCallId, from: call.from, to: call.to, reason, source: call.source ?? call.from });
   }
-  await store.submit('call_rejected', { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason }, who);
+  await store.submit(call_rejected, { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, reason }, who);
 }
 
 type NumberRow = { id: string; tenant: string; agent: string };
 
 async function receive(store: Store<SwitchboardTables>, call: InboundCall, number: NumberRow, who: { tenant: string; caller: string }): Promise<InboundDecision> {
   const received = await store.submit(
-    'call_received',
+    call_received,
     { provider: call.provider, provider_call_id: call.providerCallId, from: call.from, to: call.to, number_id: number.id, agent: number.agent },
     who,
   );
   if (!received.outcome.ok) throw new Error(`call_received refused: ${received.outcome.error.code}: ${received.outcome.error.message}`);
-  const { call_id: callId, state, existing } = received.outcome.result as { call_id: string; state: string; existing: boolean };
+  const { call_id: callId, state, existing } = received.outcome.result;
   if (state === 'ended') return { kind: 'ended', tenant: number.tenant, callId };
   if (!existing || state === 'ringing') {
-    const answered = await store.submit('call_answered', { call_id: callId }, who);
+    const answered = await store.submit(call_answered, { call_id: callId }, who);
     if (!answered.outcome.ok && state === 'ringing') throw new Error(`call_answered refused: ${answered.outcome.error.message}`);
     return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: false };
   }
@@ -117,6 +118,6 @@ async function receive(store: Store<SwitchboardTables>, call: InboundCall, numbe
     return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: false };
   }
   // A known, live call asks again: the provider is resuming it (its media dropped, or this node restarted).
-  await store.submit('call_resume_requested', { call_id: callId, reason: `${call.provider} webhook again` }, who);
+  await store.submit(call_resume_requested, { call_id: callId, reason: `${call.provider} webhook again` }, who);
   return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: true };
 }

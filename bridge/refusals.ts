@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import type { LegProvider } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
+import { call_rejected, call_rejections_aggregated } from '../schema/reducers.ts';
 
 export interface Refusal {
   tenant: string;
@@ -90,7 +91,7 @@ export class RefusalLog {
     this.track(key, r, reason);
     this.rows++;
     await this.store.submit(
-      'call_rejected',
+      call_rejected,
       { provider: r.provider, provider_call_id: r.providerCallId, from: r.from, to: r.to, reason: r.reason },
       { tenant: r.tenant, caller: r.caller, id: r.id },
     );
@@ -106,7 +107,7 @@ export class RefusalLog {
       .map((c) =>
         this.store
           .submit(
-            'call_rejections_aggregated',
+            call_rejections_aggregated,
             { provider: c.provider, source: c.source.slice(0, 256), reason: c.reason, count: c.count, window_ms: this.windowMs, last_to: c.lastTo },
             { tenant: c.tenant, caller: c.caller },
           )

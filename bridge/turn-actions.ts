@@ -20,6 +20,7 @@ import type { Agent, GatherOptions, GatherResult, Json, SayResult, TurnActions }
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
 import { decodeWav } from '../speech/wav.ts';
+import { agent_action_completed, agent_action_requested } from '../schema/reducers.ts';
 
 export interface TurnHost {
   readonly store: Store<SwitchboardTables>;
@@ -52,12 +53,12 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     return `t${turn}:${hook}:${kind}:${n}`;
   };
   const request = async (kind: 'say' | 'tool' | 'transfer' | 'hangup' | 'note', requestId: string, args: Json): Promise<Row> => {
-    const r = await host.store.submit('agent_action_requested', { call_id: host.callId, kind, request_id: requestId, args }, host.who());
+    const r = await host.store.submit(agent_action_requested, { call_id: host.callId, kind, request_id: requestId, args }, host.who());
     if (!r.outcome.ok) throw new ActionError(`${kind} refused: ${r.outcome.error.code}: ${r.outcome.error.message}`);
     return r.outcome.result as Row;
   };
   const complete = async (actionId: string, ok: boolean, result: Json): Promise<void> => {
-    const r = await host.store.submit('agent_action_completed', { action_id: actionId, ok, result }, host.who());
+    const r = await host.store.submit(agent_action_completed, { action_id: actionId, ok, result }, host.who());
     if (!r.outcome.ok && r.outcome.error.code !== 'action_completed') host.log.warn({ outcome: r.outcome }, 'agent action not completed');
   };
   const heard = (result: Json): SayResult => {

@@ -36,6 +36,7 @@ import { droppedLogLines, type Logger } from './logger.ts';
 import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
 import type { StoreFault } from '../store/index.ts';
 import { chooseSpeech, speechSettings } from './speech.ts';
+import { tenant_created } from '../schema/reducers.ts';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -91,7 +92,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     logger.warn({ paths: store.tightened.slice(0, 50), count: store.tightened.length }, `data dir permissions tightened: ${store.tightened.length} path(s) were readable by other users (now 0700 dirs, 0600 files)`);
   }
   if (!store.read(null).tenants.get(DEFAULT_TENANT)) {
-    await store.submit('tenant_created', { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
+    await store.submit(tenant_created, { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
   }
   let ready = false;
   // Four 5 ms phases: each call keeps its 20 ms cadence, and a tick sends for a quarter of the calls, not all of them.

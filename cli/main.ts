@@ -14,12 +14,13 @@
 import { Command } from 'commander';
 import { defaultAgent } from '../agents/default-agent.ts';
 import { agentRouteWarning, numberRouteProblem } from '../schema/tenancy.ts';
-import { StoreError } from '../store/index.ts';
+import { StoreError, type ArgsOf } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
 import { openOffline } from './offline.ts';
 import { ApiError, UnreachableError, UsageError } from './remote.ts';
+import { number_added } from '../schema/reducers.ts';
 
 /**
  * The embedded default tenant, as cli/gateway.ts DEFAULT_TENANT. Not imported:
@@ -134,15 +135,15 @@ numbers
     const store = openOffline(opts.dataDir);
     try {
       const r = await store.submit(
-        'number_added',
-        { number, agent: opts.agent, consent_policy_id: opts.consent ?? null, provider: opts.provider ?? null },
+        number_added,
+        { number, agent: opts.agent, consent_policy_id: opts.consent ?? null, provider: (opts.provider ?? null) as ArgsOf<typeof number_added>['provider'] }, // checked by numberRouteProblem
         { tenant: opts.tenant, caller: 'cli' },
       );
       if (!r.outcome.ok) {
         console.error(`refused: ${r.outcome.error.code}: ${r.outcome.error.message}`);
         process.exitCode = 1;
       } else {
-        console.log(JSON.stringify({ seq: r.seq, ...(r.outcome.result as object) }));
+        console.log(JSON.stringify({ seq: r.seq, ...r.outcome.result }));
         const versions = store.read(opts.tenant).agent_versions.find({ name: opts.agent });
         const warning = agentRouteWarning(opts.agent, [defaultAgent.name], versions);
         if (warning) console.error(`switchboard: warning: ${warning}`);

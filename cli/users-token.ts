@@ -11,6 +11,7 @@ import { newToken, tokenHash } from '../api/auth/secrets.ts';
 import { StoreError } from '../store/index.ts';
 import { openOffline } from './offline.ts';
 import { UsageError } from './remote.ts';
+import { token_created } from '../schema/reducers.ts';
 
 export interface UsersTokenOptions {
   tenant?: string;
@@ -39,13 +40,13 @@ export async function mintTokenOffline(email: string, opts: UsersTokenOptions): 
     const user = users[0]!;
     if (user.disabled) throw new UsageError(`${wanted} is disabled in tenant ${user.tenant}: enable the user first`);
     const token = newToken();
-    const r = await store.submit('token_created', { user_id: user.id, name: opts.name, token_hash: tokenHash(token), expires_at: null }, { tenant: user.tenant, caller: 'cli' });
+    const r = await store.submit(token_created, { user_id: user.id, name: opts.name, token_hash: tokenHash(token), expires_at: null }, { tenant: user.tenant, caller: 'cli' });
     if (!r.outcome.ok) {
       console.error(`switchboard: refused: ${r.outcome.error.code}: ${r.outcome.error.message}`);
       process.exitCode = 1;
       return;
     }
-    const { token_id } = r.outcome.result as { token_id: string };
+    const { token_id } = r.outcome.result;
     if (opts.json) {
       console.log(JSON.stringify({ token, token_id, user: { id: user.id, email: user.email, role: user.role, tenant: user.tenant } }, null, 2));
       return;

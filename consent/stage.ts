@@ -14,6 +14,7 @@
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { RowOf, Store } from '../store/index.ts';
 import type { tables } from '../schema/tables.ts';
+import { consent_decided, consent_started } from '../schema/reducers.ts';
 
 export type PolicyRow = RowOf<typeof tables.consent_policies>;
 export type ConsentOutcome = 'granted' | 'declined' | 'no_response';
@@ -76,14 +77,14 @@ export async function runConsentStage(args: ConsentStageArgs): Promise<ConsentDe
   const who = { tenant: args.tenant, caller: 'consent' };
   let consentId = args.pendingConsentId;
   if (!consentId) {
-    const started = await store.submit('consent_started', { call_id: args.callId, policy_id: policy.id, disclosure_sha256: args.disclosureSha256 ?? null }, who);
+    const started = await store.submit(consent_started, { call_id: args.callId, policy_id: policy.id, disclosure_sha256: args.disclosureSha256 ?? null }, who);
     if (!started.outcome.ok) throw new Error(`consent_started refused: ${started.outcome.error.code}: ${started.outcome.error.message}`);
-    consentId = (started.outcome.result as { consent_id: string }).consent_id;
+    consentId = started.outcome.result.consent_id;
   }
   const decision = await listen(policy, io);
   if (io.cancelled()) throw new ConsentCancelled('media closed during the consent stage');
   const decided = await store.submit(
-    'consent_decided',
+    consent_decided,
     { consent_id: consentId, outcome: decision.outcome, method: decision.method, evidence: decision.evidence },
     who,
   );

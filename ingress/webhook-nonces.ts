@@ -17,6 +17,7 @@ import type { SwitchboardTables } from '../schema/index.ts';
 import { OPERATOR_TENANT } from '../schema/index.ts';
 import type { PROVIDERS } from '../schema/tables.ts';
 import type { Store } from '../store/index.ts';
+import { webhook_nonce_claimed } from '../schema/reducers.ts';
 
 export type NonceVerdict = { ok: true } | { ok: false; status: 403 | 503; reason: string };
 
@@ -30,7 +31,7 @@ export class WebhookNonces {
   async claim(nonce: string, expiresAtMs: number): Promise<NonceVerdict> {
     try {
       const r = await this.store.submit(
-        'webhook_nonce_claimed',
+        webhook_nonce_claimed,
         { provider: this.provider, nonce, expires_at: Math.ceil(expiresAtMs) },
         { tenant: OPERATOR_TENANT, caller: `${this.provider}:webhook`, id: `nonce:${this.provider}:${nonce}` },
       );

@@ -21,6 +21,7 @@ import { RetentionSweeper } from './retention.ts';
 import { recordingRateFor } from './segment-files.ts';
 import { resumeGap, scanSegments } from './segments.ts';
 import type { BlobStore, Interval, RecordingFormat } from './types.ts';
+import { recording_failed, recording_finalized, recording_paused, recording_purged, recording_segment_started, recording_started } from '../schema/reducers.ts';
 
 export interface RecordingServiceOptions {
   store: Store<SwitchboardTables>;
@@ -128,7 +129,7 @@ export class RecordingService implements RecordingPort {
         fs.rmSync(this.workDir(row.id), { recursive: true, force: true });
       },
       commitPurged: async (row) => {
-        const r = await store.submit('recording_purged', { recording_id: row.id }, { tenant: row.tenant, caller: 'system:retention' });
+        const r = await store.submit(recording_purged, { recording_id: row.id }, { tenant: row.tenant, caller: 'system:retention' });
         if (!r.outcome.ok) throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
       },
       intervalMs: this.o.retentionSweepMs ?? 60_000,
@@ -151,12 +152,12 @@ export class RecordingService implements RecordingPort {
   async begin(ref: { tenant: string; callId: string; answeredAt: number; sampleRate?: number }): Promise<RecordingHandle | null> {
     const { store } = this.o;
     const who = { tenant: ref.tenant, caller: 'recording' };
-    const started = await store.submit('recording_started', { call_id: ref.callId, channels: 2, format: this.o.format ?? null }, who);
+    const started = await store.submit(recording_started, { call_id: ref.callId, channels: 2, format: this.o.format ?? null }, who);
     if (!started.outcome.ok) {
       this.log.warn({ call: ref.callId, outcome: started.outcome }, 'recording refused');
       return null;
     }
-    const { recording_id: recordingId, existing } = started.outcome.result as { recording_id: string; existing: boolean };
+    const { recording_id: recordingId, existing } = started.outcome.result;
     const dir = this.workDir(recordingId);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const scan = scanSegments(dir);
@@ -164,7 +165,7 @@ export class RecordingService implements RecordingPort {
     if (existing) {
       const gap = resumeGap(scan.segments, nowMs());
       await store.submit(
-        'recording_segment_started',
+        recording_segment_started,
         { recording_id: recordingId, index: scan.nextIndex, gap: gap ? { start_ms: Math.round(gap.startMs), end_ms: Math.round(gap.endMs) } : null },
         who,
       );
@@ -182,7 +183,7 @@ export class RecordingService implements RecordingPort {
     if (row?.status === 'paused') recorder.pause('paused before resume', policyMode);
     recorder.onFailure((f) => {
       this.log.error({ recording: recordingId, reason: f.reason }, 'recording failed; the call continues unrecorded');
-      void store.submit('recording_failed', { recording_id: recordingId, reason: f.reason.slice(0, 1000) }, who).catch(() => undefined);
+      void store.submit(recording_failed, { recording_id: recordingId, reason: f.reason.slice(0, 1000) }, who).catch(() => undefined);
     });
     let markClosed = (): void => {};
     const closed = new Promise<void>((r) => (markClosed = r));
@@ -197,7 +198,7 @@ export class RecordingService implements RecordingPort {
         recorder.pause(reason, policyMode);
         const current = store.read(ref.tenant).recordings.get(recordingId);
         if (current?.status === 'recording') {
-          await store.submit('recording_paused', { recording_id: recordingId, at_ms: Math.round(nowMs()), reason, mode: policyMode }, who);
+          await store.submit(recording_paused, { recording_id: recordingId, at_ms: Math.round(nowMs()), reason, mode: policyMode }, who);
         }
       },
       finish: async (callEnded) => {
@@ -267,7 +268,7 @@ export class RecordingService implements RecordingPort {
       const blob = encryptRecording(result.data, this.o.master);
       const uri = await this.o.blobs.put(`${tenant}/${recordingId}.${result.format}.sbrec`, blob);
       const r = await store.submit(
-        'recording_finalized',
+        recording_finalized,
         {
           recording_id: recordingId,
           uri,
@@ -289,7 +290,7 @@ export class RecordingService implements RecordingPort {
     } catch (err) {
       const reason = `finalize failed: ${(err as Error).message}`.slice(0, 1000);
       this.log.error({ recording: recordingId, err }, 'recording finalize failed');
-      await store.submit('recording_failed', { recording_id: recordingId, reason }, who).catch(() => undefined);
+      await store.submit(recording_failed, { recording_id: recordingId, reason }, who).catch(() => undefined);
     }
   }
 }

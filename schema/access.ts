@@ -162,13 +162,14 @@ export const evidence_exported = defineReducer(
   (ctx, a) => recordAccess(ctx, 'evidence_exported', { ...a, target_id: a.call_id }),
 );
 
+/** Reducers only older logs hold (see `login_failed`): applied on replay, never submitted. */
+export const retiredAccessReducers = [login_failed, login_succeeded];
+
 export const accessReducers = [
   user_created,
   user_disabled,
   token_created,
   token_revoked,
-  login_failed,
-  login_succeeded,
   recording_accessed,
   transcript_accessed,
   evidence_exported,

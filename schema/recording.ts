@@ -1,6 +1,6 @@
 /**
- * Recording and transcript facts. `recording_started`, `recording_resumed` and
- * `transcript_appended` refuse with `consent_required` unless the call's
+ * Recording and transcript facts. `recording_started` and `transcript_appended`
+ * refuse with `consent_required` unless the call's
  * current consent is `granted` — enforced here, in the store, whatever the
  * call flow does. Purges keep the row and its sha256; legal hold blocks them.
  *
@@ -83,14 +83,6 @@ export const recording_paused = defineReducer(
     ctx.db.recordings.update(rec.id, { status: 'paused', pauses: [...rec.pauses, { start_ms: a.at_ms, end_ms: null, reason: a.reason, mode: a.mode }] });
   },
 );
-
-export const recording_resumed = defineReducer('recording_resumed', z.object({ recording_id: id, at_ms: z.number().int().nonnegative() }), (ctx, a) => {
-  const rec = loadRecording(ctx, a.recording_id);
-  if (rec.status !== 'paused') ctx.fail('not_paused', `recording ${rec.id} is ${rec.status}`);
-  requireConsent(ctx, loadCall(ctx, rec.call_id), 'recording');
-  const pauses = rec.pauses.map((p, i) => (i === rec.pauses.length - 1 && p.end_ms === null ? { ...p, end_ms: a.at_ms } : p));
-  ctx.db.recordings.update(rec.id, { status: 'recording', pauses });
-});
 
 export const recording_finalized = defineReducer(
   'recording_finalized',
@@ -186,7 +178,6 @@ export const recordingReducers = [
   recording_started,
   recording_segment_started,
   recording_paused,
-  recording_resumed,
   recording_finalized,
   recording_failed,
   recording_hold_set,

@@ -7,8 +7,12 @@
  *
  *   submit ─► queue ─► [BEGIN · (reducer · event)* · applied_seq · COMMIT] ─► resolve ─► deltas
  *
+ * Each event's hash chains it to the one before:
+ *   hash = sha256(prevHash ‖ sha256(canonicalJson({ command, outcome })))   (both digests hex; log.ts chainHash)
+ *
  * A reducer rejection (ctx.fail, a bug, an invalid row) undoes that command's
- * own row changes only; it is logged like any outcome. A storage fault (disk full, I/O error,
+ * own row changes only (recorded as it wrote them and reverted newest first —
+ * no savepoint; store/applier.ts); it is logged like any outcome. A storage fault (disk full, I/O error,
  * busy: `SQLITE_FULL`, `SQLITE_IOERR*`, `SQLITE_BUSY`) aborts the whole batch —
  * SQLite rolls it back, nothing of it is written — and the store turns
  * unhealthy (`health`, `onHealth`): the batch goes back to the head of the
@@ -26,17 +30,26 @@
 import type Database from 'better-sqlite3';
 import { CommandApplier } from './applier.ts';
 import type { RowChange, TableStatements } from './accessor.ts';
-import { canonicalJson } from './canonical.ts';
+import { canonicalJson, type Json } from './canonical.ts';
 import { StoreError } from './errors.ts';
 import { chainHash, commandBodyFrom, type Command, type EventLog, type Outcome } from './log.ts';
 import type { ReducerDef, Tables } from './reducer.ts';
 import type { Flusher } from './wal-sync.ts';
 
-export interface Receipt {
+/**
+ * What `submit` resolves with. `R` is the reducer's result type where the caller submitted by a typed handle
+ * (`ResultOf<typeof handle>`): the logged outcome, with `result` typed (absent for a reducer that returns nothing).
+ */
+export interface Receipt<R = Json | undefined> {
   seq: number;
-  outcome: Outcome;
+  outcome: { ok: true; result: R } | { ok: false; error: { code: string; message: string } };
   /** True when this command id had already been applied: the recorded outcome is returned. */
   duplicate: boolean;
+}
+
+/** The log's outcome as a receipt types it (`result` reads undefined for a reducer that returns nothing; the object is the logged one). */
+function asReceiptOutcome(o: Outcome): Receipt['outcome'] {
+  return o as Receipt['outcome'];
 }
 
 export interface CommittedBatch {
@@ -344,7 +357,7 @@ export class ApplyEngine {
     for (const p of batch) {
       const prior = p.fresh ? undefined : this.log.outcomeOf(p.command.id);
       if (prior) {
-        receipts.push({ ...prior, duplicate: true });
+        receipts.push({ seq: prior.seq, outcome: asReceiptOutcome(prior.outcome), duplicate: true });
         continue;
       }
       seq += 1;
@@ -354,7 +367,7 @@ export class ApplyEngine {
       const prevHash = hash;
       hash = chainHash(prevHash, commandBodyFrom(p.command, p.argsJson, outcomeJson));
       this.log.appendRaw(p.command, seq, p.argsJson, outcomeJson, prevHash, hash);
-      receipts.push({ seq, outcome, duplicate: false });
+      receipts.push({ seq, outcome: asReceiptOutcome(outcome), duplicate: false });
       if (outcome.ok && changes.length > 0) committed.commands.push({ seq, changes });
     }
     if (seq !== this.seq) {

@@ -1,7 +1,7 @@
 /** Public surface of the store. Nothing here knows about telephony. */
 export { Store, DB_FILE, type StoreOptions, type SubmitOptions, type ReadView } from './store.ts';
 export { defineTable, type TableDef, type RowOf } from './table.ts';
-export { reducerFactory, type ReducerCtx, type ReducerDef, type SchemaDef, type Tables } from './reducer.ts';
+export { reducerFactory, type ArgsOf, type ReducerCtx, type ReducerDef, type ReducerHandle, type ResultOf, type SchemaDef, type Tables } from './reducer.ts';
 export { ReducerError, StoreError } from './errors.ts';
 export { resolveDurability, type Durability, type FsyncPolicy, type Profile } from './database.ts';
 export type { Receipt, StoreFault } from './engine.ts';

@@ -32,17 +32,36 @@ export interface ReducerCtx<T extends Tables> {
   fail(code: string, message: string): never;
 }
 
-export interface ReducerDef<T extends Tables = Tables, A extends z.ZodType = z.ZodType> {
+/**
+ * A reducer's definition, and the typed handle callers submit it by:
+ * `store.submit(call_ended, { call_id, reason }, who)` checks `args` against
+ * `z.input<A>` and types the receipt's result as `R` (what `run` returns), so a
+ * reader or a tool follows a call into `schema/` and no caller casts a result.
+ * The name is the wire form: it is what the log records and replay looks up.
+ */
+export interface ReducerDef<T extends Tables = Tables, A extends z.ZodType = z.ZodType, R extends Json | void = Json | void> {
   readonly name: string;
   readonly args: A;
-  readonly run: (ctx: ReducerCtx<T>, args: z.output<A>) => Json | void;
+  readonly run: (ctx: ReducerCtx<T>, args: z.output<A>) => R;
 }
+
+/** What `store.submit` accepts: any reducer definition (its tables are checked when the store looks it up). */
+export interface ReducerHandle {
+  readonly name: string;
+  readonly args: z.ZodType;
+  readonly run: (ctx: never, args: never) => Json | void;
+}
+
+/** The result type a reducer handle's receipt carries. */
+export type ResultOf<D> = D extends { readonly run: (...a: never[]) => infer R } ? (R extends void ? undefined : R) : never;
+/** The argument type a reducer handle accepts (before zod defaults are applied). */
+export type ArgsOf<D> = D extends { readonly args: infer A extends z.ZodType } ? z.input<A> : never;
 
 export interface SchemaDef<T extends Tables = Tables> {
   /** Bump when tables change incompatibly; stored in the database. */
   readonly version: number;
   readonly tables: T;
-  readonly reducers: ReadonlyArray<ReducerDef<T, z.ZodType>>;
+  readonly reducers: ReadonlyArray<ReducerDef<T, z.ZodType, Json | void>>;
   /**
    * Read-side indexes derived from tables (e.g. full-text search): created with
    * their triggers when missing, then filled by `rebuild`. Not part of the digest.
@@ -52,11 +71,11 @@ export interface SchemaDef<T extends Tables = Tables> {
 
 /** Returns a `defineReducer` bound to a set of tables, so reducer contexts are typed. */
 export function reducerFactory<T extends Tables>() {
-  return function defineReducer<A extends z.ZodType>(
+  return function defineReducer<A extends z.ZodType, R extends Json | void>(
     name: string,
     args: A,
-    run: (ctx: ReducerCtx<T>, args: z.output<A>) => Json | void,
-  ): ReducerDef<T, A> {
+    run: (ctx: ReducerCtx<T>, args: z.output<A>) => R,
+  ): ReducerDef<T, A, R> {
     if (!/^[a-z][a-z0-9_]*$/.test(name)) throw new Error(`reducer name ${name} must be snake_case`);
     return { name, args, run };
   };

@@ -20,7 +20,7 @@ import { FaultMarker, type RecordedFault } from './fault-marker.ts';
 import { secureDataDir } from './permissions.ts';
 import { StoreError } from './errors.ts';
 import { EventLog, LOG_DDL, type Command } from './log.ts';
-import type { DbOf, ReducerDef, SchemaDef, Tables } from './reducer.ts';
+import type { ArgsOf, DbOf, ReducerDef, ReducerHandle, ResultOf, SchemaDef, Tables } from './reducer.ts';
 import { createTables, replayLog, type ReplayReport } from './replay.ts';
 import { SubscriptionHub, type DeltaListener, type Filter, type Snapshot } from './subscriptions.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
@@ -237,9 +237,22 @@ export class Store<T extends Tables = Tables> {
 
   /**
    * Validates and queues a command; resolves with its outcome once durable.
-   * Unknown reducers and invalid args are refused here: nothing is logged.
+   * `reducer` is the typed handle from the schema (`store.submit(call_ended, …)`): `args` are checked against its
+   * zod input type and the receipt's result is typed as what the reducer returns. A handle this store's schema
+   * does not hold, and invalid args, are refused here: nothing is logged.
    */
-  submit(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
+  submit<D extends ReducerHandle>(reducer: D, args: ArgsOf<D>, opts: SubmitOptions): Promise<Receipt<ResultOf<D>>> {
+    if (this.reducers.get(reducer.name) !== (reducer as unknown)) {
+      return Promise.reject(new StoreError('unknown_reducer', `the reducer ${JSON.stringify(reducer.name)} is not this store's schema's`));
+    }
+    return this.submitNamed(reducer.name, args, opts) as Promise<Receipt<ResultOf<D>>>;
+  }
+
+  /**
+   * The wire form of `submit`: a command whose reducer is known only by its logged name (a command carried from
+   * elsewhere, a store test with its own schema). Application code submits typed handles.
+   */
+  submitNamed(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
     const def = this.reducers.get(reducer);
     if (!def) return Promise.reject(new StoreError('unknown_reducer', `no reducer named ${JSON.stringify(reducer)}`));

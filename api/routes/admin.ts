@@ -14,6 +14,7 @@ import { authorize } from '../auth/principal.ts';
 import { hashPassword, newToken, tokenHash } from '../auth/secrets.ts';
 import { HttpError, parse, submitAs, type ApiContext } from '../context.ts';
 import { iso, TimeParam } from './time.ts';
+import { consent_policy_created, number_added, number_removed, recording_hold_set, tenant_created, token_created, user_created, user_disabled } from '../../schema/reducers.ts';
 
 const Password = z.string().min(12, 'at least 12 characters').max(1024);
 const UserBody = z.strictObject({ email: z.string().email().max(320), role: z.enum(ROLES), password: Password.optional() });
@@ -45,11 +46,11 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(TenantBody, req.body);
     // The new tenant has no users yet: its first commands run as the operator who created it.
     const op = { tenant: body.id, caller: `operator:${p.userId}` };
-    await submitAs(ctx, op, 'tenant_created', { id: body.id, name: body.name });
+    await submitAs(ctx, op, tenant_created, { id: body.id, name: body.name });
     const password_hash = body.admin_password ? await hashPassword(body.admin_password) : null;
-    const u = await submitAs<{ user_id: string }>(ctx, op, 'user_created', { email: body.admin_email, role: 'admin', password_hash });
+    const u = await submitAs(ctx, op, user_created, { email: body.admin_email, role: 'admin', password_hash });
     const token = newToken();
-    const t = await submitAs<{ token_id: string }>(ctx, op, 'token_created', { user_id: u.user_id, name: 'bootstrap', token_hash: tokenHash(token) });
+    const t = await submitAs(ctx, op, token_created, { user_id: u.user_id, name: 'bootstrap', token_hash: tokenHash(token) });
     return reply.code(201).send({ id: body.id, admin: { id: u.user_id, email: body.admin_email.toLowerCase() }, token, token_id: t.token_id });
   });
 
@@ -63,9 +64,22 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const p = authorize(ctx, req, 'users:manage');
     const body = parse(UserBody, req.body);
     const password_hash = body.password ? await hashPassword(body.password) : null;
-    const r = await submitAs<{ user_id: string; email: string; role: string }>(ctx, p, 'user_created', { email: body.email, role: body.role, password_hash });
+    const r = await submitAs(ctx, p, user_created, { email: body.email, role: body.role, password_hash });
     return reply.code(201).send({ id: r.user_id, email: r.email, role: r.role });
   });
+
+  /**
+   * Disabling a user (staff who leave, a lost laptop) stops every token and session of theirs at once; it is a
+   * fact in the log like any other. A user cannot disable themselves. `DELETE` enables the user again.
+   */
+  const disable = (disabled: boolean) => async (req: FastifyRequest) => {
+    const p = authorize(ctx, req, 'users:manage');
+    const { id } = parse(IdParam, req.params);
+    const r = await submitAs(ctx, p, user_disabled, { user_id: id, disabled });
+    return { id: r.user_id, disabled: r.disabled };
+  };
+  app.put('/v1/users/:id/disabled', disable(true));
+  app.delete('/v1/users/:id/disabled', disable(false));
 
   app.get('/v1/numbers', async (req) => {
     const p = authorize(ctx, req, 'numbers:read');
@@ -85,7 +99,7 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!policy) throw new HttpError(404, 'consent_policy_not_found', `no consent policy ${body.consent_policy}`);
       policyId = policy.id;
     }
-    const r = await submitAs<{ number_id: string }>(ctx, p, 'number_added', { number: body.number, agent: body.agent, provider: body.provider ?? null, consent_policy_id: policyId });
+    const r = await submitAs(ctx, p, number_added, { number: body.number, agent: body.agent, provider: body.provider ?? null, consent_policy_id: policyId });
     const warning = agentRouteWarning(body.agent, ctx.agents.builtinNames, ctx.store.read(p.tenant).agent_versions.find({ name: body.agent }));
     return reply.code(201).send({ id: r.number_id, number: body.number, agent: body.agent, consent_policy_id: policyId, ...(warning ? { warnings: [warning] } : {}) });
   });
@@ -93,7 +107,7 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.delete('/v1/numbers/:id', async (req) => {
     const p = authorize(ctx, req, 'numbers:write');
     const { id } = parse(IdParam, req.params);
-    await submitAs(ctx, p, 'number_removed', { number_id: id });
+    await submitAs(ctx, p, number_removed, { number_id: id });
     return { id, removed: true };
   });
 
@@ -106,14 +120,14 @@ export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/consent-policies', async (req, reply) => {
     const p = authorize(ctx, req, 'policies:write');
     const body = parse(PolicyArgs.strict(), req.body);
-    const r = await submitAs<{ policy_id: string; name: string; version: number }>(ctx, p, 'consent_policy_created', body);
+    const r = await submitAs(ctx, p, consent_policy_created, body);
     return reply.code(201).send({ id: r.policy_id, name: r.name, version: r.version });
   });
 
   const hold = (on: boolean) => async (req: FastifyRequest) => {
     const p = authorize(ctx, req, 'holds:write');
     const { id } = parse(IdParam, req.params);
-    const r = await submitAs<{ legal_hold: boolean }>(ctx, p, 'recording_hold_set', { recording_id: id, hold: on });
+    const r = await submitAs(ctx, p, recording_hold_set, { recording_id: id, hold: on });
     return { id, legal_hold: r.legal_hold };
   };
   app.put('/v1/recordings/:id/hold', hold(true));

@@ -29,6 +29,7 @@ import { authenticate, resolveToken, SESSION_COOKIE } from '../auth/principal.ts
 import { LoginThrottle } from '../auth/login-throttle.ts';
 import { DUMMY_HASH, newToken, tokenHash, verifyPassword } from '../auth/secrets.ts';
 import { HttpError, parse, submitAs, type ApiContext } from '../context.ts';
+import { token_created, token_revoked } from '../../schema/reducers.ts';
 
 type User = RowOf<SwitchboardTables['users']>;
 
@@ -76,7 +77,7 @@ export function mountAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   async function startSession(user: Pick<User, 'id' | 'email' | 'role' | 'tenant'>, reply: FastifyReply, notAfter: number | null) {
     const token = newToken();
     const expires = Math.min(ctx.now() + SESSION_MS, notAfter ?? Infinity);
-    const r = await submitAs<{ token_id: string }>(ctx, { tenant: user.tenant, caller: `user:${user.id}` }, 'token_created', {
+    const r = await submitAs(ctx, { tenant: user.tenant, caller: `user:${user.id}` }, token_created, {
       user_id: user.id,
       name: 'session',
       token_hash: tokenHash(token),
@@ -124,7 +125,7 @@ export function mountAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/auth/logout', async (req, reply) => {
     const p = authenticate(ctx, req);
-    await submitAs(ctx, p, 'token_revoked', { token_id: p.tokenId });
+    await submitAs(ctx, p, token_revoked, { token_id: p.tokenId });
     void reply.clearCookie(SESSION_COOKIE, cookieOptions);
     return { ok: true };
   });
@@ -155,7 +156,7 @@ export function mountAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const body = parse(TokenBody, req.body);
     const token = newToken();
     const expires = body.expires_in_days ? ctx.now() + body.expires_in_days * DAY : null;
-    const r = await submitAs<{ token_id: string; user_id: string }>(ctx, p, 'token_created', {
+    const r = await submitAs(ctx, p, token_created, {
       user_id: body.user_id ?? p.userId,
       name: body.name,
       token_hash: tokenHash(token),
@@ -167,7 +168,7 @@ export function mountAuthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.delete('/v1/tokens/:id', async (req) => {
     const p = authenticate(ctx, req);
     const { id } = parse(IdParam, req.params);
-    const r = await submitAs<{ token_id: string; revoked_at: number }>(ctx, p, 'token_revoked', { token_id: id });
+    const r = await submitAs(ctx, p, token_revoked, { token_id: id });
     return { id: r.token_id, revoked_at: new Date(r.revoked_at).toISOString() };
   });
 }

@@ -14,6 +14,7 @@ import { can } from '../../schema/index.ts';
 import { authorize } from '../auth/principal.ts';
 import { HttpError, parse, submitAs, type ApiContext } from '../context.ts';
 import { CallFilterSchema, CallQueries } from '../queries/calls.ts';
+import { transcript_accessed } from '../../schema/reducers.ts';
 
 const IdParam = z.strictObject({ id: z.string().min(1).max(200) });
 const DetailQuery = z.strictObject({ purpose: z.string().min(1).max(1000).optional() });
@@ -35,7 +36,7 @@ export function mountCallRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (!detail) throw new HttpError(404, 'call_not_found', `no call ${id}`);
     if (content) {
       const header = req.headers['x-switchboard-purpose'];
-      await submitAs(ctx, p, 'transcript_accessed', { call_id: id, detail: 'call detail', purpose: (typeof header === 'string' ? header : q.purpose)?.slice(0, 1000) ?? null, remote: req.ip });
+      await submitAs(ctx, p, transcript_accessed, { call_id: id, detail: 'call detail', purpose: (typeof header === 'string' ? header : q.purpose)?.slice(0, 1000) ?? null, remote: req.ip });
     }
     return detail;
   });

@@ -21,6 +21,7 @@ import { buildCallProof } from '../evidence/proof.ts';
 import { CallQueries } from '../queries/calls.ts';
 import { toJson, toText, toVtt } from '../queries/transcript-format.ts';
 import { parseRange } from '../range.ts';
+import { evidence_exported, recording_accessed, transcript_accessed } from '../../schema/reducers.ts';
 
 const IdParam = z.strictObject({ id: z.string().min(1).max(200) });
 const purpose = z.string().min(1).max(1000).optional();
@@ -69,7 +70,7 @@ export function mountContentRoutes(app: FastifyInstance, ctx: ApiContext): void 
       throw new HttpError(416, 'range_not_satisfiable', `the recording has ${size} bytes`, { 'Content-Range': `bytes */${size}` });
     }
     const [start, end] = range.kind === 'partial' ? [range.start, range.end] : [0, size - 1];
-    await submitAs(ctx, p, 'recording_accessed', {
+    await submitAs(ctx, p, recording_accessed, {
       call_id: id,
       recording_id: rec.id,
       detail: `${format}${range.kind === 'partial' ? ` bytes=${start}-${end}` : ''}`,
@@ -106,7 +107,7 @@ export function mountContentRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const queries = new CallQueries(ctx.store, p.tenant);
     const segments = queries.transcript(id);
     if (!segments) throw new HttpError(404, 'call_not_found', `no call ${id}`);
-    await submitAs(ctx, p, 'transcript_accessed', { call_id: id, detail: q.format, purpose: purposeOf(req, q.purpose), remote: req.ip });
+    await submitAs(ctx, p, transcript_accessed, { call_id: id, detail: q.format, purpose: purposeOf(req, q.purpose), remote: req.ip });
     void reply.header('Cache-Control', 'no-store');
     if (q.format === 'vtt') return reply.type('text/vtt; charset=utf-8').send(toVtt(segments));
     if (q.format === 'txt') return reply.type('text/plain; charset=utf-8').send(toText(segments));
@@ -120,7 +121,7 @@ export function mountContentRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const q = parse(PurposeQuery, req.query);
     if (!ctx.store.read(p.tenant).calls.get(id)) throw new HttpError(404, 'call_not_found', `no call ${id}`);
     // The events carry transcript text in their args: this is content, and audited as an export.
-    await submitAs(ctx, p, 'evidence_exported', { call_id: id, detail: 'events', purpose: purposeOf(req, q.purpose), remote: req.ip });
+    await submitAs(ctx, p, evidence_exported, { call_id: id, detail: 'events', purpose: purposeOf(req, q.purpose), remote: req.ip });
     const proof = buildCallProof(ctx.store, p.tenant, id);
     if (!proof) throw new HttpError(404, 'call_not_found', `no call ${id}`);
     return reply.header('Cache-Control', 'no-store').send({ ...proof, public_key: ctx.store.publicKeyPem });
@@ -138,7 +139,7 @@ export function mountContentRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const recs = ctx.store.read(p.tenant).recordings.find({ call_id: id, status: 'finalized' }, { orderBy: 'started_at', desc: true });
     const rec = recs[0];
     if (rec?.uri) wav = decryptRecording(await ctx.blobs.get(rec.uri), ctx.master);
-    await submitAs(ctx, p, 'evidence_exported', { call_id: id, detail: 'pack', purpose: purposeOf(req, q.purpose), remote: req.ip });
+    await submitAs(ctx, p, evidence_exported, { call_id: id, detail: 'pack', purpose: purposeOf(req, q.purpose), remote: req.ip });
     const zip = await buildEvidencePack({
       store: ctx.store,
       tenant: p.tenant,

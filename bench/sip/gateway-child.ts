@@ -23,6 +23,7 @@ import { RtpSession } from '../../ingress/sip/rtp.ts';
 import { schema } from '../../schema/index.ts';
 import { Samples } from '../lib.ts';
 import { ownCpuMs, send } from '../webrtc/children.ts';
+import { number_added } from '../../schema/reducers.ts';
 
 export interface SipGatewayStats {
   cpuMs: number;
@@ -88,7 +89,7 @@ const config = loadConfig(process.env);
 const gateway = await startGateway(config, createLogger(config.logLevel), process.env);
 const who = { tenant: 'default', caller: 'bench' };
 void schema;
-const added = await gateway.store.submit('number_added', { number: process.env.BENCH_SIP_NUMBER ?? '+15553330000', agent: 'default' }, who);
+const added = await gateway.store.submit(number_added, { number: process.env.BENCH_SIP_NUMBER ?? '+15553330000', agent: 'default' }, who);
 if (!added.outcome.ok) throw new Error(`number_added: ${JSON.stringify(added.outcome)}`);
 
 const eld = monitorEventLoopDelay({ resolution: 10 });

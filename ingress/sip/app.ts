@@ -27,6 +27,7 @@ import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransa
 import type { Peer } from './transport.ts';
 import type { SipUas, UasHandler } from './uas.ts';
 import { ALLOW, type Refusal, type ValidRequest } from './validate.ts';
+import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of the call manager. */
 export interface SipCallManager {
@@ -337,7 +338,7 @@ export class SipApp implements UasHandler {
       };
       // The new media is committed before it is answered or used: a restart carries on with what was agreed.
       const stored = await this.deps.store.submit(
-        'call_media_updated',
+        call_media_updated,
         { call_id: ctx.ref.callId, provider: 'sip', codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> },
         { tenant: ctx.ref.tenant, caller: 'sip:reinvite' },
       );
@@ -351,7 +352,7 @@ export class SipApp implements UasHandler {
       answer = neg.answer;
       if (neg.media.held !== ctx.held) {
         ctx.held = neg.media.held;
-        const r = await this.deps.store.submit(ctx.held ? 'call_held' : 'call_unheld', { call_id: ctx.ref.callId }, { tenant: ctx.ref.tenant, caller: 'sip:reinvite' });
+        const r = await this.deps.store.submit(ctx.held ? call_held : call_unheld, { call_id: ctx.ref.callId }, { tenant: ctx.ref.tenant, caller: 'sip:reinvite' });
         if (!r.outcome.ok) this.log.info({ outcome: r.outcome, held: ctx.held }, 'hold state not recorded');
       }
     } else {
@@ -372,18 +373,18 @@ export class SipApp implements UasHandler {
     if (!number) return;
     const who = { tenant: number.tenant, caller: 'sip:invite' };
     const r = await this.deps.store.submit(
-      'call_received',
+      call_received,
       { provider: 'sip', provider_call_id: inbound.providerCallId, from: inbound.from, to: inbound.to, number_id: number.id, agent: number.agent },
       who,
     );
-    const callId = r.outcome.ok ? (r.outcome.result as { call_id: string }).call_id : null;
+    const callId = r.outcome.ok ? r.outcome.result.call_id : null;
     if (callId) await this.endCall({ tenant: number.tenant, callId }, 'sip:cancel');
     this.log.info({ callId: inbound.providerCallId, call: callId }, 'SIP call cancelled before the answer');
   }
 
   private async endCall(ref: { tenant: string; callId: string }, reason: string, detail?: string): Promise<void> {
     if (detail !== undefined) this.log.info({ call: ref.callId, reason, detail }, 'SIP call ending');
-    const r = await this.deps.store.submit('call_ended', { call_id: ref.callId, reason }, { tenant: ref.tenant, caller: 'sip', id: `sip:end:${ref.callId}` });
+    const r = await this.deps.store.submit(call_ended, { call_id: ref.callId, reason }, { tenant: ref.tenant, caller: 'sip', id: `sip:end:${ref.callId}` });
     if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
   }
 

@@ -22,6 +22,7 @@ import { Dialog, DialogState, snapshotProblem, type DialogSnapshot } from './dia
 import type { SipLeg } from './leg.ts';
 import { RtpSession, type RtpPortPool } from './rtp.ts';
 import type { Peer } from './transport.ts';
+import { call_resume_requested } from '../../schema/reducers.ts';
 
 type CallRef = { tenant: string; callId: string };
 
@@ -82,7 +83,7 @@ async function resumeOne(host: ResumeHost, ref: CallRef, snap: DialogSnapshot): 
   const held = direction === 'recvonly' || direction === 'inactive';
   const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held };
   const leg = host.track(dialog, new RtpSession(sockets, media, `switchboard@${address}`), ref, held);
-  await host.store.submit('call_resume_requested', { call_id: ref.callId, reason: 'sip: node restarted' }, { tenant: ref.tenant, caller: 'sip:resume' });
+  await host.store.submit(call_resume_requested, { call_id: ref.callId, reason: 'sip: node restarted' }, { tenant: ref.tenant, caller: 'sip:resume' });
   await host.calls.attach(ref, leg).catch((err: unknown) => host.log.warn({ err, call: ref.callId }, 'SIP resume: attach refused'));
   host.log.info({ callId: snap.callId, call: ref.callId, rtp: snap.rtpPort }, 'SIP call resumed after restart');
   return true;

@@ -37,6 +37,7 @@ import { negotiate, offerSdp } from './sdp.ts';
 import type { Destination, SipUas } from './uas.ts';
 import { ALLOW } from './validate.ts';
 import { endReasonFor } from './end-reasons.ts';
+import { call_answered, call_dialed, call_ended } from '../../schema/reducers.ts';
 
 export interface DialRequest {
   tenant: string;
@@ -161,7 +162,7 @@ export class SipDialer implements OutboundDialer {
     });
     const sipCallId = `${crypto.randomBytes(12).toString('hex')}@switchboard`;
     const receipt = await this.deps.store
-      .submit('call_dialed', { provider: 'sip', provider_call_id: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null }, { tenant: req.tenant, caller: req.caller })
+      .submit(call_dialed, { provider: 'sip', provider_call_id: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null }, { tenant: req.tenant, caller: req.caller })
       .catch((err: unknown) => {
         this.releaseSockets(sockets);
         throw err;
@@ -171,7 +172,7 @@ export class SipDialer implements OutboundDialer {
       const { code, message } = receipt.outcome.error;
       throw new DialError(code === 'forbidden' ? 403 : code.endsWith('_not_found') ? 404 : 409, code, message);
     }
-    const callId = (receipt.outcome.result as { call_id: string }).call_id;
+    const callId = receipt.outcome.result.call_id;
     const local = this.deps.app.localAddress(dest);
     const user = req.from.startsWith('sip:') ? (parseSipUri(req.from)?.user ?? 'switchboard') : req.from;
     const fromUri = `sip:${encodeURIComponent(user).replace(/%2B/g, '+')}@${route?.fromDomain ?? local}`;
@@ -199,7 +200,7 @@ export class SipDialer implements OutboundDialer {
     const node = this.deps.store.node;
     const stale = this.deps.store.read(null).calls.find({ provider: 'sip', direction: 'outbound', state: 'ringing' }).filter((c) => c.owner_node === node && !this.attempts.has(c.provider_call_id));
     for (const c of stale) {
-      const r = await this.deps.store.submit('call_ended', { call_id: c.id, reason: 'sip:interrupted' }, { tenant: c.tenant, caller: 'sip:uac', id: `sip:end:${c.id}` });
+      const r = await this.deps.store.submit(call_ended, { call_id: c.id, reason: 'sip:interrupted' }, { tenant: c.tenant, caller: 'sip:uac', id: `sip:end:${c.id}` });
       if (!r.outcome.ok) this.log.warn({ outcome: r.outcome, call: c.id }, 'interrupted outbound call not ended');
     }
     if (stale.length) this.log.warn({ calls: stale.map((c) => c.id) }, 'outbound calls still dialing when the previous process stopped: ended sip:interrupted');
@@ -295,7 +296,7 @@ export class SipDialer implements OutboundDialer {
       this.releaseSockets(a.sockets);
       return this.endCall(a, reason);
     }
-    const r = await this.deps.store.submit('call_answered', { call_id: a.ref.callId }, { tenant: a.ref.tenant, caller: 'sip:uac' });
+    const r = await this.deps.store.submit(call_answered, { call_id: a.ref.callId }, { tenant: a.ref.tenant, caller: 'sip:uac' });
     if (!r.outcome.ok) {
       // Ended meanwhile (shutdown): hang up.
       const bye = dialog.request('BYE', sentBy);
@@ -338,7 +339,7 @@ export class SipDialer implements OutboundDialer {
   }
 
   private async endCall(a: Attempt, reason: string): Promise<void> {
-    const r = await this.deps.store.submit('call_ended', { call_id: a.ref.callId, reason }, { tenant: a.ref.tenant, caller: 'sip:uac', id: `sip:end:${a.ref.callId}` });
+    const r = await this.deps.store.submit(call_ended, { call_id: a.ref.callId, reason }, { tenant: a.ref.tenant, caller: 'sip:uac', id: `sip:end:${a.ref.callId}` });
     if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
   }
 

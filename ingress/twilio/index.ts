@@ -43,6 +43,7 @@ import { StreamTokens } from '../stream-tokens.ts';
 import { TwilioLeg } from './leg.ts';
 import { parseInbound } from './messages.ts';
 import { verifyTwilioSignature, type SignaturePolicy } from './signature.ts';
+import { call_ended } from '../../schema/reducers.ts';
 
 export interface TwilioDeps {
   http: HttpServer;
@@ -157,7 +158,7 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
       return reply.code(204).send();
     }
     if (FINAL_STATUSES.has(status)) {
-      const r = await deps.store.submit('call_ended', { call_id: call.id, reason: `twilio:${status}` }, { tenant: call.tenant, caller: 'twilio:status', id: `twilio:status:${sid}:final` });
+      const r = await deps.store.submit(call_ended, { call_id: call.id, reason: `twilio:${status}` }, { tenant: call.tenant, caller: 'twilio:status', id: `twilio:status:${sid}:final` });
       if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ outcome: r.outcome }, 'call_ended refused');
       deps.calls.providerEnded(call.id, `twilio:${status}`);
     }

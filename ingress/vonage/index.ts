@@ -38,6 +38,7 @@ import { VonageLeg } from './leg.ts';
 import { AnswerParams, connectedToken, EventBody, FINAL_STATUSES, l16Rate, parseText, phoneNumber } from './messages.ts';
 import { busyNcco, endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
 import { ConversationIndex } from './conversations.ts';
+import { call_ended } from '../../schema/reducers.ts';
 
 export interface VonageDeps {
   http: HttpServer;
@@ -181,7 +182,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
         if (e.conversation_uuid) conversations.remember(e.conversation_uuid, e.uuid);
         if (FINAL_STATUSES.has(e.status)) {
           const reason = `vonage:${e.status}`;
-          const r = await deps.store.submit('call_ended', { call_id: own.id, reason }, { tenant: own.tenant, caller: 'vonage:event', id: `vonage:event:${e.uuid}:final` });
+          const r = await deps.store.submit(call_ended, { call_id: own.id, reason }, { tenant: own.tenant, caller: 'vonage:event', id: `vonage:event:${e.uuid}:final` });
           if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ outcome: r.outcome }, 'call_ended refused');
           deps.calls.providerEnded(own.id, reason);
         }

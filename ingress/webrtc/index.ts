@@ -34,6 +34,7 @@ import { PeerError, WebrtcPeer } from './peer.ts';
 import { checkOffer, MAX_SDP_BYTES } from './sdp.ts';
 import { SessionTokens } from './session-token.ts';
 import { WebrtcSessions } from './sessions.ts';
+import { transcript_accessed } from '../../schema/reducers.ts';
 
 export interface WebrtcDeps {
   http: HttpServer;
@@ -78,7 +79,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
       tables: { calls: { id: callId }, consents: { call_id: callId }, transcript_segments: { call_id: callId } },
       audit: async (table) => {
         const r = await deps.store.submit(
-          'transcript_accessed',
+          transcript_accessed,
           { call_id: callId, detail: `live ${table} (softphone)`, purpose: 'the caller follows their own call', remote: null },
           { tenant, caller: `webrtc:${session}` },
         );

@@ -18,6 +18,7 @@ import type { Store } from '../../store/index.ts';
 import { WebrtcLeg } from './leg.ts';
 import type { WebrtcPeer } from './peer.ts';
 import type { OfferSummary } from './sdp.ts';
+import { call_ended } from '../../schema/reducers.ts';
 
 export const CONNECT_TIMEOUT_MS = 20_000;
 const LIVE_STATES = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] as const;
@@ -95,7 +96,7 @@ export class WebrtcSessions {
   }
 
   private async end(tenant: string, callId: string, reason: string, id: string): Promise<void> {
-    const r = await this.deps.store.submit('call_ended', { call_id: callId, reason }, { tenant, caller: 'webrtc', id });
+    const r = await this.deps.store.submit(call_ended, { call_id: callId, reason }, { tenant, caller: 'webrtc', id });
     if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.deps.logger.warn({ outcome: r.outcome, call: callId }, 'call_ended refused');
   }
 

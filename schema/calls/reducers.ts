@@ -50,15 +50,11 @@ export const call_answered = simple('call_answered', 'answered');
 export const call_held = simple('call_held', 'held');
 export const call_unheld = simple('call_unheld', 'active');
 
-export const call_consent_started = defineReducer(
-  'call_consent_started',
-  callId.extend({ consent_id: z.string().min(1).max(200).nullable().default(null) }),
-  (ctx, a) => {
-    const call = loadCall(ctx, a.call_id);
-    transition(ctx, call, 'consenting', { consent_id: a.consent_id ?? call.consent_id });
-  },
-);
-
+/**
+ * Retired: the first slice moved a call to `active` directly, before the consent stage existed; every call now
+ * becomes active through `consent_decided`. Kept so logs that hold it replay (and a command carried by name from
+ * such a log applies); no typed handle is exported for it, so the application cannot submit it.
+ */
 export const call_activated = defineReducer(
   'call_activated',
   callId.extend({ agent: z.string().max(100).nullable().default(null), agent_version: z.string().max(100).nullable().default(null) }),
@@ -76,15 +72,6 @@ export const call_transfer_started = defineReducer(
     transition(ctx, call, 'transferring');
     ctx.db.calls.update(call.id, { transfer_target: a.target });
     return { target: a.target };
-  },
-);
-
-export const call_transfer_finished = defineReducer(
-  'call_transfer_finished',
-  callId.extend({ connected: z.boolean() }),
-  (ctx, a) => {
-    transition(ctx, loadCall(ctx, a.call_id), 'active');
-    return { connected: a.connected };
   },
 );
 
@@ -223,18 +210,18 @@ export const call_resume_requested = defineReducer('call_resume_requested', call
   return { state: 'resuming', from: call.state };
 });
 
+/** Reducers only older logs hold (see each one's comment): applied on replay, never submitted. */
+export const retiredCallReducers = [call_activated];
+
 export const callReducers = [
   call_rejected,
   call_rejections_aggregated,
   call_resume_requested,
   call_received,
   call_answered,
-  call_consent_started,
-  call_activated,
   call_held,
   call_unheld,
   call_transfer_started,
-  call_transfer_finished,
   call_media_connected,
   call_media_lost,
   call_media_updated,

@@ -16,6 +16,7 @@ import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { SipUa } from '../helpers/sip-ua.ts';
 import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553339999';
 
@@ -23,7 +24,7 @@ test('SWITCHBOARD_MAX_LOOP_LAG_MS: a lagging loop answers new Twilio calls <Reje
   const gw = await startTestGateway({ env: { SWITCHBOARD_MAX_LOOP_LAG_MS: '100' } });
   t.after(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default' }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default' }, who));
   const peers: TwilioPeer[] = [];
   t.after(async () => {
     for (const p of peers) await p.close();

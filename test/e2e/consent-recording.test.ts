@@ -15,6 +15,7 @@ import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553330000';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
@@ -36,9 +37,9 @@ async function setup(policy: PolicyOpts = {}, gwOpts: Parameters<typeof startTes
   cleanup.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
   const p = resultOf<{ policy_id: string }>(
-    await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 2000, retries: 0, ...policy }, who),
+    await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 2000, retries: 0, ...policy }, who),
   );
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   const peer = new TwilioPeer({ publicUrl: gw.publicUrl, authToken: TWILIO_TOKEN, to: NUMBER, from: '+15550003333', redirectRetryMs: 5000 });
   cleanup.push(() => peer.close());
   assert.equal((await peer.dial()).kind, 'streaming');

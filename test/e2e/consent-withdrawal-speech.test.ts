@@ -13,6 +13,7 @@ import { startFakeDeepgram } from '../helpers/fake-deepgram.ts';
 import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553334444';
 
@@ -21,9 +22,9 @@ async function recordedCall(t: TestContext, env: Record<string, string> = {}) {
   t.after(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
   const p = resultOf<{ policy_id: string }>(
-    await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 8000, retries: 0 }, who),
+    await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 8000, retries: 0 }, who),
   );
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   const peer = new TwilioPeer({ publicUrl: gw.publicUrl, authToken: TWILIO_TOKEN, to: NUMBER, from: '+15550004444' });
   t.after(() => peer.close());
   assert.equal((await peer.dial()).kind, 'streaming');

@@ -28,6 +28,7 @@ import { finishedCall, type FinishedCall } from '../helpers/call-fixture.ts';
 import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
 import { BOOTSTRAP_EMAIL } from '../../api/auth/bootstrap.ts';
 import { resultOf } from '../helpers/store.ts';
+import { call_ended, call_received, transcript_accessed } from '../../schema/reducers.ts';
 
 const PASSWORD = 'correct horse battery staple';
 const PURPOSE = 'Complaint C-2291: caller disputes an appointment change';
@@ -151,10 +152,10 @@ test('compliance: sign in, live badge, search a transcript, listen, read, hold, 
   await live.filter({ hasText: 'Live: 0 active calls' }).waitFor();
   const who = { tenant: 'default', caller: 'system:test' };
   const { call_id: liveId } = resultOf<{ call_id: string }>(
-    await gw.store.submit('call_received', { provider: 'twilio', provider_call_id: 'CAlive0001', from: '+15550004444', to: '+15550002222', agent: 'receptionist' }, who),
+    await gw.store.submit(call_received, { provider: 'twilio', provider_call_id: 'CAlive0001', from: '+15550004444', to: '+15550002222', agent: 'receptionist' }, who),
   );
   await live.filter({ hasText: 'Live: 1 active call' }).waitFor();
-  resultOf(await gw.store.submit('call_ended', { call_id: liveId, reason: 'caller_hangup' }, who));
+  resultOf(await gw.store.submit(call_ended, { call_id: liveId, reason: 'caller_hangup' }, who));
   await live.filter({ hasText: 'Live: 0 active calls' }).waitFor();
 
   // Transcript search narrows the list to the call that said it.
@@ -233,7 +234,7 @@ test('compliance: sign in, live badge, search a transcript, listen, read, hold, 
   assert.equal((await api(gw.publicUrl, 'GET', `/v1/calls/${wanted.callId}/transcript?format=txt&purpose=late%20audit`, { token: late.token })).status, 200);
   resultOf(
     await gw.store.submit(
-      'transcript_accessed',
+      transcript_accessed,
       { call_id: wanted.callId, detail: 'live transcript_segments (softphone)', purpose: 'the caller follows their own call', remote: null },
       { tenant: 'default', caller: 'webrtc:wrtc_console_test' },
     ),

@@ -28,6 +28,7 @@ import { insidePrivateMounts, mountTmpfs } from '../helpers/mount.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const TIMEOUT = 300_000;
 const NUMBER = '+15554441000';
@@ -52,9 +53,9 @@ if (insidePrivateMounts(import.meta.filename, TIMEOUT)) {
     const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
     try {
       const who = { tenant: 'default', caller: 'test' };
-      resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' }));
-      const p = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'rec', disclosure_text: 'Recorded line.', mode: 'notify', timeout_ms: 3000, retries: 0 }, who));
-      resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+      resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' }));
+      const p = resultOf<{ policy_id: string }>(await store.submit(consent_policy_created, { name: 'rec', disclosure_text: 'Recorded line.', mode: 'notify', timeout_ms: 3000, retries: 0 }, who));
+      resultOf(await store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
     } finally {
       store.close();
     }

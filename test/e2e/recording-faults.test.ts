@@ -21,6 +21,8 @@ import { resultOf } from '../helpers/store.ts';
 import { probeMount, underCi } from '../helpers/mount.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import type { ArgsOf } from '../../store/index.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+15554440000';
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -28,15 +30,16 @@ after(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-type Policy = Record<string, unknown>;
+/** A consent policy's fields beyond its name (the reducer's own argument type). */
+type Policy = Partial<Omit<ArgsOf<typeof consent_policy_created>, 'name'>>;
 
 async function seed(dataDir: string, policy: Policy): Promise<void> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   const who = { tenant: 'default', caller: 'test' };
   await Promise.all([
-    store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' }),
-    store.submit('consent_policy_created', { name: 'rec', disclosure_text: 'We record calls.', timeout_ms: 3000, retries: 0, ...policy }, who),
-  ]).then(async ([, p]) => resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: resultOf<{ policy_id: string }>(p).policy_id }, who)));
+    store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' }),
+    store.submit(consent_policy_created, { name: 'rec', mode: 'opt-in', timeout_ms: 3000, retries: 0, ...policy, disclosure_text: policy.disclosure_text ?? 'We record calls.' }, who),
+  ]).then(async ([, p]) => resultOf(await store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: resultOf<{ policy_id: string }>(p).policy_id }, who)));
   store.close();
 }
 

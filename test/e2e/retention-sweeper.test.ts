@@ -21,6 +21,7 @@ import { api } from '../helpers/api.ts';
 import { freePort, spawnGateway, startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added, recording_hold_set } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553335555';
 const DAY_MS = 86_400_000;
@@ -47,12 +48,12 @@ test('the gateway’s retention sweeper purges media past retention_until (row a
   t.after(() => gw.stop());
   const who = { tenant: 'default', caller: 'system:test' };
   const p = resultOf<{ policy_id: string }>(
-    await gw.store.submit('consent_policy_created', { name: 'short', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 8000, retries: 0, retention_days: 1 }, who),
+    await gw.store.submit(consent_policy_created, { name: 'short', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 8000, retries: 0, retention_days: 1 }, who),
   );
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   const due = await recordedCall(gw, t);
   const held = await recordedCall(gw, t);
-  resultOf(await gw.store.submit('recording_hold_set', { recording_id: held, hold: true }, who));
+  resultOf(await gw.store.submit(recording_hold_set, { recording_id: held, hold: true }, who));
   const rows = gw.store.read('default').recordings;
   const before = { due: rows.get(due)!, held: rows.get(held)! };
   assert.ok(before.due.retention_until! <= before.due.started_at! + DAY_MS + 60_000, 'kept one day');

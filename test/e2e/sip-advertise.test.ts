@@ -17,6 +17,7 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { runSipp, type SippRun } from '../helpers/sipp.ts';
 import { resultOf } from '../helpers/store.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553336666';
 const SERVICE = '15553336666';
@@ -32,9 +33,9 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     });
     const who = { tenant: 'default', caller: 'test' };
     const p = resultOf<{ policy_id: string }>(
-      await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
+      await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
     );
-    resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+    resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   });
   after(async () => {
     await gw?.stop();

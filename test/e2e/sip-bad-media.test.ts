@@ -16,6 +16,7 @@ import { freePort, spawnGateway, type GatewayProcess } from '../helpers/gateway.
 import { SipUa } from '../helpers/sip-ua.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { call_answered, call_media_connected, call_received, consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557330000';
 let gw: GatewayProcess | null = null;
@@ -29,9 +30,9 @@ async function seed(dataDir: string): Promise<{ numberId: string }> {
   const store = open(dataDir);
   try {
     const who = { tenant: 'default', caller: 'test' };
-    resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
-    const p = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-    const n = resultOf<{ number_id: string }>(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+    resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
+    const p = resultOf<{ policy_id: string }>(await store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+    const n = resultOf<{ number_id: string }>(await store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
     return { numberId: n.number_id };
   } finally {
     store.close();
@@ -129,9 +130,9 @@ test('a stored dialog with an unusable media address or port ends with sip:resum
   try {
     const who = { tenant: 'default', caller: 'sip:invite' };
     for (const [i, media] of [{ address: 127, port: 40000 }, { address: '127.0.0.1', port: 99999 }, { address: 'media.example.com', port: 40000 }].entries()) {
-      const c = resultOf<{ call_id: string }>(await store.submit('call_received', { provider: 'sip', provider_call_id: `stored-${i}@test`, from: 'sip:caller@127.0.0.1', to: NUMBER, number_id: numberId, agent: 'default' }, who));
-      resultOf(await store.submit('call_answered', { call_id: c.call_id }, who));
-      resultOf(await store.submit('call_media_connected', { call_id: c.call_id, provider: 'sip', media_session: `stored-${i}@test`, codec: 'PCMU', sample_rate: 8000, resume: snapshot(media, rtp + 2 * i) }, { tenant: 'default', caller: 'media' }));
+      const c = resultOf<{ call_id: string }>(await store.submit(call_received, { provider: 'sip', provider_call_id: `stored-${i}@test`, from: 'sip:caller@127.0.0.1', to: NUMBER, number_id: numberId, agent: 'default' }, who));
+      resultOf(await store.submit(call_answered, { call_id: c.call_id }, who));
+      resultOf(await store.submit(call_media_connected, { call_id: c.call_id, provider: 'sip', media_session: `stored-${i}@test`, codec: 'PCMU', sample_rate: 8000, resume: snapshot(media, rtp + 2 * i) }, { tenant: 'default', caller: 'media' }));
       ids.push(c.call_id);
     }
   } finally {

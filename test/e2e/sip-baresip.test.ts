@@ -25,6 +25,7 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553330000';
 const GW_SIP_PORT = 5060;
@@ -86,9 +87,9 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     open.push(() => gw.stop());
     const who = { tenant: 'default', caller: 'test' };
     const policy = resultOf<{ policy_id: string }>(
-      await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 20_000, retries: 0 }, who),
+      await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 20_000, retries: 0 }, who),
     );
-    resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: policy.policy_id }, who));
+    resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: policy.policy_id }, who));
 
     // The disclosure (~6.5 s, after its synthesis) plays over the first silence; "yes" after it; then the
     // greeting (~4 s); then the request and room for the agent's reply. ~40 s in all.

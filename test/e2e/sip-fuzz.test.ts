@@ -25,6 +25,7 @@ import { freePort, spawnGateway, type GatewayProcess } from '../helpers/gateway.
 import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '15557440000';
 const CORPUS_DIR = path.join(import.meta.dirname, '..', 'fixtures', 'sip', 'rfc4475');
@@ -150,9 +151,9 @@ async function seed(dataDir: string): Promise<void> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   try {
     const who = { tenant: 'default', caller: 'test' };
-    resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
-    const p = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-    resultOf(await store.submit('number_added', { number: `+${NUMBER}`, agent: 'default', consent_policy_id: p.policy_id }, who));
+    resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
+    const p = resultOf<{ policy_id: string }>(await store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+    resultOf(await store.submit(number_added, { number: `+${NUMBER}`, agent: 'default', consent_policy_id: p.policy_id }, who));
   } finally {
     store.close();
   }

@@ -14,6 +14,7 @@ import { freePort, spawnGateway, type GatewayProcess } from '../helpers/gateway.
 import { runSipp } from '../helpers/sipp.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557770000';
 const NOTIFY_NUMBER = '+15557770001';
@@ -25,13 +26,13 @@ after(async () => {
 async function seed(dataDir: string): Promise<void> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   const who = { tenant: 'default', caller: 'test' };
-  resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
+  resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
   const p = resultOf<{ policy_id: string }>(
-    await store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 30_000, retries: 0 }, who),
+    await store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 30_000, retries: 0 }, who),
   );
-  resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
-  const n = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-  resultOf(await store.submit('number_added', { number: NOTIFY_NUMBER, agent: 'default', consent_policy_id: n.policy_id }, who));
+  resultOf(await store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  const n = resultOf<{ policy_id: string }>(await store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+  resultOf(await store.submit(number_added, { number: NOTIFY_NUMBER, agent: 'default', consent_policy_id: n.policy_id }, who));
   store.close();
 }
 

@@ -17,17 +17,18 @@ import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { startSippUas } from '../helpers/sipp-uas.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+15558880000';
 
 async function seed(dataDir: string): Promise<void> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   const who = { tenant: 'default', caller: 'test' };
-  resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
+  resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
   const p = resultOf<{ policy_id: string }>(
-    await store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 30_000, retries: 0 }, who),
+    await store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 30_000, retries: 0 }, who),
   );
-  resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  resultOf(await store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   store.close();
 }
 

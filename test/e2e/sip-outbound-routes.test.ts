@@ -21,6 +21,7 @@ import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { startSippUas } from '../helpers/sipp-uas.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15554445555';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
@@ -33,7 +34,7 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     fs.writeFileSync(creds, JSON.stringify({ 'pbx.example.com': { username: 'agent9', password: 'proxy-password', proxy: '127.0.0.1:5090', from_domain: 'example.net' } }));
     gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '32000-32099', SWITCHBOARD_SIP_OUTBOUND: creds } });
     const who = { tenant: 'default', caller: 'test' };
-    resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default' }, who));
+    resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default' }, who));
   });
   after(async () => {
     await gw?.stop();

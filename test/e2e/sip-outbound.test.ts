@@ -27,6 +27,7 @@ import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { startSippUas } from '../helpers/sipp-uas.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { call_dialed, consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15554440000';
 /** A number whose opt-in policy hangs up when nobody answers the consent question (3 s). */
@@ -48,13 +49,13 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31000-31199', SWITCHBOARD_SIP_OUTBOUND: creds, SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: '4000', SWITCHBOARD_SIP_ALLOW: '192.0.2.1/32' } });
     const who = { tenant: 'default', caller: 'test' };
     const p = resultOf<{ policy_id: string }>(
-      await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
+      await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
     );
-    resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+    resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
     const strict = resultOf<{ policy_id: string }>(
-      await gw.store.submit('consent_policy_created', { name: 'strict', mode: 'opt-in', disclosure_text: 'Press 1.', timeout_ms: 3000, retries: 0, on_decline: 'hangup' }, who),
+      await gw.store.submit(consent_policy_created, { name: 'strict', mode: 'opt-in', disclosure_text: 'Press 1.', timeout_ms: 3000, retries: 0, on_decline: 'hangup' }, who),
     );
-    resultOf(await gw.store.submit('number_added', { number: STRICT_NUMBER, agent: 'default', consent_policy_id: strict.policy_id }, who));
+    resultOf(await gw.store.submit(number_added, { number: STRICT_NUMBER, agent: 'default', consent_policy_id: strict.policy_id }, who));
   });
   after(async () => {
     await gw?.stop();
@@ -261,7 +262,7 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
       assert.equal(r.status, 403, role);
       assert.equal(gw.store.head.seq, before, `${role}: refused, nothing written`);
       // The store refuses it too, even bypassing the API.
-      const direct = await gw.store.submit('call_dialed', { provider: 'sip', provider_call_id: `x-${role}`, from: NUMBER, to: 'sip:bob@127.0.0.1' }, { tenant: 'default', caller: `user:${t.userId}` });
+      const direct = await gw.store.submit(call_dialed, { provider: 'sip', provider_call_id: `x-${role}`, from: NUMBER, to: 'sip:bob@127.0.0.1' }, { tenant: 'default', caller: `user:${t.userId}` });
       assert.equal(!direct.outcome.ok && direct.outcome.error.code, 'forbidden');
     }
     assert.equal(read().calls.find({ direction: 'outbound', state: 'ringing' }).length, 0);

@@ -12,6 +12,7 @@ import { EVENT_PT } from '../helpers/rtp-caller.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { SipUa } from '../helpers/sip-ua.ts';
 import { resultOf } from '../helpers/store.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557020000';
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -39,8 +40,8 @@ test('re-INVITE: PCMU → PCMA at a new media address mid-call; stored for a res
   const gw = await startTestGateway({});
   cleanup.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'notify', mode: 'notify', disclosure_text: 'This call is recorded. Thank you for calling.' }, who));
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'sip', consent_policy_id: p.policy_id }, who));
+  const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'This call is recorded. Thank you for calling.' }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', provider: 'sip', consent_policy_id: p.policy_id }, who));
 
   const ua = await SipUa.open({ gateway: { address: '127.0.0.1', port: gw.sip.port }, to: NUMBER.slice(1) });
   cleanup.push(() => ua.close());

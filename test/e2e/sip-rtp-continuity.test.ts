@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { SipUa } from '../helpers/sip-ua.ts';
 import { resultOf } from '../helpers/store.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557020000';
 const open: Array<() => unknown> = [];
@@ -22,8 +23,8 @@ test('a SIP call gets one RTP packet every 20 ms with timestamps in step, talkin
   const gw = await startTestGateway();
   open.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const policy = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'sip', consent_policy_id: policy.policy_id }, who));
+  const policy = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', provider: 'sip', consent_policy_id: policy.policy_id }, who));
   const ua = await SipUa.open({ gateway: { address: '127.0.0.1', port: gw.sip.port }, to: NUMBER });
   open.push(() => ua.close());
   assert.equal((await ua.invite()).status, 200);

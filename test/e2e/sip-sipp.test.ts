@@ -17,6 +17,7 @@ import { freePort, startTestGateway } from '../helpers/gateway.ts';
 import { runSipp } from '../helpers/sipp.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553330000';
 const SERVICE = '15553330000';
@@ -32,9 +33,9 @@ before(async () => {
   });
   const who = { tenant: 'default', caller: 'test' };
   const p = resultOf<{ policy_id: string }>(
-    await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
+    await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
   );
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
 });
 after(async () => {
   await gw?.stop();

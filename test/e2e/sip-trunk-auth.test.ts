@@ -15,6 +15,7 @@ import { SipProbe } from '../helpers/sip.ts';
 import { runSipp } from '../helpers/sipp.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15554440000';
 const SERVICE = '15554440000';
@@ -42,9 +43,9 @@ before(async () => {
   });
   const who = { tenant: 'default', caller: 'test' };
   const p = resultOf<{ policy_id: string }>(
-    await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
+    await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 25_000, retries: 0 }, who),
   );
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
 });
 after(async () => {
   for (const p of probes) p.close();

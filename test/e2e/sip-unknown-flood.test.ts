@@ -11,6 +11,7 @@ import { freePort, startTestGateway } from '../helpers/gateway.ts';
 import { SipProbe } from '../helpers/sip.ts';
 import { SipUa } from '../helpers/sip-ua.ts';
 import { resultOf } from '../helpers/store.ts';
+import { number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15554449999';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
@@ -23,7 +24,7 @@ before(async () => {
   const low = 30000 + 2 * Math.floor(Math.random() * 4000);
   gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: String(sipPort), SWITCHBOARD_RTP_PORTS: `${low}-${low + 19}`, SWITCHBOARD_LOG_LEVEL: process.env.SB_TEST_LOG ?? 'silent' } });
   const who = { tenant: 'default', caller: 'test' };
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default' }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default' }, who));
 });
 after(async () => {
   for (const c of closers) c();

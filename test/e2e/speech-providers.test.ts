@@ -18,6 +18,7 @@ import { freePort, gatewayEnv, startTestGateway, TWILIO_TOKEN } from '../helpers
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553337777';
 const DISCLOSURE = 'This call is recorded for quality.';
@@ -36,9 +37,9 @@ async function callWithConsent(t: T, env: Record<string, string>) {
   t.after(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
   const p = resultOf<{ policy_id: string }>(
-    await gw.store.submit('consent_policy_created', { name: 'spoken', mode: 'opt-in', disclosure_text: DISCLOSURE, timeout_ms: 8000, retries: 0 }, who),
+    await gw.store.submit(consent_policy_created, { name: 'spoken', mode: 'opt-in', disclosure_text: DISCLOSURE, timeout_ms: 8000, retries: 0 }, who),
   );
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   const peer = new TwilioPeer({ publicUrl: gw.publicUrl, authToken: TWILIO_TOKEN, to: NUMBER, from: '+15550007777' });
   t.after(() => peer.close());
   assert.equal((await peer.dial()).kind, 'streaming');

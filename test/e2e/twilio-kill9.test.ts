@@ -13,6 +13,7 @@ import { freePort, spawnGateway, TWILIO_TOKEN, type GatewayProcess } from '../he
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557654321';
 let gw: GatewayProcess | null = null;
@@ -26,9 +27,9 @@ async function seed(dataDir: string): Promise<void> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   try {
     const who = { tenant: 'default', caller: 'test' };
-    resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' }));
-    const p = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-    resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+    resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { ...who, id: 'bootstrap:tenant:default' }));
+    const p = resultOf<{ policy_id: string }>(await store.submit(consent_policy_created, { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+    resultOf(await store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   } finally {
     store.close();
   }

@@ -14,6 +14,7 @@ import WebSocket from 'ws';
 import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553339999';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
@@ -26,8 +27,8 @@ async function gateway(): Promise<Gw> {
   const gw = await startTestGateway();
   open.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'twilio', consent_policy_id: p.policy_id }, who));
+  const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', provider: 'twilio', consent_policy_id: p.policy_id }, who));
   return gw;
 }
 

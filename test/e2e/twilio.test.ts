@@ -11,6 +11,7 @@ import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
 import type { TwilioLeg } from '../../ingress/twilio/leg.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15551234567';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
@@ -24,9 +25,9 @@ async function gateway(opts: Parameters<typeof startTestGateway>[0] = {}): Promi
   open.push({ close: () => gw.stop() });
   // These tests are about the agent and the media path: a short notify-only disclosure keeps them quick.
   const who = { tenant: 'default', caller: 'test' };
-  const policy = await gw.store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who);
+  const policy = await gw.store.submit(consent_policy_created, { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who);
   const policyId = resultOf<{ policy_id: string }>(policy).policy_id;
-  const r = await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'twilio', consent_policy_id: policyId }, who);
+  const r = await gw.store.submit(number_added, { number: NUMBER, agent: 'default', provider: 'twilio', consent_policy_id: policyId }, who);
   assert.ok(r.outcome.ok);
   return gw;
 }

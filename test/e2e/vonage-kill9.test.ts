@@ -15,6 +15,7 @@ import { freePort, spawnGateway, VONAGE_SECRET, type GatewayProcess } from '../h
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { VonagePeer } from '../helpers/vonage-peer.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557654000';
 let gw: GatewayProcess | null = null;
@@ -27,9 +28,9 @@ after(async () => {
 async function seed(dataDir: string): Promise<void> {
   const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   const who = { tenant: 'default', caller: 'test' };
-  resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
-  const p = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-  resultOf(await store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
+  resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default tenant' }, { tenant: 'default', caller: 'test', id: 'bootstrap:tenant:default' }));
+  const p = resultOf<{ policy_id: string }>(await store.submit(consent_policy_created, { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+  resultOf(await store.submit(number_added, { number: NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
   store.close();
 }
 

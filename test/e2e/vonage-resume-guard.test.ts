@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { startTestGateway, VONAGE_SECRET } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { VonagePeer } from '../helpers/vonage-peer.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553338888';
 const open: Array<() => Promise<void> | void> = [];
@@ -22,8 +23,8 @@ test('a disconnected event while the media socket is live gets no resume, writes
   const gw = await startTestGateway();
   open.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
+  const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
   const peer = new VonagePeer({ publicUrl: gw.publicUrl, secret: VONAGE_SECRET, to: NUMBER, retryMs: 5000 });
   open.push(() => peer.close());
   assert.equal((await peer.dial()).kind, 'streaming');

@@ -22,6 +22,8 @@ import { startTestGateway, VONAGE_SECRET } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { sendRequest, vonageJwt, VonagePeer } from '../helpers/vonage-peer.ts';
+import type { ArgsOf } from '../../store/index.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557770000';
 const sttAvailable = (await PocketsphinxStt.available()).ok;
@@ -31,12 +33,12 @@ after(async () => {
   for (const c of open.reverse()) await c();
 });
 
-async function gateway(policy: Record<string, unknown> = { mode: 'notify', disclosure_text: 'Recorded line.' }, opts: Parameters<typeof startTestGateway>[0] = {}): Promise<Gw> {
+async function gateway(policy: Omit<ArgsOf<typeof consent_policy_created>, 'name'> = { mode: 'notify', disclosure_text: 'Recorded line.' }, opts: Parameters<typeof startTestGateway>[0] = {}): Promise<Gw> {
   const gw = await startTestGateway(opts);
   open.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'vonage', ...policy }, who));
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
+  const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'vonage', ...policy }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
   return gw;
 }
 

@@ -16,6 +16,7 @@ import { ADMIN_TOKEN, startTestGateway, TWILIO_TOKEN, VONAGE_SECRET } from '../h
 import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
 import { vonageJwt, VonagePeer } from '../helpers/vonage-peer.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const TWILIO_NUMBER = '+15553330001';
 const VONAGE_NUMBER = '+15553330002';
@@ -33,9 +34,9 @@ async function gateway(): Promise<Gw> {
   const gw = await startTestGateway();
   open.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
-  resultOf(await gw.store.submit('number_added', { number: TWILIO_NUMBER, agent: 'default', provider: 'twilio', consent_policy_id: p.policy_id }, who));
-  resultOf(await gw.store.submit('number_added', { number: VONAGE_NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
+  const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' }, who));
+  resultOf(await gw.store.submit(number_added, { number: TWILIO_NUMBER, agent: 'default', provider: 'twilio', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: VONAGE_NUMBER, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
   shared = gw;
   return gw;
 }

@@ -11,6 +11,7 @@ import { muLawWavHeader } from '../../recording/wav.ts';
 import type { Store } from '../../store/index.ts';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import { resultOf } from './store.ts';
+import { agent_action_completed, agent_action_requested, agent_turn_started, call_answered, call_ended, call_received, consent_decided, consent_started, recording_finalized, recording_started, tenant_created, transcript_appended } from '../../schema/reducers.ts';
 
 export interface FinishedCall {
   tenant: string;
@@ -27,7 +28,7 @@ export const TEST_MASTER: MasterKey = masterKeyFromBytes(Buffer.alloc(32, 7));
 /** Creates `tenant` when missing (submitted as that tenant, as the reducer requires). */
 export async function ensureTenant(store: Store<SwitchboardTables>, tenant: string): Promise<void> {
   if (store.read(null).tenants.get(tenant)) return;
-  resultOf(await store.submit('tenant_created', { id: tenant, name: `Tenant ${tenant}` }, { tenant, caller: 'system:test' }));
+  resultOf(await store.submit(tenant_created, { id: tenant, name: `Tenant ${tenant}` }, { tenant, caller: 'system:test' }));
 }
 
 export async function finishedCall(
@@ -50,23 +51,23 @@ export async function finishedCall(
   if (!policy) throw new Error('tenant has no default policy');
   const sid = `CA${randomBytes(8).toString('hex')}`;
   const { call_id: callId } = resultOf<{ call_id: string }>(
-    await store.submit('call_received', { provider: 'twilio', provider_call_id: sid, from: opts.from ?? '+15550001111', to: opts.to ?? '+15550002222', agent: opts.agent ?? 'receptionist' }, as),
+    await store.submit(call_received, { provider: 'twilio', provider_call_id: sid, from: opts.from ?? '+15550001111', to: opts.to ?? '+15550002222', agent: opts.agent ?? 'receptionist' }, as),
   );
-  resultOf(await store.submit('call_answered', { call_id: callId }, as));
-  const { consent_id: consentId } = resultOf<{ consent_id: string }>(await store.submit('consent_started', { call_id: callId, policy_id: policy.id, disclosure_sha256: 'ab'.repeat(32) }, as));
-  resultOf(await store.submit('consent_decided', { consent_id: consentId, outcome: 'granted', method: 'dtmf', evidence: { digit: '1', at_ms: 2100 } }, as));
-  const { recording_id: recordingId } = resultOf<{ recording_id: string }>(await store.submit('recording_started', { call_id: callId }, as));
+  resultOf(await store.submit(call_answered, { call_id: callId }, as));
+  const { consent_id: consentId } = resultOf<{ consent_id: string }>(await store.submit(consent_started, { call_id: callId, policy_id: policy.id, disclosure_sha256: 'ab'.repeat(32) }, as));
+  resultOf(await store.submit(consent_decided, { consent_id: consentId, outcome: 'granted', method: 'dtmf', evidence: { digit: '1', at_ms: 2100 } }, as));
+  const { recording_id: recordingId } = resultOf<{ recording_id: string }>(await store.submit(recording_started, { call_id: callId }, as));
   const transcript = opts.transcript ?? [
     { channel: 'agent' as const, start_ms: 0, end_ms: 1800, text: 'Thank you for calling, how can I help?' },
     { channel: 'caller' as const, start_ms: 2000, end_ms: 4200, text: 'I would like to change my appointment' },
     { channel: 'agent' as const, start_ms: 4500, end_ms: 6000, text: 'Certainly, which day suits you?' },
   ];
-  for (const seg of transcript) resultOf(await store.submit('transcript_appended', { call_id: callId, ...seg, confidence: 0.9, provider: 'test' }, as));
-  resultOf(await store.submit('agent_turn_started', { call_id: callId, agent: opts.agent ?? 'receptionist', version: 'v1', turn: 1, kind: 'utterance' }, as));
+  for (const seg of transcript) resultOf(await store.submit(transcript_appended, { call_id: callId, ...seg, confidence: 0.9, provider: 'test' }, as));
+  resultOf(await store.submit(agent_turn_started, { call_id: callId, agent: opts.agent ?? 'receptionist', version: 'v1', turn: 1, kind: 'utterance' }, as));
   const { action_id } = resultOf<{ action_id: string }>(
-    await store.submit('agent_action_requested', { call_id: callId, kind: 'tool', request_id: `${callId}:1:file`, args: { name: 'file_reason', reason: 'appointment' } }, as),
+    await store.submit(agent_action_requested, { call_id: callId, kind: 'tool', request_id: `${callId}:1:file`, args: { name: 'file_reason', reason: 'appointment' } }, as),
   );
-  resultOf(await store.submit('agent_action_completed', { action_id, ok: true, result: { ticket: 'T-1' } }, as));
+  resultOf(await store.submit(agent_action_completed, { action_id, ok: true, result: { ticket: 'T-1' } }, as));
   // A stereo µ-law WAV of `seconds` of a quiet pattern: real bytes, real sha256.
   const frames = 8000 * (opts.seconds ?? 2);
   const body = Buffer.alloc(frames * 2);
@@ -76,7 +77,7 @@ export async function finishedCall(
   const uri = await blobs.put(`${tenant}/${recordingId}.wav.sbrec`, encryptRecording(wav, master));
   resultOf(
     await store.submit(
-      'recording_finalized',
+      recording_finalized,
       {
         recording_id: recordingId,
         uri,
@@ -92,6 +93,6 @@ export async function finishedCall(
       as,
     ),
   );
-  resultOf(await store.submit('call_ended', { call_id: callId, reason: 'caller_hangup' }, as));
+  resultOf(await store.submit(call_ended, { call_id: callId, reason: 'caller_hangup' }, as));
   return { tenant, callId, consentId, recordingId, wav, transcript };
 }

@@ -7,19 +7,20 @@
  */
 import { schema } from '../../schema/index.ts';
 import { resolveDurability, Store } from '../../store/index.ts';
+import { tenant_created } from '../../schema/reducers.ts';
 
 const dataDir = process.argv[2];
 const run = process.argv[3] ?? '0';
 if (!dataDir) throw new Error('usage: crash-writer DATA_DIR RUN');
 const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production', fsync: 'always' }), checkpointEvery: 50, checkpointMs: 20 });
 const who = { tenant: 'acme', caller: 'crash-writer' };
-await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, { ...who, id: 'tenant:acme' });
+await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, { ...who, id: 'tenant:acme' });
 process.stdout.write('ready\n');
 
 let n = 0;
 async function submit(reducer: string, args: unknown): Promise<unknown> {
   const id = `r${run}-${n++}`;
-  const r = await store.submit(reducer, args, { ...who, id });
+  const r = await store.submitNamed(reducer, args, { ...who, id });
   process.stdout.write(`ack ${id} ${r.seq} ${r.outcome.ok ? 1 : 0}\n`);
   return r.outcome.ok ? r.outcome.result : undefined;
 }

@@ -19,8 +19,13 @@ export function openTestStore(
 
 export const T = { tenant: 'acme', caller: 'test' };
 
-/** The result of a successful command; fails the test with the rejection otherwise. */
-export function resultOf<R>(receipt: Receipt): R {
+/**
+ * The result of a successful command, typed by the reducer handle it was submitted with; fails the test with the
+ * rejection otherwise. (An explicit `R` still narrows a result submitted by name.)
+ */
+export function resultOf<R>(receipt: Receipt<R>): R;
+export function resultOf<R>(receipt: Receipt): R;
+export function resultOf<R>(receipt: Receipt<R> | Receipt): R {
   if (!receipt.outcome.ok) throw new Error(`command rejected: ${receipt.outcome.error.code}: ${receipt.outcome.error.message}`);
   return receipt.outcome.result as R;
 }

@@ -12,13 +12,16 @@ import { after, describe, test, type TestContext } from 'node:test';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import type { DriverCall, IngressDriver, Support, TestGateway } from './driver.ts';
+import type { ArgsOf } from '../../store/index.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557010000';
 const UNKNOWN = '+15550000404';
 /** Generous: two cores shared with other real-time tests. */
 const T = { short: 10_000, turn: 20_000 };
 
-type Policy = Record<string, unknown>;
+/** A consent policy's fields beyond its name (the reducer's own argument type). */
+type Policy = Omit<ArgsOf<typeof consent_policy_created>, 'name'>;
 const NOTIFY: Policy = { mode: 'notify', disclosure_text: 'Recorded line.' };
 const OPT_IN: Policy = { mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 6000, retries: 1 };
 
@@ -41,8 +44,8 @@ export function runIngressSuite(driver: IngressDriver): void {
       const gw = await startTestGateway({ ...base, env: { ...base.env, ...env } });
       open.push(() => gw.stop());
       const who = { tenant: 'default', caller: 'test' };
-      const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'suite', ...policy }, who));
-      resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', provider: driver.provider, consent_policy_id: p.policy_id }, who));
+      const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'suite', ...policy }, who));
+      resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', provider: driver.provider, consent_policy_id: p.policy_id }, who));
       return gw;
     }
     function caller(gw: TestGateway, to = NUMBER): DriverCall {

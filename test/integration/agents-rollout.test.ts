@@ -18,6 +18,7 @@ import { conciergeSource } from '../helpers/agent-source.ts';
 import { ensureTenant } from '../helpers/call-fixture.ts';
 import { openTestStore, resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { call_received } from '../../schema/reducers.ts';
 
 const dir = tmpDir('sb-rollout-');
 const store = openTestStore({ dataDir: dir });
@@ -31,7 +32,7 @@ async function code(version: string): Promise<string> {
 }
 
 async function newCall(i: number): Promise<string> {
-  return resultOf<{ call_id: string }>(await store.submit('call_received', { provider: 'twilio', provider_call_id: `CA-rollout-${i}`, from: '+1', to: '+2', agent: 'concierge' }, T)).call_id;
+  return resultOf<{ call_id: string }>(await store.submit(call_received, { provider: 'twilio', provider_call_id: `CA-rollout-${i}`, from: '+1', to: '+2', agent: 'concierge' }, T)).call_id;
 }
 
 before(async () => {

@@ -108,3 +108,34 @@ test('without SWITCHBOARD_ADMIN_TOKEN a token is generated once; changing the va
     store.close();
   }
 });
+
+test('disabling a user stops their token and sessions at once, is in the log, and can be undone; nobody disables themselves', async () => {
+  const { token, userId, email } = await userToken(gw.publicUrl, 'compliance');
+  const login = await api<{ token: string }>(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: PASSWORD } });
+  assert.equal(login.status, 200);
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/auth/me', { token })).status, 200);
+
+  const refused = await api(gw.publicUrl, 'PUT', `/v1/users/${userId}/disabled`, { token });
+  assert.equal(refused.status, 403, 'a compliance user may not disable anyone');
+  const off = await api(gw.publicUrl, 'PUT', `/v1/users/${userId}/disabled`);
+  assert.equal(off.status, 200, JSON.stringify(off.body));
+  assert.deepEqual(off.body, { id: userId, disabled: true });
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/auth/me', { token })).status, 401, 'the API token stops');
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/auth/me', { token: login.body.token })).status, 401, 'the session stops');
+  const relog = await api(gw.publicUrl, 'POST', '/v1/auth/login', { token: null, body: { email, password: PASSWORD } });
+  assert.equal(relog.status, 401, 'and no new session is given');
+  const listed = await api<{ users: Array<{ id: string; disabled: boolean }> }>(gw.publicUrl, 'GET', '/v1/users');
+  assert.equal(listed.body.users.find((u) => u.id === userId)?.disabled, true);
+  const logged = gw.store.read('default').users.get(userId);
+  assert.equal(logged?.disabled, true);
+
+  const on = await api(gw.publicUrl, 'DELETE', `/v1/users/${userId}/disabled`);
+  assert.deepEqual(on.body, { id: userId, disabled: false });
+  assert.equal((await api(gw.publicUrl, 'GET', '/v1/auth/me', { token })).status, 200, 'enabled again, the token works');
+
+  const me = await api<{ user_id?: string; id?: string }>(gw.publicUrl, 'GET', '/v1/auth/me');
+  const adminId = me.body.user_id ?? me.body.id;
+  const self = await api<{ error: { code: string } }>(gw.publicUrl, 'PUT', `/v1/users/${adminId}/disabled`);
+  assert.equal(self.status, 403, JSON.stringify(self.body));
+  assert.equal((await api(gw.publicUrl, 'PUT', '/v1/users/usr_does-not-exist/disabled')).status, 404);
+});

@@ -16,6 +16,7 @@ import { userToken } from '../helpers/api.ts';
 import { ensureTenant } from '../helpers/call-fixture.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
+import { user_created } from '../../schema/reducers.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -64,7 +65,7 @@ const unique = (prefix: string): string => `${prefix}-${Math.random().toString(3
 
 /** A user with `email` and a password in tenant `tenant`, written as the gateway's admin tooling would. */
 async function userIn(tenant: string, email: string, password: string): Promise<string> {
-  const r = resultOf<{ user_id: string }>(await gw.store.submit('user_created', { email, role: 'auditor', password_hash: await hashPassword(password) }, { tenant, caller: 'system:test' }));
+  const r = resultOf<{ user_id: string }>(await gw.store.submit(user_created, { email, role: 'auditor', password_hash: await hashPassword(password) }, { tenant, caller: 'system:test' }));
   return r.user_id;
 }
 

@@ -15,6 +15,7 @@ import { can, MATRIX, type Permission, type Role } from '../../schema/index.ts';
 import { api, userToken } from '../helpers/api.ts';
 import { finishedCall, type FinishedCall } from '../helpers/call-fixture.ts';
 import { startTestGateway } from '../helpers/gateway.ts';
+import { recording_accessed, recording_hold_set, user_created } from '../../schema/reducers.ts';
 
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 let call: FinishedCall;
@@ -113,11 +114,11 @@ test('a developer sees call metadata but no transcript text or action payloads, 
 
 test('the store refuses what the API would: a developer\'s recording access or hold change submitted directly is rejected as forbidden', async () => {
   const as = { tenant: 'default', caller: `user:${tokens.developer.userId}` };
-  const access = await gw.store.submit('recording_accessed', { call_id: call.callId, recording_id: call.recordingId }, as);
+  const access = await gw.store.submit(recording_accessed, { call_id: call.callId, recording_id: call.recordingId }, as);
   assert.equal(access.outcome.ok, false);
   assert.equal(!access.outcome.ok && access.outcome.error.code, 'forbidden');
-  const hold = await gw.store.submit('recording_hold_set', { recording_id: call.recordingId, hold: false }, { tenant: 'default', caller: `user:${tokens.auditor.userId}` });
+  const hold = await gw.store.submit(recording_hold_set, { recording_id: call.recordingId, hold: false }, { tenant: 'default', caller: `user:${tokens.auditor.userId}` });
   assert.equal(!hold.outcome.ok && hold.outcome.error.code, 'forbidden');
-  const user = await gw.store.submit('user_created', { email: 'x@example.com', role: 'admin' }, { tenant: 'default', caller: `user:${tokens.compliance.userId}` });
+  const user = await gw.store.submit(user_created, { email: 'x@example.com', role: 'admin' }, { tenant: 'default', caller: `user:${tokens.compliance.userId}` });
   assert.equal(!user.outcome.ok && user.outcome.error.code, 'forbidden');
 });

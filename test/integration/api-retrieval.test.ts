@@ -145,8 +145,8 @@ test('another tenant\'s call, recording and transcript answer 404 on every path,
 
 test('if the access row cannot be committed, nothing is served (503, no audio bytes)', async () => {
   const original = gw.store.submit.bind(gw.store);
-  gw.store.submit = ((reducer: string, args: unknown, opts: Parameters<typeof original>[2]) =>
-    reducer === 'recording_accessed' || reducer === 'transcript_accessed'
+  gw.store.submit = ((reducer: Parameters<typeof original>[0], args: Parameters<typeof original>[1], opts: Parameters<typeof original>[2]) =>
+    reducer.name === 'recording_accessed' || reducer.name === 'transcript_accessed'
       ? Promise.reject(Object.assign(new Error('disk I/O error'), { code: 'storage_failed' }))
       : original(reducer, args, opts)) as typeof gw.store.submit;
   try {

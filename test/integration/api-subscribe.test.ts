@@ -13,6 +13,7 @@ import { api, userToken } from '../helpers/api.ts';
 import { ensureTenant } from '../helpers/call-fixture.ts';
 import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
+import { call_answered, call_ended, call_received } from '../../schema/reducers.ts';
 
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 before(async () => {
@@ -62,10 +63,10 @@ test('a snapshot then the deltas of live calls, in commit order, only of the ses
   assert.equal(snap.id, 'live');
   assert.ok(Array.isArray(snap.rows));
   const as = { tenant: 'default', caller: 'system:test' };
-  const { call_id } = resultOf<{ call_id: string }>(await gw.store.submit('call_received', { provider: 'twilio', provider_call_id: 'CAsub1', from: '+15550100', to: '+15550200' }, as));
-  resultOf<{ call_id: string }>(await gw.store.submit('call_received', { provider: 'twilio', provider_call_id: 'CAsub2', from: '+1', to: '+2' }, { tenant: 'other', caller: 'system:test' }));
-  resultOf(await gw.store.submit('call_answered', { call_id }, as));
-  resultOf(await gw.store.submit('call_ended', { call_id, reason: 'caller_hangup' }, as));
+  const { call_id } = resultOf<{ call_id: string }>(await gw.store.submit(call_received, { provider: 'twilio', provider_call_id: 'CAsub1', from: '+15550100', to: '+15550200' }, as));
+  resultOf<{ call_id: string }>(await gw.store.submit(call_received, { provider: 'twilio', provider_call_id: 'CAsub2', from: '+1', to: '+2' }, { tenant: 'other', caller: 'system:test' }));
+  resultOf(await gw.store.submit(call_answered, { call_id }, as));
+  resultOf(await gw.store.submit(call_ended, { call_id, reason: 'caller_hangup' }, as));
   const inserted = await sub.next((m) => m.type === 'delta');
   assert.equal(inserted.op, 'insert');
   assert.equal((inserted.new as { id: string }).id, call_id);
@@ -121,7 +122,7 @@ test('/metrics is Prometheus text from prom-client: commands and commit latency 
   const value = (text: string, name: string) => Number(new RegExp(`^${name} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN);
   const before = await scrape();
   const as = { tenant: 'default', caller: 'system:test' };
-  for (let i = 0; i < 5; i++) resultOf(await gw.store.submit('call_received', { provider: 'twilio', provider_call_id: `CAmetrics${i}`, from: '+1', to: '+2' }, as));
+  for (let i = 0; i < 5; i++) resultOf(await gw.store.submit(call_received, { provider: 'twilio', provider_call_id: `CAmetrics${i}`, from: '+1', to: '+2' }, as));
   const after = await scrape();
   assert.ok(value(after, 'switchboard_store_commands_total') >= value(before, 'switchboard_store_commands_total') + 5);
   assert.ok(value(after, 'switchboard_store_commit_seconds_count') > value(before, 'switchboard_store_commit_seconds_count'));

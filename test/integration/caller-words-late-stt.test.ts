@@ -15,6 +15,7 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import { MemoryLeg } from '../helpers/memory-leg.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { call_answered, call_received, number_added } from '../../schema/reducers.ts';
 
 const open: Array<() => unknown> = [];
 after(async () => {
@@ -55,11 +56,11 @@ test('each turn gets its own sentence when the recogniser is seconds late', { ti
   const file = path.join(dir, 'echo.ts');
   fs.writeFileSync(file, ECHO);
   await gw.agents.deploy('default', 'system:test', 'echo', (await bundleAgent(file)).code, { rollout: 100, migrate: false });
-  const num = resultOf<{ number_id: string }>(await gw.store.submit('number_added', { number: '+15557040000', agent: 'echo' }, who));
+  const num = resultOf<{ number_id: string }>(await gw.store.submit(number_added, { number: '+15557040000', agent: 'echo' }, who));
   const call = resultOf<{ call_id: string }>(
-    await gw.store.submit('call_received', { provider: 'webrtc', provider_call_id: 'late-stt-1', from: 'browser', to: '+15557040000', number_id: num.number_id, agent: 'echo' }, who),
+    await gw.store.submit(call_received, { provider: 'webrtc', provider_call_id: 'late-stt-1', from: 'browser', to: '+15557040000', number_id: num.number_id, agent: 'echo' }, who),
   );
-  resultOf(await gw.store.submit('call_answered', { call_id: call.call_id }, who));
+  resultOf(await gw.store.submit(call_answered, { call_id: call.call_id }, who));
 
   const leg = new MemoryLeg(false);
   open.push(() => leg.close('test over', true));

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { openTestStore, resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { call_answered, call_received, tenant_created } from '../../schema/reducers.ts';
 
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 const run = (...args: string[]) => execFileSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -14,10 +15,10 @@ test('calls lists the tenant’s calls; call ID shows its legs, consent and acti
   const store = openTestStore({ dataDir: dir });
   t.after(() => store.close());
   const who = { tenant: 'default', caller: 'test' };
-  await store.submit('tenant_created', { id: 'default', name: 'D' }, who);
-  const { call_id } = resultOf<{ call_id: string }>(await store.submit('call_received', { provider: 'twilio', provider_call_id: 'CA1', from: '+15550001111', to: '+15551234567' }, who));
-  await store.submit('call_answered', { call_id }, who);
-  await store.submit('call_received', { provider: 'sip', provider_call_id: 'x@y', from: 'sip:a@b', to: 'sip:c@d' }, who);
+  await store.submit(tenant_created, { id: 'default', name: 'D' }, who);
+  const { call_id } = resultOf<{ call_id: string }>(await store.submit(call_received, { provider: 'twilio', provider_call_id: 'CA1', from: '+15550001111', to: '+15551234567' }, who));
+  await store.submit(call_answered, { call_id }, who);
+  await store.submit(call_received, { provider: 'sip', provider_call_id: 'x@y', from: 'sip:a@b', to: 'sip:c@d' }, who);
   store.close();
   const list = run('calls', '--data-dir', dir);
   assert.match(list, new RegExp(`${call_id}\\s+answered`));

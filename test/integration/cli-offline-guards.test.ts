@@ -10,6 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { openTestStore } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+import { call_received, tenant_created } from '../../schema/reducers.ts';
 
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 
@@ -42,9 +43,9 @@ test('`calls --json | head -1` prints one line and no EPIPE stack trace', async 
   const dir = tmpDir('sb-cli-epipe-');
   const store = openTestStore({ dataDir: dir });
   const who = { tenant: 'default', caller: 'test' };
-  await store.submit('tenant_created', { id: 'default', name: 'D' }, who);
+  await store.submit(tenant_created, { id: 'default', name: 'D' }, who);
   // Enough lines to overflow a pipe's buffer after head has gone.
-  for (let i = 0; i < 600; i++) await store.submit('call_received', { provider: 'twilio', provider_call_id: `CA${i}`, from: '+15550001111', to: '+15551234567' }, who);
+  for (let i = 0; i < 600; i++) await store.submit(call_received, { provider: 'twilio', provider_call_id: `CA${i}`, from: '+15550001111', to: '+15551234567' }, who);
   store.close();
   const env = { ...process.env };
   delete env.SWITCHBOARD_URL;
@@ -58,7 +59,7 @@ test('`calls --json | head -1` prints one line and no EPIPE stack trace', async 
 test('numbers add offline: a bare digit string is refused (exit 2), +E.164 routes, an undeployed agent is warned of', async () => {
   const dir = tmpDir('sb-cli-numbers-');
   const store = openTestStore({ dataDir: dir });
-  await store.submit('tenant_created', { id: 'default', name: 'D' }, { tenant: 'default', caller: 'test' });
+  await store.submit(tenant_created, { id: 'default', name: 'D' }, { tenant: 'default', caller: 'test' });
   store.close();
   const bare = run(['numbers', 'add', '12345', '--agent', 'default', '--data-dir', dir]);
   assert.equal(bare.code, 2);

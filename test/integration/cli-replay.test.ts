@@ -12,6 +12,7 @@ import { DB_FILE } from '../../store/store.ts';
 import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 const NUMBER = '+15553338888';
@@ -36,8 +37,8 @@ test('switchboard replay: OK (exit 0) on a stopped gateway after a call; a row c
   const gw = await startTestGateway();
   t.after(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const p = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 5000, retries: 0 }, who));
-  resultOf(await gw.store.submit('number_added', { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 5000, retries: 0 }, who));
+  resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
   const peer = new TwilioPeer({ publicUrl: gw.publicUrl, authToken: TWILIO_TOKEN, to: NUMBER, from: '+15550008888' });
   t.after(() => peer.close());
   assert.equal((await peer.dial()).kind, 'streaming');

@@ -14,6 +14,7 @@ import { tokenHash } from '../../api/auth/secrets.ts';
 import { OPERATOR_TENANT } from '../../schema/index.ts';
 import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
+import { token_created, token_revoked } from '../../schema/reducers.ts';
 
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
 before(async () => {
@@ -125,11 +126,11 @@ test('a session from a token ends no later than the token; a revoked token signs
   const short = 'sbk_short-lived-token-0123456789abcdefgh';
   const expiresAt = Date.now() + 3600_000;
   const created = resultOf<{ token_id: string }>(
-    await gw.store.submit('token_created', { user_id: admin.id, name: 'one hour', token_hash: tokenHash(short), expires_at: expiresAt }, { tenant: OPERATOR_TENANT, caller: 'system:test' }),
+    await gw.store.submit(token_created, { user_id: admin.id, name: 'one hour', token_hash: tokenHash(short), expires_at: expiresAt }, { tenant: OPERATOR_TENANT, caller: 'system:test' }),
   );
   const r = await signIn(freshAddress(), { token: short });
   assert.equal(r.status, 200, r.body);
   assert.equal(Date.parse((JSON.parse(r.body) as { expires_at: string }).expires_at), expiresAt, 'not 12 hours: the token ends in one');
-  resultOf(await gw.store.submit('token_revoked', { token_id: created.token_id }, { tenant: OPERATOR_TENANT, caller: 'system:test' }));
+  resultOf(await gw.store.submit(token_revoked, { token_id: created.token_id }, { tenant: OPERATOR_TENANT, caller: 'system:test' }));
   assert.equal((await signIn(freshAddress(), { token: short })).status, 401);
 });

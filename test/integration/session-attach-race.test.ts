@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { startTestGateway } from '../helpers/gateway.ts';
 import { MemoryLeg } from '../helpers/memory-leg.ts';
 import { resultOf } from '../helpers/store.ts';
+import { call_answered, call_received, consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const open: Array<() => unknown> = [];
 after(async () => {
@@ -21,12 +22,12 @@ test('a leg closed during attach closes its session: no consent stage, no media 
   const gw = await startTestGateway();
   open.push(() => gw.stop());
   const who = { tenant: 'default', caller: 'test' };
-  const policy = resultOf<{ policy_id: string }>(await gw.store.submit('consent_policy_created', { name: 'p', mode: 'opt-in', disclosure_text: 'We record calls.' }, who));
-  const num = resultOf<{ number_id: string }>(await gw.store.submit('number_added', { number: '+15557030000', agent: 'default', consent_policy_id: policy.policy_id }, who));
+  const policy = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'p', mode: 'opt-in', disclosure_text: 'We record calls.' }, who));
+  const num = resultOf<{ number_id: string }>(await gw.store.submit(number_added, { number: '+15557030000', agent: 'default', consent_policy_id: policy.policy_id }, who));
   const call = resultOf<{ call_id: string }>(
-    await gw.store.submit('call_received', { provider: 'webrtc', provider_call_id: 'race-1', from: 'browser', to: '+15557030000', number_id: num.number_id }, who),
+    await gw.store.submit(call_received, { provider: 'webrtc', provider_call_id: 'race-1', from: 'browser', to: '+15557030000', number_id: num.number_id }, who),
   );
-  resultOf(await gw.store.submit('call_answered', { call_id: call.call_id }, who));
+  resultOf(await gw.store.submit(call_answered, { call_id: call.call_id }, who));
 
   const leg = new MemoryLeg(false);
   const attaching = gw.calls.attach({ tenant: 'default', callId: call.call_id }, leg);

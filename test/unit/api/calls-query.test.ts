@@ -14,6 +14,7 @@ import { FsBlobStore } from '../../../recording/blob-fs.ts';
 import { ensureTenant, finishedCall } from '../../helpers/call-fixture.ts';
 import { openTestStore, resultOf } from '../../helpers/store.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
+import { call_answered, call_received, consent_decided, consent_started, consent_withdrawn, recording_started } from '../../../schema/reducers.ts';
 
 type S = ReturnType<typeof openTestStore>;
 const T0 = Date.UTC(2024, 4, 1, 9, 0, 0);
@@ -25,16 +26,16 @@ const parse = (q: Record<string, string>): CallFilter => CallFilterSchema.parse(
 
 async function openCall(tenant: string, sid: string, from: string, to: string, agent: string): Promise<string> {
   await ensureTenant(store, tenant);
-  const r = resultOf<{ call_id: string }>(await store.submit('call_received', { provider: 'twilio', provider_call_id: sid, from, to, agent }, sys(tenant)));
+  const r = resultOf<{ call_id: string }>(await store.submit(call_received, { provider: 'twilio', provider_call_id: sid, from, to, agent }, sys(tenant)));
   return r.call_id;
 }
 
 async function consented(tenant: string, callId: string, outcome: 'granted' | 'declined'): Promise<void> {
   const policy = store.read(tenant).consent_policies.findOne({ name: 'default' });
   assert.ok(policy);
-  resultOf(await store.submit('call_answered', { call_id: callId }, sys(tenant)));
-  const { consent_id } = resultOf<{ consent_id: string }>(await store.submit('consent_started', { call_id: callId, policy_id: policy.id }, sys(tenant)));
-  resultOf(await store.submit('consent_decided', { consent_id, outcome, method: 'dtmf', evidence: { digit: outcome === 'granted' ? '1' : '2' } }, sys(tenant)));
+  resultOf(await store.submit(call_answered, { call_id: callId }, sys(tenant)));
+  const { consent_id } = resultOf<{ consent_id: string }>(await store.submit(consent_started, { call_id: callId, policy_id: policy.id }, sys(tenant)));
+  resultOf(await store.submit(consent_decided, { consent_id, outcome, method: 'dtmf', evidence: { digit: outcome === 'granted' ? '1' : '2' } }, sys(tenant)));
 }
 
 const at = (minutes: number) => {
@@ -77,15 +78,15 @@ before(async () => {
   ids.a4 = await openCall('acme', 'CA-declined', '+15550001111', '+15559990001', 'receptionist');
   await consented('acme', ids.a4, 'declined');
   // Refused: no recording on a declined call (a rejected event in the timeline).
-  assert.equal((await store.submit('recording_started', { call_id: ids.a4 }, sys('acme'))).outcome.ok, false);
+  assert.equal((await store.submit(recording_started, { call_id: ids.a4 }, sys('acme'))).outcome.ok, false);
   at(30);
   ids.a5 = await openCall('acme', 'CA-withdrawn', '+15550005555', '+15559990000', 'concierge');
   await consented('acme', ids.a5, 'granted');
-  resultOf(await store.submit('consent_withdrawn', { call_id: ids.a5, method: 'speech', evidence: { words: 'stop recording' } }, sys('acme')));
+  resultOf(await store.submit(consent_withdrawn, { call_id: ids.a5, method: 'speech', evidence: { words: 'stop recording' } }, sys('acme')));
   at(40);
   ids.o2 = await openCall('other', 'CA-other-ringing', '+15550006666', '+15558880000', 'receptionist');
   // Another tenant naming acme's call: rejected, and never part of acme's timeline.
-  assert.equal((await store.submit('call_answered', { call_id: ids.a1 }, sys('other'))).outcome.ok, false);
+  assert.equal((await store.submit(call_answered, { call_id: ids.a1 }, sys('other'))).outcome.ok, false);
 });
 
 after(() => store.close());

@@ -10,18 +10,19 @@ import { test } from 'node:test';
 import { CallAdmission } from '../../../bridge/admission.ts';
 import { routeInbound } from '../../../bridge/inbound.ts';
 import { openTestStore, resultOf, T } from '../../helpers/store.ts';
+import { number_added, tenant_created } from '../../../schema/reducers.ts';
 
 test('disk full: new calls get the busy answer with the reason, without writing; after recovery they are admitted', async (t) => {
   const store = openTestStore();
   t.after(() => store.close());
-  resultOf(await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T));
-  resultOf(await store.submit('number_added', { number: '+15557000002', agent: 'support' }, T));
+  resultOf(await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, T));
+  resultOf(await store.submit(number_added, { number: '+15557000002', agent: 'support' }, T));
   const gate = new CallAdmission({ maxCalls: 0, maxLoopLagMs: 0, live: new Set<string>(), storeFault: () => (store.health ? store.health.reason : null) });
   const call = { provider: 'twilio' as const, providerCallId: 'CA-full', from: '+15550001111', to: '+15557000002' };
 
   store.db.pragma(`max_page_count = ${Number(store.db.pragma('page_count', { simple: true }))}`);
   // Something fills the last page (a live call's transcript, say): the store turns unhealthy.
-  const waiting = Promise.all(Array.from({ length: 60 }, (_, i) => store.submit('number_added', { number: `+1555800${String(i).padStart(4, '0')}`, agent: 'x'.repeat(100) }, T)));
+  const waiting = Promise.all(Array.from({ length: 60 }, (_, i) => store.submit(number_added, { number: `+1555800${String(i).padStart(4, '0')}`, agent: 'x'.repeat(100) }, T)));
   await new Promise<void>((resolve) => store.onHealth((f) => f && resolve()));
   const head = store.head.seq;
   const decision = await routeInbound(store, call, 'test', gate);

@@ -15,6 +15,7 @@ import { Store } from '../../../store/index.ts';
 import { MemoryLeg } from '../../helpers/memory-leg.ts';
 import { resultOf } from '../../helpers/store.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
+import { call_answered, call_received, consent_policy_created, number_added, tenant_created } from '../../../schema/reducers.ts';
 
 /** A bound far past timeout + overrun: only a stage that never decides reaches it. */
 const NEVER_MS = 25_000;
@@ -24,15 +25,15 @@ for (const mode of ['opt-in', 'opt-out'] as const) {
     const store = Store.open({ dataDir: tmpDir(), schema, checkpointMs: 0 });
     t.after(() => store.close());
     const who = { tenant: 'default', caller: 'test' };
-    resultOf(await store.submit('tenant_created', { id: 'default', name: 'Default' }, who));
+    resultOf(await store.submit(tenant_created, { id: 'default', name: 'Default' }, who));
     const policy = resultOf<{ policy_id: string }>(
-      await store.submit('consent_policy_created', { name: 'p', mode, disclosure_text: 'We record calls.', timeout_ms: 1000, retries: 1 }, who),
+      await store.submit(consent_policy_created, { name: 'p', mode, disclosure_text: 'We record calls.', timeout_ms: 1000, retries: 1 }, who),
     );
-    const num = resultOf<{ number_id: string }>(await store.submit('number_added', { number: '+15550001000', agent: 'default', consent_policy_id: policy.policy_id }, who));
+    const num = resultOf<{ number_id: string }>(await store.submit(number_added, { number: '+15550001000', agent: 'default', consent_policy_id: policy.policy_id }, who));
     const call = resultOf<{ call_id: string }>(
-      await store.submit('call_received', { provider: 'twilio', provider_call_id: `CA-noise-${mode}`, from: '+1555', to: '+15550001000', number_id: num.number_id }, who),
+      await store.submit(call_received, { provider: 'twilio', provider_call_id: `CA-noise-${mode}`, from: '+1555', to: '+15550001000', number_id: num.number_id }, who),
     );
-    resultOf(await store.submit('call_answered', { call_id: call.call_id }, who));
+    resultOf(await store.submit(call_answered, { call_id: call.call_id }, who));
 
     let now = 0;
     const clock = new MediaClock({ manual: true, now: () => now });

@@ -16,6 +16,7 @@ import { resolveDurability, Store, type Flusher } from '../../../store/index.ts'
 import { MemoryLeg } from '../../helpers/memory-leg.ts';
 import { resultOf } from '../../helpers/store.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
+import { call_answered, call_received, consent_policy_created, number_added, tenant_created } from '../../../schema/reducers.ts';
 
 class HeldDisk implements Flusher {
   readonly calls: Array<(err: Error | null) => void> = [];
@@ -41,11 +42,11 @@ test('a digit pressed before the consent stage listens is the answer once it doe
       clearInterval(timer);
     }
   };
-  resultOf(await settle(store.submit('tenant_created', { id: 'default', name: 'Default' }, who)));
-  const policy = resultOf<{ policy_id: string }>(await settle(store.submit('consent_policy_created', { name: 'p', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 5000, retries: 0 }, who)));
-  const num = resultOf<{ number_id: string }>(await settle(store.submit('number_added', { number: '+15550001000', agent: 'default', consent_policy_id: policy.policy_id }, who)));
-  const call = resultOf<{ call_id: string }>(await settle(store.submit('call_received', { provider: 'twilio', provider_call_id: 'CA-early', from: '+1555', to: '+15550001000', number_id: num.number_id }, who)));
-  resultOf(await settle(store.submit('call_answered', { call_id: call.call_id }, who)));
+  resultOf(await settle(store.submit(tenant_created, { id: 'default', name: 'Default' }, who)));
+  const policy = resultOf<{ policy_id: string }>(await settle(store.submit(consent_policy_created, { name: 'p', mode: 'opt-in', disclosure_text: 'We record calls.', timeout_ms: 5000, retries: 0 }, who)));
+  const num = resultOf<{ number_id: string }>(await settle(store.submit(number_added, { number: '+15550001000', agent: 'default', consent_policy_id: policy.policy_id }, who)));
+  const call = resultOf<{ call_id: string }>(await settle(store.submit(call_received, { provider: 'twilio', provider_call_id: 'CA-early', from: '+1555', to: '+15550001000', number_id: num.number_id }, who)));
+  resultOf(await settle(store.submit(call_answered, { call_id: call.call_id }, who)));
 
   let now = 0;
   const clock = new MediaClock({ manual: true, now: () => now });

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { routeInbound, UNROUTED_TENANT } from '../../../bridge/inbound.ts';
 import { openTestStore, resultOf, T } from '../../helpers/store.ts';
+import { number_added, tenant_created } from '../../../schema/reducers.ts';
 
 const store = openTestStore();
 after(() => store.close());
@@ -16,9 +17,9 @@ const rejections = (tenant: string) =>
   [...store.events()].filter((e) => e.reducer === 'call_rejected' && e.tenant === tenant).map((e) => (e.args as { reason: string; provider: string }));
 
 test('setup: a tenant with a Twilio-bound number and an any-provider number', async () => {
-  resultOf(await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T));
-  resultOf(await store.submit('number_added', { number: '+15557000001', agent: 'sales', provider: 'twilio' }, T));
-  resultOf(await store.submit('number_added', { number: '+15557000002', agent: 'support' }, T));
+  resultOf(await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, T));
+  resultOf(await store.submit(number_added, { number: '+15557000001', agent: 'sales', provider: 'twilio' }, T));
+  resultOf(await store.submit(number_added, { number: '+15557000002', agent: 'support' }, T));
 });
 
 test('a provider-bound number answers its provider; the same provider call id again is the same call', async () => {

@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import { routeInbound, UNROUTED_TENANT } from '../../../bridge/inbound.ts';
 import { RefusalLog, reasonClass } from '../../../bridge/refusals.ts';
 import { openTestStore, resultOf, T } from '../../helpers/store.ts';
+import { number_added, tenant_created } from '../../../schema/reducers.ts';
 
 const store = openTestStore();
 const log = new RefusalLog(store, { windowMs: 3_600_000, maxRows: 5 });
@@ -21,8 +22,8 @@ let n = 0;
 const call = (to: string, source: string, provider: 'sip' | 'webrtc' = 'sip') => ({ provider, providerCallId: `c-${++n}`, from: 'sip:x@y', to, source });
 
 test('setup: a tenant with a Twilio-bound number', async () => {
-  resultOf(await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T));
-  resultOf(await store.submit('number_added', { number: '+15557000001', agent: 'sales', provider: 'twilio' }, T));
+  resultOf(await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, T));
+  resultOf(await store.submit(number_added, { number: '+15557000001', agent: 'sales', provider: 'twilio' }, T));
 });
 
 test('1,000 refusals from one source in a window: one row, then one aggregated count of the other 999', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { ConsentCancelled, promptFor, runConsentStage, type ConsentAnswer, type ConsentStageIo } from '../../../consent/stage.ts';
 import { openTestStore, resultOf, T } from '../../helpers/store.ts';
+import { call_answered, call_received, consent_policy_created, tenant_created } from '../../../schema/reducers.ts';
 
 /** Scripted caller: answers at a given prompt (0-based), during or after it, or never. */
 function io(script: { at?: number; answer?: ConsentAnswer; during?: boolean; hangUpAt?: number }) {
@@ -34,10 +35,10 @@ function io(script: { at?: number; answer?: ConsentAnswer; during?: boolean; han
 async function setup(t: TestContext, mode: 'opt-in' | 'opt-out' | 'notify', retries = 1) {
   const store = openTestStore();
   t.after(() => store.close());
-  await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
-  const { policy_id } = resultOf<{ policy_id: string }>(await store.submit('consent_policy_created', { name: 'p', mode, disclosure_text: 'We record calls.', retries, timeout_ms: 4000 }, T));
-  const { call_id } = resultOf<{ call_id: string }>(await store.submit('call_received', { provider: 'sip', provider_call_id: 'x1', from: 'a', to: 'b' }, T));
-  await store.submit('call_answered', { call_id }, T);
+  await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, T);
+  const { policy_id } = resultOf<{ policy_id: string }>(await store.submit(consent_policy_created, { name: 'p', mode, disclosure_text: 'We record calls.', retries, timeout_ms: 4000 }, T));
+  const { call_id } = resultOf<{ call_id: string }>(await store.submit(call_received, { provider: 'sip', provider_call_id: 'x1', from: 'a', to: 'b' }, T));
+  await store.submit(call_answered, { call_id }, T);
   const policy = store.read('acme').consent_policies.get(policy_id)!;
   return { store, policy, call_id };
 }

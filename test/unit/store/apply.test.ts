@@ -12,7 +12,7 @@ function open(dataDir = tmpDir(), clock?: () => number) {
 test('a command resolves with its outcome, seq and the reducer result; ctx carries the command time and caller', async (t) => {
   const store = open(tmpDir(), () => 1_700_000_000_000);
   t.after(() => store.close());
-  const r = await store.submit('put', { id: 'x', color: 'green', n: 3 }, A);
+  const r = await store.submitNamed('put', { id: 'x', color: 'green', n: 3 }, A);
   assert.deepEqual(r, { seq: 1, duplicate: false, outcome: { ok: true, result: { id: 'x', at: 1_700_000_000_000, seq: 1, by: 'alice' } } });
   assert.deepEqual(store.read('a').tally.get('x'), { id: 'x', tenant: 'a', color: 'green', n: 3, tags: [], flag: false, note: null });
 });
@@ -20,7 +20,7 @@ test('a command resolves with its outcome, seq and the reducer result; ctx carri
 test('a rejection is a logged outcome that writes nothing', async (t) => {
   const store = open();
   t.after(() => store.close());
-  const r = await store.submit('put_then_fail', { id: 'y' }, A);
+  const r = await store.submitNamed('put_then_fail', { id: 'y' }, A);
   assert.equal(r.seq, 1);
   assert.deepEqual(r.outcome, { ok: false, error: { code: 'no_way', message: 'wrote a row, then refused' } });
   assert.equal(store.read('a').tally.get('y'), undefined);
@@ -32,7 +32,7 @@ test('a rejection is a logged outcome that writes nothing', async (t) => {
 test('a reducer bug is an `internal` outcome, rolled back like any rejection', async (t) => {
   const store = open();
   t.after(() => store.close());
-  const r = await store.submit('put_then_throw', { id: 'z' }, A);
+  const r = await store.submitNamed('put_then_throw', { id: 'z' }, A);
   assert.equal(r.outcome.ok, false);
   assert.equal(!r.outcome.ok && r.outcome.error.code, 'internal');
   assert.equal(store.read(null).tally.get('z'), undefined);
@@ -42,11 +42,11 @@ test('savepoint isolation: in one batch, failing commands change nothing and the
   const store = open();
   t.after(() => store.close());
   const results = await Promise.all([
-    store.submit('put', { id: 'a1' }, A),
-    store.submit('put_then_fail', { id: 'a2' }, A),
-    store.submit('put', { id: 'a3' }, A),
-    store.submit('put_then_throw', { id: 'a4' }, A),
-    store.submit('put', { id: 'a5' }, A),
+    store.submitNamed('put', { id: 'a1' }, A),
+    store.submitNamed('put_then_fail', { id: 'a2' }, A),
+    store.submitNamed('put', { id: 'a3' }, A),
+    store.submitNamed('put_then_throw', { id: 'a4' }, A),
+    store.submitNamed('put', { id: 'a5' }, A),
   ]);
   assert.deepEqual(results.map((r) => r.seq), [1, 2, 3, 4, 5], 'one batch, applied in submission order');
   assert.deepEqual(results.map((r) => r.outcome.ok), [true, false, true, false, true]);
@@ -57,8 +57,8 @@ test('savepoint isolation: in one batch, failing commands change nothing and the
 
 test('a failing command that inserted, updated twice and deleted leaves the tables byte-identical to a store that never ran it', async (t) => {
   const seedAll = async (store: ReturnType<typeof open>) => {
-    await store.submit('put', { id: 'k1', color: 'blue', n: 5 }, A);
-    await store.submit('put', { id: 'k2', color: 'green', n: 6 }, A);
+    await store.submitNamed('put', { id: 'k1', color: 'blue', n: 5 }, A);
+    await store.submitNamed('put', { id: 'k2', color: 'green', n: 6 }, A);
   };
   const a = open();
   t.after(() => a.close());
@@ -68,10 +68,10 @@ test('a failing command that inserted, updated twice and deleted leaves the tabl
   await seedAll(b);
   const before = a.read('a').tally.find();
   const [failed, ok] = await Promise.all([
-    a.submit('churn_then_fail', { update: 'k1', remove: 'k2', insert: 'k9' }, A),
-    a.submit('put', { id: 'k3' }, A),
+    a.submitNamed('churn_then_fail', { update: 'k1', remove: 'k2', insert: 'k9' }, A),
+    a.submitNamed('put', { id: 'k3' }, A),
   ]);
-  await b.submit('put', { id: 'k3' }, A);
+  await b.submitNamed('put', { id: 'k3' }, A);
   assert.equal(failed.outcome.ok, false);
   assert.equal(ok.outcome.ok, true, 'the next command in the batch commits');
   assert.deepEqual(a.read('a').tally.find().filter((r) => r.id !== 'k3'), before);
@@ -84,16 +84,16 @@ test('a duplicate command id returns the recorded outcome without running again'
   const store = open();
   t.after(() => store.close());
   t.after(() => store.close());
-  const first = await store.submit('put', { id: 'd', n: 1 }, { ...A, id: 'webhook-retry-1' });
-  await store.submit('put', { id: 'd', n: 2 }, A);
-  const again = await store.submit('put', { id: 'd', n: 99 }, { ...A, id: 'webhook-retry-1' });
+  const first = await store.submitNamed('put', { id: 'd', n: 1 }, { ...A, id: 'webhook-retry-1' });
+  await store.submitNamed('put', { id: 'd', n: 2 }, A);
+  const again = await store.submitNamed('put', { id: 'd', n: 99 }, { ...A, id: 'webhook-retry-1' });
   assert.equal(again.duplicate, true);
   assert.equal(again.seq, first.seq);
   assert.deepEqual(again.outcome, first.outcome);
   assert.equal(store.read('a').tally.get('d')?.n, 2, 'the duplicate did not execute');
   assert.equal(store.head.seq, 2);
   // Duplicates racing in the same batch share one execution.
-  const racing = await Promise.all([1, 2, 3].map(() => store.submit('put', { id: 'e', n: 7 }, { ...A, id: 'same' })));
+  const racing = await Promise.all([1, 2, 3].map(() => store.submitNamed('put', { id: 'e', n: 7 }, { ...A, id: 'same' })));
   assert.equal(new Set(racing.map((r) => r.seq)).size, 1);
   assert.deepEqual(racing.map((r) => r.duplicate), [false, true, true]);
   assert.equal(store.head.seq, 3);
@@ -102,7 +102,7 @@ test('a duplicate command id returns the recorded outcome without running again'
   store.close();
   const reopened = open(dir);
   t.after(() => reopened.close());
-  const later = await reopened.submit('put', { id: 'e', n: 8 }, { ...A, id: 'same' });
+  const later = await reopened.submitNamed('put', { id: 'e', n: 8 }, { ...A, id: 'same' });
   assert.equal(later.duplicate, true);
   assert.equal(reopened.read('a').tally.get('e')?.n, 7);
 });
@@ -111,24 +111,24 @@ test('unknown reducers, invalid args and missing tenant are refused at the edge 
   const store = open();
   t.after(() => store.close());
   t.after(() => store.close());
-  await assert.rejects(store.submit('no_such', {}, A), (e: unknown) => e instanceof StoreError && e.code === 'unknown_reducer');
+  await assert.rejects(store.submitNamed('no_such', {}, A), (e: unknown) => e instanceof StoreError && e.code === 'unknown_reducer');
   await assert.rejects(
-    store.submit('put', { id: 42 }, A),
+    store.submitNamed('put', { id: 42 }, A),
     (e: unknown) => e instanceof StoreError && e.code === 'invalid_args' && /id: .*expected string/i.test(e.message),
   );
-  await assert.rejects(store.submit('put', { id: 'ok', color: 'purple' }, A), (e: unknown) => e instanceof StoreError && e.code === 'invalid_args' && /color/.test(e.message));
-  await assert.rejects(store.submit('put', { id: 'ok' }, { tenant: '', caller: 'x' }), (e: unknown) => e instanceof StoreError && e.code === 'invalid_command');
+  await assert.rejects(store.submitNamed('put', { id: 'ok', color: 'purple' }, A), (e: unknown) => e instanceof StoreError && e.code === 'invalid_args' && /color/.test(e.message));
+  await assert.rejects(store.submitNamed('put', { id: 'ok' }, { tenant: '', caller: 'x' }), (e: unknown) => e instanceof StoreError && e.code === 'invalid_command');
   assert.equal(store.head.seq, 0);
   assert.equal([...store.events()].length, 0);
   store.close();
-  await assert.rejects(store.submit('put', { id: 'late' }, A), (e: unknown) => e instanceof StoreError && e.code === 'store_closed');
+  await assert.rejects(store.submitNamed('put', { id: 'late' }, A), (e: unknown) => e instanceof StoreError && e.code === 'store_closed');
 });
 
 test('ctx.newId is deterministic from the command and distinct within it', async (t) => {
   const store = open();
   t.after(() => store.close());
-  const r1 = await store.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
-  const r2 = await store.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-2' });
+  const r1 = await store.submitNamed('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
+  const r2 = await store.submitNamed('mint', { kind: 'call' }, { ...A, id: 'cmd-2' });
   const v1 = r1.outcome.ok ? (r1.outcome.result as { a: string; b: string }) : null;
   const v2 = r2.outcome.ok ? (r2.outcome.result as { a: string; b: string }) : null;
   assert.ok(v1 && v2);
@@ -138,21 +138,21 @@ test('ctx.newId is deterministic from the command and distinct within it', async
   assert.notEqual(v1.a, v2.a);
   const other = open();
   t.after(() => other.close());
-  const again = await other.submit('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
+  const again = await other.submitNamed('mint', { kind: 'call' }, { ...A, id: 'cmd-1' });
   assert.deepEqual(again.outcome, r1.outcome, 'same command id → same ids on any node');
 });
 
 test('tenant scoping: reads and writes never cross tenants', async (t) => {
   const store = open();
   t.after(() => store.close());
-  await store.submit('put', { id: 'shared-id', color: 'blue' }, A);
+  await store.submitNamed('put', { id: 'shared-id', color: 'blue' }, A);
   // Tenant b cannot see or overwrite tenant a's row: its put tries an insert and hits the key.
-  const r = await store.submit('put', { id: 'shared-id', color: 'red' }, { tenant: 'b', caller: 'bob' });
+  const r = await store.submitNamed('put', { id: 'shared-id', color: 'red' }, { tenant: 'b', caller: 'bob' });
   assert.equal(r.outcome.ok, false);
   assert.equal(store.read('b').tally.get('shared-id'), undefined);
   assert.deepEqual(store.read('b').tally.find({ color: 'blue' }), []);
   assert.equal(store.read('a').tally.get('shared-id')?.color, 'blue');
-  const del = await store.submit('remove', { id: 'shared-id' }, { tenant: 'b', caller: 'bob' });
+  const del = await store.submitNamed('remove', { id: 'shared-id' }, { tenant: 'b', caller: 'bob' });
   assert.equal(!del.outcome.ok && del.outcome.error.code, 'not_found');
   assert.ok(store.read('a').tally.get('shared-id'));
 });
@@ -169,13 +169,13 @@ test('state and log survive a clean reopen, and seq continues', async (t) => {
   const s1 = open(dir);
   t.after(() => s1.close());
   t.after(() => s1.close());
-  for (let i = 0; i < 10; i++) await s1.submit('put', { id: `k${i}`, n: i }, A);
+  for (let i = 0; i < 10; i++) await s1.submitNamed('put', { id: `k${i}`, n: i }, A);
   const head = s1.head;
   s1.close();
   const s2 = open(dir);
   t.after(() => s2.close());
   assert.deepEqual(s2.head, head);
-  const r = await s2.submit('put', { id: 'k10' }, A);
+  const r = await s2.submitNamed('put', { id: 'k10' }, A);
   assert.equal(r.seq, 11);
   assert.equal(s2.read('a').tally.find().length, 11);
   assert.ok(s2.verify().ok);

@@ -62,18 +62,18 @@ for (const profile of ['development', 'production'] as const) {
     t.after(() => store.close());
     const health: Array<StoreFault | null> = [];
     store.onHealth((f) => health.push(f));
-    await store.submit('put', { id: 'before' }, A);
+    await store.submitNamed('put', { id: 'before' }, A);
     const head = store.head;
 
     fillDisk(store);
     const settled: Array<Receipt | Error> = [];
-    const first = Array.from({ length: 200 }, (_, i) => store.submit('put', big(i), A).then((r) => (settled[i] = r), (e: Error) => (settled[i] = e)));
+    const first = Array.from({ length: 200 }, (_, i) => store.submitNamed('put', big(i), A).then((r) => (settled[i] = r), (e: Error) => (settled[i] = e)));
     await until(() => health.length === 1, 'the store to report the fault');
     assert.equal(health[0]?.kind, 'disk_full');
     assert.match(String(health[0]?.reason), /SQLITE_FULL/);
     assert.equal(store.health?.kind, 'disk_full');
     // A command submitted while unhealthy waits behind the failed batch.
-    const later = store.submit('put', { id: 'later', n: 7 }, A);
+    const later = store.submitNamed('put', { id: 'later', n: 7 }, A);
     await new Promise((r) => setTimeout(r, 200)); // several retries happen meanwhile
     assert.equal(settled.filter(Boolean).length, 0, 'no submitter was told anything while the disk is full');
     assert.deepEqual(store.head, head, 'nothing of the failed batch was committed');
@@ -108,12 +108,12 @@ for (const profile of ['development', 'production'] as const) {
 test('while unhealthy, commands past the bound get a clear storage_unavailable error and are never written', async (t) => {
   const store = open(tmpDir(), { maxQueued: 3 });
   t.after(() => store.close());
-  await store.submit('put', { id: 'before' }, A);
+  await store.submitNamed('put', { id: 'before' }, A);
   fillDisk(store);
-  const waiting = [0, 1].map((i) => store.submit('put', big(i), A));
+  const waiting = [0, 1].map((i) => store.submitNamed('put', big(i), A));
   await until(() => store.health !== null, 'the fault');
-  const third = store.submit('put', big(2), A);
-  await assert.rejects(store.submit('put', big(3), A), (e: StoreError) => e.code === 'storage_unavailable' && e.retryable && /SQLITE_FULL/.test(e.message));
+  const third = store.submitNamed('put', big(2), A);
+  await assert.rejects(store.submitNamed('put', big(3), A), (e: StoreError) => e.code === 'storage_unavailable' && e.retryable && /SQLITE_FULL/.test(e.message));
   freeDisk(store);
   const done = await Promise.all([...waiting, third]);
   assert.deepEqual(done.map((r) => r.outcome.ok), [true, true, true]);
@@ -125,10 +125,10 @@ test('closed while the disk is full: waiting submitters get storage_unavailable;
   const dir = tmpDir();
   const store = open(dir);
   t.after(() => store.close());
-  await store.submit('put', { id: 'before' }, A);
+  await store.submitNamed('put', { id: 'before' }, A);
   const head = store.head;
   fillDisk(store);
-  const waiting = Array.from({ length: 20 }, (_, i) => store.submit('put', big(i), A));
+  const waiting = Array.from({ length: 20 }, (_, i) => store.submitNamed('put', big(i), A));
   await until(() => store.health !== null, 'the fault');
   store.close();
   for (const w of waiting) await assert.rejects(w, (e: StoreError) => e.code === 'storage_unavailable' && /not committed/.test(e.message));
@@ -136,7 +136,7 @@ test('closed while the disk is full: waiting submitters get storage_unavailable;
   t.after(() => again.close());
   assert.deepEqual(again.head, head, 'no half-written batch');
   assert.ok(again.verify().ok);
-  await again.submit('put', { id: 'after' }, A);
+  await again.submitNamed('put', { id: 'after' }, A);
   assert.ok(again.verify().ok && again.replay().ok);
 });
 
@@ -145,9 +145,9 @@ test('a command a subscriber submits while its batch is delivered is applied, no
   t.after(() => store.close());
   const followUps: Array<Promise<Receipt>> = [];
   store.subscribe('tally', {}, 'a', (d) => {
-    if (d.new && String(d.new.id).startsWith('k') && followUps.length === 0) followUps.push(store.submit('put', { id: 'follow-up' }, A));
+    if (d.new && String(d.new.id).startsWith('k') && followUps.length === 0) followUps.push(store.submitNamed('put', { id: 'follow-up' }, A));
   });
-  await Promise.all([store.submit('put', { id: 'k1' }, A), store.submit('put', { id: 'k2' }, A)]);
+  await Promise.all([store.submitNamed('put', { id: 'k1' }, A), store.submitNamed('put', { id: 'k2' }, A)]);
   await until(() => followUps.length === 1, 'the follow-up submit');
   const r = await Promise.race([followUps[0]!, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the follow-up never settled')), 10_000))]);
   assert.ok(r.outcome.ok);

@@ -15,7 +15,7 @@ const [dir, profile, count] = process.argv.slice(2);
 if (!dir || !profile || !count) throw new Error('usage: durable-ack-child DIR PROFILE N');
 const store = Store.open({ dataDir: dir, schema: tallySchema, durability: resolveDurability({ profile }), checkpointMs: 0, node: 'n1' });
 for (let i = 0; i < Number(count); i++) {
-  const r = await store.submit('put', { id: `k${i}`, n: i }, { tenant: 'a', caller: 'alice' });
+  const r = await store.submitNamed('put', { id: `k${i}`, n: i }, { tenant: 'a', caller: 'alice' });
   fs.writeSync(1, `ACK ${r.seq}\n`);
 }
 store.close();

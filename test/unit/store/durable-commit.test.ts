@@ -53,13 +53,13 @@ test('nobody hears of a batch before its fsync returns; batches committed meanwh
   const told: string[] = [];
   const deltas: string[] = [];
   store.subscribe('tally', {}, 'a', (d) => deltas.push(String(d.new?.id ?? d.old?.id)));
-  const first = store.submit('put', { id: 'k1' }, A).then((r: Receipt) => told.push(`k1@${r.seq}`));
+  const first = store.submitNamed('put', { id: 'k1' }, A).then((r: Receipt) => told.push(`k1@${r.seq}`));
   await tick();
   assert.equal(disk.calls.length, 1, 'batch 1 committed, its fsync in flight');
   assert.equal(store.read('a').tally.get('k1')?.id, 'k1', 'committed (visible to readers) …');
   assert.deepEqual([told, deltas], [[], []], '… but no submitter or subscriber told yet');
 
-  const later = [store.submit('put', { id: 'k2' }, A), store.submit('put', { id: 'k3' }, A)].map((p) => p.then((r) => told.push(`${r.outcome.ok ? 'ok' : 'no'}@${r.seq}`)));
+  const later = [store.submitNamed('put', { id: 'k2' }, A), store.submitNamed('put', { id: 'k3' }, A)].map((p) => p.then((r) => told.push(`${r.outcome.ok ? 'ok' : 'no'}@${r.seq}`)));
   await tick();
   assert.equal(disk.calls.length, 1, 'one fsync at a time: batch 2 waits');
   disk.release();
@@ -78,14 +78,14 @@ test('a subscriber arriving while a batch waits for its fsync gets it in the sna
   const disk = new HeldDisk();
   const store = open(disk);
   t.after(() => store.close());
-  const w = store.submit('put', { id: 's1' }, A);
+  const w = store.submitNamed('put', { id: 's1' }, A);
   await tick();
   const seen: string[] = [];
   const { snapshot } = store.subscribe('tally', {}, 'a', (d) => seen.push(`${d.op}:${String(d.new?.id)}@${d.seq}`));
   assert.deepEqual([snapshot.seq, snapshot.rows.map((r) => r.id)], [1, ['s1']], 'committed, so in the snapshot at seq 1');
   disk.release();
   await w;
-  const later = store.submit('put', { id: 's2' }, A);
+  const later = store.submitNamed('put', { id: 's2' }, A);
   await tick();
   disk.release();
   await later;
@@ -96,9 +96,9 @@ test('a duplicate submitted while its batch waits for the fsync gets the same ou
   const disk = new HeldDisk();
   const store = open(disk);
   t.after(() => store.close());
-  const a = store.submit('put', { id: 'd', n: 1 }, { ...A, id: 'same' });
+  const a = store.submitNamed('put', { id: 'd', n: 1 }, { ...A, id: 'same' });
   await tick();
-  const b = store.submit('put', { id: 'd', n: 2 }, { ...A, id: 'same' });
+  const b = store.submitNamed('put', { id: 'd', n: 2 }, { ...A, id: 'same' });
   let settled = false;
   void b.then(() => (settled = true));
   await tick();
@@ -114,11 +114,11 @@ test('an fsync failure fails the waiting submitters (not retryable) and stops th
   const disk = new HeldDisk();
   const store = open(disk);
   t.after(() => store.close());
-  const w = store.submit('put', { id: 'x' }, A);
+  const w = store.submitNamed('put', { id: 'x' }, A);
   await tick();
   disk.release(Object.assign(new Error('I/O error'), { code: 'EIO' }));
   await assert.rejects(w, (e: unknown) => e instanceof StoreError && e.code === 'storage_failed' && !e.retryable && /EIO/.test(e.message));
-  await assert.rejects(store.submit('put', { id: 'y' }, A), (e: unknown) => e instanceof StoreError && e.code === 'storage_failed');
+  await assert.rejects(store.submitNamed('put', { id: 'y' }, A), (e: unknown) => e instanceof StoreError && e.code === 'storage_failed');
 });
 
 test('close() with an fsync in flight syncs blocking and settles everyone before it returns', async (t) => {
@@ -127,9 +127,9 @@ test('close() with an fsync in flight syncs blocking and settles everyone before
   const store = open(disk, dir);
   t.after(() => store.close());
   const outcomes: number[] = [];
-  const all = [store.submit('put', { id: 'c1' }, A), store.submit('put', { id: 'c2' }, A)].map((p) => p.then((r) => outcomes.push(r.seq)));
+  const all = [store.submitNamed('put', { id: 'c1' }, A), store.submitNamed('put', { id: 'c2' }, A)].map((p) => p.then((r) => outcomes.push(r.seq)));
   await tick();
-  const third = store.submit('put', { id: 'c3' }, A).then((r) => outcomes.push(r.seq));
+  const third = store.submitNamed('put', { id: 'c3' }, A).then((r) => outcomes.push(r.seq));
   store.close();
   assert.equal(disk.syncs, 1);
   await Promise.all([...all, third]);
@@ -144,7 +144,7 @@ test('the real WAL fsync: outcomes arrive, the -wal file is what gets synced', a
   const dir = tmpDir();
   const store = Store.open({ dataDir: dir, schema: tallySchema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0, node: 'n1' });
   t.after(() => store.close());
-  const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => store.submit('put', { id: `r${i}` }, A)));
+  const rs = await Promise.all(Array.from({ length: 50 }, (_, i) => store.submitNamed('put', { id: `r${i}` }, A)));
   assert.ok(rs.every((r) => r.outcome.ok));
   assert.ok(fs.existsSync(path.join(dir, `${DB_FILE}-wal`)));
 });

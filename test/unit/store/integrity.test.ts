@@ -10,6 +10,7 @@ import { DB_FILE, reducerFactory, resolveDurability, Store, StoreError, type Sch
 import { tally, tallySchema } from '../../helpers/tally-schema.ts';
 import { openTestStore, T } from '../../helpers/store.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
+import { number_added, tenant_created } from '../../../schema/reducers.ts';
 
 const A = { tenant: 'a', caller: 'alice' };
 const open = (dataDir: string, schema: SchemaDef = tallySchema as unknown as SchemaDef) =>
@@ -18,7 +19,7 @@ const open = (dataDir: string, schema: SchemaDef = tallySchema as unknown as Sch
 async function fill(dir: string, n: number): Promise<void> {
   const store = open(dir);
   try {
-    for (let i = 0; i < n; i++) await store.submit(i % 7 === 3 ? 'put_then_fail' : 'put', { id: `k${i}`, n: i }, A);
+    for (let i = 0; i < n; i++) await store.submitNamed(i % 7 === 3 ? 'put_then_fail' : 'put', { id: `k${i}`, n: i }, A);
   } finally {
     store.close();
   }
@@ -115,7 +116,7 @@ test('replay catches a non-deterministic reducer and a table written outside the
   const dir = tmpDir();
   const store = open(dir, schema);
   t.after(() => store.close());
-  for (const id of ['a', 'b', 'c']) await store.submit('put_counted', { id }, A);
+  for (const id of ['a', 'b', 'c']) await store.submitNamed('put_counted', { id }, A);
   const report = store.replay();
   assert.equal(report.ok, false);
   assert.equal(report.tables.tally?.same, false);
@@ -179,8 +180,8 @@ test('the CLI names the first bad seq', async (t) => {
   const dir = tmpDir();
   const store = openTestStore({ dataDir: dir });
   t.after(() => store.close());
-  await store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
-  for (let i = 0; i < 10; i++) await store.submit('number_added', { number: `+1555000000${i}`, agent: 'default' }, T);
+  await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, T);
+  for (let i = 0; i < 10; i++) await store.submit(number_added, { number: `+1555000000${i}`, agent: 'default' }, T);
   store.close();
   const raw = new Database(path.join(dir, DB_FILE));
   raw.prepare(`UPDATE _events SET outcome = '{"ok":true}' WHERE seq = 4`).run();

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { DB_FILE } from '../../../store/index.ts';
 import { openTestStore, T } from '../../helpers/store.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
+import { tenant_created } from '../../../schema/reducers.ts';
 
 const mode = (p: string): string => (fs.statSync(p).mode & 0o777).toString(8);
 
@@ -27,7 +28,7 @@ test('a new data dir is 0700 and the database, WAL, shm and lock are 0600, even 
   const dir = path.join(tmpDir(), 'nested', 'data');
   const store = withUmask(0o000, () => openTestStore({ dataDir: dir }));
   t.after(() => store.close());
-  await withUmask(0o000, () => store.submit('tenant_created', { id: 'acme', name: 'Acme' }, T));
+  await withUmask(0o000, () => store.submit(tenant_created, { id: 'acme', name: 'Acme' }, T));
   assert.equal(mode(dir), '700');
   const files = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`, `${DB_FILE}.lock`];
   assert.deepEqual(files.map((f) => [f, mode(path.join(dir, f))]), files.map((f) => [f, '600']));
@@ -42,7 +43,7 @@ test('a new data dir is 0700 and the database, WAL, shm and lock are 0600, even 
 test('an existing data dir left 0755 with 0644 files is tightened at open, and the store lists what it changed', async (t) => {
   const dir = tmpDir();
   const first = openTestStore({ dataDir: dir });
-  await first.submit('tenant_created', { id: 'acme', name: 'Acme' }, T);
+  await first.submit(tenant_created, { id: 'acme', name: 'Acme' }, T);
   first.close();
   fs.chmodSync(dir, 0o755);
   fs.chmodSync(path.join(dir, DB_FILE), 0o644);

@@ -62,9 +62,9 @@ for (const seed of [1, 7, 42, 1234]) {
         const id = `k${Math.floor(rand() * 12)}`;
         const who = { tenant, caller: 'x' };
         const roll = rand();
-        if (roll < 0.6) batch.push(store.submit('put', { id, color: pick(colors), n: Math.floor(rand() * 5) }, who));
-        else if (roll < 0.8) batch.push(store.submit('remove', { id }, who));
-        else batch.push(store.submit('put_then_fail', { id: `${id}-f` }, who));
+        if (roll < 0.6) batch.push(store.submitNamed('put', { id, color: pick(colors), n: Math.floor(rand() * 5) }, who));
+        else if (roll < 0.8) batch.push(store.submitNamed('remove', { id }, who));
+        else batch.push(store.submitNamed('put_then_fail', { id: `${id}-f` }, who));
       }
       await Promise.all(batch);
     }
@@ -85,14 +85,14 @@ test('a row leaving the filter is a delete for that subscriber, entering is an i
   t.after(() => store.close());
   const who = { tenant: 'a', caller: 'x' };
   const red = mirror(store, 'a', { color: 'red' });
-  await store.submit('put', { id: 'p', color: 'red' }, who);
-  await store.submit('put', { id: 'p', color: 'blue' }, who);
-  await store.submit('put', { id: 'p', color: 'red', n: 1 }, who);
-  await store.submit('put', { id: 'p', color: 'red', n: 2 }, who);
+  await store.submitNamed('put', { id: 'p', color: 'red' }, who);
+  await store.submitNamed('put', { id: 'p', color: 'blue' }, who);
+  await store.submitNamed('put', { id: 'p', color: 'red', n: 1 }, who);
+  await store.submitNamed('put', { id: 'p', color: 'red', n: 2 }, who);
   assert.deepEqual(red.deltas.map((d) => d.op), ['insert', 'delete', 'insert', 'update']);
   assert.deepEqual(red.deltas.map((d) => d.seq), [1, 2, 3, 4]);
   red.unsubscribe();
-  await store.submit('put', { id: 'p', color: 'red', n: 3 }, who);
+  await store.submitNamed('put', { id: 'p', color: 'red', n: 3 }, who);
   assert.equal(red.deltas.length, 4, 'no deltas after unsubscribe');
   assert.equal(store.subscriberCount, 0);
 });
@@ -102,7 +102,7 @@ test('tenant B subscribing to everything sees nothing of tenant A', async (t) =>
   t.after(() => store.close());
   const b = mirror(store, 'b', {});
   const bSpoof = mirror(store, 'b', { tenant: 'a' } as Filter); // a client-supplied tenant is overridden
-  for (let i = 0; i < 10; i++) await store.submit('put', { id: `x${i}` }, { tenant: 'a', caller: 'x' });
+  for (let i = 0; i < 10; i++) await store.submitNamed('put', { id: `x${i}` }, { tenant: 'a', caller: 'x' });
   assert.equal(b.deltas.length, 0);
   assert.equal(bSpoof.deltas.length, 0);
   assert.equal(b.rows.size, 0);
@@ -116,7 +116,7 @@ test('a throwing listener does not break delivery to others or the commit', asyn
     throw new Error('listener bug');
   });
   const ok = mirror(store, 'a', {});
-  const r = await store.submit('put', { id: 'z' }, { tenant: 'a', caller: 'x' });
+  const r = await store.submitNamed('put', { id: 'z' }, { tenant: 'a', caller: 'x' });
   assert.equal(r.outcome.ok, true);
   assert.equal(ok.deltas.length, 1);
   assert.equal(errors.length, 1);
@@ -135,7 +135,7 @@ test('a delta carries when its commit returned, so subscribers can measure deliv
   const deltas: Delta[] = [];
   store.subscribe('tally', {}, 'a', (d) => deltas.push(d));
   const before = performance.now();
-  await store.submit('put', { id: 'lag' }, { tenant: 'a', caller: 'x' });
+  await store.submitNamed('put', { id: 'lag' }, { tenant: 'a', caller: 'x' });
   const after = performance.now();
   assert.equal(deltas.length, 1);
   assert.ok(deltas[0]!.committedAt >= before && deltas[0]!.committedAt <= after);

@@ -39,7 +39,7 @@ test('committed WAL frames are copied into the database file while the main thre
     let start = { mxFrame: 0, nBackfill: 0 };
     for (let n = 0, round = 0; round < 20 && start.nBackfill >= start.mxFrame; round++) {
       const writes: Array<Promise<unknown>> = [];
-      for (let i = 0; i < 500; i++, n++) writes.push(store.submit('put', { id: `t${n}`, color: 'red', n }, A));
+      for (let i = 0; i < 500; i++, n++) writes.push(store.submitNamed('put', { id: `t${n}`, color: 'red', n }, A));
       await Promise.all(writes);
       start = walProgress(db);
     }
@@ -64,7 +64,7 @@ test('under steady writes the WAL is reused from its start instead of growing wi
     let n = 0;
     const round = async (): Promise<void> => {
       const writes: Array<Promise<unknown>> = [];
-      for (let i = 0; i < 500; i++, n++) writes.push(store.submit('put', { id: `t${n}`, color: 'blue', n }, A));
+      for (let i = 0; i < 500; i++, n++) writes.push(store.submitNamed('put', { id: `t${n}`, color: 'blue', n }, A));
       await Promise.all(writes);
       // Wait for the checkpoint thread to copy every frame back (the event), not a fixed interval: the next
       // transaction then restarts the WAL from its start.
@@ -91,7 +91,7 @@ test('close() waits for the checkpoint thread: the data dir reopens at once and 
   const open = () => Store.open({ dataDir: dir, schema: tallySchema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0, node: 'n1' });
   for (let k = 0; k < 5; k++) {
     const store = open();
-    await store.submit('put', { id: `round${k}`, color: 'green', n: k }, A);
+    await store.submitNamed('put', { id: `round${k}`, color: 'green', n: k }, A);
     store.close();
   }
   const store = open();

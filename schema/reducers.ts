@@ -1,0 +1,15 @@
+/**
+ * Every reducer's typed handle, for callers: `store.submit(call_ended, { call_id, reason }, who)`.
+ * The handle carries the reducer's args and result types (store/reducer.ts); its name is only the wire form.
+ * Every handle here is submitted by application code (test/unit/project/typed-reducers.test.ts checks it); the
+ * retired reducers that only older logs hold (`retired` in schema/index.ts) have no handle here.
+ */
+export { evidence_exported, recording_accessed, token_created, token_revoked, transcript_accessed, user_created, user_disabled } from './access.ts';
+export { agent_deploy_failed, agent_rolled_back, agent_version_deployed, agent_version_live } from './agent-versions.ts';
+export { agent_action_completed, agent_action_requested, agent_state_saved, agent_turn_started } from './agents.ts';
+export { call_dialed } from './calls/outbound.ts';
+export { call_answered, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_rejected, call_rejections_aggregated, call_resume_requested, call_transfer_started, call_unheld } from './calls/reducers.ts';
+export { consent_decided, consent_policy_created, consent_started, consent_withdrawn } from './consent.ts';
+export { recording_failed, recording_finalized, recording_hold_set, recording_paused, recording_purged, recording_segment_started, recording_started, transcript_appended } from './recording.ts';
+export { number_added, number_removed, tenant_created } from './tenancy.ts';
+export { webhook_nonce_claimed } from './webhook-nonces.ts';
