@@ -26,7 +26,8 @@ import { schema } from '../schema/index.ts';
 import { deterministicId } from '../store/applier.ts';
 import { resolveDurability, Store, type FsyncPolicy } from '../store/index.ts';
 import { LOG_DDL } from '../store/log.ts';
-import { tableDdl } from '../store/table.ts';
+import { derivedDdl } from '../store/derived.ts';
+import { tableDdl, type AnyTableDef } from '../store/table.ts';
 import { tables } from '../schema/tables.ts';
 import { collectGarbage, fmt, log, now, report, Samples, wanted } from './lib.ts';
 import { call_received, tenant_created } from '../schema/reducers.ts';
@@ -76,7 +77,8 @@ function rawCallId(i: number): string {
  * raw maintains exactly the B-trees the store maintains.
  */
 function rawDdl(): string[] {
-  const derived = (schema.derived ?? []).filter((d) => d.on === 'calls' || d.on === '_events').flatMap((d) => d.ddl);
+  const defs = new Map(Object.values(tables).map((def) => [def.name, def as AnyTableDef]));
+  const derived = (schema.derived ?? []).filter((d) => d.kind === 'log' || d.table === 'calls').flatMap((d) => derivedDdl(d, defs));
   return [...tableDdl(tables.calls), ...LOG_DDL, ...derived];
 }
 

@@ -26,6 +26,6 @@ export const schema: SchemaDef<SwitchboardTables> = {
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';
-export { CALL_EVENTS_SQL, TRANSCRIPT_FTS, ftsQuery } from './search.ts';
+export { CALL_EVENTS, TRANSCRIPT_FTS } from './search.ts';
 export { DEFAULT_POLICY } from './consent.ts';
 export { MATRIX, can, OPERATOR_TENANT, type Permission, type Role } from './permissions.ts';

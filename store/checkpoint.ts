@@ -79,6 +79,7 @@ export class CheckpointTable {
   private readonly insert: Database.Statement;
   private readonly all: Database.Statement;
   private readonly last: Database.Statement;
+  private readonly from: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
     this.insert = db.prepare(
@@ -86,6 +87,7 @@ export class CheckpointTable {
     );
     this.all = db.prepare('SELECT seq, node, hash, signature, signed_at AS signedAt FROM _checkpoints ORDER BY seq');
     this.last = db.prepare('SELECT MAX(seq) AS seq FROM _checkpoints WHERE node = ?');
+    this.from = db.prepare('SELECT seq, node, hash, signature FROM _checkpoints WHERE node = ? AND seq >= ? ORDER BY seq LIMIT 1');
   }
 
   registerNode(key: NodeKey): void {
@@ -106,6 +108,11 @@ export class CheckpointTable {
 
   lastSeq(node: string): number {
     return ((this.last.get(node) as { seq: number | null }).seq ?? 0) as number;
+  }
+
+  /** The first checkpoint `node` signed at or after `seq`. */
+  firstFrom(node: string, seq: number): { seq: number; node: string; hash: string; signature: string } | undefined {
+    return this.from.get(node, seq) as { seq: number; node: string; hash: string; signature: string } | undefined;
   }
 
   list(): Checkpoint[] {

@@ -11,3 +11,5 @@ export type { Delta, Filter, Snapshot } from './subscriptions.ts';
 export type { VerifyReport } from './verify.ts';
 export type { ReplayReport } from './replay.ts';
 export { canonicalJson, type Json } from './canonical.ts';
+export { TenantQuery, Select, ftsQuery, type ChainLink, type EventWithBody, type SignedCheckpoint } from './query.ts';
+export { derivedDdl, type DerivedIndex, type FullTextIndex, type LogIndex } from './derived.ts';

@@ -71,7 +71,8 @@ export function linkHash(prevHash: string, digest: string): string {
   return hash('sha256', prevHash + digest, 'hex');
 }
 
-interface RawEvent {
+/** An `_events` row as stored (args and outcome as canonical JSON text). */
+export interface RawEvent {
   seq: number;
   id: string;
   ts: number;

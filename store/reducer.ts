@@ -10,6 +10,7 @@
 import type { z } from 'zod';
 import type { TableAccessor } from './accessor.ts';
 import type { Json } from './canonical.ts';
+import type { DerivedIndex } from './derived.ts';
 import type { AnyTableDef, RowInputOf, RowOf } from './table.ts';
 
 export type Tables = Record<string, AnyTableDef>;
@@ -63,10 +64,10 @@ export interface SchemaDef<T extends Tables = Tables> {
   readonly tables: T;
   readonly reducers: ReadonlyArray<ReducerDef<T, z.ZodType, Json | void>>;
   /**
-   * Read-side indexes derived from tables (e.g. full-text search): created with
-   * their triggers when missing, then filled by `rebuild`. Not part of the digest.
+   * Read-side indexes derived from the tables and the log (full-text search, a subject's events), declared as
+   * data; the store owns their SQL and keeps them current (store/derived.ts). Not part of the digest.
    */
-  readonly derived?: ReadonlyArray<{ name: string; /** The table it derives from; skipped where that table does not exist (e.g. the log in a replay target). */ on: string; ddl: readonly string[]; rebuild: string }>;
+  readonly derived?: readonly DerivedIndex[];
 }
 
 /** Returns a `defineReducer` bound to a set of tables, so reducer contexts are typed. */

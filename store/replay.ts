@@ -8,6 +8,7 @@
 import Database from 'better-sqlite3';
 import { TableStatements } from './accessor.ts';
 import { canonicalJson } from './canonical.ts';
+import { createDerived } from './derived.ts';
 import { tableDigest } from './digest.ts';
 import { CommandApplier } from './applier.ts';
 import type { EventLog } from './log.ts';
@@ -25,14 +26,7 @@ export interface ReplayReport {
 
 export function createTables(db: Database.Database, schema: SchemaDef): Map<string, TableStatements> {
   for (const def of Object.values(schema.tables)) for (const sql of tableDdl(def)) db.exec(sql);
-  const exists = db.prepare(`SELECT 1 FROM sqlite_master WHERE name = ?`);
-  for (const index of schema.derived ?? []) {
-    // A derived index is created once and filled from its tables; triggers keep it current
-    // inside each command's savepoint, so it rolls back with the command.
-    if (exists.get(index.name) || !exists.get(index.on)) continue;
-    for (const sql of index.ddl) db.exec(sql);
-    db.exec(index.rebuild);
-  }
+  createDerived(db, schema.derived ?? [], new Map(Object.values(schema.tables).map((def) => [def.name, def])));
   return new Map(Object.entries(schema.tables).map(([name, def]) => [name, new TableStatements(db, def)]));
 }
 

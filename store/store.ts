@@ -1,7 +1,9 @@
 /**
  * The store facade: opens the database, creates the schema's tables beside the
- * log, runs the apply engine, signs checkpoints, serves tenant-scoped reads and
- * subscriptions, and exposes verify / replay / digest for operators.
+ * log, runs the apply engine, signs checkpoints, serves tenant-scoped reads
+ * (`read`: typed table views; `query`: the tenant-bound query layer) and
+ * subscriptions, and exposes verify / replay / digest for operators. The
+ * SQLite handle is private (`#db`): code outside store/ never touches it.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -24,6 +26,8 @@ import type { ArgsOf, DbOf, ReducerDef, ReducerHandle, ResultOf, SchemaDef, Tabl
 import { createTables, replayLog, type ReplayReport } from './replay.ts';
 import { SubscriptionHub, type DeltaListener, type Filter, type Snapshot } from './subscriptions.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
+import { TenantQuery, type QueryContext } from './query.ts';
+import type { AnyTableDef } from './table.ts';
 
 export interface StoreOptions<T extends Tables> {
   dataDir: string;
@@ -61,6 +65,16 @@ export type ReadView<T extends Tables> = {
 
 export const DB_FILE = 'switchboard.db';
 
+/** Set by Store's static block: the handle behind a store, for store/testing.ts only. */
+let rawHandle: (store: Store<never>) => Database.Database = () => {
+  throw new Error('store not initialised');
+};
+
+/** Test-only escape hatch (store/testing.ts re-exports it): the SQLite handle of a store. */
+export function databaseOf<T extends Tables>(store: Store<T>): Database.Database {
+  return rawHandle(store as unknown as Store<never>);
+}
+
 /** The runtime handles every schema alike; only reducers see their tables' types. */
 const erase = <T extends Tables>(schema: SchemaDef<T>): SchemaDef => schema as unknown as SchemaDef;
 
@@ -86,13 +100,23 @@ export class Store<T extends Tables = Tables> {
   private previousHandled = false;
   private closed = false;
 
+  /** The SQLite handle: nothing outside store/ touches it (reads go through `query`, writes through reducers). */
+  readonly #db: Database.Database;
+  /** What `query(tenant)` views share: tables, derived indexes and the statement cache. */
+  readonly #queries: QueryContext;
+
+  static {
+    rawHandle = (store) => store.#db;
+  }
+
   private constructor(
-    readonly db: Database.Database,
+    db: Database.Database,
     private readonly lock: Database.Database,
     readonly schema: SchemaDef<T>,
     readonly dataDir: string,
     opts: StoreOptions<T>,
   ) {
+    this.#db = db;
     this.durability = opts.durability ?? resolveDurability({});
     this.clock = opts.clock ?? Date.now;
     const onError = opts.onError ?? (() => {});
@@ -125,6 +149,15 @@ export class Store<T extends Tables = Tables> {
     this.checkpoints = new CheckpointTable(db);
     this.key = loadOrCreateNodeKey(path.join(dataDir, 'keys'), this.node);
     this.checkpoints.registerNode(this.key);
+    const defs = Object.values(schema.tables) as AnyTableDef[];
+    this.#queries = {
+      db,
+      tables: new Map(defs.map((def) => [def.name, def])),
+      derived: new Map((schema.derived ?? []).map((d) => [d.name, d])),
+      checkpoints: this.checkpoints,
+      node: this.node,
+      cache: new Map(),
+    };
     this.lastCheckpointSeq = this.checkpoints.lastSeq(this.node);
 
     const head = this.log.head();
@@ -285,6 +318,14 @@ export class Store<T extends Tables = Tables> {
     return view as unknown as ReadView<T>;
   }
 
+  /**
+   * The tenant-bound query layer (store/query.ts): filtered, ordered, keyset-paged reads and counts over tables,
+   * full-text matches and a subject's log events, every statement confined to `tenant` by the store.
+   */
+  query(tenant: string): TenantQuery<T> {
+    return new TenantQuery<T>(this.#queries, tenant);
+  }
+
   /** Snapshot (with its seq) then ordered deltas; the tenant comes from the session. */
   subscribe(
     table: keyof T & string,
@@ -318,15 +359,15 @@ export class Store<T extends Tables = Tables> {
   }
 
   verify(): VerifyReport {
-    return verifyLog(this.db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]));
+    return verifyLog(this.#db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]));
   }
 
   replay(target?: string): ReplayReport {
-    return replayLog(this.db, this.log, erase(this.schema), target);
+    return replayLog(this.#db, this.log, erase(this.schema), target);
   }
 
   digest(): TableDigest {
-    return tableDigest(this.db, Object.values(this.schema.tables));
+    return tableDigest(this.#db, Object.values(this.schema.tables));
   }
 
   events(fromSeq = 1, toSeq?: number): ReturnType<EventLog['iterate']> {
@@ -347,7 +388,7 @@ export class Store<T extends Tables = Tables> {
       this.marker.close();
       this.flusher?.close?.();
       this.walCheckpointer.stop();
-      this.db.close();
+      this.#db.close();
       this.lock.close();
     }
   }

@@ -21,38 +21,24 @@
  *
  * The number of links from an event to a checkpoint fixes its position: the
  * signed seq of the checkpoint minus the steps walked. Which events belong to
- * a call: those `CALL_EVENTS_SQL` finds (args.call_id, call_received's result)
- * plus those naming the call's consents, recordings or agent actions by id
- * (consent_decided, recording_finalized, agent_action_completed, …), which
- * carry no call_id; the latter is a scan of the log from the call's first event.
+ * a call: those the schema's `call_events` log index finds (args.call_id,
+ * call_received's result, and events naming the call's consents, recordings or
+ * agent actions by id), read through the tenant-bound query layer, so only the
+ * tenant's own events are ever bodies in a proof.
  */
 import crypto from 'node:crypto';
-import { CALL_EVENTS_SQL, type SwitchboardTables } from '../../schema/index.ts';
+import { CALL_EVENTS, type SwitchboardTables } from '../../schema/index.ts';
 import { checkpointPayload } from '../../store/checkpoint.ts';
-import { bodyDigest, commandBody, commandBodyFrom, decodeEvent, linkHash, type LogEvent } from '../../store/log.ts';
-import type { Store } from '../../store/index.ts';
+import { bodyDigest, commandBody, linkHash } from '../../store/log.ts';
+import type { ChainLink, EventWithBody, SignedCheckpoint, Store } from '../../store/index.ts';
 
 export const CALL_PROOF_FORMAT = 'switchboard-call-proof/1';
 
-export interface ProofEvent extends LogEvent {
-  /** canonicalJson({command, outcome}): the bytes whose sha256 is the event's digest. */
-  body: string;
-}
-
-export interface ProofLink {
-  seq: number;
-  digest: string;
-  hash: string;
-}
-
-export interface ProofCheckpoint {
-  seq: number;
-  node: string;
-  hash: string;
-  /** Base64 Ed25519 signature over `payload`. */
-  signature: string;
-  payload: string;
-}
+/** A LogEvent plus `body`, canonicalJson({command, outcome}): the bytes whose sha256 is the event's digest. */
+export type ProofEvent = EventWithBody;
+export type ProofLink = ChainLink;
+/** `signature` is base64 Ed25519 over `payload`. */
+export type ProofCheckpoint = SignedCheckpoint;
 
 export interface CallProof {
   format: typeof CALL_PROOF_FORMAT;
@@ -69,53 +55,30 @@ export interface ProofReport {
   problems: string[];
 }
 
-type RawEvent = Parameters<typeof decodeEvent>[0];
-
-const rawBody = (raw: RawEvent): string =>
-  commandBodyFrom({ id: raw.id, ts: raw.ts, node: raw.node, tenant: raw.tenant, caller: raw.caller, reducer: raw.reducer, args: null }, raw.args, raw.outcome);
-
-/** The seqs of the call's events, ascending (the call, its consents, recordings and actions). */
-function callEventSeqs(store: Store<SwitchboardTables>, callId: string): number[] {
-  return store.db.prepare(CALL_EVENTS_SQL).pluck().all({ call: callId }) as number[];
-}
-
 /**
  * The proof for `callId` as seen by `tenant`, or null when the tenant has no
  * such call. Signs a checkpoint first when none covers the call's newest event.
  */
 export function buildCallProof(store: Store<SwitchboardTables>, tenant: string, callId: string): CallProof | null {
-  if (!store.read(tenant).calls.get(callId)) return null;
-  const db = store.db;
-  const bySeq = db.prepare('SELECT * FROM _events WHERE seq = ?');
-  const range = db.prepare('SELECT * FROM _events WHERE seq BETWEEN ? AND ? ORDER BY seq');
-  const cpAfter = db.prepare('SELECT seq, node, hash, signature FROM _checkpoints WHERE node = ? AND seq >= ? ORDER BY seq LIMIT 1');
-  type CpRow = { seq: number; node: string; hash: string; signature: string };
-
-  const events: ProofEvent[] = [];
-  for (const seq of callEventSeqs(store, callId)) {
-    const raw = bySeq.get(seq) as RawEvent | undefined;
-    if (raw && raw.tenant === tenant) events.push({ ...decodeEvent(raw), body: rawBody(raw) });
-  }
+  const q = store.query(tenant);
+  if (!q.from('calls').where({ id: callId }).first()) return null;
+  const events: ProofEvent[] = q.eventsWithBodies(CALL_EVENTS, callId);
   const newest = events.at(-1);
   if (!newest) return null;
-  if (!cpAfter.get(store.node, newest.seq)) store.checkpointNow();
+  if (!q.checkpointFrom(newest.seq)) store.checkpointNow();
 
   const checkpoints = new Map<number, ProofCheckpoint>();
   const ranges: Array<[number, number]> = [];
   for (const ev of events) {
-    const cp = cpAfter.get(store.node, ev.seq) as CpRow | undefined;
+    const cp = q.checkpointFrom(ev.seq);
     if (!cp) throw new Error(`evidence: no checkpoint of node ${store.node} covers event ${ev.seq}`);
-    const payload = checkpointPayload(cp.node, cp.seq, cp.hash).toString('utf8');
-    checkpoints.set(cp.seq, { seq: cp.seq, node: cp.node, hash: cp.hash, signature: cp.signature, payload });
+    checkpoints.set(cp.seq, cp);
     const last = ranges.at(-1);
     if (ev.seq >= cp.seq) continue;
     if (last && ev.seq + 1 <= last[1] + 1) last[1] = Math.max(last[1], cp.seq);
     else ranges.push([ev.seq + 1, cp.seq]);
   }
-  const links: ProofLink[] = [];
-  for (const [from, to] of ranges) {
-    for (const raw of range.iterate(from, to) as Iterable<RawEvent>) links.push({ seq: raw.seq, digest: bodyDigest(rawBody(raw)), hash: raw.hash });
-  }
+  const links: ProofLink[] = ranges.flatMap(([from, to]) => q.chainLinks(from, to));
   return {
     format: CALL_PROOF_FORMAT,
     node: store.node,

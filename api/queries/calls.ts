@@ -1,10 +1,11 @@
 /**
  * The read side of the compliance API for calls: a filtered, cursor-paged
  * list; one call's whole record with a timeline built from the log; its
- * transcript. Pure reads over the store's SQLite. The tenant is given once to
- * the constructor and every statement binds it (`tenant = @tenant`), so a
- * request only ever sees its own tenant's rows. Statements are prepared once
- * per database and filter shape.
+ * transcript. Pure reads through the store's tenant-bound query layer
+ * (`store.query(tenant)`): the tenant is given once to the constructor and the
+ * store adds it to every statement (joined tables, transcript search and log
+ * events included), so a request only ever sees its own tenant's rows. The
+ * store prepares each statement once per query shape.
  *
  * List filters (CallFilterSchema, from the HTTP query string; all AND-ed; a
  * blank value counts as not given):
@@ -16,22 +17,19 @@
  *               a withdrawal moves to the new `withdrawn` row); `none` = none
  *   since/until received_at in [since, until): ISO-8601 with a timezone, a
  *               date (UTC midnight), or ms since the epoch
- *   q           transcript search (FTS5, via ftsQuery): every word, as a
- *               prefix, in one segment of the call
+ *   q           transcript search (the transcript_fts index, via the store's
+ *               ftsQuery): every word, as a prefix, in one segment of the call
  *   limit       1–200 (50); cursor = opaque next_cursor of the previous page
  * Order: newest first by (received_at desc, id desc).
  *
  * Query strings decode `+` as a space, so a leading space before a digit in
  * from/to/number (and before a timezone offset in since/until) is read as `+`.
  */
-import type Database from 'better-sqlite3';
 import { z } from 'zod';
-import { CALL_EVENTS_SQL, TRANSCRIPT_FTS, ftsQuery } from '../../schema/search.ts';
+import { CALL_EVENTS, TRANSCRIPT_FTS } from '../../schema/search.ts';
 import { CALL_STATES, tables, type SwitchboardTables } from '../../schema/tables.ts';
-import type { Json } from '../../store/canonical.ts';
-import { decodeEvent, type LogEvent } from '../../store/log.ts';
-import type { Store } from '../../store/store.ts';
-import { decodeRow, type AnyTableDef, type RowOf } from '../../store/table.ts';
+import { ftsQuery, type Json, type LogEvent, type Store, type TenantQuery } from '../../store/index.ts';
+import type { RowOf } from '../../store/table.ts';
 
 export type CallRow = RowOf<typeof tables.calls>;
 export type LegRow = RowOf<typeof tables.legs>;
@@ -192,40 +190,7 @@ export class ContentForbiddenError extends Error {
   override readonly name = 'ContentForbiddenError';
 }
 
-// ── statements ───────────────────────────────────────────────────────────────
-
-type Params = Record<string, string | number>;
-const statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
-
-function prepared(db: Database.Database, key: string, sql: () => string): Database.Statement {
-  let byKey = statements.get(db);
-  if (!byKey) statements.set(db, (byKey = new Map()));
-  let stmt = byKey.get(key);
-  if (!stmt) byKey.set(key, (stmt = db.prepare(sql())));
-  return stmt;
-}
-
-/** The list's WHERE fragments; only these fixed strings ever reach the SQL. */
-const CLAUSES = {
-  from: 'c.from_uri = @from',
-  to: 'c.to_uri = @to',
-  number: '(c.from_uri = @number OR c.to_uri = @number)',
-  agent: 'c.agent = @agent',
-  state: 'c.state = @state',
-  consent: 'k.outcome = @consent',
-  consent_none: 'k.id IS NULL',
-  since: 'c.received_at >= @since',
-  until: 'c.received_at < @until',
-  q: `c.id IN (SELECT call_id FROM ${TRANSCRIPT_FTS} WHERE ${TRANSCRIPT_FTS} MATCH @q AND tenant = @tenant)`,
-  cursor: '(c.received_at, c.id) < (@cursor_at, @cursor_id)',
-} as const;
-
-/**
- * A call's events (CALL_EVENTS_SQL: those naming the call, its consents,
- * recordings or agent actions), confined to the tenant: another tenant's
- * command naming this call id (rejected, call_not_found) is not this call's.
- */
-const CALL_EVENTS = `WITH s(seq) AS (${CALL_EVENTS_SQL}) SELECT e.* FROM _events e JOIN s ON s.seq = e.seq WHERE e.tenant = @tenant ORDER BY e.seq`;
+// ── the timeline ─────────────────────────────────────────────────────────────
 
 const ALWAYS_HIDDEN = new Set(['call_id', 'text', 'uri']);
 const CONTENT_KEYS = new Set(['args', 'result', 'state', 'evidence']);
@@ -242,56 +207,44 @@ function toEntry(ev: LogEvent, content: boolean): TimelineEntry {
   return { seq: ev.seq, at: ev.ts, kind: ev.reducer, ok: ev.outcome.ok, error, by: ev.caller, detail: summarize(ev.args, content) };
 }
 
-type RawRow = Record<string, unknown>;
-type RawEvent = Parameters<typeof decodeEvent>[0];
-
 // ── the reader ───────────────────────────────────────────────────────────────
 
 export class CallQueries {
-  private readonly db: Database.Database;
+  private readonly q: TenantQuery<SwitchboardTables>;
 
   constructor(
-    store: Pick<Store<SwitchboardTables>, 'db'>,
+    store: Pick<Store<SwitchboardTables>, 'query'>,
     readonly tenant: string,
   ) {
     if (typeof tenant !== 'string' || tenant.length === 0) throw new TypeError('CallQueries needs a tenant');
-    this.db = store.db;
+    this.q = store.query(tenant);
   }
 
   /** One page of calls, newest first; `next_cursor` is null on the last page. */
   list(filter: CallFilter, opts: { content?: boolean } = {}): { calls: CallSummary[]; next_cursor: string | null } {
     if (filter.q !== undefined && opts.content === false) throw new ContentForbiddenError('q searches transcripts, which this caller may not read');
-    const match = filter.q === undefined ? undefined : ftsQuery(filter.q);
-    if (match === null) return { calls: [], next_cursor: null };
+    if (filter.q !== undefined && ftsQuery(filter.q) === null) return { calls: [], next_cursor: null };
     const limit = Math.min(Math.max(1, Math.floor(filter.limit ?? DEFAULT_LIMIT)), MAX_LIMIT);
-    const params: Params = { tenant: this.tenant, limit: limit + 1 };
-    const used: Array<keyof typeof CLAUSES> = [];
-    const use = (clause: keyof typeof CLAUSES, values: Params = {}): void => void (used.push(clause), Object.assign(params, values));
-    for (const key of ['from', 'to', 'number', 'agent', 'state', 'since', 'until'] as const) {
-      const v = filter[key];
-      if (v !== undefined) use(key, { [key]: v });
-    }
-    if (filter.consent === 'none') use('consent_none');
-    else if (filter.consent !== undefined) use('consent', { consent: filter.consent });
-    if (match !== undefined) use('q', { q: match });
-    if (filter.cursor) use('cursor', { cursor_at: filter.cursor.at, cursor_id: filter.cursor.id });
-    const stmt = prepared(this.db, `list:${used.join(',')}`, () =>
-      [
-        'SELECT c.*, k.outcome AS consent_outcome,',
-        '  EXISTS (SELECT 1 FROM recordings r WHERE r.tenant = @tenant AND r.call_id = c.id) AS recorded',
-        'FROM calls c LEFT JOIN consents k ON k.tenant = @tenant AND k.id = c.consent_id',
-        `WHERE ${['c.tenant = @tenant', ...used.map((k) => CLAUSES[k])].join(' AND ')}`,
-        'ORDER BY c.received_at DESC, c.id DESC LIMIT @limit',
-      ].join('\n'),
-    );
-    const raws = stmt.all(params) as RawRow[];
-    const page = raws.slice(0, limit).map((raw): CallSummary => {
-      const { id, provider, direction, agent, state, received_at, answered_at, ended_at, end_reason, ...c } = decodeRow(tables.calls, raw) as CallRow;
-      const consent = (raw.consent_outcome as ConsentFilter | null) ?? 'none';
-      return { id, provider, direction, from: c.from_uri, to: c.to_uri, agent, state, consent, recorded: raw.recorded === 1, received_at, answered_at, ended_at, end_reason };
+    const query = this.q
+      .from('calls')
+      .leftJoin('consent', 'consents', { id: 'consent_id' }, ['outcome'])
+      .exists('recorded', 'recordings', { call_id: 'id' })
+      .where({ from_uri: filter.from, to_uri: filter.to, agent: filter.agent, state: filter.state });
+    if (filter.number !== undefined) query.whereAny(['from_uri', 'to_uri'], filter.number);
+    query.range('received_at', { gte: filter.since, lt: filter.until });
+    if (filter.consent === 'none') query.whereJoined('consent', null);
+    else if (filter.consent !== undefined) query.whereJoined('consent', { outcome: filter.consent });
+    if (filter.q !== undefined) query.match(TRANSCRIPT_FTS, filter.q, { via: 'call_id' });
+    query.orderBy(['received_at', 'desc'], ['id', 'desc']);
+    if (filter.cursor) query.after([filter.cursor.at, filter.cursor.id]);
+    const rows = query.limit(limit + 1).all();
+    const page = rows.slice(0, limit).map((row): CallSummary => {
+      const { id, provider, direction, agent, state, received_at, answered_at, ended_at, end_reason } = row;
+      const consent = (row.consent?.outcome as ConsentFilter | undefined) ?? 'none';
+      return { id, provider, direction, from: row.from_uri, to: row.to_uri, agent, state, consent, recorded: row.recorded, received_at, answered_at, ended_at, end_reason };
     });
     const last = page[page.length - 1];
-    return { calls: page, next_cursor: raws.length > limit && last ? encodeCursor({ at: last.received_at, id: last.id }) : null };
+    return { calls: page, next_cursor: rows.length > limit && last ? encodeCursor({ at: last.received_at, id: last.id }) : null };
   }
 
   /** Everything about one call, or null when it is not this tenant's. */
@@ -299,19 +252,18 @@ export class CallQueries {
     const content = opts.content !== false;
     const call = this.call(callId);
     if (!call) return null;
-    const consents = this.rows<ConsentRow>(tables.consents, callId, 'started_at, id');
+    const consents = this.q.from('consents').where({ call_id: callId }).orderBy(['started_at', 'asc'], ['id', 'asc']).all();
     const current = consents.find((k) => k.id === call.consent_id) ?? consents[consents.length - 1];
-    const policyRaw = current && (prepared(this.db, 'policy', () => 'SELECT * FROM consent_policies WHERE tenant = ? AND id = ?').get(this.tenant, current.policy_id) as RawRow | undefined);
-    const policy = policyRaw ? (decodeRow(tables.consent_policies, policyRaw) as PolicyRow) : null;
-    const recordings = this.rows<RecordingRow>(tables.recordings, callId, 'started_at, id');
-    const actions = this.rows<AgentActionRow>(tables.agent_actions, callId, 'created_at, id');
-    const state = this.rows<AgentStateRow>(tables.agent_state, callId, 'call_id')[0];
+    const policy = current ? this.q.from('consent_policies').where({ id: current.policy_id }).first() : undefined;
+    const recordings = this.q.from('recordings').where({ call_id: callId }).orderBy(['started_at', 'asc'], ['id', 'asc']).all();
+    const actions = this.q.from('agent_actions').where({ call_id: callId }).orderBy(['created_at', 'asc'], ['id', 'asc']).all();
+    const state = this.q.from('agent_state').where({ call_id: callId }).orderBy(['call_id', 'asc']).first();
     return {
       content,
       call,
-      legs: this.rows<LegRow>(tables.legs, callId, 'connected_at, id'),
+      legs: this.q.from('legs').where({ call_id: callId }).orderBy(['connected_at', 'asc'], ['id', 'asc']).all(),
       consents: consents.map((k) => (content ? k : { ...k, evidence: null })),
-      policy: policy && { id: policy.id, name: policy.name, version: policy.version, mode: policy.mode, disclosure_text: policy.disclosure_text },
+      policy: policy ? { id: policy.id, name: policy.name, version: policy.version, mode: policy.mode, disclosure_text: policy.disclosure_text } : null,
       recordings: recordings.map(({ uri: _uri, ...rest }) => rest),
       transcript: this.segments(callId).map((s) => (content ? s : { ...s, text: null })),
       agent_actions: actions.map((a) => (content ? a : { ...a, args: null, result: null })),
@@ -326,23 +278,15 @@ export class CallQueries {
   }
 
   private call(callId: string): CallRow | undefined {
-    const raw = prepared(this.db, 'call', () => 'SELECT * FROM calls WHERE tenant = ? AND id = ?').get(this.tenant, callId) as RawRow | undefined;
-    return raw && (decodeRow(tables.calls, raw) as CallRow);
+    return this.q.from('calls').where({ id: callId }).first();
   }
 
   private segments(callId: string): Segment[] {
-    return this.rows<Segment>(tables.transcript_segments, callId, 'start_ms, end_ms, id');
-  }
-
-  /** A call's rows of one table; `order` is a fixed column list from this module. */
-  private rows<R>(def: AnyTableDef, callId: string, order: string): R[] {
-    const stmt = prepared(this.db, `rows:${def.name}:${order}`, () => `SELECT * FROM "${def.name}" WHERE tenant = ? AND call_id = ? ORDER BY ${order}`);
-    return (stmt.all(this.tenant, callId) as RawRow[]).map((raw) => decodeRow(def, raw) as R);
+    return this.q.from('transcript_segments').where({ call_id: callId }).orderBy(['start_ms', 'asc'], ['end_ms', 'asc'], ['id', 'asc']).all();
   }
 
   private timeline(callId: string, content: boolean): TimelineEntry[] {
-    const raws = prepared(this.db, 'events', () => CALL_EVENTS).all({ call: callId, tenant: this.tenant }) as RawEvent[];
     // Log order is commit order; command times (the submitting node's clock) sort the timeline.
-    return raws.map((raw) => toEntry(decodeEvent(raw), content)).sort((a, b) => a.at - b.at || a.seq - b.seq);
+    return this.q.events(CALL_EVENTS, callId).map((ev) => toEntry(ev, content)).sort((a, b) => a.at - b.at || a.seq - b.seq);
   }
 }

@@ -10,9 +10,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { resolveDurability, Store, StoreError, type Receipt, type StoreFault } from '../../../store/index.ts';
+import { resolveDurability, Store, StoreError, type Receipt, type StoreFault, type Tables } from '../../../store/index.ts';
 import { tallySchema } from '../../helpers/tally-schema.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
+import { databaseOf } from '../../../store/testing.ts';
 
 const A = { tenant: 'a', caller: 'alice' };
 
@@ -31,11 +32,12 @@ function open(dataDir = tmpDir(), extra: { maxQueued?: number; profile?: 'produc
 }
 
 /** Caps the database at its current size: the next page it needs fails with SQLITE_FULL. */
-function fillDisk(store: { db: Store["db"] }): void {
-  store.db.pragma(`max_page_count = ${Number(store.db.pragma('page_count', { simple: true }))}`);
+function fillDisk<T extends Tables>(store: Store<T>): void {
+  const db = databaseOf(store);
+  db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
 }
-function freeDisk(store: { db: Store["db"] }): void {
-  store.db.pragma('max_page_count = 1073741823');
+function freeDisk<T extends Tables>(store: Store<T>): void {
+  databaseOf(store).pragma('max_page_count = 1073741823');
 }
 
 function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
