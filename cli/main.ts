@@ -15,7 +15,7 @@ import { Command } from 'commander';
 import { defaultAgent } from '../agents/default-agent.ts';
 import { agentRouteWarning, numberRouteProblem } from '../schema/tenancy.ts';
 import { StoreError } from '../store/index.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig } from './config/index.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
 import { openOffline } from './offline.ts';
