@@ -9,6 +9,7 @@
  * input, or a provider this command does not configure.
  */
 import type { Command } from 'commander';
+import { connectSettings } from './config/client.ts';
 import { UsageError } from './remote.ts';
 
 interface ConnectOptions {
@@ -52,7 +53,7 @@ export function registerConnectCommand(numbers: Command): void {
     .option('--public-url <url>', "the gateway's public base URL, https (default SWITCHBOARD_PUBLIC_URL)")
     .option('--dry-run', 'check the inputs and print the changes; send nothing')
     .action(async (number: string | undefined, opts: ConnectOptions) => {
-      const env = process.env;
+      const env = connectSettings();
       const provider = opts.provider?.trim().toLowerCase();
       if (provider === undefined || provider === '') throw new UsageError('numbers connect: pass --provider vonage (twilio, sip and webrtc are explained)');
       if (provider !== 'vonage') {

@@ -108,6 +108,11 @@ export const VARIABLES = {
   // ── the CLI against a running gateway ────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_URL: spec({ schema: raw.optional(), section: 'client', default: null, unset: 'offline (the data dir)', meaning: 'a running gateway for the CLI (or --url)' }),
   SWITCHBOARD_TOKEN: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'the CLI\'s bearer token (or --token)' }),
+  VONAGE_API_KEY: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'switchboard numbers connect --provider vonage' }),
+  VONAGE_API_SECRET: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'switchboard numbers connect --provider vonage' }),
+  VONAGE_APPLICATION_ID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider vonage' }),
+  VONAGE_API_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage API host' }),
+  VONAGE_REST_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage REST host' }),
 };
 
 export type VariableName = keyof typeof VARIABLES;
