@@ -6,7 +6,7 @@
  * answer (routeInbound's `busy` decision, worded by each ingress in its own
  * protocol, with `retryAfterS`) and the attempt is logged as `call_rejected` (at a bounded rate: refusals.ts).
  *
- * Two limits, both off unless configured:
+ * Two limits, both off unless configured (cli/config/ reads them; a bad value stops the start):
  *  - `maxCalls` (SWITCHBOARD_MAX_CALLS): live calls on this node, counting
  *    calls admitted whose media has not connected yet (a webhook burst would
  *    otherwise all pass the check before the first media socket opens);
@@ -46,17 +46,6 @@ export interface Refusal {
   detail: string;
   /** Seconds a caller (or a proxy) should wait before trying this node again. */
   retryAfterS: number;
-}
-
-/** SWITCHBOARD_MAX_CALLS and SWITCHBOARD_MAX_LOOP_LAG_MS: whole numbers ≥ 0 (0 or unset = off); anything else is refused at start. */
-export function admissionLimits(env: NodeJS.ProcessEnv): { maxCalls: number; maxLoopLagMs: number } {
-  const read = (name: string): number => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') return 0;
-    if (!/^\d{1,7}$/.test(raw.trim())) throw new Error(`${name} must be a whole number ≥ 0 (0 = no limit); got ${JSON.stringify(raw)}`);
-    return Number(raw.trim());
-  };
-  return { maxCalls: read('SWITCHBOARD_MAX_CALLS'), maxLoopLagMs: read('SWITCHBOARD_MAX_LOOP_LAG_MS') };
 }
 
 interface Pending {

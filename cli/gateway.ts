@@ -15,7 +15,7 @@ import type { ApiContext } from '../api/context.ts';
 import { mountHealth } from '../api/health.ts';
 import { mountApi } from '../api/index.ts';
 import { GatewayMetrics } from '../api/metrics.ts';
-import { admissionLimits, CallAdmission, LoopLag } from '../bridge/admission.ts';
+import { CallAdmission, LoopLag } from '../bridge/admission.ts';
 import { RefusalLog } from '../bridge/refusals.ts';
 import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../api/server.ts';
@@ -30,12 +30,12 @@ import { loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { Store, type Tables } from '../store/index.ts';
-import { ConfigError, type Config } from './config.ts';
+import { ConfigError, type Config } from './config/index.ts';
 import { checkRtpRange, listenError } from './listen-errors.ts';
 import { droppedLogLines, type Logger } from './logger.ts';
 import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
 import type { StoreFault } from '../store/index.ts';
-import { chooseSpeech, speechSettings } from './speech.ts';
+import { chooseSpeech } from './speech.ts';
 import { tenant_created } from '../schema/reducers.ts';
 
 export const DEFAULT_TENANT = 'default';
@@ -44,8 +44,6 @@ export const DEFAULT_TENANT = 'default';
 function faultText(f: StoreFault): string {
   return `${f.kind === 'disk_full' ? 'disk full' : f.kind === 'io_error' ? 'I/O error' : 'busy'} (${f.reason})`;
 }
-
-const numberEnv = (v: string | undefined): number | undefined => (v && Number.isFinite(Number(v)) ? Number(v) : undefined);
 
 export interface Gateway {
   store: Store<SwitchboardTables>;
@@ -67,14 +65,14 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-export async function startGateway(config: Config, logger: Logger, env: NodeJS.ProcessEnv = process.env): Promise<Gateway> {
-  if (config.clusterNats) {
+/** Starts the gateway from `config` (cli/config/: parsed once by the caller); each module gets its section. */
+export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  if (config.store.clusterNats) {
     throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
   }
-  const configTools = loadConfigTools(env.SWITCHBOARD_TOOLS_FILE || undefined);
-  const limits = admissionLimits(env);
-  const speechConfig = speechSettings(env);
-  if (config.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
+  const configTools = loadConfigTools(config.agents.toolsFile);
+  const limits = config.admission;
+  if (config.store.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
   // Everything this process (and ffmpeg, its child) creates is private to its user, whatever umask it was started
   // with; the store also sets explicit modes and tightens a data dir left looser (store/permissions.ts).
   process.umask(0o077);
@@ -82,12 +80,12 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   const store = Store.open({
     dataDir: config.dataDir,
     schema,
-    durability: config.durability,
-    node: config.node,
+    durability: config.store.durability,
+    node: config.store.node,
     onError: (err) => logger.error({ err }, 'store background error'),
     onCommit: (info) => metrics.observeCommit(info),
   });
-  logger.info({ dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.durability.fsync, profile: config.durability.profile }, 'store open');
+  logger.info({ dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.store.durability.fsync, profile: config.store.durability.profile }, 'store open');
   if (store.tightened.length > 0) {
     logger.warn({ paths: store.tightened.slice(0, 50), count: store.tightened.length }, `data dir permissions tightened: ${store.tightened.length} path(s) were readable by other users (now 0700 dirs, 0600 files)`);
   }
@@ -104,8 +102,8 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     logger: logger.child({ component: 'agents' }),
     builtins: new Map<string, Agent>([[defaultAgent.name, defaultAgent]]),
     fallback: defaultAgent,
-    initTimeoutMs: numberEnv(env.SWITCHBOARD_AGENT_INIT_TIMEOUT_MS),
-    turnTimeoutMs: numberEnv(env.SWITCHBOARD_AGENT_TURN_TIMEOUT_MS),
+    initTimeoutMs: config.agents.initTimeoutMs,
+    turnTimeoutMs: config.agents.turnTimeoutMs,
   });
   await agents.start();
   await endCallsLeftByFault(store, logger);
@@ -117,11 +115,11 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     blobs,
     master,
     logger,
-    ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
-    retentionSweepMs: config.retentionSweepMs,
+    ffmpegPath: config.recording.ffmpegPath,
+    retentionSweepMs: config.recording.retentionSweepMs,
   });
   recordings.start();
-  const speech = await chooseSpeech(speechConfig, logger, path.join(config.dataDir, 'cache', 'tts'));
+  const speech = await chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
   const calls = new CallManager({
     recordings,
     store,
@@ -130,7 +128,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     tts: speech.tts,
     logger,
     agents,
-    silenceMs: numberEnv(env.SWITCHBOARD_AGENT_SILENCE_MS),
+    silenceMs: config.agents.silenceMs,
     configTools,
   });
   const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag() : null;
@@ -162,8 +160,8 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     blobs,
     master,
     now: Date.now,
-    ffmpegPath: env.SWITCHBOARD_FFMPEG || undefined,
-    publicUrl: config.publicUrl,
+    ffmpegPath: config.recording.ffmpegPath,
+    publicUrl: config.http.publicUrl,
     agents,
   };
   await mountApi(http, api);
@@ -175,11 +173,11 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     admission,
     refusals,
     logger,
-    publicUrl: config.publicUrl,
-    authToken: env.TWILIO_AUTH_TOKEN || undefined,
-    development: config.durability.profile === 'development',
+    publicUrl: config.http.publicUrl,
+    authToken: config.providers.twilio.authToken,
+    development: config.profile === 'development',
   });
-  await mountWebrtc({ http, store, calls, admission, refusals, logger, dataDir: config.dataDir, env, subscriptions });
+  await mountWebrtc({ http, store, calls, admission, refusals, logger, dataDir: config.dataDir, config: config.webrtc, subscriptions });
   mountVonage({
     http,
     store,
@@ -187,23 +185,24 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     admission,
     refusals,
     logger,
-    publicUrl: config.publicUrl,
-    signatureSecret: env.VONAGE_SIGNATURE_SECRET || undefined,
-    development: config.durability.profile === 'development',
+    publicUrl: config.http.publicUrl,
+    signatureSecret: config.providers.vonage.signatureSecret,
+    development: config.profile === 'development',
   });
   let bound: { port: number; host: string };
   try {
-    bound = await http.listen(config.httpPort, config.host);
+    bound = await http.listen(config.http.port, config.host);
   } catch (err) {
     clock.stop();
     recordings.stop();
     store.close();
-    throw listenError(err, 'HTTP', config.host, config.httpPort);
+    throw listenError(err, 'HTTP', config.host, config.http.port);
   }
   let sip: SipIngress;
   try {
-    await checkRtpRange(config.rtpPorts, config.host);
-    sip = await mountSip({ store, calls, admission, refusals, logger, host: config.host, port: config.sipPort, rtpPorts: config.rtpPorts, advertise: env.SWITCHBOARD_SIP_ADVERTISE || undefined, ringMs: numberEnv(env.SWITCHBOARD_SIP_RING_MS), dialTimeoutMs: numberEnv(env.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS), env, dataDir: config.dataDir });
+    const { port, rtpPorts, advertise, ringMs, dialTimeoutMs, trunk, outbound } = config.sip;
+    await checkRtpRange(rtpPorts, config.host);
+    sip = await mountSip({ store, calls, admission, refusals, logger, host: config.host, port, rtpPorts, advertise, ringMs, dialTimeoutMs, trunk, outbound, dataDir: config.dataDir });
   } catch (err) {
     await http.close();
     clock.stop();
@@ -213,13 +212,13 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     const message = (err as Error).message;
     // A bad SWITCHBOARD_SIP_* setting names itself; a taken port is one line; anything else is the listen failing.
     if (/SWITCHBOARD_SIP_/.test(message)) throw new ConfigError(message);
-    const listen = listenError(err, 'SIP', config.host, config.sipPort);
-    throw listen instanceof ConfigError ? listen : new Error(`SIP could not listen on ${config.host}:${config.sipPort} (SWITCHBOARD_SIP_PORT): ${message}`);
+    const listen = listenError(err, 'SIP', config.host, config.sip.port);
+    throw listen instanceof ConfigError ? listen : new Error(`SIP could not listen on ${config.host}:${config.sip.port} (SWITCHBOARD_SIP_PORT): ${message}`);
   }
   // The admin token is made only once every port listens: a start that fails on a port loses no token.
   let adminToken: string | null;
   try {
-    adminToken = await bootstrapAdmin(store, env.SWITCHBOARD_ADMIN_TOKEN || undefined, logger);
+    adminToken = await bootstrapAdmin(store, config.admin.token, logger);
   } catch (err) {
     await sip.close();
     await http.close();
@@ -231,7 +230,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
   api.dialer = sip.dialer;
   ready = true;
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
-  const urls = { http: `http://${host}:${bound.port}`, public: config.publicUrl };
+  const urls = { http: `http://${host}:${bound.port}`, public: config.http.publicUrl };
   logger.info(
     {
       http: urls.http,
@@ -251,7 +250,7 @@ export async function startGateway(config: Config, logger: Logger, env: NodeJS.P
     sip,
     refusals,
     urls,
-    admin: { email: BOOTSTRAP_EMAIL, token: adminToken, fromEnv: Boolean(env.SWITCHBOARD_ADMIN_TOKEN) },
+    admin: { email: BOOTSTRAP_EMAIL, token: adminToken, fromEnv: Boolean(config.admin.token) },
     stop: () =>
       (stopping ??= (async () => {
         ready = false;

@@ -13,7 +13,7 @@
  * at start (and releases it) so the start fails instead.
  */
 import dgram from 'node:dgram';
-import { ConfigError } from './config.ts';
+import { ConfigError } from './config/index.ts';
 
 /** What listens, for the message: `HTTP`, `SIP`, `RTP`. */
 export type Listener = 'HTTP' | 'SIP' | 'RTP';

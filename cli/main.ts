@@ -6,7 +6,8 @@
  * `numbers list`, `agents`, `logs` and `login` need the API
  * (cli/commands-api.ts), while `users token` mints a token offline on a
  * stopped data dir (cli/users-token.ts); `start` ends with a banner (cli/banner.ts);
- * `numbers connect` points a provider at the gateway (cli/numbers-connect.ts).
+ * `numbers connect` points a provider at the gateway (cli/numbers-connect.ts);
+ * `config` prints the effective configuration, secrets masked (cli/config/show.ts).
  *
  * Exit codes: 0 ok; 1 a failure (an API error, an unreachable gateway, a
  * refused command, a failed check); 2 a usage or configuration problem.
@@ -15,7 +16,7 @@ import { Command } from 'commander';
 import { defaultAgent } from '../agents/default-agent.ts';
 import { agentRouteWarning, numberRouteProblem } from '../schema/tenancy.ts';
 import { StoreError, type ArgsOf } from '../store/index.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadConfig } from './config/index.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
 import { openOffline } from './offline.ts';
@@ -69,6 +70,17 @@ program
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program
+  .command('config')
+  .description('print the effective configuration: every variable, its value and whether it came from the environment, the profile or the default (secrets masked); a bad value: the error `start` gives, exit 2')
+  .option('--json', 'one JSON array of { name, section, value, source, secret }')
+  .action(async (opts: { json?: boolean }) => {
+    const { effectiveConfig, formatConfig } = await import('./config/show.ts');
+    const rows = effectiveConfig();
+    if (opts.json) console.log(JSON.stringify(rows, null, 2));
+    else console.log(formatConfig(rows, rows.find((r) => r.name === 'SWITCHBOARD_PROFILE')?.value ?? 'development'));
   });
 
 program

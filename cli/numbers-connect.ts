@@ -9,6 +9,7 @@
  * input, or a provider this command does not configure.
  */
 import type { Command } from 'commander';
+import { connectSettings } from './config/client.ts';
 import { UsageError } from './remote.ts';
 
 interface ConnectOptions {
@@ -18,8 +19,8 @@ interface ConnectOptions {
 }
 
 /** The public base URL for the hand-made instructions: a placeholder when unset or not a URL. */
-function publicBase(opts: ConnectOptions, env: NodeJS.ProcessEnv): string {
-  const raw = opts.publicUrl ?? env.SWITCHBOARD_PUBLIC_URL;
+function publicBase(opts: ConnectOptions, configured: string | undefined): string {
+  const raw = opts.publicUrl ?? configured;
   try {
     if (raw !== undefined && raw.trim() !== '') return new URL(raw).href.replace(/\/+$/, '');
   } catch {
@@ -29,12 +30,12 @@ function publicBase(opts: ConnectOptions, env: NodeJS.ProcessEnv): string {
 }
 
 /** Providers configured outside this command: one line of what to do, with the URLs. */
-function byHand(provider: string, base: string, env: NodeJS.ProcessEnv): string | undefined {
+function byHand(provider: string, base: string, sipPort: string): string | undefined {
   switch (provider) {
     case 'twilio':
       return `Twilio numbers are pointed at the gateway in the Twilio console or API: set the number's voice webhook "A call comes in" to POST ${base}/twilio/voice and its status callback to POST ${base}/twilio/status; this command changes nothing at Twilio.`;
     case 'sip':
-      return `SIP trunks are pointed at the gateway by the carrier: ask it to send the trunk's calls to sip:${new URL(base).hostname}:${env.SWITCHBOARD_SIP_PORT ?? '5060'} (UDP or TCP); this command changes nothing at the carrier.`;
+      return `SIP trunks are pointed at the gateway by the carrier: ask it to send the trunk's calls to sip:${new URL(base).hostname}:${sipPort} (UDP or TCP); this command changes nothing at the carrier.`;
     case 'webrtc':
       return `WebRTC needs no provider set-up: browsers POST their offer to ${base}/webrtc/offer?to=NUMBER (try ${base}/phone).`;
     default:
@@ -52,11 +53,12 @@ export function registerConnectCommand(numbers: Command): void {
     .option('--public-url <url>', "the gateway's public base URL, https (default SWITCHBOARD_PUBLIC_URL)")
     .option('--dry-run', 'check the inputs and print the changes; send nothing')
     .action(async (number: string | undefined, opts: ConnectOptions) => {
-      const env = process.env;
+      const env = connectSettings();
       const provider = opts.provider?.trim().toLowerCase();
       if (provider === undefined || provider === '') throw new UsageError('numbers connect: pass --provider vonage (twilio, sip and webrtc are explained)');
       if (provider !== 'vonage') {
-        const text = byHand(provider, publicBase(opts, env), env);
+        const { SWITCHBOARD_PUBLIC_URL: configured, SWITCHBOARD_SIP_PORT: sipPort = '5060' } = env;
+        const text = byHand(provider, publicBase(opts, configured), sipPort);
         if (text === undefined) throw new UsageError(`numbers connect: unknown provider ${JSON.stringify(opts.provider)} (vonage | twilio | sip | webrtc)`);
         console.error(`switchboard: ${text}`);
         process.exitCode = 2;

@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { DB_FILE, Store, StoreError } from '../store/index.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError, loadStoreConfig } from './config/index.ts';
 
 export function openOffline(dataDir?: string, opts: { existing?: boolean } = {}): Store<SwitchboardTables> {
-  const config = loadConfig(dataDir ? { ...process.env, SWITCHBOARD_DATA_DIR: dataDir } : process.env);
+  const config = loadStoreConfig(dataDir ? { ...process.env, SWITCHBOARD_DATA_DIR: dataDir } : process.env);
   if (opts.existing && !fs.existsSync(path.join(config.dataDir, DB_FILE))) {
     const where = path.resolve(config.dataDir);
     throw new ConfigError(

@@ -17,6 +17,7 @@
  * version); they are not re-validated here.
  */
 import type { CallDetail, CallSummary, TimelineEntry } from '../api/queries/calls.ts';
+import { clientSettings } from './config/client.ts';
 
 export type { CallDetail, CallSummary, TimelineEntry };
 
@@ -53,7 +54,7 @@ const nonEmpty = (v: string | undefined): string | undefined => (v === undefined
 
 /** The gateway base URL from `--url` or SWITCHBOARD_URL (no trailing slash), or undefined when neither is set. */
 export function gatewayUrl(flags: RemoteFlags, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const raw = nonEmpty(flags.url) ?? nonEmpty(env.SWITCHBOARD_URL);
+  const raw = nonEmpty(flags.url) ?? clientSettings(env).url;
   if (raw === undefined) return undefined;
   let url: URL;
   try {
@@ -73,7 +74,7 @@ export function connect(command: string, flags: RemoteFlags, opts: { anonymous?:
   const env = opts.env ?? process.env;
   const url = gatewayUrl(flags, env);
   if (url === undefined) throw new UsageError(`${command} talks to a running gateway: pass --url URL or set SWITCHBOARD_URL (e.g. http://localhost:8080)`);
-  const token = nonEmpty(flags.token) ?? nonEmpty(env.SWITCHBOARD_TOKEN) ?? null;
+  const token = nonEmpty(flags.token) ?? clientSettings(env).token ?? null;
   if (token === null && !opts.anonymous) throw new UsageError(`${command}: no API token: set SWITCHBOARD_TOKEN or pass --token (get one with \`switchboard login --email EMAIL\`)`);
   return new ApiClient(url, opts.anonymous ? null : token);
 }

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { newToken, tokenHash } from '../api/auth/secrets.ts';
 import { StoreError } from '../store/index.ts';
+import { loadStoreConfig } from './config/index.ts';
 import { openOffline } from './offline.ts';
 import { UsageError } from './remote.ts';
 import { token_created } from '../schema/reducers.ts';
@@ -34,7 +35,7 @@ export async function mintTokenOffline(email: string, opts: UsersTokenOptions): 
   try {
     const wanted = email.trim().toLowerCase();
     const users = store.read(null).users.find({ email: wanted, ...(opts.tenant ? { tenant: opts.tenant } : {}) });
-    const where = path.resolve(opts.dataDir ?? process.env.SWITCHBOARD_DATA_DIR ?? './data');
+    const where = opts.dataDir ? path.resolve(opts.dataDir) : loadStoreConfig().dataDir;
     if (users.length === 0) throw new UsageError(`no user ${wanted}${opts.tenant ? ` in tenant ${opts.tenant}` : ''} in ${where}`);
     if (users.length > 1) throw new UsageError(`${wanted} is a user in several tenants (${users.map((u) => u.tenant).sort().join(', ')}): pass --tenant`);
     const user = users[0]!;

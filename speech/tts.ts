@@ -22,6 +22,17 @@ export class TtsError extends Error {
   }
 }
 
+/**
+ * No speech synthesis (SWITCHBOARD_TTS=none): every text is zero samples, so a play of it ends at once and
+ * nothing is heard; the consent row's disclosure hash is then the hash of no audio — what the caller heard.
+ */
+export class SilentTts implements TextToSpeech {
+  readonly name = 'none';
+  synthesize(): Promise<Int16Array> {
+    return Promise.resolve(new Int16Array(0));
+  }
+}
+
 /** Wraps a TTS with a bounded in-memory cache keyed by (text, rate): agents repeat themselves. */
 export class CachedTts implements TextToSpeech {
   private readonly cache = new Map<string, Promise<Int16Array>>();

@@ -13,14 +13,14 @@
  * "Hello from" say requested) and 'report'; 'stop' stops the gateway and exits.
  */
 import { PerformanceObserver } from 'node:perf_hooks';
-import { loadConfig } from '../../cli/config.ts';
+import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { abs, LoopSlices, send, type GatewayCommand } from './shared.ts';
 
 const config = loadConfig(process.env);
 const logger = createLogger(config.logLevel);
-const gateway = await startGateway(config, logger, process.env);
+const gateway = await startGateway(config, logger);
 const loop = new LoopSlices(100);
 
 /** Garbage-collection pauses of 5 ms and more: [abs end time, ms]. */

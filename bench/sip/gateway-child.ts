@@ -16,7 +16,7 @@
  *   activePeak                 SipApp.activeDialogs, sampled every 100 ms
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { loadConfig } from '../../cli/config.ts';
+import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { RtpSession } from '../../ingress/sip/rtp.ts';
@@ -86,7 +86,7 @@ proto.close = function () {
 };
 
 const config = loadConfig(process.env);
-const gateway = await startGateway(config, createLogger(config.logLevel), process.env);
+const gateway = await startGateway(config, createLogger(config.logLevel));
 const who = { tenant: 'default', caller: 'bench' };
 void schema;
 const added = await gateway.store.submit(number_added, { number: process.env.BENCH_SIP_NUMBER ?? '+15553330000', agent: 'default' }, who);

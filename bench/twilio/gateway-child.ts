@@ -16,7 +16,7 @@
  * ServerStats; 'stop' stops the gateway and exits.
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { loadConfig } from '../../cli/config.ts';
+import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { TwilioLeg } from '../../ingress/twilio/leg.ts';
@@ -26,7 +26,7 @@ import { Hist, observeGc, send, type ProbeCommand, type ServerStats } from './sh
 
 const config = loadConfig(process.env);
 const logger = createLogger(config.logLevel);
-const gateway = await startGateway(config, logger, process.env);
+const gateway = await startGateway(config, logger);
 const probeOn = process.env.BENCH_TWILIO_PROBE !== '0';
 
 const sendLateness = new Hist();

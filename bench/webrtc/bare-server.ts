@@ -16,7 +16,7 @@ import { ownCpuMs, send } from './children.ts';
 import { FRAME_MS, type ServerCommand, type ServerStats } from './shared.ts';
 
 const LATE_MS = 40;
-const cfg = { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: false, opusComplexity: OPUS_DEFAULT_COMPLEXITY };
+const cfg = { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: false, opusComplexity: OPUS_DEFAULT_COMPLEXITY, resumeGraceMs: 60_000 };
 const tone = new Int16Array(OPUS_FRAME * 50);
 for (let i = 0; i < tone.length; i++) tone[i] = Math.round(6000 * Math.sin((2 * Math.PI * 440 * i) / 16000));
 

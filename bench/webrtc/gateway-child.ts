@@ -6,7 +6,7 @@
  * event-loop delay. No gateway file is changed.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { loadConfig } from '../../cli/config.ts';
+import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { WebrtcLeg } from '../../ingress/webrtc/leg.ts';
@@ -15,7 +15,7 @@ import { ownCpuMs, send } from './children.ts';
 import type { ServerCommand, ServerStats } from './shared.ts';
 
 const config = loadConfig(process.env);
-const gateway = await startGateway(config, createLogger(config.logLevel), process.env);
+const gateway = await startGateway(config, createLogger(config.logLevel));
 const base = gateway.urls.http;
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();

@@ -25,7 +25,7 @@ import { TrunkAdmission } from './admission.ts';
 import { OutboundConfig } from './outbound-config.ts';
 import { RtpPortPool } from './rtp.ts';
 import type { SipTimers } from './transaction.ts';
-import { trunkConfigFromEnv, loadNonceSecret } from './trunk-config.ts';
+import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-config.ts';
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
 
@@ -47,10 +47,12 @@ export interface SipDeps {
   ringMs?: number;
   timers?: Partial<SipTimers>;
   /**
-   * Trunk admission settings (SWITCHBOARD_SIP_ALLOW, _USERS, _REALM, _RATE: trunk-config.ts); absent = the
+   * Trunk admission settings (SWITCHBOARD_SIP_ALLOW, _USERS, _REALM, _RATE, built by cli/config/); absent = the
    * defaults (any source, no digest auth, 50 requests/s per source, burst 100).
    */
-  env?: NodeJS.ProcessEnv;
+  trunk?: TrunkConfig;
+  /** Credentials for outbound calls (SWITCHBOARD_SIP_OUTBOUND, built by cli/config/); absent = none. */
+  outbound?: OutboundConfig;
   /** Outbound calls: no final answer this long after the INVITE ─► CANCEL (SWITCHBOARD_SIP_DIAL_TIMEOUT_MS, default 60 s). */
   dialTimeoutMs?: number;
   /** Where the digest nonce key is kept (sip-nonce.key), so nonces survive a restart; absent = per process. */
@@ -69,9 +71,8 @@ export interface SipIngress {
 
 export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   const log = deps.logger.child({ ingress: 'sip' });
-  // Validated before anything listens: a bad setting stops the start naming its variable.
-  const trunk = trunkConfigFromEnv(deps.env ?? {}, { host: deps.host, advertise: deps.advertise });
-  const outbound = OutboundConfig.fromEnv(deps.env ?? {});
+  const trunk = deps.trunk ?? defaultTrunkConfig({ host: deps.host, advertise: deps.advertise });
+  const outbound = deps.outbound ?? OutboundConfig.empty();
   const admission = new TrunkAdmission(trunk, trunk.users ? loadNonceSecret(deps.dataDir) : Buffer.alloc(0), log);
   const rtp = new RtpPortPool(deps.rtpPorts.low, deps.rtpPorts.high, deps.host);
   const app = new SipApp({

@@ -1,6 +1,6 @@
 /**
  * Outbound SIP settings (agent-initiated calls, uac.ts), from the JSON file
- * named by SWITCHBOARD_SIP_OUTBOUND, validated at start (an invalid file stops
+ * named by SWITCHBOARD_SIP_OUTBOUND (read by cli/config/ at start), validated at start (an invalid file stops
  * the start with a message naming the variable and the bad field):
  *
  *   {
@@ -16,7 +16,6 @@
  * The credentials answer a 401/407 challenge once. Unset = calls go straight to the target, unauthenticated.
  * Passwords are never logged: `describe()` names users and hosts only.
  */
-import fs from 'node:fs';
 import { z } from 'zod';
 import { parseHostPort } from './headers.ts';
 
@@ -71,19 +70,6 @@ export class OutboundConfig {
       entries.set(key.toLowerCase(), { match: key, username: e.username, password: e.password, proxy: p, fromDomain: e.from_domain ?? null });
     }
     return new OutboundConfig(entries);
-  }
-
-  /** Reads SWITCHBOARD_SIP_OUTBOUND (a path); unset = no outbound credentials. */
-  static fromEnv(env: NodeJS.ProcessEnv): OutboundConfig {
-    const file = env.SWITCHBOARD_SIP_OUTBOUND?.trim();
-    if (!file) return OutboundConfig.empty();
-    let json: unknown;
-    try {
-      json = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (err) {
-      throw new OutboundConfigError(`SWITCHBOARD_SIP_OUTBOUND: cannot read ${file} as JSON: ${(err as Error).message}`);
-    }
-    return OutboundConfig.parse(json, `SWITCHBOARD_SIP_OUTBOUND (${file})`);
   }
 
   get size(): number {

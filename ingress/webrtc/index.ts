@@ -28,7 +28,7 @@ import type { Logger } from 'pino';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { OPERATOR_TENANT, type SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
-import { webrtcConfig } from './config.ts';
+import type { WebrtcConfig } from './config.ts';
 import { DEMO_NUMBER, ensureDemoNumber } from './demo.ts';
 import { PeerError, WebrtcPeer } from './peer.ts';
 import { checkOffer, MAX_SDP_BYTES } from './sdp.ts';
@@ -46,7 +46,8 @@ export interface WebrtcDeps {
   refusals?: RefusalLog;
   logger: Logger;
   dataDir: string;
-  env: NodeJS.ProcessEnv;
+  /** SWITCHBOARD_WEBRTC_* (built by cli/config/). */
+  config: WebrtcConfig;
   /** The subscription socket, to accept session tokens as a scoped read of their call. */
   subscriptions: { addGrantResolver(resolver: GrantResolver): void };
 }
@@ -58,10 +59,9 @@ const problem = (reply: FastifyReply, status: number, code: string, message: str
 
 export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcSessions; tokens: SessionTokens }> {
   const log = deps.logger.child({ ingress: 'webrtc' });
-  const cfg = webrtcConfig(deps.env);
+  const cfg = deps.config;
   const tokens = new SessionTokens(loadOrCreateMasterKey(deps.dataDir).key);
-  const grace = Number(deps.env.SWITCHBOARD_WEBRTC_RESUME_GRACE_MS);
-  const sessions = new WebrtcSessions({ store: deps.store, calls: deps.calls, logger: log, resumeGraceMs: Number.isFinite(grace) && grace > 0 ? grace : 60_000, opusComplexity: cfg.opusComplexity });
+  const sessions = new WebrtcSessions({ store: deps.store, calls: deps.calls, logger: log, resumeGraceMs: cfg.resumeGraceMs, opusComplexity: cfg.opusComplexity });
   if (cfg.demo) {
     const demo = await ensureDemoNumber(deps.store);
     if (demo.created) log.info({ number: DEMO_NUMBER }, 'created the demo number: a browser call without ?to= reaches the default agent (opt-in consent)');

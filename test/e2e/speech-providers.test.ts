@@ -9,9 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { loadConfig } from '../../cli/config.ts';
-import { startGateway } from '../../cli/gateway.ts';
-import { createLogger } from '../../cli/logger.ts';
+import { loadConfig } from '../../cli/config/index.ts';
 import { speechUlaw, ulawEnergy } from '../helpers/audio.ts';
 import { startFakeDeepgram, type FakeDeepgram } from '../helpers/fake-deepgram.ts';
 import { freePort, gatewayEnv, startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
@@ -115,6 +113,6 @@ test('SWITCHBOARD_STT=deepgram without DEEPGRAM_API_KEY, or an unknown provider,
     [{ SWITCHBOARD_TTS: 'polly' }, /SWITCHBOARD_TTS must be/],
   ] as const) {
     const env = gatewayEnv({ env: extra }, await freePort(), tmpDir('sb-speech-'));
-    await assert.rejects(startGateway(loadConfig(env), createLogger('silent'), env), message, JSON.stringify(extra));
+    assert.throws(() => loadConfig(env), message, JSON.stringify(extra));
   }
 });

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { loadConfig } from '../../cli/config.ts';
+import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway, type Gateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { tmpDir } from './tmp.ts';
@@ -82,7 +82,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<G
   const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ?? tmpDir('sb-gw-');
   const env = gatewayEnv(opts, port, dataDir);
-  const gateway = await startGateway(loadConfig(env), createLogger(env.SWITCHBOARD_LOG_LEVEL), env);
+  const gateway = await startGateway(loadConfig(env), createLogger(env.SWITCHBOARD_LOG_LEVEL));
   return Object.assign(gateway, { publicUrl: `http://127.0.0.1:${port}`, dataDir });
 }
 

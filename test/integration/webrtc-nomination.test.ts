@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, test } from 'node:test';
 import { Message, RTCPeerConnection, RTCRtpCodecParameters, classes, methods, parseMessage, useOPUS, type Connection } from 'werift';
-import { webrtcConfig } from '../../ingress/webrtc/config.ts';
+import { loadConfig } from '../../cli/config/index.ts';
 import { WebrtcPeer } from '../../ingress/webrtc/peer.ts';
 import { waitFor } from '../helpers/softphone.ts';
 
@@ -34,7 +34,7 @@ async function connectedPair(): Promise<{ conn: Connection }> {
   client.createDataChannel('switchboard');
   await client.setLocalDescription(await client.createOffer());
   await waitFor(() => client.iceGatheringState === 'complete', 10_000, 'client candidates');
-  const { peer, answer } = await WebrtcPeer.answer(client.localDescription!.sdp, webrtcConfig({ SWITCHBOARD_WEBRTC_HOST_ADDRESSES: '127.0.0.1' }));
+  const { peer, answer } = await WebrtcPeer.answer(client.localDescription!.sdp, loadConfig({ SWITCHBOARD_WEBRTC_HOST_ADDRESSES: '127.0.0.1' }).webrtc);
   open.push(() => peer.close());
   await client.setRemoteDescription({ type: 'answer', sdp: answer });
   assert.equal(await peer.connected(20_000), true, 'connected');

@@ -5,7 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { admissionLimits, CallAdmission } from '../../../bridge/admission.ts';
+import { CallAdmission } from '../../../bridge/admission.ts';
+import { loadConfig } from '../../../cli/config/index.ts';
+
+/** The limits as the gateway gets them: the admission section of the configuration. */
+const admissionLimits = (env: NodeJS.ProcessEnv): { maxCalls: number; maxLoopLagMs: number } => loadConfig(env).admission;
 
 function setup(opts: { maxCalls?: number; maxLoopLagMs?: number } = {}) {
   const t = { now: 0, lag: 0 };

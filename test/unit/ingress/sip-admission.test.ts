@@ -13,7 +13,8 @@ import { CidrList } from '../../../ingress/sip/cidr.ts';
 import { DigestVerifier, NonceMint, digestResponse, ha1Of, md5, parseDigest } from '../../../ingress/sip/digest.ts';
 import { parseMessage, type SipRequest } from '../../../ingress/sip/message.ts';
 import { RateLimiter } from '../../../ingress/sip/rate-limit.ts';
-import { loadNonceSecret, trunkConfigFromEnv } from '../../../ingress/sip/trunk-config.ts';
+import { loadConfig } from '../../../cli/config/index.ts';
+import { loadNonceSecret, type TrunkConfig } from '../../../ingress/sip/trunk-config.ts';
 import type { Peer } from '../../../ingress/sip/transport.ts';
 import { validateRequest } from '../../../ingress/sip/validate.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
@@ -120,6 +121,11 @@ test('rate limiter: a burst, then one 503 a second and silence; refills; sources
   rl.take('192.0.2.1', t0 + 60_000);
   assert.equal(rl.sources, 1, 'idle full buckets are swept');
 });
+
+/** Trunk settings as the SIP ingress gets them: the sip section of the configuration, bound to `d.host`. */
+function trunkConfigFromEnv(env: NodeJS.ProcessEnv, d: { host: string; advertise?: string }): TrunkConfig {
+  return loadConfig({ ...env, SWITCHBOARD_HOST: d.host, ...(d.advertise ? { SWITCHBOARD_SIP_ADVERTISE: d.advertise } : {}) }).sip.trunk;
+}
 
 test('trunk settings from the environment: defaults, and a bad value names its variable', () => {
   const d = trunkConfigFromEnv({}, { host: '127.0.0.1' });

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { loadConfig } from '../../../cli/config/index.ts';
 import { Dialog } from '../../../ingress/sip/dialog.ts';
 import { answerChallenge, DigestVerifier, digestResponse, ha1Of, NonceMint, parseDigest } from '../../../ingress/sip/digest.ts';
 import { endReasonFor } from '../../../ingress/sip/end-reasons.ts';
@@ -31,7 +32,7 @@ test('SWITCHBOARD_SIP_OUTBOUND: hosts match exactly, then by parent domain (long
   assert.equal(OutboundConfig.parse({ 'x.org': { username: 'u', password: 'p' } }).routeFor('y.org'), null);
   assert.doesNotMatch(c.describe(), /secret/);
   assert.match(c.describe(), /pbx\.example\.com→a/);
-  assert.equal(OutboundConfig.fromEnv({}).size, 0);
+  assert.equal(loadConfig({}).sip.outbound.size, 0);
 });
 
 test('SWITCHBOARD_SIP_OUTBOUND: a bad file stops the start naming the variable and the field', () => {
@@ -49,8 +50,8 @@ test('SWITCHBOARD_SIP_OUTBOUND: a bad file stops the start naming the variable a
   const dir = tmpDir('sb-outbound-cfg-');
   const file = path.join(dir, 'o.json');
   fs.writeFileSync(file, '{ not json');
-  assert.throws(() => OutboundConfig.fromEnv({ SWITCHBOARD_SIP_OUTBOUND: file }), /SWITCHBOARD_SIP_OUTBOUND: cannot read .*o\.json as JSON/);
-  assert.throws(() => OutboundConfig.fromEnv({ SWITCHBOARD_SIP_OUTBOUND: path.join(dir, 'missing.json') }), /SWITCHBOARD_SIP_OUTBOUND: cannot read/);
+  assert.throws(() => loadConfig({ SWITCHBOARD_SIP_OUTBOUND: file }), /SWITCHBOARD_SIP_OUTBOUND: cannot read .*o\.json as JSON/);
+  assert.throws(() => loadConfig({ SWITCHBOARD_SIP_OUTBOUND: path.join(dir, 'missing.json') }), /SWITCHBOARD_SIP_OUTBOUND: cannot read/);
 });
 
 test('digest client: the answer to our own server challenge verifies (MD5, qop=auth, nc, cnonce, opaque echoed); a wrong password does not', () => {

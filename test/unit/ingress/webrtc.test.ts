@@ -12,7 +12,11 @@ import { dataChannelDigit, TelephoneEventDeduper, telephoneEventDigit } from '..
 import { OPUS_FRAME, OpusDecoder, OpusEncoder } from '../../../ingress/webrtc/opus.ts';
 import { checkOffer, MAX_SDP_BYTES } from '../../../ingress/webrtc/sdp.ts';
 import { SessionTokens } from '../../../ingress/webrtc/session-token.ts';
-import { webrtcConfig } from '../../../ingress/webrtc/config.ts';
+import { loadConfig } from '../../../cli/config/index.ts';
+import type { WebrtcConfig } from '../../../ingress/webrtc/config.ts';
+
+/** WebRTC settings as the ingress gets them: the webrtc section of the configuration. */
+const webrtcConfig = (env: NodeJS.ProcessEnv): WebrtcConfig => loadConfig(env).webrtc;
 
 /** An offer as Chromium 1xx makes it (audio + data channel), trimmed of nothing that matters. */
 const CHROMIUM_OFFER = [
@@ -211,7 +215,7 @@ test('session tokens: genuine ones verify; forged, tampered, expired or foreign-
 });
 
 test('config: ICE-lite by default with 127.0.0.1; STUN/TURN lists and port ranges parsed; bad values refused', () => {
-  assert.deepEqual(webrtcConfig({}), { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: true, opusComplexity: 5 });
+  assert.deepEqual(webrtcConfig({}), { iceServers: [], hostAddresses: ['127.0.0.1'], portRange: undefined, demo: true, opusComplexity: 5, resumeGraceMs: 60_000 });
   const c = webrtcConfig({ SWITCHBOARD_WEBRTC_ICE_SERVERS: 'stun:stun.example.com:3478, turn:turn.example.com', SWITCHBOARD_WEBRTC_PORTS: '40000-40100', SWITCHBOARD_WEBRTC_DEMO: 'off' });
   assert.deepEqual(c.iceServers, [{ urls: 'stun:stun.example.com:3478' }, { urls: 'turn:turn.example.com' }]);
   assert.deepEqual(c.portRange, [40000, 40100]);

@@ -2,12 +2,15 @@
  * docs/reference.md is the reference a user of the repository has (the README links it; nothing outside the
  * repository is linked). It must match the code: every environment variable the gateway or the CLI reads, every HTTP
  * route and WebSocket path it serves and every CLI command is listed, and every variable listed is read somewhere.
+ * The variables are read from cli/config/schema.ts (the one place that declares them) and, as a net for one read
+ * anywhere else, from every name of our prefixes in the code.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { VARIABLE_NAMES } from '../../../cli/config/schema.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
 const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
@@ -43,6 +46,12 @@ test('every environment variable the code reads is in docs/reference.md, and eve
   const everywhere = code.map((c) => c.text).join('\n');
   const unread = [...listed].filter((v) => !everywhere.includes(v));
   assert.deepEqual(unread, [], 'documented but read nowhere');
+});
+
+test('every variable of the configuration schema (cli/config/schema.ts, what `switchboard config` prints) is in docs/reference.md', () => {
+  assert.ok(VARIABLE_NAMES.length >= 40, VARIABLE_NAMES.join(' '));
+  const missing = VARIABLE_NAMES.filter((v) => !doc.includes(`\`${v}\``));
+  assert.deepEqual(missing, [], 'in the schema but not documented');
 });
 
 test('every HTTP route and WebSocket path served is in docs/reference.md', () => {

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino, type Logger } from 'pino';
-import { chooseSpeech, speechSettings } from '../../../cli/speech.ts';
+import { loadConfig } from '../../../cli/config/index.ts';
+import { chooseSpeech } from '../../../cli/speech.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
 
 function capture(): { logger: Logger; lines: Array<{ level: number; msg: string; reason?: string }> } {
@@ -24,7 +25,7 @@ test('without espeak-ng and pocketsphinx the start log says what breaks and how 
   });
   process.env.PATH = tmpDir('sb-empty-path-'); // an empty directory: no engine can be found
   const { logger, lines } = capture();
-  const choice = await chooseSpeech(speechSettings({ SWITCHBOARD_STT: 'auto', SWITCHBOARD_TTS: 'auto' }), logger);
+  const choice = await chooseSpeech(loadConfig({ SWITCHBOARD_STT: 'auto', SWITCHBOARD_TTS: 'auto' }).speech, logger);
   assert.equal(choice.stt, null);
   const warnings = lines.filter((l) => l.level === 40);
   const espeak = warnings.find((l) => /espeak-ng is not available/.test(l.msg));
@@ -39,6 +40,6 @@ test('without espeak-ng and pocketsphinx the start log says what breaks and how 
 
 test('with espeak-ng installed there is no espeak warning', async () => {
   const { logger, lines } = capture();
-  await chooseSpeech(speechSettings({ SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'espeak' }), logger);
+  await chooseSpeech(loadConfig({ SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'espeak' }).speech, logger);
   assert.equal(lines.filter((l) => /espeak/.test(l.msg) && l.level >= 40).length, 0, JSON.stringify(lines));
 });

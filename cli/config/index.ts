@@ -1,0 +1,137 @@
+/**
+ * The one door for configuration (CONTRACT "Configuration"). `loadConfig(env)` is called once, at start, by the
+ * composition root (cli/main.ts → cli/gateway.ts); it parses every variable of schema.ts and returns one typed
+ * `Config` in sections, and the gateway hands each module its section — no module below reads the environment.
+ * A bad value throws ConfigError naming the variable and what it expects (`switchboard start` and
+ * `switchboard config` print it and exit 2).
+ *
+ *   Config ─┬─ dataDir, host, logLevel, profile
+ *           ├─ http       port, publicUrl
+ *           ├─ store      durability (profile → fsync), node, clusterNats
+ *           ├─ admin      token
+ *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
+ *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
+ *           ├─ sip        port, rtpPorts, advertise, ringMs, dialTimeoutMs, trunk, outbound ─► ingress/sip
+ *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
+ *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram     ─► cli/speech.ts
+ *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
+ *           └─ agents     silenceMs, initTimeoutMs, turnTimeoutMs, toolsFile       ─► agents/, bridge/
+ *
+ * `loadStoreConfig` parses only what the offline commands need (data dir, profile, fsync, node), so a bad speech
+ * or SIP setting does not stop `switchboard verify`; `clientSettings` is the CLI's side (SWITCHBOARD_URL/_TOKEN).
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import type { OutboundConfig } from '../../ingress/sip/outbound-config.ts';
+import type { TrunkConfig } from '../../ingress/sip/trunk-config.ts';
+import type { WebrtcConfig } from '../../ingress/webrtc/config.ts';
+import { resolveDurability, type Durability } from '../../store/index.ts';
+import { EnvSchema, pickEnv, type Env, type ProfileName, type VariableName } from './schema.ts';
+import { ConfigError, outboundSettings, speechSettings, trunkSettings, webrtcSettings, type SpeechSettings } from './sections.ts';
+
+export { ConfigError } from './sections.ts';
+export type { SpeechSettings } from './sections.ts';
+
+export interface Config {
+  profile: ProfileName;
+  dataDir: string;
+  /** Bind address of HTTP and SIP (SWITCHBOARD_HOST). */
+  host: string;
+  logLevel: string;
+  http: { port: number; publicUrl: string };
+  store: { durability: Durability; node: string | undefined; clusterNats: string | undefined };
+  admin: { token: string | undefined };
+  admission: { maxCalls: number; maxLoopLagMs: number };
+  providers: { twilio: { authToken: string | undefined }; vonage: { signatureSecret: string | undefined } };
+  sip: {
+    port: number;
+    rtpPorts: { low: number; high: number };
+    advertise: string | undefined;
+    ringMs: number;
+    dialTimeoutMs: number;
+    trunk: TrunkConfig;
+    outbound: OutboundConfig;
+  };
+  webrtc: WebrtcConfig;
+  speech: SpeechSettings;
+  recording: { ffmpegPath: string | undefined; retentionSweepMs: number };
+  agents: { silenceMs: number | undefined; initTimeoutMs: number | undefined; turnTimeoutMs: number | undefined; toolsFile: string | undefined };
+}
+
+/** One line per bad variable: `NAME: what is expected` (a message that already names its variable stays as it is). */
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((i) => {
+      const name = String(i.path[0] ?? '');
+      return i.message.startsWith(name) ? i.message : `${name}: ${i.message}`;
+    })
+    .join('\n  ');
+}
+
+function parse<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv, names?: readonly VariableName[]): z.infer<S> {
+  const parsed = schema.safeParse(pickEnv(env, names));
+  if (!parsed.success) throw new ConfigError(`invalid configuration:\n  ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+const STORE_VARIABLES = ['SWITCHBOARD_DATA_DIR', 'SWITCHBOARD_PROFILE', 'SWITCHBOARD_FSYNC_POLICY', 'SWITCHBOARD_NODE', 'SWITCHBOARD_NODE_ID'] as const;
+
+function storeSection(e: Pick<Env, (typeof STORE_VARIABLES)[number]>): { dataDir: string; durability: Durability; node: string | undefined } {
+  if (e.SWITCHBOARD_NODE && e.SWITCHBOARD_NODE_ID && e.SWITCHBOARD_NODE !== e.SWITCHBOARD_NODE_ID) {
+    throw new ConfigError(`SWITCHBOARD_NODE_ID: ${e.SWITCHBOARD_NODE_ID} differs from SWITCHBOARD_NODE ${e.SWITCHBOARD_NODE}: set one of them`);
+  }
+  return {
+    dataDir: path.resolve(e.SWITCHBOARD_DATA_DIR),
+    durability: resolveDurability({ profile: e.SWITCHBOARD_PROFILE, fsync: e.SWITCHBOARD_FSYNC_POLICY }),
+    node: e.SWITCHBOARD_NODE ?? e.SWITCHBOARD_NODE_ID,
+  };
+}
+
+/** The data dir and durability alone, for the offline commands (verify, replay, calls, call, numbers add, users token). */
+export function loadStoreConfig(env: NodeJS.ProcessEnv = process.env): { dataDir: string; durability: Durability; node: string | undefined } {
+  return storeSection(parse(EnvSchema.pick({ SWITCHBOARD_DATA_DIR: true, SWITCHBOARD_PROFILE: true, SWITCHBOARD_FSYNC_POLICY: true, SWITCHBOARD_NODE: true, SWITCHBOARD_NODE_ID: true }), env, STORE_VARIABLES));
+}
+
+function rtpRange(text: string): { low: number; high: number } {
+  const [low, high] = text.split('-').map(Number) as [number, number];
+  if (low > high || high > 65535 || low % 2 !== 0) throw new ConfigError(`SWITCHBOARD_RTP_PORTS: ${text} must be LOW-HIGH with an even LOW ≤ HIGH ≤ 65535`);
+  return { low, high };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const e = parse(EnvSchema, env);
+  const store = storeSection(e);
+  const host = e.SWITCHBOARD_HOST;
+  const advertise = e.SWITCHBOARD_SIP_ADVERTISE?.trim() || undefined;
+  return {
+    profile: e.SWITCHBOARD_PROFILE,
+    dataDir: store.dataDir,
+    host,
+    logLevel: e.SWITCHBOARD_LOG_LEVEL,
+    http: { port: e.SWITCHBOARD_HTTP_PORT, publicUrl: e.SWITCHBOARD_PUBLIC_URL.replace(/\/+$/, '') },
+    store: { durability: store.durability, node: store.node, clusterNats: e.SWITCHBOARD_CLUSTER_NATS },
+    admin: { token: e.SWITCHBOARD_ADMIN_TOKEN },
+    admission: { maxCalls: e.SWITCHBOARD_MAX_CALLS, maxLoopLagMs: e.SWITCHBOARD_MAX_LOOP_LAG_MS },
+    providers: { twilio: { authToken: e.TWILIO_AUTH_TOKEN }, vonage: { signatureSecret: e.VONAGE_SIGNATURE_SECRET } },
+    sip: {
+      port: e.SWITCHBOARD_SIP_PORT,
+      rtpPorts: rtpRange(e.SWITCHBOARD_RTP_PORTS),
+      advertise,
+      ringMs: e.SWITCHBOARD_SIP_RING_MS,
+      dialTimeoutMs: e.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS,
+      trunk: trunkSettings(e, { host, advertise }),
+      outbound: outboundSettings(e.SWITCHBOARD_SIP_OUTBOUND),
+    },
+    webrtc: webrtcSettings(e),
+    speech: speechSettings(e),
+    recording: { ffmpegPath: e.SWITCHBOARD_FFMPEG, retentionSweepMs: e.SWITCHBOARD_RETENTION_SWEEP_MS },
+    agents: {
+      silenceMs: e.SWITCHBOARD_AGENT_SILENCE_MS,
+      initTimeoutMs: e.SWITCHBOARD_AGENT_INIT_TIMEOUT_MS,
+      turnTimeoutMs: e.SWITCHBOARD_AGENT_TURN_TIMEOUT_MS,
+      toolsFile: e.SWITCHBOARD_TOOLS_FILE,
+    },
+  };
+}
+
+export { clientSettings } from './client.ts';

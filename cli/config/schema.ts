@@ -1,0 +1,133 @@
+/**
+ * Every environment variable the gateway and the CLI read, in one zod schema (CONTRACT "Configuration"):
+ * its name, its type, its default (or the profile's default) and, for `switchboard config`, its section, whether it
+ * is a secret and what it means. Nothing else in the code reads these variables: `loadConfig` (index.ts) parses this
+ * schema once at start and builds the typed `Config`, and cli/gateway.ts hands each module its section.
+ *
+ *   process.env ──► only the names below, '' = unset ──► EnvSchema (types, formats, defaults)
+ *                                                           │  a bad value: ConfigError "NAME: what is expected"
+ *                                                           ▼
+ *                                         sections.ts (files, cross-variable rules, profile defaults) ──► Config
+ *
+ * A variable whose value has a richer form (a CIDR list, a JSON file, ICE servers) is a string here and is parsed
+ * by its section builder in sections.ts, which names the variable in its errors as well.
+ */
+import { z } from 'zod';
+
+export type Section = 'gateway' | 'admission' | 'providers' | 'sip' | 'webrtc' | 'speech' | 'recording' | 'agents' | 'client';
+export const PROFILES = ['development', 'balanced', 'production', 'maximum_safety'] as const;
+export type ProfileName = (typeof PROFILES)[number];
+
+interface Spec<S extends z.ZodType> {
+  schema: S;
+  section: Section;
+  /** The default as a user would write it; null = unset by default (the text in `unset` says what that means). */
+  default: string | null;
+  /** What an unset value means, when it is not simply a value (e.g. "generated, printed once"). */
+  unset?: string;
+  /** Per-profile defaults (SWITCHBOARD_PROFILE), instead of `default`. */
+  byProfile?: Record<ProfileName, string>;
+  /** Masked by `switchboard config`: tokens, secrets, passwords, keys. */
+  secret?: boolean;
+  meaning: string;
+}
+
+const spec = <S extends z.ZodType>(s: Spec<S>): Spec<S> => s;
+
+const port = z.coerce.number().int().min(0).max(65535);
+const ms = z.coerce.number({ error: 'expected a whole number of milliseconds' }).int('expected a whole number of milliseconds').min(0, 'expected a whole number of milliseconds ≥ 0');
+const raw = z.string();
+
+/** A whole number ≥ 0, 0 = off; the message is the one admission limits have always given. */
+const limit = (name: string) =>
+  z.string().transform((v, ctx) => {
+    if (!/^\d{1,7}$/.test(v.trim())) {
+      ctx.addIssue({ code: 'custom', message: `${name} must be a whole number ≥ 0 (0 = no limit); got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return Number(v.trim());
+  });
+
+export const VARIABLES = {
+  // ── gateway ──────────────────────────────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_HTTP_PORT: spec({ schema: port.default(8080), section: 'gateway', default: '8080', meaning: 'HTTP + WebSocket: webhooks, media sockets, API, console, softphone' }),
+  SWITCHBOARD_HOST: spec({ schema: z.string().min(1).default('0.0.0.0'), section: 'gateway', default: '0.0.0.0', meaning: 'bind address (HTTP and SIP)' }),
+  SWITCHBOARD_PUBLIC_URL: spec({ schema: z.string().url().default('http://localhost:8080'), section: 'gateway', default: 'http://localhost:8080', meaning: 'base URL given to providers (TwiML, NCCO)' }),
+  SWITCHBOARD_DATA_DIR: spec({ schema: z.string().min(1).default('./data'), section: 'gateway', default: './data', meaning: 'database, recordings, keys' }),
+  SWITCHBOARD_PROFILE: spec({ schema: z.enum(PROFILES).default('development'), section: 'gateway', default: 'development', meaning: 'sets the defaults marked "profile"' }),
+  SWITCHBOARD_FSYNC_POLICY: spec({
+    schema: z.enum(['always', 'periodic', 'never']).optional(),
+    section: 'gateway',
+    default: null,
+    byProfile: { development: 'periodic', balanced: 'periodic', production: 'always', maximum_safety: 'always' },
+    meaning: 'always | periodic | never (tests only)',
+  }),
+  SWITCHBOARD_NODE: spec({ schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, _ . -').optional(), section: 'gateway', default: null, unset: 'stored, else node- + random hex', meaning: "this node's name on events and checkpoints" }),
+  SWITCHBOARD_NODE_ID: spec({ schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, _ . -').optional(), section: 'gateway', default: null, unset: 'SWITCHBOARD_NODE', meaning: 'the same as SWITCHBOARD_NODE (the name CONTRACT gives it); both set must agree' }),
+  SWITCHBOARD_CLUSTER_NATS: spec({ schema: raw.optional(), section: 'gateway', default: null, unset: 'embedded', meaning: 'cluster mode (not built yet: set, the start stops saying so)' }),
+  SWITCHBOARD_ADMIN_TOKEN: spec({ schema: z.string().min(16).optional(), section: 'gateway', default: null, unset: 'generated, printed once', secret: true, meaning: "bootstrap admin's bearer token" }),
+  SWITCHBOARD_LOG_LEVEL: spec({ schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), section: 'gateway', default: 'info', meaning: 'log level' }),
+  // ── admission ────────────────────────────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_MAX_CALLS: spec({ schema: limit('SWITCHBOARD_MAX_CALLS').default(0), section: 'admission', default: '0', meaning: 'live calls on this node (0 = no limit); past it new calls get a busy answer' }),
+  SWITCHBOARD_MAX_LOOP_LAG_MS: spec({ schema: limit('SWITCHBOARD_MAX_LOOP_LAG_MS').default(0), section: 'admission', default: '0', meaning: "refuse new calls while the event loop's delay p99 exceeds it (0 = off)" }),
+  // ── providers ────────────────────────────────────────────────────────────────────────────────────────────────────
+  TWILIO_AUTH_TOKEN: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: 'checks X-Twilio-Signature' }),
+  VONAGE_SIGNATURE_SECRET: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: "checks Vonage's signed webhooks and media handshake" }),
+  // ── SIP ──────────────────────────────────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_SIP_PORT: spec({ schema: port.default(5060), section: 'sip', default: '5060', meaning: 'SIP over UDP and TCP' }),
+  SWITCHBOARD_RTP_PORTS: spec({ schema: z.string().regex(/^\d{1,5}-\d{1,5}$/, 'expected LOW-HIGH, e.g. 20000-20999').default('20000-20999'), section: 'sip', default: '20000-20999', meaning: 'RTP/RTCP port range, LOW even' }),
+  SWITCHBOARD_SIP_ADVERTISE: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'the first non-loopback IPv4 interface', meaning: 'address put in SDP and Contact when bound to 0.0.0.0' }),
+  SWITCHBOARD_SIP_ALLOW: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'any source', meaning: 'comma-separated CIDRs allowed to send requests' }),
+  SWITCHBOARD_SIP_USERS: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no digest auth', meaning: 'JSON file of digest credentials' }),
+  SWITCHBOARD_SIP_REALM: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'advertise address, else host, else hostname', meaning: 'digest realm' }),
+  SWITCHBOARD_SIP_RATE: spec({ schema: raw.optional(), section: 'sip', default: '50,100', meaning: 'RATE[,BURST] new requests/s per source, or off' }),
+  SWITCHBOARD_SIP_RING_MS: spec({ schema: ms.default(0), section: 'sip', default: '0', meaning: 'ring time between 180 Ringing and the answer' }),
+  SWITCHBOARD_SIP_OUTBOUND: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'unauthenticated, straight to the target', meaning: 'JSON file of credentials per target host for outbound calls' }),
+  SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: spec({ schema: ms.default(60_000), section: 'sip', default: '60000', meaning: 'outbound: ringing this long → CANCEL' }),
+  // ── WebRTC ───────────────────────────────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_WEBRTC_DEMO: spec({ schema: raw.optional(), section: 'webrtc', default: null, byProfile: { development: 'on', balanced: 'off', production: 'off', maximum_safety: 'off' }, meaning: 'the built-in demo number' }),
+  SWITCHBOARD_WEBRTC_ICE_SERVERS: spec({ schema: raw.optional(), section: 'webrtc', default: null, unset: 'none (ICE-lite)', secret: true, meaning: 'STUN/TURN URLs or JSON (may hold TURN credentials)' }),
+  SWITCHBOARD_WEBRTC_HOST_ADDRESSES: spec({ schema: raw.optional(), section: 'webrtc', default: '127.0.0.1', meaning: "host candidates besides the gateway's own interfaces" }),
+  SWITCHBOARD_WEBRTC_PORTS: spec({ schema: raw.optional(), section: 'webrtc', default: null, unset: 'ephemeral', meaning: 'UDP port range for ICE, MIN-MAX' }),
+  SWITCHBOARD_WEBRTC_RESUME_GRACE_MS: spec({ schema: ms.min(1, 'expected a whole number of milliseconds > 0').default(60_000), section: 'webrtc', default: '60000', meaning: 'a call with no browser attached is ended after this long' }),
+  SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY: spec({ schema: raw.optional(), section: 'webrtc', default: '5', meaning: "Opus encoder complexity 0–10 for the agent's audio" }),
+  // ── speech ───────────────────────────────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_STT: spec({ schema: raw.default('auto'), section: 'speech', default: 'auto', meaning: 'auto | deepgram | pocketsphinx | none' }),
+  SWITCHBOARD_TTS: spec({ schema: raw.default('auto'), section: 'speech', default: 'auto', meaning: 'auto | deepgram | espeak | none' }),
+  DEEPGRAM_API_KEY: spec({ schema: raw.optional(), section: 'speech', default: null, secret: true, meaning: 'Deepgram speech' }),
+  DEEPGRAM_URL: spec({ schema: raw.optional(), section: 'speech', default: null, unset: "Deepgram's", meaning: "Deepgram's base URL" }),
+  SWITCHBOARD_POCKETSPHINX: spec({ schema: raw.optional(), section: 'speech', default: 'pocketsphinx_continuous', meaning: 'the pocketsphinx binary' }),
+  // ── recording ────────────────────────────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_FFMPEG: spec({ schema: raw.optional(), section: 'recording', default: 'ffmpeg', meaning: 'for Ogg/MP3 recordings' }),
+  SWITCHBOARD_RETENTION_SWEEP_MS: spec({ schema: z.coerce.number().int().min(100).max(86_400_000).default(60_000), section: 'recording', default: '60000', meaning: 'how often the retention sweeper runs' }),
+  // ── agents ───────────────────────────────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_AGENT_SILENCE_MS: spec({ schema: ms.optional(), section: 'agents', default: '8000', meaning: "caller silence before an agent's onSilence" }),
+  SWITCHBOARD_AGENT_TURN_TIMEOUT_MS: spec({ schema: ms.optional(), section: 'agents', default: '10000', meaning: 'agent CPU time per turn' }),
+  SWITCHBOARD_AGENT_INIT_TIMEOUT_MS: spec({ schema: ms.optional(), section: 'agents', default: '5000', meaning: "how long a deployed version's init() may take" }),
+  SWITCHBOARD_TOOLS_FILE: spec({ schema: raw.optional(), section: 'agents', default: null, unset: 'no configured tools', meaning: 'JSON file of HTTP tools per agent' }),
+  // ── the CLI against a running gateway ────────────────────────────────────────────────────────────────────────────
+  SWITCHBOARD_URL: spec({ schema: raw.optional(), section: 'client', default: null, unset: 'offline (the data dir)', meaning: 'a running gateway for the CLI (or --url)' }),
+  SWITCHBOARD_TOKEN: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'the CLI\'s bearer token (or --token)' }),
+  VONAGE_API_KEY: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'switchboard numbers connect --provider vonage' }),
+  VONAGE_API_SECRET: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'switchboard numbers connect --provider vonage' }),
+  VONAGE_APPLICATION_ID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider vonage' }),
+  VONAGE_API_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage API host' }),
+  VONAGE_REST_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage REST host' }),
+};
+
+export type VariableName = keyof typeof VARIABLES;
+export const VARIABLE_NAMES = Object.keys(VARIABLES) as VariableName[];
+
+type Shape = { [K in VariableName]: (typeof VARIABLES)[K]['schema'] };
+export const EnvSchema = z.object(Object.fromEntries(VARIABLE_NAMES.map((n) => [n, VARIABLES[n].schema])) as Shape);
+export type Env = z.infer<typeof EnvSchema>;
+
+/** The variables this schema knows, from `env`; an empty value counts as unset. */
+export function pickEnv(env: NodeJS.ProcessEnv, names: readonly VariableName[] = VARIABLE_NAMES): Partial<Record<VariableName, string>> {
+  const out: Partial<Record<VariableName, string>> = {};
+  for (const n of names) {
+    const v = env[n];
+    if (v !== undefined && v !== '') out[n] = v;
+  }
+  return out;
+}
