@@ -23,10 +23,11 @@ import { MediaPipeline } from '../media/pipeline.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
 import type { SpeechToText, SttSession } from '../speech/stt.ts';
-import { WITHDRAWAL_PHRASES } from '../speech/consent-grammar.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
+import { WITHDRAWAL_PHRASES } from '../consent/grammar.ts';
+import { currentDecision, declineAction, policyFor, runConsentPhase } from '../consent/phase.ts';
 import { ConsentCancelled } from '../consent/stage.ts';
-import { currentDecision, policyFor, runConsentPhase, watchWithdrawal } from './consent-phase.ts';
+import { spokenWithdrawal, watchWithdrawal } from '../consent/withdrawal.ts';
 import type { RecordingHandle, RecordingPort } from './recording-port.ts';
 import { CallerWords } from './caller-words.ts';
 import { Gatherer } from './gather.ts';
@@ -219,16 +220,15 @@ export class CallSession {
       this.contentAllowed = true;
       await this.startContent();
     } else if (decision.outcome !== 'withdrawn') {
-      const policy = policyFor(store, this.ref.tenant, this.ref.callId);
-      if (policy?.on_decline === 'transfer' && policy.transfer_target && this.leg.description.transfer === 'redirect') {
-        await this.playText('Please hold while we connect you.');
-        await this.transfer(policy.transfer_target);
+      const action = declineAction(policyFor(store, this.ref.tenant, this.ref.callId), decision.outcome, this.leg.description.transfer === 'redirect');
+      if (action.kind === 'transfer') {
+        await this.playText(action.prompt);
+        await this.transfer(action.target);
         return;
       }
-      if (policy?.on_decline === 'hangup' || policy?.on_decline === 'transfer') {
-        const reason = policy.on_decline === 'hangup' ? `consent ${decision.outcome}` : `consent ${decision.outcome}: transfer to ${String(policy.transfer_target)} is not possible on this call`;
-        await this.playText('Thank you for calling. Goodbye.');
-        await this.hangup(reason);
+      if (action.kind === 'hangup') {
+        await this.playText(action.prompt);
+        await this.hangup(action.reason);
         return;
       }
     }
@@ -265,9 +265,10 @@ export class CallSession {
         if (!r.isFinal) return;
         // Saying a withdrawal phrase stops the recording; the phrase itself is not transcribed (content stops there),
         // nor handed to the agent — it still tells a turn waiting on the recogniser how far it got.
-        if (r.phrase) {
+        const withdrawal = spokenWithdrawal(r, offset);
+        if (withdrawal) {
           this.heard.add({ ...r, text: '' });
-          return void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
+          return void this.withdraw('speech', withdrawal);
         }
         // Empty finals too: they tell the turn waiting for this utterance's words that the recogniser is past it.
         this.heard.add(r);
