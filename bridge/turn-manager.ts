@@ -42,9 +42,13 @@ export class TurnManager {
     private readonly hangup: (reason: string) => Promise<void>,
   ) {
     this.gatherer = new Gatherer(ctx.pipeline);
-    this.silence = new SilenceClock(ctx.deps.silenceMs ?? 8000, (silentMs) => {
-      if (!ctx.pipeline.callerSpeaking && !this.gatherer.active) this.enqueue('onSilence', { silentMs });
-    });
+    this.silence = new SilenceClock(
+      ctx.deps.silenceMs ?? 8000,
+      (silentMs) => {
+        if (!ctx.pipeline.callerSpeaking && !this.gatherer.active) this.enqueue('onSilence', { silentMs });
+      },
+      (err) => ctx.log.error({ err }, 'silence clock failed'),
+    );
   }
 
   private get deps(): CallContext['deps'] {
