@@ -23,6 +23,7 @@
  */
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { guarded } from '../media/guard.ts';
 
 export interface AdmissionOptions {
   /** Most live calls on this node; 0 = no limit. */
@@ -133,22 +134,39 @@ export function lagMs(histogramNs: number): number {
   return Math.max(0, histogramNs / 1e6 - LAG_RESOLUTION_MS);
 }
 
+/** What LoopLag reads: `monitorEventLoopDelay`'s histogram (a test may hand in its own). */
+export type LoopDelayHistogram = Pick<IntervalHistogram, 'enable' | 'disable' | 'percentile' | 'reset'>;
+
+export interface LoopLagOptions {
+  /** A window's reading failed: told here (logged by the gateway), never thrown into the event loop. */
+  onError?: (err: unknown) => void;
+  histogram?: LoopDelayHistogram;
+}
+
 /**
  * The event loop's delay p99 over the last completed window (default 1 s), from
- * `monitorEventLoopDelay`. `stop()` ends the sampling.
+ * `monitorEventLoopDelay`. `stop()` ends the sampling. The window's timer is guarded (media/guard.ts): a failed
+ * reading keeps the last p99 and goes to `onError`, it does not end the process.
  */
 export class LoopLag {
-  private readonly histogram: IntervalHistogram;
+  private readonly histogram: LoopDelayHistogram;
   private readonly timer: NodeJS.Timeout;
   private lastP99Ms = 0;
 
-  constructor(windowMs = 1000) {
-    this.histogram = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
+  constructor(windowMs = 1000, opts: LoopLagOptions = {}) {
+    this.histogram = opts.histogram ?? monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
     this.histogram.enable();
-    this.timer = setInterval(() => {
-      this.lastP99Ms = lagMs(this.histogram.percentile(99));
-      this.histogram.reset();
-    }, windowMs);
+    const onError = opts.onError ?? (() => undefined);
+    this.timer = setInterval(
+      guarded(() => {
+        try {
+          this.lastP99Ms = lagMs(this.histogram.percentile(99));
+        } finally {
+          this.histogram.reset();
+        }
+      }, onError),
+      windowMs,
+    );
     this.timer.unref();
   }
 

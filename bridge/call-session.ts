@@ -1,115 +1,72 @@
 /**
- * One live media connection of a call, bridged to consent, recording,
- * transcription and its agent. Provider-neutral: it sees a `CallLeg`, the store
- * and interfaces, never a wire format.
+ * One live media connection of a call, bridged to consent, recording, transcription and its agent: a thin
+ * coordinator. It creates the call's managers around one shared context, routes the leg's events to them, and
+ * closes them once, in order, when the media goes. Provider-neutral: it sees a `CallLeg`, the store and
+ * interfaces, never a wire format.
+ *
+ *   CallSession ── CallContext (call-context.ts: ref, leg, log, pipeline, work queue, agent, lifecycle flags)
+ *     ├─ ConsentManager (consent-manager.ts)  consent phase, decline policy, withdrawal (*9, "stop recording")
+ *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords)
+ *     └─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
+ *
+ * The call, as this connection sees it:
  *
  *   attach ─► call_media_connected (resumes a `resuming` call)
- *          ─► consent phase (unless decided) ─► granted: recording + transcripts
- *          ─► agent.onStart | agent.onResume ─► turns (speech end, DTMF) ─► …
- *   *9, or the caller saying "stop recording" (a `phrases` result) ─► consent_withdrawn, recording paused
- *   leg closed ─► call_media_lost (the call waits in `resuming`), recording segment flushed
- *   hangup ─► call_ended, recording finalized
+ *     ─► consenting: consent phase, unless decided ──► declined/no_response + policy hangup ─► ended
+ *          │                                      └──► policy transfer ─► transferring
+ *          ▼ granted: recording + transcripts │ continue-unrecorded │ withdrawn (resumed): unrecorded
+ *     ─► agent: onStart | onResume ─► turns (speech end, DTMF, silence) ─► …
+ *          ├ *9, or the caller saying "stop recording" ─► consent_withdrawn, recording paused (turns go on)
+ *          ├ agent transfer ─► transferring ─► media closes (not a loss)
+ *          └ agent hangup / operator / policy ─► call_ended ─► media closes
+ *   leg closed (any state) ─► close cascade, once: turns ─► pipeline ─► content (transcriber) ─► consent
+ *     ─► call_media_lost unless ended or transferring (the call waits in `resuming`)
+ *     ─► recording segment flushed (finalized if the call ended)
  *
- * Agent turns run one at a time; each `say` is an `agent_actions` row whose
- * result records how much the caller heard. Turn numbers are reserved in the
- * store before the turn runs, so a resumed call carries on from there.
+ * Everything that takes time (the consent phase, turns, recording flushes) runs on the context's work queue, one
+ * piece at a time; `settled()` waits for it.
  */
-import type { Logger } from 'pino';
-import type { HttpToolDefinition } from '../agents/sdk.ts';
-import type { Agent, GatherOptions, GatherResult, Hook, Json, SayResult, TurnInput } from '../agents/types.ts';
+import type { Agent, Json } from '../agents/types.ts';
 import type { CallLeg, LegClose } from '../media/call-leg.ts';
-import type { MediaClock } from '../media/pacer.ts';
-import { MediaPipeline } from '../media/pipeline.ts';
-import type { SwitchboardTables } from '../schema/index.ts';
-import type { Receipt, Store } from '../store/index.ts';
-import type { SpeechToText, SttSession } from '../speech/stt.ts';
-import { WITHDRAWAL_PHRASES } from '../speech/consent-grammar.ts';
-import type { TextToSpeech } from '../speech/tts.ts';
+import type { MediaPipeline } from '../media/pipeline.ts';
+import type { Receipt } from '../store/index.ts';
 import { ConsentCancelled } from '../consent/stage.ts';
-import { currentDecision, policyFor, runConsentPhase, watchWithdrawal } from './consent-phase.ts';
-import type { RecordingHandle, RecordingPort } from './recording-port.ts';
-import { CallerWords } from './caller-words.ts';
-import { Gatherer } from './gather.ts';
-import { SilenceClock } from './silence.ts';
-import { turnActions, type TurnHost } from './turn-actions.ts';
-import { agent_state_saved, agent_turn_started, call_ended, call_media_connected, call_media_lost, call_transfer_started, consent_withdrawn, transcript_appended } from '../schema/reducers.ts';
+import { CallContext, SessionError, type CallInfo, type CallRef, type SessionDeps } from './call-context.ts';
+import { ConsentManager } from './consent-manager.ts';
+import { ContentManager } from './content-manager.ts';
+import { TurnManager } from './turn-manager.ts';
+import { call_ended, call_media_connected, call_media_lost } from '../schema/reducers.ts';
 
-/** Picks the agent (version) for a call's turns; implemented by agents/registry.ts. */
-export interface AgentDirectory {
-  select(ref: { tenant: string; callId: string; name: string | null; pinned: string | null }, current: Agent | null): Promise<Agent>;
-  retain(agent: Agent): void;
-  release(agent: Agent): void;
-}
-
-export interface SessionDeps {
-  store: Store<SwitchboardTables>;
-  clock: MediaClock;
-  tts: TextToSpeech;
-  agents: AgentDirectory;
-  logger: Logger;
-  /** HTTP tools from the gateway's configuration, per agent name. */
-  configTools?: ReadonlyMap<string, Readonly<Record<string, HttpToolDefinition>>>;
-  /** Caller silence after the agent's turn that fires the agent's `onSilence` (default 8000 ms). */
-  silenceMs?: number;
-  /** Spoken consent and caller transcripts; null = DTMF-only consent, no caller transcript. */
-  stt?: SpeechToText | null;
-  recordings?: RecordingPort | null;
-}
-
-export interface CallRef {
-  tenant: string;
-  callId: string;
-}
-
-export class SessionError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { SessionError, type AgentDirectory, type CallRef, type SessionDeps } from './call-context.ts';
 
 export class CallSession {
   readonly pipeline: MediaPipeline;
-  private turn = 0;
-  private state: Record<string, Json> = {};
-  private chain: Promise<void> = Promise.resolve();
-  private phase: 'consent' | 'agent' = 'consent';
-  private utterancePending = false;
-  private ended = false;
-  private closedReason: string | null = null;
-  private transferring = false;
-  private readonly silence: SilenceClock;
-  private contentAllowed = false;
-  private recording: RecordingHandle | null = null;
-  private transcriber: SttSession | null = null;
-  private readonly log: Logger;
+  private readonly ctx: CallContext;
+  private readonly content: ContentManager;
+  private readonly consent: ConsentManager;
+  private readonly turns: TurnManager;
   private onClosed: ((s: CallSession) => void) | null = null;
-  private readonly gatherer: Gatherer;
-  /** What the caller said: each utterance turn gets the words of its own utterance (bridge/caller-words.ts). */
-  private readonly heard = new CallerWords();
 
   private constructor(
     private readonly deps: SessionDeps,
     readonly ref: CallRef,
     readonly leg: CallLeg,
     readonly legId: string,
-    private agent: Agent,
-    private readonly answeredAt: number,
-    private readonly call: { name: string | null; from: string; to: string },
+    agent: Agent,
+    answeredAt: number,
+    call: CallInfo,
   ) {
-    this.log = deps.logger.child({ call: ref.callId, leg: legId });
-    this.pipeline = new MediaPipeline(leg, deps.clock);
-    this.gatherer = new Gatherer(this.pipeline);
-    this.silence = new SilenceClock(deps.silenceMs ?? 8000, (silentMs) => {
-      if (!this.pipeline.callerSpeaking && !this.gatherer.active) this.enqueue('onSilence', { silentMs });
-    });
+    this.ctx = new CallContext(deps, ref, leg, legId, agent, answeredAt, call);
+    this.pipeline = this.ctx.pipeline;
+    // The content manager hands the caller's spoken commands (withdrawal) to consent; consent pauses content.
+    this.content = new ContentManager(this.ctx, () => this.consent);
+    this.turns = new TurnManager(this.ctx, this.content, (reason) => this.hangup(reason));
+    this.consent = new ConsentManager(this.ctx, this.content, { transfer: (target) => this.turns.transfer(target), hangup: (reason) => this.hangup(reason) });
   }
 
   /** The agent (version) running this call's turns. */
   get currentAgent(): Agent {
-    return this.agent;
+    return this.ctx.agent;
   }
 
   /** Records the media connection, then runs consent (unless decided) and starts or resumes the agent. */
@@ -131,49 +88,51 @@ export class CallSession {
     });
     session.onClosed = onClosed ?? null;
     const saved = deps.store.read(ref.tenant).agent_state.get(ref.callId);
-    if (saved) {
-      session.turn = saved.turn;
-      session.state = saved.state as Record<string, Json>;
-    }
+    if (saved) session.turns.restore({ turn: saved.turn, state: saved.state as Record<string, Json> });
     session.wire();
     // The leg may have closed while this attach awaited the store and the agent registry: its 'closed' event is
     // gone, so close the session now (else it would run consent and start a recogniser nobody ever closes).
     const gone = leg.closedWith;
     if (gone) {
-      await session.onLegClosed(gone);
+      await session.close(gone);
       return session;
     }
     // The agent resumes only if it had started; a call cut off during consent starts it afresh.
     const resumed = saved !== undefined;
-    session.log.info({ resumed, state: call?.state, turn: session.turn }, 'media attached');
-    session.chain = session.chain.then(() => session.consentThenContent()).catch((err: unknown) => {
-      if (err instanceof ConsentCancelled || session.closedReason !== null) {
-        session.log.info({ reason: (err as Error).message }, 'consent stage stopped: media closed (consent stays pending for a resume)');
-        return;
-      }
-      session.log.error({ err }, 'consent phase failed');
-      void session.hangup('consent phase failed');
-    });
-    session.enqueue(resumed ? 'onResume' : 'onStart', {});
+    session.ctx.log.info({ resumed, state: call?.state, turn: session.turns.current }, 'media attached');
+    session.ctx.work.push(
+      async () => {
+        if (await session.consent.run()) session.turns.openTurns();
+      },
+      (err: unknown) => {
+        if (err instanceof ConsentCancelled || session.ctx.closed) {
+          session.ctx.log.info({ reason: (err as Error).message }, 'consent stage stopped: media closed (consent stays pending for a resume)');
+          return;
+        }
+        session.ctx.log.error({ err }, 'consent phase failed');
+        void session.hangup('consent phase failed');
+      },
+    );
+    session.turns.enqueue(resumed ? 'onResume' : 'onStart', {});
     return session;
   }
 
   get isClosed(): boolean {
-    return this.closedReason !== null;
+    return this.ctx.closed;
   }
 
   /** Ends the call (agent hangup, policy, operator). */
   async hangup(reason: string): Promise<void> {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.ctx.ended) return;
+    this.ctx.markEnded();
     const r = await this.deps.store.submit(call_ended, { call_id: this.ref.callId, reason }, this.who());
-    if (!r.outcome.ok) this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+    if (!r.outcome.ok) this.ctx.log.warn({ outcome: r.outcome }, 'call_ended refused');
     this.leg.close(`hangup: ${reason}`);
   }
 
   /** The provider says the call ended (status callback, BYE): stop without recording a media loss. */
   providerEnded(reason: string): void {
-    this.ended = true;
+    this.ctx.markEnded();
     this.leg.close(`call ended: ${reason}`);
   }
 
@@ -184,270 +143,51 @@ export class CallSession {
 
   /** Resolves when the session's queued work (consent, turns, recording flush) is done. */
   settled(): Promise<void> {
-    return this.chain;
+    return this.ctx.work.settled();
   }
 
   private who(): { tenant: string; caller: string } {
-    return { tenant: this.ref.tenant, caller: `agent:${this.agent.name}` };
+    return this.ctx.who();
   }
 
-  private clockMs(): number {
-    return Math.max(0, Date.now() - this.answeredAt);
-  }
-
-  private async consentThenContent(): Promise<void> {
-    const { store } = this.deps;
-    let decision = currentDecision(store, this.ref.tenant, this.ref.callId);
-    if (!decision || decision.outcome === 'pending') {
-      const d = await runConsentPhase(
-        { store, tts: this.deps.tts, stt: this.deps.stt ?? null, logger: this.log },
-        {
-          tenant: this.ref.tenant,
-          callId: this.ref.callId,
-          answeredAt: this.answeredAt,
-          pipeline: this.pipeline,
-          outputRate: this.leg.description.outputRate,
-          inputRate: this.leg.description.inputRate,
-          cancelled: () => this.closedReason !== null,
-        },
-        decision?.pendingId ?? null,
-      );
-      this.log.info({ outcome: d.outcome, method: d.method }, 'consent decided');
-      decision = { outcome: d.outcome, pendingId: null };
-    }
-    if (this.closedReason !== null) return;
-    if (decision.outcome === 'granted') {
-      this.contentAllowed = true;
-      await this.startContent();
-    } else if (decision.outcome !== 'withdrawn') {
-      const policy = policyFor(store, this.ref.tenant, this.ref.callId);
-      if (policy?.on_decline === 'transfer' && policy.transfer_target && this.leg.description.transfer === 'redirect') {
-        await this.playText('Please hold while we connect you.');
-        await this.transfer(policy.transfer_target);
-        return;
-      }
-      if (policy?.on_decline === 'hangup' || policy?.on_decline === 'transfer') {
-        const reason = policy.on_decline === 'hangup' ? `consent ${decision.outcome}` : `consent ${decision.outcome}: transfer to ${String(policy.transfer_target)} is not possible on this call`;
-        await this.playText('Thank you for calling. Goodbye.');
-        await this.hangup(reason);
-        return;
-      }
-    }
-    this.phase = 'agent';
-  }
-
-  private async startContent(): Promise<void> {
-    const ref = { ...this.ref, answeredAt: this.answeredAt, sampleRate: this.leg.description.inputRate };
-    const recording = (await this.deps.recordings?.begin(ref)) ?? null;
-    if (this.closedReason !== null) {
-      // The media closed while the recording was being set up: close what was opened, start nothing more
-      // (a transcriber started now would never be closed, and its recogniser process would outlive the call).
-      if (recording) this.chain = this.chain.then(() => recording.finish(this.ended)).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
-      return;
-    }
-    this.recording = recording;
-    if (this.recording) this.pipeline.addTap(this.recording.tap);
-    const stt = this.deps.stt;
-    if (stt) {
-      const offset = this.clockMs();
-      // The recogniser takes the caller's frames at the leg's rate (wideband legs stay wideband).
-      const session = stt.startSession({ sampleRate: this.leg.description.inputRate === 16000 ? 16000 : 8000, mode: 'transcript', phrases: WITHDRAWAL_PHRASES });
-      this.transcriber = session;
-      this.heard.attach();
-      this.pipeline.addTap({
-        name: 'transcriber',
-        process: (frame, channel) => {
-          if (channel !== 'caller') return;
-          session.write(frame);
-          this.heard.audio((frame.samples.length * 1000) / frame.sampleRate);
-        },
-      });
-      session.on('result', (r) => {
-        if (!r.isFinal) return;
-        // Saying a withdrawal phrase stops the recording; the phrase itself is not transcribed (content stops there),
-        // nor handed to the agent — it still tells a turn waiting on the recogniser how far it got.
-        if (r.phrase) {
-          this.heard.add({ ...r, text: '' });
-          return void this.withdraw('speech', { words: r.text, at_ms: offset + r.startMs });
-        }
-        // Empty finals too: they tell the turn waiting for this utterance's words that the recogniser is past it.
-        this.heard.add(r);
-        if (r.text.trim() === '') return;
-        this.appendTranscript('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
-      });
-      session.on('error', (err) => this.log.warn({ err: err.message }, 'caller transcription failed'));
-    }
-  }
-
-  private appendTranscript(channel: 'caller' | 'agent', startMs: number, endMs: number, text: string, confidence: number | null, provider: string): void {
-    if (!this.contentAllowed) return;
-    void this.deps.store
-      .submit(transcript_appended, { call_id: this.ref.callId, channel, start_ms: Math.round(startMs), end_ms: Math.round(Math.max(startMs, endMs)), text, confidence, provider }, this.who())
-      .then((r) => !r.outcome.ok && this.log.warn({ outcome: r.outcome }, 'transcript segment refused'))
-      .catch(() => undefined);
-  }
-
-  private async withdraw(method: 'dtmf' | 'speech', evidence: Record<string, unknown>): Promise<void> {
-    if (!this.contentAllowed) return;
-    this.contentAllowed = false;
-    const r = await this.deps.store.submit(consent_withdrawn, { call_id: this.ref.callId, method, evidence: { ...evidence, at_ms: evidence.at_ms ?? this.clockMs() } }, this.who());
-    if (!r.outcome.ok) return void this.log.warn({ outcome: r.outcome }, 'withdrawal refused');
-    await this.recording?.pause('consent withdrawn');
-    this.transcriber?.close();
-    this.heard.detach();
-    this.log.info({ method }, 'consent withdrawn: recording and transcription stopped');
-    await this.playText('Recording has been stopped.');
-  }
-
-  private async playText(text: string): Promise<void> {
-    try {
-      await this.pipeline.play(await this.deps.tts.synthesize(text, this.leg.description.outputRate));
-    } catch (err) {
-      this.log.warn({ err }, 'prompt not played');
-    }
-  }
-
+  /** Routes the media's events to the managers (content first: it marks where an utterance ended). */
   private wire(): void {
-    this.pipeline.on('speechStart', () => this.silence.clear());
-    this.pipeline.on('speechEnd', (info) => {
-      this.heard.utteranceEnded();
-      if (this.phase !== 'agent' || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
-      this.utterancePending = true;
-      this.enqueue('onUtterance', { durationMs: info.durationMs });
+    const { pipeline, log } = this.ctx;
+    pipeline.on('speechStart', () => this.turns.speechStarted());
+    pipeline.on('speechEnd', (info) => {
+      this.content.utteranceEnded();
+      this.turns.utteranceEnded(info.durationMs);
     });
-    this.pipeline.on('dtmf', ({ digit }) => {
-      if (this.phase === 'agent' && !this.gatherer.active) this.enqueue('onDtmf', { digit });
-    });
-    watchWithdrawal(this.pipeline, (evidence) => void this.withdraw('dtmf', evidence));
-    this.pipeline.on('bargeIn', (info) => this.log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
-    this.pipeline.on('tapError', (info) => this.log.error({ tap: info.tap, err: info.error }, 'media tap failed'));
-    this.leg.on('warning', (w) => this.log.warn(w, 'media warning'));
-    this.leg.on('closed', (info) => void this.onLegClosed(info));
+    pipeline.on('dtmf', ({ digit }) => this.turns.dtmf(digit));
+    this.consent.watch();
+    pipeline.on('bargeIn', (info) => log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
+    pipeline.on('tapError', (info) => log.error({ tap: info.tap, err: info.error }, 'media tap failed'));
+    this.leg.on('warning', (w) => log.warn(w, 'media warning'));
+    this.leg.on('closed', (info) => void this.close(info));
   }
 
-  private enqueue(hook: Hook, extra: { durationMs?: number; digit?: string; silentMs?: number }): void {
-    this.silence.clear();
-    this.chain = this.chain
-      .then(async () => {
-        if (this.closedReason !== null || this.ended) return;
-        await this.switchAgentIfMigrating();
-        const agent = this.agent;
-        if (hook === 'onUtterance') this.utterancePending = false;
-        if (!agent.has(hook)) return;
-        const input: TurnInput = { hook, callId: this.ref.callId, turn: this.turn + 1, call: { from: this.call.from, to: this.call.to }, state: this.state };
-        if (hook === 'onUtterance') input.utterance = { text: await this.heard.take(), durationMs: extra.durationMs ?? 0 };
-        if (extra.digit !== undefined) input.digit = extra.digit;
-        if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
-        const started = await this.deps.store.submit(
-          agent_turn_started,
-          { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },
-          this.who(),
-        );
-        if (!started.outcome.ok) return void this.log.warn({ outcome: started.outcome, hook }, 'agent turn not started');
-        this.turn = input.turn;
-        try {
-          const out = await agent.runTurn(input, turnActions(this.turnHost(), agent, input.turn, hook));
-          this.state = out.state;
-        } catch (err) {
-          this.log.error({ err, hook, turn: input.turn, agent: agent.name, version: agent.version }, 'agent turn failed');
-        }
-        if (this.ended && this.closedReason !== null) return;
-        const saved = await this.deps.store.submit(
-          agent_state_saved,
-          { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, state: this.state },
-          this.who(),
-        );
-        if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') this.log.warn({ outcome: saved.outcome }, 'agent state not saved');
-        if (this.closedReason === null && !this.ended && this.phase === 'agent' && this.agent.has('onSilence')) this.silence.arm();
-      })
-      .catch((err: unknown) => {
-        // The store closed under a running turn (shutdown): the turn's facts so far are committed.
-        this.log.warn({ err: (err as Error).message, hook }, 'agent turn not recorded');
-      });
-  }
-
-  /** At a turn boundary: move to a newer version deployed with `migrate` (state comes along from the store). */
-  private async switchAgentIfMigrating(): Promise<void> {
-    const next = await this.deps.agents.select({ tenant: this.ref.tenant, callId: this.ref.callId, name: this.call.name, pinned: this.agent.version }, this.agent);
-    if (next === this.agent) return;
-    this.log.info({ from: this.agent.version, to: next.version, agent: next.name }, 'call migrated to a new agent version at a turn boundary');
-    this.deps.agents.retain(next);
-    this.deps.agents.release(this.agent);
-    this.agent = next;
-  }
-
-  private turnHost(): TurnHost {
-    return {
-      store: this.deps.store,
-      callId: this.ref.callId,
-      log: this.log,
-      who: () => this.who(),
-      outputRate: this.leg.description.outputRate,
-      playSamples: async (samples) => {
-        const played = await this.pipeline.play(samples);
-        return { durationMs: played.durationMs, heardMs: played.heardMs, interrupted: played.interrupted };
-      },
-      synthesize: (text) => this.deps.tts.synthesize(text, this.leg.description.outputRate),
-      clockMs: () => this.clockMs(),
-      agentTranscript: (startMs, heardMs, text) => this.appendTranscript('agent', startMs, startMs + heardMs, text, null, this.deps.tts.name),
-      hangup: (reason) => this.hangup(reason),
-      transfer: this.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
-      configTools: this.deps.configTools?.get(this.agent.name),
-      gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
-    };
-  }
-
-  /**
-   * Blind transfer by redirect: the call becomes `transferring` (target in the
-   * store), then the media closes; the provider asks the webhook again and is
-   * told to dial the target. The agent's part of the call ends here.
-   */
-  private async transfer(target: string): Promise<void> {
-    const r = await this.deps.store.submit(call_transfer_started, { call_id: this.ref.callId, target }, this.who());
-    if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
-    this.transferring = true;
-    this.log.info({ target }, 'transferring the caller');
-    // What the agent said before has played out (say resolves at playout): hand the call over.
-    this.leg.close(`transfer to ${target}`);
-  }
-
-  private async gather(opts: GatherOptions): Promise<GatherResult> {
-    if (opts.prompt) await this.playText(opts.prompt);
-    const result = await this.gatherer.next(opts);
-    if (result.kind === 'speech') return { ...result, text: await this.heard.take() };
-    return result;
-  }
-
-  private async onLegClosed(info: LegClose): Promise<void> {
-    if (this.closedReason !== null) return;
-    this.closedReason = info.reason;
-    this.gatherer.close();
-    this.silence.clear();
-    this.deps.agents.release(this.agent);
+  /** The media is gone: the close cascade, once (a second close — the leg's event after attach saw it — is a no-op). */
+  private async close(info: LegClose): Promise<void> {
+    if (!this.ctx.markClosed(info.reason)) return;
+    this.turns.close();
     this.pipeline.close();
-    this.transcriber?.close();
-    this.heard.detach();
+    this.content.close();
+    this.consent.close();
     this.onClosed?.(this);
-    this.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ended }, 'media closed');
-    if (!this.ended && !this.transferring) {
-      const r = await this.deps.store
-        .submit(call_media_lost, { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
-        .catch((err: unknown) => {
-          this.log.error({ err }, 'call_media_lost not recorded');
-          return null;
-        });
-      if (r && !r.outcome.ok && r.outcome.error.code !== 'leg_disconnected') this.log.warn({ outcome: r.outcome }, 'call_media_lost refused');
-    }
-    const rec = this.recording;
-    if (rec) {
-      let ended = this.ended;
-      try {
-        ended ||= this.deps.store.read(this.ref.tenant).calls.get(this.ref.callId)?.state === 'ended';
-      } catch {
-        // The store closed under us (shutdown): the recording's segment is flushed and finalized at the next start.
-      }
-      this.chain = this.chain.then(() => rec.finish(ended)).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
-    }
+    this.ctx.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ctx.ended }, 'media closed');
+    if (!this.ctx.ended && !this.ctx.transferring) await this.mediaLost(info);
+    this.content.finish();
+  }
+
+  /** Records that this connection's media was lost: the call waits in `resuming` for the provider to reconnect. */
+  private async mediaLost(info: LegClose): Promise<void> {
+    const r = await this.deps.store
+      .submit(call_media_lost, { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
+      .catch((err: unknown) => {
+        this.ctx.log.error({ err }, 'call_media_lost not recorded');
+        return null;
+      });
+    if (r && !r.outcome.ok && r.outcome.error.code !== 'leg_disconnected') this.ctx.log.warn({ outcome: r.outcome }, 'call_media_lost refused');
   }
 }
 

@@ -6,6 +6,7 @@
  *           finishOn, 32 with it), or 3 s after the last digit
  *   speech: the end of the next utterance
  *   either: the first to arrive; nothing within `timeoutMs` (default 8 s) → timeout
+ *   media closed (before or during the gather) → timeout at once
  */
 import type { GatherOptions, GatherResult } from '../agents/types.ts';
 import type { MediaPipeline } from '../media/pipeline.ts';
@@ -14,6 +15,7 @@ const INTER_DIGIT_MS = 3000;
 
 export class Gatherer {
   private pending: ((r: GatherResult) => void) | null = null;
+  private closed = false;
 
   constructor(private readonly pipeline: MediaPipeline) {}
 
@@ -23,6 +25,9 @@ export class Gatherer {
 
   next(opts: GatherOptions): Promise<GatherResult> {
     if (this.pending) return Promise.reject(new Error('a gather is already waiting on this call'));
+    // The media closed before this gather began listening (its turn was still writing the gather's row): nothing
+    // can come, so it times out now rather than holding the turn for its whole timeout.
+    if (this.closed) return Promise.resolve({ kind: 'timeout' });
     const dtmf = opts.dtmf;
     const speech = opts.speech === true;
     const finishOn = dtmf?.finishOn ?? null;
@@ -59,8 +64,9 @@ export class Gatherer {
     });
   }
 
-  /** The call's media closed: a waiting gather times out. */
+  /** The call's media closed: a waiting gather times out, and so does any later one. */
   close(): void {
+    this.closed = true;
     this.pending?.({ kind: 'timeout' });
   }
 }

@@ -131,7 +131,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     silenceMs: config.agents.silenceMs,
     configTools,
   });
-  const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag() : null;
+  const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag(1000, { onError: (err) => logger.error({ err }, 'event loop delay reading failed') }) : null;
   const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}), storeFault: () => (store.health ? faultText(store.health) : null) });
   store.onHealth((fault) => {
     if (fault) {

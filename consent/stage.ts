@@ -10,6 +10,10 @@
  * An answer during the prompt counts (and cuts the prompt short). Evidence is
  * the digit or the recognised words, with their time on the recording clock
  * (ms since the call was answered).
+ *
+ * The consent folder: stage.ts (this: the decision, media-free) ◄─ phase.ts (the stage on a call's media, and
+ * what a decline does) ─► grammar.ts (which keys and words count) ◄─ withdrawal.ts (`*9`, "stop recording").
+ * bridge/consent-manager.ts runs them on a live call; consent/ never imports bridge/.
  */
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { RowOf, Store } from '../store/index.ts';

@@ -2,7 +2,7 @@
  * Deepgram cloud providers through the official SDK (@deepgram/sdk v5):
  * - DeepgramStt: live `/v1/listen` WebSocket (linear16 at the session rate, interim results, punctuation).
  *   `yes-no` sessions gather the final segments of an utterance (until `speech_final`, `UtteranceEnd`
- *   or the end of the stream) and map them with the consent grammar's phrase list (consent-grammar.ts):
+ *   or the end of the stream) and map them with the `yes-no` answer phrases (vocabulary.ts):
  *   "yes" / "no" / dropped. `transcript` sessions mark a final segment that says one of their `phrases`.
  * - DeepgramTts (deepgram-tts.ts, re-exported here): Aura REST `/v1/speak`.
  * `url` points both at another base URL (a proxy, a self-hosted endpoint or the test fake); the
@@ -13,7 +13,7 @@
 import type { Deepgram, DeepgramClient } from '@deepgram/sdk';
 import type { AudioFrame } from '../media/frame.ts';
 import { SafeEmitter } from '../media/emitter.ts';
-import { classifyConsent, spotPhrase } from './consent-grammar.ts';
+import { classifyYesNo, spotPhrase } from './vocabulary.ts';
 import { makeDeepgramClient, permanentStatus, type DeepgramOptions } from './deepgram-client.ts';
 import { pcmToBytes } from './pcm.ts';
 import {
@@ -241,13 +241,13 @@ class DeepgramSession extends SafeEmitter<SttSessionEvents> implements SttSessio
     const u = this.utterance;
     this.utterance = null;
     if (!u || this.stopped) return;
-    const answer = classifyConsent(u.texts.join(' '));
+    const answer = classifyYesNo(u.texts.join(' '));
     if (!answer) return;
     const confidence = u.conf.length > 0 ? Math.min(...u.conf) : null;
     this.emit('result', { text: answer, isFinal: true, startMs: u.startMs, endMs: u.endMs, confidence, words: u.words });
   }
 
-  /** Terminal: reports once, delivers the consent segments already final, closes the session. */
+  /** Terminal: reports once, delivers the yes-no segments already final, closes the session. */
   private fail(message: string, retryable: boolean): void {
     if (this.stopped) return;
     if (!this.failed) {

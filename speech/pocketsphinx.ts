@@ -11,8 +11,8 @@
  * - Band-limited audio with digital silence decodes badly ("yes I agree to the
  *   recording" → "yeah"): a deterministic noise floor (±32 LSB, about −63 dBFS) is
  *   added to the 16 kHz stream, which makes it decode exactly.
- * - `yes-no` uses the consent grammar with an out-of-grammar branch (see
- *   consent-grammar.ts); its per-word posteriors are always 1.0, so confidence is null.
+ * - `yes-no` uses the answer grammar with an out-of-grammar branch (see
+ *   vocabulary.ts); its per-word posteriors are always 1.0, so confidence is null.
  *   `transcript` with `phrases` runs a second decoder on a grammar of those phrases.
  * - Quiet before the caller's first sound is cut to LEAD_IN_MS: a stream that starts
  *   with over ~1 s of it spoils the first words (result times still count it).
@@ -25,7 +25,7 @@ import path from 'node:path';
 import type { AudioFrame } from '../media/frame.ts';
 import { SafeEmitter } from '../media/emitter.ts';
 import { Resampler } from '../media/resample.ts';
-import { classifyConsent, consentJsgf, phrasesJsgf, spotPhrase } from './consent-grammar.ts';
+import { classifyYesNo, phrasesJsgf, spotPhrase, yesNoJsgf } from './vocabulary.ts';
 import { SttPair } from './stt-pair.ts';
 import {
   SttError,
@@ -138,14 +138,14 @@ export class PocketsphinxStt implements SpeechToText {
   }
 
   /**
-   * `yes-no`: the consent grammar. `transcript`: the open-vocabulary model; with `phrases`, a second decoder with
+   * `yes-no`: the answer grammar (vocabulary.ts). `transcript`: the open-vocabulary model; with `phrases`, a second decoder with
    * a grammar of those phrases runs beside it (SttPair) and reports each phrase said as a result of its own.
    */
   startSession(opts: SttSessionOptions): SttSession {
     const m = modelPaths(this.opts.modelDir ?? DEFAULT_MODEL_DIR);
     if (opts.mode === 'yes-no') {
-      return this.decoder(opts, ['-jsgf', grammarFile(consentJsgf())], (raw) => {
-        const answer = classifyConsent(raw);
+      return this.decoder(opts, ['-jsgf', grammarFile(yesNoJsgf())], (raw) => {
+        const answer = classifyYesNo(raw);
         return answer ? { text: answer } : null;
       });
     }

@@ -27,7 +27,7 @@ export interface SttResult {
 }
 
 /**
- * `transcript`: open vocabulary. `yes-no`: the consent grammar (yes / yeah /
+ * `transcript`: open vocabulary. `yes-no`: the answer grammar of vocabulary.ts (yes / yeah /
  * sure / I agree … | no / nope / I do not agree …); results are normalised to
  * the text "yes" or "no" with the recognised words in `words`.
  */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { muLawDecode } from '../../../media/g711.ts';
-import { WITHDRAWAL_PHRASES } from '../../../speech/consent-grammar.ts';
+import { WITHDRAWAL_PHRASES } from '../../../consent/grammar.ts';
 import { PocketsphinxStt } from '../../../speech/pocketsphinx.ts';
 import type { SttResult, SttSessionOptions } from '../../../speech/stt.ts';
 import { silenceUlaw, speechUlaw } from '../../helpers/audio.ts';

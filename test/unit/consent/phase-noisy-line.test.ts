@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
-import { runConsentPhase } from '../../../bridge/consent-phase.ts';
+import { runConsentPhase } from '../../../consent/phase.ts';
 import { MediaClock } from '../../../media/pacer.ts';
 import { MediaPipeline } from '../../../media/pipeline.ts';
 import { schema } from '../../../schema/index.ts';

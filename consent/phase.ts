@@ -1,18 +1,23 @@
 /**
- * The consent phase of a live call: wires the provider-neutral consent stage
- * to the call's media (prompts through TTS + the pipeline, DTMF 1/2, spoken
- * yes/no through a `yes-no` STT session when one is available), then applies
- * the policy's decision, and afterwards watches for withdrawal (`*9`).
+ * The consent phase of a live call: wires the provider-neutral consent stage (stage.ts) to the call's media
+ * (prompts through TTS + the pipeline, DTMF 1/2, spoken yes/no through a `yes-no` STT session when one is
+ * available; what counts as an answer: grammar.ts), and says what the policy wants done after a decision that is
+ * not `granted` (`declineAction`). Withdrawal afterwards: withdrawal.ts.
+ *
+ *   currentDecision ─► decided? ─────────────────────────────► (the call carries on from it)
+ *        └ none / pending ─► runConsentPhase ─► consent_started … consent_decided
+ *   not granted ─► declineAction(policy): continue unrecorded | transfer (redirect legs) | hang up
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { promptFor, runConsentStage, type ConsentAnswer, type ConsentDecision, type PolicyRow } from '../consent/stage.ts';
 import type { AudioFrame } from '../media/frame.ts';
 import type { MediaPipeline } from '../media/pipeline.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
 import type { SpeechToText } from '../speech/stt.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
+import { answerForDigit, answerForSpeech } from './grammar.ts';
+import { promptFor, runConsentStage, type ConsentAnswer, type ConsentDecision, type PolicyRow } from './stage.ts';
 
 export interface ConsentPhaseDeps {
   store: Store<SwitchboardTables>;
@@ -69,7 +74,8 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
   };
   const clockMs = (): number => Date.now() - c.answeredAt;
   const offDtmf = c.pipeline.on('dtmf', ({ digit, source }) => {
-    if (digit === '1' || digit === '2') emit({ answer: digit === '1' ? 'yes' : 'no', method: 'dtmf', evidence: { digit, source, at_ms: clockMs() } });
+    const a = answerForDigit(digit, source, clockMs());
+    if (a) emit(a);
   });
   const stt = policy.mode === 'notify' ? null : deps.stt;
   // (the gateway warned once at start that no recogniser runs)
@@ -85,12 +91,8 @@ export async function runConsentPhase(deps: ConsentPhaseDeps, c: ConsentContext,
       },
     });
     session.on('result', (r) => {
-      if (!r.isFinal || (r.text !== 'yes' && r.text !== 'no')) return;
-      emit({
-        answer: r.text,
-        method: 'speech',
-        evidence: { words: r.words.map((w) => w.word).join(' ') || r.text, at_ms: startedAtMs + r.startMs, end_ms: startedAtMs + r.endMs, confidence: r.confidence },
-      });
+      const a = answerForSpeech(r, startedAtMs);
+      if (a) emit(a);
     });
     session.on('error', (err) => deps.logger.warn({ err: err.message, call: c.callId }, 'consent speech recognition failed: DTMF still works'));
   }
@@ -170,15 +172,25 @@ export async function waitQuiet(caller: CallerActivity, ms: number, cancelled: (
   }
 }
 
-/** Watches DTMF for the withdrawal sequence `*9` (within 3 s). */
-export function watchWithdrawal(pipeline: MediaPipeline, onWithdraw: (evidence: Record<string, unknown>) => void): () => void {
-  let starAt = 0;
-  return pipeline.on('dtmf', ({ digit, source }) => {
-    const now = Date.now();
-    if (digit === '*') starAt = now;
-    else if (digit === '9' && starAt > 0 && now - starAt <= 3000) {
-      starAt = 0;
-      onWithdraw({ sequence: '*9', source });
-    } else starAt = 0;
-  });
+/** What the policy wants done after a decision that is not `granted` (a `withdrawn` one keeps the call going). */
+export type DeclineAction =
+  | { kind: 'continue' }
+  | { kind: 'transfer'; target: string; prompt: string }
+  | { kind: 'hangup'; reason: string; prompt: string };
+
+/**
+ * The policy's `on_decline` for a call whose consent is `outcome` (not granted): `continue-unrecorded` (or no
+ * policy) lets the agent run without recording; `transfer` needs a target and a leg that can redirect, else the
+ * call ends with a reason that says why; `hangup` ends it.
+ */
+export function declineAction(policy: PolicyRow | undefined, outcome: string, canRedirect: boolean): DeclineAction {
+  if (outcome === 'withdrawn') return { kind: 'continue' };
+  if (policy?.on_decline === 'transfer' && policy.transfer_target && canRedirect) {
+    return { kind: 'transfer', target: policy.transfer_target, prompt: 'Please hold while we connect you.' };
+  }
+  if (policy?.on_decline === 'hangup' || policy?.on_decline === 'transfer') {
+    const reason = policy.on_decline === 'hangup' ? `consent ${outcome}` : `consent ${outcome}: transfer to ${String(policy.transfer_target)} is not possible on this call`;
+    return { kind: 'hangup', reason, prompt: 'Thank you for calling. Goodbye.' };
+  }
+  return { kind: 'continue' };
 }

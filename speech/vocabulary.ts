@@ -1,15 +1,17 @@
 /**
- * The consent vocabulary shared by every STT provider's `yes-no` mode: one
- * list of accepted phrases, turned into a JSGF grammar for pocketsphinx and
- * into an exact-match classifier for open-vocabulary providers (Deepgram).
+ * The closed vocabularies the STT providers decode with (generic speech: no call, policy or store here):
  *
- * Matching is deliberately strict: an utterance counts only if, after
- * normalisation, it IS one of the phrases. Anything else ("maybe later",
- * "what did you say", "yes please?") yields null and the caller re-prompts or
- * falls back to DTMF — a missed yes is recoverable, a false yes is not.
+ * - the `yes-no` session mode (stt.ts): one list of accepted answer phrases, turned into a JSGF grammar for
+ *   pocketsphinx (`yesNoJsgf`) and into an exact-match classifier for open-vocabulary providers (`classifyYesNo`,
+ *   Deepgram). Matching is deliberately strict: an utterance counts only if, after normalisation, it IS one of the
+ *   phrases. Anything else ("maybe later", "what did you say", "yes please?") yields null and the listener
+ *   re-prompts or falls back to DTMF — a missed yes is recoverable, a false yes is not.
+ * - `transcript` sessions with `phrases`: `spotPhrase` marks a result that says one of them, and `phrasesJsgf` is
+ *   the grammar a decoder beside the open vocabulary listens with. Which phrases matter (the consent withdrawal
+ *   phrases) is the caller's business: consent/withdrawal.ts.
  */
 
-export type ConsentAnswer = 'yes' | 'no';
+export type YesNo = 'yes' | 'no';
 
 export const YES_PHRASES: readonly string[] = [
   'yes',
@@ -25,7 +27,7 @@ export const NO_PHRASES: readonly string[] = ['no', 'no i do not agree', 'nope',
 /**
  * Out-of-grammar absorber for pocketsphinx: without it a closed grammar forces
  * every sound onto yes or no (measured: "maybe later" → "i agree"). One or two
- * of these words match anything that is not a consent phrase; the classifier
+ * of these words match anything that is not an answer phrase; the classifier
  * then drops it. Words that sound like a phrase word ("know") are excluded.
  */
 const FILLER_WORDS: readonly string[] = [
@@ -58,8 +60,8 @@ export function normalizeUtterance(text: string): string {
 const YES = new Set(YES_PHRASES);
 const NO = new Set(NO_PHRASES);
 
-/** "yes" / "no" when the whole utterance is one consent phrase, else null. */
-export function classifyConsent(text: string): ConsentAnswer | null {
+/** "yes" / "no" when the whole utterance is one answer phrase, else null. */
+export function classifyYesNo(text: string): YesNo | null {
   const norm = normalizeUtterance(text);
   if (YES.has(norm)) return 'yes';
   if (NO.has(norm)) return 'no';
@@ -67,7 +69,7 @@ export function classifyConsent(text: string): ConsentAnswer | null {
 }
 
 /** The JSGF grammar pocketsphinx decodes `yes-no` sessions with. */
-export function consentJsgf(): string {
+export function yesNoJsgf(): string {
   return [
     '#JSGF V1.0;',
     'grammar consent;',
@@ -79,13 +81,6 @@ export function consentJsgf(): string {
     '',
   ].join('\n');
 }
-
-/**
- * Withdrawal mid-call: the caller saying one of these stops the recording (README "Consent, recording,
- * transcripts"). Spotted in a transcript session (`SttSessionOptions.phrases`), not classified: the phrase may sit
- * inside a longer utterance ("okay please stop the recording now").
- */
-export const WITHDRAWAL_PHRASES: readonly string[] = ['stop recording', 'stop the recording'];
 
 /** The first of `phrases` that occurs in `text` as whole words (after normalisation), else null. */
 export function spotPhrase(text: string, phrases: readonly string[]): string | null {
@@ -103,7 +98,7 @@ const CALL_WORDS: readonly string[] = [
 const SOUNDS_LIKE_A_PHRASE = new Set(['help']);
 
 /**
- * A JSGF grammar that recognises `phrases` and absorbs other speech (the consent fillers plus a few words callers
+ * A JSGF grammar that recognises `phrases` and absorbs other speech (the answer grammar's fillers plus a few words callers
  * say mid-call), for a decoder that runs beside an open-vocabulary one: the open vocabulary alone does not catch
  * short commands in synthetic or telephone speech (measured: "stop recording" → "help a little relief").
  */

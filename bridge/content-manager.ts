@@ -1,0 +1,145 @@
+/**
+ * The content of one call — what consent protects: the recording and the transcripts.
+ *
+ *   start (consent granted) ─► recording.begin + its tap ─► transcriber (a `transcript` STT session with the
+ *        │                     spoken commands' phrases) + its tap ─► results:
+ *        │                        a spoken command (withdrawal) ─► handed to the commands, not transcribed
+ *        │                        words ─► transcript_appended (caller) and CallerWords (the agent's turn input)
+ *   agentSaid ─► transcript_appended (agent)
+ *   pause (consent withdrawn) ─► recording paused, transcriber closed, no more segments
+ *   close (media gone) ─► transcriber closed ─► finish (after the loss is recorded) ─► recording flushed / finalized
+ *
+ * Segments are written only while content is allowed (`start` … `revoke`); the store refuses them otherwise too.
+ * Times are on the recording clock (ms since answer). Owns: allowed, the recording handle, the transcriber and the
+ * caller's words.
+ */
+import type { SttResult, SttSession } from '../speech/stt.ts';
+import type { CallContext } from './call-context.ts';
+import { CallerWords } from './caller-words.ts';
+import type { RecordingHandle } from './recording-port.ts';
+import { transcript_appended } from '../schema/reducers.ts';
+
+/** Commands the caller may say mid-call (the consent manager's withdrawal phrases). */
+export interface SpokenCommands {
+  readonly phrases: readonly string[];
+  /** A final result: true if it was a command (handled; not transcribed). `offsetMs` puts it on the recording clock. */
+  heard(result: SttResult, offsetMs: number): boolean;
+}
+
+export class ContentManager {
+  private allowed = false;
+  private recording: RecordingHandle | null = null;
+  private transcriber: SttSession | null = null;
+  /** What the caller said: each utterance turn gets the words of its own utterance (bridge/caller-words.ts). */
+  private readonly heard = new CallerWords();
+
+  constructor(
+    private readonly ctx: CallContext,
+    /** Who handles the caller's spoken commands (the consent manager, created after this one). */
+    private readonly commands: () => SpokenCommands,
+  ) {}
+
+  /** Consent granted: record and transcribe from now on. */
+  async start(): Promise<void> {
+    this.allowed = true;
+    const { ctx } = this;
+    const ref = { ...ctx.ref, answeredAt: ctx.answeredAt, sampleRate: ctx.leg.description.inputRate };
+    const recording = (await ctx.deps.recordings?.begin(ref)) ?? null;
+    if (ctx.closed) {
+      // The media closed while the recording was being set up: close what was opened, start nothing more
+      // (a transcriber started now would never be closed, and its recogniser process would outlive the call).
+      if (recording) ctx.work.push(() => recording.finish(ctx.ended), (err: unknown) => ctx.log.error({ err }, 'recording not finished'));
+      return;
+    }
+    this.recording = recording;
+    if (this.recording) ctx.pipeline.addTap(this.recording.tap);
+    this.transcribe();
+  }
+
+  /** Consent withdrawn: stops content; false if it was not allowed (nothing to withdraw). */
+  revoke(): boolean {
+    if (!this.allowed) return false;
+    this.allowed = false;
+    return true;
+  }
+
+  /** After a withdrawal is recorded: the recording pauses, transcription stops. */
+  async pause(reason: string): Promise<void> {
+    await this.recording?.pause(reason);
+    this.transcriber?.close();
+    this.heard.detach();
+  }
+
+  /** The VAD heard the caller stop (marks the end of the utterance whose words the next turn takes). */
+  utteranceEnded(): void {
+    this.heard.utteranceEnded();
+  }
+
+  /** The words of the caller's last utterance(s), once the recogniser has reported them (null: none). */
+  takeWords(): Promise<string | null> {
+    return this.heard.take();
+  }
+
+  /** The agent said `text` from `startMs` (recording clock), heard for `heardMs`. */
+  agentSaid(startMs: number, heardMs: number, text: string): void {
+    this.append('agent', startMs, startMs + heardMs, text, null, this.ctx.deps.tts.name);
+  }
+
+  /** The media is gone: stop transcribing now (the recording is finished by `finish`). */
+  close(): void {
+    this.transcriber?.close();
+    this.heard.detach();
+  }
+
+  /** Flushes this connection's recording segment; finalizes it when the call has ended. */
+  finish(): void {
+    const rec = this.recording;
+    if (!rec) return;
+    const { ctx } = this;
+    let ended = ctx.ended;
+    try {
+      ended ||= ctx.deps.store.read(ctx.ref.tenant).calls.get(ctx.ref.callId)?.state === 'ended';
+    } catch {
+      // The store closed under us (shutdown): the recording's segment is flushed and finalized at the next start.
+    }
+    ctx.work.push(() => rec.finish(ended), (err: unknown) => ctx.log.error({ err }, 'recording not finished'));
+  }
+
+  private transcribe(): void {
+    const { ctx } = this;
+    const stt = ctx.deps.stt;
+    if (!stt) return;
+    const offset = ctx.clockMs();
+    // The recogniser takes the caller's frames at the leg's rate (wideband legs stay wideband).
+    const session = stt.startSession({ sampleRate: ctx.leg.description.inputRate === 16000 ? 16000 : 8000, mode: 'transcript', phrases: this.commands().phrases });
+    this.transcriber = session;
+    this.heard.attach();
+    ctx.pipeline.addTap({
+      name: 'transcriber',
+      process: (frame, channel) => {
+        if (channel !== 'caller') return;
+        session.write(frame);
+        this.heard.audio((frame.samples.length * 1000) / frame.sampleRate);
+      },
+    });
+    session.on('result', (r) => {
+      if (!r.isFinal) return;
+      // A spoken command (withdrawal) is not transcribed (content stops there), nor handed to the agent — it still
+      // tells a turn waiting on the recogniser how far it got.
+      if (this.commands().heard(r, offset)) return void this.heard.add({ ...r, text: '' });
+      // Empty finals too: they tell the turn waiting for this utterance's words that the recogniser is past it.
+      this.heard.add(r);
+      if (r.text.trim() === '') return;
+      this.append('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
+    });
+    session.on('error', (err) => ctx.log.warn({ err: err.message }, 'caller transcription failed'));
+  }
+
+  private append(channel: 'caller' | 'agent', startMs: number, endMs: number, text: string, confidence: number | null, provider: string): void {
+    if (!this.allowed) return;
+    void this.ctx.deps.store
+      .submit(transcript_appended, { call_id: this.ctx.ref.callId, channel, start_ms: Math.round(startMs), end_ms: Math.round(Math.max(startMs, endMs)), text, confidence, provider }, this.ctx.who())
+      .then((r) => !r.outcome.ok && this.ctx.log.warn({ outcome: r.outcome }, 'transcript segment refused'))
+      .catch(() => undefined);
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The agent's turns on one call: one at a time, on the call's work queue (after the consent phase).
+ *
+ *   onStart | onResume (at attach) ─┐
+ *   speech end (once consent is done; one queued answer is enough) ─► onUtterance {the utterance's words}
+ *   DTMF (once consent is done, no gather waiting) ─► onDtmf         ├─► turn: agent_turn_started ─► runTurn with
+ *   silence clock ran out after a turn ─► onSilence ─────────────────┘   the turn's actions ─► agent_state_saved
+ *                                                                          ─► silence clock armed (if onSilence)
+ *   gather (an action) ─► the next digits / utterance go to the waiting turn instead of starting one
+ *   transfer (an action, or consent's decline policy) ─► call_transfer_started ─► the media closes
+ *
+ * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
+ * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
+ * boundary the call moves to a version deployed with `migrate`. Owns: the turn number, the agent's state, whether
+ * turns are open, the pending utterance, the silence clock and the gatherer.
+ */
+import type { GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
+import { SessionError, type CallContext } from './call-context.ts';
+import type { ContentManager } from './content-manager.ts';
+import { Gatherer } from './gather.ts';
+import { SilenceClock } from './silence.ts';
+import { turnActions, type TurnHost } from './turn-actions.ts';
+import { agent_state_saved, agent_turn_started, call_transfer_started } from '../schema/reducers.ts';
+
+export interface TurnExtra {
+  durationMs?: number;
+  digit?: string;
+  silentMs?: number;
+}
+
+export class TurnManager {
+  private turn = 0;
+  private state: Record<string, Json> = {};
+  /** Consent is done: the caller's speech and keys start turns. */
+  private open = false;
+  private utterancePending = false;
+  private readonly silence: SilenceClock;
+  private readonly gatherer: Gatherer;
+
+  constructor(
+    private readonly ctx: CallContext,
+    private readonly content: ContentManager,
+    private readonly hangup: (reason: string) => Promise<void>,
+  ) {
+    this.gatherer = new Gatherer(ctx.pipeline);
+    this.silence = new SilenceClock(
+      ctx.deps.silenceMs ?? 8000,
+      (silentMs) => {
+        if (!ctx.pipeline.callerSpeaking && !this.gatherer.active) this.enqueue('onSilence', { silentMs });
+      },
+      (err) => ctx.log.error({ err }, 'silence clock failed'),
+    );
+  }
+
+  private get deps(): CallContext['deps'] {
+    return this.ctx.deps;
+  }
+
+  private get ref(): CallContext['ref'] {
+    return this.ctx.ref;
+  }
+
+  private who(): { tenant: string; caller: string } {
+    return this.ctx.who();
+  }
+
+  /** The turn last run (a resumed call carries on from its saved turn). */
+  get current(): number {
+    return this.turn;
+  }
+
+  /** A resumed call: the agent's saved turn and state. */
+  restore(saved: { turn: number; state: unknown }): void {
+    this.turn = saved.turn;
+    this.state = saved.state as Record<string, Json>;
+  }
+
+  /** Consent is done (granted, or the policy lets the call continue): speech and keys start turns. */
+  openTurns(): void {
+    this.open = true;
+  }
+
+  speechStarted(): void {
+    this.silence.clear();
+  }
+
+  utteranceEnded(durationMs: number): void {
+    if (!this.open || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
+    this.utterancePending = true;
+    this.enqueue('onUtterance', { durationMs });
+  }
+
+  dtmf(digit: string): void {
+    if (this.open && !this.gatherer.active) this.enqueue('onDtmf', { digit });
+  }
+
+  enqueue(hook: Hook, extra: TurnExtra): void {
+    this.silence.clear();
+    this.ctx.work.push(
+      () => this.runTurn(hook, extra),
+      (err: unknown) => {
+        // The store closed under a running turn (shutdown): the turn's facts so far are committed.
+        this.ctx.log.warn({ err: (err as Error).message, hook }, 'agent turn not recorded');
+      },
+    );
+  }
+
+  /**
+   * Blind transfer by redirect: the call becomes `transferring` (target in the
+   * store), then the media closes; the provider asks the webhook again and is
+   * told to dial the target. The agent's part of the call ends here.
+   */
+  async transfer(target: string): Promise<void> {
+    const r = await this.deps.store.submit(call_transfer_started, { call_id: this.ref.callId, target }, this.who());
+    if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
+    this.ctx.markTransferring();
+    this.ctx.log.info({ target }, 'transferring the caller');
+    // What the agent said before has played out (say resolves at playout): hand the call over.
+    this.ctx.leg.close(`transfer to ${target}`);
+  }
+
+  /** The media is gone: a waiting gather times out, the silence clock stops, the agent version is released. */
+  close(): void {
+    this.gatherer.close();
+    this.silence.clear();
+    this.deps.agents.release(this.ctx.agent);
+  }
+
+  private async runTurn(hook: Hook, extra: TurnExtra): Promise<void> {
+    const { ctx } = this;
+    if (ctx.closed || ctx.ended) return;
+    await this.switchAgentIfMigrating();
+    const agent = ctx.agent;
+    if (hook === 'onUtterance') this.utterancePending = false;
+    if (!agent.has(hook)) return;
+    const input: TurnInput = { hook, callId: this.ref.callId, turn: this.turn + 1, call: { from: ctx.call.from, to: ctx.call.to }, state: this.state };
+    if (hook === 'onUtterance') input.utterance = { text: await this.content.takeWords(), durationMs: extra.durationMs ?? 0 };
+    if (extra.digit !== undefined) input.digit = extra.digit;
+    if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
+    const started = await this.deps.store.submit(
+      agent_turn_started,
+      { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },
+      this.who(),
+    );
+    if (!started.outcome.ok) return void ctx.log.warn({ outcome: started.outcome, hook }, 'agent turn not started');
+    this.turn = input.turn;
+    try {
+      const out = await agent.runTurn(input, turnActions(this.turnHost(), agent, input.turn, hook));
+      this.state = out.state;
+    } catch (err) {
+      ctx.log.error({ err, hook, turn: input.turn, agent: agent.name, version: agent.version }, 'agent turn failed');
+    }
+    if (ctx.ended && ctx.closed) return;
+    const saved = await this.deps.store.submit(
+      agent_state_saved,
+      { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, state: this.state },
+      this.who(),
+    );
+    if (!saved.outcome.ok && saved.outcome.error.code !== 'call_not_found') ctx.log.warn({ outcome: saved.outcome }, 'agent state not saved');
+    if (!ctx.closed && !ctx.ended && this.open && ctx.agent.has('onSilence')) this.silence.arm();
+  }
+
+  /** At a turn boundary: move to a newer version deployed with `migrate` (state comes along from the store). */
+  private async switchAgentIfMigrating(): Promise<void> {
+    const { ctx } = this;
+    const current = ctx.agent;
+    const next = await this.deps.agents.select({ tenant: this.ref.tenant, callId: this.ref.callId, name: ctx.call.name, pinned: current.version }, current);
+    if (next === current) return;
+    ctx.log.info({ from: current.version, to: next.version, agent: next.name }, 'call migrated to a new agent version at a turn boundary');
+    this.deps.agents.retain(next);
+    this.deps.agents.release(current);
+    ctx.useAgent(next);
+  }
+
+  private turnHost(): TurnHost {
+    const { ctx } = this;
+    const rate = ctx.leg.description.outputRate;
+    return {
+      store: this.deps.store,
+      callId: this.ref.callId,
+      log: ctx.log,
+      who: () => this.who(),
+      outputRate: rate,
+      playSamples: async (samples) => {
+        const played = await ctx.pipeline.play(samples);
+        return { durationMs: played.durationMs, heardMs: played.heardMs, interrupted: played.interrupted };
+      },
+      synthesize: (text) => this.deps.tts.synthesize(text, rate),
+      clockMs: () => ctx.clockMs(),
+      agentTranscript: (startMs, heardMs, text) => this.content.agentSaid(startMs, heardMs, text),
+      hangup: (reason) => this.hangup(reason),
+      transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
+      configTools: this.deps.configTools?.get(ctx.agent.name),
+      gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
+    };
+  }
+
+  private async gather(opts: GatherOptions): Promise<GatherResult> {
+    if (opts.prompt) await this.ctx.playText(opts.prompt);
+    const result = await this.gatherer.next(opts);
+    if (result.kind === 'speech') return { ...result, text: await this.content.takeWords() };
+    return result;
+  }
+}
