@@ -21,7 +21,7 @@ import type { CallLeg, LegClose } from '../media/call-leg.ts';
 import type { MediaClock } from '../media/pacer.ts';
 import { MediaPipeline } from '../media/pipeline.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
-import type { Receipt, Store } from '../store/index.ts';
+import type { Store } from '../store/index.ts';
 import type { SpeechToText, SttSession } from '../speech/stt.ts';
 import { WITHDRAWAL_PHRASES } from '../speech/consent-grammar.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
@@ -32,6 +32,7 @@ import { CallerWords } from './caller-words.ts';
 import { Gatherer } from './gather.ts';
 import { SilenceClock } from './silence.ts';
 import { turnActions, type TurnHost } from './turn-actions.ts';
+import * as facts from './call-facts.ts';
 
 /** Picks the agent (version) for a call's turns; implemented by agents/registry.ts. */
 export interface AgentDirectory {
@@ -113,13 +114,9 @@ export class CallSession {
 
   /** Records the media connection, then runs consent (unless decided) and starts or resumes the agent. */
   static async attach(deps: SessionDeps, ref: CallRef, leg: CallLeg, onClosed?: (s: CallSession) => void): Promise<CallSession> {
-    const d = leg.description;
-    const connected = await deps.store.submit(
-      'call_media_connected',
-      { call_id: ref.callId, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
-      { tenant: ref.tenant, caller: `media:${d.provider}` },
-    );
-    const res = okResult<{ leg_id: string; resumed: boolean; state: string }>(connected);
+    const connected = await facts.mediaConnected(deps.store, ref, leg.description);
+    if (!connected.ok) throw new SessionError(connected.code, connected.message);
+    const res = connected.result;
     const call = deps.store.read(ref.tenant).calls.get(ref.callId);
     const agent = await deps.agents.select({ tenant: ref.tenant, callId: ref.callId, name: call?.agent ?? null, pinned: call?.agent_version ?? null }, null);
     deps.agents.retain(agent);
@@ -165,8 +162,7 @@ export class CallSession {
   async hangup(reason: string): Promise<void> {
     if (this.ended) return;
     this.ended = true;
-    const r = await this.deps.store.submit('call_ended', { call_id: this.ref.callId, reason }, this.who());
-    if (!r.outcome.ok) this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+    await facts.endCall(this.deps.store, this.log, this.ref, reason, { caller: this.who().caller });
     this.leg.close(`hangup: ${reason}`);
   }
 
@@ -241,7 +237,7 @@ export class CallSession {
     if (this.closedReason !== null) {
       // The media closed while the recording was being set up: close what was opened, start nothing more
       // (a transcriber started now would never be closed, and its recogniser process would outlive the call).
-      if (recording) this.chain = this.chain.then(() => recording.finish(this.ended)).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
+      if (recording) this.chain = this.chain.then(() => recording.finish()).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
       return;
     }
     this.recording = recording;
@@ -402,8 +398,8 @@ export class CallSession {
    * told to dial the target. The agent's part of the call ends here.
    */
   private async transfer(target: string): Promise<void> {
-    const r = await this.deps.store.submit('call_transfer_started', { call_id: this.ref.callId, target }, this.who());
-    if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
+    const r = await facts.transferStarted(this.deps.store, this.ref, target, { caller: this.who().caller });
+    if (!r.ok) throw new SessionError(r.code, r.message);
     this.transferring = true;
     this.log.info({ target }, 'transferring the caller');
     // What the agent said before has played out (say resolves at playout): hand the call over.
@@ -429,28 +425,14 @@ export class CallSession {
     this.onClosed?.(this);
     this.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ended }, 'media closed');
     if (!this.ended && !this.transferring) {
-      const r = await this.deps.store
-        .submit('call_media_lost', { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
-        .catch((err: unknown) => {
-          this.log.error({ err }, 'call_media_lost not recorded');
-          return null;
-        });
-      if (r && !r.outcome.ok && r.outcome.error.code !== 'leg_disconnected') this.log.warn({ outcome: r.outcome }, 'call_media_lost refused');
+      const r = await facts.mediaLost(this.deps.store, this.ref, this.legId, info.reason).catch((err: unknown) => {
+        this.log.error({ err }, 'call_media_lost not recorded');
+        return null;
+      });
+      if (r && !r.ok && r.code !== 'leg_disconnected') this.log.warn({ outcome: r }, 'call_media_lost refused');
     }
     const rec = this.recording;
-    if (rec) {
-      let ended = this.ended;
-      try {
-        ended ||= this.deps.store.read(this.ref.tenant).calls.get(this.ref.callId)?.state === 'ended';
-      } catch {
-        // The store closed under us (shutdown): the recording's segment is flushed and finalized at the next start.
-      }
-      this.chain = this.chain.then(() => rec.finish(ended)).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
-    }
+    // The segment is flushed; the recording is finalized by the recording service once the call row is `ended`.
+    if (rec) this.chain = this.chain.then(() => rec.finish()).catch((err: unknown) => this.log.error({ err }, 'recording not finished'));
   }
-}
-
-function okResult<R>(r: Receipt): R {
-  if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
-  return r.outcome.result as R;
 }

@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
+import { endCall } from './call-facts.ts';
 
 const LIVE = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] as const;
 
@@ -31,8 +32,7 @@ export async function endCallsLeftByFault(store: Store<SwitchboardTables>, log: 
         { ...who, id: `fault-recovery:recording:${rec.id}` },
       );
     }
-    const r = await store.submit('call_ended', { call_id: call.id, reason }, { ...who, id: `fault-recovery:end:${call.id}` });
-    if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ call: call.id, outcome: r.outcome }, 'call_ended refused');
+    await endCall(store, log, { tenant: call.tenant, callId: call.id }, reason, { caller: who.caller, id: `fault-recovery:end:${call.id}` });
   }
   log.warn({ fault: fault.kind, detail: fault.reason, since, calls: calls.map((c) => c.id) }, `the previous process stopped while the store could not write: ${calls.length} call(s) it left live ended with ${reason}`);
   store.faultHandled();

@@ -1,0 +1,54 @@
+/**
+ * The list of ingress adapters this gateway mounts, in mount order (shut-down closes them in reverse), and the
+ * only module outside ingress/<provider>/ that imports an adapter. To add a provider: write
+ * ingress/<provider>/ implementing `IngressAdapter` (ingress/port.ts) and add it here with its settings.
+ *
+ * The settings come in as one neutral object (`IngressSettings`), built by the gateway from its configuration:
+ * an adapter reads no process environment of its own beyond the `env` still handed to WebRTC and SIP for their
+ * SWITCHBOARD_WEBRTC_* / SWITCHBOARD_SIP_* variables.
+ */
+import type { IngressAdapter, MountedIngress } from './port.ts';
+import { PROVIDER as SIP } from './sip/app.ts';
+import { sipAdapter, type SipIngress } from './sip/index.ts';
+import { twilioAdapter } from './twilio/index.ts';
+import { vonageAdapter } from './vonage/index.ts';
+import { webrtcAdapter } from './webrtc/index.ts';
+
+export type { SipIngress } from './sip/index.ts';
+
+export interface IngressSettings {
+  publicUrl: string;
+  /** Development profile: unsigned provider webhooks pass (with a warning) when no secret is set. */
+  development: boolean;
+  /** Bind address (SWITCHBOARD_HOST). */
+  host: string;
+  sipPort: number;
+  rtpPorts: { low: number; high: number };
+  /** TWILIO_AUTH_TOKEN. */
+  twilioAuthToken: string | undefined;
+  /** VONAGE_SIGNATURE_SECRET. */
+  vonageSignatureSecret: string | undefined;
+  /** SWITCHBOARD_SIP_ADVERTISE. */
+  sipAdvertise: string | undefined;
+  /** SWITCHBOARD_SIP_RING_MS. */
+  sipRingMs: number | undefined;
+  /** SWITCHBOARD_SIP_DIAL_TIMEOUT_MS. */
+  sipDialTimeoutMs: number | undefined;
+  /** SWITCHBOARD_WEBRTC_* and SWITCHBOARD_SIP_ALLOW/_USERS/_REALM/_RATE/_OUTBOUND. */
+  env: NodeJS.ProcessEnv;
+}
+
+/** The built-in adapters: Twilio, WebRTC, Vonage (HTTP routes), then SIP (its own sockets, once HTTP listens). */
+export function builtinAdapters(s: IngressSettings): IngressAdapter[] {
+  return [
+    twilioAdapter({ publicUrl: s.publicUrl, authToken: s.twilioAuthToken, development: s.development }),
+    webrtcAdapter({ env: s.env }),
+    vonageAdapter({ publicUrl: s.publicUrl, signatureSecret: s.vonageSignatureSecret, development: s.development }),
+    sipAdapter({ host: s.host, port: s.sipPort, rtpPorts: s.rtpPorts, advertise: s.sipAdvertise, ringMs: s.sipRingMs, dialTimeoutMs: s.sipDialTimeoutMs, env: s.env }),
+  ];
+}
+
+/** The SIP ingress among mounted adapters (its port, stack and dialer, for tests and benches), if mounted. */
+export function sipIngress(mounted: ReadonlyMap<string, MountedIngress>): SipIngress | undefined {
+  return mounted.get(SIP) as SipIngress | undefined;
+}
