@@ -52,3 +52,6 @@ export function builtinAdapters(s: IngressSettings): IngressAdapter[] {
 export function sipIngress(mounted: ReadonlyMap<string, MountedIngress>): SipIngress | undefined {
   return mounted.get(SIP) as SipIngress | undefined;
 }
+
+/** `switchboard numbers connect --provider vonage` (cli/numbers-connect.ts): points a Vonage number at this gateway. */
+export const vonageNumberConnect = (): Promise<typeof import('./vonage/connect.ts')> => import('./vonage/connect.ts');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
-const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
+const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'http', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
 const doc = readFileSync(path.join(ROOT, 'docs', 'reference.md'), 'utf8');
 
 function sources(): Array<{ file: string; text: string }> {
