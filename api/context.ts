@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { AgentRegistry } from '../agents/registry.ts';
-import type { OutboundDialer } from '../ingress/sip/uac.ts';
+import type { OutboundDialer } from '../ingress/port.ts';
 import type { MasterKey } from '../recording/crypto.ts';
 import type { BlobStore } from '../recording/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -30,8 +30,10 @@ export interface ApiContext {
   publicUrl: string;
   /** Deployed agent versions (deploy, rollback, live calls per version). */
   agents: AgentRegistry;
-  /** Outbound calls (POST /v1/calls): the SIP ingress's dialer, set once SIP listens; absent = 503. */
+  /** Outbound calls (POST /v1/calls): the dialer of the adapter that offers one (SIP), set once it listens; absent = 503. */
   dialer?: OutboundDialer;
+  /** Names of the ingress adapters mounted (a number's `provider` must be one); absent = the built-in four. */
+  providers?: readonly string[];
 }
 
 /** Validates `input` with `schema`; a failure is a 400 naming each bad field. */

@@ -48,7 +48,8 @@ import { presentedToken, resolveToken, SESSION_COOKIE, type Principal } from './
 import type { ApiContext } from './context.ts';
 import { isSameOrigin } from './request-guard.ts';
 import { refuseUpgrade, type HttpServer } from './server.ts';
-import { guardMessages } from '../ingress/ws-guard.ts';
+import { guardMessages } from '../http/ws-guard.ts';
+import type { GrantResolver, ScopedGrant } from '../http/grants.ts';
 
 /** Which permission each subscribable table needs. */
 export const SUBSCRIBABLE: Readonly<Record<string, Permission>> = {
@@ -77,16 +78,7 @@ const ClientMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ping') }),
 ]);
 
-/** A narrow, non-session read grant (see the header). */
-export interface ScopedGrant {
-  tenant: string;
-  /** The only tables offered, each with the filter forced onto every subscription. */
-  tables: Readonly<Record<string, Filter>>;
-  expiresAt: number;
-  /** Commits the access row before a content table's snapshot is sent; a rejection refuses the subscription. */
-  audit?: (table: string) => Promise<void>;
-}
-export type GrantResolver = (token: string) => ScopedGrant | null;
+export type { GrantResolver, ScopedGrant } from '../http/grants.ts';
 
 /** Who a socket reads as: an API principal or a scoped grant. */
 interface Access {
@@ -190,7 +182,7 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     };
     ws.on('close', end);
     ws.on('error', end);
-    // Guarded: an exception in handling one message closes this socket (1011), never the process (ingress/ws-guard.ts).
+    // Guarded: an exception in handling one message closes this socket (1011), never the process (http/ws-guard.ts).
     const failed = (err: unknown): void => ctx.logger.error({ err }, 'subscription message handler failed: socket closed (1011)');
     ws.on('message', guardMessages(ws, failed, (data, isBinary) => {
       let raw: unknown;

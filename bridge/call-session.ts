@@ -29,13 +29,12 @@
 import type { Agent, Json } from '../agents/types.ts';
 import type { CallLeg, LegClose } from '../media/call-leg.ts';
 import type { MediaPipeline } from '../media/pipeline.ts';
-import type { Receipt } from '../store/index.ts';
 import { ConsentCancelled } from '../consent/stage.ts';
 import { CallContext, SessionError, type CallInfo, type CallRef, type SessionDeps } from './call-context.ts';
 import { ConsentManager } from './consent-manager.ts';
 import { ContentManager } from './content-manager.ts';
 import { TurnManager } from './turn-manager.ts';
-import { call_ended, call_media_connected, call_media_lost } from '../schema/reducers.ts';
+import * as facts from './call-facts.ts';
 
 export { SessionError, type AgentDirectory, type CallRef, type SessionDeps } from './call-context.ts';
 
@@ -71,13 +70,9 @@ export class CallSession {
 
   /** Records the media connection, then runs consent (unless decided) and starts or resumes the agent. */
   static async attach(deps: SessionDeps, ref: CallRef, leg: CallLeg, onClosed?: (s: CallSession) => void): Promise<CallSession> {
-    const d = leg.description;
-    const connected = await deps.store.submit(
-      call_media_connected,
-      { call_id: ref.callId, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
-      { tenant: ref.tenant, caller: `media:${d.provider}` },
-    );
-    const res = okResult(connected);
+    const connected = await facts.mediaConnected(deps.store, ref, leg.description);
+    if (!connected.ok) throw new SessionError(connected.code, connected.message);
+    const res = connected.result;
     const call = deps.store.read(ref.tenant).calls.get(ref.callId);
     const agent = await deps.agents.select({ tenant: ref.tenant, callId: ref.callId, name: call?.agent ?? null, pinned: call?.agent_version ?? null }, null);
     deps.agents.retain(agent);
@@ -125,8 +120,7 @@ export class CallSession {
   async hangup(reason: string): Promise<void> {
     if (this.ctx.ended) return;
     this.ctx.markEnded();
-    const r = await this.deps.store.submit(call_ended, { call_id: this.ref.callId, reason }, this.who());
-    if (!r.outcome.ok) this.ctx.log.warn({ outcome: r.outcome }, 'call_ended refused');
+    await facts.endCall(this.deps.store, this.ctx.log, this.ref, reason, { caller: this.who().caller });
     this.leg.close(`hangup: ${reason}`);
   }
 
@@ -181,17 +175,10 @@ export class CallSession {
 
   /** Records that this connection's media was lost: the call waits in `resuming` for the provider to reconnect. */
   private async mediaLost(info: LegClose): Promise<void> {
-    const r = await this.deps.store
-      .submit(call_media_lost, { call_id: this.ref.callId, leg_id: this.legId, reason: info.reason.slice(0, 200) }, { tenant: this.ref.tenant, caller: 'media' })
-      .catch((err: unknown) => {
-        this.ctx.log.error({ err }, 'call_media_lost not recorded');
-        return null;
-      });
-    if (r && !r.outcome.ok && r.outcome.error.code !== 'leg_disconnected') this.ctx.log.warn({ outcome: r.outcome }, 'call_media_lost refused');
+    const r = await facts.mediaLost(this.deps.store, this.ref, this.legId, info.reason).catch((err: unknown) => {
+      this.ctx.log.error({ err }, 'call_media_lost not recorded');
+      return null;
+    });
+    if (r && !r.ok && r.code !== 'leg_disconnected') this.ctx.log.warn({ outcome: r }, 'call_media_lost refused');
   }
-}
-
-function okResult<R>(r: Receipt<R>): R {
-  if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
-  return r.outcome.result;
 }

@@ -48,7 +48,7 @@ export class ContentManager {
     if (ctx.closed) {
       // The media closed while the recording was being set up: close what was opened, start nothing more
       // (a transcriber started now would never be closed, and its recogniser process would outlive the call).
-      if (recording) ctx.work.push(() => recording.finish(ctx.ended), (err: unknown) => ctx.log.error({ err }, 'recording not finished'));
+      if (recording) ctx.work.push(() => recording.finish(), (err: unknown) => ctx.log.error({ err }, 'recording not finished'));
       return;
     }
     this.recording = recording;
@@ -91,18 +91,14 @@ export class ContentManager {
     this.heard.detach();
   }
 
-  /** Flushes this connection's recording segment; finalizes it when the call has ended. */
+  /**
+   * Flushes this connection's recording segment. The recording is finalized by the recording service once the
+   * call row is `ended` (one route: its watch on the calls table), not from here.
+   */
   finish(): void {
     const rec = this.recording;
     if (!rec) return;
-    const { ctx } = this;
-    let ended = ctx.ended;
-    try {
-      ended ||= ctx.deps.store.read(ctx.ref.tenant).calls.get(ctx.ref.callId)?.state === 'ended';
-    } catch {
-      // The store closed under us (shutdown): the recording's segment is flushed and finalized at the next start.
-    }
-    ctx.work.push(() => rec.finish(ended), (err: unknown) => ctx.log.error({ err }, 'recording not finished'));
+    this.ctx.work.push(() => rec.finish(), (err: unknown) => this.ctx.log.error({ err }, 'recording not finished'));
   }
 
   private transcribe(): void {

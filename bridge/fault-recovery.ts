@@ -13,7 +13,8 @@
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
-import { call_ended, recording_failed } from '../schema/reducers.ts';
+import { endCall } from './call-facts.ts';
+import { recording_failed } from '../schema/reducers.ts';
 
 const LIVE = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] as const;
 
@@ -32,8 +33,7 @@ export async function endCallsLeftByFault(store: Store<SwitchboardTables>, log: 
         { ...who, id: `fault-recovery:recording:${rec.id}` },
       );
     }
-    const r = await store.submit(call_ended, { call_id: call.id, reason }, { ...who, id: `fault-recovery:end:${call.id}` });
-    if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ call: call.id, outcome: r.outcome }, 'call_ended refused');
+    await endCall(store, log, { tenant: call.tenant, callId: call.id }, reason, { caller: who.caller, id: `fault-recovery:end:${call.id}` });
   }
   log.warn({ fault: fault.kind, detail: fault.reason, since, calls: calls.map((c) => c.id) }, `the previous process stopped while the store could not write: ${calls.length} call(s) it left live ended with ${reason}`);
   store.faultHandled();

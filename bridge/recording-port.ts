@@ -2,7 +2,7 @@
  * What the call bridge needs from recording, as an interface, so the session
  * stays provider- and storage-neutral: begin (or continue, after a resume) the
  * call's recording with a tap on the pipeline; pause for a withdrawal; finish
- * when the media ends.
+ * the segment when the media ends.
  */
 import type { FrameTap } from '../media/pipeline.ts';
 
@@ -10,8 +10,11 @@ export interface RecordingHandle {
   readonly recordingId: string;
   readonly tap: FrameTap;
   pause(reason: string): Promise<void>;
-  /** Flushes this media connection's segment; finalizes when the call has ended. */
-  finish(callEnded: boolean): Promise<void>;
+  /**
+   * Flushes and closes this media connection's segment. Finalizing is not the session's: the recording service
+   * finalizes once the call row is `ended`, whoever ended it (one route, recording/service.ts).
+   */
+  finish(): Promise<void>;
 }
 
 export interface RecordingPort {

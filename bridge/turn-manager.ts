@@ -20,7 +20,8 @@ import type { ContentManager } from './content-manager.ts';
 import { Gatherer } from './gather.ts';
 import { SilenceClock } from './silence.ts';
 import { turnActions, type TurnHost } from './turn-actions.ts';
-import { agent_state_saved, agent_turn_started, call_transfer_started } from '../schema/reducers.ts';
+import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
+import * as facts from './call-facts.ts';
 
 export interface TurnExtra {
   durationMs?: number;
@@ -111,8 +112,8 @@ export class TurnManager {
    * told to dial the target. The agent's part of the call ends here.
    */
   async transfer(target: string): Promise<void> {
-    const r = await this.deps.store.submit(call_transfer_started, { call_id: this.ref.callId, target }, this.who());
-    if (!r.outcome.ok) throw new SessionError(r.outcome.error.code, r.outcome.error.message);
+    const r = await facts.transferStarted(this.deps.store, this.ref, target, { caller: this.who().caller });
+    if (!r.ok) throw new SessionError(r.code, r.message);
     this.ctx.markTransferring();
     this.ctx.log.info({ target }, 'transferring the caller');
     // What the agent said before has played out (say resolves at playout): hand the call over.

@@ -18,12 +18,11 @@ import { GatewayMetrics } from '../api/metrics.ts';
 import { CallAdmission, LoopLag } from '../bridge/admission.ts';
 import { RefusalLog } from '../bridge/refusals.ts';
 import { mountSubscriptions } from '../api/subscribe.ts';
-import { HttpServer } from '../api/server.ts';
+import { HttpServer } from '../http/server.ts';
+import { CallControl } from '../bridge/call-control.ts';
 import { CallManager } from '../bridge/call-manager.ts';
-import { mountSip, type SipIngress } from '../ingress/sip/index.ts';
-import { mountTwilio } from '../ingress/twilio/index.ts';
-import { mountWebrtc } from '../ingress/webrtc/index.ts';
-import { mountVonage } from '../ingress/vonage/index.ts';
+import { builtinAdapters, sipIngress, type SipIngress } from '../ingress/adapters.ts';
+import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecords, type MountedIngress } from '../ingress/port.ts';
 import { MediaClock } from '../media/pacer.ts';
 import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
@@ -31,7 +30,7 @@ import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { Store, type Tables } from '../store/index.ts';
 import { ConfigError, type Config } from './config/index.ts';
-import { checkRtpRange, listenError } from './listen-errors.ts';
+import { listenError, mountError } from './listen-errors.ts';
 import { droppedLogLines, type Logger } from './logger.ts';
 import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
 import type { StoreFault } from '../store/index.ts';
@@ -54,6 +53,10 @@ export interface Gateway {
   http: HttpServer;
   /** SIP trunk ingress (UDP + TCP on SWITCHBOARD_SIP_PORT, RTP from SWITCHBOARD_RTP_PORTS). */
   sip: SipIngress;
+  /** Every mounted ingress adapter, by name, in mount order (ingress/adapters.ts, then `options.adapters`). */
+  ingress: ReadonlyMap<string, MountedIngress>;
+  /** What the adapters do to calls (bridge/call-control.ts). */
+  control: CallControl;
   /** Refused calls, counted per source and window (bridge/refusals.ts); `flush()` ends the window now. */
   refusals: RefusalLog;
   urls: { http: string; public: string };
@@ -65,8 +68,25 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
+export interface GatewayOptions {
+  /** Ingress adapters mounted after the built-in ones (a test's own provider, test/fixtures/fake-provider/). */
+  adapters?: readonly IngressAdapter[];
+}
+
+/** The adapters to mount: names unique and of the adapters' pattern (they are stored as a call's provider). */
+function adapterList(builtin: IngressAdapter[], extra: readonly IngressAdapter[]): IngressAdapter[] {
+  const all = [...builtin, ...extra];
+  const seen = new Set<string>();
+  for (const a of all) {
+    if (!ADAPTER_NAME.test(a.name)) throw new Error(`ingress adapter name ${JSON.stringify(a.name)} does not match ${ADAPTER_NAME}`);
+    if (seen.has(a.name)) throw new Error(`two ingress adapters are named ${a.name}`);
+    seen.add(a.name);
+  }
+  return all;
+}
+
 /** Starts the gateway from `config` (cli/config/: parsed once by the caller); each module gets its section. */
-export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+export async function startGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   if (config.store.clusterNats) {
     throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
   }
@@ -142,6 +162,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   calls.onAttached((callId) => admission.attached(callId));
   if (admission.enabled) logger.info({ ...limits }, 'admission control on: new calls beyond these limits get a busy answer');
   const refusals = new RefusalLog(store, { logger });
+  const control = new CallControl({ store, sessions: calls, admission, refusals, logger });
+  const adapters = adapterList(
+    builtinAdapters({
+      publicUrl: config.http.publicUrl,
+      development: config.profile === 'development',
+      host: config.host,
+      twilioAuthToken: config.providers.twilio.authToken,
+      vonageSignatureSecret: config.providers.vonage.signatureSecret,
+      sip: config.sip,
+      webrtc: config.webrtc,
+    }),
+    options.adapters ?? [],
+  );
   const http = new HttpServer(logger);
   metrics.attach({
     callsActive: () => calls.size,
@@ -163,71 +196,75 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     ffmpegPath: config.recording.ffmpegPath,
     publicUrl: config.http.publicUrl,
     agents,
+    providers: adapters.map((a) => a.name),
   };
   await mountApi(http, api);
   const subscriptions = mountSubscriptions(http, api);
-  mountTwilio({
-    http,
-    store,
-    calls,
-    admission,
-    refusals,
+  let listening = false;
+  const ingressHost: IngressHost = {
+    http: {
+      register: async (plugin) => {
+        if (listening) throw new Error('HTTP routes are registered before the server listens (an adapter of stage `sockets` has none)');
+        await http.app.register(plugin);
+      },
+      onUpgrade: (path, handler) => http.onUpgrade(path, handler),
+    },
+    calls: control,
+    store: { read: (tenant) => store.read(tenant), node: store.node },
+    records: { submit: (reducer, args, who) => store.submit(reducer, args, who) } satisfies IngressRecords,
+    grants: subscriptions,
     logger,
-    publicUrl: config.http.publicUrl,
-    authToken: config.providers.twilio.authToken,
-    development: config.profile === 'development',
-  });
-  await mountWebrtc({ http, store, calls, admission, refusals, logger, dataDir: config.dataDir, config: config.webrtc, subscriptions });
-  mountVonage({
-    http,
-    store,
-    calls,
-    admission,
-    refusals,
-    logger,
-    publicUrl: config.http.publicUrl,
-    signatureSecret: config.providers.vonage.signatureSecret,
-    development: config.profile === 'development',
-  });
-  let bound: { port: number; host: string };
-  try {
-    bound = await http.listen(config.http.port, config.host);
-  } catch (err) {
-    clock.stop();
-    recordings.stop();
-    store.close();
-    throw listenError(err, 'HTTP', config.host, config.http.port);
-  }
-  let sip: SipIngress;
-  try {
-    const { port, rtpPorts, advertise, ringMs, dialTimeoutMs, trunk, outbound } = config.sip;
-    await checkRtpRange(rtpPorts, config.host);
-    sip = await mountSip({ store, calls, admission, refusals, logger, host: config.host, port, rtpPorts, advertise, ringMs, dialTimeoutMs, trunk, outbound, dataDir: config.dataDir });
-  } catch (err) {
+    dataDir: config.dataDir,
+  };
+  const mounted = new Map<string, MountedIngress>();
+  /** Closes what is mounted, last first (shutdown, or a start that failed half-way). */
+  const closeIngress = async (): Promise<void> => {
+    for (const m of [...mounted.values()].reverse()) await m.close();
+  };
+  const giveUp = async (): Promise<void> => {
+    await closeIngress().catch((err: unknown) => logger.warn({ err }, 'closing ingress adapters failed'));
     await http.close();
     clock.stop();
     recordings.stop();
     store.close();
-    if (err instanceof ConfigError) throw err;
-    const message = (err as Error).message;
-    // A bad SWITCHBOARD_SIP_* setting names itself; a taken port is one line; anything else is the listen failing.
-    if (/SWITCHBOARD_SIP_/.test(message)) throw new ConfigError(message);
-    const listen = listenError(err, 'SIP', config.host, config.sip.port);
-    throw listen instanceof ConfigError ? listen : new Error(`SIP could not listen on ${config.host}:${config.sip.port} (SWITCHBOARD_SIP_PORT): ${message}`);
+  };
+  const mountStage = async (stage: 'routes' | 'sockets'): Promise<void> => {
+    for (const adapter of adapters.filter((a) => (a.stage ?? 'routes') === stage)) {
+      try {
+        mounted.set(adapter.name, await adapter.mount(ingressHost));
+      } catch (err) {
+        await giveUp();
+        throw mountError(err);
+      }
+    }
+  };
+  await mountStage('routes');
+  let bound: { port: number; host: string };
+  try {
+    bound = await http.listen(config.http.port, config.host);
+  } catch (err) {
+    await closeIngress().catch(() => undefined);
+    clock.stop();
+    recordings.stop();
+    store.close();
+    throw listenError(err, config.host, config.http.port);
+  }
+  listening = true;
+  await mountStage('sockets');
+  const sip = sipIngress(mounted);
+  if (!sip) {
+    await giveUp();
+    throw new Error('the SIP ingress is not mounted');
   }
   // The admin token is made only once every port listens: a start that fails on a port loses no token.
   let adminToken: string | null;
   try {
     adminToken = await bootstrapAdmin(store, config.admin.token, logger);
   } catch (err) {
-    await sip.close();
-    await http.close();
-    clock.stop();
-    recordings.stop();
-    store.close();
+    await giveUp();
     throw err;
   }
-  api.dialer = sip.dialer;
+  api.dialer = [...mounted.values()].find((m) => m.dialer)?.dialer;
   ready = true;
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.http.publicUrl };
@@ -248,6 +285,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     clock,
     http,
     sip,
+    ingress: mounted,
+    control,
     refusals,
     urls,
     admin: { email: BOOTSTRAP_EMAIL, token: adminToken, fromEnv: Boolean(config.admin.token) },
@@ -256,7 +295,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         ready = false;
         subscriptions.close();
         calls.close();
-        await sip.close();
+        await closeIngress();
         agents.close();
         clock.stop();
         loopLag?.stop();

@@ -64,7 +64,7 @@ export function registerConnectCommand(numbers: Command): void {
         process.exitCode = 2;
         return;
       }
-      const { connectProvider, ProviderConnectError } = await import('../ingress/vonage/connect.ts');
+      const { connectProvider, ProviderConnectError } = await (await import('../ingress/adapters.ts')).vonageNumberConnect();
       try {
         await connectProvider({ number, publicUrl: opts.publicUrl, dryRun: opts.dryRun === true, env, print: (line) => console.log(line) });
       } catch (err) {

@@ -13,18 +13,17 @@
  * Twilio does not use this: its X-Twilio-Signature is an HMAC over URL and
  * params with no nonce or timestamp, so there is nothing to remember.
  */
-import type { SwitchboardTables } from '../schema/index.ts';
 import { OPERATOR_TENANT } from '../schema/index.ts';
-import type { PROVIDERS } from '../schema/tables.ts';
-import type { Store } from '../store/index.ts';
+import type { IngressRecords } from './port.ts';
 import { webhook_nonce_claimed } from '../schema/reducers.ts';
 
 export type NonceVerdict = { ok: true } | { ok: false; status: 403 | 503; reason: string };
 
 export class WebhookNonces {
   constructor(
-    private readonly store: Store<SwitchboardTables>,
-    private readonly provider: (typeof PROVIDERS)[number],
+    private readonly store: IngressRecords,
+    /** The adapter's name (`provider` of the nonce row). */
+    private readonly provider: string,
   ) {}
 
   /** Claims `nonce` until `expiresAtMs`; refused if it was already claimed (in this process or before a restart). */

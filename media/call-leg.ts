@@ -12,7 +12,8 @@ import { performance } from 'node:perf_hooks';
 import { SafeEmitter } from './emitter.ts';
 import type { AudioFrame, SampleRate } from './frame.ts';
 
-export type LegProvider = 'twilio' | 'vonage' | 'sip' | 'webrtc';
+/** The name of the ingress adapter a leg came through (ingress/port.ts): data, never branched on outside it. */
+export type LegProvider = string;
 export type DtmfSource = 'rfc4733' | 'inband' | 'sip-info' | 'provider';
 
 export interface LegClose {

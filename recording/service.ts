@@ -3,8 +3,8 @@
  * call's recording (`recording_started`, or a new segment + gap after a
  * resume), hands the session a recorder tap, and finalizes when the call has
  * ended — whoever ended it (agent hangup, provider status, BYE) and even after
- * a restart: it watches `calls` for `ended` and sweeps unfinished recordings
- * at boot. Finalize = timeline → WAV (or Ogg/MP3) → sha256 → envelope
+ * a restart: it watches `calls` for `ended` (the one route by which it learns
+ * of a call's end) and sweeps unfinished recordings at boot. Finalize = timeline → WAV (or Ogg/MP3) → sha256 → envelope
  * encryption → blob store → `recording_finalized`. Any failure is a
  * `recording_failed` row with the reason; the call itself never notices.
  */
@@ -201,14 +201,13 @@ export class RecordingService implements RecordingPort {
           await store.submit(recording_paused, { recording_id: recordingId, at_ms: Math.round(nowMs()), reason, mode: policyMode }, who);
         }
       },
-      finish: async (callEnded) => {
+      finish: async () => {
         if (this.active.get(recordingId) === active) this.active.delete(recordingId);
         try {
           recorder.close();
         } finally {
-          markClosed();
+          markClosed(); // a finalize waiting for this segment (the call ended first) goes on
         }
-        if (callEnded) this.finalizeCall(ref.tenant, ref.callId);
       },
     };
   }

@@ -15,7 +15,16 @@ const text = z.string().max(10_000);
 export const CALL_STATES = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming', 'ended'] as const;
 export type CallState = (typeof CALL_STATES)[number];
 export const ROLES = ['admin', 'compliance', 'auditor', 'developer'] as const;
+/** The built-in ingress adapters (ingress/adapters.ts), as data: the default set the API accepts for a number. */
 export const PROVIDERS = ['twilio', 'vonage', 'sip', 'webrtc'] as const;
+/**
+ * A call's (or a number's) provider: the name of the ingress adapter it came through. Any name of the adapters'
+ * pattern (ingress/port.ts ADAPTER_NAME) is valid data, not only the built-in four: a new adapter needs no schema
+ * edit. A pattern rather than a list registered at start keeps reducers a function of the log alone: a replay
+ * on a node that does not mount some adapter still accepts its calls. Which names a user may give a number is
+ * the API's check, against the adapters this gateway mounts.
+ */
+export const ProviderName = z.string().regex(/^[a-z][a-z0-9-]{1,31}$/, 'a provider (ingress adapter) name: a lowercase letter, then letters, digits or -');
 
 export const tenants = defineTable({
   name: 'tenants',
@@ -67,7 +76,7 @@ export const numbers = defineTable({
     tenant: id,
     /** E.164 (+15551234567) or a SIP URI user part / URI. */
     number: z.string().min(2).max(256),
-    provider: z.enum(PROVIDERS).nullable(),
+    provider: ProviderName.nullable(),
     agent: z.string().min(1).max(100),
     consent_policy_id: id.nullable(),
     created_at: ts,
@@ -111,7 +120,7 @@ export const calls = defineTable({
   row: z.object({
     id,
     tenant: id,
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     provider_call_id: z.string().min(1).max(256),
     number_id: id.nullable(),
     from_uri: z.string().max(512),
@@ -147,7 +156,7 @@ export const legs = defineTable({
     tenant: id,
     call_id: id,
     kind: z.enum(['caller', 'agent', 'human', 'supervisor']),
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     media_session: z.string().max(256).nullable(),
     codec: z.string().max(32).nullable(),
     sample_rate: z.number().int().positive().nullable(),
@@ -342,7 +351,7 @@ export const webhook_nonces = defineTable({
   row: z.object({
     /** `provider:nonce`. */
     id: z.string().min(1).max(220),
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     expires_at: ts,
     claimed_at: ts,
   }),

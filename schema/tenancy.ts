@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { requireCaller } from './access.ts';
 import { defineReducer } from './reducer.ts';
 import { DEFAULT_POLICY } from './consent.ts';
-import { PROVIDERS } from './tables.ts';
+import { ProviderName } from './tables.ts';
 
 /** E.164 or a SIP URI / user part. */
 export const NumberSchema = z
@@ -51,7 +51,7 @@ export const number_added = defineReducer(
   z.object({
     number: NumberSchema,
     agent: z.string().min(1).max(100),
-    provider: z.enum(PROVIDERS).nullable().default(null),
+    provider: ProviderName.nullable().default(null),
     consent_policy_id: z.string().max(200).nullable().default(null),
   }),
   (ctx, a) => {

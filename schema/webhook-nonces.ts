@@ -13,7 +13,7 @@
  */
 import { z } from 'zod';
 import { defineReducer } from './reducer.ts';
-import { PROVIDERS } from './tables.ts';
+import { ProviderName } from './tables.ts';
 
 /** Expired rows deleted by one claim, at most (bounded work per command). */
 export const NONCE_PURGE_BATCH = 32;
@@ -21,7 +21,7 @@ export const NONCE_PURGE_BATCH = 32;
 export const webhook_nonce_claimed = defineReducer(
   'webhook_nonce_claimed',
   z.object({
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     /** The provider's one-time value (Vonage: the JWT `jti`). */
     nonce: z.string().min(1).max(200),
     /** ms since epoch after which the signed request could no longer pass verification anyway. */

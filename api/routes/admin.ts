@@ -24,13 +24,15 @@ const TenantBody = z.strictObject({
   admin_email: z.string().email().max(320),
   admin_password: Password.optional(),
 });
-const NumberBody = z.strictObject({
-  number: NumberSchema,
-  agent: z.string().min(1).max(100),
-  /** A policy id, or a policy name (its newest version). Default: the tenant's `default`. */
-  consent_policy: z.string().min(1).max(200).optional(),
-  provider: z.enum(PROVIDERS).optional(),
-});
+/** `provider`: one of the ingress adapters this gateway mounts (`ctx.providers`; default the built-in four). */
+const numberBody = (providers: readonly string[]) =>
+  z.strictObject({
+    number: NumberSchema,
+    agent: z.string().min(1).max(100),
+    /** A policy id, or a policy name (its newest version). Default: the tenant's `default`. */
+    consent_policy: z.string().min(1).max(200).optional(),
+    provider: z.enum(providers as [string, ...string[]]).optional(),
+  });
 const IdParam = z.strictObject({ id: z.string().min(1).max(200) });
 const AccessQuery = z.strictObject({
   call_id: z.string().min(1).max(200).optional(),
@@ -40,6 +42,7 @@ const AccessQuery = z.strictObject({
 });
 
 export function mountAdminRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const NumberBody = numberBody(ctx.providers ?? PROVIDERS);
   app.post('/v1/tenants', async (req, reply) => {
     const p = authorize(ctx, req, 'tenants:manage');
     if (p.tenant !== OPERATOR_TENANT) throw new HttpError(403, 'forbidden', `only admins of the ${OPERATOR_TENANT} tenant create tenants`);

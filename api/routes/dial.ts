@@ -13,23 +13,16 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { parseSipUri } from '../../ingress/sip/headers.ts';
-import { DialError } from '../../ingress/sip/uac.ts';
+import { DialError } from '../../ingress/port.ts';
 import { authorize } from '../auth/principal.ts';
 import { HttpError, parse, type ApiContext } from '../context.ts';
-
-const isSipUri = (s: string): boolean => {
-  const u = parseSipUri(s);
-  return u !== null && u.scheme === 'sip' && u.headers === null && u.host !== '';
-};
 
 export const DialBody = z.strictObject({
   from: z.string().min(1, 'the number to call from').max(512),
   to: z
     .string()
     .max(512)
-    .refine((s) => /^sip:/i.test(s), 'must be a sip: URI (sip:user@host[:port]); tel: and E.164 need a trunk, none is configured')
-    .refine(isSipUri, 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp])'),
+    .refine((s) => /^sip:/i.test(s), 'must be a sip: URI (sip:user@host[:port]); tel: and E.164 need a trunk, none is configured'),
   agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase agent name: letters, digits, - and _').optional(),
 });
 
@@ -37,6 +30,9 @@ export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/calls', async (req, reply) => {
     const p = authorize(ctx, req, 'calls:originate');
     const body = parse(DialBody, req.body);
+    // The target's grammar is the dialer's (the SIP adapter parses its URIs); checked before anything is looked up.
+    const problem = ctx.dialer?.targetProblem(body.to);
+    if (problem) throw new HttpError(400, 'invalid_request', `to: ${problem}`);
     if (!ctx.store.read(p.tenant).numbers.findOne({ number: body.from })) {
       throw new HttpError(404, 'number_not_found', `from: ${body.from} is not one of your numbers (GET /v1/numbers)`);
     }

@@ -22,9 +22,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import type { OutboundConfig } from '../../ingress/sip/outbound-config.ts';
-import type { TrunkConfig } from '../../ingress/sip/trunk-config.ts';
-import type { WebrtcConfig } from '../../ingress/webrtc/config.ts';
+import type { OutboundConfig, TrunkConfig, WebrtcConfig } from '../../ingress/settings.ts';
 import { resolveDurability, type Durability } from '../../store/index.ts';
 import { EnvSchema, pickEnv, type Env, type ProfileName, type VariableName } from './schema.ts';
 import { ConfigError, outboundSettings, speechSettings, trunkSettings, webrtcSettings, type SpeechSettings } from './sections.ts';

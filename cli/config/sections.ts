@@ -8,11 +8,7 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
-import { CidrList } from '../../ingress/sip/cidr.ts';
-import { ha1Of } from '../../ingress/sip/digest.ts';
-import { OutboundConfig, OutboundConfigError } from '../../ingress/sip/outbound-config.ts';
-import { DEFAULT_RATE, defaultRealm, type TrunkConfig } from '../../ingress/sip/trunk-config.ts';
-import type { WebrtcConfig } from '../../ingress/webrtc/config.ts';
+import { CidrList, DEFAULT_RATE, defaultRealm, ha1Of, OutboundConfig, OutboundConfigError, type TrunkConfig, type WebrtcConfig } from '../../ingress/settings.ts';
 import type { Env } from './schema.ts';
 
 export class ConfigError extends Error {

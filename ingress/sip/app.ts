@@ -9,14 +9,9 @@
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
-import type { CallSession } from '../../bridge/call-session.ts';
-import type { CallAdmission } from '../../bridge/admission.ts';
-import { refuseUnrouted, routeInbound } from '../../bridge/inbound.ts';
-import type { RefusalLog } from '../../bridge/refusals.ts';
+import type { CallControl } from '../../bridge/call-control.ts';
 import { unmapped } from './cidr.ts';
-import type { CallLeg } from '../../media/call-leg.ts';
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
+import type { IngressStore } from '../port.ts';
 import { Dialog, DialogState, dialogId, newTag, type DialogSnapshot } from './dialog.ts';
 import { parseSipUri } from './headers.ts';
 import { resumeStoredDialogs } from './resume.ts';
@@ -29,18 +24,15 @@ import type { SipUas, UasHandler } from './uas.ts';
 import { ALLOW, type Refusal, type ValidRequest } from './validate.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
-/** What the SIP ingress needs of the call manager. */
-export interface SipCallManager {
-  attach(ref: { tenant: string; callId: string }, leg: CallLeg): Promise<CallSession>;
-  providerEnded(callId: string, reason: string): void;
-}
+/** What the SIP ingress needs of call control (bridge/call-control.ts). */
+export type SipCallControl = Pick<CallControl, 'receive' | 'refuseUnknown' | 'receivedThenEnded' | 'attach' | 'end' | 'mediaUpdated' | 'hold' | 'resume'>;
+
+/** The provider name of SIP calls (`calls.provider`). */
+export const PROVIDER = 'sip';
 
 export interface SipAppDeps {
-  store: Store<SwitchboardTables>;
-  calls: SipCallManager;
-  admission?: CallAdmission;
-  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
-  refusals?: RefusalLog;
+  store: IngressStore;
+  calls: SipCallControl;
   logger: Logger;
   rtp: RtpPortPool;
   /** Address put in SDP and Contact when bound to a wildcard (default: first non-loopback IPv4). */
@@ -97,8 +89,9 @@ export class SipApp implements UasHandler {
     if (v.req.method !== 'INVITE' || v.to.params.tag) return null;
     const to = this.numberFor(v);
     if (this.deps.store.read(null).numbers.findOne({ number: to })) return null;
-    const inbound = { provider: 'sip' as const, providerCallId: v.callId, from: v.from.uri, to, source: unmapped(peer.address) };
-    return refuseUnrouted(this.deps.store, inbound, 'sip:invite', this.deps.refusals)
+    const inbound = { provider: PROVIDER, providerCallId: v.callId, from: v.from.uri, to, source: unmapped(peer.address) };
+    return this.deps.calls
+      .refuseUnknown(inbound, 'sip:invite')
       .catch((err: unknown) => this.log.warn({ err, callId: v.callId }, 'SIP unknown-number refusal not recorded'))
       .then(() => {
         // debug: a flood must not become a log line per INVITE (the refusal log has the record).
@@ -238,10 +231,10 @@ export class SipApp implements UasHandler {
   private async newCall(tx: InviteServerTransaction, v: ValidRequest, peer: Peer): Promise<void> {
     const to = this.numberFor(v);
     const from = v.from.uri;
-    const inbound = { provider: 'sip' as const, providerCallId: v.callId, from, to, source: unmapped(peer.address) };
+    const inbound = { provider: PROVIDER, providerCallId: v.callId, from, to, source: unmapped(peer.address) };
     // (Screened before the transaction; a number removed since is refused here.)
     if (!this.deps.store.read(null).numbers.findOne({ number: to })) {
-      await refuseUnrouted(this.deps.store, inbound, 'sip:invite', this.deps.refusals);
+      await this.deps.calls.refuseUnknown(inbound, 'sip:invite');
       this.log.info({ callId: v.callId, to }, 'SIP call rejected: unknown number');
       return void this.uas.respond(tx, 404);
     }
@@ -271,7 +264,7 @@ export class SipApp implements UasHandler {
         release();
         return void (await this.recordCancelled(inbound)); // cancelled while ringing
       }
-      const decision = await routeInbound(this.deps.store, inbound, 'sip:invite', this.deps.admission, this.deps.refusals);
+      const decision = await this.deps.calls.receive(inbound, 'sip:invite');
       if (tx.state !== InviteTxState.Proceeding) {
         release();
         if (decision.kind === 'accepted') await this.endCall(decision, 'sip:cancel');
@@ -337,13 +330,9 @@ export class SipApp implements UasHandler {
         direction: neg.media.direction,
       };
       // The new media is committed before it is answered or used: a restart carries on with what was agreed.
-      const stored = await this.deps.store.submit(
-        call_media_updated,
-        { call_id: ctx.ref.callId, provider: 'sip', codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> },
-        { tenant: ctx.ref.tenant, caller: 'sip:reinvite' },
-      );
-      if (!stored.outcome.ok) {
-        this.log.warn({ outcome: stored.outcome, call: ctx.ref.callId }, 're-INVITE: media change not recorded; refused');
+      const stored = await this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> }, { caller: 'sip:reinvite' });
+      if (!stored.ok) {
+        this.log.warn({ outcome: stored, call: ctx.ref.callId }, 're-INVITE: media change not recorded; refused');
         return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
       }
       Object.assign(snap, next);
@@ -352,8 +341,8 @@ export class SipApp implements UasHandler {
       answer = neg.answer;
       if (neg.media.held !== ctx.held) {
         ctx.held = neg.media.held;
-        const r = await this.deps.store.submit(ctx.held ? call_held : call_unheld, { call_id: ctx.ref.callId }, { tenant: ctx.ref.tenant, caller: 'sip:reinvite' });
-        if (!r.outcome.ok) this.log.info({ outcome: r.outcome, held: ctx.held }, 'hold state not recorded');
+        const r = await this.deps.calls.hold(ctx.ref, ctx.held, { caller: 'sip:reinvite' });
+        if (!r.ok) this.log.info({ outcome: r, held: ctx.held }, 'hold state not recorded');
       }
     } else {
       // A refresh without an offer: our current session as the offer (the ACK's answer is ignored).
@@ -368,24 +357,15 @@ export class SipApp implements UasHandler {
   }
 
   /** A call cancelled before the answer is still a call: received, then ended (`sip:cancel`). */
-  private async recordCancelled(inbound: { provider: 'sip'; providerCallId: string; from: string; to: string }): Promise<void> {
-    const number = this.deps.store.read(null).numbers.findOne({ number: inbound.to });
-    if (!number) return;
-    const who = { tenant: number.tenant, caller: 'sip:invite' };
-    const r = await this.deps.store.submit(
-      call_received,
-      { provider: 'sip', provider_call_id: inbound.providerCallId, from: inbound.from, to: inbound.to, number_id: number.id, agent: number.agent },
-      who,
-    );
-    const callId = r.outcome.ok ? r.outcome.result.call_id : null;
-    if (callId) await this.endCall({ tenant: number.tenant, callId }, 'sip:cancel');
-    this.log.info({ callId: inbound.providerCallId, call: callId }, 'SIP call cancelled before the answer');
+  private async recordCancelled(inbound: { provider: string; providerCallId: string; from: string; to: string }): Promise<void> {
+    const callId = await this.deps.calls.receivedThenEnded(inbound, 'sip:invite', { reason: 'sip:cancel', source: (id) => ({ caller: 'sip', id: `sip:end:${id}` }) });
+    if (callId !== null) this.log.info({ callId: inbound.providerCallId, call: callId }, 'SIP call cancelled before the answer');
   }
 
+  /** Ends the call through call control (`call_ended`, idempotent per call), which also stops its session. */
   private async endCall(ref: { tenant: string; callId: string }, reason: string, detail?: string): Promise<void> {
     if (detail !== undefined) this.log.info({ call: ref.callId, reason, detail }, 'SIP call ending');
-    const r = await this.deps.store.submit(call_ended, { call_id: ref.callId, reason }, { tenant: ref.tenant, caller: 'sip', id: `sip:end:${ref.callId}` });
-    if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+    await this.deps.calls.end(ref, reason, { caller: 'sip', id: `sip:end:${ref.callId}` });
   }
 
   /** `call_ended` with `reason`, then the leg closes (BYE); a failure is logged, never left as an unhandled rejection. */
@@ -402,9 +382,8 @@ export class SipApp implements UasHandler {
     p.catch((err: unknown) => this.log.error({ err, call }, what));
   }
 
-  /** The call is over on our side (already `call_ended`): the session stops, the leg closes and sends BYE. */
+  /** The call is over on our side (already ended through call control, which stopped its session): the leg closes and sends BYE. */
   private endLocally(ctx: CallCtx, reason: string): void {
-    this.deps.calls.providerEnded(ctx.ref.callId, reason);
     if (!ctx.leg.closed) ctx.leg.close(reason);
   }
 
@@ -413,7 +392,6 @@ export class SipApp implements UasHandler {
     this.forget(ctx);
     ctx.leg.markRemoteEnded();
     await this.endCall(ctx.ref, reason);
-    this.deps.calls.providerEnded(ctx.ref.callId, reason);
     if (!ctx.leg.closed) ctx.leg.remoteHangup(reason);
   }
 

@@ -15,12 +15,9 @@
  * Outbound (agent-initiated) calls: uac.ts (INVITE through client-transaction.ts, digest answers from
  * outbound-config.ts / SWITCHBOARD_SIP_OUTBOUND) ─► app.ts `adoptOutbound` once answered.
  */
-import type { Logger } from 'pino';
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
-import type { CallAdmission } from '../../bridge/admission.ts';
-import type { RefusalLog } from '../../bridge/refusals.ts';
-import { SipApp, type SipCallManager } from './app.ts';
+import dgram from 'node:dgram';
+import { IngressConfigError, IngressListenError, type IngressAdapter, type IngressHost, type MountedIngress } from '../port.ts';
+import { PROVIDER, SipApp, type SipCallControl } from './app.ts';
 import { TrunkAdmission } from './admission.ts';
 import { OutboundConfig } from './outbound-config.ts';
 import { RtpPortPool } from './rtp.ts';
@@ -29,14 +26,8 @@ import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-c
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
 
-export interface SipDeps {
-  store: Store<SwitchboardTables>;
-  calls: SipCallManager;
-  /** New calls beyond this node's limits get 503 Service Unavailable with Retry-After (absent = no limits). */
-  admission?: CallAdmission;
-  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
-  refusals?: RefusalLog;
-  logger: Logger;
+/** The adapter's settings (new calls beyond the node's limits get 503 with Retry-After: host.calls). */
+export interface SipOptions {
   host: string;
   /** SIP port (UDP and TCP); 0 = any free port. */
   port: number;
@@ -47,19 +38,43 @@ export interface SipDeps {
   ringMs?: number;
   timers?: Partial<SipTimers>;
   /**
-   * Trunk admission settings (SWITCHBOARD_SIP_ALLOW, _USERS, _REALM, _RATE, built by cli/config/); absent = the
-   * defaults (any source, no digest auth, 50 requests/s per source, burst 100).
+   * Trunk admission settings (SWITCHBOARD_SIP_ALLOW, _USERS, _REALM, _RATE: trunk-config.ts) and outbound routes
+   * (SWITCHBOARD_SIP_OUTBOUND); absent = the defaults (any source, no digest auth, 50 requests/s per source,
+   * burst 100, no outbound credentials).
    */
   trunk?: TrunkConfig;
   /** Credentials for outbound calls (SWITCHBOARD_SIP_OUTBOUND, built by cli/config/); absent = none. */
   outbound?: OutboundConfig;
   /** Outbound calls: no final answer this long after the INVITE ─► CANCEL (SWITCHBOARD_SIP_DIAL_TIMEOUT_MS, default 60 s). */
   dialTimeoutMs?: number;
-  /** Where the digest nonce key is kept (sip-nonce.key), so nonces survive a restart; absent = per process. */
-  dataDir?: string;
+  /** Bind one RTP pair of the range before listening, so an unusable range stops the start (default true). */
+  checkRtpRange?: boolean;
 }
 
-export interface SipIngress {
+/**
+ * The SIP adapter, for the list in ingress/adapters.ts. It listens on its own sockets (stage `sockets`); a bad
+ * SWITCHBOARD_SIP_* setting is an IngressConfigError, a port or range that cannot be bound an IngressListenError.
+ */
+export function sipAdapter(opts: SipOptions): IngressAdapter {
+  return {
+    name: PROVIDER,
+    stage: 'sockets',
+    mount: async (host) => {
+      if (opts.checkRtpRange !== false) await checkRtpRange(opts.rtpPorts, opts.host);
+      try {
+        return await mountSip(host, opts);
+      } catch (err) {
+        if (err instanceof IngressConfigError || err instanceof IngressListenError) throw err;
+        const message = (err as Error).message;
+        // A bad SWITCHBOARD_SIP_* setting names itself; anything else is the listen failing.
+        if (/SWITCHBOARD_SIP_/.test(message)) throw new IngressConfigError(message);
+        throw new IngressListenError(err, 'SIP', `SIP port ${opts.port} on ${opts.host}`, 'SWITCHBOARD_SIP_PORT', opts.host, `SIP could not listen on ${opts.host}:${opts.port} (SWITCHBOARD_SIP_PORT): ${message}`);
+      }
+    },
+  };
+}
+
+export interface SipIngress extends MountedIngress {
   port: number;
   app: SipApp;
   uas: SipUas;
@@ -69,17 +84,19 @@ export interface SipIngress {
   close(): Promise<void>;
 }
 
-export async function mountSip(deps: SipDeps): Promise<SipIngress> {
-  const log = deps.logger.child({ ingress: 'sip' });
+/** What the SIP stack needs of its host: the port's host with call control narrowed to what SIP calls. */
+export type SipHost = Pick<IngressHost, 'store' | 'logger' | 'dataDir'> & { calls: SipCallControl & Pick<IngressHost['calls'], 'dial' | 'answered'> };
+
+export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngress> {
+  const log = host.logger.child({ ingress: PROVIDER });
+  // Validated before anything listens: a bad setting stops the start naming its variable.
   const trunk = deps.trunk ?? defaultTrunkConfig({ host: deps.host, advertise: deps.advertise });
   const outbound = deps.outbound ?? OutboundConfig.empty();
-  const admission = new TrunkAdmission(trunk, trunk.users ? loadNonceSecret(deps.dataDir) : Buffer.alloc(0), log);
+  const admission = new TrunkAdmission(trunk, trunk.users ? loadNonceSecret(host.dataDir) : Buffer.alloc(0), log);
   const rtp = new RtpPortPool(deps.rtpPorts.low, deps.rtpPorts.high, deps.host);
   const app = new SipApp({
-    store: deps.store,
-    calls: deps.calls,
-    ...(deps.admission ? { admission: deps.admission } : {}),
-    ...(deps.refusals ? { refusals: deps.refusals } : {}),
+    store: host.store,
+    calls: host.calls,
     logger: log,
     rtp,
     advertise: deps.advertise,
@@ -96,7 +113,7 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
   };
   const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler });
   app.bind(uas);
-  const dialer = new SipDialer({ store: deps.store, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
+  const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
   const resumed = await app.resumeDialogs();
   await dialer.endInterrupted();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
@@ -125,4 +142,44 @@ export async function mountSip(deps: SipDeps): Promise<SipIngress> {
         await uas.close();
       })()),
   };
+}
+
+function bindUdp(port: number, host: string): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    socket.once('error', (err) => {
+      socket.close();
+      reject(err);
+    });
+    socket.bind(port, host, () => {
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Proves the RTP range usable: RTP ports are bound per call, so nothing would notice an unusable range until the
+ * first SIP call. Binds the first free even/odd pair of `low`–`high` on `host`, then releases it; throws an
+ * IngressListenError (SWITCHBOARD_RTP_PORTS) for the last failure when no pair can be bound.
+ */
+export async function checkRtpRange(range: { low: number; high: number }, host: string): Promise<void> {
+  let last: unknown = null;
+  for (let port = range.low; port + 1 <= range.high; port += 2) {
+    try {
+      const rtp = await bindUdp(port, host);
+      try {
+        const rtcp = await bindUdp(port + 1, host);
+        rtcp.close();
+        return;
+      } finally {
+        rtp.close();
+      }
+    } catch (err) {
+      last = err;
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && (err as NodeJS.ErrnoException).code !== 'EACCES') break;
+    }
+  }
+  const span = `${range.low}-${range.high}`;
+  throw new IngressListenError(last, 'RTP', `every RTP port pair in ${span} on ${host}`, 'SWITCHBOARD_RTP_PORTS', host, `SWITCHBOARD_RTP_PORTS ${span}: no RTP port pair can be bound on ${host}`);
 }

@@ -15,9 +15,8 @@
  * a reason and the next call is tried.
  */
 import type { Logger } from 'pino';
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
-import type { SipCallManager } from './app.ts';
+import type { IngressStore } from '../port.ts';
+import { PROVIDER, type SipCallControl } from './app.ts';
 import { Dialog, DialogState, snapshotProblem, type DialogSnapshot } from './dialog.ts';
 import type { SipLeg } from './leg.ts';
 import { RtpSession, type RtpPortPool } from './rtp.ts';
@@ -28,8 +27,8 @@ type CallRef = { tenant: string; callId: string };
 
 /** What resuming needs of the SIP app. */
 export interface ResumeHost {
-  store: Store<SwitchboardTables>;
-  calls: SipCallManager;
+  store: IngressStore;
+  calls: SipCallControl;
   rtp: RtpPortPool;
   log: Logger;
   /** The address we are reached at by `peer` (SDP, Contact, Via). */
@@ -45,7 +44,7 @@ export interface ResumeHost {
 export async function resumeStoredDialogs(host: ResumeHost): Promise<number> {
   const db = host.store.read(null);
   let resumed = 0;
-  for (const row of db.legs.find({ provider: 'sip', state: 'connected' })) {
+  for (const row of db.legs.find({ provider: PROVIDER, state: 'connected' })) {
     const call = db.calls.get(row.call_id);
     if (!call || call.state === 'ended') continue;
     const ref = { tenant: call.tenant, callId: call.id };
@@ -83,7 +82,7 @@ async function resumeOne(host: ResumeHost, ref: CallRef, snap: DialogSnapshot): 
   const held = direction === 'recvonly' || direction === 'inactive';
   const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held };
   const leg = host.track(dialog, new RtpSession(sockets, media, `switchboard@${address}`), ref, held);
-  await host.store.submit(call_resume_requested, { call_id: ref.callId, reason: 'sip: node restarted' }, { tenant: ref.tenant, caller: 'sip:resume' });
+  await host.calls.resume(ref, 'sip: node restarted', { caller: 'sip:resume' });
   await host.calls.attach(ref, leg).catch((err: unknown) => host.log.warn({ err, call: ref.callId }, 'SIP resume: attach refused'));
   host.log.info({ callId: snap.callId, call: ref.callId, rtp: snap.rtpPort }, 'SIP call resumed after restart');
   return true;

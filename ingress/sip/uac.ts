@@ -23,10 +23,10 @@ import crypto from 'node:crypto';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
+import type { IngressStore } from '../port.ts';
 import { guarded } from '../../media/guard.ts';
-import type { SipApp } from './app.ts';
+import type { CallControl } from '../../bridge/call-control.ts';
+import { PROVIDER, type SipApp } from './app.ts';
 import { Dialog, newBranch, newTag } from './dialog.ts';
 import { answerChallenge } from './digest.ts';
 import { Headers, parseCSeq, parseSipUri, splitList } from './headers.ts';
@@ -37,37 +37,14 @@ import { negotiate, offerSdp } from './sdp.ts';
 import type { Destination, SipUas } from './uas.ts';
 import { ALLOW } from './validate.ts';
 import { endReasonFor } from './end-reasons.ts';
-import { call_answered, call_dialed, call_ended } from '../../schema/reducers.ts';
+import { DialError, type DialRequest, type OutboundDialer } from '../port.ts';
 
-export interface DialRequest {
-  tenant: string;
-  /** Who asks (`user:<id>`): the store checks `calls:originate`. */
-  caller: string;
-  /** One of the tenant's numbers. */
-  from: string;
-  /** A sip: URI. */
-  to: string;
-  agent?: string | null;
-}
-
-/** A dial refused before anything was sent; `status` is the HTTP status it maps to. */
-export class DialError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** What the API needs of outbound calling. */
-export interface OutboundDialer {
-  dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }>;
-}
+export type { DialRequest, OutboundDialer } from '../port.ts';
+export { DialError } from '../port.ts';
 
 export interface DialerDeps {
-  store: Store<SwitchboardTables>;
+  store: IngressStore;
+  calls: Pick<CallControl, 'end' | 'dial' | 'answered'>;
   uas: SipUas;
   app: SipApp;
   rtp: RtpPortPool;
@@ -141,6 +118,11 @@ export class SipDialer implements OutboundDialer {
     return this.attempts.size;
   }
 
+  targetProblem(to: string): string | null {
+    const u = parseSipUri(to);
+    return u !== null && u.scheme === 'sip' && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp])';
+  }
+
   async dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }> {
     const uri = parseSipUri(req.to);
     if (!uri || uri.scheme !== 'sip') throw new DialError(400, 'invalid_request', `to: ${req.to} is not a sip: URI`);
@@ -161,18 +143,18 @@ export class SipDialer implements OutboundDialer {
       throw new DialError(503, 'no_rtp_port', 'no free RTP port: retry later');
     });
     const sipCallId = `${crypto.randomBytes(12).toString('hex')}@switchboard`;
-    const receipt = await this.deps.store
-      .submit(call_dialed, { provider: 'sip', provider_call_id: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null }, { tenant: req.tenant, caller: req.caller })
+    const receipt = await this.deps.calls
+      .dial({ tenant: req.tenant, caller: req.caller, provider: PROVIDER, providerCallId: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null })
       .catch((err: unknown) => {
         this.releaseSockets(sockets);
         throw err;
       });
-    if (!receipt.outcome.ok) {
+    if (!receipt.ok) {
       this.releaseSockets(sockets);
-      const { code, message } = receipt.outcome.error;
+      const { code, message } = receipt;
       throw new DialError(code === 'forbidden' ? 403 : code.endsWith('_not_found') ? 404 : 409, code, message);
     }
-    const callId = receipt.outcome.result.call_id;
+    const callId = receipt.result.call_id;
     const local = this.deps.app.localAddress(dest);
     const user = req.from.startsWith('sip:') ? (parseSipUri(req.from)?.user ?? 'switchboard') : req.from;
     const fromUri = `sip:${encodeURIComponent(user).replace(/%2B/g, '+')}@${route?.fromDomain ?? local}`;
@@ -198,10 +180,10 @@ export class SipDialer implements OutboundDialer {
    */
   async endInterrupted(): Promise<number> {
     const node = this.deps.store.node;
-    const stale = this.deps.store.read(null).calls.find({ provider: 'sip', direction: 'outbound', state: 'ringing' }).filter((c) => c.owner_node === node && !this.attempts.has(c.provider_call_id));
+    const stale = this.deps.store.read(null).calls.find({ provider: PROVIDER, direction: 'outbound', state: 'ringing' }).filter((c) => c.owner_node === node && !this.attempts.has(c.provider_call_id));
     for (const c of stale) {
-      const r = await this.deps.store.submit(call_ended, { call_id: c.id, reason: 'sip:interrupted' }, { tenant: c.tenant, caller: 'sip:uac', id: `sip:end:${c.id}` });
-      if (!r.outcome.ok) this.log.warn({ outcome: r.outcome, call: c.id }, 'interrupted outbound call not ended');
+      const ended = await this.deps.calls.end({ tenant: c.tenant, callId: c.id }, 'sip:interrupted', { caller: 'sip:uac', id: `sip:end:${c.id}` });
+      if (!ended) this.log.warn({ call: c.id }, 'interrupted outbound call not ended');
     }
     if (stale.length) this.log.warn({ calls: stale.map((c) => c.id) }, 'outbound calls still dialing when the previous process stopped: ended sip:interrupted');
     return stale.length;
@@ -296,8 +278,8 @@ export class SipDialer implements OutboundDialer {
       this.releaseSockets(a.sockets);
       return this.endCall(a, reason);
     }
-    const r = await this.deps.store.submit(call_answered, { call_id: a.ref.callId }, { tenant: a.ref.tenant, caller: 'sip:uac' });
-    if (!r.outcome.ok) {
+    const r = await this.deps.calls.answered(a.ref, { caller: 'sip:uac' });
+    if (!r.ok) {
       // Ended meanwhile (shutdown): hang up.
       const bye = dialog.request('BYE', sentBy);
       void this.deps.uas.sendRequest(bye.req, bye.dest);
@@ -339,8 +321,7 @@ export class SipDialer implements OutboundDialer {
   }
 
   private async endCall(a: Attempt, reason: string): Promise<void> {
-    const r = await this.deps.store.submit(call_ended, { call_id: a.ref.callId, reason }, { tenant: a.ref.tenant, caller: 'sip:uac', id: `sip:end:${a.ref.callId}` });
-    if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.log.warn({ outcome: r.outcome }, 'call_ended refused');
+    await this.deps.calls.end(a.ref, reason, { caller: 'sip:uac', id: `sip:end:${a.ref.callId}` });
   }
 
   private clearRing(a: Attempt): void {

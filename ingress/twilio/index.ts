@@ -5,8 +5,8 @@
  *   POST /twilio/voice  ─► route the call ─► <Connect><Stream url=…/twilio/media>
  *                                             <Parameter name="token" …/></Stream></Connect>
  *                                             <Redirect>/twilio/voice</Redirect>
- *   WS   /twilio/media  ─► signature + one-time token ─► TwilioLeg ─► CallManager
- *   POST /twilio/status ─► call_ended on a final status (idempotent, out-of-order safe)
+ *   WS   /twilio/media  ─► signature + one-time token ─► TwilioLeg ─► host.calls.attach
+ *   POST /twilio/status ─► host.calls.end on a final status (idempotent, out-of-order safe)
  *
  * When the stream drops (this node killed, network), Twilio executes the
  * <Redirect>: the webhook lands again, the call goes `resuming`, and a fresh
@@ -26,34 +26,21 @@
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import twilio from 'twilio';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
-import { guardMessages, rawText } from '../ws-guard.ts';
-import type { CallManager } from '../../bridge/call-manager.ts';
-import type { CallAdmission } from '../../bridge/admission.ts';
-import type { RefusalLog } from '../../bridge/refusals.ts';
-import { routeInbound } from '../../bridge/inbound.ts';
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
-import type { Logger } from 'pino';
+import { refuseUpgrade } from '../../http/server.ts';
+import { guardMessages, rawText } from '../../http/ws-guard.ts';
+import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
 import { StreamTokens } from '../stream-tokens.ts';
 import { TwilioLeg } from './leg.ts';
 import { parseInbound } from './messages.ts';
 import { verifyTwilioSignature, type SignaturePolicy } from './signature.ts';
 import { call_ended } from '../../schema/reducers.ts';
 
-export interface TwilioDeps {
-  http: HttpServer;
-  store: Store<SwitchboardTables>;
-  calls: CallManager;
-  /** New calls beyond this node's limits get `<Reject reason="busy"/>` (absent = no limits). */
-  admission?: CallAdmission;
-  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
-  refusals?: RefusalLog;
-  logger: Logger;
+/** The adapter's settings (new calls beyond the node's limits get `<Reject reason="busy"/>`: host.calls). */
+export interface TwilioOptions {
   publicUrl: string;
   /** From TWILIO_AUTH_TOKEN. */
   authToken: string | undefined;
@@ -67,8 +54,15 @@ const StatusParams = z.object({ CallSid, CallStatus: z.string().min(1).max(32) }
 const FINAL_STATUSES = new Set(['completed', 'busy', 'failed', 'no-answer', 'canceled']);
 const START_TIMEOUT_MS = 10_000;
 
-export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
-  const log = deps.logger.child({ ingress: 'twilio' });
+export const PROVIDER = 'twilio';
+
+/** The Twilio adapter, for the list in ingress/adapters.ts. */
+export function twilioAdapter(opts: TwilioOptions): IngressAdapter {
+  return { name: PROVIDER, mount: async (host) => mountTwilio(host, opts) };
+}
+
+export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promise<MountedIngress & { tokens: StreamTokens }> {
+  const log = host.logger.child({ ingress: PROVIDER });
   const policy: SignaturePolicy = { authToken: deps.authToken, allowUnsigned: deps.development };
   if (!deps.authToken) {
     if (deps.development) log.warn('TWILIO_AUTH_TOKEN is not set: Twilio requests are NOT authenticated (development profile only)');
@@ -97,7 +91,8 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
   };
   const twiml = (reply: FastifyReply, xml: string): FastifyReply => reply.type('text/xml; charset=utf-8').send(xml);
 
-  deps.http.app.post('/twilio/voice', async (req, reply) => {
+  const routes = async (app: FastifyInstance): Promise<void> => {
+  app.post('/twilio/voice', async (req, reply) => {
     const params = formParams(req);
     if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
     if (!authenticate(req, reply, params)) return reply;
@@ -105,15 +100,15 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const p = parsed.data;
     const response = new twilio.twiml.VoiceResponse();
-    const known = deps.store.read(null).calls.findOne({ provider: 'twilio', provider_call_id: p.CallSid });
-    if (known && known.state !== 'ended' && deps.calls.mediaLive(known.id)) {
+    const known = host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: p.CallSid });
+    if (known && known.state !== 'ended' && host.calls.mediaLive(known.id)) {
       log.warn({ callSid: p.CallSid, call: known.id, ip: req.ip }, 'voice webhook for a call whose stream is live: no stream token (a replay, or ahead of the old stream\'s close)');
       response.pause({ length: 1 });
       response.redirect({ method: 'POST' }, httpUrl('/twilio/voice'));
       return twiml(reply, response.toString());
     }
-    if (known) deps.calls.detachLost(known.id, 'media silent: Twilio asked to resume the call');
-    const decision = await routeInbound(deps.store, { provider: 'twilio', providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice', deps.admission, deps.refusals);
+    if (known) host.calls.detachLost(known.id, 'media silent: Twilio asked to resume the call');
+    const decision = await host.calls.receive({ provider: PROVIDER, providerCallId: p.CallSid, from: p.From, to: p.To }, 'twilio:voice');
     if (decision.kind === 'rejected') {
       log.info({ callSid: p.CallSid, to: p.To }, 'call rejected: unknown number');
       response.reject({ reason: 'rejected' });
@@ -145,30 +140,30 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     return twiml(reply, response.toString());
   });
 
-  deps.http.app.post('/twilio/status', async (req, reply) => {
+  app.post('/twilio/status', async (req, reply) => {
     const params = formParams(req);
     if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
     if (!authenticate(req, reply, params)) return reply;
     const parsed = StatusParams.safeParse(params);
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const { CallSid: sid, CallStatus: status } = parsed.data;
-    const call = deps.store.read(null).calls.findOne({ provider: 'twilio', provider_call_id: sid });
+    const call = host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: sid });
     if (!call) {
       log.info({ callSid: sid, status }, 'status for an unknown call ignored');
       return reply.code(204).send();
     }
     if (FINAL_STATUSES.has(status)) {
-      const r = await deps.store.submit(call_ended, { call_id: call.id, reason: `twilio:${status}` }, { tenant: call.tenant, caller: 'twilio:status', id: `twilio:status:${sid}:final` });
-      if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ outcome: r.outcome }, 'call_ended refused');
-      deps.calls.providerEnded(call.id, `twilio:${status}`);
+      await host.calls.end({ tenant: call.tenant, callId: call.id }, `twilio:${status}`, { caller: 'twilio:status', id: `twilio:status:${sid}:final` });
     }
     return reply.code(204).send();
   });
+  };
+  await host.http.register(routes);
 
   // Messages up to 1 MiB are read and validated (an oversized media frame is dropped, the call goes on);
   // beyond that the socket is closed (1009) and Twilio's <Redirect> resumes the call on a fresh stream.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  deps.http.onUpgrade('/twilio/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  host.http.onUpgrade('/twilio/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = req.url ?? '/twilio/media';
     const verdict = verifyTwilioSignature(policy, req.headers['x-twilio-signature'], [wsUrl(path), httpUrl(path)], {});
     if (!verdict.ok) {
@@ -195,13 +190,13 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
         log.warn({ callSid: msg.start.callSid }, 'media stream with an invalid or used token refused');
         return ws.close(1008, 'invalid stream token');
       }
-      if (deps.calls.mediaLive(grant.callId)) {
+      if (host.calls.mediaLive(grant.callId)) {
         // The caller's stream is flowing: a second one must not take the call over.
         log.warn({ callSid: msg.start.callSid, call: grant.callId }, 'second media stream for a call whose stream is live refused');
         return ws.close(1008, 'call already has a live stream');
       }
       const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1));
-      deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
+      host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
         log.warn({ err, call: grant.callId }, 'media attach refused');
       });
     });
@@ -212,5 +207,5 @@ export function mountTwilio(deps: TwilioDeps): { tokens: StreamTokens } {
     ws.on('close', () => clearTimeout(timer));
   };
 
-  return { tokens };
+  return { tokens, close: async () => wss.close() };
 }

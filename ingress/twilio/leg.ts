@@ -9,7 +9,7 @@
  * out-of-order messages are dropped and reported as warnings.
  */
 import type WebSocket from 'ws';
-import { guardMessages } from '../ws-guard.ts';
+import { guardMessages } from '../../http/ws-guard.ts';
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
 import { muLawDecode, muLawEncode } from '../../media/g711.ts';
 import { outbound, parseInbound, type InboundMessage } from './messages.ts';

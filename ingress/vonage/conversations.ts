@@ -7,8 +7,7 @@
  * — found in the store, where every Vonage media connection's leg row has the
  * conversation as its `media_session` and the call uuid in its resume data.
  */
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
+import type { IngressStore } from '../port.ts';
 
 const MAX_ENTRIES = 50_000;
 
@@ -16,7 +15,7 @@ export class ConversationIndex {
   private readonly byConversation = new Map<string, string>();
   private readonly byCall = new Map<string, string>();
 
-  constructor(private readonly store: Store<SwitchboardTables>) {}
+  constructor(private readonly store: IngressStore) {}
 
   remember(conversationUuid: string, callUuid: string): void {
     if (this.byConversation.get(conversationUuid) === callUuid) return;

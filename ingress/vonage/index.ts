@@ -4,8 +4,8 @@
  *
  *   GET|POST /vonage/answer ─► signed JWT ─► route the call ─► NCCO connect ─► wss://…/vonage/media
  *                                                              (token in headers, eventType synchronous)
- *   WS       /vonage/media  ─► signed handshake + websocket:connected + one-time token ─► VonageLeg ─► CallManager
- *   POST     /vonage/event  ─► caller leg final status ─► call_ended (idempotent, out-of-order safe)
+ *   WS       /vonage/media  ─► signed handshake + websocket:connected + one-time token ─► VonageLeg ─► host.calls.attach
+ *   POST     /vonage/event  ─► caller leg final status ─► host.calls.end (idempotent, out-of-order safe)
  *                           ─► media leg `disconnected` of a live call ─► a fresh NCCO connect: the call resumes
  *
  * A `disconnected` event resumes only a call whose media is lost here (it may
@@ -22,15 +22,10 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { refuseUpgrade, type HttpServer } from '../../api/server.ts';
-import { guardMessages, rawText } from '../ws-guard.ts';
-import type { CallManager } from '../../bridge/call-manager.ts';
-import type { CallAdmission } from '../../bridge/admission.ts';
-import type { RefusalLog } from '../../bridge/refusals.ts';
-import { routeInbound, type InboundDecision } from '../../bridge/inbound.ts';
-import type { Logger } from 'pino';
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
+import { refuseUpgrade } from '../../http/server.ts';
+import { guardMessages, rawText } from '../../http/ws-guard.ts';
+import type { InboundDecision } from '../../bridge/call-control.ts';
+import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
 import { StreamTokens } from '../stream-tokens.ts';
 import { WebhookNonces } from '../webhook-nonces.ts';
 import { ReplayCache, replayWindowEnd, verifyVonageRequest, type JwtPolicy, type JwtVerdict } from './jwt.ts';
@@ -40,15 +35,8 @@ import { busyNcco, endedNcco, streamNcco, transferNcco, unknownNumberNcco, type 
 import { ConversationIndex } from './conversations.ts';
 import { call_ended } from '../../schema/reducers.ts';
 
-export interface VonageDeps {
-  http: HttpServer;
-  store: Store<SwitchboardTables>;
-  calls: CallManager;
-  /** New calls beyond this node's limits hear a busy message and are not connected (absent = no limits). */
-  admission?: CallAdmission;
-  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
-  refusals?: RefusalLog;
-  logger: Logger;
+/** The adapter's settings (new calls beyond the node's limits hear a busy message: host.calls). */
+export interface VonageOptions {
   publicUrl: string;
   /** From VONAGE_SIGNATURE_SECRET. */
   signatureSecret: string | undefined;
@@ -63,8 +51,15 @@ const BODY_LIMIT = 64 * 1024;
 /** How long a `disconnected` event waits for the media socket's close it may have overtaken. */
 const RACE_MS = 2_500;
 
-export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: ReplayCache } {
-  const log = deps.logger.child({ ingress: 'vonage' });
+export const PROVIDER = 'vonage';
+
+/** The Vonage adapter, for the list in ingress/adapters.ts. */
+export function vonageAdapter(opts: VonageOptions): IngressAdapter {
+  return { name: PROVIDER, mount: async (host) => mountVonage(host, opts) };
+}
+
+export async function mountVonage(host: IngressHost, deps: VonageOptions): Promise<MountedIngress & { tokens: StreamTokens; replay: ReplayCache }> {
+  const log = host.logger.child({ ingress: PROVIDER });
   const policy: JwtPolicy = { secret: deps.signatureSecret, allowUnsigned: deps.development };
   if (!deps.signatureSecret) {
     if (deps.development) log.warn('VONAGE_SIGNATURE_SECRET is not set: Vonage requests are NOT authenticated (development profile only)');
@@ -73,8 +68,8 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
   const rate = deps.rate ?? 16000;
   const tokens = new StreamTokens();
   const replay = new ReplayCache();
-  const nonces = new WebhookNonces(deps.store, 'vonage');
-  const conversations = new ConversationIndex(deps.store);
+  const nonces = new WebhookNonces(host.records, PROVIDER);
+  const conversations = new ConversationIndex(host.store);
   const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
   const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
 
@@ -132,7 +127,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
 
   /** Resolves true once the call has no live media on this node, false if it still has after `RACE_MS`. */
   const mediaLost = async (callId: string): Promise<boolean> => {
-    for (let waited = 0; deps.calls.mediaLive(callId); waited += 50) {
+    for (let waited = 0; host.calls.mediaLive(callId); waited += 50) {
       if (waited >= RACE_MS) return false;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -161,7 +156,7 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
       const p = parsed.data;
       const to = phoneNumber(p.to);
-      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer', deps.admission, deps.refusals);
+      const decision = await host.calls.receive({ provider: PROVIDER, providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer');
       return ncco(reply, nccoFor(decision, p.uuid, p.conversation_uuid, to));
     };
     scope.get('/vonage/answer', answer);
@@ -175,22 +170,19 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
       const parsed = EventBody.safeParse(body);
       if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
       const e = parsed.data;
-      const read = deps.store.read(null);
+      const read = host.store.read(null);
       // The caller's own leg: its final status ends the call (idempotent; late or repeated events are no-ops).
-      const own = read.calls.findOne({ provider: 'vonage', provider_call_id: e.uuid });
+      const own = read.calls.findOne({ provider: PROVIDER, provider_call_id: e.uuid });
       if (own) {
         if (e.conversation_uuid) conversations.remember(e.conversation_uuid, e.uuid);
         if (FINAL_STATUSES.has(e.status)) {
-          const reason = `vonage:${e.status}`;
-          const r = await deps.store.submit(call_ended, { call_id: own.id, reason }, { tenant: own.tenant, caller: 'vonage:event', id: `vonage:event:${e.uuid}:final` });
-          if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') log.warn({ outcome: r.outcome }, 'call_ended refused');
-          deps.calls.providerEnded(own.id, reason);
+          await host.calls.end({ tenant: own.tenant, callId: own.id }, `vonage:${e.status}`, { caller: 'vonage:event', id: `vonage:event:${e.uuid}:final` });
         }
         return reply.code(204).send();
       }
       // Another leg of a known conversation: our media socket's leg.
       const callUuid = e.conversation_uuid ? conversations.callUuid(e.conversation_uuid) : null;
-      const call = callUuid ? read.calls.findOne({ provider: 'vonage', provider_call_id: callUuid }) : undefined;
+      const call = callUuid ? read.calls.findOne({ provider: PROVIDER, provider_call_id: callUuid }) : undefined;
       if (!call) {
         log.info({ uuid: e.uuid, status: e.status }, 'event for an unknown call ignored');
         return reply.code(204).send();
@@ -205,19 +197,19 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
         log.warn({ uuid: e.uuid, call: call.id }, 'disconnected event for a call whose media socket is live: no resume');
         return reply.code(204).send();
       }
-      deps.calls.detachLost(call.id, 'media silent: Vonage reported the socket disconnected');
-      const decision = await routeInbound(deps.store, { provider: 'vonage', providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event', deps.admission, deps.refusals);
+      host.calls.detachLost(call.id, 'media silent: Vonage reported the socket disconnected');
+      const decision = await host.calls.receive({ provider: PROVIDER, providerCallId: call.provider_call_id, from: call.from_uri, to: call.to_uri }, 'vonage:event');
       const actions = nccoFor(decision, call.provider_call_id, e.conversation_uuid ?? null, call.to_uri);
       rememberAnswer(e.uuid, actions);
       return ncco(reply, actions);
     });
   };
-  void deps.http.app.register(routes);
+  await host.http.register(routes);
 
   // Messages up to 1 MiB are read and validated (an oversized audio message is dropped, the call goes on);
   // beyond that the socket is closed (1009) and Vonage's synchronous event resumes the call on a fresh socket.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  deps.http.onUpgrade('/vonage/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  host.http.onUpgrade('/vonage/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     void verify(req.headers.authorization, null).then((verdict) => {
       if (socket.destroyed) return;
       if (!verdict.ok) {
@@ -250,14 +242,14 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
         log.warn({ contentType: msg['content-type'] }, 'media socket with an unsupported content-type refused');
         return ws.close(1003, 'unsupported content-type');
       }
-      if (deps.calls.mediaLive(grant.callId)) {
+      if (host.calls.mediaLive(grant.callId)) {
         // The caller's socket is flowing: a second one must not take the call over.
         log.warn({ call: grant.callId }, 'second media socket for a call whose socket is live refused');
         return ws.close(1008, 'call already has a live media socket');
       }
       const conversationUuid = conversations.conversationOf(grant.providerCallId);
       const leg = new VonageLeg(ws, { rate: legRate, session: conversationUuid ?? randomUUID(), callUuid: grant.providerCallId, conversationUuid });
-      deps.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
+      host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
         log.warn({ err, call: grant.callId }, 'media attach refused');
       });
     });
@@ -268,5 +260,5 @@ export function mountVonage(deps: VonageDeps): { tokens: StreamTokens; replay: R
     ws.on('close', () => clearTimeout(timer));
   };
 
-  return { tokens, replay };
+  return { tokens, replay, close: async () => wss.close() };
 }

@@ -15,7 +15,7 @@
  * malformed or unknown text message is dropped and reported as a warning.
  */
 import type WebSocket from 'ws';
-import { guardMessages } from '../ws-guard.ts';
+import { guardMessages } from '../../http/ws-guard.ts';
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
 import { outbound, parseText, type InboundText } from './messages.ts';
 

@@ -9,8 +9,7 @@
  * operator who removes the number (`DELETE /v1/numbers/:id`) keeps it removed.
  * `SWITCHBOARD_WEBRTC_DEMO=off` skips it on a fresh data dir.
  */
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
+import type { IngressRecords, IngressStore } from '../port.ts';
 import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 export const DEMO_NUMBER = 'demo';
@@ -24,16 +23,16 @@ export const DEMO_POLICY = {
   on_decline: 'continue-unrecorded' as const,
 };
 
-export async function ensureDemoNumber(store: Store<SwitchboardTables>): Promise<{ created: boolean; reason?: string }> {
+export async function ensureDemoNumber(store: IngressStore, records: IngressRecords): Promise<{ created: boolean; reason?: string }> {
   const read = store.read(DEMO_TENANT);
   if (!read.tenants.get(DEMO_TENANT)) return { created: false, reason: `no tenant ${DEMO_TENANT}` };
   if (store.read(null).numbers.findOne({ number: DEMO_NUMBER })) return { created: false };
   const who = { tenant: DEMO_TENANT, caller: 'system:bootstrap' };
-  const policy = await store.submit(consent_policy_created, DEMO_POLICY, { ...who, id: 'bootstrap:webrtc:demo-policy' });
+  const policy = await records.submit(consent_policy_created, DEMO_POLICY, { ...who, id: 'bootstrap:webrtc:demo-policy' });
   const existing = read.consent_policies.find({ name: DEMO_POLICY.name }, { orderBy: 'version', desc: true, limit: 1 })[0];
   const policyId = policy.outcome.ok ? policy.outcome.result.policy_id : existing?.id;
   if (!policyId) return { created: false, reason: policy.outcome.ok ? 'no policy' : policy.outcome.error.message };
-  const added = await store.submit(number_added, { number: DEMO_NUMBER, agent: 'default', provider: 'webrtc', consent_policy_id: policyId }, { ...who, id: 'bootstrap:webrtc:demo-number' });
+  const added = await records.submit(number_added, { number: DEMO_NUMBER, agent: 'default', provider: 'webrtc', consent_policy_id: policyId }, { ...who, id: 'bootstrap:webrtc:demo-number' });
   if (!added.outcome.ok) return { created: false, reason: added.outcome.error.message };
   return { created: !added.duplicate };
 }

@@ -18,16 +18,10 @@
  */
 import crypto from 'node:crypto';
 import type { FastifyReply } from 'fastify';
-import type { HttpServer } from '../../api/server.ts';
-import type { GrantResolver } from '../../api/subscribe.ts';
-import type { CallManager } from '../../bridge/call-manager.ts';
-import type { CallAdmission } from '../../bridge/admission.ts';
-import type { RefusalLog } from '../../bridge/refusals.ts';
-import { routeInbound } from '../../bridge/inbound.ts';
-import type { Logger } from 'pino';
+import type { InboundDecision } from '../../bridge/call-control.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
-import { OPERATOR_TENANT, type SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
+import { OPERATOR_TENANT } from '../../schema/index.ts';
+import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
 import type { WebrtcConfig } from './config.ts';
 import { DEMO_NUMBER, ensureDemoNumber } from './demo.ts';
 import { PeerError, WebrtcPeer } from './peer.ts';
@@ -36,20 +30,21 @@ import { SessionTokens } from './session-token.ts';
 import { WebrtcSessions } from './sessions.ts';
 import { transcript_accessed } from '../../schema/reducers.ts';
 
-export interface WebrtcDeps {
-  http: HttpServer;
-  store: Store<SwitchboardTables>;
-  calls: CallManager;
-  /** New calls beyond this node's limits get 503 with Retry-After (absent = no limits). */
-  admission?: CallAdmission;
-  /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
-  refusals?: RefusalLog;
-  logger: Logger;
-  dataDir: string;
+/**
+ * The adapter's settings: SWITCHBOARD_WEBRTC_* (built by cli/config/: ICE servers, addresses, the demo switch, Opus
+ * complexity; `SWITCHBOARD_WEBRTC_RESUME_GRACE_MS` the resume grace). New calls beyond the node's limits get 503
+ * with Retry-After (host.calls); the session token is offered to the subscription socket (host.grants).
+ */
+export interface WebrtcOptions {
   /** SWITCHBOARD_WEBRTC_* (built by cli/config/). */
   config: WebrtcConfig;
-  /** The subscription socket, to accept session tokens as a scoped read of their call. */
-  subscriptions: { addGrantResolver(resolver: GrantResolver): void };
+}
+
+export const PROVIDER = 'webrtc';
+
+/** The WebRTC adapter, for the list in ingress/adapters.ts. */
+export function webrtcAdapter(opts: WebrtcOptions): IngressAdapter {
+  return { name: PROVIDER, mount: (host) => mountWebrtc(host, opts) };
 }
 
 const To = /^(\+[1-9]\d{1,14}|sips?:[^\s]{1,250}|[A-Za-z0-9._~-]{1,64})$/;
@@ -57,19 +52,19 @@ const SESSION = /^wrtc_[A-Za-z0-9_-]{32}$/;
 
 const problem = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => reply.code(status).send({ error: { code, message } });
 
-export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcSessions; tokens: SessionTokens }> {
-  const log = deps.logger.child({ ingress: 'webrtc' });
+export async function mountWebrtc(host: IngressHost, deps: WebrtcOptions): Promise<MountedIngress & { sessions: WebrtcSessions; tokens: SessionTokens }> {
+  const log = host.logger.child({ ingress: PROVIDER });
   const cfg = deps.config;
-  const tokens = new SessionTokens(loadOrCreateMasterKey(deps.dataDir).key);
-  const sessions = new WebrtcSessions({ store: deps.store, calls: deps.calls, logger: log, resumeGraceMs: cfg.resumeGraceMs, opusComplexity: cfg.opusComplexity });
+  const tokens = new SessionTokens(loadOrCreateMasterKey(host.dataDir).key);
+  const sessions = new WebrtcSessions({ store: host.store, calls: host.calls, logger: log, resumeGraceMs: cfg.resumeGraceMs, opusComplexity: cfg.opusComplexity });
   if (cfg.demo) {
-    const demo = await ensureDemoNumber(deps.store);
+    const demo = await ensureDemoNumber(host.store, host.records);
     if (demo.created) log.info({ number: DEMO_NUMBER }, 'created the demo number: a browser call without ?to= reaches the default agent (opt-in consent)');
     else if (demo.reason) log.warn({ reason: demo.reason }, 'demo number not created');
   }
   log.info({ iceLite: cfg.iceServers.length === 0, iceServers: cfg.iceServers.length, hostAddresses: cfg.hostAddresses }, 'webrtc ingress ready');
 
-  deps.subscriptions.addGrantResolver((token) => {
+  host.grants.addGrantResolver((token) => {
     const claims = tokens.verify(token);
     if (!claims) return null;
     const { tenant, callId, session } = claims;
@@ -78,7 +73,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
       expiresAt: claims.expiresAt,
       tables: { calls: { id: callId }, consents: { call_id: callId }, transcript_segments: { call_id: callId } },
       audit: async (table) => {
-        const r = await deps.store.submit(
+        const r = await host.records.submit(
           transcript_accessed,
           { call_id: callId, detail: `live ${table} (softphone)`, purpose: 'the caller follows their own call', remote: null },
           { tenant, caller: `webrtc:${session}` },
@@ -88,9 +83,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
     };
   });
 
-  const app = deps.http.app;
-  app.addHook('onClose', async () => sessions.close());
-  await app.register(async (scope) => {
+  await host.http.register(async (scope) => {
     scope.addContentTypeParser('application/sdp', { parseAs: 'string', bodyLimit: MAX_SDP_BYTES }, (_req, body, done) => done(null, body));
 
     scope.post('/webrtc/offer', async (req, reply) => {
@@ -103,8 +96,8 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
       if (q.resume !== undefined) {
         const claims = tokens.verify(typeof q.resume === 'string' ? q.resume : null);
         if (!claims) return problem(reply, 401, 'invalid_token', 'the resume token is not valid or has expired');
-        const row = deps.store.read(claims.tenant).calls.get(claims.callId);
-        if (!row || row.provider !== 'webrtc' || row.provider_call_id !== claims.session) return problem(reply, 404, 'call_not_found', 'no such call');
+        const row = host.store.read(claims.tenant).calls.get(claims.callId);
+        if (!row || row.provider !== PROVIDER || row.provider_call_id !== claims.session) return problem(reply, 404, 'call_not_found', 'no such call');
         if (row.state === 'ended') return problem(reply, 410, 'call_ended', `the call has ended (${row.end_reason ?? 'ended'})`);
         route = { session: claims.session, from: row.from_uri, to: row.to_uri, resumed: true };
       } else {
@@ -120,9 +113,9 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
         throw err;
       }
       const { peer, answer } = negotiated;
-      let decision: Awaited<ReturnType<typeof routeInbound>>;
+      let decision: InboundDecision;
       try {
-        decision = await routeInbound(deps.store, { provider: 'webrtc', providerCallId: route.session, from: route.from, to: route.to, source: req.ip }, 'webrtc:offer', deps.admission, deps.refusals);
+        decision = await host.calls.receive({ provider: PROVIDER, providerCallId: route.session, from: route.from, to: route.to, source: req.ip }, 'webrtc:offer');
       } catch (err) {
         peer.close();
         throw err;
@@ -153,7 +146,7 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
     scope.delete('/webrtc/:session', async (req, reply) => {
       const { session } = req.params as { session: string };
       if (!SESSION.test(session)) return problem(reply, 404, 'session_not_found', 'no such session');
-      const call = deps.store.read(null).calls.findOne({ provider: 'webrtc', provider_call_id: session });
+      const call = host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: session });
       if (!call) return problem(reply, 404, 'session_not_found', 'no such session');
       if (call.state !== 'ended') await sessions.hangup(call.tenant, call.id, session);
       return reply.code(204).send();
@@ -163,13 +156,13 @@ export async function mountWebrtc(deps: WebrtcDeps): Promise<{ sessions: WebrtcS
 
     scope.get('/webrtc/directory', async (_req, reply) => {
       // Only the operator tenant's browser numbers are public; other tenants' numbers are never listed.
-      const numbers = deps.store
+      const numbers = host.store
         .read(OPERATOR_TENANT)
-        .numbers.find({ provider: 'webrtc' })
+        .numbers.find({ provider: PROVIDER })
         .map((n) => ({ number: n.number, agent: n.agent }))
         .sort((a, b) => (a.number === DEMO_NUMBER ? -1 : b.number === DEMO_NUMBER ? 1 : a.number.localeCompare(b.number)));
       return reply.header('Cache-Control', 'no-store').send({ numbers, default: DEMO_NUMBER });
     });
   });
-  return { sessions, tokens };
+  return { sessions, tokens, close: async () => sessions.close() };
 }

@@ -1,7 +1,7 @@
 /**
  * The WebRTC peer connections of this node, from answer to hang-up.
  *
- *   answered ─► connected within CONNECT_TIMEOUT_MS ─► WebrtcLeg ─► CallManager.attach
+ *   answered ─► connected within CONNECT_TIMEOUT_MS ─► WebrtcLeg ─► CallControl.attach
  *            └► not connected: peer closed; a new call that never had media is ended,
  *               a resume is left to the client's next try
  *
@@ -11,16 +11,16 @@
  * after `resumeGraceMs` of being orphaned, counted from when this process
  * first saw it orphaned (so a restart gives every call the full grace).
  */
-import type { CallManager } from '../../bridge/call-manager.ts';
 import type { Logger } from 'pino';
-import type { SwitchboardTables } from '../../schema/index.ts';
-import type { Store } from '../../store/index.ts';
+import type { CallControl } from '../../bridge/call-control.ts';
+import type { IngressStore } from '../port.ts';
 import { WebrtcLeg } from './leg.ts';
 import type { WebrtcPeer } from './peer.ts';
 import type { OfferSummary } from './sdp.ts';
 import { call_ended } from '../../schema/reducers.ts';
 
 export const CONNECT_TIMEOUT_MS = 20_000;
+const PROVIDER = 'webrtc';
 const LIVE_STATES = ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] as const;
 
 export interface PeerAttempt {
@@ -41,7 +41,7 @@ export class WebrtcSessions {
   private closed = false;
 
   constructor(
-    private readonly deps: { store: Store<SwitchboardTables>; calls: CallManager; logger: Logger; resumeGraceMs: number; opusComplexity?: number },
+    private readonly deps: { store: IngressStore; calls: CallControl; logger: Logger; resumeGraceMs: number; opusComplexity?: number },
   ) {
     this.sweeper = setInterval(() => void this.sweep().catch((err: unknown) => deps.logger.warn({ err }, 'webrtc sweep failed')), Math.min(5000, Math.max(250, deps.resumeGraceMs / 4)));
     this.sweeper.unref();
@@ -79,12 +79,11 @@ export class WebrtcSessions {
     });
   }
 
-  /** The browser hung up (`DELETE`): ends the call, closes its media. */
+  /** The browser hung up (`DELETE`): ends the call (call control stops its session, closing the media). */
   async hangup(tenant: string, callId: string, session: string): Promise<void> {
     this.pending.get(session)?.close();
     this.pending.delete(session);
     await this.end(tenant, callId, 'webrtc:hangup', `webrtc:hangup:${session}`);
-    this.deps.calls.providerEnded(callId, 'webrtc:hangup');
   }
 
   close(): void {
@@ -96,18 +95,17 @@ export class WebrtcSessions {
   }
 
   private async end(tenant: string, callId: string, reason: string, id: string): Promise<void> {
-    const r = await this.deps.store.submit(call_ended, { call_id: callId, reason }, { tenant, caller: 'webrtc', id });
-    if (!r.outcome.ok && r.outcome.error.code !== 'call_already_ended') this.deps.logger.warn({ outcome: r.outcome, call: callId }, 'call_ended refused');
+    await this.deps.calls.end({ tenant, callId }, reason, { caller: 'webrtc', id });
   }
 
   private async sweep(): Promise<void> {
     if (this.closed) return;
     const now = Date.now();
-    const live = this.deps.store.read(null).calls.find({ provider: 'webrtc', state: LIVE_STATES });
+    const live = this.deps.store.read(null).calls.find({ provider: PROVIDER, state: LIVE_STATES });
     const seen = new Set<string>();
     for (const call of live) {
       seen.add(call.id);
-      if (this.deps.calls.get(call.id) || this.pending.has(call.provider_call_id)) {
+      if (this.deps.calls.hasSession(call.id) || this.pending.has(call.provider_call_id)) {
         this.orphanedSince.delete(call.id);
         continue;
       }

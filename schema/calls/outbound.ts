@@ -10,13 +10,13 @@
 import { z } from 'zod';
 import { requireCaller } from '../access.ts';
 import { defineReducer } from '../reducer.ts';
-import { PROVIDERS } from '../tables.ts';
+import { ProviderName } from '../tables.ts';
 import { insertCall } from './lifecycle.ts';
 
 export const call_dialed = defineReducer(
   'call_dialed',
   z.object({
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     provider_call_id: z.string().min(1).max(256),
     /** One of the tenant's numbers (`numbers.number`): the caller ID, and the consent policy's source. */
     from: z.string().min(1).max(512),

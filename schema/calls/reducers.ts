@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { defineReducer } from '../reducer.ts';
-import { PROVIDERS, type CallState } from '../tables.ts';
+import { ProviderName, type CallState } from '../tables.ts';
 import { insertCall, loadCall, transition } from './lifecycle.ts';
 
 const callId = z.object({ call_id: z.string().min(1).max(200) });
@@ -13,7 +13,7 @@ const reason = z.string().min(1).max(200);
 export const call_received = defineReducer(
   'call_received',
   z.object({
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     provider_call_id: z.string().min(1).max(256),
     from: z.string().max(512),
     to: z.string().max(512),
@@ -79,7 +79,7 @@ export const call_media_connected = defineReducer(
   'call_media_connected',
   callId.extend({
     kind: z.enum(['caller', 'agent', 'human', 'supervisor']).default('caller'),
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     media_session: z.string().max(256).nullable().default(null),
     codec: z.string().max(32).nullable().default(null),
     sample_rate: z.number().int().positive().nullable().default(null),
@@ -137,7 +137,7 @@ export const call_media_lost = defineReducer(
 export const call_media_updated = defineReducer(
   'call_media_updated',
   callId.extend({
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     codec: z.string().max(32).nullable(),
     resume: z.record(z.string(), z.unknown()),
   }),
@@ -165,7 +165,7 @@ export const call_ended = defineReducer('call_ended', callId.extend({ reason }),
 export const call_rejected = defineReducer(
   'call_rejected',
   z.object({
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     provider_call_id: z.string().min(1).max(256),
     from: z.string().max(512),
     to: z.string().max(512),
@@ -183,7 +183,7 @@ export const call_rejected = defineReducer(
 export const call_rejections_aggregated = defineReducer(
   'call_rejections_aggregated',
   z.object({
-    provider: z.enum(PROVIDERS),
+    provider: ProviderName,
     source: z.string().min(1).max(256),
     reason: z.string().min(1).max(200),
     count: z.number().int().positive().max(1_000_000_000),

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway, type Gateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
+import type { IngressAdapter } from '../../ingress/port.ts';
 import { tmpDir } from './tmp.ts';
 
 export const TWILIO_TOKEN = 'test-auth-token-0123456789abcdef';
@@ -39,6 +40,8 @@ export interface TestGatewayOptions {
   logLevel?: string;
   /** Extra environment (SWITCHBOARD_FFMPEG, SWITCHBOARD_STT, …). */
   env?: Record<string, string>;
+  /** Ingress adapters mounted after the built-in ones (in-process gateways only; test/fixtures/fake-provider/). */
+  adapters?: readonly IngressAdapter[];
 }
 
 /**
@@ -82,7 +85,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<G
   const port = opts.port ?? (await freePort());
   const dataDir = opts.dataDir ?? tmpDir('sb-gw-');
   const env = gatewayEnv(opts, port, dataDir);
-  const gateway = await startGateway(loadConfig(env), createLogger(env.SWITCHBOARD_LOG_LEVEL));
+  const gateway = await startGateway(loadConfig(env), createLogger(env.SWITCHBOARD_LOG_LEVEL), { adapters: opts.adapters ?? [] });
   return Object.assign(gateway, { publicUrl: `http://127.0.0.1:${port}`, dataDir });
 }
 

@@ -21,7 +21,8 @@ import type { Gateway } from '../../cli/gateway.ts';
 import type { TestGatewayOptions } from '../helpers/gateway.ts';
 
 export type TestGateway = Gateway & { publicUrl: string; dataDir: string };
-export type Provider = 'twilio' | 'vonage' | 'sip' | 'webrtc';
+/** The adapter's name (`calls.provider`): the built-in four, or a test's own (test/fixtures/fake-provider/). */
+export type Provider = string;
 
 /** Whether a case applies to an adapter: `true`, or why not (the skip message). */
 export type Support = true | { unsupported: string };

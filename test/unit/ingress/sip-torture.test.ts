@@ -9,7 +9,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pino from 'pino';
+import { CallControl } from '../../../bridge/call-control.ts';
+import { CallManager } from '../../../bridge/call-manager.ts';
+import type { SessionDeps } from '../../../bridge/call-session.ts';
 import { mountSip, type SipIngress } from '../../../ingress/sip/index.ts';
+import { tmpDir } from '../../helpers/tmp.ts';
 import { openTestStore } from '../../helpers/store.ts';
 import { options, SipProbe } from '../../helpers/sip.ts';
 
@@ -21,14 +25,10 @@ let sip: SipIngress;
 let probe: SipProbe;
 const store = openTestStore();
 before(async () => {
-  sip = await mountSip({
-    store,
-    calls: { attach: () => Promise.reject(new Error('no calls in this test')), providerEnded: () => undefined },
-    logger: pino({ level: 'silent' }),
-    host: '0.0.0.0',
-    port: 0,
-    rtpPorts: { low: 40000, high: 40999 },
-  });
+  const logger = pino({ level: 'silent' });
+  // No number is routed: every INVITE is refused before a call (or a session) could exist.
+  const sessions = new CallManager({ store, logger } as unknown as SessionDeps);
+  sip = await mountSip({ store, logger, dataDir: tmpDir('sb-sip-torture-'), calls: new CallControl({ store, sessions, logger }) }, { host: '0.0.0.0', port: 0, rtpPorts: { low: 40000, high: 40999 } });
   // Torture Vias name port 5060 (or none = 5060) and 5050; mpart01 uses rport (source port).
   probe = await SipProbe.open([5060, 5050]);
 });

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { VARIABLE_NAMES } from '../../../cli/config/schema.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
-const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
+const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'http', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
 const doc = readFileSync(path.join(ROOT, 'docs', 'reference.md'), 'utf8');
 
 function sources(): Array<{ file: string; text: string }> {

@@ -1,0 +1,53 @@
+/**
+ * The list of ingress adapters this gateway mounts, in mount order (shut-down closes them in reverse), and the
+ * only module outside ingress/<provider>/ that imports an adapter. To add a provider: write
+ * ingress/<provider>/ implementing `IngressAdapter` (ingress/port.ts) and add it here with its settings.
+ *
+ * The settings come in as one neutral object (`IngressSettings`), built by the gateway from its configuration
+ * (cli/config/, parsed once): an adapter reads no process environment of its own.
+ */
+import type { IngressAdapter, MountedIngress } from './port.ts';
+import { PROVIDER as SIP } from './sip/app.ts';
+import { sipAdapter, type SipIngress } from './sip/index.ts';
+import { twilioAdapter } from './twilio/index.ts';
+import { vonageAdapter } from './vonage/index.ts';
+import { webrtcAdapter } from './webrtc/index.ts';
+import type { WebrtcConfig } from './webrtc/config.ts';
+import type { TrunkConfig } from './sip/trunk-config.ts';
+import type { OutboundConfig } from './sip/outbound-config.ts';
+
+export type { SipIngress } from './sip/index.ts';
+
+export interface IngressSettings {
+  publicUrl: string;
+  /** Development profile: unsigned provider webhooks pass (with a warning) when no secret is set. */
+  development: boolean;
+  /** Bind address (SWITCHBOARD_HOST). */
+  host: string;
+  /** TWILIO_AUTH_TOKEN. */
+  twilioAuthToken: string | undefined;
+  /** VONAGE_SIGNATURE_SECRET. */
+  vonageSignatureSecret: string | undefined;
+  /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, trunk admission, outbound routes). */
+  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig };
+  /** SWITCHBOARD_WEBRTC_*. */
+  webrtc: WebrtcConfig;
+}
+
+/** The built-in adapters: Twilio, WebRTC, Vonage (HTTP routes), then SIP (its own sockets, once HTTP listens). */
+export function builtinAdapters(s: IngressSettings): IngressAdapter[] {
+  return [
+    twilioAdapter({ publicUrl: s.publicUrl, authToken: s.twilioAuthToken, development: s.development }),
+    webrtcAdapter({ config: s.webrtc }),
+    vonageAdapter({ publicUrl: s.publicUrl, signatureSecret: s.vonageSignatureSecret, development: s.development }),
+    sipAdapter({ host: s.host, ...s.sip }),
+  ];
+}
+
+/** The SIP ingress among mounted adapters (its port, stack and dialer, for tests and benches), if mounted. */
+export function sipIngress(mounted: ReadonlyMap<string, MountedIngress>): SipIngress | undefined {
+  return mounted.get(SIP) as SipIngress | undefined;
+}
+
+/** `switchboard numbers connect --provider vonage` (cli/numbers-connect.ts): points a Vonage number at this gateway. */
+export const vonageNumberConnect = (): Promise<typeof import('./vonage/connect.ts')> => import('./vonage/connect.ts');
