@@ -14,7 +14,7 @@ import type { BlobStore } from '../recording/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import { StoreError, type ArgsOf, type ReducerHandle, type ResultOf, type Store } from '../store/index.ts';
 import type { Principal } from './auth/principal.ts';
-import { HttpError } from './server.ts';
+import { HttpError } from '../http/server.ts';
 
 export { HttpError };
 

@@ -30,7 +30,7 @@
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { IncomingHttpHeaders } from 'node:http';
 import { SESSION_COOKIE } from './auth/principal.ts';
-import { HttpError } from './server.ts';
+import { HttpError } from '../http/server.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -47,7 +47,7 @@ import type { Filter } from '../store/index.ts';
 import { presentedToken, resolveToken, SESSION_COOKIE, type Principal } from './auth/principal.ts';
 import type { ApiContext } from './context.ts';
 import { isSameOrigin } from './request-guard.ts';
-import { refuseUpgrade, type HttpServer } from './server.ts';
+import { refuseUpgrade, type HttpServer } from '../http/server.ts';
 import { guardMessages } from '../http/ws-guard.ts';
 import type { GrantResolver, ScopedGrant } from '../http/grants.ts';
 
