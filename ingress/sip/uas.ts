@@ -30,6 +30,10 @@ export interface UasHandler {
   ack(v: ValidRequest, peer: Peer): void;
   bye(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
   info(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
+  /** PRACK (RFC 3262 §4) for a reliable provisional response of ours. */
+  prack?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
+  /** UPDATE (RFC 3311): a mid-dialog offer or a session refresh. */
+  update?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
   /** A CANCEL matched an INVITE still proceeding; the handler answers that INVITE (487). */
   cancel(inviteTx: InviteServerTransaction): void;
 }
@@ -170,6 +174,10 @@ export class SipUas {
         return h.bye(tx as NonInviteServerTransaction, v, peer);
       case 'INFO':
         return h.info(tx as NonInviteServerTransaction, v, peer);
+      case 'PRACK':
+        return h.prack ? h.prack(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
+      case 'UPDATE':
+        return h.update ? h.update(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
       case 'OPTIONS':
         return void this.respond(tx, 200, {
           headers: [
