@@ -160,6 +160,7 @@ export class SipApp implements UasHandler {
   prack(tx: NonInviteServerTransaction, v: ValidRequest): void {
     const rel = this.provisionals.get(`${v.callId}|${v.to.params.tag ?? ''}`);
     const rack = parseRAck(v.req.headers.get('rack'));
+    if (!rel || !rack) this.log.info({ callId: v.callId, rack: v.req.headers.get('rack'), pending: rel !== undefined }, 'PRACK matches no reliable provisional response');
     if (!rel || !rack || !rel.prack(rack)) return void this.uas.respond(tx, 481);
     this.uas.respond(tx, 200);
   }
