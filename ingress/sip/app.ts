@@ -29,9 +29,10 @@ import type { SipUas, UasHandler } from './uas.ts';
 import { ALLOW, SUPPORTED, type Refusal, type ValidRequest } from './validate.ts';
 import { buildResponse } from './message.ts';
 import { firstRSeq, parseRAck, ReliableProvisional, requires100rel } from './prack.ts';
-import { sendRefresh } from './refresh.ts';
-import { negotiateUas, RFC_MIN_SE, SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
+import { SessionRefresher } from './refresh.ts';
+import { negotiateUas, RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
 import { offerSdp } from './sdp.ts';
+import { playPrompt } from './early-media.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of call control (bridge/call-control.ts). */
@@ -51,6 +52,8 @@ export interface SipAppDeps {
   ringMs?: number;
   /** Session timers: the smallest Session-Expires accepted, seconds (default 90, RFC 4028 §4). */
   minSe?: number;
+  /** Early media (early-media.ts): played after 183 + SDP, before the 200; absent = 180 Ringing. */
+  earlyMedia?: Int16Array;
 }
 
 interface CallCtx {
@@ -78,9 +81,20 @@ export class SipApp implements UasHandler {
   /** Late-offer calls whose 200 (our offer) awaits the ACK with the answer, by dialog id. */
   private readonly lateOffers = new Map<string, { tx: InviteServerTransaction; answered: (sdp: string | null) => void }>();
   private readonly log: Logger;
+  /** Session timers of the live calls (refresh.ts). */
+  private readonly timers: SessionRefresher<CallCtx>;
 
   constructor(private readonly deps: SipAppDeps) {
     this.log = deps.logger;
+    this.timers = new SessionRefresher<CallCtx>({
+      uas: () => this.uas,
+      log: this.log,
+      minSe: this.minSe,
+      localAddress: (peer) => this.localAddress(peer),
+      contact: (peer) => this.contact(peer),
+      end: (ctx, reason, detail) => this.endThenClose(ctx, reason, detail),
+      detach: (p, call, what) => this.detach(p, call, what),
+    });
   }
 
   bind(uas: SipUas): void {
@@ -183,7 +197,7 @@ export class SipApp implements UasHandler {
         if (!r.ok) return void this.uas.respond(tx, r.status, { headers: r.headers });
         answer = r.answer;
       }
-      this.applyTimer(ctx, timer);
+      this.timers.apply(ctx, timer);
       const snap = ctx.dialog.snap;
       const headers: Array<[string, string]> = [['Contact', this.contact({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port })], ...uasTimerHeaders(timer)];
       this.uas.respond(tx, 200, { headers, ...(answer ? { body: Buffer.from(answer), contentType: SDP } : {}) });
@@ -240,7 +254,7 @@ export class SipApp implements UasHandler {
       this.endThenClose(ctx, 'sip:media-fault', detail);
     });
     this.dialogs.set(dialog.id, ctx);
-    this.startTimer(ctx);
+    this.timers.start(ctx);
     return ctx;
   }
 
@@ -322,10 +336,18 @@ export class SipApp implements UasHandler {
     const dialog = Dialog.fromInvite(v, toTag, peer, media);
     if (timer.kind === 'timer') dialog.snap.sessionTimer = { interval: timer.interval, weRefresh: timer.refresher === 'uas' };
     dialog.snap.peerAllowsUpdate = v.req.headers.values('allow').some((m) => m.toUpperCase() === 'UPDATE');
+    let early: RtpSession | null = null;
     try {
-      const prackOk = await this.ring(tx, v, peer, toTag);
+      const prompt = neg ? this.deps.earlyMedia : undefined;
+      const prackOk = await this.ring(tx, v, peer, toTag, prompt && neg ? neg.answer : null);
+      // Early media: the prompt plays as RTP on the call's own session, before the 200 (a CANCEL stops it).
+      if (prompt && neg && prackOk && tx.state === InviteTxState.Proceeding) {
+        early = new RtpSession(sockets, neg.media, `switchboard@${address}`);
+        await playPrompt(early, prompt, () => tx.state !== InviteTxState.Proceeding);
+      }
       if (this.deps.ringMs && prackOk) await new Promise((r) => setTimeout(r, this.deps.ringMs));
       if (tx.state !== InviteTxState.Proceeding || !prackOk) {
+        early?.close();
         release();
         // RFC 3262 §3: a reliable 18x never PRACKed ─► 5xx to the INVITE.
         if (!prackOk && tx.state === InviteTxState.Proceeding) this.uas.respond(tx, 504, { toTag, reason: 'Server Time-out (no PRACK)' });
@@ -333,11 +355,13 @@ export class SipApp implements UasHandler {
       }
       const decision = await this.deps.calls.receive(inbound, 'sip:invite');
       if (tx.state !== InviteTxState.Proceeding) {
+        early?.close();
         release();
         if (decision.kind === 'accepted') await this.endCall(decision, 'sip:cancel');
         return;
       }
       if (decision.kind !== 'accepted') {
+        early?.close();
         release();
         if (decision.kind === 'transfer') return void this.uas.respond(tx, 302, { toTag, headers: [['Contact', `<${decision.target}>`]] });
         // RFC 3261 §21.5.4: overloaded, try later (a proxy fails over to another node).
@@ -346,7 +370,7 @@ export class SipApp implements UasHandler {
       }
       const ref = { tenant: decision.tenant, callId: decision.callId };
       if (!neg) return await this.answerLateOffer(tx, v, peer, dialog, sockets, ref, timer);
-      const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);
+      const rtp = early ?? new RtpSession(sockets, neg.media, `switchboard@${address}`);
       const ctx = this.track(dialog, rtp, ref, neg.media.held, tx);
       rtp.on('latched', (at) => this.log.debug({ callId: v.callId, at }, 'RTP latched'));
       tx.onNoAck = () => {
@@ -370,17 +394,20 @@ export class SipApp implements UasHandler {
   }
 
   /**
-   * 180 Ringing; reliable (RFC 3262 §3: Require: 100rel, RSeq, retransmitted until the PRACK) when the INVITE
+   * 180 Ringing (183 + SDP with early media); reliable (RFC 3262 §3: Require: 100rel, RSeq, retransmitted until the PRACK) when the INVITE
    * requires 100rel, and then the answer waits for the PRACK. False: no PRACK within 64·T1 (or cancelled meanwhile).
    */
-  private async ring(tx: InviteServerTransaction, v: ValidRequest, peer: Peer, toTag: string): Promise<boolean> {
+  private async ring(tx: InviteServerTransaction, v: ValidRequest, peer: Peer, toTag: string, earlyAnswer: string | null): Promise<boolean> {
     const headers: Array<[string, string]> = [['Contact', this.contact(peer)]];
+    // Early media: 183 Session Progress with the SDP answer (early-media.ts); else 180 Ringing.
+    const status = earlyAnswer ? 183 : 180;
+    const body = earlyAnswer ? { body: Buffer.from(earlyAnswer), contentType: SDP } : {};
     if (!requires100rel(v.req.headers)) {
-      this.uas.respond(tx, 180, { toTag, headers });
+      this.uas.respond(tx, status, { toTag, headers, ...body });
       return true;
     }
     const rseq = firstRSeq();
-    const res = buildResponse(v.req, 180, { toTag, headers: [...headers, ['Require', '100rel'], ['RSeq', String(rseq)], ['Allow', ALLOW.join(', ')]] });
+    const res = buildResponse(v.req, status, { toTag, headers: [...headers, ['Require', '100rel'], ['RSeq', String(rseq)], ['Allow', ALLOW.join(', ')]], ...body });
     const rel = new ReliableProvisional(rseq, v.cseq.seq, () => tx.respond(res), this.uas.timers.T1);
     this.provisionals.set(`${v.callId}|${toTag}`, rel);
     return (await rel.settled) || tx.state !== InviteTxState.Proceeding;
@@ -422,54 +449,6 @@ export class SipApp implements UasHandler {
 
   private get minSe(): number {
     return this.deps.minSe ?? RFC_MIN_SE;
-  }
-
-  /** RFC 4028: the decision of the last refresh request sets (or removes) the dialog's session timer. */
-  private applyTimer(ctx: CallCtx, d: UasTimerDecision): void {
-    if (d.kind !== 'timer') {
-      ctx.dialog.snap.sessionTimer = undefined;
-      ctx.timer?.stop();
-      return;
-    }
-    ctx.dialog.snap.sessionTimer = { interval: d.interval, weRefresh: d.refresher === 'uas' };
-    this.startTimer(ctx);
-  }
-
-  private startTimer(ctx: CallCtx): void {
-    const st = ctx.dialog.snap.sessionTimer;
-    if (!st) return;
-    ctx.timer ??= new SessionTimer({
-      refresh: () => this.detach(this.refreshSession(ctx), ctx.ref.callId, 'session refresh failed'),
-      expire: () => {
-        this.log.warn({ call: ctx.ref.callId, callId: ctx.dialog.snap.callId, interval: ctx.timer?.interval }, 'session expired: no refresh from the peer, ending the call with BYE');
-        this.endThenClose(ctx, 'sip:session-expired', 'no session refresh before Session-Expires');
-      },
-    });
-    ctx.timer.refreshed(st.interval, st.weRefresh);
-  }
-
-  /** We are the refresher (RFC 4028 §7.4): UPDATE or re-INVITE (refresh.ts); a refresh that fails ends the call. */
-  private async refreshSession(ctx: CallCtx): Promise<void> {
-    const snap = ctx.dialog.snap;
-    const st = snap.sessionTimer;
-    if (!st || ctx.dialog.state === DialogState.Terminated) return;
-    const peer: Peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
-    const address = this.localAddress(peer);
-    const out = await sendRefresh(this.uas, ctx.dialog, {
-      sentBy: this.uas.transport.sentBy(snap.transport, address),
-      contact: this.contact(peer),
-      interval: st.interval,
-      minSe: this.minSe,
-      update: snap.peerAllowsUpdate === true,
-      sdp: () => currentAnswer(snap, ctx.rtp.port, ctx.held, address),
-    });
-    if ((ctx.dialog.state as DialogState) === DialogState.Terminated || ctx.timer === null) return;
-    if (out.next) {
-      this.log.debug({ call: ctx.ref.callId, status: out.status, next: out.next }, 'session refreshed');
-      snap.sessionTimer = out.next;
-      return ctx.timer.refreshed(out.next.interval, out.next.weRefresh);
-    }
-    this.endThenClose(ctx, 'sip:session-expired', `session refresh answered ${out.status ?? 'nothing'}`);
   }
 
   /**
@@ -524,7 +503,7 @@ export class SipApp implements UasHandler {
       // A refresh without an offer: our current session as the offer (the ACK's answer is ignored).
       answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, this.localAddress(peer));
     }
-    this.applyTimer(ctx, timer);
+    this.timers.apply(ctx, timer);
     ctx.awaitingAck = tx;
     tx.onNoAck = () => {
       ctx.awaitingAck = null;

@@ -3,13 +3,18 @@
  * answers; an ACK without an answer gets BYE), `Require: 100rel` with PRACK, UPDATE mid-call (hold, refresh,
  * unhold), and session timers (RFC 4028) with a short Session-Expires (6 s; SWITCHBOARD_SIP_MIN_SE=2 for the test):
  * the gateway refreshes as refresher with UPDATE or re-INVITE, hangs up `sip:session-expired` when the peer's
- * refresh never comes, and answers 422 below its Min-SE. No duration is asserted: each run waits for the message.
+ * refresh never comes, and answers 422 below its Min-SE. Early media (SWITCHBOARD_SIP_EARLY_MEDIA, a second
+ * gateway): 183 + SDP and the prompt's RTP before the 200. No duration is asserted: each run waits for the message.
  */
 import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { freePort, startTestGateway } from '../helpers/gateway.ts';
 import { runSipp, type SippRun } from '../helpers/sipp.ts';
 import { resultOf } from '../helpers/store.ts';
+import { tmpDir } from '../helpers/tmp.ts';
 import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15553340000';
@@ -118,4 +123,50 @@ test('Session-Expires below the Min-SE: 422 with Min-SE', { timeout: 60_000 }, a
   const run = await sipp('uac_timer_too_small.xml');
   assert.equal(run.code, 0, run.output);
   assert.match(received(run, /^SIP\/2.0 422/)[0]!.text, /Min-SE:\s*2/i);
+});
+
+/** A 1 s 400 Hz tone as a 16-bit PCM, mono, 8 kHz WAV. */
+function toneWav(file: string): void {
+  const n = 8000;
+  const data = Buffer.alloc(2 * n);
+  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 400 * i) / 8000)), 2 * i);
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0, 'latin1');
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVEfmt ', 8, 'latin1');
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(8000, 24);
+  h.writeUInt32LE(16000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36, 'latin1');
+  h.writeUInt32LE(data.length, 40);
+  fs.writeFileSync(file, Buffer.concat([h, data]));
+}
+
+test('early media (SWITCHBOARD_SIP_EARLY_MEDIA): 183 with the SDP answer, the prompt arrives as RTP before the 200 OK', { timeout: 90_000 }, async () => {
+  const wav = path.join(tmpDir('sb-early-'), 'notice.wav');
+  toneWav(wav);
+  const port = await freePort();
+  const low = 30000 + 2 * Math.floor(Math.random() * 4000);
+  const early = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: String(port), SWITCHBOARD_RTP_PORTS: `${low}-${low + 99}`, SWITCHBOARD_SIP_EARLY_MEDIA: wav } });
+  const media = dgram.createSocket('udp4');
+  try {
+    resultOf(await early.store.submit(number_added, { number: NUMBER, agent: 'default' }, { tenant: 'default', caller: 'test' }));
+    const packets: Array<{ at: number; pt: number; payload: Buffer }> = [];
+    media.on('message', (m) => packets.push({ at: Date.now(), pt: (m[1] as number) & 0x7f, payload: m.subarray(12) }));
+    await new Promise<void>((r) => media.bind(0, '127.0.0.1', () => r()));
+    const run = await runSipp({ scenario: 'uac_early_media.xml', port, service: SERVICE, timeoutS: 45, extra: ['-key', 'rtpport', String(media.address().port)] });
+    assert.equal(run.code, 0, run.output);
+    const p183 = received(run, /^SIP\/2.0 183/)[0]!;
+    assert.match(p183.text, /Content-Type:\s*application\/sdp/i);
+    const ok = received(run, /^SIP\/2.0 200/).find((m) => /CSeq:\s*1 INVITE/i.test(m.text))!;
+    const before = packets.filter((p) => p.at <= ok.at + 5 && p.pt === 0 && p.payload.some((b) => b !== 0xff && b !== 0x7f));
+    assert.ok(before.length >= 40, `prompt packets before the 200: ${before.length} of ${packets.length}`);
+  } finally {
+    media.close();
+    await early.stop();
+  }
 });
