@@ -20,9 +20,10 @@
  *          │                             │
  *          └──────── stop() (BYE, CANCEL, shutdown) ─► Stopped
  *
- * The timer is not written to the store: after a restart a resumed dialog starts a fresh timer from the stored
- * interval (DialogSnapshot.sessionExpires), which can only make the session last longer than the peer expects by
- * the time the node was down — never shorter.
+ * The timer itself is not written to the store: after a restart a resumed dialog starts a fresh timer from the
+ * stored interval and role (DialogSnapshot.sessionTimer, as it was when the call was answered or its media last
+ * changed) — our watch on the peer only gets longer by the time the node was down, and as refresher we refresh
+ * half an interval after the restart.
  */
 import type { Scheduler } from './client-transaction.ts';
 import { REAL_SCHEDULER } from './client-transaction.ts';

@@ -5,7 +5,8 @@
  * admission refusals (rate limit, allowlist, digest challenge) and the application's early refusals (`screen`:
  * an INVITE to a number nobody routes) — stateless too, RFC 3261 §8.2.7: a flood from a forged source gets one
  * datagram per request, never a retransmitted one — retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
- * handler), ACKs of error responses, and OPTIONS. Responses go to the
+ * handler), ACKs of error responses, and OPTIONS. INVITE, ACK of a 2xx, BYE, INFO, PRACK (RFC 3262) and UPDATE
+ * (RFC 3311) go to the application. Responses go to the
  * client transactions (client-transaction.ts) of what we send — an outbound
  * INVITE (uac.ts), BYE, CANCEL; a response matching none is discarded.
  */
