@@ -1,14 +1,20 @@
 /**
  * Session timers (RFC 4028), reliable provisionals (RFC 3262): header grammar, the UAS's choice of interval and
- * refresher, and the timer / retransmission state machines on a virtual clock.
+ * refresher, the timer / retransmission state machines on a virtual clock, what validation now lets through, and the early-media prompt file.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import type { Scheduler } from '../../../ingress/sip/client-transaction.ts';
 import { Headers } from '../../../ingress/sip/headers.ts';
 import { formatRAck, parseRAck, parseRSeq, ReliableProvisional, requires100rel } from '../../../ingress/sip/prack.ts';
 import { expireAfterMs, negotiateUas, parseMinSe, parseSessionExpires, refreshAfterMs, SessionTimer, timerFromAnswer, uasTimerHeaders } from '../../../ingress/sip/session-timer.ts';
 import { snapshotProblem } from '../../../ingress/sip/dialog.ts';
+import { loadPrompt } from '../../../ingress/sip/early-media.ts';
+import { tmpDir } from '../../helpers/tmp.ts';
+import { parseMessage, type SipRequest } from '../../../ingress/sip/message.ts';
+import { ALLOW, SUPPORTED, validateRequest } from '../../../ingress/sip/validate.ts';
 
 /** A virtual clock: `advance` runs what falls due, in order. */
 function clock(): Scheduler & { now: number; advance(ms: number): void; pending(): number } {
@@ -178,4 +184,53 @@ test('dialog snapshots: a stored session timer must be usable; absent is fine (o
   assert.equal(snapshotProblem({ ...base, sessionTimer: { interval: 0, weRefresh: true } }), 'session timer is not usable');
   assert.equal(snapshotProblem({ ...base, sessionTimer: { interval: 90, weRefresh: 'yes' } }), 'session timer is not usable');
   assert.equal(snapshotProblem({ ...base, peerAllowsUpdate: 1 }), 'peerAllowsUpdate is not usable');
+});
+
+test('validation: PRACK and UPDATE are methods we take, Require: 100rel and timer are supported, an UPDATE carries its SDP', () => {
+  const req = (method: string, extra: string[] = [], body = ''): ReturnType<typeof validateRequest> => {
+    const lines = [`${method} sip:1@gw.example.com SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKx', 'From: <sip:a@example.com>;tag=a1', 'To: <sip:1@gw.example.com>;tag=b2', 'Call-ID: c1', `CSeq: 2 ${method}`, ...extra, `Content-Length: ${body.length}`];
+    const p = parseMessage(Buffer.from(`${lines.join('\r\n')}\r\n\r\n${body}`));
+    assert.ok(p.ok && p.message.kind === 'request');
+    return validateRequest(p.message as SipRequest, 'udp');
+  };
+  assert.ok(req('PRACK', ['RAck: 1 1 INVITE']).ok);
+  assert.ok(req('INVITE', ['Require: 100rel, timer']).ok);
+  const sdp = 'v=0\r\no=a 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n';
+  const u = req('UPDATE', ['Content-Type: application/sdp'], sdp);
+  assert.ok(u.ok && u.value.sdp === sdp);
+  const bad = req('UPDATE', ['Content-Type: text/plain'], 'hi');
+  assert.ok(!bad.ok && bad.refusal.status === 415);
+  assert.ok(ALLOW.includes('PRACK') && ALLOW.includes('UPDATE'));
+  assert.deepEqual([...SUPPORTED], ['timer', '100rel']);
+});
+
+test('early media prompt: a 16-bit mono 8 kHz PCM WAV is read; anything else stops the start naming the variable', () => {
+  const dir = tmpDir('sb-prompt-');
+  const wav = (channels: number, rate: number, samples: number[]): Buffer => {
+    const data = Buffer.alloc(2 * samples.length);
+    samples.forEach((v, i) => data.writeInt16LE(v, 2 * i));
+    const h = Buffer.alloc(44);
+    h.write('RIFF', 0, 'latin1');
+    h.writeUInt32LE(36 + data.length, 4);
+    h.write('WAVEfmt ', 8, 'latin1');
+    h.writeUInt32LE(16, 16);
+    h.writeUInt16LE(1, 20);
+    h.writeUInt16LE(channels, 22);
+    h.writeUInt32LE(rate, 24);
+    h.writeUInt32LE(rate * 2 * channels, 28);
+    h.writeUInt16LE(2 * channels, 32);
+    h.writeUInt16LE(16, 34);
+    h.write('data', 36, 'latin1');
+    h.writeUInt32LE(data.length, 40);
+    return Buffer.concat([h, data]);
+  };
+  const file = (name: string, b: Buffer): string => {
+    fs.writeFileSync(path.join(dir, name), b);
+    return path.join(dir, name);
+  };
+  assert.deepEqual([...loadPrompt(file('ok.wav', wav(1, 8000, [1, -2, 300])))], [1, -2, 300]);
+  assert.throws(() => loadPrompt(file('stereo.wav', wav(2, 8000, [1, 2]))), /SWITCHBOARD_SIP_EARLY_MEDIA: .*16-bit PCM, mono, 8000 Hz/);
+  assert.throws(() => loadPrompt(file('wide.wav', wav(1, 16000, [1, 2]))), /SWITCHBOARD_SIP_EARLY_MEDIA: .*16-bit PCM, mono, 8000 Hz/);
+  assert.throws(() => loadPrompt(file('text.wav', Buffer.from('not audio at all'))), /SWITCHBOARD_SIP_EARLY_MEDIA: .*not a WAV file/);
+  assert.throws(() => loadPrompt(path.join(dir, 'missing.wav')), /SWITCHBOARD_SIP_EARLY_MEDIA: .*cannot be read \(ENOENT\)/);
 });
