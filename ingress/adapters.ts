@@ -28,8 +28,8 @@ export interface IngressSettings {
   twilioAuthToken: string | undefined;
   /** VONAGE_SIGNATURE_SECRET. */
   vonageSignatureSecret: string | undefined;
-  /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, trunk admission, outbound routes). */
-  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig };
+  /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, session-timer Min-SE, early media, trunk admission, outbound routes). */
+  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; earlyMedia: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig };
   /** SWITCHBOARD_WEBRTC_*. */
   webrtc: WebrtcConfig;
 }

@@ -11,7 +11,7 @@
  *           ├─ admin      token
  *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
- *           ├─ sip        port, rtpPorts, advertise, ringMs, dialTimeoutMs, trunk, outbound ─► ingress/sip
+ *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, earlyMedia, dialTimeoutMs, trunk, outbound ─► ingress/sip
  *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
  *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram     ─► cli/speech.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
@@ -46,6 +46,8 @@ export interface Config {
     rtpPorts: { low: number; high: number };
     advertise: string | undefined;
     ringMs: number;
+    minSe: number;
+    earlyMedia: string | undefined;
     dialTimeoutMs: number;
     trunk: TrunkConfig;
     outbound: OutboundConfig;
@@ -116,6 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       rtpPorts: rtpRange(e.SWITCHBOARD_RTP_PORTS),
       advertise,
       ringMs: e.SWITCHBOARD_SIP_RING_MS,
+      minSe: e.SWITCHBOARD_SIP_MIN_SE,
+      earlyMedia: e.SWITCHBOARD_SIP_EARLY_MEDIA,
       dialTimeoutMs: e.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS,
       trunk: trunkSettings(e, { host, advertise }),
       outbound: outboundSettings(e.SWITCHBOARD_SIP_OUTBOUND),

@@ -3,7 +3,12 @@
  * (bridge/inbound.ts) ─► SDP answer ─► 180 ─► 200 ─► `SipLeg` attached to the
  * call manager; ACK confirms; BYE either way ends the call; CANCEL before the
  * answer ─► 487; re-INVITE ─► new media (hold/unhold, codec, address); INFO ─►
- * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE. Outbound calls
+ * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE. Interop (RFC list in the README):
+ * late offer (an INVITE without SDP gets our offer in the 200 and its answer in the ACK — none or a bad one: BYE,
+ * `sip:bad-answer`), reliable provisionals (prack.ts: the 180 waits for its PRACK before the 200), UPDATE
+ * (RFC 3311: an offer goes the re-INVITE's way, `applyOffer`; no body = a refresh) and session timers
+ * (session-timer.ts: 422 below Min-SE, refresh as refresher with refresh.ts, BYE `sip:session-expired` when the
+ * peer's refresh never comes). Outbound calls
  * (uac.ts) join here once answered (`adoptOutbound`): from then on BYE, INFO,
  * re-INVITE and the restart continuation treat them like inbound ones.
  */
@@ -21,7 +26,13 @@ import { currentAnswer, negotiate } from './sdp.ts';
 import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
 import type { SipUas, UasHandler } from './uas.ts';
-import { ALLOW, type Refusal, type ValidRequest } from './validate.ts';
+import { ALLOW, SUPPORTED, type Refusal, type ValidRequest } from './validate.ts';
+import { buildResponse } from './message.ts';
+import { firstRSeq, parseRAck, ReliableProvisional, requires100rel } from './prack.ts';
+import { SessionRefresher } from './refresh.ts';
+import { negotiateUas, RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
+import { offerSdp } from './sdp.ts';
+import { playPrompt } from './early-media.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of call control (bridge/call-control.ts). */
@@ -39,6 +50,10 @@ export interface SipAppDeps {
   advertise?: string;
   /** Ring time between 180 and the answer (ms). */
   ringMs?: number;
+  /** Session timers: the smallest Session-Expires accepted, seconds (default 90, RFC 4028 §4). */
+  minSe?: number;
+  /** Early media (early-media.ts): played after 183 + SDP, before the 200; absent = 180 Ringing. */
+  earlyMedia?: Int16Array;
 }
 
 interface CallCtx {
@@ -49,19 +64,37 @@ interface CallCtx {
   /** The INVITE transaction whose 2xx awaits its ACK. */
   awaitingAck: InviteServerTransaction | null;
   held: boolean;
+  /** The session timer (RFC 4028), while one was negotiated. */
+  timer: SessionTimer | null;
 }
 
 const SDP = 'application/sdp';
+type RtpSockets = Awaited<ReturnType<RtpPortPool['bind']>>;
 
 export class SipApp implements UasHandler {
   private uas!: SipUas;
   private readonly dialogs = new Map<string, CallCtx>();
   /** INVITEs still proceeding, by transaction key (CANCEL finds them here). */
   private readonly ringing = new Map<string, { toTag: string }>();
+  /** Reliable 18x awaiting their PRACK, by Call-ID + our tag (RFC 3262). */
+  private readonly provisionals = new Map<string, ReliableProvisional>();
+  /** Late-offer calls whose 200 (our offer) awaits the ACK with the answer, by dialog id. */
+  private readonly lateOffers = new Map<string, { tx: InviteServerTransaction; answered: (sdp: string | null) => void }>();
   private readonly log: Logger;
+  /** Session timers of the live calls (refresh.ts). */
+  private readonly timers: SessionRefresher<CallCtx>;
 
   constructor(private readonly deps: SipAppDeps) {
     this.log = deps.logger;
+    this.timers = new SessionRefresher<CallCtx>({
+      uas: () => this.uas,
+      log: this.log,
+      minSe: this.minSe,
+      localAddress: (peer) => this.localAddress(peer),
+      contact: (peer) => this.contact(peer),
+      end: (ctx, reason, detail) => this.endThenClose(ctx, reason, detail),
+      detach: (p, call, what) => this.detach(p, call, what),
+    });
   }
 
   bind(uas: SipUas): void {
@@ -101,6 +134,11 @@ export class SipApp implements UasHandler {
   }
 
   ack(v: ValidRequest): void {
+    const late = this.lateOffers.get(dialogId(v.callId, v.to.params.tag ?? '', v.from.params.tag ?? ''));
+    if (late) {
+      late.tx.acknowledged();
+      return late.answered(v.sdp ?? '');
+    }
     const ctx = this.find(v);
     if (!ctx) return;
     ctx.awaitingAck?.acknowledged();
@@ -132,8 +170,44 @@ export class SipApp implements UasHandler {
     ctx.leg.dtmf(digit, 'sip-info');
   }
 
+  /** PRACK (RFC 3262 §4): 200 when its RAck acknowledges a reliable 18x of ours, else 481. */
+  prack(tx: NonInviteServerTransaction, v: ValidRequest): void {
+    const rel = this.provisionals.get(`${v.callId}|${v.to.params.tag ?? ''}`);
+    const rack = parseRAck(v.req.headers.get('rack'));
+    if (!rel || !rack) this.log.info({ callId: v.callId, rack: v.req.headers.get('rack'), pending: rel !== undefined }, 'PRACK matches no reliable provisional response');
+    if (!rel || !rack || !rel.prack(rack)) return void this.uas.respond(tx, 481);
+    this.uas.respond(tx, 200);
+  }
+
+  /**
+   * UPDATE (RFC 3311 §5.2) in a confirmed dialog: an offer is answered like a re-INVITE's (491 while an INVITE of
+   * ours awaits its ACK); without a body it refreshes the session (RFC 4028). UPDATE in an early dialog: 481.
+   */
+  update(tx: NonInviteServerTransaction, v: ValidRequest): void {
+    const ctx = this.find(v);
+    if (!ctx) return void this.uas.respond(tx, 481);
+    if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'UPDATE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
+    const timer = negotiateUas(v.req.headers, this.minSe);
+    if (timer.kind === 'too-small') return void this.uas.respond(tx, 422, { headers: [['Min-SE', String(timer.minSe)]] });
+    const run = async (): Promise<void> => {
+      let answer: string | undefined;
+      if (v.sdp) {
+        if (ctx.awaitingAck) return void this.uas.respond(tx, 491);
+        const r = await this.applyOffer(ctx, v.sdp, 'sip:update');
+        if (!r.ok) return void this.uas.respond(tx, r.status, { headers: r.headers });
+        answer = r.answer;
+      }
+      this.timers.apply(ctx, timer);
+      const snap = ctx.dialog.snap;
+      const headers: Array<[string, string]> = [['Contact', this.contact({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port })], ...uasTimerHeaders(timer)];
+      this.uas.respond(tx, 200, { headers, ...(answer ? { body: Buffer.from(answer), contentType: SDP } : {}) });
+    };
+    this.detach(run(), ctx.ref.callId, 'UPDATE handling failed');
+  }
+
   cancel(inviteTx: InviteServerTransaction): void {
     const r = this.ringing.get(inviteTx.key);
+    if (r) this.provisionals.get(`${inviteTx.request.callId}|${r.toTag}`)?.stop();
     this.uas.respond(inviteTx, 487, { toTag: r?.toTag });
   }
 
@@ -141,6 +215,7 @@ export class SipApp implements UasHandler {
   close(): void {
     for (const ctx of this.dialogs.values()) {
       ctx.awaitingAck = null;
+      ctx.timer?.stop();
       ctx.rtp.close();
     }
     this.dialogs.clear();
@@ -172,13 +247,14 @@ export class SipApp implements UasHandler {
    * logged once; the node and its other calls carry on.
    */
   private track(dialog: Dialog, rtp: RtpSession, ref: { tenant: string; callId: string }, held: boolean, awaitingAck: InviteServerTransaction | null = null): CallCtx {
-    const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck, held };
+    const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck, held, timer: null };
     ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => this.detach(this.hangUp(ctx, reason), ref.callId, 'BYE not sent'));
     rtp.on('fault', (detail) => {
       this.log.error({ call: ref.callId, callId: dialog.snap.callId, detail }, 'SIP media failed: ending the call');
       this.endThenClose(ctx, 'sip:media-fault', detail);
     });
     this.dialogs.set(dialog.id, ctx);
+    this.timers.start(ctx);
     return ctx;
   }
 
@@ -190,7 +266,7 @@ export class SipApp implements UasHandler {
 
   /** Whether `v` belongs to a live dialog of ours (Call-ID and both tags). */
   hasDialog(v: ValidRequest): boolean {
-    return this.find(v) !== undefined;
+    return this.find(v) !== undefined || this.provisionals.has(`${v.callId}|${v.to.params.tag ?? ''}`);
   }
 
   private find(v: ValidRequest): CallCtx | undefined {
@@ -238,39 +314,54 @@ export class SipApp implements UasHandler {
       this.log.info({ callId: v.callId, to }, 'SIP call rejected: unknown number');
       return void this.uas.respond(tx, 404);
     }
-    if (!v.sdp) return void this.uas.respond(tx, 488, { headers: [['Warning', '399 switchboard "an SDP offer is required in the INVITE"']] });
+    const timer = negotiateUas(v.req.headers, this.minSe);
+    if (timer.kind === 'too-small') return void this.uas.respond(tx, 422, { headers: [['Min-SE', String(timer.minSe)]] });
     const sockets = await this.deps.rtp.bind().catch(() => null);
     if (!sockets) return void this.uas.respond(tx, 503, { headers: [['Retry-After', '5']] });
     const address = this.localAddress(peer);
     const sdpSession = Math.floor(Date.now() / 1000);
-    const neg = negotiate(v.sdp, { address, port: sockets.port, sessionId: sdpSession, sessionVersion: 1 });
-    const release = (): void => {
-      sockets.rtp.close();
-      sockets.rtcp.close();
-      this.deps.rtp.release(sockets.port);
-    };
-    if (!neg.ok) {
+    const local = { address, port: sockets.port, sessionId: sdpSession, sessionVersion: 1 };
+    // Late offer (no SDP in the INVITE): no negotiation now; our offer goes in the 200, the answer comes in the ACK.
+    const neg = v.sdp ? negotiate(v.sdp, local) : null;
+    const release = (): void => this.releaseSockets(sockets);
+    if (neg && !neg.ok) {
       release();
       return void this.uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
     }
     const toTag = newTag();
     this.ringing.set(tx.key, { toTag });
-    const media = { rtpPort: sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession, sdpVersion: 1, direction: neg.media.direction };
+    const media = neg
+      ? { rtpPort: sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession, sdpVersion: 1, direction: neg.media.direction }
+      : { rtpPort: sockets.port, remoteMedia: { address: '0.0.0.0', port: 0 }, codec: 'PCMU' as const, payloadType: 0, eventPayloadType: null, sdpSession, sdpVersion: 1 };
     const dialog = Dialog.fromInvite(v, toTag, peer, media);
+    if (timer.kind === 'timer') dialog.snap.sessionTimer = { interval: timer.interval, weRefresh: timer.refresher === 'uas' };
+    dialog.snap.peerAllowsUpdate = v.req.headers.values('allow').some((m) => m.toUpperCase() === 'UPDATE');
+    let early: RtpSession | null = null;
     try {
-      this.uas.respond(tx, 180, { toTag, headers: [['Contact', this.contact(peer)]] });
-      if (this.deps.ringMs) await new Promise((r) => setTimeout(r, this.deps.ringMs));
-      if (tx.state !== InviteTxState.Proceeding) {
+      const prompt = neg ? this.deps.earlyMedia : undefined;
+      const prackOk = await this.ring(tx, v, peer, toTag, prompt && neg ? neg.answer : null);
+      // Early media: the prompt plays as RTP on the call's own session, before the 200 (a CANCEL stops it).
+      if (prompt && neg && prackOk && tx.state === InviteTxState.Proceeding) {
+        early = new RtpSession(sockets, neg.media, `switchboard@${address}`);
+        await playPrompt(early, prompt, () => tx.state !== InviteTxState.Proceeding);
+      }
+      if (this.deps.ringMs && prackOk) await new Promise((r) => setTimeout(r, this.deps.ringMs));
+      if (tx.state !== InviteTxState.Proceeding || !prackOk) {
+        early?.close();
         release();
-        return void (await this.recordCancelled(inbound)); // cancelled while ringing
+        // RFC 3262 §3: a reliable 18x never PRACKed ─► 5xx to the INVITE.
+        if (!prackOk && tx.state === InviteTxState.Proceeding) this.uas.respond(tx, 504, { toTag, reason: 'Server Time-out (no PRACK)' });
+        return void (await this.recordCancelled(inbound, prackOk ? 'sip:cancel' : 'sip:no-prack')); // cancelled while ringing
       }
       const decision = await this.deps.calls.receive(inbound, 'sip:invite');
       if (tx.state !== InviteTxState.Proceeding) {
+        early?.close();
         release();
         if (decision.kind === 'accepted') await this.endCall(decision, 'sip:cancel');
         return;
       }
       if (decision.kind !== 'accepted') {
+        early?.close();
         release();
         if (decision.kind === 'transfer') return void this.uas.respond(tx, 302, { toTag, headers: [['Contact', `<${decision.target}>`]] });
         // RFC 3261 §21.5.4: overloaded, try later (a proxy fails over to another node).
@@ -278,34 +369,120 @@ export class SipApp implements UasHandler {
         return void this.uas.respond(tx, decision.kind === 'rejected' ? 404 : 480, { toTag });
       }
       const ref = { tenant: decision.tenant, callId: decision.callId };
-      const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);
+      if (!neg) return await this.answerLateOffer(tx, v, peer, dialog, sockets, ref, timer);
+      const rtp = early ?? new RtpSession(sockets, neg.media, `switchboard@${address}`);
       const ctx = this.track(dialog, rtp, ref, neg.media.held, tx);
       rtp.on('latched', (at) => this.log.debug({ callId: v.callId, at }, 'RTP latched'));
       tx.onNoAck = () => {
         this.log.warn({ callId: v.callId }, '2xx never acknowledged: ending the call with BYE');
         this.endThenClose(ctx, 'sip:no-ack');
       };
-      this.uas.respond(tx, 200, { toTag, headers: this.answerHeaders(v, peer), body: Buffer.from(neg.answer), contentType: SDP });
+      this.uas.respond(tx, 200, { toTag, headers: this.answerHeaders(peer, timer), body: Buffer.from(neg.answer), contentType: SDP });
       this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered');
       await this.deps.calls.attach(ref, ctx.leg);
     } finally {
       this.ringing.delete(tx.key);
+      this.provisionals.get(`${v.callId}|${toTag}`)?.stop();
+      this.provisionals.delete(`${v.callId}|${toTag}`);
     }
   }
 
-  private answerHeaders(v: ValidRequest, peer: Peer): Array<[string, string]> {
-    const headers: Array<[string, string]> = [
-      ['Contact', this.contact(peer)],
-      ['Allow', ALLOW.join(', ')],
-      ['Supported', 'timer'],
-    ];
-    // Session timers (RFC 4028), tolerated: the far end refreshes; we only echo the interval.
-    const se = v.req.headers.get('session-expires');
-    if (se) {
-      const secs = /^\s*(\d+)/.exec(se)?.[1];
-      if (secs) headers.push(['Session-Expires', `${secs};refresher=uac`], ['Require', 'timer']);
+  private releaseSockets(sockets: RtpSockets): void {
+    sockets.rtp.close();
+    sockets.rtcp.close();
+    this.deps.rtp.release(sockets.port);
+  }
+
+  /**
+   * 180 Ringing (183 + SDP with early media); reliable (RFC 3262 §3: Require: 100rel, RSeq, retransmitted until the PRACK) when the INVITE
+   * requires 100rel, and then the answer waits for the PRACK. False: no PRACK within 64·T1 (or cancelled meanwhile).
+   */
+  private async ring(tx: InviteServerTransaction, v: ValidRequest, peer: Peer, toTag: string, earlyAnswer: string | null): Promise<boolean> {
+    const headers: Array<[string, string]> = [['Contact', this.contact(peer)]];
+    // Early media: 183 Session Progress with the SDP answer (early-media.ts); else 180 Ringing.
+    const status = earlyAnswer ? 183 : 180;
+    const body = earlyAnswer ? { body: Buffer.from(earlyAnswer), contentType: SDP } : {};
+    if (!requires100rel(v.req.headers)) {
+      this.uas.respond(tx, status, { toTag, headers, ...body });
+      return true;
     }
-    return headers;
+    const rseq = firstRSeq();
+    const res = buildResponse(v.req, status, { toTag, headers: [...headers, ['Require', '100rel'], ['RSeq', String(rseq)], ['Allow', ALLOW.join(', ')]], ...body });
+    const rel = new ReliableProvisional(rseq, v.cseq.seq, () => tx.respond(res), this.uas.timers.T1);
+    this.provisionals.set(`${v.callId}|${toTag}`, rel);
+    return (await rel.settled) || tx.state !== InviteTxState.Proceeding;
+  }
+
+  /**
+   * Late offer (RFC 3261 §13.2.1): our offer in the 200, the answer in the ACK. The media starts once the answer is
+   * read; no ACK (Timer H') ends the call `sip:no-ack`, an ACK without a usable answer `sip:bad-answer` — with BYE.
+   */
+  private async answerLateOffer(tx: InviteServerTransaction, v: ValidRequest, peer: Peer, dialog: Dialog, sockets: RtpSockets, ref: { tenant: string; callId: string }, timer: UasTimerDecision): Promise<void> {
+    const address = this.localAddress(peer);
+    const local = { address, port: sockets.port, sessionId: dialog.snap.sdpSession, sessionVersion: 1 };
+    const answer = new Promise<string | null>((resolve) => this.lateOffers.set(dialog.id, { tx, answered: resolve }));
+    tx.onNoAck = () => this.lateOffers.get(dialog.id)?.answered(null);
+    this.uas.respond(tx, 200, { toTag: dialog.snap.localTag, headers: this.answerHeaders(peer, timer), body: Buffer.from(offerSdp(local)), contentType: SDP });
+    const sdp = await answer;
+    this.lateOffers.delete(dialog.id);
+    const neg = sdp ? negotiate(sdp, local) : null;
+    if (!neg?.ok) {
+      const reason = sdp === null ? 'sip:no-ack' : 'sip:bad-answer';
+      const detail = sdp === null ? '2xx never acknowledged' : sdp === '' ? 'no SDP answer in the ACK' : neg && !neg.ok ? neg.warning : 'bad answer';
+      this.log.warn({ callId: v.callId, call: ref.callId, reason, detail }, 'late offer: no usable answer, ending the call with BYE');
+      this.releaseSockets(sockets);
+      await this.endCall(ref, reason, detail);
+      dialog.transition(DialogState.Terminated);
+      return this.byeDialog(dialog, reason);
+    }
+    Object.assign(dialog.snap, { remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, direction: neg.media.direction });
+    dialog.transition(DialogState.Confirmed);
+    const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);
+    const ctx = this.track(dialog, rtp, ref, neg.media.held);
+    this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered (late offer)');
+    await this.deps.calls.attach(ref, ctx.leg);
+  }
+
+  private answerHeaders(peer: Peer, timer: UasTimerDecision): Array<[string, string]> {
+    return [['Contact', this.contact(peer)], ['Allow', ALLOW.join(', ')], ['Supported', SUPPORTED.join(', ')], ...uasTimerHeaders(timer)];
+  }
+
+  private get minSe(): number {
+    return this.deps.minSe ?? RFC_MIN_SE;
+  }
+
+  /**
+   * The SDP half of a re-INVITE or UPDATE with an offer: negotiated, committed to the store (a restart carries on
+   * with what was agreed), then used; the hold state follows the offer's direction.
+   */
+  private async applyOffer(ctx: CallCtx, offer: string, caller: string): Promise<{ ok: true; answer: string } | { ok: false; status: number; headers: Array<[string, string]> }> {
+    const snap = ctx.dialog.snap;
+    const address = this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port });
+    const neg = negotiate(offer, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 });
+    if (!neg.ok) return { ok: false, status: neg.status, headers: [['Warning', neg.warning]] };
+    const next: DialogSnapshot = {
+      ...snap,
+      sdpVersion: snap.sdpVersion + 1,
+      remoteMedia: neg.media.remote,
+      codec: neg.media.codec,
+      payloadType: neg.media.payloadType,
+      eventPayloadType: neg.media.eventPayloadType,
+      direction: neg.media.direction,
+    };
+    const stored = await this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> }, { caller });
+    if (!stored.ok) {
+      this.log.warn({ outcome: stored, call: ctx.ref.callId, caller }, 'media change not recorded; refused');
+      return { ok: false, status: 500, headers: [['Retry-After', '1']] };
+    }
+    Object.assign(snap, next);
+    ctx.rtp.update(neg.media);
+    ctx.leg.updateMedia();
+    if (neg.media.held !== ctx.held) {
+      ctx.held = neg.media.held;
+      const r = await this.deps.calls.hold(ctx.ref, ctx.held, { caller });
+      if (!r.ok) this.log.info({ outcome: r, held: ctx.held }, 'hold state not recorded');
+    }
+    return { ok: true, answer: neg.answer };
   }
 
   private async reInvite(tx: InviteServerTransaction, v: ValidRequest): Promise<void> {
@@ -313,53 +490,32 @@ export class SipApp implements UasHandler {
     if (!ctx) return void this.uas.respond(tx, 481);
     if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'INVITE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
     if (ctx.awaitingAck) return void this.uas.respond(tx, 491);
+    const timer = negotiateUas(v.req.headers, this.minSe);
+    if (timer.kind === 'too-small') return void this.uas.respond(tx, 422, { headers: [['Min-SE', String(timer.minSe)]] });
     const snap = ctx.dialog.snap;
     const peer: Peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
-    const address = this.localAddress(peer);
     let answer: string;
     if (v.sdp) {
-      const neg = negotiate(v.sdp, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 });
-      if (!neg.ok) return void this.uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
-      const next: DialogSnapshot = {
-        ...snap,
-        sdpVersion: snap.sdpVersion + 1,
-        remoteMedia: neg.media.remote,
-        codec: neg.media.codec,
-        payloadType: neg.media.payloadType,
-        eventPayloadType: neg.media.eventPayloadType,
-        direction: neg.media.direction,
-      };
-      // The new media is committed before it is answered or used: a restart carries on with what was agreed.
-      const stored = await this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> }, { caller: 'sip:reinvite' });
-      if (!stored.ok) {
-        this.log.warn({ outcome: stored, call: ctx.ref.callId }, 're-INVITE: media change not recorded; refused');
-        return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
-      }
-      Object.assign(snap, next);
-      ctx.rtp.update(neg.media);
-      ctx.leg.updateMedia();
-      answer = neg.answer;
-      if (neg.media.held !== ctx.held) {
-        ctx.held = neg.media.held;
-        const r = await this.deps.calls.hold(ctx.ref, ctx.held, { caller: 'sip:reinvite' });
-        if (!r.ok) this.log.info({ outcome: r, held: ctx.held }, 'hold state not recorded');
-      }
+      const r = await this.applyOffer(ctx, v.sdp, 'sip:reinvite');
+      if (!r.ok) return void this.uas.respond(tx, r.status, { headers: r.headers });
+      answer = r.answer;
     } else {
       // A refresh without an offer: our current session as the offer (the ACK's answer is ignored).
-      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, address);
+      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, this.localAddress(peer));
     }
+    this.timers.apply(ctx, timer);
     ctx.awaitingAck = tx;
     tx.onNoAck = () => {
       ctx.awaitingAck = null;
       this.endThenClose(ctx, 'sip:no-ack');
     };
-    this.uas.respond(tx, 200, { headers: this.answerHeaders(v, peer), body: Buffer.from(answer), contentType: SDP });
+    this.uas.respond(tx, 200, { headers: this.answerHeaders(peer, timer), body: Buffer.from(answer), contentType: SDP });
   }
 
-  /** A call cancelled before the answer is still a call: received, then ended (`sip:cancel`). */
-  private async recordCancelled(inbound: { provider: string; providerCallId: string; from: string; to: string }): Promise<void> {
-    const callId = await this.deps.calls.receivedThenEnded(inbound, 'sip:invite', { reason: 'sip:cancel', source: (id) => ({ caller: 'sip', id: `sip:end:${id}` }) });
-    if (callId !== null) this.log.info({ callId: inbound.providerCallId, call: callId }, 'SIP call cancelled before the answer');
+  /** A call cancelled before the answer is still a call: received, then ended (`sip:cancel`, or `sip:no-prack`). */
+  private async recordCancelled(inbound: { provider: string; providerCallId: string; from: string; to: string }, reason = 'sip:cancel'): Promise<void> {
+    const callId = await this.deps.calls.receivedThenEnded(inbound, 'sip:invite', { reason, source: (id) => ({ caller: 'sip', id: `sip:end:${id}` }) });
+    if (callId !== null) this.log.info({ callId: inbound.providerCallId, call: callId, reason }, 'SIP call ended before the answer');
   }
 
   /** Ends the call through call control (`call_ended`, idempotent per call), which also stops its session. */
@@ -400,9 +556,14 @@ export class SipApp implements UasHandler {
     this.forget(ctx);
     if (ctx.dialog.state === DialogState.Terminated) return;
     ctx.dialog.transition(DialogState.Terminated);
-    const snap = ctx.dialog.snap;
+    await this.byeDialog(ctx.dialog, reason);
+  }
+
+  /** BYE for `dialog` with a Reason naming why (RFC 3326). */
+  private async byeDialog(dialog: Dialog, reason: string): Promise<void> {
+    const snap = dialog.snap;
     const sentBy = this.uas.transport.sentBy(snap.transport, this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port }));
-    const { req, dest } = ctx.dialog.request('BYE', sentBy, {});
+    const { req, dest } = dialog.request('BYE', sentBy, {});
     req.headers.add('reason', `SIP;cause=200;text="${reason.replace(/["\\]/g, '').slice(0, 80)}"`);
     const status = await this.uas.sendRequest(req, dest);
     this.log.info({ callId: snap.callId, status, reason }, 'BYE sent');
@@ -411,6 +572,7 @@ export class SipApp implements UasHandler {
   private forget(ctx: CallCtx): void {
     if (this.dialogs.get(ctx.dialog.id) === ctx) this.dialogs.delete(ctx.dialog.id);
     ctx.awaitingAck = null;
+    ctx.timer?.stop();
     this.deps.rtp.release(ctx.rtp.port);
   }
 }

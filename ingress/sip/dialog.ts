@@ -50,6 +50,13 @@ export interface DialogSnapshot {
   sdpVersion: number;
   /** Our media direction after the last offer/answer (absent in snapshots written before re-INVITEs were stored = sendrecv). */
   direction?: Direction;
+  /**
+   * The session timer negotiated last (RFC 4028, session-timer.ts): the interval in seconds and whether we refresh.
+   * Absent = no timer (and in snapshots written before session timers). A resumed call restarts it from here.
+   */
+  sessionTimer?: { interval: number; weRefresh: boolean };
+  /** The peer's Allow lists UPDATE (we refresh with UPDATE rather than re-INVITE). Absent = false. */
+  peerAllowsUpdate?: boolean;
 }
 
 export const newTag = (): string => crypto.randomBytes(6).toString('hex');
@@ -188,6 +195,9 @@ export function snapshotProblem(s: unknown): string | null {
   if (d.codec !== 'PCMU' && d.codec !== 'PCMA') return 'codec is not usable';
   if (!isInt(d.payloadType, 0, 127) || !(d.eventPayloadType === null || isInt(d.eventPayloadType, 0, 127))) return 'payload type is not usable';
   if (!isInt(d.sdpSession, 0, Number.MAX_SAFE_INTEGER) || !isInt(d.sdpVersion, 0, Number.MAX_SAFE_INTEGER)) return 'SDP session is not usable';
+  const st = d.sessionTimer as { interval?: unknown; weRefresh?: unknown } | undefined;
+  if (st !== undefined && (typeof st !== 'object' || st === null || !isInt(st.interval, 1, 2 ** 31 - 1) || typeof st.weRefresh !== 'boolean')) return 'session timer is not usable';
+  if (d.peerAllowsUpdate !== undefined && typeof d.peerAllowsUpdate !== 'boolean') return 'peerAllowsUpdate is not usable';
   if (d.direction !== undefined && !['sendrecv', 'sendonly', 'recvonly', 'inactive'].includes(d.direction as string)) return 'direction is not usable';
   return null;
 }

@@ -11,7 +11,7 @@ const COMPACT: Readonly<Record<string, string>> = {
   s: 'subject', k: 'supported', t: 'to', v: 'via', o: 'event', r: 'refer-to', b: 'referred-by',
   u: 'allow-events', x: 'session-expires', a: 'accept-contact', j: 'reject-contact', d: 'request-disposition', y: 'identity',
 };
-const PRETTY: Readonly<Record<string, string>> = { 'call-id': 'Call-ID', cseq: 'CSeq', 'www-authenticate': 'WWW-Authenticate', 'mime-version': 'MIME-Version' };
+const PRETTY: Readonly<Record<string, string>> = { 'call-id': 'Call-ID', cseq: 'CSeq', 'www-authenticate': 'WWW-Authenticate', 'mime-version': 'MIME-Version', 'min-se': 'Min-SE', rseq: 'RSeq', rack: 'RAck' };
 
 const TOKEN_RE = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
 export const isToken = (s: string): boolean => TOKEN_RE.test(s);

@@ -25,6 +25,7 @@ import type { SipTimers } from './transaction.ts';
 import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-config.ts';
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
+import { loadPrompt } from './early-media.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get 503 with Retry-After: host.calls). */
 export interface SipOptions {
@@ -36,6 +37,10 @@ export interface SipOptions {
   advertise?: string;
   /** Ring time between 180 Ringing and the answer (SWITCHBOARD_SIP_RING_MS), default 0. */
   ringMs?: number;
+  /** Session timers (RFC 4028): the smallest Session-Expires accepted, seconds (SWITCHBOARD_SIP_MIN_SE), default 90. */
+  minSe?: number;
+  /** Early media prompt (SWITCHBOARD_SIP_EARLY_MEDIA, early-media.ts): a WAV file played after 183 + SDP; absent = 180. */
+  earlyMedia?: string;
   timers?: Partial<SipTimers>;
   /**
    * Trunk admission settings (SWITCHBOARD_SIP_ALLOW, _USERS, _REALM, _RATE: trunk-config.ts) and outbound routes
@@ -101,6 +106,8 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     rtp,
     advertise: deps.advertise,
     ringMs: deps.ringMs,
+    minSe: deps.minSe,
+    earlyMedia: deps.earlyMedia ? loadPrompt(deps.earlyMedia) : undefined,
   });
   const handler: UasHandler = {
     admit: (v, peer) => admission.admit(v, peer, { inDialog: app.hasDialog(v) }),
@@ -109,6 +116,8 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     ack: (v) => app.ack(v),
     bye: (tx, v) => app.bye(tx, v),
     info: (tx, v) => app.info(tx, v),
+    prack: (tx, v) => app.prack(tx, v),
+    update: (tx, v) => app.update(tx, v),
     cancel: (tx) => app.cancel(tx),
   };
   const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler });

@@ -4,9 +4,12 @@
  * INVITE then runs in the background:
  *
  *   INVITE (SDP offer PCMU, PCMA, telephone-event from an RTP port of the pool)
- *     ├─ 1xx ─► ringing (a ring timeout sends CANCEL ─► 487 ─► ended `sip:no-answer`)
+ *     │   (Supported: timer, 100rel; Session-Expires: 1800 — RFC 4028 §7.1)
+ *     ├─ 1xx ─► ringing (a ring timeout sends CANCEL ─► 487 ─► ended `sip:no-answer`); a reliable 18x
+ *     │        (Require: 100rel + RSeq) gets one PRACK with its RAck per RSeq (RFC 3262 §4, prack.ts)
  *     ├─ 401/407 ─► answered ONCE with digest credentials (outbound-config.ts): CSeq+1, same Call-ID and From tag
- *     ├─ 2xx ─► dialog (remote tag, Contact, Record-Route reversed) ─► ACK (again for each retransmitted 2xx)
+ *     ├─ 2xx ─► dialog (remote tag, Contact, Record-Route reversed) ─► ACK (again for each retransmitted 2xx);
+ *     │        its Session-Expires starts the session timer (RFC 4028 §7.2: no refresher named = us)
  *     │        ─► call_answered ─► SipApp.adoptOutbound: the same SipLeg / CallSession path as inbound
  *     │           (consent, recording, agent; BYE either way; kill -9 continuation from the stored dialog)
  *     └─ 3xx-6xx, Timer B ─► call_ended with the reason (`sip:busy`, `sip:auth-failed`, `sip:timeout`, …)
@@ -35,7 +38,9 @@ import type { OutboundConfig, OutboundRoute } from './outbound-config.ts';
 import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { negotiate, offerSdp } from './sdp.ts';
 import type { Destination, SipUas } from './uas.ts';
-import { ALLOW } from './validate.ts';
+import { ALLOW, SUPPORTED } from './validate.ts';
+import { formatRAck, parseRSeq, requires100rel } from './prack.ts';
+import { DEFAULT_SESSION_EXPIRES, timerFromAnswer } from './session-timer.ts';
 import { endReasonFor } from './end-reasons.ts';
 import { DialError, type DialRequest, type OutboundDialer } from '../port.ts';
 
@@ -82,6 +87,10 @@ class Attempt {
   ringTimer: NodeJS.Timeout | null = null;
   /** Why we cancelled (ring timeout, shutdown): the reason the call ends with on the 487. */
   cancelReason: string | null = null;
+  /** The highest CSeq sent in the early dialog (PRACK): the confirmed dialog's requests continue above it. */
+  inDialogCseq = 0;
+  /** RSeq values already PRACKed (a retransmitted reliable 18x is not PRACKed again). */
+  readonly pracked = new Set<number>();
 
   constructor(
     readonly ref: { tenant: string; callId: string },
@@ -208,6 +217,8 @@ export class SipDialer implements OutboundDialer {
     h.add('contact', this.deps.app.contact(a.dest));
     h.add('allow', ALLOW.join(', '));
     h.add('user-agent', 'switchboard');
+    h.add('supported', SUPPORTED.join(', '));
+    h.add('session-expires', String(DEFAULT_SESSION_EXPIRES));
     if (auth) h.add(auth.header, auth.value);
     h.add('content-type', 'application/sdp');
     const body = Buffer.from(offerSdp({ address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 }));
@@ -221,6 +232,7 @@ export class SipDialer implements OutboundDialer {
 
   private async onResponse(a: Attempt, invite: SipRequest, res: SipResponse): Promise<void> {
     if (res.status < 200) {
+      if (res.status > 100 && a.open) this.prackIfReliable(a, invite, res);
       if (a.state === AttemptState.Calling && res.status > 100) {
         a.transition(AttemptState.Ringing);
         // We gave up before any provisional response: the CANCEL could not go then (RFC 3261 §9.1); it goes now.
@@ -250,6 +262,20 @@ export class SipDialer implements OutboundDialer {
     return this.fail(a, reason, res.status);
   }
 
+  /** RFC 3262 §4: a reliable 18x (Require: 100rel and an RSeq) gets one PRACK per RSeq, in its early dialog. */
+  private prackIfReliable(a: Attempt, invite: SipRequest, res: SipResponse): void {
+    const rseq = parseRSeq(res.headers.get('rseq'));
+    if (!requires100rel(res.headers) || rseq === null || a.pracked.has(rseq)) return;
+    a.pracked.add(rseq);
+    const cseq = parseCSeq(invite.headers.get('cseq') ?? '')?.seq ?? a.cseq;
+    const media = { rtpPort: a.sockets.port, remoteMedia: { address: '0.0.0.0', port: 0 }, codec: 'PCMU' as const, payloadType: 0, eventPayloadType: null, sdpSession: a.sdpSession, sdpVersion: 1 };
+    const early = Dialog.fromAnswer(res, { callId: a.sipCallId, localTag: a.fromTag, localUri: `<${a.fromUri}>`, remoteUri: `<${a.target}>`, requestUri: a.target, cseq: Math.max(cseq, a.inDialogCseq) }, a.dest, media);
+    const { req, dest } = early.request('PRACK', this.deps.uas.transport.sentBy(a.dest.transport, a.local));
+    a.inDialogCseq = early.snap.localCseq;
+    req.headers.add('rack', formatRAck({ rseq, cseq, method: 'INVITE' }));
+    void this.deps.uas.sendRequest(req, dest).then((status) => this.log.debug({ callId: a.sipCallId, rseq, status }, 'PRACK answered'));
+  }
+
   private async answered(a: Attempt, invite: SipRequest, res: SipResponse): Promise<void> {
     if (a.ack) return void this.deps.uas.transport.sendRequest(a.ack, a.ackDest ?? a.dest); // a retransmitted 2xx: ACK it again
     // A 2xx after we gave up (Timer B, shutdown): the call row has ended; ACK the 2xx and hang up at once.
@@ -261,7 +287,10 @@ export class SipDialer implements OutboundDialer {
     const media = neg.ok
       ? { rtpPort: a.sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession: a.sdpSession, sdpVersion: 1 }
       : { rtpPort: a.sockets.port, remoteMedia: { address: '0.0.0.0', port: 0 }, codec: 'PCMU' as const, payloadType: 0, eventPayloadType: null, sdpSession: a.sdpSession, sdpVersion: 1 };
-    const dialog = Dialog.fromAnswer(res, { callId: a.sipCallId, localTag: a.fromTag, localUri: `<${a.fromUri}>`, remoteUri: `<${a.target}>`, requestUri: a.target, cseq }, a.dest, media);
+    const dialog = Dialog.fromAnswer(res, { callId: a.sipCallId, localTag: a.fromTag, localUri: `<${a.fromUri}>`, remoteUri: `<${a.target}>`, requestUri: a.target, cseq: Math.max(cseq, a.inDialogCseq) }, a.dest, media);
+    const timer = timerFromAnswer(res.headers);
+    if (timer) dialog.snap.sessionTimer = { interval: timer.interval, weRefresh: timer.refresher === 'uac' };
+    dialog.snap.peerAllowsUpdate = res.headers.values('allow').some((m) => m.toUpperCase() === 'UPDATE');
     const sentBy = this.deps.uas.transport.sentBy(a.dest.transport, a.local);
     const ack = dialog.request('ACK', sentBy, { cseq });
     a.ack = ack.req;

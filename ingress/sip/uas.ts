@@ -5,7 +5,8 @@
  * admission refusals (rate limit, allowlist, digest challenge) and the application's early refusals (`screen`:
  * an INVITE to a number nobody routes) — stateless too, RFC 3261 §8.2.7: a flood from a forged source gets one
  * datagram per request, never a retransmitted one — retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
- * handler), ACKs of error responses, and OPTIONS. Responses go to the
+ * handler), ACKs of error responses, and OPTIONS. INVITE, ACK of a 2xx, BYE, INFO, PRACK (RFC 3262) and UPDATE
+ * (RFC 3311) go to the application. Responses go to the
  * client transactions (client-transaction.ts) of what we send — an outbound
  * INVITE (uac.ts), BYE, CANCEL; a response matching none is discarded.
  */
@@ -30,6 +31,10 @@ export interface UasHandler {
   ack(v: ValidRequest, peer: Peer): void;
   bye(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
   info(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
+  /** PRACK (RFC 3262 §4) for a reliable provisional response of ours. */
+  prack?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
+  /** UPDATE (RFC 3311): a mid-dialog offer or a session refresh. */
+  update?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
   /** A CANCEL matched an INVITE still proceeding; the handler answers that INVITE (487). */
   cancel(inviteTx: InviteServerTransaction): void;
 }
@@ -170,6 +175,10 @@ export class SipUas {
         return h.bye(tx as NonInviteServerTransaction, v, peer);
       case 'INFO':
         return h.info(tx as NonInviteServerTransaction, v, peer);
+      case 'PRACK':
+        return h.prack ? h.prack(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
+      case 'UPDATE':
+        return h.update ? h.update(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
       case 'OPTIONS':
         return void this.respond(tx, 200, {
           headers: [

@@ -8,11 +8,11 @@ import { parseCSeq, parseNameAddr, parseSipUri, parseVia, type CSeq, type NameAd
 import type { SipRequest } from './message.ts';
 
 /** Methods this UAS implements. */
-export const ALLOW = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO'] as const;
+export const ALLOW = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO', 'PRACK', 'UPDATE'] as const;
 /** Known SIP methods we do not accept at this endpoint (405, not 501). */
-const KNOWN_NOT_ALLOWED = new Set(['REGISTER', 'SUBSCRIBE', 'NOTIFY', 'MESSAGE', 'REFER', 'PRACK', 'PUBLISH', 'UPDATE']);
-/** Option tags we support (RFC 4028 session timers are tolerated). */
-export const SUPPORTED = ['timer'] as const;
+const KNOWN_NOT_ALLOWED = new Set(['REGISTER', 'SUBSCRIBE', 'NOTIFY', 'MESSAGE', 'REFER', 'PUBLISH']);
+/** Option tags we support: RFC 4028 session timers (session-timer.ts), RFC 3262 reliable provisionals (prack.ts). */
+export const SUPPORTED = ['timer', '100rel'] as const;
 const SINGLE = ['call-id', 'from', 'to', 'cseq', 'max-forwards', 'content-length', 'content-type'];
 
 export interface Refusal {
@@ -30,7 +30,7 @@ export interface ValidRequest {
   to: NameAddr;
   callId: string;
   cseq: CSeq;
-  /** The SDP of an INVITE/ACK (the application/sdp part of a multipart body), else null. */
+  /** The SDP of an INVITE/ACK/UPDATE/PRACK (the application/sdp part of a multipart body), else null. */
   sdp: string | null;
 }
 
@@ -91,14 +91,15 @@ export function validateRequest(req: SipRequest, transport: 'udp' | 'tcp'): { ok
     if (unsupported.length) return fail({ status: 420, headers: [['Unsupported', unsupported.join(', ')]], detail: `Require: ${unsupported.join(', ')}` });
   }
   let sdp: string | null = null;
-  if (req.method === 'INVITE' || req.method === 'ACK') {
+  if (req.method === 'INVITE' || req.method === 'ACK' || req.method === 'UPDATE' || req.method === 'PRACK') {
+    const offers = req.method === 'INVITE' || req.method === 'UPDATE';
     const enc = h.get('content-encoding');
-    if (enc !== undefined && enc.toLowerCase() !== 'identity' && req.method === 'INVITE') {
+    if (enc !== undefined && enc.toLowerCase() !== 'identity' && offers) {
       return fail({ status: 415, headers: [['Accept-Encoding', 'identity'], ['Accept', 'application/sdp']], detail: `Content-Encoding ${enc}` });
     }
     if (req.body.length > 0) {
       sdp = sdpOf(h.get('content-type') ?? '', req.body);
-      if (sdp === null && req.method === 'INVITE') return fail({ status: 415, headers: [['Accept', 'application/sdp']], detail: `Content-Type ${h.get('content-type') ?? '(none)'}` });
+      if (sdp === null && offers) return fail({ status: 415, headers: [['Accept', 'application/sdp']], detail: `Content-Type ${h.get('content-type') ?? '(none)'}` });
     }
     const accept = h.values('accept');
     if (req.method === 'INVITE' && accept.length && !accept.some((a) => /^(application\/(sdp|\*)|\*\/\*)\s*(;|$)/i.test(a))) {

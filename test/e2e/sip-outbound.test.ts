@@ -9,6 +9,7 @@
  *  - our side hangs up (a strict consent policy, nobody presses 1): BYE inside the dialog, to the callee's Contact;
  *  - a 401 challenge is answered once with digest credentials (MD5, qop=auth) that sipp's verifyauth accepts; with a
  *    wrong password the second 401 ends the call `sip:auth-failed` after exactly one retry;
+ *  - a reliable 180 (Require: 100rel) is PRACKed; a 2xx with Session-Expires;refresher=uac makes us refresh (UPDATE);
  *  - 486 Busy Here → ended `sip:busy`, the 486 ACKed; ringing past the dial timeout → CANCEL, 487, `sip:no-answer`;
  *  - API validation: a bad body is 400 naming the field, an unknown from-number 404, a role without
  *    `calls:originate` 403 — and nothing is sent;
@@ -184,6 +185,22 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     assert.equal(run.code, 0, `no third INVITE reached sipp: ${run.output}`);
     const received = run.messages.filter((m) => m.dir === 'received').map((m) => m.first.split(' ')[0]);
     assert.deepEqual(received, ['INVITE', 'ACK', 'INVITE', 'ACK']);
+  });
+
+  test('a reliable 180 (100rel) gets a PRACK; the 2xx Session-Expires;refresher=uac makes us refresh with UPDATE', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_100rel_timer.xml', ip: '127.0.0.1', port: 5079 });
+    const r = await dial('sip:dave@127.0.0.1:5079');
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const got = run.messages.filter((m) => m.dir === 'received').map((m) => m.first.split(' ')[0]);
+    assert.deepEqual(got.slice(0, 5), ['INVITE', 'PRACK', 'ACK', 'UPDATE', 'SIP/2.0']);
+    const prack = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('PRACK '))!;
+    const update = run.messages.find((m) => m.dir === 'received' && m.first.startsWith('UPDATE '))!;
+    const cseq = (t: string) => Number(/^CSeq:\s*(\d+)/im.exec(t)?.[1]);
+    assert.ok(cseq(update.text) > cseq(prack.text), 'the confirmed dialog continues above the PRACK CSeq');
+    assert.match(update.text, /Session-Expires:\s*6;refresher=uac/i);
+    assert.equal((await ended(r.body.call_id)).end_reason, 'sip:bye');
   });
 
   test('486 Busy Here: ACKed, the call ends sip:busy without an answer', { timeout: 60_000 }, async () => {
