@@ -1,22 +1,26 @@
 /**
  * SIP over TLS end to end (in-process gateways, self-signed certificates made with openssl in the test):
  *  - a call over TLS (scripted UA on node:tls): 200 OK over the connection, Contact `;transport=tls`, Via TLS, the
- *    call row says transport `tls` and media `none`; BYE over the same connection;
+ *    call row says transport `tls` and media `none`; BYE over the same connection; the evidence pack shows it;
  *  - a TLS 1.1 client is refused by the gateway (its protocol-version alert), the same client at 1.2 connects;
  *  - the certificate files replaced while running: the next handshake presents the new certificate; a broken file
  *    then is logged and the working certificate stays;
  *  - a cleartext (UDP) INVITE to a number whose policy requires TLS: 403 + Warning, no call row, one
  *    call_rejected (`tls_required`);
  *  - mutual TLS (SWITCHBOARD_SIP_TLS_CA): a client without a certificate gets no SIP at all, one with a
- *    certificate issued under the CA is answered.
+ *    certificate issued under the CA is answered;
+ *  - an outbound call to a `;transport=tls` target (a TLS far end that asks for a client certificate): the INVITE
+ *    goes over TLS with our certificate, the ACK and the far end's BYE on that connection, the row says `tls`.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { buildEvidencePack } from '../../api/evidence/pack.ts';
 import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 import { freePort, startTestGateway } from '../helpers/gateway.ts';
-import { fingerprintOf, issuedBy, selfSigned, SipTlsUa } from '../helpers/sip-tls-ua.ts';
+import { fingerprintOf, issuedBy, selfSigned, SipTlsUa, TlsUas } from '../helpers/sip-tls-ua.ts';
 import { SipUa } from '../helpers/sip-ua.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -50,7 +54,7 @@ before(async () => {
   fs.copyFileSync(first.key, live.key);
   gw = await gateway({ SWITCHBOARD_SIP_TLS_CERT: live.cert, SWITCHBOARD_SIP_TLS_KEY: live.key, SWITCHBOARD_SIP_ENCRYPTION: `${SECURE}=require` });
   ca = selfSigned(dir, 'trunk-ca');
-  const server = selfSigned(dir, 'gw-m');
+  const server = issuedBy(dir, ca, 'gw-m');
   mutualGw = await gateway({ SWITCHBOARD_SIP_TLS_CERT: server.cert, SWITCHBOARD_SIP_TLS_KEY: server.key, SWITCHBOARD_SIP_TLS_CA: ca.cert });
 });
 after(async () => {
@@ -91,6 +95,14 @@ test('a call over TLS: 200 OK with a transport=tls Contact on the connection, th
   const bye = await u.bye();
   assert.equal(bye?.status, 200);
   await waitFor(() => gw.store.read('default').calls.get(row.id)?.state === 'ended', 10_000, 'call ended');
+  // The evidence pack says how the call travelled (call.json and VERIFY.md).
+  const zip = await buildEvidencePack({ store: gw.store, tenant: 'default', callId: row.id, recording: null, transcriptVtt: 'WEBVTT\n', transcriptJson: [], generatedAt: Date.now(), generatedBy: 'test' });
+  const out = tmpDir('sb-sip-tls-pack-');
+  fs.writeFileSync(path.join(out, 'e.zip'), zip);
+  assert.equal(spawnSync('unzip', ['-q', 'e.zip'], { cwd: out }).status, 0);
+  const packed = JSON.parse(fs.readFileSync(path.join(out, 'call.json'), 'utf8')) as { call: { transport: string; media_encryption: string } };
+  assert.deepEqual([packed.call.transport, packed.call.media_encryption], ['tls', 'none']);
+  assert.match(fs.readFileSync(path.join(out, 'VERIFY.md'), 'utf8'), /Encryption in transit: signalling TLS, media none/);
 });
 
 test('TLS 1.1 is refused by the gateway (protocol version alert); the same client at TLS 1.2 connects', { timeout: 20_000 }, async () => {
@@ -142,7 +154,7 @@ test('a cleartext INVITE on a route that requires TLS: 403 + Warning, no call ro
 });
 
 test('mutual TLS: a client without a certificate gets no SIP; one with a certificate issued under the CA is answered', { timeout: 30_000 }, async () => {
-  const serverCa = caOf(path.join(dir, 'gw-m.crt'));
+  const serverCa = caOf(ca.cert);
   const anon = await SipTlsUa.connect({ port: tlsPort(mutualGw), to: OPEN.slice(1), ca: serverCa }).catch((err: Error & { code?: string }) => err);
   if (anon instanceof SipTlsUa) {
     // TLS 1.3: the client finishes first; the gateway's alert arrives on the next read.
@@ -156,4 +168,30 @@ test('mutual TLS: a client without a certificate gets no SIP; one with a certifi
   const u = await ua(mutualGw, OPEN, { ca: serverCa, cert: fs.readFileSync(client.cert), key: fs.readFileSync(client.key) });
   u.send(u.build('OPTIONS'));
   assert.equal((await u.response((r) => /OPTIONS/.test(r.headers.get('cseq') ?? ''), 10_000))?.status, 200);
+});
+
+test('outbound over TLS: a ;transport=tls target is dialled over TLS with our client certificate; the row says tls; BYE on the connection', { timeout: 60_000 }, async () => {
+  const far = issuedBy(dir, ca, 'far-end');
+  const uas = await TlsUas.listen({ cert: fs.readFileSync(far.cert), key: fs.readFileSync(far.key), ca: caOf(ca.cert) });
+  closers.push(() => uas.close());
+  const to = `sip:alice@127.0.0.1:${uas.port};transport=tls`;
+  const { callId } = await mutualGw.sip.dialer.dial({ tenant: 'default', caller: 'test', from: OPEN, to });
+  const read = () => mutualGw.store.read('default').calls;
+  const row = await waitFor(() => read().get(callId)?.transport && read().get(callId), 30_000, 'outbound call answered over TLS');
+  assert.equal(row.transport, 'tls');
+  assert.equal(row.media_encryption, 'none');
+  assert.deepEqual(uas.clientCertificates, [fingerprintOf(path.join(dir, 'gw-m.crt'))], 'one connection, our certificate shown');
+  const call = uas.calls[0] ?? assert.fail('no connection');
+  const invite = call.requests.find((r) => r.method === 'INVITE');
+  assert.match(invite?.headers.get('via') ?? '', /^SIP\/2\.0\/TLS 127\.0\.0\.1:\d+;/);
+  assert.match(invite?.headers.get('contact') ?? '', new RegExp(`;transport=tls>$`));
+  await waitFor(() => call.requests.some((r) => r.method === 'ACK'), 10_000, 'the ACK over the connection');
+  // The far end hangs up in the dialog, on the same connection.
+  const inv = invite ?? assert.fail('no INVITE');
+  call.send(Buffer.from(
+    `BYE sip:switchboard@127.0.0.1:${tlsPort(mutualGw)};transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:${uas.port};branch=z9hG4bKbye1\r\nMax-Forwards: 70\r\n` +
+      `From: ${call.answeredTo}\r\nTo: ${inv.headers.get('from')}\r\nCall-ID: ${inv.headers.get('call-id')}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n`,
+  ));
+  assert.equal((await call.response((r) => /BYE/.test(r.headers.get('cseq') ?? ''), 10_000))?.status, 200);
+  await waitFor(() => read().get(callId)?.state === 'ended', 10_000, 'the call ended by the far BYE');
 });

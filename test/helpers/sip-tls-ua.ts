@@ -1,7 +1,9 @@
 /**
  * A scripted SIP user agent over TLS for tests (node:tls): one connection to the gateway's TLS port, requests
  * framed by Content-Length as RFC 3261 §18.3 says, responses and the gateway's requests (its BYE: answered 200)
- * read off the same connection. INVITE with an SDP offer (PCMU), ACK, BYE; or one hand-made request.
+ * read off the same connection. INVITE with an SDP offer (PCMU), ACK, BYE; or one hand-made request. `TlsUas` is
+ * the far end of an outbound call: a TLS listener that answers an INVITE 200 with an SDP answer and notes the
+ * client certificate it was shown.
  * Also `tlsCertificates` (openssl: a self-signed P-256 CA-less leaf, or a CA and a leaf it signs) for the tests.
  */
 import { execFileSync } from 'node:child_process';
@@ -32,13 +34,19 @@ export class SipTlsUa {
   toTag: string | null = null;
   readonly responses: SipResponse[] = [];
   readonly requests: SipRequest[] = [];
+  /** The To (with our tag) of the last request we answered with a tag: our side of the dialog, as far end. */
+  answeredTo = '';
   /** The connection's error (a TLS alert from the gateway), if any. */
   error: (Error & { code?: string }) | null = null;
   private cseq = 0;
   private buf = Buffer.alloc(0);
   private readonly waiters = new Set<() => void>();
+  /** Answers a request from the far end (default: 200 OK, nothing for ACK). */
+  onRequest: (req: SipRequest) => void = (req) => {
+    if (req.method !== 'ACK') this.answer(req, 200);
+  };
 
-  private constructor(
+  constructor(
     readonly socket: tls.TLSSocket,
     private readonly opts: TlsUaOptions,
   ) {
@@ -147,16 +155,59 @@ export class SipTlsUa {
       if (p.message.kind === 'response') this.responses.push(p.message);
       else {
         this.requests.push(p.message);
-        if (p.message.method !== 'ACK') this.answer(p.message);
+        this.onRequest(p.message);
       }
       for (const w of [...this.waiters]) w();
       this.waiters.clear();
     }
   }
 
-  private answer(req: SipRequest): void {
-    const h = ['via', 'from', 'to', 'call-id', 'cseq'].flatMap((n) => req.headers.values(n).map((v) => `${n}: ${v}`));
-    this.socket.write(`SIP/2.0 200 OK\r\n${h.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`);
+  /** Answers `req` on the connection (`toTag` added to To, `extra` header lines, `body` as SDP). */
+  answer(req: SipRequest, status: number, o: { toTag?: string; extra?: string[]; body?: string } = {}): void {
+    if (o.toTag) this.answeredTo = `${req.headers.get('to') ?? ''};tag=${o.toTag}`;
+    const h = ['via', 'from', 'to', 'call-id', 'cseq'].flatMap((n) => req.headers.values(n).map((v) => `${n}: ${n === 'to' && o.toTag ? `${v};tag=${o.toTag}` : v}`));
+    const body = o.body ?? '';
+    const lines = [...h, ...(o.extra ?? []), ...(body ? ['Content-Type: application/sdp'] : []), `Content-Length: ${Buffer.byteLength(body)}`];
+    this.socket.write(`SIP/2.0 ${status} ${status === 200 ? 'OK' : 'Other'}\r\n${lines.join('\r\n')}\r\n\r\n${body}`);
+  }
+}
+
+/**
+ * The far end of an outbound call over TLS: answers each INVITE 200 with a PCMU answer, and remembers the
+ * connections (`calls`) and the client certificates it was shown.
+ */
+export class TlsUas {
+  readonly calls: SipTlsUa[] = [];
+  readonly clientCertificates: Array<string | null> = [];
+
+  private constructor(readonly server: tls.Server) {}
+
+  static async listen(o: { cert: Buffer; key: Buffer; ca: Buffer }): Promise<TlsUas> {
+    const server = tls.createServer({ cert: o.cert, key: o.key, ca: o.ca, requestCert: true, rejectUnauthorized: true });
+    const uas = new TlsUas(server);
+    server.on('secureConnection', (sock) => {
+      const peer = sock.getPeerX509Certificate();
+      uas.clientCertificates.push(peer?.fingerprint256 ?? null);
+      const call = new SipTlsUa(sock, { port: 0, to: '', ca: o.ca });
+      call.onRequest = (req) => {
+        if (req.method === 'ACK') return;
+        if (req.method !== 'INVITE') return call.answer(req, 200);
+        const contact = `<sip:far@${sock.localAddress}:${sock.localPort};transport=tls>`;
+        call.answer(req, 200, { toTag: rnd(), extra: [`Contact: ${contact}`], body: call.offer(40_000) });
+      };
+      uas.calls.push(call);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    return uas;
+  }
+
+  get port(): number {
+    return (this.server.address() as { port: number }).port;
+  }
+
+  close(): void {
+    for (const c of this.calls) c.close();
+    this.server.close();
   }
 }
 
@@ -168,13 +219,13 @@ export function selfSigned(dir: string, name: string): { cert: string; key: stri
   return { cert, key };
 }
 
-/** A client certificate signed by the CA `ca` (mutual TLS), as PEM files in `dir`. */
+/** A certificate for 127.0.0.1/localhost signed by the CA `ca` (a trunk's client certificate, a server's), as PEM files in `dir`. */
 export function issuedBy(dir: string, ca: { cert: string; key: string }, name: string): { cert: string; key: string } {
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const cert = path.join(dir, `${name}.crt`);
-  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-keyout', key, '-out', csr], { stdio: 'ignore' });
-  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '1', '-out', cert], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', csr], { stdio: 'ignore' });
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-copy_extensions', 'copy', '-days', '1', '-out', cert], { stdio: 'ignore' });
   return { cert, key };
 }
 
