@@ -124,7 +124,7 @@ export class SipDialer implements OutboundDialer {
 
   targetProblem(to: string): string | null {
     const u = parseSipUri(to);
-    return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: or sips: URI (sip:user@host[:port][;transport=tcp|tls])';
+    return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port])';
   }
 
   async dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }> {
