@@ -2,6 +2,7 @@
  * SIP over TLS end to end (in-process gateways, self-signed certificates made with openssl in the test):
  *  - a call over TLS (scripted UA on node:tls): 200 OK over the connection, Contact `;transport=tls`, Via TLS, the
  *    call row says transport `tls` and media `none`; BYE over the same connection; the evidence pack shows it;
+ *  - the gateway's own BYE for a TLS call goes over the caller's connection;
  *  - a TLS 1.1 client is refused by the gateway (its protocol-version alert), the same client at 1.2 connects;
  *  - the certificate files replaced while running: the next handshake presents the new certificate; a broken file
  *    then is logged and the working certificate stays;
@@ -103,6 +104,17 @@ test('a call over TLS: 200 OK with a transport=tls Contact on the connection, th
   const packed = JSON.parse(fs.readFileSync(path.join(out, 'call.json'), 'utf8')) as { call: { transport: string; media_encryption: string } };
   assert.deepEqual([packed.call.transport, packed.call.media_encryption], ['tls', 'none']);
   assert.match(fs.readFileSync(path.join(out, 'VERIFY.md'), 'utf8'), /Encryption in transit: signalling TLS, media none/);
+});
+
+test('the gateway hangs up a TLS call: its BYE comes over the caller\'s TLS connection (Via TLS), answered there', { timeout: 60_000 }, async () => {
+  const u = await ua(gw, OPEN);
+  assert.equal((await u.invite(40_000))?.status, 200);
+  const row = await waitFor(() => gw.store.read('default').calls.findOne({ provider: 'sip', provider_call_id: u.callId }), 10_000, 'call row');
+  const session = await waitFor(() => gw.calls.get(row.id), 10_000, 'the call session');
+  await session.hangup('test: operator hangs up');
+  const bye = await waitFor(() => u.requests.find((r) => r.method === 'BYE'), 10_000, 'BYE on the TLS connection');
+  assert.match(bye.headers.get('via') ?? '', new RegExp(`^SIP/2\\.0/TLS 127\\.0\\.0\\.1:${tlsPort(gw)};`));
+  await waitFor(() => gw.store.read('default').calls.get(row.id)?.state === 'ended', 10_000, 'call ended');
 });
 
 test('TLS 1.1 is refused by the gateway (protocol version alert); the same client at TLS 1.2 connects', { timeout: 20_000 }, async () => {
