@@ -22,7 +22,7 @@ import type { CallAdmission } from './admission.ts';
 import type { CallManager } from './call-manager.ts';
 import type { CallSession } from './call-session.ts';
 import * as facts from './call-facts.ts';
-import { refuseUnrouted, routeInbound, type InboundCall, type InboundDecision } from './inbound.ts';
+import { refuseRouted, refuseUnrouted, routeInbound, type InboundCall, type InboundDecision } from './inbound.ts';
 import type { RefusalLog } from './refusals.ts';
 
 export type { CallRef, FactResult, FactSource } from './call-facts.ts';
@@ -56,6 +56,19 @@ export class CallControl {
   /** A call to a number nobody routes, refused before anything else is done for it (logged outside any tenant). */
   refuseUnknown(call: InboundCall, caller: string): Promise<InboundDecision> {
     return refuseUnrouted(this.deps.store, call, caller, this.deps.refusals);
+  }
+
+  /**
+   * A call refused by the adapter's own policy before it is received (SIP: cleartext where TLS is required):
+   * `call_rejected` with `reason` in the number's tenant, no call row. False when the number is not routed.
+   */
+  refuseByPolicy(call: InboundCall, caller: string, reason: string): Promise<boolean> {
+    return refuseRouted(this.deps.store, call, caller, reason, this.deps.refusals);
+  }
+
+  /** How the call travels (SIP transport, media encryption), once it is answered. */
+  recordSecurity(ref: facts.CallRef, s: { transport: 'udp' | 'tcp' | 'tls'; mediaEncryption: 'none' | 'srtp' }, src: facts.FactSource): Promise<facts.FactResult> {
+    return facts.security(this.deps.store, ref, s, src);
   }
 
   /**

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
-import { call_answered, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_transfer_started, call_unheld } from '../schema/reducers.ts';
+import { call_answered, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
 
 export interface CallRef {
   tenant: string;
@@ -70,6 +70,12 @@ export async function mediaLost(store: Store<SwitchboardTables>, ref: CallRef, l
 /** A blind transfer begins (`call_transfer_started`): the provider will be told to dial `target`. */
 export async function transferStarted(store: Store<SwitchboardTables>, ref: CallRef, target: string, src: FactSource): Promise<FactResult> {
   const r = await store.submit(call_transfer_started, { call_id: ref.callId, target }, who(ref, src));
+  return result(r.outcome);
+}
+
+/** How the call travels: its signalling transport and media encryption (`call_security_recorded`). */
+export async function security(store: Store<SwitchboardTables>, ref: CallRef, s: { transport: 'udp' | 'tcp' | 'tls'; mediaEncryption: 'none' | 'srtp' }, src: FactSource): Promise<FactResult> {
+  const r = await store.submit(call_security_recorded, { call_id: ref.callId, transport: s.transport, media_encryption: s.mediaEncryption }, who(ref, src));
   return result(r.outcome);
 }
 

@@ -87,6 +87,17 @@ export async function refuseUnrouted(store: Store<SwitchboardTables>, call: Inbo
   return { kind: 'rejected', reason: 'unknown_number' };
 }
 
+/**
+ * A call to a routed number refused by the ingress's own policy (SIP: cleartext where TLS is required): recorded
+ * in the number's tenant as `reason` (`class: detail`), no call row. Resolves false when the number is not routed.
+ */
+export async function refuseRouted(store: Store<SwitchboardTables>, call: InboundCall, caller: string, reason: string, refusals?: RefusalLog): Promise<boolean> {
+  const number = store.read(null).numbers.findOne({ number: call.to });
+  if (!number) return false;
+  await refuse(store, refusals, call, { tenant: number.tenant, caller, id: `${call.provider}:reject:${call.providerCallId}` }, reason);
+  return true;
+}
+
 /** One refusal: through the refusal log when there is one (bounded rate), else its own `call_rejected` row. */
 async function refuse(store: Store<SwitchboardTables>, refusals: RefusalLog | undefined, call: InboundCall, who: { tenant: string; caller: string; id: string }, reason: string): Promise<void> {
   if (refusals) {

@@ -15,6 +15,8 @@ import { webrtcAdapter } from './webrtc/index.ts';
 import type { WebrtcConfig } from './webrtc/config.ts';
 import type { TrunkConfig } from './sip/trunk-config.ts';
 import type { OutboundConfig } from './sip/outbound-config.ts';
+import type { EncryptionPolicies } from './sip/encryption-policy.ts';
+import type { SipTlsSettings } from './sip/tls.ts';
 
 export type { SipIngress } from './sip/index.ts';
 
@@ -28,8 +30,8 @@ export interface IngressSettings {
   twilioAuthToken: string | undefined;
   /** VONAGE_SIGNATURE_SECRET. */
   vonageSignatureSecret: string | undefined;
-  /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, session-timer Min-SE, early media, trunk admission, outbound routes). */
-  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; earlyMedia: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig };
+  /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, session-timer Min-SE, early media, trunk admission, outbound routes, TLS, encryption policy). */
+  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; earlyMedia: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig; tls?: SipTlsSettings; encryption?: EncryptionPolicies };
   /** SWITCHBOARD_WEBRTC_*. */
   webrtc: WebrtcConfig;
 }

@@ -142,6 +142,10 @@ export const calls = defineTable({
     end_reason: z.string().max(200).nullable(),
     /** Where a blind transfer sends the caller (set on `transferring`). */
     transfer_target: z.string().max(512).nullable(),
+    /** SIP: the signalling transport the call used (`call_security_recorded`); null = not SIP, or before it was recorded. */
+    transport: z.enum(['udp', 'tcp', 'tls']).nullable(),
+    /** The media encryption the call used (`call_security_recorded`); null = not recorded. */
+    media_encryption: z.enum(['none', 'srtp']).nullable(),
     updated_at: ts,
   }),
 });

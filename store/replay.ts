@@ -13,7 +13,7 @@ import { tableDigest } from './digest.ts';
 import { CommandApplier } from './applier.ts';
 import type { EventLog } from './log.ts';
 import type { ReducerDef, SchemaDef, Tables } from './reducer.ts';
-import { tableDdl } from './table.ts';
+import { addedColumnsDdl, q, tableDdl } from './table.ts';
 
 export interface ReplayReport {
   ok: boolean;
@@ -25,7 +25,11 @@ export interface ReplayReport {
 }
 
 export function createTables(db: Database.Database, schema: SchemaDef): Map<string, TableStatements> {
-  for (const def of Object.values(schema.tables)) for (const sql of tableDdl(def)) db.exec(sql);
+  for (const def of Object.values(schema.tables)) {
+    for (const sql of tableDdl(def)) db.exec(sql);
+    const existing = new Set((db.prepare(`PRAGMA table_info(${q(def.name)})`).all() as Array<{ name: string }>).map((r) => r.name));
+    for (const sql of addedColumnsDdl(def, existing)) db.exec(sql);
+  }
   createDerived(db, schema.derived ?? [], new Map(Object.values(schema.tables).map((def) => [def.name, def])));
   return new Map(Object.entries(schema.tables).map(([name, def]) => [name, new TableStatements(db, def)]));
 }

@@ -94,11 +94,10 @@ function columnKind(type: z.ZodType, where: string): ColumnKind {
 /** SQL identifiers are validated by NAME above, so quoting is for keywords only. */
 export const q = (ident: string): string => `"${ident}"`;
 
+const sqlType = (kind: ColumnKind): string => (kind === 'text' || kind === 'json' ? 'TEXT' : kind === 'bool' ? 'INTEGER' : 'NUMERIC');
+
 export function tableDdl(def: AnyTableDef): string[] {
-  const cols = def.columns.map((c) => {
-    const type = c.kind === 'text' || c.kind === 'json' ? 'TEXT' : c.kind === 'bool' ? 'INTEGER' : 'NUMERIC';
-    return `${q(c.name)} ${type}${c.name === def.primaryKey ? ' PRIMARY KEY NOT NULL' : ''}`;
-  });
+  const cols = def.columns.map((c) => `${q(c.name)} ${sqlType(c.kind)}${c.name === def.primaryKey ? ' PRIMARY KEY NOT NULL' : ''}`);
   const out = [`CREATE TABLE IF NOT EXISTS ${q(def.name)} (${cols.join(', ')}) WITHOUT ROWID`];
   const indexes: Array<[ReadonlyArray<string>, boolean]> = [
     ...(def.indexes ?? []).map((c) => [c, false] as [ReadonlyArray<string>, boolean]),
@@ -113,6 +112,16 @@ export function tableDdl(def: AnyTableDef): string[] {
     );
   }
   return out;
+}
+
+/**
+ * A column added to a table since a database was made is added to that database's table (`ALTER TABLE … ADD
+ * COLUMN`): its older rows read NULL there, so a column may be added only as nullable, written null by the reducers
+ * of older commands — a replay of the log then builds the same rows.
+ */
+export function addedColumnsDdl(def: AnyTableDef, existing: ReadonlySet<string>): string[] {
+  if (existing.size === 0) return [];
+  return def.columns.filter((c) => !existing.has(c.name)).map((c) => `ALTER TABLE ${q(def.name)} ADD COLUMN ${q(c.name)} ${sqlType(c.kind)}`);
 }
 
 export type SqlValue = string | number | null;

@@ -2,9 +2,9 @@
  * The evidence pack: one zip an auditor can check offline with sh, sha256sum,
  * openssl 3, awk, grep and sed (no jq, node or python). Layout:
  *
- *   VERIFY.md, verify.sh           instructions; the check script (also inside VERIFY.md)
+ *   VERIFY.md, verify.sh           instructions (and how the call travelled: TLS or not, SRTP or not); the check script
  *   manifest.json                  tenant, call, node, generated_at / generated_by
- *   call.json                      {call, recording}: the call row and the recording row
+ *   call.json                      {call, recording}: the call row (with transport, media_encryption) and the recording row
  *   consent.json                   {consents}: the call's consent rows
  *   recording.wav, recording.sha256  decrypted recording; "<sha256>  recording.wav" from its row
  *   transcript.json, transcript.vtt
@@ -140,10 +140,20 @@ if [ "$fails" -gt 0 ]; then echo "VERIFICATION FAILED: $fails problem(s)"; exit 
 echo 'ALL CHECKS PASSED'
 `;
 
-function verifyMd(proof: CallProof, generatedAt: number, generatedBy: string): string {
+/** How the call travelled (the call row's `transport` and `media_encryption`, from `call_security_recorded`). */
+function inTransit(call: { transport: string | null; media_encryption: string | null } | undefined): string {
+  if (!call || (call.transport === null && call.media_encryption === null)) return 'Encryption in transit: not recorded for this call (not a SIP call, or recorded before it was).';
+  const signalling = call.transport === 'tls' ? 'TLS' : call.transport === null ? 'not recorded' : `${call.transport.toUpperCase()} (clear text)`;
+  const media = call.media_encryption === 'srtp' ? 'SRTP' : call.media_encryption === null ? 'not recorded' : 'none (RTP in clear text)';
+  return `Encryption in transit: signalling ${signalling}, media ${media} (\`call.json\` \`transport\`, \`media_encryption\`; the chained \`call_security_recorded\` event).`;
+}
+
+function verifyMd(proof: CallProof, generatedAt: number, generatedBy: string, transit: string): string {
   return `# Evidence pack: call ${proof.callId}
 
 Tenant \`${proof.tenant}\`, node \`${proof.node}\`; generated ${new Date(generatedAt).toISOString()} by ${generatedBy}.
+
+${transit}
 
 ## What proves what
 
@@ -198,7 +208,7 @@ export async function buildEvidencePack(input: EvidencePackInput): Promise<Buffe
   if (wavSha && !recordingRow) throw new Error(`evidence: the recording given (sha256 ${wavSha}) is not a recording of call ${callId}`);
 
   const files = new Map<string, Buffer | string>();
-  files.set('VERIFY.md', verifyMd(proof, input.generatedAt, input.generatedBy));
+  files.set('VERIFY.md', verifyMd(proof, input.generatedAt, input.generatedBy, inTransit(read.calls.get(callId))));
   files.set('verify.sh', VERIFY_SH);
   files.set('manifest.json', json({ format: 'switchboard-evidence/1', tenant, call_id: callId, node: proof.node, generated_at: input.generatedAt, generated_by: input.generatedBy }));
   files.set('call.json', json({ call: read.calls.get(callId), recording: recordingRow ?? null }));

@@ -22,7 +22,7 @@ export const DialBody = z.strictObject({
   to: z
     .string()
     .max(512)
-    .refine((s) => /^sip:/i.test(s), 'must be a sip: URI (sip:user@host[:port]); tel: and E.164 need a trunk, none is configured'),
+    .refine((s) => /^sips?:/i.test(s), 'must be a sip: URI (sip:user@host[:port], or sips: over TLS); tel: and E.164 need a trunk, none is configured'),
   agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase agent name: letters, digits, - and _').optional(),
 });
 

@@ -11,7 +11,7 @@
  *           ├─ admin      token
  *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
- *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, earlyMedia, dialTimeoutMs, trunk, outbound ─► ingress/sip
+ *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, earlyMedia, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
  *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
  *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram     ─► cli/speech.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
@@ -22,10 +22,10 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import type { OutboundConfig, TrunkConfig, WebrtcConfig } from '../../ingress/settings.ts';
+import type { EncryptionPolicies, OutboundConfig, SipTlsSettings, TrunkConfig, WebrtcConfig } from '../../ingress/settings.ts';
 import { resolveDurability, type Durability } from '../../store/index.ts';
 import { EnvSchema, pickEnv, type Env, type ProfileName, type VariableName } from './schema.ts';
-import { ConfigError, outboundSettings, speechSettings, trunkSettings, webrtcSettings, type SpeechSettings } from './sections.ts';
+import { ConfigError, encryptionSettings, outboundSettings, speechSettings, tlsSettings, trunkSettings, webrtcSettings, type SpeechSettings } from './sections.ts';
 
 export { ConfigError } from './sections.ts';
 export type { SpeechSettings } from './sections.ts';
@@ -51,6 +51,10 @@ export interface Config {
     dialTimeoutMs: number;
     trunk: TrunkConfig;
     outbound: OutboundConfig;
+    /** SWITCHBOARD_SIP_TLS_*; undefined = no TLS listener. */
+    tls: SipTlsSettings | undefined;
+    /** SWITCHBOARD_SIP_ENCRYPTION. */
+    encryption: EncryptionPolicies;
   };
   webrtc: WebrtcConfig;
   speech: SpeechSettings;
@@ -123,6 +127,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       dialTimeoutMs: e.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS,
       trunk: trunkSettings(e, { host, advertise }),
       outbound: outboundSettings(e.SWITCHBOARD_SIP_OUTBOUND),
+      tls: tlsSettings(e),
+      encryption: encryptionSettings(e.SWITCHBOARD_SIP_ENCRYPTION),
     },
     webrtc: webrtcSettings(e),
     speech: speechSettings(e),

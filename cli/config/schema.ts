@@ -75,6 +75,11 @@ export const VARIABLES = {
   VONAGE_SIGNATURE_SECRET: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: "checks Vonage's signed webhooks and media handshake" }),
   // ── SIP ──────────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_SIP_PORT: spec({ schema: port.default(5060), section: 'sip', default: '5060', meaning: 'SIP over UDP and TCP' }),
+  SWITCHBOARD_SIP_TLS_PORT: spec({ schema: port.default(5061), section: 'sip', default: '5061', meaning: 'SIP over TLS (TLS 1.2+), when SWITCHBOARD_SIP_TLS_CERT is set' }),
+  SWITCHBOARD_SIP_TLS_CERT: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no TLS listener', meaning: 'PEM certificate (chain) file for SIP over TLS; reloaded when it changes' }),
+  SWITCHBOARD_SIP_TLS_KEY: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no TLS listener', secret: true, meaning: 'PEM private key file of SWITCHBOARD_SIP_TLS_CERT; reloaded when it changes' }),
+  SWITCHBOARD_SIP_TLS_CA: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no client certificates asked for', meaning: 'PEM CA bundle file: set = mutual TLS, clients must present a certificate issued under it' }),
+  SWITCHBOARD_SIP_ENCRYPTION: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'allow (cleartext accepted)', meaning: 'TLS/SRTP policy: LEVEL, or KEY=LEVEL[/LEVEL],… per CIDR or number (require | prefer | allow)' }),
   SWITCHBOARD_RTP_PORTS: spec({ schema: z.string().regex(/^\d{1,5}-\d{1,5}$/, 'expected LOW-HIGH, e.g. 20000-20999').default('20000-20999'), section: 'sip', default: '20000-20999', meaning: 'RTP/RTCP port range, LOW even' }),
   SWITCHBOARD_SIP_ADVERTISE: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'the first non-loopback IPv4 interface', meaning: 'address put in SDP and Contact when bound to 0.0.0.0' }),
   SWITCHBOARD_SIP_ALLOW: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'any source', meaning: 'comma-separated CIDRs allowed to send requests' }),

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
-import { CidrList, DEFAULT_RATE, defaultRealm, ha1Of, OutboundConfig, OutboundConfigError, type TrunkConfig, type WebrtcConfig } from '../../ingress/settings.ts';
+import { CidrList, DEFAULT_RATE, defaultRealm, EncryptionPolicies, EncryptionPolicyError, ha1Of, OutboundConfig, OutboundConfigError, type SipTlsSettings, type TrunkConfig, type WebrtcConfig } from '../../ingress/settings.ts';
 import type { Env } from './schema.ts';
 
 export class ConfigError extends Error {
@@ -86,6 +86,30 @@ export function outboundSettings(file: string | undefined): OutboundConfig {
     return OutboundConfig.parse(json, `SWITCHBOARD_SIP_OUTBOUND (${path})`);
   } catch (err) {
     if (err instanceof OutboundConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+/** SWITCHBOARD_SIP_TLS_PORT, _CERT, _KEY, _CA: undefined (no TLS listener) unless both CERT and KEY are set. */
+export function tlsSettings(e: Pick<Env, 'SWITCHBOARD_SIP_TLS_PORT' | 'SWITCHBOARD_SIP_TLS_CERT' | 'SWITCHBOARD_SIP_TLS_KEY' | 'SWITCHBOARD_SIP_TLS_CA'>): SipTlsSettings | undefined {
+  const certFile = e.SWITCHBOARD_SIP_TLS_CERT?.trim();
+  const keyFile = e.SWITCHBOARD_SIP_TLS_KEY?.trim();
+  const caFile = e.SWITCHBOARD_SIP_TLS_CA?.trim() || undefined;
+  if (!certFile && !keyFile) {
+    if (caFile) fail('SWITCHBOARD_SIP_TLS_CA', 'is set but SWITCHBOARD_SIP_TLS_CERT and SWITCHBOARD_SIP_TLS_KEY are not (mutual TLS needs the TLS listener)');
+    return undefined;
+  }
+  if (!certFile) return fail('SWITCHBOARD_SIP_TLS_CERT', 'must be set with SWITCHBOARD_SIP_TLS_KEY (the certificate of that key)');
+  if (!keyFile) return fail('SWITCHBOARD_SIP_TLS_KEY', 'must be set with SWITCHBOARD_SIP_TLS_CERT (the private key of that certificate)');
+  return { port: e.SWITCHBOARD_SIP_TLS_PORT, certFile, keyFile, caFile };
+}
+
+/** SWITCHBOARD_SIP_ENCRYPTION; unset = allow everything. */
+export function encryptionSettings(text: string | undefined): EncryptionPolicies {
+  try {
+    return EncryptionPolicies.parse(text);
+  } catch (err) {
+    if (err instanceof EncryptionPolicyError) throw new ConfigError(err.message);
     throw err;
   }
 }

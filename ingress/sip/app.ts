@@ -11,12 +11,17 @@
  * peer's refresh never comes). Outbound calls
  * (uac.ts) join here once answered (`adoptOutbound`): from then on BYE, INFO,
  * re-INVITE and the restart continuation treat them like inbound ones.
+ *
+ * Encryption (encryption-policy.ts): `screen` refuses an INVITE that came in clear on a trunk or route whose
+ * policy requires TLS (403 + Warning, a `call_rejected`, no call row); `encryptionFor` gives the SRTP side the
+ * media half of the policy; an answered call records its transport and media encryption (`recordSecurity`).
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
 import { unmapped } from './cidr.ts';
 import type { IngressStore } from '../port.ts';
+import { EncryptionPolicies, TLS_REQUIRED_WARNING, type EncryptionPolicy } from './encryption-policy.ts';
 import { Dialog, DialogState, dialogId, newTag, type DialogSnapshot } from './dialog.ts';
 import { parseSipUri } from './headers.ts';
 import { resumeStoredDialogs } from './resume.ts';
@@ -36,7 +41,7 @@ import { playPrompt } from './early-media.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of call control (bridge/call-control.ts). */
-export type SipCallControl = Pick<CallControl, 'receive' | 'refuseUnknown' | 'receivedThenEnded' | 'attach' | 'end' | 'mediaUpdated' | 'hold' | 'resume'>;
+export type SipCallControl = Pick<CallControl, 'receive' | 'refuseUnknown' | 'refuseByPolicy' | 'recordSecurity' | 'receivedThenEnded' | 'attach' | 'end' | 'mediaUpdated' | 'hold' | 'resume'>;
 
 /** The provider name of SIP calls (`calls.provider`). */
 export const PROVIDER = 'sip';
@@ -54,6 +59,8 @@ export interface SipAppDeps {
   minSe?: number;
   /** Early media (early-media.ts): played after 183 + SDP, before the 200; absent = 180 Ringing. */
   earlyMedia?: Int16Array;
+  /** TLS/SRTP policy per trunk and route (SWITCHBOARD_SIP_ENCRYPTION); absent = allow everything. */
+  encryption?: EncryptionPolicies;
 }
 
 interface CallCtx {
@@ -121,7 +128,7 @@ export class SipApp implements UasHandler {
   screen(v: ValidRequest, peer: Peer): Promise<Refusal> | null {
     if (v.req.method !== 'INVITE' || v.to.params.tag) return null;
     const to = this.numberFor(v);
-    if (this.deps.store.read(null).numbers.findOne({ number: to })) return null;
+    if (this.deps.store.read(null).numbers.findOne({ number: to })) return this.screenEncryption(v, peer, to);
     const inbound = { provider: PROVIDER, providerCallId: v.callId, from: v.from.uri, to, source: unmapped(peer.address) };
     return this.deps.calls
       .refuseUnknown(inbound, 'sip:invite')
@@ -130,6 +137,30 @@ export class SipApp implements UasHandler {
         // debug: a flood must not become a log line per INVITE (the refusal log has the record).
         this.log.debug({ callId: v.callId, to }, 'SIP call rejected: unknown number');
         return { status: 404, detail: 'unknown number' };
+      });
+  }
+
+  /**
+   * The encryption policy of an INVITE's trunk (its source address) and route (the dialled number): TLS for the
+   * signalling, SRTP for the media — the SRTP side reads `.srtp` here (require / prefer / allow).
+   */
+  encryptionFor(v: ValidRequest, peer: Peer): EncryptionPolicy {
+    return (this.deps.encryption ?? EncryptionPolicies.none()).forInbound({ source: unmapped(peer.address), number: this.numberFor(v) });
+  }
+
+  /** TLS required on this trunk or route and the INVITE came in clear: recorded (`tls_required`), then 403 + Warning. */
+  private screenEncryption(v: ValidRequest, peer: Peer, to: string): Promise<Refusal> | null {
+    if (peer.transport === 'tls') return null;
+    const policy = this.encryptionFor(v, peer);
+    if (policy.tls === 'prefer') this.log.info({ callId: v.callId, to, transport: peer.transport }, 'SIP call in clear on a trunk that prefers TLS');
+    if (policy.tls !== 'require') return null;
+    const inbound = { provider: PROVIDER, providerCallId: v.callId, from: v.from.uri, to, source: unmapped(peer.address) };
+    return this.deps.calls
+      .refuseByPolicy(inbound, 'sip:invite', `tls_required: INVITE over ${peer.transport}`)
+      .catch((err: unknown) => this.log.warn({ err, callId: v.callId }, 'SIP TLS-required refusal not recorded'))
+      .then(() => {
+        this.log.info({ callId: v.callId, to, from: `${peer.address}:${peer.port}`, transport: peer.transport }, 'SIP call rejected: TLS required');
+        return { status: 403, reason: 'Forbidden (TLS required)', headers: [['Warning', TLS_REQUIRED_WARNING]], detail: 'TLS required' };
       });
   }
 
@@ -258,9 +289,16 @@ export class SipApp implements UasHandler {
     return ctx;
   }
 
+  /** The call's transport and media encryption on its row; a failure is logged (the call goes on). */
+  private async recordSecurity(ref: { tenant: string; callId: string }, transport: Peer['transport'], mediaEncryption: 'none' | 'srtp'): Promise<void> {
+    const r = await this.deps.calls.recordSecurity(ref, { transport, mediaEncryption }, { caller: 'sip', id: `sip:security:${ref.callId}` }).catch((err: unknown) => ({ ok: false as const, code: 'error', message: (err as Error).message }));
+    if (!r.ok) this.log.warn({ call: ref.callId, outcome: r }, 'SIP call transport not recorded');
+  }
+
   /** An answered outbound call (its dialog confirmed, its ACK sent): the leg goes to the call manager like an inbound one. */
   async adoptOutbound(o: { dialog: Dialog; rtp: RtpSession; ref: { tenant: string; callId: string } }): Promise<void> {
     const ctx = this.track(o.dialog, o.rtp, o.ref, false);
+    await this.recordSecurity(o.ref, o.dialog.snap.transport, 'none');
     await this.deps.calls.attach(o.ref, ctx.leg);
   }
 
@@ -300,6 +338,7 @@ export class SipApp implements UasHandler {
   }
 
   contact(peer: Peer): string {
+    if (peer.transport === 'tls') return `<sip:switchboard@${this.localAddress(peer)}:${this.uas.transport.tlsPort ?? this.uas.port};transport=tls>`;
     const t = peer.transport === 'tcp' ? ';transport=tcp' : '';
     return `<sip:switchboard@${this.localAddress(peer)}:${this.uas.port}${t}>`;
   }
@@ -378,7 +417,8 @@ export class SipApp implements UasHandler {
         this.endThenClose(ctx, 'sip:no-ack');
       };
       this.uas.respond(tx, 200, { toTag, headers: this.answerHeaders(peer, timer), body: Buffer.from(neg.answer), contentType: SDP });
-      this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered');
+      this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port, transport: peer.transport }, 'SIP call answered');
+      await this.recordSecurity(ref, peer.transport, 'none'); // the SRTP side passes 'srtp' when the media is encrypted
       await this.deps.calls.attach(ref, ctx.leg);
     } finally {
       this.ringing.delete(tx.key);
@@ -439,7 +479,8 @@ export class SipApp implements UasHandler {
     dialog.transition(DialogState.Confirmed);
     const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);
     const ctx = this.track(dialog, rtp, ref, neg.media.held);
-    this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered (late offer)');
+    this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port, transport: peer.transport }, 'SIP call answered (late offer)');
+    await this.recordSecurity(ref, peer.transport, 'none');
     await this.deps.calls.attach(ref, ctx.leg);
   }
 

@@ -39,7 +39,7 @@ export interface DialogSnapshot {
   routeSet: string[];
   localCseq: number;
   remoteCseq: number;
-  transport: 'udp' | 'tcp';
+  transport: 'udp' | 'tcp' | 'tls';
   peer: { address: string; port: number };
   rtpPort: number;
   remoteMedia: { address: string; port: number };
@@ -73,7 +73,7 @@ export class Dialog {
   }
 
   /** The dialog an initial INVITE creates on our side (UAS). */
-  static fromInvite(v: ValidRequest, localTag: string, peer: { transport: 'udp' | 'tcp'; address: string; port: number }, media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>): Dialog {
+  static fromInvite(v: ValidRequest, localTag: string, peer: { transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }, media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>): Dialog {
     const contact = v.req.headers.values('contact')[0];
     const target = contact ? parseNameAddr(contact)?.uri : undefined;
     return new Dialog({
@@ -99,7 +99,7 @@ export class Dialog {
   static fromAnswer(
     res: { headers: Headers },
     invite: { callId: string; localTag: string; localUri: string; remoteUri: string; requestUri: string; cseq: number },
-    peer: { transport: 'udp' | 'tcp'; address: string; port: number },
+    peer: { transport: 'udp' | 'tcp' | 'tls'; address: string; port: number },
     media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>,
   ): Dialog {
     const to = parseNameAddr(res.headers.get('to') ?? '');
@@ -146,7 +146,7 @@ export class Dialog {
   }
 
   /** Builds an in-dialog request (BYE, re-INVITE; the ACK of a 2xx with `cseq` = the INVITE's) and where to send it. */
-  request(method: string, sentBy: string, opts: { body?: Buffer; contentType?: string; cseq?: number } = {}): { req: SipRequest; dest: { transport: 'udp' | 'tcp'; address: string; port: number } } {
+  request(method: string, sentBy: string, opts: { body?: Buffer; contentType?: string; cseq?: number } = {}): { req: SipRequest; dest: { transport: 'udp' | 'tcp' | 'tls'; address: string; port: number } } {
     const s = this.snap;
     const h = new Headers();
     h.add('via', `${sentBy};branch=${newBranch()};rport`);
@@ -163,10 +163,12 @@ export class Dialog {
     const first = s.routeSet[0] ? parseNameAddr(s.routeSet[0])?.uri : s.remoteTarget;
     const u = first ? parseSipUri(first) : null;
     const host = u?.host.replace(/^\[|\]$/g, '') ?? '';
-    const tcp = s.transport === 'tcp' || u?.params.transport?.toLowerCase() === 'tcp';
-    // Over TCP, and whenever the target is not an address we can reach directly, use the address the dialog came from.
-    const dest = tcp || !net.isIP(host) ? { address: s.peer.address, port: s.peer.port } : { address: host, port: u?.port ?? 5060 };
-    return { req, dest: { transport: tcp ? 'tcp' : 'udp', ...dest } };
+    const param = u?.params.transport?.toLowerCase();
+    // A TLS dialog stays on TLS (a sips: target or ;transport=tls asks for it too); TCP likewise.
+    const transport = s.transport === 'tls' || param === 'tls' || u?.scheme === 'sips' ? 'tls' : s.transport === 'tcp' || param === 'tcp' ? 'tcp' : 'udp';
+    // Over a stream, and whenever the target is not an address we can reach directly, use the address the dialog came from.
+    const dest = transport !== 'udp' || !net.isIP(host) ? { address: s.peer.address, port: s.peer.port } : { address: host, port: u?.port ?? 5060 };
+    return { req, dest: { transport, ...dest } };
   }
 }
 
@@ -186,7 +188,7 @@ export function snapshotProblem(s: unknown): string | null {
   for (const k of ['callId', 'localTag', 'remoteTag', 'localUri', 'remoteUri', 'remoteTarget'] as const) if (!isText(d[k])) return `${k} is not usable`;
   if (!Array.isArray(d.routeSet) || !d.routeSet.every(isText)) return 'routeSet is not usable';
   if (!isInt(d.localCseq, 0, 2 ** 31 - 1) || !isInt(d.remoteCseq, 0, 2 ** 31 - 1)) return 'CSeq is not usable';
-  if (d.transport !== 'udp' && d.transport !== 'tcp') return 'transport is not usable';
+  if (d.transport !== 'udp' && d.transport !== 'tcp' && d.transport !== 'tls') return 'transport is not usable';
   const peer = d.peer as { address?: unknown; port?: unknown } | undefined;
   if (!peer || typeof peer.address !== 'string' || net.isIP(peer.address) === 0 || !isInt(peer.port, 1, 65535)) return 'peer address is not usable';
   if (!isInt(d.rtpPort, 1, 65534)) return 'RTP port is not usable';

@@ -1,8 +1,9 @@
 /**
- * SIP trunk ingress (RFC 3261 UAS over UDP + TCP on one port, RTP from a port
+ * SIP trunk ingress (RFC 3261 UAS over UDP + TCP on one port, TLS on another when configured, RTP from a port
  * range). Layered like SIP.js's core:
  *
- *   transport.ts (UDP/TCP, framing, Via routing) ─► message.ts + headers.ts (grammar)
+ *   tls.ts (TLS listener, certificate reload, mutual TLS) ─┐
+ *   transport.ts (UDP/TCP/TLS, framing, Via routing) ─► message.ts + headers.ts (grammar)
  *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth
  *        with guess-throttle.ts; refusals sent statelessly)
  *     ─► transaction.ts (server transactions, timers)
@@ -12,6 +13,9 @@
  * is handed is checked where it enters (SDP in sdp-read.ts, Via routing in transport.ts, stored dialogs in
  * dialog.ts); timers and socket callbacks run under media/guard.ts, so a fault ends one call, never the node.
  *
+ * Encryption policy per trunk/route (encryption-policy.ts, SWITCHBOARD_SIP_ENCRYPTION): app.ts `screen` refuses a
+ * cleartext INVITE where TLS is required (403 + Warning, recorded as call_rejected).
+ *
  * Outbound (agent-initiated) calls: uac.ts (INVITE through client-transaction.ts, digest answers from
  * outbound-config.ts / SWITCHBOARD_SIP_OUTBOUND) ─► app.ts `adoptOutbound` once answered.
  */
@@ -19,6 +23,8 @@ import dgram from 'node:dgram';
 import { IngressConfigError, IngressListenError, type IngressAdapter, type IngressHost, type MountedIngress } from '../port.ts';
 import { PROVIDER, SipApp, type SipCallControl } from './app.ts';
 import { TrunkAdmission } from './admission.ts';
+import { EncryptionPolicies } from './encryption-policy.ts';
+import { SipTlsError, SipTlsListener, type SipTlsSettings } from './tls.ts';
 import { OutboundConfig } from './outbound-config.ts';
 import { RtpPortPool } from './rtp.ts';
 import type { SipTimers } from './transaction.ts';
@@ -54,6 +60,10 @@ export interface SipOptions {
   dialTimeoutMs?: number;
   /** Bind one RTP pair of the range before listening, so an unusable range stops the start (default true). */
   checkRtpRange?: boolean;
+  /** SIP over TLS (SWITCHBOARD_SIP_TLS_*, tls.ts); absent = no TLS listener. */
+  tls?: SipTlsSettings;
+  /** TLS/SRTP policy per trunk and route (SWITCHBOARD_SIP_ENCRYPTION); absent = allow everything. */
+  encryption?: EncryptionPolicies;
 }
 
 /**
@@ -70,6 +80,7 @@ export function sipAdapter(opts: SipOptions): IngressAdapter {
         return await mountSip(host, opts);
       } catch (err) {
         if (err instanceof IngressConfigError || err instanceof IngressListenError) throw err;
+        if (err instanceof SipTlsError) throw new IngressConfigError(err.message);
         const message = (err as Error).message;
         // A bad SWITCHBOARD_SIP_* setting names itself; anything else is the listen failing.
         if (/SWITCHBOARD_SIP_/.test(message)) throw new IngressConfigError(message);
@@ -86,6 +97,8 @@ export interface SipIngress extends MountedIngress {
   admission: TrunkAdmission;
   /** Outbound calls (POST /v1/calls). */
   dialer: SipDialer;
+  /** The TLS listener (null: SWITCHBOARD_SIP_TLS_CERT unset). */
+  tls: SipTlsListener | null;
   close(): Promise<void>;
 }
 
@@ -108,6 +121,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     ringMs: deps.ringMs,
     minSe: deps.minSe,
     earlyMedia: deps.earlyMedia ? loadPrompt(deps.earlyMedia) : undefined,
+    encryption: deps.encryption ?? EncryptionPolicies.none(),
   });
   const handler: UasHandler = {
     admit: (v, peer) => admission.admit(v, peer, { inDialog: app.hasDialog(v) }),
@@ -121,6 +135,14 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     cancel: (tx) => app.cancel(tx),
   };
   const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler });
+  let tls: SipTlsListener | null = null;
+  try {
+    if (deps.tls) tls = await SipTlsListener.listen(deps.tls, deps.host, uas.transport, log);
+  } catch (err) {
+    await uas.close();
+    if (err instanceof SipTlsError) throw err;
+    throw new IngressListenError(err, 'SIP TLS', `SIP TLS port ${deps.tls?.port} on ${deps.host}`, 'SWITCHBOARD_SIP_TLS_PORT', deps.host, `SIP over TLS could not listen on ${deps.host}:${deps.tls?.port} (SWITCHBOARD_SIP_TLS_PORT): ${(err as Error).message}`);
+  }
   app.bind(uas);
   const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
   const resumed = await app.resumeDialogs();
@@ -135,8 +157,10 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
       auth: trunk.users ? `digest (realm "${trunk.realm}", ${trunk.users.size} users)` : 'none',
       rate: trunk.rate ? `${trunk.rate.rate}/s burst ${trunk.rate.burst}` : 'off',
       outbound: outbound.describe(),
+      tls: tls ? `${tls.port}${tls.mutual ? ' (mutual)' : ''}` : 'off',
+      encryption: (deps.encryption ?? EncryptionPolicies.none()).describe(),
     },
-    `SIP listening on udp+tcp ${deps.host}:${uas.port}`);
+    `SIP listening on udp+tcp ${deps.host}:${uas.port}${tls ? `, tls ${tls.port}` : ''}`);
   let closing: Promise<void> | null = null;
   return {
     port: uas.port,
@@ -144,8 +168,10 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     uas,
     admission,
     dialer,
+    tls,
     close: () =>
       (closing ??= (async () => {
+        tls?.close();
         await dialer.close();
         app.close();
         await uas.close();

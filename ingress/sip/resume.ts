@@ -37,7 +37,7 @@ export interface ResumeHost {
   track(dialog: Dialog, rtp: RtpSession, ref: CallRef, held: boolean): SipLeg;
   endCall(ref: CallRef, reason: string, detail?: string): Promise<void>;
   /** Sends BYE in `dialog` (RFC 3261 §15.1.1) from our address for that transport. */
-  bye(dialog: Dialog, transport: 'udp' | 'tcp', address: string): void;
+  bye(dialog: Dialog, transport: 'udp' | 'tcp' | 'tls', address: string): void;
 }
 
 /** Resumes every stored SIP call; returns how many were carried on. */

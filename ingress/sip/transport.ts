@@ -6,6 +6,10 @@
  * address at the Via's rport / sent-by port (5060 when absent); a Via port
  * or address that no socket accepts falls back to the source address.
  *
+ * TLS (tls.ts) is a third listener on its own port: `attachTls` hands its connections to the same stream framing,
+ * as transport `tls`; responses and in-dialog requests go back over that connection, and a request to a TLS
+ * destination with no open connection opens one through the connector tls.ts gives.
+ *
  * Sizes are bounded before parsing: a datagram or framed message over
  * MAX_MESSAGE is dropped (TCP: a Content-Length beyond it gets 513 Message Too
  * Large, then the connection is closed), and message.ts bounds header lines and
@@ -14,13 +18,17 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { SafeEmitter } from '../../media/emitter.ts';
 import { guarded, sendUdp } from '../../media/guard.ts';
 import { formatVia, parseVia, splitList } from './headers.ts';
 import { buildResponse, headerEnd, MAX_MESSAGE, parseMessage, serialize, skipLeadingLineEnds, type SipMessage, type SipRequest } from './message.ts';
 
+/** How a SIP message travelled: datagram, TCP stream, TLS stream. */
+export type SipTransportKind = 'udp' | 'tcp' | 'tls';
+
 export interface Peer {
-  transport: 'udp' | 'tcp';
+  transport: SipTransportKind;
   address: string;
   port: number;
   conn?: net.Socket;
@@ -36,6 +44,7 @@ const TCP_IDLE_MS = 10 * 60_000;
 
 export class SipTransport extends SafeEmitter<TransportEvents> {
   private readonly conns = new Map<string, net.Socket>();
+  private tls: { server: tls.Server; port: number; connect: (port: number, address: string) => tls.TLSSocket } | null = null;
 
   private constructor(
     private readonly udp: dgram.Socket,
@@ -81,10 +90,22 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
     throw new Error('no free port for SIP on both UDP and TCP');
   }
 
+  /** Takes the TLS listener's connections (tls.ts): framed like TCP, reported as transport `tls`. */
+  attachTls(server: tls.Server, port: number, connect: (port: number, address: string) => tls.TLSSocket): void {
+    this.tls = { server, port, connect };
+    server.on('secureConnection', this.guard((sock: tls.TLSSocket) => this.onConnection(sock, undefined, 'tls'), 'tls accept'));
+    server.on('tlsClientError', (err, sock) => this.emit('dropped', { from: { transport: 'tls', address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 }, error: `TLS handshake: ${err.message}` }));
+  }
+
+  /** The TLS port (null: no TLS listener). */
+  get tlsPort(): number | null {
+    return this.tls?.port ?? null;
+  }
+
   /** Sends a response along the request's Via (or to `from` when the Via is unusable). */
   sendResponse(msg: SipMessage, from: Peer): void {
     const bytes = serialize(msg);
-    if (from.transport === 'tcp') {
+    if (from.transport !== 'udp') {
       if (from.conn && !from.conn.destroyed) from.conn.write(bytes);
       return;
     }
@@ -102,18 +123,19 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
     this.sendDatagram(bytes, port, address, from);
   }
 
-  /** Sends a request (BYE, …) to a peer; over TCP reuses or opens a connection. */
-  sendRequest(msg: SipRequest, to: { transport: 'udp' | 'tcp'; address: string; port: number }): void {
+  /** Sends a request (BYE, …) to a peer; over TCP or TLS reuses or opens a connection. */
+  sendRequest(msg: SipRequest, to: { transport: SipTransportKind; address: string; port: number }): void {
     const bytes = serialize(msg);
     const peer: Peer = { transport: to.transport, address: to.address, port: to.port };
     if (to.transport === 'udp') return this.sendDatagram(bytes, to.port, to.address, peer);
     if (!net.isIP(to.address) || !Number.isInteger(to.port) || to.port < 1 || to.port > 65535) {
-      return void this.emit('dropped', { from: peer, error: `unusable TCP target ${to.address}:${to.port}` });
+      return void this.emit('dropped', { from: peer, error: `unusable ${to.transport.toUpperCase()} target ${to.address}:${to.port}` });
     }
-    let conn = this.conns.get(`${to.address}:${to.port}`);
+    if (to.transport === 'tls' && !this.tls) return void this.emit('dropped', { from: peer, error: 'no TLS configured (SWITCHBOARD_SIP_TLS_CERT)' });
+    let conn = this.conns.get(connKey(to.transport, to.address, to.port));
     if (!conn || conn.destroyed) {
-      conn = net.connect(to.port, to.address);
-      this.onConnection(conn, { address: to.address, port: to.port });
+      conn = to.transport === 'tls' && this.tls ? this.tls.connect(to.port, to.address) : net.connect(to.port, to.address);
+      this.onConnection(conn, { address: to.address, port: to.port }, to.transport);
     }
     conn.write(bytes);
   }
@@ -124,8 +146,9 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
   }
 
   /** The Via sent-by for requests we originate. */
-  sentBy(transport: 'udp' | 'tcp', localAddress: string): string {
-    return `SIP/2.0/${transport.toUpperCase()} ${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${this.port}`;
+  sentBy(transport: SipTransportKind, localAddress: string): string {
+    const port = transport === 'tls' ? (this.tls?.port ?? this.port) : this.port;
+    return `SIP/2.0/${transport.toUpperCase()} ${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${port}`;
   }
 
   async close(): Promise<void> {
@@ -133,11 +156,13 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
     this.conns.clear();
     await new Promise<void>((r) => this.udp.close(() => r()));
     await new Promise<void>((r) => this.tcp.close(() => r()));
+    // Not awaited: a handshake in progress would hold it open; its sockets die with the process or their timeout.
+    if (this.tls?.server.listening) this.tls.server.close();
   }
 
-  private onConnection(sock: net.Socket, remote?: { address: string; port: number }): void {
-    const peer: Peer = { transport: 'tcp', address: remote?.address ?? sock.remoteAddress ?? '', port: remote?.port ?? sock.remotePort ?? 0, conn: sock };
-    const key = `${peer.address}:${peer.port}`;
+  private onConnection(sock: net.Socket, remote?: { address: string; port: number }, transport: 'tcp' | 'tls' = 'tcp'): void {
+    const peer: Peer = { transport, address: remote?.address ?? sock.remoteAddress ?? '', port: remote?.port ?? sock.remotePort ?? 0, conn: sock };
+    const key = connKey(transport, peer.address, peer.port);
     this.conns.set(key, sock);
     let buf: Buffer = Buffer.alloc(0);
     sock.setTimeout(TCP_IDLE_MS, () => sock.destroy());
@@ -199,6 +224,9 @@ export class SipTransport extends SafeEmitter<TransportEvents> {
     this.emit('message', msg, from);
   }
 }
+
+/** Open connections by transport and remote address (TCP keys are the address alone, as before TLS). */
+const connKey = (transport: SipTransportKind, address: string, port: number): string => `${transport === 'tls' ? 'tls:' : ''}${address}:${port}`;
 
 const unbracket = (h: string): string => (h.startsWith('[') ? h.slice(1, -1) : h);
 

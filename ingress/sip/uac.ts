@@ -14,6 +14,10 @@
  *     │           (consent, recording, agent; BYE either way; kill -9 continuation from the stored dialog)
  *     └─ 3xx-6xx, Timer B ─► call_ended with the reason (`sip:busy`, `sip:auth-failed`, `sip:timeout`, …)
  *
+ * The first hop's transport (outbound-config.ts `outboundHop`): UDP, TCP or TLS — a `sips:` target, `;transport=tls`,
+ * a route with `"transport": "tls"` or an encryption policy that requires or prefers TLS (over TLS: Via `TLS`, a
+ * `;transport=tls` Contact, and the dialog's later requests on the same connection, tls.ts).
+ *
  * The attempt is a state machine with one guarded `transition()`:
  *
  *   Calling ─ 1xx ─► Ringing ─ ring timeout ─► Cancelling
@@ -34,7 +38,7 @@ import { Dialog, newBranch, newTag } from './dialog.ts';
 import { answerChallenge } from './digest.ts';
 import { Headers, parseCSeq, parseSipUri, splitList } from './headers.ts';
 import type { SipRequest, SipResponse } from './message.ts';
-import type { OutboundConfig, OutboundRoute } from './outbound-config.ts';
+import { outboundHop, type OutboundConfig, type OutboundRoute } from './outbound-config.ts';
 import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { negotiate, offerSdp } from './sdp.ts';
 import type { Destination, SipUas } from './uas.ts';
@@ -129,15 +133,16 @@ export class SipDialer implements OutboundDialer {
 
   targetProblem(to: string): string | null {
     const u = parseSipUri(to);
-    return u !== null && u.scheme === 'sip' && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp])';
+    return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port])';
   }
 
   async dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }> {
     const uri = parseSipUri(req.to);
-    if (!uri || uri.scheme !== 'sip') throw new DialError(400, 'invalid_request', `to: ${req.to} is not a sip: URI`);
+    if (!uri) throw new DialError(400, 'invalid_request', `to: ${req.to} is not a sip: URI`);
     const route = this.deps.config.routeFor(uri.host);
-    const uriTransport: 'udp' | 'tcp' = uri.params.transport?.toLowerCase() === 'tcp' ? 'tcp' : 'udp';
-    const hop = route?.proxy ? { host: route.proxy.host, port: route.proxy.port ?? 5060, transport: route.proxy.transport ?? uriTransport } : { host: uri.host.replace(/^\[|\]$/g, ''), port: uri.port ?? 5060, transport: uriTransport };
+    const first = outboundHop(uri, route);
+    const hop = { ...first, port: first.port ?? (first.transport === 'tls' ? 5061 : 5060) };
+    if (hop.transport === 'tls' && this.deps.uas.transport.tlsPort === null) throw new DialError(422, 'tls_not_configured', `${req.to} is reached over TLS, and SWITCHBOARD_SIP_TLS_CERT is not set`);
     let address = hop.host;
     if (!net.isIP(address)) {
       address = await dns.lookup(address, { family: 4 }).then(
@@ -213,7 +218,7 @@ export class SipDialer implements OutboundDialer {
     h.add('to', `<${a.target}>`);
     h.add('call-id', a.sipCallId);
     h.add('cseq', `${a.cseq} INVITE`);
-    if (a.route?.proxy) h.add('route', `<sip:${a.dest.address}:${a.dest.port};lr${a.dest.transport === 'tcp' ? ';transport=tcp' : ''}>`);
+    if (a.route?.proxy) h.add('route', `<sip:${a.dest.address}:${a.dest.port};lr${a.dest.transport !== 'udp' ? `;transport=${a.dest.transport}` : ''}>`);
     h.add('contact', this.deps.app.contact(a.dest));
     h.add('allow', ALLOW.join(', '));
     h.add('user-agent', 'switchboard');
@@ -245,7 +250,7 @@ export class SipDialer implements OutboundDialer {
     if ((res.status === 401 || res.status === 407) && a.state !== AttemptState.Cancelling) {
       const header = res.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
       const challenge = res.headers.lines(header).find((c) => /^\s*Digest\s/i.test(c));
-      if (!a.route || !challenge) return this.fail(a, 'sip:auth-required', res.status);
+      if (!a.route?.username || !a.route.password || !challenge) return this.fail(a, 'sip:auth-required', res.status);
       if (a.authTried) return this.fail(a, 'sip:auth-failed', res.status);
       const answer = answerChallenge(challenge, { username: a.route.username, password: a.route.password, method: 'INVITE', uri: a.target });
       if (!answer.ok) {

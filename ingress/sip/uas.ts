@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { ClientTransactionTable, type ClientTx, type ClientTxUser, type Scheduler } from './client-transaction.ts';
 import { buildResponse, type SipRequest, type SipResponse } from './message.ts';
 import { DEFAULT_TIMERS, InviteServerTransaction, InviteTxState, NonInviteServerTransaction, TransactionTable, transactionKey, type SipTimers } from './transaction.ts';
-import { SipTransport, type Peer } from './transport.ts';
+import { SipTransport, type Peer, type SipTransportKind } from './transport.ts';
 import { ALLOW, SUPPORTED, validateRequest, type Refusal, type ValidRequest } from './validate.ts';
 
 export interface UasHandler {
@@ -49,7 +49,7 @@ export interface UasOptions {
   scheduler?: Scheduler;
 }
 
-export type Destination = { transport: 'udp' | 'tcp'; address: string; port: number };
+export type Destination = { transport: SipTransportKind; address: string; port: number };
 
 export class SipUas {
   readonly transactions: TransactionTable;
@@ -108,7 +108,7 @@ export class SipUas {
 
   /** Starts a client transaction (INVITE or non-INVITE) for `req` towards `dest`; its responses go to `user`. */
   startClient(req: SipRequest, dest: Destination, user: ClientTxUser): ClientTx {
-    return this.clients.start(req, dest.transport === 'tcp', (r) => this.transport.sendRequest(r, dest), user);
+    return this.clients.start(req, dest.transport !== 'udp', (r) => this.transport.sendRequest(r, dest), user);
   }
 
   respond(tx: InviteServerTransaction | NonInviteServerTransaction, status: number, opts: Parameters<typeof buildResponse>[2] = {}): SipResponse {
@@ -166,7 +166,7 @@ export class SipUas {
     }
     const screened = this.opts.handler.screen?.(v, peer) ?? null;
     if (screened) return this.refuseStateless(key, req, screened, sendTo);
-    const tx = this.transactions.create(v, peer.transport === 'tcp', sendTo);
+    const tx = this.transactions.create(v, peer.transport !== 'udp', sendTo);
     const h = this.opts.handler;
     switch (v.req.method) {
       case 'INVITE':

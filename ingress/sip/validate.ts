@@ -37,7 +37,7 @@ export interface ValidRequest {
 const bad = (detail: string): Refusal => ({ status: 400, reason: `Bad Request (${detail})`.slice(0, 120), detail });
 const allowHeader = (): [string, string] => ['Allow', ALLOW.join(', ')];
 
-export function validateRequest(req: SipRequest, transport: 'udp' | 'tcp'): { ok: true; value: ValidRequest } | { ok: false; refusal: Refusal } {
+export function validateRequest(req: SipRequest, transport: 'udp' | 'tcp' | 'tls'): { ok: true; value: ValidRequest } | { ok: false; refusal: Refusal } {
   const fail = (refusal: Refusal) => ({ ok: false as const, refusal });
   const h = req.headers;
   if (req.tooLarge) return fail({ status: 513, reason: 'Message Too Large', detail: req.tooLarge });
@@ -76,7 +76,7 @@ export function validateRequest(req: SipRequest, transport: 'udp' | 'tcp'): { ok
     const n = Number(cl);
     if (n > req.body.length) return fail(bad('Content-Length larger than the body'));
     req.body = req.body.subarray(0, n);
-  } else if (transport === 'tcp') req.body = Buffer.alloc(0);
+  } else if (transport !== 'udp') req.body = Buffer.alloc(0);
   for (const c of h.values('contact')) if (c !== '*' && !parseNameAddr(c)) return fail(bad('malformed Contact'));
 
   if (!(ALLOW as readonly string[]).includes(req.method)) {

@@ -89,6 +89,8 @@ export function insertCall(ctx: Ctx, c: NewCall): string {
     ended_at: null,
     end_reason: null,
     transfer_target: null,
+    transport: null,
+    media_encryption: null,
     updated_at: ctx.now,
   });
   return id;

@@ -161,6 +161,24 @@ export const call_ended = defineReducer('call_ended', callId.extend({ reason }),
   return { call_id: call.id, from: call.state };
 });
 
+/**
+ * How the call travels (issue 24): the SIP signalling transport used (`udp` | `tcp` | `tls`) and the media
+ * encryption (`none` | `srtp`). Written by the SIP ingress when the call is answered (inbound or outbound); the
+ * SRTP side passes `srtp` through the same fact. Calls from older logs keep null (not recorded).
+ */
+export const call_security_recorded = defineReducer(
+  'call_security_recorded',
+  callId.extend({
+    transport: z.enum(['udp', 'tcp', 'tls']),
+    media_encryption: z.enum(['none', 'srtp']).default('none'),
+  }),
+  (ctx, a) => {
+    const call = loadCall(ctx, a.call_id);
+    ctx.db.calls.update(call.id, { transport: a.transport, media_encryption: a.media_encryption, updated_at: ctx.now });
+    return { call_id: call.id, transport: a.transport, media_encryption: a.media_encryption };
+  },
+);
+
 /** A call nobody routes (unknown number): the event is the record; no call row. */
 export const call_rejected = defineReducer(
   'call_rejected',
@@ -225,5 +243,6 @@ export const callReducers = [
   call_media_connected,
   call_media_lost,
   call_media_updated,
+  call_security_recorded,
   call_ended,
 ];
