@@ -85,6 +85,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   // Cluster mode (SWITCHBOARD_CLUSTER_NATS): the same store on the JetStream log, caught up before anything is served.
   const cluster = config.store.cluster;
   const store = cluster ? await Store.openCluster({ ...storeOptions, cluster: { ...cluster, variable: 'SWITCHBOARD_CLUSTER_NATS' } }) : Store.open(storeOptions);
+  if (!cluster && store.logPosition > 0) {
+    const refusal = store.clusterCopy();
+    store.close();
+    throw refusal;
+  }
   logger.info(
     { dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.store.durability.fsync, profile: config.store.durability.profile, log: store.logKind, ...(cluster ? { nats: cluster.servers, streamSeq: store.logPosition } : {}) },
     'store open',

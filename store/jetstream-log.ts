@@ -125,6 +125,8 @@ export class JetStreamLog implements LogBackend {
   private inFlight = 0;
   private scheduled = false;
   private closed = false;
+  /** Set when this node stopped applying the log (halt): submits are refused with it. */
+  private halted: StoreError | null = null;
   private messages: ConsumerMessages | null = null;
   private consuming: Promise<void> = Promise.resolve();
   /** Stream seq whose commands this node has applied (in memory; `_meta.stream_seq` is the durable one). */
@@ -189,6 +191,7 @@ export class JetStreamLog implements LogBackend {
 
   submit(command: Command, argsJson: string, fresh: boolean): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    if (this.halted) return Promise.reject(this.halted);
     if (!fresh) {
       const prior = this.log.outcomeOf(command.id);
       if (prior) return Promise.resolve({ seq: prior.seq, outcome: prior.outcome as Receipt['outcome'], duplicate: true });
@@ -309,7 +312,10 @@ export class JetStreamLog implements LogBackend {
           const p = this.engine.enqueueOrdered(command, argsJson, i === commands.length - 1 ? seq : undefined);
           p.then(
             (r) => this.resolveWaiters(command.id, r),
-            (err: Error) => this.rejectWaiters(command.id, err),
+            (err: Error) => {
+              this.rejectWaiters(command.id, err);
+              if (!this.closed) this.halt(seq, err);
+            },
           );
           last = p;
         });
@@ -322,6 +328,19 @@ export class JetStreamLog implements LogBackend {
     })().catch((err: unknown) => {
       if (!this.closed) this.onError(err);
     });
+  }
+
+  /**
+   * A command of the stream could not be applied here (the batch failed for a reason other than a storage fault,
+   * which the engine retries): this node's copy would fork from the others', so it stops consuming and takes no
+   * more commands. A restart resumes after the last applied message.
+   */
+  private halt(seq: number, err: Error): void {
+    if (this.halted) return;
+    this.halted = new StoreError('storage_failed', `this node stopped applying the cluster log at stream message ${seq} (${err.message}): restart it to resume from message ${this.engine.appliedPosition + 1}`);
+    this.onError(this.halted);
+    this.messages?.stop();
+    for (const [id] of [...this.waiters]) this.rejectWaiters(id, this.halted);
   }
 
   private advance(seq: number): void {

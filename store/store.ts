@@ -257,6 +257,17 @@ export class Store<T extends Tables = Tables> {
     }
   }
 
+  /**
+   * A cluster node's data dir opened without the cluster: reads, verify and replay work; a write would fork this
+   * copy from the cluster's log, so it is refused.
+   */
+  clusterCopy(): StoreError {
+    return new StoreError(
+      'invalid_command',
+      `this data dir is a cluster node's copy of the log (applied up to stream message ${this.engine.appliedPosition}): it takes writes only in cluster mode (SWITCHBOARD_CLUSTER_NATS)`,
+    );
+  }
+
   /** `embedded` (the default) or `jetstream` (cluster mode). */
   get logKind(): LogBackend['kind'] {
     return this.backend.kind;
@@ -333,6 +344,7 @@ export class Store<T extends Tables = Tables> {
    */
   submitNamed(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    if (this.backend === this.engine && this.engine.appliedPosition > 0) return Promise.reject(this.clusterCopy());
     const def = this.reducers.get(reducer);
     if (!def) return Promise.reject(new StoreError('unknown_reducer', `no reducer named ${JSON.stringify(reducer)}`));
     const parsed = def.args.safeParse(args);

@@ -139,6 +139,16 @@ test('a late node catches up, a restarted node resumes exactly once, a wiped nod
   assert.equal(rc.replayDigest, ra.replayDigest);
   assert.equal(rc.liveDigest, ra.liveDigest);
   assert.equal(c3.verify().ok, true);
+  // opened without the cluster (an offline tool): reads work, a write is refused (it would fork this copy)
+  c3.close();
+  await c3.whenClosed();
+  const offline = Store.open({ dataDir: dirC, schema: tallySchema, durability: resolveDurability({ profile: 'development', fsync: 'never' }), checkpointMs: 0 });
+  try {
+    assert.equal(offline.read('acme').tally.get('late3')?.n, 3);
+    await assert.rejects(offline.submitNamed('put', { id: 'fork', n: 1 }, who()), /cluster node's copy of the log/);
+  } finally {
+    offline.close();
+  }
 });
 
 test('one NATS server killed: commands still commit (quorum 2 of 3) on every node', async () => {

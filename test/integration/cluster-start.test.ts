@@ -1,7 +1,8 @@
 /**
  * `switchboard start` in cluster mode (SWITCHBOARD_CLUSTER_NATS): a bad or unreachable NATS stops the start with
  * exit 2 and one line naming the variable; two real gateway processes on one 3-server NATS cluster share one log:
- * what one node writes the other serves, and `switchboard verify` on both data dirs passes with one head hash.
+ * what one node writes the other serves, and `switchboard verify` on both data dirs passes with one head hash; a
+ * node's data dir started without the cluster is refused (it would fork the log).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -86,4 +87,8 @@ test('two switchboard processes on one NATS cluster: one log, what A writes B se
   });
   assert.ok(heads[0]);
   assert.equal(heads[0], heads[1]);
+  // a node's data dir started without the cluster would fork its copy of the log: refused, exit 2
+  const embedded = run(['start'], { SWITCHBOARD_DATA_DIR: dirs[0] as string, SWITCHBOARD_HTTP_PORT: String(await freePort()), SWITCHBOARD_SIP_PORT: '0' });
+  assert.equal(embedded.code, 2, embedded.out);
+  assert.match(embedded.out, /cluster node's copy of the log .*SWITCHBOARD_CLUSTER_NATS/);
 });
