@@ -26,6 +26,12 @@
  * submitter gets a retryable StoreError `storage_unavailable` (never committed).
  * Any other error aborting a batch (a bug, corruption) is not retried: its
  * submitters get `storage_failed`.
+ *
+ * The engine is also the embedded log backend (store/log-backend.ts): its queue
+ * is the order. In cluster mode the JetStream log (store/jetstream-log.ts) feeds
+ * it the stream's commands instead (`enqueueOrdered`, never refused for a full
+ * queue, duplicate ids always looked up), each message's stream seq recorded as
+ * `_meta.stream_seq` in the transaction that applies its last command.
  */
 import type Database from 'better-sqlite3';
 import { CommandApplier } from './applier.ts';

@@ -4,6 +4,9 @@
  * (`read`: typed table views; `query`: the tenant-bound query layer) and
  * subscriptions, and exposes verify / replay / digest for operators. The
  * SQLite handle is private (`#db`): code outside store/ never touches it.
+ * `Store.open` is the embedded store; `Store.openCluster` runs the same store
+ * on the JetStream log of cluster mode (store/log-backend.ts): submit hands the
+ * command to the backend, everything else is the same.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
