@@ -26,7 +26,7 @@
 import { hash } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type StreamInfo } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import type { ApplyEngine, Receipt } from './engine.ts';
 import { StoreError } from './errors.ts';
 import type { Command, EventLog } from './log.ts';
@@ -52,6 +52,16 @@ export const DEFAULT_STREAM = 'SWITCHBOARD_LOG';
 const PUBLISH_DEADLINE_MS = 15_000;
 /** How long start waits for a usable JetStream (a meta leader, the stream) before it fails. */
 const SETUP_MS = 10_000;
+/** How often the consumer watchdog compares the stream's last seq with what this node was delivered. */
+const WATCH_MS = 1500;
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
 const MAX_MESSAGE_BYTES = 512 * 1024;
 const MAX_MESSAGE_COMMANDS = 1024;
 /** Commands read from the stream but not applied yet, past which the consumer waits for the engine. */
@@ -131,7 +141,11 @@ export class JetStreamLog implements LogBackend {
   private consuming: Promise<void> = Promise.resolve();
   /** Stream seq whose commands this node has applied (in memory; `_meta.stream_seq` is the durable one). */
   private applied: number;
+  /** The last stream seq handed to the engine (applied or queued). */
+  private delivered = 0;
   private readonly progress = new Set<() => void>();
+  private watchdog: NodeJS.Timeout | null = null;
+  private readonly jsm: Promise<JetStreamManager>;
   private readonly subject: string;
   private readonly window: number;
   /** Settles once the NATS connection closed (after close()). */
@@ -149,6 +163,8 @@ export class JetStreamLog implements LogBackend {
     this.subject = `${stream}.commands`;
     this.window = opts.window ?? 64;
     this.applied = engine.appliedPosition;
+    this.jsm = jetstreamManager(nc, { timeout: 5000 });
+    this.jsm.catch(() => {});
   }
 
   /**
@@ -233,6 +249,7 @@ export class JetStreamLog implements LogBackend {
     if (this.closed) return;
     this.closed = true;
     this.messages?.stop();
+    if (this.watchdog) clearInterval(this.watchdog);
     const err = new StoreError('store_closed', 'the store closed before the command was applied here: it may still be in the log; submit it again with the same id to learn its outcome', true);
     this.outbox.length = 0;
     for (const [, ws] of this.waiters) for (const w of ws) w.reject(err);
@@ -285,8 +302,9 @@ export class JetStreamLog implements LogBackend {
     for (const o of batch) this.rejectWaiters(o.command.id, err);
   }
 
-  private async startConsumer(): Promise<void> {
-    const next = this.engine.appliedPosition + 1;
+  /** An ordered consumer of the stream from the message after the last one handed to the engine. */
+  private async openMessages(): Promise<ConsumerMessages> {
+    const next = this.delivered + 1;
     const consumer = await this.js.consumers.get(
       this.stream,
       next <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next },
@@ -294,40 +312,112 @@ export class JetStreamLog implements LogBackend {
     // Short expiry and heartbeat: after a NATS server dies the ordered consumer notices within ~2 s and is recreated
     // from the last seq it delivered (the default, 30 s, would stall this node for a minute).
     const messages = await consumer.consume({ max_messages: 512, expires: 2000, idle_heartbeat: 1000 });
-    this.messages = messages;
-    this.consuming = (async () => {
-      for await (const m of messages) {
-        if (this.closed) break;
-        let commands: Array<{ command: Command; argsJson: string }>;
-        try {
-          commands = decodeMessage(m.data);
-        } catch (err) {
-          this.onError(new Error(`log message ${m.seq} is not a command batch: skipped (${(err as Error).message})`));
-          this.advance(m.seq);
-          continue;
+    // The client reports missed heartbeats (its server died, the stream moved) but keeps waiting on the dead
+    // subscription: stop it, and startConsumer opens a new one after the last message delivered.
+    void (async () => {
+      for await (const st of messages.status()) {
+        const { type, count } = st as { type: string; count?: number };
+        if ((type === 'heartbeats_missed' && (count ?? 0) >= 2) || type === 'consumer_deleted' || type === 'consumer_not_found') {
+          messages.stop();
+          return;
         }
-        const seq = m.seq;
-        let last: Promise<Receipt> | null = null;
-        commands.forEach(({ command, argsJson }, i) => {
-          const p = this.engine.enqueueOrdered(command, argsJson, i === commands.length - 1 ? seq : undefined);
-          p.then(
-            (r) => this.resolveWaiters(command.id, r),
-            (err: Error) => {
-              this.rejectWaiters(command.id, err);
-              if (!this.closed) this.halt(seq, err);
-            },
-          );
-          last = p;
-        });
-        const done = (last as Promise<Receipt> | null)?.then(
-          () => this.advance(seq),
-          () => this.advance(seq),
-        );
-        if (this.engine.pending > MAX_UNAPPLIED && done) await done;
       }
-    })().catch((err: unknown) => {
-      if (!this.closed) this.onError(err);
-    });
+    })().catch(() => {});
+    return messages;
+  }
+
+  /**
+   * A watchdog beside the client's own heartbeat checks: every WATCH_MS it asks the stream's last seq, and when the
+   * stream holds messages past the last one delivered here and nothing was delivered for two checks in a row, the
+   * consumer is stopped and opened again (the client sometimes keeps waiting on a subscription a dead server held).
+   */
+  private watch(): void {
+    let stalled = 0;
+    let seen = this.delivered;
+    let busy = false;
+    this.watchdog = setInterval(() => {
+      if (busy || this.closed || this.halted) return;
+      busy = true;
+      void this.jsm
+        .then((jsm) => jsm.streams.info(this.stream))
+        .then((info) => {
+          const behind = info.state.last_seq > this.delivered;
+          stalled = behind && this.delivered === seen ? stalled + 1 : 0;
+          seen = this.delivered;
+          if (stalled >= 2) {
+            stalled = 0;
+            this.messages?.stop();
+          }
+        })
+        .catch(() => {})
+        .finally(() => (busy = false));
+    }, WATCH_MS);
+    this.watchdog.unref();
+  }
+
+  /**
+   * Consumes until close. When the ordered consumer gives up (it could not be recreated while the cluster had no
+   * leader for the stream), a new one starts after the last message delivered: this node never silently stops.
+   */
+  private async startConsumer(): Promise<void> {
+    this.delivered = this.engine.appliedPosition;
+    let messages: ConsumerMessages | null = await this.openMessages();
+    this.watch();
+    this.consuming = (async () => {
+      while (messages && !this.closed && !this.halted) {
+        this.messages = messages;
+        try {
+          await this.apply(messages);
+        } catch (err) {
+          if (!this.closed) this.onError(err);
+        }
+        messages = null;
+        while (!messages && !this.closed && !this.halted) {
+          try {
+            messages = await withTimeout(this.openMessages(), 10_000, 'opening a consumer');
+          } catch (err) {
+            this.onError(new Error(`cluster log: consuming again from message ${this.delivered + 1} failed, retrying (${(err as Error).message})`));
+            await new Promise((r) => setTimeout(r, 500));
+          }
+        }
+        if (messages && (this.closed || this.halted)) messages.stop();
+      }
+    })();
+  }
+
+  /** Hands each message's commands to the engine in stream order. */
+  private async apply(messages: ConsumerMessages): Promise<void> {
+    for await (const m of messages) {
+      if (this.closed || this.halted) break;
+      const seq = m.seq;
+      if (seq <= this.delivered) continue; // delivered again by a consumer recreated after a reconnect
+      this.delivered = seq;
+      let commands: Array<{ command: Command; argsJson: string }>;
+      try {
+        commands = decodeMessage(m.data);
+      } catch (err) {
+        this.onError(new Error(`log message ${seq} is not a command batch: skipped (${(err as Error).message})`));
+        this.advance(seq);
+        continue;
+      }
+      let last: Promise<Receipt> | null = null;
+      commands.forEach(({ command, argsJson }, i) => {
+        const p = this.engine.enqueueOrdered(command, argsJson, i === commands.length - 1 ? seq : undefined);
+        p.then(
+          (r) => this.resolveWaiters(command.id, r),
+          (err: Error) => {
+            this.rejectWaiters(command.id, err);
+            if (!this.closed) this.halt(seq, err);
+          },
+        );
+        last = p;
+      });
+      const done = (last as Promise<Receipt> | null)?.then(
+        () => this.advance(seq),
+        () => this.advance(seq),
+      );
+      if (this.engine.pending > MAX_UNAPPLIED && done) await done;
+    }
   }
 
   /**

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { resolveDurability, Store, StoreError } from '../../store/index.ts';
+import { databaseOf } from '../../store/testing.ts';
 import { freePort } from '../helpers/gateway.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.ts';
 import { tallySchema } from '../helpers/tally-schema.ts';
@@ -149,6 +150,30 @@ test('a late node catches up, a restarted node resumes exactly once, a wiped nod
   } finally {
     offline.close();
   }
+});
+
+test('messages delivered again after a crash (the position behind the applied commands) are not applied twice', async () => {
+  const stream = 'LOG_REDELIVER';
+  const a = await node('node-a', tmpDir(), stream);
+  const dirB = tmpDir();
+  const b = await node('node-b', dirB, stream);
+  await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).submitNamed('put', { id: `r${i % 7}`, n: i }, who())));
+  await settle(a, b);
+  const head = b.head;
+  b.close();
+  await b.whenClosed();
+  // as if the process died after applying commands whose message position was not yet recorded
+  const raw = Store.open({ dataDir: dirB, schema: tallySchema, durability: resolveDurability({ profile: 'development', fsync: 'never' }), checkpointMs: 0 });
+  databaseOf(raw).prepare("UPDATE _meta SET value = '1' WHERE key = 'stream_seq'").run();
+  raw.close();
+  const b2 = await node('node-b', dirB, stream);
+  assert.deepEqual(b2.head, head, 'every re-delivered command was a duplicate: nothing applied twice');
+  assert.ok(b2.logPosition >= a.logPosition);
+  await b2.submitNamed('put', { id: 'after', n: 1 }, who());
+  await settle(a, b2);
+  assert.deepEqual(ids(b2), ids(a));
+  assert.deepEqual(b2.head, a.head);
+  assert.equal(b2.verify().ok, true);
 });
 
 test('one NATS server killed: commands still commit (quorum 2 of 3) on every node', async () => {
