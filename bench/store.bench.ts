@@ -17,6 +17,9 @@
  *
  * Targets (issue): fsync always, 64 submitters: ≥ 50,000 cmd/s, p99 ≤ 5 ms,
  * and ≥ 0.5× the raw batched rate.
+ *
+ * Cluster mode (`store.cluster_r3.*`): the same commands through the JetStream log on a 3-server NATS cluster
+ * started here (stream R3), 1 and 64 submitters, beside the embedded store (fsync periodic) of the same run.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,6 +34,8 @@ import { tableDdl, type AnyTableDef } from '../store/table.ts';
 import { tables } from '../schema/tables.ts';
 import { collectGarbage, fmt, log, now, report, Samples, wanted } from './lib.ts';
 import { call_received, tenant_created } from '../schema/reducers.ts';
+import type { ClusterOptions } from '../store/jetstream-log.ts';
+import { NATS_SERVER, startNatsCluster } from '../test/helpers/nats-cluster.ts';
 
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 500);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 3000);
@@ -180,15 +185,10 @@ function runRaw(fsync: FsyncPolicy, perTxn: number): Measured {
 
 // ─────────────────────────────────── store ───────────────────────────────────
 
-async function runStore(fsync: FsyncPolicy, concurrency: number, tag: string): Promise<Measured> {
+async function runStore(fsync: FsyncPolicy, concurrency: number, tag: string, cluster?: ClusterOptions): Promise<Measured> {
   const dir = tempDir();
-  const store = Store.open({
-    dataDir: dir,
-    schema,
-    durability: resolveDurability({ profile: 'production', fsync }),
-    checkpointMs: 0,
-    node: 'bench',
-  });
+  const opts = { dataDir: dir, schema, durability: resolveDurability({ profile: 'production', fsync }), checkpointMs: 0, node: 'bench' };
+  const store = cluster ? await Store.openCluster({ ...opts, cluster }) : Store.open(opts);
   try {
     const t = await store.submit(tenant_created, { id: 'acme', name: 'Acme' }, OPTS);
     if (!t.outcome.ok) throw new Error(`tenant_created failed: ${JSON.stringify(t.outcome)}`);
@@ -225,6 +225,7 @@ async function runStore(fsync: FsyncPolicy, concurrency: number, tag: string): P
     return { cmdsPerS: completed / (MEASURE_MS / 1000), lat, completed, writeBytesPerCmd: perCmd(w0, n) };
   } finally {
     store.close();
+    await store.whenClosed();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -248,8 +249,8 @@ function figuresFor(fsync: FsyncPolicy): string[] {
   );
 }
 
-async function section(fsync: FsyncPolicy): Promise<void> {
-  if (!wanted(figuresFor(fsync))) return;
+async function section(fsync: FsyncPolicy): Promise<{ c1: Measured; c64: Measured } | null> {
+  if (!wanted(figuresFor(fsync))) return null;
   const p = `store.fsync_${fsync}`;
   const strict = fsync === 'always';
   log(`fsync ${fsync} (warm-up ${WARMUP_MS} ms, measure ${MEASURE_MS} ms each)`);
@@ -299,6 +300,39 @@ async function section(fsync: FsyncPolicy): Promise<void> {
     target: strict ? { op: '<=', value: 5, unit: 'ms' } : null,
   });
   writeFigure(`${p}.c64.write_kib_per_cmd`, c64, raw64);
+  return { c1, c64 };
+}
+
+const CLUSTER_FIGURES = ['c1', 'c64'].flatMap((c) => [`store.cluster_r3.${c}.cmds_per_s`, `store.cluster_r3.${c}.p50_ms`, `store.cluster_r3.${c}.p99_ms`]);
+
+/**
+ * Cluster mode (store/jetstream-log.ts) on a 3-server NATS cluster on this machine, stream R3, each node's SQLite
+ * with fsync periodic (the log's durability is JetStream's quorum): latency = submit → applied on the submitting
+ * node. The baseline of each figure is the embedded store's (fsync periodic) from this same run.
+ */
+async function clusterSection(embedded: { c1: Measured; c64: Measured } | null): Promise<void> {
+  if (!wanted(CLUSTER_FIGURES)) return;
+  if (!fs.existsSync(NATS_SERVER)) {
+    log(`cluster (R3): skipped, ${NATS_SERVER} is missing (apt-get install nats-server)`);
+    return;
+  }
+  log(`cluster, JetStream R3 on 3 local nats-server, node fsync periodic (warm-up ${WARMUP_MS} ms, measure ${MEASURE_MS} ms each)`);
+  const nats = await startNatsCluster(3);
+  try {
+    for (const [c, concurrency] of [['c1', 1], ['c64', 64]] as const) {
+      collectGarbage();
+      const m = await runStore('periodic', concurrency, `cluster-${c}`, { servers: nats.urls, stream: `BENCH_${c.toUpperCase()}`, replicas: 3 });
+      describe(`cluster R3, ${concurrency} submitter${concurrency > 1 ? 's' : ''}`, m);
+      const base = embedded?.[c];
+      const s = m.lat.summary();
+      const b = base?.lat.summary();
+      report({ figure: `store.cluster_r3.${c}.cmds_per_s`, value: m.cmdsPerS, unit: 'cmd/s', baseline: base?.cmdsPerS ?? null });
+      report({ figure: `store.cluster_r3.${c}.p50_ms`, value: s.p50, unit: 'ms', baseline: b?.p50 ?? null });
+      report({ figure: `store.cluster_r3.${c}.p99_ms`, value: s.p99, unit: 'ms', baseline: b?.p99 ?? null });
+    }
+  } finally {
+    await nats.stop();
+  }
 }
 
 /** Write amplification: KiB passed to write(2) per command (WAL frames + checkpoints), beside raw. */
@@ -314,4 +348,5 @@ function writeFigure(figure: string, store: Measured, raw: Measured): void {
 
 log('store write path: call_received, latency = submit → resolved (durable); raw baselines are per transaction');
 await section('always');
-await section('periodic');
+const periodic = await section('periodic');
+await clusterSection(periodic);

@@ -87,9 +87,6 @@ function adapterList(builtin: IngressAdapter[], extra: readonly IngressAdapter[]
 
 /** Starts the gateway from `config` (cli/config/: parsed once by the caller); each module gets its section. */
 export async function startGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
-  if (config.store.clusterNats) {
-    throw new Error('SWITCHBOARD_CLUSTER_NATS is set, but cluster mode (JetStream log) is not built yet; unset it to run embedded');
-  }
   const configTools = loadConfigTools(config.agents.toolsFile);
   const limits = config.admission;
   if (config.store.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
@@ -97,15 +94,26 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   // with; the store also sets explicit modes and tightens a data dir left looser (store/permissions.ts).
   process.umask(0o077);
   const metrics = new GatewayMetrics();
-  const store = Store.open({
+  const storeOptions = {
     dataDir: config.dataDir,
     schema,
     durability: config.store.durability,
     node: config.store.node,
-    onError: (err) => logger.error({ err }, 'store background error'),
-    onCommit: (info) => metrics.observeCommit(info),
-  });
-  logger.info({ dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.store.durability.fsync, profile: config.store.durability.profile }, 'store open');
+    onError: (err: unknown) => logger.error({ err }, 'store background error'),
+    onCommit: (info: { commands: number; ms: number }) => metrics.observeCommit(info),
+  };
+  // Cluster mode (SWITCHBOARD_CLUSTER_NATS): the same store on the JetStream log, caught up before anything is served.
+  const cluster = config.store.cluster;
+  const store = cluster ? await Store.openCluster({ ...storeOptions, cluster: { ...cluster, variable: 'SWITCHBOARD_CLUSTER_NATS' } }) : Store.open(storeOptions);
+  if (!cluster && store.logPosition > 0) {
+    const refusal = store.clusterCopy();
+    store.close();
+    throw refusal;
+  }
+  logger.info(
+    { dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.store.durability.fsync, profile: config.store.durability.profile, log: store.logKind, ...(cluster ? { nats: cluster.servers, streamSeq: store.logPosition } : {}) },
+    'store open',
+  );
   if (store.tightened.length > 0) {
     logger.warn({ paths: store.tightened.slice(0, 50), count: store.tightened.length }, `data dir permissions tightened: ${store.tightened.length} path(s) were readable by other users (now 0700 dirs, 0600 files)`);
   }
@@ -306,6 +314,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
         if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
         recordings.stop();
         store.close();
+        await store.whenClosed(); // cluster mode: the NATS connection closed
         logger.info('switchboard stopped');
       })()),
   };

@@ -25,6 +25,8 @@ NEEDED=(
   "/usr/lib/baresip/modules/menu.so:baresip-core"
   # The durability test traces the store's fdatasync/fsync calls (test/unit/store/durable-sync.test.ts).
   "strace:strace"
+  # Cluster mode: the JetStream log's tests start a 3-server NATS cluster (test/helpers/nats-cluster.ts).
+  "nats-server:nats-server"
 )
 EXTRA_PACKAGES=(libsox-fmt-all)
 

@@ -26,6 +26,12 @@
  * submitter gets a retryable StoreError `storage_unavailable` (never committed).
  * Any other error aborting a batch (a bug, corruption) is not retried: its
  * submitters get `storage_failed`.
+ *
+ * The engine is also the embedded log backend (store/log-backend.ts): its queue
+ * is the order. In cluster mode the JetStream log (store/jetstream-log.ts) feeds
+ * it the stream's commands instead (`enqueueOrdered`, never refused for a full
+ * queue, duplicate ids always looked up), each message's stream seq recorded as
+ * `_meta.stream_seq` in the transaction that applies its last command.
  */
 import type Database from 'better-sqlite3';
 import { CommandApplier } from './applier.ts';
@@ -35,6 +41,7 @@ import { StoreError } from './errors.ts';
 import { chainHash, commandBodyFrom, type Command, type EventLog, type Outcome } from './log.ts';
 import type { ReducerDef, Tables } from './reducer.ts';
 import type { Flusher } from './wal-sync.ts';
+import type { LogBackend } from './log-backend.ts';
 
 /**
  * What `submit` resolves with. `R` is the reducer's result type where the caller submitted by a typed handle
@@ -63,6 +70,8 @@ export interface CommittedBatch {
   startedAt: number;
   /** Commands in the batch, applied or rejected. */
   size: number;
+  /** Cluster mode: the external log position this batch recorded (absent when it did not move). */
+  position?: number;
 }
 
 interface Pending {
@@ -74,6 +83,11 @@ interface Pending {
    * already, so the duplicate lookup is skipped (the log's UNIQUE id still guards it).
    */
   fresh: boolean;
+  /**
+   * Cluster mode only: the position (stream seq) of the log message this command is the last of. The batch that
+   * applies it records the position in `_meta` in the same transaction (exactly-once apply after a crash).
+   */
+  position?: number;
   resolve: (r: Receipt) => void;
   reject: (e: Error) => void;
   waiters?: Array<{ resolve: (r: Receipt) => void; reject: (e: Error) => void }>;
@@ -126,7 +140,11 @@ interface Committed {
 
 const MAX_BATCH = 2048;
 
-export class ApplyEngine {
+/** `_meta` key of the position in an external log (the JetStream stream seq) applied up to; absent when embedded. */
+export const POSITION_KEY = 'stream_seq';
+
+export class ApplyEngine implements LogBackend {
+  readonly kind = 'embedded';
   private queue: Pending[] = [];
   private inQueue = new Map<string, Pending>();
   private scheduled = false;
@@ -141,6 +159,9 @@ export class ApplyEngine {
   private retryTimer: NodeJS.Timeout | null = null;
   private seq: number;
   private hash: string;
+  /** Position in an external ordered log applied up to (cluster mode); 0 when embedded. */
+  private position: number;
+  private setPosition: Database.Statement | null = null;
   private readonly setApplied: Database.Statement;
   private readonly applier: CommandApplier;
   private readonly runBatch: (batch: Pending[], receipts: Receipt[], committed: CommittedBatch) => void;
@@ -150,11 +171,12 @@ export class ApplyEngine {
     private readonly log: EventLog,
     statements: ReadonlyMap<string, TableStatements>,
     reducers: ReadonlyMap<string, ReducerDef<Tables>>,
-    head: { seq: number; hash: string },
+    head: { seq: number; hash: string; position?: number },
     private readonly hooks: EngineHooks = {},
   ) {
     this.seq = head.seq;
     this.hash = head.hash;
+    this.position = head.position ?? 0;
     this.applier = new CommandApplier(statements, reducers);
     this.runBatch = db.transaction((batch: Pending[], receipts: Receipt[], committed: CommittedBatch) => this.applyInTransaction(batch, receipts, committed));
     this.setApplied = db.prepare(`INSERT INTO _meta (key, value) VALUES ('applied_seq', ?)
@@ -163,6 +185,11 @@ export class ApplyEngine {
 
   get head(): { seq: number; hash: string } {
     return { seq: this.seq, hash: this.hash };
+  }
+
+  /** The external log position applied up to (cluster mode: the stream seq); 0 when embedded. */
+  get appliedPosition(): number {
+    return this.position;
   }
 
   get pending(): number {
@@ -188,6 +215,30 @@ export class ApplyEngine {
         return;
       }
       const p: Pending = { command, argsJson, fresh, resolve, reject };
+      this.queue.push(p);
+      this.inQueue.set(command.id, p);
+      if (!this.scheduled && !this.fault) {
+        this.scheduled = true;
+        setImmediate(() => this.drain());
+      }
+    });
+  }
+
+  /**
+   * Cluster mode: a command read from the ordered log, applied in the order given (fresh = false: a command id
+   * already in the log returns its recorded outcome). Never refused for a full queue: the log has it already.
+   * `position`, on a message's last command, is recorded with the batch that applies it.
+   */
+  enqueueOrdered(command: Command, argsJson: string, position?: number): Promise<Receipt> {
+    if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise<Receipt>((resolve, reject) => {
+      const same = this.inQueue.get(command.id);
+      if (same) {
+        (same.waiters ??= []).push({ resolve, reject });
+        return; // its position (if any) is covered by a later message's: a re-delivery dedupes by id
+      }
+      const p: Pending = { command, argsJson, fresh: false, resolve, reject, ...(position !== undefined ? { position } : {}) };
       this.queue.push(p);
       this.inQueue.set(command.id, p);
       if (!this.scheduled && !this.fault) {
@@ -267,6 +318,7 @@ export class ApplyEngine {
     }
     this.seq = committed.lastSeq;
     this.hash = committed.lastHash;
+    if (committed.position !== undefined) this.position = committed.position;
     if (this.fault) this.leaveFault();
     const done: Committed = { batch, receipts, committed };
     if (this.hooks.flusher) {
@@ -354,7 +406,9 @@ export class ApplyEngine {
   private applyInTransaction(batch: Pending[], receipts: Receipt[], committed: CommittedBatch): void {
     let seq = this.seq;
     let hash = this.hash;
+    let position = this.position;
     for (const p of batch) {
+      if (p.position !== undefined && p.position > position) position = p.position;
       const prior = p.fresh ? undefined : this.log.outcomeOf(p.command.id);
       if (prior) {
         receipts.push({ seq: prior.seq, outcome: asReceiptOutcome(prior.outcome), duplicate: true });
@@ -373,6 +427,11 @@ export class ApplyEngine {
     if (seq !== this.seq) {
       this.setApplied.run(String(seq));
       this.hooks.beforeCommit?.(seq, hash);
+    }
+    if (position !== this.position) {
+      this.setPosition ??= this.db.prepare(`INSERT INTO _meta (key, value) VALUES ('${POSITION_KEY}', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value`);
+      this.setPosition.run(String(position));
+      committed.position = position;
     }
     committed.lastSeq = seq;
     committed.lastHash = hash;

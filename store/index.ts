@@ -6,6 +6,8 @@ export { ReducerError, StoreError } from './errors.ts';
 export { resolveDurability, type Durability, type FsyncPolicy, type Profile } from './database.ts';
 export type { Receipt, StoreFault } from './engine.ts';
 export type { Flusher } from './wal-sync.ts';
+export type { ClusterOptions } from './jetstream-log.ts';
+export type { LogBackend } from './log-backend.ts';
 export type { Outcome, LogEvent, Command } from './log.ts';
 export type { Delta, Filter, Snapshot } from './subscriptions.ts';
 export type { VerifyReport } from './verify.ts';

@@ -4,6 +4,9 @@
  * (`read`: typed table views; `query`: the tenant-bound query layer) and
  * subscriptions, and exposes verify / replay / digest for operators. The
  * SQLite handle is private (`#db`): code outside store/ never touches it.
+ * `Store.open` is the embedded store; `Store.openCluster` runs the same store
+ * on the JetStream log of cluster mode (store/log-backend.ts): submit hands the
+ * command to the backend, everything else is the same.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -14,7 +17,9 @@ import { canonicalJson, type Json } from './canonical.ts';
 import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, type NodeKey } from './checkpoint.ts';
 import { openDatabase, resolveDurability, type Durability } from './database.ts';
 import { tableDigest, type TableDigest } from './digest.ts';
-import { ApplyEngine, type Receipt, type StoreFault } from './engine.ts';
+import { ApplyEngine, POSITION_KEY, type Receipt, type StoreFault } from './engine.ts';
+import { JetStreamLog, type ClusterOptions } from './jetstream-log.ts';
+import type { LogBackend } from './log-backend.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
@@ -82,6 +87,10 @@ export class Store<T extends Tables = Tables> {
   readonly node: string;
   readonly durability: Durability;
   private readonly engine: ApplyEngine;
+  /** Orders commands before the engine applies them: the engine itself (embedded) or the JetStream log (cluster). */
+  private backend: LogBackend;
+  private cluster: JetStreamLog | null = null;
+  private readonly onError: (err: unknown) => void;
   private readonly log: EventLog;
   private readonly checkpoints: CheckpointTable;
   private readonly statements: Map<string, TableStatements>;
@@ -120,6 +129,7 @@ export class Store<T extends Tables = Tables> {
     this.durability = opts.durability ?? resolveDurability({});
     this.clock = opts.clock ?? Date.now;
     const onError = opts.onError ?? (() => {});
+    this.onError = onError;
     for (const sql of [...LOG_DDL, ...CHECKPOINT_DDL]) db.exec(sql);
     const meta = db.prepare('SELECT value FROM _meta WHERE key = ?');
     const setMeta = db.prepare('INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
@@ -170,7 +180,8 @@ export class Store<T extends Tables = Tables> {
     const every = opts.checkpointEvery ?? 1000;
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
-    this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, head, {
+    const position = Number((meta.get(POSITION_KEY) as { value: string } | undefined)?.value ?? 0);
+    this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, { ...head, position }, {
       ...(this.flusher ? { flusher: this.flusher } : {}),
       clock: this.clock,
       ...(opts.retryMs !== undefined ? { retryMs: opts.retryMs } : {}),
@@ -199,6 +210,7 @@ export class Store<T extends Tables = Tables> {
         opts.onCommit?.({ commands: batch.size, ms: batch.committedAt - batch.startedAt });
       },
     });
+    this.backend = this.engine;
     this.walCheckpointer = new WalCheckpointer({ file: path.join(dataDir, DB_FILE), synchronous: this.durability.synchronous, onError });
     const ms = opts.checkpointMs ?? 5000;
     if (ms > 0) {
@@ -229,6 +241,54 @@ export class Store<T extends Tables = Tables> {
       lock.close();
       throw err;
     }
+  }
+
+  /**
+   * Cluster mode: opens the node's SQLite as `open` does, then runs it on the JetStream log (store/jetstream-log.ts):
+   * connects, creates the stream if none exists, and applies what this node has not yet applied from the stream
+   * before returning. A bad or unreachable NATS is a StoreError naming `cluster.variable`.
+   */
+  static async openCluster<T extends Tables>(opts: StoreOptions<T> & { cluster: ClusterOptions }): Promise<Store<T>> {
+    const store = Store.open(opts);
+    try {
+      store.cluster = await JetStreamLog.open(store.engine, store.log, opts.cluster, store.onError);
+      store.backend = store.cluster;
+      return store;
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
+
+  /**
+   * A cluster node's data dir opened without the cluster: reads, verify and replay work; a write would fork this
+   * copy from the cluster's log, so it is refused.
+   */
+  clusterCopy(): StoreError {
+    return new StoreError(
+      'invalid_command',
+      `this data dir is a cluster node's copy of the log (applied up to stream message ${this.engine.appliedPosition}): it takes writes only in cluster mode (SWITCHBOARD_CLUSTER_NATS)`,
+    );
+  }
+
+  /** `embedded` (the default) or `jetstream` (cluster mode). */
+  get logKind(): LogBackend['kind'] {
+    return this.backend.kind;
+  }
+
+  /** Cluster mode: the stream seq this node has applied up to (0 when embedded). */
+  get logPosition(): number {
+    return this.engine.appliedPosition;
+  }
+
+  /** Cluster mode: resolves once this node has applied the stream up to `position` (tests, catch-up). */
+  async waitForPosition(position: number): Promise<void> {
+    await this.cluster?.waitApplied(position);
+  }
+
+  /** Resolves once the connection to the cluster log is closed after close() (at once when embedded). */
+  whenClosed(): Promise<void> {
+    return this.cluster?.closedPromise ?? Promise.resolve();
   }
 
   get head(): { seq: number; hash: string } {
@@ -287,6 +347,7 @@ export class Store<T extends Tables = Tables> {
    */
   submitNamed(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
+    if (this.backend === this.engine && this.engine.appliedPosition > 0) return Promise.reject(this.clusterCopy());
     const def = this.reducers.get(reducer);
     if (!def) return Promise.reject(new StoreError('unknown_reducer', `no reducer named ${JSON.stringify(reducer)}`));
     const parsed = def.args.safeParse(args);
@@ -308,7 +369,7 @@ export class Store<T extends Tables = Tables> {
       return Promise.reject(new StoreError('invalid_args', `${reducer}: args are not JSON (${(err as Error).message})`));
     }
     const command: Command = { id, ts: this.clock(), node: this.node, tenant: opts.tenant, caller: opts.caller, reducer, args: normalized };
-    return this.engine.submit(command, argsJson, opts.id === undefined);
+    return this.backend.submit(command, argsJson, opts.id === undefined);
   }
 
   /** Read-only, tenant-scoped table views (null = unscoped, for operator tools). */
@@ -379,6 +440,7 @@ export class Store<T extends Tables = Tables> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.cluster?.close(); // stops consuming; what it read is applied by engine.close below
     this.engine.close();
     try {
       // Unhealthy (disk full): the final checkpoint cannot be written; the next start signs one.

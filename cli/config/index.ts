@@ -7,7 +7,7 @@
  *
  *   Config ─┬─ dataDir, host, logLevel, profile
  *           ├─ http       port, publicUrl
- *           ├─ store      durability (profile → fsync), node, clusterNats
+ *           ├─ store      durability (profile → fsync), node, cluster (NATS URLs, replicas)
  *           ├─ admin      token
  *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
@@ -37,7 +37,8 @@ export interface Config {
   host: string;
   logLevel: string;
   http: { port: number; publicUrl: string };
-  store: { durability: Durability; node: string | undefined; clusterNats: string | undefined };
+  /** `cluster`: set by SWITCHBOARD_CLUSTER_NATS (cluster mode, the JetStream log); undefined = embedded. */
+  store: { durability: Durability; node: string | undefined; cluster: { servers: string[]; replicas: number } | undefined };
   admin: { token: string | undefined };
   admission: { maxCalls: number; maxLoopLagMs: number };
   providers: { twilio: { authToken: string | undefined }; vonage: { signatureSecret: string | undefined } };
@@ -113,7 +114,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host,
     logLevel: e.SWITCHBOARD_LOG_LEVEL,
     http: { port: e.SWITCHBOARD_HTTP_PORT, publicUrl: e.SWITCHBOARD_PUBLIC_URL.replace(/\/+$/, '') },
-    store: { durability: store.durability, node: store.node, clusterNats: e.SWITCHBOARD_CLUSTER_NATS },
+    store: {
+      durability: store.durability,
+      node: store.node,
+      cluster: e.SWITCHBOARD_CLUSTER_NATS ? { servers: e.SWITCHBOARD_CLUSTER_NATS, replicas: e.SWITCHBOARD_CLUSTER_REPLICAS } : undefined,
+    },
     admin: { token: e.SWITCHBOARD_ADMIN_TOKEN },
     admission: { maxCalls: e.SWITCHBOARD_MAX_CALLS, maxLoopLagMs: e.SWITCHBOARD_MAX_LOOP_LAG_MS },
     providers: { twilio: { authToken: e.TWILIO_AUTH_TOKEN }, vonage: { signatureSecret: e.VONAGE_SIGNATURE_SECRET } },

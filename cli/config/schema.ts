@@ -38,6 +38,25 @@ const port = z.coerce.number().int().min(0).max(65535);
 const ms = z.coerce.number({ error: 'expected a whole number of milliseconds' }).int('expected a whole number of milliseconds').min(0, 'expected a whole number of milliseconds ≥ 0');
 const raw = z.string();
 
+/** `nats://h:p,nats://h2:p2` → URLs; each `nats://`, `tls://` (or `ws(s)://`) with a host, or a bare `host:port`. */
+const natsUrls = z.string().transform((v, ctx) => {
+  const urls = v.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+  const bad = urls.filter((u) => {
+    const withScheme = /^[a-z]+:\/\//i.test(u) ? u : `nats://${u}`;
+    try {
+      const url = new URL(withScheme);
+      return !['nats:', 'tls:', 'ws:', 'wss:'].includes(url.protocol) || url.hostname === '';
+    } catch {
+      return true;
+    }
+  });
+  if (urls.length === 0 || bad.length > 0) {
+    ctx.addIssue({ code: 'custom', message: `SWITCHBOARD_CLUSTER_NATS: expected comma-separated NATS URLs like nats://10.0.0.1:4222; got ${JSON.stringify(bad[0] ?? v)}` });
+    return z.NEVER;
+  }
+  return urls;
+});
+
 /** A whole number ≥ 0, 0 = off; the message is the one admission limits have always given. */
 const limit = (name: string) =>
   z.string().transform((v, ctx) => {
@@ -64,7 +83,8 @@ export const VARIABLES = {
   }),
   SWITCHBOARD_NODE: spec({ schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, _ . -').optional(), section: 'gateway', default: null, unset: 'stored, else node- + random hex', meaning: "this node's name on events and checkpoints" }),
   SWITCHBOARD_NODE_ID: spec({ schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, _ . -').optional(), section: 'gateway', default: null, unset: 'SWITCHBOARD_NODE', meaning: 'the same as SWITCHBOARD_NODE (the name CONTRACT gives it); both set must agree' }),
-  SWITCHBOARD_CLUSTER_NATS: spec({ schema: raw.optional(), section: 'gateway', default: null, unset: 'embedded', meaning: 'cluster mode (not built yet: set, the start stops saying so)' }),
+  SWITCHBOARD_CLUSTER_NATS: spec({ schema: natsUrls.optional(), section: 'gateway', default: null, unset: 'embedded', meaning: 'cluster mode: comma-separated NATS URLs (nats://host:port); the log is the JetStream stream SWITCHBOARD_LOG' }),
+  SWITCHBOARD_CLUSTER_REPLICAS: spec({ schema: z.coerce.number().int().min(1, 'expected 1–5').max(5, 'expected 1–5').default(3), section: 'gateway', default: '3', meaning: 'replicas of the stream a node creates (3 for a 3-server NATS cluster, 1 for one server)' }),
   SWITCHBOARD_ADMIN_TOKEN: spec({ schema: z.string().min(16).optional(), section: 'gateway', default: null, unset: 'generated, printed once', secret: true, meaning: "bootstrap admin's bearer token" }),
   SWITCHBOARD_LOG_LEVEL: spec({ schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), section: 'gateway', default: 'info', meaning: 'log level' }),
   // ── admission ────────────────────────────────────────────────────────────────────────────────────────────────────

@@ -64,6 +64,10 @@ test('a bad value is a ConfigError naming its variable and what is expected', ()
     [{ SWITCHBOARD_SIP_RATE: 'fast' }, /SWITCHBOARD_SIP_RATE: /],
     [{ SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY: '11' }, /SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY: .*0 to 10/],
     [{ SWITCHBOARD_NODE: 'a', SWITCHBOARD_NODE_ID: 'b' }, /SWITCHBOARD_NODE_ID: b differs from SWITCHBOARD_NODE a/],
+    [{ SWITCHBOARD_CLUSTER_NATS: 'http://10.0.0.1:4222' }, /SWITCHBOARD_CLUSTER_NATS: expected comma-separated NATS URLs/],
+    [{ SWITCHBOARD_CLUSTER_NATS: 'nats://a:4222,nats://:bad' }, /SWITCHBOARD_CLUSTER_NATS: expected comma-separated NATS URLs like .*"nats:\/\/:bad"/],
+    [{ SWITCHBOARD_CLUSTER_NATS: ' , ' }, /SWITCHBOARD_CLUSTER_NATS: expected comma-separated NATS URLs/],
+    [{ SWITCHBOARD_CLUSTER_REPLICAS: '7' }, /SWITCHBOARD_CLUSTER_REPLICAS: expected 1–5/],
   ];
   for (const [env, message] of cases) {
     assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && message.test(err.message), JSON.stringify(env));
@@ -82,6 +86,15 @@ test('SWITCHBOARD_TTS=none (CONTRACT) is accepted: no speech synthesis', () => {
 test('SWITCHBOARD_NODE_ID (CONTRACT) names the node as SWITCHBOARD_NODE does', () => {
   assert.equal(loadConfig({ SWITCHBOARD_NODE_ID: 'edge-1' }).store.node, 'edge-1');
   assert.equal(loadConfig({ SWITCHBOARD_NODE: 'edge-1', SWITCHBOARD_NODE_ID: 'edge-1' }).store.node, 'edge-1');
+});
+
+test('SWITCHBOARD_CLUSTER_NATS turns cluster mode on: its URLs and the stream replicas; unset is embedded', () => {
+  assert.equal(loadConfig({}).store.cluster, undefined);
+  assert.deepEqual(loadConfig({ SWITCHBOARD_CLUSTER_NATS: 'nats://10.0.0.1:4222, tls://nats.example:4222,10.0.0.3:4222' }).store.cluster, {
+    servers: ['nats://10.0.0.1:4222', 'tls://nats.example:4222', '10.0.0.3:4222'],
+    replicas: 3,
+  });
+  assert.equal(loadConfig({ SWITCHBOARD_CLUSTER_NATS: 'nats://127.0.0.1:4222', SWITCHBOARD_CLUSTER_REPLICAS: '1' }).store.cluster?.replicas, 1);
 });
 
 test('the offline commands check only the store variables: a bad speech setting does not stop verify', () => {

@@ -1,7 +1,8 @@
 /**
  * `npm ci` on the oldest Node the project claims (package.json `engines.node`) must not warn EBADENGINE: every
  * installed production package's own `engines.node` must accept that version. (cookie@2 wanted Node ≥ 22 while we
- * say ≥ 20.12; package.json's `overrides` pins cookie 1.x, whose API @fastify/cookie and light-my-request use.)
+ * say ≥ 20.12; package.json's `overrides` pins cookie 1.x, whose API @fastify/cookie and light-my-request use; and
+ * @nats-io/nuid 2.0.3 (3.0.0 wants Node ≥ 22; its API, `nuid.next()`, is the same), under the NATS clients of cluster mode.)
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
