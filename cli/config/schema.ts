@@ -81,6 +81,7 @@ export const VARIABLES = {
   SWITCHBOARD_SIP_USERS: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no digest auth', meaning: 'JSON file of digest credentials' }),
   SWITCHBOARD_SIP_REALM: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'advertise address, else host, else hostname', meaning: 'digest realm' }),
   SWITCHBOARD_SIP_RATE: spec({ schema: raw.optional(), section: 'sip', default: '50,100', meaning: 'RATE[,BURST] new requests/s per source, or off' }),
+  SWITCHBOARD_SIP_SRTP: spec({ schema: z.enum(['require', 'prefer', 'allow']).default('allow'), section: 'sip', default: 'allow', meaning: 'SDES-SRTP media: require (plain RTP refused with 488), prefer, or allow (SRTP when offered)' }),
   SWITCHBOARD_SIP_RING_MS: spec({ schema: ms.default(0), section: 'sip', default: '0', meaning: 'ring time between 180 Ringing and the answer' }),
   SWITCHBOARD_SIP_OUTBOUND: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'unauthenticated, straight to the target', meaning: 'JSON file of credentials per target host for outbound calls' }),
   SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: spec({ schema: ms.default(60_000), section: 'sip', default: '60000', meaning: 'outbound: ringing this long → CANCEL' }),

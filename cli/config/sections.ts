@@ -26,8 +26,8 @@ const UsersFile = z.record(
   z.union([z.string().min(1), z.strictObject({ ha1: z.string().regex(/^[0-9a-fA-F]{32}$/, 'ha1 is 32 hex digits') })]),
 );
 
-/** SWITCHBOARD_SIP_ALLOW, _USERS (read here, hashed in the realm), _REALM and _RATE. */
-export function trunkSettings(e: Pick<Env, 'SWITCHBOARD_SIP_ALLOW' | 'SWITCHBOARD_SIP_USERS' | 'SWITCHBOARD_SIP_REALM' | 'SWITCHBOARD_SIP_RATE'>, defaults: { host: string; advertise?: string }): TrunkConfig {
+/** SWITCHBOARD_SIP_ALLOW, _USERS (read here, hashed in the realm), _REALM, _RATE and _SRTP. */
+export function trunkSettings(e: Pick<Env, 'SWITCHBOARD_SIP_ALLOW' | 'SWITCHBOARD_SIP_USERS' | 'SWITCHBOARD_SIP_REALM' | 'SWITCHBOARD_SIP_RATE'> & Partial<Pick<Env, 'SWITCHBOARD_SIP_SRTP'>>, defaults: { host: string; advertise?: string }): TrunkConfig {
   let allow: CidrList | null = null;
   const allowText = e.SWITCHBOARD_SIP_ALLOW?.trim();
   if (allowText) {
@@ -69,7 +69,7 @@ export function trunkSettings(e: Pick<Env, 'SWITCHBOARD_SIP_ALLOW' | 'SWITCHBOAR
       rate = { rate: r, burst };
     }
   }
-  return { allow, users, realm, rate };
+  return { allow, users, realm, rate, srtp: e.SWITCHBOARD_SIP_SRTP ?? 'allow' };
 }
 
 /** SWITCHBOARD_SIP_OUTBOUND (a path); unset = no outbound credentials. */

@@ -6,7 +6,10 @@
  * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE. Outbound calls
  * (uac.ts) join here once answered (`adoptOutbound`): from then on BYE, INFO,
  * re-INVITE and the restart continuation treat them like inbound ones.
+ * SDES-SRTP (sdes.ts, srtp.ts): an RTP/SAVP offer is answered with our own key; the keys go into the dialog
+ * snapshot sealed with the recording master key, and the far end's rollover counter is stored when it grows.
  */
+import crypto from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
@@ -17,7 +20,9 @@ import { parseSipUri } from './headers.ts';
 import { resumeStoredDialogs } from './resume.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
-import { currentAnswer, negotiate } from './sdp.ts';
+import { currentAnswer, negotiate, type SrtpAgreement, type SrtpPolicy } from './sdp.ts';
+import { encryptionFields, sameKeys, SrtpContext } from './srtp.ts';
+import { masterKeyFromBytes, type MasterKey } from '../../recording/master-key.ts';
 import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
 import type { SipUas, UasHandler } from './uas.ts';
@@ -39,6 +44,10 @@ export interface SipAppDeps {
   advertise?: string;
   /** Ring time between 180 and the answer (ms). */
   ringMs?: number;
+  /** Media encryption the trunk asks for (SWITCHBOARD_SIP_SRTP), default `allow`. */
+  srtp?: SrtpPolicy;
+  /** The recording master key, which seals SRTP keys in the store (default: a per-process key — no resume of SRTP calls). */
+  masterKey?: () => MasterKey;
 }
 
 interface CallCtx {
@@ -60,8 +69,13 @@ export class SipApp implements UasHandler {
   private readonly ringing = new Map<string, { toTag: string }>();
   private readonly log: Logger;
 
+  /** Seals SRTP keys for the store (deps.masterKey, loaded on first use). */
+  readonly masterKey: () => MasterKey;
+
   constructor(private readonly deps: SipAppDeps) {
     this.log = deps.logger;
+    let master: MasterKey | null = null;
+    this.masterKey = () => (master ??= deps.masterKey ? deps.masterKey() : ephemeralMasterKey());
   }
 
   bind(uas: SipUas): void {
@@ -156,6 +170,7 @@ export class SipApp implements UasHandler {
       calls: this.deps.calls,
       rtp: this.deps.rtp,
       log: this.log,
+      masterKey: this.masterKey,
       localAddress: (peer) => this.localAddress(peer),
       track: (dialog, rtp, ref, held) => this.track(dialog, rtp, ref, held).leg,
       endCall: (ref, reason, detail) => this.endCall(ref, reason, detail),
@@ -178,8 +193,24 @@ export class SipApp implements UasHandler {
       this.log.error({ call: ref.callId, callId: dialog.snap.callId, detail }, 'SIP media failed: ending the call');
       this.endThenClose(ctx, 'sip:media-fault', detail);
     });
+    if (rtp.srtp) rtp.srtp.onRollover = (inbound) => this.storeRollover(ctx, inbound);
     this.dialogs.set(dialog.id, ctx);
     return ctx;
+  }
+
+  /** The far end's SRTP rollover counter grew: stored, so a restart decrypts its packets from there. */
+  private storeRollover(ctx: CallCtx, inbound: Array<{ ssrc: number; roc: number; seq: number }>): void {
+    const snap = ctx.dialog.snap;
+    if (!snap.srtp) return;
+    snap.srtp = { ...snap.srtp, inbound };
+    const resume = { ...snap } as unknown as Record<string, unknown>;
+    this.detach(this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: snap.codec, resume }, { caller: 'sip:srtp-rollover' }), ctx.ref.callId, 'SRTP rollover counter not stored');
+  }
+
+  /** The SDES agreement a live call runs with (its key, and the tag our answers echo). */
+  private agreement(ctx: CallCtx): SrtpAgreement | undefined {
+    const tag = ctx.dialog.snap.srtp?.tag;
+    return ctx.rtp.srtp && tag !== undefined ? { tag, keys: ctx.rtp.srtp.keys } : undefined;
   }
 
   /** An answered outbound call (its dialog confirmed, its ACK sent): the leg goes to the call manager like an inbound one. */
@@ -243,7 +274,7 @@ export class SipApp implements UasHandler {
     if (!sockets) return void this.uas.respond(tx, 503, { headers: [['Retry-After', '5']] });
     const address = this.localAddress(peer);
     const sdpSession = Math.floor(Date.now() / 1000);
-    const neg = negotiate(v.sdp, { address, port: sockets.port, sessionId: sdpSession, sessionVersion: 1 });
+    const neg = negotiate(v.sdp, { address, port: sockets.port, sessionId: sdpSession, sessionVersion: 1 }, this.deps.srtp);
     const release = (): void => {
       sockets.rtp.close();
       sockets.rtcp.close();
@@ -255,7 +286,7 @@ export class SipApp implements UasHandler {
     }
     const toTag = newTag();
     this.ringing.set(tx.key, { toTag });
-    const media = { rtpPort: sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession, sdpVersion: 1, direction: neg.media.direction };
+    const media = { rtpPort: sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession, sdpVersion: 1, direction: neg.media.direction, ...encryptionFields(neg.srtp, this.masterKey, v.callId) };
     const dialog = Dialog.fromInvite(v, toTag, peer, media);
     try {
       this.uas.respond(tx, 180, { toTag, headers: [['Contact', this.contact(peer)]] });
@@ -279,6 +310,7 @@ export class SipApp implements UasHandler {
       }
       const ref = { tenant: decision.tenant, callId: decision.callId };
       const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);
+      if (neg.srtp) rtp.srtp = new SrtpContext(neg.srtp.keys);
       const ctx = this.track(dialog, rtp, ref, neg.media.held, tx);
       rtp.on('latched', (at) => this.log.debug({ callId: v.callId, at }, 'RTP latched'));
       tx.onNoAck = () => {
@@ -286,7 +318,7 @@ export class SipApp implements UasHandler {
         this.endThenClose(ctx, 'sip:no-ack');
       };
       this.uas.respond(tx, 200, { toTag, headers: this.answerHeaders(v, peer), body: Buffer.from(neg.answer), contentType: SDP });
-      this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port }, 'SIP call answered');
+      this.log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port, media: neg.srtp ? `srtp ${neg.srtp.keys.suite}` : 'rtp' }, 'SIP call answered');
       await this.deps.calls.attach(ref, ctx.leg);
     } finally {
       this.ringing.delete(tx.key);
@@ -318,8 +350,12 @@ export class SipApp implements UasHandler {
     const address = this.localAddress(peer);
     let answer: string;
     if (v.sdp) {
-      const neg = negotiate(v.sdp, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 });
+      const current = ctx.rtp.srtp?.keys;
+      const neg = negotiate(v.sdp, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 }, this.deps.srtp, current);
       if (!neg.ok) return void this.uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
+      // No downgrade: an encrypted call stays encrypted.
+      if (current && !neg.srtp) return void this.uas.respond(tx, 488, { headers: [['Warning', '399 switchboard "this call is SRTP: a new offer must keep RTP/SAVP with a=crypto"']] });
+      const rekeyed = neg.srtp && !(current && sameKeys(current, neg.srtp.keys)) ? neg.srtp : undefined;
       const next: DialogSnapshot = {
         ...snap,
         sdpVersion: snap.sdpVersion + 1,
@@ -328,6 +364,7 @@ export class SipApp implements UasHandler {
         payloadType: neg.media.payloadType,
         eventPayloadType: neg.media.eventPayloadType,
         direction: neg.media.direction,
+        ...(rekeyed ? encryptionFields(rekeyed, this.masterKey, snap.callId) : neg.srtp && snap.srtp ? { srtp: { ...snap.srtp, tag: neg.srtp.tag } } : {}),
       };
       // The new media is committed before it is answered or used: a restart carries on with what was agreed.
       const stored = await this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> }, { caller: 'sip:reinvite' });
@@ -336,6 +373,12 @@ export class SipApp implements UasHandler {
         return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
       }
       Object.assign(snap, next);
+      if (rekeyed) {
+        const fresh = new SrtpContext(rekeyed.keys);
+        fresh.restore(ctx.rtp.srtp?.inbound() ?? []);
+        fresh.onRollover = (inbound) => this.storeRollover(ctx, inbound);
+        ctx.rtp.srtp = fresh;
+      }
       ctx.rtp.update(neg.media);
       ctx.leg.updateMedia();
       answer = neg.answer;
@@ -346,7 +389,7 @@ export class SipApp implements UasHandler {
       }
     } else {
       // A refresh without an offer: our current session as the offer (the ACK's answer is ignored).
-      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, address);
+      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, address, this.agreement(ctx));
     }
     ctx.awaitingAck = tx;
     tx.onNoAck = () => {
@@ -413,4 +456,9 @@ export class SipApp implements UasHandler {
     ctx.awaitingAck = null;
     this.deps.rtp.release(ctx.rtp.port);
   }
+}
+
+/** A master key for this process only (no data directory given): SRTP calls work, but cannot resume after a restart. */
+function ephemeralMasterKey(): MasterKey {
+  return masterKeyFromBytes(crypto.randomBytes(32));
 }

@@ -9,6 +9,7 @@
  *               └─────── CANCEL / error response ──────────────────────────────────────► Terminated
  */
 import type { Direction } from './sdp.ts';
+import { srtpResumeProblem, type SrtpResume } from './srtp.ts';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { Headers, formatNameAddr, parseNameAddr, parseSipUri } from './headers.ts';
@@ -50,6 +51,10 @@ export interface DialogSnapshot {
   sdpVersion: number;
   /** Our media direction after the last offer/answer (absent in snapshots written before re-INVITEs were stored = sendrecv). */
   direction?: Direction;
+  /** The media encryption in use (absent in snapshots written before SRTP = none); read by whoever records it on the call. */
+  mediaEncryption?: 'srtp' | 'none';
+  /** SDES-SRTP: suite, tag, keys sealed with the recording master key, the far end's ROC (srtp.ts). */
+  srtp?: SrtpResume;
 }
 
 export const newTag = (): string => crypto.randomBytes(6).toString('hex');
@@ -66,7 +71,7 @@ export class Dialog {
   }
 
   /** The dialog an initial INVITE creates on our side (UAS). */
-  static fromInvite(v: ValidRequest, localTag: string, peer: { transport: 'udp' | 'tcp'; address: string; port: number }, media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>): Dialog {
+  static fromInvite(v: ValidRequest, localTag: string, peer: { transport: 'udp' | 'tcp'; address: string; port: number }, media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion' | 'mediaEncryption' | 'srtp'>): Dialog {
     const contact = v.req.headers.values('contact')[0];
     const target = contact ? parseNameAddr(contact)?.uri : undefined;
     return new Dialog({
@@ -93,7 +98,7 @@ export class Dialog {
     res: { headers: Headers },
     invite: { callId: string; localTag: string; localUri: string; remoteUri: string; requestUri: string; cseq: number },
     peer: { transport: 'udp' | 'tcp'; address: string; port: number },
-    media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>,
+    media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion' | 'mediaEncryption' | 'srtp'>,
   ): Dialog {
     const to = parseNameAddr(res.headers.get('to') ?? '');
     const contact = res.headers.values('contact')[0];
@@ -189,5 +194,6 @@ export function snapshotProblem(s: unknown): string | null {
   if (!isInt(d.payloadType, 0, 127) || !(d.eventPayloadType === null || isInt(d.eventPayloadType, 0, 127))) return 'payload type is not usable';
   if (!isInt(d.sdpSession, 0, Number.MAX_SAFE_INTEGER) || !isInt(d.sdpVersion, 0, Number.MAX_SAFE_INTEGER)) return 'SDP session is not usable';
   if (d.direction !== undefined && !['sendrecv', 'sendonly', 'recvonly', 'inactive'].includes(d.direction as string)) return 'direction is not usable';
+  if (d.srtp !== undefined) return srtpResumeProblem(d.srtp);
   return null;
 }

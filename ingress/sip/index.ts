@@ -6,7 +6,8 @@
  *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth
  *        with guess-throttle.ts; refusals sent statelessly)
  *     ─► transaction.ts (server transactions, timers)
- *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts + sdp-read.ts, rtp.ts, leg.ts)
+ *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts + sdp-read.ts, rtp.ts, leg.ts;
+ *        SDES-SRTP media: sdes.ts keys, srtp.ts werift SRTP with replay window, ROC and keys sealed for a restart)
  *
  * Sizes are bounded in transport.ts and message.ts before anything is parsed; every address and port a socket
  * is handed is checked where it enters (SDP in sdp-read.ts, Via routing in transport.ts, stored dialogs in
@@ -25,6 +26,7 @@ import type { SipTimers } from './transaction.ts';
 import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-config.ts';
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
+import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get 503 with Retry-After: host.calls). */
 export interface SipOptions {
@@ -101,6 +103,8 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     rtp,
     advertise: deps.advertise,
     ringMs: deps.ringMs,
+    srtp: trunk.srtp,
+    masterKey: () => loadOrCreateMasterKey(host.dataDir),
   });
   const handler: UasHandler = {
     admit: (v, peer) => admission.admit(v, peer, { inDialog: app.hasDialog(v) }),
@@ -113,7 +117,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
   };
   const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler });
   app.bind(uas);
-  const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
+  const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs, srtp: trunk.srtp });
   const resumed = await app.resumeDialogs();
   await dialer.endInterrupted();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
@@ -125,6 +129,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
       allow: trunk.allow ? trunk.allow.blocks.join(',') : 'any',
       auth: trunk.users ? `digest (realm "${trunk.realm}", ${trunk.users.size} users)` : 'none',
       rate: trunk.rate ? `${trunk.rate.rate}/s burst ${trunk.rate.burst}` : 'off',
+      srtp: trunk.srtp ?? 'allow',
       outbound: outbound.describe(),
     },
     `SIP listening on udp+tcp ${deps.host}:${uas.port}`);

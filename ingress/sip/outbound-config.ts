@@ -12,7 +12,8 @@
  * A key matches the target URI's host exactly, or any host under it (`example.net` matches
  * `sip.example.net`); the longest match wins, `*` matches anything. `proxy` (`host[:port]`, optionally
  * `;transport=tcp`) is where the INVITE is sent instead of the target's host (an outbound proxy: the
- * Request-URI stays the target); `from_domain` is the host part of our From URI (default: our own address).
+ * Request-URI stays the target); `from_domain` is the host part of our From URI (default: our own address);
+ * `srtp` (`require` | `prefer` | `allow`) asks for SDES-SRTP media on calls to that host (default SWITCHBOARD_SIP_SRTP).
  * The credentials answer a 401/407 challenge once. Unset = calls go straight to the target, unauthenticated.
  * Passwords are never logged: `describe()` names users and hosts only.
  */
@@ -33,6 +34,7 @@ const Entry = z.strictObject({
   password: z.string().min(1).max(256),
   proxy: proxy.optional(),
   from_domain: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a domain name').optional(),
+  srtp: z.enum(['require', 'prefer', 'allow']).optional(),
 });
 const File = z.record(z.string(), Entry, { error: 'must be an object of host → { username, password, proxy?, from_domain? }' });
 
@@ -43,6 +45,8 @@ export interface OutboundRoute {
   password: string;
   proxy: { host: string; port: number | null; transport: 'udp' | 'tcp' | null } | null;
   fromDomain: string | null;
+  /** SDES-SRTP for calls on this route: `require` offers RTP/SAVP, `prefer` a=crypto in RTP/AVP; null = SWITCHBOARD_SIP_SRTP. */
+  srtp: 'require' | 'prefer' | 'allow' | null;
 }
 
 export class OutboundConfig {
@@ -67,7 +71,7 @@ export class OutboundConfig {
         const t = params.find((x) => /^transport=/i.test(x))?.slice('transport='.length).toLowerCase();
         p = { host: parts.host.replace(/^\[|\]$/g, ''), port: parts.port, transport: t === 'tcp' ? 'tcp' : t === 'udp' ? 'udp' : null };
       }
-      entries.set(key.toLowerCase(), { match: key, username: e.username, password: e.password, proxy: p, fromDomain: e.from_domain ?? null });
+      entries.set(key.toLowerCase(), { match: key, username: e.username, password: e.password, proxy: p, fromDomain: e.from_domain ?? null, srtp: e.srtp ?? null });
     }
     return new OutboundConfig(entries);
   }

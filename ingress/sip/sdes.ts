@@ -15,6 +15,7 @@
  * bad base64.
  */
 import crypto from 'node:crypto';
+import { readSdp } from './sdp-read.ts';
 
 export type SdesSuite = 'AEAD_AES_128_GCM' | 'AES_CM_128_HMAC_SHA1_80';
 
@@ -112,6 +113,18 @@ export function offerCrypto(): { lines: string[]; keys: Map<number, { suite: Sde
     return cryptoAttribute(i + 1, suite, key);
   });
   return { lines, keys };
+}
+
+/**
+ * The SRTP outcome of an answer to our offer with `offered` lines (UAC): the agreed keys, none (a plain answer to a
+ * best-effort offer), or a failure (a plain answer when SRTP is required, an a=crypto line we did not offer).
+ */
+export function answerSrtp(answer: string, offered: { keys: Map<number, { suite: SdesSuite; key: SrtpKey }>; required: boolean }): { ok: true; agreed?: { tag: number; keys: SrtpKeys } } | { ok: false; reason: string } {
+  const read = readSdp(answer);
+  const m = read.ok ? read.sdp.media.find((x) => x.type === 'audio' && x.port !== 0) : undefined;
+  if (!m || m.crypto.length === 0) return offered.required ? { ok: false, reason: 'SRTP is required: the answer has no a=crypto' } : { ok: true };
+  const c = answeredCrypto(m.crypto, offered.keys);
+  return c.ok ? { ok: true, agreed: { tag: c.tag, keys: c.keys } } : { ok: false, reason: c.reason };
 }
 
 /** Reads the answer to our offer: exactly one line, with a tag and suite we offered. */

@@ -34,6 +34,8 @@ export interface InboundState {
 /** What the dialog snapshot stores for an SRTP call (`DialogSnapshot.srtp`). */
 export interface SrtpResume {
   suite: SdesSuite;
+  /** The a=crypto tag of the agreed line (a refresh answers with it). */
+  tag: number;
   /** keyId of the master key that sealed the keys. */
   keyId: string;
   /** base64(nonce ‖ ciphertext ‖ tag) of the keys. */
@@ -198,13 +200,14 @@ export function estimateRoc(roc: number, sl: number, seq: number): number {
 }
 
 /** The keys sealed for the store: AES-256-GCM under the recording master key, a fresh nonce, the Call-ID as AAD. */
-export function sealKeys(keys: SrtpKeys, master: MasterKey, callId: string, inbound?: InboundState[]): SrtpResume {
+export function sealKeys(agreed: { tag: number; keys: SrtpKeys }, master: MasterKey, callId: string, inbound?: InboundState[]): SrtpResume {
+  const keys = agreed.keys;
   const nonce = crypto.randomBytes(12);
   const c = crypto.createCipheriv('aes-256-gcm', master.key, nonce);
   c.setAAD(Buffer.from(callId, 'utf8'));
   const plain = Buffer.from(JSON.stringify({ l: b64(keys.local.key, keys.local.salt), r: b64(keys.remote.key, keys.remote.salt) }), 'utf8');
   const body = Buffer.concat([c.update(plain), c.final()]);
-  return { suite: keys.suite, keyId: master.keyId, sealed: Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64'), ...(inbound ? { inbound } : {}) };
+  return { suite: keys.suite, tag: agreed.tag, keyId: master.keyId, sealed: Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64'), ...(inbound ? { inbound } : {}) };
 }
 
 /** Opens what sealKeys stored; throws when the master key is not the one that sealed it or the data was altered. */
@@ -224,6 +227,28 @@ export function openKeys(r: SrtpResume, master: MasterKey, callId: string): Srtp
     return { key: b.subarray(0, s.keyLength), salt: b.subarray(s.keyLength) };
   };
   return { suite: r.suite, local: split(plain.l), remote: split(plain.r) };
+}
+
+/** The snapshot fields for a call's media encryption: `srtp` with the keys sealed, or `none`. */
+export function encryptionFields(agreed: { tag: number; keys: SrtpKeys } | undefined, master: () => MasterKey, callId: string): { mediaEncryption: 'srtp' | 'none'; srtp?: SrtpResume } {
+  return agreed ? { mediaEncryption: 'srtp', srtp: sealKeys(agreed, master(), callId) } : { mediaEncryption: 'none' };
+}
+
+/** Whether two agreements use the same keys both ways. */
+export function sameKeys(a: SrtpKeys, b: SrtpKeys): boolean {
+  return a.suite === b.suite && a.local.key.equals(b.local.key) && a.local.salt.equals(b.local.salt) && a.remote.key.equals(b.remote.key) && a.remote.salt.equals(b.remote.salt);
+}
+
+/** Why a stored `srtp` cannot be used (null when it can). */
+export function srtpResumeProblem(v: unknown): string | null {
+  const r = v as Partial<Record<keyof SrtpResume, unknown>> | null;
+  if (typeof r !== 'object' || r === null) return 'srtp is not usable';
+  if (typeof r.suite !== 'string' || !(r.suite in SUITES)) return 'srtp suite is not usable';
+  if (typeof r.tag !== 'number' || !Number.isInteger(r.tag) || r.tag < 0 || r.tag > 999_999_999) return 'srtp tag is not usable';
+  if (typeof r.keyId !== 'string' || typeof r.sealed !== 'string' || r.sealed.length > 512) return 'srtp keys are not usable';
+  const u32 = (n: unknown): boolean => typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+  if (r.inbound !== undefined && (!Array.isArray(r.inbound) || r.inbound.length > 16 || !r.inbound.every((i: InboundState) => u32(i?.ssrc) && u32(i?.roc) && u32(i?.seq) && i.seq <= 0xffff))) return 'srtp rollover state is not usable';
+  return null;
 }
 
 const b64 = (a: Buffer, b: Buffer): string => Buffer.concat([a, b]).toString('base64');

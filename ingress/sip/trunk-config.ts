@@ -7,12 +7,14 @@
  *                          (HA1 = MD5(user:realm:password)); unset = no digest auth
  *   SWITCHBOARD_SIP_REALM  digest realm (default: SWITCHBOARD_SIP_ADVERTISE, else the bound host, else the hostname)
  *   SWITCHBOARD_SIP_RATE   `RATE[,BURST]` requests/s per source address (default `50,100`); `off` disables
+ *   SWITCHBOARD_SIP_SRTP   `require` | `prefer` | `allow` (default): SDES-SRTP media (sdes.ts, sdp.ts SrtpPolicy)
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CidrList } from './cidr.ts';
+import type { SrtpPolicy } from './sdp.ts';
 
 export interface TrunkConfig {
   allow: CidrList | null;
@@ -20,6 +22,8 @@ export interface TrunkConfig {
   users: Map<string, string> | null;
   realm: string;
   rate: { rate: number; burst: number } | null;
+  /** Media encryption (SWITCHBOARD_SIP_SRTP); absent = `allow`. */
+  srtp?: SrtpPolicy;
 }
 
 export class TrunkConfigError extends Error {

@@ -171,12 +171,12 @@ test('keys sealed for the store: opened by the same master key and Call-ID only;
   const c = chooseCrypto([`1 AES_CM_128_HMAC_SHA1_80 inline:${key80}`]);
   assert.ok(c.ok);
   const master = masterKeyFromBytes(crypto.randomBytes(32));
-  const sealed = sealKeys(c.keys, master, 'call-1@x', [{ ssrc: 5, roc: 2, seq: 7 }]);
+  const sealed = sealKeys({ tag: 1, keys: c.keys }, master, 'call-1@x', [{ ssrc: 5, roc: 2, seq: 7 }]);
   const json = JSON.stringify(sealed);
   for (const k of [c.keys.local.key, c.keys.remote.key]) {
     assert.ok(!json.includes(k.toString('base64').slice(0, 12)) && !json.includes(k.toString('hex').slice(0, 12)));
   }
-  assert.notEqual(sealKeys(c.keys, master, 'call-1@x').sealed.slice(0, 16), sealed.sealed.slice(0, 16), 'a fresh nonce per seal');
+  assert.notEqual(sealKeys({ tag: 1, keys: c.keys }, master, 'call-1@x').sealed.slice(0, 16), sealed.sealed.slice(0, 16), 'a fresh nonce per seal');
   const opened = openKeys(sealed, master, 'call-1@x');
   assert.ok(opened.local.key.equals(c.keys.local.key) && opened.remote.salt.equals(c.keys.remote.salt));
   assert.throws(() => openKeys(sealed, master, 'call-2@x'));
