@@ -51,6 +51,8 @@ export interface BaresipOptions {
   quitAfterS: number;
   /** Load `sndfile`: what baresip sent and heard are dumped as WAVs in `dumpDir`. */
   dumpAudio?: boolean;
+  /** Media encryption (baresip's `srtp` module, SDES): `srtp` = best effort, `srtp-mand` = RTP/SAVP only. */
+  mediaenc?: 'srtp' | 'srtp-mand';
 }
 
 export interface Baresip {
@@ -92,19 +94,20 @@ export function writeBaresipConfig(opts: BaresipOptions): { dir: string; dumpDir
     'module aufile.so',
     'module aubridge.so',
     ...(opts.dumpAudio ? ['module sndfile.so', `snd_path ${dumpDir}`] : []),
+    ...(opts.mediaenc ? ['module srtp.so'] : []),
     'module_app account.so',
     'module_app menu.so',
     '',
   ];
   fs.writeFileSync(path.join(dir, 'config'), config.join('\n'));
-  fs.writeFileSync(path.join(dir, 'accounts'), `<sip:bot@127.0.0.1:${opts.sipPort}>;regint=0;audio_codecs=PCMA,PCMU\n`);
+  fs.writeFileSync(path.join(dir, 'accounts'), `<sip:bot@127.0.0.1:${opts.sipPort}>;regint=0;audio_codecs=PCMA,PCMU${opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : ''}\n`);
   fs.writeFileSync(path.join(dir, 'contacts'), '');
   return { dir, dumpDir };
 }
 
 /** Writes the config and starts `baresip -f DIR -s -e "/dial URI" -t N`. */
 export function startBaresip(opts: BaresipOptions): Baresip {
-  for (const m of ['g711', 'aufile', 'aubridge', 'account', 'menu', ...(opts.dumpAudio ? ['sndfile'] : [])]) {
+  for (const m of ['g711', 'aufile', 'aubridge', 'account', 'menu', ...(opts.dumpAudio ? ['sndfile'] : []), ...(opts.mediaenc ? ['srtp'] : [])]) {
     if (!fs.existsSync(path.join(MODULES, `${m}.so`))) throw new Error(`baresip module ${m}.so missing in ${MODULES}: run "bash scripts/ensure-deps.sh"`);
   }
   const { dir, dumpDir } = writeBaresipConfig(opts);
