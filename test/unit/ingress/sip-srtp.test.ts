@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { test } from 'node:test';
 import { masterKeyFromBytes } from '../../../recording/master-key.ts';
-import { answeredCrypto, chooseCrypto, offerCrypto, readCryptoLine, type SdesSuite, type SrtpKeys } from '../../../ingress/sip/sdes.ts';
+import { answerSrtp, answeredCrypto, chooseCrypto, cryptoAttribute, offerCrypto, readCryptoLine, type SdesSuite, type SrtpKeys } from '../../../ingress/sip/sdes.ts';
 import { estimateRoc, openKeys, ReplayWindow, sealKeys, SrtpContext } from '../../../ingress/sip/srtp.ts';
-import { negotiate } from '../../../ingress/sip/sdp.ts';
+import { negotiate, offerSdp } from '../../../ingress/sip/sdp.ts';
+import { OutboundConfig } from '../../../ingress/sip/outbound-config.ts';
 import { buildReport, ReceiverStats } from '../../../ingress/sip/rtcp.ts';
 
 const key80 = crypto.randomBytes(30).toString('base64');
@@ -181,4 +182,44 @@ test('keys sealed for the store: opened by the same master key and Call-ID only;
   assert.ok(opened.local.key.equals(c.keys.local.key) && opened.remote.salt.equals(c.keys.remote.salt));
   assert.throws(() => openKeys(sealed, master, 'call-2@x'));
   assert.throws(() => openKeys(sealed, masterKeyFromBytes(crypto.randomBytes(32)), 'call-1@x'), /sealed with master key/);
+});
+
+test('UAC: the route asks (require = RTP/SAVP, prefer = a=crypto in RTP/AVP); the answer read against our offer', () => {
+  const routes = OutboundConfig.parse({ 'secure.example': { username: 'u', password: 'p', srtp: 'require' }, '*': { username: 'u', password: 'p' } });
+  assert.equal(routes.routeFor('secure.example')?.srtp, 'require');
+  assert.equal(routes.routeFor('other.example')?.srtp, null);
+  assert.throws(() => OutboundConfig.parse({ x: { username: 'u', password: 'p', srtp: 'always' } }), /srtp/);
+
+  const o = offerCrypto();
+  const required = offerSdp(local, { lines: o.lines, required: true });
+  assert.match(required, /m=audio 5000 RTP\/SAVP 0 8 101\r\na=crypto:1 AEAD_AES_128_GCM inline:\S+\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:/);
+  assert.match(offerSdp(local, { lines: o.lines, required: false }), /m=audio 5000 RTP\/AVP 0 8 101\r\na=crypto:1 /);
+  assert.doesNotMatch(offerSdp(local), /crypto|SAVP/);
+
+  const theirKey = crypto.randomBytes(30);
+  const theirs = { key: theirKey.subarray(0, 16), salt: theirKey.subarray(16) };
+  const answer = (proto: string, lines: string[]): string => offer(proto, lines.map((l) => `a=crypto:${l}`));
+  const ok = answerSrtp(answer('RTP/SAVP', [cryptoAttribute(2, 'AES_CM_128_HMAC_SHA1_80', theirs)]), { keys: o.keys, required: true });
+  assert.ok(ok.ok && ok.agreed && ok.agreed.keys.suite === 'AES_CM_128_HMAC_SHA1_80' && ok.agreed.keys.remote.key.equals(theirs.key) && ok.agreed.keys.local.key.equals(o.keys.get(2)!.key.key));
+  const plainRequired = answerSrtp(answer('RTP/AVP', []), { keys: o.keys, required: true });
+  assert.ok(!plainRequired.ok && /required/.test(plainRequired.reason));
+  const plainPreferred = answerSrtp(answer('RTP/AVP', []), { keys: o.keys, required: false });
+  assert.ok(plainPreferred.ok && plainPreferred.agreed === undefined, 'best effort: a plain answer is plain RTP');
+  const wrongSuite = answerSrtp(answer('RTP/SAVP', [cryptoAttribute(2, 'AEAD_AES_128_GCM', { key: theirs.key, salt: theirs.salt.subarray(0, 12) })]), { keys: o.keys, required: true });
+  assert.ok(!wrongSuite.ok && /not offered/.test(wrongSuite.reason));
+});
+
+test('a re-offer in an SRTP call keeps our key when the suite is unchanged', () => {
+  const first = negotiate(offer('RTP/SAVP', [`a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${key80}`]), local);
+  assert.ok(first.ok && first.srtp);
+  const again = negotiate(offer('RTP/SAVP', [`a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${key80}`]), local, 'allow', first.srtp.keys);
+  assert.ok(again.ok && again.srtp && again.srtp.keys.local.key.equals(first.srtp.keys.local.key));
+  const gcm = negotiate(offer('RTP/SAVP', [`a=crypto:1 AEAD_AES_128_GCM inline:${keyGcm}`]), local, 'allow', first.srtp.keys);
+  assert.ok(gcm.ok && gcm.srtp && gcm.srtp.keys.suite === 'AEAD_AES_128_GCM' && gcm.srtp.keys.local.key.length === 16);
+  // `prefer` answers a=crypto offered in RTP/AVP (best-effort SRTP) and echoes the profile; `allow` does not.
+  const avp = offer('RTP/AVP', [`a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:${key80}`]);
+  const preferred = negotiate(avp, local, 'prefer');
+  assert.ok(preferred.ok && preferred.srtp && /m=audio 5000 RTP\/AVP /.test(preferred.answer) && /a=crypto:3 /.test(preferred.answer));
+  const allowed = negotiate(avp, local, 'allow');
+  assert.ok(allowed.ok && !allowed.srtp && !/a=crypto/.test(allowed.answer));
 });
