@@ -122,8 +122,9 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     const resume = leg.resume as { mediaEncryption?: string; srtp?: { suite: string; sealed: string } };
     assert.equal(resume.mediaEncryption, 'srtp');
     assert.ok(resume.srtp && resume.srtp.sealed.length > 40, 'the keys are stored sealed');
-    // baresip offers AEAD_AES_256_GCM, AEAD_AES_128_GCM, _80 and _32: we take AES-128-GCM (sdes.ts preference).
-    assert.equal(resume.srtp.suite, 'AEAD_AES_128_GCM');
+    // baresip 1.0 (Debian) offers one line, AES_CM_128_HMAC_SHA1_80, and says when its SRTP is up.
+    assert.equal(resume.srtp.suite, 'AES_CM_128_HMAC_SHA1_80');
+    assert.match(phone.output(), /SRTP is Enabled \(cryptosuite=AES_CM_128_HMAC_SHA1_80\)/);
     const offeredKeys = [...phone.output().matchAll(/a=crypto:\d+ \S+ inline:([A-Za-z0-9+/=]+)/g)].map((m) => m[1]!);
     assert.ok(offeredKeys.length > 0, said());
     for (const k of offeredKeys) assert.ok(!JSON.stringify(leg.resume).includes(k.slice(0, 16)), 'no SDES key in the store in clear');
