@@ -5,7 +5,8 @@
  * recording master key, resumes the caller's ROC, and the media continues both ways: the caller decrypts the
  * gateway's packets after the restart (nothing fails to authenticate), and its DTMF "1" after the restart —
  * which the gateway can only read by decrypting with ROC 1 — grants consent. The keys are in neither the
- * gateway's log nor anywhere in its data directory in clear.
+ * gateway's log nor anywhere in its data directory in clear. Also re-INVITEs in an SRTP call: the same offer keeps our
+ * key, a refresh without SDP repeats it, and a plain offer is refused (an encrypted call is never downgraded).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { schema } from '../../schema/index.ts';
 import { resolveDurability, Store } from '../../store/index.ts';
-import { freePort, spawnGateway, type GatewayProcess } from '../helpers/gateway.ts';
+import { freePort, spawnGateway, startTestGateway, type GatewayProcess } from '../helpers/gateway.ts';
 import { SipUa } from '../helpers/sip-ua.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -115,5 +116,43 @@ test('kill -9 during an SRTP call: keys unsealed from the store, the caller ROC 
     assert.ok(store.verify().ok);
   } finally {
     store.close();
+  }
+});
+
+test('re-INVITE in an SRTP call: the same offer keeps our key, a refresh without SDP repeats it, a plain offer is refused (no downgrade)', { timeout: 60_000 }, async () => {
+  const g = await startTestGateway({ env: { SWITCHBOARD_SIP_SRTP: 'allow' } });
+  const who = { tenant: 'default', caller: 'test' };
+  const p = resultOf<{ policy_id: string }>(await g.store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'This call is recorded.' }, who));
+  resultOf(await g.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
+  const caller = await SipUa.open({ gateway: { address: '127.0.0.1', port: g.sip.port }, to: NUMBER.slice(1), srtp: true });
+  try {
+    assert.equal((await caller.invite()).status, 200);
+    const ourKey = (sdp: string): string | undefined => /a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:(\S+)/.exec(sdp)?.[1];
+    const first = ourKey(caller.responses.find((x) => x.status === 200)!.body.toString('utf8'));
+    assert.ok(first);
+    await until(() => caller.media.silencePackets + caller.media.received.length > 10, 10_000, 'SRTP from the gateway');
+
+    const same = await caller.transact(caller.build('INVITE', { body: caller.offer() }));
+    assert.equal(same?.status, 200);
+    caller.ack(same!);
+    assert.equal(ourKey(same!.body.toString('utf8')), first, 'our key kept');
+
+    const refresh = await caller.transact(caller.build('INVITE', {}));
+    assert.equal(refresh?.status, 200);
+    caller.ack(refresh!);
+    assert.match(refresh!.body.toString('utf8'), /m=audio \d+ RTP\/SAVP /);
+    assert.equal(ourKey(refresh!.body.toString('utf8')), first, 'a refresh answers with the same key');
+
+    const plain = caller.offer().replace('RTP/SAVP', 'RTP/AVP').replace(/a=crypto:.*\r\n/, '');
+    const refused = await caller.transact(caller.build('INVITE', { body: plain }));
+    assert.equal(refused?.status, 488);
+    assert.match(refused!.headers.get('warning') ?? '', /this call is SRTP/);
+    const before = caller.media.silencePackets + caller.media.received.length;
+    await until(() => caller.media.silencePackets + caller.media.received.length > before + 20, 10_000, 'SRTP goes on after the refused downgrade');
+    assert.equal(caller.media.srtpFailures, 0);
+    assert.equal(await caller.bye(), 200);
+  } finally {
+    caller.close();
+    await g.stop();
   }
 });
