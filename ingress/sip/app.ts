@@ -6,10 +6,9 @@
  * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE. Outbound calls
  * (uac.ts) join here once answered (`adoptOutbound`): from then on BYE, INFO,
  * re-INVITE and the restart continuation treat them like inbound ones.
- * SDES-SRTP (sdes.ts, srtp.ts): an RTP/SAVP offer is answered with our own key; the keys go into the dialog
+ * SDES-SRTP (sdes.ts, srtp.ts, srtp-call.ts): an RTP/SAVP offer is answered with our own key; the keys go into the dialog
  * snapshot sealed with the recording master key, and the far end's rollover counter is stored when it grows.
  */
-import crypto from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
@@ -20,9 +19,10 @@ import { parseSipUri } from './headers.ts';
 import { resumeStoredDialogs } from './resume.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
-import { currentAnswer, negotiate, type SrtpAgreement, type SrtpPolicy } from './sdp.ts';
-import { encryptionFields, sameKeys, SrtpContext } from './srtp.ts';
-import { masterKeyFromBytes, type MasterKey } from '../../recording/master-key.ts';
+import { currentAnswer, negotiate, type SrtpPolicy } from './sdp.ts';
+import { encryptionFields, SrtpContext } from './srtp.ts';
+import { callAgreement, ephemeralMasterKey, reoffer } from './srtp-call.ts';
+import type { MasterKey } from '../../recording/master-key.ts';
 import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
 import type { SipUas, UasHandler } from './uas.ts';
@@ -207,12 +207,6 @@ export class SipApp implements UasHandler {
     this.detach(this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: snap.codec, resume }, { caller: 'sip:srtp-rollover' }), ctx.ref.callId, 'SRTP rollover counter not stored');
   }
 
-  /** The SDES agreement a live call runs with (its key, and the tag our answers echo). */
-  private agreement(ctx: CallCtx): SrtpAgreement | undefined {
-    const tag = ctx.dialog.snap.srtp?.tag;
-    return ctx.rtp.srtp && tag !== undefined ? { tag, keys: ctx.rtp.srtp.keys } : undefined;
-  }
-
   /** An answered outbound call (its dialog confirmed, its ACK sent): the leg goes to the call manager like an inbound one. */
   async adoptOutbound(o: { dialog: Dialog; rtp: RtpSession; ref: { tenant: string; callId: string } }): Promise<void> {
     const ctx = this.track(o.dialog, o.rtp, o.ref, false);
@@ -350,12 +344,10 @@ export class SipApp implements UasHandler {
     const address = this.localAddress(peer);
     let answer: string;
     if (v.sdp) {
-      const current = ctx.rtp.srtp?.keys;
-      const neg = negotiate(v.sdp, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 }, this.deps.srtp, current);
+      const neg = negotiate(v.sdp, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 }, this.deps.srtp, ctx.rtp.srtp?.keys);
       if (!neg.ok) return void this.uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
-      // No downgrade: an encrypted call stays encrypted.
-      if (current && !neg.srtp) return void this.uas.respond(tx, 488, { headers: [['Warning', '399 switchboard "this call is SRTP: a new offer must keep RTP/SAVP with a=crypto"']] });
-      const rekeyed = neg.srtp && !(current && sameKeys(current, neg.srtp.keys)) ? neg.srtp : undefined;
+      const srtp = reoffer(ctx.rtp, snap, neg.srtp, this.masterKey); // an SRTP call is never downgraded (srtp-call.ts)
+      if (!srtp.ok) return void this.uas.respond(tx, 488, { headers: [['Warning', srtp.warning]] });
       const next: DialogSnapshot = {
         ...snap,
         sdpVersion: snap.sdpVersion + 1,
@@ -364,7 +356,7 @@ export class SipApp implements UasHandler {
         payloadType: neg.media.payloadType,
         eventPayloadType: neg.media.eventPayloadType,
         direction: neg.media.direction,
-        ...(rekeyed ? encryptionFields(rekeyed, this.masterKey, snap.callId) : neg.srtp && snap.srtp ? { srtp: { ...snap.srtp, tag: neg.srtp.tag } } : {}),
+        ...srtp.fields,
       };
       // The new media is committed before it is answered or used: a restart carries on with what was agreed.
       const stored = await this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> }, { caller: 'sip:reinvite' });
@@ -373,12 +365,7 @@ export class SipApp implements UasHandler {
         return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
       }
       Object.assign(snap, next);
-      if (rekeyed) {
-        const fresh = new SrtpContext(rekeyed.keys);
-        fresh.restore(ctx.rtp.srtp?.inbound() ?? []);
-        fresh.onRollover = (inbound) => this.storeRollover(ctx, inbound);
-        ctx.rtp.srtp = fresh;
-      }
+      srtp.apply(ctx.rtp, (inbound) => this.storeRollover(ctx, inbound));
       ctx.rtp.update(neg.media);
       ctx.leg.updateMedia();
       answer = neg.answer;
@@ -389,7 +376,7 @@ export class SipApp implements UasHandler {
       }
     } else {
       // A refresh without an offer: our current session as the offer (the ACK's answer is ignored).
-      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, address, this.agreement(ctx));
+      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, address, callAgreement(ctx.rtp, ctx.dialog.snap));
     }
     ctx.awaitingAck = tx;
     tx.onNoAck = () => {
@@ -456,9 +443,4 @@ export class SipApp implements UasHandler {
     ctx.awaitingAck = null;
     this.deps.rtp.release(ctx.rtp.port);
   }
-}
-
-/** A master key for this process only (no data directory given): SRTP calls work, but cannot resume after a restart. */
-function ephemeralMasterKey(): MasterKey {
-  return masterKeyFromBytes(crypto.randomBytes(32));
 }
