@@ -44,6 +44,8 @@ export interface SrtpResume {
 }
 
 const WINDOW = 64n;
+/** Far-end streams (SSRCs) kept per call: a phone sends one, a re-started one a second; more are refused. */
+const MAX_STREAMS = 16;
 
 /** RFC 3711 §3.3.2 replay list: the highest index accepted and a bitmask of the 64 before it. */
 export class ReplayWindow {
@@ -110,6 +112,10 @@ export class SrtpContext {
     const ssrc = packet.readUInt32BE(8);
     const seq = packet.readUInt16BE(2);
     const s = this.streams.get(ssrc);
+    if (!s && this.streams.size >= MAX_STREAMS) {
+      this.stats.authFailed++;
+      return null;
+    }
     const v = s ? estimateRoc(s.roc, s.seq, seq) : 0;
     const index = v * 65536 + seq;
     if (s && !s.window.check(index)) {
@@ -137,7 +143,9 @@ export class SrtpContext {
   unprotectRtcp(packet: Buffer): Buffer | null {
     if (packet.length < 8 + 4 + this.tagLength) return null;
     const ssrc = packet.readUInt32BE(4);
-    const index = packet.readUInt32BE(packet.length - this.tagLength - 4) & 0x7fffffff;
+    // E flag + SRTCP index: before the tag for AES-CM (RFC 3711 §3.4), the last 4 bytes for AES-GCM (RFC 7714 §17).
+    const at = this.keys.suite === 'AEAD_AES_128_GCM' ? packet.length - 4 : packet.length - this.tagLength - 4;
+    const index = packet.readUInt32BE(at) & 0x7fffffff;
     let w = this.rtcpWindows.get(ssrc);
     if (w && !w.check(index)) {
       this.stats.replayed++;
@@ -170,6 +178,8 @@ export class SrtpContext {
     try {
       return this.rtp.remoteContext.decryptRtp(packet)[0];
     } catch {
+      // A forged packet leaves no state behind for an SSRC we have not authenticated.
+      if (!this.streams.has(ssrc)) delete this.rtp.remoteContext.srtpSSRCStates[ssrc];
       return null;
     }
   }

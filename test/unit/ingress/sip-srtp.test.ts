@@ -140,6 +140,13 @@ for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) {
     const sr = a.protectRtcp(report);
     assert.deepEqual(b.unprotectRtcp(sr), report);
     assert.equal(b.unprotectRtcp(sr), null);
+    // Later reports (a higher SRTCP index) pass; an old one replayed does not.
+    const later = Array.from({ length: 5 }, () => a.protectRtcp(report));
+    for (const p of later) assert.deepEqual(b.unprotectRtcp(p), report);
+    assert.equal(b.unprotectRtcp(later[2]!), null);
+    // Forged packets under new SSRCs leave nothing behind.
+    for (let i = 0; i < 100; i++) assert.equal(b.unprotectRtp(rtp(1, 1000 + i)), null);
+    assert.ok(Object.keys((b as unknown as { rtp: { remoteContext: { srtpSSRCStates: object } } }).rtp.remoteContext.srtpSSRCStates).length <= 2);
   });
 
   test(`${suite}: rollover of the sequence number, and a restart resumes the far end's ROC across a gap`, () => {
