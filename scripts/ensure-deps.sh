@@ -23,6 +23,9 @@ NEEDED=(
   "/usr/lib/baresip/modules/sndfile.so:baresip-core"
   "/usr/lib/baresip/modules/account.so:baresip-core"
   "/usr/lib/baresip/modules/menu.so:baresip-core"
+  "/usr/lib/baresip/modules/srtp.so:baresip-core"
+  # The SRTP e2e captures the RTP port to show no clear-text audio on the wire (test/e2e/sip-baresip-srtp.test.ts).
+  "tcpdump:tcpdump"
   # The durability test traces the store's fdatasync/fsync calls (test/unit/store/durable-sync.test.ts).
   "strace:strace"
   # Cluster mode: the JetStream log's tests start a 3-server NATS cluster (test/helpers/nats-cluster.ts).

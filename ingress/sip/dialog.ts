@@ -9,6 +9,7 @@
  *               └─────── CANCEL / error response ──────────────────────────────────────► Terminated
  */
 import type { Direction } from './sdp.ts';
+import { srtpResumeProblem, type SrtpResume } from './srtp.ts';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { Headers, formatNameAddr, parseNameAddr, parseSipUri } from './headers.ts';
@@ -57,6 +58,10 @@ export interface DialogSnapshot {
   sessionTimer?: { interval: number; weRefresh: boolean };
   /** The peer's Allow lists UPDATE (we refresh with UPDATE rather than re-INVITE). Absent = false. */
   peerAllowsUpdate?: boolean;
+  /** The media encryption in use (absent in snapshots written before SRTP = none); read by whoever records it on the call. */
+  mediaEncryption?: 'srtp' | 'none';
+  /** SDES-SRTP: suite, tag, keys sealed with the recording master key, the far end's ROC (srtp.ts). */
+  srtp?: SrtpResume;
 }
 
 export const newTag = (): string => crypto.randomBytes(6).toString('hex');
@@ -73,7 +78,7 @@ export class Dialog {
   }
 
   /** The dialog an initial INVITE creates on our side (UAS). */
-  static fromInvite(v: ValidRequest, localTag: string, peer: { transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }, media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>): Dialog {
+  static fromInvite(v: ValidRequest, localTag: string, peer: { transport: 'udp' | 'tcp' | 'tls'; address: string; port: number }, media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion' | 'mediaEncryption' | 'srtp'>): Dialog {
     const contact = v.req.headers.values('contact')[0];
     const target = contact ? parseNameAddr(contact)?.uri : undefined;
     return new Dialog({
@@ -100,7 +105,7 @@ export class Dialog {
     res: { headers: Headers },
     invite: { callId: string; localTag: string; localUri: string; remoteUri: string; requestUri: string; cseq: number },
     peer: { transport: 'udp' | 'tcp' | 'tls'; address: string; port: number },
-    media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion'>,
+    media: Pick<DialogSnapshot, 'rtpPort' | 'remoteMedia' | 'codec' | 'payloadType' | 'eventPayloadType' | 'sdpSession' | 'sdpVersion' | 'mediaEncryption' | 'srtp'>,
   ): Dialog {
     const to = parseNameAddr(res.headers.get('to') ?? '');
     const contact = res.headers.values('contact')[0];
@@ -201,5 +206,6 @@ export function snapshotProblem(s: unknown): string | null {
   if (st !== undefined && (typeof st !== 'object' || st === null || !isInt(st.interval, 1, 2 ** 31 - 1) || typeof st.weRefresh !== 'boolean')) return 'session timer is not usable';
   if (d.peerAllowsUpdate !== undefined && typeof d.peerAllowsUpdate !== 'boolean') return 'peerAllowsUpdate is not usable';
   if (d.direction !== undefined && !['sendrecv', 'sendonly', 'recvonly', 'inactive'].includes(d.direction as string)) return 'direction is not usable';
+  if (d.srtp !== undefined) return srtpResumeProblem(d.srtp);
   return null;
 }

@@ -7,7 +7,9 @@
  *     ─► validate.ts (400/505/405/501/416/420/415/406) ─► admission.ts (rate limit, CIDR allowlist, digest auth
  *        with guess-throttle.ts; refusals sent statelessly)
  *     ─► transaction.ts (server transactions, timers)
- *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts + sdp-read.ts, rtp.ts, leg.ts)
+ *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts + sdp-read.ts, rtp.ts, leg.ts;
+ *        SDES-SRTP media: sdes.ts keys, srtp.ts werift SRTP with replay window, ROC and keys sealed for a restart,
+ *        srtp-call.ts re-offers)
  *
  * Sizes are bounded in transport.ts and message.ts before anything is parsed; every address and port a socket
  * is handed is checked where it enters (SDP in sdp-read.ts, Via routing in transport.ts, stored dialogs in
@@ -32,6 +34,7 @@ import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-c
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
 import { loadPrompt } from './early-media.ts';
+import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get 503 with Retry-After: host.calls). */
 export interface SipOptions {
@@ -122,6 +125,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     minSe: deps.minSe,
     earlyMedia: deps.earlyMedia ? loadPrompt(deps.earlyMedia) : undefined,
     encryption: deps.encryption ?? EncryptionPolicies.none(),
+    masterKey: () => loadOrCreateMasterKey(host.dataDir),
   });
   const handler: UasHandler = {
     admit: (v, peer) => admission.admit(v, peer, { inDialog: app.hasDialog(v) }),

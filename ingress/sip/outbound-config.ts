@@ -19,7 +19,8 @@
  * `;transport=`, TLS for a `sips:` target, else UDP; TLS goes to port 5061 unless one is given). `encryption` is the
  * route's policy (encryption-policy.ts: `require` | `prefer` | `allow`, or TLS/SRTP levels): TLS `require` or
  * `prefer` sends the INVITE over TLS (`require` with a `udp`/`tcp` transport is refused at start); the SRTP half is
- * for the media side. Unset = calls go straight to the target, unauthenticated.
+ * the media's (uac.ts: `require` offers RTP/SAVP + a=crypto and hangs up a plain answer, `prefer` offers a=crypto
+ * in RTP/AVP, `allow` plain RTP). Unset = calls go straight to the target, unauthenticated.
  * Passwords are never logged: `describe()` names users and hosts only.
  */
 import { z } from 'zod';

@@ -9,6 +9,9 @@
  *               re-bind RTP port ─fails─► call ended `sip:resume-failed`, BYE in the dialog
  *                     │
  *                     ▼
+ *               SRTP? keys unsealed with the master key, the far end's ROC restored (srtp.ts) ─fails─► `sip:resume-failed`
+ *                     │
+ *                     ▼
  *               call_resume_requested ─► attach a new leg ─► carried on
  *
  * Stored state never stops the node from starting: a call whose state is unusable, or whose resume throws, ends with
@@ -20,6 +23,8 @@ import { PROVIDER, type SipCallControl } from './app.ts';
 import { Dialog, DialogState, snapshotProblem, type DialogSnapshot } from './dialog.ts';
 import type { SipLeg } from './leg.ts';
 import { RtpSession, type RtpPortPool } from './rtp.ts';
+import { openKeys, SrtpContext } from './srtp.ts';
+import type { MasterKey } from '../../recording/master-key.ts';
 import type { Peer } from './transport.ts';
 import { call_resume_requested } from '../../schema/reducers.ts';
 
@@ -31,6 +36,8 @@ export interface ResumeHost {
   calls: SipCallControl;
   rtp: RtpPortPool;
   log: Logger;
+  /** The recording master key, which sealed SRTP keys in the snapshot. */
+  masterKey(): MasterKey;
   /** The address we are reached at by `peer` (SDP, Contact, Via). */
   localAddress(peer: Peer): string;
   /** Puts the rebuilt dialog in the app's table with its media; returns the call's new leg. */
@@ -81,7 +88,19 @@ async function resumeOne(host: ResumeHost, ref: CallRef, snap: DialogSnapshot): 
   const direction = snap.direction ?? 'sendrecv';
   const held = direction === 'recvonly' || direction === 'inactive';
   const media = { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held };
-  const leg = host.track(dialog, new RtpSession(sockets, media, `switchboard@${address}`), ref, held);
+  const rtp = new RtpSession(sockets, media, `switchboard@${address}`);
+  if (snap.srtp) {
+    // The keys as agreed, unsealed with the master key; the far end's ROC as last stored (srtp.ts).
+    try {
+      rtp.srtp = new SrtpContext(openKeys(snap.srtp, host.masterKey(), snap.callId));
+    } catch (err) {
+      rtp.close();
+      host.rtp.release(snap.rtpPort);
+      throw err;
+    }
+    rtp.srtp.restore(snap.srtp.inbound ?? []);
+  }
+  const leg = host.track(dialog, rtp, ref, held);
   await host.calls.resume(ref, 'sip: node restarted', { caller: 'sip:resume' });
   await host.calls.attach(ref, leg).catch((err: unknown) => host.log.warn({ err, call: ref.callId }, 'SIP resume: attach refused'));
   host.log.info({ callId: snap.callId, call: ref.callId, rtp: snap.rtpPort }, 'SIP call resumed after restart');

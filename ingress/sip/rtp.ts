@@ -12,6 +12,10 @@
  *   far end ──RTP──► parse ─► latch ─► JitterBuffer ─► G.711 decode ─► 'audio'
  *                             └─ telephone-event ─► dedupe by event timestamp ─► 'dtmf'
  *   sendFrame ─► G.711 encode ─► RTP ─► latched address (else the SDP's)
+ *
+ * With SRTP (`srtp`, srtp.ts) every packet in is authenticated and decrypted before it is parsed (one that fails, is
+ * replayed or too old is dropped and counted as ignored; it never latches), and every packet out — RTCP included,
+ * as SRTCP — is protected just before it is sent.
  */
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
@@ -22,6 +26,7 @@ import { FaultGuard, sendUdp } from '../../media/guard.ts';
 import { JitterBuffer } from './jitter.ts';
 import { buildReport, parseReport, ReceiverStats } from './rtcp.ts';
 import type { NegotiatedMedia } from './sdp.ts';
+import type { SrtpContext } from './srtp.ts';
 
 /** Allocates even RTP ports (RTCP = +1) from the configured range. */
 export class RtpPortPool {
@@ -163,6 +168,8 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
   private readonly family: 4 | 6;
   /** Encoded digital silence for the current codec (sendSilence). */
   private silence: { codec: string; payload: Uint8Array } | null = null;
+  /** SRTP/SRTCP for this call (SDES); null = plain RTP. */
+  srtp: SrtpContext | null = null;
 
   constructor(
     private readonly sockets: { rtp: dgram.Socket; rtcp: dgram.Socket; port: number },
@@ -239,7 +246,7 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
     this.ts = (this.ts + samples) >>> 0;
     this.stats.packetsOut++;
     this.octets += payload.length;
-    this.sendTo(this.sockets.rtp, pkt, this.target);
+    this.sendTo(this.sockets.rtp, this.srtp ? this.srtp.protectRtp(pkt) : pkt, this.target);
   }
 
   /** A send that cannot go (no IP literal or port, a closed socket) fails the session instead of throwing. */
@@ -267,7 +274,9 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
     }
   }
 
-  private onRtp(buf: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtp(raw: Buffer, rinfo: dgram.RemoteInfo): void {
+    const buf = this.srtp ? this.srtp.unprotectRtp(raw) : raw;
+    if (!buf) return void this.stats.ignored++;
     const p = parseRtp(buf);
     const isEvent = p !== null && p.payloadType === this.media.eventPayloadType;
     if (!p || (p.payloadType !== this.media.payloadType && !isEvent)) {
@@ -324,7 +333,9 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
     this.emit('audio', samples, gap);
   }
 
-  private onRtcp(buf: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtcp(raw: Buffer, rinfo: dgram.RemoteInfo): void {
+    const buf = this.srtp ? this.srtp.unprotectRtcp(raw) : raw;
+    if (!buf) return;
     const ok = parseReport(buf, {
       senderReport: (_ssrc, ntp) => this.receiver.onSenderReport(ntp, Date.now()),
       bye: () => void this.emit('bye'),
@@ -335,6 +346,6 @@ export class RtpSession extends SafeEmitter<RtpEvents> {
   private sendReport(): void {
     if (this.closed || this.rtcpTarget.address === '0.0.0.0') return;
     const pkt = buildReport({ ssrc: this.ssrc, packets: this.stats.packetsOut, octets: this.octets, rtpTimestamp: this.ts }, this.receiver, this.cname, Date.now());
-    this.sendTo(this.sockets.rtcp, pkt, this.rtcpTarget);
+    this.sendTo(this.sockets.rtcp, this.srtp ? this.srtp.protectRtcp(pkt) : pkt, this.rtcpTarget);
   }
 }

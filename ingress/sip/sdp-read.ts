@@ -29,6 +29,8 @@ export interface SdpMedia {
   direction: Direction | null;
   /** a=rtcp (RFC 3605): its port, and its address when one is given. */
   rtcp: { port: number; connection: SdpAddress | null } | null;
+  /** a=crypto values as written (RFC 4568; read by sdes.ts). */
+  crypto: string[];
 }
 
 export interface SessionDescription {
@@ -131,7 +133,7 @@ function readMediaLine(value: string, n: number): SdpMedia {
   const port = readInt(slash < 0 ? portText : portText.slice(0, slash), 0, 65535);
   if (port === null) fail(`m-line ${n}: port "${portText.slice(0, 16)}" is not a number from 0 to 65535`);
   if (slash >= 0 && readInt(portText.slice(slash + 1), 1, 65535) === null) fail(`m-line ${n}: bad port count`);
-  return { type, port: port as number, protocol, formats: f.slice(3), connection: null, rtpmap: new Map(), direction: null, rtcp: null };
+  return { type, port: port as number, protocol, formats: f.slice(3), connection: null, rtpmap: new Map(), direction: null, rtcp: null, crypto: [] };
 }
 
 function readAttribute(value: string, media: SdpMedia | null, session: SessionDescription): void {
@@ -152,6 +154,8 @@ function readAttribute(value: string, media: SdpMedia | null, session: SessionDe
     const rate = readInt(enc[1] ?? '', 1, 10_000_000);
     if (pt === null || !enc[0] || rate === null) fail(`malformed a=rtpmap "${arg.slice(0, 32)}"`);
     if (!media.rtpmap.has(pt as number)) media.rtpmap.set(pt as number, { name: (enc[0] as string).toUpperCase(), rate: rate as number });
+  } else if (name === 'crypto') {
+    if (media.crypto.length < 16) media.crypto.push(arg);
   } else if (name === 'rtcp') {
     // a=rtcp:<port> [IN IP4|IP6 <address>] (RFC 3605 §2.1)
     const f = words(arg);

@@ -3,7 +3,9 @@
  * row (`call_dialed`: direction outbound, `ringing`) and returns its id; the
  * INVITE then runs in the background:
  *
- *   INVITE (SDP offer PCMU, PCMA, telephone-event from an RTP port of the pool)
+ *   INVITE (SDP offer PCMU, PCMA, telephone-event from an RTP port of the pool; a=crypto lines when the route's SRTP
+ *           level (`route.encryption.srtp`) asks: RTP/SAVP under `require`, RTP/AVP under `prefer`; the answer's
+ *           a=crypto must pick one of them)
  *     │   (Supported: timer, 100rel; Session-Expires: 1800 — RFC 4028 §7.1)
  *     ├─ 1xx ─► ringing (a ring timeout sends CANCEL ─► 487 ─► ended `sip:no-answer`); a reliable 18x
  *     │        (Require: 100rel + RSeq) gets one PRACK with its RAck per RSeq (RFC 3262 §4, prack.ts)
@@ -41,6 +43,8 @@ import type { SipRequest, SipResponse } from './message.ts';
 import { outboundHop, type OutboundConfig, type OutboundRoute } from './outbound-config.ts';
 import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { negotiate, offerSdp } from './sdp.ts';
+import { answerSrtp, offerCrypto } from './sdes.ts';
+import { encryptionFields, SrtpContext } from './srtp.ts';
 import type { Destination, SipUas } from './uas.ts';
 import { ALLOW, SUPPORTED } from './validate.ts';
 import { formatRAck, parseRSeq, requires100rel } from './prack.ts';
@@ -95,6 +99,8 @@ class Attempt {
   inDialogCseq = 0;
   /** RSeq values already PRACKed (a retransmitted reliable 18x is not PRACKed again). */
   readonly pracked = new Set<number>();
+  /** Our a=crypto offer (the same across a digest retry); null = plain RTP offered. */
+  crypto: (ReturnType<typeof offerCrypto> & { required: boolean }) | null = null;
 
   constructor(
     readonly ref: { tenant: string; callId: string },
@@ -173,6 +179,8 @@ export class SipDialer implements OutboundDialer {
     const user = req.from.startsWith('sip:') ? (parseSipUri(req.from)?.user ?? 'switchboard') : req.from;
     const fromUri = `sip:${encodeURIComponent(user).replace(/%2B/g, '+')}@${route?.fromDomain ?? local}`;
     const a = new Attempt({ tenant: req.tenant, callId }, sipCallId, newTag(), fromUri, req.to, dest, local, route, sockets, Math.floor(Date.now() / 1000));
+    const srtp = route?.encryption.srtp ?? 'allow'; // the SRTP half of the route's encryption policy
+    if (srtp !== 'allow') a.crypto = { ...offerCrypto(), required: srtp === 'require' };
     this.attempts.set(sipCallId, a);
     this.log.info({ call: callId, callId: sipCallId, to: req.to, via: `${dest.transport}:${dest.address}:${dest.port}`, auth: route ? route.username : 'none' }, 'outbound SIP call: INVITE');
     this.sendInvite(a, null);
@@ -226,7 +234,7 @@ export class SipDialer implements OutboundDialer {
     h.add('session-expires', String(DEFAULT_SESSION_EXPIRES));
     if (auth) h.add(auth.header, auth.value);
     h.add('content-type', 'application/sdp');
-    const body = Buffer.from(offerSdp({ address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 }));
+    const body = Buffer.from(offerSdp({ address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 }, a.crypto ?? undefined));
     a.invite = { kind: 'request', method: 'INVITE', uri: a.target, version: 'SIP/2.0', badStartLine: false, headers: h, body };
     const invite = a.invite;
     this.deps.uas.startClient(invite, a.dest, {
@@ -288,9 +296,14 @@ export class SipDialer implements OutboundDialer {
     if (!late) a.transition(AttemptState.Answered);
     this.clearRing(a);
     const cseq = parseCSeq(invite.headers.get('cseq') ?? '')?.seq ?? a.cseq;
-    const neg = negotiate(res.body.toString('utf8'), { address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 });
+    const answerSdp = res.body.toString('utf8');
+    const srtp: ReturnType<typeof answerSrtp> = a.crypto ? answerSrtp(answerSdp, a.crypto) : { ok: true };
+    const read = negotiate(answerSdp, { address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 });
+    // The answer's a=crypto is read against our offer (answerSrtp), never answered with a key of ours.
+    const neg = read.ok && !srtp.ok ? { ok: false as const, status: 488 as const, warning: `399 switchboard "${srtp.reason}"` } : read;
+    const agreed = srtp.ok ? srtp.agreed : undefined;
     const media = neg.ok
-      ? { rtpPort: a.sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession: a.sdpSession, sdpVersion: 1 }
+      ? { rtpPort: a.sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession: a.sdpSession, sdpVersion: 1, ...encryptionFields(agreed, this.deps.app.masterKey, a.sipCallId) }
       : { rtpPort: a.sockets.port, remoteMedia: { address: '0.0.0.0', port: 0 }, codec: 'PCMU' as const, payloadType: 0, eventPayloadType: null, sdpSession: a.sdpSession, sdpVersion: 1 };
     const dialog = Dialog.fromAnswer(res, { callId: a.sipCallId, localTag: a.fromTag, localUri: `<${a.fromUri}>`, remoteUri: `<${a.target}>`, requestUri: a.target, cseq: Math.max(cseq, a.inDialogCseq) }, a.dest, media);
     const timer = timerFromAnswer(res.headers);
@@ -321,8 +334,9 @@ export class SipDialer implements OutboundDialer {
       return;
     }
     const rtp = new RtpSession(a.sockets, neg.media, `switchboard@${a.local}`);
-    this.log.info({ call: a.ref.callId, callId: a.sipCallId, codec: neg.media.codec, rtp: a.sockets.port }, 'outbound SIP call answered');
-    await this.deps.app.adoptOutbound({ dialog, rtp, ref: a.ref });
+    if (agreed) rtp.srtp = new SrtpContext(agreed.keys);
+    this.log.info({ call: a.ref.callId, callId: a.sipCallId, codec: neg.media.codec, rtp: a.sockets.port, media: agreed ? `srtp ${agreed.keys.suite}` : 'rtp' }, 'outbound SIP call answered');
+    await this.deps.app.adoptOutbound({ dialog, rtp, ref: a.ref, srtpLevel: a.route?.encryption.srtp ?? 'allow' });
   }
 
   /** CANCEL (RFC 3261 §9.1): only once a provisional response came; before that, wait for one or the timeout. */

@@ -39,8 +39,10 @@ export function speechWav8k(parts: Array<[string | null, number]>): string {
 }
 
 export interface BaresipOptions {
-  /** The SIP URI to dial, e.g. `sip:15553330000@127.0.0.1:5060`. */
-  dial: string;
+  /** The SIP URI to dial, e.g. `sip:15553330000@127.0.0.1:5060`; absent = wait for a call (with `autoAnswer`). */
+  dial?: string;
+  /** Answer incoming calls at once (account `answermode=auto`): baresip as the called party. */
+  autoAnswer?: boolean;
   /** The microphone: an 8 kHz 16-bit mono WAV; baresip hangs up when it ends. */
   micWav: string;
   /** baresip's own SIP port on 127.0.0.1. */
@@ -51,6 +53,8 @@ export interface BaresipOptions {
   quitAfterS: number;
   /** Load `sndfile`: what baresip sent and heard are dumped as WAVs in `dumpDir`. */
   dumpAudio?: boolean;
+  /** Media encryption (baresip's `srtp` module, SDES): `srtp` = best effort, `srtp-mand` = RTP/SAVP only. */
+  mediaenc?: 'srtp' | 'srtp-mand';
 }
 
 export interface Baresip {
@@ -92,23 +96,24 @@ export function writeBaresipConfig(opts: BaresipOptions): { dir: string; dumpDir
     'module aufile.so',
     'module aubridge.so',
     ...(opts.dumpAudio ? ['module sndfile.so', `snd_path ${dumpDir}`] : []),
+    ...(opts.mediaenc ? ['module srtp.so'] : []),
     'module_app account.so',
     'module_app menu.so',
     '',
   ];
   fs.writeFileSync(path.join(dir, 'config'), config.join('\n'));
-  fs.writeFileSync(path.join(dir, 'accounts'), `<sip:bot@127.0.0.1:${opts.sipPort}>;regint=0;audio_codecs=PCMA,PCMU\n`);
+  fs.writeFileSync(path.join(dir, 'accounts'), `<sip:bot@127.0.0.1:${opts.sipPort}>;regint=0;audio_codecs=PCMA,PCMU${opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : ''}${opts.autoAnswer ? ';answermode=auto' : ''}\n`);
   fs.writeFileSync(path.join(dir, 'contacts'), '');
   return { dir, dumpDir };
 }
 
 /** Writes the config and starts `baresip -f DIR -s -e "/dial URI" -t N`. */
 export function startBaresip(opts: BaresipOptions): Baresip {
-  for (const m of ['g711', 'aufile', 'aubridge', 'account', 'menu', ...(opts.dumpAudio ? ['sndfile'] : [])]) {
+  for (const m of ['g711', 'aufile', 'aubridge', 'account', 'menu', ...(opts.dumpAudio ? ['sndfile'] : []), ...(opts.mediaenc ? ['srtp'] : [])]) {
     if (!fs.existsSync(path.join(MODULES, `${m}.so`))) throw new Error(`baresip module ${m}.so missing in ${MODULES}: run "bash scripts/ensure-deps.sh"`);
   }
   const { dir, dumpDir } = writeBaresipConfig(opts);
-  const child = spawn('baresip', ['-f', dir, '-s', '-e', `/dial ${opts.dial}`, '-t', String(opts.quitAfterS)], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('baresip', ['-f', dir, '-s', ...(opts.dial ? ['-e', `/dial ${opts.dial}`] : []), '-t', String(opts.quitAfterS)], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer): void => {
     // Without colours and the running bitrate line; the SIP trace (-s) stays.

@@ -4,7 +4,8 @@
  * 0xFF silence when idle, as a phone sends continuously), RFC 4733 DTMF
  * (events replace audio frames, as RFC 4733 §2.5.1.1 has it: a start packet
  * with the marker bit, updates, three end packets, one RTP timestamp), and
- * the gateway's RTP received and measured.
+ * the gateway's RTP received and measured. With `srtp` set (sip-ua.ts `srtp: true`) every packet goes out
+ * as SRTP and comes in through werift's SRTP (ingress/sip/srtp.ts); one that does not decrypt is counted.
  *
  * Agent talk spurts: the gateway sends nothing between plays, so a gap of
  * SPURT_GAP_MS ends a spurt. A spurt that started before the caller began
@@ -16,6 +17,7 @@ import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import { CallerClock } from './caller-clock.ts';
+import type { SrtpContext } from '../../ingress/sip/srtp.ts';
 
 const PCMU = 0;
 export const EVENT_PT = 101;
@@ -33,10 +35,14 @@ export class RtpCaller {
   readonly protocolErrors: string[] = [];
   /** Agent talk spurts cut off by the caller's speech (see the file comment). */
   cutOff = 0;
+  /** SRTP both ways (null = plain RTP), and the gateway packets that did not decrypt. */
+  srtp: SrtpContext | null = null;
+  srtpFailures = 0;
   private remote: { address: string; port: number } | null = null;
   private readonly clock: CallerClock;
   private readonly ssrc = crypto.randomBytes(4).readUInt32BE(0);
-  private seq = crypto.randomInt(0, 0xffff);
+  /** The next sequence number (a test may set it near 65535 to make the rollover counter move). */
+  seq = crypto.randomInt(0, 0xffff);
   private ts = crypto.randomInt(0, 0x7fffffff);
   private readonly events: Array<Array<{ marker: boolean; at: number; payload: Buffer }>> = [];
   private running = false;
@@ -119,7 +125,7 @@ export class RtpCaller {
       bytes = this.packet(EVENT_PT, event.marker, event.at, event.payload);
     } else bytes = this.packet(PCMU, false, this.ts, frame);
     this.ts = (this.ts + 160) >>> 0;
-    this.socket.send(bytes, this.remote.port, this.remote.address);
+    this.socket.send(this.srtp ? this.srtp.protectRtp(bytes) : bytes, this.remote.port, this.remote.address);
   }
 
   /** An RTP packet at the next sequence number. */
@@ -134,7 +140,9 @@ export class RtpCaller {
     return Buffer.concat([h, payload]);
   }
 
-  private onRtp(buf: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onRtp(raw: Buffer, rinfo: dgram.RemoteInfo): void {
+    const buf = this.srtp ? this.srtp.unprotectRtp(raw) : raw;
+    if (!buf) return void this.srtpFailures++;
     if (buf.length < 12 || buf[0]! >> 6 !== 2) return void this.protocolErrors.push(`not RTP v2 (${buf.length} bytes)`);
     const pt = buf[1]! & 0x7f;
     if (pt >= 72 && pt <= 76) return; // RTCP on the RTP port (rtcp-mux style): not audio

@@ -16,6 +16,8 @@ import dgram from 'node:dgram';
 import { digestResponse, ha1Of, parseDigest } from '../../ingress/sip/digest.ts';
 import { parseMessage, type SipRequest, type SipResponse } from '../../ingress/sip/message.ts';
 import { RtpCaller, EVENT_PT } from './rtp-caller.ts';
+import { freshKey, readCryptoLine, cryptoAttribute, type SrtpKey } from '../../ingress/sip/sdes.ts';
+import { SrtpContext } from '../../ingress/sip/srtp.ts';
 
 export interface SipUaOptions {
   gateway: { address: string; port: number };
@@ -27,6 +29,8 @@ export interface SipUaOptions {
   address?: string;
   /** The Call-ID (default: random). */
   callId?: string;
+  /** Offer SDES-SRTP (RTP/SAVP, one AES_CM_128_HMAC_SHA1_80 a=crypto line) and run the media through it. */
+  srtp?: boolean;
 }
 
 export interface InviteResult {
@@ -54,6 +58,8 @@ export class SipUa {
   private lastInvite: Buffer | null = null;
   private ackTarget: string;
   private readonly listeners = new Set<(r: SipResponse) => void>();
+  /** Our SRTP master key (srtp: true), the same in every offer of the call. */
+  readonly srtpKey: SrtpKey = freshKey('AES_CM_128_HMAC_SHA1_80');
 
   private constructor(
     private readonly opts: SipUaOptions,
@@ -98,7 +104,8 @@ export class SipUa {
     const a = this.address;
     return [
       'v=0', `o=- ${Date.now()} 1 IN IP4 ${a}`, 's=sip-ua', `c=IN IP4 ${a}`, 't=0 0',
-      `m=audio ${this.media.port} RTP/AVP 0 ${EVENT_PT}`, 'a=rtpmap:0 PCMU/8000', `a=rtpmap:${EVENT_PT} telephone-event/8000`, `a=fmtp:${EVENT_PT} 0-15`, 'a=ptime:20', 'a=sendrecv', '',
+      `m=audio ${this.media.port} ${this.opts.srtp ? 'RTP/SAVP' : 'RTP/AVP'} 0 ${EVENT_PT}`, 'a=rtpmap:0 PCMU/8000',
+      ...(this.opts.srtp ? [`a=crypto:1 ${cryptoAttribute(1, 'AES_CM_128_HMAC_SHA1_80', this.srtpKey).slice(2)}`] : []), `a=rtpmap:${EVENT_PT} telephone-event/8000`, `a=fmtp:${EVENT_PT} 0-15`, 'a=ptime:20', 'a=sendrecv', '',
     ].join('\r\n');
   }
 
@@ -196,6 +203,11 @@ export class SipUa {
       const sdp = res.body.toString('utf8');
       const ip = /^c=IN IP4 (\S+)/m.exec(sdp)?.[1];
       const port = Number(/^m=audio (\d+)/m.exec(sdp)?.[1]);
+      if (this.opts.srtp) {
+        const line = readCryptoLine(/^a=crypto:(.*)$/m.exec(sdp)?.[1]?.trim() ?? '');
+        if (line.ok) this.media.srtp = new SrtpContext({ suite: line.line.suite, local: this.srtpKey, remote: line.line.key });
+        else this.media.protocolErrors.push(`SRTP answer without a usable a=crypto: ${line.reason}`);
+      }
       if (!ip || !port) this.media.protocolErrors.push(`2xx without a usable SDP answer: ${JSON.stringify(sdp)}`);
       else this.media.start({ address: ip, port });
     }
