@@ -119,7 +119,10 @@ async function receive(store: Store<SwitchboardTables>, call: InboundCall, numbe
   if (state === 'ended') return { kind: 'ended', tenant: number.tenant, callId };
   if (!existing || state === 'ringing') {
     const answered = await store.submit(call_answered, { call_id: callId }, who);
-    if (!answered.outcome.ok && state === 'ringing') throw new Error(`call_answered refused: ${answered.outcome.error.message}`);
+    // Two copies of the first webhook at once (a provider retry racing the original): both saw `ringing`, one
+    // answered first, and the other gets the same answer — it is the same call, not an error.
+    const raced = !answered.outcome.ok && store.read(number.tenant).calls.get(callId)?.state === 'answered';
+    if (!answered.outcome.ok && state === 'ringing' && !raced) throw new Error(`call_answered refused: ${answered.outcome.error.message}`);
     return { kind: 'accepted', tenant: number.tenant, callId, agent: number.agent, resumed: false };
   }
   const row = store.read(number.tenant).calls.get(callId);

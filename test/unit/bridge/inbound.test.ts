@@ -31,6 +31,16 @@ test('a provider-bound number answers its provider; the same provider call id ag
   assert.equal(store.read('acme').calls.find({ provider: 'twilio' }).length, 1);
 });
 
+test('two copies of the first webhook at once (a retry racing the original) both get the call, one row, answered once', async () => {
+  const copies = await Promise.all([0, 1, 2].map(() => routeInbound(store, inbound('twilio', '+15557000001', 'CA-race'), 'test')));
+  assert.deepEqual(copies.map((d) => d.kind), ['accepted', 'accepted', 'accepted']);
+  const ids = new Set(copies.map((d) => (d.kind === 'accepted' ? d.callId : '')));
+  assert.equal(ids.size, 1, 'the same call');
+  const rows = store.read('acme').calls.find({ provider: 'twilio', provider_call_id: 'CA-race' });
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]?.state, 'answered');
+});
+
 test('the same number reached through another ingress is refused like an unknown number, with no call row; the tenant sees the attempt', async () => {
   for (const provider of ['webrtc', 'sip', 'vonage'] as const) {
     const d = await routeInbound(store, inbound(provider, '+15557000001', `${provider}-1`), 'test');
