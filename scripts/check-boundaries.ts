@@ -15,6 +15,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { sourceFiles } from './sources.ts';
 
 export interface Violation {
   file: string;
@@ -29,17 +30,7 @@ const IMPORT = /(?:^|\s)(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|impo
 const CALL_FACT = /\bsubmit\(\s*['"]?(call_[a-z_]+)/;
 
 function files(root: string): string[] {
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      if (e.name.startsWith('.') || SKIP.has(e.name)) continue;
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.(ts|mts|mjs)$/.test(e.name) && !e.name.endsWith('.d.ts')) out.push(p);
-    }
-  };
-  walk(root);
-  return out;
+  return sourceFiles(['.'], { root, skip: SKIP, match: /(?<!\.d)\.(ts|mts|mjs)$/ }).map((f) => f.abs);
 }
 
 /** `ingress/<p>` for a path inside a provider folder, else null. */

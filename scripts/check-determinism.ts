@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { sourceFiles } from './sources.ts';
 import ts from 'typescript';
 
 export interface Violation {
@@ -67,15 +68,7 @@ export function checkFile(file: string, root: string): Violation[] {
 
 export function checkDeterminism(root: string): Violation[] {
   const abs = path.resolve(root);
-  const files: string[] = [];
-  const walk = (dir: string): void => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.(ts|mts|js|mjs)$/.test(e.name)) files.push(p);
-    }
-  };
-  walk(abs);
+  const files = sourceFiles(['.'], { root: abs, match: /\.(ts|mts|js|mjs)$/ }).map((f) => f.abs);
   return files.flatMap((f) => checkFile(f, abs));
 }
 

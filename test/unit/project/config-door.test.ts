@@ -8,9 +8,9 @@
  * not a read and is allowed; reading a property of it is.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { sourceFiles, type SourceFile } from '../../../scripts/sources.ts';
 import { VARIABLE_NAMES } from '../../../cli/config/schema.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
@@ -36,17 +36,8 @@ const ALLOWED: Record<string, { names: RegExp; why: string }> = {
   },
 };
 
-function sources(): Array<{ file: string; text: string }> {
-  const out: Array<{ file: string; text: string }> = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.(ts|mjs)$/.test(e.name)) out.push({ file: path.relative(ROOT, p), text: readFileSync(p, 'utf8') });
-    }
-  };
-  for (const d of SOURCE_DIRS) walk(path.join(ROOT, d));
-  return out;
+function sources(): SourceFile[] {
+  return sourceFiles(SOURCE_DIRS, { root: ROOT, match: /\.(ts|mjs)$/ });
 }
 
 /** `process.env.X`, `process.env['X']`, `process.env[x]`, and `env.X` / `env['X']` of our prefixes on an env object handed down. */

@@ -7,26 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { sourceFiles, type SourceFile } from '../../../scripts/sources.ts';
 import { VARIABLE_NAMES } from '../../../cli/config/schema.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
 const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'http', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
 const doc = readFileSync(path.join(ROOT, 'docs', 'reference.md'), 'utf8');
 
-function sources(): Array<{ file: string; text: string }> {
-  const out: Array<{ file: string; text: string }> = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (/\.(ts|mjs)$/.test(e.name)) out.push({ file: path.relative(ROOT, p), text: readFileSync(p, 'utf8') });
-    }
-  };
-  for (const d of SOURCE_DIRS) walk(path.join(ROOT, d));
-  return out;
+function sources(): SourceFile[] {
+  return sourceFiles(SOURCE_DIRS, { root: ROOT, match: /\.(ts|mjs)$/ });
 }
 const code = sources();
 

@@ -13,9 +13,10 @@
  * Tests, bench and scripts may reach under the store (through store/testing.ts); they are not scanned.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { sourceFiles } from '../../../scripts/sources.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
 const PRODUCTION = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech'];
@@ -49,14 +50,7 @@ export function doorViolations(file: string, src: string): string[] {
 }
 
 function sources(dir: string): string[] {
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (entry.name !== 'node_modules') out.push(...sources(p));
-    } else if (/\.(?:ts|mts|js|mjs)$/.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
+  return sourceFiles([path.relative(ROOT, dir)], { root: ROOT }).map((f) => f.abs);
 }
 
 test('no production folder outside store/ touches the SQLite handle or writes SQL', () => {

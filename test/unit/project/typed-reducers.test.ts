@@ -11,9 +11,9 @@
  *    its schema's own.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { sourceFiles, type SourceFile } from '../../../scripts/sources.ts';
 import { z } from 'zod';
 import { retired, schema } from '../../../schema/index.ts';
 import * as handles from '../../../schema/reducers.ts';
@@ -24,17 +24,8 @@ import { openTestStore, T } from '../../helpers/store.ts';
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
 const APP_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech'];
 
-function sources(dirs: string[]): Array<{ file: string; text: string }> {
-  const out: Array<{ file: string; text: string }> = [];
-  const walk = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) out.push({ file: path.relative(ROOT, p), text: readFileSync(p, 'utf8') });
-    }
-  };
-  for (const d of dirs) walk(path.join(ROOT, d));
-  return out;
+function sources(dirs: string[]): SourceFile[] {
+  return sourceFiles(dirs, { root: ROOT, match: /\.ts$/ });
 }
 
 /** The text of a call's first argument (up to its first top-level comma). */
