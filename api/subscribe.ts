@@ -7,6 +7,9 @@
  *   clients that cannot set headers (browsers): the upgrade is accepted
  *   without credentials, the server answers `{type:'authenticated'}`, and
  *   anything else first — or nothing within 10 s — closes the socket (4401);
+ *   at most 256 such sockets wait at once per node: the next upgrade without
+ *   credentials is refused with 503 (a flood of idle sockets cannot hold the
+ *   node's descriptors), until one authenticates or closes;
  *   sent first on a socket the upgrade authenticated, it switches it to that token;
  * - the console's session cookie, only when the upgrade's `Origin` (or
  *   `Sec-Fetch-Site: same-origin`) is the gateway's own: another site's page
@@ -115,6 +118,8 @@ function cookies(header: string | undefined): Record<string, string> {
 
 /** How long a socket opened without credentials may take to send `{type:'auth'}`. */
 const AUTH_TIMEOUT_MS = 10_000;
+/** How many sockets may wait for their first-message auth at once (per node); more are refused with 503. */
+export const MAX_AWAITING_AUTH = 256;
 const AuthMessage = z.strictObject({ type: z.literal('auth'), token: z.string().min(1).max(4096) });
 
 type Resolved = { ok: true; access: Access } | { ok: false; status: 401 | 403; message: string };
@@ -123,6 +128,8 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
   const resolvers: GrantResolver[] = [];
   const publicOrigin = new URL(ctx.publicUrl).origin;
+  /** Sockets accepted without credentials that have not yet sent `{type:'auth'}` (capped at MAX_AWAITING_AUTH). */
+  let awaitingAuth = 0;
 
   /** Who `token` reads as: an API session that may subscribe, or a scoped grant. */
   function resolveAccess(token: string): Resolved {
@@ -143,7 +150,12 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     const bearer = typeof req.headers.authorization === 'string' ? presentedToken({ headers: req.headers }) : null;
     if (typeof req.headers.authorization === 'string' && !bearer) return refuseUpgrade(socket, 401, 'Authorization must be: Bearer <token>');
     const token = bearer ?? query ?? cookie ?? null;
-    if (token === null) return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, null));
+    if (token === null) {
+      if (awaitingAuth >= MAX_AWAITING_AUTH) {
+        return refuseUpgrade(socket, 503, `${MAX_AWAITING_AUTH} sockets are already waiting to authenticate; send the token in the Authorization header, or retry`);
+      }
+      return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, null));
+    }
     const byCookie = bearer === null && query === null;
     if (byCookie && !isSameOrigin(req.headers, publicOrigin)) {
       return refuseUpgrade(socket, 403, 'a socket signed in with the console session cookie must be opened by the console itself (Origin); other clients send {"type":"auth","token":...} first');
@@ -176,8 +188,17 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     let first = true;
     const timer = initial ? null : setTimeout(() => ws.close(4401, 'send {"type":"auth","token":...} first'), AUTH_TIMEOUT_MS);
     timer?.unref();
+    let waiting = !initial;
+    if (waiting) awaitingAuth++;
+    /** This socket no longer waits for its first-message auth (authenticated, refused or closed). */
+    const settle = (): void => {
+      if (!waiting) return;
+      waiting = false;
+      awaitingAuth--;
+    };
     const end = (): void => {
       if (timer) clearTimeout(timer);
+      settle();
       session?.close();
     };
     ws.on('close', end);
@@ -199,6 +220,7 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
         const resolved = resolveAccess(auth.data.token);
         if (!resolved.ok) return ws.close(resolved.status === 403 ? 4403 : 4401, resolved.message);
         if (timer) clearTimeout(timer);
+        settle();
         session?.close();
         session = open(ws, resolved.access);
         return session.send({ type: 'authenticated' });

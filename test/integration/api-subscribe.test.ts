@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { api, userToken } from '../helpers/api.ts';
 import { ensureTenant } from '../helpers/call-fixture.ts';
 import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
+import { MAX_AWAITING_AUTH } from '../../api/subscribe.ts';
 import { resultOf } from '../helpers/store.ts';
 import { call_answered, call_ended, call_received } from '../../schema/reducers.ts';
 
@@ -115,6 +116,41 @@ test('revoking the session\'s token closes its socket (4401); an upgrade with an
   const anonymous = await connect(null);
   anonymous.ws.send(JSON.stringify({ type: 'subscribe', id: 'a', table: 'calls' }));
   assert.equal(await anonymous.closed, 4401, 'a socket opened without credentials serves nothing before {type:"auth"}');
+});
+
+test('at most MAX_AWAITING_AUTH sockets wait for their first-message auth: the next is refused 503 until one authenticates; a header-authenticated socket is never refused', async () => {
+  const idle = await Promise.all(Array.from({ length: MAX_AWAITING_AUTH }, () => connect(null)));
+  try {
+    await assert.rejects(connect(null), /503/, 'one more socket without credentials is refused while the others wait');
+    const withHeader = await connect(ADMIN_TOKEN);
+    withHeader.ws.send(JSON.stringify({ type: 'ping' }));
+    assert.equal((await withHeader.next((m) => m.type === 'pong')).type, 'pong', 'a socket authenticated on its upgrade is served');
+    withHeader.ws.close();
+    // One waiting socket authenticates: a place frees up.
+    idle[0]!.ws.send(JSON.stringify({ type: 'auth', token: ADMIN_TOKEN }));
+    await idle[0]!.next((m) => m.type === 'authenticated');
+    const late = await connect(null);
+    late.ws.send(JSON.stringify({ type: 'auth', token: ADMIN_TOKEN }));
+    assert.equal((await late.next((m) => m.type === 'authenticated')).type, 'authenticated');
+    late.ws.close();
+    // And a closed one frees its place too.
+    idle[1]!.ws.close();
+    await idle[1]!.closed;
+    const another = await (async () => {
+      for (let i = 0; i < 50; i++) {
+        try {
+          return await connect(null);
+        } catch (err) {
+          if (!/503/.test(String(err))) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      throw new Error('no place freed after a waiting socket closed');
+    })();
+    another.ws.close();
+  } finally {
+    for (const s of idle) s.ws.close();
+  }
 });
 
 test('/metrics is Prometheus text from prom-client: commands and commit latency histogram move with commits; calls, frames, subscribers and process metrics are there', async () => {
