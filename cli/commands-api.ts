@@ -10,20 +10,8 @@
  * (passwords) are read from stdin, never from the command line.
  */
 import type { Command } from 'commander';
-import {
-  connect,
-  formatAccessLog,
-  formatAgents,
-  formatCallDetail,
-  formatCalls,
-  formatNumbers,
-  formatTimeline,
-  formatUsers,
-  gatewayUrl,
-  jsonLines,
-  UsageError,
-  type RemoteFlags,
-} from './remote.ts';
+import { formatAccessLog, formatAgents, formatCallDetail, formatCalls, formatNumbers, formatTimeline, formatUsers, jsonLines } from './format.ts';
+import { connect, gatewayUrl, UsageError, type RemoteFlags } from './remote.ts';
 import { mintTokenOffline, type UsersTokenOptions } from './users-token.ts';
 
 const flags = (cmd: Command): RemoteFlags => cmd.optsWithGlobals<RemoteFlags>();
