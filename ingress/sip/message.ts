@@ -152,6 +152,11 @@ export function buildResponse(
 ): SipResponse {
   const h = new Headers();
   for (const name of ['via', 'from', 'to', 'call-id', 'cseq']) for (const v of req.headers.lines(name)) h.add(name, v);
+  // A response that establishes a dialog (1xx with a tag, 2xx to an initial INVITE) carries the request's
+  // Record-Route values, in order (RFC 3261 §12.1.1): the caller's in-dialog requests then go through the proxies.
+  if (status > 100 && status < 300 && req.method === 'INVITE' && !/;\s*tag\s*=/i.test(req.headers.get('to') ?? '')) {
+    for (const v of req.headers.lines('record-route')) h.add('record-route', v);
+  }
   if (status > 100) {
     // Every response but 100 carries a To tag (RFC 3261 §8.2.6.2). Outside a dialog it is derived from the
     // request, so a retransmitted request gets the very same response.
