@@ -41,7 +41,7 @@ function signalGroup(c: Child, signal: NodeJS.Signals): void {
 }
 
 /** True while any process of the group `pgid` exists (signal 0 probes without sending). */
-function groupAlive(pgid: number): boolean {
+export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
     return true;

@@ -18,7 +18,8 @@
  * URL providers sign) and SWITCHBOARD_ADMIN_TOKEN. The first node starts alone (it bootstraps the admin into the
  * shared log), then the others together. Every process runs in its own process group; `stop()` (Ctrl-C, SIGTERM)
  * stops the nodes first (SIGTERM: they finish as `switchboard start` does), then the balancers, then NATS, and
- * leaves no process behind.
+ * leaves no process behind. DIR/pids.json names the running process groups: a `cluster up` over a DIR whose earlier
+ * cluster still runs (its `cluster up` was killed with -9, which leaves the children running) is refused.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,7 +27,7 @@ import { newToken } from '../../api/auth/secrets.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { startHaproxy, startKamailio, type Backend, type Balancer } from './balancers.ts';
 import { startNatsCluster, type NatsCluster } from './nats.ts';
-import { freeSipPort, freeTcpPort, killGroup, sleep, spawnGroup, stopGroup, type Child } from './processes.ts';
+import { freeSipPort, freeTcpPort, groupAlive, killGroup, sleep, spawnGroup, stopGroup, type Child } from './processes.ts';
 
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 /** RTP ports per node (each call takes an RTP/RTCP pair). */
@@ -95,6 +96,24 @@ function shareMasterKey(dataDirs: string[]): void {
   }
 }
 
+/**
+ * DIR/pids.json lists the process groups of the cluster running over DIR (removed when it stops). One still alive —
+ * a `cluster up` killed with -9 cannot stop its children — is refused: two NATS servers on one store dir would
+ * corrupt it.
+ */
+function refuseIfRunning(dir: string): void {
+  const file = path.join(dir, 'pids.json');
+  if (!fs.existsSync(file)) return;
+  let pids: unknown;
+  try {
+    pids = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return;
+  }
+  const alive = Array.isArray(pids) ? pids.filter((p): p is number => Number.isInteger(p) && p > 1 && groupAlive(p)) : [];
+  if (alive.length > 0) throw new Error(`processes of an earlier cluster over ${dir} still run (process groups ${alive.join(', ')}): stop them first (kill -TERM -- -PGID)`);
+}
+
 /** Polls the node's /readyz until 200; throws when the node exits first or after `timeoutMs`. */
 async function waitReady(node: ClusterNode, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -148,6 +167,8 @@ function startNode(n: Omit<ClusterNode, 'child'> & { tlsPort: number }, i: numbe
 export async function clusterUp(o: ClusterUpOptions): Promise<LocalCluster> {
   if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > MAX_NODES) throw new Error(`--nodes: expected 1 to ${MAX_NODES}`);
   for (const d of ['nats', 'nodes', 'lb', 'logs']) fs.mkdirSync(path.join(o.dir, d), { recursive: true });
+  refuseIfRunning(o.dir);
+  const pidsFile = path.join(o.dir, 'pids.json');
   const adminToken = adminTokenFor(o.dir, o.adminToken);
   const nodes: ClusterNode[] = [];
   const balancers: Child[] = [];
@@ -155,17 +176,20 @@ export async function clusterUp(o: ClusterUpOptions): Promise<LocalCluster> {
   let stopping: Promise<void> | null = null;
   const all = (): Child[] => [...nodes.map((n) => n.child), ...balancers, ...(nats?.servers ?? [])];
   const stop = (hard = false): Promise<void> => {
-    if (hard) return Promise.all(all().map((c) => killGroup(c))).then(() => undefined);
+    if (hard) return Promise.all(all().map((c) => killGroup(c))).then(() => fs.rmSync(pidsFile, { force: true }));
     stopping ??= (async () => {
       await Promise.all(nodes.map((n) => stopGroup(n.child, 15_000)));
       await Promise.all(balancers.map((c) => stopGroup(c, 5000)));
       await nats?.stop();
+      fs.rmSync(pidsFile, { force: true });
     })();
     return stopping;
   };
   try {
     o.say(`starting 3 NATS servers (JetStream) in ${path.join(o.dir, 'nats')}`);
     nats = await startNatsCluster({ dir: path.join(o.dir, 'nats'), size: 3 });
+    const record = (): void => fs.writeFileSync(pidsFile, JSON.stringify(all().map((c) => c.pid)));
+    record();
     const httpPort = o.httpPort || (await freeTcpPort(o.host));
     const sipPort = o.sipPort || (await freeSipPort(o.host));
     const httpUrl = `http://${o.host}:${httpPort}`;
@@ -176,6 +200,7 @@ export async function clusterUp(o: ClusterUpOptions): Promise<LocalCluster> {
     for (const [i, p] of prepared.entries()) {
       const node = startNode(p, i, o, shared);
       nodes.push(node);
+      record();
       if (i === 0) {
         await waitReady(node, 120_000);
         o.say(`${node.id} ready (http 127.0.0.1:${node.httpPort}, sip 127.0.0.1:${node.sipPort})`);
@@ -190,6 +215,7 @@ export async function clusterUp(o: ClusterUpOptions): Promise<LocalCluster> {
     const lb = path.join(o.dir, 'lb');
     const haproxy = await startHaproxy(lb, o.host, httpPort, nodes, (c) => balancers.push(c));
     const kamailio = await startKamailio(lb, o.host, sipPort, nodes, (c) => balancers.push(c));
+    record();
     return { dir: o.dir, httpUrl, sipUri: `sip:${o.host}:${sipPort}`, adminToken, nats, nodes, haproxy, kamailio, stop };
   } catch (err) {
     await stop();

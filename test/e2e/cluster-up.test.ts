@@ -4,10 +4,11 @@
  * sipp call is answered by a node, and the caller's ACK and BYE, sent by the route set of the 200's Record-Route,
  * reach that node (its 200 to the BYE: another node would answer 481). The node that took the Twilio call is
  * killed (-9): the next Twilio call through HAProxy and the next SIP call through Kamailio land on the other node.
- * Ctrl-C (SIGINT) stops the command with exit 0 and leaves none of its processes (nor their forks) behind.
+ * A second `cluster up` over the same dir is refused while the first runs. Ctrl-C (SIGINT) stops the command with
+ * exit 0 and leaves none of its processes (nor their forks) behind.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -179,6 +180,12 @@ test('cluster up --nodes 2: Twilio through HAProxy, SIP through Kamailio, a dead
   const second = await sipCall(info);
   assert.equal(second.node, survivor.id, 'Kamailio sent the new INVITE to the live node');
 
+  // A second `cluster up` over the same dir while this one runs is refused (two NATS servers on one store dir).
+  const again = spawnSync(process.execPath, [BIN, 'cluster', 'up', '--nodes', '1', '--dir', info.dir], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(again.status, 1, `${again.stdout}${again.stderr}`);
+  assert.match(again.stderr, /processes of an earlier cluster over .* still run \(process groups \d+/);
+  assert.ok(info.pids.filter((p) => p !== victim.pid).every(alive), 'the running cluster is untouched');
+
   // Ctrl-C: exit 0, and no process (nor a forked Kamailio worker) is left.
   const proc = up!;
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
@@ -186,4 +193,5 @@ test('cluster up --nodes 2: Twilio through HAProxy, SIP through Kamailio, a dead
   assert.equal(await exited, 0);
   const left = info.pids.filter(alive);
   assert.deepEqual(left, [], 'every process group of the cluster is gone');
+  assert.ok(!fs.existsSync(path.join(info.dir, 'pids.json')), 'the pid list is removed with the processes');
 });
