@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.ts';
 import { UsageError } from '../remote.ts';
+import type { LocalCluster } from './up.ts';
 
 interface UpOptions {
   nodes: string;
@@ -53,62 +54,68 @@ export function registerClusterCommand(program: Command): void {
         console.error(`switchboard: cluster up failed: ${(err as Error).message}`);
         process.exit(1);
       }
-      let stopping = false;
-      for (const child of [...c.nodes.map((n) => n.child), c.haproxy.child, c.kamailio.child, ...c.nats.servers]) {
-        void child.exited.then(() => {
-          if (!stopping) say(`${child.name} exited (${child.proc.signalCode ?? `code ${child.proc.exitCode}`}); the others go on`);
-        });
-      }
-      const onSignal = (signal: string): void => {
-        if (stopping) {
-          say(`${signal} again: killing everything now`);
-          void c.stop(true).then(() => process.exit(1));
-          return;
-        }
-        stopping = true;
-        say(`${signal}: stopping the nodes, the balancers, then NATS`);
-        c.stop().then(
-          () => {
-            say('stopped');
-            process.exit(0);
-          },
-          (err: unknown) => {
-            say(`stop failed: ${(err as Error).message}`);
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGINT', () => onSignal('SIGINT'));
-      process.on('SIGTERM', () => onSignal('SIGTERM'));
-      if (opts.json) {
-        console.log(
-          JSON.stringify({
-            http: c.httpUrl,
-            sip: c.sipUri,
-            admin_token: c.adminToken,
-            dir: c.dir,
-            nats: c.nats.urls,
-            nodes: c.nodes.map((n) => ({ id: n.id, pid: n.child.pid, http: `http://${n.host}:${n.httpPort}`, sip_port: n.sipPort, data_dir: n.dataDir, log: n.log })),
-            haproxy: { pid: c.haproxy.child.pid, config: c.haproxy.config },
-            kamailio: { pid: c.kamailio.child.pid, config: c.kamailio.config },
-            pids: [c.haproxy.child.pid, c.kamailio.child.pid, ...c.nats.servers.map((s) => s.pid), ...c.nodes.map((n) => n.child.pid)],
-          }),
-        );
-        return;
-      }
-      console.log(
-        [
-          '',
-          `Switchboard cluster: ${c.nodes.length} node(s) on a 3-server NATS cluster`,
-          `  HTTP (HAProxy):   ${c.httpUrl}   webhooks, media sockets, ${c.httpUrl}/v1, ${c.httpUrl}/console`,
-          `  SIP (Kamailio):   ${c.sipUri}   (UDP and TCP)`,
-          `  admin token:      ${c.adminToken}`,
-          `  NATS:             ${c.nats.env}`,
-          ...c.nodes.map((n) => `  ${n.id.padEnd(16)}  http://${n.host}:${n.httpPort}  sip ${n.host}:${n.sipPort}  log ${n.log}`),
-          `  configs:          ${c.haproxy.config}, ${c.kamailio.config}`,
-          '',
-          'Ctrl-C stops them all.',
-        ].join('\n'),
-      );
+      superviseUntilSignal(c, say);
+      console.log(opts.json ? JSON.stringify(summaryJson(c)) : summaryText(c));
     });
+}
+
+/** Reports a process that dies on its own (the rest go on); SIGINT/SIGTERM stop everything, exit 0; a second one kills at once. */
+function superviseUntilSignal(c: LocalCluster, say: (line: string) => void): void {
+  let stopping = false;
+  for (const child of [...c.nodes.map((n) => n.child), c.haproxy.child, c.kamailio.child, ...c.nats.servers]) {
+    void child.exited.then(() => {
+      if (!stopping) say(`${child.name} exited (${child.proc.signalCode ?? `code ${child.proc.exitCode}`}); the others go on`);
+    });
+  }
+  const onSignal = (signal: string): void => {
+    if (stopping) {
+      say(`${signal} again: killing everything now`);
+      void c.stop(true).then(() => process.exit(1));
+      return;
+    }
+    stopping = true;
+    say(`${signal}: stopping the nodes, the balancers, then NATS`);
+    c.stop().then(
+      () => {
+        say('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        say(`stop failed: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+}
+
+/** `--json`: one line with the URLs, the token and every process, port and file. */
+function summaryJson(c: LocalCluster): Record<string, unknown> {
+  return {
+    http: c.httpUrl,
+    sip: c.sipUri,
+    admin_token: c.adminToken,
+    dir: c.dir,
+    nats: c.nats.urls,
+    nodes: c.nodes.map((n) => ({ id: n.id, pid: n.child.pid, http: `http://${n.host}:${n.httpPort}`, sip_port: n.sipPort, data_dir: n.dataDir, log: n.log })),
+    haproxy: { pid: c.haproxy.child.pid, config: c.haproxy.config },
+    kamailio: { pid: c.kamailio.child.pid, config: c.kamailio.config },
+    pids: [c.haproxy.child.pid, c.kamailio.child.pid, ...c.nats.servers.map((s) => s.pid), ...c.nodes.map((n) => n.child.pid)],
+  };
+}
+
+function summaryText(c: LocalCluster): string {
+  return [
+    '',
+    `Switchboard cluster: ${c.nodes.length} node(s) on a 3-server NATS cluster`,
+    `  HTTP (HAProxy):   ${c.httpUrl}   webhooks, media sockets, ${c.httpUrl}/v1, ${c.httpUrl}/console`,
+    `  SIP (Kamailio):   ${c.sipUri}   (UDP and TCP)`,
+    `  admin token:      ${c.adminToken}`,
+    `  NATS:             ${c.nats.env}`,
+    ...c.nodes.map((n) => `  ${n.id.padEnd(16)}  http://${n.host}:${n.httpPort}  sip ${n.host}:${n.sipPort}  log ${n.log}`),
+    `  configs:          ${c.haproxy.config}, ${c.kamailio.config}`,
+    '',
+    'Ctrl-C stops them all.',
+  ].join('\n');
 }

@@ -1,7 +1,7 @@
 /**
  * The load balancers' configs in deploy/: rendered for three nodes they are accepted by the real binaries
  * (`haproxy -c`, `kamailio -c`), every node appears once in each, and a placeholder left without a value is an error
- * naming it (a config with a hole is never written).
+ * naming it (a config with a hole is never written). `cluster up` refuses a bad --nodes or port before starting anything.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -55,4 +55,19 @@ test('kamailio.cfg and its dispatcher list for three nodes: kamailio -c accepts 
 test('a placeholder without a value is an error naming it', () => {
   assert.equal(render('bind {{BIND}}\n', { BIND: '127.0.0.1:1' }), 'bind 127.0.0.1:1\n');
   assert.throws(() => render('bind {{BIND}} {{SERVERS}} {{X_Y}}', { BIND: 'a' }), /placeholders without a value: SERVERS, X_Y/);
+});
+
+test('cluster up: a bad --nodes or port is a usage error (exit 2) and starts nothing', () => {
+  const bin = path.join(import.meta.dirname, '..', '..', '..', 'bin', 'switchboard.mjs');
+  for (const [args, message] of [
+    [['--nodes', '0'], /--nodes: expected a whole number from 1 to 16/],
+    [['--nodes', 'two'], /--nodes: expected a whole number/],
+    [['--http-port', '70000'], /--http-port: expected a port 0–65535/],
+  ] as const) {
+    const dir = tmpDir('sb-clbad-');
+    const r = spawnSync(process.execPath, [bin, 'cluster', 'up', '--dir', dir, ...args], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 2, `${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.deepEqual(fs.readdirSync(dir), [], 'nothing created');
+  }
 });
