@@ -11,6 +11,8 @@
  * MAX_HEADER_LINE or more than MAX_HEADERS fields marks a request `tooLarge`
  * (validate.ts answers 513 Message Too Large, RFC 3261 §21.5.14) and a
  * response unparseable. The parse is one pass with no backtracking pattern.
+ * A response built here copies the request's Via, From, To, Call-ID and CSeq, and — when it establishes a dialog
+ * (1xx with a tag, 2xx to an initial INVITE) — its Record-Route values (RFC 3261 §12.1.1).
  */
 import { createHash } from 'node:crypto';
 import { Headers, isToken, prettyName } from './headers.ts';
