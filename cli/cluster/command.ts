@@ -33,7 +33,7 @@ export function registerClusterCommand(program: Command): void {
     .description('start on this machine a 3-server NATS cluster, N gateway nodes, HAProxy (HTTP) and Kamailio (SIP) in front of them; Ctrl-C stops them all')
     .option('--nodes <n>', 'gateway nodes', '2')
     .option('--dir <dir>', 'where NATS, the nodes and the balancer configs live (default SWITCHBOARD_DATA_DIR/cluster)')
-    .option('--host <address>', 'address HAProxy and Kamailio listen on', '127.0.0.1')
+    .option('--host <address>', 'address HAProxy and Kamailio listen on, which callers reach (not a wildcard)', '127.0.0.1')
     .option('--http-port <port>', 'public HTTP port (HAProxy); 0 = a free one', '0')
     .option('--sip-port <port>', 'public SIP port, UDP and TCP (Kamailio); 0 = a free one', '0')
     .option('--json', 'once up, print one JSON line: URLs, token, every process and port')
@@ -44,6 +44,8 @@ export function registerClusterCommand(program: Command): void {
       if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) throw new UsageError(`--nodes: expected a whole number from 1 to ${MAX_NODES}`);
       const dir = path.resolve(opts.dir ?? path.join(config.dataDir, 'cluster'));
       const say = (line: string): void => void process.stderr.write(`cluster: ${line}\n`);
+      // The host is also what the nodes give providers (SWITCHBOARD_PUBLIC_URL) and what Kamailio record-routes.
+      if (/^(0\.0\.0\.0|::|\[::\])$/.test(opts.host)) throw new UsageError('--host: the address callers reach (it goes into the public URL and Record-Route), not a wildcard');
       const httpPort = port('--http-port', opts.httpPort);
       const sipPort = port('--sip-port', opts.sipPort);
       let c: Awaited<ReturnType<typeof clusterUp>>;

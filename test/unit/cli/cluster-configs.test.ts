@@ -63,6 +63,7 @@ test('cluster up: a bad --nodes or port is a usage error (exit 2) and starts not
     [['--nodes', '0'], /--nodes: expected a whole number from 1 to 16/],
     [['--nodes', 'two'], /--nodes: expected a whole number/],
     [['--http-port', '70000'], /--http-port: expected a port 0–65535/],
+    [['--host', '0.0.0.0'], /--host: the address callers reach/],
   ] as const) {
     const dir = tmpDir('sb-clbad-');
     const r = spawnSync(process.execPath, [bin, 'cluster', 'up', '--dir', dir, ...args], { encoding: 'utf8', timeout: 60_000 });
