@@ -7,7 +7,8 @@
  * (cli/commands-api.ts), while `users token` mints a token offline on a
  * stopped data dir (cli/users-token.ts); `start` ends with a banner (cli/banner.ts);
  * `numbers connect` points a provider at the gateway (cli/numbers-connect.ts);
- * `config` prints the effective configuration, secrets masked (cli/config/show.ts).
+ * `config` prints the effective configuration, secrets masked (cli/config/show.ts);
+ * `cluster up` runs a local cluster: NATS, nodes, HAProxy, Kamailio (cli/cluster/).
  *
  * Exit codes: 0 ok; 1 a failure (an API error, an unreachable gateway, a
  * refused command, a failed check); 2 a usage or configuration problem.
@@ -18,6 +19,7 @@ import { agentRouteWarning, numberRouteProblem } from '../schema/tenancy.ts';
 import { StoreError, type ArgsOf } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config/index.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
+import { registerClusterCommand } from './cluster/command.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
 import { openOffline } from './offline.ts';
 import { ApiError, UnreachableError, UsageError } from './remote.ts';
@@ -244,6 +246,7 @@ program
 
 registerApiCommands(program, numbers);
 registerConnectCommand(numbers);
+registerClusterCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ApiError || err instanceof UnreachableError) {

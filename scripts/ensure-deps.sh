@@ -30,6 +30,10 @@ NEEDED=(
   "strace:strace"
   # Cluster mode: the JetStream log's tests start a 3-server NATS cluster (test/helpers/nats-cluster.ts).
   "nats-server:nats-server"
+  # `switchboard cluster up` puts HAProxy (HTTP) and Kamailio (SIP, dispatcher module) in front of the nodes
+  # (test/e2e/cluster-up.test.ts).
+  "haproxy:haproxy"
+  "kamailio:kamailio"
 )
 EXTRA_PACKAGES=(libsox-fmt-all)
 

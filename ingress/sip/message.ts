@@ -11,6 +11,8 @@
  * MAX_HEADER_LINE or more than MAX_HEADERS fields marks a request `tooLarge`
  * (validate.ts answers 513 Message Too Large, RFC 3261 §21.5.14) and a
  * response unparseable. The parse is one pass with no backtracking pattern.
+ * A response built here copies the request's Via, From, To, Call-ID and CSeq, and — when it establishes a dialog
+ * (1xx with a tag, 2xx to an initial INVITE) — its Record-Route values (RFC 3261 §12.1.1).
  */
 import { createHash } from 'node:crypto';
 import { Headers, isToken, prettyName } from './headers.ts';
@@ -152,6 +154,11 @@ export function buildResponse(
 ): SipResponse {
   const h = new Headers();
   for (const name of ['via', 'from', 'to', 'call-id', 'cseq']) for (const v of req.headers.lines(name)) h.add(name, v);
+  // A response that establishes a dialog (1xx with a tag, 2xx to an initial INVITE) carries the request's
+  // Record-Route values, in order (RFC 3261 §12.1.1): the caller's in-dialog requests then go through the proxies.
+  if (status > 100 && status < 300 && req.method === 'INVITE' && !/;\s*tag\s*=/i.test(req.headers.get('to') ?? '')) {
+    for (const v of req.headers.lines('record-route')) h.add('record-route', v);
+  }
   if (status > 100) {
     // Every response but 100 carries a To tag (RFC 3261 §8.2.6.2). Outside a dialog it is derived from the
     // request, so a retransmitted request gets the very same response.

@@ -114,3 +114,23 @@ test('every response but 100 carries a To tag: the dialog\'s when given, else on
   assert.ok(other.ok);
   assert.notEqual(/;tag=([^;\s]+)/.exec(buildResponse(other.message as SipRequest, 404).headers.get('to') ?? '')?.[1], refusal);
 });
+
+test('a response that establishes a dialog copies the INVITE\'s Record-Route values in order (RFC 3261 §12.1.1); others do not', () => {
+  const rr = ['Record-Route: <sip:10.0.0.1:5060;lr;ftag=a1>', 'Record-Route: <sip:edge.example.com;lr>, <sip:core.example.com;lr;r2=on>'];
+  const parsed = parseMessage(msg([...INVITE, ...rr], SDP));
+  assert.ok(parsed.ok);
+  const req = parsed.message as SipRequest;
+  const routes = (r: ReturnType<typeof buildResponse>): string[] => r.headers.values('record-route');
+  const expected = ['<sip:10.0.0.1:5060;lr;ftag=a1>', '<sip:edge.example.com;lr>', '<sip:core.example.com;lr;r2=on>'];
+  assert.deepEqual(routes(buildResponse(req, 200, { toTag: 'd1' })), expected, '200 OK');
+  assert.deepEqual(routes(buildResponse(req, 180, { toTag: 'd1' })), expected, '180 Ringing (early dialog)');
+  assert.deepEqual(routes(buildResponse(req, 100)), [], '100 Trying makes no dialog');
+  assert.deepEqual(routes(buildResponse(req, 486)), [], 'a failure makes no dialog');
+  // a re-INVITE (To has a tag) refreshes the target, never the route set
+  const reinvite = parseMessage(msg([...INVITE.map((l) => (l.startsWith('t:') ? 't: <sip:15551234567@gw.example.com>;tag=d1' : l)), ...rr], SDP));
+  assert.ok(reinvite.ok);
+  assert.deepEqual(routes(buildResponse(reinvite.message as SipRequest, 200)), []);
+  const bye = parseMessage(msg([...INVITE.map((l) => l.replace(/INVITE/g, 'BYE')), ...rr]));
+  assert.ok(bye.ok);
+  assert.deepEqual(routes(buildResponse(bye.message as SipRequest, 200)), [], 'BYE');
+});

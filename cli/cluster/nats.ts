@@ -1,0 +1,106 @@
+/**
+ * A local NATS JetStream cluster: `size` `nats-server` processes (default 3) on free ports of 127.0.0.1, each with
+ * its own config file and JetStream store dir (file storage) under `dir`, routed to each other, each in its own
+ * process group (cli/cluster/processes.ts). `switchboard cluster up` runs it under the data dir; the tests and the
+ * benchmarks run it in a temporary dir (test/helpers/nats-cluster.ts).
+ *
+ *   dir/s0.conf  dir/s0/ (store)  dir/s0.log      server_name s0, listen 127.0.0.1:P0, cluster routes R0 R1 R2
+ *   dir/s1.conf  …                                 ready = every port accepts clients and JetStream has a meta leader
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { freeTcpPort, killGroup, sleep, spawnGroup, stopGroup, waitForTcp, type Child } from './processes.ts';
+
+/** Debian installs nats-server in /usr/sbin, which a non-root PATH lacks. */
+export function natsServerBin(): string {
+  for (const p of ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) if (fs.existsSync(p)) return p;
+  return 'nats-server';
+}
+
+export interface NatsClusterOptions {
+  /** Where the configs, store dirs and logs go (created). */
+  dir: string;
+  size?: number;
+  /** The `nats-server` binary (default: natsServerBin()). */
+  bin?: string;
+  /** The cluster's name in the route config. */
+  name?: string;
+}
+
+export interface NatsCluster {
+  /** Client URLs, one per server (`nats://127.0.0.1:PORT`). */
+  urls: string[];
+  /** Comma-separated, as SWITCHBOARD_CLUSTER_NATS takes them. */
+  env: string;
+  /** The server processes, in order. */
+  servers: Child[];
+  /** Kills server `i` (SIGKILL, its whole process group). */
+  kill(i: number): void;
+  stop(): Promise<void>;
+}
+
+/** Waits until the cluster has a JetStream meta leader (account info answers). */
+async function waitForJetStream(urls: string[], timeoutMs: number): Promise<void> {
+  const nc = await connect({ servers: urls });
+  try {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 1000 });
+        await jsm.getAccountInfo();
+        return;
+      } catch (err) {
+        if (Date.now() > deadline) throw new Error(`the NATS cluster has no JetStream after ${timeoutMs / 1000} s: ${(err as Error).message}`);
+        await sleep(100);
+      }
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+/** Starts `size` routed JetStream servers and waits until each accepts clients and JetStream answers. */
+export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCluster> {
+  const size = opts.size ?? 3;
+  const bin = opts.bin ?? natsServerBin();
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const ports = await Promise.all(Array.from({ length: size }, () => freeTcpPort()));
+  const routePorts = await Promise.all(Array.from({ length: size }, () => freeTcpPort()));
+  const servers: Child[] = [];
+  for (let i = 0; i < size; i++) {
+    const store = path.join(opts.dir, `s${i}`);
+    fs.mkdirSync(store, { recursive: true });
+    const routes = routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(', ');
+    const conf = [
+      `server_name: s${i}`,
+      `listen: 127.0.0.1:${ports[i]}`,
+      `jetstream { store_dir: ${JSON.stringify(store)} }`,
+      size > 1 ? `cluster { name: ${opts.name ?? 'switchboard'}; listen: 127.0.0.1:${routePorts[i]}; routes: [${routes}] }` : '',
+    ].join('\n');
+    const file = path.join(opts.dir, `s${i}.conf`);
+    fs.writeFileSync(file, `${conf}\n`);
+    servers.push(spawnGroup(`nats-server s${i}`, bin, ['-c', file], { log: path.join(opts.dir, `s${i}.log`) }));
+  }
+  const cluster: NatsCluster = {
+    urls: ports.map((p) => `nats://127.0.0.1:${p}`),
+    env: ports.map((p) => `nats://127.0.0.1:${p}`).join(','),
+    servers,
+    kill(i) {
+      const s = servers[i];
+      if (s) void killGroup(s);
+    },
+    async stop() {
+      await Promise.all(servers.map((s) => stopGroup(s, 5000)));
+    },
+  };
+  try {
+    await Promise.all(ports.map((p, i) => waitForTcp('127.0.0.1', p, 10_000, `nats-server s${i}`, () => servers[i]!.running())));
+    await waitForJetStream(cluster.urls, 20_000);
+  } catch (err) {
+    await cluster.stop();
+    throw new Error(`${(err as Error).message} (logs: ${opts.dir}/s*.log)`);
+  }
+  return cluster;
+}
