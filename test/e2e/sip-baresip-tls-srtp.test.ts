@@ -57,7 +57,7 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     const callId = call()!.id;
     assert.equal(call()!.transport, 'tls');
     assert.equal(call()!.media_encryption, 'srtp');
-    const leg = read().legs.find({ call_id: callId })[0]!;
+    const leg = await waitFor(() => read().legs.find({ call_id: callId })[0], 5000, 'the leg attached', said);
     const resume = leg.resume as { mediaEncryption?: string; srtp?: { suite: string; sealed: string } };
     assert.equal(resume.srtp?.suite, 'AES_CM_128_HMAC_SHA1_80');
     assert.match(phone.output(), /SRTP is Enabled \(cryptosuite=AES_CM_128_HMAC_SHA1_80\)/, said());
