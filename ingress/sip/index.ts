@@ -9,7 +9,7 @@
  *     ─► transaction.ts (server transactions, timers)
  *     ─► uas.ts (matching, CANCEL, OPTIONS) ─► app.ts (calls: dialog.ts, sdp.ts + sdp-read.ts, rtp.ts, leg.ts;
  *        SDES-SRTP media: sdes.ts keys, srtp.ts werift SRTP with replay window, ROC and keys sealed for a restart,
- *        srtp-call.ts re-offers)
+ *        srtp-tag32.ts the 32-bit tag of AES_CM_128_HMAC_SHA1_32, srtp-call.ts re-offers)
  *
  * Sizes are bounded in transport.ts and message.ts before anything is parsed; every address and port a socket
  * is handed is checked where it enters (SDP in sdp-read.ts, Via routing in transport.ts, stored dialogs in

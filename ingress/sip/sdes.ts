@@ -8,24 +8,28 @@
  * the offerer's order):
  *   1. AEAD_AES_128_GCM (RFC 7714): an AEAD — encryption and a 128-bit authentication tag in one pass, no SHA-1.
  *   2. AES_CM_128_HMAC_SHA1_80 (RFC 3711's default): what every SIP phone and trunk speaks.
- * AES_CM_128_HMAC_SHA1_32 is not accepted: werift implements only the _80 tag length, and we do not truncate or
- * verify tags outside the library. An offer whose only usable line is _32 is refused with 488 and a Warning naming
- * why; so is a line with an MKI (one key per direction, no key switching), a key lifetime below 2^31 packets (we never
- * re-key), several keys in one line, session parameters (KDR, UNENCRYPTED_SRTP, …), or a key of the wrong length or
- * bad base64.
+ *   3. AES_CM_128_HMAC_SHA1_32 (RFC 4568 §6.2.2): _80 with the SRTP tag cut to 32 bits (srtp-tag32.ts); answered only
+ *      when no better suite is offered, and listed last in our own offers.
+ * An offer with no usable line is refused with 488 and a Warning naming why: a line with an MKI (one key per
+ * direction, no key switching), a key lifetime below 2^31 packets (we never re-key), several keys in one line,
+ * session parameters (KDR, UNENCRYPTED_SRTP, …), an unknown suite, or a key of the wrong length or bad base64.
  */
 import crypto from 'node:crypto';
 import { readSdp } from './sdp-read.ts';
 
-export type SdesSuite = 'AEAD_AES_128_GCM' | 'AES_CM_128_HMAC_SHA1_80';
+export type SdesSuite = 'AEAD_AES_128_GCM' | 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
 
-/** werift protection profiles (ProtectionProfileAeadAes128Gcm = 7, ProtectionProfileAes128CmHmacSha1_80 = 1). */
-export const SUITES: Readonly<Record<SdesSuite, { profile: 1 | 7; keyLength: number; saltLength: number }>> = {
-  AEAD_AES_128_GCM: { profile: 7, keyLength: 16, saltLength: 12 },
-  AES_CM_128_HMAC_SHA1_80: { profile: 1, keyLength: 16, saltLength: 14 },
+/**
+ * werift protection profiles (ProtectionProfileAeadAes128Gcm = 7, ProtectionProfileAes128CmHmacSha1_80 = 1; _32 runs
+ * on the _80 profile, its tag cut by srtp-tag32.ts) and the SRTP authentication tag length in bytes.
+ */
+export const SUITES: Readonly<Record<SdesSuite, { profile: 1 | 7; keyLength: number; saltLength: number; srtpTag: number }>> = {
+  AEAD_AES_128_GCM: { profile: 7, keyLength: 16, saltLength: 12, srtpTag: 16 },
+  AES_CM_128_HMAC_SHA1_80: { profile: 1, keyLength: 16, saltLength: 14, srtpTag: 10 },
+  AES_CM_128_HMAC_SHA1_32: { profile: 1, keyLength: 16, saltLength: 14, srtpTag: 4 },
 };
 /** Our preference, best first. */
-export const SUITE_PREFERENCE: readonly SdesSuite[] = ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80'];
+export const SUITE_PREFERENCE: readonly SdesSuite[] = ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'];
 
 /** Master key and salt of one direction. */
 export interface SrtpKey {

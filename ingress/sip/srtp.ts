@@ -1,7 +1,8 @@
 /**
  * SRTP/SRTCP for one SIP call (RFC 3711, RFC 7714 for AES-GCM) with keys from SDES (sdes.ts). The ciphers and
- * authentication are werift's (`SrtpSession` / `SrtcpSession` from the werift package's public exports); this module
- * adds what werift leaves to its caller for SDES:
+ * authentication are werift's (`SrtpSession` / `SrtcpSession` from the werift package's public exports; the 32-bit
+ * tag of AES_CM_128_HMAC_SHA1_32 is cut and checked by srtp-tag32.ts around werift's _80); this module adds what
+ * werift leaves to its caller for SDES:
  *
  *  - the packet index (RFC 3711 §3.3.1 / Appendix A): the far end's rollover counter (ROC) is estimated per SSRC from
  *    the highest sequence number seen, and werift is handed that ROC for each packet;
@@ -23,6 +24,7 @@ import crypto from 'node:crypto';
 import { RtpHeader, SrtcpSession, SrtpSession } from 'werift';
 import type { MasterKey } from '../../recording/master-key.ts';
 import { SUITES, type SdesSuite, type SrtpKeys } from './sdes.ts';
+import { srtcpAsTag80, srtpAsTag80, truncateTag } from './srtp-tag32.ts';
 
 /** The far end's stream state a restart needs (not secret). */
 export interface InboundState {
@@ -86,7 +88,10 @@ export class SrtpContext {
   private readonly rtcp: SrtcpSession;
   private readonly streams = new Map<number, Stream>();
   private readonly rtcpWindows = new Map<number, ReplayWindow>();
+  /** The SRTP tag length (bytes); SRTCP's is the same except for _32, whose SRTCP tag stays 80 bits. */
   private readonly tagLength: number;
+  /** AES_CM_128_HMAC_SHA1_32: werift's _80 with the SRTP tag cut to 32 bits (srtp-tag32.ts). */
+  private readonly short: boolean;
   /** Called when the far end's ROC grows (the caller stores it, so a restart resumes from it). */
   onRollover: ((state: InboundState[]) => void) | null = null;
 
@@ -97,13 +102,15 @@ export class SrtpContext {
     };
     this.rtp = new SrtpSession(config);
     this.rtcp = new SrtcpSession(config);
-    this.tagLength = keys.suite === 'AEAD_AES_128_GCM' ? 16 : 10;
+    this.tagLength = SUITES[keys.suite].srtpTag;
+    this.short = keys.suite === 'AES_CM_128_HMAC_SHA1_32';
   }
 
   /** An RTP packet (12-byte header, no CSRC or extension: what rtp.ts sends) ─► SRTP. */
   protectRtp(packet: Buffer): Buffer {
     const header = RtpHeader.deSerialize(packet);
-    return this.rtp.encrypt(packet.subarray(header.payloadOffset), header);
+    const out = this.rtp.encrypt(packet.subarray(header.payloadOffset), header);
+    return this.short ? truncateTag(out) : out;
   }
 
   /** SRTP ─► RTP, or null when it does not authenticate, is replayed or too old. */
@@ -140,11 +147,15 @@ export class SrtpContext {
   }
 
   /** SRTCP ─► RTCP, or null when it does not authenticate or its index was seen. */
-  unprotectRtcp(packet: Buffer): Buffer | null {
-    if (packet.length < 8 + 4 + this.tagLength) return null;
+  unprotectRtcp(received: Buffer): Buffer | null {
+    if (received.length < 8 + 4 + this.tagLength) return null;
+    // _32: an SRTCP packet with a 32-bit tag (libre's) is handed to werift with the 80-bit tag it checks; one with
+    // the 80-bit tag (RFC 3711 §7.5, libsrtp, ours) goes as it is.
+    const packet = (this.short && srtcpAsTag80(received, this.rtcp.remoteContext.srtcpSessionAuthTag)) || received;
+    if (packet.length < 8 + 4 + 10) return null;
     const ssrc = packet.readUInt32BE(4);
     // E flag + SRTCP index: before the tag for AES-CM (RFC 3711 §3.4), the last 4 bytes for AES-GCM (RFC 7714 §17).
-    const at = this.keys.suite === 'AEAD_AES_128_GCM' ? packet.length - 4 : packet.length - this.tagLength - 4;
+    const at = this.keys.suite === 'AEAD_AES_128_GCM' ? packet.length - 4 : packet.length - 10 - 4;
     const index = packet.readUInt32BE(at) & 0x7fffffff;
     let w = this.rtcpWindows.get(ssrc);
     if (w && !w.check(index)) {
@@ -176,7 +187,9 @@ export class SrtpContext {
     // werift derives the index from its per-SSRC state: hand it our estimate (a state not yet "processed" keeps its ROC).
     this.rtp.remoteContext.srtpSSRCStates[ssrc] = { ssrc, rolloverCounter: roc, lastSequenceNumber: seq, rolloverHasProcessed: false };
     try {
-      return this.rtp.remoteContext.decryptRtp(packet)[0];
+      const whole = this.short ? srtpAsTag80(packet, this.rtp.remoteContext.srtpSessionAuthTag, roc) : packet;
+      if (!whole) throw new Error('SRTP 32-bit tag does not authenticate');
+      return this.rtp.remoteContext.decryptRtp(whole)[0];
     } catch {
       // A forged packet leaves no state behind for an SSRC we have not authenticated.
       if (!this.streams.has(ssrc)) delete this.rtp.remoteContext.srtpSSRCStates[ssrc];

@@ -1,6 +1,6 @@
 /**
  * Outbound SRTP (UAC): a route with `"srtp": "require"` in SWITCHBOARD_SIP_OUTBOUND makes the gateway offer
- * RTP/SAVP with a=crypto lines (AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80); baresip as the called party
+ * RTP/SAVP with a=crypto lines (AEAD_AES_128_GCM, AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32); baresip as the called party
  * (`mediaenc=srtp-mand`, auto-answer) takes the first, AES-GCM (libre’s implementation against werift’s), and media runs encrypted both ways: baresip decrypts the
  * disclosure it hears (its decoder dump has speech) and the gateway decrypts baresip's microphone (the
  * recording's caller channel has speech). Runs inside `unshare -n`: fixed ports.

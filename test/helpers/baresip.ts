@@ -55,6 +55,8 @@ export interface BaresipOptions {
   dumpAudio?: boolean;
   /** Media encryption (baresip's `srtp` module, SDES): `srtp` = best effort, `srtp-mand` = RTP/SAVP only. */
   mediaenc?: 'srtp' | 'srtp-mand';
+  /** SIP over TLS: the account says `;transport=tls` and trusts this CA file (`sip_cafile`; the gateway's certificate). */
+  tlsCaFile?: string;
 }
 
 export interface Baresip {
@@ -99,10 +101,11 @@ export function writeBaresipConfig(opts: BaresipOptions): { dir: string; dumpDir
     ...(opts.mediaenc ? ['module srtp.so'] : []),
     'module_app account.so',
     'module_app menu.so',
+    ...(opts.tlsCaFile ? [`sip_cafile ${opts.tlsCaFile}`] : []),
     '',
   ];
   fs.writeFileSync(path.join(dir, 'config'), config.join('\n'));
-  fs.writeFileSync(path.join(dir, 'accounts'), `<sip:bot@127.0.0.1:${opts.sipPort}>;regint=0;audio_codecs=PCMA,PCMU${opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : ''}${opts.autoAnswer ? ';answermode=auto' : ''}\n`);
+  fs.writeFileSync(path.join(dir, 'accounts'), `<sip:bot@127.0.0.1:${opts.sipPort}${opts.tlsCaFile ? ';transport=tls' : ''}>;regint=0;audio_codecs=PCMA,PCMU${opts.mediaenc ? `;mediaenc=${opts.mediaenc}` : ''}${opts.autoAnswer ? ';answermode=auto' : ''}\n`);
   fs.writeFileSync(path.join(dir, 'contacts'), '');
   return { dir, dumpDir };
 }

@@ -16,7 +16,7 @@ import dgram from 'node:dgram';
 import { digestResponse, ha1Of, parseDigest } from '../../ingress/sip/digest.ts';
 import { parseMessage, type SipRequest, type SipResponse } from '../../ingress/sip/message.ts';
 import { RtpCaller, EVENT_PT } from './rtp-caller.ts';
-import { freshKey, readCryptoLine, cryptoAttribute, type SrtpKey } from '../../ingress/sip/sdes.ts';
+import { freshKey, readCryptoLine, cryptoAttribute, type SdesSuite, type SrtpKey } from '../../ingress/sip/sdes.ts';
 import { SrtpContext } from '../../ingress/sip/srtp.ts';
 
 export interface SipUaOptions {
@@ -29,8 +29,10 @@ export interface SipUaOptions {
   address?: string;
   /** The Call-ID (default: random). */
   callId?: string;
-  /** Offer SDES-SRTP (RTP/SAVP, one AES_CM_128_HMAC_SHA1_80 a=crypto line) and run the media through it. */
+  /** Offer SDES-SRTP (RTP/SAVP, one a=crypto line of `srtpSuite`) and run the media through it. */
   srtp?: boolean;
+  /** The suite of our a=crypto line (default AES_CM_128_HMAC_SHA1_80). */
+  srtpSuite?: SdesSuite;
 }
 
 export interface InviteResult {
@@ -58,8 +60,8 @@ export class SipUa {
   private lastInvite: Buffer | null = null;
   private ackTarget: string;
   private readonly listeners = new Set<(r: SipResponse) => void>();
-  /** Our SRTP master key (srtp: true), the same in every offer of the call. */
-  readonly srtpKey: SrtpKey = freshKey('AES_CM_128_HMAC_SHA1_80');
+  /** Our SRTP master key (srtp: true), the same in every offer of the call unless a test re-keys (`rekey`). */
+  srtpKey: SrtpKey;
 
   private constructor(
     private readonly opts: SipUaOptions,
@@ -67,6 +69,7 @@ export class SipUa {
     readonly media: RtpCaller,
   ) {
     this.callId = opts.callId ?? `${rnd()}@sip-ua.test`;
+    this.srtpKey = freshKey(this.suite);
     this.ackTarget = this.requestUri;
     socket.on('message', (raw) => {
       const p = parseMessage(raw);
@@ -100,12 +103,22 @@ export class SipUa {
     return `sip:${this.opts.to}@${this.opts.gateway.address}:${this.opts.gateway.port}`;
   }
 
-  offer(): string {
+  get suite(): SdesSuite {
+    return this.opts.srtpSuite ?? 'AES_CM_128_HMAC_SHA1_80';
+  }
+
+  /** A new master key for our next offer (the media keeps the old one until `useSrtp` reads the answer). */
+  rekey(): void {
+    this.srtpKey = freshKey(this.suite);
+  }
+
+  /** Our SDP: the offer, or (late offer) the answer, whose a=crypto line carries `cryptoTag` (default 1). */
+  offer(o: { cryptoTag?: number } = {}): string {
     const a = this.address;
     return [
       'v=0', `o=- ${Date.now()} 1 IN IP4 ${a}`, 's=sip-ua', `c=IN IP4 ${a}`, 't=0 0',
       `m=audio ${this.media.port} ${this.opts.srtp ? 'RTP/SAVP' : 'RTP/AVP'} 0 ${EVENT_PT}`, 'a=rtpmap:0 PCMU/8000',
-      ...(this.opts.srtp ? [`a=crypto:1 ${cryptoAttribute(1, 'AES_CM_128_HMAC_SHA1_80', this.srtpKey).slice(2)}`] : []), `a=rtpmap:${EVENT_PT} telephone-event/8000`, `a=fmtp:${EVENT_PT} 0-15`, 'a=ptime:20', 'a=sendrecv', '',
+      ...(this.opts.srtp ? [`a=crypto:${cryptoAttribute(o.cryptoTag ?? 1, this.suite, this.srtpKey)}`] : []), `a=rtpmap:${EVENT_PT} telephone-event/8000`, `a=fmtp:${EVENT_PT} 0-15`, 'a=ptime:20', 'a=sendrecv', '',
     ].join('\r\n');
   }
 
@@ -197,17 +210,12 @@ export class SipUa {
     this.lastInvite = bytes;
     if (!res) return { status: 0, statuses };
     if (res.status >= 200 && res.status < 300) {
-      this.toTag = tagOf(res.headers.get('to'));
-      this.ackTarget = /<([^>]+)>/.exec(res.headers.get('contact') ?? '')?.[1] ?? this.requestUri;
+      this.confirm(res);
       if (o.ack !== false) this.ack(res);
       const sdp = res.body.toString('utf8');
       const ip = /^c=IN IP4 (\S+)/m.exec(sdp)?.[1];
       const port = Number(/^m=audio (\d+)/m.exec(sdp)?.[1]);
-      if (this.opts.srtp) {
-        const line = readCryptoLine(/^a=crypto:(.*)$/m.exec(sdp)?.[1]?.trim() ?? '');
-        if (line.ok) this.media.srtp = new SrtpContext({ suite: line.line.suite, local: this.srtpKey, remote: line.line.key });
-        else this.media.protocolErrors.push(`SRTP answer without a usable a=crypto: ${line.reason}`);
-      }
+      if (this.opts.srtp) this.useSrtp(sdp);
       if (!ip || !port) this.media.protocolErrors.push(`2xx without a usable SDP answer: ${JSON.stringify(sdp)}`);
       else this.media.start({ address: ip, port });
     }
@@ -215,15 +223,35 @@ export class SipUa {
     return { status: res.status, statuses, ...(retryAfter ? { retryAfter } : {}) };
   }
 
+  /** The dialog a 2xx to our INVITE confirmed: its To tag, and its Contact as the target of ACK and BYE. */
+  confirm(res: SipResponse): void {
+    this.toTag = tagOf(res.headers.get('to'));
+    this.ackTarget = /<([^>]+)>/.exec(res.headers.get('contact') ?? '')?.[1] ?? this.requestUri;
+  }
+
+  /**
+   * The media's SRTP from the gateway's SDP: its a=crypto line (the one with `tag`, else the first) as the far end's
+   * key, ours (`srtpKey`) as the local one. A new context each time (a re-key).
+   */
+  useSrtp(sdp: string, tag?: number): void {
+    const values = [...sdp.matchAll(/^a=crypto:(.*)$/gm)].map((m) => (m[1] ?? '').trim());
+    const line = readCryptoLine(values.find((v) => tag === undefined || v.startsWith(`${tag} `)) ?? '');
+    if (!line.ok) return void this.media.protocolErrors.push(`SRTP answer without a usable a=crypto: ${line.reason}`);
+    const fresh = new SrtpContext({ suite: line.line.suite, local: this.srtpKey, remote: line.line.key });
+    // The gateway's stream goes on: its rollover counter carries over to the new keys.
+    if (this.media.srtp) fresh.restore(this.media.srtp.inbound());
+    this.media.srtp = fresh;
+  }
+
   /** The INVITE as last sent (its retransmission is these bytes again). */
   get inviteBytes(): Buffer | null {
     return this.lastInvite;
   }
 
-  /** ACK for a 2xx: a new transaction to the Contact, the INVITE's CSeq number. */
-  ack(res: SipResponse): void {
+  /** ACK for a 2xx: a new transaction to the Contact, the INVITE's CSeq number; `body` = the answer to a late offer. */
+  ack(res: SipResponse, body?: string): void {
     const n = Number(/^\s*(\d+)/.exec(res.headers.get('cseq') ?? '')?.[1]);
-    this.send(this.build('ACK', { cseq: n, uri: this.ackTarget }));
+    this.send(this.build('ACK', { cseq: n, uri: this.ackTarget, ...(body ? { body } : {}) }));
   }
 
   /** Hangs up: BYE in the dialog; resolves with its final status (null: none). */

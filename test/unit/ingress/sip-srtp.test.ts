@@ -1,6 +1,6 @@
 /**
  * SDES-SRTP (ingress/sip/sdes.ts, srtp.ts): a=crypto reading and suite choice, SDP offer/answer with RTP/SAVP,
- * protect/unprotect round trips through werift both suites, replay refused, rollover across 2^16, keys sealed for
+ * protect/unprotect round trips through werift all three suites, replay refused, rollover across 2^16, keys sealed for
  * the store and opened after a "restart".
  */
 import assert from 'node:assert/strict';
@@ -16,10 +16,12 @@ import { buildReport, ReceiverStats } from '../../../ingress/sip/rtcp.ts';
 const key80 = crypto.randomBytes(30).toString('base64');
 const keyGcm = crypto.randomBytes(28).toString('base64');
 
-test('a=crypto: good lines read; bad keys, MKI, short lifetimes, session params and _32 refused with a reason', () => {
+test('a=crypto: good lines read (_32 too); bad keys, MKI, short lifetimes, session params and unknown suites refused with a reason', () => {
   const ok = readCryptoLine(`1 AES_CM_128_HMAC_SHA1_80 inline:${key80}`);
   assert.ok(ok.ok && ok.line.key.key.length === 16 && ok.line.key.salt.length === 14);
   assert.ok(readCryptoLine(`2 AEAD_AES_128_GCM inline:${keyGcm}|2^31`).ok, 'a lifetime of 2^31 is fine');
+  const short = readCryptoLine(`3 AES_CM_128_HMAC_SHA1_32 inline:${key80}`);
+  assert.ok(short.ok && short.line.suite === 'AES_CM_128_HMAC_SHA1_32' && short.line.key.salt.length === 14);
   const bad: Array<[string, RegExp]> = [
     [`1 AES_CM_128_HMAC_SHA1_80 inline:${crypto.randomBytes(29).toString('base64')}`, /30 bytes/],
     [`1 AES_CM_128_HMAC_SHA1_80 inline:${keyGcm}`, /30 bytes/],
@@ -28,7 +30,7 @@ test('a=crypto: good lines read; bad keys, MKI, short lifetimes, session params 
     [`1 AES_CM_128_HMAC_SHA1_80 inline:${key80}|2^31|1:4`, /MKI/],
     [`1 AES_CM_128_HMAC_SHA1_80 inline:${key80} KDR=1`, /session parameters/],
     [`1 AES_CM_128_HMAC_SHA1_80 inline:${key80};inline:${key80}`, /several keys/],
-    [`1 AES_CM_128_HMAC_SHA1_32 inline:${key80}`, /not supported/],
+    [`1 AES_256_CM_HMAC_SHA1_80 inline:${key80}`, /not supported/],
     [`x AES_CM_128_HMAC_SHA1_80 inline:${key80}`, /tag/],
     [`1 AES_CM_128_HMAC_SHA1_80`, /needs/],
   ];
@@ -39,7 +41,7 @@ test('a=crypto: good lines read; bad keys, MKI, short lifetimes, session params 
   }
 });
 
-test('suite choice: GCM before _80 whatever the offer order; the tag echoed; only _32 = no choice', () => {
+test('suite choice: GCM before _80 before _32 whatever the offer order; the tag echoed; only _32 = _32', () => {
   const c = chooseCrypto([`1 AES_CM_128_HMAC_SHA1_80 inline:${key80}`, `2 AES_CM_128_HMAC_SHA1_32 inline:${key80}`, `3 AEAD_AES_128_GCM inline:${keyGcm}`]);
   assert.ok(c.ok);
   assert.equal(c.tag, 3);
@@ -47,8 +49,12 @@ test('suite choice: GCM before _80 whatever the offer order; the tag echoed; onl
   assert.equal(c.keys.local.key.length + c.keys.local.salt.length, 28);
   const only80 = chooseCrypto([`7 AES_CM_128_HMAC_SHA1_80 inline:${key80}`]);
   assert.ok(only80.ok && only80.tag === 7 && only80.keys.suite === 'AES_CM_128_HMAC_SHA1_80');
-  const none = chooseCrypto([`1 AES_CM_128_HMAC_SHA1_32 inline:${key80}`]);
-  assert.ok(!none.ok && /HMAC_SHA1_32 is not supported/.test(none.reason));
+  const over32 = chooseCrypto([`2 AES_CM_128_HMAC_SHA1_32 inline:${key80}`, `5 AES_CM_128_HMAC_SHA1_80 inline:${key80}`]);
+  assert.ok(over32.ok && over32.tag === 5 && over32.keys.suite === 'AES_CM_128_HMAC_SHA1_80', '_80 preferred over _32 offered first');
+  const only32 = chooseCrypto([`1 AES_CM_128_HMAC_SHA1_32 inline:${key80}`]);
+  assert.ok(only32.ok && only32.tag === 1 && only32.keys.suite === 'AES_CM_128_HMAC_SHA1_32' && only32.keys.local.salt.length === 14);
+  const none = chooseCrypto([`1 AES_256_CM_HMAC_SHA1_80 inline:${key80}`]);
+  assert.ok(!none.ok && /AES_256_CM_HMAC_SHA1_80 is not supported/.test(none.reason));
   // Two calls never share a key.
   const again = chooseCrypto([`7 AES_CM_128_HMAC_SHA1_80 inline:${key80}`]);
   assert.ok(again.ok && !again.keys.local.key.equals(only80.keys.local.key));
@@ -83,7 +89,7 @@ test('SDP: RTP/SAVP answered with RTP/SAVP and our own key; a plain offer unchan
 
 test('UAC: our offer lines, the answer must pick one of them', () => {
   const o = offerCrypto();
-  assert.equal(o.lines.length, 2);
+  assert.deepEqual(o.lines.map((l) => l.split(' ')[1]), ['AEAD_AES_128_GCM', 'AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32'], '_32 listed last');
   const first = o.keys.get(1);
   assert.ok(first);
   const theirs = crypto.randomBytes(28).toString('base64');
@@ -111,12 +117,12 @@ function rtp(seq: number, ssrc = 0x11223344, payload = Buffer.alloc(160, 0x55)):
   return p;
 }
 
-for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'] as const) {
+for (const suite of ['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32', 'AEAD_AES_128_GCM'] as const) {
   test(`${suite}: round trip both ways, payload hidden on the wire, replay and tampering refused`, () => {
     const [a, b] = pair(suite);
     const speech = crypto.randomBytes(160);
     const sent = a.protectRtp(rtp(100, 1, speech));
-    assert.equal(sent.length, 12 + 160 + (suite === 'AEAD_AES_128_GCM' ? 16 : 10));
+    assert.equal(sent.length, 12 + 160 + { AEAD_AES_128_GCM: 16, AES_CM_128_HMAC_SHA1_80: 10, AES_CM_128_HMAC_SHA1_32: 4 }[suite]);
     assert.equal(sent.indexOf(speech.subarray(0, 16)), -1, 'no clear payload on the wire');
     const got = b.unprotectRtp(sent);
     assert.ok(got);
@@ -199,7 +205,7 @@ test('UAC: the SRTP half of the route encryption policy asks (require = RTP/SAVP
 
   const o = offerCrypto();
   const required = offerSdp(local, { lines: o.lines, required: true });
-  assert.match(required, /m=audio 5000 RTP\/SAVP 0 8 101\r\na=crypto:1 AEAD_AES_128_GCM inline:\S+\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:/);
+  assert.match(required, /m=audio 5000 RTP\/SAVP 0 8 101\r\na=crypto:1 AEAD_AES_128_GCM inline:\S+\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:\S+\r\na=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:/);
   assert.match(offerSdp(local, { lines: o.lines, required: false }), /m=audio 5000 RTP\/AVP 0 8 101\r\na=crypto:1 /);
   assert.doesNotMatch(offerSdp(local), /crypto|SAVP/);
 
