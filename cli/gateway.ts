@@ -205,6 +205,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     publicUrl: config.http.publicUrl,
     agents,
     providers: adapters.map((a) => a.name),
+    cacheDir: path.join(config.dataDir, 'cache'),
   };
   await mountApi(http, api);
   const subscriptions = mountSubscriptions(http, api);

@@ -23,10 +23,12 @@
  * restarted with init run again, and every turn in flight hears a filler and
  * is retried once on the new worker. A tool cut short is rejected, not retried.
  *
- * The worker loads TypeScript through tsx registered inside the worker by an
- * eval'd bootstrap: `execArgv: ['--import', 'tsx']` does not apply to a
- * worker's entry on Node 20 (tsx#354), whether the gateway runs under
- * `node --import tsx` or bin/switchboard.mjs.
+ * What the worker runs (workerBoot below): from the build (bin/switchboard.mjs
+ * running dist/, scripts/build.mjs), the built `dist/agent-worker.mjs` itself,
+ * plain JavaScript with nothing compiled at spawn. From the sources (this file
+ * is `.ts`: tests, benches, a stale build), an eval'd bootstrap registers tsx
+ * inside the worker and imports worker-entry.ts: `execArgv: ['--import',
+ * 'tsx']` does not apply to a worker's entry on Node 20 (tsx#354).
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -53,9 +55,21 @@ export interface WorkerAgentOptions {
   onCrash?(err: Error): void;
 }
 
-/** Starting the thread and tsx in it, before the agent's code runs. */
+/** Starting the thread (and tsx in it, from the sources), before the agent's code runs. */
 const BOOT_TIMEOUT_MS = 15_000;
-const BOOTSTRAP = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./worker-entry.ts', import.meta.url).href)}); });`;
+
+/**
+ * The worker's entry: the built worker beside this module when it runs from dist/ (the build puts every output
+ * file in dist/ itself), else tsx's bootstrap for worker-entry.ts. Resolved on first use, so a built gateway never
+ * even resolves tsx.
+ */
+export function workerBoot(moduleUrl: string = import.meta.url): { entry: string | URL; eval: boolean } {
+  if (!moduleUrl.endsWith('.ts')) return { entry: new URL('./agent-worker.mjs', moduleUrl), eval: false };
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const entry = JSON.stringify(new URL('./worker-entry.ts', moduleUrl).href);
+  return { entry: `import(${tsx}).then((tsx) => { tsx.register(); return import(${entry}); });`, eval: true };
+}
+let boot: ReturnType<typeof workerBoot> | null = null;
 
 const noop = (): void => {};
 
@@ -194,8 +208,9 @@ export class WorkerAgent implements Agent {
       const data: AgentWorkerData = { bundlePath: this.o.bundlePath };
       let worker: Worker;
       try {
-        worker = new Worker(BOOTSTRAP, {
-          eval: true,
+        boot ??= workerBoot();
+        worker = new Worker(boot.entry, {
+          eval: boot.eval,
           workerData: data,
           execArgv: [],
           resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
