@@ -23,14 +23,18 @@
  * restarted with init run again, and every turn in flight hears a filler and
  * is retried once on the new worker. A tool cut short is rejected, not retried.
  *
- * What the worker runs (workerBoot below): from the build (bin/switchboard.mjs
- * running dist/, scripts/build.mjs), the built `dist/agent-worker.mjs` itself,
- * plain JavaScript with nothing compiled at spawn. From the sources (this file
- * is `.ts`: tests, benches, a stale build), an eval'd bootstrap registers tsx
- * inside the worker and imports worker-entry.ts: `execArgv: ['--import',
- * 'tsx']` does not apply to a worker's entry on Node 20 (tsx#354).
+ * What the worker runs (workerBoot below): the built `dist/agent-worker.mjs`
+ * (scripts/build.mjs), plain JavaScript with nothing compiled at spawn — from
+ * the build, and from the sources too (this file is `.ts`: tests, benches)
+ * while the build is fresh (bin/launch.mjs). Otherwise an eval'd bootstrap
+ * registers tsx inside the worker and imports worker-entry.ts: `execArgv:
+ * ['--import', 'tsx']` does not apply to a worker's entry on Node 20 (tsx#354).
+ * Compiling the worker's TypeScript in a fresh worker took a core for a while
+ * at every deploy and restart, beside the media loop.
  */
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { chooseEntry } from '../../bin/launch.mjs';
 import type { Logger } from 'pino';
 import type { Hook, Json, ToolContext } from '../sdk.ts';
 import type { Agent, TurnActions, TurnInput, TurnOutcome } from '../types.ts';
@@ -65,6 +69,9 @@ const BOOT_TIMEOUT_MS = 15_000;
  */
 export function workerBoot(moduleUrl: string = import.meta.url): { entry: string | URL; eval: boolean } {
   if (!moduleUrl.endsWith('.ts')) return { entry: new URL('./agent-worker.mjs', moduleUrl), eval: false };
+  // From the sources (an in-process gateway: tests, benches): the built worker still serves when the build is fresh.
+  const root = new URL('../../', moduleUrl);
+  if (chooseEntry(fileURLToPath(root)).kind === 'dist') return { entry: new URL('dist/agent-worker.mjs', root), eval: false };
   const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   const entry = JSON.stringify(new URL('./worker-entry.ts', moduleUrl).href);
   return { entry: `import(${tsx}).then((tsx) => { tsx.register(); return import(${entry}); });`, eval: true };

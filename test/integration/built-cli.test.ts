@@ -95,12 +95,20 @@ test('the built CLI runs with no tsx loaded (a hook that refuses tsx), and the h
   assert.ok(Array.isArray(JSON.parse(config.stdout)));
 });
 
-test("an agent worker started from the build runs dist/agent-worker.mjs itself; from the sources, tsx's bootstrap", () => {
+test("an agent worker runs dist/agent-worker.mjs itself when the build is fresh; else tsx's bootstrap of worker-entry.ts", () => {
   const built = workerBoot(pathToFileURL(path.join(ROOT, 'dist', 'chunk-ABC.mjs')).href);
   assert.equal(built.eval, false);
   assert.equal(String(built.entry), pathToFileURL(path.join(ROOT, 'dist', 'agent-worker.mjs')).href);
-  assert.ok(fs.existsSync(path.join(ROOT, 'dist', 'agent-worker.mjs')) || chooseEntry(ROOT).kind === 'source');
-  const source = workerBoot(pathToFileURL(path.join(ROOT, 'agents', 'host', 'worker-agent.ts')).href);
-  assert.equal(source.eval, true);
-  assert.match(String(source.entry), /tsx.*worker-entry\.ts/s);
+
+  const fresh = fakeRoot({ builtAt: Date.UTC(2026, 0, 1), inputs: ['src/a.ts'] });
+  touch(path.join(fresh, 'src', 'a.ts'), Date.UTC(2025, 0, 1));
+  const fromSource = workerBoot(pathToFileURL(path.join(fresh, 'agents', 'host', 'worker-agent.ts')).href);
+  assert.equal(fromSource.eval, false);
+  assert.equal(String(fromSource.entry), pathToFileURL(path.join(fresh, 'dist', 'agent-worker.mjs')).href);
+
+  const stale = fakeRoot({ builtAt: Date.UTC(2026, 0, 1), inputs: ['src/a.ts'] });
+  touch(path.join(stale, 'src', 'a.ts'), Date.UTC(2026, 0, 2));
+  const viaTsx = workerBoot(pathToFileURL(path.join(stale, 'agents', 'host', 'worker-agent.ts')).href);
+  assert.equal(viaTsx.eval, true);
+  assert.match(String(viaTsx.entry), /tsx.*worker-entry\.ts/s);
 });
