@@ -57,6 +57,13 @@ export interface WorkerAgentOptions {
   logger?: Logger;
   /** Called with each worker crash or timeout (after which the worker restarts). */
   onCrash?(err: Error): void;
+  /** What the thread runs (default workerBoot()); the agents bench passes tsxWorkerBoot() to compare. */
+  boot?: WorkerBoot;
+}
+
+export interface WorkerBoot {
+  entry: string | URL;
+  eval: boolean;
 }
 
 /** Starting the thread (and tsx in it, from the sources), before the agent's code runs. */
@@ -67,16 +74,21 @@ const BOOT_TIMEOUT_MS = 15_000;
  * file in dist/ itself), else tsx's bootstrap for worker-entry.ts. Resolved on first use, so a built gateway never
  * even resolves tsx.
  */
-export function workerBoot(moduleUrl: string = import.meta.url): { entry: string | URL; eval: boolean } {
+export function workerBoot(moduleUrl: string = import.meta.url): WorkerBoot {
   if (!moduleUrl.endsWith('.ts')) return { entry: new URL('./agent-worker.mjs', moduleUrl), eval: false };
   // From the sources (an in-process gateway: tests, benches): the built worker still serves when the build is fresh.
   const root = new URL('../../', moduleUrl);
   if (chooseEntry(fileURLToPath(root)).kind === 'dist') return { entry: new URL('dist/agent-worker.mjs', root), eval: false };
+  return tsxWorkerBoot(moduleUrl);
+}
+
+/** tsx registered in the thread, then worker-entry.ts (a `.ts` module URL of this folder). */
+export function tsxWorkerBoot(moduleUrl: string = import.meta.url): WorkerBoot {
   const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   const entry = JSON.stringify(new URL('./worker-entry.ts', moduleUrl).href);
   return { entry: `import(${tsx}).then((tsx) => { tsx.register(); return import(${entry}); });`, eval: true };
 }
-let boot: ReturnType<typeof workerBoot> | null = null;
+let boot: WorkerBoot | null = null;
 
 const noop = (): void => {};
 
@@ -215,9 +227,9 @@ export class WorkerAgent implements Agent {
       const data: AgentWorkerData = { bundlePath: this.o.bundlePath };
       let worker: Worker;
       try {
-        boot ??= workerBoot();
-        worker = new Worker(boot.entry, {
-          eval: boot.eval,
+        const how = this.o.boot ?? (boot ??= workerBoot());
+        worker = new Worker(how.entry, {
+          eval: how.eval,
           workerData: data,
           execArgv: [],
           resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
