@@ -87,6 +87,8 @@ function adapterList(builtin: IngressAdapter[], extra: readonly IngressAdapter[]
 
 /** Starts the gateway from `config` (cli/config/: parsed once by the caller); each module gets its section. */
 export async function startGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
+  // Start-up phases, ms since the process started (logged with "listening"; bench/restart.bench.ts reads them).
+  const startup = { loaded: Math.round(performance.now()), storeOpen: 0, listening: 0 };
   const configTools = loadConfigTools(config.agents.toolsFile);
   const limits = config.admission;
   if (config.store.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
@@ -105,6 +107,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   // Cluster mode (SWITCHBOARD_CLUSTER_NATS): the same store on the JetStream log, caught up before anything is served.
   const cluster = config.store.cluster;
   const store = cluster ? await Store.openCluster({ ...storeOptions, cluster: { ...cluster, variable: 'SWITCHBOARD_CLUSTER_NATS' } }) : Store.open(storeOptions);
+  startup.storeOpen = Math.round(performance.now());
   if (!cluster && store.logPosition > 0) {
     const refusal = store.clusterCopy();
     store.close();
@@ -277,8 +280,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   ready = true;
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.http.publicUrl };
+  startup.listening = Math.round(performance.now());
   logger.info(
     {
+      startupMs: startup,
       http: urls.http,
       publicUrl: urls.public,
       routes: { api: `${urls.http}/v1`, console: `${urls.http}/console`, health: `${urls.http}/healthz`, ready: `${urls.http}/readyz`, metrics: `${urls.http}/metrics` },
