@@ -136,7 +136,12 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     initTimeoutMs: config.agents.initTimeoutMs,
     turnTimeoutMs: config.agents.turnTimeoutMs,
   });
-  await agents.start();
+  // Started now, awaited just before the node says it is ready: the agent workers (threads) and the speech probes
+  // (a child process) run while the rest starts, not in a row before it.
+  const agentsStarted = agents.start();
+  agentsStarted.catch(() => undefined);
+  const speechChosen = chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
+  speechChosen.catch(() => undefined);
   await endCallsLeftByFault(store, logger);
   const blobs = new FsBlobStore(config.dataDir);
   const master = loadOrCreateMasterKey(config.dataDir);
@@ -150,7 +155,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     retentionSweepMs: config.recording.retentionSweepMs,
   });
   recordings.start();
-  const speech = await chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
+  const speech = await speechChosen;
   const calls = new CallManager({
     recordings,
     store,
@@ -277,6 +282,12 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     throw err;
   }
   api.dialer = [...mounted.values()].find((m) => m.dialer)?.dialer;
+  try {
+    await agentsStarted;
+  } catch (err) {
+    await giveUp();
+    throw err;
+  }
   ready = true;
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.http.publicUrl };

@@ -28,6 +28,9 @@ export interface SpeechChoice {
 
 export async function chooseSpeech(settings: SpeechSettings, logger: Logger, cacheDir?: string): Promise<SpeechChoice> {
   let stt: SpeechToText | null = null;
+  // The espeak-ng probe (a `--version` child process) runs while the rest is decided, not after it.
+  const espeakWanted = settings.tts !== 'none' && !(settings.tts === 'deepgram' && settings.deepgram);
+  const espeakProbe = espeakWanted ? EspeakTts.available() : null;
   const deepgram = (settings.stt === 'deepgram' || settings.tts === 'deepgram') && settings.deepgram ? await import('../speech/deepgram.ts') : null;
   if (settings.stt === 'deepgram' && settings.deepgram && deepgram) stt = new deepgram.DeepgramStt(settings.deepgram);
   else if (settings.stt === 'local') {
@@ -43,7 +46,7 @@ export async function chooseSpeech(settings: SpeechSettings, logger: Logger, cac
   }
   const tts: TextToSpeech = settings.tts === 'deepgram' && settings.deepgram && deepgram ? new deepgram.DeepgramTts(settings.deepgram) : new EspeakTts();
   if (tts instanceof EspeakTts) {
-    const ok = await EspeakTts.available();
+    const ok = await (espeakProbe ?? EspeakTts.available());
     if (!ok.ok) {
       logger.warn(
         { reason: ok.reason },
