@@ -95,13 +95,12 @@ export class AgentRegistry {
     for (const v of all.agent_versions.find({ status: 'deploying' })) {
       await this.o.store.submit(agent_deploy_failed, { version_id: v.id, error: 'the gateway stopped during the deploy' }, { tenant: v.tenant, caller: 'system:agents' });
     }
-    for (const v of wanted.values()) {
-      try {
-        await this.worker(v);
-      } catch (err) {
-        this.o.logger.error({ err, agent: v.name, version: v.version }, 'agent version failed to start after restart');
-      }
-    }
+    // All at once: each worker starts on its own thread, so N versions cost about one start, not N in a row.
+    await Promise.all(
+      [...wanted.values()].map((v) =>
+        this.worker(v).catch((err: unknown) => this.o.logger.error({ err, agent: v.name, version: v.version }, 'agent version failed to start after restart')),
+      ),
+    );
   }
 
   /** The agent for a call's next turn: its current one, a migration target, or a new pick. */

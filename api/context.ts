@@ -34,6 +34,8 @@ export interface ApiContext {
   dialer?: OutboundDialer;
   /** Names of the ingress adapters mounted (a number's `provider` must be one); absent = the built-in four. */
   providers?: readonly string[];
+  /** Caches derived from the code (DATA_DIR/cache: the softphone bundle); absent = nothing is kept between starts. */
+  cacheDir?: string;
 }
 
 /** Validates `input` with `schema`; a failure is a 400 naming each bad field. */

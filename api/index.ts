@@ -3,6 +3,7 @@
  * page; `GET /` redirects to the softphone. The `/v1` routes live in one encapsulated scope behind the cross-site request guard (`request-guard.ts`):
  * JSON bodies only, and cookie-authenticated state changes only from the gateway's own origin.
  */
+import path from 'node:path';
 import { mountConsole } from './console.ts';
 import { mountPhone } from './phone.ts';
 import type { ApiContext } from './context.ts';
@@ -26,7 +27,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountAgentRoutes(api, ctx);
   });
   mountConsole(http.app);
-  await mountPhone(http.app);
+  await mountPhone(http.app, ctx.cacheDir ? path.join(ctx.cacheDir, 'phone') : undefined);
   // A newcomer opens the bare address first: send them to the softphone (which links the console).
   http.app.get('/', async (_req, reply) => reply.redirect('/phone', 302));
 }

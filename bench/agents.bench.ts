@@ -4,6 +4,8 @@
  * 1. Turn dispatch (bench/agents/dispatch.ts, in this process): `runTurn` of a
  *    one-`say` hook on a WorkerAgent vs the same bundle on a LocalAgent, one at
  *    a time and with 50 in flight.
+ * 1b. Worker start (bench/agents/worker-start.ts, in this process): a WorkerAgent's start + init on the built
+ *    worker vs the same through tsx — the part of a deploy that competes with the media loop for a core.
  * 2. Swap under live calls (bench/agents/swap.ts: a gateway child and load
  *    workers): N live Twilio calls on the `concierge` agent v1, then v2 deployed
  *    with migrate. Deploy-to-live latency, per-call switch latency (key pressed
@@ -24,6 +26,7 @@ import path from 'node:path';
 import { log, wanted } from './lib.ts';
 import { DISPATCH_FIGURES, dispatchBench } from './agents/dispatch.ts';
 import { SWAP_FIGURES, swapBench } from './agents/swap.ts';
+import { WORKER_START_FIGURES, workerStartBench } from './agents/worker-start.ts';
 import { killChildren } from './twilio/children.ts';
 
 const DEADLINE_MS = Number(process.env.BENCH_AGENT_DEADLINE_S ?? 300) * 1000;
@@ -37,6 +40,7 @@ deadline.unref();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-agents-dispatch-'));
 try {
   if (wanted(DISPATCH_FIGURES)) await dispatchBench(work);
+  if (wanted(WORKER_START_FIGURES)) await workerStartBench(work);
   if (wanted(SWAP_FIGURES)) await swapBench();
   else log('swap under live calls: skipped (filter)');
 } finally {

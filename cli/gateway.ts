@@ -87,6 +87,8 @@ function adapterList(builtin: IngressAdapter[], extra: readonly IngressAdapter[]
 
 /** Starts the gateway from `config` (cli/config/: parsed once by the caller); each module gets its section. */
 export async function startGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
+  // Start-up phases, ms since the process started (logged with "listening"; bench/restart.bench.ts reads them).
+  const startup = { loaded: Math.round(performance.now()), storeOpen: 0, listening: 0 };
   const configTools = loadConfigTools(config.agents.toolsFile);
   const limits = config.admission;
   if (config.store.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
@@ -105,6 +107,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   // Cluster mode (SWITCHBOARD_CLUSTER_NATS): the same store on the JetStream log, caught up before anything is served.
   const cluster = config.store.cluster;
   const store = cluster ? await Store.openCluster({ ...storeOptions, cluster: { ...cluster, variable: 'SWITCHBOARD_CLUSTER_NATS' } }) : Store.open(storeOptions);
+  startup.storeOpen = Math.round(performance.now());
   if (!cluster && store.logPosition > 0) {
     const refusal = store.clusterCopy();
     store.close();
@@ -133,7 +136,12 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     initTimeoutMs: config.agents.initTimeoutMs,
     turnTimeoutMs: config.agents.turnTimeoutMs,
   });
-  await agents.start();
+  // Started now, awaited just before the node says it is ready: the agent workers (threads) and the speech probes
+  // (a child process) run while the rest starts, not in a row before it.
+  const agentsStarted = agents.start();
+  agentsStarted.catch(() => undefined);
+  const speechChosen = chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
+  speechChosen.catch(() => undefined);
   await endCallsLeftByFault(store, logger);
   const blobs = new FsBlobStore(config.dataDir);
   const master = loadOrCreateMasterKey(config.dataDir);
@@ -147,7 +155,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     retentionSweepMs: config.recording.retentionSweepMs,
   });
   recordings.start();
-  const speech = await chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
+  const speech = await speechChosen;
   const calls = new CallManager({
     recordings,
     store,
@@ -205,6 +213,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     publicUrl: config.http.publicUrl,
     agents,
     providers: adapters.map((a) => a.name),
+    cacheDir: path.join(config.dataDir, 'cache'),
   };
   await mountApi(http, api);
   const subscriptions = mountSubscriptions(http, api);
@@ -273,11 +282,19 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     throw err;
   }
   api.dialer = [...mounted.values()].find((m) => m.dialer)?.dialer;
+  try {
+    await agentsStarted;
+  } catch (err) {
+    await giveUp();
+    throw err;
+  }
   ready = true;
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.http.publicUrl };
+  startup.listening = Math.round(performance.now());
   logger.info(
     {
+      startupMs: startup,
       http: urls.http,
       publicUrl: urls.public,
       routes: { api: `${urls.http}/v1`, console: `${urls.http}/console`, health: `${urls.http}/healthz`, ready: `${urls.http}/readyz`, metrics: `${urls.http}/metrics` },

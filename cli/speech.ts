@@ -10,9 +10,11 @@
  * `SWITCHBOARD_TTS=none` (CONTRACT) is no speech synthesis at all: every prompt
  * and agent reply is skipped (silent), consent is by keypad (or speech, with
  * STT) without a spoken disclosure — the start log warns about it.
+ *
+ * Deepgram's module (and its SDK, the heaviest package the gateway has: ~0.8 s of CPU to load) is imported only
+ * when Deepgram is chosen, so a start on the local engines does not pay for it.
  */
 import type { Logger } from 'pino';
-import { DeepgramStt, DeepgramTts } from '../speech/deepgram.ts';
 import { EspeakTts } from '../speech/espeak.ts';
 import { PocketsphinxStt } from '../speech/pocketsphinx.ts';
 import type { SpeechToText } from '../speech/stt.ts';
@@ -26,7 +28,11 @@ export interface SpeechChoice {
 
 export async function chooseSpeech(settings: SpeechSettings, logger: Logger, cacheDir?: string): Promise<SpeechChoice> {
   let stt: SpeechToText | null = null;
-  if (settings.stt === 'deepgram' && settings.deepgram) stt = new DeepgramStt(settings.deepgram);
+  // The espeak-ng probe (a `--version` child process) runs while the rest is decided, not after it.
+  const espeakWanted = settings.tts !== 'none' && !(settings.tts === 'deepgram' && settings.deepgram);
+  const espeakProbe = espeakWanted ? EspeakTts.available() : null;
+  const deepgram = (settings.stt === 'deepgram' || settings.tts === 'deepgram') && settings.deepgram ? await import('../speech/deepgram.ts') : null;
+  if (settings.stt === 'deepgram' && settings.deepgram && deepgram) stt = new deepgram.DeepgramStt(settings.deepgram);
   else if (settings.stt === 'local') {
     const binary = settings.pocketsphinx;
     const ok = await PocketsphinxStt.available(binary ? { binary } : {});
@@ -38,9 +44,9 @@ export async function chooseSpeech(settings: SpeechSettings, logger: Logger, cac
     logger.info({ stt: stt?.name ?? 'none', tts: 'none' }, 'speech providers');
     return { stt, tts: new SilentTts() };
   }
-  const tts: TextToSpeech = settings.tts === 'deepgram' && settings.deepgram ? new DeepgramTts(settings.deepgram) : new EspeakTts();
+  const tts: TextToSpeech = settings.tts === 'deepgram' && settings.deepgram && deepgram ? new deepgram.DeepgramTts(settings.deepgram) : new EspeakTts();
   if (tts instanceof EspeakTts) {
-    const ok = await EspeakTts.available();
+    const ok = await (espeakProbe ?? EspeakTts.available());
     if (!ok.ok) {
       logger.warn(
         { reason: ok.reason },

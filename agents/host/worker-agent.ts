@@ -23,12 +23,18 @@
  * restarted with init run again, and every turn in flight hears a filler and
  * is retried once on the new worker. A tool cut short is rejected, not retried.
  *
- * The worker loads TypeScript through tsx registered inside the worker by an
- * eval'd bootstrap: `execArgv: ['--import', 'tsx']` does not apply to a
- * worker's entry on Node 20 (tsx#354), whether the gateway runs under
- * `node --import tsx` or bin/switchboard.mjs.
+ * What the worker runs (workerBoot below): the built `dist/agent-worker.mjs`
+ * (scripts/build.mjs), plain JavaScript with nothing compiled at spawn — from
+ * the build, and from the sources too (this file is `.ts`: tests, benches)
+ * while the build is fresh (bin/launch.mjs). Otherwise an eval'd bootstrap
+ * registers tsx inside the worker and imports worker-entry.ts: `execArgv:
+ * ['--import', 'tsx']` does not apply to a worker's entry on Node 20 (tsx#354).
+ * Compiling the worker's TypeScript in a fresh worker took a core for a while
+ * at every deploy and restart, beside the media loop.
  */
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { chooseEntry } from '../../bin/launch.mjs';
 import type { Logger } from 'pino';
 import type { Hook, Json, ToolContext } from '../sdk.ts';
 import type { Agent, TurnActions, TurnInput, TurnOutcome } from '../types.ts';
@@ -51,11 +57,38 @@ export interface WorkerAgentOptions {
   logger?: Logger;
   /** Called with each worker crash or timeout (after which the worker restarts). */
   onCrash?(err: Error): void;
+  /** What the thread runs (default workerBoot()); the agents bench passes tsxWorkerBoot() to compare. */
+  boot?: WorkerBoot;
 }
 
-/** Starting the thread and tsx in it, before the agent's code runs. */
+export interface WorkerBoot {
+  entry: string | URL;
+  eval: boolean;
+}
+
+/** Starting the thread (and tsx in it, from the sources), before the agent's code runs. */
 const BOOT_TIMEOUT_MS = 15_000;
-const BOOTSTRAP = `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(new URL('./worker-entry.ts', import.meta.url).href)}); });`;
+
+/**
+ * The worker's entry: the built worker beside this module when it runs from dist/ (the build puts every output
+ * file in dist/ itself), else tsx's bootstrap for worker-entry.ts. Resolved on first use, so a built gateway never
+ * even resolves tsx.
+ */
+export function workerBoot(moduleUrl: string = import.meta.url): WorkerBoot {
+  if (!moduleUrl.endsWith('.ts')) return { entry: new URL('./agent-worker.mjs', moduleUrl), eval: false };
+  // From the sources (an in-process gateway: tests, benches): the built worker still serves when the build is fresh.
+  const root = new URL('../../', moduleUrl);
+  if (chooseEntry(fileURLToPath(root)).kind === 'dist') return { entry: new URL('dist/agent-worker.mjs', root), eval: false };
+  return tsxWorkerBoot(moduleUrl);
+}
+
+/** tsx registered in the thread, then worker-entry.ts (a `.ts` module URL of this folder). */
+export function tsxWorkerBoot(moduleUrl: string = import.meta.url): WorkerBoot {
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  const entry = JSON.stringify(new URL('./worker-entry.ts', moduleUrl).href);
+  return { entry: `import(${tsx}).then((tsx) => { tsx.register(); return import(${entry}); });`, eval: true };
+}
+let boot: WorkerBoot | null = null;
 
 const noop = (): void => {};
 
@@ -194,8 +227,9 @@ export class WorkerAgent implements Agent {
       const data: AgentWorkerData = { bundlePath: this.o.bundlePath };
       let worker: Worker;
       try {
-        worker = new Worker(BOOTSTRAP, {
-          eval: true,
+        const how = this.o.boot ?? (boot ??= workerBoot());
+        worker = new Worker(how.entry, {
+          eval: how.eval,
           workerData: data,
           execArgv: [],
           resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },

@@ -1,9 +1,10 @@
 /**
  * The main of an agent worker thread: one deployed agent version, shared by
  * every call that runs it. Started by WorkerAgent (worker-agent.ts) with
- * `workerData.bundlePath`, the bundled ESM agent (a `.mjs` file). WorkerAgent's
- * eval'd bootstrap registers tsx inside the worker and then imports this
- * file, so it and the SDK load as TypeScript without a build step.
+ * `workerData.bundlePath`, the bundled ESM agent (a `.mjs` file). Built into
+ * dist/agent-worker.mjs (scripts/build.mjs), which a built gateway starts as
+ * it is; from the sources, WorkerAgent's eval'd bootstrap registers tsx inside
+ * the worker and then imports this file.
  *
  * On `init` it imports the bundle, checks its default export with
  * `defineAgent`, runs the agent's `init()` and answers `init_done` with the
