@@ -32,6 +32,7 @@ import { resumeStoredDialogs } from './resume.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
 import { OfferAnswer } from './offer-answer.ts';
+import type { EarlyMediaRoutes } from './early-media.ts';
 import { NewCalls } from './new-call.ts';
 import { ephemeralMasterKey } from './srtp-call.ts';
 import type { MasterKey } from '../../recording/master-key.ts';
@@ -61,8 +62,8 @@ export interface SipAppDeps {
   ringMs?: number;
   /** Session timers: the smallest Session-Expires accepted, seconds (default 90, RFC 4028 §4). */
   minSe?: number;
-  /** Early media (early-media.ts): played after 183 + SDP, before the 200; absent = 180 Ringing. */
-  earlyMedia?: Int16Array;
+  /** Early media per trunk and route (early-media.ts): the prompt played after 183 + SDP, before the 200; none = 180 Ringing. */
+  earlyMedia?: EarlyMediaRoutes;
   /** TLS/SRTP policy per trunk and route (SWITCHBOARD_SIP_ENCRYPTION); absent = allow everything. */
   encryption?: EncryptionPolicies;
   /** The recording master key, which seals SRTP keys in the store (default: a per-process key — no resume of SRTP calls). */

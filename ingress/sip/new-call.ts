@@ -166,7 +166,7 @@ export class NewCalls {
     };
     let early: RtpSession | null = null;
     try {
-      const prompt = neg ? deps.earlyMedia : undefined;
+      const prompt = neg ? deps.earlyMedia?.forInbound({ source: inbound.source, number: to }) : undefined;
       const prackOk = await this.ring(tx, v, peer, toTag, prompt && neg ? neg.answer : null);
       // Early media: the prompt plays as RTP (SRTP when the call is) on the call's own session, before the 200 (a CANCEL stops it).
       if (prompt && neg && prackOk && tx.state === InviteTxState.Proceeding) {
