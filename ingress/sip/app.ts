@@ -6,7 +6,7 @@
  * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE. Interop (RFC list in the README):
  * late offer (an INVITE without SDP gets our offer in the 200 and its answer in the ACK — none or a bad one: BYE,
  * `sip:bad-answer`), reliable provisionals (prack.ts: the 180 waits for its PRACK before the 200), UPDATE
- * (RFC 3311: an offer goes the re-INVITE's way, offer-answer.ts `applyOffer`; no body = a refresh) and session timers
+ * (RFC 3311: an offer goes the re-INVITE's way, offer-answer.ts `applyOffer`; no body = a refresh; before the answer, early-update.ts) and session timers
  * (session-timer.ts: 422 below Min-SE, refresh as refresher with refresh.ts, BYE `sip:session-expired` when the
  * peer's refresh never comes). Offers in a live call (re-INVITE, UPDATE) and the SRTP state they change are
  * offer-answer.ts; this file routes the requests to it. Outbound calls
@@ -215,10 +215,10 @@ export class SipApp implements UasHandler {
     this.uas.respond(tx, 200);
   }
 
-  /** UPDATE (RFC 3311) in a confirmed dialog: offer-answer.ts; no dialog of ours: 481. */
+  /** UPDATE (RFC 3311) in a confirmed dialog: offer-answer.ts; in the early dialog of a ringing call: early-update.ts; else 481. */
   update(tx: NonInviteServerTransaction, v: ValidRequest): void {
     const ctx = this.find(v);
-    if (!ctx) return void this.uas.respond(tx, 481);
+    if (!ctx) return void (this.calls.earlyUpdate(tx, v) || this.uas.respond(tx, 481));
     this.offers.update(tx, v, ctx);
   }
 
@@ -293,7 +293,7 @@ export class SipApp implements UasHandler {
 
   /** Whether `v` belongs to a live dialog of ours (Call-ID and both tags). */
   hasDialog(v: ValidRequest): boolean {
-    return this.find(v) !== undefined || this.calls.provisionals.has(`${v.callId}|${v.to.params.tag ?? ''}`);
+    return this.find(v) !== undefined || this.calls.provisionals.has(`${v.callId}|${v.to.params.tag ?? ''}`) || this.calls.hasEarly(v);
   }
 
   private find(v: ValidRequest): CallCtx | undefined {
