@@ -95,6 +95,9 @@ export class SipApp implements UasHandler {
   /** Offers in live calls: re-INVITE and UPDATE with SDP, SRTP re-keys (offer-answer.ts). */
   private readonly offers: OfferAnswer;
 
+  /** Outbound calls still ringing (uac.ts, set by index.ts): the callee's UPDATE in their early dialog. */
+  outboundEarly: { has(v: ValidRequest): boolean; update(tx: NonInviteServerTransaction, v: ValidRequest): boolean } | null = null;
+
   /** Seals SRTP keys for the store (deps.masterKey, loaded on first use). */
   readonly masterKey: () => MasterKey;
 
@@ -218,7 +221,7 @@ export class SipApp implements UasHandler {
   /** UPDATE (RFC 3311) in a confirmed dialog: offer-answer.ts; in the early dialog of a ringing call: early-update.ts; else 481. */
   update(tx: NonInviteServerTransaction, v: ValidRequest): void {
     const ctx = this.find(v);
-    if (!ctx) return void (this.calls.earlyUpdate(tx, v) || this.uas.respond(tx, 481));
+    if (!ctx) return void (this.calls.earlyUpdate(tx, v) || this.outboundEarly?.update(tx, v) || this.uas.respond(tx, 481));
     this.offers.update(tx, v, ctx);
   }
 
@@ -293,7 +296,7 @@ export class SipApp implements UasHandler {
 
   /** Whether `v` belongs to a live dialog of ours (Call-ID and both tags). */
   hasDialog(v: ValidRequest): boolean {
-    return this.find(v) !== undefined || this.calls.provisionals.has(`${v.callId}|${v.to.params.tag ?? ''}`) || this.calls.hasEarly(v);
+    return this.find(v) !== undefined || this.calls.provisionals.has(`${v.callId}|${v.to.params.tag ?? ''}`) || this.calls.hasEarly(v) || (this.outboundEarly?.has(v) ?? false);
   }
 
   private find(v: ValidRequest): CallCtx | undefined {

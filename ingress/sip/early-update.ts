@@ -10,6 +10,10 @@
  *        level (an SRTP call is never downgraded: 488) ─► 200 + our answer; the early media (the prompt) follows
  *        the new address and codec at once, and the 200 to the INVITE carries this answer
  *
+ * As UAC (uac.ts, an outbound call still ringing) the callee may do the same: an UPDATE with an offer after its 18x
+ * brought the answer to our INVITE's offer is answered 200 with ours (under the route's SRTP level), and that
+ * offer/answer is the one the call runs with once answered (`outboundEarlyUpdate`); before any 18x with SDP, 491.
+ *
  * Nothing is written to the store here: the call row is made when the call is answered, with the dialog as it is then.
  */
 import type { Dialog } from './dialog.ts';
@@ -78,5 +82,30 @@ export function earlyUpdate(host: EarlyUpdateHost, early: EarlyDialog, tx: NonIn
     if (rekeyed && neg.srtp) early.rtp.srtp = new SrtpContext(neg.srtp.keys);
     early.rtp.update(neg.media);
   }
+  uas.respond(tx, 200, { headers, body: Buffer.from(neg.answer), contentType: SDP });
+}
+
+/** An outbound call still ringing (uac.ts `Attempt`), as an UPDATE from the callee in its early dialog sees it. */
+export interface OutboundEarly {
+  local: string;
+  sockets: { port: number };
+  sdpSession: number;
+  /** Our SDP version (the INVITE's offer is 1). */
+  sdpVersion: number;
+  /** An 18x with SDP — the answer to our INVITE's offer — came: the early offer/answer is complete. */
+  earlyAnswer: boolean;
+  /** The offer/answer of the callee's last early UPDATE: the call runs with it once answered. */
+  early: Agreed | null;
+}
+
+/** Answers the callee's UPDATE in the early dialog of outbound call `o` (see the header). */
+export function outboundEarlyUpdate(uas: SipUas, contact: string, srtpLevel: EncryptionPolicy['srtp'], o: OutboundEarly, tx: NonInviteServerTransaction, v: ValidRequest): void {
+  const headers: Array<[string, string]> = [['Contact', contact]];
+  if (!v.sdp) return void uas.respond(tx, 200, { headers });
+  if (!o.earlyAnswer) return void uas.respond(tx, 491, { reason: 'Request Pending (no answer to our offer yet)' });
+  const neg = negotiate(v.sdp, { address: o.local, port: o.sockets.port, sessionId: o.sdpSession, sessionVersion: o.sdpVersion + 1 }, srtpLevel);
+  if (!neg.ok) return void uas.respond(tx, neg.status, { headers: [['Warning', neg.warning]] });
+  o.sdpVersion++;
+  o.early = neg;
   uas.respond(tx, 200, { headers, body: Buffer.from(neg.answer), contentType: SDP });
 }

@@ -149,6 +149,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
   }
   app.bind(uas);
   const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
+  app.outboundEarly = { has: (v) => dialer.hasEarly(v), update: (tx, v) => dialer.earlyUpdate(tx, v) };
   const resumed = await app.resumeDialogs();
   await dialer.endInterrupted();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
