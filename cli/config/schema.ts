@@ -108,7 +108,7 @@ export const VARIABLES = {
   SWITCHBOARD_SIP_RATE: spec({ schema: raw.optional(), section: 'sip', default: '50,100', meaning: 'RATE[,BURST] new requests/s per source, or off' }),
   SWITCHBOARD_SIP_RING_MS: spec({ schema: ms.default(0), section: 'sip', default: '0', meaning: 'ring time between 180 Ringing and the answer' }),
   SWITCHBOARD_SIP_MIN_SE: spec({ schema: z.coerce.number({ error: 'expected a whole number of seconds' }).int('expected a whole number of seconds').min(1, 'expected a whole number of seconds ≥ 1').default(90), section: 'sip', default: '90', meaning: 'session timers (RFC 4028): the smallest Session-Expires accepted (smaller → 422); below 90 only for tests' }),
-  SWITCHBOARD_SIP_EARLY_MEDIA: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no early media (180 Ringing)', meaning: 'WAV file (16-bit PCM, mono, 8 kHz) played as early media: inbound calls get 183 + SDP and hear it before the 200' }),
+  SWITCHBOARD_SIP_EARLY_MEDIA: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no early media (180 Ringing)', meaning: 'early media: FILE, or KEY=FILE|none,… per number, CIDR or * (most specific wins); WAV 16-bit PCM mono 8 kHz: 183 + SDP and the prompt before the 200' }),
   SWITCHBOARD_SIP_OUTBOUND: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'unauthenticated, straight to the target', meaning: 'JSON file of credentials per target host for outbound calls' }),
   SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: spec({ schema: ms.default(60_000), section: 'sip', default: '60000', meaning: 'outbound: ringing this long → CANCEL' }),
   // ── WebRTC ───────────────────────────────────────────────────────────────────────────────────────────────────────

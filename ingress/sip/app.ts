@@ -6,9 +6,10 @@
  * DTMF. A 2xx never ACKed (Timer H') ends the call with BYE. Interop (RFC list in the README):
  * late offer (an INVITE without SDP gets our offer in the 200 and its answer in the ACK — none or a bad one: BYE,
  * `sip:bad-answer`), reliable provisionals (prack.ts: the 180 waits for its PRACK before the 200), UPDATE
- * (RFC 3311: an offer goes the re-INVITE's way, `applyOffer`; no body = a refresh) and session timers
+ * (RFC 3311: an offer goes the re-INVITE's way, offer-answer.ts `applyOffer`; no body = a refresh; before the answer, early-update.ts) and session timers
  * (session-timer.ts: 422 below Min-SE, refresh as refresher with refresh.ts, BYE `sip:session-expired` when the
- * peer's refresh never comes). Outbound calls
+ * peer's refresh never comes). Offers in a live call (re-INVITE, UPDATE) and the SRTP state they change are
+ * offer-answer.ts; this file routes the requests to it. Outbound calls
  * (uac.ts) join here once answered (`adoptOutbound`): from then on BYE, INFO,
  * re-INVITE and the restart continuation treat them like inbound ones.
  * A new call, from the INVITE to the attached leg (late offer and early media included), is new-call.ts.
@@ -18,7 +19,7 @@
  * srtp.ts, srtp-call.ts) the media half of the policy (`require`: a plain offer gets 488 + Warning); an answered
  * call records its transport and media encryption (`recordSecurity`). SRTP keys go into the dialog snapshot sealed
  * with the recording master key, the far end's rollover counter is stored when it grows, and a re-INVITE or UPDATE
- * never downgrades an SRTP call (`applyOffer`).
+ * never downgrades an SRTP call (offer-answer.ts).
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -26,13 +27,14 @@ import type { CallControl } from '../../bridge/call-control.ts';
 import { unmapped } from './cidr.ts';
 import type { IngressStore } from '../port.ts';
 import { EncryptionPolicies, type EncryptionPolicy } from './encryption-policy.ts';
-import { Dialog, DialogState, dialogId, type DialogSnapshot } from './dialog.ts';
+import { Dialog, DialogState, dialogId } from './dialog.ts';
 import { resumeStoredDialogs } from './resume.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
-import { currentAnswer, negotiate } from './sdp.ts';
+import { OfferAnswer } from './offer-answer.ts';
+import type { EarlyMediaRoutes } from './early-media.ts';
 import { NewCalls } from './new-call.ts';
-import { callAgreement, ephemeralMasterKey, reoffer } from './srtp-call.ts';
+import { ephemeralMasterKey } from './srtp-call.ts';
 import type { MasterKey } from '../../recording/master-key.ts';
 import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
@@ -40,7 +42,7 @@ import type { SipUas, UasHandler } from './uas.ts';
 import { ALLOW, SUPPORTED, type Refusal, type ValidRequest } from './validate.ts';
 import { parseRAck } from './prack.ts';
 import { SessionRefresher } from './refresh.ts';
-import { negotiateUas, RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
+import { RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of call control (bridge/call-control.ts). */
@@ -60,8 +62,8 @@ export interface SipAppDeps {
   ringMs?: number;
   /** Session timers: the smallest Session-Expires accepted, seconds (default 90, RFC 4028 §4). */
   minSe?: number;
-  /** Early media (early-media.ts): played after 183 + SDP, before the 200; absent = 180 Ringing. */
-  earlyMedia?: Int16Array;
+  /** Early media per trunk and route (early-media.ts): the prompt played after 183 + SDP, before the 200; none = 180 Ringing. */
+  earlyMedia?: EarlyMediaRoutes;
   /** TLS/SRTP policy per trunk and route (SWITCHBOARD_SIP_ENCRYPTION); absent = allow everything. */
   encryption?: EncryptionPolicies;
   /** The recording master key, which seals SRTP keys in the store (default: a per-process key — no resume of SRTP calls). */
@@ -82,8 +84,6 @@ export interface CallCtx {
   srtpLevel: EncryptionPolicy['srtp'];
 }
 
-const SDP = 'application/sdp';
-
 export class SipApp implements UasHandler {
   private uas!: SipUas;
   private readonly dialogs = new Map<string, CallCtx>();
@@ -92,6 +92,11 @@ export class SipApp implements UasHandler {
   private readonly log: Logger;
   /** Session timers of the live calls (refresh.ts). */
   private readonly timers: SessionRefresher<CallCtx>;
+  /** Offers in live calls: re-INVITE and UPDATE with SDP, SRTP re-keys (offer-answer.ts). */
+  private readonly offers: OfferAnswer;
+
+  /** Outbound calls still ringing (uac.ts, set by index.ts): the callee's UPDATE in their early dialog. */
+  outboundEarly: { has(v: ValidRequest): boolean; update(tx: NonInviteServerTransaction, v: ValidRequest): boolean } | null = null;
 
   /** Seals SRTP keys for the store (deps.masterKey, loaded on first use). */
   readonly masterKey: () => MasterKey;
@@ -107,6 +112,19 @@ export class SipApp implements UasHandler {
       localAddress: (peer) => this.localAddress(peer),
       contact: (peer) => this.contact(peer),
       end: (ctx, reason, detail) => this.endThenClose(ctx, reason, detail),
+      detach: (p, call, what) => this.detach(p, call, what),
+    });
+    this.offers = new OfferAnswer({
+      calls: deps.calls,
+      log: this.log,
+      uas: () => this.uas,
+      minSe: () => this.minSe,
+      timers: this.timers,
+      masterKey: this.masterKey,
+      localAddress: (peer) => this.localAddress(peer),
+      contact: (peer) => this.contact(peer),
+      answerHeaders: (peer, timer) => this.answerHeaders(peer, timer),
+      endThenClose: (ctx, reason, detail) => this.endThenClose(ctx, reason, detail),
       detach: (p, call, what) => this.detach(p, call, what),
     });
     this.calls = new NewCalls({
@@ -136,7 +154,9 @@ export class SipApp implements UasHandler {
   }
 
   invite(tx: InviteServerTransaction, v: ValidRequest, peer: Peer): void {
-    const run = v.to.params.tag ? this.reInvite(tx, v) : this.calls.invite(tx, v, peer);
+    const ctx = v.to.params.tag ? this.find(v) : undefined;
+    if (v.to.params.tag && !ctx) return void this.uas.respond(tx, 481);
+    const run = ctx ? this.offers.reInvite(tx, v, ctx) : this.calls.invite(tx, v, peer);
     run.catch((err: unknown) => {
       this.log.error({ err, callId: v.callId }, 'INVITE failed');
       if (tx.state === InviteTxState.Proceeding) this.uas.respond(tx, 500);
@@ -198,30 +218,11 @@ export class SipApp implements UasHandler {
     this.uas.respond(tx, 200);
   }
 
-  /**
-   * UPDATE (RFC 3311 §5.2) in a confirmed dialog: an offer is answered like a re-INVITE's (491 while an INVITE of
-   * ours awaits its ACK); without a body it refreshes the session (RFC 4028). UPDATE in an early dialog: 481.
-   */
+  /** UPDATE (RFC 3311) in a confirmed dialog: offer-answer.ts; in the early dialog of a ringing call: early-update.ts; else 481. */
   update(tx: NonInviteServerTransaction, v: ValidRequest): void {
     const ctx = this.find(v);
-    if (!ctx) return void this.uas.respond(tx, 481);
-    if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'UPDATE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
-    const timer = negotiateUas(v.req.headers, this.minSe);
-    if (timer.kind === 'too-small') return void this.uas.respond(tx, 422, { headers: [['Min-SE', String(timer.minSe)]] });
-    const run = async (): Promise<void> => {
-      let answer: string | undefined;
-      if (v.sdp) {
-        if (ctx.awaitingAck) return void this.uas.respond(tx, 491);
-        const r = await this.applyOffer(ctx, v.sdp, 'sip:update');
-        if (!r.ok) return void this.uas.respond(tx, r.status, { headers: r.headers });
-        answer = r.answer;
-      }
-      this.timers.apply(ctx, timer);
-      const snap = ctx.dialog.snap;
-      const headers: Array<[string, string]> = [['Contact', this.contact({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port })], ...uasTimerHeaders(timer)];
-      this.uas.respond(tx, 200, { headers, ...(answer ? { body: Buffer.from(answer), contentType: SDP } : {}) });
-    };
-    this.detach(run(), ctx.ref.callId, 'UPDATE handling failed');
+    if (!ctx) return void (this.calls.earlyUpdate(tx, v) || this.outboundEarly?.update(tx, v) || this.uas.respond(tx, 481));
+    this.offers.update(tx, v, ctx);
   }
 
   cancel(inviteTx: InviteServerTransaction): void {
@@ -273,7 +274,7 @@ export class SipApp implements UasHandler {
       this.log.error({ call: ref.callId, callId: dialog.snap.callId, detail }, 'SIP media failed: ending the call');
       this.endThenClose(ctx, 'sip:media-fault', detail);
     });
-    if (rtp.srtp) rtp.srtp.onRollover = (inbound) => this.storeRollover(ctx, inbound);
+    if (rtp.srtp) rtp.srtp.onRollover = (inbound) => this.offers.storeRollover(ctx, inbound);
     this.dialogs.set(dialog.id, ctx);
     this.timers.start(ctx);
     return ctx;
@@ -283,15 +284,6 @@ export class SipApp implements UasHandler {
   private async recordSecurity(ref: { tenant: string; callId: string }, transport: Peer['transport'], mediaEncryption: 'none' | 'srtp'): Promise<void> {
     const r = await this.deps.calls.recordSecurity(ref, { transport, mediaEncryption }, { caller: 'sip', id: `sip:security:${ref.callId}` }).catch((err: unknown) => ({ ok: false as const, code: 'error', message: (err as Error).message }));
     if (!r.ok) this.log.warn({ call: ref.callId, outcome: r }, 'SIP call transport not recorded');
-  }
-
-  /** The far end's SRTP rollover counter grew: stored, so a restart decrypts its packets from there. */
-  private storeRollover(ctx: CallCtx, inbound: Array<{ ssrc: number; roc: number; seq: number }>): void {
-    const snap = ctx.dialog.snap;
-    if (!snap.srtp) return;
-    snap.srtp = { ...snap.srtp, inbound };
-    const resume = { ...snap } as unknown as Record<string, unknown>;
-    this.detach(this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: snap.codec, resume }, { caller: 'sip:srtp-rollover' }), ctx.ref.callId, 'SRTP rollover counter not stored');
   }
 
   /** An answered outbound call (its dialog confirmed, its ACK sent): the leg goes to the call manager like an inbound one. */
@@ -304,7 +296,7 @@ export class SipApp implements UasHandler {
 
   /** Whether `v` belongs to a live dialog of ours (Call-ID and both tags). */
   hasDialog(v: ValidRequest): boolean {
-    return this.find(v) !== undefined || this.calls.provisionals.has(`${v.callId}|${v.to.params.tag ?? ''}`);
+    return this.find(v) !== undefined || this.calls.provisionals.has(`${v.callId}|${v.to.params.tag ?? ''}`) || this.calls.hasEarly(v) || (this.outboundEarly?.has(v) ?? false);
   }
 
   private find(v: ValidRequest): CallCtx | undefined {
@@ -337,82 +329,6 @@ export class SipApp implements UasHandler {
 
   private get minSe(): number {
     return this.deps.minSe ?? RFC_MIN_SE;
-  }
-
-  /**
-   * The SDP half of a re-INVITE or UPDATE with an offer: negotiated (under the call's SRTP half of the encryption
-   * policy, with its current keys), checked against the call's SRTP (srtp-call.ts: an SRTP call is never downgraded,
-   * 488; a re-key gets a new context that keeps the far end's rollover counters), committed to the store (a restart
-   * carries on with what was agreed), then used; the hold state follows the offer's direction.
-   */
-  private async applyOffer(ctx: CallCtx, offer: string, caller: string): Promise<{ ok: true; answer: string } | { ok: false; status: number; headers: Array<[string, string]> }> {
-    const snap = ctx.dialog.snap;
-    const address = this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port });
-    const neg = negotiate(offer, { address, port: ctx.rtp.port, sessionId: snap.sdpSession, sessionVersion: snap.sdpVersion + 1 }, this.srtpLevel(ctx), ctx.rtp.srtp?.keys);
-    if (!neg.ok) return { ok: false, status: neg.status, headers: [['Warning', neg.warning]] };
-    const srtp = reoffer(ctx.rtp, snap, neg.srtp, this.masterKey);
-    if (!srtp.ok) return { ok: false, status: 488, headers: [['Warning', srtp.warning]] };
-    const next: DialogSnapshot = {
-      ...snap,
-      sdpVersion: snap.sdpVersion + 1,
-      remoteMedia: neg.media.remote,
-      codec: neg.media.codec,
-      payloadType: neg.media.payloadType,
-      eventPayloadType: neg.media.eventPayloadType,
-      direction: neg.media.direction,
-      ...srtp.fields,
-    };
-    const stored = await this.deps.calls.mediaUpdated(ctx.ref, { provider: PROVIDER, codec: next.codec, resume: { ...next } as unknown as Record<string, unknown> }, { caller });
-    if (!stored.ok) {
-      this.log.warn({ outcome: stored, call: ctx.ref.callId, caller }, 'media change not recorded; refused');
-      return { ok: false, status: 500, headers: [['Retry-After', '1']] };
-    }
-    Object.assign(snap, next);
-    srtp.apply(ctx.rtp, (inbound) => this.storeRollover(ctx, inbound));
-    ctx.rtp.update(neg.media);
-    ctx.leg.updateMedia();
-    if (neg.media.held !== ctx.held) {
-      ctx.held = neg.media.held;
-      const r = await this.deps.calls.hold(ctx.ref, ctx.held, { caller });
-      if (!r.ok) this.log.info({ outcome: r, held: ctx.held }, 'hold state not recorded');
-    }
-    return { ok: true, answer: neg.answer };
-  }
-
-  /**
-   * The SRTP level a live call's re-offers are negotiated under: the level it was set up with (inbound: its trunk and
-   * route, `encryptionFor`; outbound: `route.encryption.srtp`; resumed after a restart: `allow`), at least `prefer`
-   * while the call is SRTP, so a re-offer with a=crypto in RTP/AVP keeps it encrypted rather than refused.
-   */
-  private srtpLevel(ctx: CallCtx): EncryptionPolicy['srtp'] {
-    return ctx.rtp.srtp && ctx.srtpLevel === 'allow' ? 'prefer' : ctx.srtpLevel;
-  }
-
-  private async reInvite(tx: InviteServerTransaction, v: ValidRequest): Promise<void> {
-    const ctx = this.find(v);
-    if (!ctx) return void this.uas.respond(tx, 481);
-    if (!ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'INVITE')) return void this.uas.respond(tx, 500, { headers: [['Retry-After', '1']] });
-    if (ctx.awaitingAck) return void this.uas.respond(tx, 491);
-    const timer = negotiateUas(v.req.headers, this.minSe);
-    if (timer.kind === 'too-small') return void this.uas.respond(tx, 422, { headers: [['Min-SE', String(timer.minSe)]] });
-    const snap = ctx.dialog.snap;
-    const peer: Peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
-    let answer: string;
-    if (v.sdp) {
-      const r = await this.applyOffer(ctx, v.sdp, 'sip:reinvite');
-      if (!r.ok) return void this.uas.respond(tx, r.status, { headers: r.headers });
-      answer = r.answer;
-    } else {
-      // A refresh without an offer: our current session as the offer, our current key in it (the ACK's answer is ignored).
-      answer = currentAnswer(ctx.dialog.snap, ctx.rtp.port, ctx.held, this.localAddress(peer), callAgreement(ctx.rtp, ctx.dialog.snap));
-    }
-    this.timers.apply(ctx, timer);
-    ctx.awaitingAck = tx;
-    tx.onNoAck = () => {
-      ctx.awaitingAck = null;
-      this.endThenClose(ctx, 'sip:no-ack');
-    };
-    this.uas.respond(tx, 200, { headers: this.answerHeaders(peer, timer), body: Buffer.from(answer), contentType: SDP });
   }
 
   /** Ends the call through call control (`call_ended`, idempotent per call), which also stops its session. */

@@ -1,23 +1,64 @@
 /**
- * Early media (RFC 3960, the gateway model): with SWITCHBOARD_SIP_EARLY_MEDIA set (a trunk setting: every inbound
- * call that brings an SDP offer), the INVITE is answered `183 Session Progress` with the SDP answer — reliable when
- * the INVITE requires 100rel — and the prompt (e.g. a recorded consent notice) is played as RTP before the `200 OK`,
- * so it is heard before the call is answered and billed. A CANCEL stops it.
+ * Early media (RFC 3960, the gateway model): on the trunks and routes SWITCHBOARD_SIP_EARLY_MEDIA names, an inbound
+ * call that brings an SDP offer is answered `183 Session Progress` with the SDP answer — reliable when the INVITE
+ * requires 100rel — and the prompt (e.g. a recorded consent notice) is played as RTP before the `200 OK`, so it is
+ * heard before the call is answered and billed. A CANCEL stops it.
  *
  *   INVITE (SDP) ─► 183 + SDP answer ─► prompt, 20 ms frames ─► (ring time) ─► 200 OK (same answer) ─► the agent
  *
- * The prompt is a WAV file of 16-bit PCM, mono, 8000 Hz, read once at start (a file that is not: the start stops
+ *   SWITCHBOARD_SIP_EARLY_MEDIA = FILE                          every inbound call (= `*=FILE`)
+ *                               | KEY=FILE|none, …              per route (a number or SIP URI), per trunk (a CIDR)
+ *                                                               or `*`; the most specific match wins (route > trunk
+ *                                                               > `*`), `none` = no early media (route-rules.ts)
+ *
+ * Each prompt is a WAV file of 16-bit PCM, mono, 8000 Hz, read once at start (a file that is not: the start stops
  * naming the variable). Late-offer INVITEs (no SDP) get the ordinary 180: there is no answer to put in a 183.
  */
 import fs from 'node:fs';
 import type { RtpSession } from './rtp.ts';
+import { RouteRuleError, RouteRules, type InboundKey } from './route-rules.ts';
+
+const VARIABLE = 'SWITCHBOARD_SIP_EARLY_MEDIA';
+
+/** Which inbound calls get early media, and which prompt (SWITCHBOARD_SIP_EARLY_MEDIA). */
+export class EarlyMediaRoutes {
+  private constructor(private readonly rules: RouteRules<Int16Array | null>) {}
+
+  static none(): EarlyMediaRoutes {
+    return new EarlyMediaRoutes(RouteRules.empty());
+  }
+
+  /** Parses the variable and reads every prompt it names (each file once); throws naming the variable. */
+  static parse(text: string | undefined, load: (file: string) => Int16Array = loadPrompt): EarlyMediaRoutes {
+    const read = new Map<string, Int16Array>();
+    const value = (v: string): Int16Array | null => {
+      const file = v.trim();
+      if (file.toLowerCase() === 'none') return null;
+      if (file === '') throw new RouteRuleError(`${VARIABLE}: a rule has no file (a WAV file, or none)`);
+      const prompt = read.get(file) ?? load(file);
+      read.set(file, prompt);
+      return prompt;
+    };
+    try {
+      return new EarlyMediaRoutes(RouteRules.parse(text, VARIABLE, value));
+    } catch (err) {
+      if (err instanceof RouteRuleError) throw new Error(err.message.replace('KEY=VALUE', 'KEY=FILE'));
+      throw err;
+    }
+  }
+
+  /** The prompt an inbound call hears before its 200, undefined = none (the plain 180). */
+  forInbound(call: InboundKey): Int16Array | undefined {
+    return this.rules.mostSpecific(call) ?? undefined;
+  }
+}
 
 const FRAME = 160;
 
 /** Reads the prompt: a RIFF/WAVE file, PCM (format 1), 1 channel, 8000 Hz, 16 bits. */
 export function loadPrompt(file: string): Int16Array {
   const fail = (why: string): never => {
-    throw new Error(`SWITCHBOARD_SIP_EARLY_MEDIA: ${file}: ${why}`);
+    throw new Error(`${VARIABLE}: ${file}: ${why}`);
   };
   let buf: Buffer;
   try {

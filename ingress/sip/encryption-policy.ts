@@ -9,6 +9,7 @@
  *       | a number or SIP URI    the route: the dialled number as in `numbers` (+15550100, sip:desk@example.com)
  *       | *                      everything else
  *
+ * The rules are read and matched by route-rules.ts (shared with SWITCHBOARD_SIP_EARLY_MEDIA).
  * e.g. `*=allow, 10.20.0.0/16=require, +15550100=require/prefer`. Every rule that matches an inbound INVITE
  * applies, and for each half the strictest level wins (require > prefer > allow); no rule = `allow`.
  *
@@ -20,8 +21,7 @@
  *  - SRTP `require`/`prefer`/`allow`: read by the media side through `EncryptionPolicies.srtpFor` /
  *    `SipApp.encryptionFor` (a media offer it cannot encrypt under `require` gets 488 + Warning there).
  */
-import net from 'node:net';
-import { CidrList } from './cidr.ts';
+import { RouteRuleError, RouteRules, type InboundKey } from './route-rules.ts';
 
 export const LEVELS = ['require', 'prefer', 'allow'] as const;
 export type EncryptionLevel = (typeof LEVELS)[number];
@@ -35,12 +35,6 @@ export const ALLOW_ALL: EncryptionPolicy = { tls: 'allow', srtp: 'allow' };
 
 export class EncryptionPolicyError extends Error {
   override readonly name = 'EncryptionPolicyError';
-}
-
-interface Rule {
-  key: string;
-  source: CidrList | null;
-  policy: EncryptionPolicy;
 }
 
 const rank = (l: EncryptionLevel): number => LEVELS.length - LEVELS.indexOf(l);
@@ -60,57 +54,36 @@ export function parseLevels(text: string, where: string): EncryptionPolicy {
   return { tls, srtp };
 }
 
-const isCidrKey = (k: string): boolean => k.includes('/') || net.isIP(k.replace(/^\[|\]$/g, '')) !== 0;
-
 export class EncryptionPolicies {
-  private constructor(private readonly rules: readonly Rule[]) {}
+  private constructor(private readonly rules: RouteRules<EncryptionPolicy>) {}
 
   static none(): EncryptionPolicies {
-    return new EncryptionPolicies([]);
+    return new EncryptionPolicies(RouteRules.empty());
   }
 
   /** Parses SWITCHBOARD_SIP_ENCRYPTION (unset or empty = allow everything); throws naming the variable and rule. */
   static parse(text: string | undefined, source = 'SWITCHBOARD_SIP_ENCRYPTION'): EncryptionPolicies {
-    const t = text?.trim() ?? '';
-    if (t === '') return EncryptionPolicies.none();
-    if (!t.includes('=')) return new EncryptionPolicies([{ key: '*', source: null, policy: parseLevels(t, source) }]);
-    const rules: Rule[] = [];
-    for (const item of t.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
-      const eq = item.lastIndexOf('=');
-      const key = item.slice(0, eq).trim();
-      if (eq <= 0 || key === '') throw new EncryptionPolicyError(`${source}: "${item}" must be KEY=LEVEL (KEY: a CIDR, a number, a SIP URI or *)`);
-      const policy = parseLevels(item.slice(eq + 1), `${source} ${key}`);
-      let cidr: CidrList | null = null;
-      if (key !== '*' && isCidrKey(key)) {
-        try {
-          cidr = CidrList.parse(key.replace(/^\[|\]$/g, ''));
-        } catch (err) {
-          throw new EncryptionPolicyError(`${source}: ${key}: ${(err as Error).message}`);
-        }
-      }
-      rules.push({ key, source: cidr, policy });
+    try {
+      return new EncryptionPolicies(RouteRules.parse(text, source, parseLevels));
+    } catch (err) {
+      if (err instanceof RouteRuleError) throw new EncryptionPolicyError(err.message.replace('KEY=VALUE', 'KEY=LEVEL'));
+      throw err;
     }
-    return new EncryptionPolicies(rules);
   }
 
   /** The policy of an inbound call: every rule matching its source address or its dialled number, strictest wins. */
-  forInbound(call: { source: string; number: string }): EncryptionPolicy {
-    let out = ALLOW_ALL;
-    for (const r of this.rules) {
-      const hit = r.key === '*' || (r.source ? r.source.has(call.source) : r.key === call.number);
-      if (hit) out = strictest(out, r.policy);
-    }
-    return out;
+  forInbound(call: InboundKey): EncryptionPolicy {
+    return this.rules.matching(call).reduce((out, r) => strictest(out, r.value), ALLOW_ALL);
   }
 
   /** The media half for the SRTP side: does this trunk/route require, prefer or merely allow SRTP? */
-  srtpFor(call: { source: string; number: string }): EncryptionLevel {
+  srtpFor(call: InboundKey): EncryptionLevel {
     return this.forInbound(call).srtp;
   }
 
   /** For the start-up log. */
   describe(): string {
-    return this.rules.map((r) => `${r.key}=${r.policy.tls}/${r.policy.srtp}`).join(', ') || 'allow';
+    return this.rules.rules.map((r) => `${r.key}=${r.value.tls}/${r.value.srtp}`).join(', ') || 'allow';
   }
 }
 

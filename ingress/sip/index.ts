@@ -33,7 +33,7 @@ import type { SipTimers } from './transaction.ts';
 import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-config.ts';
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
-import { loadPrompt } from './early-media.ts';
+import { EarlyMediaRoutes } from './early-media.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get 503 with Retry-After: host.calls). */
@@ -48,7 +48,7 @@ export interface SipOptions {
   ringMs?: number;
   /** Session timers (RFC 4028): the smallest Session-Expires accepted, seconds (SWITCHBOARD_SIP_MIN_SE), default 90. */
   minSe?: number;
-  /** Early media prompt (SWITCHBOARD_SIP_EARLY_MEDIA, early-media.ts): a WAV file played after 183 + SDP; absent = 180. */
+  /** Early media (SWITCHBOARD_SIP_EARLY_MEDIA, early-media.ts): a WAV file, or KEY=FILE rules per route/trunk, played after 183 + SDP; absent = 180. */
   earlyMedia?: string;
   timers?: Partial<SipTimers>;
   /**
@@ -123,7 +123,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     advertise: deps.advertise,
     ringMs: deps.ringMs,
     minSe: deps.minSe,
-    earlyMedia: deps.earlyMedia ? loadPrompt(deps.earlyMedia) : undefined,
+    earlyMedia: EarlyMediaRoutes.parse(deps.earlyMedia),
     encryption: deps.encryption ?? EncryptionPolicies.none(),
     masterKey: () => loadOrCreateMasterKey(host.dataDir),
   });
@@ -149,6 +149,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
   }
   app.bind(uas);
   const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
+  app.outboundEarly = { has: (v) => dialer.hasEarly(v), update: (tx, v) => dialer.earlyUpdate(tx, v) };
   const resumed = await app.resumeDialogs();
   await dialer.endInterrupted();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');

@@ -13,13 +13,18 @@
  * Before any of it, `screen` refuses statelessly a new INVITE to a number nobody routes (404) or one that came in clear
  * where the policy requires TLS (403 + Warning); `numberFor` is the dialled number both use.
  *
- * It owns the INVITEs still ringing (CANCEL), the reliable provisionals awaiting PRACK and the late offers awaiting
- * their ACK; app.ts looks them up through `ringing`, `provisionals` and `lateOfferAck`.
+ * Before the 200 the caller may send UPDATE in the early dialog (early-update.ts): an offer after our 183 + SDP
+ * changes the media in force (the early media follows it, the 200 carries its answer); before that, 491.
+ *
+ * It owns the INVITEs still ringing (CANCEL), their early dialogs (UPDATE), the reliable provisionals awaiting PRACK
+ * and the late offers awaiting their ACK; app.ts looks them up through `ringing`, `earlyUpdate`, `provisionals` and
+ * `lateOfferAck`.
  */
 import type { Logger } from 'pino';
 import { unmapped } from './cidr.ts';
 import { TLS_REQUIRED_WARNING, type EncryptionPolicy } from './encryption-policy.ts';
-import { Dialog, DialogState, newTag } from './dialog.ts';
+import { Dialog, DialogState, dialogId, newTag } from './dialog.ts';
+import { earlyUpdate, type EarlyDialog } from './early-update.ts';
 import { parseSipUri } from './headers.ts';
 import { playPrompt } from './early-media.ts';
 import { buildResponse } from './message.ts';
@@ -30,7 +35,7 @@ import { answerSrtp, offerCrypto } from './sdes.ts';
 import { negotiateUas, type UasTimerDecision } from './session-timer.ts';
 import { encryptionFields, SrtpContext } from './srtp.ts';
 import type { MasterKey } from '../../recording/master-key.ts';
-import { InviteTxState, type InviteServerTransaction } from './transaction.ts';
+import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
 import type { SipUas } from './uas.ts';
 import { ALLOW, type Refusal, type ValidRequest } from './validate.ts';
@@ -63,6 +68,8 @@ export class NewCalls {
   readonly ringing = new Map<string, { toTag: string }>();
   /** Reliable 18x awaiting their PRACK, by Call-ID + our tag (RFC 3262). */
   readonly provisionals = new Map<string, ReliableProvisional>();
+  /** Early dialogs of the calls still ringing, by dialog id: an UPDATE before the answer (early-update.ts). */
+  private readonly early = new Map<string, EarlyDialog>();
   /** Late-offer calls whose 200 (our offer) awaits the ACK with the answer, by dialog id. */
   private readonly lateOffers = new Map<string, { tx: InviteServerTransaction; answered: (sdp: string | null) => void }>();
 
@@ -116,6 +123,19 @@ export class NewCalls {
     return candidates.find((c) => numbers.findOne({ number: c })) ?? candidates[0] ?? v.req.uri;
   }
 
+  /** An UPDATE in the early dialog of a call still ringing (early-update.ts): false when `v` is in none. */
+  earlyUpdate(tx: NonInviteServerTransaction, v: ValidRequest): boolean {
+    const early = this.early.get(dialogId(v.callId, v.to.params.tag ?? '', v.from.params.tag ?? ''));
+    if (!early) return false;
+    earlyUpdate(this.host, early, tx, v);
+    return true;
+  }
+
+  /** Whether `v` belongs to the early dialog of a call still ringing. */
+  hasEarly(v: ValidRequest): boolean {
+    return this.early.has(dialogId(v.callId, v.to.params.tag ?? '', v.from.params.tag ?? ''));
+  }
+
   /** The ACK of a late-offer 200 (its SDP = the answer): true when `id` was one. */
   lateOfferAck(id: string, sdp: string | null | undefined): boolean {
     const late = this.lateOffers.get(id);
@@ -159,6 +179,8 @@ export class NewCalls {
     const dialog = Dialog.fromInvite(v, toTag, peer, media);
     if (timer.kind === 'timer') dialog.snap.sessionTimer = { interval: timer.interval, weRefresh: timer.refresher === 'uas' };
     dialog.snap.peerAllowsUpdate = v.req.headers.values('allow').some((m) => m.toUpperCase() === 'UPDATE');
+    const state: EarlyDialog = { dialog, peer, rtpPort: sockets.port, srtpLevel, neg, complete: false, rtp: null };
+    this.early.set(dialog.id, state);
     const session = (n: { media: NegotiatedMedia; srtp?: SrtpAgreement }): RtpSession => {
       const rtp = new RtpSession(sockets, n.media, `switchboard@${address}`);
       if (n.srtp) rtp.srtp = new SrtpContext(n.srtp.keys);
@@ -166,11 +188,11 @@ export class NewCalls {
     };
     let early: RtpSession | null = null;
     try {
-      const prompt = neg ? deps.earlyMedia : undefined;
-      const prackOk = await this.ring(tx, v, peer, toTag, prompt && neg ? neg.answer : null);
+      const prompt = neg ? deps.earlyMedia?.forInbound({ source: inbound.source, number: to }) : undefined;
+      const prackOk = await this.ring(tx, v, peer, toTag, prompt && neg ? neg.answer : null, state);
       // Early media: the prompt plays as RTP (SRTP when the call is) on the call's own session, before the 200 (a CANCEL stops it).
-      if (prompt && neg && prackOk && tx.state === InviteTxState.Proceeding) {
-        early = session(neg);
+      if (prompt && state.neg && prackOk && tx.state === InviteTxState.Proceeding) {
+        early = state.rtp = session(state.neg);
         await playPrompt(early, prompt, () => tx.state !== InviteTxState.Proceeding);
       }
       if (deps.ringMs && prackOk) await new Promise((r) => setTimeout(r, deps.ringMs));
@@ -197,20 +219,23 @@ export class NewCalls {
         return void uas.respond(tx, decision.kind === 'rejected' ? 404 : 480, { toTag });
       }
       const ref = { tenant: decision.tenant, callId: decision.callId };
-      if (!neg) return await this.answerLateOffer(tx, v, peer, dialog, sockets, ref, timer, srtpLevel);
-      const rtp = early ?? session(neg);
-      const ctx = this.host.track(dialog, rtp, ref, neg.media.held, tx);
+      // The offer/answer in force: the INVITE's, or the last early UPDATE's (early-update.ts).
+      const agreed = state.neg;
+      if (!agreed) return await this.answerLateOffer(tx, v, peer, dialog, sockets, ref, timer, srtpLevel);
+      const rtp = early ?? session(agreed);
+      const ctx = this.host.track(dialog, rtp, ref, agreed.media.held, tx);
       ctx.srtpLevel = srtpLevel;
       rtp.on('latched', (at) => log.debug({ callId: v.callId, at }, 'RTP latched'));
       tx.onNoAck = () => {
         log.warn({ callId: v.callId }, '2xx never acknowledged: ending the call with BYE');
         this.host.endThenClose(ctx, 'sip:no-ack');
       };
-      uas.respond(tx, 200, { toTag, headers: this.host.answerHeaders(peer, timer), body: Buffer.from(neg.answer), contentType: SDP });
-      log.info({ callId: v.callId, call: ref.callId, codec: neg.media.codec, rtp: sockets.port, transport: peer.transport, media: neg.srtp ? `srtp ${neg.srtp.keys.suite}` : 'rtp' }, 'SIP call answered');
-      await this.host.recordSecurity(ref, peer.transport, neg.srtp ? 'srtp' : 'none');
+      uas.respond(tx, 200, { toTag, headers: this.host.answerHeaders(peer, timer), body: Buffer.from(agreed.answer), contentType: SDP });
+      log.info({ callId: v.callId, call: ref.callId, codec: agreed.media.codec, rtp: sockets.port, transport: peer.transport, media: agreed.srtp ? `srtp ${agreed.srtp.keys.suite}` : 'rtp' }, 'SIP call answered');
+      await this.host.recordSecurity(ref, peer.transport, agreed.srtp ? 'srtp' : 'none');
       await deps.calls.attach(ref, ctx.leg);
     } finally {
+      this.early.delete(dialog.id);
       this.ringing.delete(tx.key);
       this.provisionals.get(`${v.callId}|${toTag}`)?.stop();
       this.provisionals.delete(`${v.callId}|${toTag}`);
@@ -227,7 +252,7 @@ export class NewCalls {
    * 180 Ringing (183 + SDP with early media); reliable (RFC 3262 §3: Require: 100rel, RSeq, retransmitted until the PRACK) when the INVITE
    * requires 100rel, and then the answer waits for the PRACK. False: no PRACK within 64·T1 (or cancelled meanwhile).
    */
-  private async ring(tx: InviteServerTransaction, v: ValidRequest, peer: Peer, toTag: string, earlyAnswer: string | null): Promise<boolean> {
+  private async ring(tx: InviteServerTransaction, v: ValidRequest, peer: Peer, toTag: string, earlyAnswer: string | null, state: EarlyDialog): Promise<boolean> {
     const uas = this.host.uas();
     const headers: Array<[string, string]> = [['Contact', this.host.contact(peer)]];
     // Early media: 183 Session Progress with the SDP answer (early-media.ts); else 180 Ringing.
@@ -235,13 +260,16 @@ export class NewCalls {
     const body = earlyAnswer ? { body: Buffer.from(earlyAnswer), contentType: SDP } : {};
     if (!requires100rel(v.req.headers)) {
       uas.respond(tx, status, { toTag, headers, ...body });
+      state.complete = earlyAnswer !== null; // the 183's answer completes the INVITE's offer/answer (early-update.ts)
       return true;
     }
     const rseq = firstRSeq();
     const res = buildResponse(v.req, status, { toTag, headers: [...headers, ['Require', '100rel'], ['RSeq', String(rseq)], ['Allow', ALLOW.join(', ')]], ...body });
     const rel = new ReliableProvisional(rseq, v.cseq.seq, () => tx.respond(res), uas.timers.T1);
     this.provisionals.set(`${v.callId}|${toTag}`, rel);
-    return (await rel.settled) || tx.state !== InviteTxState.Proceeding;
+    const acked = await rel.settled;
+    state.complete = acked && earlyAnswer !== null; // a reliable 183: complete once PRACKed
+    return acked || tx.state !== InviteTxState.Proceeding;
   }
 
   /**

@@ -8,7 +8,9 @@
  *           a=crypto must pick one of them)
  *     │   (Supported: timer, 100rel; Session-Expires: 1800 — RFC 4028 §7.1)
  *     ├─ 1xx ─► ringing (a ring timeout sends CANCEL ─► 487 ─► ended `sip:no-answer`); a reliable 18x
- *     │        (Require: 100rel + RSeq) gets one PRACK with its RAck per RSeq (RFC 3262 §4, prack.ts)
+ *     │        (Require: 100rel + RSeq) gets one PRACK with its RAck per RSeq (RFC 3262 §4, prack.ts); an UPDATE
+ *     │        from the callee in the early dialog is answered there (early-update.ts: 200 + answer once an 18x
+ *     │        brought SDP, else 491), and its offer/answer is the call's once answered
  *     ├─ 401/407 ─► answered ONCE with digest credentials (outbound-config.ts): CSeq+1, same Call-ID and From tag
  *     ├─ 2xx ─► dialog (remote tag, Contact, Record-Route reversed) ─► ACK (again for each retransmitted 2xx);
  *     │        its Session-Expires starts the session timer (RFC 4028 §7.2: no refresher named = us)
@@ -50,6 +52,9 @@ import { ALLOW, SUPPORTED } from './validate.ts';
 import { formatRAck, parseRSeq, requires100rel } from './prack.ts';
 import { DEFAULT_SESSION_EXPIRES, timerFromAnswer } from './session-timer.ts';
 import { endReasonFor } from './end-reasons.ts';
+import { outboundEarlyUpdate, type OutboundEarly } from './early-update.ts';
+import type { NonInviteServerTransaction } from './transaction.ts';
+import type { ValidRequest } from './validate.ts';
 import { DialError, type DialRequest, type OutboundDialer } from '../port.ts';
 
 export type { DialRequest, OutboundDialer } from '../port.ts';
@@ -99,6 +104,10 @@ class Attempt {
   inDialogCseq = 0;
   /** RSeq values already PRACKed (a retransmitted reliable 18x is not PRACKed again). */
   readonly pracked = new Set<number>();
+  /** Early dialog (early-update.ts): an 18x brought SDP; the callee's last early UPDATE; our SDP version. */
+  earlyAnswer = false;
+  early: OutboundEarly['early'] = null;
+  sdpVersion = 1;
   /** Our a=crypto offer (the same across a digest retry); null = plain RTP offered. */
   crypto: (ReturnType<typeof offerCrypto> & { required: boolean }) | null = null;
 
@@ -195,6 +204,20 @@ export class SipDialer implements OutboundDialer {
     return { callId, sipCallId };
   }
 
+  /** An UPDATE from the callee in the early dialog of a call we are dialing (early-update.ts); false: none matches. */
+  earlyUpdate(tx: NonInviteServerTransaction, v: ValidRequest): boolean {
+    const a = this.attempts.get(v.callId);
+    if (!a || !a.open || v.to.params.tag !== a.fromTag) return false;
+    outboundEarlyUpdate(this.deps.uas, this.deps.app.contact(a.dest), a.route?.encryption.srtp ?? 'allow', a, tx, v);
+    return true;
+  }
+
+  /** Whether `v` is in the early dialog of a call we are dialing (the callee's Call-ID and our From tag). */
+  hasEarly(v: ValidRequest): boolean {
+    const a = this.attempts.get(v.callId);
+    return a !== undefined && a.open && v.to.params.tag === a.fromTag;
+  }
+
   /**
    * At start: outbound calls this node was still dialing when its previous process died (kill -9) lost their
    * INVITE transaction with it — nothing can answer, CANCEL or ACK for them now — so they end `sip:interrupted`
@@ -246,6 +269,7 @@ export class SipDialer implements OutboundDialer {
   private async onResponse(a: Attempt, invite: SipRequest, res: SipResponse): Promise<void> {
     if (res.status < 200) {
       if (res.status > 100 && a.open) this.prackIfReliable(a, invite, res);
+      if (res.status > 100 && res.body.length > 0) a.earlyAnswer = true;
       if (a.state === AttemptState.Calling && res.status > 100) {
         a.transition(AttemptState.Ringing);
         // We gave up before any provisional response: the CANCEL could not go then (RFC 3261 §9.1); it goes now.
@@ -297,13 +321,14 @@ export class SipDialer implements OutboundDialer {
     this.clearRing(a);
     const cseq = parseCSeq(invite.headers.get('cseq') ?? '')?.seq ?? a.cseq;
     const answerSdp = res.body.toString('utf8');
-    const srtp: ReturnType<typeof answerSrtp> = a.crypto ? answerSrtp(answerSdp, a.crypto) : { ok: true };
-    const read = negotiate(answerSdp, { address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 });
+    // After an early UPDATE from the callee (early-update.ts), its offer/answer is the one in force.
+    const srtp: ReturnType<typeof answerSrtp> = a.early ? { ok: true, agreed: a.early.srtp } : a.crypto ? answerSrtp(answerSdp, a.crypto) : { ok: true };
+    const read = a.early ?? negotiate(answerSdp, { address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 });
     // The answer's a=crypto is read against our offer (answerSrtp), never answered with a key of ours.
     const neg = read.ok && !srtp.ok ? { ok: false as const, status: 488 as const, warning: `399 switchboard "${srtp.reason}"` } : read;
     const agreed = srtp.ok ? srtp.agreed : undefined;
     const media = neg.ok
-      ? { rtpPort: a.sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession: a.sdpSession, sdpVersion: 1, ...encryptionFields(agreed, this.deps.app.masterKey, a.sipCallId) }
+      ? { rtpPort: a.sockets.port, remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, sdpSession: a.sdpSession, sdpVersion: a.sdpVersion, ...encryptionFields(agreed, this.deps.app.masterKey, a.sipCallId) }
       : { rtpPort: a.sockets.port, remoteMedia: { address: '0.0.0.0', port: 0 }, codec: 'PCMU' as const, payloadType: 0, eventPayloadType: null, sdpSession: a.sdpSession, sdpVersion: 1 };
     const dialog = Dialog.fromAnswer(res, { callId: a.sipCallId, localTag: a.fromTag, localUri: `<${a.fromUri}>`, remoteUri: `<${a.target}>`, requestUri: a.target, cseq: Math.max(cseq, a.inDialogCseq) }, a.dest, media);
     const timer = timerFromAnswer(res.headers);
