@@ -12,6 +12,7 @@ import { mountAdminRoutes } from './routes/admin.ts';
 import { mountAgentRoutes } from './routes/agents.ts';
 import { mountAuthRoutes } from './routes/auth.ts';
 import { mountCallRoutes } from './routes/calls.ts';
+import { mountClusterRoutes } from './routes/cluster.ts';
 import { mountContentRoutes } from './routes/content.ts';
 import { mountDialRoutes } from './routes/dial.ts';
 import type { HttpServer } from '../http/server.ts';
@@ -22,6 +23,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountAuthRoutes(api, ctx);
     mountAdminRoutes(api, ctx);
     mountCallRoutes(api, ctx);
+    mountClusterRoutes(api, ctx);
     mountDialRoutes(api, ctx);
     mountContentRoutes(api, ctx);
     mountAgentRoutes(api, ctx);

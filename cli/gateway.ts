@@ -5,6 +5,7 @@
  * fails on a port loses no token); a listen failure is one line naming its
  * variable (cli/listen-errors.ts). The CLI shows the token (cli/banner.ts).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
 import { loadConfigTools } from '../agents/config-tools.ts';
@@ -21,6 +22,7 @@ import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../http/server.ts';
 import { CallControl } from '../bridge/call-control.ts';
 import { CallManager } from '../bridge/call-manager.ts';
+import { NodeOwnership } from '../bridge/ownership.ts';
 import { builtinAdapters, sipIngress, type SipIngress } from '../ingress/adapters.ts';
 import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecords, type MountedIngress } from '../ingress/port.ts';
 import { MediaClock } from '../media/pacer.ts';
@@ -38,6 +40,9 @@ import { chooseSpeech } from './speech.ts';
 import { tenant_created } from '../schema/reducers.ts';
 
 export const DEFAULT_TENANT = 'default';
+
+/** The gateway's version (package.json), recorded on this node's row. */
+const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** `disk full (SQLITE_FULL: database or disk is full)`. */
 function faultText(f: StoreFault): string {
@@ -57,6 +62,8 @@ export interface Gateway {
   ingress: ReadonlyMap<string, MountedIngress>;
   /** What the adapters do to calls (bridge/call-control.ts). */
   control: CallControl;
+  /** This node's row, heartbeat, media hold and fencing (bridge/ownership.ts). */
+  ownership: NodeOwnership;
   /** Refused calls, counted per source and window (bridge/refusals.ts); `flush()` ends the window now. */
   refusals: RefusalLog;
   urls: { http: string; public: string };
@@ -125,7 +132,9 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   }
   let ready = false;
   // Four 5 ms phases: each call keeps its 20 ms cadence, and a tick sends for a quarter of the calls, not all of them.
-  const clock = new MediaClock({ phases: 4, onError: (err) => logger.error({ err }, 'media clock listener failed') });
+  // Cluster mode: outgoing media waits while this node's lease is not known to be renewed (bridge/ownership.ts).
+  let ownership: NodeOwnership | null = null;
+  const clock = new MediaClock({ phases: 4, gate: () => ownership?.mayTransmit() ?? true, onError: (err) => logger.error({ err }, 'media clock listener failed') });
   clock.start();
   const agents = new AgentRegistry({
     store,
@@ -167,6 +176,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     silenceMs: config.agents.silenceMs,
     configTools,
   });
+  ownership = new NodeOwnership({ store, sessions: calls, cluster: Boolean(cluster), leaseMs: config.ownership.leaseMs, version: VERSION, logger });
+  await ownership.start();
   const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag(1000, { onError: (err) => logger.error({ err }, 'event loop delay reading failed') }) : null;
   const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}), storeFault: () => (store.health ? faultText(store.health) : null) });
   store.onHealth((fault) => {
@@ -239,6 +250,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     for (const m of [...mounted.values()].reverse()) await m.close();
   };
   const giveUp = async (): Promise<void> => {
+    await ownership?.stop();
     await closeIngress().catch((err: unknown) => logger.warn({ err }, 'closing ingress adapters failed'));
     await http.close();
     clock.stop();
@@ -312,12 +324,15 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     sip,
     ingress: mounted,
     control,
+    ownership,
     refusals,
     urls,
     admin: { email: BOOTSTRAP_EMAIL, token: adminToken, fromEnv: Boolean(config.admin.token) },
     stop: () =>
       (stopping ??= (async () => {
         ready = false;
+        // Cluster mode: recorded stopped, its lease ended, so another node may take the calls it leaves at once.
+        await ownership?.stop('shutdown');
         subscriptions.close();
         calls.close();
         await closeIngress();

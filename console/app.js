@@ -311,7 +311,7 @@ function renderDetail(d) {
   const parts = [
     actionsPart(d, id, p),
     section('Summary', dl([['Call id', h('code', { class: 'id' }, c.id)], ['Provider', `${c.provider} (${c.provider_call_id})`], ['Direction', c.direction], ['Agent', `${c.agent ?? '—'}${c.agent_version ? ` ${c.agent_version}` : ''}`],
-      ['State', c.state], ['Duration', callDuration(c)], ['Received', when(c.received_at)], ['Answered', when(c.answered_at)], ['Ended', when(c.ended_at)], ['End reason', c.end_reason]])),
+      ['State', c.state], ['Node', d.owner ? `${d.owner.node}${d.owner.state ? ` (${d.owner.state})` : ''}` : '—'], ['Duration', callDuration(c)], ['Received', when(c.received_at)], ['Answered', when(c.answered_at)], ['Ended', when(c.ended_at)], ['End reason', c.end_reason]])),
     section('Consent',
       d.policy ? dl([['Policy', `${d.policy.name} v${d.policy.version} (${d.policy.mode})`], ['Disclosure', d.policy.disclosure_text]]) : h('p', { class: 'muted' }, 'No consent policy applied.'),
       table('Consent decisions', ['Outcome', 'Mode', 'Method', 'Started', 'Decided', 'Evidence'],

@@ -42,6 +42,11 @@ export interface MediaClockOptions {
   maxCatchUpFrames?: number;
   /** Receives listener errors of streams that have no 'error' listener. */
   onError?: (err: unknown, stream: PacedStream) => void;
+  /**
+   * While it returns false, due slots pass and no stream sends (queues are kept; counted in `stats.heldSlots`):
+   * the node may no longer own its calls (bridge/ownership.ts holds media until its lease is renewed).
+   */
+  gate?: () => boolean;
 }
 
 export interface MediaClockStats {
@@ -51,6 +56,8 @@ export interface MediaClockStats {
   /** 20 ms slots skipped after a stall longer than maxCatchUpFrames. */
   skippedSlots: number;
   listenerErrors: number;
+  /** 20 ms slots passed without sending while the gate was shut. */
+  heldSlots: number;
 }
 
 export class MediaClock {
@@ -71,7 +78,7 @@ export class MediaClock {
     return { sent, late };
   }
 
-  readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0 };
+  readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0, heldSlots: 0 };
   private readonly tickMs: number;
   private readonly phases: number;
   /** Length of one sub-slot, ms (FRAME_MS / phases). */
@@ -80,6 +87,7 @@ export class MediaClock {
   private readonly manual: boolean;
   private readonly maxCatchUp: number;
   private readonly onError: ((err: unknown, stream: PacedStream) => void) | undefined;
+  private readonly gate: (() => boolean) | undefined;
   /** Streams by phase. Copy-on-write so add/remove during a tick is safe and ticks don't allocate. */
   private byPhase: Array<readonly PacedStream[]>;
   private readonly phaseOf = new WeakMap<PacedStream, number>();
@@ -101,6 +109,7 @@ export class MediaClock {
     this.manual = opts.manual ?? false;
     this.maxCatchUp = Math.max(1, opts.maxCatchUpFrames ?? 10);
     this.onError = opts.onError;
+    this.gate = opts.gate;
   }
 
   get running(): boolean {
@@ -166,6 +175,11 @@ export class MediaClock {
       // Slot boundaries (phase-0 sub-slots) passed over: each is one 20 ms slot no stream got.
       this.stats.skippedSlots += Math.ceil(resume / P) - Math.ceil(this.nextSlot / P);
       this.nextSlot = resume;
+    }
+    if (this.gate && !this.gate()) {
+      this.stats.heldSlots += Math.ceil(due / P) - Math.ceil(this.nextSlot / P);
+      this.nextSlot = due;
+      return 0;
     }
     let ran = 0;
     // Stop early if a listener stopped (or restarted) the clock.

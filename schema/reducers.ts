@@ -13,3 +13,4 @@ export { consent_decided, consent_policy_created, consent_started, consent_withd
 export { recording_failed, recording_finalized, recording_hold_set, recording_paused, recording_purged, recording_segment_started, recording_started, transcript_appended } from './recording.ts';
 export { number_added, number_removed, tenant_created } from './tenancy.ts';
 export { webhook_nonce_claimed } from './webhook-nonces.ts';
+export { node_drain_started, node_heartbeat, node_stopped } from './nodes.ts';

@@ -361,6 +361,37 @@ export const webhook_nonces = defineTable({
   }),
 });
 
+/**
+ * The gateway nodes sharing the log (cluster mode; one row in embedded mode), and the lease each holds on the
+ * calls it owns (schema/nodes.ts). A call's owner is `calls.owner_node`; its lease is its owner's `lease_until`,
+ * so one heartbeat per node renews every lease it holds. Not tenant-scoped: a node serves every tenant.
+ */
+export const NODE_STATES = ['alive', 'draining', 'lost', 'stopped'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+export const nodes = defineTable({
+  name: 'nodes',
+  primaryKey: 'id',
+  tenantScoped: false,
+  row: z.object({
+    /** The node's name (SWITCHBOARD_NODE / SWITCHBOARD_NODE_ID), as on its commands. */
+    id: z.string().min(1).max(200),
+    state: z.enum(NODE_STATES),
+    /** The gateway's version (package.json) that last renewed. */
+    version: z.string().max(100),
+    /** The command time of this process's first heartbeat. */
+    started_at: ts,
+    last_heartbeat_at: ts,
+    lease_ms: z.number().int().positive().nullable(),
+    /** Its calls' lease: until then no other node may take them; null = no expiry (embedded: the only node). */
+    lease_until: tsOrNull,
+    /** Set while draining: after it, its live calls are left to be taken over. */
+    drain_until: tsOrNull,
+    /** When (and why) it was last marked lost or stopped. */
+    down_at: tsOrNull,
+    down_reason: z.string().max(200).nullable(),
+  }),
+});
+
 export const tables = {
   tenants,
   users,
@@ -378,5 +409,6 @@ export const tables = {
   access_log,
   login_lockouts,
   webhook_nonces,
+  nodes,
 };
 export type SwitchboardTables = typeof tables;

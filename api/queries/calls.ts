@@ -172,6 +172,8 @@ export interface CallDetail {
   /** False when transcript text, agent action args/results, agent state and consent evidence are withheld. */
   content: boolean;
   call: CallRow;
+  /** The node that owns the call (its `owner_node`) and that node's state (schema/nodes.ts); null before any. */
+  owner: { node: string; state: string | null } | null;
   legs: LegRow[];
   consents: ConsentRow[];
   /** The policy of the call's current consent (the exact version used). */
@@ -258,9 +260,11 @@ export class CallQueries {
     const recordings = this.q.from('recordings').where({ call_id: callId }).orderBy(['started_at', 'asc'], ['id', 'asc']).all();
     const actions = this.q.from('agent_actions').where({ call_id: callId }).orderBy(['created_at', 'asc'], ['id', 'asc']).all();
     const state = this.q.from('agent_state').where({ call_id: callId }).orderBy(['call_id', 'asc']).first();
+    const node = call.owner_node === null ? undefined : this.q.from('nodes').where({ id: call.owner_node }).first();
     return {
       content,
       call,
+      owner: call.owner_node === null ? null : { node: call.owner_node, state: node?.state ?? null },
       legs: this.q.from('legs').where({ call_id: callId }).orderBy(['connected_at', 'asc'], ['id', 'asc']).all(),
       consents: consents.map((k) => (content ? k : { ...k, evidence: null })),
       policy: policy ? { id: policy.id, name: policy.name, version: policy.version, mode: policy.mode, disclosure_text: policy.disclosure_text } : null,

@@ -87,6 +87,12 @@ export const VARIABLES = {
   SWITCHBOARD_CLUSTER_REPLICAS: spec({ schema: z.coerce.number().int().min(1, 'expected 1–5').max(5, 'expected 1–5').default(3), section: 'gateway', default: '3', meaning: 'replicas of the stream a node creates (3 for a 3-server NATS cluster, 1 for one server)' }),
   SWITCHBOARD_ADMIN_TOKEN: spec({ schema: z.string().min(16).optional(), section: 'gateway', default: null, unset: 'generated, printed once', secret: true, meaning: "bootstrap admin's bearer token" }),
   SWITCHBOARD_LOG_LEVEL: spec({ schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), section: 'gateway', default: 'info', meaning: 'log level' }),
+  SWITCHBOARD_CLUSTER_LEASE_MS: spec({
+    schema: z.coerce.number({ error: 'expected a whole number of milliseconds' }).int('expected a whole number of milliseconds').min(900, 'expected 900–600000 ms').max(600_000, 'expected 900–600000 ms').default(15_000),
+    section: 'gateway',
+    default: '15000',
+    meaning: "cluster mode: how long a node's calls stay its own after its last heartbeat (one heartbeat every lease/3); then another node may take them",
+  }),
   // ── admission ────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_MAX_CALLS: spec({ schema: limit('SWITCHBOARD_MAX_CALLS').default(0), section: 'admission', default: '0', meaning: 'live calls on this node (0 = no limit); past it new calls get a busy answer' }),
   SWITCHBOARD_MAX_LOOP_LAG_MS: spec({ schema: limit('SWITCHBOARD_MAX_LOOP_LAG_MS').default(0), section: 'admission', default: '0', meaning: "refuse new calls while the event loop's delay p99 exceeds it (0 = off)" }),

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { defineReducer } from '../reducer.ts';
 import { ProviderName, type CallState } from '../tables.ts';
+import { claimRefusal } from '../nodes.ts';
 import { insertCall, loadCall, transition } from './lifecycle.ts';
 
 const callId = z.object({ call_id: z.string().min(1).max(200) });
@@ -75,6 +76,11 @@ export const call_transfer_started = defineReducer(
   },
 );
 
+/**
+ * A media connection for the call is up on the submitting node: its leg row, and the node's claim on the call
+ * (`owner_node`). The claim is refused `call_owned` while another node owns the call and its lease runs
+ * (schema/nodes.ts): two nodes racing for one call, exactly one wins, by log order.
+ */
 export const call_media_connected = defineReducer(
   'call_media_connected',
   callId.extend({
@@ -88,6 +94,9 @@ export const call_media_connected = defineReducer(
   (ctx, a) => {
     let call = loadCall(ctx, a.call_id);
     if (call.state === 'ended') ctx.fail('call_ended', `call ${call.id} has ended`);
+    // The claim: this node terminates the call's media from now on, unless another node's lease on it runs.
+    const refused = claimRefusal(ctx, call);
+    if (refused) ctx.fail(refused.code, refused.message);
     const legId = ctx.newId('leg');
     ctx.db.legs.insert({
       id: legId,

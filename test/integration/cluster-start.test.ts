@@ -1,13 +1,16 @@
 /**
  * `switchboard start` in cluster mode (SWITCHBOARD_CLUSTER_NATS): a bad or unreachable NATS stops the start with
  * exit 2 and one line naming the variable; two real gateway processes on one 3-server NATS cluster share one log:
- * what one node writes the other serves, and `switchboard verify` on both data dirs passes with one head hash; a
+ * what one node writes the other serves, and `switchboard verify` on both data dirs passes on one hash chain (the
+node stopped last holds the other's head: heartbeats go on until a node stops); a
  * node's data dir started without the cluster is refused (it would fork the log).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { after, test } from 'node:test';
+import { schema } from '../../schema/index.ts';
+import { Store } from '../../store/index.ts';
 import { api } from '../helpers/api.ts';
 import { freePort, spawnGateway, type GatewayProcess } from '../helpers/gateway.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.ts';
@@ -85,8 +88,16 @@ test('two switchboard processes on one NATS cluster: one log, what A writes B se
     assert.match(r.out, /verify: OK/);
     return /head: (\d+ [0-9a-f]{64})/.exec(r.out)?.[1];
   });
-  assert.ok(heads[0]);
-  assert.equal(heads[0], heads[1]);
+  assert.ok(heads[0] && heads[1]);
+  // B stopped first; A went on (its heartbeats, its stop): B's head is A's event at that seq — one chain.
+  const [seqB, hashB] = heads[1].split(' ');
+  const copyA = Store.open({ dataDir: dirs[0] as string, schema, checkpointMs: 0 });
+  try {
+    const [atB] = [...copyA.events(Number(seqB), Number(seqB))];
+    assert.equal(atB?.hash, hashB, `node A's log holds node B's head ${heads[1]}`);
+  } finally {
+    copyA.close();
+  }
   // a node's data dir started without the cluster would fork its copy of the log: refused, exit 2
   const embedded = run(['start'], { SWITCHBOARD_DATA_DIR: dirs[0] as string, SWITCHBOARD_HTTP_PORT: String(await freePort()), SWITCHBOARD_SIP_PORT: '0' });
   assert.equal(embedded.code, 2, embedded.out);

@@ -408,3 +408,27 @@ test('phases: after a long stall the skipped 20 ms slots are counted once, not p
   assert.equal(clock.stats.skippedSlots, 46);
   assert.throws(() => new MediaClock({ phases: 3 }), /whole divisor of 20/);
 });
+
+test('a shut gate holds every stream: due slots pass unsent (counted), the queue is kept, sending resumes when it opens', () => {
+  const t = { now: 1000 };
+  let open = true;
+  const clock = new MediaClock({ manual: true, now: () => t.now, gate: () => open });
+  const s = new PacedStream(8000);
+  const { log } = record(s);
+  clock.add(s);
+  s.enqueue(numberedAudio(3));
+  clock.start();
+  clock.tick();
+  assert.deepEqual(log, ['f1@0']);
+  open = false;
+  t.now += 100; // five slots due while shut
+  assert.equal(clock.tick(), 0);
+  assert.deepEqual(log, ['f1@0'], 'nothing sent while the gate is shut');
+  assert.equal(clock.stats.heldSlots, 5);
+  assert.equal(s.queuedMs, 40, 'the queue is kept');
+  open = true;
+  t.now += 20;
+  clock.tick();
+  assert.equal(log.length, 2);
+  assert.match(log[1] as string, /^f2@/);
+});

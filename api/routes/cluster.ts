@@ -1,0 +1,36 @@
+/**
+ * The cluster's nodes (issue 15): `GET /v1/cluster/nodes` lists every node recorded in the log's `nodes` table
+ * (schema/nodes.ts) — its state (alive, draining, lost, stopped), version, start, last heartbeat and lease — and
+ * which one answered. Deployment-wide, like creating tenants: admins of the operator tenant only. In embedded mode
+ * the list is the one local node.
+ */
+import type { FastifyInstance } from 'fastify';
+import { OPERATOR_TENANT } from '../../schema/index.ts';
+import { authorize } from '../auth/principal.ts';
+import { HttpError, type ApiContext } from '../context.ts';
+import { iso, isoOrNull } from './time.ts';
+
+export function mountClusterRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/v1/cluster/nodes', async (req) => {
+    const p = authorize(ctx, req, 'tenants:manage');
+    if (p.tenant !== OPERATOR_TENANT) throw new HttpError(403, 'forbidden', `only admins of the ${OPERATOR_TENANT} tenant see the cluster's nodes`);
+    const rows = ctx.store.read(null).nodes.find({}, { orderBy: 'id' });
+    return {
+      mode: ctx.store.logKind === 'embedded' ? 'embedded' : 'cluster',
+      self: ctx.store.node,
+      nodes: rows.map((n) => ({
+        id: n.id,
+        state: n.state,
+        self: n.id === ctx.store.node,
+        version: n.version,
+        started_at: iso(n.started_at),
+        last_heartbeat_at: iso(n.last_heartbeat_at),
+        lease_ms: n.lease_ms,
+        lease_until: isoOrNull(n.lease_until),
+        drain_until: isoOrNull(n.drain_until),
+        down_at: isoOrNull(n.down_at),
+        down_reason: n.down_reason,
+      })),
+    };
+  });
+}
