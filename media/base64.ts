@@ -98,3 +98,38 @@ export function decodeBase64Into(text: string, out: Uint8Array): number {
   }
   return o;
 }
+
+/** `decodeBase64Into` for base64 text held as ASCII bytes `src[start, end)` (e.g. inside a received message). */
+export function decodeBase64BytesInto(src: Uint8Array, start: number, end: number, out: Uint8Array): number {
+  const len = end - start;
+  if (len < 0 || len % 4 !== 0) return -1;
+  if (len === 0) return 0;
+  let pad = 0;
+  if (src[end - 1] === PAD) pad = src[end - 2] === PAD ? 2 : 1;
+  if ((len / 4) * 3 - pad > out.length) return -1;
+  const full = pad ? end - 4 : end;
+  let o = 0;
+  for (let i = start; i < full; i += 4) {
+    const a = DEC[src[i] as number] as number;
+    const b = DEC[src[i + 1] as number] as number;
+    const c = DEC[src[i + 2] as number] as number;
+    const d = DEC[src[i + 3] as number] as number;
+    if ((a | b | c | d) > 63) return -1;
+    const v = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o++] = v >>> 16;
+    out[o++] = (v >>> 8) & 0xff;
+    out[o++] = v & 0xff;
+  }
+  if (pad) {
+    const a = DEC[src[end - 4] as number] as number;
+    const b = DEC[src[end - 3] as number] as number;
+    if ((a | b) > 63) return -1;
+    out[o++] = (a << 2) | (b >>> 4);
+    if (pad === 1) {
+      const c = DEC[src[end - 2] as number] as number;
+      if (c > 63) return -1;
+      out[o++] = ((b & 15) << 4) | (c >>> 2);
+    }
+  }
+  return o;
+}

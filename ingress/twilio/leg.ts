@@ -10,7 +10,8 @@
  *
  * Per frame, nothing is built that can be avoided (50 messages a second each
  * way per call): inbound, the payload is base64-decoded into a shared scratch
- * buffer and µ-law-decoded into a view of a sample slab; outbound, the media
+ * buffer and µ-law-decoded into a view of a sample slab (the common `media`
+ * message is read straight from the received bytes, media-scan.ts); outbound, the media
  * message is written straight into one Buffer — the call's fixed JSON prefix
  * and suffix around the base64 of the µ-law bytes — with no JSON building and
  * no intermediate strings, and the socket is corked for the rest of the media
@@ -18,11 +19,12 @@
  */
 import type WebSocket from 'ws';
 import { guardMessages } from '../../http/ws-guard.ts';
-import { base64Length, decodeBase64Into, encodeBase64Into } from '../../media/base64.ts';
+import { base64Length, decodeBase64BytesInto, decodeBase64Into, encodeBase64Into } from '../../media/base64.ts';
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
 import { SampleSlab } from '../../media/frame.ts';
 import { muLawDecode, muLawEncode } from '../../media/g711.ts';
 import { corkForTurn, type Corkable } from '../../media/tick-cork.ts';
+import { scanMedia } from './media-scan.ts';
 import { MAX_MEDIA_PAYLOAD_CHARS, outbound, parseInbound, type InboundMessage } from './messages.ts';
 
 const FRAME = 160; // 20 ms at 8 kHz
@@ -118,6 +120,11 @@ export class TwilioLeg extends CallLeg {
       this.stats.dropped.malformed++;
       return this.warn('malformed_message', 'binary frame on a Twilio media stream');
     }
+    if (Buffer.isBuffer(data)) {
+      // The common message, read from the bytes (media-scan.ts); anything else takes the full path below.
+      const m = scanMedia(data);
+      if (m) return this.media(m.sequenceNumber, m.inbound, m.inbound ? decodeBase64BytesInto(data, m.payloadStart, m.payloadEnd, SCRATCH) : 0);
+    }
     const parsed = parseInbound(data.toString());
     if (!parsed.ok) {
       this.stats.dropped.malformed++;
@@ -129,25 +136,8 @@ export class TwilioLeg extends CallLeg {
   private handle(msg: InboundMessage): void {
     switch (msg.event) {
       case 'media': {
-        const n = Number(msg.sequenceNumber);
-        if (n <= this.lastSeq && this.lastSeq - n < REORDER_WINDOW) {
-          this.stats.dropped.outOfOrder++;
-          return this.warn('out_of_order', `media ${n} after ${this.lastSeq}`);
-        }
-        // Far behind is not a late packet but a sender that restarted its numbering: resync
-        // rather than drop the rest of the call.
-        if (n <= this.lastSeq) this.warn('sequence_reset', `media ${n} after ${this.lastSeq}: resynchronised`);
-        this.lastSeq = n;
-        if (msg.media.track !== undefined && msg.media.track !== 'inbound') return;
-        // Strict base64 (Node's own decoder would skip junk silently), decoded without allocating.
-        const len = decodeBase64Into(msg.media.payload, SCRATCH);
-        if (len < 0) {
-          this.stats.dropped.malformed++;
-          return this.warn('malformed_message', 'media: payload is not base64');
-        }
-        this.stats.mediaMessages++;
-        this.pushAudio(SCRATCH, len);
-        return;
+        const inbound = msg.media.track === undefined || msg.media.track === 'inbound';
+        return this.media(Number(msg.sequenceNumber), inbound, inbound ? decodeBase64Into(msg.media.payload, SCRATCH) : 0);
       }
       case 'dtmf':
         return this.fire('dtmf', { digit: msg.dtmf.digit.toUpperCase(), source: 'provider' });
@@ -164,6 +154,29 @@ export class TwilioLeg extends CallLeg {
       case 'start':
         return this.warn('unexpected_message', `${msg.event} after the stream started`);
     }
+  }
+
+  /**
+   * One media message: sequence `n`, inbound track or not, and its payload decoded into SCRATCH (`len` bytes;
+   * -1 = not strict base64).
+   */
+  private media(n: number, inbound: boolean, len: number): void {
+    if (n <= this.lastSeq && this.lastSeq - n < REORDER_WINDOW) {
+      this.stats.dropped.outOfOrder++;
+      return this.warn('out_of_order', `media ${n} after ${this.lastSeq}`);
+    }
+    // Far behind is not a late packet but a sender that restarted its numbering: resync
+    // rather than drop the rest of the call.
+    if (n <= this.lastSeq) this.warn('sequence_reset', `media ${n} after ${this.lastSeq}: resynchronised`);
+    this.lastSeq = n;
+    if (!inbound) return;
+    // Strict base64 (Node's own decoder would skip junk silently), decoded without allocating.
+    if (len < 0) {
+      this.stats.dropped.malformed++;
+      return this.warn('malformed_message', 'media: payload is not base64');
+    }
+    this.stats.mediaMessages++;
+    this.pushAudio(SCRATCH, len);
   }
 
   /** Re-chunks the first `len` µ-law bytes of `bytes` into exact 20 ms frames. */
