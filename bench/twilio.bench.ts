@@ -72,7 +72,7 @@
  * Env: BENCH_TWILIO_CALLS (1000), BENCH_TWILIO_SECONDS (60), BENCH_TWILIO_RAMP
  * (50 calls/s), BENCH_TWILIO_TARGET_CALLS (300), BENCH_TWILIO_DTMF_MS (4000, 0 = never), BENCH_TWILIO_WORKERS (2),
  * BENCH_TWILIO_SEARCH (1), BENCH_TWILIO_SEARCH_SECONDS (15), BENCH_TWILIO_PROBE (1),
- * BENCH_TWILIO_STT (none), BENCH_TWILIO_DEADLINE_S (900, hard stop),
+ * BENCH_TWILIO_STT (none), BENCH_TWILIO_DEADLINE_S (1500, hard stop),
  * BENCH_TWILIO_CPU_PROF=DIR (write V8 CPU profiles of the gateway to DIR),
  * BENCH_TWILIO_MAX_CALLS / BENCH_TWILIO_MAX_LOOP_LAG_MS (the gateway's admission
  * limits, off by default: calls past them get <Reject reason="busy">, counted as
@@ -113,7 +113,7 @@ const SETTLE_MS = 5000;
 const STEPS = [1000, 500, 250, 100];
 const NUMBER = '+15557654321';
 /** Hard stop for the whole file, so a wedged child can never hang the bench. */
-const DEADLINE_MS = Number(process.env.BENCH_TWILIO_DEADLINE_S ?? 900) * 1000;
+const DEADLINE_MS = Number(process.env.BENCH_TWILIO_DEADLINE_S ?? 1500) * 1000;
 
 const deadline = setTimeout(() => {
   process.stderr.write(`twilio bench: deadline of ${DEADLINE_MS / 1000} s passed, killing children\n`);
