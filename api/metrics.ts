@@ -4,8 +4,22 @@
  * modules are read at scrape time through `collect` callbacks; counters that
  * live elsewhere as totals are advanced by their difference since the last
  * scrape.
+ *
+ * Sizing a node (SWITCHBOARD_MAX_CALLS) from a dashboard: every call's audio is
+ * paced on one event loop, so the figures to watch are
+ *   switchboard_event_loop_delay_seconds{stat="p50"|"p99"|"max"}  how late the loop ran timers
+ *       since the previous scrape (perf_hooks monitorEventLoopDelay, 10 ms sampling, the sampling
+ *       interval itself subtracted) — what callers hear first when the node is full;
+ *   switchboard_media_tick_seconds  histogram of media clock ticks (each sends the due frames of
+ *       every call on its phase) — a p99 nearing 5 ms (one phase of the 20 ms slot) means the
+ *       node is near the calls it can pace.
  */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import client from 'prom-client';
+import { TICK_BUCKETS_MS, type TickTimes } from '../media/tick-time.ts';
+
+/** monitorEventLoopDelay's sampling interval; its histogram holds interval + delay, so this is subtracted. */
+const LOOP_RESOLUTION_MS = 10;
 
 export interface MetricSources {
   callsActive: () => number;
@@ -18,12 +32,15 @@ export interface MetricSources {
   storeUnavailable?: () => number;
   /** Log lines dropped because the log could not be written. */
   logLinesDropped?: () => number;
+  /** The media clock's tick durations (MediaClock.tickTimes). */
+  tickTimes?: () => TickTimes;
 }
 
 export class GatewayMetrics {
   readonly registry = new client.Registry();
   private readonly commands: client.Counter;
   private readonly commitSeconds: client.Histogram;
+  private loopDelay: IntervalHistogram | null = null;
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
@@ -71,6 +88,34 @@ export class GatewayMetrics {
     gauge('switchboard_store_subscribers', 'Live table subscriptions (API sockets and internal).', src.subscriptions);
     if (src.storeUnavailable) gauge('switchboard_store_unavailable', '1 while the store cannot commit (disk full, I/O error): new calls are refused.', src.storeUnavailable);
     if (src.logLinesDropped) counter('switchboard_log_lines_dropped_total', 'Log lines dropped because the log could not be written (full disk, stuck reader).', src.logLinesDropped);
+    this.eventLoopDelay();
+    if (src.tickTimes) this.registry.registerMetric(tickHistogram(src.tickTimes) as unknown as client.Metric);
+  }
+
+  /** Stops the event-loop monitor (the gateway's stop). */
+  close(): void {
+    this.loopDelay?.disable();
+    this.loopDelay = null;
+  }
+
+  /** p50/p99/max of the event loop's delay since the previous scrape (the monitor is reset at each). */
+  private eventLoopDelay(): void {
+    const h = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    h.enable();
+    this.loopDelay = h;
+    new client.Gauge({
+      name: 'switchboard_event_loop_delay_seconds',
+      help: 'Event-loop delay since the previous scrape (monitorEventLoopDelay, 10 ms sampling subtracted): stat = p50, p99, max.',
+      labelNames: ['stat'],
+      registers: [this.registry],
+      collect() {
+        const s = (ns: number): number => (h.count > 0 ? Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) / 1000 : 0);
+        this.set({ stat: 'p50' }, s(h.percentile(50)));
+        this.set({ stat: 'p99' }, s(h.percentile(99)));
+        this.set({ stat: 'max' }, s(h.max));
+        h.reset();
+      },
+    });
   }
 
   text(): Promise<string> {
@@ -80,4 +125,29 @@ export class GatewayMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** `switchboard_media_tick_seconds` as a Prometheus histogram, read from the clock's own buckets at scrape time. */
+function tickHistogram(read: () => TickTimes): { name: string; help: string; type: string; aggregator: string; get(): Promise<unknown> } {
+  const name = 'switchboard_media_tick_seconds';
+  const help = 'Time one media clock tick takes (sending the due frames of every call on its phase).';
+  return {
+    name,
+    help,
+    type: 'histogram',
+    aggregator: 'sum',
+    async get() {
+      const t = read();
+      const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+      let cumulative = 0;
+      TICK_BUCKETS_MS.forEach((le, i) => {
+        cumulative += t.counts[i] as number;
+        values.push({ metricName: `${name}_bucket`, labels: { le: le / 1000 }, value: cumulative });
+      });
+      values.push({ metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: t.count });
+      values.push({ metricName: `${name}_sum`, labels: {}, value: t.sumMs / 1000 });
+      values.push({ metricName: `${name}_count`, labels: {}, value: t.count });
+      return { name, help, type: 'histogram', aggregator: 'sum', values };
+    },
+  };
 }

@@ -40,10 +40,12 @@
  *   webhook_p50/p99_ms   POST /twilio/voice → TwiML, during the ramp
  *   loop_delay_p99_ms    server event-loop delay (monitorEventLoopDelay)
  *   cpu_pct              server CPU, % of one core; baseline = bare
- *   cpu_ratio            gateway / bare CPU (target ≤ 1.5; no verdict when either
+ *   cpu_ratio            gateway / bare CPU (target ≤ 1.25; no verdict when either
  *                        side is saturated or they carried different call counts)
  *   cpu_ms_per_call_s    CPU ms per streaming call per second
  *   rss_mb_per_call      (RSS end − RSS idle) / N
+ *   rss_ratio            gateway / bare memory per call (target ≤ 2)
+ *   late_frames_over_bare  client-observed late frames, gateway minus bare (target ≤ 0)
  *   loadgen_cpu_pct      the load workers' CPU (they compete for the same cores)
  *
  * When N fails the late-frame target, smaller N from 100/250/500/1000 are run
@@ -54,6 +56,13 @@
  * probe's after-send clock) and every call streamed; the client-observed count
  * is reported but not used, as it includes the generator's own stalls.
  *
+ * Targets first: unless BENCH_TWILIO_TAPS=on already, a pair of phases at
+ * BENCH_TWILIO_TARGET_CALLS (300; 0 = skip) runs with recording on (the caller
+ * grants consent; figures twilio.taps.cN.*) — the issue's CPU target is
+ * measured there. The bare server's capacity is searched like the gateway's
+ * (twilio.bare_max_calls_late_target) and twilio.max_calls_ratio = gateway /
+ * bare (target ≥ 0.8).
+ *
  * Consent/recording taps are off: the number's consent policy is opt-in with
  * on_decline continue-unrecorded and the client declines at the prompt, so
  * the consent stage runs at call setup (before the window) and no recorder or
@@ -61,9 +70,9 @@
  * (DTMF consent; BENCH_TWILIO_STT=auto includes the per-call recogniser).
  *
  * Env: BENCH_TWILIO_CALLS (1000), BENCH_TWILIO_SECONDS (60), BENCH_TWILIO_RAMP
- * (50 calls/s), BENCH_TWILIO_DTMF_MS (4000, 0 = never), BENCH_TWILIO_WORKERS (2),
+ * (50 calls/s), BENCH_TWILIO_TARGET_CALLS (300), BENCH_TWILIO_DTMF_MS (4000, 0 = never), BENCH_TWILIO_WORKERS (2),
  * BENCH_TWILIO_SEARCH (1), BENCH_TWILIO_SEARCH_SECONDS (15), BENCH_TWILIO_PROBE (1),
- * BENCH_TWILIO_STT (none), BENCH_TWILIO_DEADLINE_S (900, hard stop),
+ * BENCH_TWILIO_STT (none), BENCH_TWILIO_DEADLINE_S (1500, hard stop),
  * BENCH_TWILIO_CPU_PROF=DIR (write V8 CPU profiles of the gateway to DIR),
  * BENCH_TWILIO_MAX_CALLS / BENCH_TWILIO_MAX_LOOP_LAG_MS (the gateway's admission
  * limits, off by default: calls past them get <Reject reason="busy">, counted as
@@ -94,9 +103,9 @@ import {
   TAPS_ON,
 } from './twilio/shared.ts';
 
-import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, MAX_CALLS, MAX_LOOP_LAG_MS, RAMP, SEARCH, SEARCH_SECONDS, SECONDS, STT, WORKERS } from './twilio/config.ts';
+import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, MAX_CALLS, MAX_LOOP_LAG_MS, RAMP, SEARCH, SEARCH_SECONDS, SECONDS, STT, TARGET_CALLS, WORKERS } from './twilio/config.ts';
 import { ask, fdLimit, killChildren, nextMessage, spawnChild, stopChild } from './twilio/children.ts';
-import { briefFigures, describe, meetsLate, report, reportPhase, type Phase } from './twilio/report.ts';
+import { briefFigures, describe, MAX_CALLS_RATIO_TARGET, meetsLate, report, reportPhase, type Phase } from './twilio/report.ts';
 import { consent_policy_created, number_added, tenant_created } from '../schema/reducers.ts';
 /** Calls placed and hung up before the ramp (JIT, lazily loaded modules, TTS cache), not counted anywhere. */
 const WARMUP_CALLS = 3;
@@ -104,7 +113,7 @@ const SETTLE_MS = 5000;
 const STEPS = [1000, 500, 250, 100];
 const NUMBER = '+15557654321';
 /** Hard stop for the whole file, so a wedged child can never hang the bench. */
-const DEADLINE_MS = Number(process.env.BENCH_TWILIO_DEADLINE_S ?? 900) * 1000;
+const DEADLINE_MS = Number(process.env.BENCH_TWILIO_DEADLINE_S ?? 1500) * 1000;
 
 const deadline = setTimeout(() => {
   process.stderr.write(`twilio bench: deadline of ${DEADLINE_MS / 1000} s passed, killing children\n`);
@@ -386,6 +395,20 @@ async function main(): Promise<void> {
   const clips = await clipFrames();
   log(`  clips: greeting ${clips.greeting} frames, DTMF reply ${clips.reply} frames (${clips.texts.map((t) => JSON.stringify(t)).join(', ')})`);
 
+  if (TARGET_CALLS > 0 && !TAPS_ON()) {
+    // The issue's CPU target: TARGET_CALLS calls with consent granted and the recorder on, beside the bare server.
+    log(`targets: c${TARGET_CALLS} with recording on (the caller grants consent), gateway then bare`);
+    process.env.BENCH_TWILIO_TAPS = 'on';
+    try {
+      const tg = await runPhase('gateway', TARGET_CALLS, SECONDS, clips);
+      describe(tg);
+      const tb = await runPhase('bare', TARGET_CALLS, SECONDS, clips);
+      describe(tb);
+      reportPhase(tg, tb);
+    } finally {
+      delete process.env.BENCH_TWILIO_TAPS;
+    }
+  }
   const g = await runPhase('gateway', CALLS, SECONDS, clips);
   describe(g);
   const b = await runPhase('bare', CALLS, SECONDS, clips);
@@ -416,6 +439,32 @@ async function main(): Promise<void> {
       describe(pb);
       reportPhase(passed, pb);
     }
+  }
+  // The bare server's own capacity on this machine, searched the same way (same steps, same criterion).
+  let bareBest: number | null = meetsLate(b) ? CALLS : null;
+  if (bareBest === null && SEARCH) {
+    for (const n of STEPS.filter((x) => x < CALLS).sort((a, z) => a - z)) {
+      log(`searching: c${n} (bare, ${SEARCH_SECONDS} s window)`);
+      const p = await runPhase('bare', n, SEARCH_SECONDS, clips);
+      describe(p);
+      if (!meetsLate(p)) break;
+      bareBest = n;
+    }
+  }
+  report({
+    figure: `twilio${TAPS_ON() ? '.taps' : ''}.bare_max_calls_late_target`,
+    value: bareBest ?? 0,
+    unit: 'calls',
+    note: 'the bare server, searched like the gateway (no frame sent > 40 ms after its slot, every call streaming)',
+  });
+  if (bareBest) {
+    report({
+      figure: `twilio${TAPS_ON() ? '.taps' : ''}.max_calls_ratio`,
+      value: (best ?? 0) / bareBest,
+      unit: 'x',
+      target: { op: '>=', value: MAX_CALLS_RATIO_TARGET },
+      note: `gateway ${best ?? 0} / bare ${bareBest}: the largest N with 0 late frames, same machine, same steps`,
+    });
   }
   report({
     figure: `twilio${TAPS_ON() ? '.taps' : ''}.max_calls_late_target`,

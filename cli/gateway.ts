@@ -208,6 +208,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     mediaStreams: () => clock.size,
     frames: () => clock.frameTotals(),
     clock: () => clock.stats,
+    tickTimes: () => clock.tickTimes,
     storeHeadSeq: () => store.head.seq,
     subscriptions: () => store.subscriberCount,
     storeUnavailable: () => (store.health ? 1 : 0),
@@ -339,6 +340,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
         agents.close();
         clock.stop();
         loopLag?.stop();
+        metrics.close();
         await http.close();
         await refusals.close(); // the window's counts, before the store closes
         // Finalizations in flight get a bounded wait; one cut short is redone at the next start.

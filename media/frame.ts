@@ -43,3 +43,30 @@ export function samplesToMs(samples: number, rate: SampleRate): number {
 export function silentFrame(rate: SampleRate, timestamp: number): AudioFrame {
   return { samples: new Int16Array(samplesPerFrame(rate)), sampleRate: rate, timestamp };
 }
+
+/**
+ * Hands out sample arrays as views of a shared slab, so a leg that decodes a frame every 20 ms does not
+ * allocate an ArrayBuffer (an off-heap backing store, tracked by the GC) per frame. A view is the caller's to
+ * keep — it is never handed out again; a slab is freed once no view of it is left.
+ */
+export class SampleSlab {
+  private slab: Int16Array;
+  private used = 0;
+
+  /** `capacity`: samples per slab (default 16 frames at 8 kHz). */
+  constructor(private readonly capacity = 160 * 16) {
+    this.slab = new Int16Array(capacity);
+  }
+
+  /** A fresh, zeroed array of `n` samples. */
+  take(n: number): Int16Array {
+    if (n > this.capacity) return new Int16Array(n);
+    if (this.used + n > this.capacity) {
+      this.slab = new Int16Array(this.capacity);
+      this.used = 0;
+    }
+    const view = this.slab.subarray(this.used, this.used + n);
+    this.used += n;
+    return view;
+  }
+}

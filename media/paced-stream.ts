@@ -111,7 +111,13 @@ export class PacedStream extends SafeEmitter<PacedStreamEvents> {
       i = take;
       if (this.partialLen === n) this.flushPartial();
     }
-    for (; i + n <= samples.length; i += n) this.pushFrame(samples.slice(i, i + n));
+    const whole = Math.floor((samples.length - i) / n) * n;
+    if (whole > 0) {
+      // One copy for all the whole frames; each frame is a view of it (no ArrayBuffer per frame).
+      const copy = samples.slice(i, i + whole);
+      for (let j = 0; j < whole; j += n) this.pushFrame(copy.subarray(j, j + n));
+      i += whole;
+    }
     if (i < samples.length) {
       this.partial.set(samples.subarray(i), 0);
       this.partialLen = samples.length - i;

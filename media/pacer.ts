@@ -11,7 +11,8 @@
  * than bursting seconds of audio at once. Queued audio is never dropped by the
  * clock itself. Listener errors of streams without an 'error' listener go to
  * `onError`. A running clock keeps the process alive (like any timer) until
- * `stop()`.
+ * `stop()`. Each tick's duration goes into `tickTimes` (tick-time.ts; /metrics
+ * shows it as `switchboard_media_tick_seconds`).
  *
  * Phases: with `phases: P` the 20 ms slot is cut into P sub-slots (5 ms for
  * P = 4) and each stream is given one of them (the least-loaded one when it
@@ -25,6 +26,7 @@
  */
 import { FRAME_MS } from './frame.ts';
 import type { PacedStream } from './paced-stream.ts';
+import { TickTimes } from './tick-time.ts';
 
 export { PacedStream, LATE_FRAME_MS } from './paced-stream.ts';
 export type { MarkEvent, PacedStreamStats } from './paced-stream.ts';
@@ -79,6 +81,8 @@ export class MediaClock {
   }
 
   readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0, heldSlots: 0 };
+  /** Duration of every tick that ran at least one slot. */
+  readonly tickTimes = new TickTimes();
   private readonly tickMs: number;
   private readonly phases: number;
   /** Length of one sub-slot, ms (FRAME_MS / phases). */
@@ -197,6 +201,7 @@ export class MediaClock {
       if (phase === 0) this.stats.slots++;
       ran++;
     }
+    if (ran > 0) this.tickTimes.observe(this.now() - now);
     return ran;
   }
 

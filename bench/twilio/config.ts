@@ -13,3 +13,5 @@ export const STT = process.env.BENCH_TWILIO_STT ?? 'none';
 /** The gateway's admission limits (SWITCHBOARD_MAX_CALLS, SWITCHBOARD_MAX_LOOP_LAG_MS); 0 = off (the default). */
 export const MAX_CALLS = Number(process.env.BENCH_TWILIO_MAX_CALLS ?? 0);
 export const MAX_LOOP_LAG_MS = Number(process.env.BENCH_TWILIO_MAX_LOOP_LAG_MS ?? 0);
+/** Calls of the recording-on target phases (the CPU-per-call target); 0 = skip them. */
+export const TARGET_CALLS = Number(process.env.BENCH_TWILIO_TARGET_CALLS ?? 300);

@@ -6,6 +6,11 @@ import { fmt, log, report as rawReport } from '../lib.ts';
 import { BARE_RAMP, DTMF_MS, RAMP, SEARCH_SECONDS } from './config.ts';
 import { TAPS_ON, type Hist, type ServerStats } from './shared.ts';
 
+/** The issue's targets, as same-run ratios against the bare server. */
+export const CPU_RATIO_TARGET = 1.25;
+export const RSS_RATIO_TARGET = 2;
+export const MAX_CALLS_RATIO_TARGET = 0.8;
+
 export interface Phase {
   kind: 'gateway' | 'bare';
   calls: number;
@@ -182,10 +187,10 @@ export function reportPhase(g: Phase, b: Phase | null): void {
       figure: `${p}.cpu_ratio`,
       value: g.cpuPct / b.cpuPct,
       unit: 'x',
-      target: unclean ? null : { op: '<=', value: 1.5 },
+      target: unclean ? null : { op: '<=', value: CPU_RATIO_TARGET },
       note:
         'gateway CPU / bare ws server CPU, same N, same client, same window length' +
-        (unclean ? `; NO VERDICT (target <= 1.5 not applied): ${why.join('; ')} — this machine cannot carry N calls plus the load generator` : ''),
+        (unclean ? `; NO VERDICT (target <= ${CPU_RATIO_TARGET} not applied): ${why.join('; ')} — this machine cannot carry N calls plus the load generator` : ''),
     });
   }
   report({
@@ -202,6 +207,18 @@ export function reportPhase(g: Phase, b: Phase | null): void {
     baseline: b ? (b.rssEndMb - b.rssIdleMb) / b.calls : null,
     note: `(VmRSS at the window's end − idle VmRSS before the first call) / N; gateway ${fmt(g.rssIdleMb)} → ${fmt(g.rssEndMb)} MiB${b ? `, bare ${fmt(b.rssIdleMb)} → ${fmt(b.rssEndMb)} MiB` : ''}`,
   });
+  if (b) {
+    const g1 = (g.rssEndMb - g.rssIdleMb) / g.calls;
+    const b1 = (b.rssEndMb - b.rssIdleMb) / b.calls;
+    report({ figure: `${p}.rss_ratio`, value: g1 / b1, unit: 'x', target: { op: '<=', value: RSS_RATIO_TARGET }, note: 'gateway / bare server memory per call (rss_mb_per_call), same N' });
+    report({
+      figure: `${p}.late_frames_over_bare`,
+      value: g.client.lateFrames - b.client.lateFrames,
+      unit: 'frames',
+      target: { op: '<=', value: 0 },
+      note: `client-observed late frames (what the caller hears: gaps > 40 ms at the peer), gateway ${g.client.lateFrames} minus bare ${b.client.lateFrames}, same N; the pacer's own count: ${g.server.extra.pacerLateFrames ?? '?'}`,
+    });
+  }
   report({ figure: `${p}.loadgen_cpu_pct`, value: g.loadgenCpuPct, unit: '% core', baseline: b ? b.loadgenCpuPct : null });
 }
 

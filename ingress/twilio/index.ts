@@ -171,11 +171,11 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
       return refuseUpgrade(socket, 403, verdict.reason);
     }
     if (verdict.bypassed) log.warn('unsigned Twilio media stream accepted (development profile, no TWILIO_AUTH_TOKEN)');
-    wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws));
+    wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws, socket));
   });
 
   /** Waits for `connected` + `start`, checks the one-time token, then hands a TwilioLeg to the call manager. */
-  const acceptStream = (ws: WebSocket): void => {
+  const acceptStream = (ws: WebSocket, socket: Duplex): void => {
     const timer = setTimeout(() => ws.close(1008, 'no start message'), START_TIMEOUT_MS);
     const onMessage = guardMessages(ws, (err) => log.error({ err }, 'media socket message handler failed: socket closed (1011)'), (data, isBinary) => {
       const parsed = isBinary ? { ok: false as const, error: 'binary frame' } : parseInbound(rawText(data));
@@ -195,7 +195,7 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
         log.warn({ callSid: msg.start.callSid, call: grant.callId }, 'second media stream for a call whose stream is live refused');
         return ws.close(1008, 'call already has a live stream');
       }
-      const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1));
+      const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1), socket);
       host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
         log.warn({ err, call: grant.callId }, 'media attach refused');
       });

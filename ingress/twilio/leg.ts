@@ -7,27 +7,32 @@
  *
  * Bad input never ends the call: malformed, oversized, duplicate or
  * out-of-order messages are dropped and reported as warnings.
+ *
+ * Per frame, nothing is built that can be avoided (50 messages a second each
+ * way per call): inbound, the payload is base64-decoded into a shared scratch
+ * buffer and µ-law-decoded into a view of a sample slab (the common `media`
+ * message is read straight from the received bytes, media-scan.ts); outbound, the media
+ * message is written straight into one Buffer — the call's fixed JSON prefix
+ * and suffix around the base64 of the µ-law bytes — with no JSON building and
+ * no intermediate strings, and the socket is corked for the rest of the media
+ * tick so a frame and the marks behind it leave in one write.
  */
 import type WebSocket from 'ws';
 import { guardMessages } from '../../http/ws-guard.ts';
+import { base64Length, decodeBase64BytesInto, decodeBase64Into, encodeBase64Into } from '../../media/base64.ts';
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
+import { SampleSlab } from '../../media/frame.ts';
 import { muLawDecode, muLawEncode } from '../../media/g711.ts';
-import { outbound, parseInbound, type InboundMessage } from './messages.ts';
+import { corkForTurn, type Corkable } from '../../media/tick-cork.ts';
+import { scanMedia } from './media-scan.ts';
+import { MAX_MEDIA_PAYLOAD_CHARS, outbound, parseInbound, type InboundMessage } from './messages.ts';
 
 const FRAME = 160; // 20 ms at 8 kHz
 /** A sequence number this close behind the last one is a duplicate or reordered message. */
 const REORDER_WINDOW = 50;
-
-/** Fast base64 alphabet check (no regex allocation per message). */
-function isBase64(s: string): boolean {
-  const n = s.length;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    const ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 43 || c === 47 || (c === 61 && i >= n - 2);
-    if (!ok) return false;
-  }
-  return true;
-}
+/** Decoded inbound payloads, consumed (copied into the leg's pending frame) before the next message. */
+const SCRATCH = new Uint8Array((MAX_MEDIA_PAYLOAD_CHARS / 4) * 3);
+const SEND_TEXT = { binary: false } as const;
 
 export interface TwilioLegStats {
   mediaMessages: number;
@@ -43,15 +48,24 @@ export class TwilioLeg extends CallLeg {
   private pendingLen = 0;
   private mediaTs = 0;
   private readonly encodeBuf = new Uint8Array(FRAME);
+  private readonly slab = new SampleSlab();
+  /** The media message around its payload: `{"event":"media","streamSid":…,"media":{"payload":"` and `"}}`. */
+  private readonly mediaHead: Buffer;
+  private readonly mediaTail: Buffer;
 
+  /** `socket`: the connection under `ws`, corked per media tick (optional: without it every message is its own write). */
   constructor(
     private readonly ws: WebSocket,
     readonly streamSid: string,
     readonly callSid: string,
     startSeq: number,
+    private readonly socket: Corkable | null = null,
   ) {
     super();
     this.lastSeq = startSeq;
+    const [head, tail] = outbound.media(streamSid, '\u0000').split('\u0000') as [string, string];
+    this.mediaHead = Buffer.from(head);
+    this.mediaTail = Buffer.from(tail);
     this.description = {
       provider: 'twilio',
       session: streamSid,
@@ -72,12 +86,21 @@ export class TwilioLeg extends CallLeg {
   sendFrame(samples: Int16Array): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
     const bytes = samples.length === FRAME ? muLawEncode(samples, this.encodeBuf) : muLawEncode(samples);
-    this.ws.send(outbound.media(this.streamSid, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64')));
+    const head = this.mediaHead;
+    const tail = this.mediaTail;
+    // allocUnsafe: small sizes come from Node's shared pool; every byte is written below.
+    const msg = Buffer.allocUnsafe(head.length + base64Length(bytes.length) + tail.length);
+    head.copy(msg, 0);
+    tail.copy(msg, encodeBase64Into(bytes, msg, head.length));
+    if (this.socket) corkForTurn(this.socket);
+    this.ws.send(msg, SEND_TEXT);
     this.stats.framesOut++;
   }
 
   sendMark(name: string): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(outbound.mark(this.streamSid, name));
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.socket) corkForTurn(this.socket);
+    this.ws.send(outbound.mark(this.streamSid, name));
   }
 
   clear(): void {
@@ -97,6 +120,11 @@ export class TwilioLeg extends CallLeg {
       this.stats.dropped.malformed++;
       return this.warn('malformed_message', 'binary frame on a Twilio media stream');
     }
+    if (Buffer.isBuffer(data)) {
+      // The common message, read from the bytes (media-scan.ts); anything else takes the full path below.
+      const m = scanMedia(data);
+      if (m) return this.media(m.sequenceNumber, m.inbound, m.inbound ? decodeBase64BytesInto(data, m.payloadStart, m.payloadEnd, SCRATCH) : 0);
+    }
     const parsed = parseInbound(data.toString());
     if (!parsed.ok) {
       this.stats.dropped.malformed++;
@@ -108,25 +136,8 @@ export class TwilioLeg extends CallLeg {
   private handle(msg: InboundMessage): void {
     switch (msg.event) {
       case 'media': {
-        const n = Number(msg.sequenceNumber);
-        if (n <= this.lastSeq && this.lastSeq - n < REORDER_WINDOW) {
-          this.stats.dropped.outOfOrder++;
-          return this.warn('out_of_order', `media ${n} after ${this.lastSeq}`);
-        }
-        // Far behind is not a late packet but a sender that restarted its numbering: resync
-        // rather than drop the rest of the call.
-        if (n <= this.lastSeq) this.warn('sequence_reset', `media ${n} after ${this.lastSeq}: resynchronised`);
-        this.lastSeq = n;
-        if (msg.media.track !== undefined && msg.media.track !== 'inbound') return;
-        const payload = msg.media.payload;
-        // Node's base64 decoder skips junk silently: a length/character check keeps garbage out.
-        if (payload.length % 4 !== 0 || !isBase64(payload)) {
-          this.stats.dropped.malformed++;
-          return this.warn('malformed_message', 'media: payload is not base64');
-        }
-        this.stats.mediaMessages++;
-        this.pushAudio(Buffer.from(payload, 'base64'));
-        return;
+        const inbound = msg.media.track === undefined || msg.media.track === 'inbound';
+        return this.media(Number(msg.sequenceNumber), inbound, inbound ? decodeBase64Into(msg.media.payload, SCRATCH) : 0);
       }
       case 'dtmf':
         return this.fire('dtmf', { digit: msg.dtmf.digit.toUpperCase(), source: 'provider' });
@@ -145,16 +156,36 @@ export class TwilioLeg extends CallLeg {
     }
   }
 
-  /** Re-chunks µ-law into exact 20 ms frames. */
-  private pushAudio(bytes: Uint8Array): void {
-    let i = 0;
-    while (i < bytes.length) {
-      const take = Math.min(FRAME - this.pendingLen, bytes.length - i);
-      this.pending.set(bytes.subarray(i, i + take), this.pendingLen);
-      this.pendingLen += take;
-      i += take;
+  /**
+   * One media message: sequence `n`, inbound track or not, and its payload decoded into SCRATCH (`len` bytes;
+   * -1 = not strict base64).
+   */
+  private media(n: number, inbound: boolean, len: number): void {
+    if (n <= this.lastSeq && this.lastSeq - n < REORDER_WINDOW) {
+      this.stats.dropped.outOfOrder++;
+      return this.warn('out_of_order', `media ${n} after ${this.lastSeq}`);
+    }
+    // Far behind is not a late packet but a sender that restarted its numbering: resync
+    // rather than drop the rest of the call.
+    if (n <= this.lastSeq) this.warn('sequence_reset', `media ${n} after ${this.lastSeq}: resynchronised`);
+    this.lastSeq = n;
+    if (!inbound) return;
+    // Strict base64 (Node's own decoder would skip junk silently), decoded without allocating.
+    if (len < 0) {
+      this.stats.dropped.malformed++;
+      return this.warn('malformed_message', 'media: payload is not base64');
+    }
+    this.stats.mediaMessages++;
+    this.pushAudio(SCRATCH, len);
+  }
+
+  /** Re-chunks the first `len` µ-law bytes of `bytes` into exact 20 ms frames. */
+  private pushAudio(bytes: Uint8Array, len: number): void {
+    const pending = this.pending;
+    for (let i = 0; i < len; i++) {
+      pending[this.pendingLen++] = bytes[i] as number;
       if (this.pendingLen === FRAME) {
-        const samples = muLawDecode(this.pending);
+        const samples = muLawDecode(pending, this.slab.take(FRAME));
         this.pendingLen = 0;
         this.fire('audio', { samples, sampleRate: 8000, timestamp: this.mediaTs });
         this.mediaTs += FRAME;

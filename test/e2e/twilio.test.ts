@@ -244,3 +244,30 @@ test('/metrics reports live calls and outbound frame pacing', { timeout: 30_000 
   assert.ok(Number.isFinite(metric('switchboard_media_frames_late_total')));
   assert.ok(metric('switchboard_store_head_seq') > 0);
 });
+
+test('/metrics exposes event-loop delay and media tick time after a call, with sane values', { timeout: 30_000 }, async () => {
+  const gw = await gateway();
+  const peer = peerFor(gw);
+  assert.equal((await peer.dial()).kind, 'streaming');
+  await peer.waitFor(() => peer.receivedAudio().length > 8000, 10_000, 'audio flowing');
+  await peer.hangup();
+  await peer.waitFor(() => callOf(gw, peer.callSid)?.state === 'ended', 10_000, 'call ended');
+  const text = await (await fetch(`${gw.publicUrl}/metrics`)).text();
+  const value = (line: string): number => {
+    const m = new RegExp(`^${line.replace(/[{}"+.]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text);
+    assert.ok(m, `${line} in /metrics`);
+    return Number(m[1]);
+  };
+  const p50 = value('switchboard_event_loop_delay_seconds{stat="p50"}');
+  const p99 = value('switchboard_event_loop_delay_seconds{stat="p99"}');
+  const max = value('switchboard_event_loop_delay_seconds{stat="max"}');
+  assert.ok(p50 >= 0 && p50 <= p99 && p99 <= max, `loop delay p50 ${p50} p99 ${p99} max ${max}`);
+  assert.ok(max < 60, `loop delay max ${max} s is a delay, not a clock reading`);
+  const ticks = value('switchboard_media_tick_seconds_count');
+  // The call streamed for over a second: the clock ticked hundreds of times (every 5 ms on one of 4 phases).
+  assert.ok(ticks >= 50, `media ticks counted: ${ticks}`);
+  assert.equal(value('switchboard_media_tick_seconds_bucket{le="+Inf"}'), ticks);
+  const sum = value('switchboard_media_tick_seconds_sum');
+  assert.ok(sum > 0 && sum / ticks < 0.02, `mean tick ${sum / ticks} s`);
+  assert.ok(value('switchboard_media_tick_seconds_bucket{le="0.02"}') <= ticks);
+});
