@@ -19,8 +19,11 @@
  *   id this node already applied is answered from its log without publishing.
  * - Durability is JetStream's: a publish is acknowledged once a quorum of the stream's replicas (2 of 3) holds it;
  *   nats-server 2.9 syncs its files on an interval, not per message. A publish not acknowledged within
- *   PUBLISH_DEADLINE_MS (no quorum, NATS down) fails the submit with a retryable `storage_unavailable`: the command
- *   may still be in the log — submitting again with the same command id returns its recorded outcome.
+ *   PUBLISH_DEADLINE_MS (NATS down) fails the submit with a retryable `storage_unavailable`: the command may still
+ *   be in the log — submitting again with the same command id returns its recorded outcome.
+ * - Quorum loss (store/jetstream-health.ts): once the stream is known to have no leader, publishes stop retrying and
+ *   their submitters, and every new submit, get a retryable `log_unavailable` at once; `fault` (Store.health) says
+ *   so until the stream has a leader again.
  * - Order: commands of one node keep their submission order unless a publish had to be retried.
  * - Not built yet: catching up from a snapshot when the stream was trimmed (start refuses with `log_inconsistent`
  *   when the stream no longer holds the next message this node needs).
@@ -28,12 +31,13 @@
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
-import type { ApplyEngine, Receipt } from './engine.ts';
+import type { ApplyEngine, Receipt, StoreFault } from './engine.ts';
 import { StoreError } from './errors.ts';
 import type { Command, EventLog } from './log.ts';
 import type { LogBackend } from './log-backend.ts';
 import { Publisher } from './jetstream-publisher.ts';
 import { StreamConsumer } from './jetstream-consumer.ts';
+import { LogHealth } from './jetstream-health.ts';
 
 export interface ClusterOptions {
   /** NATS server URLs (any servers of the cluster; the client learns the others). */
@@ -98,6 +102,7 @@ export class JetStreamLog implements LogBackend {
   private halted: StoreError | null = null;
   private readonly publisher: Publisher;
   private readonly consumer: StreamConsumer;
+  private readonly health: LogHealth;
   private readonly jsm: Promise<JetStreamManager>;
   /** Settles once the NATS connection closed (after close()). */
   closedPromise: Promise<void> = Promise.resolve();
@@ -109,23 +114,30 @@ export class JetStreamLog implements LogBackend {
     private readonly stream: string,
     opts: ClusterOptions,
     private readonly onError: (err: unknown) => void,
+    onHealth: (fault: StoreFault | null) => void,
   ) {
     const js = jetstream(nc, { timeout: 10_000 });
     this.jsm = jetstreamManager(nc, { timeout: 5000 });
     this.jsm.catch(() => {});
+    const probe = jetstreamManager(nc, { timeout: 1500 });
+    probe.catch(() => {});
+    this.health = new LogHealth({ jsm: probe, stream, servers: opts.servers, onChange: onHealth, waiting: () => this.waiters.size });
     this.publisher = new Publisher({
       js,
       subject: `${stream}.commands`,
       window: opts.window ?? 64,
       deadlineMs: PUBLISH_DEADLINE_MS,
       onFailed: (ids, last) => {
+        const fault = this.health.fault;
         const err = new StoreError(
-          'storage_unavailable',
-          `the cluster log (NATS JetStream, stream ${this.stream}) did not acknowledge the command (${(last as Error | undefined)?.message ?? 'timeout'}): it may or may not be committed; submit it again with the same id`,
+          fault ? 'log_unavailable' : 'storage_unavailable',
+          `the cluster log (NATS JetStream, stream ${this.stream}) did not acknowledge the command (${fault ? fault.reason : ((last as Error | undefined)?.message ?? 'timeout')}): it may or may not be committed; submit it again with the same id`,
           true,
         );
         for (const id of ids) this.rejectWaiters(id, err);
       },
+      onAttempt: (ok) => (ok ? this.health.acknowledged() : this.health.failed()),
+      unavailable: () => this.health.fault !== null,
     });
     this.consumer = new StreamConsumer({
       js,
@@ -145,7 +157,13 @@ export class JetStreamLog implements LogBackend {
    * Connects, makes sure the stream exists, and consumes it from this node's position until it has applied what the
    * stream held at start (so reads are current once the store is returned). Errors name `opts.variable`.
    */
-  static async open(engine: ApplyEngine, log: EventLog, opts: ClusterOptions, onError: (err: unknown) => void): Promise<JetStreamLog> {
+  static async open(
+    engine: ApplyEngine,
+    log: EventLog,
+    opts: ClusterOptions,
+    onError: (err: unknown) => void,
+    onHealth: (fault: StoreFault | null) => void,
+  ): Promise<JetStreamLog> {
     const variable = opts.variable ?? 'SWITCHBOARD_CLUSTER_NATS';
     const stream = opts.stream ?? DEFAULT_STREAM;
     let nc: NatsConnection;
@@ -163,7 +181,7 @@ export class JetStreamLog implements LogBackend {
           `${variable}: stream ${stream} starts at message ${info.state.first_seq} but this node has applied up to ${next - 1}; catching up from a snapshot is not built: start on a data dir restored from a node that is current`,
         );
       }
-      const self = new JetStreamLog(nc, engine, log, stream, opts, onError);
+      const self = new JetStreamLog(nc, engine, log, stream, opts, onError, onHealth);
       await self.consumer.start();
       await self.consumer.waitApplied(info.state.last_seq);
       return self;
@@ -179,12 +197,21 @@ export class JetStreamLog implements LogBackend {
     return this.consumer.position;
   }
 
+  /** Null while the log takes commands; `log_unavailable` while it has no quorum (store/jetstream-health.ts). */
+  get fault(): StoreFault | null {
+    return this.halted || this.closed ? null : this.health.fault;
+  }
+
   submit(command: Command, argsJson: string, fresh: boolean): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
     if (this.halted) return Promise.reject(this.halted);
     if (!fresh) {
       const prior = this.log.outcomeOf(command.id);
       if (prior) return Promise.resolve({ seq: prior.seq, outcome: prior.outcome as Receipt['outcome'], duplicate: true });
+    }
+    const fault = this.health.fault;
+    if (fault) {
+      return Promise.reject(new StoreError('log_unavailable', `the cluster log is unavailable (${fault.reason}): the command was not submitted; retry later`, true));
     }
     return new Promise<Receipt>((resolve, reject) => {
       const same = this.waiters.get(command.id);
@@ -208,6 +235,7 @@ export class JetStreamLog implements LogBackend {
     if (this.closed) return;
     this.closed = true;
     this.publisher.close();
+    this.health.stop();
     const stopped = this.consumer.stop();
     const err = new StoreError('store_closed', 'the store closed before the command was applied here: it may still be in the log; submit it again with the same id to learn its outcome', true);
     for (const [, ws] of this.waiters) for (const w of ws) w.reject(err);

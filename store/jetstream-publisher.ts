@@ -10,7 +10,8 @@
  * - msgID = the batch's first command id (+ count and digest of the ids when it holds more than one), so a retried
  *   publish of the same batch is deduplicated by the stream (its duplicate window).
  * - An acknowledged publish settles nothing here: the submitters settle when the consumer applies their commands.
- *   A publish not acknowledged within the deadline calls `onFailed` with the batch's command ids.
+ *   A publish not acknowledged within the deadline (or while the log is known to be unavailable: no quorum) calls
+ *   `onFailed` with the batch's command ids.
  */
 import { hash } from 'node:crypto';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -43,8 +44,12 @@ export interface PublisherOptions {
   window: number;
   /** How long one batch's publish may be retried before its submitters are refused, ms. */
   deadlineMs: number;
-  /** The batch was not acknowledged in time (`last` = the last publish error). */
+  /** The batch was not acknowledged in time, or `unavailable` said to stop trying (`last` = the last publish error). */
   onFailed: (ids: string[], last: unknown) => void;
+  /** Each publish attempt's result (store/jetstream-health.ts). */
+  onAttempt: (acknowledged: boolean) => void;
+  /** True while the log is known to be unavailable: a failing publish stops retrying before its deadline. */
+  unavailable: () => boolean;
 }
 
 export class Publisher {
@@ -98,10 +103,12 @@ export class Publisher {
     while (!this.closed && Date.now() < deadline) {
       try {
         await this.opts.js.publish(this.opts.subject, data, { msgID, timeout: Math.max(1000, Math.min(5000, deadline - Date.now())) });
+        this.opts.onAttempt(true);
         return; // acknowledged by a quorum: the submitters settle when the consumer applies their commands
       } catch (err) {
         last = err;
-        if (this.closed) break;
+        this.opts.onAttempt(false);
+        if (this.closed || this.opts.unavailable()) break;
         await new Promise((r) => setTimeout(r, 250));
       }
     }

@@ -17,7 +17,7 @@ export async function openCluster<T extends Tables>(opts: StoreOptions<T> & { cl
   const store = Store.open(opts);
   try {
     const plug = clusterPlug(store);
-    plug.attach(await JetStreamLog.open(plug.engine, plug.log, opts.cluster, plug.onError));
+    plug.attach(await JetStreamLog.open(plug.engine, plug.log, opts.cluster, plug.onError, plug.onLogHealth));
     return store;
   } catch (err) {
     store.close();

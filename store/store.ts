@@ -56,6 +56,8 @@ export interface ClusterPlug {
   engine: ApplyEngine;
   log: EventLog;
   onError: (err: unknown) => void;
+  /** The cluster log's availability changed (Store.health / onHealth report it). */
+  onLogHealth: (fault: StoreFault | null) => void;
   attach(cluster: JetStreamLog): void;
 }
 let plugOf: (store: Store<never>) => ClusterPlug = () => {
@@ -106,6 +108,7 @@ export class Store<T extends Tables = Tables> {
       engine: store.engine,
       log: store.log,
       onError: store.onError,
+      onLogHealth: (fault) => store.notifyHealth(fault),
       attach: (cluster) => {
         store.cluster = cluster;
         store.backend = cluster;
@@ -167,13 +170,7 @@ export class Store<T extends Tables = Tables> {
         if (fault) this.signer.resync();
         if (fault) this.marker.record(fault);
         else if (!this.previousFault) this.marker.clear();
-        for (const l of this.healthListeners) {
-          try {
-            l(fault);
-          } catch (err) {
-            onError(err);
-          }
-        }
+        this.notifyHealth(fault);
       },
       beforeCommit: (seq, hash) => this.signer.beforeCommit(seq, hash),
       afterCommit: (batch) => {
@@ -183,6 +180,16 @@ export class Store<T extends Tables = Tables> {
     });
     this.backend = this.engine;
     this.walCheckpointer = new WalCheckpointer({ file: path.join(dataDir, DB_FILE), synchronous: this.durability.synchronous, onError });
+  }
+
+  private notifyHealth(fault: StoreFault | null): void {
+    for (const l of this.healthListeners) {
+      try {
+        l(fault ?? this.health);
+      } catch (err) {
+        this.onError(err);
+      }
+    }
   }
 
   /** Paths in the data dir whose group/other permissions were removed at open (secureDataDir). */
@@ -246,9 +253,10 @@ export class Store<T extends Tables = Tables> {
   /**
    * Null while the store commits normally; the storage fault (disk full, I/O error) while it cannot. Commands
    * submitted meanwhile wait and commit, in order, once the fault clears (the failed batch is retried).
+   * Cluster mode: also `log_unavailable` while the replicated log has no quorum; submits are refused meanwhile.
    */
   get health(): StoreFault | null {
-    return this.engine.health;
+    return this.engine.health ?? this.cluster?.fault ?? null;
   }
 
   /** `cb(fault)` when the store turns unhealthy, `cb(null)` when it recovers. Returns an unsubscribe function. */

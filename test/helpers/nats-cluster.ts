@@ -21,6 +21,10 @@ export interface NatsCluster {
   env: string;
   /** Kills server `i` (SIGKILL, its whole process group). */
   kill(i: number): void;
+  /** Starts server `i` again (same config and store dir) after a kill; resolves once it accepts clients. */
+  restart(i: number): Promise<void>;
+  /** The index of server `name` (`s0`, `s1`, … as JetStream names its peers). */
+  indexOf(name: string): number;
   stop(): Promise<void>;
 }
 
@@ -83,6 +87,14 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
   const ports = await Promise.all(Array.from({ length: size }, () => freePort()));
   const routePorts = await Promise.all(Array.from({ length: size }, () => freePort()));
   const procs: ChildProcess[] = [];
+  const files: string[] = [];
+  const spawnServer = (i: number): void => {
+    const p = spawn(NATS_SERVER, ['-c', files[i] as string], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    p.stderr?.resume();
+    p.once('exit', () => live.delete(p));
+    live.add(p);
+    procs[i] = p;
+  };
   for (let i = 0; i < size; i++) {
     const store = path.join(dir, `s${i}`);
     fs.mkdirSync(store, { recursive: true });
@@ -95,14 +107,8 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     ].join('\n');
     const file = path.join(dir, `s${i}.conf`);
     fs.writeFileSync(file, conf);
-    const p = spawn(NATS_SERVER, ['-c', file], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr?.on('data', (d: Buffer) => {
-      if (stderr.length < 20_000) stderr += d.toString();
-    });
-    p.once('exit', () => live.delete(p));
-    live.add(p);
-    procs.push(p);
+    files.push(file);
+    spawnServer(i);
   }
   await Promise.all(ports.map((p) => waitForPort(p as number, 10_000)));
   const urls = ports.map((p) => `nats://127.0.0.1:${p}`);
@@ -113,6 +119,15 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     kill(i) {
       const p = procs[i];
       if (p) killGroup(p);
+    },
+    async restart(i) {
+      const p = procs[i];
+      if (p && p.exitCode === null && p.signalCode === null) await new Promise<void>((resolve) => p.once('exit', () => resolve()));
+      spawnServer(i);
+      await waitForPort(ports[i] as number, 10_000);
+    },
+    indexOf(name) {
+      return Number(/^s(\d+)$/.exec(name)?.[1] ?? -1);
     },
     async stop() {
       await Promise.all(
