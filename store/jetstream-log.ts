@@ -28,7 +28,7 @@
  * - Not built yet: catching up from a snapshot when the stream was trimmed (start refuses with `log_inconsistent`
  *   when the stream no longer holds the next message this node needs).
  */
-import { connect } from '@nats-io/transport-node';
+import { connectNats } from './nats-connect.ts';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import type { ApplyEngine, Receipt, StoreFault } from './engine.ts';
@@ -52,6 +52,10 @@ export interface ClusterOptions {
   connectTimeoutMs?: number;
   /** The variable the servers came from, named in errors (default SWITCHBOARD_CLUSTER_NATS). */
   variable?: string;
+  /** Credentials (store/nats-connect.ts): user/password or a token, or a creds file's content (JWT + nkey seed). */
+  auth?: { user?: string; pass?: string; token?: string; creds?: Uint8Array; variable?: string };
+  /** TLS: a CA bundle to trust, and a client certificate and key for mutual TLS (PEM file paths). */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; variable?: string };
 }
 
 export const DEFAULT_STREAM = 'SWITCHBOARD_LOG';
@@ -166,12 +170,7 @@ export class JetStreamLog implements LogBackend {
   ): Promise<JetStreamLog> {
     const variable = opts.variable ?? 'SWITCHBOARD_CLUSTER_NATS';
     const stream = opts.stream ?? DEFAULT_STREAM;
-    let nc: NatsConnection;
-    try {
-      nc = await connect({ servers: opts.servers, timeout: opts.connectTimeoutMs ?? 5000, maxReconnectAttempts: -1, name: `switchboard` });
-    } catch (err) {
-      throw new StoreError('storage_unavailable', `${variable}: cannot connect to NATS at ${opts.servers.join(', ')} (${(err as Error).message})`);
-    }
+    const nc = await connectNats(opts);
     try {
       const info = await ensureStream(nc, stream, opts);
       const next = engine.appliedPosition + 1;
