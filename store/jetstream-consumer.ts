@@ -53,6 +53,8 @@ export interface ConsumerOptions {
   onApplied: (id: string, receipt: Receipt) => void;
   /** A command could not be applied here; the consumer halts after this (store/jetstream-log.ts refuses submits). */
   onHalt: (id: string, seq: number, err: Error) => void;
+  /** This node has applied the stream up to `seq`. */
+  onAdvance?: (seq: number) => void;
 }
 
 export class StreamConsumer {
@@ -222,5 +224,6 @@ export class StreamConsumer {
     if (seq <= this.applied) return;
     this.applied = seq;
     for (const check of [...this.progress]) check();
+    this.opts.onAdvance?.(seq);
   }
 }

@@ -25,8 +25,9 @@
  *   their submitters, and every new submit, get a retryable `log_unavailable` at once; `fault` (Store.health) says
  *   so until the stream has a leader again.
  * - Order: commands of one node keep their submission order unless a publish had to be retried.
- * - Not built yet: catching up from a snapshot when the stream was trimmed (start refuses with `log_inconsistent`
- *   when the stream no longer holds the next message this node needs).
+ * - A trimmed stream (maxAgeMs / maxBytes): a node with an empty data dir starts from the latest snapshot
+ *   (store/open-cluster.ts); a node whose database is behind the stream's first message is refused
+ *   (`log_inconsistent`).
  */
 import { connectNats } from './nats-connect.ts';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -54,6 +55,11 @@ export interface ClusterOptions {
   variable?: string;
   /** Credentials (store/nats-connect.ts): user/password or a token, or a creds file's content (JWT + nkey seed). */
   auth?: { user?: string; pass?: string; token?: string; creds?: Uint8Array; variable?: string };
+  /** Limits of a stream this node creates (0 / unset = unlimited): older messages are trimmed past them. */
+  maxAgeMs?: number;
+  maxBytes?: number;
+  /** Publish a snapshot of the database every N applied stream messages (store/jetstream-snapshots.ts); 0 = never. */
+  snapshotEvery?: number;
   /** TLS: a CA bundle to trust, and a client certificate and key for mutual TLS (PEM file paths). */
   tls?: { caFile?: string; certFile?: string; keyFile?: string; variable?: string };
 }
@@ -88,6 +94,8 @@ async function ensureStream(nc: NatsConnection, stream: string, opts: ClusterOpt
           retention: RetentionPolicy.Limits,
           num_replicas: opts.replicas ?? 3,
           duplicate_window: 120_000_000_000, // 2 min, in ns
+          ...(opts.maxAgeMs ? { max_age: opts.maxAgeMs * 1_000_000 } : {}),
+          ...(opts.maxBytes ? { max_bytes: opts.maxBytes } : {}),
         });
       }
     } catch (err) {
@@ -107,6 +115,7 @@ export class JetStreamLog implements LogBackend {
   private readonly publisher: Publisher;
   private readonly consumer: StreamConsumer;
   private readonly health: LogHealth;
+  private readonly replicas: number;
   private readonly jsm: Promise<JetStreamManager>;
   /** Settles once the NATS connection closed (after close()). */
   closedPromise: Promise<void> = Promise.resolve();
@@ -125,6 +134,7 @@ export class JetStreamLog implements LogBackend {
     this.jsm.catch(() => {});
     const probe = jetstreamManager(nc, { timeout: 1500 });
     probe.catch(() => {});
+    this.replicas = opts.replicas ?? 3;
     this.health = new LogHealth({ jsm: probe, stream, servers: opts.servers, onChange: onHealth, waiting: () => this.waiters.size });
     this.publisher = new Publisher({
       js,
@@ -154,6 +164,7 @@ export class JetStreamLog implements LogBackend {
         this.rejectWaiters(id, err);
         this.halt(seq, err, engine);
       },
+      onAdvance: (seq) => this.maybeSnapshot(seq, opts.snapshotEvery ?? 0),
     });
   }
 
@@ -177,7 +188,7 @@ export class JetStreamLog implements LogBackend {
       if (info.state.messages > 0 && info.state.first_seq > next) {
         throw new StoreError(
           'log_inconsistent',
-          `${variable}: stream ${stream} starts at message ${info.state.first_seq} but this node has applied up to ${next - 1}; catching up from a snapshot is not built: start on a data dir restored from a node that is current`,
+          `${variable}: stream ${stream} starts at message ${info.state.first_seq} but this node has applied up to ${next - 1}: start it on an empty data dir to restore the latest snapshot (or a copy of a current node's)`,
         );
       }
       const self = new JetStreamLog(nc, engine, log, stream, opts, onError, onHealth);
@@ -194,6 +205,27 @@ export class JetStreamLog implements LogBackend {
   /** The stream seq this node has applied up to. */
   get position(): number {
     return this.consumer.position;
+  }
+
+  /** Publishes a snapshot (set by store/open-cluster.ts); run every `snapshotEvery` applied messages. */
+  snapshotter: (() => Promise<unknown>) | null = null;
+  private snapshotAt = 0;
+  private snapshotting = false;
+
+  private maybeSnapshot(seq: number, every: number): void {
+    if (every <= 0 || !this.snapshotter || this.snapshotting || this.closed) return;
+    if (this.snapshotAt === 0) this.snapshotAt = seq;
+    if (seq - this.snapshotAt < every) return;
+    this.snapshotting = true;
+    this.snapshotAt = seq;
+    void this.snapshotter()
+      .catch((err: unknown) => this.onError(new Error(`cluster log: publishing a snapshot failed (${(err as Error).message})`)))
+      .finally(() => (this.snapshotting = false));
+  }
+
+  /** The NATS connection (snapshots use it) and the log stream's name. */
+  get connection(): { nc: NatsConnection; stream: string; replicas: number } {
+    return { nc: this.nc, stream: this.stream, replicas: this.replicas };
   }
 
   /** Null while the log takes commands; `log_unavailable` while it has no quorum (store/jetstream-health.ts). */

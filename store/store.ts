@@ -20,7 +20,8 @@ import { openDatabase, resolveDurability, type Durability } from './database.ts'
 import { tableDigest, type TableDigest } from './digest.ts';
 import { ApplyEngine, type Receipt, type StoreFault } from './engine.ts';
 import type { ClusterOptions, JetStreamLog } from './jetstream-log.ts';
-import { clusterCopyError, openCluster } from './open-cluster.ts';
+import { clusterCopyError, openCluster, publishSnapshotOf, type ClusterPlug } from './open-cluster.ts';
+import { takeSnapshot, type SnapshotManifest } from './snapshot.ts';
 import type { LogBackend } from './log-backend.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
@@ -51,15 +52,6 @@ export function databaseOf<T extends Tables>(store: Store<T>): Database.Database
   return rawHandle(store as unknown as Store<never>);
 }
 
-/** What store/open-cluster.ts plugs the JetStream log into (set by Store's static block; store/ only). */
-export interface ClusterPlug {
-  engine: ApplyEngine;
-  log: EventLog;
-  onError: (err: unknown) => void;
-  /** The cluster log's availability changed (Store.health / onHealth report it). */
-  onLogHealth: (fault: StoreFault | null) => void;
-  attach(cluster: JetStreamLog): void;
-}
 let plugOf: (store: Store<never>) => ClusterPlug = () => {
   throw new Error('store not initialised');
 };
@@ -113,6 +105,8 @@ export class Store<T extends Tables = Tables> {
         store.cluster = cluster;
         store.backend = cluster;
       },
+      cluster: () => store.cluster,
+      snapshot: (file) => takeSnapshot(store.#db, file, store.node, store.clock()),
     });
   }
 
@@ -216,6 +210,14 @@ export class Store<T extends Tables = Tables> {
    */
   static openCluster<T extends Tables>(opts: StoreOptions<T> & { cluster: ClusterOptions }): Promise<Store<T>> {
     return openCluster(opts);
+  }
+
+  /** Cluster mode: the snapshot this node's database was restored from at open (a trimmed stream), or null. */
+  restoredFrom: SnapshotManifest | null = null;
+
+  /** Cluster mode: publishes a snapshot of this node's database now (store/open-cluster.ts). */
+  publishSnapshot(): Promise<SnapshotManifest> {
+    return this.cluster ? publishSnapshotOf(this) : Promise.reject(new StoreError('invalid_command', 'snapshots are published in cluster mode only'));
   }
 
   /**

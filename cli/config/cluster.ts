@@ -5,6 +5,7 @@
  *   SWITCHBOARD_CLUSTER_NATS        nats://[user:pass@ | token@]host:port,…  ─► servers (no secrets) + auth
  *   SWITCHBOARD_CLUSTER_NATS_CREDS  a creds file (user JWT + nkey seed)      ─► auth.creds (read and checked here)
  *   SWITCHBOARD_CLUSTER_NATS_TLS_CA / _CERT / _KEY  PEM files                ─► tls (each must be readable)
+ *   SWITCHBOARD_CLUSTER_MAX_AGE_MS / _MAX_BYTES / _SNAPSHOT_EVERY            ─► stream limits, snapshots
  *
  * Credentials in the URLs are taken out of them (every URL must carry the same ones, or only one does), so the
  * servers can be logged; `switchboard config` shows the URLs with the password or token masked (redact.ts).
@@ -17,7 +18,12 @@ import type { Env } from './schema.ts';
 
 type ClusterEnv = Pick<
   Env,
-  'SWITCHBOARD_CLUSTER_NATS' | 'SWITCHBOARD_CLUSTER_REPLICAS' | 'SWITCHBOARD_CLUSTER_NATS_CREDS' | 'SWITCHBOARD_CLUSTER_NATS_TLS_CA' | 'SWITCHBOARD_CLUSTER_NATS_TLS_CERT' | 'SWITCHBOARD_CLUSTER_NATS_TLS_KEY'
+  | 'SWITCHBOARD_CLUSTER_NATS'
+  | 'SWITCHBOARD_CLUSTER_REPLICAS'
+  | 'SWITCHBOARD_CLUSTER_MAX_AGE_MS'
+  | 'SWITCHBOARD_CLUSTER_MAX_BYTES'
+  | 'SWITCHBOARD_CLUSTER_SNAPSHOT_EVERY'
+  | 'SWITCHBOARD_CLUSTER_NATS_CREDS' | 'SWITCHBOARD_CLUSTER_NATS_TLS_CA' | 'SWITCHBOARD_CLUSTER_NATS_TLS_CERT' | 'SWITCHBOARD_CLUSTER_NATS_TLS_KEY'
 >;
 
 export type ClusterSettings = ClusterOptions & { servers: string[]; replicas: number };
@@ -88,6 +94,9 @@ export function clusterSettings(e: ClusterEnv): ClusterSettings | undefined {
     servers: parts.map((p) => p.server),
     replicas: e.SWITCHBOARD_CLUSTER_REPLICAS,
     variable: 'SWITCHBOARD_CLUSTER_NATS',
+    ...(e.SWITCHBOARD_CLUSTER_MAX_AGE_MS ? { maxAgeMs: e.SWITCHBOARD_CLUSTER_MAX_AGE_MS } : {}),
+    ...(e.SWITCHBOARD_CLUSTER_MAX_BYTES ? { maxBytes: e.SWITCHBOARD_CLUSTER_MAX_BYTES } : {}),
+    ...(e.SWITCHBOARD_CLUSTER_SNAPSHOT_EVERY ? { snapshotEvery: e.SWITCHBOARD_CLUSTER_SNAPSHOT_EVERY } : {}),
     ...(auth ? { auth } : {}),
     ...(tls ? { tls } : {}),
   };
