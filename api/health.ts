@@ -3,7 +3,7 @@
  *
  * `/healthz` is liveness: it answers 200 while the process serves, with
  * `status: "ok"`, or `status: "degraded"` and the reason when the store cannot
- * commit (disk full, I/O error) — a restart would not free the disk and would
+ * commit (disk full, I/O error; cluster mode: the replicated log has no quorum) — a restart would not free the disk and would
  * drop the live calls, so the node stays up and recovers by itself.
  * `/readyz` is readiness: 503 `not_ready` with the same reason while the store
  * cannot commit (new calls get the busy answer meanwhile), 503 `starting`
@@ -27,6 +27,12 @@ export interface HealthDeps {
 function storeProblem(store: Store<Tables>): { reason: string; store: { fault: string; detail: string; since: string; waiting: number } } | null {
   const f = store.health;
   if (!f) return null;
+  if (f.kind === 'log_unavailable') {
+    return {
+      reason: `store unavailable: cluster log unavailable (${f.reason}); new calls are refused, writes are refused until the log has a quorum again`,
+      store: { fault: f.kind, detail: f.reason, since: new Date(f.since).toISOString(), waiting: f.waiting },
+    };
+  }
   const what = f.kind === 'disk_full' ? 'disk full' : f.kind === 'io_error' ? 'storage I/O error' : 'storage busy';
   return {
     reason: `store unavailable: ${what} (${f.reason}); new calls are refused, live calls continue unrecorded, writes wait and are retried`,

@@ -44,9 +44,10 @@ export const DEFAULT_TENANT = 'default';
 /** The gateway's version (package.json), recorded on this node's row. */
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** `disk full (SQLITE_FULL: database or disk is full)`. */
+/** `disk full (SQLITE_FULL: database or disk is full)`; cluster mode: `cluster log unavailable (no quorum: …)`. */
 function faultText(f: StoreFault): string {
-  return `${f.kind === 'disk_full' ? 'disk full' : f.kind === 'io_error' ? 'I/O error' : 'busy'} (${f.reason})`;
+  const what = { disk_full: 'disk full', io_error: 'I/O error', busy: 'busy', log_unavailable: 'cluster log unavailable' }[f.kind];
+  return `${what} (${f.reason})`;
 }
 
 export interface Gateway {
@@ -182,7 +183,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}), storeFault: () => (store.health ? faultText(store.health) : null) });
   store.onHealth((fault) => {
     if (fault) {
-      logger.error({ fault: fault.kind, detail: fault.reason }, `store cannot write (${faultText(fault)}): new calls get the busy answer, live calls continue unrecorded, writes wait and are retried`);
+      const writes = fault.kind === 'log_unavailable' ? 'writes are refused until the log has a quorum again' : 'writes wait and are retried';
+      logger.error({ fault: fault.kind, detail: fault.reason }, `store cannot write (${faultText(fault)}): new calls get the busy answer, live calls continue unrecorded, ${writes}`);
       recordings.abortAll(`store unavailable: ${faultText(fault)}`);
     } else logger.warn('store writes again: the waiting commands committed; new calls are admitted');
   });

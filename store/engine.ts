@@ -112,9 +112,9 @@ export interface EngineHooks {
 
 /** Why the store cannot commit now (disk full, I/O error); null when healthy. */
 export interface StoreFault {
-  /** `disk_full` | `io_error` | `busy`. */
-  kind: 'disk_full' | 'io_error' | 'busy';
-  /** SQLite's error code and message, e.g. `SQLITE_FULL: database or disk is full`. */
+  /** `disk_full` | `io_error` | `busy`; cluster mode: `log_unavailable` (no quorum: store/jetstream-health.ts). */
+  kind: 'disk_full' | 'io_error' | 'busy' | 'log_unavailable';
+  /** SQLite's error code and message, e.g. `SQLITE_FULL: database or disk is full` (or why the log is unavailable). */
   reason: string;
   /** Wall-clock ms of the first failed attempt. */
   since: number;

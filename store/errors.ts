@@ -23,6 +23,8 @@ export type StoreErrorCode =
   | 'storage_failed'
   /** A storage fault (disk full, I/O error) blocks commits for now: the command was not committed. */
   | 'storage_unavailable'
+  /** Cluster mode: the replicated log has no quorum (store/jetstream-health.ts): the command was not submitted. */
+  | 'log_unavailable'
   | 'log_inconsistent';
 
 export class StoreError extends Error {

@@ -5,20 +5,23 @@
  * subscriptions, and exposes verify / replay / digest for operators. The
  * SQLite handle is private (`#db`): code outside store/ never touches it.
  * `Store.open` is the embedded store; `Store.openCluster` runs the same store
- * on the JetStream log of cluster mode (store/log-backend.ts): submit hands the
- * command to the backend, everything else is the same.
+ * on the JetStream log of cluster mode (store/log-backend.ts, opened by
+ * store/open-cluster.ts): submit hands the command to the backend, everything
+ * else is the same.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { TableAccessor, type TableStatements } from './accessor.ts';
-import { canonicalJson, type Json } from './canonical.ts';
-import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, type NodeKey } from './checkpoint.ts';
+import { buildCommand } from './command-build.ts';
+import { CheckpointTable, loadOrCreateNodeKey, type NodeKey } from './checkpoint.ts';
+import { CheckpointSigner } from './checkpoint-signer.ts';
+import { checkApplied, prepareDatabase } from './prepare.ts';
 import { openDatabase, resolveDurability, type Durability } from './database.ts';
 import { tableDigest, type TableDigest } from './digest.ts';
-import { ApplyEngine, POSITION_KEY, type Receipt, type StoreFault } from './engine.ts';
-import { JetStreamLog, type ClusterOptions } from './jetstream-log.ts';
+import { ApplyEngine, type Receipt, type StoreFault } from './engine.ts';
+import type { ClusterOptions, JetStreamLog } from './jetstream-log.ts';
+import { clusterCopyError, openCluster, publishSnapshotOf, type ClusterPlug } from './open-cluster.ts';
+import { takeSnapshot, type SnapshotManifest } from './snapshot.ts';
 import type { LogBackend } from './log-backend.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
@@ -26,47 +29,16 @@ import { WalCheckpointer } from './wal-checkpointer.ts';
 import { FaultMarker, type RecordedFault } from './fault-marker.ts';
 import { secureDataDir } from './permissions.ts';
 import { StoreError } from './errors.ts';
-import { EventLog, LOG_DDL, type Command } from './log.ts';
-import type { ArgsOf, DbOf, ReducerDef, ReducerHandle, ResultOf, SchemaDef, Tables } from './reducer.ts';
-import { createTables, replayLog, type ReplayReport } from './replay.ts';
+import { EventLog } from './log.ts';
+import type { StoreOptions, SubmitOptions, ReadView } from './store-options.ts';
+import type { ArgsOf, ReducerDef, ReducerHandle, ResultOf, SchemaDef, Tables } from './reducer.ts';
+import { replayLog, type ReplayReport } from './replay.ts';
 import { SubscriptionHub, type DeltaListener, type Filter, type Snapshot } from './subscriptions.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
 import { TenantQuery, type QueryContext } from './query.ts';
 import type { AnyTableDef } from './table.ts';
 
-export interface StoreOptions<T extends Tables> {
-  dataDir: string;
-  schema: SchemaDef<T>;
-  /** With fsync `always` off the loop: what makes the WAL durable (default: fsync of the -wal file). Tests inject one. */
-  flusher?: Flusher;
-  durability?: Durability;
-  /** Node name; defaults to the one recorded in the database, or a new random one. */
-  node?: string;
-  /** Sign a checkpoint every N events … */
-  checkpointEvery?: number;
-  /** … or every T ms when the head moved. 0 disables the timer. */
-  checkpointMs?: number;
-  /** Wall clock for command timestamps (outside reducers). */
-  clock?: () => number;
-  onError?: (err: unknown) => void;
-  /** Called after each committed batch (metrics); must not throw. */
-  onCommit?: (info: { commands: number; ms: number }) => void;
-  /** How often a batch stopped by a storage fault (disk full) is retried, ms (default 1000). */
-  retryMs?: number;
-  /** Commands allowed to wait while a storage fault blocks commits; beyond, submit is refused (default 20,000). */
-  maxQueued?: number;
-}
-
-export interface SubmitOptions {
-  tenant: string;
-  caller: string;
-  /** Idempotency key; defaults to a fresh uuid v7. */
-  id?: string;
-}
-
-export type ReadView<T extends Tables> = {
-  [K in keyof T]: Pick<DbOf<T>[K], 'get' | 'find' | 'findOne'>;
-};
+export type { StoreOptions, SubmitOptions, ReadView } from './store-options.ts';
 
 export const DB_FILE = 'switchboard.db';
 
@@ -78,6 +50,15 @@ let rawHandle: (store: Store<never>) => Database.Database = () => {
 /** Test-only escape hatch (store/testing.ts re-exports it): the SQLite handle of a store. */
 export function databaseOf<T extends Tables>(store: Store<T>): Database.Database {
   return rawHandle(store as unknown as Store<never>);
+}
+
+let plugOf: (store: Store<never>) => ClusterPlug = () => {
+  throw new Error('store not initialised');
+};
+
+/** For store/open-cluster.ts only: the engine and log of a store just opened, and where its log backend goes. */
+export function clusterPlug<T extends Tables>(store: Store<T>): ClusterPlug {
+  return plugOf(store as unknown as Store<never>);
 }
 
 /** The runtime handles every schema alike; only reducers see their tables' types. */
@@ -98,14 +79,13 @@ export class Store<T extends Tables = Tables> {
   private readonly hub: SubscriptionHub;
   private readonly key: NodeKey;
   private readonly clock: () => number;
-  private readonly timer: NodeJS.Timeout | null = null;
   private readonly walCheckpointer: WalCheckpointer;
   private readonly flusher: Flusher | null;
   private readonly walFile: string;
   private readonly ids = new CommandIdSource();
   private readonly healthListeners = new Set<(fault: StoreFault | null) => void>();
   private readonly marker: FaultMarker;
-  private lastCheckpointSeq: number;
+  private readonly signer: CheckpointSigner;
   private previousHandled = false;
   private closed = false;
 
@@ -116,6 +96,18 @@ export class Store<T extends Tables = Tables> {
 
   static {
     rawHandle = (store) => store.#db;
+    plugOf = (store) => ({
+      engine: store.engine,
+      log: store.log,
+      onError: store.onError,
+      onLogHealth: (fault) => store.notifyHealth(fault),
+      attach: (cluster) => {
+        store.cluster = cluster;
+        store.backend = cluster;
+      },
+      cluster: () => store.cluster,
+      snapshot: (file) => takeSnapshot(store.#db, file, store.node, store.clock()),
+    });
   }
 
   private constructor(
@@ -130,30 +122,9 @@ export class Store<T extends Tables = Tables> {
     this.clock = opts.clock ?? Date.now;
     const onError = opts.onError ?? (() => {});
     this.onError = onError;
-    for (const sql of [...LOG_DDL, ...CHECKPOINT_DDL]) db.exec(sql);
-    const meta = db.prepare('SELECT value FROM _meta WHERE key = ?');
-    const setMeta = db.prepare('INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
-    const storedVersion = meta.get('schema_version') as { value: string } | undefined;
-    if (storedVersion && Number(storedVersion.value) > schema.version) {
-      throw new StoreError('invalid_command', `database schema version ${storedVersion.value} is newer than this build (${schema.version})`);
-    }
-    if (storedVersion && Number(storedVersion.value) < schema.version) {
-      // Tables are a view of the log: an older database is upgraded by replaying its
-      // log under the new reducers into a new data dir, never by editing rows in place.
-      throw new StoreError(
-        'invalid_command',
-        `database schema version ${storedVersion.value} is older than this build (${schema.version}); in-place migrations are not built: start on a new data dir`,
-      );
-    }
-    const storedNode = (meta.get('node') as { value: string } | undefined)?.value;
-    this.node = opts.node ?? storedNode ?? `node-${crypto.randomBytes(4).toString('hex')}`;
-    let statements: Map<string, TableStatements> | undefined;
-    db.transaction(() => {
-      statements = createTables(db, erase(schema));
-      setMeta.run('schema_version', String(schema.version));
-      if (!storedNode) setMeta.run('node', this.node);
-    })();
-    this.statements = statements ?? createTables(db, erase(schema));
+    const prepared = prepareDatabase(db, erase(schema), opts.node);
+    this.node = prepared.node;
+    this.statements = prepared.statements;
     this.reducers = new Map(schema.reducers.map((r) => [r.name, r as ReducerDef<Tables>]));
     this.log = new EventLog(db);
     this.checkpoints = new CheckpointTable(db);
@@ -168,19 +139,21 @@ export class Store<T extends Tables = Tables> {
       node: this.node,
       cache: new Map(),
     };
-    this.lastCheckpointSeq = this.checkpoints.lastSeq(this.node);
-
     const head = this.log.head();
-    const applied = Number((meta.get('applied_seq') as { value: string } | undefined)?.value ?? 0);
-    if (applied !== head.seq) {
-      throw new StoreError('log_inconsistent', `applied_seq ${applied} differs from the log head ${head.seq}: run 'switchboard verify'`);
-    }
+    const position = checkApplied(db, this.log);
+    this.signer = new CheckpointSigner({
+      checkpoints: this.checkpoints,
+      key: this.key,
+      clock: this.clock,
+      every: opts.checkpointEvery ?? 1000,
+      ms: opts.checkpointMs ?? 5000,
+      head: () => this.engine.head,
+      onError,
+    });
     this.hub = new SubscriptionHub(onError);
     this.marker = new FaultMarker(dataDir);
-    const every = opts.checkpointEvery ?? 1000;
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
-    const position = Number((meta.get(POSITION_KEY) as { value: string } | undefined)?.value ?? 0);
     this.engine = new ApplyEngine(db, this.log, this.statements, this.reducers, { ...head, position }, {
       ...(this.flusher ? { flusher: this.flusher } : {}),
       clock: this.clock,
@@ -188,23 +161,12 @@ export class Store<T extends Tables = Tables> {
       ...(opts.maxQueued !== undefined ? { maxQueued: opts.maxQueued } : {}),
       onHealth: (fault) => {
         // A checkpoint written inside the rolled-back batch is gone with it.
-        if (fault) this.lastCheckpointSeq = this.checkpoints.lastSeq(this.node);
+        if (fault) this.signer.resync();
         if (fault) this.marker.record(fault);
         else if (!this.previousFault) this.marker.clear();
-        for (const l of this.healthListeners) {
-          try {
-            l(fault);
-          } catch (err) {
-            onError(err);
-          }
-        }
+        this.notifyHealth(fault);
       },
-      beforeCommit: (seq, hash) => {
-        if (seq - this.lastCheckpointSeq >= every) {
-          this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
-          this.lastCheckpointSeq = seq;
-        }
-      },
+      beforeCommit: (seq, hash) => this.signer.beforeCommit(seq, hash),
       afterCommit: (batch) => {
         this.hub.dispatch(batch);
         opts.onCommit?.({ commands: batch.size, ms: batch.committedAt - batch.startedAt });
@@ -212,16 +174,15 @@ export class Store<T extends Tables = Tables> {
     });
     this.backend = this.engine;
     this.walCheckpointer = new WalCheckpointer({ file: path.join(dataDir, DB_FILE), synchronous: this.durability.synchronous, onError });
-    const ms = opts.checkpointMs ?? 5000;
-    if (ms > 0) {
-      this.timer = setInterval(() => {
-        try {
-          this.checkpointNow();
-        } catch (err) {
-          onError(err);
-        }
-      }, ms);
-      this.timer.unref();
+  }
+
+  private notifyHealth(fault: StoreFault | null): void {
+    for (const l of this.healthListeners) {
+      try {
+        l(fault ?? this.health);
+      } catch (err) {
+        this.onError(err);
+      }
     }
   }
 
@@ -244,20 +205,19 @@ export class Store<T extends Tables = Tables> {
   }
 
   /**
-   * Cluster mode: opens the node's SQLite as `open` does, then runs it on the JetStream log (store/jetstream-log.ts):
-   * connects, creates the stream if none exists, and applies what this node has not yet applied from the stream
-   * before returning. A bad or unreachable NATS is a StoreError naming `cluster.variable`.
+   * Cluster mode: this store on the JetStream log (store/open-cluster.ts); applied up to what the stream held at
+   * open before it returns. A bad or unreachable NATS is a StoreError naming `cluster.variable`.
    */
-  static async openCluster<T extends Tables>(opts: StoreOptions<T> & { cluster: ClusterOptions }): Promise<Store<T>> {
-    const store = Store.open(opts);
-    try {
-      store.cluster = await JetStreamLog.open(store.engine, store.log, opts.cluster, store.onError);
-      store.backend = store.cluster;
-      return store;
-    } catch (err) {
-      store.close();
-      throw err;
-    }
+  static openCluster<T extends Tables>(opts: StoreOptions<T> & { cluster: ClusterOptions }): Promise<Store<T>> {
+    return openCluster(opts);
+  }
+
+  /** Cluster mode: the snapshot this node's database was restored from at open (a trimmed stream), or null. */
+  restoredFrom: SnapshotManifest | null = null;
+
+  /** Cluster mode: publishes a snapshot of this node's database now (store/open-cluster.ts). */
+  publishSnapshot(): Promise<SnapshotManifest> {
+    return this.cluster ? publishSnapshotOf(this) : Promise.reject(new StoreError('invalid_command', 'snapshots are published in cluster mode only'));
   }
 
   /**
@@ -265,10 +225,7 @@ export class Store<T extends Tables = Tables> {
    * copy from the cluster's log, so it is refused.
    */
   clusterCopy(): StoreError {
-    return new StoreError(
-      'invalid_command',
-      `this data dir is a cluster node's copy of the log (applied up to stream message ${this.engine.appliedPosition}): it takes writes only in cluster mode (SWITCHBOARD_CLUSTER_NATS)`,
-    );
+    return clusterCopyError(this.engine.appliedPosition);
   }
 
   /** `embedded` (the default) or `jetstream` (cluster mode). */
@@ -298,9 +255,10 @@ export class Store<T extends Tables = Tables> {
   /**
    * Null while the store commits normally; the storage fault (disk full, I/O error) while it cannot. Commands
    * submitted meanwhile wait and commit, in order, once the fault clears (the failed batch is retried).
+   * Cluster mode: also `log_unavailable` while the replicated log has no quorum; submits are refused meanwhile.
    */
   get health(): StoreFault | null {
-    return this.engine.health;
+    return this.engine.health ?? this.cluster?.fault ?? null;
   }
 
   /** `cb(fault)` when the store turns unhealthy, `cb(null)` when it recovers. Returns an unsubscribe function. */
@@ -348,28 +306,9 @@ export class Store<T extends Tables = Tables> {
   submitNamed(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
     if (this.backend === this.engine && this.engine.appliedPosition > 0) return Promise.reject(this.clusterCopy());
-    const def = this.reducers.get(reducer);
-    if (!def) return Promise.reject(new StoreError('unknown_reducer', `no reducer named ${JSON.stringify(reducer)}`));
-    const parsed = def.args.safeParse(args);
-    if (!parsed.success) {
-      const msg = parsed.error.issues.map((i) => `${i.path.join('.') || '(args)'}: ${i.message}`).join('; ');
-      return Promise.reject(new StoreError('invalid_args', `${reducer}: ${msg}`));
-    }
-    if (!opts.tenant || !opts.caller) {
-      return Promise.reject(new StoreError('invalid_command', 'a command needs a tenant and a caller'));
-    }
-    const id = opts.id ?? this.ids.next();
-    if (id.length === 0 || id.length > 200) return Promise.reject(new StoreError('invalid_command', 'command id must be 1–200 characters'));
-    let normalized: Json;
-    let argsJson: string;
-    try {
-      argsJson = canonicalJson(parsed.data);
-      normalized = JSON.parse(argsJson) as Json;
-    } catch (err) {
-      return Promise.reject(new StoreError('invalid_args', `${reducer}: args are not JSON (${(err as Error).message})`));
-    }
-    const command: Command = { id, ts: this.clock(), node: this.node, tenant: opts.tenant, caller: opts.caller, reducer, args: normalized };
-    return this.backend.submit(command, argsJson, opts.id === undefined);
+    const built = buildCommand({ reducers: this.reducers, node: this.node, clock: this.clock, nextId: () => this.ids.next() }, reducer, args, opts);
+    if (built instanceof StoreError) return Promise.reject(built);
+    return this.backend.submit(built.command, built.argsJson, built.fresh);
   }
 
   /** Read-only, tenant-scoped table views (null = unscoped, for operator tools). */
@@ -412,11 +351,9 @@ export class Store<T extends Tables = Tables> {
     return this.hub.size;
   }
 
+  /** Signs a checkpoint of the head now (unless it is signed already). */
   checkpointNow(): void {
-    const { seq, hash } = this.engine.head;
-    if (seq <= this.lastCheckpointSeq) return;
-    this.checkpoints.write(signCheckpoint(this.key, seq, hash, this.clock()));
-    this.lastCheckpointSeq = seq;
+    this.signer.signNow();
   }
 
   verify(): VerifyReport {
@@ -439,7 +376,7 @@ export class Store<T extends Tables = Tables> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.signer.stop();
     this.cluster?.close(); // stops consuming; what it read is applied by engine.close below
     this.engine.close();
     try {

@@ -38,6 +38,10 @@ export interface NatsCluster {
   servers: Child[];
   /** Kills server `i` (SIGKILL, its whole process group). */
   kill(i: number): void;
+  /** Starts server `i` again (same config and store dir) after a kill; resolves once it accepts clients. */
+  restart(i: number): Promise<void>;
+  /** The index of server `name` (`s0`, `s1`, … as JetStream names its peers); -1 for another name. */
+  indexOf(name: string): number;
   stop(): Promise<void>;
 }
 
@@ -69,6 +73,10 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
   const ports = await Promise.all(Array.from({ length: size }, () => freeTcpPort()));
   const routePorts = await Promise.all(Array.from({ length: size }, () => freeTcpPort()));
   const servers: Child[] = [];
+  const files: string[] = [];
+  const spawnServer = (i: number): void => {
+    servers[i] = spawnGroup(`nats-server s${i}`, bin, ['-c', files[i]!], { log: path.join(opts.dir, `s${i}.log`) });
+  };
   for (let i = 0; i < size; i++) {
     const store = path.join(opts.dir, `s${i}`);
     fs.mkdirSync(store, { recursive: true });
@@ -81,7 +89,8 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
     ].join('\n');
     const file = path.join(opts.dir, `s${i}.conf`);
     fs.writeFileSync(file, `${conf}\n`);
-    servers.push(spawnGroup(`nats-server s${i}`, bin, ['-c', file], { log: path.join(opts.dir, `s${i}.log`) }));
+    files.push(file);
+    spawnServer(i);
   }
   const cluster: NatsCluster = {
     urls: ports.map((p) => `nats://127.0.0.1:${p}`),
@@ -90,6 +99,15 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
     kill(i) {
       const s = servers[i];
       if (s) void killGroup(s);
+    },
+    async restart(i) {
+      const s = servers[i];
+      if (s?.running()) await s.exited;
+      spawnServer(i);
+      await waitForTcp('127.0.0.1', ports[i]!, 10_000, `nats-server s${i}`, () => servers[i]!.running());
+    },
+    indexOf(name) {
+      return Number(/^s(\d+)$/.exec(name)?.[1] ?? -1);
     },
     async stop() {
       await Promise.all(servers.map((s) => stopGroup(s, 5000)));

@@ -7,7 +7,7 @@
  *
  *   Config ─┬─ dataDir, host, logLevel, profile
  *           ├─ http       port, publicUrl
- *           ├─ store      durability (profile → fsync), node, cluster (NATS URLs, replicas)
+ *           ├─ store      durability (profile → fsync), node, cluster (NATS URLs, replicas, credentials, TLS: cluster.ts)
  *           ├─ admin      token
  *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
@@ -24,6 +24,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { EncryptionPolicies, OutboundConfig, SipTlsSettings, TrunkConfig, WebrtcConfig } from '../../ingress/settings.ts';
 import { resolveDurability, type Durability } from '../../store/index.ts';
+import { clusterSettings, type ClusterSettings } from './cluster.ts';
 import { EnvSchema, pickEnv, type Env, type ProfileName, type VariableName } from './schema.ts';
 import { ConfigError, encryptionSettings, outboundSettings, speechSettings, tlsSettings, trunkSettings, webrtcSettings, type SpeechSettings } from './sections.ts';
 
@@ -38,7 +39,7 @@ export interface Config {
   logLevel: string;
   http: { port: number; publicUrl: string };
   /** `cluster`: set by SWITCHBOARD_CLUSTER_NATS (cluster mode, the JetStream log); undefined = embedded. */
-  store: { durability: Durability; node: string | undefined; cluster: { servers: string[]; replicas: number } | undefined };
+  store: { durability: Durability; node: string | undefined; cluster: ClusterSettings | undefined };
   admin: { token: string | undefined };
   /** Call ownership (schema/nodes.ts, bridge/ownership.ts): the lease a node's heartbeat gives its calls. */
   ownership: { leaseMs: number };
@@ -119,7 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     store: {
       durability: store.durability,
       node: store.node,
-      cluster: e.SWITCHBOARD_CLUSTER_NATS ? { servers: e.SWITCHBOARD_CLUSTER_NATS, replicas: e.SWITCHBOARD_CLUSTER_REPLICAS } : undefined,
+      cluster: clusterSettings(e),
     },
     admin: { token: e.SWITCHBOARD_ADMIN_TOKEN },
     ownership: { leaseMs: e.SWITCHBOARD_CLUSTER_LEASE_MS },

@@ -13,6 +13,7 @@
  * by its section builder in sections.ts, which names the variable in its errors as well.
  */
 import { z } from 'zod';
+import { redactNatsUrls } from './redact.ts';
 
 export type Section = 'gateway' | 'admission' | 'providers' | 'sip' | 'webrtc' | 'speech' | 'recording' | 'agents' | 'client';
 export const PROFILES = ['development', 'balanced', 'production', 'maximum_safety'] as const;
@@ -29,6 +30,8 @@ interface Spec<S extends z.ZodType> {
   byProfile?: Record<ProfileName, string>;
   /** Masked by `switchboard config`: tokens, secrets, passwords, keys. */
   secret?: boolean;
+  /** Shown by `switchboard config` with its secret parts masked (a URL's password). */
+  redact?: (value: string) => string;
   meaning: string;
 }
 
@@ -83,7 +86,14 @@ export const VARIABLES = {
   }),
   SWITCHBOARD_NODE: spec({ schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, _ . -').optional(), section: 'gateway', default: null, unset: 'stored, else node- + random hex', meaning: "this node's name on events and checkpoints" }),
   SWITCHBOARD_NODE_ID: spec({ schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1–64 letters, digits, _ . -').optional(), section: 'gateway', default: null, unset: 'SWITCHBOARD_NODE', meaning: 'the same as SWITCHBOARD_NODE (the name CONTRACT gives it); both set must agree' }),
-  SWITCHBOARD_CLUSTER_NATS: spec({ schema: natsUrls.optional(), section: 'gateway', default: null, unset: 'embedded', meaning: 'cluster mode: comma-separated NATS URLs (nats://host:port); the log is the JetStream stream SWITCHBOARD_LOG' }),
+  SWITCHBOARD_CLUSTER_NATS: spec({ schema: natsUrls.optional(), section: 'gateway', default: null, unset: 'embedded', redact: redactNatsUrls, meaning: 'cluster mode: comma-separated NATS URLs (nats://[user:pass@]host:port); the log is the JetStream stream SWITCHBOARD_LOG' }),
+  SWITCHBOARD_CLUSTER_MAX_AGE_MS: spec({ schema: ms.default(0), section: 'gateway', default: '0', meaning: 'cluster mode: messages older than this are trimmed from the stream a node creates (0 = kept)' }),
+  SWITCHBOARD_CLUSTER_MAX_BYTES: spec({ schema: z.coerce.number({ error: 'expected a whole number of bytes' }).int('expected a whole number of bytes').min(0, 'expected a whole number of bytes ≥ 0').default(0), section: 'gateway', default: '0', meaning: 'cluster mode: the stream a node creates keeps at most this many bytes, oldest trimmed (0 = no limit)' }),
+  SWITCHBOARD_CLUSTER_SNAPSHOT_EVERY: spec({ schema: z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number').min(0, 'expected a whole number ≥ 0').default(0), section: 'gateway', default: '0', meaning: 'cluster mode: publish a snapshot of the database every N applied stream messages (0 = never)' }),
+  SWITCHBOARD_CLUSTER_NATS_CREDS: spec({ schema: raw.optional(), section: 'gateway', default: null, unset: 'no creds (or user:pass@ / token@ in the URLs)', secret: true, meaning: 'NATS creds file (user JWT + nkey seed) for cluster mode' }),
+  SWITCHBOARD_CLUSTER_NATS_TLS_CA: spec({ schema: raw.optional(), section: 'gateway', default: null, unset: "the system's CAs (when the server asks for TLS)", meaning: 'PEM CA bundle file the NATS servers\' certificates must chain to' }),
+  SWITCHBOARD_CLUSTER_NATS_TLS_CERT: spec({ schema: raw.optional(), section: 'gateway', default: null, unset: 'no client certificate', meaning: 'PEM client certificate file for NATS mutual TLS (with _TLS_KEY)' }),
+  SWITCHBOARD_CLUSTER_NATS_TLS_KEY: spec({ schema: raw.optional(), section: 'gateway', default: null, unset: 'no client certificate', secret: true, meaning: 'PEM private key file of SWITCHBOARD_CLUSTER_NATS_TLS_CERT' }),
   SWITCHBOARD_CLUSTER_REPLICAS: spec({ schema: z.coerce.number().int().min(1, 'expected 1–5').max(5, 'expected 1–5').default(3), section: 'gateway', default: '3', meaning: 'replicas of the stream a node creates (3 for a 3-server NATS cluster, 1 for one server)' }),
   SWITCHBOARD_ADMIN_TOKEN: spec({ schema: z.string().min(16).optional(), section: 'gateway', default: null, unset: 'generated, printed once', secret: true, meaning: "bootstrap admin's bearer token" }),
   SWITCHBOARD_LOG_LEVEL: spec({ schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), section: 'gateway', default: 'info', meaning: 'log level' }),

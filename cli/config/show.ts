@@ -34,12 +34,12 @@ export function effectiveConfig(env: NodeJS.ProcessEnv = process.env): ConfigRow
   const set = pickEnv(env);
   const profile: ProfileName = config.profile;
   return VARIABLE_NAMES.map((name) => {
-    const spec = VARIABLES[name] as { section: Section; default: string | null; byProfile?: Record<ProfileName, string>; secret?: boolean; unset?: string };
+    const spec = VARIABLES[name] as { section: Section; default: string | null; byProfile?: Record<ProfileName, string>; secret?: boolean; redact?: (v: string) => string; unset?: string };
     const secret = spec.secret === true;
     const given = set[name];
     const row: ConfigRow =
       given !== undefined
-        ? { name, section: spec.section, value: secret ? mask(given) : given, source: 'env', secret }
+        ? { name, section: spec.section, value: secret ? mask(given) : spec.redact ? spec.redact(given) : given, source: 'env', secret }
         : spec.byProfile
           ? { name, section: spec.section, value: spec.byProfile[profile], source: 'profile', secret }
           : { name, section: spec.section, value: spec.default, source: 'default', secret };

@@ -93,6 +93,7 @@ test('SWITCHBOARD_CLUSTER_NATS turns cluster mode on: its URLs and the stream re
   assert.deepEqual(loadConfig({ SWITCHBOARD_CLUSTER_NATS: 'nats://10.0.0.1:4222, tls://nats.example:4222,10.0.0.3:4222' }).store.cluster, {
     servers: ['nats://10.0.0.1:4222', 'tls://nats.example:4222', '10.0.0.3:4222'],
     replicas: 3,
+    variable: 'SWITCHBOARD_CLUSTER_NATS',
   });
   assert.equal(loadConfig({ SWITCHBOARD_CLUSTER_NATS: 'nats://127.0.0.1:4222', SWITCHBOARD_CLUSTER_REPLICAS: '1' }).store.cluster?.replicas, 1);
 });
