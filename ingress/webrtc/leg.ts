@@ -6,6 +6,12 @@
  * Playout cannot be reported (no marks in WebRTC): the pipeline counts audio
  * as heard when it is sent, and barge-in drops the local queue only.
  *
+ * The agent's frames are encoded on the process's Opus thread (opus-thread.ts),
+ * not in the media clock's tick: `sendFrame` stages the frame and returns, and
+ * the packet goes out when the thread hands it back (well within the 20 ms
+ * frame), in order; the RTP clock's carry-over across silence is worked out
+ * when the frame is given, as before.
+ *
  * The leg closes when the peer connection fails or closes, or when no RTP has
  * arrived for MEDIA_TIMEOUT_MS (a browser sends Opus continuously, even muted
  * — an ICE-lite gateway sends no checks of its own, so this is how a vanished
@@ -15,7 +21,8 @@
  */
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
 import { dataChannelDigit, TelephoneEventDeduper } from './dtmf.ts';
-import { OPUS_FRAME, OPUS_RATE, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder, OpusEncoder } from './opus.ts';
+import { OPUS_FRAME, OPUS_RATE, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder } from './opus.ts';
+import { ThreadedOpusEncoder } from './opus-thread.ts';
 import type { WebrtcPeer } from './peer.ts';
 import type { OfferSummary } from './sdp.ts';
 
@@ -42,7 +49,7 @@ export class WebrtcLeg extends CallLeg {
   readonly description: LegDescription;
   readonly stats: WebrtcLegStats = { packetsIn: 0, framesIn: 0, framesOut: 0, dropped: { late: 0, corrupt: 0, unknownPayloadType: 0 }, digits: 0 };
   private readonly decoder = new OpusDecoder();
-  private readonly encoder: OpusEncoder;
+  private readonly encoder: ThreadedOpusEncoder;
   private readonly dtmf = new TelephoneEventDeduper();
   private readonly dtmfTypes: Set<number>;
   private lastSeq: number | null = null;
@@ -57,7 +64,7 @@ export class WebrtcLeg extends CallLeg {
     private readonly opts: WebrtcLegOptions,
   ) {
     super();
-    this.encoder = new OpusEncoder({ complexity: opts.opusComplexity });
+    this.encoder = new ThreadedOpusEncoder((packet, gapTicks, error) => this.sendPacket(packet, gapTicks, error), { complexity: opts.opusComplexity });
     this.dtmfTypes = new Set(opts.offer.dtmfPayloadTypes);
     this.description = {
       provider: 'webrtc',
@@ -87,13 +94,14 @@ export class WebrtcLeg extends CallLeg {
     // Silence between plays sends nothing: carry the RTP clock over the gap.
     const gapFrames = this.lastSentAt === 0 ? 0 : Math.max(0, Math.round((now - this.lastSentAt) / 20) - 1);
     this.lastSentAt = now;
-    let payload: Buffer;
-    try {
-      payload = this.encoder.encode(samples);
-    } catch (err) {
-      return this.fire('warning', { code: 'encode_failed', message: (err as Error).message });
-    }
-    this.peer.sendOpus(payload, OPUS_RTP_TICKS_PER_FRAME, gapFrames > 2 ? gapFrames * OPUS_RTP_TICKS_PER_FRAME : 0);
+    this.encoder.encode(samples, gapFrames > 2 ? gapFrames * OPUS_RTP_TICKS_PER_FRAME : 0);
+  }
+
+  /** An encoded frame back from the Opus thread (in the order given), with the RTP clock's carry-over. */
+  private sendPacket(payload: Buffer | null, gapTicks: number, error: string | null): void {
+    if (this.closed) return;
+    if (!payload) return this.fire('warning', { code: 'encode_failed', message: error ?? 'encode failed' });
+    this.peer.sendOpus(payload, OPUS_RTP_TICKS_PER_FRAME, gapTicks);
     this.stats.framesOut++;
   }
 
