@@ -38,6 +38,8 @@ export interface ServerStats {
   framesOut: number;
   framesIn: number;
   loopP99Ms: number;
+  /** The main thread's event-loop utilisation over the window (0–1): the media loop's own busy share, worker threads apart. */
+  loopUtil: number;
 }
 
 export type ServerEvent = { type: 'listening'; port: number } | { type: 'stats'; stats: ServerStats };
