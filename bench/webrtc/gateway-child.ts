@@ -11,7 +11,7 @@ import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { WebrtcLeg } from '../../ingress/webrtc/leg.ts';
 import type { CallLeg } from '../../media/call-leg.ts';
-import { ownCpuMs, send } from './children.ts';
+import { mainThreadCpuMs, ownCpuMs, send } from './children.ts';
 import type { ServerCommand, ServerStats } from './shared.ts';
 
 const config = loadConfig(process.env);
@@ -41,7 +41,7 @@ async function totals(): Promise<ServerStats> {
     framesIn += l.stats.framesIn;
     framesOut += l.stats.framesOut;
   }
-  return { cpuMs: ownCpuMs(), late: await metric('switchboard_media_frames_late_total'), framesOut, framesIn, loopP99Ms: Math.max(0, eld.percentile(99) / 1e6 - 10), loopUtil: 0 };
+  return { cpuMs: ownCpuMs(), late: await metric('switchboard_media_frames_late_total'), framesOut, framesIn, loopP99Ms: Math.max(0, eld.percentile(99) / 1e6 - 10), loopUtil: 0, mainCpuMs: mainThreadCpuMs() };
 }
 
 let base0 = await totals();
@@ -58,7 +58,7 @@ process.on('message', (raw) => {
     void totals().then((t) =>
       send({
         type: 'stats',
-        stats: { cpuMs: t.cpuMs - base0.cpuMs, late: t.late - base0.late, framesOut: t.framesOut - base0.framesOut, framesIn: t.framesIn - base0.framesIn, loopP99Ms: t.loopP99Ms, loopUtil: performance.eventLoopUtilization(elu0).utilization },
+        stats: { cpuMs: t.cpuMs - base0.cpuMs, late: t.late - base0.late, framesOut: t.framesOut - base0.framesOut, framesIn: t.framesIn - base0.framesIn, loopP99Ms: t.loopP99Ms, loopUtil: performance.eventLoopUtilization(elu0).utilization, mainCpuMs: t.mainCpuMs - base0.mainCpuMs },
       }),
     );
   } else if (cmd.type === 'stop') {
