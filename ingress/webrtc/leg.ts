@@ -10,7 +10,9 @@
  * not in the media clock's tick: `sendFrame` stages the frame and returns, and
  * the packet goes out when the thread hands it back (well within the 20 ms
  * frame), in order; the RTP clock's carry-over across silence is worked out
- * when the frame is given, as before.
+ * when the frame is given, as before. A frame the thread refuses (it is
+ * 240 ms behind: an overloaded machine) is counted in `framesOutDropped` and
+ * the RTP clock steps over it.
  *
  * The leg closes when the peer connection fails or closes, or when no RTP has
  * arrived for MEDIA_TIMEOUT_MS (a browser sends Opus continuously, even muted
@@ -32,6 +34,8 @@ export interface WebrtcLegStats {
   packetsIn: number;
   framesIn: number;
   framesOut: number;
+  /** Agent frames refused because the Opus thread was far behind (opus-thread.ts: an overloaded machine). */
+  framesOutDropped: number;
   dropped: { late: number; corrupt: number; unknownPayloadType: number };
   digits: number;
 }
@@ -43,11 +47,13 @@ export interface WebrtcLegOptions {
   callEnded: () => boolean;
   /** Opus encoder complexity (config: SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY). */
   opusComplexity?: number;
+  /** Encode on the media thread instead of the Opus thread (the benchmark's baseline; the fallback does this by itself). */
+  encodeInThread?: boolean;
 }
 
 export class WebrtcLeg extends CallLeg {
   readonly description: LegDescription;
-  readonly stats: WebrtcLegStats = { packetsIn: 0, framesIn: 0, framesOut: 0, dropped: { late: 0, corrupt: 0, unknownPayloadType: 0 }, digits: 0 };
+  readonly stats: WebrtcLegStats = { packetsIn: 0, framesIn: 0, framesOut: 0, framesOutDropped: 0, dropped: { late: 0, corrupt: 0, unknownPayloadType: 0 }, digits: 0 };
   private readonly decoder = new OpusDecoder();
   private readonly encoder: ThreadedOpusEncoder;
   private readonly dtmf = new TelephoneEventDeduper();
@@ -56,6 +62,8 @@ export class WebrtcLeg extends CallLeg {
   private mediaTs = 0;
   private lastPacketAt = Date.now();
   private lastSentAt = 0;
+  /** RTP ticks of refused frames, added to the next frame's carry-over. */
+  private droppedTicks = 0;
   private readonly watchdog: NodeJS.Timeout;
   private readonly offState: () => void;
 
@@ -64,7 +72,7 @@ export class WebrtcLeg extends CallLeg {
     private readonly opts: WebrtcLegOptions,
   ) {
     super();
-    this.encoder = new ThreadedOpusEncoder((packet, gapTicks, error) => this.sendPacket(packet, gapTicks, error), { complexity: opts.opusComplexity });
+    this.encoder = new ThreadedOpusEncoder((packet, gapTicks, error) => this.sendPacket(packet, gapTicks, error), { complexity: opts.opusComplexity, inThread: opts.encodeInThread });
     this.dtmfTypes = new Set(opts.offer.dtmfPayloadTypes);
     this.description = {
       provider: 'webrtc',
@@ -94,7 +102,14 @@ export class WebrtcLeg extends CallLeg {
     // Silence between plays sends nothing: carry the RTP clock over the gap.
     const gapFrames = this.lastSentAt === 0 ? 0 : Math.max(0, Math.round((now - this.lastSentAt) / 20) - 1);
     this.lastSentAt = now;
-    this.encoder.encode(samples, gapFrames > 2 ? gapFrames * OPUS_RTP_TICKS_PER_FRAME : 0);
+    const gapTicks = (gapFrames > 2 ? gapFrames * OPUS_RTP_TICKS_PER_FRAME : 0) + this.droppedTicks;
+    if (this.encoder.encode(samples, gapTicks)) {
+      this.droppedTicks = 0;
+    } else {
+      // Refused (the Opus thread is far behind): the next packet carries the RTP clock over it.
+      this.stats.framesOutDropped++;
+      this.droppedTicks = gapTicks + OPUS_RTP_TICKS_PER_FRAME;
+    }
   }
 
   /** An encoded frame back from the Opus thread (in the order given), with the RTP clock's carry-over. */

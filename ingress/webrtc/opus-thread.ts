@@ -22,6 +22,13 @@
  * the process. If it cannot start or dies, every encoder falls back to an
  * in-thread `OpusEncoder` (opus.ts) with the same settings — the frames then
  * in flight are lost, the call goes on.
+ *
+ * Backlog: a thread starved of CPU (a machine with more runnable threads than
+ * cores) must not turn into seconds of delay. A leg with MAX_IN_FLIGHT_FRAMES
+ * frames given and not yet back has its next frames refused (`encode` returns
+ * false; the leg counts them and carries the RTP clock over them) until the
+ * thread catches up — more than the media clock's largest catch-up burst (10
+ * frames), so only a thread that is really behind drops anything.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -82,6 +89,9 @@ parentPort.on('message', (m) => {
   parentPort.postMessage({ meta: m32, bytes: out, errors }, [m32.buffer, out.buffer]);
 });
 `;
+
+/** Frames a leg may have on the thread at once (240 ms); beyond, frames are refused (see the header). */
+export const MAX_IN_FLIGHT_FRAMES = 12;
 
 /** Receives each encoded packet (or the reason it could not be encoded) with the tag given to `encode`. */
 export type OpusSink = (packet: Buffer | null, tag: number, error: string | null) => void;
@@ -213,6 +223,7 @@ export class ThreadedOpusEncoder {
   private id = 0;
   private local: OpusEncoder | null = null;
   private closed = false;
+  private inFlight = 0;
   private readonly complexity: number;
   private readonly bitrate: number;
 
@@ -223,7 +234,11 @@ export class ThreadedOpusEncoder {
     this.complexity = opts.complexity ?? OPUS_DEFAULT_COMPLEXITY;
     this.bitrate = opts.bitrate ?? 24_000;
     thread ??= new OpusThread();
-    if (!opts.inThread && thread.usable) this.id = thread.open({ sink, fallback: () => this.fallback() }, this.complexity, this.bitrate);
+    const back: OpusSink = (packet, tag, error) => {
+      this.inFlight--;
+      sink(packet, tag, error);
+    };
+    if (!opts.inThread && thread.usable) this.id = thread.open({ sink: back, fallback: () => this.fallback() }, this.complexity, this.bitrate);
     else this.fallback();
   }
 
@@ -232,16 +247,24 @@ export class ThreadedOpusEncoder {
     return this.id !== 0;
   }
 
-  encode(samples: Int16Array, tag: number): void {
-    if (this.closed) return;
-    if (this.id !== 0) return thread?.encode(this.id, samples, tag);
+  /** Gives one frame; false if refused because the thread is MAX_IN_FLIGHT_FRAMES behind for this leg. */
+  encode(samples: Int16Array, tag: number): boolean {
+    if (this.closed) return true;
+    if (this.id !== 0) {
+      if (this.inFlight >= MAX_IN_FLIGHT_FRAMES) return false;
+      this.inFlight++;
+      thread?.encode(this.id, samples, tag);
+      return true;
+    }
     let packet: Buffer;
     try {
       packet = (this.local as OpusEncoder).encode(samples);
     } catch (err) {
-      return this.sink(null, tag, (err as Error).message);
+      this.sink(null, tag, (err as Error).message);
+      return true;
     }
     this.sink(packet, tag, null);
+    return true;
   }
 
   close(): void {
@@ -255,6 +278,7 @@ export class ThreadedOpusEncoder {
 
   private fallback(): void {
     this.id = 0;
+    this.inFlight = 0;
     if (!this.closed) this.local = new OpusEncoder({ complexity: this.complexity, bitrate: this.bitrate });
   }
 }

@@ -2,13 +2,15 @@
  * The Opus encoding thread (ingress/webrtc/opus-thread.ts): what comes back is
  * exactly what the in-thread encoder makes (same bytes, same order, per leg,
  * with legs interleaved in one batch), the tag rides with its frame, short
- * frames are zero-padded, a closed encoder delivers nothing more, and the
+ * frames are zero-padded, a closed encoder delivers nothing more, a leg
+ * with MAX_IN_FLIGHT_FRAMES frames on the thread has more refused until they
+ * come back, and the
  * in-thread path (the fallback) gives the same packets synchronously.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { OPUS_FRAME, OpusDecoder, OpusEncoder } from '../../../ingress/webrtc/opus.ts';
-import { ThreadedOpusEncoder } from '../../../ingress/webrtc/opus-thread.ts';
+import { MAX_IN_FLIGHT_FRAMES, ThreadedOpusEncoder } from '../../../ingress/webrtc/opus-thread.ts';
 
 const frame = (hz: number, f: number, n = OPUS_FRAME): Int16Array =>
   new Int16Array(n).map((_, i) => Math.round(6000 * Math.sin((2 * Math.PI * hz * (f * OPUS_FRAME + i)) / 16000)));
@@ -19,16 +21,16 @@ interface Got {
   error: string | null;
 }
 
-/** Resolves once `n` packets reached the sink (a lost packet leaves it pending: the test runner's timeout fails it). */
-function collector(n: number): { sink: (p: Buffer | null, tag: number, e: string | null) => void; done: Promise<Got[]> } {
+/** `done` resolves once `n` packets reached the sink, `upTo(k)` once k have (a lost packet leaves them pending: the test runner's timeout fails it). */
+function collector(n: number): { sink: (p: Buffer | null, tag: number, e: string | null) => void; done: Promise<Got[]>; upTo: (k: number) => Promise<void> } {
   const got: Got[] = [];
-  let resolve!: (g: Got[]) => void;
-  const done = new Promise<Got[]>((r) => (resolve = r));
+  const waiters: Array<{ k: number; resolve: () => void }> = [];
   const sink = (packet: Buffer | null, tag: number, error: string | null): void => {
     got.push({ packet: packet ? Buffer.from(packet) : null, tag, error });
-    if (got.length === n) resolve(got);
+    for (const w of waiters.filter((x) => got.length >= x.k)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
   };
-  return { sink, done };
+  const upTo = (k: number): Promise<void> => (got.length >= k ? Promise.resolve() : new Promise((resolve) => waiters.push({ k, resolve })));
+  return { sink, done: upTo(n).then(() => got), upTo };
 }
 
 test('Opus thread: three legs interleaved in the same ticks get back, in order, the very packets the in-thread encoder makes, each with its tag', async () => {
@@ -38,8 +40,9 @@ test('Opus thread: three legs interleaved in the same ticks get back, in order, 
   assert.ok(encoders.every((e) => e.threaded), 'the encoding thread started');
   for (let f = 0; f < FRAMES; f++) {
     for (const [k, l] of legs.entries()) (encoders[k] as ThreadedOpusEncoder).encode(frame(l.hz, f), f * 10 + k);
-    // A tick boundary now and then: batches of one frame per leg and batches of several.
-    if (f % 7 === 0) await new Promise((r) => setImmediate(r));
+    // A tick boundary now and then: batches of one frame per leg and batches of several (fewer than the
+    // in-flight bound: each batch is awaited back before the next).
+    if (f % 7 === 0) await Promise.all(legs.map((l) => l.c.upTo(f + 1)));
   }
   for (const [k, l] of legs.entries()) {
     const got = await l.c.done;
@@ -101,4 +104,20 @@ test('Opus thread: in-thread (the fallback when the thread cannot run) delivers 
   enc.encode(frame(700, 9), 9);
   assert.equal(got.length, 5);
   ref.close();
+});
+
+test('Opus thread: a leg with MAX_IN_FLIGHT_FRAMES frames on the thread has further frames refused, and is taken again once they are back', async () => {
+  const c = collector(MAX_IN_FLIGHT_FRAMES);
+  const enc = new ThreadedOpusEncoder(c.sink);
+  // All given in one synchronous block: none can have come back yet.
+  const accepted = Array.from({ length: MAX_IN_FLIGHT_FRAMES + 5 }, (_, f) => enc.encode(frame(440, f), f));
+  assert.deepEqual(accepted, [...Array<boolean>(MAX_IN_FLIGHT_FRAMES).fill(true), ...Array<boolean>(5).fill(false)]);
+  assert.deepEqual((await c.done).map((g) => g.tag), Array.from({ length: MAX_IN_FLIGHT_FRAMES }, (_, f) => f));
+  const again = collector(1);
+  const other = new ThreadedOpusEncoder(again.sink);
+  assert.equal(other.encode(frame(440, 0), 7), true, 'another leg is not affected');
+  assert.equal(enc.encode(frame(440, 99), 99), true, 'taken again');
+  await again.done;
+  enc.close();
+  other.close();
 });
