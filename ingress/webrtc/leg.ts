@@ -11,8 +11,8 @@
  * the packet goes out when the thread hands it back (well within the 20 ms
  * frame), in order; the RTP clock's carry-over across silence is worked out
  * when the frame is given, as before. A frame the thread refuses (it is
- * 240 ms behind: an overloaded machine) is counted in `framesOutDropped` and
- * the RTP clock steps over it.
+ * 240 ms behind) or drops as stale (it got to it > 100 ms late: an overloaded
+ * machine) is counted in `framesOutDropped` and the RTP clock steps over it.
  *
  * The leg closes when the peer connection fails or closes, or when no RTP has
  * arrived for MEDIA_TIMEOUT_MS (a browser sends Opus continuously, even muted
@@ -64,6 +64,8 @@ export class WebrtcLeg extends CallLeg {
   private lastSentAt = 0;
   /** RTP ticks of refused frames, added to the next frame's carry-over. */
   private droppedTicks = 0;
+  /** RTP ticks of frames the thread dropped as stale, added to the next packet sent. */
+  private staleTicks = 0;
   private readonly watchdog: NodeJS.Timeout;
   private readonly offState: () => void;
 
@@ -115,8 +117,15 @@ export class WebrtcLeg extends CallLeg {
   /** An encoded frame back from the Opus thread (in the order given), with the RTP clock's carry-over. */
   private sendPacket(payload: Buffer | null, gapTicks: number, error: string | null): void {
     if (this.closed) return;
+    if (!payload && error === null) {
+      // Stale on the thread (it was starved of CPU): dropped; the next packet carries the RTP clock over it.
+      this.stats.framesOutDropped++;
+      this.staleTicks += gapTicks + OPUS_RTP_TICKS_PER_FRAME;
+      return;
+    }
     if (!payload) return this.fire('warning', { code: 'encode_failed', message: error ?? 'encode failed' });
-    this.peer.sendOpus(payload, OPUS_RTP_TICKS_PER_FRAME, gapTicks);
+    this.peer.sendOpus(payload, OPUS_RTP_TICKS_PER_FRAME, gapTicks + this.staleTicks);
+    this.staleTicks = 0;
     this.stats.framesOut++;
   }
 

@@ -28,7 +28,10 @@
  * frames given and not yet back has its next frames refused (`encode` returns
  * false; the leg counts them and carries the RTP clock over them) until the
  * thread catches up — more than the media clock's largest catch-up burst (10
- * frames), so only a thread that is really behind drops anything.
+ * frames), so only a thread that is really behind drops anything. And a
+ * batch that reaches the thread more than MAX_BATCH_AGE_MS after it was
+ * given is not encoded at all (its frames come back with neither packet nor
+ * error): a starved thread catches up at once instead of delivering stale audio.
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -47,6 +50,8 @@ const encoders = new Map();
 parentPort.on('message', (m) => {
   const ops = m.ops;
   const pcm = m.pcm;
+  // A batch that waited too long for this thread (starved of CPU) is not encoded: its frames come back stale (-2).
+  const stale = Date.now() - m.t > m.maxAgeMs;
   const meta = [];
   const packets = [];
   const errors = {};
@@ -65,7 +70,8 @@ parentPort.on('message', (m) => {
     } else if (op === ${OP_ENCODE}) {
       const enc = encoders.get(id);
       let len = -1;
-      if (enc) {
+      if (stale) len = -2;
+      else if (enc) {
         try {
           const p = enc.encode(pcm.subarray(b * FRAME, (b + 1) * FRAME));
           packets.push(p);
@@ -93,7 +99,12 @@ parentPort.on('message', (m) => {
 /** Frames a leg may have on the thread at once (240 ms); beyond, frames are refused (see the header). */
 export const MAX_IN_FLIGHT_FRAMES = 12;
 
-/** Receives each encoded packet (or the reason it could not be encoded) with the tag given to `encode`. */
+/** A batch older than this when the thread gets to it is not encoded (see the header). */
+export const MAX_BATCH_AGE_MS = 100;
+/** Tests that compare exact packets raise the age bound, so a loaded machine cannot make a batch stale. */
+export const opusThreadSettings = { maxBatchAgeMs: MAX_BATCH_AGE_MS };
+
+/** Receives each encoded packet (or the reason it could not be encoded; neither = stale, dropped) with the tag given to `encode`. */
 export type OpusSink = (packet: Buffer | null, tag: number, error: string | null) => void;
 
 interface Member {
@@ -158,7 +169,7 @@ class OpusThread {
     const pcm = this.staging.slice(0, this.frames * OPUS_FRAME);
     this.ops = [];
     this.frames = 0;
-    this.worker.postMessage({ ops, pcm }, [ops.buffer, pcm.buffer]);
+    this.worker.postMessage({ ops, pcm, t: Date.now(), maxAgeMs: opusThreadSettings.maxBatchAgeMs }, [ops.buffer, pcm.buffer]);
   }
 
   private start(): void {
@@ -190,6 +201,10 @@ class OpusThread {
       const tag = m.meta[i + 1] as number;
       const len = m.meta[i + 2] as number;
       const member = this.members.get(id);
+      if (len === -2) {
+        member?.sink(null, tag, null); // stale: not encoded
+        continue;
+      }
       if (len < 0) {
         member?.sink(null, tag, m.errors[id] ?? 'encode failed');
         continue;

@@ -4,13 +4,16 @@
  * with legs interleaved in one batch), the tag rides with its frame, short
  * frames are zero-padded, a closed encoder delivers nothing more, a leg
  * with MAX_IN_FLIGHT_FRAMES frames on the thread has more refused until they
- * come back, and the
+ * come back, a batch older than the age bound comes back stale, and the
  * in-thread path (the fallback) gives the same packets synchronously.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { OPUS_FRAME, OpusDecoder, OpusEncoder } from '../../../ingress/webrtc/opus.ts';
-import { MAX_IN_FLIGHT_FRAMES, ThreadedOpusEncoder } from '../../../ingress/webrtc/opus-thread.ts';
+import { MAX_IN_FLIGHT_FRAMES, opusThreadSettings, ThreadedOpusEncoder } from '../../../ingress/webrtc/opus-thread.ts';
+
+// Exact packets are compared: a machine loaded enough to stall the thread 100 ms must not make a batch stale here.
+opusThreadSettings.maxBatchAgeMs = 60_000;
 
 const frame = (hz: number, f: number, n = OPUS_FRAME): Int16Array =>
   new Int16Array(n).map((_, i) => Math.round(6000 * Math.sin((2 * Math.PI * hz * (f * OPUS_FRAME + i)) / 16000)));
@@ -120,4 +123,23 @@ test('Opus thread: a leg with MAX_IN_FLIGHT_FRAMES frames on the thread has furt
   await again.done;
   enc.close();
   other.close();
+});
+
+test('Opus thread: a batch that reaches the thread later than the age bound comes back stale (no packet, no error), and the next is encoded', async () => {
+  opusThreadSettings.maxBatchAgeMs = -1; // every batch is "too old"
+  try {
+    const c = collector(1);
+    const enc = new ThreadedOpusEncoder(c.sink);
+    enc.encode(frame(440, 0), 5);
+    assert.deepEqual(await c.done, [{ packet: null, tag: 5, error: null }]);
+    opusThreadSettings.maxBatchAgeMs = 60_000;
+    const d = collector(1);
+    const enc2 = new ThreadedOpusEncoder(d.sink);
+    enc2.encode(frame(440, 0), 6);
+    assert.ok(((await d.done)[0]?.packet?.length ?? 0) > 2);
+    enc.close();
+    enc2.close();
+  } finally {
+    opusThreadSettings.maxBatchAgeMs = 60_000;
+  }
 });
