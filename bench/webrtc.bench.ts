@@ -24,14 +24,16 @@
  * One phase = fresh server → ramp N calls (BENCH_WEBRTC_RAMP calls/s) → settle
  * 3 s → window of BENCH_WEBRTC_SECONDS → stop. Per step N (gateway, then bare):
  *   webrtc.cN.calls_sustained     peers connected and receiving media at the end of the window (target ≥ N)
- *   webrtc.cN.cpu_pct_per_call    server process.cpuUsage over the window / window / N, % of one core
+ *   webrtc.cN.cpu_pct_per_call    server process.cpuUsage over the window / window / N, % of one core (all threads)
+ *   webrtc.cN.main_cpu_us_per_frame  CPU of the server's main thread (the media loop; threads apart) per frame in + out
  *   webrtc.cN.late_frames         gateway: switchboard_media_frames_late_total delta (target 0);
  *                                 bare: frames its 20 ms clock sent > 40 ms after their slot
  *   webrtc.cN.client_gaps         clients: gaps > 40 ms between consecutive packets of a talkspurt
  * and webrtc.max_calls_0_late: the largest N with all calls sustained and 0 late frames.
  *
  * Env: BENCH_WEBRTC_STEPS (5,10,20,40), BENCH_WEBRTC_SECONDS (10), BENCH_WEBRTC_RAMP (10),
- * BENCH_WEBRTC_WORKERS (2), BENCH_WEBRTC_DTMF_MS (3000), BENCH_WEBRTC_DEADLINE_S (300).
+ * BENCH_WEBRTC_WORKERS (2), BENCH_WEBRTC_DTMF_MS (3000), BENCH_WEBRTC_DEADLINE_S (300),
+ * BENCH_WEBRTC_ALL_STEPS=1 (run every step even after one fails; max_calls_0_late still stops at the first failure).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -65,6 +67,7 @@ const RAMP = Number(process.env.BENCH_WEBRTC_RAMP ?? 10);
 const WORKERS = Math.max(1, Number(process.env.BENCH_WEBRTC_WORKERS ?? 2));
 const DTMF_MS = Number(process.env.BENCH_WEBRTC_DTMF_MS ?? 3000);
 const DEADLINE_MS = Number(process.env.BENCH_WEBRTC_DEADLINE_S ?? 300) * 1000;
+const ALL_STEPS = process.env.BENCH_WEBRTC_ALL_STEPS === '1';
 const SETTLE_MS = 3000;
 const HERE = path.join(import.meta.dirname, 'webrtc');
 
@@ -150,11 +153,12 @@ const pctPerCall = (p: PhaseResult, n: number): number => (p.server.cpuMs / (SEC
 const describe = (kind: string, n: number, p: PhaseResult): string =>
   `  ${kind.padEnd(7)} c${n}: connected ${p.connected}/${n}, sustained ${p.load.alive}, server CPU ${fmt((p.server.cpuMs / (SECONDS * 1000)) * 100)} % of a core ` +
   `(${fmt(pctPerCall(p, n))} %/call), late ${p.server.late}, frames in/out ${p.server.framesIn}/${p.server.framesOut}, ` +
-  `client rx ${p.load.packetsReceived} pkts, gaps>40ms ${p.load.gaps} (max ${fmt(p.load.maxGapMs)} ms), server loop p99 ${fmt(p.server.loopP99Ms)} ms, ` +
+  `client rx ${p.load.packetsReceived} pkts, gaps>40ms ${p.load.gaps} (max ${fmt(p.load.maxGapMs)} ms), server loop p99 ${fmt(p.server.loopP99Ms)} ms, busy ${fmt(p.server.loopUtil * 100)} %, main thread CPU ${fmt((p.server.mainCpuMs / (SECONDS * 1000)) * 100)} % (${fmt(p.server.mainCpuMs / Math.max(1, p.server.framesIn + p.server.framesOut) * 1000)} µs per frame in+out), ` +
   `load CPU ${fmt((p.load.cpuMs / (SECONDS * 1000)) * 100)} %${Object.keys(p.failures).length ? `, failures ${JSON.stringify(p.failures)}` : ''}`;
 
 log(`webrtc: steps ${STEPS.join(', ')} calls, ${SECONDS} s windows, ${WORKERS} load worker(s), ramp ${RAMP} calls/s, DTMF every ${DTMF_MS} ms; ${os.cpus().length} CPUs`);
 let best = 0;
+let stopped = false;
 let stopReason = `all steps met (the largest step, ${STEPS[STEPS.length - 1] ?? 0}, is not a limit)`;
 try {
   for (const n of STEPS) {
@@ -164,14 +168,17 @@ try {
     log(describe('bare', n, bare));
     report({ figure: `webrtc.c${n}.calls_sustained`, value: gw.load.alive, unit: 'calls', baseline: bare.load.alive, target: { op: '>=', value: n }, note: 'peers connected and receiving media at the end of the window; baseline = bare werift pairs' });
     report({ figure: `webrtc.c${n}.cpu_pct_per_call`, value: pctPerCall(gw, n), unit: '%core', baseline: pctPerCall(bare, n), note: 'server process.cpuUsage over the window / N, % of one core; baseline = bare werift + Opus decode/encode (sends continuously; the gateway only while the agent talks)' });
+    report({ figure: `webrtc.c${n}.main_cpu_us_per_frame`, value: (gw.server.mainCpuMs * 1000) / Math.max(1, gw.server.framesIn + gw.server.framesOut), unit: 'us', baseline: (bare.server.mainCpuMs * 1000) / Math.max(1, bare.server.framesIn + bare.server.framesOut), note: 'CPU of the server\'s main thread (the media loop; worker threads, e.g. Opus encoding, apart) per frame in + out over the window (Linux /proc)' });
     report({ figure: `webrtc.c${n}.late_frames`, value: gw.server.late, unit: 'frames', baseline: bare.server.late, target: { op: '<=', value: 0 }, note: 'gateway: switchboard_media_frames_late_total delta over the window; bare: frames sent > 40 ms after their 20 ms slot' });
     report({ figure: `webrtc.c${n}.client_gaps`, value: gw.load.gaps, unit: 'gaps', baseline: bare.load.gaps, note: 'client-observed gaps > 40 ms between consecutive packets of one talkspurt' });
     const cpuPct = (gw.server.cpuMs / (SECONDS * 1000)) * 100;
     const ok = gw.server.late === 0 && gw.load.alive >= n;
+    if (stopped) continue; // BENCH_WEBRTC_ALL_STEPS: measured, not counted
     if (ok) best = n;
     if (!ok || cpuPct >= 90) {
+      stopped = true;
       stopReason = !ok ? `c${n}: ${gw.server.late} late frames, ${gw.load.alive}/${n} sustained` : `c${n}: gateway CPU ${fmt(cpuPct)} % of a core (saturated)`;
-      break;
+      if (!ALL_STEPS) break;
     }
   }
 } finally {

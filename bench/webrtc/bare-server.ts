@@ -12,7 +12,7 @@ import http from 'node:http';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { OPUS_DEFAULT_COMPLEXITY, OPUS_FRAME, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder, OpusEncoder } from '../../ingress/webrtc/opus.ts';
 import { WebrtcPeer } from '../../ingress/webrtc/peer.ts';
-import { ownCpuMs, send } from './children.ts';
+import { mainThreadCpuMs, ownCpuMs, send } from './children.ts';
 import { FRAME_MS, type ServerCommand, type ServerStats } from './shared.ts';
 
 const LATE_MS = 40;
@@ -32,6 +32,7 @@ let framesOut = 0;
 let late = 0;
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
+let elu0 = performance.eventLoopUtilization();
 
 const server = http.createServer((req, res) => {
   if (req.method !== 'POST' || !req.url?.startsWith('/webrtc/offer')) {
@@ -95,17 +96,18 @@ function tick(): void {
   setTimeout(tick, Math.max(0, epoch + nextSlot * FRAME_MS - performance.now()));
 }
 
-const totals = (): ServerStats => ({ cpuMs: ownCpuMs(), late, framesOut, framesIn, loopP99Ms: Math.max(0, eld.percentile(99) / 1e6 - 10) });
+const totals = (): ServerStats => ({ cpuMs: ownCpuMs(), late, framesOut, framesIn, loopP99Ms: Math.max(0, eld.percentile(99) / 1e6 - 10), loopUtil: 0, mainCpuMs: mainThreadCpuMs() });
 let base = totals();
 process.on('message', (raw) => {
   const cmd = raw as ServerCommand;
   if (cmd.type === 'reset') {
     base = totals();
     eld.reset();
+    elu0 = performance.eventLoopUtilization();
     send({ type: 'stats', stats: base });
   } else if (cmd.type === 'snapshot') {
     const t = totals();
-    send({ type: 'stats', stats: { cpuMs: t.cpuMs - base.cpuMs, late: t.late - base.late, framesOut: t.framesOut - base.framesOut, framesIn: t.framesIn - base.framesIn, loopP99Ms: t.loopP99Ms } });
+    send({ type: 'stats', stats: { cpuMs: t.cpuMs - base.cpuMs, late: t.late - base.late, framesOut: t.framesOut - base.framesOut, framesIn: t.framesIn - base.framesIn, loopP99Ms: t.loopP99Ms, loopUtil: performance.eventLoopUtilization(elu0).utilization, mainCpuMs: t.mainCpuMs - base.mainCpuMs } });
   } else if (cmd.type === 'stop') {
     for (const c of conns) c.peer.close();
     server.close();

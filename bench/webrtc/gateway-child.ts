@@ -5,13 +5,13 @@
  * frame counts (legs collected by wrapping calls.attach at run time), and the
  * event-loop delay. No gateway file is changed.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway } from '../../cli/gateway.ts';
 import { createLogger } from '../../cli/logger.ts';
 import { WebrtcLeg } from '../../ingress/webrtc/leg.ts';
 import type { CallLeg } from '../../media/call-leg.ts';
-import { ownCpuMs, send } from './children.ts';
+import { mainThreadCpuMs, ownCpuMs, send } from './children.ts';
 import type { ServerCommand, ServerStats } from './shared.ts';
 
 const config = loadConfig(process.env);
@@ -19,6 +19,7 @@ const gateway = await startGateway(config, createLogger(config.logLevel));
 const base = gateway.urls.http;
 const eld = monitorEventLoopDelay({ resolution: 10 });
 eld.enable();
+let elu0 = performance.eventLoopUtilization();
 
 const legs = new Set<WebrtcLeg>();
 const calls = gateway.calls;
@@ -40,7 +41,7 @@ async function totals(): Promise<ServerStats> {
     framesIn += l.stats.framesIn;
     framesOut += l.stats.framesOut;
   }
-  return { cpuMs: ownCpuMs(), late: await metric('switchboard_media_frames_late_total'), framesOut, framesIn, loopP99Ms: Math.max(0, eld.percentile(99) / 1e6 - 10) };
+  return { cpuMs: ownCpuMs(), late: await metric('switchboard_media_frames_late_total'), framesOut, framesIn, loopP99Ms: Math.max(0, eld.percentile(99) / 1e6 - 10), loopUtil: 0, mainCpuMs: mainThreadCpuMs() };
 }
 
 let base0 = await totals();
@@ -50,13 +51,14 @@ process.on('message', (raw) => {
     void totals().then((t) => {
       base0 = t;
       eld.reset();
+    elu0 = performance.eventLoopUtilization();
       send({ type: 'stats', stats: t });
     });
   } else if (cmd.type === 'snapshot') {
     void totals().then((t) =>
       send({
         type: 'stats',
-        stats: { cpuMs: t.cpuMs - base0.cpuMs, late: t.late - base0.late, framesOut: t.framesOut - base0.framesOut, framesIn: t.framesIn - base0.framesIn, loopP99Ms: t.loopP99Ms },
+        stats: { cpuMs: t.cpuMs - base0.cpuMs, late: t.late - base0.late, framesOut: t.framesOut - base0.framesOut, framesIn: t.framesIn - base0.framesIn, loopP99Ms: t.loopP99Ms, loopUtil: performance.eventLoopUtilization(elu0).utilization, mainCpuMs: t.mainCpuMs - base0.mainCpuMs },
       }),
     );
   } else if (cmd.type === 'stop') {

@@ -38,6 +38,10 @@ export interface ServerStats {
   framesOut: number;
   framesIn: number;
   loopP99Ms: number;
+  /** The main thread's event-loop utilisation over the window (0–1): the media loop's own busy share, worker threads apart. */
+  loopUtil: number;
+  /** CPU of the main thread alone (Linux /proc; NaN elsewhere), ms. */
+  mainCpuMs: number;
 }
 
 export type ServerEvent = { type: 'listening'; port: number } | { type: 'stats'; stats: ServerStats };

@@ -6,6 +6,14 @@
  * Playout cannot be reported (no marks in WebRTC): the pipeline counts audio
  * as heard when it is sent, and barge-in drops the local queue only.
  *
+ * The agent's frames are encoded on the process's Opus thread (opus-thread.ts),
+ * not in the media clock's tick: `sendFrame` stages the frame and returns, and
+ * the packet goes out when the thread hands it back (well within the 20 ms
+ * frame), in order; the RTP clock's carry-over across silence is worked out
+ * when the frame is given, as before. A frame the thread refuses (it is
+ * 240 ms behind) or drops as stale (it got to it > 100 ms late: an overloaded
+ * machine) is counted in `framesOutDropped` and the RTP clock steps over it.
+ *
  * The leg closes when the peer connection fails or closes, or when no RTP has
  * arrived for MEDIA_TIMEOUT_MS (a browser sends Opus continuously, even muted
  * — an ICE-lite gateway sends no checks of its own, so this is how a vanished
@@ -15,7 +23,8 @@
  */
 import { CallLeg, type LegDescription } from '../../media/call-leg.ts';
 import { dataChannelDigit, TelephoneEventDeduper } from './dtmf.ts';
-import { OPUS_FRAME, OPUS_RATE, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder, OpusEncoder } from './opus.ts';
+import { OPUS_FRAME, OPUS_RATE, OPUS_RTP_TICKS_PER_FRAME, OpusDecoder } from './opus.ts';
+import { ThreadedOpusEncoder } from './opus-thread.ts';
 import type { WebrtcPeer } from './peer.ts';
 import type { OfferSummary } from './sdp.ts';
 
@@ -25,6 +34,8 @@ export interface WebrtcLegStats {
   packetsIn: number;
   framesIn: number;
   framesOut: number;
+  /** Agent frames refused because the Opus thread was far behind (opus-thread.ts: an overloaded machine). */
+  framesOutDropped: number;
   dropped: { late: number; corrupt: number; unknownPayloadType: number };
   digits: number;
 }
@@ -36,19 +47,25 @@ export interface WebrtcLegOptions {
   callEnded: () => boolean;
   /** Opus encoder complexity (config: SWITCHBOARD_WEBRTC_OPUS_COMPLEXITY). */
   opusComplexity?: number;
+  /** Encode on the media thread instead of the Opus thread (the benchmark's baseline; the fallback does this by itself). */
+  encodeInThread?: boolean;
 }
 
 export class WebrtcLeg extends CallLeg {
   readonly description: LegDescription;
-  readonly stats: WebrtcLegStats = { packetsIn: 0, framesIn: 0, framesOut: 0, dropped: { late: 0, corrupt: 0, unknownPayloadType: 0 }, digits: 0 };
+  readonly stats: WebrtcLegStats = { packetsIn: 0, framesIn: 0, framesOut: 0, framesOutDropped: 0, dropped: { late: 0, corrupt: 0, unknownPayloadType: 0 }, digits: 0 };
   private readonly decoder = new OpusDecoder();
-  private readonly encoder: OpusEncoder;
+  private readonly encoder: ThreadedOpusEncoder;
   private readonly dtmf = new TelephoneEventDeduper();
   private readonly dtmfTypes: Set<number>;
   private lastSeq: number | null = null;
   private mediaTs = 0;
   private lastPacketAt = Date.now();
   private lastSentAt = 0;
+  /** RTP ticks of refused frames, added to the next frame's carry-over. */
+  private droppedTicks = 0;
+  /** RTP ticks of frames the thread dropped as stale, added to the next packet sent. */
+  private staleTicks = 0;
   private readonly watchdog: NodeJS.Timeout;
   private readonly offState: () => void;
 
@@ -57,7 +74,7 @@ export class WebrtcLeg extends CallLeg {
     private readonly opts: WebrtcLegOptions,
   ) {
     super();
-    this.encoder = new OpusEncoder({ complexity: opts.opusComplexity });
+    this.encoder = new ThreadedOpusEncoder((packet, gapTicks, error) => this.sendPacket(packet, gapTicks, error), { complexity: opts.opusComplexity, inThread: opts.encodeInThread });
     this.dtmfTypes = new Set(opts.offer.dtmfPayloadTypes);
     this.description = {
       provider: 'webrtc',
@@ -87,13 +104,28 @@ export class WebrtcLeg extends CallLeg {
     // Silence between plays sends nothing: carry the RTP clock over the gap.
     const gapFrames = this.lastSentAt === 0 ? 0 : Math.max(0, Math.round((now - this.lastSentAt) / 20) - 1);
     this.lastSentAt = now;
-    let payload: Buffer;
-    try {
-      payload = this.encoder.encode(samples);
-    } catch (err) {
-      return this.fire('warning', { code: 'encode_failed', message: (err as Error).message });
+    const gapTicks = (gapFrames > 2 ? gapFrames * OPUS_RTP_TICKS_PER_FRAME : 0) + this.droppedTicks;
+    if (this.encoder.encode(samples, gapTicks)) {
+      this.droppedTicks = 0;
+    } else {
+      // Refused (the Opus thread is far behind): the next packet carries the RTP clock over it.
+      this.stats.framesOutDropped++;
+      this.droppedTicks = gapTicks + OPUS_RTP_TICKS_PER_FRAME;
     }
-    this.peer.sendOpus(payload, OPUS_RTP_TICKS_PER_FRAME, gapFrames > 2 ? gapFrames * OPUS_RTP_TICKS_PER_FRAME : 0);
+  }
+
+  /** An encoded frame back from the Opus thread (in the order given), with the RTP clock's carry-over. */
+  private sendPacket(payload: Buffer | null, gapTicks: number, error: string | null): void {
+    if (this.closed) return;
+    if (!payload && error === null) {
+      // Stale on the thread (it was starved of CPU): dropped; the next packet carries the RTP clock over it.
+      this.stats.framesOutDropped++;
+      this.staleTicks += gapTicks + OPUS_RTP_TICKS_PER_FRAME;
+      return;
+    }
+    if (!payload) return this.fire('warning', { code: 'encode_failed', message: error ?? 'encode failed' });
+    this.peer.sendOpus(payload, OPUS_RTP_TICKS_PER_FRAME, gapTicks + this.staleTicks);
+    this.staleTicks = 0;
     this.stats.framesOut++;
   }
 

@@ -9,6 +9,7 @@
  *
  *   caller ─ RTP Opus (any frame size 2.5–120 ms) ─► OpusDecoder ─► 20 ms PCM16 @16 kHz
  *   agent  ─ 20 ms PCM16 @16 kHz ─► OpusEncoder ─► one RTP payload per frame
+ *            (a leg's encoder runs on the process's Opus thread: opus-thread.ts)
  *
  * One WASM instance serves every codec of the process: each codec is a malloc'd
  * libopus state, and the module re-makes its heap views when the heap grows
