@@ -4,7 +4,7 @@
  *
  *   start() ─► active (at once: admission refuses new calls busy, /readyz 503 `draining`, SIP OPTIONS 503)
  *           ─► node_drain_started (the node's row: `draining`, with its drain deadline)
- *           ─► wait: no live call left ─────────────────────────────► stop('drained')                 ─► done
+ *           ─► wait: no live call left (its row ended, or 10 s after its media closed) ► stop('drained') ─► done
  *                    or the time limit (SWITCHBOARD_DRAIN_TIMEOUT_MS):
  *                      cluster:  stop('drain timeout …') — node_stopped ends the lease first, so another node may
  *                                take the calls left at once (as on a death); their media here is closed, the
@@ -22,7 +22,9 @@ export interface DrainDeps {
   /** Records the node `draining` (bridge/ownership.ts `drain()`). */
   markDraining(timeoutMs: number): Promise<{ drainUntil: number | null }>;
   /** The live calls on this node (CallManager). */
-  live: { readonly size: number; hangupAll(reason: string): Promise<void> };
+  live: { readonly size: number; ids(): Iterable<string>; hangupAll(reason: string): Promise<void> };
+  /** True once the call's row is ended (the provider's final status often follows its media's close). */
+  ended(callId: string): boolean;
   /** Cluster mode: calls left at the limit are handed over; embedded: they are ended. */
   cluster: boolean;
   /** SWITCHBOARD_DRAIN_TIMEOUT_MS. */
@@ -32,6 +34,8 @@ export interface DrainDeps {
   logger: Logger;
   /** How often the live calls are counted (ms; default 250). */
   pollMs?: number;
+  /** After the last media session closed, how long to wait for those calls' rows to end (ms; default 10 s). */
+  settleMs?: number;
 }
 
 export interface DrainStart {
@@ -91,10 +95,27 @@ export class NodeDrain {
     return this.running;
   }
 
+  /**
+   * Waits until no media session is left and every call that had one during the drain has ended (a provider
+   * closes the media, then sends its final status: Twilio's `stop`, then `completed`) — that last part at most
+   * `settleMs` after the last session closed (a call left `resuming` may come back to any node) — or the deadline.
+   */
   private async wait(deadline: number): Promise<DrainEnd> {
     const pollMs = this.deps.pollMs ?? 250;
-    while (this.deps.live.size > 0 && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(pollMs, deadline - performance.now()))));
+    const settleMs = this.deps.settleMs ?? 10_000;
+    const seen = new Set<string>();
+    let idleSince: number | null = null;
+    for (;;) {
+      for (const id of this.deps.live.ids()) seen.add(id);
+      const now = performance.now();
+      if (now >= deadline) break;
+      if (this.deps.live.size > 0) idleSince = null;
+      else {
+        idleSince ??= now;
+        for (const id of [...seen]) if (this.deps.ended(id)) seen.delete(id);
+        if (seen.size === 0 || now - idleSince >= settleMs) break;
+      }
+      await new Promise((r) => setTimeout(r, Math.max(1, Math.min(pollMs, deadline - now))));
     }
     const left = this.deps.live.size;
     if (left === 0) {

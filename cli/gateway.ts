@@ -347,6 +347,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   drain = new NodeDrain({
     markDraining: (timeoutMs) => own.drain(timeoutMs),
     live: calls,
+    ended: (callId) => (store.read(null).calls.get(callId)?.state ?? 'ended') === 'ended',
     cluster: Boolean(cluster),
     timeoutMs: config.ownership.drainTimeoutMs,
     stop: (reason) => stop(reason, true),
