@@ -22,7 +22,7 @@ class FakeCalls {
   }
 }
 
-function drainWith(over: Partial<DrainDeps> & { calls: FakeCalls; ended?: Set<string> }): { drain: NodeDrain; stops: string[]; marked: number[] } {
+function drainWith(over: Partial<Omit<DrainDeps, 'ended'>> & { calls: FakeCalls; ended?: Set<string> }): { drain: NodeDrain; stops: string[]; marked: number[] } {
   const stops: string[] = [];
   const marked: number[] = [];
   const ended = over.ended ?? new Set<string>();
