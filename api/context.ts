@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { AgentRegistry } from '../agents/registry.ts';
+import type { DrainStart } from '../bridge/drain.ts';
 import type { OutboundDialer } from '../ingress/port.ts';
 import type { MasterKey } from '../recording/crypto.ts';
 import type { BlobStore } from '../recording/types.ts';
@@ -36,6 +37,8 @@ export interface ApiContext {
   providers?: readonly string[];
   /** Caches derived from the code (DATA_DIR/cache: the softphone bundle); absent = nothing is kept between starts. */
   cacheDir?: string;
+  /** Draining this node (POST /v1/cluster/drain: bridge/drain.ts), set once the gateway listens; absent = 503. */
+  drain?: { start(): Promise<DrainStart> };
 }
 
 /** Validates `input` with `schema`; a failure is a 400 naming each bad field. */

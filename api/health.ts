@@ -7,7 +7,8 @@
  * drop the live calls, so the node stays up and recovers by itself.
  * `/readyz` is readiness: 503 `not_ready` with the same reason while the store
  * cannot commit (new calls get the busy answer meanwhile), 503 `starting`
- * before the gateway listens, else 200 `ready`.
+ * before the gateway listens, 503 `draining` while the node drains (bridge/drain.ts: a balancer checking it,
+ * deploy/haproxy, stops sending it new calls; its live calls go on), else 200 `ready`.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Store, Tables } from '../store/index.ts';
@@ -17,6 +18,8 @@ export interface HealthDeps {
   store: Store<Tables>;
   /** True once the store is open, its apply loop running and the server listening. */
   ready: () => boolean;
+  /** True while the node drains: it takes no new calls. */
+  draining?: () => boolean;
   node: string;
   metrics: GatewayMetrics;
   /** Log lines dropped because the log could not be written (cli/logger.ts). */
@@ -49,6 +52,7 @@ export function mountHealth(app: FastifyInstance, deps: HealthDeps): void {
   app.get('/readyz', async (_req, reply) => {
     const problem = storeProblem(deps.store);
     if (problem) return reply.code(503).send({ status: 'not_ready', node: deps.node, ...problem });
+    if (deps.draining?.() === true) return reply.code(503).send({ status: 'draining', node: deps.node });
     return deps.ready() ? { status: 'ready', seq: deps.store.head.seq } : reply.code(503).send({ status: 'starting' });
   });
   app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));

@@ -20,6 +20,10 @@
  * cannot commit (disk full, I/O error: `Store.health`). Every inbound call,
  * new or resuming, gets the busy answer until the store recovers by itself
  * (`storeRefusal()`, checked before anything is written); live calls go on.
+ *
+ * And `draining` — this node is draining (bridge/drain.ts): every new call gets the busy answer
+ * (`drainRefusal()`, checked only for calls the store does not know yet), so the provider or the balancer tries
+ * another node; a retry or a resume of a call this node has goes on as before.
  */
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -40,10 +44,12 @@ export interface AdmissionOptions {
   pendingMs?: number;
   /** Why the store cannot commit now (disk full …), or null when it can. */
   storeFault?: () => string | null;
+  /** True while this node drains (bridge/drain.ts): new calls are refused. */
+  draining?: () => boolean;
 }
 
 export interface Refusal {
-  reason: 'over_capacity' | 'overloaded' | 'store_unavailable';
+  reason: 'over_capacity' | 'overloaded' | 'store_unavailable' | 'draining';
   detail: string;
   /** Seconds a caller (or a proxy) should wait before trying this node again. */
   retryAfterS: number;
@@ -78,6 +84,11 @@ export class CallAdmission {
   storeRefusal(): Refusal | null {
     const fault = this.opts.storeFault?.() ?? null;
     return fault === null ? null : { reason: 'store_unavailable', detail: `the store cannot write: ${fault}`, retryAfterS: 30 };
+  }
+
+  /** The refusal a new call gets while this node drains, or null. */
+  drainRefusal(): Refusal | null {
+    return this.opts.draining?.() === true ? { reason: 'draining', detail: 'this node is draining: it takes no new calls', retryAfterS: 30 } : null;
   }
 
   /**

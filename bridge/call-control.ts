@@ -49,6 +49,11 @@ export class CallControl {
    * A provider offers a call (a webhook, an INVITE, an offer) or asks again for one it has (a retry, a resume):
    * routed by the dialled number (bridge/inbound.ts). `caller` names the adapter's entry point (`twilio:voice`).
    */
+  /** Seconds to ask a prober to wait while this node takes no new calls (draining: bridge/drain.ts), or null. */
+  unavailableRetryAfter(): number | null {
+    return this.deps.admission?.drainRefusal()?.retryAfterS ?? null;
+  }
+
   receive(call: InboundCall, caller: string): Promise<InboundDecision> {
     return routeInbound(this.deps.store, call, caller, this.deps.admission, this.deps.refusals);
   }

@@ -88,6 +88,16 @@ export class CallManager {
     this.sessions.get(callId)?.providerEnded(reason);
   }
 
+  /** The ids of the calls with a live session here. */
+  ids(): IterableIterator<string> {
+    return this.sessions.keys();
+  }
+
+  /** Ends every live call with `reason` (the end of a drain with nobody to take the calls: bridge/drain.ts). */
+  async hangupAll(reason: string): Promise<void> {
+    await Promise.allSettled([...this.sessions.values()].map((s) => s.hangup(reason)));
+  }
+
   /** Detaches every live session (graceful shutdown). */
   close(reason = 'gateway shutdown'): void {
     this.closing = true;

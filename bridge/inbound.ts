@@ -60,7 +60,13 @@ export async function routeInbound(
   }
   // A new call (not a retry or a resume of one we have) must fit on this node.
   const key = `${call.provider}:${call.providerCallId}`;
-  const gated = admission?.enabled === true && !store.read(number.tenant).calls.findOne({ provider: call.provider, provider_call_id: call.providerCallId });
+  const known = store.read(number.tenant).calls.findOne({ provider: call.provider, provider_call_id: call.providerCallId }) !== undefined;
+  const draining = known ? null : (admission?.drainRefusal() ?? null);
+  if (draining) {
+    await refuse(store, refusals, call, { ...who, id: `${call.provider}:busy:${call.providerCallId}` }, `${draining.reason}: ${draining.detail}`);
+    return { kind: 'busy', reason: draining.reason, retryAfterS: draining.retryAfterS };
+  }
+  const gated = admission?.enabled === true && !known;
   if (gated) {
     const refusal = admission.reserve(key);
     if (refusal) {

@@ -107,15 +107,18 @@ export class NodeOwnership {
     return this.opts.store.read(null).nodes.get(this.node)?.state === 'draining';
   }
 
-  /** Stops heartbeating; with `reason`, records the node stopped (its lease ends now: calls left may be taken). */
-  async stop(reason?: string): Promise<void> {
+  /**
+   * Stops heartbeating; with `reason`, records the node stopped (its lease ends now: calls left may be taken) —
+   * in cluster mode, or in embedded mode too with `always` (the end of a drain, bridge/drain.ts).
+   */
+  async stop(reason?: string, always = false): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.unsubscribe?.();
     this.unsubscribe = null;
     await this.inFlight;
-    if (reason === undefined || !this.opts.cluster) return;
+    if (reason === undefined || (!this.opts.cluster && !always)) return;
     const r = await this.opts.store.submit(node_stopped, { reason }, WHO).catch((err: unknown) => {
       this.log.warn({ err }, 'node_stopped not recorded');
       return null;
@@ -148,7 +151,7 @@ export class NodeOwnership {
         this.renewedAt = Math.max(this.renewedAt, sentAt);
         const { lost, rejoined } = r.outcome.result;
         if (lost.length > 0) this.log.warn({ lost }, `node(s) marked lost: their lease expired (${lost.join(', ')})`);
-        if (rejoined) this.log.warn('this node had been marked lost (paused past its lease): alive again; calls taken meanwhile are fenced');
+        if (rejoined && !boot) this.log.warn('this node had been marked lost (paused past its lease): alive again; calls taken meanwhile are fenced');
       })
       .catch((err: unknown) => {
         this.log.warn({ err }, 'node_heartbeat not committed: the lease is not renewed');

@@ -4,6 +4,8 @@
  * token is made only after HTTP, SIP and the RTP range listen (a start that
  * fails on a port loses no token); a listen failure is one line naming its
  * variable (cli/listen-errors.ts). The CLI shows the token (cli/banner.ts).
+ * `drain` (bridge/drain.ts) takes the node out of service gently: new calls refused busy, live calls finish,
+ * then the same stop, recording the node `stopped`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +24,7 @@ import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../http/server.ts';
 import { CallControl } from '../bridge/call-control.ts';
 import { CallManager } from '../bridge/call-manager.ts';
+import { NodeDrain } from '../bridge/drain.ts';
 import { NodeOwnership } from '../bridge/ownership.ts';
 import { builtinAdapters, sipIngress, type SipIngress } from '../ingress/adapters.ts';
 import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecords, type MountedIngress } from '../ingress/port.ts';
@@ -67,6 +70,8 @@ export interface Gateway {
   ownership: NodeOwnership;
   /** Refused calls, counted per source and window (bridge/refusals.ts); `flush()` ends the window now. */
   refusals: RefusalLog;
+  /** Draining (SIGTERM, POST /v1/cluster/drain): `start()` begins it; `done` resolves once the gateway stopped. */
+  drain: NodeDrain;
   urls: { http: string; public: string };
   /**
    * The bootstrap admin: `token` is the one generated at this start (only its hash is stored; the CLI shows it
@@ -180,7 +185,9 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   ownership = new NodeOwnership({ store, sessions: calls, cluster: Boolean(cluster), leaseMs: config.ownership.leaseMs, version: VERSION, logger });
   await ownership.start();
   const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag(1000, { onError: (err) => logger.error({ err }, 'event loop delay reading failed') }) : null;
-  const admission = new CallAdmission({ ...limits, live: calls, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}), storeFault: () => (store.health ? faultText(store.health) : null) });
+  // Set below, once stop() exists; admission and /readyz ask it from the start.
+  let drain: NodeDrain | null = null;
+  const admission = new CallAdmission({ ...limits, live: calls, draining: () => drain?.active === true, ...(loopLag ? { loopLagMs: () => loopLag.p99Ms } : {}), storeFault: () => (store.health ? faultText(store.health) : null) });
   store.onHealth((fault) => {
     if (fault) {
       const writes = fault.kind === 'log_unavailable' ? 'writes are refused until the log has a quorum again' : 'writes wait and are retried';
@@ -216,7 +223,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     storeUnavailable: () => (store.health ? 1 : 0),
     logLinesDropped: droppedLogLines,
   });
-  mountHealth(http.app, { store: store as unknown as Store<Tables>, ready: () => ready, node: store.node, metrics, logLinesDropped: droppedLogLines });
+  mountHealth(http.app, { store: store as unknown as Store<Tables>, ready: () => ready, draining: () => drain?.active === true, node: store.node, metrics, logLinesDropped: droppedLogLines });
   const api: ApiContext = {
     store,
     logger,
@@ -317,6 +324,40 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     `switchboard listening on ${urls.http}`,
   );
   let stopping: Promise<void> | null = null;
+  /** Stops once; `drained` (the end of a drain) records the node stopped in embedded mode too. */
+  const stop = (reason = 'shutdown', drained = false): Promise<void> =>
+    (stopping ??= (async () => {
+      ready = false;
+      // Cluster mode: recorded stopped, its lease ended, so another node may take the calls it leaves at once.
+      await ownership?.stop(reason, drained);
+      subscriptions.close();
+      calls.close();
+      await closeIngress();
+      agents.close();
+      clock.stop();
+      loopLag?.stop();
+      metrics.close();
+      await http.close();
+      await refusals.close(); // the window's counts, before the store closes
+      // Finalizations in flight get a bounded wait; one cut short is redone at the next start.
+      const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);
+      if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
+      recordings.stop();
+      store.close();
+      await store.whenClosed(); // cluster mode: the NATS connection closed
+      logger.info('switchboard stopped');
+    })());
+  const own = ownership;
+  drain = new NodeDrain({
+    markDraining: (timeoutMs) => own.drain(timeoutMs),
+    live: calls,
+    ended: (callId) => (store.read(null).calls.get(callId)?.state ?? 'ended') === 'ended',
+    cluster: Boolean(cluster),
+    timeoutMs: config.ownership.drainTimeoutMs,
+    stop: (reason) => stop(reason, true),
+    logger,
+  });
+  api.drain = drain;
   return {
     store,
     agents,
@@ -331,27 +372,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     refusals,
     urls,
     admin: { email: BOOTSTRAP_EMAIL, token: adminToken, fromEnv: Boolean(config.admin.token) },
-    stop: () =>
-      (stopping ??= (async () => {
-        ready = false;
-        // Cluster mode: recorded stopped, its lease ended, so another node may take the calls it leaves at once.
-        await ownership?.stop('shutdown');
-        subscriptions.close();
-        calls.close();
-        await closeIngress();
-        agents.close();
-        clock.stop();
-        loopLag?.stop();
-        metrics.close();
-        await http.close();
-        await refusals.close(); // the window's counts, before the store closes
-        // Finalizations in flight get a bounded wait; one cut short is redone at the next start.
-        const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);
-        if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
-        recordings.stop();
-        store.close();
-        await store.whenClosed(); // cluster mode: the NATS connection closed
-        logger.info('switchboard stopped');
-      })()),
+    drain,
+    stop: () => stop(),
   };
 }

@@ -8,7 +8,13 @@
  * stopped data dir (cli/users-token.ts); `start` ends with a banner (cli/banner.ts);
  * `numbers connect` points a provider at the gateway (cli/numbers-connect.ts);
  * `config` prints the effective configuration, secrets masked (cli/config/show.ts);
- * `cluster up` runs a local cluster: NATS, nodes, HAProxy, Kamailio (cli/cluster/).
+ * `cluster up` runs a local cluster: NATS, nodes, HAProxy, Kamailio (cli/cluster/);
+ * `drain` asks a running node to drain (cli/drain-command.ts).
+ *
+ * Signals to `start`: SIGTERM drains the node (bridge/drain.ts: new calls
+ * refused busy, live calls go on until they end or SWITCHBOARD_DRAIN_TIMEOUT_MS,
+ * then exit 0); SIGINT, or a second SIGTERM during a drain, stops at once (live
+ * calls are left to resume on a node, as before).
  *
  * Exit codes: 0 ok; 1 a failure (an API error, an unreachable gateway, a
  * refused command, a failed check); 2 a usage or configuration problem.
@@ -21,6 +27,7 @@ import { ConfigError, loadConfig } from './config/index.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
 import { registerClusterCommand } from './cluster/command.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
+import { registerDrainCommand } from './drain-command.ts';
 import { openOffline } from './offline.ts';
 import { ApiError, UnreachableError, UsageError } from './remote.ts';
 import { number_added } from '../schema/reducers.ts';
@@ -61,7 +68,7 @@ program
     await new Promise<void>((resolve) => logger.flush(() => resolve()));
     announce({ baseUrl: gateway.urls.http, dataDir: config.dataDir, admin: gateway.admin }, logger);
     const stop = (signal: string): void => {
-      logger.info({ signal }, 'shutting down');
+      logger.info({ signal }, 'shutting down now');
       gateway.stop().then(
         () => process.exit(0),
         (err: unknown) => {
@@ -71,7 +78,19 @@ program
       );
     };
     process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGTERM', () => {
+      if (gateway.drain.active) return stop('SIGTERM (a second one: during the drain)');
+      logger.info({ signal: 'SIGTERM' }, 'draining (a second SIGTERM or SIGINT stops at once)');
+      gateway.drain.start().catch((err: unknown) => logger.error({ err }, 'drain failed to start'));
+    });
+    // A drain (SIGTERM or POST /v1/cluster/drain) ends with the gateway stopped: exit 0.
+    gateway.drain.done.then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'drain failed');
+        process.exit(1);
+      },
+    );
   });
 
 program
@@ -247,6 +266,7 @@ program
 registerApiCommands(program, numbers);
 registerConnectCommand(numbers);
 registerClusterCommand(program);
+registerDrainCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ApiError || err instanceof UnreachableError) {

@@ -3,17 +3,32 @@
  * (schema/nodes.ts) — its state (alive, draining, lost, stopped), version, start, last heartbeat and lease — and
  * which one answered. Deployment-wide, like creating tenants: admins of the operator tenant only. In embedded mode
  * the list is the one local node.
+ *
+ * `POST /v1/cluster/drain` (`switchboard drain`) drains the node that answers (bridge/drain.ts): 202 with the
+ * drain's time limit and the live calls it waits for; it takes no new call from now on and exits 0 once its calls
+ * have ended (or at the limit). Asked again, it answers the same drain (`started: false`). Same admins only.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OPERATOR_TENANT } from '../../schema/index.ts';
 import { authorize } from '../auth/principal.ts';
 import { HttpError, type ApiContext } from '../context.ts';
 import { iso, isoOrNull } from './time.ts';
 
+/** Admins of the operator tenant only (`what`: the refused act, for the message). */
+function operatorAdmin(ctx: ApiContext, req: FastifyRequest, what: string): void {
+  const p = authorize(ctx, req, 'tenants:manage');
+  if (p.tenant !== OPERATOR_TENANT) throw new HttpError(403, 'forbidden', `only admins of the ${OPERATOR_TENANT} tenant ${what}`);
+}
+
 export function mountClusterRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post('/v1/cluster/drain', async (req, reply) => {
+    operatorAdmin(ctx, req, 'may drain a node');
+    if (!ctx.drain) throw new HttpError(503, 'unavailable', 'this gateway cannot drain (it is not running as a node)');
+    const d = await ctx.drain.start();
+    return reply.code(202).send({ node: ctx.store.node, draining: true, started: d.started, live_calls: d.liveCalls, timeout_ms: d.timeoutMs, drain_until: isoOrNull(d.drainUntil) });
+  });
   app.get('/v1/cluster/nodes', async (req) => {
-    const p = authorize(ctx, req, 'tenants:manage');
-    if (p.tenant !== OPERATOR_TENANT) throw new HttpError(403, 'forbidden', `only admins of the ${OPERATOR_TENANT} tenant see the cluster's nodes`);
+    operatorAdmin(ctx, req, "see the cluster's nodes");
     const rows = ctx.store.read(null).nodes.find({}, { orderBy: 'id' });
     return {
       mode: ctx.store.logKind === 'embedded' ? 'embedded' : 'cluster',

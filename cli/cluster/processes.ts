@@ -5,7 +5,7 @@
  * every group still running SIGKILLed when this process exits — no orphans.
  *
  *   spawnGroup(name, bin, args, { log }) ─► Child { pid, exited, exitCode }
- *   stopGroup(child, graceMs)            ─► SIGTERM to the group, SIGKILL after graceMs
+ *   stopGroup(child, graceMs[, signal])  ─► SIGTERM (or SIGINT) to the group, SIGKILL after graceMs
  *   killGroup(child)                     ─► SIGKILL to the group at once
  *
  * Also the free-port pickers: a TCP port (bind 0), a port free for both UDP and TCP (SIP listens on both), and
@@ -95,9 +95,9 @@ export function spawnGroup(name: string, bin: string, args: string[], opts: Spaw
   return child;
 }
 
-/** SIGTERM to the whole group; SIGKILL whatever is left after `graceMs`; resolves when no process of it is left. */
-export async function stopGroup(c: Child, graceMs: number): Promise<void> {
-  signalGroup(c, 'SIGTERM');
+/** `signal` (SIGTERM) to the whole group; SIGKILL whatever is left after `graceMs`; resolves when no process of it is left. */
+export async function stopGroup(c: Child, graceMs: number, signal: 'SIGTERM' | 'SIGINT' = 'SIGTERM'): Promise<void> {
+  signalGroup(c, signal);
   const deadline = Date.now() + graceMs;
   while (groupAlive(c.pid) && Date.now() < deadline) await sleep(50);
   if (groupAlive(c.pid)) signalGroup(c, 'SIGKILL');

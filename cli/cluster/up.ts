@@ -17,7 +17,7 @@
  * ports, RTP range, SWITCHBOARD_CLUSTER_NATS, and, alike on every node, SWITCHBOARD_PUBLIC_URL (HAProxy's URL: the
  * URL providers sign) and SWITCHBOARD_ADMIN_TOKEN. The first node starts alone (it bootstraps the admin into the
  * shared log), then the others together. Every process runs in its own process group; `stop()` (Ctrl-C, SIGTERM)
- * stops the nodes first (SIGTERM: they finish as `switchboard start` does), then the balancers, then NATS, and
+ * stops the nodes first (SIGINT: they stop at once, as `switchboard start` does on SIGINT), then the balancers, then NATS, and
  * leaves no process behind. DIR/pids.json names the running process groups: a `cluster up` over a DIR whose earlier
  * cluster still runs (its `cluster up` was killed with -9, which leaves the children running) is refused.
  */
@@ -178,7 +178,8 @@ export async function clusterUp(o: ClusterUpOptions): Promise<LocalCluster> {
   const stop = (hard = false): Promise<void> => {
     if (hard) return Promise.all(all().map((c) => killGroup(c))).then(() => fs.rmSync(pidsFile, { force: true }));
     stopping ??= (async () => {
-      await Promise.all(nodes.map((n) => stopGroup(n.child, 15_000)));
+      // SIGINT: a node stops at once (SIGTERM would drain it, waiting for its live calls).
+      await Promise.all(nodes.map((n) => stopGroup(n.child, 15_000, 'SIGINT')));
       await Promise.all(balancers.map((c) => stopGroup(c, 5000)));
       await nats?.stop();
       fs.rmSync(pidsFile, { force: true });

@@ -41,8 +41,8 @@ export interface Config {
   /** `cluster`: set by SWITCHBOARD_CLUSTER_NATS (cluster mode, the JetStream log); undefined = embedded. */
   store: { durability: Durability; node: string | undefined; cluster: ClusterSettings | undefined };
   admin: { token: string | undefined };
-  /** Call ownership (schema/nodes.ts, bridge/ownership.ts): the lease a node's heartbeat gives its calls. */
-  ownership: { leaseMs: number };
+  /** Call ownership (schema/nodes.ts, bridge/ownership.ts): the lease a node's heartbeat gives its calls; the drain's time limit (bridge/drain.ts). */
+  ownership: { leaseMs: number; drainTimeoutMs: number };
   admission: { maxCalls: number; maxLoopLagMs: number };
   providers: { twilio: { authToken: string | undefined }; vonage: { signatureSecret: string | undefined } };
   sip: {
@@ -123,7 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cluster: clusterSettings(e),
     },
     admin: { token: e.SWITCHBOARD_ADMIN_TOKEN },
-    ownership: { leaseMs: e.SWITCHBOARD_CLUSTER_LEASE_MS },
+    ownership: { leaseMs: e.SWITCHBOARD_CLUSTER_LEASE_MS, drainTimeoutMs: e.SWITCHBOARD_DRAIN_TIMEOUT_MS },
     admission: { maxCalls: e.SWITCHBOARD_MAX_CALLS, maxLoopLagMs: e.SWITCHBOARD_MAX_LOOP_LAG_MS },
     providers: { twilio: { authToken: e.TWILIO_AUTH_TOKEN }, vonage: { signatureSecret: e.VONAGE_SIGNATURE_SECRET } },
     sip: {

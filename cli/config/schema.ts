@@ -103,6 +103,12 @@ export const VARIABLES = {
     default: '15000',
     meaning: "cluster mode: how long a node's calls stay its own after its last heartbeat (one heartbeat every lease/3); then another node may take them",
   }),
+  SWITCHBOARD_DRAIN_TIMEOUT_MS: spec({
+    schema: z.coerce.number({ error: 'expected a whole number of milliseconds' }).int('expected a whole number of milliseconds').min(0, 'expected 0–86400000 ms').max(86_400_000, 'expected 0–86400000 ms').default(600_000),
+    section: 'gateway',
+    default: '600000',
+    meaning: 'draining (SIGTERM, `switchboard drain`): how long live calls may go on; then cluster mode hands them over, embedded mode ends them',
+  }),
   // ── admission ────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_MAX_CALLS: spec({ schema: limit('SWITCHBOARD_MAX_CALLS').default(0), section: 'admission', default: '0', meaning: 'live calls on this node (0 = no limit); past it new calls get a busy answer' }),
   SWITCHBOARD_MAX_LOOP_LAG_MS: spec({ schema: limit('SWITCHBOARD_MAX_LOOP_LAG_MS').default(0), section: 'admission', default: '0', meaning: "refuse new calls while the event loop's delay p99 exceeds it (0 = off)" }),

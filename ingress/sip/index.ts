@@ -106,7 +106,9 @@ export interface SipIngress extends MountedIngress {
 }
 
 /** What the SIP stack needs of its host: the port's host with call control narrowed to what SIP calls. */
-export type SipHost = Pick<IngressHost, 'store' | 'logger' | 'dataDir'> & { calls: SipCallControl & Pick<IngressHost['calls'], 'dial' | 'answered'> };
+export type SipHost = Pick<IngressHost, 'store' | 'logger' | 'dataDir'> & {
+  calls: SipCallControl & Pick<IngressHost['calls'], 'dial' | 'answered'> & Partial<Pick<IngressHost['calls'], 'unavailableRetryAfter'>>;
+};
 
 export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngress> {
   const log = host.logger.child({ ingress: PROVIDER });
@@ -137,6 +139,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     prack: (tx, v) => app.prack(tx, v),
     update: (tx, v) => app.update(tx, v),
     cancel: (tx) => app.cancel(tx),
+    unavailable: () => host.calls.unavailableRetryAfter?.() ?? null,
   };
   const uas = await SipUas.start({ host: deps.host, port: deps.port, timers: deps.timers, logger: log, handler });
   let tls: SipTlsListener | null = null;

@@ -5,7 +5,7 @@
  * admission refusals (rate limit, allowlist, digest challenge) and the application's early refusals (`screen`:
  * an INVITE to a number nobody routes) — stateless too, RFC 3261 §8.2.7: a flood from a forged source gets one
  * datagram per request, never a retransmitted one — retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
- * handler), ACKs of error responses, and OPTIONS. INVITE, ACK of a 2xx, BYE, INFO, PRACK (RFC 3262) and UPDATE
+ * handler), ACKs of error responses, and OPTIONS (200, or 503 + Retry-After while the node drains). INVITE, ACK of a 2xx, BYE, INFO, PRACK (RFC 3262) and UPDATE
  * (RFC 3311) go to the application. Responses go to the
  * client transactions (client-transaction.ts) of what we send — an outbound
  * INVITE (uac.ts), BYE, CANCEL; a response matching none is discarded.
@@ -37,6 +37,8 @@ export interface UasHandler {
   update?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
   /** A CANCEL matched an INVITE still proceeding; the handler answers that INVITE (487). */
   cancel(inviteTx: InviteServerTransaction): void;
+  /** Retry-After seconds while the node takes no new calls (draining): OPTIONS then answers 503, else null. */
+  unavailable?(): number | null;
 }
 
 export interface UasOptions {
@@ -179,7 +181,10 @@ export class SipUas {
         return h.prack ? h.prack(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
       case 'UPDATE':
         return h.update ? h.update(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
-      case 'OPTIONS':
+      case 'OPTIONS': {
+        // A draining node answers 503: a dispatcher probing with OPTIONS (Kamailio) stops sending it new calls.
+        const retryAfter = h.unavailable?.() ?? null;
+        if (retryAfter !== null) return void this.respond(tx, 503, { headers: [['Retry-After', String(retryAfter)], ['Allow', ALLOW.join(', ')]] });
         return void this.respond(tx, 200, {
           headers: [
             ['Allow', ALLOW.join(', ')],
@@ -188,6 +193,7 @@ export class SipUas {
             ['Supported', SUPPORTED.join(', ')],
           ],
         });
+      }
       case 'CANCEL': {
         const invite = this.transactions.inviteFor(v);
         if (!invite) return void this.respond(tx, 481);

@@ -81,8 +81,9 @@ export async function startProcess(
     stderr: () => err,
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      if (opts.tty && child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
-      else child.kill('SIGTERM');
+      // SIGINT stops at once (SIGTERM drains: it would wait for live calls).
+      if (opts.tty && child.pid !== undefined) process.kill(-child.pid, 'SIGINT');
+      else child.kill('SIGINT');
       await exited;
     },
   };

@@ -140,8 +140,9 @@ export async function spawnGateway(opts: TestGatewayOptions & { port: number; da
       child.kill('SIGKILL');
       await exited;
     },
+    // SIGINT stops at once (SIGTERM drains: it would wait for live calls).
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
       await exited;
     },
   };
