@@ -68,6 +68,8 @@ export const DEFAULT_STREAM = 'SWITCHBOARD_LOG';
 const PUBLISH_DEADLINE_MS = 15_000;
 /** How long start waits for a usable JetStream (a meta leader, the stream) before it fails. */
 const SETUP_MS = 10_000;
+/** Answers of a NATS cluster that is still forming (no meta leader yet, or peers not all known to it). */
+export const TRANSIENT_SETUP = /timeout|unavailable|no responders|503|no suitable peers/i;
 
 interface Waiter {
   resolve: (r: Receipt) => void;
@@ -76,7 +78,8 @@ interface Waiter {
 
 /**
  * The stream's info, creating the stream when there is none. A cluster that has just started has no JetStream meta
- * leader for a moment: timeouts and "unavailable" answers are retried for SETUP_MS.
+ * leader for a moment, and then a leader that does not yet know every peer (an R3 stream has "no suitable peers for
+ * placement"): timeouts, "unavailable" and placement answers are retried for SETUP_MS.
  */
 async function ensureStream(nc: NatsConnection, stream: string, opts: ClusterOptions): Promise<StreamInfo> {
   const deadline = Date.now() + SETUP_MS;
@@ -99,7 +102,7 @@ async function ensureStream(nc: NatsConnection, stream: string, opts: ClusterOpt
         });
       }
     } catch (err) {
-      const transient = /timeout|unavailable|no responders|503/i.test((err as Error).message);
+      const transient = TRANSIENT_SETUP.test((err as Error).message);
       if (!transient || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 250));
     }

@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { TRANSIENT_SETUP } from './jetstream-log.ts';
 import type { SnapshotManifest } from './snapshot.ts';
 
 const CHUNK = 256 * 1024;
@@ -21,12 +22,23 @@ export type PublishedManifest = SnapshotManifest & { chunks: number[] };
 
 export const snapshotStream = (logStream: string): string => `${logStream}_SNAPSHOTS`;
 
+/** The snapshots stream, created when missing; a cluster still forming (see TRANSIENT_SETUP) is retried for 10 s. */
 async function ensure(jsm: JetStreamManager, name: string, replicas: number): Promise<void> {
-  try {
-    await jsm.streams.info(name);
-  } catch (err) {
-    if (!/not found/i.test((err as Error).message)) throw err;
-    await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits, num_replicas: replicas });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      await jsm.streams.info(name);
+      return;
+    } catch (err) {
+      if (!/not found/i.test((err as Error).message)) throw err;
+    }
+    try {
+      await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits, num_replicas: replicas });
+      return;
+    } catch (err) {
+      if (!TRANSIENT_SETUP.test((err as Error).message) || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }
 
