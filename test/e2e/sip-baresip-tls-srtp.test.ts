@@ -60,7 +60,8 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     const leg = await waitFor(() => read().legs.find({ call_id: callId })[0], 5000, 'the leg attached', said);
     const resume = leg.resume as { mediaEncryption?: string; srtp?: { suite: string; sealed: string } };
     assert.equal(resume.srtp?.suite, 'AES_CM_128_HMAC_SHA1_80');
-    assert.match(phone.output(), /SRTP is Enabled \(cryptosuite=AES_CM_128_HMAC_SHA1_80\)/, said());
+    // The gateway records the answer when it sends the 200; baresip prints its SRTP line once it has taken it.
+    await waitFor(() => /SRTP is Enabled \(cryptosuite=AES_CM_128_HMAC_SHA1_80\)/.test(phone.output()), 15_000, 'baresip to report SRTP enabled with AES_CM_128_HMAC_SHA1_80', said);
     // baresip's SIP trace: its INVITE (RTP/SAVP) went over TLS, and the 200 came back over it.
     const trace = phone.output().split('#');
     assert.ok(trace.some((m) => /^\s*TLS 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:5061\s+INVITE /.test(m) && /RTP\/SAVP/.test(m)), said());
