@@ -8,104 +8,26 @@
  * exit 0 and leaves none of its processes (nor their forks) behind.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { api } from '../helpers/api.ts';
 import { ulawEnergy } from '../helpers/audio.ts';
-import { ADMIN_TOKEN, TWILIO_TOKEN } from '../helpers/gateway.ts';
+import { alive, answeredBy, BIN, eventually, startClusterUp, type ClusterUp, type UpInfo } from '../helpers/cluster-up.ts';
+import { TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { runSipp } from '../helpers/sipp.ts';
-import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
 
-const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 const TWILIO_NUMBER = '+15550107001';
 const SIP_NUMBER = '+15550107002';
 
-interface UpInfo {
-  http: string;
-  sip: string;
-  admin_token: string;
-  dir: string;
-  nodes: Array<{ id: string; pid: number; http: string; sip_port: number; log: string }>;
-  pids: number[];
-}
-
-let up: ChildProcess | null = null;
+let cluster: ClusterUp | null = null;
 const peers: TwilioPeer[] = [];
 after(async () => {
   for (const p of peers) await p.close();
-  if (up && up.exitCode === null && up.signalCode === null) {
-    up.kill('SIGINT');
-    await new Promise((r) => up?.once('exit', r));
-  }
+  await cluster?.stop();
 });
-
-/** A process group (or process) still has a member: signal 0 probes it. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-}
-
-async function eventually(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`${what}: not within ${timeoutMs} ms`);
-}
-
-/** The node whose log says it answered the call with this provider id (Twilio CallSid, SIP Call-ID). */
-function answeredBy(info: UpInfo, providerId: string): string[] {
-  return info.nodes.filter((n) => fs.readFileSync(n.log, 'utf8').split('\n').some((l) => l.includes(providerId) && /call answered/.test(l))).map((n) => n.id);
-}
-
-async function startCluster(): Promise<UpInfo> {
-  const dataDir = tmpDir('sb-clup-');
-  up = spawn(process.execPath, [BIN, 'cluster', 'up', '--nodes', '2', '--json'], {
-    env: {
-      ...process.env,
-      SWITCHBOARD_DATA_DIR: dataDir,
-      SWITCHBOARD_PROFILE: 'production',
-      SWITCHBOARD_FSYNC_POLICY: 'periodic',
-      SWITCHBOARD_LOG_LEVEL: 'info',
-      SWITCHBOARD_ADMIN_TOKEN: ADMIN_TOKEN,
-      TWILIO_AUTH_TOKEN: TWILIO_TOKEN,
-      SWITCHBOARD_STT: 'none',
-      SWITCHBOARD_TTS: 'espeak',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  up.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise<UpInfo>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`cluster up did not come up:\n${err}`)), 240_000);
-    up?.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line && out.includes('\n')) {
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as UpInfo);
-      }
-    });
-    up?.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`cluster up exited ${code}:\n${err}`));
-    });
-  });
-}
 
 async function twilioCall(info: UpInfo): Promise<TwilioPeer> {
   const peer = new TwilioPeer({ publicUrl: info.http, authToken: TWILIO_TOKEN, to: TWILIO_NUMBER, from: '+15550001111', redirectRetryMs: 15_000 });
@@ -135,7 +57,8 @@ async function sipCall(info: UpInfo): Promise<{ callId: string; node: string }> 
 }
 
 test('cluster up --nodes 2: Twilio through HAProxy, SIP through Kamailio, a dead node is routed around, Ctrl-C leaves nothing', { timeout: 600_000 }, async () => {
-  const info = await startCluster();
+  cluster = await startClusterUp();
+  const { info } = cluster;
   assert.equal(info.nodes.length, 2);
   assert.match(info.http, /^http:\/\/127\.0\.0\.1:\d+$/);
   for (const pid of info.pids) assert.ok(alive(pid), `process ${pid} runs`);
@@ -172,8 +95,7 @@ test('cluster up --nodes 2: Twilio through HAProxy, SIP through Kamailio, a dead
   await a.hangup();
 
   // Kill that node: the next calls go to the other one.
-  process.kill(-victim.pid, 'SIGKILL');
-  await eventually(`${victim.id} is gone`, 10_000, () => !alive(victim.pid));
+  await cluster.killNode(victim.id);
   const b = await twilioCall(info);
   assert.deepEqual(answeredBy(info, b.callSid), [survivor.id], 'HAProxy sent the new Twilio call to the live node');
   await b.hangup();
@@ -187,10 +109,7 @@ test('cluster up --nodes 2: Twilio through HAProxy, SIP through Kamailio, a dead
   assert.ok(info.pids.filter((p) => p !== victim.pid).every(alive), 'the running cluster is untouched');
 
   // Ctrl-C: exit 0, and no process (nor a forked Kamailio worker) is left.
-  const proc = up!;
-  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  proc.kill('SIGINT');
-  assert.equal(await exited, 0);
+  assert.equal(await cluster.stop(), 0);
   const left = info.pids.filter(alive);
   assert.deepEqual(left, [], 'every process group of the cluster is gone');
   assert.ok(!fs.existsSync(path.join(info.dir, 'pids.json')), 'the pid list is removed with the processes');
