@@ -13,6 +13,12 @@
  *   the log is answered by the engine with its recorded outcome, never applied twice.
  * - A command the engine could not apply (not a storage fault, which the engine retries) halts the consumer: this
  *   node's copy would fork from the others' (`onHalt`).
+ * - The NATS servers may lose messages they had acknowledged — a majority of them killed before writing them to disk
+ *   (nats-server < 2.10 cannot sync every write) — and then give their numbers to other messages. The watchdog sees
+ *   it: the stream holds another message at the seq this node delivered last (its first command id differs), or the
+ *   stream stays shorter than that seq for REGRESSED_CHECKS checks (a new stream leader is briefly behind after an
+ *   election; a lost message never comes back). This node's copy then holds events the log no longer has, so it
+ *   halts (`onRegressed`) instead of skipping the reused numbers.
  */
 import { DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { ApplyEngine, Receipt } from './engine.ts';
@@ -22,6 +28,8 @@ import type { Command } from './log.ts';
 
 /** How often the consumer watchdog compares the stream's last seq with what this node was delivered. */
 const WATCH_MS = 1500;
+/** Watchdog checks in a row that see the stream end before the last message delivered here: it lost messages. */
+const REGRESSED_CHECKS = 5;
 /** Commands read from the stream but not applied yet, past which the consumer waits for the engine. */
 const MAX_UNAPPLIED = 8192;
 
@@ -43,6 +51,16 @@ export function decodeMessage(data: Uint8Array): Array<{ command: Command; argsJ
   }));
 }
 
+/** The first command id of a log message, or null when it is not a command batch. */
+function firstCommandId(data: Uint8Array): string | null {
+  const raw = /^\{"v":1,"c":\[\[("(?:[^"\\]|\\.)*")/.exec(Buffer.from(data.subarray(0, 1024)).toString('utf8'))?.[1];
+  try {
+    return raw === undefined ? null : (JSON.parse(raw) as string);
+  } catch {
+    return null;
+  }
+}
+
 export interface ConsumerOptions {
   js: JetStreamClient;
   jsm: Promise<JetStreamManager>;
@@ -55,6 +73,8 @@ export interface ConsumerOptions {
   onHalt: (id: string, seq: number, err: Error) => void;
   /** This node has applied the stream up to `seq`. */
   onAdvance?: (seq: number) => void;
+  /** The stream now ends at `last`, before `delivered`, the last message handed to this node (see the header). */
+  onRegressed: (detail: string) => void;
 }
 
 export class StreamConsumer {
@@ -64,6 +84,8 @@ export class StreamConsumer {
   private applied: number;
   /** The last stream seq handed to the engine (applied or queued). */
   private delivered = 0;
+  /** The first command id of message `delivered` (null: not known, e.g. right after a restart). */
+  private deliveredId: string | null = null;
   private readonly progress = new Set<() => void>();
   private watchdog: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -122,7 +144,7 @@ export class StreamConsumer {
         messages = null;
         while (!messages && !this.stopped) {
           try {
-            messages = await withTimeout(this.openMessages(), 10_000, 'opening a consumer');
+            messages = await withTimeout(this.reopen(), 10_000, 'opening a consumer');
           } catch (err) {
             this.opts.onError(new Error(`cluster log: consuming again from message ${this.delivered + 1} failed, retrying (${(err as Error).message})`));
             await new Promise((r) => setTimeout(r, 500));
@@ -131,6 +153,28 @@ export class StreamConsumer {
         if (messages && this.stopped) messages.stop();
       }
     })();
+  }
+
+  /**
+   * The consumer again after it stopped, once the stream still holds, at the last seq delivered here, the message this
+   * node applied there: a stream that lost messages would otherwise hand this node others under reused numbers.
+   * A stream shorter than that seq is waited for (a new leader catching up; the watchdog decides when it is a loss).
+   */
+  private async reopen(): Promise<ConsumerMessages | null> {
+    const delivered = this.delivered;
+    const expected = this.deliveredId;
+    if (delivered > 0 && expected !== null) {
+      const jsm = await this.opts.jsm;
+      const last = (await jsm.streams.info(this.opts.stream)).state.last_seq;
+      if (last < delivered) throw new Error(`the stream ends at message ${last}, before message ${delivered} this node applied: waiting for it`);
+      const m = await jsm.streams.getMessage(this.opts.stream, { seq: delivered }).catch(() => null);
+      const id = m ? firstCommandId(m.data) : null;
+      if (id !== null && id !== expected) {
+        this.opts.onRegressed(`holds another message at ${delivered} than the one this node applied there`);
+        return null;
+      }
+    }
+    return this.openMessages();
   }
 
   /** An ordered consumer of the stream from the message after the last one handed to the engine. */
@@ -161,25 +205,40 @@ export class StreamConsumer {
    * A watchdog beside the client's own heartbeat checks: every WATCH_MS it asks the stream's last seq, and when the
    * stream holds messages past the last one delivered here and nothing was delivered for two checks in a row, the
    * consumer is stopped and opened again (the client sometimes keeps waiting on a subscription a dead server held).
+   * A stream holding another message at the last seq delivered here, or shorter than it for REGRESSED_CHECKS checks,
+   * lost acknowledged messages: `onRegressed`.
    */
   private watch(): void {
     let stalled = 0;
+    let shorter = 0;
     let seen = this.delivered;
     let busy = false;
     this.watchdog = setInterval(() => {
       if (busy || this.stopped) return;
       busy = true;
-      void this.opts.jsm
-        .then((jsm) => jsm.streams.info(this.opts.stream))
-        .then((info) => {
-          const behind = info.state.last_seq > this.delivered;
-          stalled = behind && this.delivered === seen ? stalled + 1 : 0;
-          seen = this.delivered;
-          if (stalled >= 2) {
-            stalled = 0;
-            this.messages?.stop();
+      void (async () => {
+        const jsm = await this.opts.jsm;
+        const info = await jsm.streams.info(this.opts.stream);
+        if (this.stopped) return;
+        const delivered = this.delivered;
+        shorter = info.state.last_seq < delivered ? shorter + 1 : 0;
+        if (shorter >= REGRESSED_CHECKS) return this.opts.onRegressed(`now ends at message ${info.state.last_seq}, before message ${delivered} this node applied`);
+        const expected = this.deliveredId;
+        if (shorter === 0 && delivered > 0 && expected !== null) {
+          const m = await jsm.streams.getMessage(this.opts.stream, { seq: delivered }).catch(() => null);
+          const id = m ? firstCommandId(m.data) : null;
+          if (id !== null && id !== expected && this.delivered === delivered && !this.stopped) {
+            return this.opts.onRegressed(`holds another message at ${delivered} than the one this node applied there`);
           }
-        })
+        }
+        const behind = info.state.last_seq > this.delivered;
+        stalled = behind && this.delivered === seen ? stalled + 1 : 0;
+        seen = this.delivered;
+        if (stalled >= 2) {
+          stalled = 0;
+          this.messages?.stop();
+        }
+      })()
         .catch(() => {})
         .finally(() => (busy = false));
     }, WATCH_MS);
@@ -193,6 +252,7 @@ export class StreamConsumer {
       const seq = m.seq;
       if (seq <= this.delivered) continue; // delivered again by a consumer recreated after a reconnect
       this.delivered = seq;
+      this.deliveredId = null;
       let commands: Array<{ command: Command; argsJson: string }>;
       try {
         commands = decodeMessage(m.data);
@@ -201,6 +261,7 @@ export class StreamConsumer {
         this.advance(seq);
         continue;
       }
+      this.deliveredId = commands[0]?.command.id ?? null;
       let last: Promise<Receipt> | null = null;
       commands.forEach(({ command, argsJson }, i) => {
         const p = this.opts.engine.enqueueOrdered(command, argsJson, i === commands.length - 1 ? seq : undefined);

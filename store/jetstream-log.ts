@@ -18,7 +18,10 @@
  * - `submit()` resolves when this node has applied the command (read-your-writes on the submitting node). A command
  *   id this node already applied is answered from its log without publishing.
  * - Durability is JetStream's: a publish is acknowledged once a quorum of the stream's replicas (2 of 3) holds it;
- *   nats-server 2.9 syncs its files on an interval, not per message. A publish not acknowledged within
+ *   nats-server 2.9 syncs its files on an interval, not per message (2.10+ can: `sync_interval: always`, which
+ *   `cluster up` sets when the server takes it). With 2.9, a majority of the servers killed within a few ms of a write
+ *   may come back without it: the stream then ends before what nodes applied, and those nodes halt with
+ *   `log_inconsistent` (store/jetstream-consumer.ts) rather than apply reused message numbers. A publish not acknowledged within
  *   PUBLISH_DEADLINE_MS (NATS down) fails the submit with a retryable `storage_unavailable`: the command may still
  *   be in the log — submitting again with the same command id returns its recorded outcome.
  * - Quorum loss (store/jetstream-health.ts): once the stream is known to have no leader, publishes stop retrying and
@@ -165,9 +168,16 @@ export class JetStreamLog implements LogBackend {
       onApplied: (id, r) => this.resolveWaiters(id, r),
       onHalt: (id, seq, err) => {
         this.rejectWaiters(id, err);
-        this.halt(seq, err, engine);
+        this.halt(new StoreError('storage_failed', `this node stopped applying the cluster log at stream message ${seq} (${err.message}): restart it to resume from message ${engine.appliedPosition + 1}`));
       },
       onAdvance: (seq) => this.maybeSnapshot(seq, opts.snapshotEvery ?? 0),
+      onRegressed: (detail) =>
+        this.halt(
+          new StoreError(
+            'log_inconsistent',
+            `stream ${stream} ${detail}: the NATS servers lost messages they had acknowledged (a majority of them stopped before writing them to disk; nats-server < 2.10 cannot sync every write) and number new messages over them. This node's copy holds events the log no longer has, so it stopped applying the log: compare its head with the other nodes', then wipe its data dir to rebuild it from the stream`,
+          ),
+        ),
     });
   }
 
@@ -282,9 +292,9 @@ export class JetStreamLog implements LogBackend {
    * which the engine retries): this node's copy would fork from the others', so it stops consuming and takes no
    * more commands. A restart resumes after the last applied message.
    */
-  private halt(seq: number, err: Error, engine: ApplyEngine): void {
-    if (this.halted) return;
-    this.halted = new StoreError('storage_failed', `this node stopped applying the cluster log at stream message ${seq} (${err.message}): restart it to resume from message ${engine.appliedPosition + 1}`);
+  private halt(reason: StoreError): void {
+    if (this.halted || this.closed) return;
+    this.halted = reason;
     this.onError(this.halted);
     void this.consumer.stop();
     for (const [id] of [...this.waiters]) this.rejectWaiters(id, this.halted);

@@ -47,8 +47,7 @@ test('no quorum: /readyz 503 naming the cluster log, a new call gets the busy an
     return peer;
   };
 
-  nats.kill(0);
-  nats.kill(1);
+  await nats.killWritten([0, 1], 'SWITCHBOARD_LOG');
   const readyz = await until('the node to report the log unavailable', async () => {
     const r = await api<{ status: string; reason?: string }>(gw.publicUrl, 'GET', '/readyz', { token: null });
     return r.status === 503 ? r : undefined;

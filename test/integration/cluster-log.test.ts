@@ -5,6 +5,8 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { resolveDurability, Store, StoreError } from '../../store/index.ts';
 import { databaseOf } from '../../store/testing.ts';
 import { freePort } from '../helpers/gateway.ts';
@@ -175,6 +177,38 @@ test('messages delivered again after a crash (the position behind the applied co
   assert.deepEqual(b2.head, a.head);
   assert.equal(b2.verify().ok, true);
 });
+
+for (const refill of [false, true]) {
+  const how = refill ? 'holds other messages at the numbers a node applied' : 'now ends before what a node applied';
+  test(`a stream that ${how} (the servers lost acknowledged messages) halts the node with log_inconsistent, instead of applying reused numbers`, { timeout: 120_000 }, async () => {
+    const stream = refill ? 'LOG_REUSED' : 'LOG_REGRESSED';
+    const a = await node('node-a', tmpDir(), stream);
+    for (let i = 0; i < 5; i++) await a.submitNamed('put', { id: `r${i}`, n: i }, who());
+    const applied = a.logPosition;
+    // what a NATS cluster that lost its majority's unwritten messages looks like: the same stream, ending earlier —
+    // or, once others published, other messages under the same numbers
+    const nc = await connect({ servers: nats.urls });
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(stream);
+    await jsm.streams.delete(stream);
+    await jsm.streams.add({ ...info.config });
+    if (refill) {
+      const js = jetstream(nc);
+      for (let i = 0; i < applied + 2; i++) await js.publish(`${stream}.commands`, JSON.stringify({ v: 1, c: [[`other-${i}`, 1, 'node-x', 'acme', 'test', 'put', JSON.stringify({ id: `o${i}`, n: i })]] }));
+    }
+    await nc.close();
+    const deadline = Date.now() + 60_000;
+    let refusal: unknown = null;
+    while (Date.now() < deadline && !refusal) {
+      await a.submitNamed('put', { id: 'next', n: 1 }, who()).catch((err: unknown) => (refusal = err));
+      if (!refusal) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(refusal instanceof StoreError && refusal.code === 'log_inconsistent', String(refusal));
+    assert.match((refusal as StoreError).message, new RegExp(`stream ${stream} (now ends at message \\d+, before message ${applied} this node applied|holds another message at ${applied} than the one this node applied there): the NATS servers lost messages.*wipe its data dir`));
+    assert.equal(ids(a).filter((id) => id.startsWith('other-')).length, 0, 'no message of the refilled stream was applied');
+    assert.equal(a.verify().ok, true, 'what the node applied is intact');
+  });
+}
 
 test('one NATS server killed: commands still commit (quorum 2 of 3) on every node', async () => {
   const stream = 'LOG_QUORUM';

@@ -3,7 +3,11 @@
  * NATS JetStream cluster: with two of three servers gone the log has no quorum — new commands are refused with a
  * typed, retryable `log_unavailable` (not a hang), `Store.health` says so, and nothing acknowledged is lost once
  * the servers return; one server killed (the stream's leader) and restarted under a steady load from two nodes
- * refuses nothing and loses nothing.
+ * refuses nothing and loses nothing. Every wait is bounded and names what it waited for.
+ *
+ * nats-server 2.9 acknowledges a message once a quorum holds it in memory and writes its files a moment later: two
+ * of three servers killed inside that moment come back without it (store/jetstream-log.ts). So the first test kills
+ * them once the last acknowledged command is in their files — what a NATS cluster that lost a majority can promise.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -43,33 +47,52 @@ async function node(name: string, stream: string): Promise<Node> {
 
 const who = { tenant: 'acme', caller: 'test' };
 
+/** `p`, or a failure naming `what` after `ms` (a generous bound on an event, not a measured duration). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `check` every 50 ms until true, for at most `ms`. */
+async function until(what: string, ms: number, check: () => boolean): Promise<void> {
+  await within(
+    (async () => {
+      while (!check()) await new Promise((r) => setTimeout(r, 50));
+    })(),
+    ms,
+    what,
+  );
+}
+
 /** Resolves with the first health report `pick` accepts (the store's own onHealth events; no polling). */
-function healthWhere(s: Node, pick: (f: StoreFault | null) => boolean): Promise<StoreFault | null> {
+function healthWhere(s: Node, pick: (f: StoreFault | null) => boolean, what = 'the health report'): Promise<StoreFault | null> {
   if (pick(s.health)) return Promise.resolve(s.health);
-  return new Promise((resolve) => {
+  return within(new Promise((resolve) => {
     const off = s.onHealth((f) => {
       if (pick(f)) {
         off();
         resolve(f);
       }
     });
-  });
+  }), 120_000, `${s.node}: ${what}`);
 }
 
 async function settle(...nodes: Node[]): Promise<void> {
   const target = Math.max(...nodes.map((n) => n.logPosition));
-  await Promise.all(nodes.map((n) => n.waitForPosition(target)));
+  await within(Promise.all(nodes.map((n) => n.waitForPosition(target))), 120_000, `every node applies the stream up to ${target}`);
 }
 
 /** The name of the stream's current leader (`s0`…), asked of the cluster. */
 async function streamLeader(stream: string): Promise<string> {
   const nc = await connect({ servers: nats.urls });
+  const deadline = Date.now() + 60_000;
   try {
-    for (;;) {
+    while (Date.now() < deadline) {
       const info = await (await jetstreamManager(nc)).streams.info(stream).catch(() => null);
       if (info?.cluster?.leader) return info.cluster.leader;
       await new Promise((r) => setTimeout(r, 100));
     }
+    throw new Error(`the stream ${stream} has no leader after 60 s`);
   } finally {
     await nc.close();
   }
@@ -85,9 +108,9 @@ test('two of three NATS servers killed: new commands refused with log_unavailabl
     assert.equal(r.outcome.ok, true);
     acked.push(`before-${i}`);
   }
-  const down = healthWhere(a, (f) => f?.kind === 'log_unavailable');
-  nats.kill(0);
-  nats.kill(1);
+  const down = healthWhere(a, (f) => f?.kind === 'log_unavailable', 'log_unavailable');
+  // killed once they have written the last acknowledged command to their files (see the header)
+  await nats.killWritten([0, 1], stream);
   // submits made while the outage is being noticed: each either commits or is refused — never left hanging
   const during = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => a.submitNamed('put', { id: `d${i}`, n: i }, { ...who, id: `during-${i}` })));
   for (const [i, r] of during.entries()) {
@@ -101,11 +124,11 @@ test('two of three NATS servers killed: new commands refused with log_unavailabl
     a.submitNamed('put', { id: 'x', n: 1 }, who),
     (err: unknown) => err instanceof StoreError && err.code === 'log_unavailable' && err.retryable && /cluster log is unavailable/.test(err.message),
   );
-  await healthWhere(b, (f) => f?.kind === 'log_unavailable');
+  await healthWhere(b, (f) => f?.kind === 'log_unavailable', 'log_unavailable');
   await assert.rejects(b.submitNamed('put', { id: 'y', n: 1 }, who), (err: unknown) => err instanceof StoreError && err.code === 'log_unavailable');
   // the servers return: the log is available again, and every acknowledged command is on both nodes, one head
-  const upA = healthWhere(a, (f) => f === null);
-  const upB = healthWhere(b, (f) => f === null);
+  const upA = healthWhere(a, (f) => f === null, 'the log available again');
+  const upB = healthWhere(b, (f) => f === null, 'the log available again');
   await Promise.all([nats.restart(0), nats.restart(1)]);
   await Promise.all([upA, upB]);
   const r = await b.submitNamed('put', { id: 'back', n: 1 }, { ...who, id: 'after-0' });
@@ -149,15 +172,15 @@ test("the stream leader's server killed and restarted under a steady load from t
   const running = [load(a, 'a'), load(b, 'b')];
   const before = acked.length;
   // commands flow, then the leader dies; commands flow again on the new leader; the server comes back
-  const progressed = async (n: number): Promise<void> => {
+  const progressed = async (n: number, when: string): Promise<void> => {
     const target = acked.length + n;
-    while (acked.length < target && failures.length === 0) await new Promise((r) => setTimeout(r, 20));
+    await until(`${n} more commands acknowledged ${when}`, 120_000, () => acked.length >= target || failures.length > 0);
   };
-  await progressed(20);
+  await progressed(20, 'before the kill');
   nats.kill(victim);
-  await progressed(40);
+  await progressed(40, 'with the leader dead');
   await nats.restart(victim);
-  await progressed(40);
+  await progressed(40, 'after its restart');
   stop = true;
   await Promise.all(running);
   assert.deepEqual(failures, [], 'no command refused while one server was down');
