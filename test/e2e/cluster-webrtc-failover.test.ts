@@ -6,7 +6,8 @@
  * session, checks the token with the cluster-wide key, answers with its own ICE candidates, and takes the call once
  * A's lease has run out (SWITCHBOARD_CLUSTER_LEASE_MS is small here). The page shows it connected again, one call
  * row, media epoch 2, owner B; the agent carries on (onResume) and hears a key pressed after the failover (RFC 4733
- * in the browser's RTP to B), and its answer is audible in the page. Hang-up then ends the call on B.
+ * in the browser's RTP to B), and its answer is audible in the page. Hang-up then ends the call on B. Before the
+ * kill the call outlives the resume grace on A: B, which holds the call's row but no browser, leaves it alone.
  * Runs inside `unshare -n` (helpers/netns.ts): NATS, the nodes, HAProxy and Chromium alike.
  */
 import assert from 'node:assert/strict';
@@ -20,6 +21,8 @@ import { launchChromium, micWav, openPhone, remoteLevel } from '../helpers/softp
 
 const NUMBER = '+15550108001';
 const LEASE_MS = 3_000;
+/** The WebRTC resume grace: the call lives on A longer than this before A is killed, and B resumes it within it. */
+const GRACE_MS = 20_000;
 
 interface Detail {
   call: { id: string; state: string; media_epoch: number; provider: string; owner_node: string | null; end_reason: string | null };
@@ -37,7 +40,7 @@ after(async () => {
 
 if (insidePrivateNetwork(import.meta.filename, 600_000)) {
   test('kill -9 the node of a softphone call: the resume through HAProxy lands on the other node, which takes the call and the agent carries on', { timeout: 540_000 }, async () => {
-    cluster = await startClusterUp({ env: { SWITCHBOARD_CLUSTER_LEASE_MS: String(LEASE_MS), SWITCHBOARD_WEBRTC_DEMO: 'off' } });
+    cluster = await startClusterUp({ env: { SWITCHBOARD_CLUSTER_LEASE_MS: String(LEASE_MS), SWITCHBOARD_WEBRTC_DEMO: 'off', SWITCHBOARD_WEBRTC_RESUME_GRACE_MS: String(GRACE_MS) } });
     const { info } = cluster;
     const policy = await api(info.http, 'POST', '/v1/consent-policies', { body: { name: 'optin', mode: 'opt-in', disclosure_text: 'This call is recorded. Press 1 to agree.' } });
     assert.equal(policy.status, 201, JSON.stringify(policy.body));
@@ -82,6 +85,12 @@ if (insidePrivateNetwork(import.meta.filename, 600_000)) {
     const actionsBefore = before.agent_actions.length;
     const firstAnswer = answers.find((x) => x.status === 201);
     assert.ok(firstAnswer, 'the first offer was answered');
+
+    // B holds the call's row too, with no browser attached there: it must leave a call A owns alone past the grace.
+    await new Promise((r) => setTimeout(r, GRACE_MS + 3_000));
+    const held = await detail(b.http);
+    assert.notEqual(held.call.state, 'ended', `B did not end A's call after the resume grace (${held.call.end_reason})`);
+    assert.equal(held.call.owner_node, a.id);
 
     // kill -9 A: the page notices, and its resume goes through HAProxy to B.
     await cluster.killNode(a.id);
