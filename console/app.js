@@ -3,7 +3,9 @@
 // access carries the purpose the user gave (asked once per browser tab).
 // A call has its own address, `/console#/calls/ID` (the softphone links to it):
 // opening it signs in first if needed, then asks the purpose, then shows the call.
+// The calls list names each call's owning node; the nodes panel (nodes.js) shows the cluster's nodes to admins.
 'use strict';
+import { nodesPanel } from './nodes.js';
 
 // Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
 const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
@@ -56,6 +58,9 @@ async function api(method, path, { body, headers = {}, signIn = false } = {}) {
   throw new ApiError(res.status, data?.error?.code ?? 'error', message);
 }
 
+// ── the cluster's nodes (admins of the operator tenant; nodes.js) ───────────
+const nodes = nodesPanel({ $, h, text, when, api });
+
 // ── purpose (asked once per tab, before the first content access) ───────────
 const purpose = () => sessionStorage.getItem(PURPOSE_KEY);
 /** Header values must be ISO-8859-1; anything else is sent percent-encoded (query strings carry it verbatim). */
@@ -97,6 +102,7 @@ async function signedIn(me) {
   $('f-q-wrap').hidden = !can('content:read');
   closeDetail(false); $('access').hidden = true;
   connectLive();
+  if (can('tenants:manage')) nodes.start(); else nodes.stop();
   if (can('users:read')) api('GET', '/v1/users').then((r) => { for (const u of r.users) state.users.set(u.id, u.email); }).catch(() => {});
   await loadCalls(true);
   $('calls-h').focus();
@@ -108,6 +114,7 @@ function signedOut(message) {
   clearTimeout(state.wsTimer);
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, 'signed out'); }
   sessionStorage.removeItem(PURPOSE_KEY);
+  nodes.stop();
   $('calls-body').replaceChildren(); $('detail-body').replaceChildren(); $('access-body').replaceChildren();
   $('signin-password').value = ''; $('signin-token').value = '';
   showSignIn(message);
@@ -232,7 +239,7 @@ function callDuration(c) {
 function callRow(c) {
   return h('tr', { 'data-call-id': c.id },
     h('td', {}, when(c.received_at)), h('td', {}, c.from), h('td', {}, c.to), h('td', {}, c.agent ?? '—'),
-    h('td', {}, h('span', { class: `state s-${c.state}` }, c.state)), h('td', { class: 'num' }, callDuration(c)), h('td', {}, c.consent), h('td', {}, c.recorded ? 'yes' : 'no'),
+    h('td', {}, h('span', { class: `state s-${c.state}` }, c.state)), h('td', {}, c.owner_node ? h('code', { class: 'id' }, c.owner_node) : '—'), h('td', { class: 'num' }, callDuration(c)), h('td', {}, c.consent), h('td', {}, c.recorded ? 'yes' : 'no'),
     h('td', {}, h('code', { class: 'id' }, c.id)),
     h('td', {}, h('button', { type: 'button', class: 'open', 'aria-label': `Open call from ${c.from} at ${new Date(c.received_at).toLocaleString()}`, onclick: () => openCall(c.id) }, 'Open')));
 }

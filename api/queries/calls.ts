@@ -140,7 +140,7 @@ export function filterErrorMessage(err: z.ZodError): string {
 
 // ── result shapes ────────────────────────────────────────────────────────────
 
-export type CallSummary = Pick<CallRow, 'id' | 'provider' | 'direction' | 'agent' | 'state' | 'received_at' | 'answered_at' | 'ended_at' | 'end_reason'> & {
+export type CallSummary = Pick<CallRow, 'id' | 'provider' | 'direction' | 'agent' | 'state' | 'owner_node' | 'received_at' | 'answered_at' | 'ended_at' | 'end_reason'> & {
   from: string;
   to: string;
   /** The outcome of the call's current consent, or `none`. */
@@ -241,9 +241,9 @@ export class CallQueries {
     if (filter.cursor) query.after([filter.cursor.at, filter.cursor.id]);
     const rows = query.limit(limit + 1).all();
     const page = rows.slice(0, limit).map((row): CallSummary => {
-      const { id, provider, direction, agent, state, received_at, answered_at, ended_at, end_reason } = row;
+      const { id, provider, direction, agent, state, owner_node, received_at, answered_at, ended_at, end_reason } = row;
       const consent = (row.consent?.outcome as ConsentFilter | undefined) ?? 'none';
-      return { id, provider, direction, from: row.from_uri, to: row.to_uri, agent, state, consent, recorded: row.recorded, received_at, answered_at, ended_at, end_reason };
+      return { id, provider, direction, from: row.from_uri, to: row.to_uri, agent, state, owner_node, consent, recorded: row.recorded, received_at, answered_at, ended_at, end_reason };
     });
     const last = page[page.length - 1];
     return { calls: page, next_cursor: rows.length > limit && last ? encodeCursor({ at: last.received_at, id: last.id }) : null };

@@ -2,7 +2,8 @@
  * The cluster's nodes (issue 15): `GET /v1/cluster/nodes` lists every node recorded in the log's `nodes` table
  * (schema/nodes.ts) — its state (alive, draining, lost, stopped), version, start, last heartbeat and lease — and
  * which one answered. Deployment-wide, like creating tenants: admins of the operator tenant only. In embedded mode
- * the list is the one local node.
+ * the list is the one local node. `GET /v1/nodes` (the name the external contract gives it) answers the same. The
+ * console's nodes panel reads it (console/nodes.js).
  *
  * `POST /v1/cluster/drain` (`switchboard drain`) drains the node that answers (bridge/drain.ts): 202 with the
  * drain's time limit and the live calls it waits for; it takes no new call from now on and exits 0 once its calls
@@ -27,7 +28,7 @@ export function mountClusterRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const d = await ctx.drain.start();
     return reply.code(202).send({ node: ctx.store.node, draining: true, started: d.started, live_calls: d.liveCalls, timeout_ms: d.timeoutMs, drain_until: isoOrNull(d.drainUntil) });
   });
-  app.get('/v1/cluster/nodes', async (req) => {
+  const nodes = async (req: FastifyRequest) => {
     operatorAdmin(ctx, req, "see the cluster's nodes");
     const rows = ctx.store.read(null).nodes.find({}, { orderBy: 'id' });
     return {
@@ -47,5 +48,7 @@ export function mountClusterRoutes(app: FastifyInstance, ctx: ApiContext): void 
         down_reason: n.down_reason,
       })),
     };
-  });
+  };
+  app.get('/v1/cluster/nodes', nodes);
+  app.get('/v1/nodes', nodes);
 }

@@ -15,6 +15,14 @@
  * `resuming`, then live again on the new peer connection), exactly like a
  * Twilio redirect. The session token also lets the softphone read its own
  * call's transcript over `WS /v1/subscribe` (a scoped grant; session-token.ts).
+ *
+ * Cluster mode: a resume needs nothing this node keeps in memory — the token
+ * (its key derives from the recording master key every node is given) names
+ * the tenant, call and session, and the call row comes from the log — so it
+ * may land on any node through the load balancer. That node answers with its
+ * own ICE candidates and claims the call when the media connects; while the
+ * old owner's lease runs the claim is refused (`call_owned`), the peer is
+ * closed and the SDK offers again until the lease has run out.
  */
 import crypto from 'node:crypto';
 import type { FastifyReply } from 'fastify';

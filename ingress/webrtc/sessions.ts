@@ -10,6 +10,12 @@
  * `DELETE`, or this node restarted and the browser never came back — is ended
  * after `resumeGraceMs` of being orphaned, counted from when this process
  * first saw it orphaned (so a restart gives every call the full grace).
+ * In cluster mode every node holds every call row: a call that another node
+ * owns while that node's lease runs is not orphaned here (its media is there,
+ * and that node sweeps it). Once the owner is lost or stopped (its lease ran
+ * out: schema/nodes.ts), any node may resume the call (the browser's token
+ * works on every node) or, after the grace, end it — one `call_ended`
+ * whichever node writes it (its command id names the call and media epoch).
  */
 import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
@@ -18,6 +24,7 @@ import { WebrtcLeg } from './leg.ts';
 import type { WebrtcPeer } from './peer.ts';
 import type { OfferSummary } from './sdp.ts';
 import { call_ended } from '../../schema/reducers.ts';
+import { leaseRuns } from '../../schema/nodes.ts';
 
 export const CONNECT_TIMEOUT_MS = 20_000;
 const PROVIDER = 'webrtc';
@@ -105,7 +112,7 @@ export class WebrtcSessions {
     const seen = new Set<string>();
     for (const call of live) {
       seen.add(call.id);
-      if (this.deps.calls.hasSession(call.id) || this.pending.has(call.provider_call_id)) {
+      if (this.deps.calls.hasSession(call.id) || this.pending.has(call.provider_call_id) || this.ownedElsewhere(call.owner_node, now)) {
         this.orphanedSince.delete(call.id);
         continue;
       }
@@ -117,5 +124,11 @@ export class WebrtcSessions {
       await this.end(call.tenant, call.id, 'webrtc: not resumed', `webrtc:abandoned:${call.id}:${call.media_epoch}`);
     }
     for (const id of this.orphanedSince.keys()) if (!seen.has(id)) this.orphanedSince.delete(id);
+  }
+
+  /** Another node owns the call and its lease runs at `now` (cluster mode): that node carries and sweeps it. */
+  private ownedElsewhere(owner: string | null, now: number): boolean {
+    if (owner === null || owner === this.deps.store.node) return false;
+    return leaseRuns(this.deps.store.read(null).nodes.get(owner), now);
   }
 }

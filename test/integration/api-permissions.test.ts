@@ -59,6 +59,7 @@ const ROUTES: Route[] = [
   { method: 'GET', path: () => '/v1/access-log', permission: 'access_log:read' },
   { method: 'GET', path: () => '/v1/audit/verify', permission: 'audit:verify' },
   { method: 'GET', path: () => '/v1/cluster/nodes', permission: 'tenants:manage' },
+  { method: 'GET', path: () => '/v1/nodes', permission: 'tenants:manage' },
   { method: 'GET', path: () => '/v1/agents', permission: 'agents:read' },
   { method: 'POST', path: () => '/v1/calls', permission: 'calls:originate', body: {} },
 ];
