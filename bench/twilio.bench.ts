@@ -103,14 +103,14 @@ import {
   TAPS_ON,
 } from './twilio/shared.ts';
 
-import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, MAX_CALLS, MAX_LOOP_LAG_MS, RAMP, SEARCH, SEARCH_SECONDS, SECONDS, STT, TARGET_CALLS, WORKERS } from './twilio/config.ts';
+import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, MAX_CALLS, MAX_LOOP_LAG_MS, RAMP, SECONDS, STT, WORKERS } from './twilio/config.ts';
 import { ask, fdLimit, killChildren, nextMessage, spawnChild, stopChild } from './twilio/children.ts';
-import { briefFigures, describe, MAX_CALLS_RATIO_TARGET, meetsLate, report, reportPhase, type Phase } from './twilio/report.ts';
+import { describe, reportPhase, type Phase } from './twilio/report.ts';
+import { runTargets, searchCapacity } from './twilio/targets.ts';
 import { consent_policy_created, number_added, tenant_created } from '../schema/reducers.ts';
 /** Calls placed and hung up before the ramp (JIT, lazily loaded modules, TTS cache), not counted anywhere. */
 const WARMUP_CALLS = 3;
 const SETTLE_MS = 5000;
-const STEPS = [1000, 500, 250, 100];
 const NUMBER = '+15557654321';
 /** Hard stop for the whole file, so a wedged child can never hang the bench. */
 const DEADLINE_MS = Number(process.env.BENCH_TWILIO_DEADLINE_S ?? 1500) * 1000;
@@ -395,86 +395,13 @@ async function main(): Promise<void> {
   const clips = await clipFrames();
   log(`  clips: greeting ${clips.greeting} frames, DTMF reply ${clips.reply} frames (${clips.texts.map((t) => JSON.stringify(t)).join(', ')})`);
 
-  if (TARGET_CALLS > 0 && !TAPS_ON()) {
-    // The issue's CPU target: TARGET_CALLS calls with consent granted and the recorder on, beside the bare server.
-    log(`targets: c${TARGET_CALLS} with recording on (the caller grants consent), gateway then bare`);
-    process.env.BENCH_TWILIO_TAPS = 'on';
-    try {
-      const tg = await runPhase('gateway', TARGET_CALLS, SECONDS, clips);
-      describe(tg);
-      const tb = await runPhase('bare', TARGET_CALLS, SECONDS, clips);
-      describe(tb);
-      reportPhase(tg, tb);
-    } finally {
-      delete process.env.BENCH_TWILIO_TAPS;
-    }
-  }
+  await runTargets(runPhase, clips);
   const g = await runPhase('gateway', CALLS, SECONDS, clips);
   describe(g);
   const b = await runPhase('bare', CALLS, SECONDS, clips);
   describe(b);
   reportPhase(g, b);
-
-  let best: number | null = meetsLate(g) ? CALLS : null;
-  const tried = [CALLS];
-  if (best === null && SEARCH) {
-    // Upwards from the smallest step, stopping at the first N that fails: cheapest when capacity is low.
-    let passed: Phase | null = null;
-    for (const n of STEPS.filter((x) => x < CALLS).sort((a, z) => a - z)) {
-      tried.push(n);
-      log(`searching: c${n} (gateway, ${SEARCH_SECONDS} s window)`);
-      const p = await runPhase('gateway', n, SEARCH_SECONDS, clips);
-      describe(p);
-      if (!meetsLate(p)) {
-        briefFigures(p);
-        break;
-      }
-      if (passed) briefFigures(passed);
-      passed = p;
-      best = n;
-    }
-    if (passed) {
-      log(`  c${passed.calls} is the largest N meeting the late-frame target; bare server at c${passed.calls} for the CPU ratio`);
-      const pb = await runPhase('bare', passed.calls, SEARCH_SECONDS, clips);
-      describe(pb);
-      reportPhase(passed, pb);
-    }
-  }
-  // The bare server's own capacity on this machine, searched the same way (same steps, same criterion).
-  let bareBest: number | null = meetsLate(b) ? CALLS : null;
-  if (bareBest === null && SEARCH) {
-    for (const n of STEPS.filter((x) => x < CALLS).sort((a, z) => a - z)) {
-      log(`searching: c${n} (bare, ${SEARCH_SECONDS} s window)`);
-      const p = await runPhase('bare', n, SEARCH_SECONDS, clips);
-      describe(p);
-      if (!meetsLate(p)) break;
-      bareBest = n;
-    }
-  }
-  report({
-    figure: `twilio${TAPS_ON() ? '.taps' : ''}.bare_max_calls_late_target`,
-    value: bareBest ?? 0,
-    unit: 'calls',
-    note: 'the bare server, searched like the gateway (no frame sent > 40 ms after its slot, every call streaming)',
-  });
-  if (bareBest) {
-    report({
-      figure: `twilio${TAPS_ON() ? '.taps' : ''}.max_calls_ratio`,
-      value: (best ?? 0) / bareBest,
-      unit: 'x',
-      target: { op: '>=', value: MAX_CALLS_RATIO_TARGET },
-      note: `gateway ${best ?? 0} / bare ${bareBest}: the largest N with 0 late frames, same machine, same steps`,
-    });
-  }
-  report({
-    figure: `twilio${TAPS_ON() ? '.taps' : ''}.max_calls_late_target`,
-    value: best ?? 0,
-    unit: 'calls',
-    target: { op: '>=', value: 1000 },
-    note:
-      `largest N tried (${tried.join(', ')}) with no frame sent > 40 ms after its slot (in-gateway: pacer stats and the probe's after-send clock) and every call streaming; ` +
-      `search runs use a ${SEARCH_SECONDS} s window; the load generator shares the same ${os.cpus().length} CPUs`,
-  });
+  await searchCapacity(runPhase, g, b, clips);
 }
 
 try {

@@ -100,6 +100,7 @@ function summaryJson(c: LocalCluster): Record<string, unknown> {
     admin_token: c.adminToken,
     dir: c.dir,
     nats: c.nats.urls,
+    nats_servers: c.nats.servers.map((s, i) => ({ name: `s${i}`, url: c.nats.urls[i], pid: s.pid })),
     nodes: c.nodes.map((n) => ({ id: n.id, pid: n.child.pid, http: `http://${n.host}:${n.httpPort}`, sip_port: n.sipPort, data_dir: n.dataDir, log: n.log })),
     haproxy: { pid: c.haproxy.child.pid, config: c.haproxy.config },
     kamailio: { pid: c.kamailio.child.pid, config: c.kamailio.config },

@@ -18,7 +18,10 @@ export interface UpInfo {
   sip: string;
   admin_token: string;
   dir: string;
-  nodes: Array<{ id: string; pid: number; http: string; sip_port: number; log: string }>;
+  nats: string[];
+  /** The NATS servers: `name` as JetStream names its peers (s0…), their client URL and process group. */
+  nats_servers: Array<{ name: string; url: string; pid: number }>;
+  nodes: Array<{ id: string; pid: number; http: string; sip_port: number; data_dir: string; log: string }>;
   pids: number[];
 }
 
