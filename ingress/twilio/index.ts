@@ -19,10 +19,17 @@
  * gets `<Pause length="1"/><Redirect>` back to this webhook — no token,
  * nothing written. (Twilio itself lands there only when its request overtook
  * the old socket's close; a second later the stream is gone and the resume
- * proceeds.) A stream token is single-use, the only one outstanding for its
- * call (a retry within seconds gets the same one), and valid only for a
- * `start` naming the same CallSid; a `start` for a call whose media is live is
- * refused (1008) instead of superseding the caller's stream.
+ * proceeds.) A stream token (ingress/stream-tokens.ts) is single-use on every
+ * node (claimed in the log), void once any stream for the call was accepted,
+ * answered again to a retry within seconds by the node that issued it, and
+ * valid only for a `start` naming the same CallSid; a `start` for a call whose
+ * media is live is refused (1008) instead of superseding the caller's stream.
+ *
+ * Cluster failover: the token is checked by whichever node the stream reaches,
+ * so after a node's death the <Redirect> and the new stream land on any live
+ * node through the load balancer; that node takes the call once the dead
+ * owner's lease has run out (until then its claim is refused, the stream is
+ * closed, and Twilio's <Redirect> tries again).
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -12,6 +12,13 @@
  * overtake the socket's close: it waits a moment for it), and a media socket
  * for a call whose socket is live is refused (1008) rather than superseding it.
  *
+ * The stream token (ingress/stream-tokens.ts) is checked by whichever node the
+ * socket reaches: after a node's death Vonage's `disconnected` event (retried
+ * until a live node answers) and the new socket land on any live node through
+ * the load balancer, which finds the call through the log and takes it once the
+ * dead owner's lease has run out (until then the socket is refused and the next
+ * `disconnected` asks again).
+ *
  * Every webhook's JWT is checked against the raw body (payload_hash), so the
  * routes live in their own fastify scope whose body parser keeps the bytes.
  * An accepted JWT's `jti` is then claimed through the store (WebhookNonces):
