@@ -19,6 +19,7 @@ import { finalize } from './finalize.ts';
 import { Recorder } from './recorder.ts';
 import { RetentionSweeper } from './retention.ts';
 import { recordingRateFor } from './segment-files.ts';
+import { previousMediaNode } from './gap-node.ts';
 import { resumeGap, scanSegments } from './segments.ts';
 import type { BlobStore, Interval, RecordingFormat } from './types.ts';
 import { recording_failed, recording_finalized, recording_paused, recording_purged, recording_segment_started, recording_started } from '../schema/reducers.ts';
@@ -164,9 +165,11 @@ export class RecordingService implements RecordingPort {
     const nowMs = (): number => Date.now() - ref.answeredAt;
     if (existing) {
       const gap = resumeGap(scan.segments, nowMs());
+      // A failover: the gap is the audio lost with the node that carried the media before (named in the row).
+      const lost = gap ? previousMediaNode(store, ref.tenant, ref.callId) : null;
       await store.submit(
         recording_segment_started,
-        { recording_id: recordingId, index: scan.nextIndex, gap: gap ? { start_ms: Math.round(gap.startMs), end_ms: Math.round(gap.endMs) } : null },
+        { recording_id: recordingId, index: scan.nextIndex, gap: gap ? { start_ms: Math.round(gap.startMs), end_ms: Math.round(gap.endMs), ...(lost ? { node: lost } : {}) } : null },
         who,
       );
     }
@@ -278,7 +281,8 @@ export class RecordingService implements RecordingPort {
           duration_ms: Math.round(result.durationMs),
           // The rate is stored with each segment: the recording row has no column of its own for it.
           segments: scan.segments.map((s) => ({ file: s.file, start_ms: Math.round(s.startMs), duration_ms: Math.round(s.durationMs), bytes: s.bytes, skipped_ms: Math.round(s.skippedMs ?? 0), sample_rate: result.sampleRate })),
-          gaps: gaps.map((g) => ({ start_ms: Math.round(g.startMs), end_ms: Math.round(g.endMs) })),
+          // A gap keeps the node it names (a failover's lost node).
+          gaps: gaps.map((g, i) => ({ start_ms: Math.round(g.startMs), end_ms: Math.round(g.endMs), ...(typeof row.gaps[i]?.node === 'string' ? { node: row.gaps[i]!.node } : {}) })),
           pauses: scan.pauses.map((p) => ({ start_ms: Math.round(p.startMs), end_ms: Math.round(p.endMs), reason: p.reason, mode: p.mode })),
         },
         who,

@@ -62,10 +62,17 @@ export const recording_started = defineReducer(
   },
 );
 
-/** A resumed call (new media after a crash or drop) writes a new segment; the hole is a gap. */
+/**
+ * A resumed call (new media after a crash or drop) writes a new segment; the hole is a gap. After a failover the
+ * gap names the node whose media was lost (`node`; optional: older logs have none and replay unchanged).
+ */
 export const recording_segment_started = defineReducer(
   'recording_segment_started',
-  z.object({ recording_id: id, index: z.number().int().nonnegative(), gap: z.object({ start_ms: z.number().int().nonnegative(), end_ms: z.number().int().nonnegative() }).nullable().default(null) }),
+  z.object({
+    recording_id: id,
+    index: z.number().int().nonnegative(),
+    gap: z.object({ start_ms: z.number().int().nonnegative(), end_ms: z.number().int().nonnegative(), node: z.string().min(1).max(200).optional() }).nullable().default(null),
+  }),
   (ctx, a) => {
     const rec = loadRecording(ctx, a.recording_id);
     if (rec.status !== 'recording' && rec.status !== 'paused') ctx.fail('recording_closed', `recording ${rec.id} is ${rec.status}`);

@@ -19,10 +19,17 @@
  * gets `<Pause length="1"/><Redirect>` back to this webhook — no token,
  * nothing written. (Twilio itself lands there only when its request overtook
  * the old socket's close; a second later the stream is gone and the resume
- * proceeds.) A stream token is single-use, the only one outstanding for its
- * call (a retry within seconds gets the same one), and valid only for a
- * `start` naming the same CallSid; a `start` for a call whose media is live is
- * refused (1008) instead of superseding the caller's stream.
+ * proceeds.) A stream token (ingress/stream-tokens.ts) is single-use on every
+ * node (claimed in the log), void once any stream for the call was accepted,
+ * answered again to a retry within seconds by the node that issued it, and
+ * valid only for a `start` naming the same CallSid; a `start` for a call whose
+ * media is live is refused (1008) instead of superseding the caller's stream.
+ *
+ * Cluster failover: the token is checked by whichever node the stream reaches,
+ * so after a node's death the <Redirect> and the new stream land on any live
+ * node through the load balancer; that node takes the call once the dead
+ * owner's lease has run out (until then its claim is refused, the stream is
+ * closed, and Twilio's <Redirect> tries again).
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -33,7 +40,8 @@ import { z } from 'zod';
 import { refuseUpgrade } from '../../http/server.ts';
 import { guardMessages, rawText } from '../../http/ws-guard.ts';
 import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
-import { StreamTokens } from '../stream-tokens.ts';
+import { holdEarly } from '../early-messages.ts';
+import { streamTokensFor, type StreamTokens } from '../stream-tokens.ts';
 import { TwilioLeg } from './leg.ts';
 import { parseInbound } from './messages.ts';
 import { verifyTwilioSignature, type SignaturePolicy } from './signature.ts';
@@ -68,7 +76,7 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
     if (deps.development) log.warn('TWILIO_AUTH_TOKEN is not set: Twilio requests are NOT authenticated (development profile only)');
     else log.error('TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)');
   }
-  const tokens = new StreamTokens();
+  const tokens = streamTokensFor(host, PROVIDER);
   const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
   const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
 
@@ -185,19 +193,28 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
       if (msg.event !== 'start') return void log.warn({ event: msg.event }, 'message before start ignored');
       clearTimeout(timer);
       ws.off('message', onMessage);
-      const grant = tokens.consume(msg.start.customParameters?.token);
-      if (!grant || grant.providerCallId !== msg.start.callSid) {
-        log.warn({ callSid: msg.start.callSid }, 'media stream with an invalid or used token refused');
-        return ws.close(1008, 'invalid stream token');
-      }
-      if (host.calls.mediaLive(grant.callId)) {
-        // The caller's stream is flowing: a second one must not take the call over.
-        log.warn({ callSid: msg.start.callSid, call: grant.callId }, 'second media stream for a call whose stream is live refused');
-        return ws.close(1008, 'call already has a live stream');
-      }
-      const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1), socket);
-      host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
-        log.warn({ err, call: grant.callId }, 'media attach refused');
+      // The token is checked through the store (its nonce claimed in the log): media arriving meanwhile is kept
+      // and handed to the leg, so the caller's first words are not lost to the check.
+      const early = holdEarly(ws);
+      void tokens.consume(msg.start.customParameters?.token).then((verdict) => {
+        const held = early.release();
+        if (ws.readyState !== ws.OPEN) return;
+        if (!verdict.ok || verdict.grant.providerCallId !== msg.start.callSid) {
+          const reason = verdict.ok ? 'token for another call' : verdict.reason;
+          log.warn({ callSid: msg.start.callSid, reason }, 'media stream with an invalid or used token refused');
+          return ws.close(!verdict.ok && verdict.unavailable ? 1011 : 1008, 'invalid stream token');
+        }
+        const grant = verdict.grant;
+        if (host.calls.mediaLive(grant.callId)) {
+          // The caller's stream is flowing: a second one must not take the call over.
+          log.warn({ callSid: msg.start.callSid, call: grant.callId }, 'second media stream for a call whose stream is live refused');
+          return ws.close(1008, 'call already has a live stream');
+        }
+        const leg = new TwilioLeg(ws, msg.start.streamSid, msg.start.callSid, Number(msg.sequenceNumber ?? 1), socket);
+        for (const [data, isBinary] of held) ws.emit('message', data, isBinary);
+        host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
+          log.warn({ err, call: grant.callId }, 'media attach refused');
+        });
       });
     });
     ws.on('message', onMessage);

@@ -12,6 +12,13 @@
  * overtake the socket's close: it waits a moment for it), and a media socket
  * for a call whose socket is live is refused (1008) rather than superseding it.
  *
+ * The stream token (ingress/stream-tokens.ts) is checked by whichever node the
+ * socket reaches: after a node's death Vonage's `disconnected` event (retried
+ * until a live node answers) and the new socket land on any live node through
+ * the load balancer, which finds the call through the log and takes it once the
+ * dead owner's lease has run out (until then the socket is refused and the next
+ * `disconnected` asks again).
+ *
  * Every webhook's JWT is checked against the raw body (payload_hash), so the
  * routes live in their own fastify scope whose body parser keeps the bytes.
  * An accepted JWT's `jti` is then claimed through the store (WebhookNonces):
@@ -26,7 +33,8 @@ import { refuseUpgrade } from '../../http/server.ts';
 import { guardMessages, rawText } from '../../http/ws-guard.ts';
 import type { InboundDecision } from '../../bridge/call-control.ts';
 import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
-import { StreamTokens } from '../stream-tokens.ts';
+import { holdEarly } from '../early-messages.ts';
+import { streamTokensFor, type StreamTokens } from '../stream-tokens.ts';
 import { WebhookNonces } from '../webhook-nonces.ts';
 import { ReplayCache, replayWindowEnd, verifyVonageRequest, type JwtPolicy, type JwtVerdict } from './jwt.ts';
 import { VonageLeg } from './leg.ts';
@@ -66,7 +74,7 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
     else log.error('VONAGE_SIGNATURE_SECRET is not set: every Vonage request will be refused (403)');
   }
   const rate = deps.rate ?? 16000;
-  const tokens = new StreamTokens();
+  const tokens = streamTokensFor(host, PROVIDER);
   const replay = new ReplayCache();
   const nonces = new WebhookNonces(host.records, PROVIDER);
   const conversations = new ConversationIndex(host.store);
@@ -233,24 +241,32 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
       clearTimeout(timer);
       ws.off('message', onMessage);
       const legRate = l16Rate(msg['content-type']);
-      const grant = tokens.consume(connectedToken(msg));
-      if (!grant) {
-        log.warn('media socket with an invalid or used token refused');
-        return ws.close(1008, 'invalid stream token');
-      }
-      if (!legRate) {
-        log.warn({ contentType: msg['content-type'] }, 'media socket with an unsupported content-type refused');
-        return ws.close(1003, 'unsupported content-type');
-      }
-      if (host.calls.mediaLive(grant.callId)) {
-        // The caller's socket is flowing: a second one must not take the call over.
-        log.warn({ call: grant.callId }, 'second media socket for a call whose socket is live refused');
-        return ws.close(1008, 'call already has a live media socket');
-      }
-      const conversationUuid = conversations.conversationOf(grant.providerCallId);
-      const leg = new VonageLeg(ws, { rate: legRate, session: conversationUuid ?? randomUUID(), callUuid: grant.providerCallId, conversationUuid });
-      host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
-        log.warn({ err, call: grant.callId }, 'media attach refused');
+      // The token is checked through the store (its nonce claimed in the log): audio arriving meanwhile is kept
+      // and handed to the leg, so the caller's first words are not lost to the check.
+      const early = holdEarly(ws);
+      void tokens.consume(connectedToken(msg)).then((verdict) => {
+        const held = early.release();
+        if (ws.readyState !== ws.OPEN) return;
+        if (!verdict.ok) {
+          log.warn({ reason: verdict.reason }, 'media socket with an invalid or used token refused');
+          return ws.close(verdict.unavailable ? 1011 : 1008, 'invalid stream token');
+        }
+        const grant = verdict.grant;
+        if (!legRate) {
+          log.warn({ contentType: msg['content-type'] }, 'media socket with an unsupported content-type refused');
+          return ws.close(1003, 'unsupported content-type');
+        }
+        if (host.calls.mediaLive(grant.callId)) {
+          // The caller's socket is flowing: a second one must not take the call over.
+          log.warn({ call: grant.callId }, 'second media socket for a call whose socket is live refused');
+          return ws.close(1008, 'call already has a live media socket');
+        }
+        const conversationUuid = conversations.conversationOf(grant.providerCallId);
+        const leg = new VonageLeg(ws, { rate: legRate, session: conversationUuid ?? randomUUID(), callUuid: grant.providerCallId, conversationUuid });
+        for (const [data, isBinary] of held) ws.emit('message', data, isBinary);
+        host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {
+          log.warn({ err, call: grant.callId }, 'media attach refused');
+        });
       });
     });
     ws.on('message', onMessage);

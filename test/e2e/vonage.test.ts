@@ -72,7 +72,7 @@ test('a full call with DTMF consent: recorded in stereo at 16 kHz, transcribed, 
   assert.equal(connect.eventType, 'synchronous');
   assert.equal(connect.eventUrl[0], `${gw.publicUrl}/vonage/event`);
   assert.equal(connect.endpoint[0]?.['content-type'], 'audio/l16;rate=16000');
-  assert.match(String((connect.endpoint[0]?.headers as { token: string }).token), /^[A-Za-z0-9_-]{20,}$/);
+  assert.match(String((connect.endpoint[0]?.headers as { token: string }).token), /^sbm_[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{43}$/);
   await peer.waitFor(() => callOf(gw, peer)?.consent_id != null, 8000, 'consent started');
   await peer.waitFor(() => peer.receivedBytes > 16000, 8000, 'disclosure playing');
   peer.sendDtmf('1');
