@@ -101,8 +101,17 @@ export class SipTakeover<C extends TakenCall> {
 
   constructor(private readonly host: TakeoverHost<C>) {}
 
+  /** Looks at the node table every second (again after `stop`; a second call while running does nothing). */
   start(): void {
-    this.timer = setInterval(() => this.poll(), POLL_MS);
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      try {
+        this.poll();
+      } catch (err) {
+        // The store closing under a shutdown, say: the node goes on, the next look may succeed.
+        this.host.log.warn({ err }, 'SIP takeover: the node table could not be read');
+      }
+    }, POLL_MS);
     this.timer.unref();
   }
 
