@@ -6,12 +6,14 @@
  * caller to itself with a target refresh (RFC 3261 §12.2): a re-INVITE in the dialog with its own Contact and an
  * SDP offer with its own address and RTP port, sent through the route set (the proxy's Record-Route).
  *
- *   poll nodes (1 s) ─► node lost/stopped (cluster: it has a lease) ─► its calls, not ended, last caller leg SIP
+ *   poll nodes (1 s) ─► node lost/stopped (cluster: it has a lease) ─► its SIP calls, not ended
+ *     ─► no caller leg (never answered: the INVITE transaction died with the node) ─► `sip:node-lost`
  *     ─► snapshotProblem? ─yes─► `sip:takeover-failed`
  *     ─► call_media_lost on the dead node's leg (the call goes `resuming`; refused when a rival did it first: fine)
  *     ─► bind an RTP port of ours, rebuild the dialog (CSeq chosen safely high, see `takeoverCseq`)
  *     ─► attach a leg = the claim (call_media_connected) ─refused call_owned─► another node won: nothing sent
- *     ─► re-INVITE (Contact: ours; SDP: same o= session id, version + 1, our c=/m=; SRTP: a fresh SDES key)
+ *     ─► re-INVITE (Contact: ours; SDP: same o= session id, version + 1, our c=/m=; SRTP: a fresh SDES key) to
+ *        the first route (the proxy), else the remote target (`routeDestination`)
  *          ├─ 2xx ─► ACK (every 2xx) ─► the answer's media (and Contact: the new remote target) in use and stored
  *          └─ 481 / 408 / other final / no answer ─► call ended `sip:takeover-failed` (BYE unless 481)
  *
@@ -21,6 +23,7 @@
  *
  * Embedded mode (one node, no leases) never takes anything over: a restarted node resumes its own calls (resume.ts).
  */
+import net from 'node:net';
 import type { Logger } from 'pino';
 import type { IngressStore } from '../port.ts';
 import type { MasterKey } from '../../recording/master-key.ts';
@@ -68,6 +71,9 @@ export interface TakeoverHost<C extends TakenCall> {
 /** The end reason of a call this node won but could not move to itself. */
 export const TAKEOVER_FAILED = 'sip:takeover-failed';
 
+/** The end reason of a SIP call the dead node had not answered yet (nothing to take over). */
+export const NODE_LOST = 'sip:node-lost';
+
 /** How often the node table is looked at (ms). The log is the trigger; this is only how soon it is noticed. */
 const POLL_MS = 1000;
 
@@ -82,11 +88,15 @@ export function takeoverCseq(stored: number, elapsedMs: number): number {
   return Math.min(2 ** 31 - 1, stored + 16 + 2 * Math.ceil(Math.max(0, elapsedMs) / 45_000));
 }
 
-/** Where an in-dialog request goes: the first route's address (a proxy) when there is a route set, else as Dialog does. */
+/**
+ * Where our re-INVITE goes: the first route's address (a proxy) when there is a route set, else the remote target —
+ * over UDP as Dialog does, and over TCP/TLS a new connection to the target's address (the dead node's connection
+ * came from the caller's ephemeral port, which takes none). A target that is not an IP literal: `fallback`.
+ */
 export function routeDestination(snap: DialogSnapshot, fallback: { transport: Peer['transport']; address: string; port: number }): { transport: Peer['transport']; address: string; port: number } {
-  const first = snap.routeSet[0] ? parseNameAddr(snap.routeSet[0])?.uri : undefined;
+  const first = snap.routeSet[0] ? parseNameAddr(snap.routeSet[0])?.uri : snap.remoteTarget;
   const u = first ? parseSipUri(first) : null;
-  if (!u) return fallback;
+  if (!u || net.isIP(u.host.replace(/^\[|\]$/g, '')) === 0) return fallback;
   const host = u.host.replace(/^\[|\]$/g, '');
   const param = u.params.transport?.toLowerCase();
   const transport = snap.transport === 'tls' || param === 'tls' || u.scheme === 'sips' ? 'tls' : param === 'tcp' ? 'tcp' : param === 'udp' ? 'udp' : snap.transport;
@@ -152,7 +162,11 @@ export class SipTakeover<C extends TakenCall> {
     const db = host.store.read(null);
     let latest: ReturnType<typeof db.legs.find>[number] | undefined;
     for (const leg of db.legs.find({ call_id: ref.callId, kind: 'caller' })) if (!latest || leg.connected_at >= latest.connected_at) latest = leg;
-    if (!latest || latest.provider !== PROVIDER) return; // never answered (an INVITE in progress died with the node)
+    if (!latest) {
+      // Never answered: its INVITE transaction (ours, for an outbound call) died with the node; nothing to move.
+      return host.endCall(ref, NODE_LOST, `not answered when node ${lost} was lost: its INVITE transaction died with it`);
+    }
+    if (latest.provider !== PROVIDER) return;
     const problem = snapshotProblem(latest.resume);
     if (problem) return host.endCall(ref, TAKEOVER_FAILED, `stored dialog: ${problem}`);
     const stored = latest.resume as unknown as DialogSnapshot;

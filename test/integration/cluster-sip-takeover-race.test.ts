@@ -4,7 +4,7 @@
  * lost and are made to take A's calls over at the same moment. The log's order decides: exactly one claims the call
  * and sends one re-INVITE (its own Contact, an SDP with its own RTP port) to the caller, a scripted UDP peer; the
  * other sends nothing (no re-INVITE, no BYE). A re-INVITE answered 481 ends the call `sip:takeover-failed`, with no
- * BYE (the dialog is gone).
+ * BYE (the dialog is gone); a call A had not answered yet ends `sip:node-lost`.
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -19,7 +19,7 @@ import { MediaClock } from '../../media/pacer.ts';
 import type { DialogSnapshot } from '../../ingress/sip/dialog.ts';
 import { mountSip, type SipIngress } from '../../ingress/sip/index.ts';
 import { parseMessage, type SipRequest } from '../../ingress/sip/message.ts';
-import { TAKEOVER_FAILED } from '../../ingress/sip/takeover.ts';
+import { NODE_LOST, TAKEOVER_FAILED } from '../../ingress/sip/takeover.ts';
 import { schema, type SwitchboardTables } from '../../schema/index.ts';
 import { call_answered, call_received, consent_decided, consent_policy_created, consent_started, tenant_created } from '../../schema/reducers.ts';
 import { resolveDurability, Store } from '../../store/index.ts';
@@ -209,15 +209,19 @@ test('B and C take a dead node\'s SIP call over at once: exactly one claims it a
   assert.equal(lost.length, 1, 'A\'s leg is marked lost once');
 });
 
-test('a re-INVITE answered 481 ends the taken-over call `sip:takeover-failed`, with no BYE', { timeout: 120_000 }, async () => {
+test('a re-INVITE answered 481 ends the taken-over call `sip:takeover-failed`, with no BYE; a call not yet answered ends `sip:node-lost`', { timeout: 120_000 }, async () => {
   const peer = await caller(481);
   cleanup.push(() => peer.close());
   const a = await node('fail-a', 'LOG_SIP_FAIL');
   const b = await node('fail-b', 'LOG_SIP_FAIL', 40_000 + 2 * Math.floor(Math.random() * 1000));
   const c = await node('fail-c', 'LOG_SIP_FAIL', 44_000 + 2 * Math.floor(Math.random() * 1000));
   const { callId } = await sipCallOn(a, 'fail-call-1@peer', peer.port);
+  // A call A had not answered yet: its INVITE transaction died with A; there is nothing to move.
+  const ringing = resultOf(await a.store.submit(call_received, { provider: 'sip', provider_call_id: 'ringing-1@peer', from: 'sip:peer@127.0.0.1', to: '+15550100', number_id: null, agent: null }, T)).call_id;
   await raceAfterLoss(a, b, c);
   await until(() => b.store.read('acme').calls.get(callId)?.state === 'ended', 'the call ended');
+  await until(() => b.store.read('acme').calls.get(ringing)?.state === 'ended', 'the unanswered call ended');
+  assert.equal(b.store.read('acme').calls.get(ringing)?.end_reason, NODE_LOST);
   assert.equal(b.store.read('acme').calls.get(callId)?.end_reason, TAKEOVER_FAILED);
   assert.equal(new Set(peer.requests.filter((r) => r.method === 'INVITE').map((r) => r.headers.get('via'))).size, 1, 'one re-INVITE');
   assert.equal(peer.requests.filter((r) => r.method === 'BYE').length, 0, 'no BYE after a 481');
