@@ -148,6 +148,9 @@ export class SipTakeover<C extends TakenCall> {
         if (call.state === 'ended' || call.provider !== PROVIDER || this.tried.has(call.id)) continue;
         this.tried.add(call.id);
         const run = this.takeOne(node.id, { tenant: call.tenant, callId: call.id }).catch((err: unknown) => {
+          // Ours, or still the dead node's (no RTP port here, say): ended. Another node's by now: its to carry on.
+          const owner = store.read(null).calls.get(call.id)?.owner_node;
+          if (owner !== node.id && owner !== store.node) return this.host.log.warn({ err, call: call.id, owner }, 'SIP takeover failed here; another node carries the call');
           this.host.log.error({ err, call: call.id }, 'SIP takeover failed: ending the call');
           return this.host.endCall({ tenant: call.tenant, callId: call.id }, TAKEOVER_FAILED, (err as Error).message).catch(() => undefined);
         });
@@ -192,7 +195,13 @@ export class SipTakeover<C extends TakenCall> {
     const rtp = new RtpSession(sockets, { codec: snap.codec, payloadType: snap.payloadType, eventPayloadType: snap.eventPayloadType, remote: snap.remoteMedia, direction, held }, `switchboard@${address}`);
     if (snap.srtp) {
       // Until the answer brings new keys, the keys agreed with the dead node (a new SSRC of ours).
-      rtp.srtp = new SrtpContext(openKeys(snap.srtp, host.masterKey(), snap.callId));
+      try {
+        rtp.srtp = new SrtpContext(openKeys(snap.srtp, host.masterKey(), snap.callId));
+      } catch (err) {
+        rtp.close();
+        host.rtp.release(sockets.port);
+        throw err;
+      }
     }
     const call = host.track(dialog, rtp, ref, held);
     call.claimPending = true;
