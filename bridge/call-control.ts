@@ -10,7 +10,7 @@
  *           ──end()──────► call_ended (its command id: the provider's retry is one row)
  *                           └► the call's session stops (its leg closes; recording learns of the end from the
  *                              store, recording/service.ts, which finalizes once the call row is `ended`)
- *           ──dial() / answered() / hold() / mediaUpdated() / resume() / receivedThenEnded()
+ *           ──dial() / answered() / hold() / mediaUpdated() / mediaLost() / resume() / receivedThenEnded()
  *
  * Ending a call thus goes adapter ─► call control ─► store, then ─► session, one route, whoever ends it.
  */
@@ -142,6 +142,14 @@ export class CallControl {
   /** The far end put the call on hold (`held`) or took it off. */
   hold(ref: facts.CallRef, held: boolean, src: facts.FactSource): Promise<facts.FactResult> {
     return facts.held(this.deps.store, ref, held, src);
+  }
+
+  /**
+   * One leg's media is gone for good (`call_media_lost`), said by another node than the one that carried it: a
+   * SIP takeover (ingress/sip/takeover.ts) for the leg of a node that died. The call waits in `resuming`.
+   */
+  mediaLost(ref: facts.CallRef, legId: string, reason: string): Promise<facts.FactResult> {
+    return facts.mediaLost(this.deps.store, ref, legId, reason);
   }
 
   /** A live call carries on on a new media connection (after a restart, a dropped socket). */

@@ -29,6 +29,7 @@ import type { IngressStore } from '../port.ts';
 import { EncryptionPolicies, type EncryptionPolicy } from './encryption-policy.ts';
 import { Dialog, DialogState, dialogId } from './dialog.ts';
 import { resumeStoredDialogs } from './resume.ts';
+import { SipTakeover } from './takeover.ts';
 import { SipLeg } from './leg.ts';
 import { RtpPortPool, RtpSession } from './rtp.ts';
 import { OfferAnswer } from './offer-answer.ts';
@@ -46,7 +47,7 @@ import { RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision }
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of call control (bridge/call-control.ts). */
-export type SipCallControl = Pick<CallControl, 'receive' | 'refuseUnknown' | 'refuseByPolicy' | 'recordSecurity' | 'receivedThenEnded' | 'attach' | 'end' | 'mediaUpdated' | 'hold' | 'resume'>;
+export type SipCallControl = Pick<CallControl, 'receive' | 'refuseUnknown' | 'refuseByPolicy' | 'recordSecurity' | 'receivedThenEnded' | 'attach' | 'end' | 'mediaUpdated' | 'mediaLost' | 'hold' | 'resume'>;
 
 /** The provider name of SIP calls (`calls.provider`). */
 export const PROVIDER = 'sip';
@@ -82,6 +83,8 @@ export interface CallCtx {
   timer: SessionTimer | null;
   /** The SRTP half of the encryption policy the call was set up under (re-offers, `srtpLevel`). */
   srtpLevel: EncryptionPolicy['srtp'];
+  /** A takeover's leg before its claim is granted (takeover.ts): closed meanwhile, it sends no BYE. */
+  claimPending?: boolean;
 }
 
 export class SipApp implements UasHandler {
@@ -94,6 +97,8 @@ export class SipApp implements UasHandler {
   private readonly timers: SessionRefresher<CallCtx>;
   /** Offers in live calls: re-INVITE and UPDATE with SDP, SRTP re-keys (offer-answer.ts). */
   private readonly offers: OfferAnswer;
+  /** The calls of dead nodes taken over (cluster mode, takeover.ts). */
+  private takeover: SipTakeover<CallCtx> | null = null;
 
   /** Outbound calls still ringing (uac.ts, set by index.ts): the callee's UPDATE in their early dialog. */
   outboundEarly: { has(v: ValidRequest): boolean; update(tx: NonInviteServerTransaction, v: ValidRequest): boolean } | null = null;
@@ -233,6 +238,7 @@ export class SipApp implements UasHandler {
 
   /** Detaches every call without BYE (shutdown: the calls carry on after a restart). */
   close(): void {
+    this.takeover?.stop();
     for (const ctx of this.dialogs.values()) {
       ctx.awaitingAck = null;
       ctx.timer?.stop();
@@ -260,6 +266,25 @@ export class SipApp implements UasHandler {
         void this.uas.sendRequest(req, dest);
       },
     });
+  }
+
+  /** Cluster mode: this node takes over the SIP calls of nodes that die or stop (takeover.ts). */
+  startTakeover(): SipTakeover<CallCtx> {
+    this.takeover ??= new SipTakeover<CallCtx>({
+      store: this.deps.store,
+      calls: this.deps.calls,
+      rtp: this.deps.rtp,
+      log: this.log,
+      uas: () => this.uas,
+      masterKey: this.masterKey,
+      localAddress: (peer) => this.localAddress(peer),
+      contact: (peer) => this.contact(peer),
+      track: (dialog, rtp, ref, held) => this.track(dialog, rtp, ref, held),
+      endCall: (ref, reason, detail) => this.endCall(ref, reason, detail),
+      endThenClose: (ctx, reason, detail) => this.endThenClose(ctx, reason, detail),
+    });
+    this.takeover.start();
+    return this.takeover;
   }
 
   /**
@@ -367,6 +392,7 @@ export class SipApp implements UasHandler {
   /** Our side ends the call: BYE (with retransmissions over UDP). */
   private async hangUp(ctx: CallCtx, reason: string): Promise<void> {
     this.forget(ctx);
+    if (ctx.claimPending) return; // another node won the call (takeover.ts): the dialog is its
     if (ctx.dialog.state === DialogState.Terminated) return;
     ctx.dialog.transition(DialogState.Terminated);
     await this.byeDialog(ctx.dialog, reason);

@@ -18,6 +18,9 @@
  * Encryption policy per trunk/route (encryption-policy.ts, SWITCHBOARD_SIP_ENCRYPTION): app.ts `screen` refuses a
  * cleartext INVITE where TLS is required (403 + Warning, recorded as call_rejected).
  *
+ * Cluster mode: takeover.ts takes the live SIP calls of a node that died (or stopped) over with a target-refresh
+ * re-INVITE; resume.ts carries this node's own calls on after its restart.
+ *
  * Outbound (agent-initiated) calls: uac.ts (INVITE through client-transaction.ts, digest answers from
  * outbound-config.ts / SWITCHBOARD_SIP_OUTBOUND) ─► app.ts `adoptOutbound` once answered.
  */
@@ -155,6 +158,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
   app.outboundEarly = { has: (v) => dialer.hasEarly(v), update: (tx, v) => dialer.earlyUpdate(tx, v) };
   const resumed = await app.resumeDialogs();
   await dialer.endInterrupted();
+  app.startTakeover();
   if (resumed) log.info({ resumed }, 'SIP calls carried on after restart');
   log.info(
     {

@@ -14,6 +14,9 @@
  *                     ▼
  *               call_resume_requested ─► attach a new leg ─► carried on
  *
+ * Cluster mode: only the calls this node owns (a call another cluster node owns is that node's, or, that node gone,
+ * the takeover's: takeover.ts).
+ *
  * Stored state never stops the node from starting: a call whose state is unusable, or whose resume throws, ends with
  * a reason and the next call is tried.
  */
@@ -54,6 +57,8 @@ export async function resumeStoredDialogs(host: ResumeHost): Promise<number> {
   for (const row of db.legs.find({ provider: PROVIDER, state: 'connected' })) {
     const call = db.calls.get(row.call_id);
     if (!call || call.state === 'ended') continue;
+    // Cluster mode: another node's call is its own (or, that node gone, the takeover's: takeover.ts).
+    if (call.owner_node !== null && call.owner_node !== host.store.node && (db.nodes.get(call.owner_node)?.lease_ms ?? null) !== null) continue;
     const ref = { tenant: call.tenant, callId: call.id };
     const problem = snapshotProblem(row.resume);
     if (problem) {
