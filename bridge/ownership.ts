@@ -167,7 +167,12 @@ export class NodeOwnership {
     const now = this.opts.store.read(tenant).calls.get(callId);
     const owner = now?.owner_node ?? 'another node';
     const session = this.opts.sessions.get(callId);
-    this.log.warn({ call: callId, owner, seq, session: session !== undefined }, `call taken over by ${owner}: its media here stops`);
-    session?.detach(`ownership lost: call taken over by ${owner} (seq ${seq})`);
+    if (!session) {
+      // A webhook answered here, its media connected on another node (the balancer's choice): nothing to stop.
+      this.log.debug({ call: callId, owner, seq }, `call now owned by ${owner}; no media of it here`);
+      return;
+    }
+    this.log.warn({ call: callId, owner, seq }, `call taken over by ${owner}: its media here stops`);
+    session.detach(`ownership lost: call taken over by ${owner} (seq ${seq})`);
   }
 }

@@ -50,6 +50,8 @@ export interface StreamGrant {
   callId: string;
   /** The provider's id of the call (Twilio CallSid, Vonage uuid): the stream must name the same call. */
   providerCallId: string;
+  /** The provider's session the media joins, when the media connection does not name it (Vonage's conversation). */
+  session?: string;
   expiresAt: number;
 }
 
@@ -79,6 +81,7 @@ const Claims = z.object({
   m: z.number().int().nonnegative(),
   n: z.string().min(1).max(64),
   e: z.number().int().positive(),
+  s: z.string().min(1).max(200).optional(),
 });
 type TokenClaims = z.infer<typeof Claims>;
 
@@ -115,7 +118,7 @@ export class StreamTokens {
     if (current && current.providerCallId === grant.providerCallId && current.tenant === grant.tenant && current.epoch === epoch && now - current.issuedAt < PENDING_MS) return current.token;
     if (current) this.revoked.set(current.token, current.expiresAt);
     const expiresAt = now + this.ttlMs;
-    const claims: TokenClaims = { v: 1, t: grant.tenant, c: grant.callId, p: grant.providerCallId, m: epoch, n: crypto.randomBytes(16).toString('base64url'), e: expiresAt };
+    const claims: TokenClaims = { v: 1, t: grant.tenant, c: grant.callId, p: grant.providerCallId, m: epoch, n: crypto.randomBytes(16).toString('base64url'), e: expiresAt, ...(grant.session ? { s: grant.session } : {}) };
     const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
     const token = `${STREAM_TOKEN_PREFIX}${body}.${this.sign(body)}`;
     this.byCall.set(grant.callId, { token, tenant: grant.tenant, providerCallId: grant.providerCallId, epoch, issuedAt: now, expiresAt });
@@ -154,7 +157,7 @@ export class StreamTokens {
     const call = this.deps.call(c.c);
     if (!call || call.state === 'ended') return refuse('the call is not live');
     if (call.media_epoch !== c.m) return refuse(`the call's media moved on since the token was issued (epoch ${c.m}, now ${call.media_epoch})`);
-    return { ok: true, grant: { tenant: c.t, callId: c.c, providerCallId: c.p, expiresAt: c.e } };
+    return { ok: true, grant: { tenant: c.t, callId: c.c, providerCallId: c.p, expiresAt: c.e, ...(c.s ? { session: c.s } : {}) } };
   }
 
   private sign(body: string): string {

@@ -126,7 +126,8 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
         return transferNcco(decision.target);
       case 'accepted': {
         if (conversationUuid) conversations.remember(conversationUuid, callUuid);
-        const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, providerCallId: callUuid });
+        // The conversation rides in the token: the media socket may land on another node, which never saw this answer.
+        const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, providerCallId: callUuid, ...(conversationUuid ? { session: conversationUuid } : {}) });
         log.info({ uuid: callUuid, call: decision.callId, resumed: decision.resumed }, decision.resumed ? 'call resuming' : 'call answered');
         return streamNcco({ mediaUrl: wsUrl('/vonage/media'), eventUrl: httpUrl('/vonage/event'), token, rate, from: to });
       }
@@ -261,7 +262,8 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
           log.warn({ call: grant.callId }, 'second media socket for a call whose socket is live refused');
           return ws.close(1008, 'call already has a live media socket');
         }
-        const conversationUuid = conversations.conversationOf(grant.providerCallId);
+        const conversationUuid = grant.session ?? conversations.conversationOf(grant.providerCallId);
+        if (grant.session) conversations.remember(grant.session, grant.providerCallId);
         const leg = new VonageLeg(ws, { rate: legRate, session: conversationUuid ?? randomUUID(), callUuid: grant.providerCallId, conversationUuid });
         for (const [data, isBinary] of held) ws.emit('message', data, isBinary);
         host.calls.attach({ tenant: grant.tenant, callId: grant.callId }, leg).catch((err: unknown) => {

@@ -11,14 +11,13 @@
  * The kill → audio time is printed, never asserted (waits are bounded event waits).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, test } from 'node:test';
 import { schema } from '../../schema/index.ts';
 import { Store } from '../../store/index.ts';
 import { api } from '../helpers/api.ts';
-import { BIN, eventually, startClusterUp, type ClusterUp, type UpInfo } from '../helpers/cluster-up.ts';
+import { eventually, startClusterUp, verifyOneChain, type ClusterUp, type UpInfo } from '../helpers/cluster-up.ts';
 import { TWILIO_TOKEN, VONAGE_SECRET } from '../helpers/gateway.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
 import { VonagePeer } from '../helpers/vonage-peer.ts';
@@ -86,24 +85,7 @@ async function checkAfter(info: UpInfo, providerCallId: string, victim: string, 
   assert.equal(await cluster!.stop(), 0);
   cluster = null;
   const dirs = info.nodes.map((n) => ({ id: n.id, dir: path.join(info.dir, 'nodes', n.id) }));
-  const heads = dirs.map(({ id, dir }) => {
-    const r = spawnSync(process.execPath, [BIN, 'verify', '--data-dir', dir], { encoding: 'utf8', timeout: 120_000 });
-    assert.equal(r.status, 0, `${id}: ${r.stdout}${r.stderr}`);
-    assert.match(r.stdout, /verify: OK/);
-    const m = /head: (\d+) ([0-9a-f]{64})/.exec(r.stdout);
-    assert.ok(m, r.stdout);
-    console.log(`# verify ${id}: head ${m[1]} ${m[2]}`);
-    return { id, dir, seq: Number(m[1]), hash: m[2]! };
-  });
-  // The killed node stopped applying at its death and the survivor went on: every head is an event of the longest
-  // node's log — one chain.
-  const longest = heads.reduce((a, b) => (b.seq > a.seq ? b : a));
-  const store = Store.open({ dataDir: longest.dir, schema, checkpointMs: 0 });
-  try {
-    for (const h of heads) assert.equal([...store.events(h.seq, h.seq)][0]?.hash, h.hash, `${longest.id}'s log holds ${h.id}'s head ${h.seq}`);
-  } finally {
-    store.close();
-  }
+  for (const h of verifyOneChain(dirs)) console.log(`# verify ${h.id}: head ${h.seq} ${h.hash}`);
   const copy = Store.open({ dataDir: dirs.find((d) => d.id === survivor)!.dir, schema, checkpointMs: 0 });
   try {
     const calls = copy.read('default').calls.find({ provider_call_id: providerCallId });

@@ -2,11 +2,15 @@
  * The real `switchboard cluster up` as a test fixture: 3 nats-server, N `switchboard start` nodes, HAProxy and
  * Kamailio, all real processes on free ports, started with `--json` so the test reads each node's URL, pid and log.
  * `stop()` sends Ctrl-C (SIGINT) and waits for the command's exit; `killNode()` kills one node's process group with
- * -9, as a crash would. Used by the cluster end-to-end tests (test/e2e/cluster-*.test.ts).
+ * -9, as a crash would. `verifyOneChain()` checks the nodes' data dirs after the cluster stopped. Used by the cluster
+ * end-to-end tests (test/e2e/cluster-*.test.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { schema } from '../../schema/index.ts';
+import { Store } from '../../store/index.ts';
 import { ADMIN_TOKEN, TWILIO_TOKEN } from './gateway.ts';
 import { tmpDir } from './tmp.ts';
 
@@ -119,4 +123,28 @@ export function startClusterUp(opts: { nodes?: number; env?: NodeJS.ProcessEnv; 
       await eventually(`${id} is gone`, 10_000, () => !alive(n.pid));
     },
   }));
+}
+
+/**
+ * After the cluster stopped: `switchboard verify` passes on every node's data dir, and the nodes hold one chain —
+ * every node's head is the event at that seq in the longest node's log (a node that died, or stopped a moment before
+ * another's last command, is behind, never forked). Returns the heads.
+ */
+export function verifyOneChain(nodes: Array<{ id: string; dir: string }>): Array<{ id: string; dir: string; seq: number; hash: string }> {
+  const heads = nodes.map(({ id, dir }) => {
+    const r = spawnSync(process.execPath, [BIN, 'verify', '--data-dir', dir], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, SWITCHBOARD_LOG_LEVEL: 'silent' } });
+    assert.equal(r.status, 0, `${id}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /verify: OK/);
+    const m = /head: (\d+) ([0-9a-f]{64})/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    return { id, dir, seq: Number(m[1]), hash: m[2]! };
+  });
+  const longest = heads.reduce((a, b) => (b.seq > a.seq ? b : a));
+  const store = Store.open({ dataDir: longest.dir, schema, checkpointMs: 0 });
+  try {
+    for (const h of heads) assert.equal([...store.events(h.seq, h.seq)][0]?.hash, h.hash, `${longest.id}'s log holds ${h.id}'s head ${h.seq}`);
+  } finally {
+    store.close();
+  }
+  return heads;
 }

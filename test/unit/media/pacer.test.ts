@@ -298,6 +298,7 @@ test('real timer loop paces frames, never ahead of real time (short sanity run)'
   // 8 frames occupy slots 0..7: frame n is due at 20·n ms and never goes out before (a late timer only delays).
   // How close to real time is for the bench; the mocked-timer tests below check the slot arithmetic exactly.
   sentAt.forEach((at, n) => assert.ok(at - t0 >= 20 * n - 1, `frame ${n} sent at ${(at - t0).toFixed(1)} ms, before its slot`));
+  // Lower bounds only (never early): a busy machine makes frames later, never earlier, so this cannot flake on load.
   assert.ok(elapsed >= 139, `finished too early: ${elapsed.toFixed(1)} ms`);
 });
 

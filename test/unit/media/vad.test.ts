@@ -96,6 +96,7 @@ test('the noise floor adapts to steady louder noise, and speech above it is stil
   assert.deepEqual(later.map((e) => e.event), ['speech_start', 'speech_end']);
   // The espeak onset ramps up from -48 dBFS over ~60 ms, so under -40 dBFS noise the
   // first loud frames come slightly later than in silence.
+  // `ms` is audio time (the position in the samples fed), not wall time: a busy machine cannot move it.
   const startMs = later[0]?.ms ?? 0;
   assert.ok(startMs >= 500 && startMs <= 650, `start at ${startMs}`);
 });

@@ -55,6 +55,7 @@ test('caller left and agent right land at their offsets; agent drives the timeli
   assert.equal(result.segments.length, 1);
   const seg = result.segments[0]!;
   assert.equal(seg.startMs, 0);
+  // The recording's length by the test's own clock and frames (audio time), not a wall-clock duration.
   assert.ok(Math.abs(result.durationMs - 2600) <= 20, `duration ${result.durationMs}`);
   assert.equal(seg.bytes, (result.durationMs * 8000 * 4) / 1000);
   assert.equal(fs.statSync(path.join(dir, seg.file)).size, seg.bytes);
