@@ -14,12 +14,18 @@
  *    `call_media_connected`), the call's session here is detached at once (its leg closes: the provider's media
  *    socket is closed, no further frame), with a reason naming the new owner.
  *
+ *  - the log level (schema/log-level.ts): every heartbeat says which level this build supports (in its version);
+ *    after one, once every alive or draining node supports more than the cluster's level, this node submits
+ *    `log_level_raised` (any node may: a second one is a no-op). When the cluster's level is above this build's
+ *    (this node was paused while the others raised it), `onLevelAbove` is told, once, with the line to stop with.
+ *
  *   timer ─► node_heartbeat ─► (log) ─► applied here ─► renewedAt ─► mayTransmit() ─► MediaClock gate
  *   (log) another node's call_media_connected ─► calls delta: owner_node no longer me ─► session.detach(reason)
  */
 import type { Logger } from 'pino';
 import type { SwitchboardTables } from '../schema/index.ts';
-import { node_drain_started, node_heartbeat, node_stopped } from '../schema/reducers.ts';
+import { CLUSTER_LEVEL_ID, LOG_LEVEL, levelAbove, levelRefusal, supportedLevel, versionWithLevel } from '../schema/log-level.ts';
+import { log_level_raised, node_drain_started, node_heartbeat, node_stopped } from '../schema/reducers.ts';
 import { OPERATOR_TENANT } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
 
@@ -37,6 +43,10 @@ export interface OwnershipOptions {
   /** The gateway's version, recorded on the node row. */
   version: string;
   logger: Logger;
+  /** The cluster's log level rose above this build's: `line` says so (the gateway stops). Called once. */
+  onLevelAbove?: (line: string) => void;
+  /** The log level this build supports (tests: an older build). */
+  logLevel?: number;
   /** Monotonic ms (tests). */
   now?: () => number;
 }
@@ -53,6 +63,7 @@ export class NodeOwnership {
   private inFlight: Promise<void> | null = null;
   private stopped = false;
   private holding = false;
+  private levelAboveSaid = false;
 
   constructor(private readonly opts: OwnershipOptions) {
     this.log = opts.logger.child({ component: 'ownership' });
@@ -140,7 +151,8 @@ export class NodeOwnership {
     if (this.inFlight) return this.inFlight;
     const { store, cluster, leaseMs, version } = this.opts;
     const sentAt = this.now();
-    const args = cluster ? { lease_ms: leaseMs, version, boot } : { lease_ms: null, version, boot, sole: true };
+    const tagged = versionWithLevel(version, this.ownLevel);
+    const args = cluster ? { lease_ms: leaseMs, version: tagged, boot } : { lease_ms: null, version: tagged, boot, sole: true };
     this.inFlight = store
       .submit(node_heartbeat, args, WHO)
       .then((r) => {
@@ -152,6 +164,7 @@ export class NodeOwnership {
         const { lost, rejoined } = r.outcome.result;
         if (lost.length > 0) this.log.warn({ lost }, `node(s) marked lost: their lease expired (${lost.join(', ')})`);
         if (rejoined && !boot) this.log.warn('this node had been marked lost (paused past its lease): alive again; calls taken meanwhile are fenced');
+        return this.checkLevel();
       })
       .catch((err: unknown) => {
         this.log.warn({ err }, 'node_heartbeat not committed: the lease is not renewed');
@@ -160,6 +173,39 @@ export class NodeOwnership {
         this.inFlight = null;
       });
     return this.inFlight;
+  }
+
+  private get ownLevel(): number {
+    return this.opts.logLevel ?? LOG_LEVEL;
+  }
+
+  /**
+   * After a heartbeat: the cluster's level above this build's → `onLevelAbove`; else, when every alive or draining
+   * node supports more than the level (this one included), raise it to what they all support.
+   */
+  private async checkLevel(): Promise<void> {
+    if (this.stopped) return;
+    const view = this.opts.store.read(null);
+    const row = view.log_levels.get(CLUSTER_LEVEL_ID);
+    if (row && levelAbove(row, this.ownLevel)) {
+      if (this.levelAboveSaid) return;
+      this.levelAboveSaid = true;
+      const line = levelRefusal(this.node, row, this.ownLevel);
+      this.log.error({ level: row.level, own: this.ownLevel }, line);
+      this.opts.onLevelAbove?.(line);
+      return;
+    }
+    const level = row?.level ?? 1;
+    if (level >= this.ownLevel) return;
+    const to = Math.min(this.ownLevel, ...view.nodes.find({ state: ['alive', 'draining'] }).map((n) => supportedLevel(n.version)));
+    if (to <= level) return;
+    const r = await this.opts.store.submit(log_level_raised, { to }, WHO).catch((err: unknown) => {
+      this.log.warn({ err }, 'log_level_raised not committed: tried again after the next heartbeat');
+      return null;
+    });
+    if (!r) return;
+    if (!r.outcome.ok) this.log.info({ outcome: r.outcome }, 'log level not raised yet');
+    else if (r.outcome.result.raised) this.log.info({ from: r.outcome.result.from, to }, `cluster log level raised from ${r.outcome.result.from} to ${to}: every node runs a build that supports it`);
   }
 
   /** The log gave `callId` to another node: this node's session for it stops at once. */

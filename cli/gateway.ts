@@ -33,7 +33,7 @@ import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
-import { Store, type Tables } from '../store/index.ts';
+import { Store, StoreError, type Tables } from '../store/index.ts';
 import { ConfigError, type Config } from './config/index.ts';
 import { listenError, mountError } from './listen-errors.ts';
 import { droppedLogLines, type Logger } from './logger.ts';
@@ -41,6 +41,7 @@ import { endCallsLeftByFault } from '../bridge/fault-recovery.ts';
 import type { StoreFault } from '../store/index.ts';
 import { chooseSpeech } from './speech.ts';
 import { tenant_created } from '../schema/reducers.ts';
+import { CLUSTER_LEVEL_ID, levelAbove, levelRefusal } from '../schema/log-level.ts';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -72,6 +73,11 @@ export interface Gateway {
   refusals: RefusalLog;
   /** Draining (SIGTERM, POST /v1/cluster/drain): `start()` begins it; `done` resolves once the gateway stopped. */
   drain: NodeDrain;
+  /**
+   * Resolves (with the line to stop with) if the cluster's log level rises above this build's while it runs
+   * (schema/log-level.ts): the caller stops the gateway and exits 2.
+   */
+  logLevelAbove: Promise<string>;
   urls: { http: string; public: string };
   /**
    * The bootstrap admin: `token` is the one generated at this start (only its hash is stored; the CLI shows it
@@ -125,6 +131,13 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     const refusal = store.clusterCopy();
     store.close();
     throw refusal;
+  }
+  // Caught up: a log already at a level above this build's would be applied the old way from here on (a fork).
+  const level = store.read(null).log_levels.get(CLUSTER_LEVEL_ID);
+  if (level && levelAbove(level)) {
+    store.close();
+    await store.whenClosed();
+    throw new StoreError('log_inconsistent', levelRefusal(store.node, level));
   }
   logger.info(
     { dataDir: config.dataDir, node: store.node, head: store.head.seq, fsync: config.store.durability.fsync, profile: config.store.durability.profile, log: store.logKind, ...(cluster ? { nats: cluster.servers, streamSeq: store.logPosition } : {}) },
@@ -182,7 +195,9 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     silenceMs: config.agents.silenceMs,
     configTools,
   });
-  ownership = new NodeOwnership({ store, sessions: calls, cluster: Boolean(cluster), leaseMs: config.ownership.leaseMs, version: VERSION, logger });
+  let onLevelAbove: (line: string) => void = () => undefined;
+  const logLevelAbove = new Promise<string>((resolve) => (onLevelAbove = resolve));
+  ownership = new NodeOwnership({ store, sessions: calls, cluster: Boolean(cluster), leaseMs: config.ownership.leaseMs, version: VERSION, logger, onLevelAbove: (line) => onLevelAbove(line) });
   await ownership.start();
   const loopLag = limits.maxLoopLagMs > 0 ? new LoopLag(1000, { onError: (err) => logger.error({ err }, 'event loop delay reading failed') }) : null;
   // Set below, once stop() exists; admission and /readyz ask it from the start.
@@ -373,6 +388,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     urls,
     admin: { email: BOOTSTRAP_EMAIL, token: adminToken, fromEnv: Boolean(config.admin.token) },
     drain,
+    logLevelAbove,
     stop: () => stop(),
   };
 }

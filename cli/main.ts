@@ -83,6 +83,11 @@ program
       logger.info({ signal: 'SIGTERM' }, 'draining (a second SIGTERM or SIGINT stops at once)');
       gateway.drain.start().catch((err: unknown) => logger.error({ err }, 'drain failed to start'));
     });
+    // The cluster's log level rose above this build's (schema/log-level.ts): stop (its calls are handed over), exit 2.
+    void gateway.logLevelAbove.then((line) => {
+      console.error(`switchboard: ${line}`);
+      gateway.stop().finally(() => process.exit(2));
+    });
     // A drain (SIGTERM or POST /v1/cluster/drain) ends with the gateway stopped: exit 0.
     gateway.drain.done.then(
       () => process.exit(0),

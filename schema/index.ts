@@ -10,6 +10,7 @@ import { recordingReducers } from './recording.ts';
 import { tables, type SwitchboardTables } from './tables.ts';
 import { callEventsIndex, transcriptSearch } from './search.ts';
 import { nodeReducers } from './nodes.ts';
+import { logLevelReducers } from './log-level.ts';
 import { tenancyReducers } from './tenancy.ts';
 import { webhookNonceReducers } from './webhook-nonces.ts';
 
@@ -23,7 +24,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...webhookNonceReducers, ...nodeReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -11,6 +11,7 @@
  *  - `node_heartbeat` (one command per node every lease/3, never one per call) renews the node's lease, and so
  *    the lease of every call it owns, in one row. The same command carries the verdict on the others: every
  *    other node whose lease ended before this command's time is marked `lost`.
+ *    From log level 2 (schema/log-level.ts) its `down_reason` names the node whose heartbeat said so.
  *  - A call is claimed by `call_media_connected` (schema/calls/reducers.ts): a node claims a call when it
  *    terminates its media, at the call's start or on a resume (the node that received the call is its first
  *    owner, `call_received`, until media connects somewhere). `claimRefusal` refuses the claim while another node
@@ -27,6 +28,7 @@
  */
 import { z } from 'zod';
 import type { CallRow } from './calls/lifecycle.ts';
+import { logLevel } from './log-level.ts';
 import { defineReducer, type Ctx } from './reducer.ts';
 
 /** Longest lease a node may ask for (10 minutes). */
@@ -72,6 +74,7 @@ export const node_heartbeat = defineReducer(
   z.object({
     /** How long this heartbeat keeps the node's calls its own; null = no expiry (embedded: the only node). */
     lease_ms: z.number().int().positive().max(MAX_LEASE_MS).nullable(),
+    /** The gateway's version; since the log-level gate with `+log.N`, the log level its build supports (schema/log-level.ts). */
     version: z.string().min(1).max(100),
     /** The first heartbeat of a process: `started_at` is this command's time, and a drain or stop is over. */
     boot: z.boolean().default(false),
@@ -100,11 +103,13 @@ export const node_heartbeat = defineReducer(
     }
     // The verdict on the others, by this command's time: a lease that ended means the node is lost.
     const lost: string[] = [];
+    // Log level 2 (schema/log-level.ts): the reason names the node whose heartbeat gave the verdict.
+    const by = logLevel(ctx) >= 2 ? ` (seen by ${ctx.node})` : '';
     for (const other of ctx.db.nodes.find({ state: ['alive', 'draining'] })) {
       if (other.id === ctx.node) continue;
       const expired = other.lease_until !== null && other.lease_until <= ctx.now;
       if (!expired && !a.sole) continue;
-      const down_reason = a.sole ? `superseded by ${ctx.node} (embedded: one node)` : `lease expired at ${other.lease_until ?? ctx.now} ms since epoch`;
+      const down_reason = a.sole ? `superseded by ${ctx.node} (embedded: one node)` : `lease expired at ${other.lease_until ?? ctx.now} ms since epoch${by}`.slice(0, 200);
       ctx.db.nodes.update(other.id, { state: a.sole ? 'stopped' : 'lost', down_at: ctx.now, down_reason });
       lost.push(other.id);
     }

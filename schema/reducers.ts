@@ -14,3 +14,4 @@ export { recording_failed, recording_finalized, recording_hold_set, recording_pa
 export { number_added, number_removed, tenant_created } from './tenancy.ts';
 export { webhook_nonce_claimed } from './webhook-nonces.ts';
 export { node_drain_started, node_heartbeat, node_stopped } from './nodes.ts';
+export { log_level_raised } from './log-level.ts';

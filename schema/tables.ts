@@ -392,6 +392,24 @@ export const nodes = defineTable({
   }),
 });
 
+/**
+ * The cluster's log level (schema/log-level.ts): one row, id 'cluster', written only by `log_level_raised`; absent
+ * (an older log, or before the first raise) means level 1. Not tenant-scoped: one level for the whole log.
+ */
+export const log_levels = defineTable({
+  name: 'log_levels',
+  primaryKey: 'id',
+  tenantScoped: false,
+  row: z.object({
+    id: z.string().min(1).max(20),
+    level: z.number().int().positive(),
+    /** The command time, node and seq of the `log_level_raised` that set it. */
+    raised_at: ts,
+    raised_by: z.string().min(1).max(200),
+    raised_seq: z.number().int().positive(),
+  }),
+});
+
 export const tables = {
   tenants,
   users,
@@ -410,5 +428,6 @@ export const tables = {
   login_lockouts,
   webhook_nonces,
   nodes,
+  log_levels,
 };
 export type SwitchboardTables = typeof tables;

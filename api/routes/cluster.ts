@@ -1,7 +1,8 @@
 /**
  * The cluster's nodes (issue 15): `GET /v1/cluster/nodes` lists every node recorded in the log's `nodes` table
- * (schema/nodes.ts) — its state (alive, draining, lost, stopped), version, start, last heartbeat and lease — and
- * which one answered. Deployment-wide, like creating tenants: admins of the operator tenant only. In embedded mode
+ * (schema/nodes.ts) — its state (alive, draining, lost, stopped), version, the log level its build supports, start,
+ * last heartbeat and lease — which one answered, and the log level the cluster applies commands at
+ * (schema/log-level.ts: `log_level`, with when and by whom it was last raised; 1 and nulls before any raise). Deployment-wide, like creating tenants: admins of the operator tenant only. In embedded mode
  * the list is the one local node. `GET /v1/nodes` (the name the external contract gives it) answers the same. The
  * console's nodes panel reads it (console/nodes.js).
  *
@@ -11,6 +12,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OPERATOR_TENANT } from '../../schema/index.ts';
+import { CLUSTER_LEVEL_ID, packageVersion, supportedLevel } from '../../schema/log-level.ts';
 import { authorize } from '../auth/principal.ts';
 import { HttpError, type ApiContext } from '../context.ts';
 import { iso, isoOrNull } from './time.ts';
@@ -30,15 +32,21 @@ export function mountClusterRoutes(app: FastifyInstance, ctx: ApiContext): void 
   });
   const nodes = async (req: FastifyRequest) => {
     operatorAdmin(ctx, req, "see the cluster's nodes");
-    const rows = ctx.store.read(null).nodes.find({}, { orderBy: 'id' });
+    const view = ctx.store.read(null);
+    const rows = view.nodes.find({}, { orderBy: 'id' });
+    const level = view.log_levels.get(CLUSTER_LEVEL_ID);
     return {
       mode: ctx.store.logKind === 'embedded' ? 'embedded' : 'cluster',
       self: ctx.store.node,
+      log_level: level?.level ?? 1,
+      log_level_raised_at: isoOrNull(level?.raised_at ?? null),
+      log_level_raised_by: level?.raised_by ?? null,
       nodes: rows.map((n) => ({
         id: n.id,
         state: n.state,
         self: n.id === ctx.store.node,
-        version: n.version,
+        version: packageVersion(n.version),
+        log_level: supportedLevel(n.version),
         started_at: iso(n.started_at),
         last_heartbeat_at: iso(n.last_heartbeat_at),
         lease_ms: n.lease_ms,

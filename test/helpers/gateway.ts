@@ -101,10 +101,13 @@ export interface GatewayProcess {
 
 const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 
-/** Runs `switchboard start` as a child process and waits until it listens. */
-export async function spawnGateway(opts: TestGatewayOptions & { port: number; dataDir: string }): Promise<GatewayProcess> {
+/**
+ * Runs `switchboard start` as a child process and waits until it listens. `bin`: another checkout's
+ * bin/switchboard.mjs (an older version of the gateway, test/e2e/cluster-rolling-upgrade.test.ts).
+ */
+export async function spawnGateway(opts: TestGatewayOptions & { port: number; dataDir: string; bin?: string }): Promise<GatewayProcess> {
   const env = gatewayEnv({ logLevel: 'info', ...opts }, opts.port, opts.dataDir);
-  const child = spawn(process.execPath, [BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [opts.bin ?? BIN, 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: string[] = [];
   let buf = '';
   await new Promise<void>((resolve, reject) => {
