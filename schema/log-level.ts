@@ -30,7 +30,8 @@
  *
  * Levels (each a reducer change and where it reads the level):
  *   1  everything before the gate
- *   2  a node marked lost by another's heartbeat names that node in its `down_reason` (schema/nodes.ts)
+ *   2  a node marked lost by another's heartbeat names that node in its `down_reason` (schema/nodes.ts); a
+ *      recording gap after a failover keeps the lost node's name (`recording_segment_started`, schema/recording.ts)
  */
 import { z } from 'zod';
 import { defineReducer, type Ctx } from './reducer.ts';

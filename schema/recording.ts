@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { requireCaller } from './access.ts';
 import { loadCall } from './calls/lifecycle.ts';
 import { requireConsent } from './consent.ts';
+import { logLevel } from './log-level.ts';
 import { defineReducer, type Ctx } from './reducer.ts';
 
 const id = z.string().min(1).max(200);
@@ -64,7 +65,8 @@ export const recording_started = defineReducer(
 
 /**
  * A resumed call (new media after a crash or drop) writes a new segment; the hole is a gap. After a failover the
- * gap names the node whose media was lost (`node`; optional: older logs have none and replay unchanged).
+ * gap names the node whose media was lost (`node`; optional: older logs have none and replay unchanged; kept from log
+ * level 2 on, schema/log-level.ts).
  */
 export const recording_segment_started = defineReducer(
   'recording_segment_started',
@@ -76,7 +78,9 @@ export const recording_segment_started = defineReducer(
   (ctx, a) => {
     const rec = loadRecording(ctx, a.recording_id);
     if (rec.status !== 'recording' && rec.status !== 'paused') ctx.fail('recording_closed', `recording ${rec.id} is ${rec.status}`);
-    const gaps = a.gap && a.gap.end_ms > a.gap.start_ms ? [...rec.gaps, a.gap] : rec.gaps;
+    // Level 2 (schema/log-level.ts): before it, a build that did not know `node` dropped it, so every node does.
+    const gap = a.gap && logLevel(ctx) < 2 ? { start_ms: a.gap.start_ms, end_ms: a.gap.end_ms } : a.gap;
+    const gaps = gap && gap.end_ms > gap.start_ms ? [...rec.gaps, gap] : rec.gaps;
     ctx.db.recordings.update(rec.id, { gaps, segments: [...rec.segments, { index: a.index, started_at: ctx.now }] });
   },
 );
