@@ -170,6 +170,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger,
     ffmpegPath: config.recording.ffmpegPath,
     retentionSweepMs: config.recording.retentionSweepMs,
+    cluster: Boolean(cluster),
   });
   recordings.start();
   const speech = await speechChosen;

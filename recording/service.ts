@@ -7,6 +7,13 @@
  * of a call's end) and sweeps unfinished recordings at boot. Finalize = timeline → WAV (or Ogg/MP3) → sha256 → envelope
  * encryption → blob store → `recording_finalized`. Any failure is a
  * `recording_failed` row with the reason; the call itself never notices.
+ *
+ * Cluster mode (`cluster`): the blob store is the cluster's object store. While a call records, its segment is
+ * mirrored there every `chunkMs` (≤ 5 s; recording/chunk-mirror.ts), so a node that resumes the call (a new segment,
+ * the gap from the end of the last stored chunk) or finalizes it has what a dead node recorded. One node finalizes
+ * an ended call: its owner, or — the owner lost or stopped — the first alive node by id. The finalized recording is
+ * put whole (encrypted, as in embedded mode): the download path, Range decryption and sha256 are the same on every
+ * node; the chunks are then deleted. Purging deletes the recording and any chunks left (a failed recording's).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +21,7 @@ import type { Logger } from 'pino';
 import type { RecordingHandle, RecordingPort } from '../bridge/recording-port.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
+import { deleteWork, restoreWork, SegmentMirror, workPrefix } from './chunk-mirror.ts';
 import { encryptRecording, type MasterKey } from './crypto.ts';
 import { finalize } from './finalize.ts';
 import { Recorder } from './recorder.ts';
@@ -33,10 +41,15 @@ export interface RecordingServiceOptions {
   format?: RecordingFormat;
   ffmpegPath?: string;
   retentionSweepMs?: number;
+  /** Cluster mode: segments mirrored to the (shared) blob store in chunks; one node finalizes a call. */
+  cluster?: boolean;
+  /** Cluster mode: the longest stretch of audio a chunk holds, and how often one is stored (default 5000 ms). */
+  chunkMs?: number;
 }
 
 interface Active {
   recorder: Recorder;
+  mirror: SegmentMirror | null;
   closed: Promise<void>;
   markClosed: () => void;
 }
@@ -54,6 +67,7 @@ export class RecordingService implements RecordingPort {
   private readonly finalizing = new Map<string, Promise<void>>();
   private unsubscribe: (() => void) | null = null;
   private ticker: NodeJS.Timeout | null = null;
+  private mirrorTicker: NodeJS.Timeout | null = null;
   private sweeper: RetentionSweeper<{ id: string; tenant: string; status: string; uri: string | null; retention_until: number | null; legal_hold: boolean }> | null = null;
   private readonly log: Logger;
 
@@ -126,6 +140,7 @@ export class RecordingService implements RecordingPort {
       refresh: (row) => store.read(row.tenant).recordings.get(row.id),
       purgeBlob: async (row) => {
         if (row.uri) await this.o.blobs.delete(row.uri);
+        if (this.o.cluster) await deleteWork(this.o.blobs, workPrefix(row.tenant, row.id));
         fs.rmSync(this.workDir(row.id), { recursive: true, force: true });
       },
       commitPurged: async (row) => {
@@ -141,6 +156,8 @@ export class RecordingService implements RecordingPort {
   stop(): void {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
+    if (this.mirrorTicker) clearInterval(this.mirrorTicker);
+    this.mirrorTicker = null;
     this.unsubscribe?.();
     this.sweeper?.stop();
   }
@@ -160,6 +177,7 @@ export class RecordingService implements RecordingPort {
     const { recording_id: recordingId, existing } = started.outcome.result;
     const dir = this.workDir(recordingId);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (existing && this.o.cluster) await this.restore(ref.tenant, recordingId, dir);
     const scan = scanSegments(dir);
     const nowMs = (): number => Date.now() - ref.answeredAt;
     if (existing) {
@@ -187,9 +205,13 @@ export class RecordingService implements RecordingPort {
     });
     let markClosed = (): void => {};
     const closed = new Promise<void>((r) => (markClosed = r));
-    const active: Active = { recorder, closed, markClosed };
+    const mirror = this.o.cluster
+      ? new SegmentMirror({ blobs: this.o.blobs, master: this.o.master, prefix: workPrefix(ref.tenant, recordingId), dir, segmentFile: recorder.segmentFile, sampleRate, chunkMs: this.chunkMs })
+      : null;
+    const active: Active = { recorder, mirror, closed, markClosed };
     this.active.set(recordingId, active);
     this.ensureTicker();
+    if (mirror) this.ensureMirrorTicker();
     this.log.info({ recording: recordingId, call: ref.callId, segment: scan.nextIndex, resumed: existing, sampleRate }, 'recording');
     return {
       recordingId,
@@ -205,6 +227,8 @@ export class RecordingService implements RecordingPort {
         if (this.active.get(recordingId) === active) this.active.delete(recordingId);
         try {
           recorder.close();
+          // The segment whole in the object store: a node that finalizes or resumes the call has all of it.
+          await mirror?.sync().catch((err: unknown) => this.log.warn({ recording: recordingId, err }, 'storing the last recording chunk failed'));
         } finally {
           markClosed(); // a finalize waiting for this segment (the call ended first) goes on
         }
@@ -230,6 +254,48 @@ export class RecordingService implements RecordingPort {
     this.ticker.unref();
   }
 
+  private get chunkMs(): number {
+    return Math.min(this.o.chunkMs ?? 5000, 5000);
+  }
+
+  /** One timer stores a chunk of every live recording each `chunkMs` (cluster mode); it stops when none is live. */
+  private ensureMirrorTicker(): void {
+    if (this.mirrorTicker) return;
+    this.mirrorTicker = setInterval(() => {
+      const mirrors = [...this.active.entries()].filter(([, a]) => a.mirror);
+      if (mirrors.length === 0) {
+        clearInterval(this.mirrorTicker!);
+        this.mirrorTicker = null;
+        return;
+      }
+      for (const [id, a] of mirrors) {
+        a.mirror!.sync().catch((err: unknown) => this.log.warn({ recording: id, err }, 'storing a recording chunk failed; retried with the next one'));
+      }
+    }, this.chunkMs);
+    this.mirrorTicker.unref();
+  }
+
+  /** Cluster mode: the segments other nodes stored for this recording, written into its working directory. */
+  private async restore(tenant: string, recordingId: string, dir: string): Promise<void> {
+    const r = await restoreWork(this.o.blobs, this.o.master, workPrefix(tenant, recordingId), dir);
+    if (r.restored.length > 0) this.log.info({ recording: recordingId, restored: r.restored, skippedChunks: r.skippedChunks }, 'recording segments restored from the object store');
+  }
+
+  /**
+   * Whether this node finalizes the call's recordings: always in embedded mode; in cluster mode the call's owner, or
+   * when it has none or it is lost or stopped, the first alive node by id (every node works out the same one).
+   */
+  private finalizesHere(tenant: string, callId: string): boolean {
+    if (!this.o.cluster) return true;
+    const { store } = this.o;
+    const owner = store.read(tenant).calls.get(callId)?.owner_node ?? null;
+    const nodes = store.read(null).nodes;
+    const ownerUp = owner !== null && ['alive', 'draining'].includes(nodes.get(owner)?.state ?? '');
+    if (ownerUp) return owner === store.node;
+    const alive = nodes.find({ state: 'alive' }).map((n) => n.id).sort();
+    return (alive[0] ?? store.node) === store.node;
+  }
+
   private pauseMode(tenant: string, callId: string): 'silence' | 'skip' {
     const read = this.o.store.read(tenant);
     const consentId = read.calls.get(callId)?.consent_id;
@@ -239,6 +305,7 @@ export class RecordingService implements RecordingPort {
 
   /** Finalizes every unfinished recording of an ended call (once each). */
   finalizeCall(tenant: string, callId: string): void {
+    if (!this.finalizesHere(tenant, callId)) return;
     for (const rec of this.o.store.read(tenant).recordings.find({ call_id: callId, status: ['recording', 'paused', 'finalizing'] })) {
       if (this.finalizing.has(rec.id)) continue;
       const job = this.finalizeOne(tenant, rec.id).finally(() => this.finalizing.delete(rec.id));
@@ -260,6 +327,7 @@ export class RecordingService implements RecordingPort {
     if (!row) return;
     const dir = this.workDir(recordingId);
     try {
+      if (this.o.cluster) await this.restore(tenant, recordingId, dir);
       const scan = scanSegments(dir);
       const gaps: Interval[] = row.gaps.map((g) => ({ startMs: Number(g.start_ms), endMs: Number(g.end_ms) }));
       const result = await finalize({ dir, segments: scan.segments, gaps, pauses: scan.pauses, format: (row.format as RecordingFormat) ?? 'wav', ffmpegPath: this.o.ffmpegPath, sampleRate: scan.sampleRate });
@@ -285,6 +353,9 @@ export class RecordingService implements RecordingPort {
       );
       if (!r.outcome.ok) throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
       fs.rmSync(dir, { recursive: true, force: true });
+      if (this.o.cluster) {
+        await deleteWork(this.o.blobs, workPrefix(tenant, recordingId)).catch((err: unknown) => this.log.warn({ recording: recordingId, err }, 'deleting the finalized recording\'s chunks failed (retention purges them)'));
+      }
       this.log.info({ recording: recordingId, bytes: result.data.length, durationMs: result.durationMs, format: result.format, sampleRate: result.sampleRate }, 'recording finalized');
     } catch (err) {
       const reason = `finalize failed: ${(err as Error).message}`.slice(0, 1000);
