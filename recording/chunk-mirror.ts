@@ -35,7 +35,8 @@ const OFFSET_DIGITS = 12;
 export class SegmentMirror {
   private uploaded = 0;
   private journalBytes = 0;
-  private running: Promise<void> | null = null;
+  /** The sync in flight (settled, never rejected): the next one starts after it. */
+  private running: Promise<void> = Promise.resolve();
   readonly chunkBytes: number;
 
   constructor(
@@ -51,10 +52,11 @@ export class SegmentMirror {
 
   /** Uploads what was flushed since the last sync; one at a time (a sync asked during another waits for it). */
   sync(): Promise<void> {
-    const run = (this.running ?? Promise.resolve()).then(() => this.upload());
-    this.running = run.finally(() => {
-      if (this.running === run) this.running = null;
-    });
+    const run = this.running.then(() => this.upload());
+    this.running = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 

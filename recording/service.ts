@@ -20,7 +20,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { RecordingHandle, RecordingPort } from '../bridge/recording-port.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
-import type { Store } from '../store/index.ts';
+import { blobKeySegment, type Store } from '../store/index.ts';
 import { deleteWork, restoreWork, SegmentMirror, workPrefix } from './chunk-mirror.ts';
 import { encryptRecording, type MasterKey } from './crypto.ts';
 import { finalize } from './finalize.ts';
@@ -283,7 +283,8 @@ export class RecordingService implements RecordingPort {
 
   /**
    * Whether this node finalizes the call's recordings: always in embedded mode; in cluster mode the call's owner, or
-   * when it has none or it is lost or stopped, the first alive node by id (every node works out the same one).
+   * when it has none or it is lost or stopped, the first alive node by id (every node works out the same one). The
+   * blob's key names the node, so a second finalize (nodes that disagreed for a moment) never replaces the first's.
    */
   private finalizesHere(tenant: string, callId: string): boolean {
     if (!this.o.cluster) return true;
@@ -293,7 +294,9 @@ export class RecordingService implements RecordingPort {
     const ownerUp = owner !== null && ['alive', 'draining'].includes(nodes.get(owner)?.state ?? '');
     if (ownerUp) return owner === store.node;
     const alive = nodes.find({ state: 'alive' }).map((n) => n.id).sort();
-    return (alive[0] ?? store.node) === store.node;
+    if (alive[0] !== undefined) return alive[0] === store.node;
+    // No node rows (a store without node ownership): the node that recorded the call's audio.
+    return store.read(tenant).recordings.find({ call_id: callId }).some((r) => fs.existsSync(this.workDir(r.id)));
   }
 
   private pauseMode(tenant: string, callId: string): 'silence' | 'skip' {
@@ -333,7 +336,8 @@ export class RecordingService implements RecordingPort {
       const result = await finalize({ dir, segments: scan.segments, gaps, pauses: scan.pauses, format: (row.format as RecordingFormat) ?? 'wav', ffmpegPath: this.o.ffmpegPath, sampleRate: scan.sampleRate });
       if (result.warning) this.log.warn({ recording: recordingId, warning: result.warning }, 'recording kept as WAV');
       const blob = encryptRecording(result.data, this.o.master);
-      const uri = await this.o.blobs.put(`${tenant}/${recordingId}.${result.format}.sbrec`, blob);
+      const by = this.o.cluster ? `.${blobKeySegment(store.node)}` : '';
+      const uri = await this.o.blobs.put(`${tenant}/${recordingId}${by}.${result.format}.sbrec`, blob);
       const r = await store.submit(
         recording_finalized,
         {
@@ -351,7 +355,14 @@ export class RecordingService implements RecordingPort {
         },
         who,
       );
-      if (!r.outcome.ok) throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
+      if (!r.outcome.ok) {
+        if (this.o.cluster && r.outcome.error.code === 'recording_closed') {
+          // Another node finalized it first: its blob is the recording's; this one goes.
+          await this.o.blobs.delete(uri).catch(() => undefined);
+          return;
+        }
+        throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
+      }
       fs.rmSync(dir, { recursive: true, force: true });
       if (this.o.cluster) {
         await deleteWork(this.o.blobs, workPrefix(tenant, recordingId)).catch((err: unknown) => this.log.warn({ recording: recordingId, err }, 'deleting the finalized recording\'s chunks failed (retention purges them)'));

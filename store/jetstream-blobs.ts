@@ -2,7 +2,7 @@
  * Cluster mode's blob store (store/blob-store.ts): a JetStream object store (@nats-io/obj), so every node reads
  * what any node wrote — finalized recordings, the chunks of recordings in progress, agent bundles.
  *
- *   bucket `<log stream>_BLOBS` (SWITCHBOARD_LOG_BLOBS by default; stream OBJ_<bucket>), file storage, the log's
+ *   bucket `<log stream>_BLOBS` (the default log stream's + `_BLOBS`; its stream is OBJ_<bucket>), file storage, the log's
  *   replicas: a put is acknowledged once a quorum of the servers holds every chunk, as a log publish is.
  *
  *   put(key)    ─► object `<key>` (sent in 128 KiB messages; the meta message last, so a reader never sees a part)
