@@ -11,9 +11,10 @@
  * Cluster mode (`cluster`): the blob store is the cluster's object store. While a call records, its segment is
  * mirrored there every `chunkMs` (≤ 5 s; recording/chunk-mirror.ts), so a node that resumes the call (a new segment,
  * the gap from the end of the last stored chunk) or finalizes it has what a dead node recorded. One node finalizes
- * an ended call: its owner, or — the owner lost or stopped — the first alive node by id. The finalized recording is
- * put whole (encrypted, as in embedded mode): the download path, Range decryption and sha256 are the same on every
- * node; the chunks are then deleted. Purging deletes the recording and any chunks left (a failed recording's).
+ * an ended call (recording/finalizer.ts): its owner, or — the owner lost or stopped — the first alive node by id,
+ * also when the loss is learnt after the end. The finalized recording is put whole (encrypted, as in embedded mode):
+ * the download path, Range decryption and sha256 are the same on every node; the chunks are then deleted. Purging
+ * deletes the recording and any chunks left (a failed recording's).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +25,7 @@ import { blobKeySegment, type Store } from '../store/index.ts';
 import { deleteWork, restoreWork, SegmentMirror, workPrefix } from './chunk-mirror.ts';
 import { encryptRecording, type MasterKey } from './crypto.ts';
 import { finalize } from './finalize.ts';
+import { finalizesHere } from './finalizer.ts';
 import { Recorder } from './recorder.ts';
 import { RetentionSweeper } from './retention.ts';
 import { recordingRateFor } from './segment-files.ts';
@@ -131,9 +133,19 @@ export class RecordingService implements RecordingPort {
       if (d.op !== 'insert' || !d.new) return; // entered `ended`
       this.finalizeCall(String(d.new.tenant), String(d.new.id));
     }).unsubscribe;
-    for (const rec of store.read(null).recordings.find({ status: ['recording', 'paused', 'finalizing'] })) {
-      const call = store.read(rec.tenant).calls.get(rec.call_id);
-      if (call?.state === 'ended') this.finalizeCall(rec.tenant, rec.call_id);
+    this.finalizeEnded();
+    if (this.o.cluster) {
+      // A call that ended while its owner was still counted alive, the owner then lost or stopped: finalized here
+      // if this node is now the one to (finalizesHere).
+      const nodes = store.subscribe('nodes', {}, null, (d) => {
+        const state = d.new?.state;
+        if ((state === 'lost' || state === 'stopped') && d.old?.state !== state) this.finalizeEnded();
+      }).unsubscribe;
+      const calls = this.unsubscribe;
+      this.unsubscribe = () => {
+        calls?.();
+        nodes();
+      };
     }
     this.sweeper = new RetentionSweeper({
       list: () => store.read(null).recordings.find({ status: ['finalized', 'failed'] }),
@@ -151,6 +163,15 @@ export class RecordingService implements RecordingPort {
       onError: (row, err) => this.log.warn({ recording: row.id, err }, 'retention purge failed'),
     });
     this.sweeper.start();
+  }
+
+  /** Finalizes the unfinished recordings of ended calls (a crash or a lost node left them). */
+  private finalizeEnded(): void {
+    const { store } = this.o;
+    for (const rec of store.read(null).recordings.find({ status: ['recording', 'paused', 'finalizing'] })) {
+      const call = store.read(rec.tenant).calls.get(rec.call_id);
+      if (call?.state === 'ended') this.finalizeCall(rec.tenant, rec.call_id);
+    }
   }
 
   stop(): void {
@@ -281,22 +302,8 @@ export class RecordingService implements RecordingPort {
     if (r.restored.length > 0) this.log.info({ recording: recordingId, restored: r.restored, skippedChunks: r.skippedChunks }, 'recording segments restored from the object store');
   }
 
-  /**
-   * Whether this node finalizes the call's recordings: always in embedded mode; in cluster mode the call's owner, or
-   * when it has none or it is lost or stopped, the first alive node by id (every node works out the same one). The
-   * blob's key names the node, so a second finalize (nodes that disagreed for a moment) never replaces the first's.
-   */
   private finalizesHere(tenant: string, callId: string): boolean {
-    if (!this.o.cluster) return true;
-    const { store } = this.o;
-    const owner = store.read(tenant).calls.get(callId)?.owner_node ?? null;
-    const nodes = store.read(null).nodes;
-    const ownerUp = owner !== null && ['alive', 'draining'].includes(nodes.get(owner)?.state ?? '');
-    if (ownerUp) return owner === store.node;
-    const alive = nodes.find({ state: 'alive' }).map((n) => n.id).sort();
-    if (alive[0] !== undefined) return alive[0] === store.node;
-    // No node rows (a store without node ownership): the node that recorded the call's audio.
-    return store.read(tenant).recordings.find({ call_id: callId }).some((r) => fs.existsSync(this.workDir(r.id)));
+    return !this.o.cluster || finalizesHere(this.o.store, tenant, callId, (id) => fs.existsSync(this.workDir(id)));
   }
 
   private pauseMode(tenant: string, callId: string): 'silence' | 'skip' {
