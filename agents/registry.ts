@@ -13,14 +13,18 @@
  * the store. A worker whose version no longer takes new calls stops when its
  * last call lets go of it. Names without deployed versions fall back to a
  * built-in agent, then to `default`.
+ *
+ * Cluster mode (`bundles` given): the bundle goes to the cluster's object store too (agents/bundle-store.ts), and
+ * every node starts the worker of a version that goes live through the log — a deploy on one node is hot-reloaded
+ * on all of them — and stops the workers of versions retired by another node's deploy or rollback once no call
+ * holds them.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { VersionRow } from '../schema/agent-versions.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
-import type { Store } from '../store/index.ts';
-import { sha256 } from './bundle.ts';
+import type { BlobStore, Store } from '../store/index.ts';
+import { BundleFiles } from './bundle-store.ts';
 import { WorkerAgent } from './host/worker-agent.ts';
 import { pickVersion } from './routing.ts';
 import type { Agent } from './types.ts';
@@ -35,6 +39,8 @@ export interface RegistryOptions {
   initTimeoutMs?: number;
   turnTimeoutMs?: number;
   memoryMb?: number;
+  /** Cluster mode: the object store every node reads deployed bundles from. */
+  bundles?: BlobStore;
 }
 
 export interface CallAgentRef {
@@ -69,11 +75,12 @@ const key = (tenant: string, name: string, version: string): string => `${tenant
 export class AgentRegistry {
   private readonly running = new Map<string, Running>();
   private readonly starting = new Map<string, Promise<WorkerAgent>>();
-  private readonly dir: string;
+  private readonly files: BundleFiles;
   private closed = false;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly o: RegistryOptions) {
-    this.dir = path.join(o.dataDir, 'agents');
+    this.files = new BundleFiles(path.join(o.dataDir, 'agents'), o.bundles);
   }
 
   /** The names of the built-in agents (reachable in every tenant without a deploy). */
@@ -95,6 +102,7 @@ export class AgentRegistry {
     for (const v of all.agent_versions.find({ status: 'deploying' })) {
       await this.o.store.submit(agent_deploy_failed, { version_id: v.id, error: 'the gateway stopped during the deploy' }, { tenant: v.tenant, caller: 'system:agents' });
     }
+    if (this.o.bundles) this.followDeploys();
     // All at once: each worker starts on its own thread, so N versions cost about one start, not N in a row.
     await Promise.all(
       [...wanted.values()].map((v) =>
@@ -151,14 +159,7 @@ export class AgentRegistry {
 
   /** Bundled code → a new version: stored, initialised in its worker, then live — or failed, the previous serving on. */
   async deploy(tenant: string, caller: string, name: string, code: string, opts: { rollout: number; migrate: boolean }): Promise<VersionRow> {
-    const digest = sha256(code);
-    const file = this.bundlePath(digest);
-    if (!fs.existsSync(file)) {
-      fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, code, { mode: 0o600 });
-      fs.renameSync(tmp, file);
-    }
+    const digest = await this.files.store(code);
     const as = { tenant, caller };
     const d = await this.o.store.submit(agent_version_deployed, { name, sha256: digest, rollout: opts.rollout, migrate: opts.migrate }, as);
     if (!d.outcome.ok) throw new DeployError(d.outcome.error.code, d.outcome.error.message);
@@ -203,12 +204,26 @@ export class AgentRegistry {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unsubscribe?.();
     for (const r of this.running.values()) r.agent.close();
     this.running.clear();
   }
 
-  private bundlePath(digest: string): string {
-    return path.join(this.dir, `${digest}.mjs`);
+  /**
+   * Cluster mode: a version another node deployed goes live here too (its worker started, its bundle fetched), and
+   * versions retired elsewhere stop here once no call holds them.
+   */
+  private followDeploys(): void {
+    this.unsubscribe = this.o.store.subscribe('agent_versions', {}, null, (d) => {
+      const row = d.new as VersionRow | null;
+      if (this.closed || !row) return;
+      if (row.status === 'live' && d.old?.status !== 'live' && !this.running.has(key(row.tenant, row.name, row.version))) {
+        this.worker(row).then(
+          () => this.o.logger.info({ agent: row.name, version: row.version }, 'agent version live (deployed on another node)'),
+          (err: unknown) => this.o.logger.error({ err, agent: row.name, version: row.version }, 'agent version deployed on another node failed to start here'),
+        );
+      } else if (row.status !== 'live' && d.old?.status === 'live') this.reap();
+    }).unsubscribe;
   }
 
   private find(agent: Agent): Running | undefined {
@@ -222,15 +237,17 @@ export class AgentRegistry {
     if (existing && !fresh) return existing.agent;
     const pending = this.starting.get(k);
     if (pending) return pending;
-    const start = WorkerAgent.start({
-      name: v.name,
-      version: v.version,
-      bundlePath: this.bundlePath(v.sha256),
-      initTimeoutMs: this.o.initTimeoutMs,
-      turnTimeoutMs: this.o.turnTimeoutMs,
-      memoryMb: this.o.memoryMb,
-      logger: this.o.logger.child({ agent: v.name, version: v.version }),
-    });
+    const start = this.files.ensure(v.sha256).then((bundlePath) =>
+      WorkerAgent.start({
+        name: v.name,
+        version: v.version,
+        bundlePath,
+        initTimeoutMs: this.o.initTimeoutMs,
+        turnTimeoutMs: this.o.turnTimeoutMs,
+        memoryMb: this.o.memoryMb,
+        logger: this.o.logger.child({ agent: v.name, version: v.version }),
+      }),
+    );
     this.starting.set(k, start);
     try {
       const agent = await start;

@@ -33,7 +33,7 @@ import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
-import { Store, StoreError, type Tables } from '../store/index.ts';
+import { clusterBlobStore, Store, StoreError, type Tables } from '../store/index.ts';
 import { ConfigError, type Config } from './config/index.ts';
 import { listenError, mountError } from './listen-errors.ts';
 import { droppedLogLines, type Logger } from './logger.ts';
@@ -149,6 +149,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   if (!store.read(null).tenants.get(DEFAULT_TENANT)) {
     await store.submit(tenant_created, { id: DEFAULT_TENANT, name: 'Default tenant' }, { tenant: DEFAULT_TENANT, caller: 'system:bootstrap', id: 'bootstrap:tenant:default' });
   }
+  // Recordings (and, in cluster mode, agent bundles): the data dir's files, or the cluster's object store.
+  const blobs = cluster ? await clusterBlobStore(store).catch((err: unknown) => (store.close(), Promise.reject(err))) : new FsBlobStore(config.dataDir);
   let ready = false;
   // Four 5 ms phases: each call keeps its 20 ms cadence, and a tick sends for a quarter of the calls, not all of them.
   // Cluster mode: outgoing media waits while this node's lease is not known to be renewed (bridge/ownership.ts).
@@ -158,6 +160,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const agents = new AgentRegistry({
     store,
     dataDir: config.dataDir,
+    ...(cluster ? { bundles: blobs } : {}),
     logger: logger.child({ component: 'agents' }),
     builtins: new Map<string, Agent>([[defaultAgent.name, defaultAgent]]),
     fallback: defaultAgent,
@@ -171,7 +174,6 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const speechChosen = chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
   speechChosen.catch(() => undefined);
   await endCallsLeftByFault(store, logger);
-  const blobs = new FsBlobStore(config.dataDir);
   const master = loadOrCreateMasterKey(config.dataDir);
   const recordings = new RecordingService({
     store,
@@ -181,6 +183,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger,
     ffmpegPath: config.recording.ffmpegPath,
     retentionSweepMs: config.recording.retentionSweepMs,
+    cluster: Boolean(cluster),
   });
   recordings.start();
   const speech = await speechChosen;

@@ -13,27 +13,18 @@
  * created on the way). A reader sees the old blob or the new one, never a
  * part; a failed or interrupted put leaves the old one. `sweepTemp()` removes
  * temp files a crash left behind. A full disk surfaces as `NO_SPACE`.
+ *
+ * The embedded mode's implementation of store/blob-store.ts (cluster mode uses the JetStream object store,
+ * store/jetstream-blobs.ts); `putStream`/`stream` write and read in pieces, `list` walks a key prefix.
  */
 import { randomBytes } from 'node:crypto';
-import type { Dirent } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { BlobStore } from './types.ts';
+import { BlobStoreError, blobKeyOf, validateBlobKey, type BlobStore } from '../store/blob-store.ts';
 
-export type BlobStoreErrorCode = 'INVALID_KEY' | 'INVALID_URI' | 'NOT_FOUND' | 'NO_SPACE' | 'IO';
+export { BlobStoreError, type BlobStoreErrorCode } from '../store/blob-store.ts';
 
-export class BlobStoreError extends Error {
-  constructor(
-    readonly code: BlobStoreErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'BlobStoreError';
-  }
-}
-
-const SEGMENT = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const TMP = /^\..+\.[0-9a-f]{12}\.tmp$/;
 
 function errno(err: unknown): string | undefined {
@@ -59,9 +50,7 @@ export class FsBlobStore implements BlobStore {
 
   /** Returns `key` if valid, else throws INVALID_KEY. */
   validateKey(key: string): string {
-    const parts = typeof key === 'string' ? key.split('/') : [];
-    const ok = key.length > 0 && key.length <= 512 && parts.length <= 8 && parts.every((p) => SEGMENT.test(p));
-    if (!ok) throw new BlobStoreError('INVALID_KEY', `invalid blob key ${JSON.stringify(key)}: use 1-8 '/'-separated [A-Za-z0-9_][A-Za-z0-9._-]* segments`);
+    validateBlobKey(key);
     const full = path.resolve(this.root, key);
     if (!full.startsWith(this.root + path.sep)) throw new BlobStoreError('INVALID_KEY', `blob key ${JSON.stringify(key)} escapes the store`);
     return key;
@@ -73,10 +62,7 @@ export class FsBlobStore implements BlobStore {
 
   /** The key of an `fs:` uri (validated). */
   keyOf(uri: string): string {
-    if (typeof uri !== 'string' || !uri.startsWith(`${this.scheme}:`)) {
-      throw new BlobStoreError('INVALID_URI', `not an ${this.scheme}: blob uri: ${JSON.stringify(uri)}`);
-    }
-    return this.validateKey(uri.slice(this.scheme.length + 1));
+    return this.validateKey(blobKeyOf(this.scheme, uri));
   }
 
   /** The file behind an `fs:` uri. */
@@ -85,14 +71,30 @@ export class FsBlobStore implements BlobStore {
   }
 
   async put(key: string, data: Buffer): Promise<string> {
+    return this.write(key, [data], data.length);
+  }
+
+  async putStream(key: string, data: AsyncIterable<Uint8Array>): Promise<string> {
+    return this.write(key, data);
+  }
+
+  /** Writes the pieces to a temp file, fsyncs, renames; `size`: the whole length when known (for the error). */
+  private async write(key: string, data: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, size?: number): Promise<string> {
     const final = path.join(this.root, this.validateKey(key));
     const dir = path.dirname(final);
     const tmp = path.join(dir, `.${path.basename(final)}.${randomBytes(6).toString('hex')}.tmp`);
+    let written = 0;
     try {
       const created = await fs.mkdir(dir, { recursive: true, mode: 0o700 });
       const h = await fs.open(tmp, 'wx', 0o600);
       try {
-        await h.writeFile(data);
+        for await (const piece of data) {
+          for (let off = 0; off < piece.length; ) {
+            const { bytesWritten } = await h.write(piece, off, piece.length - off);
+            off += bytesWritten;
+            written += bytesWritten;
+          }
+        }
         await h.sync();
       } finally {
         await h.close();
@@ -108,7 +110,7 @@ export class FsBlobStore implements BlobStore {
       await fs.rm(tmp, { force: true }).catch(() => {});
       const code = errno(err);
       if (code === 'ENOSPC' || code === 'EDQUOT') {
-        throw new BlobStoreError('NO_SPACE', `no space left on the recordings disk storing ${key} (${data.length} bytes) under ${this.root}`, { cause: err });
+        throw new BlobStoreError('NO_SPACE', `no space left on the recordings disk storing ${key} (${size ?? written} bytes) under ${this.root}`, { cause: err });
       }
       throw new BlobStoreError('IO', `storing ${key} under ${this.root} failed: ${(err as Error).message}`, { cause: err });
     }
@@ -121,6 +123,38 @@ export class FsBlobStore implements BlobStore {
     } catch (err) {
       throw this.readError(uri, err);
     }
+  }
+
+  async *stream(uri: string): AsyncIterable<Buffer> {
+    const file = this.pathOf(uri);
+    try {
+      for await (const piece of createReadStream(file, { highWaterMark: 64 * 1024 })) yield piece as Buffer;
+    } catch (err) {
+      throw this.readError(uri, err);
+    }
+  }
+
+  /** The keys under `prefix` (sorted); temp files are not keys. */
+  async list(prefix: string): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (dir: string, rel: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await fs.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (errno(err) === 'ENOENT' || errno(err) === 'ENOTDIR') return;
+        throw err;
+      }
+      for (const e of entries) {
+        if (e.name.startsWith('.')) continue;
+        const key = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(path.join(dir, e.name), key);
+        } else if (e.isFile() && key.startsWith(prefix)) out.push(key);
+      }
+    };
+    await walk(this.root, '');
+    return out.sort();
   }
 
   /** Blob length in bytes. */

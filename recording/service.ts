@@ -7,15 +7,25 @@
  * of a call's end) and sweeps unfinished recordings at boot. Finalize = timeline → WAV (or Ogg/MP3) → sha256 → envelope
  * encryption → blob store → `recording_finalized`. Any failure is a
  * `recording_failed` row with the reason; the call itself never notices.
+ *
+ * Cluster mode (`cluster`): the blob store is the cluster's object store. While a call records, its segment is
+ * mirrored there every `chunkMs` (≤ 5 s; recording/chunk-mirror.ts), so a node that resumes the call (a new segment,
+ * the gap from the end of the last stored chunk) or finalizes it has what a dead node recorded. One node finalizes
+ * an ended call (recording/finalizer.ts): its owner, or — the owner lost or stopped — the first alive node by id,
+ * also when the loss is learnt after the end. The finalized recording is put whole (encrypted, as in embedded mode):
+ * the download path, Range decryption and sha256 are the same on every node; the chunks are then deleted. Purging
+ * deletes the recording and any chunks left (a failed recording's).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { RecordingHandle, RecordingPort } from '../bridge/recording-port.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
-import type { Store } from '../store/index.ts';
+import { blobKeySegment, type Store } from '../store/index.ts';
+import { deleteWork, restoreWork, SegmentMirror, workPrefix } from './chunk-mirror.ts';
 import { encryptRecording, type MasterKey } from './crypto.ts';
 import { finalize } from './finalize.ts';
+import { finalizesHere } from './finalizer.ts';
 import { Recorder } from './recorder.ts';
 import { RetentionSweeper } from './retention.ts';
 import { recordingRateFor } from './segment-files.ts';
@@ -34,10 +44,15 @@ export interface RecordingServiceOptions {
   format?: RecordingFormat;
   ffmpegPath?: string;
   retentionSweepMs?: number;
+  /** Cluster mode: segments mirrored to the (shared) blob store in chunks; one node finalizes a call. */
+  cluster?: boolean;
+  /** Cluster mode: the longest stretch of audio a chunk holds, and how often one is stored (default 5000 ms). */
+  chunkMs?: number;
 }
 
 interface Active {
   recorder: Recorder;
+  mirror: SegmentMirror | null;
   closed: Promise<void>;
   markClosed: () => void;
 }
@@ -55,6 +70,7 @@ export class RecordingService implements RecordingPort {
   private readonly finalizing = new Map<string, Promise<void>>();
   private unsubscribe: (() => void) | null = null;
   private ticker: NodeJS.Timeout | null = null;
+  private mirrorTicker: NodeJS.Timeout | null = null;
   private sweeper: RetentionSweeper<{ id: string; tenant: string; status: string; uri: string | null; retention_until: number | null; legal_hold: boolean }> | null = null;
   private readonly log: Logger;
 
@@ -118,15 +134,26 @@ export class RecordingService implements RecordingPort {
       if (d.op !== 'insert' || !d.new) return; // entered `ended`
       this.finalizeCall(String(d.new.tenant), String(d.new.id));
     }).unsubscribe;
-    for (const rec of store.read(null).recordings.find({ status: ['recording', 'paused', 'finalizing'] })) {
-      const call = store.read(rec.tenant).calls.get(rec.call_id);
-      if (call?.state === 'ended') this.finalizeCall(rec.tenant, rec.call_id);
+    this.finalizeEnded();
+    if (this.o.cluster) {
+      // A call that ended while its owner was still counted alive, the owner then lost or stopped: finalized here
+      // if this node is now the one to (finalizesHere).
+      const nodes = store.subscribe('nodes', {}, null, (d) => {
+        const state = d.new?.state;
+        if ((state === 'lost' || state === 'stopped') && d.old?.state !== state) this.finalizeEnded();
+      }).unsubscribe;
+      const calls = this.unsubscribe;
+      this.unsubscribe = () => {
+        calls?.();
+        nodes();
+      };
     }
     this.sweeper = new RetentionSweeper({
       list: () => store.read(null).recordings.find({ status: ['finalized', 'failed'] }),
       refresh: (row) => store.read(row.tenant).recordings.get(row.id),
       purgeBlob: async (row) => {
         if (row.uri) await this.o.blobs.delete(row.uri);
+        if (this.o.cluster) await deleteWork(this.o.blobs, workPrefix(row.tenant, row.id));
         fs.rmSync(this.workDir(row.id), { recursive: true, force: true });
       },
       commitPurged: async (row) => {
@@ -139,9 +166,20 @@ export class RecordingService implements RecordingPort {
     this.sweeper.start();
   }
 
+  /** Finalizes the unfinished recordings of ended calls (a crash or a lost node left them). */
+  private finalizeEnded(): void {
+    const { store } = this.o;
+    for (const rec of store.read(null).recordings.find({ status: ['recording', 'paused', 'finalizing'] })) {
+      const call = store.read(rec.tenant).calls.get(rec.call_id);
+      if (call?.state === 'ended') this.finalizeCall(rec.tenant, rec.call_id);
+    }
+  }
+
   stop(): void {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
+    if (this.mirrorTicker) clearInterval(this.mirrorTicker);
+    this.mirrorTicker = null;
     this.unsubscribe?.();
     this.sweeper?.stop();
   }
@@ -161,6 +199,7 @@ export class RecordingService implements RecordingPort {
     const { recording_id: recordingId, existing } = started.outcome.result;
     const dir = this.workDir(recordingId);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (existing && this.o.cluster) await this.restore(ref.tenant, recordingId, dir);
     const scan = scanSegments(dir);
     const nowMs = (): number => Date.now() - ref.answeredAt;
     if (existing) {
@@ -190,9 +229,13 @@ export class RecordingService implements RecordingPort {
     });
     let markClosed = (): void => {};
     const closed = new Promise<void>((r) => (markClosed = r));
-    const active: Active = { recorder, closed, markClosed };
+    const mirror = this.o.cluster
+      ? new SegmentMirror({ blobs: this.o.blobs, master: this.o.master, prefix: workPrefix(ref.tenant, recordingId), dir, segmentFile: recorder.segmentFile, sampleRate, chunkMs: this.chunkMs })
+      : null;
+    const active: Active = { recorder, mirror, closed, markClosed };
     this.active.set(recordingId, active);
     this.ensureTicker();
+    if (mirror) this.ensureMirrorTicker();
     this.log.info({ recording: recordingId, call: ref.callId, segment: scan.nextIndex, resumed: existing, sampleRate }, 'recording');
     return {
       recordingId,
@@ -208,6 +251,8 @@ export class RecordingService implements RecordingPort {
         if (this.active.get(recordingId) === active) this.active.delete(recordingId);
         try {
           recorder.close();
+          // The segment whole in the object store: a node that finalizes or resumes the call has all of it.
+          await mirror?.sync().catch((err: unknown) => this.log.warn({ recording: recordingId, err }, 'storing the last recording chunk failed'));
         } finally {
           markClosed(); // a finalize waiting for this segment (the call ended first) goes on
         }
@@ -233,6 +278,37 @@ export class RecordingService implements RecordingPort {
     this.ticker.unref();
   }
 
+  private get chunkMs(): number {
+    return Math.min(this.o.chunkMs ?? 5000, 5000);
+  }
+
+  /** One timer stores a chunk of every live recording each `chunkMs` (cluster mode); it stops when none is live. */
+  private ensureMirrorTicker(): void {
+    if (this.mirrorTicker) return;
+    this.mirrorTicker = setInterval(() => {
+      const mirrors = [...this.active.entries()].filter(([, a]) => a.mirror);
+      if (mirrors.length === 0) {
+        clearInterval(this.mirrorTicker!);
+        this.mirrorTicker = null;
+        return;
+      }
+      for (const [id, a] of mirrors) {
+        a.mirror!.sync().catch((err: unknown) => this.log.warn({ recording: id, err }, 'storing a recording chunk failed; retried with the next one'));
+      }
+    }, this.chunkMs);
+    this.mirrorTicker.unref();
+  }
+
+  /** Cluster mode: the segments other nodes stored for this recording, written into its working directory. */
+  private async restore(tenant: string, recordingId: string, dir: string): Promise<void> {
+    const r = await restoreWork(this.o.blobs, this.o.master, workPrefix(tenant, recordingId), dir);
+    if (r.restored.length > 0) this.log.info({ recording: recordingId, restored: r.restored, skippedChunks: r.skippedChunks }, 'recording segments restored from the object store');
+  }
+
+  private finalizesHere(tenant: string, callId: string): boolean {
+    return !this.o.cluster || finalizesHere(this.o.store, tenant, callId, (id) => fs.existsSync(this.workDir(id)));
+  }
+
   private pauseMode(tenant: string, callId: string): 'silence' | 'skip' {
     const read = this.o.store.read(tenant);
     const consentId = read.calls.get(callId)?.consent_id;
@@ -242,6 +318,7 @@ export class RecordingService implements RecordingPort {
 
   /** Finalizes every unfinished recording of an ended call (once each). */
   finalizeCall(tenant: string, callId: string): void {
+    if (!this.finalizesHere(tenant, callId)) return;
     for (const rec of this.o.store.read(tenant).recordings.find({ call_id: callId, status: ['recording', 'paused', 'finalizing'] })) {
       if (this.finalizing.has(rec.id)) continue;
       const job = this.finalizeOne(tenant, rec.id).finally(() => this.finalizing.delete(rec.id));
@@ -263,12 +340,14 @@ export class RecordingService implements RecordingPort {
     if (!row) return;
     const dir = this.workDir(recordingId);
     try {
+      if (this.o.cluster) await this.restore(tenant, recordingId, dir);
       const scan = scanSegments(dir);
       const gaps: Interval[] = row.gaps.map((g) => ({ startMs: Number(g.start_ms), endMs: Number(g.end_ms) }));
       const result = await finalize({ dir, segments: scan.segments, gaps, pauses: scan.pauses, format: (row.format as RecordingFormat) ?? 'wav', ffmpegPath: this.o.ffmpegPath, sampleRate: scan.sampleRate });
       if (result.warning) this.log.warn({ recording: recordingId, warning: result.warning }, 'recording kept as WAV');
       const blob = encryptRecording(result.data, this.o.master);
-      const uri = await this.o.blobs.put(`${tenant}/${recordingId}.${result.format}.sbrec`, blob);
+      const by = this.o.cluster ? `.${blobKeySegment(store.node)}` : '';
+      const uri = await this.o.blobs.put(`${tenant}/${recordingId}${by}.${result.format}.sbrec`, blob);
       const r = await store.submit(
         recording_finalized,
         {
@@ -287,8 +366,18 @@ export class RecordingService implements RecordingPort {
         },
         who,
       );
-      if (!r.outcome.ok) throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
+      if (!r.outcome.ok) {
+        if (this.o.cluster && r.outcome.error.code === 'recording_closed') {
+          // Another node finalized it first: its blob is the recording's; this one goes.
+          await this.o.blobs.delete(uri).catch(() => undefined);
+          return;
+        }
+        throw new Error(`${r.outcome.error.code}: ${r.outcome.error.message}`);
+      }
       fs.rmSync(dir, { recursive: true, force: true });
+      if (this.o.cluster) {
+        await deleteWork(this.o.blobs, workPrefix(tenant, recordingId)).catch((err: unknown) => this.log.warn({ recording: recordingId, err }, 'deleting the finalized recording\'s chunks failed (retention purges them)'));
+      }
       this.log.info({ recording: recordingId, bytes: result.data.length, durationMs: result.durationMs, format: result.format, sampleRate: result.sampleRate }, 'recording finalized');
     } catch (err) {
       const reason = `finalize failed: ${(err as Error).message}`.slice(0, 1000);

@@ -36,15 +36,5 @@ export interface PauseInterval extends Interval {
 
 export type RecordingFormat = 'wav' | 'ogg' | 'mp3';
 
-/** Stores opaque blobs (encrypted recordings) by key. */
-export interface BlobStore {
-  readonly scheme: string;
-  put(key: string, data: Buffer): Promise<string>; // returns a uri
-  get(uri: string): Promise<Buffer>;
-  /** Reads [start, end] inclusive, for HTTP Range. */
-  getRange?(uri: string, start: number, end: number): Promise<Buffer>;
-  delete(uri: string): Promise<void>;
-  exists(uri: string): Promise<boolean>;
-  /** Removes temp files an interrupted put left; returns how many. */
-  sweepTemp?(): Promise<number>;
-}
+/** Stores opaque blobs (encrypted recordings) by key: store/blob-store.ts (local dir or JetStream object store). */
+export type { BlobStore } from '../store/blob-store.ts';
