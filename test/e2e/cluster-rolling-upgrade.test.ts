@@ -56,7 +56,11 @@ function git(args: string[]): string {
   return r.stdout;
 }
 
+/** The old commit is in this clone (a shallow clone lacks it: the test is skipped, saying why). */
+const HAS_OLD = spawnSync('git', ['cat-file', '-e', `${OLD_COMMIT}^{commit}`], { cwd: ROOT }).status === 0;
+
 before(() => {
+  if (!HAS_OLD) return;
   fs.rmSync(oldTree, { recursive: true, force: true });
   git(['worktree', 'add', '--detach', oldTree, OLD_COMMIT]);
   fs.symlinkSync(fs.realpathSync(path.join(ROOT, 'node_modules')), path.join(oldTree, 'node_modules'));
@@ -70,7 +74,7 @@ after(async () => {
   await Promise.all([...running.values()].map((g) => g.stop()));
   if (haproxy) await stopGroup(haproxy, 5000);
   await nats?.stop();
-  spawnSync('git', ['worktree', 'remove', '--force', oldTree], { cwd: ROOT });
+  if (HAS_OLD) spawnSync('git', ['worktree', 'remove', '--force', oldTree], { cwd: ROOT });
   fs.rmSync(oldTree, { recursive: true, force: true });
 });
 
@@ -100,7 +104,7 @@ function cli(args: string[], dataDir: string): { code: number | null; out: strin
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-test('rolling upgrade of both nodes from real old code during live Twilio calls: every call continues; the log level rises once both are new', { timeout: 600_000 }, async () => {
+test('rolling upgrade of both nodes from real old code during live Twilio calls: every call continues; the log level rises once both are new', { timeout: 600_000, skip: HAS_OLD ? false : `the old version (commit ${OLD_COMMIT.slice(0, 7)}) is not in this clone: a shallow clone has no history to run it from` }, async () => {
   nats = await startNatsCluster(3);
   const ports = { 'node-a': await freePort(), 'node-b': await freePort() };
   const dirs = { 'node-a': tmpDir('sb-roll-a-'), 'node-b': tmpDir('sb-roll-b-') };
