@@ -20,6 +20,8 @@
  * stops the nodes first (SIGINT: they stop at once, as `switchboard start` does on SIGINT), then the balancers, then NATS, and
  * leaves no process behind. DIR/pids.json names the running process groups: a `cluster up` over a DIR whose earlier
  * cluster still runs (its `cluster up` was killed with -9, which leaves the children running) is refused.
+ * prepareNodes, startNode and waitReady are exported for the cluster benchmarks (bench/cluster/local.ts), which
+ * compose the same pieces so they can restart a killed node on its data dir and ports.
  */
 import fs from 'node:fs';
 import path from 'node:path';
