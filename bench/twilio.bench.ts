@@ -96,7 +96,6 @@ import {
   machineCpuMs,
   rssMb,
   setClockTicks,
-  type ClientStats,
   type ProbeEvent,
   type WorkerCommand,
   type WorkerEvent,
@@ -106,6 +105,7 @@ import {
 import { BARE_RAMP, CALLS, CPU_PROF, DTMF_MS, MAX_CALLS, MAX_LOOP_LAG_MS, RAMP, SECONDS, STT, WORKERS } from './twilio/config.ts';
 import { ask, fdLimit, killChildren, nextMessage, spawnChild, stopChild } from './twilio/children.ts';
 import { describe, reportPhase, type Phase } from './twilio/report.ts';
+import { mergeClients } from './twilio/clients.ts';
 import { runTargets, searchCapacity } from './twilio/targets.ts';
 import { consent_policy_created, number_added, tenant_created } from '../schema/reducers.ts';
 /** Calls placed and hung up before the ramp (JIT, lazily loaded modules, TTS cache), not counted anywhere. */
@@ -178,40 +178,6 @@ async function clipFrames(): Promise<{ greeting: number; reply: number; texts: s
 
 // ─────────────────────────────── one phase ───────────────────────────────
 
-
-function mergeClients(list: ClientStats[]): Phase['client'] & { streaming: number; failed: number; busy: number; failures: Record<string, number>; dropped: number } {
-  const sum = (f: (s: ClientStats) => number): number => list.reduce((a, s) => a + f(s), 0);
-  const failures: Record<string, number> = {};
-  const playFrames: Record<string, number> = {};
-  for (const s of list) {
-    for (const [k, v] of Object.entries(s.failures)) failures[k] = (failures[k] ?? 0) + v;
-    for (const [k, v] of Object.entries(s.playFrames)) playFrames[k] = (playFrames[k] ?? 0) + v;
-  }
-  return {
-    streaming: sum((s) => s.streaming),
-    failed: sum((s) => s.failed),
-    busy: sum((s) => s.busy),
-    failures,
-    dropped: sum((s) => s.droppedByServer),
-    framesSent: sum((s) => s.framesSent),
-    framesReceived: sum((s) => s.framesReceived),
-    marksReceived: sum((s) => s.marksReceived),
-    plays: sum((s) => s.plays),
-    dtmfSent: sum((s) => s.dtmfSent),
-    clears: sum((s) => s.clears),
-    unexpected: sum((s) => s.unexpected),
-    lateFrames: sum((s) => s.lateFrames),
-    maxLatenessMs: Math.max(0, ...list.map((s) => s.maxLatenessMs)),
-    lateness: Hist.from(list.map((s) => s.lateness)),
-    jitter: Hist.from(list.map((s) => s.jitter)),
-    turn: Hist.from(list.map((s) => s.turn)),
-    webhook: Hist.from(list.map((s) => s.webhook)),
-    upgrade: Hist.from(list.map((s) => s.upgrade)),
-    loopDelayP99: Math.max(0, ...list.map((s) => s.loopDelay.p99)),
-    loopDelayMax: Math.max(0, ...list.map((s) => s.loopDelay.max)),
-    playFrames,
-  };
-}
 
 async function runPhase(kind: 'gateway' | 'bare', calls: number, seconds: number, clips: { greeting: number; reply: number }): Promise<Phase> {
   const tag = `${kind} c${calls}`;

@@ -20,6 +20,8 @@
  * stops the nodes first (SIGINT: they stop at once, as `switchboard start` does on SIGINT), then the balancers, then NATS, and
  * leaves no process behind. DIR/pids.json names the running process groups: a `cluster up` over a DIR whose earlier
  * cluster still runs (its `cluster up` was killed with -9, which leaves the children running) is refused.
+ * prepareNodes, startNode and waitReady are exported for the cluster benchmarks (bench/cluster/local.ts), which
+ * compose the same pieces so they can restart a killed node on its data dir and ports.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -115,7 +117,7 @@ function refuseIfRunning(dir: string): void {
 }
 
 /** Polls the node's /readyz until 200; throws when the node exits first or after `timeoutMs`. */
-async function waitReady(node: ClusterNode, timeoutMs: number): Promise<void> {
+export async function waitReady(node: ClusterNode, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!node.child.running()) throw new Error(`${node.id} exited while starting (log: ${node.log})`);
@@ -130,8 +132,12 @@ async function waitReady(node: ClusterNode, timeoutMs: number): Promise<void> {
   throw new Error(`${node.id} not ready after ${timeoutMs / 1000} s (log: ${node.log})`);
 }
 
-async function prepareNodes(o: ClusterUpOptions): Promise<Array<Omit<ClusterNode, 'child'> & { tlsPort: number }>> {
-  const out: Array<Omit<ClusterNode, 'child'> & { tlsPort: number }> = [];
+/** A node's id, ports and dirs, picked before it starts (and kept: a restart on the same data dir reuses them). */
+export type PreparedNode = Omit<ClusterNode, 'child'> & { tlsPort: number };
+
+/** Picks each node's id, ports and data dir (with the shared master key); the benchmarks use it to restart one node. */
+export async function prepareNodes(o: Pick<ClusterUpOptions, 'nodes' | 'dir'>): Promise<PreparedNode[]> {
+  const out: PreparedNode[] = [];
   for (let i = 0; i < o.nodes; i++) {
     const id = `node-${i + 1}`;
     const dataDir = path.join(o.dir, 'nodes', id);
@@ -142,7 +148,8 @@ async function prepareNodes(o: ClusterUpOptions): Promise<Array<Omit<ClusterNode
   return out;
 }
 
-function startNode(n: Omit<ClusterNode, 'child'> & { tlsPort: number }, i: number, o: ClusterUpOptions, shared: { nats: string; publicUrl: string; token: string; rtpBase: number }): ClusterNode {
+/** Starts node `i` (`switchboard start` in its own process group, output appended to its log); does not wait. */
+export function startNode(n: PreparedNode, i: number, o: Pick<ClusterUpOptions, 'env'>, shared: { nats: string; publicUrl: string; token: string; rtpBase: number }): ClusterNode {
   const low = shared.rtpBase + i * RTP_SPAN;
   const env: NodeJS.ProcessEnv = {
     ...o.env,
