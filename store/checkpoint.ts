@@ -102,8 +102,12 @@ export class CheckpointTable {
     if (!existing) this.db.prepare('INSERT INTO _nodes (node, public_key) VALUES (?, ?)').run(key.node, key.publicKeyPem);
   }
 
+  /** Called after each checkpoint written (inside the batch's transaction: look at the table after it, not in it). */
+  onWrite: (() => void) | null = null;
+
   write(cp: Checkpoint): void {
     this.insert.run(cp.seq, cp.node, cp.hash, cp.signature, cp.signedAt);
+    this.onWrite?.();
   }
 
   lastSeq(node: string): number {
