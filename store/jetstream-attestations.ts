@@ -16,7 +16,7 @@
  * simple and stateless across a NATS server's death: attestations are one message per checkpoint per node.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
-import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Attestation, AttestationTable } from './attestations.ts';
 import type { CheckpointTable, NodeKey } from './checkpoint.ts';
 import { TRANSIENT_SETUP } from './jetstream-log.ts';
@@ -92,10 +92,12 @@ export class AttestationSync {
   private ensured = false;
   private readonly name: string;
   private readonly subject: string;
+  private readonly js: JetStreamClient;
 
   constructor(private readonly opts: AttestationSyncOptions) {
     this.name = attestationStream(opts.logStream);
     this.subject = nodeSubject(opts.logStream, opts.key.node);
+    this.js = jetstream(opts.nc, { timeout: 10_000 });
   }
 
   /**
@@ -137,8 +139,10 @@ export class AttestationSync {
     this.opts.checkpoints.onWrite = null;
   }
 
+  private jsm: JetStreamManager | null = null;
+
   private async tick(): Promise<void> {
-    const jsm = await jetstreamManager(this.opts.nc, { timeout: 5000 });
+    const jsm = (this.jsm ??= await jetstreamManager(this.opts.nc, { timeout: 5000 }));
     if (!this.ensured) {
       await ensure(jsm, this.name, this.opts.replicas);
       this.ensured = true;
@@ -156,7 +160,7 @@ export class AttestationSync {
       this.published = (last ? decodeAttestation(last.data)?.seq : undefined) ?? 0;
     }
     if (this.stopped) return;
-    const js = jetstream(this.opts.nc, { timeout: 10_000 });
+    const js = this.js;
     const { node, publicKeyPem } = this.opts.key;
     for (const cp of this.opts.table.ownCheckpointsAfter(node, this.published)) {
       const body = encodeAttestation({ node, seq: cp.seq, hash: cp.hash, publicKey: publicKeyPem, signature: cp.signature, signedAt: cp.signedAt });
@@ -167,7 +171,7 @@ export class AttestationSync {
   }
 
   private async read(jsm: JetStreamManager): Promise<void> {
-    const js = jetstream(this.opts.nc, { timeout: 10_000 });
+    const js = this.js;
     for (;;) {
       const info = await jsm.streams.info(this.name);
       if (this.stopped) return;
