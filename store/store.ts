@@ -13,6 +13,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { TableAccessor, type TableStatements } from './accessor.ts';
 import { buildCommand } from './command-build.ts';
+import { AttestationTable } from './attestations.ts';
 import { CheckpointTable, loadOrCreateNodeKey, type NodeKey } from './checkpoint.ts';
 import { CheckpointSigner } from './checkpoint-signer.ts';
 import { checkApplied, prepareDatabase } from './prepare.ts';
@@ -74,6 +75,7 @@ export class Store<T extends Tables = Tables> {
   private readonly onError: (err: unknown) => void;
   private readonly log: EventLog;
   private readonly checkpoints: CheckpointTable;
+  private readonly attestations: AttestationTable;
   private readonly statements: Map<string, TableStatements>;
   private readonly reducers: Map<string, ReducerDef<Tables>>;
   private readonly hub: SubscriptionHub;
@@ -106,6 +108,9 @@ export class Store<T extends Tables = Tables> {
         store.backend = cluster;
       },
       cluster: () => store.cluster,
+      checkpoints: store.checkpoints,
+      attestations: store.attestations,
+      key: store.key,
       snapshot: (file) => takeSnapshot(store.#db, file, store.node, store.clock()),
     });
   }
@@ -130,6 +135,7 @@ export class Store<T extends Tables = Tables> {
     this.checkpoints = new CheckpointTable(db);
     this.key = loadOrCreateNodeKey(path.join(dataDir, 'keys'), this.node);
     this.checkpoints.registerNode(this.key);
+    this.attestations = new AttestationTable(db);
     const defs = Object.values(schema.tables) as AnyTableDef[];
     this.#queries = {
       db,
@@ -357,7 +363,7 @@ export class Store<T extends Tables = Tables> {
   }
 
   verify(): VerifyReport {
-    return verifyLog(this.#db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]));
+    return verifyLog(this.#db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]), this.attestations);
   }
 
   replay(target?: string): ReplayReport {
