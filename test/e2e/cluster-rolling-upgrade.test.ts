@@ -114,6 +114,7 @@ test('rolling upgrade of both nodes from real old code during live Twilio calls:
       port: ports[id],
       dataDir: dirs[id],
       bin,
+      logLevel: 'info',
       env: {
         SWITCHBOARD_CLUSTER_NATS: nats!.env,
         SWITCHBOARD_NODE_ID: id,
@@ -176,7 +177,9 @@ test('rolling upgrade of both nodes from real old code during live Twilio calls:
     // Every call moved (a new stream, on the other node) and its audio flows again there.
     for (const [i, p] of peers.entries()) {
       const m = mark[i]!;
-      await p.waitFor(() => p.streams > m.streams, 90_000, `call ${i} resumes after ${id} drained`);
+      await p.waitFor(() => p.streams > m.streams, 90_000, `call ${i} resumes after ${id} drained`).catch((err: unknown) => {
+        assert.fail(`${String(err)} (peer: streams ${p.streams}, ended ${String(p.endReason)} ${p.endDetail}); logs on ${p.callSid}:\n${logsOf(p.callSid)}`);
+      });
       await p.waitFor(() => p.receivedAudio().length > (atStream[i] ?? 0) + 4000, 60_000, `call ${i} hears audio again after ${id} drained`);
       assert.equal(p.endReason, null, `call ${i} goes on`);
     }
