@@ -1,13 +1,15 @@
 /**
  * Resuming a subscription from a seq (Store.resume over the change journal): the deltas after it equal what a
  * subscriber that never left received after it — none missed, none repeated — and the client's rows then equal a
- * fresh snapshot; across a reopen of the store too; a seq the journal no longer covers gets a flagged snapshot.
+ * fresh snapshot; across a reopen of the store too; a seq the journal no longer covers gets a flagged snapshot; a
+ * batch rolled back by a storage fault is journalled only when its retry commits.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { resolveDurability, Store, type Delta, type Filter } from '../../../store/index.ts';
 import { tallySchema } from '../../helpers/tally-schema.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
+import { databaseOf } from '../../../store/testing.ts';
 
 type TallyStore = Store<typeof tallySchema.tables>;
 const open = (dataDir = tmpDir(), changeWindow?: number): TallyStore =>
@@ -144,4 +146,30 @@ test('tenant B resuming over tenant A commits gets none of them', async (t) => {
     assert.equal(r.kind, 'resumed');
     if (r.kind === 'resumed') assert.deepEqual(r.deltas, []);
   }
+});
+
+test('a batch rolled back by a storage fault leaves nothing in the journal; its retry is journalled once', async (t) => {
+  const store = Store.open({ dataDir: tmpDir(), schema: tallySchema, durability: resolveDurability({ fsync: 'never' }), checkpointMs: 0, node: 'n1', retryMs: 20 });
+  t.after(() => store.close());
+  const who = { tenant: 'a', caller: 'x' };
+  await store.submitNamed('put', { id: 'before' }, who);
+  const witness: Delta[] = [];
+  const w = store.subscribe('tally', {}, 'a', (d) => witness.push(d));
+  const db = databaseOf(store);
+  db.pragma(`max_page_count = ${Number(db.pragma('page_count', { simple: true }))}`);
+  const pending = Array.from({ length: 5 }, (_, i) => store.submitNamed('put', { id: `k${i}-${'x'.repeat(5000)}` }, who));
+  const deadline = Date.now() + 20_000;
+  while (store.health === null) {
+    assert.ok(Date.now() < deadline, 'the store turns unhealthy');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const during = store.resume('tally', {}, 'a', () => {}, w.snapshot.seq);
+  assert.ok(during.kind === 'resumed' && during.deltas.length === 0, 'nothing of the rolled-back batch is replayed');
+  if (during.kind === 'resumed') during.unsubscribe();
+  db.pragma('max_page_count = 1073741823');
+  await Promise.all(pending);
+  const after = store.resume('tally', {}, 'a', () => {}, w.snapshot.seq);
+  assert.equal(after.kind, 'resumed');
+  if (after.kind === 'resumed') assert.deepEqual(after.deltas.map(strip), witness.map(strip));
+  assert.equal(witness.length, 5);
 });
