@@ -92,8 +92,11 @@ class Writer {
   stopped = false;
   base = '';
 
+  /** Retries for at most 60 s (the outage and a restart), then fails the test. */
   private async retry<T>(fn: () => Promise<T | null>): Promise<T> {
+    const deadline = Date.now() + 60_000;
     for (;;) {
+      if (Date.now() > deadline) throw new Error('a write was not acknowledged within 60 s');
       try {
         const r = await fn();
         if (r !== null) return r;
