@@ -19,7 +19,7 @@ const ACTIVE = ['ringing', 'answered', 'consenting', 'active', 'held', 'transfer
 const PURPOSE_KEY = 'switchboard.console.purpose';
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, cursor: null, query: '', users: new Map(), live: new Map(), ws: null, wsRetry: 0, wsTimer: 0, openId: null, epoch: 0 };
+const state = { me: null, cursor: null, query: '', users: new Map(), live: new Map(), liveSeq: null, ws: null, wsRetry: 0, wsTimer: 0, openId: null, epoch: 0 };
 
 const can = (perm) => !!state.me && (PERMS[state.me.role] === null || (PERMS[state.me.role] ?? []).includes(perm));
 
@@ -110,7 +110,7 @@ async function signedIn(me) {
 }
 
 function signedOut(message) {
-  state.me = null; state.epoch++; state.users.clear(); state.live.clear();
+  state.me = null; state.epoch++; state.users.clear(); state.live.clear(); state.liveSeq = null;
   clearTimeout(state.wsTimer);
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, 'signed out'); }
   sessionStorage.removeItem(PURPOSE_KEY);
@@ -171,14 +171,20 @@ function connectLive() {
   if (!can('subscribe') || state.ws) return;
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/v1/subscribe`);
   state.ws = ws;
-  ws.onopen = () => { state.wsRetry = 0; ws.send(JSON.stringify({ type: 'subscribe', id: 'live-calls', table: 'calls', filter: { state: ACTIVE } })); };
+  // Reconnecting, it resumes from the last seq it saw and keeps its rows (no flicker); the gateway answers with
+  // the deltas it missed, or a fresh snapshot when it cannot (resumed: false), or invalid_since (another node not
+  // there yet, a new data dir): then it subscribes afresh.
+  const subscribe = (since) => ws.send(JSON.stringify({ type: 'subscribe', id: 'live-calls', table: 'calls', filter: { state: ACTIVE }, ...(since === null ? {} : { since }) }));
+  ws.onopen = () => { state.wsRetry = 0; subscribe(state.liveSeq); };
   ws.onmessage = (ev) => {
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     if (msg.type === 'snapshot') { state.live.clear(); for (const r of msg.rows) state.live.set(r.id, r); }
     else if (msg.type === 'delta') { if (msg.old) state.live.delete(msg.old.id); if (msg.new) state.live.set(msg.new.id, msg.new); }
+    else if (msg.type === 'error' && msg.code === 'invalid_since') { state.liveSeq = null; return subscribe(null); }
     else if (msg.type === 'error') { text($('live'), `Live: ${msg.message}`); return; }
-    else return;
+    else if (msg.type !== 'resumed') return;
+    state.liveSeq = msg.seq;
     renderLive();
   };
   ws.onclose = (ev) => {

@@ -35,6 +35,8 @@ import type { StoreOptions, SubmitOptions, ReadView } from './store-options.ts';
 import type { ArgsOf, ReducerDef, ReducerHandle, ResultOf, SchemaDef, Tables } from './reducer.ts';
 import { replayLog, type ReplayReport } from './replay.ts';
 import { SubscriptionHub, type DeltaListener, type Filter, type Snapshot } from './subscriptions.ts';
+import { ChangeJournal } from './changes.ts';
+import { resumeSubscription, type Resumed } from './resume.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
 import { TenantQuery, type QueryContext } from './query.ts';
 import type { AnyTableDef } from './table.ts';
@@ -79,6 +81,7 @@ export class Store<T extends Tables = Tables> {
   private readonly statements: Map<string, TableStatements>;
   private readonly reducers: Map<string, ReducerDef<Tables>>;
   private readonly hub: SubscriptionHub;
+  private readonly journal: ChangeJournal;
   private readonly key: NodeKey;
   private readonly clock: () => number;
   private readonly walCheckpointer: WalCheckpointer;
@@ -157,6 +160,7 @@ export class Store<T extends Tables = Tables> {
       onError,
     });
     this.hub = new SubscriptionHub(onError);
+    this.journal = new ChangeJournal(db, head.seq, opts.changeWindow);
     this.marker = new FaultMarker(dataDir);
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
@@ -168,10 +172,12 @@ export class Store<T extends Tables = Tables> {
       onHealth: (fault) => {
         // A checkpoint written inside the rolled-back batch is gone with it.
         if (fault) this.signer.resync();
+        if (fault) this.journal.resync();
         if (fault) this.marker.record(fault);
         else if (!this.previousFault) this.marker.clear();
         this.notifyHealth(fault);
       },
+      journal: (commands, seq) => this.journal.append(commands, seq),
       beforeCommit: (seq, hash) => this.signer.beforeCommit(seq, hash),
       afterCommit: (batch) => {
         this.hub.dispatch(batch);
@@ -351,6 +357,23 @@ export class Store<T extends Tables = Tables> {
     const seq = this.engine.head.seq;
     const unsubscribe = this.hub.add(table, filter, stmts.def.tenantScoped ? tenant : null, listener, seq);
     return { snapshot: { seq, rows }, unsubscribe };
+  }
+
+  /**
+   * Resumes a subscription from `since` (a seq its client saw): the deltas committed after it that match, then
+   * live deltas — or a fresh snapshot, with why, when the change journal cannot tell (store/resume.ts).
+   */
+  resume(table: keyof T & string, filter: Filter, tenant: string | null, listener: DeltaListener, since: number): Resumed {
+    const stmts = this.statements.get(table);
+    if (!stmts) throw new StoreError('invalid_command', `no table ${table}`);
+    for (const col of Object.keys(filter)) {
+      if (!stmts.def.columnKinds.has(col)) throw new StoreError('invalid_command', `${table} has no column ${col}`);
+    }
+    const head = this.engine.head.seq;
+    return resumeSubscription({ journal: this.journal, head, since, table, filter, tenant: stmts.def.tenantScoped ? tenant : null }, {
+      snapshot: () => this.subscribe(table, filter, tenant, listener),
+      live: () => this.hub.add(table, filter, stmts.def.tenantScoped ? tenant : null, listener, head),
+    });
   }
 
   get subscriberCount(): number {
