@@ -36,9 +36,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { chooseEntry } from '../../bin/launch.mjs';
 import type { Logger } from 'pino';
-import type { Hook, Json, ToolContext, ToolRequirement } from '../sdk.ts';
+import { isToolRefusal, type Hook, type Json, type ToolContext, type ToolRequirement } from '../sdk.ts';
 import type { Agent, TurnActions, TurnInput, TurnOutcome } from '../types.ts';
-import { applyAction, parseFromWorker, toError, type ActionMessage, type FromWorker, type ToWorker, type UnknownMessage } from './protocol.ts';
+import { applyAction, errorInfo, parseFromWorker, toError, type ActionMessage, type FromWorker, type ToWorker, type UnknownMessage } from './protocol.ts';
 import type { AgentWorkerData } from './worker-entry.ts';
 
 export interface WorkerAgentOptions {
@@ -354,7 +354,8 @@ export class WorkerAgent implements Agent {
     const { turnId, seq } = msg;
     const reply = (r: { ok: true; value: unknown } | { ok: false; error: Error }): void => {
       if (slot.dead) return;
-      const error = r.ok ? null : { message: r.error.message, name: r.error.name }; // no gateway stack for agent code
+      // No gateway stack for agent code; a tool refusal keeps its kind and reason (agents/sdk.ts ToolRefusedError).
+      const error = r.ok ? null : isToolRefusal(r.error) ? errorInfo(r.error) : { message: r.error.message, name: r.error.name };
       const out: ToWorker = error ? { type: 'action_result', turnId, seq, ok: false, error } : { type: 'action_result', turnId, seq, ok: true, value: r.ok ? r.value : null };
       this.send(slot, out, (e) => this.send(slot, { type: 'action_result', turnId, seq, ok: false, error: { message: e.message } }, () => {}));
     };
