@@ -15,6 +15,7 @@ import { startFakeLlm } from '../helpers/fake-llm.ts';
 import { ADMIN_TOKEN, startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { TwilioPeer } from '../helpers/twilio-peer.ts';
+import WebSocket from 'ws';
 
 const open: Array<{ close(): Promise<unknown> | void }> = [];
 after(async () => {
@@ -77,6 +78,22 @@ test('an approval tool waits for a supervisor during a live Twilio call: approve
   const supervisor = await userToken(gw.publicUrl, 'compliance');
   const developer = await userToken(gw.publicUrl, 'developer');
 
+  // Supervisors watch the pending requests over the subscription socket; a developer is refused the table.
+  const live = new Map<string, { tool: string; args: unknown }>();
+  const socketErrors: string[] = [];
+  const watch = (token: string, onMessage: (m: { type: string; op?: string; old?: { id: string } | null; new?: { id: string; tool: string; args: unknown } | null; code?: string }) => void) => {
+    const ws = new WebSocket(`${gw.publicUrl.replace('http', 'ws')}/v1/subscribe`, { headers: { authorization: `Bearer ${token}` } });
+    open.push({ close: () => ws.close() });
+    ws.on('message', (d) => onMessage(JSON.parse(d.toString())));
+    return new Promise<void>((r) => ws.once('open', () => (ws.send(JSON.stringify({ type: 'subscribe', id: 'approvals', table: 'tool_approvals', filter: { status: 'pending' } })), r())));
+  };
+  await watch(supervisor.token, (m) => {
+    if (m.type !== 'delta') return;
+    if (m.old) live.delete(m.old.id);
+    if (m.new) live.set(m.new.id, m.new);
+  });
+  await watch(developer.token, (m) => void (m.type === 'error' && socketErrors.push(m.code ?? '')));
+
   const p = new TwilioPeer({ publicUrl: gw.publicUrl, authToken: TWILIO_TOKEN, to: NUMBER, from: '+15550008890', redirectRetryMs: 5000 });
   open.push({ close: () => p.close() });
   await p.dial();
@@ -98,6 +115,9 @@ test('an approval tool waits for a supervisor during a live Twilio call: approve
   assert.equal(listed.status, 200);
   assert.deepEqual(listed.body.tool_approvals.map((a) => [a.id, a.call_id]), [[first.id, call().id]]);
   assert.equal((await api(gw.publicUrl, 'GET', '/v1/tool-approvals', { token: developer.token })).status, 403, 'a developer may not see requests');
+  await p.waitFor(() => live.has(first.id), 5_000, 'the request arrived over the subscription socket');
+  assert.deepEqual(live.get(first.id)?.args, { amount: 10 });
+  assert.deepEqual(socketErrors, ['forbidden']);
   assert.equal((await decide(first.id, 'approve', developer.token)).status, 403, 'nor decide them');
   await p.waitFor(() => says().some((a) => (a.args as { text: string }).text === 'One moment please.' && a.status === 'succeeded'), 10_000, 'the filler played');
   const filler = says().find((a) => (a.args as { text: string }).text === 'One moment please.')!;
@@ -109,6 +129,7 @@ test('an approval tool waits for a supervisor during a live Twilio call: approve
   const twice = await decide(first.id, 'approve', supervisor.token);
   assert.deepEqual([twice.status, twice.body.error?.code], [409, 'approval_decided']);
   await p.waitFor(() => said().includes('Refund R-1 done.'), 10_000, 'the agent continued with the result');
+  assert.equal(live.size, 0, 'the decided request left the pending subscription');
   assert.equal(hits.length, 1, 'executed once');
   assert.match(hits[0]!.key ?? '', /^tool:\d+:refund:[0-9a-f]{32}$/);
   const row = view().tool_approvals.get(first.id)!;
