@@ -105,6 +105,7 @@ function waitForDecision(host: ToolGateHost, approvalId: string, expiresAt: numb
       resolve(f);
     };
     const submitEnd = (kind: 'expired' | 'cancelled'): void => {
+      if (settled) return;
       const done = kind === 'expired'
         ? store.submit(tool_approval_expired, { approval_id: approvalId }, who())
         : store.submit(tool_approval_cancelled, { approval_id: approvalId, reason: 'the call ended while waiting' }, who());
