@@ -11,6 +11,7 @@
  *
  * The wait is on the store's own row subscription (a decision made through any node's API arrives through the log),
  * so it costs nothing while nobody decides. A retried turn asks with the same request id and finds the same row.
+ * When a call ends, `endCall` (call-facts.ts) cancels what is still pending, waited on or not (cancelPendingApprovals).
  * Owns: the approval wait and its timer. The tool's own `agent_actions` row and idempotency stay in turn-actions.ts.
  */
 import type { Logger } from 'pino';
@@ -142,4 +143,15 @@ function waitForDecision(host: ToolGateHost, approvalId: string, expiresAt: numb
     onRow(rows.snapshot.rows[0] as Final | undefined);
     if ((calls.snapshot.rows[0] as { state?: string } | undefined)?.state === 'ended') submitEnd('cancelled');
   });
+}
+
+/**
+ * The call has ended: its requests still pending are cancelled — also those nobody waits on any more (the node that
+ * ran the turn restarted). A waiting turn sees the same change and tells its agent.
+ */
+export async function cancelPendingApprovals(store: Store<SwitchboardTables>, log: Logger, tenant: string, callId: string): Promise<void> {
+  for (const row of store.read(tenant).tool_approvals.find({ call_id: callId, status: 'pending' })) {
+    const r = await store.submit(tool_approval_cancelled, { approval_id: row.id, reason: 'the call ended while waiting' }, { tenant, caller: 'gateway:call-end' });
+    if (!r.outcome.ok) log.warn({ outcome: r.outcome, approval: row.id }, 'pending tool approval not cancelled');
+  }
 }

@@ -8,7 +8,8 @@ import pino from 'pino';
 import { isToolRefusal, type ToolRefusal } from '../../../agents/sdk.ts';
 import { authorizeTool, type ToolCall, type ToolGateHost } from '../../../bridge/tool-gate.ts';
 import { openTestStore, resultOf, T } from '../../helpers/store.ts';
-import { call_answered, call_received, consent_decided, consent_policy_created, consent_started, tenant_created, tool_approval_decided, tool_policy_set } from '../../../schema/reducers.ts';
+import { call_answered, call_received, consent_decided, consent_policy_created, consent_started, tenant_created, tool_approval_decided, tool_approval_requested, tool_policy_set } from '../../../schema/reducers.ts';
+import { endCall } from '../../../bridge/call-facts.ts';
 
 async function setup(t: { after(fn: () => void): void }, outcome: 'granted' | 'declined') {
   const store = openTestStore();
@@ -86,4 +87,13 @@ test('approval: denied carries the reason; closing the media cancels a waiting r
   closing.abort();
   assert.equal(await refusal(cancelled), 'cancelled');
   assert.equal(store.read('acme').tool_approvals.findOne({ request_id: 'r-cancel' })?.status, 'cancelled');
+});
+
+test('ending the call cancels requests nobody waits on any more (e.g. after a restart)', async (t) => {
+  const { store, call_id } = await setup(t, 'granted');
+  const who = { tenant: 'acme', caller: 'agent:test' };
+  const { approval_id } = resultOf(await store.submit(tool_approval_requested, { call_id, request_id: 'orphan', agent: 'a', tool: 'refund', args: null, timeout_ms: 60_000 }, who));
+  assert.equal(await endCall(store, pino({ level: 'silent' }), { tenant: 'acme', callId: call_id }, 'caller hung up', { caller: 'test' }), true);
+  const row = store.read('acme').tool_approvals.get(approval_id);
+  assert.deepEqual([row?.status, row?.reason], ['cancelled', 'the call ended while waiting']);
 });
