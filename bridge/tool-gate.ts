@@ -1,7 +1,8 @@
 /**
  * The tool gate: before an agent's tool runs, the store decides whether it may (schema/tool-approvals.ts).
  *
- *   tool call ─► tool_authorized {declared} ─► requires none ─────────────────────────────► run
+ *   tool call ─► (declares none, no policy for its name: run, as before)
+ *             ─► tool_authorized {declared} ─► requires none ─────────────────────────────► run
  *                     │ consent_required ─► ToolRefusedError('consent')        consent (granted) ─► run
  *                     ▼ approval
  *               tool_approval_requested ─► pending: the caller hears the filler; wait for the row to change
@@ -52,6 +53,9 @@ type Final = { status: string; reason: string | null };
 
 /** Resolves when the tool may run; rejects with a ToolRefusedError when it may not. */
 export async function authorizeTool(host: ToolGateHost, call: ToolCall): Promise<void> {
+  // A tool that declares nothing, with no policy for its name: today's path, no command (the policy row is read
+  // again by the reducer whenever one exists).
+  if (call.declared === 'none' && !host.store.read(host.who().tenant).tool_policies.findOne({ tool: call.name })) return;
   const auth = await host.store.submit(tool_authorized, { call_id: host.callId, request_id: call.requestId, tool: call.name, declared: call.declared }, host.who());
   if (!auth.outcome.ok) {
     const { code, message } = auth.outcome.error;
