@@ -75,6 +75,8 @@ export const SUBSCRIBABLE: Readonly<Record<string, Permission>> = {
   agent_actions: 'content:read',
   agent_state: 'content:read',
   access_log: 'access_log:read',
+  tool_approvals: 'tools:approve',
+  tool_policies: 'tools:policy',
 };
 
 const FilterValue = z.union([z.string().max(500), z.number(), z.boolean(), z.null()]);

@@ -11,7 +11,8 @@
  *
  * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
- * boundary the call moves to a version deployed with `migrate`. Owns: the turn number, the agent's state, whether
+ * boundary the call moves to a version deployed with `migrate`. A tool that needs approval holds its turn until the
+ * decision (bridge/tool-gate.ts); closing the media cancels the wait. Owns: the turn number, the agent's state, whether
  * turns are open, the pending utterance, the silence clock and the gatherer.
  */
 import type { GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
@@ -37,6 +38,8 @@ export class TurnManager {
   private utterancePending = false;
   private readonly silence: SilenceClock;
   private readonly gatherer: Gatherer;
+  /** Aborted when the media closes: a tool waiting for approval is cancelled. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly ctx: CallContext,
@@ -122,6 +125,7 @@ export class TurnManager {
 
   /** The media is gone: a waiting gather times out, the silence clock stops, the agent version is released. */
   close(): void {
+    this.closing.abort();
     this.gatherer.close();
     this.silence.clear();
     this.deps.agents.release(this.ctx.agent);
@@ -192,6 +196,8 @@ export class TurnManager {
       hangup: (reason) => this.hangup(reason),
       transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
+      toolApproval: this.deps.toolApproval,
+      closed: this.closing.signal,
       gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
     };
   }

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { defineTable } from '../store/index.ts';
+import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -429,5 +430,7 @@ export const tables = {
   webhook_nonces,
   nodes,
   log_levels,
+  tool_policies,
+  tool_approvals,
 };
 export type SwitchboardTables = typeof tables;
