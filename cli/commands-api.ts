@@ -244,13 +244,35 @@ export function registerApiCommands(program: Command, numbers: Command): void {
       print(`${r.name}: rolled back from ${r.from} to ${r.to}`);
     });
 
-  program
+  const agents = program
     .command('agents')
-    .description('agents with their versions, numbers and live calls (needs a running gateway)')
+    .description('agents with their versions, numbers and live calls; `agents pause|resume NAME` (needs a running gateway)')
     .option('--json', 'one JSON object per line')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const rows = await connect('agents', flags(cmd)).agents();
       print(opts.json ? jsonLines(rows) : formatAgents(rows));
+    });
+
+  agents
+    .command('pause')
+    .argument('<name>', 'the agent name')
+    .option('--reason <text>', 'why (kept in the pause row)')
+    .option('--keep-live', 'calls live now keep the agent until they end; only new calls get the fallback')
+    .option('--json', 'print the pause row as JSON')
+    .description("new calls to the agent get their number's fallback; live calls get it after their current turn (unless --keep-live); its worker stops")
+    .action(async (name: string, opts: { reason?: string; keepLive?: boolean; json?: boolean }, cmd: Command) => {
+      const r = await connect('agents pause', flags(cmd)).pause(name, { ...(opts.reason !== undefined ? { reason: opts.reason } : {}), keep_live: opts.keepLive === true });
+      print(opts.json ? pretty(r) : `${r.agent} paused${r.keep_live ? ' (live calls keep it)' : ''}${r.reason ? `: ${r.reason}` : ''}`);
+    });
+
+  agents
+    .command('resume')
+    .argument('<name>', 'the agent name')
+    .option('--json', 'print the closed pause row as JSON')
+    .description('the agent takes calls again, its worker restarted on its live version')
+    .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
+      const r = await connect('agents resume', flags(cmd)).resume(name);
+      print(opts.json ? pretty(r) : `${r.agent} resumed`);
     });
 
   program

@@ -125,6 +125,19 @@ export interface AgentView {
   versions: Array<{ version: string; sha256: string; rollout: number; status: string; created_at: string; live_calls?: number; migrate?: boolean; error?: string | null }>;
   numbers: string[];
   live_calls: number;
+  /** The open pause (older gateways: absent). */
+  paused?: PauseView | null;
+}
+
+export interface PauseView {
+  id: string;
+  agent: string;
+  reason: string;
+  keep_live: boolean;
+  paused_by: string;
+  paused_at: string;
+  resumed_by: string | null;
+  resumed_at: string | null;
 }
 
 export interface AccessEntry {
@@ -289,6 +302,14 @@ export class ApiClient {
 
   rollback(name: string): Promise<{ name: string; from: string; to: string }> {
     return this.request('POST', `/v1/agents/${encodeURIComponent(name)}/rollback`, { body: {} });
+  }
+
+  pause(name: string, body: { reason?: string; keep_live?: boolean }): Promise<PauseView> {
+    return this.request<PauseView>('POST', `/v1/agents/${encodeURIComponent(name)}/pause`, { body });
+  }
+
+  resume(name: string): Promise<PauseView> {
+    return this.request<PauseView>('POST', `/v1/agents/${encodeURIComponent(name)}/resume`, { body: {} });
   }
 
   async accessLog(query: { call_id?: string; since?: string; limit?: string }): Promise<AccessEntry[]> {
