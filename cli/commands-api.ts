@@ -15,6 +15,8 @@ import { connect, gatewayUrl, UsageError, type RemoteFlags } from './remote.ts';
 import { mintTokenOffline, type UsersTokenOptions } from './users-token.ts';
 
 const flags = (cmd: Command): RemoteFlags => cmd.optsWithGlobals<RemoteFlags>();
+/** `--json` of a subcommand whose parent takes `--json` too (commander hands it to the parent). */
+const wantsJson = (opts: { json?: boolean }, cmd: Command): boolean => opts.json === true || cmd.optsWithGlobals<{ json?: boolean }>().json === true;
 
 /** The agent's own name, for a deploy without --name; a module that cannot be loaded or names nothing is a usage error. */
 async function declaredName(file: string, code: string, read: (code: string) => Promise<string | null>): Promise<string> {
@@ -262,7 +264,7 @@ export function registerApiCommands(program: Command, numbers: Command): void {
     .description("new calls to the agent get their number's fallback; live calls get it after their current turn (unless --keep-live); its worker stops")
     .action(async (name: string, opts: { reason?: string; keepLive?: boolean; json?: boolean }, cmd: Command) => {
       const r = await connect('agents pause', flags(cmd)).pause(name, { ...(opts.reason !== undefined ? { reason: opts.reason } : {}), keep_live: opts.keepLive === true });
-      print(opts.json ? pretty(r) : `${r.agent} paused${r.keep_live ? ' (live calls keep it)' : ''}${r.reason ? `: ${r.reason}` : ''}`);
+      print(wantsJson(opts, cmd) ? pretty(r) : `${r.agent} paused${r.keep_live ? ' (live calls keep it)' : ''}${r.reason ? `: ${r.reason}` : ''}`);
     });
 
   agents
@@ -272,7 +274,7 @@ export function registerApiCommands(program: Command, numbers: Command): void {
     .description('the agent takes calls again, its worker restarted on its live version')
     .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
       const r = await connect('agents resume', flags(cmd)).resume(name);
-      print(opts.json ? pretty(r) : `${r.agent} resumed`);
+      print(wantsJson(opts, cmd) ? pretty(r) : `${r.agent} resumed`);
     });
 
   program
