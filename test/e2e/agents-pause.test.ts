@@ -7,9 +7,11 @@
  *  - a new call while paused gets the fallback at once: no agent turn, nothing recorded
  *  - resume: the worker runs the live version again and new calls reach the agent
  *  - a keep-live pause: the call live before it keeps the agent; a new call gets the number's transfer fallback
+ *  - another agent as the fallback: the live call moves to it (its greeting) and stays up; a new call starts on it
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { GREETING } from '../../agents/default-agent.ts';
 import { api } from '../helpers/api.ts';
 import { deployConcierge } from '../helpers/agent-source.ts';
 import { startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
@@ -111,5 +113,23 @@ test('a keep-live pause: the live call keeps its agent; a new call gets the numb
   await live.waitFor(() => said(live).some((t) => t.startsWith('v1 key')), 10_000, 'the kept call is still answered by the agent');
   assert.notEqual(callOf(live).state, 'ended');
   assert.deepEqual(Object.keys(gw.agents.usage('default', 'concierge')), ['v1'], 'the kept call holds its worker');
+  assert.equal((await api(gw.publicUrl, 'POST', '/v1/agents/concierge/resume')).status, 200);
+});
+
+test('another agent as the fallback: the live call moves to it and stays up; a new call starts on it', { timeout: 90_000 }, async () => {
+  const fb = await api(gw.publicUrl, 'PUT', `/v1/numbers/${numberId}/fallback`, { body: { kind: 'agent', target: 'default' } });
+  assert.equal(fb.status, 200, JSON.stringify(fb.body));
+  const live = await dial();
+  await live.waitFor(() => said(live).includes('Hello from v1.'), 20_000, 'v1 greeted');
+  assert.equal((await api(gw.publicUrl, 'POST', '/v1/agents/concierge/pause', { body: { reason: 'switch to default' } })).status, 200);
+  await live.waitFor(() => said(live).includes(GREETING), 15_000, 'the fallback agent greets the live call');
+  live.sendDtmf('4');
+  await live.waitFor(() => said(live).includes('You pressed 4.'), 10_000, 'the fallback agent answers its turns');
+  assert.notEqual(callOf(live).state, 'ended');
+  assert.ok(!said(live).some((t) => t.startsWith('v1 key')), 'the paused agent takes no further turn');
+
+  const fresh = await dial();
+  await fresh.waitFor(() => said(fresh).includes(GREETING), 20_000, 'a new call starts on the fallback agent');
+  assert.ok(!said(fresh).includes('Hello from v1.'));
   assert.equal((await api(gw.publicUrl, 'POST', '/v1/agents/concierge/resume')).status, 200);
 });
