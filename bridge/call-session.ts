@@ -90,6 +90,7 @@ export class CallSession {
     });
     session.onClosed = onClosed ?? null;
     if (fallback?.kind === 'agent') session.turns.routeTo(fallback.agent);
+    if (fallback?.kind === 'transfer') session.turns.useStandIn();
     const saved = deps.store.read(ref.tenant).agent_state.get(ref.callId);
     if (saved) session.turns.restore({ turn: saved.turn, state: saved.state as Record<string, Json> });
     session.wire();

@@ -42,6 +42,8 @@ export class TurnManager {
   private readonly gatherer: Gatherer;
   /** The agent name the call routes by: the number's, or the fallback agent's once its own was paused. */
   private routeName: string | null;
+  /** The call started on a stand-in while its agent was paused (its fallback waits for the consent phase). */
+  private standIn = false;
 
   constructor(
     private readonly ctx: CallContext,
@@ -90,6 +92,11 @@ export class TurnManager {
   /** A new call to a paused agent starts on its fallback agent. */
   routeTo(name: string): void {
     this.routeName = name;
+  }
+
+  /** A new call whose fallback waits for the consent phase runs a stand-in until then (its agent's worker is stopped). */
+  useStandIn(): void {
+    this.standIn = true;
   }
 
   /** Its agent was paused: once the running turn is over, the call gets the fallback (unless it keeps its agent). */
@@ -192,7 +199,13 @@ export class TurnManager {
   private async switchAgentIfMigrating(): Promise<void> {
     const { ctx } = this;
     const current = ctx.agent;
-    const next = await this.deps.agents.select({ tenant: this.ref.tenant, callId: this.ref.callId, name: this.routeName, pinned: current.version }, current);
+    // A stand-in (the agent was paused at attach, resumed since): the call's own agent is picked afresh.
+    const standIn = this.standIn;
+    this.standIn = false;
+    const next = await this.deps.agents.select(
+      { tenant: this.ref.tenant, callId: this.ref.callId, name: this.routeName, pinned: standIn ? null : current.version },
+      standIn ? null : current,
+    );
     if (next === current) return;
     ctx.log.info({ from: current.version, to: next.version, agent: next.name }, 'call migrated to a new agent version at a turn boundary');
     this.deps.agents.retain(next);
