@@ -23,7 +23,7 @@ export function agentsPanel({ $, h, text, when, api }) {
     } catch (err) {
       text($('agents-error'), err.message);
     }
-    await load(epoch);
+    await load(epoch, true);
   }
 
   function pauseForm(a) {
@@ -60,7 +60,7 @@ export function agentsPanel({ $, h, text, when, api }) {
       h('td', {}, String(a.live_calls)), h('td', {}, control(a)));
   }
 
-  async function load(e) {
+  async function load(e, force = false) {
     try {
       const r = await api('GET', '/v1/agents');
       if (e !== epoch) return;
@@ -68,7 +68,7 @@ export function agentsPanel({ $, h, text, when, api }) {
       const paused = r.agents.filter((a) => a.paused).length;
       text($('agents-status'), `${r.agents.length} agent${r.agents.length === 1 ? '' : 's'}${paused ? `, ${paused} paused` : ''}.`);
       // A pause form being filled in is not replaced under the user's hands.
-      if ($('agents-body').contains(document.activeElement)) return;
+      if (!force && $('agents-body').contains(document.activeElement)) return;
       $('agents-body').replaceChildren(...r.agents.map(row));
     } catch (err) {
       if (e !== epoch) return;
