@@ -1,6 +1,6 @@
 /**
  * The commands that talk to a running gateway through its HTTP API
- * (`users add|list`, `numbers list`, `agents`, `logs`, `login`; `users token`
+ * (`users add|list`, `numbers list|fallback`, `agents [pause|resume]`, `logs`, `login`; `users token`
  * is the offline exception, cli/users-token.ts), and the API
  * halves of `calls`, `call` and `numbers add`, which otherwise read a stopped
  * gateway's data dir (cli/main.ts decides with `viaApi`).
@@ -169,7 +169,7 @@ export async function dialViaApi(cmd: Command, opts: DialOptions): Promise<void>
 
 // ── API-only commands ────────────────────────────────────────────────────────
 
-/** Adds `users add|list`, `numbers list` (under `numbers`), `agents`, `logs` and `login`. */
+/** Adds `users add|list`, `numbers list|fallback` (under `numbers`), `agents`, `logs` and `login`. */
 export function registerApiCommands(program: Command, numbers: Command): void {
   const users = program.command('users').description('users of your tenant (add and list need a running gateway; token works on a stopped one)');
   users
@@ -213,6 +213,32 @@ export function registerApiCommands(program: Command, numbers: Command): void {
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const rows = await connect('numbers list', flags(cmd)).numbers();
       print(opts.json ? jsonLines(rows) : formatNumbers(rows));
+    });
+
+  numbers
+    .command('fallback')
+    .argument('<number>', 'the routed number, or `default` for the tenant default')
+    .option('--agent <name>', 'calls go to this other agent')
+    .option('--transfer <target>', 'calls are transferred here (SIP URI or E.164)')
+    .option('--message [text]', 'the caller hears this (or the default message), then a hang-up')
+    .description("where calls go while the number's agent is paused (needs a running gateway)")
+    .action(async (number: string, opts: { agent?: string; transfer?: string; message?: string | boolean }, cmd: Command) => {
+      const chosen = [opts.agent, opts.transfer, opts.message].filter((o) => o !== undefined).length;
+      if (chosen !== 1) throw new UsageError('give one of --agent NAME, --transfer TARGET or --message [TEXT]');
+      const client = connect('numbers fallback', flags(cmd));
+      let numberId: string | null = null;
+      if (number !== 'default') {
+        const row = (await client.numbers()).find((n) => n.number === number);
+        if (!row) throw new UsageError(`${number} is not routed (switchboard numbers list)`);
+        numberId = row.id;
+      }
+      const body =
+        opts.agent !== undefined ? { kind: 'agent', target: opts.agent }
+        : opts.transfer !== undefined ? { kind: 'transfer', target: opts.transfer }
+        : { kind: 'message', ...(typeof opts.message === 'string' ? { message: opts.message } : {}) };
+      const r = await client.setFallback(numberId, body);
+      const what = r.kind === 'agent' ? `agent ${r.target}` : r.kind === 'transfer' ? `transfer to ${r.target}` : `message${r.message ? ` "${r.message}"` : ' (the default)'} and hang-up`;
+      print(`${number === 'default' ? 'tenant default' : number}: while its agent is paused, calls get ${what}`);
     });
 
   program

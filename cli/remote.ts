@@ -193,7 +193,7 @@ export class ApiClient {
   ) {}
 
   /** One JSON request; a non-2xx answer throws ApiError, no answer throws UnreachableError. */
-  async request<T>(method: 'GET' | 'POST', path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
@@ -283,6 +283,11 @@ export class ApiClient {
 
   async numbers(): Promise<NumberView[]> {
     return (await this.request<{ numbers: NumberView[] }>('GET', '/v1/numbers')).numbers;
+  }
+
+  /** A paused agent's fallback for the number with id `numberId`, or the tenant's default (null). */
+  setFallback(numberId: string | null, body: { kind: string; target?: string; message?: string }): Promise<{ number_id: string | null; kind: string; target: string | null; message: string | null }> {
+    return this.request('PUT', numberId === null ? '/v1/fallback' : `/v1/numbers/${encodeURIComponent(numberId)}/fallback`, { body });
   }
 
   addNumber(body: { number: string; agent: string; consent_policy?: string; provider?: string }): Promise<CreatedNumber> {

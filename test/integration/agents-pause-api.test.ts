@@ -123,3 +123,19 @@ test('API: fallbacks per number and for the tenant; a target is required where o
     [['+15550128000', 'agent', 'frontdesk', null], [null, 'message', null, 'Closed today.']].sort(),
   );
 });
+
+test('CLI: numbers fallback sets a number\'s fallback and the tenant default; one kind at a time', async () => {
+  const none = await cli(['numbers', 'fallback', '+15550128000']);
+  assert.equal(none.code, 2, none.stderr);
+  const t = await cli(['numbers', 'fallback', '+15550128000', '--transfer', '+15559992222']);
+  assert.equal(t.code, 0, t.stderr);
+  assert.equal(t.stdout.trim(), '+15550128000: while its agent is paused, calls get transfer to +15559992222');
+  const d = await cli(['numbers', 'fallback', 'default', '--message']);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /tenant default: .*message \(the default\) and hang-up/);
+  const unknown = await cli(['numbers', 'fallback', '+15550000001', '--agent', 'x']);
+  assert.equal(unknown.code, 2);
+  const rows = gw.store.read('default').number_fallbacks.find({});
+  assert.deepEqual(rows.find((r) => r.number_id === numberId)?.target, '+15559992222');
+  assert.equal(rows.find((r) => r.number_id === null)?.kind, 'message');
+});
