@@ -24,7 +24,6 @@ import { turnActions, type TurnHost } from './turn-actions.ts';
 import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
-import { DEFAULT_FALLBACK_MESSAGE } from '../schema/agent-pause.ts';
 
 export interface TurnExtra {
   durationMs?: number;
@@ -243,7 +242,7 @@ export class TurnManager {
         ctx.log.warn({ err: (err as Error).message, target: fb.target }, 'pause fallback transfer refused: the caller hears the message');
       }
     }
-    await ctx.playText(fb.kind === 'message' ? fb.message : DEFAULT_FALLBACK_MESSAGE);
+    await ctx.playText(fb.message);
     await this.hangup('agent paused');
   }
 

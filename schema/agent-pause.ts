@@ -77,7 +77,7 @@ export const number_fallback_set = defineReducer(
     kind: z.enum(FALLBACK_KINDS),
     /** The other agent (kind agent) or where to transfer (kind transfer: SIP URI or E.164). */
     target: z.string().min(1).max(512).nullable().default(null),
-    /** What the caller hears before the hang-up (kind message); null: the default message. */
+    /** What the caller hears before the hang-up (kind message; kind transfer on a leg that cannot redirect); null: the default message. */
     message: z.string().min(1).max(1000).nullable().default(null),
   }),
   (ctx, a) => {
@@ -93,7 +93,8 @@ export const number_fallback_set = defineReducer(
   },
 );
 
-export type Fallback = { kind: 'agent'; agent: string } | { kind: 'transfer'; target: string } | { kind: 'message'; message: string };
+/** `transfer` carries the message a leg that cannot redirect speaks instead. */
+export type Fallback = { kind: 'agent'; agent: string } | { kind: 'transfer'; target: string; message: string } | { kind: 'message'; message: string };
 
 interface FallbackView {
   agent_pauses: { find(f: { agent: string }): PauseRow[] };
@@ -115,7 +116,7 @@ export function fallbackFor(
   const row = (call.number_id ? db.number_fallbacks.get(call.number_id) : undefined) ?? db.number_fallbacks.get(`default:${call.tenant}`);
   const message = { kind: 'message', message: row?.message ?? DEFAULT_FALLBACK_MESSAGE } as const;
   if (!row || row.kind === 'message') return message;
-  if (row.kind === 'transfer' && row.target) return { kind: 'transfer', target: row.target };
+  if (row.kind === 'transfer' && row.target) return { kind: 'transfer', target: row.target, message: message.message };
   if (row.kind === 'agent' && row.target && row.target !== call.agent && !openPause(db, row.target)) return { kind: 'agent', agent: row.target };
   return message;
 }

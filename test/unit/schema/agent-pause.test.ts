@@ -92,10 +92,10 @@ test('fallbackFor: the number\'s, else the tenant default, else the default mess
   assert.equal(fb(call(1_500_000)), null, 'live before a keep_live pause: keeps its agent');
   assert.deepEqual(fb(call(2_500_000)), { kind: 'message', message: DEFAULT_FALLBACK_MESSAGE }, 'nothing set: the default message');
   resultOf(await store.submit(number_fallback_set, { number_id: null, kind: 'transfer', target: 'sip:desk@example.com' }, T));
-  assert.deepEqual(fb(call(2_500_000)), { kind: 'transfer', target: 'sip:desk@example.com' }, 'the tenant default');
+  assert.deepEqual(fb(call(2_500_000)), { kind: 'transfer', target: 'sip:desk@example.com', message: DEFAULT_FALLBACK_MESSAGE }, 'the tenant default');
   resultOf(await store.submit(number_fallback_set, { number_id: num, kind: 'agent', target: 'support' }, T));
   assert.deepEqual(fb(call(2_500_000)), { kind: 'agent', agent: 'support' }, 'the number\'s own');
-  assert.deepEqual(fb(call(2_500_000, null)), { kind: 'transfer', target: 'sip:desk@example.com' }, 'a call without a number: the default');
+  assert.deepEqual(fb(call(2_500_000, null)), { kind: 'transfer', target: 'sip:desk@example.com', message: DEFAULT_FALLBACK_MESSAGE }, 'a call without a number: the default');
   resultOf(await store.submit(agent_paused, { agent: 'support' }, T));
   assert.deepEqual(fb(call(2_500_000)), { kind: 'message', message: DEFAULT_FALLBACK_MESSAGE }, 'a paused fallback agent gives way to the message');
   // A pause without keep_live: every call on the agent gets the fallback, live or new.
