@@ -3,7 +3,8 @@
  * a JSON file), per agent name:
  *
  *   { "receptionist": { "file_request": { "url": "https://crm.example/tickets",
- *                                          "headers": { "authorization": "Bearer …" } } } }
+ *                                          "headers": { "authorization": "Bearer …" },
+ *                                          "requires": "approval" } } }
  *
  * A configured tool takes precedence over one of the same name declared in
  * the agent's code, so operators point tools at their systems (and keep
@@ -19,6 +20,8 @@ const Tool = z.strictObject({
   headers: z.record(z.string(), z.string()).optional(),
   timeoutMs: z.number().int().min(100).max(120_000).optional(),
   description: z.string().max(500).optional(),
+  /** What the tool needs before it runs (agents/sdk.ts); default none. */
+  requires: z.enum(['none', 'consent', 'approval']).optional(),
 });
 const ToolsFile = z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'agent name'), z.record(z.string().min(1).max(100), Tool));
 
@@ -40,7 +43,7 @@ export function loadConfigTools(file: string | undefined): ConfigTools {
   const out = new Map<string, Record<string, HttpToolDefinition>>();
   for (const [agent, tools] of Object.entries(parsed.data)) {
     const defs: Record<string, HttpToolDefinition> = {};
-    for (const [name, t] of Object.entries(tools)) defs[name] = { description: t.description, http: { url: t.url, headers: t.headers, timeoutMs: t.timeoutMs } };
+    for (const [name, t] of Object.entries(tools)) defs[name] = { description: t.description, requires: t.requires, http: { url: t.url, headers: t.headers, timeoutMs: t.timeoutMs } };
     out.set(agent, defs);
   }
   return out;

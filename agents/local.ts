@@ -4,7 +4,7 @@
  * (agents/host/).
  */
 import { makeContext, runHook } from './context.ts';
-import type { AgentDefinition, HttpToolDefinition, Hook, Json, ToolContext, ToolDefinition } from './sdk.ts';
+import type { AgentDefinition, HttpToolDefinition, Hook, Json, ToolContext, ToolDefinition, ToolRequirement } from './sdk.ts';
 import { runHttpTool } from './tools.ts';
 import type { Agent, TurnActions, TurnInput, TurnOutcome } from './types.ts';
 
@@ -26,6 +26,11 @@ export class LocalAgent implements Agent {
     const { ctx, state } = makeContext(input, actions, { name: this.name, version: this.version });
     await runHook(this.def, input, ctx);
     return { state: state() };
+  }
+
+  toolRequires(name: string): ToolRequirement {
+    const tool = this.def.tools && Object.hasOwn(this.def.tools, name) ? this.def.tools[name] : undefined;
+    return tool?.requires ?? 'none';
   }
 
   async runTool(name: string, args: Json, ctx: ToolContext): Promise<Json> {

@@ -14,6 +14,19 @@
  * Deployed agents run in a worker thread; everything crossing to the gateway
  * is JSON. Per-call state (`ctx.state`) is saved after each turn and comes
  * back after a restart, a worker crash or a migration to a new version.
+ *
+ * A tool may declare what it needs before it runs (`requires`, default
+ * 'none'); the tenant's policy may tighten it, never loosen it:
+ *
+ *   tools: { refund: { requires: 'approval', run: async (args) => … } }
+ *
+ *   'consent'   runs only when the caller's consent decision is `granted`
+ *   'approval'  (consent too) the turn waits — the caller hears a filler —
+ *               until a user with `tools:approve` approves the pending request
+ *
+ * Otherwise `ctx.tool()` rejects with a `ToolRefusedError` (`isToolRefusal`),
+ * whose `refusal` says why — 'consent' | 'denied' | 'timeout' | 'cancelled' —
+ * so the agent can tell the caller.
  */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -84,14 +97,43 @@ export interface ToolContext {
   readonly requestId: string;
 }
 
+/** What a tool needs before it runs, weakest first. */
+export type ToolRequirement = 'none' | 'consent' | 'approval';
+export const TOOL_REQUIREMENTS: readonly ToolRequirement[] = ['none', 'consent', 'approval'];
+
+/** Why a tool did not run: no granted consent, a person denied it, nobody decided in time, the call ended. */
+export type ToolRefusal = 'consent' | 'denied' | 'timeout' | 'cancelled';
+
+/** `ctx.tool()` rejected because the tool was not authorised; the tool did not run. */
+export class ToolRefusedError extends Error {
+  override readonly name = 'ToolRefusedError';
+  constructor(
+    readonly refusal: ToolRefusal,
+    /** The approver's reason on a denial, else null. */
+    readonly reason: string | null,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** True for a tool refusal, also one that crossed from the gateway into a worker thread. */
+export function isToolRefusal(err: unknown): err is ToolRefusedError {
+  return err instanceof Error && err.name === 'ToolRefusedError' && typeof (err as Partial<ToolRefusedError>).refusal === 'string';
+}
+
 export interface ToolDefinition {
   description?: string;
+  /** Default 'none'. */
+  requires?: ToolRequirement;
   run(args: Json, ctx: ToolContext): Promise<Json> | Json;
 }
 
 /** An HTTP tool (also declarable in config): POSTs the args as JSON with `Idempotency-Key: <requestId>`. */
 export interface HttpToolDefinition {
   description?: string;
+  /** Default 'none'. */
+  requires?: ToolRequirement;
   http: { url: string; headers?: Record<string, string>; timeoutMs?: number };
 }
 
@@ -121,6 +163,8 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
   for (const [name, tool] of Object.entries(def.tools ?? {})) {
     const ok = tool && (typeof (tool as ToolDefinition).run === 'function' || typeof (tool as HttpToolDefinition).http?.url === 'string');
     if (!ok) throw new TypeError(`defineAgent: tool ${name} needs run() or http.url`);
+    const requires = (tool as ToolDefinition).requires;
+    if (requires !== undefined && !TOOL_REQUIREMENTS.includes(requires)) throw new TypeError(`defineAgent: tool ${name} requires must be one of ${TOOL_REQUIREMENTS.join(', ')}`);
   }
   return def;
 }

@@ -5,7 +5,7 @@
  * thread for deployed versions — runs the author's hooks against them.
  * An agent never sees a provider or a socket.
  */
-import type { GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, Utterance } from './sdk.ts';
+import type { GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, Utterance } from './sdk.ts';
 
 export type { GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
 
@@ -48,4 +48,6 @@ export interface Agent {
   runTurn(input: TurnInput, actions: TurnActions): Promise<TurnOutcome>;
   /** Executes one tool (called by the bridge when the store has no result for its request id yet). */
   runTool(name: string, args: Json, ctx: ToolContext): Promise<Json>;
+  /** What the agent's tool declares it needs (absent, or a tool it lacks: 'none'). */
+  toolRequires?(name: string): ToolRequirement;
 }

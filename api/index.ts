@@ -16,6 +16,7 @@ import { mountCallRoutes } from './routes/calls.ts';
 import { mountClusterRoutes } from './routes/cluster.ts';
 import { mountContentRoutes } from './routes/content.ts';
 import { mountDialRoutes } from './routes/dial.ts';
+import { mountToolApprovalRoutes } from './routes/tool-approvals.ts';
 import type { HttpServer } from '../http/server.ts';
 
 export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void> {
@@ -29,6 +30,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountContentRoutes(api, ctx);
     mountAgentRoutes(api, ctx);
     mountAgentPauseRoutes(api, ctx);
+    mountToolApprovalRoutes(api, ctx);
   });
   mountConsole(http.app);
   await mountPhone(http.app, ctx.cacheDir ? path.join(ctx.cacheDir, 'phone') : undefined);

@@ -24,9 +24,17 @@
  * and a recording's blob uri is never sent.
  *
  *   client → {type:'auth', token} (first, when the upgrade had no credentials)
- *          | {type:'subscribe', id, table, filter?} | {type:'unsubscribe', id} | {type:'ping'}
+ *          | {type:'subscribe', id, table, filter?, since?} | {type:'unsubscribe', id} | {type:'ping'}
  *   server → {type:'authenticated'} | {type:'snapshot', id, seq, rows} then {type:'delta', id, seq, op, old, new}
  *          | {type:'unsubscribed', id} | {type:'pong'} | {type:'error', id?, code, message}
+ *
+ * Resuming: `since` is a seq the client saw (a snapshot's, a delta's or a `resumed`'s — each says the seq it is
+ * current to). The gateway sends the deltas committed after it that match the filter, in order, then
+ * `{type:'resumed', id, seq, since, deltas}` (seq: the head they bring the client to), then live deltas; or, when its
+ * change journal no longer covers `since` (store/changes.ts) or it holds more changes than a snapshot costs, a fresh
+ * `{type:'snapshot', …, resumed: false, reason: 'too_old' | 'too_many_changes'}`. A `since` that is not a
+ * non-negative integer, or beyond this node's head, is answered `{type:'error', id, code:'invalid_since'}` and the
+ * socket goes on serving. The tenant filter applies to the replayed deltas exactly as to live ones.
  *
  * Revoking the session's token closes the socket (4401). A client that does
  * not read is dropped (1013) once 8 MiB are queued for it. A token that does
@@ -46,7 +54,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { can, type Permission, type SwitchboardTables } from '../schema/index.ts';
 import type { Row } from '../store/accessor.ts';
-import type { Filter } from '../store/index.ts';
+import type { Delta, Filter, Snapshot } from '../store/index.ts';
 import { presentedToken, resolveToken, SESSION_COOKIE, type Principal } from './auth/principal.ts';
 import type { ApiContext } from './context.ts';
 import { isSameOrigin } from './request-guard.ts';
@@ -67,6 +75,8 @@ export const SUBSCRIBABLE: Readonly<Record<string, Permission>> = {
   agent_actions: 'content:read',
   agent_state: 'content:read',
   access_log: 'access_log:read',
+  tool_approvals: 'tools:approve',
+  tool_policies: 'tools:policy',
 };
 
 const FilterValue = z.union([z.string().max(500), z.number(), z.boolean(), z.null()]);
@@ -76,6 +86,8 @@ const ClientMessage = z.discriminatedUnion('type', [
     id: z.string().min(1).max(100),
     table: z.string().min(1).max(64),
     filter: z.record(z.string().max(64), z.union([FilterValue, z.array(FilterValue).max(100)])).default({}),
+    /** Checked after parsing (sinceError), so a bad one is answered with the subscription's id. */
+    since: z.unknown().optional(),
   }),
   z.object({ type: z.literal('unsubscribe'), id: z.string().min(1).max(100) }),
   z.object({ type: z.literal('ping') }),
@@ -91,6 +103,15 @@ interface Access {
 }
 
 const MAX_SUBSCRIPTIONS = 100;
+
+/** Why a `since` cannot be resumed from, or null when it is a seq (whether this node has reached it is checked later). */
+function sinceError(since: unknown): string | null {
+  if (since === undefined) return null;
+  if (typeof since !== 'number' || !Number.isSafeInteger(since) || since < 0) {
+    return `since must be a seq this socket delivered (a non-negative integer), got ${JSON.stringify(since) ?? String(since)}`;
+  }
+  return null;
+}
 const MAX_BUFFERED = 8 * 1024 * 1024;
 
 function scrub(table: string, row: Row | null): Row | null {
@@ -279,14 +300,28 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       if (subs.has(msg.id)) return send({ type: 'error', id: msg.id, code: 'duplicate_id', message: `subscription ${msg.id} exists` });
       if (subs.size >= MAX_SUBSCRIPTIONS) return send({ type: 'error', id: msg.id, code: 'too_many', message: `at most ${MAX_SUBSCRIPTIONS} subscriptions per socket` });
       if ('tenant' in msg.filter) return send({ type: 'error', id: msg.id, code: 'invalid_filter', message: 'the tenant comes from your session' });
+      const badSince = sinceError(msg.since);
+      if (badSince) return send({ type: 'error', id: msg.id, code: 'invalid_since', message: badSince });
+      const since = msg.since as number | undefined;
       const start = (): void => {
         if (closed || subs.has(msg.id)) return;
         try {
-          const { snapshot, unsubscribe } = ctx.store.subscribe(msg.table as keyof SwitchboardTables & string, scoped.filter, access.tenant, (d) => {
-            send({ type: 'delta', id: msg.id, seq: d.seq, op: d.op, old: scrub(msg.table, d.old), new: scrub(msg.table, d.new) });
-          });
-          subs.set(msg.id, unsubscribe);
-          send({ type: 'snapshot', id: msg.id, seq: snapshot.seq, rows: snapshot.rows.map((r) => scrub(msg.table, r)) });
+          const table = msg.table as keyof SwitchboardTables & string;
+          const delta = (d: Delta): void => send({ type: 'delta', id: msg.id, seq: d.seq, op: d.op, old: scrub(msg.table, d.old), new: scrub(msg.table, d.new) });
+          const snapshot = (s: Snapshot, extra: object): void => send({ type: 'snapshot', id: msg.id, seq: s.seq, rows: s.rows.map((r) => scrub(msg.table, r)), ...extra });
+          if (since === undefined) {
+            const sub = ctx.store.subscribe(table, scoped.filter, access.tenant, delta);
+            subs.set(msg.id, sub.unsubscribe);
+            return snapshot(sub.snapshot, {});
+          }
+          const r = ctx.store.resume(table, scoped.filter, access.tenant, delta, since);
+          if (r.kind === 'beyond_head') {
+            return send({ type: 'error', id: msg.id, code: 'invalid_since', message: `since ${since} is beyond this node's head (${r.head}): subscribe without since for a snapshot` });
+          }
+          subs.set(msg.id, r.unsubscribe);
+          if (r.kind === 'snapshot') return snapshot(r.snapshot, { resumed: false, reason: r.reason });
+          for (const d of r.deltas) delta(d);
+          send({ type: 'resumed', id: msg.id, seq: r.seq, since, deltas: r.deltas.length });
         } catch (err) {
           send({ type: 'error', id: msg.id, code: 'invalid_filter', message: (err as Error).message });
         }

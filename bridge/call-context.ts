@@ -10,6 +10,7 @@
  * manager at a turn boundary), and the lifecycle flags (`markClosed` / `markEnded` by the coordinator,
  * `markTransferring` by the turn manager). A manager keeps the rest of its state to itself.
  */
+import type { ToolApprovalSettings } from './tool-gate.ts';
 import type { Logger } from 'pino';
 import type { HttpToolDefinition } from '../agents/sdk.ts';
 import type { Agent } from '../agents/types.ts';
@@ -37,6 +38,8 @@ export interface SessionDeps {
   logger: Logger;
   /** HTTP tools from the gateway's configuration, per agent name. */
   configTools?: ReadonlyMap<string, Readonly<Record<string, HttpToolDefinition>>>;
+  /** Approval tools: how long a request waits for a decision, and what the caller hears meanwhile (bridge/tool-gate.ts). */
+  toolApproval?: ToolApprovalSettings;
   /** Caller silence after the agent's turn that fires the agent's `onSilence` (default 8000 ms). */
   silenceMs?: number;
   /** Spoken consent and caller transcripts; null = DTMF-only consent, no caller transcript. */

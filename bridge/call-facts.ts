@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
+import { cancelPendingApprovals } from './tool-gate.ts';
 import { call_answered, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
 
 export interface CallRef {
@@ -42,10 +43,12 @@ function result<R>(outcome: Outcome): FactResult<R> {
 
 /**
  * The one writer of `call_ended`. Idempotent by `src.id`; `call_already_ended` is success (the call is over
- * either way); any other refusal is logged. Resolves true when the call is ended now.
+ * either way); any other refusal is logged. Resolves true when the call is ended now. Tool approvals still pending
+ * for the call are cancelled (bridge/tool-gate.ts).
  */
 export async function endCall(store: Store<SwitchboardTables>, log: Logger, ref: CallRef, reason: string, src: FactSource): Promise<boolean> {
   const r = await store.submit(call_ended, { call_id: ref.callId, reason }, who(ref, src));
+  if (r.outcome.ok) await cancelPendingApprovals(store, log, ref.tenant, ref.callId).catch((err: unknown) => log.warn({ err }, 'pending tool approvals not cancelled'));
   if (r.outcome.ok || r.outcome.error.code === 'call_already_ended') return true;
   log.warn({ call: ref.callId, outcome: r.outcome }, 'call_ended refused');
   return false;

@@ -6,7 +6,8 @@
  * stored result (request id from call, turn, tool and args).
  *
  *   say/play   row 'say' ─► TTS/WAV ─► pipeline.play ─► completed {heard_ms…}
- *   tool       row 'tool' ─► stored? return it : agent.runTool ─► completed
+ *   tool       row 'tool' ─► stored? return it : the tool gate (consent, approval: tool-gate.ts) ─► agent.runTool
+ *              ─► completed (a refusal: failed {refused}, and a ToolRefusedError to the agent)
  *   note       row 'note', completed at once
  *   hangup     row 'hangup' ─► call_ended
  *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
@@ -15,7 +16,8 @@
  */
 import type { Logger } from 'pino';
 import { runHttpTool, toolRequestId } from '../agents/tools.ts';
-import type { HttpToolDefinition } from '../agents/sdk.ts';
+import { isToolRefusal, ToolRefusedError, type HttpToolDefinition, type ToolRefusal } from '../agents/sdk.ts';
+import { authorizeTool, DEFAULT_TOOL_APPROVAL, type ToolApprovalSettings, type ToolGateHost } from './tool-gate.ts';
 import type { Agent, GatherOptions, GatherResult, Json, SayResult, TurnActions } from '../agents/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
@@ -39,6 +41,17 @@ export interface TurnHost {
   gather(opts: GatherOptions): Promise<GatherResult>;
   /** HTTP tools declared in the gateway's configuration for this agent (they take precedence). */
   configTools?: Readonly<Record<string, HttpToolDefinition>>;
+  /** Approval tools' timeout and filler (default DEFAULT_TOOL_APPROVAL). */
+  toolApproval?: ToolApprovalSettings;
+  /** Aborted when the call's media closes (a pending approval is cancelled). */
+  closed?: AbortSignal;
+}
+
+/** A tool call retried after it failed: a refusal stays a refusal the agent can speak about. */
+function earlierFailure(name: string, result: Json): Error {
+  const r = (result ?? {}) as { error?: string; refused?: ToolRefusal; reason?: string | null };
+  if (r.refused) return new ToolRefusedError(r.refused, r.reason ?? null, r.error ?? `tool ${name} was refused`);
+  return new ActionError(`tool ${name} failed: ${JSON.stringify(result)}`);
 }
 
 type Row = { action_id: string; status: string; result: Json; existing?: boolean };
@@ -80,6 +93,16 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     await complete(row.action_id, true, { duration_ms: result.durationMs, heard_ms: result.heardMs, interrupted: result.interrupted });
     if (text !== null && result.heardMs > 0) host.agentTranscript(startMs, result.heardMs, text);
     return result;
+  };
+
+  const gateHost: ToolGateHost = {
+    store: host.store,
+    callId: host.callId,
+    log: host.log,
+    who: () => host.who(),
+    approval: host.toolApproval ?? DEFAULT_TOOL_APPROVAL,
+    closed: host.closed,
+    filler: (text) => void speak(nextId('approval-filler'), { text }, () => host.synthesize(text), text).catch((err: unknown) => host.log.warn({ err }, 'filler not played')),
   };
 
   return {
@@ -130,16 +153,20 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       const requestId = toolRequestId(host.callId, turn, name, args);
       const row = await request('tool', requestId, { name, args });
       if (row.existing && row.status === 'succeeded') return row.result;
-      if (row.existing && row.status === 'failed') throw new ActionError(`tool ${name} failed: ${JSON.stringify(row.result)}`);
-      // New, or requested but cut off by a crash: run it (an HTTP tool passes the request id as Idempotency-Key).
+      if (row.existing && row.status === 'failed') throw earlierFailure(name, row.result);
+      // New, or requested but cut off by a crash: authorise it (tool-gate.ts), then run it (an HTTP tool passes the
+      // request id as Idempotency-Key).
+      const tools = host.configTools;
+      const configured = tools && Object.hasOwn(tools, name) ? tools[name] : undefined; // own keys only: `constructor` is no tool
+      const declared = configured ? (configured.requires ?? 'none') : (agent.toolRequires?.(name) ?? 'none');
       let value: Json;
       try {
-        const tools = host.configTools;
-        const configured = tools && Object.hasOwn(tools, name) ? tools[name] : undefined; // own keys only: `constructor` is no tool
+        await authorizeTool(gateHost, { agent: agent.name, name, args, requestId, declared });
         const toolCtx = { callId: host.callId, turn, requestId };
         value = configured ? await runHttpTool(configured, args, toolCtx) : await agent.runTool(name, args, toolCtx);
       } catch (err) {
-        await complete(row.action_id, false, { error: (err as Error).message ?? String(err) });
+        const error = (err as Error).message ?? String(err);
+        await complete(row.action_id, false, isToolRefusal(err) ? { error, refused: err.refusal, reason: err.reason } : { error });
         throw err;
       }
       await complete(row.action_id, true, value ?? null);

@@ -12,8 +12,10 @@
  * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
  * boundary the call moves to a version deployed with `migrate`. While its agent is paused (bridge/fallback.ts) the
- * call gets the fallback at its next turn boundary instead of a turn. Owns: the turn number, the agent's state,
- * whether turns are open, the pending utterance, the silence clock, the gatherer and the agent name it routes by.
+ * call gets the fallback at its next turn boundary instead of a turn. A tool that needs approval holds its turn
+ * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. Owns: the turn number, the agent's
+ * state, whether turns are open, the pending utterance, the silence clock, the gatherer and the agent name it
+ * routes by.
  */
 import type { GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
 import { SessionError, type CallContext } from './call-context.ts';
@@ -43,6 +45,8 @@ export class TurnManager {
   private routeName: string | null;
   /** The call started on a stand-in while its agent was paused (its fallback waits for the consent phase). */
   private standIn = false;
+  /** Aborted when the media closes: a tool waiting for approval is cancelled. */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly ctx: CallContext,
@@ -154,6 +158,7 @@ export class TurnManager {
 
   /** The media is gone: a waiting gather times out, the silence clock stops, the agent version is released. */
   close(): void {
+    this.closing.abort();
     this.gatherer.close();
     this.silence.clear();
     this.deps.agents.release(this.ctx.agent);
@@ -265,6 +270,8 @@ export class TurnManager {
       hangup: (reason) => this.hangup(reason),
       transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
+      toolApproval: this.deps.toolApproval,
+      closed: this.closing.signal,
       gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
     };
   }

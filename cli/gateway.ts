@@ -196,6 +196,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger,
     agents,
     silenceMs: config.agents.silenceMs,
+    toolApproval: config.agents.toolApproval,
     configTools,
   });
   let onLevelAbove: (line: string) => void = () => undefined;

@@ -9,7 +9,8 @@
  * `numbers connect` points a provider at the gateway (cli/numbers-connect.ts);
  * `config` prints the effective configuration, secrets masked (cli/config/show.ts);
  * `cluster up` runs a local cluster: NATS, nodes, HAProxy, Kamailio (cli/cluster/);
- * `drain` asks a running node to drain (cli/drain-command.ts).
+ * `drain` asks a running node to drain (cli/drain-command.ts); `verify` prints
+ * a cluster node's attestations by the other nodes (cli/verify-output.ts).
  *
  * Signals to `start`: SIGTERM drains the node (bridge/drain.ts: new calls
  * refused busy, live calls go on until they end or SWITCHBOARD_DRAIN_TIMEOUT_MS,
@@ -29,6 +30,7 @@ import { registerClusterCommand } from './cluster/command.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
 import { registerDrainCommand } from './drain-command.ts';
 import { openOffline } from './offline.ts';
+import { attestationLines } from './verify-output.ts';
 import { ApiError, UnreachableError, UsageError } from './remote.ts';
 import { number_added } from '../schema/reducers.ts';
 
@@ -111,7 +113,7 @@ program
 
 program
   .command('verify')
-  .description('check the hash chain, applied_seq and checkpoint signatures; exit 1 naming the first bad seq')
+  .description('check the hash chain, applied_seq, checkpoint signatures and (cluster mode) the other nodes\' attestations; exit 1 naming the first bad seq')
   .option('--data-dir <dir>', 'data directory (default SWITCHBOARD_DATA_DIR or ./data)')
   .option('--json', 'print the report as JSON')
   .action((opts: { dataDir?: string; json?: boolean }) => {
@@ -121,6 +123,7 @@ program
       if (opts.json) console.log(JSON.stringify(r, null, 2));
       else {
         console.log(`events: ${r.events}  head: ${r.headSeq} ${r.headHash}  checkpoints: ${r.checkpoints}`);
+        for (const line of attestationLines(r.attestations)) console.log(line);
         if (r.ok) console.log('verify: OK — chain intact, checkpoints signed and matching');
         else {
           console.log(`verify: FAILED — first bad seq: ${r.firstBadSeq}`);

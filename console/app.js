@@ -4,8 +4,10 @@
 // A call has its own address, `/console#/calls/ID` (the softphone links to it):
 // opening it signs in first if needed, then asks the purpose, then shows the call.
 // The calls list names each call's owning node; the nodes panel (nodes.js) shows the cluster's nodes to admins;
-// the agents panel (agents.js) shows which agents are paused, with pause / resume for those who deploy.
+// the agents panel (agents.js) shows which agents are paused, with pause / resume for those who deploy;
+// the approvals panel (approvals.js) lists tool calls waiting for a decision to users with `tools:approve`.
 'use strict';
+import { approvalsPanel } from './approvals.js';
 import { nodesPanel } from './nodes.js';
 import { agentsPanel } from './agents.js';
 
@@ -13,7 +15,7 @@ import { agentsPanel } from './agents.js';
 const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
 const PERMS = {
   admin: null, // everything
-  compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify'],
+  compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify', 'tools:approve', 'tools:policy'],
   auditor: [...COMMON, 'content:read', 'evidence:export', 'access_log:read', 'audit:verify'],
   developer: ['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'calls:originate', 'agents:read', 'agents:deploy', 'subscribe'],
 };
@@ -21,7 +23,7 @@ const ACTIVE = ['ringing', 'answered', 'consenting', 'active', 'held', 'transfer
 const PURPOSE_KEY = 'switchboard.console.purpose';
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, cursor: null, query: '', users: new Map(), live: new Map(), ws: null, wsRetry: 0, wsTimer: 0, openId: null, epoch: 0 };
+const state = { me: null, cursor: null, query: '', users: new Map(), live: new Map(), liveSeq: null, ws: null, wsRetry: 0, wsTimer: 0, openId: null, epoch: 0 };
 
 const can = (perm) => !!state.me && (PERMS[state.me.role] === null || (PERMS[state.me.role] ?? []).includes(perm));
 
@@ -64,6 +66,8 @@ async function api(method, path, { body, headers = {}, signIn = false } = {}) {
 const nodes = nodesPanel({ $, h, text, when, api });
 // ── agents, paused or not, with pause / resume for those who deploy (agents.js) ──
 const agents = agentsPanel({ $, h, text, when, api });
+// ── tool calls waiting for approval (tools:approve; approvals.js) ───────────
+const approvals = approvalsPanel({ $, h, text, when, json, api });
 
 // ── purpose (asked once per tab, before the first content access) ───────────
 const purpose = () => sessionStorage.getItem(PURPOSE_KEY);
@@ -108,6 +112,7 @@ async function signedIn(me) {
   connectLive();
   if (can('tenants:manage')) nodes.start(); else nodes.stop();
   if (can('agents:read')) agents.start(can('agents:deploy')); else agents.stop();
+  if (can('tools:approve') && can('subscribe')) approvals.start(); else approvals.stop();
   if (can('users:read')) api('GET', '/v1/users').then((r) => { for (const u of r.users) state.users.set(u.id, u.email); }).catch(() => {});
   await loadCalls(true);
   $('calls-h').focus();
@@ -115,12 +120,13 @@ async function signedIn(me) {
 }
 
 function signedOut(message) {
-  state.me = null; state.epoch++; state.users.clear(); state.live.clear();
+  state.me = null; state.epoch++; state.users.clear(); state.live.clear(); state.liveSeq = null;
   clearTimeout(state.wsTimer);
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, 'signed out'); }
   sessionStorage.removeItem(PURPOSE_KEY);
   nodes.stop();
   agents.stop();
+  approvals.stop();
   $('calls-body').replaceChildren(); $('detail-body').replaceChildren(); $('access-body').replaceChildren();
   $('signin-password').value = ''; $('signin-token').value = '';
   showSignIn(message);
@@ -177,14 +183,20 @@ function connectLive() {
   if (!can('subscribe') || state.ws) return;
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}/v1/subscribe`);
   state.ws = ws;
-  ws.onopen = () => { state.wsRetry = 0; ws.send(JSON.stringify({ type: 'subscribe', id: 'live-calls', table: 'calls', filter: { state: ACTIVE } })); };
+  // Reconnecting, it resumes from the last seq it saw and keeps its rows (no flicker); the gateway answers with
+  // the deltas it missed, or a fresh snapshot when it cannot (resumed: false), or invalid_since (another node not
+  // there yet, a new data dir): then it subscribes afresh.
+  const subscribe = (since) => ws.send(JSON.stringify({ type: 'subscribe', id: 'live-calls', table: 'calls', filter: { state: ACTIVE }, ...(since === null ? {} : { since }) }));
+  ws.onopen = () => { state.wsRetry = 0; subscribe(state.liveSeq); };
   ws.onmessage = (ev) => {
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     if (msg.type === 'snapshot') { state.live.clear(); for (const r of msg.rows) state.live.set(r.id, r); }
     else if (msg.type === 'delta') { if (msg.old) state.live.delete(msg.old.id); if (msg.new) state.live.set(msg.new.id, msg.new); }
+    else if (msg.type === 'error' && msg.code === 'invalid_since') { state.liveSeq = null; return subscribe(null); }
     else if (msg.type === 'error') { text($('live'), `Live: ${msg.message}`); return; }
-    else return;
+    else if (msg.type !== 'resumed') return;
+    state.liveSeq = msg.seq;
     renderLive();
   };
   ws.onclose = (ev) => {

@@ -15,7 +15,8 @@
  * says the call is over; the agent carries on. The same token opens
  * `WS /v1/subscribe` to read this call's row, consent and transcript: `info`
  * events carry the consent (outcome and mode) and, once the call is over, the
- * end reason the gateway recorded (`info.end_reason`).
+ * end reason the gateway recorded (`info.end_reason`). When that socket reopens, each subscription resumes
+ * from the last seq it saw (`since`): the deltas it missed, not a new snapshot.
  */
 
 export type CallState = 'connecting' | 'connected' | 'reconnecting' | 'ended';
@@ -73,6 +74,8 @@ export class SwitchboardCall extends EventTarget {
   private channel: RTCDataChannel | null = null;
   private sender: RTCRtpSender | null = null;
   private ws: WebSocket | null = null;
+  /** The seq each subscription is current to (its last snapshot, delta or `resumed`): where it resumes from. */
+  private readonly seen: Record<string, number> = {};
   private muted = false;
   private reconnecting = false;
   private readonly base: string;
@@ -267,11 +270,24 @@ export class SwitchboardCall extends EventTarget {
     const ws = new WebSocket(`${this.base.replace(/^http/, 'ws')}/v1/subscribe`);
     this.ws = ws;
     const token = this.token;
+    const subscribe = (id: string, since: number | undefined): void => {
+      ws.send(JSON.stringify({ type: 'subscribe', id, table: SUBSCRIPTIONS[id], ...(since === undefined ? {} : { since }) }));
+    };
     ws.onopen = () => {
       ws.send(JSON.stringify({ type: 'auth', token }));
-      for (const [id, table] of [['call', 'calls'], ['consent', 'consents'], ['transcript', 'transcript_segments']] as const) ws.send(JSON.stringify({ type: 'subscribe', id, table }));
+      // Reopened (a gateway restart, a network change): each resumes from the last seq it saw, keeping what it shows.
+      for (const id of Object.keys(SUBSCRIPTIONS)) subscribe(id, this.seen[id]);
     };
-    ws.onmessage = (e) => this.onSubscription(JSON.parse(String(e.data)) as SubMessage);
+    ws.onmessage = (e) => {
+      const msg = JSON.parse(String(e.data)) as SubMessage;
+      if (msg.id && typeof msg.seq === 'number') this.seen[msg.id] = msg.seq;
+      // A seq that node has not reached (another cluster node catching up): subscribe afresh.
+      if (msg.type === 'error' && msg.code === 'invalid_since' && msg.id && msg.id in SUBSCRIPTIONS) {
+        delete this.seen[msg.id];
+        return subscribe(msg.id, undefined);
+      }
+      this.onSubscription(msg);
+    };
     ws.onclose = () => {
       if (this.ws === ws && this.state !== 'ended') setTimeout(() => this.openTranscript(), 1500);
     };
@@ -300,9 +316,14 @@ export class SwitchboardCall extends EventTarget {
   }
 }
 
+/** What the SDK subscribes to (by subscription id); each a scoped grant's table, filtered to this call by the gateway. */
+const SUBSCRIPTIONS: Record<string, string> = { call: 'calls', consent: 'consents', transcript: 'transcript_segments' };
+
 interface SubMessage {
   type: string;
   id?: string;
+  seq?: number;
+  code?: string;
   rows?: Array<Record<string, unknown>>;
   new?: Record<string, unknown> | null;
 }

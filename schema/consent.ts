@@ -140,7 +140,7 @@ export const consent_withdrawn = defineReducer(
   },
 );
 
-export type ConsentPurpose = 'recording' | 'transcript' | 'agent';
+export type ConsentPurpose = 'recording' | 'transcript' | 'agent' | 'tool';
 
 /**
  * The enforcement point. Recording and transcripts need a `granted` decision;

@@ -30,6 +30,10 @@ export const PERMISSIONS = [
   'audit:verify',
   'agents:read',
   'agents:deploy',
+  /** See pending tool approvals (tool, arguments, call) and approve or deny them. */
+  'tools:approve',
+  /** Tighten a tool's requirement (consent, approval) for the tenant. */
+  'tools:policy',
   'subscribe',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
@@ -40,7 +44,7 @@ export const MATRIX: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   admin: new Set(ALL),
   compliance: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'policies:write', 'calls:read', 'content:read', 'evidence:export',
-    'holds:write', 'access_log:read', 'audit:verify', 'agents:read', 'subscribe',
+    'holds:write', 'access_log:read', 'audit:verify', 'agents:read', 'tools:approve', 'tools:policy', 'subscribe',
   ]),
   auditor: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'calls:read', 'content:read', 'evidence:export', 'access_log:read',

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
+import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -434,5 +435,7 @@ export const tables = {
   log_levels,
   agent_pauses,
   number_fallbacks,
+  tool_policies,
+  tool_approvals,
 };
 export type SwitchboardTables = typeof tables;

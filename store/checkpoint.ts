@@ -4,6 +4,8 @@
  * or T ms the node signs `canonicalJson({node, seq, hash})` of its log head;
  * `verify` checks those signatures against the node's public key, so rewriting
  * the log and recomputing the chain is caught unless the key was stolen too.
+ * `_nodes` holds this node's key and, in cluster mode, the keys pinned by the
+ * other nodes' attestations of their checkpoints (store/attestations.ts).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -102,8 +104,12 @@ export class CheckpointTable {
     if (!existing) this.db.prepare('INSERT INTO _nodes (node, public_key) VALUES (?, ?)').run(key.node, key.publicKeyPem);
   }
 
+  /** Called after each checkpoint written (inside the batch's transaction: look at the table after it, not in it). */
+  onWrite: (() => void) | null = null;
+
   write(cp: Checkpoint): void {
     this.insert.run(cp.seq, cp.node, cp.hash, cp.signature, cp.signedAt);
+    this.onWrite?.();
   }
 
   lastSeq(node: string): number {

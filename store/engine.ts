@@ -5,7 +5,9 @@
  * seq and chained hash, `applied_seq` advanced. Submitters' promises settle only after COMMIT returns,
  * i.e. once the batch is durable under the configured synchronous mode.
  *
- *   submit ─► queue ─► [BEGIN · (reducer · event)* · applied_seq · COMMIT] ─► resolve ─► deltas
+ *   submit ─► queue ─► [BEGIN · (reducer · event)* · changes · applied_seq · COMMIT] ─► resolve ─► deltas
+ *
+ * (`changes`: the batch's row changes, journalled for resuming subscriptions — store/changes.ts.)
  *
  * Each event's hash chains it to the one before:
  *   hash = sha256(prevHash ‖ sha256(canonicalJson({ command, outcome })))   (both digests hex; log.ts chainHash)
@@ -96,6 +98,8 @@ interface Pending {
 export interface EngineHooks {
   /** Called inside the batch transaction after its last event, e.g. to write a checkpoint. */
   beforeCommit?: (lastSeq: number, lastHash: string) => void;
+  /** Called inside the batch transaction with its row changes (the change journal, store/changes.ts). */
+  journal?: (commands: CommittedBatch['commands'], lastSeq: number) => void;
   /** Called once the batch is durable, before submitters are resolved. Must not throw. */
   afterCommit?: (batch: CommittedBatch) => void;
   /** fsync off the event loop (wal-sync.ts): batches settle once it returns. Absent: COMMIT itself was durable. */
@@ -426,6 +430,7 @@ export class ApplyEngine implements LogBackend {
     }
     if (seq !== this.seq) {
       this.setApplied.run(String(seq));
+      this.hooks.journal?.(committed.commands, seq);
       this.hooks.beforeCommit?.(seq, hash);
     }
     if (position !== this.position) {

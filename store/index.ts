@@ -10,6 +10,8 @@ export type { ClusterOptions } from './jetstream-log.ts';
 export type { LogBackend } from './log-backend.ts';
 export type { Outcome, LogEvent, Command } from './log.ts';
 export type { Delta, Filter, Snapshot } from './subscriptions.ts';
+export type { Resumed } from './resume.ts';
+export type { ResumeRefusal } from './changes.ts';
 export type { VerifyReport } from './verify.ts';
 export type { ReplayReport } from './replay.ts';
 export { canonicalJson, type Json } from './canonical.ts';

@@ -220,6 +220,9 @@ export class JetStreamLog implements LogBackend {
     return this.consumer.position;
   }
 
+  /** What else runs on this connection and stops with it (store/open-cluster.ts: the attestations). */
+  readonly companions: Array<{ stop(): void }> = [];
+
   /** Publishes a snapshot (set by store/open-cluster.ts); run every `snapshotEvery` applied messages. */
   snapshotter: (() => Promise<unknown>) | null = null;
   private snapshotAt = 0;
@@ -278,6 +281,7 @@ export class JetStreamLog implements LogBackend {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    for (const c of this.companions) c.stop();
     this.publisher.close();
     this.health.stop();
     const stopped = this.consumer.stop();

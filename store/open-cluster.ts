@@ -10,15 +10,20 @@
  *
  * A bad or unreachable NATS is a StoreError naming the variable the servers came from; the store opened for it is
  * closed again. A cluster node's data dir opened without the cluster takes no writes (`clusterCopyError`).
+ * Each node publishes the checkpoints it signs to `<stream>_ATTESTATIONS` and stores every node's
+ * (store/jetstream-attestations.ts), so `verify` on any node checks the others' signatures of its chain.
  * Snapshots are published on demand (`publishSnapshot`) and every `cluster.snapshotEvery` applied messages.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
+import type { AttestationTable } from './attestations.ts';
+import type { CheckpointTable, NodeKey } from './checkpoint.ts';
 import type { ApplyEngine, StoreFault } from './engine.ts';
 import { StoreError } from './errors.ts';
 import type { EventLog } from './log.ts';
 import { DEFAULT_STREAM, JetStreamLog, type ClusterOptions } from './jetstream-log.ts';
+import { AttestationSync } from './jetstream-attestations.ts';
 import { fetchSnapshot, latestManifest, publishSnapshot, type PublishedManifest } from './jetstream-snapshots.ts';
 import { connectNats } from './nats-connect.ts';
 import type { Tables } from './reducer.ts';
@@ -34,6 +39,10 @@ export interface ClusterPlug {
   onLogHealth: (fault: StoreFault | null) => void;
   attach(cluster: JetStreamLog): void;
   cluster(): JetStreamLog | null;
+  /** This node's checkpoints and key, and the attestations it receives (store/jetstream-attestations.ts). */
+  checkpoints: CheckpointTable;
+  attestations: AttestationTable;
+  key: NodeKey;
   /** Copies the database into `file` (store/snapshot.ts takeSnapshot). */
   snapshot(file: string): SnapshotManifest;
 }
@@ -46,6 +55,10 @@ export async function openCluster<T extends Tables>(opts: StoreOptions<T> & { cl
     const log = await JetStreamLog.open(plug.engine, plug.log, opts.cluster, plug.onError, plug.onLogHealth);
     plug.attach(log);
     log.snapshotter = () => publishSnapshotOf(store);
+    const { nc, stream, replicas } = log.connection;
+    const attestations = new AttestationSync({ nc, logStream: stream, replicas, key: plug.key, checkpoints: plug.checkpoints, table: plug.attestations, onError: plug.onError });
+    log.companions.push(attestations);
+    attestations.start();
     store.restoredFrom = restored;
     return store;
   } catch (err) {

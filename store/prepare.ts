@@ -1,12 +1,13 @@
 /**
- * What opening a data dir's database checks and creates before the store runs on it: the log and checkpoint
- * tables, the schema version (a database of another version is refused: tables are a view of the log, so an older
- * database is upgraded by replaying its log under the new reducers into a new data dir, never edited in place),
- * the node name recorded at first open, the schema's tables, and the log head agreeing with `applied_seq`.
+ * What opening a data dir's database checks and creates before the store runs on it: the log, checkpoint and
+ * attestation tables, the schema version (a database of another version is refused: tables are a view of the log,
+ * so an older database is upgraded by replaying its log under the new reducers into a new data dir, never edited in
+ * place), the node name recorded at first open, the schema's tables, and the log head agreeing with `applied_seq`.
  */
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { TableStatements } from './accessor.ts';
+import { ATTESTATION_DDL } from './attestations.ts';
 import { CHECKPOINT_DDL } from './checkpoint.ts';
 import { POSITION_KEY } from './engine.ts';
 import { StoreError } from './errors.ts';
@@ -28,7 +29,7 @@ function metaReader(db: Database.Database): (key: string) => string | undefined 
 
 /** Creates what is missing and refuses a database this build cannot run on. `node` overrides the recorded name. */
 export function prepareDatabase(db: Database.Database, schema: SchemaDef, node: string | undefined): Omit<Prepared, 'position'> {
-  for (const sql of [...LOG_DDL, ...CHECKPOINT_DDL]) db.exec(sql);
+  for (const sql of [...LOG_DDL, ...CHECKPOINT_DDL, ...ATTESTATION_DDL]) db.exec(sql);
   const meta = metaReader(db);
   const setMeta = db.prepare('INSERT INTO _meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value');
   const storedVersion = meta('schema_version');

@@ -8,6 +8,8 @@
  *   restore: sha256 of the file = the manifest's · the hash chain recomputed over every event of the copy
  *            (verifyLog) ends at the manifest's head · its stream_seq = the manifest's position
  *            ─► else refused (`log_inconsistent`); the copy's node name is dropped (the restoring node has its own)
+ *            and so are its checkpoints and pinned key under the restoring node's name; the attestations the taker
+ *            received (store/attestations.ts) come with the copy, with their stream position
  *
  * What it proves: the copy is internally consistent and is the one the manifest describes. It cannot prove that the
  * node which took it applied the stream faithfully before the trim — the messages it applied are gone; the chain and

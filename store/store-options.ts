@@ -26,6 +26,8 @@ export interface StoreOptions<T extends Tables> {
   retryMs?: number;
   /** Commands allowed to wait while a storage fault blocks commits; beyond, submit is refused (default 20,000). */
   maxQueued?: number;
+  /** How many recent seqs' row changes the change journal keeps for resuming subscriptions (default 50,000). */
+  changeWindow?: number;
 }
 
 export interface SubmitOptions {

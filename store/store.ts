@@ -13,6 +13,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { TableAccessor, type TableStatements } from './accessor.ts';
 import { buildCommand } from './command-build.ts';
+import { AttestationTable } from './attestations.ts';
 import { CheckpointTable, loadOrCreateNodeKey, type NodeKey } from './checkpoint.ts';
 import { CheckpointSigner } from './checkpoint-signer.ts';
 import { checkApplied, prepareDatabase } from './prepare.ts';
@@ -34,6 +35,8 @@ import type { StoreOptions, SubmitOptions, ReadView } from './store-options.ts';
 import type { ArgsOf, ReducerDef, ReducerHandle, ResultOf, SchemaDef, Tables } from './reducer.ts';
 import { replayLog, type ReplayReport } from './replay.ts';
 import { SubscriptionHub, type DeltaListener, type Filter, type Snapshot } from './subscriptions.ts';
+import { ChangeJournal } from './changes.ts';
+import { resumeSubscription, type Resumed } from './resume.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
 import { TenantQuery, type QueryContext } from './query.ts';
 import type { AnyTableDef } from './table.ts';
@@ -74,9 +77,11 @@ export class Store<T extends Tables = Tables> {
   private readonly onError: (err: unknown) => void;
   private readonly log: EventLog;
   private readonly checkpoints: CheckpointTable;
+  private readonly attestations: AttestationTable;
   private readonly statements: Map<string, TableStatements>;
   private readonly reducers: Map<string, ReducerDef<Tables>>;
   private readonly hub: SubscriptionHub;
+  private readonly journal: ChangeJournal;
   private readonly key: NodeKey;
   private readonly clock: () => number;
   private readonly walCheckpointer: WalCheckpointer;
@@ -106,6 +111,9 @@ export class Store<T extends Tables = Tables> {
         store.backend = cluster;
       },
       cluster: () => store.cluster,
+      checkpoints: store.checkpoints,
+      attestations: store.attestations,
+      key: store.key,
       snapshot: (file) => takeSnapshot(store.#db, file, store.node, store.clock()),
     });
   }
@@ -130,6 +138,7 @@ export class Store<T extends Tables = Tables> {
     this.checkpoints = new CheckpointTable(db);
     this.key = loadOrCreateNodeKey(path.join(dataDir, 'keys'), this.node);
     this.checkpoints.registerNode(this.key);
+    this.attestations = new AttestationTable(db);
     const defs = Object.values(schema.tables) as AnyTableDef[];
     this.#queries = {
       db,
@@ -151,6 +160,7 @@ export class Store<T extends Tables = Tables> {
       onError,
     });
     this.hub = new SubscriptionHub(onError);
+    this.journal = new ChangeJournal(db, head.seq, opts.changeWindow);
     this.marker = new FaultMarker(dataDir);
     this.walFile = path.join(dataDir, `${DB_FILE}-wal`);
     this.flusher = this.durability.syncOffLoop ? (opts.flusher ?? walFlusher(this.walFile)) : null;
@@ -162,10 +172,12 @@ export class Store<T extends Tables = Tables> {
       onHealth: (fault) => {
         // A checkpoint written inside the rolled-back batch is gone with it.
         if (fault) this.signer.resync();
+        if (fault) this.journal.resync();
         if (fault) this.marker.record(fault);
         else if (!this.previousFault) this.marker.clear();
         this.notifyHealth(fault);
       },
+      journal: (commands, seq) => this.journal.append(commands, seq),
       beforeCommit: (seq, hash) => this.signer.beforeCommit(seq, hash),
       afterCommit: (batch) => {
         this.hub.dispatch(batch);
@@ -347,6 +359,23 @@ export class Store<T extends Tables = Tables> {
     return { snapshot: { seq, rows }, unsubscribe };
   }
 
+  /**
+   * Resumes a subscription from `since` (a seq its client saw): the deltas committed after it that match, then
+   * live deltas — or a fresh snapshot, with why, when the change journal cannot tell (store/resume.ts).
+   */
+  resume(table: keyof T & string, filter: Filter, tenant: string | null, listener: DeltaListener, since: number): Resumed {
+    const stmts = this.statements.get(table);
+    if (!stmts) throw new StoreError('invalid_command', `no table ${table}`);
+    for (const col of Object.keys(filter)) {
+      if (!stmts.def.columnKinds.has(col)) throw new StoreError('invalid_command', `${table} has no column ${col}`);
+    }
+    const head = this.engine.head.seq;
+    return resumeSubscription({ journal: this.journal, head, since, table, filter, tenant: stmts.def.tenantScoped ? tenant : null }, {
+      snapshot: () => this.subscribe(table, filter, tenant, listener),
+      live: () => this.hub.add(table, filter, stmts.def.tenantScoped ? tenant : null, listener, head),
+    });
+  }
+
   get subscriberCount(): number {
     return this.hub.size;
   }
@@ -357,7 +386,7 @@ export class Store<T extends Tables = Tables> {
   }
 
   verify(): VerifyReport {
-    return verifyLog(this.#db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]));
+    return verifyLog(this.#db, this.log, this.checkpoints, new Map([[this.node, this.key.publicKeyPem]]), this.attestations);
   }
 
   replay(target?: string): ReplayReport {

@@ -10,6 +10,10 @@
  * never a re-query. A row moving out of a filter is a `delete` for that
  * subscriber, moving in is an `insert`, so snapshot + deltas always equal the
  * filtered table.
+ *
+ * Resuming (`Store.resume`): the same filter and the same `deltaFor` turn the change journal's
+ * changes after a client's seq (store/changes.ts) into the deltas it missed, then the subscriber is added here
+ * at the head — so replayed + live deltas are exactly what it would have received had it stayed.
  */
 import type { ChangeOp, Row, RowChange } from './accessor.ts';
 import type { CommittedBatch } from './engine.ts';
@@ -34,11 +38,38 @@ export interface Snapshot {
 
 export type DeltaListener = (delta: Delta) => void;
 
+/** A filter including the injected tenant, sorted by column; each entry is a set of accepted values. */
+export type CompiledFilter = Array<[string, ReadonlySet<FilterValue>]>;
+
+/** The client's filter ANDed with the session's tenant (unless null: unscoped operator access). */
+export function compileFilter(filter: Filter, tenant: string | null): CompiledFilter {
+  const merged: Filter = { ...filter };
+  if (tenant !== null) merged.tenant = tenant;
+  return Object.entries(merged)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([col, v]): [string, ReadonlySet<FilterValue>] => [col, new Set(Array.isArray(v) ? v : [v as FilterValue])]);
+}
+
+/** Whether a row passes a compiled filter. */
+export function rowMatches(filter: CompiledFilter, row: Row | null): boolean {
+  if (!row) return false;
+  for (const [col, accepted] of filter) if (!accepted.has(row[col] as FilterValue)) return false;
+  return true;
+}
+
+/** What a committed change is for a subscriber with `filter`: a delta, or null when it neither was nor is in it. */
+export function deltaFor(filter: CompiledFilter, seq: number, change: RowChange, committedAt: number): Delta | null {
+  const wasIn = rowMatches(filter, change.old);
+  const isIn = rowMatches(filter, change.new);
+  if (!wasIn && !isIn) return null;
+  const op: ChangeOp = wasIn && isIn ? 'update' : isIn ? 'insert' : 'delete';
+  return { seq, table: change.table, op, old: op === 'insert' ? null : change.old, new: op === 'delete' ? null : change.new, committedAt };
+}
+
 interface Sub {
   id: number;
   table: string;
-  /** Filter including the injected tenant; each entry is a set of accepted values. */
-  filter: Array<[string, ReadonlySet<FilterValue>]>;
+  filter: CompiledFilter;
   indexColumn: string | null;
   indexValues: FilterValue[];
   listener: DeltaListener;
@@ -68,11 +99,7 @@ export class SubscriptionHub {
    * so in the snapshot) but not yet durable when it subscribed is not delivered again. Returns an unsubscribe function.
    */
   add(table: string, filter: Filter, tenant: string | null, listener: DeltaListener, since = 0): () => void {
-    const merged: Filter = { ...filter };
-    if (tenant !== null) merged.tenant = tenant;
-    const entries = Object.entries(merged)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([col, v]): [string, ReadonlySet<FilterValue>] => [col, new Set(Array.isArray(v) ? v : [v as FilterValue])]);
+    const entries = compileFilter(filter, tenant);
     const indexEntry = entries.find(([col]) => col !== 'tenant') ?? entries.find(([col]) => col === 'tenant');
     const sub: Sub = {
       id: this.nextId++,
@@ -123,13 +150,6 @@ export class SubscriptionHub {
     }
   }
 
-  /** Whether a row passes a subscription's filter. */
-  static matches(filter: Sub['filter'], row: Row | null): boolean {
-    if (!row) return false;
-    for (const [col, accepted] of filter) if (!accepted.has(row[col] as FilterValue)) return false;
-    return true;
-  }
-
   dispatch(batch: CommittedBatch): void {
     if (this.count === 0) return;
     for (const { seq, changes } of batch.commands) for (const change of changes) this.dispatchChange(seq, change, batch.committedAt);
@@ -140,18 +160,8 @@ export class SubscriptionHub {
     const deliver = (sub: Sub): void => {
       if (sub.mark === epoch || seq <= sub.since) return;
       sub.mark = epoch;
-      const wasIn = SubscriptionHub.matches(sub.filter, change.old);
-      const isIn = SubscriptionHub.matches(sub.filter, change.new);
-      if (!wasIn && !isIn) return;
-      const op: ChangeOp = wasIn && isIn ? 'update' : isIn ? 'insert' : 'delete';
-      const delta: Delta = {
-        seq,
-        table: change.table,
-        op,
-        old: op === 'insert' ? null : change.old,
-        new: op === 'delete' ? null : change.new,
-        committedAt,
-      };
+      const delta = deltaFor(sub.filter, seq, change, committedAt);
+      if (!delta) return;
       try {
         sub.listener(delta);
       } catch (err) {

@@ -2,8 +2,12 @@
  * `verify`: walks the whole log checking seq contiguity, each event's prevHash
  * link and recomputed hash, that `applied_seq` equals the head, and every
  * checkpoint's Ed25519 signature and hash. Reports the first bad seq.
+ * Cluster mode: also every other node's attestation this node received
+ * (store/attestations.ts): its signature, its key against the node's pinned
+ * key, and its hash against this node's event hash at that seq.
  */
 import type Database from 'better-sqlite3';
+import { checkAttestations, type AttestationReport, type AttestationTable } from './attestations.ts';
 import { verifyCheckpoint, type CheckpointTable } from './checkpoint.ts';
 import { chainHash, commandBody, GENESIS_HASH, type EventLog } from './log.ts';
 
@@ -16,6 +20,8 @@ export interface VerifyReport {
   /** The first seq at which the chain or a checkpoint does not hold. */
   firstBadSeq: number | null;
   problems: string[];
+  /** The attestations of checkpoints by the cluster's nodes (none when embedded). */
+  attestations: AttestationReport;
 }
 
 export function verifyLog(
@@ -23,6 +29,7 @@ export function verifyLog(
   log: EventLog,
   checkpoints: CheckpointTable,
   trustedKeys: ReadonlyMap<string, string> = new Map(),
+  attestations?: AttestationTable,
 ): VerifyReport {
   const problems: string[] = [];
   let firstBadSeq: number | null = null;
@@ -31,7 +38,8 @@ export function verifyLog(
     if (problems.length < 50) problems.push(`seq ${seq}: ${msg}`);
   };
   const hashes = new Map<number, string>();
-  const wanted = new Set(checkpoints.list().map((c) => c.seq));
+  const attested = attestations?.list() ?? [];
+  const wanted = new Set([...checkpoints.list(), ...attested].map((c) => c.seq));
   let expectSeq = 1;
   let prev = GENESIS_HASH;
   let events = 0;
@@ -66,6 +74,8 @@ export function verifyLog(
     if (cp.seq > headSeq) bad(cp.seq, `checkpoint beyond the log head ${headSeq} (events were removed)`);
     else if (h !== undefined && h !== cp.hash) bad(cp.seq, 'checkpoint hash does not match the log (log rewritten)');
   }
+  const pins = new Map([...stored, ...trustedKeys]);
+  const attestationReport = checkAttestations(attested, pins, (seq) => hashes.get(seq), headSeq, bad);
   const ok = problems.length === 0 && firstBadSeq === null;
-  return { ok, events, headSeq, headHash: prev, checkpoints: list.length, firstBadSeq, problems };
+  return { ok, events, headSeq, headHash: prev, checkpoints: list.length, firstBadSeq, problems, attestations: attestationReport };
 }

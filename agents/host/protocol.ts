@@ -8,7 +8,7 @@
  * except `play`'s WAV, which crosses as a Uint8Array.
  */
 import { z } from 'zod';
-import type { GatherOptions } from '../sdk.ts';
+import { isToolRefusal, ToolRefusedError, type GatherOptions } from '../sdk.ts';
 import type { TurnActions } from '../types.ts';
 
 /** A JSON value (state, tool arguments and results). */
@@ -16,7 +16,14 @@ export const JsonValue = z.json();
 const json = JsonValue;
 
 /** An error as it crosses the thread boundary (the stack is the agent's, for logs). */
-export const ErrorInfo = z.object({ message: z.string(), name: z.string().optional(), stack: z.string().optional() });
+export const ErrorInfo = z.object({
+  message: z.string(),
+  name: z.string().optional(),
+  stack: z.string().optional(),
+  /** A tool refusal's kind and the approver's reason (agents/sdk.ts ToolRefusedError). */
+  refusal: z.enum(['consent', 'denied', 'timeout', 'cancelled']).optional(),
+  reason: z.string().nullable().optional(),
+});
 export type ErrorInfo = z.infer<typeof ErrorInfo>;
 
 export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume'] as const;
@@ -74,7 +81,7 @@ export type ActionMessage = z.infer<typeof ActionMessage>;
 
 export const FromWorker = z.union([
   z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema) }),
+  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional() }),
   z.object({ type: z.literal('init_done'), ok: z.literal(false), error: ErrorInfo, hooks: z.array(HookSchema).optional() }),
   ActionMessage,
   z.object({ type: z.literal('turn_done'), turnId: z.string(), ok: z.literal(true), state: z.record(z.string(), json) }),
@@ -108,12 +115,14 @@ export function checkAction(call: { kind: string; args: unknown[] }): ActionCall
 }
 
 export function errorInfo(err: unknown): ErrorInfo {
+  if (isToolRefusal(err)) return { message: err.message, name: err.name, refusal: err.refusal, reason: err.reason };
   if (err instanceof Error) return { message: err.message, name: err.name, ...(err.stack ? { stack: err.stack } : {}) };
   return { message: String(err) };
 }
 
 /** The Error a receiver rethrows: the sender's message and name, and its stack for logs. */
 export function toError(info: ErrorInfo, prefix = ''): Error {
+  if (info.refusal) return new ToolRefusedError(info.refusal, info.reason ?? null, prefix + info.message);
   const err = new Error(prefix + info.message);
   if (info.name && info.name !== 'Error') err.name = info.name;
   if (info.stack) err.stack = `${err.name}: ${err.message}\n  [worker] ${info.stack.split('\n').slice(1).join('\n')}`;

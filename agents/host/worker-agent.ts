@@ -7,7 +7,7 @@
  *     new Worker(bootstrap, { resourceLimits }) ──►
  *                                               ◄── ready
  *     init {name, version}                      ──► import bundle, defineAgent, def.init()
- *                                               ◄── init_done {ok, hooks | error}
+ *                                               ◄── init_done {ok, hooks, tools' requirements | error}
  *     turn {turnId, input}                      ──► makeContext + runHook
  *                                               ◄── action {turnId, seq, kind, args}   (ctx.say …)
  *     actions.<kind>(...args) on the bridge
@@ -36,9 +36,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { chooseEntry } from '../../bin/launch.mjs';
 import type { Logger } from 'pino';
-import type { Hook, Json, ToolContext } from '../sdk.ts';
+import { isToolRefusal, type Hook, type Json, type ToolContext, type ToolRequirement } from '../sdk.ts';
 import type { Agent, TurnActions, TurnInput, TurnOutcome } from '../types.ts';
-import { applyAction, parseFromWorker, toError, type ActionMessage, type FromWorker, type ToWorker, type UnknownMessage } from './protocol.ts';
+import { applyAction, errorInfo, parseFromWorker, toError, type ActionMessage, type FromWorker, type ToWorker, type UnknownMessage } from './protocol.ts';
 import type { AgentWorkerData } from './worker-entry.ts';
 
 export interface WorkerAgentOptions {
@@ -116,6 +116,7 @@ export class WorkerAgent implements Agent {
   readonly version: string;
   readonly stats = { restarts: 0, turns: 0 };
   private hooks = new Set<Hook>();
+  private toolNeeds: Readonly<Record<string, ToolRequirement>> = {};
   private current: Slot | null = null;
   private starting: Promise<Slot> | null = null;
   private spawned = 0;
@@ -139,6 +140,10 @@ export class WorkerAgent implements Agent {
 
   has(hook: Hook): boolean {
     return this.hooks.has(hook);
+  }
+
+  toolRequires(name: string): ToolRequirement {
+    return Object.hasOwn(this.toolNeeds, name) ? (this.toolNeeds[name] ?? 'none') : 'none';
   }
 
   async runTurn(input: TurnInput, actions: TurnActions): Promise<TurnOutcome> {
@@ -262,6 +267,7 @@ export class WorkerAgent implements Agent {
           started = true;
           clearTimeout(timer);
           this.hooks = new Set(msg.hooks);
+          this.toolNeeds = msg.tools ?? {};
           if (this.spawned > 1) this.o.logger?.info({ restarts: this.stats.restarts }, 'agent worker restarted');
           resolve(slot);
         } else if (msg.type === 'unknown') {
@@ -348,7 +354,8 @@ export class WorkerAgent implements Agent {
     const { turnId, seq } = msg;
     const reply = (r: { ok: true; value: unknown } | { ok: false; error: Error }): void => {
       if (slot.dead) return;
-      const error = r.ok ? null : { message: r.error.message, name: r.error.name }; // no gateway stack for agent code
+      // No gateway stack for agent code; a tool refusal keeps its kind and reason (agents/sdk.ts ToolRefusedError).
+      const error = r.ok ? null : isToolRefusal(r.error) ? errorInfo(r.error) : { message: r.error.message, name: r.error.name };
       const out: ToWorker = error ? { type: 'action_result', turnId, seq, ok: false, error } : { type: 'action_result', turnId, seq, ok: true, value: r.ok ? r.value : null };
       this.send(slot, out, (e) => this.send(slot, { type: 'action_result', turnId, seq, ok: false, error: { message: e.message } }, () => {}));
     };

@@ -52,7 +52,8 @@ function serve(port: MessagePort, bundlePath: string): void {
       const d = defineAgent(mod.default as AgentDefinition);
       await d.init?.();
       def = d;
-      post({ type: 'init_done', ok: true, hooks: hooks(d) });
+      const tools = Object.fromEntries(Object.entries(d.tools ?? {}).map(([name, t]) => [name, t.requires ?? 'none'] as const));
+      post({ type: 'init_done', ok: true, hooks: hooks(d), tools });
     } catch (err) {
       post({ type: 'init_done', ok: false, error: errorInfo(err) });
     }

@@ -15,7 +15,8 @@
  *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
  *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram     ─► cli/speech.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
- *           └─ agents     silenceMs, initTimeoutMs, turnTimeoutMs, toolsFile       ─► agents/, bridge/
+ *           └─ agents     silenceMs, initTimeoutMs, turnTimeoutMs, toolsFile,      ─► agents/, bridge/
+ *                         toolApproval
  *
  * `loadStoreConfig` parses only what the offline commands need (data dir, profile, fsync, node), so a bad speech
  * or SIP setting does not stop `switchboard verify`; `clientSettings` is the CLI's side (SWITCHBOARD_URL/_TOKEN).
@@ -63,7 +64,13 @@ export interface Config {
   webrtc: WebrtcConfig;
   speech: SpeechSettings;
   recording: { ffmpegPath: string | undefined; retentionSweepMs: number };
-  agents: { silenceMs: number | undefined; initTimeoutMs: number | undefined; turnTimeoutMs: number | undefined; toolsFile: string | undefined };
+  agents: {
+    silenceMs: number | undefined;
+    initTimeoutMs: number | undefined;
+    turnTimeoutMs: number | undefined;
+    toolsFile: string | undefined;
+    toolApproval: { timeoutMs: number; filler: string };
+  };
 }
 
 /** One line per bad variable: `NAME: what is expected` (a message that already names its variable stays as it is). */
@@ -147,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       initTimeoutMs: e.SWITCHBOARD_AGENT_INIT_TIMEOUT_MS,
       turnTimeoutMs: e.SWITCHBOARD_AGENT_TURN_TIMEOUT_MS,
       toolsFile: e.SWITCHBOARD_TOOLS_FILE,
+      toolApproval: { timeoutMs: e.SWITCHBOARD_TOOL_APPROVAL_TIMEOUT_MS, filler: e.SWITCHBOARD_TOOL_APPROVAL_FILLER },
     },
   };
 }

@@ -153,6 +153,8 @@ export const VARIABLES = {
   SWITCHBOARD_AGENT_SILENCE_MS: spec({ schema: ms.optional(), section: 'agents', default: '8000', meaning: "caller silence before an agent's onSilence" }),
   SWITCHBOARD_AGENT_TURN_TIMEOUT_MS: spec({ schema: ms.optional(), section: 'agents', default: '10000', meaning: 'agent CPU time per turn' }),
   SWITCHBOARD_AGENT_INIT_TIMEOUT_MS: spec({ schema: ms.optional(), section: 'agents', default: '5000', meaning: "how long a deployed version's init() may take" }),
+  SWITCHBOARD_TOOL_APPROVAL_TIMEOUT_MS: spec({ schema: ms.min(1000, 'expected at least 1000 ms').max(3_600_000, 'expected at most 3600000 ms (1 h)').default(120_000), section: 'agents', default: '120000', meaning: 'how long an approval tool waits for a decision before the agent is told it timed out' }),
+  SWITCHBOARD_TOOL_APPROVAL_FILLER: spec({ schema: z.string().min(1).max(500).default('One moment please.'), section: 'agents', default: 'One moment please.', meaning: 'what the caller hears while an approval tool waits' }),
   SWITCHBOARD_TOOLS_FILE: spec({ schema: raw.optional(), section: 'agents', default: null, unset: 'no configured tools', meaning: 'JSON file of HTTP tools per agent' }),
   // ── the CLI against a running gateway ────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_URL: spec({ schema: raw.optional(), section: 'client', default: null, unset: 'offline (the data dir)', meaning: 'a running gateway for the CLI (or --url)' }),

@@ -20,7 +20,6 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startHaproxy } from '../../cli/cluster/balancers.ts';
 import { stopGroup, type Child } from '../../cli/cluster/processes.ts';
 import { schema } from '../../schema/index.ts';
 import { Store } from '../../store/index.ts';
@@ -115,6 +114,7 @@ test('rolling upgrade of both nodes from real old code during live Twilio calls:
       port: ports[id],
       dataDir: dirs[id],
       bin,
+      logLevel: 'info',
       env: {
         SWITCHBOARD_CLUSTER_NATS: nats!.env,
         SWITCHBOARD_NODE_ID: id,
@@ -130,6 +130,9 @@ test('rolling upgrade of both nodes from real old code during live Twilio calls:
   };
   const oldBin = path.join(oldTree, 'bin', 'switchboard.mjs');
   for (const id of NODES) await start(id, oldBin);
+  // The old release's HAProxy config, as a deployment being rolled has it: the old code's media tokens are known only
+  // to the node that issued them, so its config keeps affinity (`balance source`). It stays for the whole roll.
+  const { startHaproxy } = (await import(path.join(oldTree, 'cli', 'cluster', 'balancers.ts'))) as typeof import('../../cli/cluster/balancers.ts');
   const lbDir = tmpDir('sb-roll-lb-');
   await startHaproxy(
     lbDir,
@@ -156,8 +159,8 @@ test('rolling upgrade of both nodes from real old code during live Twilio calls:
   const logsOf = (needle: string): string =>
     [...running.entries()].map(([id, g]) => `${id}:\n${g.logs.filter((l) => l.includes(needle)).slice(-15).join('\n')}`).join('\n');
 
-  // The node carrying the calls goes first (HAProxy balances by source: one node has them all), so each call moves
-  // twice: to the other (old) node, then back to this one (new).
+  // The node carrying the calls goes first (the old HAProxy config balances by source: one node has them all), so
+  // each call moves twice: to the other (old) node, then back to this one (new).
   const listed = await api<{ calls: Array<{ id: string; owner_node: string | null; state: string }> }>(one('node-a').publicUrl, 'GET', '/v1/calls');
   const owners = new Set(listed.body.calls.map((c) => c.owner_node));
   const first: NodeId = owners.has('node-b') && !owners.has('node-a') ? 'node-b' : 'node-a';
@@ -174,7 +177,9 @@ test('rolling upgrade of both nodes from real old code during live Twilio calls:
     // Every call moved (a new stream, on the other node) and its audio flows again there.
     for (const [i, p] of peers.entries()) {
       const m = mark[i]!;
-      await p.waitFor(() => p.streams > m.streams, 90_000, `call ${i} resumes after ${id} drained`);
+      await p.waitFor(() => p.streams > m.streams, 90_000, `call ${i} resumes after ${id} drained`).catch((err: unknown) => {
+        assert.fail(`${String(err)} (peer: streams ${p.streams}, ended ${String(p.endReason)} ${p.endDetail}); logs on ${p.callSid}:\n${logsOf(p.callSid)}`);
+      });
       await p.waitFor(() => p.receivedAudio().length > (atStream[i] ?? 0) + 4000, 60_000, `call ${i} hears audio again after ${id} drained`);
       assert.equal(p.endReason, null, `call ${i} goes on`);
     }

@@ -15,6 +15,7 @@ import { FsBlobStore } from '../../recording/blob-fs.ts';
 import { decryptRecording, loadOrCreateMasterKey } from '../../recording/crypto.ts';
 import { schema } from '../../schema/index.ts';
 import { resolveDurability, Store } from '../../store/index.ts';
+import { api } from '../helpers/api.ts';
 import { speechUlaw } from '../helpers/audio.ts';
 import { freePort, spawnGateway, TWILIO_TOKEN, type GatewayProcess } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
@@ -74,6 +75,21 @@ async function startCall(policy: Policy, env: Record<string, string> = {}, dataD
       return openStore(dataDir);
     },
   };
+}
+
+/** Waits (bounded) until the call's events hold the agent's answer to key `digit` (GET /v1/calls/:id/events). */
+async function pressedAnswered(url: string, digit: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const list = await api<{ calls: Array<{ id: string }> }>(url, 'GET', '/v1/calls');
+    const id = list.body.calls[0]?.id;
+    if (id) {
+      const ev = await api<{ events: Array<{ reducer: string; args: unknown }> }>(url, 'GET', `/v1/calls/${id}/events`);
+      if (ev.body.events.some((e) => e.reducer === 'agent_action_requested' && JSON.stringify(e.args).includes(`pressed ${digit}`))) return;
+    }
+    if (Date.now() > deadline) throw new Error(`the agent's answer to key ${digit} was not recorded within 60 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** Silence of the gateway's prompt: wait until no agent audio arrived for `ms`. */
@@ -152,6 +168,9 @@ test('disk full while recording: the call continues, the recording is marked fai
   const before = c.peer.receivedAudio().length;
   c.peer.sendDtmf('4');
   await c.peer.waitFor(() => c.peer.receivedAudio().length > before + 4000, 10_000, 'the agent still answers');
+  // The key press's answer is a committed agent action before the call is hung up (the audio above may still be
+  // the greeting's tail on a busy machine).
+  await pressedAnswered(c.gw.publicUrl, '4');
   const store = await c.finish();
   const call = store.read('default').calls.find()[0]!;
   assert.equal(call.state, 'ended');

@@ -3,7 +3,8 @@
  * killed during a live softphone call; the browser SDK offers new peer
  * connections with its session token (`?resume=`), the restarted gateway
  * attaches them to the same call row (resuming → live, media epoch 2), the
- * agent carries on (onResume), and the page shows it connected again.
+ * agent carries on (onResume), and the page shows it connected again; its subscription socket resumes from the
+ * last seq it saw (`since` → `resumed`, no new snapshot).
  * Runs inside `unshare -n` (helpers/netns.ts), browser and gateway alike.
  */
 import assert from 'node:assert/strict';
@@ -36,6 +37,14 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     gw = await spawnGateway({ port, dataDir, env });
     browser = await launchChromium(micWav([[null, 120]]));
     const { page, problems } = await openPhone(browser, gw.publicUrl);
+    // The SDK's subscription socket: after the restart it resumes from the seq it saw (`since`), no new snapshot.
+    const sent: Array<Record<string, unknown>> = [];
+    const received: Array<Record<string, unknown>> = [];
+    page.on('websocket', (ws) => {
+      if (!ws.url().includes('/v1/subscribe')) return;
+      ws.on('framesent', (f) => sent.push(JSON.parse(String(f.payload)) as Record<string, unknown>));
+      ws.on('framereceived', (f) => received.push(JSON.parse(String(f.payload)) as Record<string, unknown>));
+    });
     await page.getByRole('button', { name: 'Call' }).click();
     await page.locator('#status', { hasText: 'Connected' }).waitFor({ timeout: 20_000 });
     const calls = await api<{ calls: Array<{ id: string; provider: string }> }>(gw.publicUrl, 'GET', '/v1/calls');
@@ -57,6 +66,8 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     assert.equal(before.call.media_epoch, 1);
     const actionsBefore = before.agent_actions.length;
 
+    const sentBefore = sent.length;
+    const receivedBefore = received.length;
     await gw.kill9();
     await page.locator('#status', { hasText: 'Reconnecting' }).waitFor({ timeout: 45_000 });
     gw = await spawnGateway({ port, dataDir, env });
@@ -77,7 +88,15 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     const again = await api<{ calls: Array<{ provider: string }> }>(gw.publicUrl, 'GET', '/v1/calls');
     assert.equal(again.body.calls.filter((c) => c.provider === 'webrtc').length, 1, 'still one call row');
 
-    // The live transcript came back too (its socket reconnects), and hang-up ends the call.
+    // The live transcript came back too (its socket reconnects and resumes), and hang-up ends the call.
+    const resubscribed = sent.slice(sentBefore).filter((m) => m.type === 'subscribe' && m.id === 'transcript');
+    assert.ok(resubscribed.length > 0 && resubscribed.every((m) => typeof m.since === 'number'), `the SDK resubscribed with since: ${JSON.stringify(resubscribed)}`);
+    const resumedAt = Date.now() + 30_000;
+    while (!received.slice(receivedBefore).some((m) => m.type === 'resumed' && m.id === 'transcript')) {
+      assert.ok(Date.now() < resumedAt, `the transcript subscription resumed: ${JSON.stringify(received.slice(receivedBefore)).slice(0, 800)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(received.slice(receivedBefore).filter((m) => m.type === 'snapshot').length, 0, 'no new snapshot after the restart');
     await page.getByRole('button', { name: 'Hang up' }).click();
     await page.locator('#ended-text', { hasText: 'Call ended' }).waitFor();
     const until2 = Date.now() + 10_000;
