@@ -18,6 +18,10 @@
  * every node starts the worker of a version that goes live through the log — a deploy on one node is hot-reloaded
  * on all of them — and stops the workers of versions retired by another node's deploy or rollback once no call
  * holds them.
+ *
+ * A paused agent (schema/agent-pause.ts) takes no new calls: its workers stop once no call holds them (calls kept
+ * with `keep_live` hold theirs), on every node, since each follows `agent_pauses` through its own log; a resume
+ * starts the workers of its live versions again.
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -27,6 +31,7 @@ import type { BlobStore, Store } from '../store/index.ts';
 import { BundleFiles } from './bundle-store.ts';
 import { WorkerAgent } from './host/worker-agent.ts';
 import { pickVersion } from './routing.ts';
+import { openPause, type PauseRow } from '../schema/agent-pause.ts';
 import type { Agent } from './types.ts';
 import { agent_deploy_failed, agent_rolled_back, agent_version_deployed, agent_version_live } from '../schema/reducers.ts';
 
@@ -78,6 +83,7 @@ export class AgentRegistry {
   private readonly files: BundleFiles;
   private closed = false;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribePauses: (() => void) | null = null;
 
   constructor(private readonly o: RegistryOptions) {
     this.files = new BundleFiles(path.join(o.dataDir, 'agents'), o.bundles);
@@ -92,7 +98,7 @@ export class AgentRegistry {
   async start(): Promise<void> {
     const all = this.o.store.read(null);
     const wanted = new Map<string, VersionRow>();
-    for (const v of all.agent_versions.find({ status: 'live' })) wanted.set(key(v.tenant, v.name, v.version), v);
+    for (const v of all.agent_versions.find({ status: 'live' })) if (!this.paused(v.tenant, v.name)) wanted.set(key(v.tenant, v.name, v.version), v);
     for (const c of all.calls.find({ state: ['ringing', 'answered', 'consenting', 'active', 'held', 'transferring', 'resuming'] })) {
       if (!c.agent || !c.agent_version) continue;
       const v = all.agent_versions.findOne({ tenant: c.tenant, name: c.agent, version: c.agent_version });
@@ -103,6 +109,7 @@ export class AgentRegistry {
       await this.o.store.submit(agent_deploy_failed, { version_id: v.id, error: 'the gateway stopped during the deploy' }, { tenant: v.tenant, caller: 'system:agents' });
     }
     if (this.o.bundles) this.followDeploys();
+    this.followPauses();
     // All at once: each worker starts on its own thread, so N versions cost about one start, not N in a row.
     await Promise.all(
       [...wanted.values()].map((v) =>
@@ -205,6 +212,7 @@ export class AgentRegistry {
     if (this.closed) return;
     this.closed = true;
     this.unsubscribe?.();
+    this.unsubscribePauses?.();
     for (const r of this.running.values()) r.agent.close();
     this.running.clear();
   }
@@ -217,13 +225,33 @@ export class AgentRegistry {
     this.unsubscribe = this.o.store.subscribe('agent_versions', {}, null, (d) => {
       const row = d.new as VersionRow | null;
       if (this.closed || !row) return;
-      if (row.status === 'live' && d.old?.status !== 'live' && !this.running.has(key(row.tenant, row.name, row.version))) {
+      if (row.status === 'live' && d.old?.status !== 'live' && !this.paused(row.tenant, row.name) && !this.running.has(key(row.tenant, row.name, row.version))) {
         this.worker(row).then(
           () => this.o.logger.info({ agent: row.name, version: row.version }, 'agent version live (deployed on another node)'),
           (err: unknown) => this.o.logger.error({ err, agent: row.name, version: row.version }, 'agent version deployed on another node failed to start here'),
         );
       } else if (row.status !== 'live' && d.old?.status === 'live') this.reap();
     }).unsubscribe;
+  }
+
+  /** Pause: the agent's idle workers stop (busy ones when their last call lets go). Resume: its live versions start. */
+  private followPauses(): void {
+    this.unsubscribePauses = this.o.store.subscribe('agent_pauses', {}, null, (d) => {
+      const row = d.new as PauseRow | null;
+      if (this.closed || !row) return;
+      if (row.resumed_at === null) return this.reap();
+      const live = this.o.store.read(row.tenant).agent_versions.find({ name: row.agent, status: 'live' });
+      for (const v of live) {
+        this.worker(v).then(
+          () => this.o.logger.info({ agent: v.name, version: v.version }, 'agent resumed: worker started'),
+          (err: unknown) => this.o.logger.error({ err, agent: v.name, version: v.version }, 'agent resumed, but its worker failed to start'),
+        );
+      }
+    }).unsubscribe;
+  }
+
+  private paused(tenant: string, name: string): boolean {
+    return openPause(this.o.store.read(tenant), name) !== undefined;
   }
 
   private find(agent: Agent): Running | undefined {
@@ -262,15 +290,16 @@ export class AgentRegistry {
     }
   }
 
-  /** Stops workers whose version takes no new calls and that no call holds. */
+  /** Stops workers whose version takes no new calls (retired, or its agent paused) and that no call holds. */
   private reap(): void {
     for (const [k, r] of this.running) {
       if (r.users > 0) continue;
       const row = this.o.store.read(r.tenant).agent_versions.findOne({ name: r.name, version: r.version });
-      if (row?.status === 'live') continue;
+      const paused = this.paused(r.tenant, r.name);
+      if (row?.status === 'live' && !paused) continue;
       r.agent.close();
       this.running.delete(k);
-      this.o.logger.info({ agent: r.name, version: r.version }, 'agent worker stopped: no calls left on a retired version');
+      this.o.logger.info({ agent: r.name, version: r.version, paused }, paused ? 'agent worker stopped: the agent is paused' : 'agent worker stopped: no calls left on a retired version');
     }
   }
 }

@@ -10,6 +10,7 @@ import type { ApiContext } from './context.ts';
 import { requestGuard } from './request-guard.ts';
 import { mountAdminRoutes } from './routes/admin.ts';
 import { mountAgentRoutes } from './routes/agents.ts';
+import { mountAgentPauseRoutes } from './routes/agent-pause.ts';
 import { mountAuthRoutes } from './routes/auth.ts';
 import { mountCallRoutes } from './routes/calls.ts';
 import { mountClusterRoutes } from './routes/cluster.ts';
@@ -28,6 +29,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountDialRoutes(api, ctx);
     mountContentRoutes(api, ctx);
     mountAgentRoutes(api, ctx);
+    mountAgentPauseRoutes(api, ctx);
     mountToolApprovalRoutes(api, ctx);
   });
   mountConsole(http.app);

@@ -8,9 +8,12 @@
  * provider's resume request for such a call is not from the provider's flow
  * (a replayed webhook, or a request racing the old socket's close), and a
  * second media connection for it is refused rather than allowed to supersede.
+ *
+ * A pause of an agent (from any node) reaches the sessions on it here (bridge/fallback.ts `followPauses`).
  */
 import type { CallLeg } from '../media/call-leg.ts';
 import { CallSession, type CallRef, type SessionDeps } from './call-session.ts';
+import { followPauses } from './fallback.ts';
 
 /** Providers send a media frame every 20 ms, silence included: two seconds without one is a lost stream. */
 export const MEDIA_LIVE_WINDOW_MS = 2_000;
@@ -20,7 +23,11 @@ export class CallManager {
   private readonly attachedListeners: Array<(callId: string) => void> = [];
   private closing = false;
 
-  constructor(private readonly deps: SessionDeps) {}
+  private readonly stopPauses: () => void;
+
+  constructor(private readonly deps: SessionDeps) {
+    this.stopPauses = followPauses(deps.store, () => this.sessions.values());
+  }
 
   get size(): number {
     return this.sessions.size;
@@ -101,6 +108,7 @@ export class CallManager {
   /** Detaches every live session (graceful shutdown). */
   close(reason = 'gateway shutdown'): void {
     this.closing = true;
+    this.stopPauses();
     for (const s of [...this.sessions.values()]) s.detach(reason);
     this.sessions.clear();
   }

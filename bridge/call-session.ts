@@ -23,6 +23,9 @@
  *     ─► call_media_lost unless ended or transferring (the call waits in `resuming`)
  *     ─► recording segment flushed (finalized if the call ended)
  *
+ * A call whose agent is paused gets the agent's fallback instead (bridge/fallback.ts): at attach (a message at
+ * once, or another agent from the start), or at its next turn boundary.
+ *
  * Everything that takes time (the consent phase, turns, recording flushes) runs on the context's work queue, one
  * piece at a time; `settled()` waits for it.
  */
@@ -35,6 +38,7 @@ import { ConsentManager } from './consent-manager.ts';
 import { ContentManager } from './content-manager.ts';
 import { TurnManager } from './turn-manager.ts';
 import * as facts from './call-facts.ts';
+import { pauseFallback } from './fallback.ts';
 
 export { SessionError, type AgentDirectory, type CallRef, type SessionDeps } from './call-context.ts';
 
@@ -74,7 +78,10 @@ export class CallSession {
     if (!connected.ok) throw new SessionError(connected.code, connected.message);
     const res = connected.result;
     const call = deps.store.read(ref.tenant).calls.get(ref.callId);
-    const agent = await deps.agents.select({ tenant: ref.tenant, callId: ref.callId, name: call?.agent ?? null, pinned: call?.agent_version ?? null }, null);
+    // A paused agent's worker is not started for a call that will not run it.
+    const fallback = pauseFallback(deps.store, ref, call?.agent ?? null);
+    const name = fallback ? (fallback.kind === 'agent' ? fallback.agent : null) : (call?.agent ?? null);
+    const agent = await deps.agents.select({ tenant: ref.tenant, callId: ref.callId, name, pinned: fallback ? null : (call?.agent_version ?? null) }, null);
     deps.agents.retain(agent);
     const session = new CallSession(deps, ref, leg, res.leg_id, agent, call?.answered_at ?? call?.received_at ?? Date.now(), {
       name: call?.agent ?? null,
@@ -82,6 +89,8 @@ export class CallSession {
       to: call?.to_uri ?? '',
     });
     session.onClosed = onClosed ?? null;
+    if (fallback?.kind === 'agent') session.turns.routeTo(fallback.agent);
+    if (fallback?.kind === 'transfer') session.turns.useStandIn();
     const saved = deps.store.read(ref.tenant).agent_state.get(ref.callId);
     if (saved) session.turns.restore({ turn: saved.turn, state: saved.state as Record<string, Json> });
     session.wire();
@@ -94,7 +103,12 @@ export class CallSession {
     }
     // The agent resumes only if it had started; a call cut off during consent starts it afresh.
     const resumed = saved !== undefined;
-    session.ctx.log.info({ resumed, state: call?.state, turn: session.turns.current }, 'media attached');
+    session.ctx.log.info({ resumed, state: call?.state, turn: session.turns.current, fallback }, 'media attached');
+    if (fallback?.kind === 'message') {
+      // Nothing is recorded and no agent runs: the caller hears the message, no consent phase needed.
+      session.ctx.work.push(() => session.turns.fallBack(fallback), (err: unknown) => session.ctx.log.warn({ err }, 'pause fallback failed'));
+      return session;
+    }
     session.ctx.work.push(
       async () => {
         if (await session.consent.run()) session.turns.openTurns();
@@ -110,6 +124,16 @@ export class CallSession {
     );
     session.turns.enqueue(resumed ? 'onResume' : 'onStart', {});
     return session;
+  }
+
+  /** The agent name the call routes by (the fallback agent's once its own was paused). */
+  get agentName(): string | null {
+    return this.turns.agentName;
+  }
+
+  /** Its agent was paused: the fallback after the running turn (bridge/fallback.ts). */
+  pauseCheck(): void {
+    if (!this.ctx.closed && !this.ctx.ended) this.turns.checkPause();
   }
 
   get isClosed(): boolean {

@@ -11,9 +11,11 @@
  *
  * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
- * boundary the call moves to a version deployed with `migrate`. A tool that needs approval holds its turn until the
- * decision (bridge/tool-gate.ts); closing the media cancels the wait. Owns: the turn number, the agent's state, whether
- * turns are open, the pending utterance, the silence clock and the gatherer.
+ * boundary the call moves to a version deployed with `migrate`. While its agent is paused (bridge/fallback.ts) the
+ * call gets the fallback at its next turn boundary instead of a turn. A tool that needs approval holds its turn
+ * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. Owns: the turn number, the agent's
+ * state, whether turns are open, the pending utterance, the silence clock, the gatherer and the agent name it
+ * routes by.
  */
 import type { GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
 import { SessionError, type CallContext } from './call-context.ts';
@@ -23,6 +25,7 @@ import { SilenceClock } from './silence.ts';
 import { turnActions, type TurnHost } from './turn-actions.ts';
 import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
+import { pauseFallback, type Fallback } from './fallback.ts';
 
 export interface TurnExtra {
   durationMs?: number;
@@ -38,6 +41,10 @@ export class TurnManager {
   private utterancePending = false;
   private readonly silence: SilenceClock;
   private readonly gatherer: Gatherer;
+  /** The agent name the call routes by: the number's, or the fallback agent's once its own was paused. */
+  private routeName: string | null;
+  /** The call started on a stand-in while its agent was paused (its fallback waits for the consent phase). */
+  private standIn = false;
   /** Aborted when the media closes: a tool waiting for approval is cancelled. */
   private readonly closing = new AbortController();
 
@@ -47,6 +54,7 @@ export class TurnManager {
     private readonly hangup: (reason: string) => Promise<void>,
   ) {
     this.gatherer = new Gatherer(ctx.pipeline);
+    this.routeName = ctx.call.name;
     this.silence = new SilenceClock(
       ctx.deps.silenceMs ?? 8000,
       (silentMs) => {
@@ -77,6 +85,31 @@ export class TurnManager {
   restore(saved: { turn: number; state: unknown }): void {
     this.turn = saved.turn;
     this.state = saved.state as Record<string, Json>;
+  }
+
+  /** The agent name the call routes by now. */
+  get agentName(): string | null {
+    return this.routeName;
+  }
+
+  /** A new call to a paused agent starts on its fallback agent. */
+  routeTo(name: string): void {
+    this.routeName = name;
+  }
+
+  /** A new call whose fallback waits for the consent phase runs a stand-in until then (its agent's worker is stopped). */
+  useStandIn(): void {
+    this.standIn = true;
+  }
+
+  /** Its agent was paused: once the running turn is over, the call gets the fallback (unless it keeps its agent). */
+  checkPause(): void {
+    this.ctx.work.push(
+      async () => {
+        if (!this.ctx.closed && !this.ctx.ended) await this.fallBackIfPaused();
+      },
+      (err: unknown) => this.ctx.log.warn({ err: (err as Error).message }, 'pause fallback failed'),
+    );
   }
 
   /** Consent is done (granted, or the policy lets the call continue): speech and keys start turns. */
@@ -134,6 +167,7 @@ export class TurnManager {
   private async runTurn(hook: Hook, extra: TurnExtra): Promise<void> {
     const { ctx } = this;
     if (ctx.closed || ctx.ended) return;
+    if (await this.fallBackIfPaused()) return;
     await this.switchAgentIfMigrating();
     const agent = ctx.agent;
     if (hook === 'onUtterance') this.utterancePending = false;
@@ -169,12 +203,52 @@ export class TurnManager {
   private async switchAgentIfMigrating(): Promise<void> {
     const { ctx } = this;
     const current = ctx.agent;
-    const next = await this.deps.agents.select({ tenant: this.ref.tenant, callId: this.ref.callId, name: ctx.call.name, pinned: current.version }, current);
+    // A stand-in (the agent was paused at attach, resumed since): the call's own agent is picked afresh.
+    const standIn = this.standIn;
+    this.standIn = false;
+    const next = await this.deps.agents.select(
+      { tenant: this.ref.tenant, callId: this.ref.callId, name: this.routeName, pinned: standIn ? null : current.version },
+      standIn ? null : current,
+    );
     if (next === current) return;
     ctx.log.info({ from: current.version, to: next.version, agent: next.name }, 'call migrated to a new agent version at a turn boundary');
     this.deps.agents.retain(next);
     this.deps.agents.release(current);
     ctx.useAgent(next);
+  }
+
+  /** The call's agent is paused: carry out its fallback (true), or keep the agent (false). */
+  private async fallBackIfPaused(): Promise<boolean> {
+    const fb = pauseFallback(this.deps.store, this.ref, this.routeName);
+    if (!fb) return false;
+    this.ctx.log.info({ agent: this.routeName, fallback: fb }, 'agent paused: the call gets the fallback');
+    await this.fallBack(fb);
+    return true;
+  }
+
+  /** Another agent (it starts afresh), a transfer (legs that can redirect, active calls), or a message and a hang-up. */
+  async fallBack(fb: Fallback): Promise<void> {
+    const { ctx } = this;
+    if (fb.kind === 'agent') {
+      const current = ctx.agent;
+      const next = await this.deps.agents.select({ tenant: this.ref.tenant, callId: this.ref.callId, name: fb.agent, pinned: null }, null);
+      this.routeName = fb.agent;
+      this.deps.agents.retain(next);
+      this.deps.agents.release(current);
+      ctx.useAgent(next);
+      this.state = {};
+      this.enqueue('onStart', {});
+      return;
+    }
+    if (fb.kind === 'transfer' && ctx.leg.description.transfer === 'redirect') {
+      try {
+        return await this.transfer(fb.target);
+      } catch (err) {
+        ctx.log.warn({ err: (err as Error).message, target: fb.target }, 'pause fallback transfer refused: the caller hears the message');
+      }
+    }
+    await ctx.playText(fb.message);
+    await this.hangup('agent paused');
   }
 
   private turnHost(): TurnHost {

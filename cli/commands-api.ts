@@ -1,6 +1,6 @@
 /**
  * The commands that talk to a running gateway through its HTTP API
- * (`users add|list`, `numbers list`, `agents`, `logs`, `login`; `users token`
+ * (`users add|list`, `numbers list|fallback`, `agents [pause|resume]`, `logs`, `login`; `users token`
  * is the offline exception, cli/users-token.ts), and the API
  * halves of `calls`, `call` and `numbers add`, which otherwise read a stopped
  * gateway's data dir (cli/main.ts decides with `viaApi`).
@@ -15,6 +15,8 @@ import { connect, gatewayUrl, UsageError, type RemoteFlags } from './remote.ts';
 import { mintTokenOffline, type UsersTokenOptions } from './users-token.ts';
 
 const flags = (cmd: Command): RemoteFlags => cmd.optsWithGlobals<RemoteFlags>();
+/** `--json` of a subcommand whose parent takes `--json` too (commander hands it to the parent). */
+const wantsJson = (opts: { json?: boolean }, cmd: Command): boolean => opts.json === true || cmd.optsWithGlobals<{ json?: boolean }>().json === true;
 
 /** The agent's own name, for a deploy without --name; a module that cannot be loaded or names nothing is a usage error. */
 async function declaredName(file: string, code: string, read: (code: string) => Promise<string | null>): Promise<string> {
@@ -167,7 +169,7 @@ export async function dialViaApi(cmd: Command, opts: DialOptions): Promise<void>
 
 // ── API-only commands ────────────────────────────────────────────────────────
 
-/** Adds `users add|list`, `numbers list` (under `numbers`), `agents`, `logs` and `login`. */
+/** Adds `users add|list`, `numbers list|fallback` (under `numbers`), `agents`, `logs` and `login`. */
 export function registerApiCommands(program: Command, numbers: Command): void {
   const users = program.command('users').description('users of your tenant (add and list need a running gateway; token works on a stopped one)');
   users
@@ -213,6 +215,32 @@ export function registerApiCommands(program: Command, numbers: Command): void {
       print(opts.json ? jsonLines(rows) : formatNumbers(rows));
     });
 
+  numbers
+    .command('fallback')
+    .argument('<number>', 'the routed number, or `default` for the tenant default')
+    .option('--agent <name>', 'calls go to this other agent')
+    .option('--transfer <target>', 'calls are transferred here (SIP URI or E.164)')
+    .option('--message [text]', 'the caller hears this (or the default message), then a hang-up')
+    .description("where calls go while the number's agent is paused (needs a running gateway)")
+    .action(async (number: string, opts: { agent?: string; transfer?: string; message?: string | boolean }, cmd: Command) => {
+      const chosen = [opts.agent, opts.transfer, opts.message].filter((o) => o !== undefined).length;
+      if (chosen !== 1) throw new UsageError('give one of --agent NAME, --transfer TARGET or --message [TEXT]');
+      const client = connect('numbers fallback', flags(cmd));
+      let numberId: string | null = null;
+      if (number !== 'default') {
+        const row = (await client.numbers()).find((n) => n.number === number);
+        if (!row) throw new UsageError(`${number} is not routed (switchboard numbers list)`);
+        numberId = row.id;
+      }
+      const body =
+        opts.agent !== undefined ? { kind: 'agent', target: opts.agent }
+        : opts.transfer !== undefined ? { kind: 'transfer', target: opts.transfer }
+        : { kind: 'message', ...(typeof opts.message === 'string' ? { message: opts.message } : {}) };
+      const r = await client.setFallback(numberId, body);
+      const what = r.kind === 'agent' ? `agent ${r.target}` : r.kind === 'transfer' ? `transfer to ${r.target}` : `message${r.message ? ` "${r.message}"` : ' (the default)'} and hang-up`;
+      print(`${number === 'default' ? 'tenant default' : number}: while its agent is paused, calls get ${what}`);
+    });
+
   program
     .command('deploy')
     .argument('<file>', 'the agent source (TypeScript or JavaScript; bundled here with esbuild)')
@@ -244,13 +272,35 @@ export function registerApiCommands(program: Command, numbers: Command): void {
       print(`${r.name}: rolled back from ${r.from} to ${r.to}`);
     });
 
-  program
+  const agents = program
     .command('agents')
-    .description('agents with their versions, numbers and live calls (needs a running gateway)')
+    .description('agents with their versions, numbers and live calls; `agents pause|resume NAME` (needs a running gateway)')
     .option('--json', 'one JSON object per line')
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       const rows = await connect('agents', flags(cmd)).agents();
       print(opts.json ? jsonLines(rows) : formatAgents(rows));
+    });
+
+  agents
+    .command('pause')
+    .argument('<name>', 'the agent name')
+    .option('--reason <text>', 'why (kept in the pause row)')
+    .option('--keep-live', 'calls live now keep the agent until they end; only new calls get the fallback')
+    .option('--json', 'print the pause row as JSON')
+    .description("new calls to the agent get their number's fallback; live calls get it after their current turn (unless --keep-live); its worker stops")
+    .action(async (name: string, opts: { reason?: string; keepLive?: boolean; json?: boolean }, cmd: Command) => {
+      const r = await connect('agents pause', flags(cmd)).pause(name, { ...(opts.reason !== undefined ? { reason: opts.reason } : {}), keep_live: opts.keepLive === true });
+      print(wantsJson(opts, cmd) ? pretty(r) : `${r.agent} paused${r.keep_live ? ' (live calls keep it)' : ''}${r.reason ? `: ${r.reason}` : ''}`);
+    });
+
+  agents
+    .command('resume')
+    .argument('<name>', 'the agent name')
+    .option('--json', 'print the closed pause row as JSON')
+    .description('the agent takes calls again, its worker restarted on its live version')
+    .action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
+      const r = await connect('agents resume', flags(cmd)).resume(name);
+      print(wantsJson(opts, cmd) ? pretty(r) : `${r.agent} resumed`);
     });
 
   program

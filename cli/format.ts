@@ -95,7 +95,7 @@ export function formatNumbers(numbers: readonly NumberView[]): string {
 }
 
 export function formatAgents(agents: readonly AgentView[]): string {
-  const rows = agents.map((a) => [a.name, a.live_calls, a.versions.map((v) => `${v.version} ${v.status}${v.status === 'live' ? ` ${v.rollout}%` : ''}${v.live_calls ? ` (${v.live_calls} live)` : ''}`).join(', '), a.numbers.join(', ')]);
+  const rows = agents.map((a) => [a.paused ? `${a.name} (paused)` : a.name, a.live_calls, a.versions.map((v) => `${v.version} ${v.status}${v.status === 'live' ? ` ${v.rollout}%` : ''}${v.live_calls ? ` (${v.live_calls} live)` : ''}`).join(', '), a.numbers.join(', ')]);
   return `${rows.length > 0 ? `${table(['name', 'live calls', 'versions', 'numbers'], rows)}\n` : ''}${plural(rows.length, 'agent')}`;
 }
 

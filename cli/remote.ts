@@ -125,6 +125,19 @@ export interface AgentView {
   versions: Array<{ version: string; sha256: string; rollout: number; status: string; created_at: string; live_calls?: number; migrate?: boolean; error?: string | null }>;
   numbers: string[];
   live_calls: number;
+  /** The open pause (older gateways: absent). */
+  paused?: PauseView | null;
+}
+
+export interface PauseView {
+  id: string;
+  agent: string;
+  reason: string;
+  keep_live: boolean;
+  paused_by: string;
+  paused_at: string;
+  resumed_by: string | null;
+  resumed_at: string | null;
 }
 
 export interface AccessEntry {
@@ -180,7 +193,7 @@ export class ApiClient {
   ) {}
 
   /** One JSON request; a non-2xx answer throws ApiError, no answer throws UnreachableError. */
-  async request<T>(method: 'GET' | 'POST', path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
@@ -272,6 +285,11 @@ export class ApiClient {
     return (await this.request<{ numbers: NumberView[] }>('GET', '/v1/numbers')).numbers;
   }
 
+  /** A paused agent's fallback for the number with id `numberId`, or the tenant's default (null). */
+  setFallback(numberId: string | null, body: { kind: string; target?: string; message?: string }): Promise<{ number_id: string | null; kind: string; target: string | null; message: string | null }> {
+    return this.request('PUT', numberId === null ? '/v1/fallback' : `/v1/numbers/${encodeURIComponent(numberId)}/fallback`, { body });
+  }
+
   addNumber(body: { number: string; agent: string; consent_policy?: string; provider?: string }): Promise<CreatedNumber> {
     return this.request<CreatedNumber>('POST', '/v1/numbers', { body });
   }
@@ -289,6 +307,14 @@ export class ApiClient {
 
   rollback(name: string): Promise<{ name: string; from: string; to: string }> {
     return this.request('POST', `/v1/agents/${encodeURIComponent(name)}/rollback`, { body: {} });
+  }
+
+  pause(name: string, body: { reason?: string; keep_live?: boolean }): Promise<PauseView> {
+    return this.request<PauseView>('POST', `/v1/agents/${encodeURIComponent(name)}/pause`, { body });
+  }
+
+  resume(name: string): Promise<PauseView> {
+    return this.request<PauseView>('POST', `/v1/agents/${encodeURIComponent(name)}/resume`, { body: {} });
   }
 
   async accessLog(query: { call_id?: string; since?: string; limit?: string }): Promise<AccessEntry[]> {

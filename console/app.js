@@ -4,10 +4,12 @@
 // A call has its own address, `/console#/calls/ID` (the softphone links to it):
 // opening it signs in first if needed, then asks the purpose, then shows the call.
 // The calls list names each call's owning node; the nodes panel (nodes.js) shows the cluster's nodes to admins;
+// the agents panel (agents.js) shows which agents are paused, with pause / resume for those who deploy;
 // the approvals panel (approvals.js) lists tool calls waiting for a decision to users with `tools:approve`.
 'use strict';
 import { approvalsPanel } from './approvals.js';
 import { nodesPanel } from './nodes.js';
+import { agentsPanel } from './agents.js';
 
 // Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
 const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
@@ -62,6 +64,8 @@ async function api(method, path, { body, headers = {}, signIn = false } = {}) {
 
 // ── the cluster's nodes (admins of the operator tenant; nodes.js) ───────────
 const nodes = nodesPanel({ $, h, text, when, api });
+// ── agents, paused or not, with pause / resume for those who deploy (agents.js) ──
+const agents = agentsPanel({ $, h, text, when, api });
 // ── tool calls waiting for approval (tools:approve; approvals.js) ───────────
 const approvals = approvalsPanel({ $, h, text, when, json, api });
 
@@ -107,6 +111,7 @@ async function signedIn(me) {
   closeDetail(false); $('access').hidden = true;
   connectLive();
   if (can('tenants:manage')) nodes.start(); else nodes.stop();
+  if (can('agents:read')) agents.start(can('agents:deploy')); else agents.stop();
   if (can('tools:approve') && can('subscribe')) approvals.start(); else approvals.stop();
   if (can('users:read')) api('GET', '/v1/users').then((r) => { for (const u of r.users) state.users.set(u.id, u.email); }).catch(() => {});
   await loadCalls(true);
@@ -120,6 +125,7 @@ function signedOut(message) {
   if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, 'signed out'); }
   sessionStorage.removeItem(PURPOSE_KEY);
   nodes.stop();
+  agents.stop();
   approvals.stop();
   $('calls-body').replaceChildren(); $('detail-body').replaceChildren(); $('access-body').replaceChildren();
   $('signin-password').value = ''; $('signin-token').value = '';

@@ -3,6 +3,7 @@ import type { SchemaDef } from '../store/index.ts';
 import { accessReducers, retiredAccessReducers } from './access.ts';
 import { agentReducers } from './agents.ts';
 import { agentVersionReducers } from './agent-versions.ts';
+import { agentPauseReducers } from './agent-pause.ts';
 import { callReducers, retiredCallReducers } from './calls/reducers.ts';
 import { outboundCallReducers } from './calls/outbound.ts';
 import { consentReducers } from './consent.ts';
@@ -25,7 +26,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

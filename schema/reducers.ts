@@ -6,6 +6,7 @@
  */
 export { evidence_exported, recording_accessed, token_created, token_revoked, transcript_accessed, user_created, user_disabled } from './access.ts';
 export { agent_deploy_failed, agent_rolled_back, agent_version_deployed, agent_version_live } from './agent-versions.ts';
+export { agent_paused, agent_resumed, number_fallback_set } from './agent-pause.ts';
 export { agent_action_completed, agent_action_requested, agent_state_saved, agent_turn_started } from './agents.ts';
 export { call_dialed } from './calls/outbound.ts';
 export { call_answered, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_rejected, call_rejections_aggregated, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from './calls/reducers.ts';

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { defineTable } from '../store/index.ts';
+import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 
 const id = z.string().min(1).max(200);
@@ -411,6 +412,8 @@ export const log_levels = defineTable({
   }),
 });
 
+export { agent_pauses, number_fallbacks } from './pause-tables.ts';
+
 export const tables = {
   tenants,
   users,
@@ -430,6 +433,8 @@ export const tables = {
   webhook_nonces,
   nodes,
   log_levels,
+  agent_pauses,
+  number_fallbacks,
   tool_policies,
   tool_approvals,
 };

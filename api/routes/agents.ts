@@ -2,7 +2,9 @@
  * Agent deployments over the API: `GET /v1/agents` (versions, rollout, live
  * calls), `POST /v1/agents/:name/deploy` (body: the bundled ESM code as
  * `application/javascript`, `?rollout=P&migrate=true`; or JSON
- * `{ code, rollout, migrate }`), `POST /v1/agents/:name/rollback`.
+ * `{ code, rollout, migrate }`), `POST /v1/agents/:name/rollback`. Each agent
+ * in the list carries `paused` (its open pause, or null); pausing itself is
+ * in agent-pause.ts.
  *
  * A deploy answers once the version's init ran: 201 with the live version, or
  * 422 `deploy_failed` carrying the agent's error — the previous version keeps
@@ -14,6 +16,8 @@ import { DeployError } from '../../agents/registry.ts';
 import { authorize } from '../auth/principal.ts';
 import { HttpError, parse, type ApiContext } from '../context.ts';
 import { iso } from './time.ts';
+import { pauseView } from './agent-pause.ts';
+import { openPause } from '../../schema/agent-pause.ts';
 
 const MAX_BUNDLE = 5 * 1024 * 1024;
 /** Body types a deploy takes besides JSON (the request guard lets them through on this route only). */
@@ -61,6 +65,7 @@ export function mountAgentRoutes(app: FastifyInstance, ctx: ApiContext): void {
           })),
         numbers: view.numbers.find({ agent: name }).map((n) => n.number),
         live_calls: live.filter((c) => c.agent === name).length,
+        paused: ((pause) => (pause ? pauseView(pause) : null))(openPause(view, name)),
       })),
     };
   });

@@ -344,3 +344,30 @@ test('"Sign in with an API token": a wrong token is refused on the form, the adm
   assert.ok(cookies.some((c) => c.name === 'sb_session' && c.httpOnly && c.value !== ADMIN_TOKEN), 'an HttpOnly session of its own');
   assert.deepEqual(problems, []);
 });
+
+test('the Agents panel: a developer pauses an agent with a reason and resumes it; compliance sees the pause but no control', { timeout: 60_000 }, async () => {
+  assert.equal((await api(gw.publicUrl, 'POST', '/v1/numbers', { body: { number: '+15550004242', agent: 'frontdesk' } })).status, 201);
+  const dev = await api<{ id: string }>(gw.publicUrl, 'POST', '/v1/users', { body: { email: 'dev@console.example.com', role: 'developer', password: PASSWORD } });
+  assert.equal(dev.status, 201);
+  const { page, problems } = await openConsole();
+  await signIn(page, 'dev@console.example.com', PASSWORD);
+  const row = page.locator('#agents-body tr[data-agent="frontdesk"]');
+  await row.getByText('serving').waitFor();
+  await row.getByLabel('Why pause frontdesk').fill('wrong opening hours');
+  await row.getByRole('button', { name: 'Pause' }).click();
+  await row.getByText('paused', { exact: true }).waitFor();
+  await row.getByText(/wrong opening hours/).waitFor();
+  const pause = gw.store.read('default').agent_pauses.find({ agent: 'frontdesk' })[0]!;
+  assert.deepEqual({ by: pause.paused_by, reason: pause.reason, keep_live: pause.keep_live, open: pause.resumed_at === null }, { by: `user:${dev.body.id}`, reason: 'wrong opening hours', keep_live: false, open: true });
+
+  const other = await openConsole();
+  await signIn(other.page, users.compliance.email, PASSWORD);
+  const seen = other.page.locator('#agents-body tr[data-agent="frontdesk"]');
+  await seen.getByText('paused', { exact: true }).waitFor();
+  assert.equal(await seen.getByRole('button').count(), 0, 'compliance may not pause or resume');
+
+  await row.getByRole('button', { name: 'Resume' }).click();
+  await row.getByText('serving').waitFor();
+  assert.notEqual(gw.store.read('default').agent_pauses.get(pause.id)?.resumed_at, null);
+  assert.deepEqual([...problems, ...other.problems], []);
+});

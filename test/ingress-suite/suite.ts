@@ -13,7 +13,7 @@ import { startTestGateway } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import type { DriverCall, IngressDriver, Support, TestGateway } from './driver.ts';
 import type { ArgsOf } from '../../store/index.ts';
-import { consent_policy_created, number_added } from '../../schema/reducers.ts';
+import { agent_paused, agent_resumed, consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557010000';
 const UNKNOWN = '+15550000404';
@@ -200,6 +200,25 @@ export function runIngressSuite(driver: IngressDriver): void {
       assert.ok(result.heard_ms > 0 && result.heard_ms < result.duration_ms, `heard ${result.heard_ms} of ${result.duration_ms} ms`);
       assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
       await endCall(gw, c);
+    });
+
+    test('a paused agent: a new call hears the fallback message and is hung up, with no agent turn; resumed, the agent answers again', { timeout: 90_000 }, async () => {
+      const gw = await gateway();
+      const who = { tenant: 'default', caller: 'test' };
+      resultOf(await gw.store.submit(agent_paused, { agent: 'default', reason: 'suite' }, who));
+      const paused = caller(gw);
+      assert.deepEqual(await paused.dial(), { kind: 'streaming' });
+      await paused.waitFor(() => callOf(gw, paused)?.state === 'ended', T.turn, 'the call ends after the message');
+      assert.equal(callOf(gw, paused)?.end_reason, 'agent paused');
+      assert.ok(paused.receivedEnergy() > 100, `the message is audible (energy ${paused.receivedEnergy().toFixed(0)})`);
+      assert.ok(!reducers(gw).includes('agent_turn_started'), 'no agent turn while paused');
+      await paused.waitFor(() => gw.calls.size === 0, T.short, 'the media session closed');
+      resultOf(await gw.store.submit(agent_resumed, { agent: 'default' }, who));
+      const back = caller(gw);
+      assert.deepEqual(await back.dial(), { kind: 'streaming' });
+      await back.waitFor(() => callOf(gw, back) !== undefined && succeeded(gw, callOf(gw, back)!.id) >= 1, T.turn, 'the agent greets again');
+      assert.equal(back.protocolErrors.length, 0, back.protocolErrors.join('; '));
+      await endCall(gw, back);
     });
   });
 }

@@ -61,6 +61,12 @@ const ROUTES: Route[] = [
   { method: 'GET', path: () => '/v1/cluster/nodes', permission: 'tenants:manage' },
   { method: 'GET', path: () => '/v1/nodes', permission: 'tenants:manage' },
   { method: 'GET', path: () => '/v1/agents', permission: 'agents:read' },
+  { method: 'GET', path: () => '/v1/agents/pauses', permission: 'agents:read' },
+  { method: 'POST', path: () => '/v1/agents/nobody/pause', permission: 'agents:deploy', body: {} },
+  { method: 'POST', path: () => '/v1/agents/nobody/resume', permission: 'agents:deploy', body: {} },
+  { method: 'GET', path: () => '/v1/fallbacks', permission: 'numbers:read' },
+  { method: 'PUT', path: () => '/v1/numbers/num_missing/fallback', permission: 'numbers:write', body: { kind: 'message' } },
+  { method: 'PUT', path: () => '/v1/fallback', permission: 'numbers:write', body: {} },
   { method: 'POST', path: () => '/v1/calls', permission: 'calls:originate', body: {} },
 ];
 

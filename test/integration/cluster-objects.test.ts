@@ -5,7 +5,8 @@
  *    it matches the sha256 B's row (from the log) carries; its chunks are gone after finalize;
  *  - A stops mid-call (its recorder abandoned, as a kill leaves it): B resumes the recording with the segment A
  *    stored (at most the last chunk short of what A flushed), a new segment and a gap, and finalizes it;
- *  - an agent deployed on A goes live on B through the log: B fetches the bundle and runs a turn on it.
+ *  - an agent deployed on A goes live on B through the log: B fetches the bundle and runs a turn on it; paused on
+ *    A, its worker stops on B too; resumed on A, B starts it again.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -22,7 +23,7 @@ import { workPrefix } from '../../recording/chunk-mirror.ts';
 import { decryptRecording } from '../../recording/crypto.ts';
 import { RecordingService } from '../../recording/service.ts';
 import { schema, type SwitchboardTables } from '../../schema/index.ts';
-import { call_answered, call_ended, call_received, consent_decided, consent_policy_created, consent_started, tenant_created } from '../../schema/reducers.ts';
+import { agent_paused, agent_resumed, call_answered, call_ended, call_received, consent_decided, consent_policy_created, consent_started, tenant_created } from '../../schema/reducers.ts';
 import { clusterBlobStore, resolveDurability, Store, type BlobStore } from '../../store/index.ts';
 import { conciergeSource } from '../helpers/agent-source.ts';
 import { TEST_MASTER } from '../helpers/call-fixture.ts';
@@ -167,7 +168,7 @@ test('A stops mid-call: B resumes with what A stored (≤ one chunk short), a ne
   assert.equal(sha(plain), row.sha256);
 });
 
-test('an agent deployed on A goes live on B: B fetches the bundle and runs a turn on it', { timeout: 120_000 }, async () => {
+test('an agent deployed on A goes live on B: B fetches the bundle and runs a turn on it; paused on A it stops on B, resumed it starts again', { timeout: 120_000 }, async () => {
   const a = await node('node-a3', 'LOG_OBJ3');
   const b = await node('node-b3', 'LOG_OBJ3');
   await a.store.submit(tenant_created, { id: 'acme', name: 'Acme' }, T);
@@ -196,4 +197,8 @@ test('an agent deployed on A goes live on B: B fetches the bundle and runs a tur
   } as unknown as Parameters<typeof agent.runTurn>[1];
   await agent.runTurn({ hook: 'onStart', callId, turn: 1, call: { from: 'a', to: 'b' }, state: {} }, actions);
   assert.deepEqual(said, ['Hello from v1.']);
+  resultOf(await a.store.submit(agent_paused, { agent: 'concierge', reason: 'cluster' }, T));
+  await until(() => rb.workers === 0 && ra.workers === 0, 'a pause written on A stops the worker on B (and on A)');
+  resultOf(await a.store.submit(agent_resumed, { agent: 'concierge' }, T));
+  await until(() => rb.workers > 0 && ra.workers > 0, 'a resume on A starts the live version on B again');
 });
