@@ -23,7 +23,10 @@ test('haproxy.cfg for three nodes: haproxy -c accepts it; each node is a checked
   assert.doesNotMatch(text, /\{\{/);
   for (const n of NODES) assert.match(text, new RegExp(`^\\s+server ${n.id} ${n.host.replace(/\./g, '\\.')}:${n.httpPort}$`, 'm'));
   assert.match(text, /option httpchk GET \/readyz/);
-  assert.match(text, /default-server check inter 300ms fall 2/);
+  // a loaded node's slow answer is not a death (3 s, three strikes); a refused connection takes a node out at once
+  assert.match(text, /default-server check inter 1s fastinter 300ms fall 3 rise 2 observe layer4 error-limit 1 on-error mark-down/);
+  assert.match(text, /^\s+timeout check 3s$/m);
+  assert.match(text, /^\s+balance leastconn$/m);
   assert.match(text, /^\s+retries 3$/m);
   assert.match(text, /option redispatch/);
   assert.match(text, /timeout tunnel/);
