@@ -93,8 +93,16 @@ if (insidePrivateNetwork(import.meta.filename, 600_000)) {
     assert.equal(held.call.owner_node, a.id);
 
     // kill -9 A: the page notices, and its resume goes through HAProxy to B.
+    // Every status the page shows from now on is kept: on a busy machine the whole Reconnecting phase may pass
+    // before the test looks, so it asks the page's history rather than the status of the moment.
+    await page.evaluate(() => {
+      const el = document.querySelector('#status')!;
+      const seen: string[] = [];
+      (window as unknown as { __status: string[] }).__status = seen;
+      new MutationObserver(() => seen.push(el.textContent ?? '')).observe(el, { childList: true, characterData: true, subtree: true });
+    });
     await cluster.killNode(a.id);
-    await page.locator('#status', { hasText: 'Reconnecting' }).waitFor({ timeout: 60_000 });
+    await page.waitForFunction(() => (window as unknown as { __status: string[] }).__status.some((t) => t.includes('Reconnecting')), undefined, { timeout: 60_000 });
     await page.locator('#status', { hasText: 'Connected' }).waitFor({ timeout: 90_000 });
 
     let now: Detail = before;
