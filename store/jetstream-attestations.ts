@@ -16,10 +16,10 @@
  * simple and stateless across a NATS server's death: attestations are one message per checkpoint per node.
  */
 import type { NatsConnection } from '@nats-io/nats-core';
-import { DeliverPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Attestation, AttestationTable } from './attestations.ts';
 import type { CheckpointTable, NodeKey } from './checkpoint.ts';
-import { TRANSIENT_SETUP } from './jetstream-log.ts';
+import { ensureSideStream } from './jetstream-streams.ts';
 
 /** How often a node publishes its new checkpoints and reads the others'. */
 const TICK_MS = 1000;
@@ -32,26 +32,6 @@ export const attestationStream = (logStream: string): string => `${logStream}_AT
 export function nodeSubject(logStream: string, node: string): string {
   const token = /^[A-Za-z0-9_-]+$/.test(node) ? node : `b64.${Buffer.from(node).toString('base64url')}`;
   return `${attestationStream(logStream)}.node.${token}`;
-}
-
-/** The stream, created when missing; a cluster still forming (see TRANSIENT_SETUP) is retried for 10 s. */
-async function ensure(jsm: JetStreamManager, name: string, replicas: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await jsm.streams.info(name);
-      return;
-    } catch (err) {
-      if (!/not found/i.test((err as Error).message)) throw err;
-    }
-    try {
-      await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits, num_replicas: replicas });
-      return;
-    } catch (err) {
-      if (!TRANSIENT_SETUP.test((err as Error).message) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
 }
 
 /** A stream message as an attestation, or null when it is not one (a wrong shape is skipped, not stored). */
@@ -144,7 +124,7 @@ export class AttestationSync {
   private async tick(): Promise<void> {
     const jsm = (this.jsm ??= await jetstreamManager(this.opts.nc, { timeout: 5000 }));
     if (!this.ensured) {
-      await ensure(jsm, this.name, this.opts.replicas);
+      await ensureSideStream(jsm, this.name, this.opts.replicas);
       this.ensured = true;
     }
     await this.publish(jsm);

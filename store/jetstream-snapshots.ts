@@ -11,8 +11,8 @@
  */
 import fs from 'node:fs';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
-import { TRANSIENT_SETUP } from './jetstream-log.ts';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { ensureSideStream } from './jetstream-streams.ts';
 import type { SnapshotManifest } from './snapshot.ts';
 
 const CHUNK = 256 * 1024;
@@ -21,26 +21,6 @@ const CHUNK = 256 * 1024;
 export type PublishedManifest = SnapshotManifest & { chunks: number[] };
 
 export const snapshotStream = (logStream: string): string => `${logStream}_SNAPSHOTS`;
-
-/** The snapshots stream, created when missing; a cluster still forming (see TRANSIENT_SETUP) is retried for 10 s. */
-async function ensure(jsm: JetStreamManager, name: string, replicas: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await jsm.streams.info(name);
-      return;
-    } catch (err) {
-      if (!/not found/i.test((err as Error).message)) throw err;
-    }
-    try {
-      await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, retention: RetentionPolicy.Limits, num_replicas: replicas });
-      return;
-    } catch (err) {
-      if (!TRANSIENT_SETUP.test((err as Error).message) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-}
 
 /** The latest manifest, or null when no snapshot was published. */
 export async function latestManifest(nc: NatsConnection, logStream: string): Promise<PublishedManifest | null> {
@@ -58,7 +38,7 @@ export async function latestManifest(nc: NatsConnection, logStream: string): Pro
 export async function publishSnapshot(nc: NatsConnection, logStream: string, replicas: number, file: string, manifest: SnapshotManifest): Promise<PublishedManifest> {
   const name = snapshotStream(logStream);
   const jsm = await jetstreamManager(nc, { timeout: 5000 });
-  await ensure(jsm, name, replicas);
+  await ensureSideStream(jsm, name, replicas);
   const previous = await latestManifest(nc, logStream);
   const js = jetstream(nc, { timeout: 10_000 });
   const data = fs.readFileSync(file);
