@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { ensureSideStream } from './jetstream-streams.ts';
 import type { SnapshotManifest } from './snapshot.ts';
 
