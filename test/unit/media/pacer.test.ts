@@ -393,6 +393,7 @@ test('phases: a new stream takes the least-loaded phase, and lateness is measure
   clock.tick();
   assert.deepEqual(sent, [50]);
   assert.equal(late.stats.lateFrames, 1);
+  // The test's own clock (t.now) set above: an exact figure of the arithmetic, not a measured duration.
   assert.ok(Math.abs(late.stats.maxLatenessMs - 45) < 1e-9, `lateness ${late.stats.maxLatenessMs}`);
 });
 

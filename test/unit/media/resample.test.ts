@@ -87,6 +87,7 @@ test('20 ms in gives exactly 20 ms out on every call; flush emits the tail and r
 
 test('group delay is small and the output is aligned after compensating it', () => {
   const r = new Resampler(8000, 48000);
+  // The filter's group delay, computed from its taps (signal time, not a measured duration).
   assert.ok(r.delayMs > 0 && r.delayMs < 5, `delay ${r.delayMs} ms`);
   // An impulse comes out centred at the reported delay.
   const impulse = new Int16Array(80);
