@@ -31,6 +31,9 @@ import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecord
 import { MediaClock } from '../media/pacer.ts';
 import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
+import { ContentKeyring } from '../recording/content-keys.ts';
+import { ContentSealer } from '../recording/content-seal.ts';
+import { ContentEraser } from '../recording/content-erase.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { clusterBlobStore, Store, StoreError, type Tables } from '../store/index.ts';
@@ -151,6 +154,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   }
   // Recordings (and, in cluster mode, agent bundles): the data dir's files, or the cluster's object store.
   const blobs = cluster ? await clusterBlobStore(store).catch((err: unknown) => (store.close(), Promise.reject(err))) : new FsBlobStore(config.dataDir);
+  const master = loadOrCreateMasterKey(config.dataDir);
+  // Content is sealed with its call's key before it is submitted; the keys live in the blob store, outside the log.
+  const content = new ContentSealer(store, new ContentKeyring(blobs, master), logger.child({ component: 'content' }));
+  content.install();
   let ready = false;
   // Four 5 ms phases: each call keeps its 20 ms cadence, and a tick sends for a quarter of the calls, not all of them.
   // Cluster mode: outgoing media waits while this node's lease is not known to be renewed (bridge/ownership.ts).
@@ -174,7 +181,6 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const speechChosen = chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
   speechChosen.catch(() => undefined);
   await endCallsLeftByFault(store, logger);
-  const master = loadOrCreateMasterKey(config.dataDir);
   const recordings = new RecordingService({
     store,
     dataDir: config.dataDir,
@@ -186,6 +192,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     cluster: Boolean(cluster),
   });
   recordings.start();
+  const eraser = new ContentEraser({ store, content, deleteMedia: (row) => recordings.deleteMedia(row), logger });
+  eraser.start(config.recording.retentionSweepMs ?? 60_000);
   const speech = await speechChosen;
   const calls = new CallManager({
     recordings,
@@ -248,6 +256,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger,
     blobs,
     master,
+    content,
+    eraser,
     now: Date.now,
     ffmpegPath: config.recording.ffmpegPath,
     publicUrl: config.http.publicUrl,
@@ -284,6 +294,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     await http.close();
     clock.stop();
     recordings.stop();
+    eraser.stop();
     store.close();
   };
   const mountStage = async (stage: 'routes' | 'sockets'): Promise<void> => {
@@ -304,6 +315,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     await closeIngress().catch(() => undefined);
     clock.stop();
     recordings.stop();
+    eraser.stop();
     store.close();
     throw listenError(err, config.host, config.http.port);
   }
@@ -362,6 +374,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);
       if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
       recordings.stop();
+      eraser.stop();
       store.close();
       await store.whenClosed(); // cluster mode: the NATS connection closed
       logger.info('switchboard stopped');

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
+import { content_erasures } from './content-tables.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -239,7 +240,8 @@ export const transcript_segments = defineTable({
     channel: z.enum(['caller', 'agent']),
     start_ms: z.number().int().nonnegative(),
     end_ms: z.number().int().nonnegative(),
-    text,
+    /** Sealed with the call's content key (schema/content.ts); '' once erased. */
+    text: z.string().max(64_000),
     confidence: z.number().min(0).max(1).nullable(),
     provider: z.string().max(64),
     created_at: ts,
@@ -437,5 +439,6 @@ export const tables = {
   number_fallbacks,
   tool_policies,
   tool_approvals,
+  content_erasures,
 };
 export type SwitchboardTables = typeof tables;

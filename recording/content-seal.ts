@@ -1,0 +1,121 @@
+/**
+ * Sealing content at submission and opening it for reading (issue 17).
+ *
+ *   store.submit(handle, args) ──► ContentSealer.seal (installed with store.sealWith)
+ *        │  CONTENT_ARGS[reducer]? ── no ──► args unchanged
+ *        │  the call: args.call_id, or the agent action / consent row the args name
+ *        └► the call's key (recording/content-keys.ts) ──► each content field sealValue()d ──► built, logged
+ *
+ *   reader (API, console, evidence pack, agent resume) ──► openRows(tenant, table, rows)
+ *        └► per call: key ──► CONTENT_COLUMNS opened; a call whose key is gone: the columns read null ('' for text)
+ *
+ * The FTS index of transcripts is fed through `indexText` (store.indexTextWith): the node that sealed a segment
+ * has its key in memory and indexes the opened words; a segment whose key is not in memory is indexed as ''.
+ */
+import type { Logger } from 'pino';
+import { CONTENT_ARGS, CONTENT_COLUMNS, type SwitchboardTables } from '../schema/index.ts';
+import type { CallOf } from '../schema/content.ts';
+import { StoreError, type Store, type SubmitOptions } from '../store/index.ts';
+import { ContentSealError, isSealed, isSealedText, openText, openValue, sealValue } from './content-crypto.ts';
+import type { ContentKey, ContentKeyring } from './content-keys.ts';
+
+type Row = Record<string, unknown>;
+
+export class ContentSealer {
+  constructor(
+    private readonly store: Store<SwitchboardTables>,
+    readonly keyring: ContentKeyring,
+    private readonly log?: Logger,
+  ) {}
+
+  /** Installs sealing on the store's submit path and the opener of its transcript index. */
+  install(): void {
+    this.store.sealWith((reducer, args, opts) => this.seal(reducer, args, opts));
+    this.store.indexTextWith((_index, text, callId) => this.indexText(text, callId));
+  }
+
+  /** The args with their content fields sealed (a promise when the call's key must be fetched or made first). */
+  seal(reducer: string, args: unknown, opts: SubmitOptions): unknown {
+    const spec = CONTENT_ARGS[reducer];
+    if (!spec || args === null || typeof args !== 'object') return args;
+    const a = args as Row;
+    if (!spec.fields.some((f) => a[f] !== undefined && a[f] !== null && !isSealed(a[f]))) return args;
+    const callId = this.callOf(spec.call, a, opts.tenant);
+    if (!callId) return args; // the reducer refuses it (no such call/row); nothing is logged in clear but an id
+    const apply = (k: ContentKey): Row => {
+      const out: Row = { ...a };
+      for (const f of spec.fields) if (out[f] !== undefined && out[f] !== null && !isSealed(out[f])) out[f] = sealValue(k.key, callId, f, out[f]);
+      return out;
+    };
+    const refused = (err: unknown): never => {
+      if (err instanceof ContentSealError) throw new StoreError('content_erased', err.message);
+      throw err;
+    };
+    try {
+      const key = this.keyring.getOrCreate({ tenant: opts.tenant, callId });
+      return key instanceof Promise ? key.then(apply, refused) : apply(key);
+    } catch (err) {
+      return refused(err);
+    }
+  }
+
+  private callOf(call: CallOf, a: Row, tenant: string): string | null {
+    const ref = a[call.arg];
+    if (typeof ref !== 'string') return null;
+    if (!('table' in call)) return ref;
+    const read = this.store.read(tenant);
+    const row = call.table === 'agent_actions' ? read.agent_actions.get(ref) : read.consents.get(ref);
+    return row?.call_id ?? null;
+  }
+
+  private indexText(text: string, callId: string): string {
+    if (!isSealedText(text)) return text;
+    const key = this.keyring.cachedByCall(callId);
+    return key ? openText(key.key, callId, 'text', text) : '';
+  }
+
+  /**
+   * The rows with their content columns opened. Rows of a call whose key is gone (erased) read null ('' for
+   * text); a value that does not open (tampered) is logged and read null.
+   */
+  async openRows<R extends object>(tenant: string, table: keyof typeof CONTENT_COLUMNS & string, rows: readonly R[]): Promise<R[]> {
+    const columns = CONTENT_COLUMNS[table] ?? [];
+    const keys = new Map<string, ContentKey | null>();
+    const out: R[] = [];
+    for (const row of rows) {
+      const r = row as Row;
+      const callId = typeof r.call_id === 'string' ? r.call_id : null;
+      if (!callId || !columns.some((c) => isSealed(r[c]))) {
+        out.push(row);
+        continue;
+      }
+      if (!keys.has(callId)) keys.set(callId, await this.keyring.get({ tenant, callId }));
+      const key = keys.get(callId) ?? null;
+      const opened: Row = { ...r };
+      for (const c of columns) {
+        if (!isSealed(r[c])) continue;
+        try {
+          opened[c] = key ? openValue(key.key, callId, c, r[c]) : null;
+        } catch (err) {
+          this.log?.warn({ call: callId, table, column: c, err }, 'sealed content does not open');
+          opened[c] = null;
+        }
+        if (opened[c] === null && table === 'transcript_segments') opened[c] = '';
+      }
+      out.push(opened as R);
+    }
+    return out;
+  }
+
+  /** One row opened (see openRows). */
+  async openRow<R extends object>(tenant: string, table: keyof typeof CONTENT_COLUMNS & string, row: R): Promise<R> {
+    return (await this.openRows(tenant, table, [row]))[0] as R;
+  }
+
+  /** A value sealed for `callId`'s `field` opened (e.g. a reducer's result echoing a stored action result). */
+  async openField(tenant: string, callId: string, field: string, value: unknown): Promise<unknown> {
+    if (!isSealed(value)) return value;
+    const key = await this.keyring.get({ tenant, callId });
+    return key ? openValue(key.key, callId, field, value) : null;
+  }
+}
