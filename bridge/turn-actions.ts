@@ -14,6 +14,7 @@
  *   gather     row 'note' {gather} ─► prompt ─► next DTMF digits / utterance / timeout ─► completed
  *              with the kind and the number of digits, never the digits (they may be card numbers)
  */
+import { openOn } from '../recording/content-seal.ts';
 import type { Logger } from 'pino';
 import { runHttpTool, toolRequestId } from '../agents/tools.ts';
 import { isToolRefusal, ToolRefusedError, type HttpToolDefinition, type ToolRefusal } from '../agents/sdk.ts';
@@ -68,7 +69,9 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
   const request = async (kind: 'say' | 'tool' | 'transfer' | 'hangup' | 'note', requestId: string, args: Json): Promise<Row> => {
     const r = await host.store.submit(agent_action_requested, { call_id: host.callId, kind, request_id: requestId, args }, host.who());
     if (!r.outcome.ok) throw new ActionError(`${kind} refused: ${r.outcome.error.code}: ${r.outcome.error.message}`);
-    return r.outcome.result as Row;
+    const row = r.outcome.result as Row;
+    // an earlier attempt's stored result is sealed with the call's key (recording/content-seal.ts)
+    return row.existing ? { ...row, result: (await openOn(host.store, host.who().tenant, host.callId, 'result', row.result)) as Json } : row;
   };
   const complete = async (actionId: string, ok: boolean, result: Json): Promise<void> => {
     const r = await host.store.submit(agent_action_completed, { action_id: actionId, ok, result }, host.who());

@@ -33,7 +33,7 @@ import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { ContentKeyring } from '../recording/content-keys.ts';
 import { ContentSealer } from '../recording/content-seal.ts';
-import { ContentEraser } from '../recording/content-erase.ts';
+import { ContentEraser } from '../bridge/content-erase.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { clusterBlobStore, Store, StoreError, type Tables } from '../store/index.ts';

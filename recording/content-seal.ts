@@ -21,6 +21,22 @@ import type { ContentKey, ContentKeyring } from './content-keys.ts';
 
 type Row = Record<string, unknown>;
 
+const installed = new WeakMap<object, ContentSealer>();
+
+/** The sealer installed on `store` (null: content is not sealed there, e.g. a test's bare store). */
+export function sealerOf(store: object): ContentSealer | null {
+  return installed.get(store) ?? null;
+}
+
+/**
+ * A sealed value of `callId`'s `field` opened through the sealer installed on `store`; unsealed values and stores
+ * without a sealer pass through. For the bridge: an agent's saved state, an earlier tool result.
+ */
+export async function openOn(store: object, tenant: string, callId: string, field: string, value: unknown): Promise<unknown> {
+  const sealer = sealerOf(store);
+  return sealer && isSealed(value) ? sealer.openField(tenant, callId, field, value) : value;
+}
+
 export class ContentSealer {
   constructor(
     private readonly store: Store<SwitchboardTables>,
@@ -32,6 +48,30 @@ export class ContentSealer {
   install(): void {
     this.store.sealWith((reducer, args, opts) => this.seal(reducer, args, opts));
     this.store.indexTextWith((_index, text, callId) => this.indexText(text, callId));
+    installed.set(this.store, this);
+  }
+
+  /**
+   * A row with its content columns opened with keys held in memory only (no I/O: for ordered, synchronous
+   * delivery such as subscription deltas). A column whose key is not in memory reads null ('' for text).
+   */
+  openRowCached<R extends Row | null>(table: string, row: R): R {
+    const columns = CONTENT_COLUMNS[table];
+    if (!row || !columns) return row;
+    const callId = typeof row.call_id === 'string' ? row.call_id : null;
+    if (!callId || !columns.some((c) => isSealed(row[c]))) return row;
+    const key = this.keyring.cachedByCall(callId);
+    const out: Row = { ...row };
+    for (const c of columns) {
+      if (!isSealed(row[c])) continue;
+      try {
+        out[c] = key ? openValue(key.key, callId, c, row[c]) : null;
+      } catch {
+        out[c] = null;
+      }
+      if (out[c] === null && table === 'transcript_segments') out[c] = '';
+    }
+    return out as R;
   }
 
   /** The args with their content fields sealed (a promise when the call's key must be fetched or made first). */

@@ -166,7 +166,7 @@ export class RecordingService implements RecordingPort {
     this.sweeper.start();
   }
 
-  /** Deletes a recording's media wherever it is (blob, cluster chunks, local work files): erasure (recording/content-erase.ts). */
+  /** Deletes a recording's media wherever it is (blob, cluster chunks, local work files): erasure (bridge/content-erase.ts). */
   async deleteMedia(row: { tenant: string; id: string; uri: string | null }): Promise<void> {
     if (row.uri) await this.o.blobs.delete(row.uri);
     if (this.o.cluster) await deleteWork(this.o.blobs, workPrefix(row.tenant, row.id));

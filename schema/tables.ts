@@ -107,7 +107,7 @@ export const consent_policies = defineTable({
     /** Pause behaviour while recording is paused (PCI, withdrawal). */
     pause_mode: z.enum(['silence', 'skip']),
     /** How long recordings made under this policy are kept. */
-    retention_days: z.number().int().positive(),
+    retention_days: z.number().int().nonnegative(),
     /** Stored format: µ-law WAV (cheap at scale), or Ogg/Opus / MP3 through ffmpeg. */
     recording_format: z.enum(['wav', 'ogg', 'mp3']),
     created_at: ts,

@@ -1,5 +1,5 @@
 /**
- * Erasure of call content (issue 17; recording/content-erase.ts does the work):
+ * Erasure of call content (issue 17; bridge/content-erase.ts does the work):
  *
  *   POST /v1/calls/:id/erase  { reason, reference? }            one call          → 200 { call_id, erased_at, keys }
  *   POST /v1/erasures         { subject, reason, reference? }   every ended call of a caller number

@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { call_content_erased } from '../schema/reducers.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
-import type { ContentSealer } from './content-seal.ts';
+import type { ContentSealer } from '../recording/content-seal.ts';
 
 const DAY_MS = 86_400_000;
 
