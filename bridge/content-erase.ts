@@ -78,7 +78,8 @@ export class ContentEraser {
 
   /**
    * Retention of content: every ended call whose consent policy's retention days have passed since it ended, not
-   * on legal hold and not yet erased, is erased (`kind: retention`). Then any erased call whose key remains (a
+   * on legal hold and not yet erased, is erased (`kind: retention`) once its recordings' media is purged (the
+   * recordings' sweep on the same timer purges it first, writing `recording_purged`). Then any erased call whose key remains (a
    * crash between the command and the deletion) is finished.
    */
   async sweep(): Promise<string[]> {
@@ -90,7 +91,10 @@ export class ContentEraser {
       const consent = call.consent_id ? read.consents.get(call.consent_id) : undefined;
       const policy = consent ? read.consent_policies.get(consent.policy_id) : undefined;
       if (!policy || call.ended_at + policy.retention_days * DAY_MS > now) continue;
-      if (read.recordings.find({ call_id: call.id }).some((r) => r.legal_hold)) continue;
+      const recs = read.recordings.find({ call_id: call.id });
+      if (recs.some((r) => r.legal_hold)) continue;
+      // media first, by the recordings' own sweep (recording_purged, recording/retention.ts); the content follows
+      if (recs.some((r) => r.status !== 'purged')) continue;
       const r = await this.erase(call.tenant, call.id, { kind: 'retention', reason: `retention: ${policy.retention_days} days under policy ${policy.name} v${policy.version}`, reference: null, caller: 'system:retention' });
       if (r.ok) erased.push(call.id);
       else this.log.warn({ call: call.id, code: r.code }, 'content retention erase refused');
