@@ -34,6 +34,7 @@ import { loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { ContentKeyring } from '../recording/content-keys.ts';
 import { ContentSealer } from '../recording/content-seal.ts';
 import { ContentEraser } from '../bridge/content-erase.ts';
+import { plainContent } from './migrate.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { clusterBlobStore, Store, StoreError, type Tables } from '../store/index.ts';
@@ -158,6 +159,12 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   // Content is sealed with its call's key before it is submitted; the keys live in the blob store, outside the log.
   const content = new ContentSealer(store, new ContentKeyring(blobs, master), logger.child({ component: 'content' }));
   content.install();
+  // A data dir from before sealing: its log holds plain content that erasure cannot reach (cli/migrate.ts).
+  // Scanned once: a clean log leaves a marker (every later command is sealed by the submit path).
+  const sealedMarker = path.join(config.dataDir, 'keys', 'content-sealed');
+  const plain = cluster || fs.existsSync(sealedMarker) ? 0 : plainContent(store, 1);
+  if (plain === 0 && !cluster && !fs.existsSync(sealedMarker)) fs.writeFileSync(sealedMarker, 'content sealed from the first event (cli/migrate.ts)\n', { mode: 0o600 });
+  if (plain > 0) logger.warn({ dataDir: config.dataDir }, `this data dir's log holds content written before content sealing, which erasure cannot remove: stop the gateway and run \`switchboard migrate --data-dir ${config.dataDir}\``);
   let ready = false;
   // Four 5 ms phases: each call keeps its 20 ms cadence, and a tick sends for a quarter of the calls, not all of them.
   // Cluster mode: outgoing media waits while this node's lease is not known to be renewed (bridge/ownership.ts).

@@ -20,3 +20,4 @@ export { derivedDdl, type DerivedIndex, type FullTextIndex, type IndexText, type
 export { BlobStoreError, blobKeySegment, validateBlobKey, type BlobStore, type BlobStoreErrorCode } from './blob-store.ts';
 export { blobBucket, JetStreamBlobStore } from './jetstream-blobs.ts';
 export { clusterBlobStore } from './cluster-blobs.ts';
+export { relog, type RelogReport } from './relog.ts';
