@@ -13,7 +13,7 @@ import { ContentKeyring } from '../recording/content-keys.ts';
 import { ContentSealer } from '../recording/content-seal.ts';
 import { loadOrCreateMasterKey } from '../recording/master-key.ts';
 import { schema } from '../schema/index.ts';
-import { call_received, consent_decided, consent_started, tenant_created, transcript_appended } from '../schema/reducers.ts';
+import { call_answered, call_received, consent_decided, consent_started, tenant_created, transcript_appended } from '../schema/reducers.ts';
 import { resolveDurability, Store } from '../store/index.ts';
 import { collectGarbage, fmt, log, now, report, Samples, wanted } from './lib.ts';
 
@@ -42,6 +42,7 @@ async function run(sealed: boolean): Promise<Run> {
     const policy = store.read('acme').consent_policies.findOne({ name: 'default' });
     if (!policy) throw new Error('no default policy');
     const { call_id } = ok(await store.submit(call_received, { provider: 'twilio', provider_call_id: 'bench-1', from: '+15551230000', to: '+15559870000' }, OPTS));
+    ok(await store.submit(call_answered, { call_id }, OPTS));
     const { consent_id } = ok(await store.submit(consent_started, { call_id, policy_id: policy.id }, OPTS));
     ok(await store.submit(consent_decided, { consent_id, outcome: 'granted', method: 'dtmf', evidence: { digit: '1' } }, OPTS));
     const lat = new Samples();
