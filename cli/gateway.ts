@@ -313,6 +313,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     },
     `switchboard listening on ${urls.http}`,
   );
+  // What the adapters import on first use (werift, the Twilio SDK), loaded now in the background (ingress/port.ts).
+  for (const [name, m] of mounted) m.warm?.().catch((err: unknown) => logger.warn({ err, ingress: name }, 'loading an adapter\'s packages in the background failed'));
   let stopping: Promise<void> | null = null;
   return {
     store,

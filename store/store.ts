@@ -18,7 +18,7 @@ import { CHECKPOINT_DDL, CheckpointTable, loadOrCreateNodeKey, signCheckpoint, t
 import { openDatabase, resolveDurability, type Durability } from './database.ts';
 import { tableDigest, type TableDigest } from './digest.ts';
 import { ApplyEngine, POSITION_KEY, type Receipt, type StoreFault } from './engine.ts';
-import { JetStreamLog, type ClusterOptions } from './jetstream-log.ts';
+import type { ClusterOptions, JetStreamLog } from './jetstream-log.ts';
 import type { LogBackend } from './log-backend.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
 import { CommandIdSource } from './command-id.ts';
@@ -246,11 +246,13 @@ export class Store<T extends Tables = Tables> {
   /**
    * Cluster mode: opens the node's SQLite as `open` does, then runs it on the JetStream log (store/jetstream-log.ts):
    * connects, creates the stream if none exists, and applies what this node has not yet applied from the stream
-   * before returning. A bad or unreachable NATS is a StoreError naming `cluster.variable`.
+   * before returning. A bad or unreachable NATS is a StoreError naming `cluster.variable`. The NATS clients are
+   * imported here, on this path only: a node without cluster mode never loads them.
    */
   static async openCluster<T extends Tables>(opts: StoreOptions<T> & { cluster: ClusterOptions }): Promise<Store<T>> {
     const store = Store.open(opts);
     try {
+      const { JetStreamLog } = await import('./jetstream-log.ts');
       store.cluster = await JetStreamLog.open(store.engine, store.log, opts.cluster, store.onError);
       store.backend = store.cluster;
       return store;

@@ -47,6 +47,7 @@ import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { negotiate, offerSdp } from './sdp.ts';
 import { answerSrtp, offerCrypto } from './sdes.ts';
 import { encryptionFields, SrtpContext } from './srtp.ts';
+import { loadWerift } from '../werift.ts';
 import type { Destination, SipUas } from './uas.ts';
 import { ALLOW, SUPPORTED } from './validate.ts';
 import { formatRAck, parseRSeq, requires100rel } from './prack.ts';
@@ -358,6 +359,7 @@ export class SipDialer implements OutboundDialer {
       this.releaseSockets(a.sockets);
       return;
     }
+    if (agreed) await loadWerift(); // loaded in the background after the start (ingress/werift.ts)
     const rtp = new RtpSession(a.sockets, neg.media, `switchboard@${a.local}`);
     if (agreed) rtp.srtp = new SrtpContext(agreed.keys);
     this.log.info({ call: a.ref.callId, callId: a.sipCallId, codec: neg.media.codec, rtp: a.sockets.port, media: agreed ? `srtp ${agreed.keys.suite}` : 'rtp' }, 'outbound SIP call answered');
