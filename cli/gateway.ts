@@ -313,7 +313,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     },
     `switchboard listening on ${urls.http}`,
   );
-  // What the adapters import on first use (werift, the Twilio SDK), loaded now in the background (ingress/port.ts).
+  // What the adapters import on first use (heavy packages kept out of the start), loaded now in the background
+  // (`warm()`, ingress/port.ts): the restart does not wait for it.
   for (const [name, m] of mounted) m.warm?.().catch((err: unknown) => logger.warn({ err, ingress: name }, 'loading an adapter\'s packages in the background failed'));
   let stopping: Promise<void> | null = null;
   return {
