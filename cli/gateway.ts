@@ -314,8 +314,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     `switchboard listening on ${urls.http}`,
   );
   // What the adapters import on first use (heavy packages kept out of the start), loaded now in the background
-  // (`warm()`, ingress/port.ts): the restart does not wait for it.
-  for (const [name, m] of mounted) m.warm?.().catch((err: unknown) => logger.warn({ err, ingress: name }, 'loading an adapter\'s packages in the background failed'));
+  // (`warm()`, ingress/port.ts), one adapter after the other in the adapters' order: the restart does not wait for it.
+  void (async () => {
+    for (const [name, m] of mounted) await m.warm?.().catch((err: unknown) => logger.warn({ err, ingress: name }, 'loading an adapter\'s packages in the background failed'));
+  })();
   let stopping: Promise<void> | null = null;
   return {
     store,

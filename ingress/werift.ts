@@ -39,7 +39,7 @@ export function werift(): Werift {
   return loaded;
 }
 
-/** Whether an SDP body offers or answers SRTP (RTP/SAVP or RTP/SAVPF on a media line). */
+/** Whether an SDP body may agree SRTP: RTP/SAVP(F) on a media line, or an a=crypto line (in RTP/AVP under `prefer`). */
 export function sdpWantsSrtp(sdp: string | null | undefined): boolean {
-  return typeof sdp === 'string' && /^m=[^\r\n]*RTP\/SAVP/m.test(sdp);
+  return typeof sdp === 'string' && (/^m=[^\r\n]*RTP\/SAVP/m.test(sdp) || /^a=crypto:/m.test(sdp));
 }
