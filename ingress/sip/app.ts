@@ -229,8 +229,9 @@ export class SipApp implements UasHandler {
   }
 
   /**
-   * An offer with RTP/SAVP before werift is loaded (the first SRTP call after a start, ingress/werift.ts): handled
-   * once it is (`then`), so the SRTP context it builds finds the ciphers. True when held back.
+   * An SDP that may agree SRTP (RTP/SAVP, or a=crypto) before werift is loaded (the first SRTP call after a start,
+   * ingress/werift.ts): handled once it is (`then`), so the SRTP context it builds finds the ciphers. True when held
+   * back; a failed load is logged and the request left unanswered (its transaction times out).
    */
   private heldForSrtp(v: ValidRequest, then: () => void): boolean {
     if (weriftLoaded() || !sdpWantsSrtp(v.sdp)) return false;
