@@ -47,7 +47,7 @@ import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { negotiate, offerSdp } from './sdp.ts';
 import { answerSrtp, offerCrypto } from './sdes.ts';
 import { encryptionFields, SrtpContext } from './srtp.ts';
-import { loadWerift } from '../werift.ts';
+import { loadWerift, weriftLoaded } from '../werift.ts';
 import type { Destination, SipUas } from './uas.ts';
 import { ALLOW, SUPPORTED } from './validate.ts';
 import { formatRAck, parseRSeq, requires100rel } from './prack.ts';
@@ -351,6 +351,9 @@ export class SipDialer implements OutboundDialer {
       this.releaseSockets(a.sockets);
       return this.endCall(a, reason);
     }
+    // The SRTP ciphers (werift, ingress/werift.ts) before the call is answered: from `answered` to the RTP session
+    // being adopted nothing else may be awaited (an extra tick there loses the far end's first media).
+    if (agreed && !weriftLoaded()) await loadWerift();
     const r = await this.deps.calls.answered(a.ref, { caller: 'sip:uac' });
     if (!r.ok) {
       // Ended meanwhile (shutdown): hang up.
@@ -359,7 +362,6 @@ export class SipDialer implements OutboundDialer {
       this.releaseSockets(a.sockets);
       return;
     }
-    if (agreed) await loadWerift(); // loaded in the background after the start (ingress/werift.ts)
     const rtp = new RtpSession(a.sockets, neg.media, `switchboard@${a.local}`);
     if (agreed) rtp.srtp = new SrtpContext(agreed.keys);
     this.log.info({ call: a.ref.callId, callId: a.sipCallId, codec: neg.media.codec, rtp: a.sockets.port, media: agreed ? `srtp ${agreed.keys.suite}` : 'rtp' }, 'outbound SIP call answered');
