@@ -105,6 +105,11 @@ export interface MountedIngress {
   close(): Promise<void>;
   /** Outbound calling, when the adapter can dial. */
   readonly dialer?: OutboundDialer;
+  /**
+   * Loads, in the background, what the adapter imports on first use (heavy packages kept out of the start): called
+   * once the gateway listens, so the restart does not wait for it and the first call usually does not either.
+   */
+  warm?(): Promise<void>;
 }
 
 /**

@@ -48,6 +48,7 @@ import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { negotiate, offerSdp } from './sdp.ts';
 import { answerSrtp, offerCrypto } from './sdes.ts';
 import { encryptionFields, SrtpContext } from './srtp.ts';
+import { loadWerift, weriftLoaded } from '../werift.ts';
 import type { Destination, SipUas } from './uas.ts';
 import { ALLOW, SUPPORTED } from './validate.ts';
 import { formatRAck, parseRSeq, requires100rel } from './prack.ts';
@@ -379,6 +380,9 @@ export class SipDialer implements OutboundDialer {
       this.releaseSockets(a.sockets);
       return this.endCall(a, reason);
     }
+    // The SRTP ciphers (werift, ingress/werift.ts) before the call is answered: from `answered` to the RTP session
+    // being adopted nothing else may be awaited (an extra tick there loses the far end's first media).
+    if (agreed && !weriftLoaded()) await loadWerift();
     const r = await this.deps.calls.answered(a.ref, { caller: 'sip:uac' });
     if (!r.ok) {
       // Ended meanwhile (shutdown): hang up.

@@ -34,7 +34,6 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import twilio from 'twilio';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { refuseUpgrade } from '../../http/server.ts';
@@ -45,6 +44,7 @@ import { streamTokensFor, type StreamTokens } from '../stream-tokens.ts';
 import { TwilioLeg } from './leg.ts';
 import { parseInbound } from './messages.ts';
 import { verifyTwilioSignature, type SignaturePolicy } from './signature.ts';
+import { loadTwilio, twilioLoaded } from './sdk.ts';
 import { call_ended } from '../../schema/reducers.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get `<Reject reason="busy"/>`: host.calls). */
@@ -101,6 +101,7 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
 
   const routes = async (app: FastifyInstance): Promise<void> => {
   app.post('/twilio/voice', async (req, reply) => {
+    const twilio = await loadTwilio(); // the SDK, imported on first use (sdk.ts)
     const params = formParams(req);
     if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
     if (!authenticate(req, reply, params)) return reply;
@@ -149,6 +150,7 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
   });
 
   app.post('/twilio/status', async (req, reply) => {
+    await loadTwilio();
     const params = formParams(req);
     if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
     if (!authenticate(req, reply, params)) return reply;
@@ -171,7 +173,12 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
   // Messages up to 1 MiB are read and validated (an oversized media frame is dropped, the call goes on);
   // beyond that the socket is closed (1009) and Twilio's <Redirect> resumes the call on a fresh stream.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  host.http.onUpgrade('/twilio/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  host.http.onUpgrade('/twilio/media', function upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Before the SDK is in (sdk.ts), the upgrade waits for it; the socket may close meanwhile (refuseUpgrade copes).
+    if (!twilioLoaded()) return void loadTwilio().then(() => upgrade(req, socket, head), (err: unknown) => {
+      log.error({ err }, 'loading the twilio SDK failed');
+      refuseUpgrade(socket, 503, 'the twilio SDK is not available');
+    });
     const path = req.url ?? '/twilio/media';
     const verdict = verifyTwilioSignature(policy, req.headers['x-twilio-signature'], [wsUrl(path), httpUrl(path)], {});
     if (!verdict.ok) {
@@ -224,5 +231,5 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
     ws.on('close', () => clearTimeout(timer));
   };
 
-  return { tokens, close: async () => wss.close() };
+  return { tokens, warm: async () => void (await loadTwilio()), close: async () => wss.close() };
 }
