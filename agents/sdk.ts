@@ -27,6 +27,10 @@
  * Otherwise `ctx.tool()` rejects with a `ToolRefusedError` (`isToolRefusal`),
  * whose `refusal` says why — 'consent' | 'denied' | 'timeout' | 'cancelled' —
  * so the agent can tell the caller.
+ *
+ * A tool's `parameters` (a JSON schema or a zod 4 schema) describe its
+ * arguments to an LLM: `chatWithTools` in `switchboard/llm` sends them and
+ * runs the model's calls through `ctx.tool`.
  */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

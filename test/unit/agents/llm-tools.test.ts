@@ -25,7 +25,7 @@ async function fake(opts: FakeLlmOptions): Promise<FakeLlm> {
   return f;
 }
 
-const base = (f: FakeLlm): Omit<ChatOptions, 'tools'> => ({ baseUrl: f.url, apiKey: f.apiKey, model: 'test-model', messages: [{ role: 'user', content: 'Book me Tuesday' }] });
+const base = (f: FakeLlm): Omit<ChatOptions, 'tools' | 'toolChoice'> => ({ baseUrl: f.url, apiKey: f.apiKey, model: 'test-model', messages: [{ role: 'user', content: 'Book me Tuesday' }] });
 
 /** A ctx.tool double: records calls, answers from `impl`, and tracks how many run at once. */
 function toolCtx(impl: (name: string, args: Json) => Promise<Json>) {
@@ -74,7 +74,7 @@ describe('chatWithTools', () => {
     });
     let release!: () => void;
     const bothStarted = new Promise<void>((r) => (release = r));
-    const ctx = toolCtx(async (name) => {
+    const ctx = toolCtx(async (name): Promise<Json> => {
       if (ctx.calls.length === 2) release();
       await bothStarted; // neither finishes before the other has started
       return name === 'find_slot' ? { slot: 'tue-10' } : { booked: true };
