@@ -27,6 +27,7 @@
  */
 import * as z from 'zod/mini';
 import type { AgentContext } from './sdk.ts';
+import { LLM_SPAN_REPORTER, type AgentSpan } from './types.ts';
 
 export { chatWithTools, toolSpecs, DEFAULT_MAX_TOOL_CALLS, type ToolChatOptions, type LlmTool } from './llm-tools.ts';
 
@@ -155,6 +156,33 @@ export async function* chat(opts: ChatOptions): AsyncGenerator<string, void, und
  * value) the tool calls the model asked for, empty when none.
  */
 export async function* streamChat(opts: ChatOptions): AsyncGenerator<string, ChatToolCall[], undefined> {
+  // Timing for the turn's trace (when the agent runtime listens): when it started, its first delta, its end — no content.
+  const startMs = Date.now();
+  let firstTokenMs: number | null = null;
+  let calls = 0;
+  let ok = false;
+  const generate = requestChat(opts, () => void (firstTokenMs ??= Date.now()));
+  try {
+    for (let next = await generate.next(); ; next = await generate.next()) {
+      if (next.done) {
+        calls = next.value.length;
+        ok = true;
+        return next.value;
+      }
+      firstTokenMs ??= Date.now();
+      yield next.value;
+    }
+  } finally {
+    if (!ok) await generate.return([]); // the consumer stopped early: close the request
+    const report = (globalThis as Record<symbol, unknown>)[LLM_SPAN_REPORTER];
+    if (typeof report === 'function') {
+      const span: AgentSpan = { name: 'llm', startMs, endMs: Date.now(), firstTokenMs, attributes: { 'gen_ai.request.model': opts.model.slice(0, 100), 'switchboard.tool_calls': calls, 'switchboard.ok': ok } };
+      (report as (s: AgentSpan) => void)(span);
+    }
+  }
+}
+
+async function* requestChat(opts: ChatOptions, onToolDelta: () => void): AsyncGenerator<string, ChatToolCall[], undefined> {
   const baseUrl = (opts.baseUrl ?? process.env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1').replace(/\/+$/, '');
   const apiKey = opts.apiKey ?? process.env.OPENAI_API_KEY;
   const url = `${baseUrl}/chat/completions`;
@@ -246,7 +274,10 @@ export async function* streamChat(opts: ChatOptions): AsyncGenerator<string, Cha
       if (choice?.finish_reason) finished = true;
       const content = choice?.delta?.content;
       if (content) yield content;
-      if (choice?.delta?.tool_calls) toolCalls.add(choice.delta.tool_calls);
+      if (choice?.delta?.tool_calls) {
+        onToolDelta();
+        toolCalls.add(choice.delta.tool_calls);
+      }
     }
   } catch (err) {
     throw failure(err, 'reading the event stream');

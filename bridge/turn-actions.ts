@@ -9,6 +9,7 @@
  *   tool       row 'tool' ─► stored? return it : the tool gate (consent, approval: tool-gate.ts) ─► agent.runTool
  *              ─► completed (a refusal: failed {refused}, and a ToolRefusedError to the agent)
  *   note       row 'note', completed at once
+ *   trace      (no row) an LLM request the agent's runtime timed: an `llm` span under the turn's `agent` span
  *   hangup     row 'hangup' ─► call_ended
  *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
  *   gather     row 'note' {gather} ─► prompt ─► next DTMF digits / utterance / timeout ─► completed
@@ -199,6 +200,12 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       span?.end();
       await complete(row.action_id, true, value ?? null);
       return value ?? null;
+    },
+    trace: (reported) => {
+      const span = host.spans?.agent.child(reported.name, reported.attributes, reported.startMs);
+      if (!span) return;
+      if (reported.firstTokenMs !== null) span.event('first_token', reported.firstTokenMs);
+      span.end(reported.endMs, reported.attributes['switchboard.ok'] === false ? 'LLM request failed' : undefined);
     },
     filler: async (reason) => {
       host.log.warn({ reason }, 'agent runtime recovering: playing a filler');
