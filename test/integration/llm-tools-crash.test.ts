@@ -6,7 +6,8 @@
  * (`process.exit`) mid-turn, after both tools ran and while the answer
  * streams; the restarted worker retries the turn, the model asks for the same
  * calls again, and the stored results come back without running the tools a
- * second time (the tools count their executions in a file).
+ * second time (the tools count their executions in a file). The turn's
+ * spans show it: the `llm` requests that finished, each tool once run and once replayed.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -17,6 +18,7 @@ import { bundleAgent } from '../../agents/bundle.ts';
 import { WorkerAgent } from '../../agents/host/worker-agent.ts';
 import type { SayResult } from '../../agents/sdk.ts';
 import { turnActions, type TurnHost } from '../../bridge/turn-actions.ts';
+import type { TraceSpan } from '../../telemetry/tracing.ts';
 import { call_answered, call_received } from '../../schema/reducers.ts';
 import { ensureTenant } from '../helpers/call-fixture.ts';
 import { startFakeLlm, type FakeLlmMessage } from '../helpers/fake-llm.ts';
@@ -86,7 +88,21 @@ export default defineAgent({
   resultOf(await store.submit(call_answered, { call_id: callId }, as));
 
   const said: string[] = [];
+  // The turn's spans, recorded: the LLM requests the worker reported and the tool spans (run or replayed).
+  const spans: Array<{ name: string; attrs: Record<string, unknown>; events: string[]; ended: boolean }> = [];
+  const recording = (name: string, attrs: Record<string, unknown> = {}): TraceSpan => {
+    const rec = { name, attrs: { ...attrs }, events: [] as string[], ended: false };
+    spans.push(rec);
+    return {
+      traceId: 'test',
+      child: (n, a) => recording(n, a),
+      setAttributes: (a) => void Object.assign(rec.attrs, a),
+      event: (e) => void rec.events.push(e),
+      end: () => void (rec.ended = true),
+    };
+  };
   const host: TurnHost = {
+    spans: { turn: recording('turn'), agent: recording('agent'), firstAudio: recording('first_audio') },
     store,
     callId,
     log: pino({ level: 'silent' }),
@@ -123,4 +139,11 @@ export default defineAgent({
   assert.equal(rows.length, 2);
   assert.ok(rows.every((r) => r.status === 'succeeded'));
   assert.ok(said.includes('See you then.'));
+  const llmSpans = spans.filter((s) => s.name === 'llm');
+  // The request the worker died in never reported: the tools round of each attempt and the retry's answer did.
+  assert.equal(llmSpans.length, 3);
+  assert.ok(llmSpans.every((s) => s.ended && s.events.includes('first_token') && s.attrs['gen_ai.request.model'] === 'fake'));
+  assert.deepEqual(llmSpans.map((s) => s.attrs['switchboard.tool_calls']), [2, 2, 0]);
+  const toolSpans = spans.filter((s) => s.name === 'tool').map((s) => `${String(s.attrs['switchboard.tool'])}:${String(s.attrs['switchboard.replayed'])}`);
+  assert.deepEqual(toolSpans.sort(), ['book_slot:false', 'book_slot:true', 'find_slot:false', 'find_slot:true']);
 });
