@@ -27,6 +27,10 @@
  * Otherwise `ctx.tool()` rejects with a `ToolRefusedError` (`isToolRefusal`),
  * whose `refusal` says why — 'consent' | 'denied' | 'timeout' | 'cancelled' —
  * so the agent can tell the caller.
+ *
+ * A tool's `parameters` (a JSON schema or a zod 4 schema) describe its
+ * arguments to an LLM: `chatWithTools` in `switchboard/llm` sends them and
+ * runs the model's calls through `ctx.tool`.
  */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -122,10 +126,21 @@ export function isToolRefusal(err: unknown): err is ToolRefusedError {
   return err instanceof Error && err.name === 'ToolRefusedError' && typeof (err as Partial<ToolRefusedError>).refusal === 'string';
 }
 
+/** A plain JSON schema (an object's, for an LLM: `{ type: 'object', properties, required }`). */
+export type JsonSchema = { [key: string]: Json };
+/** A zod 4 schema (classic or mini), recognised by its `_zod` member; converted with `z.toJSONSchema`. */
+export interface ZodSchemaLike {
+  readonly _zod: unknown;
+}
+/** What a tool's arguments look like, for an LLM that calls it (`switchboard/llm` `chatWithTools`). */
+export type ToolParameters = JsonSchema | ZodSchemaLike;
+
 export interface ToolDefinition {
   description?: string;
   /** Default 'none'. */
   requires?: ToolRequirement;
+  /** The arguments' schema, sent to an LLM as the tool's `parameters` (a zod schema also checks the model's arguments). */
+  parameters?: ToolParameters;
   run(args: Json, ctx: ToolContext): Promise<Json> | Json;
 }
 
@@ -134,6 +149,7 @@ export interface HttpToolDefinition {
   description?: string;
   /** Default 'none'. */
   requires?: ToolRequirement;
+  parameters?: ToolParameters;
   http: { url: string; headers?: Record<string, string>; timeoutMs?: number };
 }
 
@@ -165,6 +181,8 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
     if (!ok) throw new TypeError(`defineAgent: tool ${name} needs run() or http.url`);
     const requires = (tool as ToolDefinition).requires;
     if (requires !== undefined && !TOOL_REQUIREMENTS.includes(requires)) throw new TypeError(`defineAgent: tool ${name} requires must be one of ${TOOL_REQUIREMENTS.join(', ')}`);
+    const parameters = (tool as ToolDefinition).parameters as unknown;
+    if (parameters !== undefined && (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters))) throw new TypeError(`defineAgent: tool ${name} parameters must be a JSON schema or a zod schema`);
   }
   return def;
 }

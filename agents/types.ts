@@ -33,6 +33,21 @@ export interface TurnActions {
   note(text: string): Promise<void>;
   /** A short filler while the runtime recovers (worker restart): the caller hears something, not silence. */
   filler(reason: string): Promise<void>;
+  /** A span the agent's runtime measured (an LLM request), for the turn's trace; times in epoch ms, never content. */
+  trace?(span: AgentSpan): void;
+}
+
+/** Where the agent's runtime installs its `(span: AgentSpan) => void` for the LLM helper (a global: the helper is bundled apart). */
+export const LLM_SPAN_REPORTER: unique symbol = Symbol.for('switchboard.llm-span') as never;
+
+/** What the LLM helper reports of one request (agents/llm.ts, through `LLM_SPAN_REPORTER`). */
+export interface AgentSpan {
+  name: 'llm';
+  startMs: number;
+  endMs: number;
+  /** The first content or tool-call delta, or null (none came). */
+  firstTokenMs: number | null;
+  attributes: Record<string, string | number | boolean>;
 }
 
 export interface TurnOutcome {

@@ -193,6 +193,8 @@ export class CallSession {
     this.consent.close();
     this.onClosed?.(this);
     this.ctx.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ctx.ended }, 'media closed');
+    this.ctx.span.setAttributes({ 'switchboard.ended': this.ctx.ended, 'switchboard.graceful': info.graceful });
+    this.ctx.span.end();
     if (!this.ctx.ended && !this.ctx.transferring) await this.mediaLost(info);
     this.content.finish();
   }

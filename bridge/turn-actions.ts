@@ -9,6 +9,7 @@
  *   tool       row 'tool' ─► stored? return it : the tool gate (consent, approval: tool-gate.ts) ─► agent.runTool
  *              ─► completed (a refusal: failed {refused}, and a ToolRefusedError to the agent)
  *   note       row 'note', completed at once
+ *   trace      (no row) an LLM request the agent's runtime timed: an `llm` span under the turn's `agent` span
  *   hangup     row 'hangup' ─► call_ended
  *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
  *   gather     row 'note' {gather} ─► prompt ─► next DTMF digits / utterance / timeout ─► completed
@@ -23,8 +24,18 @@ import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
 import { decodeWav } from '../speech/wav.ts';
 import { agent_action_completed, agent_action_requested } from '../schema/reducers.ts';
+import type { TraceSpan } from '../telemetry/tracing.ts';
+
+/** The turn's spans (telemetry/tracing.ts): tts and tool spans hang under them; first_audio ends at the first audio. */
+export interface TurnSpans {
+  turn: TraceSpan;
+  agent: TraceSpan;
+  firstAudio: TraceSpan;
+}
 
 export interface TurnHost {
+  /** Tracing; absent in tests that do not trace. */
+  spans?: TurnSpans;
   readonly store: Store<SwitchboardTables>;
   readonly callId: string;
   readonly log: Logger;
@@ -78,6 +89,13 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     const r = (result ?? {}) as { duration_ms?: number; heard_ms?: number; interrupted?: boolean };
     return { durationMs: r.duration_ms ?? 0, heardMs: r.heard_ms ?? 0, interrupted: r.interrupted ?? false };
   };
+  let audioStarted = false;
+  /** The turn's first audio goes to the pacer: its first_audio span ends. */
+  const firstAudio = (): void => {
+    if (audioStarted) return;
+    audioStarted = true;
+    host.spans?.firstAudio.end();
+  };
   const speak = async (requestId: string, args: Json, samples: () => Promise<Int16Array>, text: string | null): Promise<SayResult> => {
     const row = await request('say', requestId, args);
     // Already heard in an earlier attempt of this turn: do not say it twice.
@@ -85,7 +103,14 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     const startMs = host.clockMs();
     let result: SayResult;
     try {
-      result = await host.playSamples(await samples());
+      const tts = text !== null ? host.spans?.turn.child('tts', { 'switchboard.chars': text.length }) : undefined;
+      const audio = await samples().catch((err: unknown) => {
+        tts?.end(undefined, 'synthesis failed');
+        throw err;
+      });
+      tts?.end();
+      firstAudio();
+      result = await host.playSamples(audio);
     } catch (err) {
       await complete(row.action_id, false, { error: String(err) });
       throw err;
@@ -152,8 +177,10 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     tool: async (name, args) => {
       const requestId = toolRequestId(host.callId, turn, name, args);
       const row = await request('tool', requestId, { name, args });
+      if (row.existing && row.status !== 'requested') host.spans?.agent.child('tool', { 'switchboard.tool': name, 'switchboard.replayed': true }).end();
       if (row.existing && row.status === 'succeeded') return row.result;
       if (row.existing && row.status === 'failed') throw earlierFailure(name, row.result);
+      const span = host.spans?.agent.child('tool', { 'switchboard.tool': name, 'switchboard.replayed': false });
       // New, or requested but cut off by a crash: authorise it (tool-gate.ts), then run it (an HTTP tool passes the
       // request id as Idempotency-Key).
       const tools = host.configTools;
@@ -166,11 +193,19 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
         value = configured ? await runHttpTool(configured, args, toolCtx) : await agent.runTool(name, args, toolCtx);
       } catch (err) {
         const error = (err as Error).message ?? String(err);
+        span?.end(undefined, isToolRefusal(err) ? `refused: ${err.refusal}` : 'tool failed');
         await complete(row.action_id, false, isToolRefusal(err) ? { error, refused: err.refusal, reason: err.reason } : { error });
         throw err;
       }
+      span?.end();
       await complete(row.action_id, true, value ?? null);
       return value ?? null;
+    },
+    trace: (reported) => {
+      const span = host.spans?.agent.child(reported.name, reported.attributes, reported.startMs);
+      if (!span) return;
+      if (reported.firstTokenMs !== null) span.event('first_token', reported.firstTokenMs);
+      span.end(reported.endMs, reported.attributes['switchboard.ok'] === false ? 'LLM request failed' : undefined);
     },
     filler: async (reason) => {
       host.log.warn({ reason }, 'agent runtime recovering: playing a filler');

@@ -22,9 +22,10 @@ import { SessionError, type CallContext } from './call-context.ts';
 import type { ContentManager } from './content-manager.ts';
 import { Gatherer } from './gather.ts';
 import { SilenceClock } from './silence.ts';
-import { turnActions, type TurnHost } from './turn-actions.ts';
+import { turnActions, type TurnHost, type TurnSpans } from './turn-actions.ts';
 import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
+import type { TraceSpan } from '../telemetry/tracing.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
 
 export interface TurnExtra {
@@ -133,8 +134,9 @@ export class TurnManager {
 
   enqueue(hook: Hook, extra: TurnExtra): void {
     this.silence.clear();
+    const queuedAt = Date.now(); // the turn's span starts here: an utterance's starts when its end was detected
     this.ctx.work.push(
-      () => this.runTurn(hook, extra),
+      () => this.runTurn(hook, extra, queuedAt),
       (err: unknown) => {
         // The store closed under a running turn (shutdown): the turn's facts so far are committed.
         this.ctx.log.warn({ err: (err as Error).message, hook }, 'agent turn not recorded');
@@ -164,7 +166,7 @@ export class TurnManager {
     this.deps.agents.release(this.ctx.agent);
   }
 
-  private async runTurn(hook: Hook, extra: TurnExtra): Promise<void> {
+  private async runTurn(hook: Hook, extra: TurnExtra, queuedAt: number): Promise<void> {
     const { ctx } = this;
     if (ctx.closed || ctx.ended) return;
     if (await this.fallBackIfPaused()) return;
@@ -173,7 +175,25 @@ export class TurnManager {
     if (hook === 'onUtterance') this.utterancePending = false;
     if (!agent.has(hook)) return;
     const input: TurnInput = { hook, callId: this.ref.callId, turn: this.turn + 1, call: { from: ctx.call.from, to: ctx.call.to }, state: this.state };
-    if (hook === 'onUtterance') input.utterance = { text: await this.content.takeWords(), durationMs: extra.durationMs ?? 0 };
+    const span = ctx.span.child('turn', { 'switchboard.hook': hook, 'switchboard.turn': input.turn, 'switchboard.agent': agent.name, 'switchboard.agent_version': agent.version }, queuedAt);
+    try {
+      await this.runTraced(hook, extra, input, span, queuedAt);
+    } finally {
+      span.end();
+    }
+  }
+
+  /** The turn proper, under its span: the words (stt), the agent's hook (agent), the state saved. */
+  private async runTraced(hook: Hook, extra: TurnExtra, input: TurnInput, span: TraceSpan, queuedAt: number): Promise<void> {
+    const { ctx } = this;
+    const agent = ctx.agent;
+    if (hook === 'onUtterance') {
+      const stt = span.child('stt');
+      const text = await this.content.takeWords();
+      stt.setAttributes({ 'switchboard.recognised': text !== null });
+      stt.end();
+      input.utterance = { text, durationMs: extra.durationMs ?? 0 };
+    }
     if (extra.digit !== undefined) input.digit = extra.digit;
     if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
     const started = await this.deps.store.submit(
@@ -183,10 +203,14 @@ export class TurnManager {
     );
     if (!started.outcome.ok) return void ctx.log.warn({ outcome: started.outcome, hook }, 'agent turn not started');
     this.turn = input.turn;
+    const agentSpan = span.child('agent');
+    const spans = { turn: span, agent: agentSpan, firstAudio: span.child('first_audio', {}, queuedAt) };
     try {
-      const out = await agent.runTurn(input, turnActions(this.turnHost(), agent, input.turn, hook));
+      const out = await agent.runTurn(input, turnActions(this.turnHost(spans), agent, input.turn, hook));
       this.state = out.state;
+      agentSpan.end();
     } catch (err) {
+      agentSpan.end(undefined, 'agent turn failed');
       ctx.log.error({ err, hook, turn: input.turn, agent: agent.name, version: agent.version }, 'agent turn failed');
     }
     if (ctx.ended && ctx.closed) return;
@@ -251,10 +275,11 @@ export class TurnManager {
     await this.hangup('agent paused');
   }
 
-  private turnHost(): TurnHost {
+  private turnHost(spans: TurnSpans): TurnHost {
     const { ctx } = this;
     const rate = ctx.leg.description.outputRate;
     return {
+      spans,
       store: this.deps.store,
       callId: this.ref.callId,
       log: ctx.log,

@@ -7,6 +7,7 @@
  * `drain` (bridge/drain.ts) takes the node out of service gently: new calls refused busy, live calls finish,
  * then the same stop, recording the node `stopped`.
  */
+import { startTracer } from '../telemetry/tracing.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
@@ -187,7 +188,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   });
   recordings.start();
   const speech = await speechChosen;
+  const tracer = await startTracer({ endpoint: config.telemetry.otlpEndpoint, node: store.node, version: VERSION });
+  if (tracer.enabled) logger.info({ endpoint: config.telemetry.otlpEndpoint }, 'tracing: one trace per call, exported over OTLP/HTTP');
   const calls = new CallManager({
+    tracer,
     recordings,
     store,
     clock,
@@ -367,6 +371,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);
       if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
       recordings.stop();
+      await tracer.shutdown().catch((err: unknown) => logger.warn({ err }, 'traces not flushed'));
       store.close();
       await store.whenClosed(); // cluster mode: the NATS connection closed
       logger.info('switchboard stopped');

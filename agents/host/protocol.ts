@@ -88,6 +88,17 @@ export const FromWorker = z.union([
   z.object({ type: z.literal('turn_done'), turnId: z.string(), ok: z.literal(false), error: ErrorInfo }),
   z.object({ type: z.literal('tool_done'), toolId: z.string(), ok: z.literal(true), value: json }),
   z.object({ type: z.literal('tool_done'), toolId: z.string(), ok: z.literal(false), error: ErrorInfo }),
+  z.object({
+    type: z.literal('span'),
+    turnId: z.string(),
+    span: z.object({
+      name: z.literal('llm'),
+      startMs: z.number(),
+      endMs: z.number(),
+      firstTokenMs: z.number().nullable(),
+      attributes: z.record(z.string(), z.union([z.string().max(200), z.number(), z.boolean()])),
+    }),
+  }),
 ]);
 export type FromWorker = z.infer<typeof FromWorker>;
 

@@ -341,6 +341,9 @@ export class WorkerAgent implements Agent {
         else t.reject(toError(msg.error));
         return;
       }
+      case 'span':
+        slot.turns.get(msg.turnId)?.actions.trace?.(msg.span);
+        return;
       case 'unknown':
         this.o.logger?.warn({ issues: msg.issues }, 'agent worker sent an invalid message; ignored');
         return;

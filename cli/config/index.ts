@@ -64,6 +64,8 @@ export interface Config {
   webrtc: WebrtcConfig;
   speech: SpeechSettings;
   recording: { ffmpegPath: string | undefined; retentionSweepMs: number };
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces go; unset = tracing off (telemetry/tracing.ts). */
+  telemetry: { otlpEndpoint: string | undefined };
   agents: {
     silenceMs: number | undefined;
     initTimeoutMs: number | undefined;
@@ -149,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webrtc: webrtcSettings(e),
     speech: speechSettings(e),
     recording: { ffmpegPath: e.SWITCHBOARD_FFMPEG, retentionSweepMs: e.SWITCHBOARD_RETENTION_SWEEP_MS },
+    telemetry: { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
     agents: {
       silenceMs: e.SWITCHBOARD_AGENT_SILENCE_MS,
       initTimeoutMs: e.SWITCHBOARD_AGENT_INIT_TIMEOUT_MS,

@@ -109,6 +109,13 @@ export const VARIABLES = {
     default: '600000',
     meaning: 'draining (SIGTERM, `switchboard drain`): how long live calls may go on; then cluster mode hands them over, embedded mode ends them',
   }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: spec({
+    schema: z.url({ error: 'expected an http(s) URL, e.g. http://localhost:4318' }).optional(),
+    section: 'gateway',
+    default: null,
+    unset: 'no tracing (the OpenTelemetry SDK is not loaded)',
+    meaning: 'OpenTelemetry: export one trace per call over OTLP/HTTP to <URL>/v1/traces',
+  }),
   // ── admission ────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_MAX_CALLS: spec({ schema: limit('SWITCHBOARD_MAX_CALLS').default(0), section: 'admission', default: '0', meaning: 'live calls on this node (0 = no limit); past it new calls get a busy answer' }),
   SWITCHBOARD_MAX_LOOP_LAG_MS: spec({ schema: limit('SWITCHBOARD_MAX_LOOP_LAG_MS').default(0), section: 'admission', default: '0', meaning: "refuse new calls while the event loop's delay p99 exceeds it (0 = off)" }),
