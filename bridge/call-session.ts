@@ -178,6 +178,7 @@ export class CallSession {
     });
     pipeline.on('dtmf', ({ digit }) => this.turns.dtmf(digit));
     this.consent.watch();
+    this.content.pci.watch(); // PCI pauses made through the API or the console (bridge/pci-pause.ts)
     pipeline.on('bargeIn', (info) => log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
     pipeline.on('tapError', (info) => log.error({ tap: info.tap, err: info.error }, 'media tap failed'));
     this.leg.on('warning', (w) => log.warn(w, 'media warning'));

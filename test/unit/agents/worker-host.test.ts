@@ -85,6 +85,12 @@ class FakeActions implements TurnActions {
   async filler(reason: string): Promise<void> {
     this.fillers.push(reason);
   }
+  async pauseRecording(reason: string): Promise<void> {
+    this.calls.push(['pauseRecording', reason]);
+  }
+  async resumeRecording(): Promise<void> {
+    this.calls.push(['resumeRecording']);
+  }
 }
 
 describe('WorkerAgent', () => {
