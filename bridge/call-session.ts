@@ -6,7 +6,8 @@
  *
  *   CallSession ── CallContext (call-context.ts: ref, leg, log, pipeline, work queue, agent, lifecycle flags)
  *     ├─ ConsentManager (consent-manager.ts)  consent phase, decline policy, withdrawal (*9, "stop recording")
- *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords)
+ *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords), redaction,
+ *     │                                       the PCI pause (pci-pause.ts: ctx.secure, the API, the console)
  *     └─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
  *
  * The call, as this connection sees it:
