@@ -279,6 +279,7 @@ test('a redaction policy: a spoken card number and an e-mail are stored redacted
   await peer.waitFor(() => llm.requests.length >= 1, 20_000, 'the agent asked the LLM');
   const prompts = JSON.stringify(llm.requests.map((r) => r.messages));
   assert.ok(prompts.includes('[redacted:card]') || prompts.includes('caller said: null'), prompts);
+  for (const n of ['jane.doe@example.com', SPOKEN, CARD]) assert.ok(!prompts.includes(n), `${n} sent to the LLM`);
   await peer.hangup();
   await wait((x) => x.call.state === 'ended', 'ended', 15_000);
   await gw.stop();
