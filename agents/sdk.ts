@@ -31,6 +31,9 @@
  * A tool's `parameters` (a JSON schema or a zod 4 schema) describe its
  * arguments to an LLM: `chatWithTools` in `switchboard/llm` sends them and
  * runs the model's calls through `ctx.tool`.
+ * Card data (PCI): `ctx.secure(async () => { const r = await ctx.gather({ dtmf: { maxDigits: 16 } }); … })` pauses
+ * recording and transcription around the capture, and a tool declared `sensitive: true` takes the digits without
+ * its args being stored (bridge/pci-pause.ts, bridge/turn-actions.ts).
  */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -92,6 +95,16 @@ export interface AgentContext {
   tool<R extends Json = Json>(name: string, args: Json): Promise<R>;
   /** A note for the call's record (shown in the compliance timeline). */
   note(text: string): Promise<void>;
+  /**
+   * Runs `fn` under a PCI pause: the caller's keys and speech reach this agent in memory only (a `gather` inside
+   * returns them) — never the recording (silence or skipped, per policy), the transcript, the log or the logs.
+   * Pass them to a `sensitive` tool to tokenise them. The pause ends when `fn` settles, also when it throws.
+   */
+  secure<T>(fn: () => Promise<T> | T, reason?: string): Promise<T>;
+  /** Starts a PCI pause of the call's recording and transcription (default reason 'pci'); lasts until resumed. */
+  pauseRecording(reason?: string): Promise<void>;
+  /** Ends the call's PCI pause (nothing if none is on). */
+  resumeRecording(): Promise<void>;
 }
 
 export interface ToolContext {
@@ -141,6 +154,8 @@ export interface ToolDefinition {
   requires?: ToolRequirement;
   /** The arguments' schema, sent to an LLM as the tool's `parameters` (a zod schema also checks the model's arguments). */
   parameters?: ToolParameters;
+  /** Its args are card data or the like: the stored row holds a digest of them, never the args. Default false. */
+  sensitive?: boolean;
   run(args: Json, ctx: ToolContext): Promise<Json> | Json;
 }
 
@@ -150,6 +165,8 @@ export interface HttpToolDefinition {
   /** Default 'none'. */
   requires?: ToolRequirement;
   parameters?: ToolParameters;
+  /** As on ToolDefinition: the stored row holds a digest of the args. */
+  sensitive?: boolean;
   http: { url: string; headers?: Record<string, string>; timeoutMs?: number };
 }
 
@@ -183,6 +200,8 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
     if (requires !== undefined && !TOOL_REQUIREMENTS.includes(requires)) throw new TypeError(`defineAgent: tool ${name} requires must be one of ${TOOL_REQUIREMENTS.join(', ')}`);
     const parameters = (tool as ToolDefinition).parameters as unknown;
     if (parameters !== undefined && (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters))) throw new TypeError(`defineAgent: tool ${name} parameters must be a JSON schema or a zod schema`);
+    const sensitive = (tool as ToolDefinition).sensitive;
+    if (sensitive !== undefined && typeof sensitive !== 'boolean') throw new TypeError(`defineAgent: tool ${name} sensitive must be a boolean`);
   }
   return def;
 }

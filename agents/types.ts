@@ -31,6 +31,10 @@ export interface TurnActions {
   /** Idempotent tool call: the bridge checks the store and asks the runtime to execute only when needed. */
   tool(name: string, args: Json): Promise<Json>;
   note(text: string): Promise<void>;
+  /** Starts a PCI pause of the call's recording and transcription (`reason`, e.g. 'pci'). */
+  pauseRecording(reason: string): Promise<void>;
+  /** Ends it. */
+  resumeRecording(): Promise<void>;
   /** A short filler while the runtime recovers (worker restart): the caller hears something, not silence. */
   filler(reason: string): Promise<void>;
   /** A span the agent's runtime measured (an LLM request), for the turn's trace; times in epoch ms, never content. */
@@ -65,4 +69,6 @@ export interface Agent {
   runTool(name: string, args: Json, ctx: ToolContext): Promise<Json>;
   /** What the agent's tool declares it needs (absent, or a tool it lacks: 'none'). */
   toolRequires?(name: string): ToolRequirement;
+  /** True if the agent's tool is declared `sensitive` (its args are never stored). */
+  toolSensitive?(name: string): boolean;
 }

@@ -6,7 +6,8 @@
  *
  *   CallSession ── CallContext (call-context.ts: ref, leg, log, pipeline, work queue, agent, lifecycle flags)
  *     ├─ ConsentManager (consent-manager.ts)  consent phase, decline policy, withdrawal (*9, "stop recording")
- *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords)
+ *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords), redaction,
+ *     │                                       the PCI pause (pci-pause.ts: ctx.secure, the API, the console)
  *     └─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
  *
  * The call, as this connection sees it:
@@ -178,6 +179,7 @@ export class CallSession {
     });
     pipeline.on('dtmf', ({ digit }) => this.turns.dtmf(digit));
     this.consent.watch();
+    this.content.pci.watch(); // PCI pauses made through the API or the console (bridge/pci-pause.ts)
     pipeline.on('bargeIn', (info) => log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
     pipeline.on('tapError', (info) => log.error({ tap: info.tap, err: info.error }, 'media tap failed'));
     this.leg.on('warning', (w) => log.warn(w, 'media warning'));

@@ -14,6 +14,11 @@
  *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
  *   gather     row 'note' {gather} ─► prompt ─► next DTMF digits / utterance / timeout ─► completed
  *              with the kind and the number of digits, never the digits (they may be card numbers)
+ *   pause/resume recording (ctx.secure, ctx.pauseRecording('pci')) ─► the call's PCI pause (bridge/pci-pause.ts),
+ *              whose rows are `recording_pauses`; while it is on, a say row's text is masked (speech/redact.ts)
+ *   sensitive tool ({ sensitive: true }) ─► the row holds `args_sha256` (salted by call and turn), never the args;
+ *              an approval request shows that digest too. The tool gets the args in memory; its result is stored
+ *              (a tokenising tool returns a token, not the card)
  */
 import type { Logger } from 'pino';
 import { runHttpTool, toolRequestId } from '../agents/tools.ts';
@@ -23,6 +28,8 @@ import type { Agent, GatherOptions, GatherResult, Json, SayResult, TurnActions }
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
 import { decodeWav } from '../speech/wav.ts';
+import { allKinds, redact } from '../speech/redact.ts';
+import { sensitiveArgs } from '../agents/tools.ts';
 import { agent_action_completed, agent_action_requested } from '../schema/reducers.ts';
 import type { TraceSpan } from '../telemetry/tracing.ts';
 
@@ -56,6 +63,8 @@ export interface TurnHost {
   toolApproval?: ToolApprovalSettings;
   /** Aborted when the call's media closes (a pending approval is cancelled). */
   closed?: AbortSignal;
+  /** The call's PCI pause (bridge/pci-pause.ts); absent: the leg cannot pause (the actions fail). */
+  pci?: { pause(reason: string): Promise<void>; resume(): Promise<void>; readonly active: boolean };
 }
 
 /** A tool call retried after it failed: a refusal stays a refusal the agent can speak about. */
@@ -130,8 +139,17 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     filler: (text) => void speak(nextId('approval-filler'), { text }, () => host.synthesize(text), text).catch((err: unknown) => host.log.warn({ err }, 'filler not played')),
   };
 
+  // While paused, what the agent says (a read-back) is stored masked of every kind the redactors know.
+  const sayArgs = (text: string): Json => (host.pci?.active ? { text: redact(text, allKinds()).text, secure: true } : { text });
+  const pci = (): NonNullable<TurnHost['pci']> => {
+    if (!host.pci) throw new ActionError('this call cannot pause its recording');
+    return host.pci;
+  };
+
   return {
-    say: (text) => speak(nextId('say'), { text }, () => host.synthesize(text), text),
+    say: (text) => speak(nextId('say'), sayArgs(text), () => host.synthesize(text), text),
+    pauseRecording: (reason) => pci().pause(reason),
+    resumeRecording: () => pci().resume(),
     play: (wav) => {
       const bytes = Buffer.from(wav.buffer, wav.byteOffset, wav.byteLength);
       return speak(nextId('play'), { play_bytes: bytes.length }, async () => decodeWav(bytes, host.outputRate), null);
@@ -176,7 +194,11 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     },
     tool: async (name, args) => {
       const requestId = toolRequestId(host.callId, turn, name, args);
-      const row = await request('tool', requestId, { name, args });
+      const tools0 = host.configTools;
+      const sensitive = tools0 && Object.hasOwn(tools0, name) ? tools0[name]!.sensitive === true : agent.toolSensitive?.(name) === true;
+      // A sensitive tool's row (and approval request) holds a digest of the args, never the args.
+      const stored: Json = sensitive ? sensitiveArgs(host.callId, turn, name, args) : args;
+      const row = await request('tool', requestId, { name, args: stored });
       if (row.existing && row.status !== 'requested') host.spans?.agent.child('tool', { 'switchboard.tool': name, 'switchboard.replayed': true }).end();
       if (row.existing && row.status === 'succeeded') return row.result;
       if (row.existing && row.status === 'failed') throw earlierFailure(name, row.result);
@@ -188,7 +210,7 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       const declared = configured ? (configured.requires ?? 'none') : (agent.toolRequires?.(name) ?? 'none');
       let value: Json;
       try {
-        await authorizeTool(gateHost, { agent: agent.name, name, args, requestId, declared });
+        await authorizeTool(gateHost, { agent: agent.name, name, args: stored, requestId, declared });
         const toolCtx = { callId: host.callId, turn, requestId };
         value = configured ? await runHttpTool(configured, args, toolCtx) : await agent.runTool(name, args, toolCtx);
       } catch (err) {

@@ -13,7 +13,8 @@
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
  * boundary the call moves to a version deployed with `migrate`. While its agent is paused (bridge/fallback.ts) the
  * call gets the fallback at its next turn boundary instead of a turn. A tool that needs approval holds its turn
- * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. Owns: the turn number, the agent's
+ * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. `pauseRecording` / `resumeRecording`
+ * (ctx.secure) go to the content manager's PCI pause (bridge/pci-pause.ts). Owns: the turn number, the agent's
  * state, whether turns are open, the pending utterance, the silence clock, the gatherer and the agent name it
  * routes by.
  */
@@ -277,6 +278,7 @@ export class TurnManager {
 
   private turnHost(spans: TurnSpans): TurnHost {
     const { ctx } = this;
+    const pci = this.content.pci;
     const rate = ctx.leg.description.outputRate;
     return {
       spans,
@@ -298,13 +300,21 @@ export class TurnManager {
       toolApproval: this.deps.toolApproval,
       closed: this.closing.signal,
       gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
+      pci: {
+        pause: async (reason) => void (await this.content.pci.pause(reason, this.who())),
+        resume: () => this.content.pci.resume(this.who()),
+        get active() {
+          return pci.active;
+        },
+      },
     };
   }
 
   private async gather(opts: GatherOptions): Promise<GatherResult> {
     if (opts.prompt) await this.ctx.playText(opts.prompt);
     const result = await this.gatherer.next(opts);
-    if (result.kind === 'speech') return { ...result, text: await this.content.takeWords() };
+    // Inside a PCI pause (ctx.secure) the agent gets what was said, in memory; otherwise what the policy lets it see.
+    if (result.kind === 'speech') return { ...result, text: await this.content.takeWords(this.content.pci.active) };
     return result;
   }
 }

@@ -5,17 +5,19 @@
 // opening it signs in first if needed, then asks the purpose, then shows the call.
 // The calls list names each call's owning node; the nodes panel (nodes.js) shows the cluster's nodes to admins;
 // the agents panel (agents.js) shows which agents are paused, with pause / resume for those who deploy;
-// the approvals panel (approvals.js) lists tool calls waiting for a decision to users with `tools:approve`.
+// the approvals panel (approvals.js) lists tool calls waiting for a decision to users with `tools:approve`;
+// a live call's page has the PCI pause button (pci.js) for users with `recording:pause`.
 'use strict';
 import { approvalsPanel } from './approvals.js';
 import { nodesPanel } from './nodes.js';
 import { agentsPanel } from './agents.js';
+import { pciButton } from './pci.js';
 
 // Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
 const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
 const PERMS = {
   admin: null, // everything
-  compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify', 'tools:approve', 'tools:policy'],
+  compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify', 'tools:approve', 'tools:policy', 'recording:pause'],
   auditor: [...COMMON, 'content:read', 'evidence:export', 'access_log:read', 'audit:verify'],
   developer: ['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'calls:originate', 'agents:read', 'agents:deploy', 'subscribe'],
 };
@@ -365,6 +367,9 @@ function actionsPart(d, id, p) {
       const which = held.length > 1 ? ` (recording ${i + 1})` : '';
       tools.push(h('button', { type: 'button', 'data-recording-id': r.id, onclick: (e) => toggleHold(r, e.currentTarget, which) }, `${r.legal_hold ? 'Release legal hold' : 'Place legal hold'}${which}`));
     }
+  }
+  if (can('recording:pause') && ACTIVE.includes(c.state)) {
+    tools.push(pciButton({ h, text, api }, c.id, { status: (m) => text($('detail-status'), m), fail: (m) => text($('detail-error'), m) }));
   }
   if (can('access_log:read')) tools.push(h('button', { type: 'button', class: 'secondary', onclick: () => showAccessLog(c.id) }, 'Show access log for this call'));
   if (tools.length === 0) return h('p', { class: 'muted' }, `Your role (${state.me.role}) has no actions on this call.`);

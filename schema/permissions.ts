@@ -34,6 +34,8 @@ export const PERMISSIONS = [
   'tools:approve',
   /** Tighten a tool's requirement (consent, approval) for the tenant. */
   'tools:policy',
+  /** Pause and resume a live call's recording and transcription (PCI capture): POST /v1/calls/:id/recording/pause|resume. */
+  'recording:pause',
   'subscribe',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
@@ -44,7 +46,7 @@ export const MATRIX: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   admin: new Set(ALL),
   compliance: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'policies:write', 'calls:read', 'content:read', 'evidence:export',
-    'holds:write', 'access_log:read', 'audit:verify', 'agents:read', 'tools:approve', 'tools:policy', 'subscribe',
+    'holds:write', 'access_log:read', 'audit:verify', 'agents:read', 'tools:approve', 'tools:policy', 'recording:pause', 'subscribe',
   ]),
   auditor: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'calls:read', 'content:read', 'evidence:export', 'access_log:read',

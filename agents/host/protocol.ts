@@ -71,6 +71,8 @@ export const ActionCall = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hangup'), args: z.tuple([z.string()]) }),
   z.object({ kind: z.literal('tool'), args: z.tuple([z.string(), json]) }),
   z.object({ kind: z.literal('note'), args: z.tuple([z.string()]) }),
+  z.object({ kind: z.literal('pause_recording'), args: z.tuple([z.string().min(1).max(200)]) }),
+  z.object({ kind: z.literal('resume_recording'), args: z.tuple([]) }),
 ]);
 export type ActionCall = z.infer<typeof ActionCall>;
 export type ActionKind = ActionCall['kind'];
@@ -81,7 +83,7 @@ export type ActionMessage = z.infer<typeof ActionMessage>;
 
 export const FromWorker = z.union([
   z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional() }),
+  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional(), sensitive: z.array(z.string()).optional() }),
   z.object({ type: z.literal('init_done'), ok: z.literal(false), error: ErrorInfo, hooks: z.array(HookSchema).optional() }),
   ActionMessage,
   z.object({ type: z.literal('turn_done'), turnId: z.string(), ok: z.literal(true), state: z.record(z.string(), json) }),
@@ -157,5 +159,9 @@ export function applyAction(actions: TurnActions, call: ActionCall): Promise<unk
       return actions.tool(call.args[0], call.args[1]);
     case 'note':
       return actions.note(call.args[0]);
+    case 'pause_recording':
+      return actions.pauseRecording(call.args[0]);
+    case 'resume_recording':
+      return actions.resumeRecording();
   }
 }

@@ -54,7 +54,8 @@ function serve(port: MessagePort, bundlePath: string): void {
       await d.init?.();
       def = d;
       const tools = Object.fromEntries(Object.entries(d.tools ?? {}).map(([name, t]) => [name, t.requires ?? 'none'] as const));
-      post({ type: 'init_done', ok: true, hooks: hooks(d), tools });
+      const sensitive = Object.entries(d.tools ?? {}).flatMap(([name, t]) => (t.sensitive === true ? [name] : []));
+      post({ type: 'init_done', ok: true, hooks: hooks(d), tools, sensitive });
     } catch (err) {
       post({ type: 'init_done', ok: false, error: errorInfo(err) });
     }
@@ -85,6 +86,8 @@ function serve(port: MessagePort, bundlePath: string): void {
       hangup: (reason) => call<void>('hangup', [reason]),
       tool: (name, args) => call<Json>('tool', [name, args]),
       note: (text) => call<void>('note', [text]),
+      pauseRecording: (reason) => call<void>('pause_recording', [reason]),
+      resumeRecording: () => call<void>('resume_recording', []),
       filler: async () => {}, // the gateway's, during a restart
     };
   }

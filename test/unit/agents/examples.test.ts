@@ -31,7 +31,7 @@ const EXAMPLES = path.join(import.meta.dirname, '../../../agents/examples');
 const work = mkdtempSync(path.join(tmpdir(), 'sb-examples-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-type Call = { kind: 'say' | 'play' | 'gather' | 'transfer' | 'hangup' | 'tool' | 'note' | 'filler'; arg: Json };
+type Call = { kind: 'say' | 'play' | 'gather' | 'transfer' | 'hangup' | 'tool' | 'note' | 'filler' | 'pause' | 'resume'; arg: Json };
 
 /** Runs turns of one call like the bridge does: in order, state carried over, tools through runTool. */
 function callOf(def: AgentDefinition, opts: { gather?: GatherResult[] } = {}) {
@@ -62,6 +62,8 @@ function callOf(def: AgentDefinition, opts: { gather?: GatherResult[] } = {}) {
       },
       note: async (text) => rec('note', text),
       filler: async (reason) => rec('filler', reason),
+      pauseRecording: async (reason) => rec('pause', reason),
+      resumeRecording: async () => rec('resume', null),
     };
     const out = await agent.runTurn({ hook, callId, turn, call: { from: '+15550001111', to: '+15550002222' }, state, ...extra }, actions);
     state = out.state;
