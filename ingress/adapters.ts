@@ -7,6 +7,7 @@
  * (cli/config/, parsed once): an adapter reads no process environment of its own.
  */
 import type { IngressAdapter, MountedIngress } from './port.ts';
+import type { ProviderAccounts } from './provider-accounts.ts';
 import { PROVIDER as SIP } from './sip/app.ts';
 import { sipAdapter, type SipIngress } from './sip/index.ts';
 import { twilioAdapter } from './twilio/index.ts';
@@ -30,6 +31,8 @@ export interface IngressSettings {
   twilioAuthToken: string | undefined;
   /** VONAGE_SIGNATURE_SECRET. */
   vonageSignatureSecret: string | undefined;
+  /** SWITCHBOARD_PROVIDER_ACCOUNTS: the credentials outbound calls are placed with (absent: none). */
+  accounts?: ProviderAccounts;
   /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, session-timer Min-SE, early media, trunk admission, outbound routes, TLS, encryption policy). */
   sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; earlyMedia: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig; tls?: SipTlsSettings; encryption?: EncryptionPolicies };
   /** SWITCHBOARD_WEBRTC_*. */

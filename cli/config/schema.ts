@@ -115,6 +115,7 @@ export const VARIABLES = {
   // ── providers ────────────────────────────────────────────────────────────────────────────────────────────────────
   TWILIO_AUTH_TOKEN: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: 'checks X-Twilio-Signature' }),
   VONAGE_SIGNATURE_SECRET: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: "checks Vonage's signed webhooks and media handshake" }),
+  SWITCHBOARD_PROVIDER_ACCOUNTS: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'no outbound calls through Twilio or Vonage', meaning: 'JSON file of provider credentials per tenant/number for outbound calls (never logged)' }),
   // ── SIP ──────────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_SIP_PORT: spec({ schema: port.default(5060), section: 'sip', default: '5060', meaning: 'SIP over UDP and TCP' }),
   SWITCHBOARD_SIP_TLS_PORT: spec({ schema: port.default(5061), section: 'sip', default: '5061', meaning: 'SIP over TLS (TLS 1.2+), when SWITCHBOARD_SIP_TLS_CERT is set' }),
