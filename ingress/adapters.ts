@@ -42,9 +42,9 @@ export interface IngressSettings {
 /** The built-in adapters: Twilio, WebRTC, Vonage (HTTP routes), then SIP (its own sockets, once HTTP listens). */
 export function builtinAdapters(s: IngressSettings): IngressAdapter[] {
   return [
-    twilioAdapter({ publicUrl: s.publicUrl, authToken: s.twilioAuthToken, development: s.development }),
+    twilioAdapter({ publicUrl: s.publicUrl, authToken: s.twilioAuthToken, development: s.development, accounts: s.accounts?.of('twilio') }),
     webrtcAdapter({ config: s.webrtc }),
-    vonageAdapter({ publicUrl: s.publicUrl, signatureSecret: s.vonageSignatureSecret, development: s.development }),
+    vonageAdapter({ publicUrl: s.publicUrl, signatureSecret: s.vonageSignatureSecret, development: s.development, accounts: s.accounts?.of('vonage') }),
     sipAdapter({ host: s.host, ...s.sip }),
   ];
 }
