@@ -164,6 +164,8 @@ export const VARIABLES = {
   VONAGE_API_SECRET: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'switchboard numbers connect --provider vonage' }),
   VONAGE_APPLICATION_ID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider vonage' }),
   VONAGE_API_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage API host' }),
+  TWILIO_ACCOUNT_SID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider twilio (with TWILIO_AUTH_TOKEN)' }),
+  TWILIO_API_BASE: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Twilio's", meaning: 'numbers connect: the Twilio REST API base' }),
   VONAGE_REST_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage REST host' }),
 };
 
