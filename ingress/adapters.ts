@@ -56,3 +56,6 @@ export function sipIngress(mounted: ReadonlyMap<string, MountedIngress>): SipIng
 
 /** `switchboard numbers connect --provider vonage` (cli/numbers-connect.ts): points a Vonage number at this gateway. */
 export const vonageNumberConnect = (): Promise<typeof import('./vonage/connect.ts')> => import('./vonage/connect.ts');
+
+/** `switchboard numbers connect NUMBER --provider twilio` (cli/numbers-connect.ts): points a Twilio number at this gateway. */
+export const twilioNumberConnect = (): Promise<typeof import('./twilio/connect.ts')> => import('./twilio/connect.ts');

@@ -28,7 +28,9 @@ export class DialRouter implements OutboundDialer {
   targetProblem(to: string): string | null {
     const problems = [...this.dialers.values()].map((d) => d.targetProblem(to));
     if (problems.length === 0) return null;
-    return problems.includes(null) ? null : 'must be a sip: URI (sip:user@host[:port], or sips: over TLS), a tel: URI or an E.164 number (+ and country code)';
+    if (problems.includes(null)) return null;
+    const owner = [...this.dialers.values()].find((d) => d.prefixes?.some((p) => to.toLowerCase().startsWith(p)));
+    return owner?.targetProblem(to) ?? 'must be a sip: URI (sip:user@host[:port], or sips: over TLS), a tel: URI or an E.164 number (+ and country code)';
   }
 
   serves(tenant: string, from: string): boolean {
@@ -37,7 +39,9 @@ export class DialRouter implements OutboundDialer {
 
   async dial(req: DialRequest): Promise<DialResult & { provider: string }> {
     const picked = this.pick({ tenant: req.tenant, from: req.from, to: req.to });
-    if (picked === null) throw new DialError(400, 'invalid_request', `to: ${this.targetProblem(req.to) ?? 'no dialer on this gateway takes it'}`);
+    if (picked === null) {
+      throw new DialError(400, 'invalid_request', `to: must be a sip: URI (sip:user@host[:port], or sips: over TLS) from ${req.from}: tel: and E.164 need a from-number whose provider places calls with an account (SWITCHBOARD_PROVIDER_ACCOUNTS)`);
+    }
     return { ...(await picked.dialer.dial(req)), provider: picked.name };
   }
 

@@ -109,6 +109,8 @@ export interface OutboundDialer {
   dial(req: DialRequest): Promise<DialResult>;
   /** Why `to` is not a target this dialer can call (in words, for a 400), or null. */
   targetProblem(to: string): string | null;
+  /** How the targets it dials begin (`sip:`, `tel:`, `+`): whose words explain a target nobody takes. */
+  readonly prefixes?: readonly string[];
   /** Whether this dialer can place a call from `from` of `tenant` (it has an account for it); absent = always. */
   serves?(tenant: string, from: string): boolean;
 }

@@ -146,6 +146,8 @@ export class SipDialer implements OutboundDialer {
     return this.attempts.size;
   }
 
+  readonly prefixes = ['sip:', 'sips:'] as const;
+
   targetProblem(to: string): string | null {
     const u = parseSipUri(to);
     return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port])';

@@ -93,6 +93,8 @@ export class TwilioDialer implements OutboundDialer {
 
   constructor(private readonly deps: TwilioDialerDeps) {}
 
+  readonly prefixes = ['tel:', '+'] as const;
+
   targetProblem(to: string): string | null {
     return e164(to) === null ? 'is not an E.164 number or tel: URI (+ and country code, e.g. +14155550100)' : null;
   }

@@ -90,6 +90,8 @@ export class VonageDialer implements OutboundDialer {
 
   constructor(private readonly deps: VonageDialerDeps) {}
 
+  readonly prefixes = ['tel:', '+'] as const;
+
   targetProblem(to: string): string | null {
     return msisdn(to) === null ? 'is not an E.164 number or tel: URI (+ and country code, e.g. +447700900000)' : null;
   }
