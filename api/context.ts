@@ -31,7 +31,7 @@ export interface ApiContext {
   publicUrl: string;
   /** Deployed agent versions (deploy, rollback, live calls per version). */
   agents: AgentRegistry;
-  /** Outbound calls (POST /v1/calls): the dialer of the adapter that offers one (SIP), set once it listens; absent = 503. */
+  /** Outbound calls (POST /v1/calls): the adapters' dialers behind one router (ingress/dial-router.ts), set once they listen; absent = 503. */
   dialer?: OutboundDialer;
   /** Names of the ingress adapters mounted (a number's `provider` must be one); absent = the built-in four. */
   providers?: readonly string[];

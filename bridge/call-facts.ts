@@ -15,7 +15,7 @@ import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
 import { cancelPendingApprovals } from './tool-gate.ts';
-import { call_answered, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
+import { call_answered, call_answered_by, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
 
 export interface CallRef {
   tenant: string;
@@ -125,5 +125,16 @@ export async function received(
     { provider: c.provider, provider_call_id: c.providerCallId, from: c.from, to: c.to, number_id: c.numberId, agent: c.agent },
     { tenant: c.tenant, caller: c.caller },
   );
+  return result(r.outcome);
+}
+
+/** Who answered an outbound call (schema/answered-by.ts): the provider's AMD or the media-side detector. */
+export async function answeredBy(
+  store: Store<SwitchboardTables>,
+  ref: CallRef,
+  d: { by: 'human' | 'machine' | 'unknown'; source: 'provider' | 'media'; evidence: Record<string, unknown> },
+  src: FactSource,
+): Promise<FactResult<{ by: string; existing: boolean }>> {
+  const r = await store.submit(call_answered_by, { call_id: ref.callId, by: d.by, source: d.source, evidence: d.evidence }, who(ref, src));
   return result(r.outcome);
 }

@@ -28,6 +28,7 @@ import { CallManager } from '../bridge/call-manager.ts';
 import { NodeDrain } from '../bridge/drain.ts';
 import { NodeOwnership } from '../bridge/ownership.ts';
 import { builtinAdapters, sipIngress, type SipIngress } from '../ingress/adapters.ts';
+import { DialRouter } from '../ingress/dial-router.ts';
 import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecords, type MountedIngress } from '../ingress/port.ts';
 import { MediaClock } from '../media/pacer.ts';
 import { FsBlobStore } from '../recording/blob-fs.ts';
@@ -229,6 +230,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       host: config.host,
       twilioAuthToken: config.providers.twilio.authToken,
       vonageSignatureSecret: config.providers.vonage.signatureSecret,
+      accounts: config.providers.accounts,
       sip: config.sip,
       webrtc: config.webrtc,
     }),
@@ -326,7 +328,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     await giveUp();
     throw err;
   }
-  api.dialer = [...mounted.values()].find((m) => m.dialer)?.dialer;
+  api.dialer = new DialRouter(new Map([...mounted].flatMap(([name, m]) => (m.dialer ? [[name, m.dialer] as const] : []))), { read: store.read.bind(store), node: store.node });
   try {
     await agentsStarted;
   } catch (err) {

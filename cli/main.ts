@@ -230,7 +230,7 @@ program
   .command('call [id]')
   .description('one call with its legs, consent, recordings, transcript, agent actions and (through the API) timeline; with --from and --to, place an outbound call (API)')
   .option('--from <number>', 'place a call from this number of yours (needs --to and a running gateway)')
-  .option('--to <uri>', 'the sip: URI to call')
+  .option('--to <uri>', 'what to call: a sip: URI, or E.164 / tel: from a Twilio or Vonage number')
   .option('--agent <name>', "the agent that runs the call (default: the from-number's agent)")
   .option('--wait', 'follow the placed call until it is answered (exit 0) or ends unanswered (exit 1)')
   .option('--wait-timeout <seconds>', 'with --wait: give up after this long (default 120)')
@@ -242,11 +242,11 @@ program
     const placing = opts.from !== undefined || opts.to !== undefined || opts.agent !== undefined;
     if (placing || opts.wait || opts.waitTimeout !== undefined) {
       if (id !== undefined) throw new UsageError('give either a call ID (show a call) or --from and --to (place one), not both');
-      if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI');
+      if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI|+E164');
       if (!viaApi(cmd)) throw new UsageError('placing a call needs a running gateway: pass --url or set SWITCHBOARD_URL');
       return dialViaApi(cmd, opts);
     }
-    if (id === undefined) throw new UsageError('call: give a call ID to show it, or --from NUMBER --to sip:URI to place a call');
+    if (id === undefined) throw new UsageError('call: give a call ID to show it, or --from NUMBER --to sip:URI|+E164 to place a call');
     if (viaApi(cmd)) return callViaApi(cmd, id, opts);
     const store = openOffline(opts.dataDir, { existing: true });
     try {

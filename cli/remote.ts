@@ -166,7 +166,10 @@ export interface DialedCall {
   direction: 'outbound';
   from: string;
   to: string;
-  sip_call_id: string;
+  provider: string | null;
+  provider_call_id: string;
+  /** SIP calls only. */
+  sip_call_id?: string;
 }
 
 export interface CallsQuery {

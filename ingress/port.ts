@@ -75,9 +75,18 @@ export interface DialRequest {
   caller: string;
   /** One of the tenant's numbers. */
   from: string;
-  /** The target, in the dialer's addressing (a sip: URI for SIP). */
+  /** The target, in the dialer's addressing (a sip: URI for SIP; E.164 or tel: for a telephone provider). */
   to: string;
   agent?: string | null;
+  /** Ask the provider's answering-machine detection, where it has one (its verdict: `call_answered_by`). */
+  amd?: boolean;
+}
+
+/** A placed call: its row, and the provider's id of it (`sipCallId`: the same id, SIP's name for it, kept for callers of the SIP dialer). */
+export interface DialResult {
+  callId: string;
+  providerCallId: string;
+  sipCallId?: string;
 }
 
 /** A dial refused before anything was sent; `status` is the HTTP status it maps to. */
@@ -91,12 +100,19 @@ export class DialError extends Error {
   }
 }
 
-/** Outbound calling, offered by an adapter that can place calls (SIP). */
+/**
+ * Outbound calling, offered by an adapter that can place calls (SIP, a telephone provider's REST API). Which one
+ * places a call is the from-number's provider (ingress/dial-router.ts).
+ */
 export interface OutboundDialer {
   /** Places the call; resolves once its row exists (`ringing`), with the provider's id of it. Throws DialError. */
-  dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }>;
+  dial(req: DialRequest): Promise<DialResult>;
   /** Why `to` is not a target this dialer can call (in words, for a 400), or null. */
   targetProblem(to: string): string | null;
+  /** How the targets it dials begin (`sip:`, `tel:`, `+`): whose words explain a target nobody takes. */
+  readonly prefixes?: readonly string[];
+  /** Whether this dialer can place a call from `from` of `tenant` (it has an account for it); absent = always. */
+  serves?(tenant: string, from: string): boolean;
 }
 
 /** A mounted adapter. */

@@ -9,6 +9,7 @@ import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
+import { answered_by } from './answered-by.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -414,6 +415,7 @@ export const log_levels = defineTable({
 });
 
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
+export { answered_by } from './answered-by.ts';
 
 export const tables = {
   tenants,
@@ -441,5 +443,6 @@ export const tables = {
   recording_pauses,
   redaction_policies,
   transcript_redactions,
+  answered_by,
 };
 export type SwitchboardTables = typeof tables;

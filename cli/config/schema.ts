@@ -122,6 +122,7 @@ export const VARIABLES = {
   // ── providers ────────────────────────────────────────────────────────────────────────────────────────────────────
   TWILIO_AUTH_TOKEN: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: 'checks X-Twilio-Signature' }),
   VONAGE_SIGNATURE_SECRET: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: "checks Vonage's signed webhooks and media handshake" }),
+  SWITCHBOARD_PROVIDER_ACCOUNTS: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'no outbound calls through Twilio or Vonage', meaning: 'JSON file of provider credentials per tenant/number for outbound calls (never logged)' }),
   // ── SIP ──────────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_SIP_PORT: spec({ schema: port.default(5060), section: 'sip', default: '5060', meaning: 'SIP over UDP and TCP' }),
   SWITCHBOARD_SIP_TLS_PORT: spec({ schema: port.default(5061), section: 'sip', default: '5061', meaning: 'SIP over TLS (TLS 1.2+), when SWITCHBOARD_SIP_TLS_CERT is set' }),
@@ -170,6 +171,8 @@ export const VARIABLES = {
   VONAGE_API_SECRET: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'switchboard numbers connect --provider vonage' }),
   VONAGE_APPLICATION_ID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider vonage' }),
   VONAGE_API_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage API host' }),
+  TWILIO_ACCOUNT_SID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider twilio (with TWILIO_AUTH_TOKEN)' }),
+  TWILIO_API_BASE: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Twilio's", meaning: 'numbers connect: the Twilio REST API base' }),
   VONAGE_REST_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage REST host' }),
 };
 

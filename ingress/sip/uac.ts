@@ -153,12 +153,14 @@ export class SipDialer implements OutboundDialer {
     return this.attempts.size;
   }
 
+  readonly prefixes = ['sip:', 'sips:'] as const;
+
   targetProblem(to: string): string | null {
     const u = parseSipUri(to);
     return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port])';
   }
 
-  async dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }> {
+  async dial(req: DialRequest): Promise<{ callId: string; providerCallId: string; sipCallId: string }> {
     const uri = parseSipUri(req.to);
     if (!uri) throw new DialError(400, 'invalid_request', `to: ${req.to} is not a sip: URI`);
     const route = this.deps.config.routeFor(uri.host);
@@ -208,7 +210,7 @@ export class SipDialer implements OutboundDialer {
       this.deps.ringTimeoutMs ?? 60_000,
     );
     a.ringTimer.unref();
-    return { callId, sipCallId };
+    return { callId, providerCallId: sipCallId, sipCallId };
   }
 
   /** An UPDATE from the callee in the early dialog of a call we are dialing (early-update.ts); false: none matches. */
