@@ -17,3 +17,4 @@ export { webhook_nonce_claimed } from './webhook-nonces.ts';
 export { node_drain_started, node_heartbeat, node_stopped } from './nodes.ts';
 export { log_level_raised } from './log-level.ts';
 export { tool_approval_cancelled, tool_approval_decided, tool_approval_expired, tool_approval_requested, tool_authorized, tool_policy_set } from './tool-approvals.ts';
+export { call_answered_by } from './answered-by.ts';

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
+import { answered_by } from './answered-by.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -413,6 +414,7 @@ export const log_levels = defineTable({
 });
 
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
+export { answered_by } from './answered-by.ts';
 
 export const tables = {
   tenants,
@@ -437,5 +439,6 @@ export const tables = {
   number_fallbacks,
   tool_policies,
   tool_approvals,
+  answered_by,
 };
 export type SwitchboardTables = typeof tables;
