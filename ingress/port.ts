@@ -26,6 +26,7 @@ import type { CallControl } from '../bridge/call-control.ts';
 import type { GrantResolver } from '../http/grants.ts';
 import type { UpgradeHandler } from '../http/server.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
+import type { AmdRequest } from '../schema/amd-requests.ts';
 import type { ArgsOf, Receipt, ResultOf, Store } from '../store/index.ts';
 import type { consent_policy_created, number_added, transcript_accessed, webhook_nonce_claimed } from '../schema/reducers.ts';
 
@@ -78,6 +79,8 @@ export interface DialRequest {
   /** The target, in the dialer's addressing (a sip: URI for SIP). */
   to: string;
   agent?: string | null;
+  /** Media-side answering-machine detection on the answered call (bridge/amd-stage.ts); absent = none. */
+  amd?: AmdRequest;
 }
 
 /** A dial refused before anything was sent; `status` is the HTTP status it maps to. */

@@ -18,3 +18,4 @@ export { node_drain_started, node_heartbeat, node_stopped } from './nodes.ts';
 export { log_level_raised } from './log-level.ts';
 export { tool_approval_cancelled, tool_approval_decided, tool_approval_expired, tool_approval_requested, tool_authorized, tool_policy_set } from './tool-approvals.ts';
 export { call_answered_by } from './answered-by.ts';
+export { call_amd_requested } from './amd-requests.ts';

@@ -9,6 +9,7 @@ import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { answered_by } from './answered-by.ts';
+import { amd_requests } from './amd-requests.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -415,6 +416,7 @@ export const log_levels = defineTable({
 
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
 export { answered_by } from './answered-by.ts';
+export { amd_requests } from './amd-requests.ts';
 
 export const tables = {
   tenants,
@@ -440,5 +442,6 @@ export const tables = {
   tool_policies,
   tool_approvals,
   answered_by,
+  amd_requests,
 };
 export type SwitchboardTables = typeof tables;

@@ -3,7 +3,10 @@
  *
  *   { "from": "+15550001111",          one of the caller's tenant's numbers (caller ID, consent policy, agent)
  *     "to": "sip:alice@pbx.example",   a sip: URI (tel: and bare E.164 are refused: no trunk routes them)
- *     "agent": "sales" }               optional; default: the from-number's agent
+ *     "agent": "sales",                optional; default: the from-number's agent
+ *     "amd": { "enabled": true,        optional: answering-machine detection on the answered call (bridge/amd-stage.ts)
+ *              "default": "human",     what an undecided answer (silence) is treated as: human | machine | hangup
+ *              "timeoutMs": 30000 } }  the longest the detector listens (2000–60000, default 30000)
  *
  * Needs `calls:originate` (admin, developer). Answers 202 with the call id as
  * soon as the call row exists (`ringing`); the call then progresses like any
@@ -16,6 +19,14 @@ import { z } from 'zod';
 import { DialError } from '../../ingress/port.ts';
 import { authorize } from '../auth/principal.ts';
 import { HttpError, parse, type ApiContext } from '../context.ts';
+import { AMD_ON_UNKNOWN, AMD_TIMEOUT_MAX_MS, AMD_TIMEOUT_MIN_MS } from '../../schema/amd-requests.ts';
+
+/** The per-call answering-machine detection option. */
+export const AmdOption = z.strictObject({
+  enabled: z.boolean(),
+  default: z.enum(AMD_ON_UNKNOWN).default('human'),
+  timeoutMs: z.number().int().min(AMD_TIMEOUT_MIN_MS).max(AMD_TIMEOUT_MAX_MS).default(30_000),
+});
 
 export const DialBody = z.strictObject({
   from: z.string().min(1, 'the number to call from').max(512),
@@ -24,6 +35,7 @@ export const DialBody = z.strictObject({
     .max(512)
     .refine((s) => /^sips?:/i.test(s), 'must be a sip: URI (sip:user@host[:port], or sips: over TLS); tel: and E.164 need a trunk, none is configured'),
   agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase agent name: letters, digits, - and _').optional(),
+  amd: AmdOption.optional(),
 });
 
 export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -38,7 +50,7 @@ export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }
     if (!ctx.dialer) throw new HttpError(503, 'sip_unavailable', 'outbound calling is not running on this gateway (SIP not started)');
     try {
-      const { callId, sipCallId } = await ctx.dialer.dial({ tenant: p.tenant, caller: p.caller, from: body.from, to: body.to, agent: body.agent ?? null });
+      const { callId, sipCallId } = await ctx.dialer.dial({ tenant: p.tenant, caller: p.caller, from: body.from, to: body.to, agent: body.agent ?? null, ...amdRequest(body.amd) });
       reply.code(202).header('location', `/v1/calls/${callId}`);
       return { call_id: callId, state: 'ringing', direction: 'outbound', from: body.from, to: body.to, sip_call_id: sipCallId };
     } catch (err) {
@@ -46,4 +58,8 @@ export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
       throw err;
     }
   });
+}
+
+function amdRequest(amd: z.infer<typeof AmdOption> | undefined): { amd?: { onUnknown: 'human' | 'machine' | 'hangup'; timeoutMs: number } } {
+  return amd?.enabled ? { amd: { onUnknown: amd.default, timeoutMs: amd.timeoutMs } } : {};
 }
