@@ -14,10 +14,13 @@
  *                        unless the agent hung up itself (no onAnswered hook: hang up at once)
  *          hangup  ─► call ended `amd:unknown`
  *
- * A call resumed after a restart, or one whose provider already said who answered, skips the detector.
+ * A call resumed after a restart skips the stage; one whose provider already said who answered (its own AMD) takes
+ * that decision without listening, and if the provider decides while the detector listens, the provider's row
+ * (the first decision: schema/answered-by.ts) is the one acted on.
  */
-import { AmdDetector, type AmdDecision } from '../media/amd.ts';
+import { AmdDetector, type AmdDecision, type AnsweredBy } from '../media/amd.ts';
 import type { AudioFrame } from '../media/frame.ts';
+import { guarded } from '../media/guard.ts';
 import type { AnsweredInfo, Json } from '../agents/types.ts';
 import type { AmdOnUnknown } from '../schema/amd-requests.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -37,12 +40,33 @@ export interface AmdHost {
   hangup(reason: string): Promise<void>;
 }
 
-/** The call's request, when it asked for detection and nobody has decided yet; else null. */
-export function pendingAmd(store: Store<SwitchboardTables>, ref: CallRef): { onUnknown: AmdOnUnknown; timeoutMs: number } | null {
+export interface AmdPending {
+  onUnknown: AmdOnUnknown;
+  timeoutMs: number;
+  /** The provider's decision already made (its own AMD): used as it is, without listening. */
+  decided: { by: AnsweredBy; evidence: Record<string, unknown> } | null;
+}
+
+/** The call's request, when it asked for detection and the media detector has not decided yet; else null. */
+export function pendingAmd(store: Store<SwitchboardTables>, ref: CallRef): AmdPending | null {
   const read = store.read(ref.tenant);
   const req = read.amd_requests.get(ref.callId);
-  if (!req || read.answered_by.get(ref.callId)) return null;
-  return { onUnknown: req.on_unknown, timeoutMs: req.timeout_ms };
+  const row = read.answered_by.get(ref.callId);
+  if (!req || row?.source === 'media') return null;
+  return { onUnknown: req.on_unknown, timeoutMs: req.timeout_ms, decided: row && row.by !== 'unknown' ? { by: row.by, evidence: row.evidence } : null };
+}
+
+/** Listens (or takes the provider's decision) and records it; the decision that stands (the row's). */
+async function decide(ctx: CallContext, req: AmdPending): Promise<{ by: AnsweredBy; evidence: Record<string, unknown> } | null> {
+  if (req.decided) return req.decided;
+  const d = await listen(ctx, req.timeoutMs);
+  if (ctx.closed) return null;
+  const evidence = { ...d.evidence, decided_ms: d.decidedMs, ready_ms: d.readyMs, ...(d.by === 'unknown' ? { on_unknown: req.onUnknown } : {}) };
+  const r = await facts.answeredBy(ctx.deps.store, ctx.ref, { by: d.by, source: 'media', evidence }, { caller: 'media:amd', id: `amd:${ctx.ref.callId}` });
+  ctx.log.info({ by: d.by, decidedMs: d.decidedMs, readyMs: d.readyMs, reason: d.evidence.reason, beep: d.evidence.beep, outcome: r.ok ? 'ok' : r.code }, 'answering-machine detection');
+  // The provider's AMD may have decided meanwhile (`already_decided`): its row stands.
+  const row = ctx.deps.store.read(ctx.ref.tenant).answered_by.get(ctx.ref.callId);
+  return row && !(row.source === 'media' && row.by === d.by) ? { by: row.by, evidence: row.evidence } : { by: d.by, evidence };
 }
 
 /** Feeds the caller's frames to a detector until it decides (or the wall-clock bound, or the media closes). */
@@ -82,27 +106,30 @@ export function listen(ctx: CallContext, timeoutMs: number): Promise<AmdDecision
       readyMs: detector.elapsedMs,
       evidence: { speechMs: 0, greetingMs: 0, longestSilenceMs: 0, speechStartMs: null, beep: null, reason },
     });
-    const timer = setTimeout(() => finish(nothing('no-media')), timeoutMs + 2000);
-    const poll = setInterval(() => {
-      if (ctx.closed) finish(nothing('media-closed'));
-    }, 200);
+    const failed = (err: unknown): void => ctx.log.error({ err }, 'amd timer failed');
+    const timer = setTimeout(guarded(() => finish(nothing('no-media')), failed), timeoutMs + 2000);
+    const poll = setInterval(
+      guarded(() => {
+        if (ctx.closed) finish(nothing('media-closed'));
+      }, failed),
+      200,
+    );
+    timer.unref();
+    poll.unref();
   });
 }
 
-/** The whole stage, on the call's work queue: listen, record the decision, then consent and the agent's hooks. */
-export async function runAmdStage(host: AmdHost, req: { onUnknown: AmdOnUnknown; timeoutMs: number }): Promise<void> {
+/** The whole stage, on the call's work queue: decide, then consent and the agent's hooks. */
+export async function runAmdStage(host: AmdHost, req: AmdPending): Promise<void> {
   const { ctx } = host;
-  const d = await listen(ctx, req.timeoutMs);
-  if (ctx.closed) return;
+  const d = await decide(ctx, req);
+  if (!d || ctx.closed) return;
   const treated = d.by !== 'unknown' ? d.by : req.onUnknown;
-  const evidence = { ...d.evidence, decided_ms: d.decidedMs, ready_ms: d.readyMs, ...(d.by === 'unknown' ? { on_unknown: req.onUnknown } : {}) };
-  const r = await facts.answeredBy(ctx.deps.store, ctx.ref, { by: d.by, source: 'media', evidence }, { caller: 'media:amd', id: `amd:${ctx.ref.callId}` });
-  if (!r.ok) ctx.log.warn({ outcome: r }, 'call_answered_by refused');
-  ctx.log.info({ by: d.by, treated, decidedMs: d.decidedMs, readyMs: d.readyMs, reason: d.evidence.reason, beep: d.evidence.beep }, 'answering-machine detection');
+  const evidence = d.evidence;
   if (treated === 'hangup') return host.hangup('amd:unknown');
-  const info: AnsweredInfo = { by: d.by, treatedAs: treated, evidence: evidence as unknown as Record<string, Json> };
+  const info: AnsweredInfo = { by: d.by, treatedAs: treated, evidence: evidence as Record<string, Json> };
   if (treated === 'machine') {
-    await host.recordMachineConsent({ amd_reason: d.evidence.reason });
+    await host.recordMachineConsent({ amd_reason: typeof evidence.reason === 'string' ? evidence.reason : null });
     if (!ctx.agent.has('onAnswered')) return host.hangup('amd:machine');
     host.enqueueAnswered(info);
     // The voicemail has been left (or the agent chose not to): a machine gets no conversation.

@@ -1,6 +1,7 @@
 /**
  * Answering-machine detection's rows: `call_amd_requested` (schema/amd-requests.ts) is for outbound calls only and
- * is idempotent; `pendingAmd` (bridge/amd-stage.ts) sees a request until a `call_answered_by` row decides it; a
+ * is idempotent; `pendingAmd` (bridge/amd-stage.ts) sees a request until the media detector's `call_answered_by`
+ * row decides it, and hands on a provider's definite decision; a
  * machine's consent (consent/machine.ts) is `no_response`, implied, with `answered_by: machine` — agent turns are
  * allowed (the voicemail), recording and transcripts are not.
  */
@@ -28,11 +29,21 @@ test('call_amd_requested: outbound calls only, once per call; pendingAmd until a
   assert.equal(refused.outcome.ok ? 'ok' : refused.outcome.error.code, 'not_outbound');
   assert.deepEqual(resultOf(await store.submit(call_amd_requested, { call_id: out, on_unknown: 'hangup', timeout_ms: 5000 }, T)), { call_id: out, existing: false });
   assert.deepEqual(resultOf(await store.submit(call_amd_requested, { call_id: out, on_unknown: 'human', timeout_ms: 9000 }, T)), { call_id: out, existing: true });
-  assert.deepEqual(pendingAmd(store, { tenant: 'acme', callId: out }), { onUnknown: 'hangup', timeoutMs: 5000 });
+  assert.deepEqual(pendingAmd(store, { tenant: 'acme', callId: out }), { onUnknown: 'hangup', timeoutMs: 5000, decided: null });
   assert.equal(pendingAmd(store, { tenant: 'acme', callId: inbound }), null);
   await assert.rejects(store.submit(call_amd_requested, { call_id: out, on_unknown: 'human', timeout_ms: 100 }, T), /timeout_ms/, 'a timeout below 2000 ms is refused');
+  // The provider's own AMD said unknown: the media detector still listens (and may replace it).
+  resultOf(await store.submit(call_answered_by, { call_id: out, by: 'unknown', source: 'provider', evidence: {} }, T));
+  assert.equal(pendingAmd(store, { tenant: 'acme', callId: out })?.decided, null);
   resultOf(await store.submit(call_answered_by, { call_id: out, by: 'machine', source: 'media', evidence: { reason: 'beep' } }, T));
-  assert.equal(pendingAmd(store, { tenant: 'acme', callId: out }), null, 'decided: a resumed call does not listen again');
+  assert.equal(pendingAmd(store, { tenant: 'acme', callId: out }), null, 'decided by the media detector: a resumed call does not listen again');
+});
+
+test("pendingAmd: the provider's definite decision is taken as it is, without listening", async () => {
+  const { store, out } = await setup();
+  resultOf(await store.submit(call_amd_requested, { call_id: out, on_unknown: 'human', timeout_ms: 30_000 }, T));
+  resultOf(await store.submit(call_answered_by, { call_id: out, by: 'human', source: 'provider', evidence: { AnsweredBy: 'human' } }, T));
+  assert.deepEqual(pendingAmd(store, { tenant: 'acme', callId: out })?.decided, { by: 'human', evidence: { AnsweredBy: 'human' } });
 });
 
 test("a machine's consent: no_response, implied, answered_by machine; agent turns allowed, recording refused; idempotent", async () => {
