@@ -11,9 +11,10 @@
  *  - "Hello?" then silence → human: the consent phase, then `onAnswered` (human), then `onStart`, whose greeting
  *    the callee hears;
  *  - silence with default `machine` → unknown, treated as machine (the voicemail is said); with default `hangup` →
- *    the call ends `amd:unknown` and no agent turn runs.
+ *    the call ends `amd:unknown` and no agent turn runs; the same from the CLI (`switchboard call … --amd hangup`).
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -29,6 +30,7 @@ import { tmpDir } from '../helpers/tmp.ts';
 import { number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15554447000';
+const BIN = path.join(import.meta.dirname, '..', '..', 'bin', 'switchboard.mjs');
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
 
 const AGENT = `
@@ -175,6 +177,23 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     const deadline = Date.now() + 10_000;
     while (!callee.bye && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.ok(callee.bye, 'our BYE reached the callee');
+  });
+
+  test('the CLI: `switchboard call --from N --to URI --amd hangup` places the call with detection (silence: amd:unknown)', { timeout: 120_000 }, async (t) => {
+    const callee = await SipCallee.open([{ name: 'quiet', ulaw: silenceUlaw(30_000) }]);
+    t.after(() => callee.close());
+    const out = await new Promise<{ code: number; out: string; err: string }>((resolve) => {
+      execFile(process.execPath, [BIN, 'call', '--from', NUMBER, '--to', callee.uri, '--amd', 'hangup'], { env: { ...process.env, SWITCHBOARD_URL: gw.publicUrl, SWITCHBOARD_TOKEN: ADMIN_TOKEN } }, (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out: stdout, err: stderr }),
+      );
+    });
+    assert.equal(out.code, 0, out.out + out.err);
+    const callId = out.out.split('\n')[0]!.trim();
+    assert.deepEqual(
+      { on_unknown: read().amd_requests.get(callId)?.on_unknown, timeout_ms: read().amd_requests.get(callId)?.timeout_ms },
+      { on_unknown: 'hangup', timeout_ms: 30_000 },
+    );
+    assert.equal((await ended(callId)).end_reason, 'amd:unknown');
   });
 
   test('amd validation: an unknown default or a timeout out of range is 400 naming the field', async () => {
