@@ -16,7 +16,8 @@ import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
 import { cancelPendingApprovals } from './tool-gate.ts';
 import type { AmdRequest } from '../schema/amd-requests.ts';
-import { call_amd_requested, call_answered, call_answered_by, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
+import { call_amd_requested } from '../schema/reducers.ts';
+import { call_answered, call_answered_by, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
 
 export interface CallRef {
   tenant: string;
@@ -120,17 +121,6 @@ export async function dialed(
   return amd.outcome.ok ? result(r.outcome) : result(amd.outcome);
 }
 
-/** Who answered the call (`call_answered_by`): the media detector's or the provider's decision, with its evidence. */
-export async function answeredBy(
-  store: Store<SwitchboardTables>,
-  ref: CallRef,
-  d: { by: 'human' | 'machine' | 'unknown'; source: 'provider' | 'media'; evidence: Record<string, unknown> },
-  src: FactSource,
-): Promise<FactResult<{ by: string; source: string; existing: boolean }>> {
-  const r = await store.submit(call_answered_by, { call_id: ref.callId, by: d.by, source: d.source, evidence: d.evidence }, who(ref, src));
-  return result(r.outcome);
-}
-
 /** A call known only from its routing (`call_received`, no answer): e.g. one cancelled before the answer. */
 export async function received(
   store: Store<SwitchboardTables>,
@@ -141,5 +131,16 @@ export async function received(
     { provider: c.provider, provider_call_id: c.providerCallId, from: c.from, to: c.to, number_id: c.numberId, agent: c.agent },
     { tenant: c.tenant, caller: c.caller },
   );
+  return result(r.outcome);
+}
+
+/** Who answered an outbound call (schema/answered-by.ts): the provider's AMD or the media-side detector. */
+export async function answeredBy(
+  store: Store<SwitchboardTables>,
+  ref: CallRef,
+  d: { by: 'human' | 'machine' | 'unknown'; source: 'provider' | 'media'; evidence: Record<string, unknown> },
+  src: FactSource,
+): Promise<FactResult<{ by: string; existing: boolean }>> {
+  const r = await store.submit(call_answered_by, { call_id: ref.callId, by: d.by, source: d.source, evidence: d.evidence }, who(ref, src));
   return result(r.outcome);
 }

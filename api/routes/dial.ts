@@ -4,7 +4,8 @@
  *   { "from": "+15550001111",          one of the caller's tenant's numbers (caller ID, consent policy, agent)
  *     "to": "sip:alice@pbx.example",   a sip: URI (tel: and bare E.164 are refused: no trunk routes them)
  *     "agent": "sales",                optional; default: the from-number's agent
- *     "amd": { "enabled": true,        optional: answering-machine detection on the answered call (bridge/amd-stage.ts)
+ *     "amd": { "enabled": true,        optional: answering-machine detection on the answered call (bridge/amd-stage.ts;
+ *                                      `"amd": true` is `{"enabled": true}`)
  *              "default": "human",     what an undecided answer (silence) is treated as: human | machine | hangup
  *              "timeoutMs": 30000 } }  the longest the detector listens (2000–60000, default 30000)
  *
@@ -35,7 +36,7 @@ export const DialBody = z.strictObject({
     .max(512)
     .refine((s) => /^sips?:/i.test(s), 'must be a sip: URI (sip:user@host[:port], or sips: over TLS); tel: and E.164 need a trunk, none is configured'),
   agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase agent name: letters, digits, - and _').optional(),
-  amd: AmdOption.optional(),
+  amd: z.union([z.boolean(), AmdOption]).optional(),
 });
 
 export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -60,6 +61,8 @@ export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
   });
 }
 
-function amdRequest(amd: z.infer<typeof AmdOption> | undefined): { amd?: { onUnknown: 'human' | 'machine' | 'hangup'; timeoutMs: number } } {
-  return amd?.enabled ? { amd: { onUnknown: amd.default, timeoutMs: amd.timeoutMs } } : {};
+/** `amd: true` is `{ enabled: true }` with the defaults. */
+function amdRequest(amd: z.infer<typeof AmdOption> | boolean | undefined): { amd?: { onUnknown: 'human' | 'machine' | 'hangup'; timeoutMs: number } } {
+  if (amd === true) return { amd: { onUnknown: 'human', timeoutMs: 30_000 } };
+  return amd && amd.enabled ? { amd: { onUnknown: amd.default, timeoutMs: amd.timeoutMs } } : {};
 }
