@@ -11,12 +11,12 @@
  * the log), and a call already ended is not an error.
  */
 import type { Logger } from 'pino';
+import type { AmdRequest } from '../schema/amd-requests.ts';
+import { call_amd_requested } from '../schema/reducers.ts';
 import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
 import { cancelPendingApprovals } from './tool-gate.ts';
-import type { AmdRequest } from '../schema/amd-requests.ts';
-import { call_amd_requested } from '../schema/reducers.ts';
 import { call_answered, call_answered_by, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
 
 export interface CallRef {

@@ -5,11 +5,11 @@
  * so rows round-trip exactly. Times are ms since epoch, taken from `ctx.now`.
  */
 import { z } from 'zod';
+import { amd_requests } from './amd-requests.ts';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { answered_by } from './answered-by.ts';
-import { amd_requests } from './amd-requests.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -416,7 +416,6 @@ export const log_levels = defineTable({
 
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
 export { answered_by } from './answered-by.ts';
-export { amd_requests } from './amd-requests.ts';
 
 export const tables = {
   tenants,
@@ -425,6 +424,7 @@ export const tables = {
   numbers,
   consent_policies,
   calls,
+  amd_requests,
   legs,
   consents,
   recordings,
@@ -442,6 +442,5 @@ export const tables = {
   tool_policies,
   tool_approvals,
   answered_by,
-  amd_requests,
 };
 export type SwitchboardTables = typeof tables;
