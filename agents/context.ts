@@ -60,5 +60,7 @@ export async function runHook(def: AgentDefinition, input: TurnInput, ctx: Agent
       return def.onDtmf?.(ctx, input.digit ?? '');
     case 'onSilence':
       return def.onSilence?.(ctx, { silentMs: input.silentMs ?? 0 });
+    case 'onAnswered':
+      return def.onAnswered?.(ctx, input.answered ?? { by: 'unknown', treatedAs: 'human', evidence: {} });
   }
 }

@@ -63,6 +63,18 @@ export type GatherOptions = {
 
 export type GatherResult = { kind: 'dtmf'; digits: string } | { kind: 'speech'; text: string | null; durationMs: number } | { kind: 'timeout' };
 
+/**
+ * Who answered an outbound call placed with answering-machine detection (`POST /v1/calls` `amd`), given to
+ * `onAnswered`. For a `machine` the hook runs after the greeting's beep (or once none came): a `say`/`play` then
+ * is the voicemail. `treatedAs` is what the call proceeds as: `by`, or for `unknown` the call's configured default.
+ */
+export interface AnsweredInfo {
+  by: 'human' | 'machine' | 'unknown';
+  treatedAs: 'human' | 'machine';
+  /** The detector's account: speech and greeting length, longest silence, the beep (frequency, start, end), the reason; decision times (ms after the answer). */
+  evidence: Record<string, Json>;
+}
+
 export interface AgentState {
   get<T extends Json = Json>(key: string): T | undefined;
   set(key: string, value: Json): void;
@@ -179,6 +191,12 @@ export interface AgentDefinition {
   onDtmf?(ctx: AgentContext, digit: string): Promise<void> | void;
   /** The caller has been silent for a while after the agent spoke. */
   onSilence?(ctx: AgentContext, info: { silentMs: number }): Promise<void> | void;
+  /**
+   * An outbound call with answering-machine detection was answered (see `AnsweredInfo`): runs before `onStart`.
+   * A person (or an undecided answer treated as one) then gets `onStart`; a machine does not — leave the voicemail
+   * here (`say`/`play`, then `hangup`). Without this hook a machine's call is simply hung up.
+   */
+  onAnswered?(ctx: AgentContext, info: AnsweredInfo): Promise<void> | void;
   /** The call came back after its media was lost (restart, network, migration): pick up where it was. */
   onResume?(ctx: AgentContext): Promise<void> | void;
   tools?: Record<string, ToolDefinition | HttpToolDefinition>;
@@ -190,7 +208,7 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,99}$/;
 export function defineAgent<D extends AgentDefinition>(def: D): D {
   if (!def || typeof def !== 'object') throw new TypeError('defineAgent: expected an object');
   if (typeof def.name !== 'string' || !NAME.test(def.name)) throw new TypeError(`defineAgent: name must match ${NAME}`);
-  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume'] as const) {
+  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered'] as const) {
     if (def[hook] !== undefined && typeof def[hook] !== 'function') throw new TypeError(`defineAgent: ${hook} must be a function`);
   }
   for (const [name, tool] of Object.entries(def.tools ?? {})) {
@@ -206,4 +224,4 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
   return def;
 }
 
-export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume';
+export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume' | 'onAnswered';

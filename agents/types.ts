@@ -5,9 +5,9 @@
  * thread for deployed versions — runs the author's hooks against them.
  * An agent never sees a provider or a socket.
  */
-import type { GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, Utterance } from './sdk.ts';
+import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, Utterance } from './sdk.ts';
 
-export type { GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
+export type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
 
 export interface TurnInput {
   hook: Hook;
@@ -19,6 +19,7 @@ export interface TurnInput {
   utterance?: Utterance;
   digit?: string;
   silentMs?: number;
+  answered?: AnsweredInfo;
 }
 
 /** What a turn may do; implemented by the bridge for one call and turn. */

@@ -125,7 +125,7 @@ export class CallControl {
   }
 
   /** An outbound call is placed: its row (`ringing`), or the store's refusal (`forbidden`, `number_not_found`…). */
-  dial(d: { tenant: string; caller: string; provider: string; providerCallId: string; from: string; to: string; agent: string | null }): Promise<facts.FactResult<{ call_id: string }>> {
+  dial(d: Parameters<typeof facts.dialed>[1]): Promise<facts.FactResult<{ call_id: string }>> {
     return facts.dialed(this.deps.store, d);
   }
 

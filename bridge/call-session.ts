@@ -13,6 +13,8 @@
  * The call, as this connection sees it:
  *
  *   attach ─► call_media_connected (resumes a `resuming` call)
+ *     ─► (an outbound call placed with `amd`) answering-machine detection first (amd-stage.ts): human ─► as below
+ *        with onAnswered before onStart; machine ─► onAnswered after the beep (the voicemail); unknown ─► its default
  *     ─► consenting: consent phase, unless decided ──► declined/no_response + policy hangup ─► ended
  *          │                                      └──► policy transfer ─► transferring
  *          ▼ granted: recording + transcripts │ continue-unrecorded │ withdrawn (resumed): unrecorded
@@ -40,6 +42,8 @@ import { ContentManager } from './content-manager.ts';
 import { TurnManager } from './turn-manager.ts';
 import * as facts from './call-facts.ts';
 import { pauseFallback } from './fallback.ts';
+import { pendingAmd, runAmdStage, type AmdHost } from './amd-stage.ts';
+import { recordMachineConsent } from '../consent/machine.ts';
 
 export { SessionError, type AgentDirectory, type CallRef, type SessionDeps } from './call-context.ts';
 
@@ -110,6 +114,18 @@ export class CallSession {
       session.ctx.work.push(() => session.turns.fallBack(fallback), (err: unknown) => session.ctx.log.warn({ err }, 'pause fallback failed'));
       return session;
     }
+    // An outbound call that asked for answering-machine detection: the detector decides first (bridge/amd-stage.ts).
+    const amd = resumed ? null : pendingAmd(deps.store, ref);
+    if (amd) {
+      session.ctx.work.push(
+        () => runAmdStage(session.amdHost(), amd),
+        (err: unknown) => {
+          session.ctx.log.error({ err }, 'answering-machine detection failed');
+          void session.hangup('amd failed');
+        },
+      );
+      return session;
+    }
     session.ctx.work.push(
       async () => {
         if (await session.consent.run()) session.turns.openTurns();
@@ -125,6 +141,18 @@ export class CallSession {
     );
     session.turns.enqueue(resumed ? 'onResume' : 'onStart', {});
     return session;
+  }
+
+  private amdHost(): AmdHost {
+    return {
+      ctx: this.ctx,
+      runConsent: () => this.consent.run(),
+      recordMachineConsent: (evidence) => recordMachineConsent(this.deps.store, this.ref.tenant, this.ref.callId, evidence),
+      openTurns: () => this.turns.openTurns(),
+      enqueueAnswered: (answered) => this.turns.enqueue('onAnswered', { answered }),
+      enqueueStart: () => this.turns.enqueue('onStart', {}),
+      hangup: (reason) => this.hangup(reason),
+    };
   }
 
   /** The agent name the call routes by (the fallback agent's once its own was paused). */

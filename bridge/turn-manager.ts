@@ -18,7 +18,7 @@
  * state, whether turns are open, the pending utterance, the silence clock, the gatherer and the agent name it
  * routes by.
  */
-import type { GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
+import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
 import { SessionError, type CallContext } from './call-context.ts';
 import type { ContentManager } from './content-manager.ts';
 import { Gatherer } from './gather.ts';
@@ -33,6 +33,7 @@ export interface TurnExtra {
   durationMs?: number;
   digit?: string;
   silentMs?: number;
+  answered?: AnsweredInfo;
 }
 
 export class TurnManager {
@@ -197,6 +198,7 @@ export class TurnManager {
     }
     if (extra.digit !== undefined) input.digit = extra.digit;
     if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
+    if (extra.answered !== undefined) input.answered = extra.answered;
     const started = await this.deps.store.submit(
       agent_turn_started,
       { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },

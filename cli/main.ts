@@ -233,13 +233,14 @@ program
   .option('--to <uri>', 'what to call: a sip: URI, or E.164 / tel: from a Twilio or Vonage number')
   .option('--agent <name>', "the agent that runs the call (default: the from-number's agent)")
   .option('--wait', 'follow the placed call until it is answered (exit 0) or ends unanswered (exit 1)')
+  .option('--amd [default]', 'detect an answering machine first; an undecided answer is treated as DEFAULT: human (default), machine or hangup')
   .option('--wait-timeout <seconds>', 'with --wait: give up after this long (default 120)')
   .option('--purpose <text>', 'why you look (recorded in the access log; API only)')
   .option('--tenant <tenant>', 'tenant (offline)', DEFAULT_TENANT)
   .option('--data-dir <dir>', 'data directory (offline)')
   .option('--json', 'print JSON (offline always does)')
   .action(async (id: string | undefined, opts: DialOptions & { tenant: string; dataDir?: string; json?: boolean; purpose?: string }, cmd: Command) => {
-    const placing = opts.from !== undefined || opts.to !== undefined || opts.agent !== undefined;
+    const placing = opts.from !== undefined || opts.to !== undefined || opts.agent !== undefined || opts.amd !== undefined;
     if (placing || opts.wait || opts.waitTimeout !== undefined) {
       if (id !== undefined) throw new UsageError('give either a call ID (show a call) or --from and --to (place one), not both');
       if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI|+E164');

@@ -266,7 +266,7 @@ export class ApiClient {
   }
 
   /** Places an outbound call (POST /v1/calls): 202 once the call row exists, still ringing. */
-  dial(body: { from: string; to: string; agent?: string }): Promise<DialedCall> {
+  dial(body: { from: string; to: string; agent?: string; amd?: { enabled: boolean; default?: string; timeoutMs?: number } }): Promise<DialedCall> {
     return this.request<DialedCall>('POST', '/v1/calls', { body });
   }
 

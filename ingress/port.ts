@@ -26,6 +26,7 @@ import type { CallControl } from '../bridge/call-control.ts';
 import type { GrantResolver } from '../http/grants.ts';
 import type { UpgradeHandler } from '../http/server.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
+import type { AmdRequest } from '../schema/amd-requests.ts';
 import type { ArgsOf, Receipt, ResultOf, Store } from '../store/index.ts';
 import type { consent_policy_created, number_added, transcript_accessed, webhook_nonce_claimed } from '../schema/reducers.ts';
 
@@ -78,8 +79,8 @@ export interface DialRequest {
   /** The target, in the dialer's addressing (a sip: URI for SIP; E.164 or tel: for a telephone provider). */
   to: string;
   agent?: string | null;
-  /** Ask the provider's answering-machine detection, where it has one (its verdict: `call_answered_by`). */
-  amd?: boolean;
+  /** Answering-machine detection on the answered call (bridge/amd-stage.ts; a provider with its own asks it too); absent = none. */
+  amd?: AmdRequest;
 }
 
 /** A placed call: its row, and the provider's id of it (`sipCallId`: the same id, SIP's name for it, kept for callers of the SIP dialer). */

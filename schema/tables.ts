@@ -5,6 +5,7 @@
  * so rows round-trip exactly. Times are ms since epoch, taken from `ctx.now`.
  */
 import { z } from 'zod';
+import { amd_requests } from './amd-requests.ts';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
@@ -424,6 +425,7 @@ export const tables = {
   numbers,
   consent_policies,
   calls,
+  amd_requests,
   legs,
   consents,
   recordings,

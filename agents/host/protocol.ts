@@ -26,7 +26,7 @@ export const ErrorInfo = z.object({
 });
 export type ErrorInfo = z.infer<typeof ErrorInfo>;
 
-export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume'] as const;
+export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered'] as const;
 const HookSchema = z.enum(HOOKS);
 
 const DtmfOptions = z.object({ maxDigits: z.number().int().positive().optional(), finishOn: z.string().optional() });
@@ -44,6 +44,7 @@ const TurnInputSchema = z.object({
   utterance: z.object({ text: z.string().nullable(), durationMs: z.number() }).optional(),
   digit: z.string().optional(),
   silentMs: z.number().optional(),
+  answered: z.object({ by: z.enum(['human', 'machine', 'unknown']), treatedAs: z.enum(['human', 'machine']), evidence: z.record(z.string(), json) }).optional(),
 });
 
 const ToolContextSchema = z.object({ callId: z.string(), turn: z.number().int(), requestId: z.string() });

@@ -5,7 +5,11 @@
  *     "to": "+15557654321",            E.164 or tel: (a Twilio or Vonage number calls through its provider),
  *                                      or a sip: / sips: URI (SIP)
  *     "agent": "sales",                optional; default: the from-number's agent
- *     "amd": true }                    optional: ask the provider's answering-machine detection (row `answered_by`)
+ *     "amd": { "enabled": true,        optional: answering-machine detection on the answered call — the provider's
+ *                                      own where it has one (row `answered_by`), else the media-side detector
+ *                                      (bridge/amd-stage.ts); `"amd": true` is `{"enabled": true}`
+ *              "default": "human",     what an undecided answer (silence) is treated as: human | machine | hangup
+ *              "timeoutMs": 30000 } }  the longest the detector listens (2000–60000, default 30000)
  *
  * The from-number's provider places the call (ingress/dial-router.ts): a Twilio number through Twilio's REST API,
  * a Vonage number through Vonage's, a number without a provider (or a SIP one) through SIP. Needs
@@ -21,6 +25,14 @@ import { z } from 'zod';
 import { DialError } from '../../ingress/port.ts';
 import { authorize } from '../auth/principal.ts';
 import { HttpError, parse, type ApiContext } from '../context.ts';
+import { AMD_ON_UNKNOWN, AMD_TIMEOUT_MAX_MS, AMD_TIMEOUT_MIN_MS } from '../../schema/amd-requests.ts';
+
+/** The per-call answering-machine detection option. */
+export const AmdOption = z.strictObject({
+  enabled: z.boolean(),
+  default: z.enum(AMD_ON_UNKNOWN).default('human'),
+  timeoutMs: z.number().int().min(AMD_TIMEOUT_MIN_MS).max(AMD_TIMEOUT_MAX_MS).default(30_000),
+});
 
 const TARGET = /^(sips?:|tel:\+?[0-9]|\+[1-9][0-9]{1,14}$)/i;
 
@@ -31,7 +43,7 @@ export const DialBody = z.strictObject({
     .max(512)
     .refine((s) => TARGET.test(s), 'must be a sip: URI (sip:user@host[:port], or sips: over TLS), a tel: URI or an E.164 number (+ and country code)'),
   agent: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'lowercase agent name: letters, digits, - and _').optional(),
-  amd: z.boolean().optional(),
+  amd: z.union([z.boolean(), AmdOption]).optional(),
 });
 
 export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -46,7 +58,7 @@ export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }
     if (!ctx.dialer) throw new HttpError(503, 'sip_unavailable', 'outbound calling is not running on this gateway (SIP not started)');
     try {
-      const placed = await ctx.dialer.dial({ tenant: p.tenant, caller: p.caller, from: body.from, to: body.to, agent: body.agent ?? null, amd: body.amd === true });
+      const placed = await ctx.dialer.dial({ tenant: p.tenant, caller: p.caller, from: body.from, to: body.to, agent: body.agent ?? null, ...amdRequest(body.amd) });
       reply.code(202).header('location', `/v1/calls/${placed.callId}`);
       const provider = ctx.store.read(p.tenant).calls.get(placed.callId)?.provider ?? null;
       return {
@@ -64,4 +76,10 @@ export function mountDialRoutes(app: FastifyInstance, ctx: ApiContext): void {
       throw err;
     }
   });
+}
+
+/** `amd: true` is `{ enabled: true }` with the defaults. */
+function amdRequest(amd: z.infer<typeof AmdOption> | boolean | undefined): { amd?: { onUnknown: 'human' | 'machine' | 'hangup'; timeoutMs: number } } {
+  if (amd === true) return { amd: { onUnknown: 'human', timeoutMs: 30_000 } };
+  return amd && amd.enabled ? { amd: { onUnknown: amd.default, timeoutMs: amd.timeoutMs } } : {};
 }

@@ -182,7 +182,7 @@ export class SipDialer implements OutboundDialer {
     });
     const sipCallId = `${crypto.randomBytes(12).toString('hex')}@switchboard`;
     const receipt = await this.deps.calls
-      .dial({ tenant: req.tenant, caller: req.caller, provider: PROVIDER, providerCallId: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null })
+      .dial({ tenant: req.tenant, caller: req.caller, provider: PROVIDER, providerCallId: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null, ...(req.amd ? { amd: req.amd } : {}) })
       .catch((err: unknown) => {
         this.releaseSockets(sockets);
         throw err;

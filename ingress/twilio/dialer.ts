@@ -159,12 +159,12 @@ export class TwilioDialer implements OutboundDialer {
       this.deps.log.warn({ account: account.accountSid, from: req.from, reason: refusal(err) }, 'outbound Twilio call refused by the API');
       throw new DialError(502, 'provider_refused', `Twilio refused the call: ${refusal(err)}`);
     }
-    const receipt = await this.deps.calls.dial({ tenant: req.tenant, caller: req.caller, provider: this.deps.provider, providerCallId: sid, from: req.from, to, agent: req.agent ?? null });
+    const receipt = await this.deps.calls.dial({ tenant: req.tenant, caller: req.caller, provider: this.deps.provider, providerCallId: sid, from: req.from, to, agent: req.agent ?? null, ...(req.amd ? { amd: req.amd } : {}) });
     if (!receipt.ok) {
       await (await clientOf(account)).calls(sid).update({ status: 'canceled' }).catch((err: unknown) => this.deps.log.warn({ callSid: sid, reason: refusal(err) }, 'cancelling a call the store refused failed'));
       throw new DialError(receipt.code === 'forbidden' ? 403 : receipt.code.endsWith('_not_found') ? 404 : 409, receipt.code, receipt.message);
     }
-    this.deps.log.info({ call: receipt.result.call_id, callSid: sid, account: account.accountSid, amd: req.amd === true }, 'outbound Twilio call placed');
+    this.deps.log.info({ call: receipt.result.call_id, callSid: sid, account: account.accountSid, amd: req.amd !== undefined }, 'outbound Twilio call placed');
     return { callId: receipt.result.call_id, providerCallId: sid };
   }
 }

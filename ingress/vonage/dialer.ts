@@ -136,12 +136,12 @@ export class VonageDialer implements OutboundDialer {
       this.deps.log.warn({ application: account.applicationId, from: req.from, reason: why }, 'outbound Vonage call refused by the API');
       throw new DialError(502, 'provider_refused', `Vonage refused the call: ${why}`);
     }
-    const receipt = await this.deps.calls.dial({ tenant: req.tenant, caller: req.caller, provider: this.deps.provider, providerCallId: uuid, from: req.from, to: `+${to}`, agent: req.agent ?? null });
+    const receipt = await this.deps.calls.dial({ tenant: req.tenant, caller: req.caller, provider: this.deps.provider, providerCallId: uuid, from: req.from, to: `+${to}`, agent: req.agent ?? null, ...(req.amd ? { amd: req.amd } : {}) });
     if (!receipt.ok) {
       await account.client.voice.hangupCall(uuid).catch(async (err: unknown) => this.deps.log.warn({ uuid, reason: await refusal(err) }, 'hanging up a call the store refused failed'));
       throw new DialError(receipt.code === 'forbidden' ? 403 : receipt.code.endsWith('_not_found') ? 404 : 409, receipt.code, receipt.message);
     }
-    this.deps.log.info({ call: receipt.result.call_id, uuid, application: account.applicationId, amd: req.amd === true }, 'outbound Vonage call placed');
+    this.deps.log.info({ call: receipt.result.call_id, uuid, application: account.applicationId, amd: req.amd !== undefined }, 'outbound Vonage call placed');
     return { callId: receipt.result.call_id, providerCallId: uuid };
   }
 }
