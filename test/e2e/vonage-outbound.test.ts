@@ -7,7 +7,8 @@
  *   application's key) ─► the fake answers 201 and drives the Vonage peer into our signed webhooks ─► NCCO connect
  *   ─► websocket ─► consent (opt-in, DTMF 1) ─► recording ─► the agent speaks ─► hang-up ─► `vonage:completed`
  *
- * Also: the `machine` event of advanced machine detection becomes the call's `answered_by` row; busy, rejected and
+ * Also: the `machine` event of advanced machine detection becomes the call's `answered_by` row and, through the amd
+ * stage, a call with no consent prompt that the default agent (no `onAnswered`) hangs up `amd:machine`; busy, rejected and
  * unanswered callees end the call `vonage:busy`, `vonage:rejected`, `vonage:unanswered`; a number Vonage refuses is
  * 502 with nothing written.
  */
@@ -61,8 +62,8 @@ async function waitFor(predicate: () => boolean, ms: number, what: string): Prom
 
 const rms = (pcm: Int16Array): number => Math.sqrt(pcm.reduce((s, v) => s + v * v, 0) / Math.max(1, pcm.length));
 
-test('a Vonage number calls out: createOutboundCall, answered by the peer (AMD machine), consent, recording, the agent speaks', { timeout: 90_000 }, async () => {
-  fake.callees.set(CALLEE.slice(1), { kind: 'answer', answeredBy: 'machine' });
+test('a Vonage number calls out: createOutboundCall, answered by the peer (AMD human), consent, recording, the agent speaks', { timeout: 90_000 }, async () => {
+  fake.callees.set(CALLEE.slice(1), { kind: 'answer', answeredBy: 'human' });
   const r = await dial({ from: NUMBER, to: CALLEE, amd: true });
   assert.equal(r.status, 202, JSON.stringify(r.body));
   assert.equal(r.body.provider, 'vonage');
@@ -89,7 +90,7 @@ test('a Vonage number calls out: createOutboundCall, answered by the peer (AMD m
   assert.ok(rms(peer.receivedAudio()) > 100, 'what the callee hears is audible');
 
   const amd = read().answered_by.get(callId);
-  assert.deepEqual({ by: amd?.by, source: amd?.source, sub: amd?.evidence.sub_state }, { by: 'machine', source: 'provider', sub: 'beep_start' });
+  assert.deepEqual({ by: amd?.by, source: amd?.source }, { by: 'human', source: 'provider' });
 
   await peer.hangup();
   await peer.waitFor(() => call().state === 'ended', 15_000, 'ended');
@@ -98,6 +99,19 @@ test('a Vonage number calls out: createOutboundCall, answered by the peer (AMD m
   await peer.waitFor(() => read().recordings.find({ call_id: callId }).every((x) => settled(x.status)), 30_000, 'recording finalized');
   assert.equal(read().recordings.find({ call_id: callId })[0]?.status, 'finalized');
   assert.equal(read().calls.find({ provider: 'vonage' }).length, 1, 'one row: the webhooks found the dialled row');
+});
+
+test('advanced machine detection says machine: the answered_by row, no consent prompt nor recording, and an agent without onAnswered hangs up (amd:machine)', { timeout: 60_000 }, async () => {
+  const to = '+447700900299';
+  fake.callees.set(to.slice(1), { kind: 'answer', answeredBy: 'machine' });
+  const r = await dial({ from: NUMBER, to, amd: true });
+  assert.equal(r.status, 202, JSON.stringify(r.body));
+  const callId = r.body.call_id;
+  await waitFor(() => read().calls.get(callId)?.state === 'ended', 30_000, 'the machine call ended');
+  const amd = read().answered_by.get(callId);
+  assert.deepEqual({ by: amd?.by, source: amd?.source, sub: amd?.evidence.sub_state }, { by: 'machine', source: 'provider', sub: 'beep_start' });
+  assert.equal(read().calls.get(callId)?.end_reason, 'amd:machine');
+  assert.equal(read().recordings.find({ call_id: callId }).length, 0, 'nothing recorded for a machine');
 });
 
 test('busy, rejected and unanswered callees end the call vonage:busy, vonage:rejected, vonage:unanswered; a number Vonage refuses is 502', { timeout: 30_000 }, async () => {
