@@ -17,3 +17,5 @@ export { webhook_nonce_claimed } from './webhook-nonces.ts';
 export { node_drain_started, node_heartbeat, node_stopped } from './nodes.ts';
 export { log_level_raised } from './log-level.ts';
 export { tool_approval_cancelled, tool_approval_decided, tool_approval_expired, tool_approval_requested, tool_authorized, tool_policy_set } from './tool-approvals.ts';
+export { campaign_attempt_decided, campaign_attempt_dialed, campaign_attempt_finished, campaign_attempt_reconciled, campaign_created, campaign_state_set } from './campaigns.ts';
+export { dnc_added, dnc_removed } from './dnc.ts';

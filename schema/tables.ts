@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
+import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -437,5 +438,10 @@ export const tables = {
   number_fallbacks,
   tool_policies,
   tool_approvals,
+  campaigns,
+  campaign_numbers,
+  campaign_attempts,
+  campaign_pacing,
+  dnc_numbers,
 };
 export type SwitchboardTables = typeof tables;
