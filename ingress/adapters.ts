@@ -17,6 +17,11 @@ import type { TrunkConfig } from './sip/trunk-config.ts';
 import type { OutboundConfig } from './sip/outbound-config.ts';
 import type { EncryptionPolicies } from './sip/encryption-policy.ts';
 import type { SipTlsSettings } from './sip/tls.ts';
+import { OUTBOUND_CPS as SIP_CPS } from './sip/cps.ts';
+import { OUTBOUND_CPS as TWILIO_CPS } from './twilio/cps.ts';
+import { OUTBOUND_CPS as VONAGE_CPS } from './vonage/cps.ts';
+import { PROVIDER as TWILIO } from './twilio/index.ts';
+import { PROVIDER as VONAGE } from './vonage/index.ts';
 
 export type { SipIngress } from './sip/index.ts';
 
@@ -53,3 +58,9 @@ export function sipIngress(mounted: ReadonlyMap<string, MountedIngress>): SipIng
 
 /** `switchboard numbers connect --provider vonage` (cli/numbers-connect.ts): points a Vonage number at this gateway. */
 export const vonageNumberConnect = (): Promise<typeof import('./vonage/connect.ts')> => import('./vonage/connect.ts');
+
+/**
+ * Each provider's documented outbound calls per second (cited in ingress/<provider>/cps.ts): a campaign's default
+ * pace when it calls from a number of that provider (campaigns/, api/routes/campaigns.ts).
+ */
+export const outboundCallsPerSecond: Readonly<Record<string, number>> = { [TWILIO]: TWILIO_CPS, [VONAGE]: VONAGE_CPS, [SIP]: SIP_CPS };
