@@ -17,6 +17,7 @@ import { mountClusterRoutes } from './routes/cluster.ts';
 import { mountContentRoutes } from './routes/content.ts';
 import { mountDialRoutes } from './routes/dial.ts';
 import { mountToolApprovalRoutes } from './routes/tool-approvals.ts';
+import { mountCampaignRoutes } from './routes/campaigns.ts';
 import type { HttpServer } from '../http/server.ts';
 
 export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void> {
@@ -31,6 +32,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountAgentRoutes(api, ctx);
     mountAgentPauseRoutes(api, ctx);
     mountToolApprovalRoutes(api, ctx);
+    mountCampaignRoutes(api, ctx);
   });
   mountConsole(http.app);
   await mountPhone(http.app, ctx.cacheDir ? path.join(ctx.cacheDir, 'phone') : undefined);

@@ -36,6 +36,8 @@ export interface CampaignRunnerDeps {
   /** Wall clock (ms); tests inject one. */
   now?: () => number;
   tickMs?: number;
+  /** True while the node must place no new call (draining): decisions wait, calls in progress still finish. */
+  hold?: () => boolean;
 }
 
 type Campaign = RowOf<SwitchboardTables['campaigns']>;
@@ -117,7 +119,7 @@ export class CampaignRunner {
     for (const c of this.owned()) {
       if (this.stopped) return;
       if (c.live > 0) await this.finishEnded(c);
-      if (c.state === 'running') await this.decide(c.id, c.tenant);
+      if (c.state === 'running' && !this.deps.hold?.()) await this.decide(c.id, c.tenant);
     }
   }
 
