@@ -83,7 +83,7 @@ function checkCampaign(ctx: ApiContext, body: z.output<typeof JsonBody>): { star
 export function mountCampaignRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.addContentTypeParser('text/csv', { parseAs: 'string', bodyLimit: 2 * 1024 * 1024 }, (_req, body, done) => done(null, body));
 
-  app.post('/v1/campaigns', async (req, reply) => {
+  app.post('/v1/campaigns', { config: { bodyTypes: ['text/csv'] } }, async (req, reply) => {
     const p = authorize(ctx, req, 'calls:originate');
     let body: z.output<typeof JsonBody>;
     if (typeof req.body === 'string') {
