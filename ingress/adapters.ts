@@ -17,9 +17,9 @@ import type { TrunkConfig } from './sip/trunk-config.ts';
 import type { OutboundConfig } from './sip/outbound-config.ts';
 import type { EncryptionPolicies } from './sip/encryption-policy.ts';
 import type { SipTlsSettings } from './sip/tls.ts';
-import { OUTBOUND_CPS as SIP_CPS } from './sip/cps.ts';
-import { OUTBOUND_CPS as TWILIO_CPS } from './twilio/cps.ts';
-import { OUTBOUND_CPS as VONAGE_CPS } from './vonage/cps.ts';
+import { OUTBOUND_CPS as sipCps } from './sip/cps.ts';
+import { OUTBOUND_CPS as twilioCps } from './twilio/cps.ts';
+import { OUTBOUND_CPS as vonageCps } from './vonage/cps.ts';
 import { PROVIDER as TWILIO } from './twilio/index.ts';
 import { PROVIDER as VONAGE } from './vonage/index.ts';
 
@@ -63,4 +63,4 @@ export const vonageNumberConnect = (): Promise<typeof import('./vonage/connect.t
  * Each provider's documented outbound calls per second (cited in ingress/<provider>/cps.ts): a campaign's default
  * pace when it calls from a number of that provider (campaigns/, api/routes/campaigns.ts).
  */
-export const outboundCallsPerSecond: Readonly<Record<string, number>> = { [TWILIO]: TWILIO_CPS, [VONAGE]: VONAGE_CPS, [SIP]: SIP_CPS };
+export const outboundCallsPerSecond: Readonly<Record<string, number>> = { [TWILIO]: twilioCps, [VONAGE]: vonageCps, [SIP]: sipCps };
