@@ -40,6 +40,11 @@ export class TokenBucket {
     return this.at + Math.ceil(((1 - this.tokens) * 1000) / this.rate);
   }
 
+  /** Gives back the token just taken (the decision placed no call: the number was on the do-not-call list). */
+  refund(): void {
+    this.tokens = Math.min(this.burst, this.tokens + 1);
+  }
+
   /**
    * The token taken a moment ago was spent at `ts` (the decision's committed time, at or after the take): the
    * bucket refills from `ts`, not from the take.

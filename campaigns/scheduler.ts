@@ -118,6 +118,7 @@ export class CampaignRunner {
   private async round(): Promise<void> {
     for (const c of this.owned()) {
       if (this.stopped) return;
+      if (c.state !== 'running' && c.live === 0) continue;
       if (c.live > 0) await this.finishEnded(c);
       if (c.state === 'running' && !this.deps.hold?.()) await this.decide(c.id, c.tenant);
     }
@@ -164,6 +165,7 @@ export class CampaignRunner {
       if (r.outcome.result.dnc) {
         this.log.info({ campaign: c.id, number: next.number }, 'campaign number on the do-not-call list: not dialled');
         skipped.add(next.id);
+        bucket.refund();
         continue;
       }
       if (decidedAt !== undefined) bucket.spentAt(decidedAt);
@@ -174,9 +176,12 @@ export class CampaignRunner {
   /** The first pending number that is due and inside its callee's window, with the callee's local time. */
   private dueNumber(c: Campaign, now: number, skipped: ReadonlySet<string>): { id: string; number: string; local: string } | null {
     const pending = this.deps.store.read(c.tenant).campaign_numbers.find({ campaign_id: c.id, state: 'pending' }, { orderBy: 'position' });
+    const byZone = new Map<string, ReturnType<typeof callableNow>>(); // numbers share a few zones: one clock each
     for (const n of pending) {
       if (n.next_at > now || skipped.has(n.id)) continue;
-      const w = callableNow({ start: c.window_start, end: c.window_end }, n.timezone ?? c.timezone, now);
+      const zone = n.timezone ?? c.timezone;
+      let w = byZone.get(zone);
+      if (!w) byZone.set(zone, (w = callableNow({ start: c.window_start, end: c.window_end }, zone, now)));
       if (w.open) return { id: n.id, number: n.number, local: w.local };
     }
     return null;

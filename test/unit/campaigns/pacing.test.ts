@@ -40,3 +40,11 @@ test('busy and no-answer are retried, with a doubling backoff capped at a day', 
   assert.deepEqual([1, 2, 3, 4].map((k) => retryDelayMs(60_000, k)), [60_000, 120_000, 240_000, 480_000]);
   assert.equal(retryDelayMs(3_600_000, 10), 24 * 3_600_000);
 });
+
+test('a refunded token is there again at once', () => {
+  const b = new TokenBucket(5, 1, 0);
+  assert.equal(b.tryTake(0), true);
+  b.refund();
+  assert.equal(b.tryTake(0), true);
+  assert.equal(b.tryTake(0), false);
+});
