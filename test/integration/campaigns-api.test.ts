@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
 import { api, userToken } from '../helpers/api.ts';
 import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
 
@@ -127,4 +128,24 @@ test('the do-not-call list over the API and the CLI; campaigns list and show fro
   assert.match(show.stdout, /sip:f@127\.0\.0\.1:9 {2}pending/);
   const pause = await cli(['campaigns', 'pause', c.id]);
   assert.match(pause.stdout, /paused/);
+});
+
+test('the subscription socket watches campaigns: a snapshot, then a delta on pause; the console serves its panel', async () => {
+  const c = await api<{ id: string }>(gw.publicUrl, 'POST', '/v1/campaigns', { body: { from: '+15550007001', numbers: ['sip:h@127.0.0.1:9'], window: closedWindow() } });
+  const ws = new WebSocket(`${gw.publicUrl.replace('http', 'ws')}/v1/subscribe`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const messages: Array<{ type: string; rows?: Array<{ id: string }>; new?: { id: string; state: string } }> = [];
+  ws.on('message', (d: Buffer) => messages.push(JSON.parse(d.toString())));
+  await new Promise<void>((resolve, reject) => (ws.once('open', () => resolve()), ws.once('error', reject)));
+  ws.send(JSON.stringify({ type: 'subscribe', id: 's1', table: 'campaigns', filter: { id: c.body.id } }));
+  const waitFor = async (ok: () => boolean): Promise<void> => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(ok(), JSON.stringify(messages));
+  };
+  await waitFor(() => messages.some((m) => m.type === 'snapshot' && m.rows?.[0]?.id === c.body.id));
+  await api(gw.publicUrl, 'POST', `/v1/campaigns/${c.body.id}/pause`);
+  await waitFor(() => messages.some((m) => m.type === 'delta' && m.new?.state === 'paused'));
+  ws.close();
+  const panel = await fetch(`${gw.publicUrl}/console/campaigns.js`);
+  assert.equal(panel.status, 200);
+  assert.match(await panel.text(), /export function campaignsPanel/);
 });
