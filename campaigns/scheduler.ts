@@ -13,7 +13,8 @@
  *      ─► dialer.dial(…) ─► campaign_attempt_dialed (its call id) — or, refused, campaign_attempt_finished
  *         with `dial:<code>`
  *
- * Restart (`kill -9` included): an attempt found `decided` at start was cut between its decision and its call id.
+ * Restart (`kill -9` included): an attempt found `decided` at start was cut between its decision and its call id
+ * (so is one, while running, whose call id could not be written: it is reconciled at the next tick the same way).
  * The dialer writes the call row before it sends anything, so `campaign_attempt_reconciled` links the row if there
  * is one (that call then ends as any call left ringing by a dead process does, and is NOT dialled again), and
  * otherwise marks the attempt abandoned — nobody was called — and the number is due again. A number is never
@@ -124,9 +125,15 @@ export class CampaignRunner {
     }
   }
 
-  /** Step 1: the attempts whose call has ended. */
+  /**
+   * Step 1: the attempts whose call has ended; and any attempt still `decided` that this process is not dialling
+   * (its call id could not be written): reconciled as after a restart, so it is linked or abandoned, never stuck.
+   */
   private async finishEnded(c: Campaign): Promise<void> {
     const read = this.deps.store.read(c.tenant);
+    for (const at of read.campaign_attempts.find({ campaign_id: c.id, state: 'decided' })) {
+      if (!this.inflight.has(at.id)) await this.deps.store.submit(campaign_attempt_reconciled, { attempt_id: at.id }, this.who(c));
+    }
     for (const at of read.campaign_attempts.find({ campaign_id: c.id, state: 'dialing' })) {
       const call = at.call_id ? read.calls.get(at.call_id) : undefined;
       if (call && call.state !== 'ended') continue;
