@@ -1,7 +1,8 @@
 // The console's campaigns panel (users with `calls:read` and `subscribe`): each campaign's progress, live over
 // `WS /v1/subscribe` (table `campaigns`: a snapshot, then a delta at every decision and every call's end), with
-// Pause / Resume / Cancel for those who may place calls (`POST /v1/campaigns/:id/pause|resume|cancel`). Rendered
-// as text nodes only (app.js).
+// Pause / Resume / Cancel for those who may place calls (`POST /v1/campaigns/:id/pause|resume|cancel`). Hidden while
+// the tenant has no campaign, and placed below the call detail, so it never pushes a call's page down. Rendered as
+// text nodes only (app.js).
 //
 //   signedIn ─► start(canControl) ─► socket: subscribe campaigns ─► snapshot / deltas ─► table     signedOut ─► stop()
 'use strict';
@@ -42,6 +43,7 @@ export function campaignsPanel({ $, h, text, when, api }) {
     const list = [...rows.values()].sort((x, y) => y.created_at - x.created_at);
     $('campaigns-body').replaceChildren(...list.map(row));
     $('campaigns-empty').hidden = list.length > 0;
+    $('campaigns').hidden = list.length === 0; // shown once the tenant has a campaign
   }
 
   function connect() {
@@ -85,7 +87,6 @@ export function campaignsPanel({ $, h, text, when, api }) {
     stop();
     on = true;
     control = canControl;
-    $('campaigns').hidden = false;
     render();
     connect();
   }
