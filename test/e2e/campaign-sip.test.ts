@@ -41,12 +41,12 @@ async function progress(g: GatewayProcess, id: string): Promise<Progress> {
   return r.body;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null>, ms: number): Promise<T> {
+async function until<T>(what: string, probe: () => Promise<T | null>, ms: number, state: () => string = () => ''): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await probe();
     if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${state()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -84,10 +84,11 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     await gw.kill9();
     gw = await spawnGateway({ port, dataDir, env });
     const g2 = gw;
+    let last: Progress | null = null;
     const final = await until('the campaign to complete', async () => {
-      const p = await progress(g2, created.id);
+      const p = (last = await progress(g2, created.id));
       return p.state === 'completed' ? p : null;
-    }, 150_000);
+    }, 150_000, () => `${JSON.stringify(last)}\n${g2.logs.filter((l) => /campaign|outbound|interrupted/i.test(l)).slice(-30).join('\n')}`);
     assert.equal(final.progress.total, COUNT);
     assert.equal(final.progress.dnc, 3);
     const list = await api<{ campaigns: Array<{ id: string }> }>(gw.publicUrl, 'GET', '/v1/campaigns');
