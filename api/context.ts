@@ -39,6 +39,8 @@ export interface ApiContext {
   cacheDir?: string;
   /** Draining this node (POST /v1/cluster/drain: bridge/drain.ts), set once the gateway listens; absent = 503. */
   drain?: { start(): Promise<DrainStart> };
+  /** Campaigns (api/routes/campaigns.ts): the runner to wake and each provider's default calls per second; absent = campaigns are stored but not run. */
+  campaigns?: { runner: { poke(): void }; callsPerSecond: Readonly<Record<string, number>> };
 }
 
 /** Validates `input` with `schema`; a failure is a 400 naming each bad field. */

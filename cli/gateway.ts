@@ -26,8 +26,9 @@ import { HttpServer } from '../http/server.ts';
 import { CallControl } from '../bridge/call-control.ts';
 import { CallManager } from '../bridge/call-manager.ts';
 import { NodeDrain } from '../bridge/drain.ts';
+import { CampaignRunner } from '../campaigns/scheduler.ts';
 import { NodeOwnership } from '../bridge/ownership.ts';
-import { builtinAdapters, sipIngress, type SipIngress } from '../ingress/adapters.ts';
+import { builtinAdapters, outboundCallsPerSecond, sipIngress, type SipIngress } from '../ingress/adapters.ts';
 import { DialRouter } from '../ingress/dial-router.ts';
 import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecords, type MountedIngress } from '../ingress/port.ts';
 import { MediaClock } from '../media/pacer.ts';
@@ -329,6 +330,9 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     throw err;
   }
   api.dialer = new DialRouter(new Map([...mounted].flatMap(([name, m]) => (m.dialer ? [[name, m.dialer] as const] : []))), { read: store.read.bind(store), node: store.node });
+  // Campaigns run on the node that created them (campaigns/scheduler.ts), through the dialer the adapters offer.
+  const campaigns = new CampaignRunner({ store, dialer: () => api.dialer, logger, hold: () => drain?.active === true });
+  api.campaigns = { runner: campaigns, callsPerSecond: outboundCallsPerSecond };
   try {
     await agentsStarted;
   } catch (err) {
@@ -336,6 +340,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     throw err;
   }
   ready = true;
+  await campaigns.start();
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.http.publicUrl };
   startup.listening = Math.round(performance.now());
@@ -359,6 +364,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     (stopping ??= (async () => {
       ready = false;
       // Cluster mode: recorded stopped, its lease ended, so another node may take the calls it leaves at once.
+      campaigns.stop();
       await ownership?.stop(reason, drained);
       subscriptions.close();
       calls.close();

@@ -25,6 +25,7 @@ import { defaultAgent } from '../agents/default-agent.ts';
 import { agentRouteWarning, numberRouteProblem } from '../schema/tenancy.ts';
 import { StoreError, type ArgsOf } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config/index.ts';
+import { registerCampaignCommands } from './campaigns-command.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
 import { registerClusterCommand } from './cluster/command.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
@@ -276,6 +277,7 @@ registerApiCommands(program, numbers);
 registerConnectCommand(numbers);
 registerClusterCommand(program);
 registerDrainCommand(program);
+registerCampaignCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ApiError || err instanceof UnreachableError) {

@@ -12,6 +12,7 @@ import { approvalsPanel } from './approvals.js';
 import { nodesPanel } from './nodes.js';
 import { agentsPanel } from './agents.js';
 import { pciButton } from './pci.js';
+import { campaignsPanel } from './campaigns.js';
 
 // Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
 const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
@@ -70,6 +71,8 @@ const nodes = nodesPanel({ $, h, text, when, api });
 const agents = agentsPanel({ $, h, text, when, api });
 // ── tool calls waiting for approval (tools:approve; approvals.js) ───────────
 const approvals = approvalsPanel({ $, h, text, when, json, api });
+// ── outbound campaigns' progress, live, with pause / resume / cancel (campaigns.js) ──
+const campaigns = campaignsPanel({ $, h, text, when, api });
 
 // ── purpose (asked once per tab, before the first content access) ───────────
 const purpose = () => sessionStorage.getItem(PURPOSE_KEY);
@@ -115,6 +118,7 @@ async function signedIn(me) {
   if (can('tenants:manage')) nodes.start(); else nodes.stop();
   if (can('agents:read')) agents.start(can('agents:deploy')); else agents.stop();
   if (can('tools:approve') && can('subscribe')) approvals.start(); else approvals.stop();
+  if (can('calls:read') && can('subscribe')) campaigns.start(can('calls:originate')); else campaigns.stop();
   if (can('users:read')) api('GET', '/v1/users').then((r) => { for (const u of r.users) state.users.set(u.id, u.email); }).catch(() => {});
   await loadCalls(true);
   $('calls-h').focus();
@@ -129,6 +133,7 @@ function signedOut(message) {
   nodes.stop();
   agents.stop();
   approvals.stop();
+  campaigns.stop();
   $('calls-body').replaceChildren(); $('detail-body').replaceChildren(); $('access-body').replaceChildren();
   $('signin-password').value = ''; $('signin-token').value = '';
   showSignIn(message);

@@ -18,6 +18,11 @@ import type { TrunkConfig } from './sip/trunk-config.ts';
 import type { OutboundConfig } from './sip/outbound-config.ts';
 import type { EncryptionPolicies } from './sip/encryption-policy.ts';
 import type { SipTlsSettings } from './sip/tls.ts';
+import { OUTBOUND_CPS as sipCps } from './sip/cps.ts';
+import { OUTBOUND_CPS as twilioCps } from './twilio/cps.ts';
+import { OUTBOUND_CPS as vonageCps } from './vonage/cps.ts';
+import { PROVIDER as TWILIO } from './twilio/index.ts';
+import { PROVIDER as VONAGE } from './vonage/index.ts';
 
 export type { SipIngress } from './sip/index.ts';
 
@@ -59,3 +64,9 @@ export const vonageNumberConnect = (): Promise<typeof import('./vonage/connect.t
 
 /** `switchboard numbers connect NUMBER --provider twilio` (cli/numbers-connect.ts): points a Twilio number at this gateway. */
 export const twilioNumberConnect = (): Promise<typeof import('./twilio/connect.ts')> => import('./twilio/connect.ts');
+
+/**
+ * Each provider's documented outbound calls per second (cited in ingress/<provider>/cps.ts): a campaign's default
+ * pace when it calls from a number of that provider (campaigns/, api/routes/campaigns.ts).
+ */
+export const outboundCallsPerSecond: Readonly<Record<string, number>> = { [TWILIO]: twilioCps, [VONAGE]: vonageCps, [SIP]: sipCps };

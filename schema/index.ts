@@ -17,6 +17,8 @@ import { webhookNonceReducers } from './webhook-nonces.ts';
 import { toolApprovalReducers } from './tool-approvals.ts';
 import { pciReducers } from './pci.ts';
 import { answeredByReducers } from './answered-by.ts';
+import { campaignReducers } from './campaigns.ts';
+import { dncReducers } from './dnc.ts';
 
 /**
  * Reducers only older logs hold: applied when such a log replays (or a command carried by name from one arrives),
@@ -28,7 +30,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

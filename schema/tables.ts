@@ -11,6 +11,7 @@ import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
 import { answered_by } from './answered-by.ts';
+import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -446,5 +447,10 @@ export const tables = {
   redaction_policies,
   transcript_redactions,
   answered_by,
+  campaigns,
+  campaign_numbers,
+  campaign_attempts,
+  campaign_pacing,
+  dnc_numbers,
 };
 export type SwitchboardTables = typeof tables;

@@ -14,7 +14,7 @@ import { sourceFiles, type SourceFile } from '../../../scripts/sources.ts';
 import { VARIABLE_NAMES } from '../../../cli/config/schema.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
-const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
+const SOURCE_DIRS = ['agents', 'api', 'bridge', 'campaigns', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
 const CONFIG_MODULE = `cli${path.sep}config${path.sep}`;
 
 /** What may stay, and why. Each entry is a file and the names it may read. */
