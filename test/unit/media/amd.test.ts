@@ -56,6 +56,9 @@ test('dominantTone: beeps across 440–2000 Hz at 8 and 16 kHz, also off the 25 
   }
 });
 
+// The detector's times (decidedMs, readyMs, a beep's startMs/endMs) are positions on the synthetic audio's own clock,
+// counted in 20 ms frames of samples fed in one go: computed figures, the same on any machine, not wall-clock
+// durations. The bounds below are the frame arithmetic (±2 frames), not a speed.
 test('a short hello then silence: human, decided once the gap passes', () => {
   const d = classifyPcm(concat(silence(8000, 400), babble(8000, 700), silence(8000, 3000)), 8000);
   assert.ok(d);
