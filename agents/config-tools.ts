@@ -6,6 +6,9 @@
  *                                          "headers": { "authorization": "Bearer …" },
  *                                          "requires": "approval" } } }
  *
+ * `"sensitive": true` keeps a tool's args out of the store (a digest in its row), for card data taken under a PCI
+ * pause (bridge/turn-actions.ts).
+ *
  * A configured tool takes precedence over one of the same name declared in
  * the agent's code, so operators point tools at their systems (and keep
  * their secrets) without redeploying agents. Calls go through the same
@@ -22,6 +25,8 @@ const Tool = z.strictObject({
   description: z.string().max(500).optional(),
   /** What the tool needs before it runs (agents/sdk.ts); default none. */
   requires: z.enum(['none', 'consent', 'approval']).optional(),
+  /** Card data or the like: the stored row holds a digest of the args, never the args (agents/sdk.ts); default false. */
+  sensitive: z.boolean().optional(),
 });
 const ToolsFile = z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,99}$/, 'agent name'), z.record(z.string().min(1).max(100), Tool));
 
@@ -43,7 +48,7 @@ export function loadConfigTools(file: string | undefined): ConfigTools {
   const out = new Map<string, Record<string, HttpToolDefinition>>();
   for (const [agent, tools] of Object.entries(parsed.data)) {
     const defs: Record<string, HttpToolDefinition> = {};
-    for (const [name, t] of Object.entries(tools)) defs[name] = { description: t.description, requires: t.requires, http: { url: t.url, headers: t.headers, timeoutMs: t.timeoutMs } };
+    for (const [name, t] of Object.entries(tools)) defs[name] = { description: t.description, requires: t.requires, sensitive: t.sensitive, http: { url: t.url, headers: t.headers, timeoutMs: t.timeoutMs } };
     out.set(agent, defs);
   }
   return out;

@@ -33,6 +33,16 @@ export function makeContext(input: TurnInput, actions: TurnActions, agent: { nam
     hangup: (reason) => actions.hangup(reason ?? 'agent hung up'),
     tool: async <R extends Json = Json>(name: string, args: Json) => (await actions.tool(name, args ?? null)) as R,
     note: (text) => actions.note(String(text)),
+    secure: async <T>(fn: () => Promise<T> | T, reason?: string) => {
+      await actions.pauseRecording(reason ?? 'pci');
+      try {
+        return await fn();
+      } finally {
+        await actions.resumeRecording();
+      }
+    },
+    pauseRecording: (reason) => actions.pauseRecording(reason ?? 'pci'),
+    resumeRecording: () => actions.resumeRecording(),
   };
   return { ctx, state: () => data };
 }
@@ -50,5 +60,7 @@ export async function runHook(def: AgentDefinition, input: TurnInput, ctx: Agent
       return def.onDtmf?.(ctx, input.digit ?? '');
     case 'onSilence':
       return def.onSilence?.(ctx, { silentMs: input.silentMs ?? 0 });
+    case 'onAnswered':
+      return def.onAnswered?.(ctx, input.answered ?? { by: 'unknown', treatedAs: 'human', evidence: {} });
   }
 }

@@ -13,6 +13,13 @@
  *   and whether a retry could help (429, 5xx, network, timeout).
  * - `sentences()` regroups tokens into sentences; `speakStream()` says each
  *   one as soon as it is complete, in order, while the stream goes on.
+ * - `chatWithTools()` (llm-tools.ts, re-exported here) adds tool calling: the
+ *   agent's tools go to the model as `tools`, its calls run through
+ *   `ctx.tool` and the answer after them streams like `chat()`'s.
+ *
+ *   chat ─► streamChat ─► content deltas (yielded) + tool_calls deltas
+ *                         (accumulated by index: id, name, arguments in
+ *                         pieces) ─► returned when the stream ends
  *
  * Agents run bundled in worker threads, so this module uses only Node
  * built-ins, fetch and zod/mini (bundled along, ~40 kB), and imports nothing
@@ -20,11 +27,29 @@
  */
 import * as z from 'zod/mini';
 import type { AgentContext } from './sdk.ts';
+import { LLM_SPAN_REPORTER, type AgentSpan } from './types.ts';
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
+export { chatWithTools, toolSpecs, DEFAULT_MAX_TOOL_CALLS, type ToolChatOptions, type LlmTool } from './llm-tools.ts';
+
+/** One call the model asked for, as OpenAI sends it (`arguments` is a JSON string, possibly invalid). */
+export interface ChatToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
 }
+
+/** A tool offered to the model (`tools` of the request). */
+export interface ChatToolSpec {
+  type: 'function';
+  function: { name: string; description?: string; parameters: Record<string, unknown> };
+}
+
+export type ChatMessage =
+  | { role: 'system' | 'user' | 'assistant'; content: string }
+  /** The model's turn that asked for tools (content may accompany the calls). */
+  | { role: 'assistant'; content: string | null; tool_calls: ChatToolCall[] }
+  /** A tool's result (or error), answering the call with that id. */
+  | { role: 'tool'; tool_call_id: string; content: string };
 
 export interface ChatOptions {
   /** Default `OPENAI_BASE_URL`, else `https://api.openai.com/v1`. */
@@ -39,6 +64,11 @@ export interface ChatOptions {
   signal?: AbortSignal;
   /** Deadline for the whole reply, stream included (default 30 000 ms). */
   timeoutMs?: number;
+  /** Tools the model may call (`chat()` ignores its calls; `chatWithTools()` runs them). */
+  tools?: ChatToolSpec[];
+  toolChoice?: 'auto' | 'none' | 'required';
+  /** Default: the server's (OpenAI: true). */
+  parallelToolCalls?: boolean;
 }
 
 export class LlmError extends Error {
@@ -60,12 +90,46 @@ const retryableStatus = (status: number): boolean => status === 408 || status ==
 const ErrorBody = z.object({
   error: z.union([z.string(), z.object({ message: z.optional(z.string()), code: z.nullish(z.union([z.string(), z.number()])) })]),
 });
+const ToolCallDelta = z.object({
+  index: z.optional(z.number()),
+  id: z.nullish(z.string()),
+  function: z.nullish(z.object({ name: z.nullish(z.string()), arguments: z.nullish(z.string()) })),
+});
 const StreamChunk = z.object({
-  choices: z.nullish(z.array(z.object({ delta: z.nullish(z.object({ content: z.nullish(z.string()) })), finish_reason: z.nullish(z.string()) }))),
+  choices: z.nullish(
+    z.array(
+      z.object({
+        delta: z.nullish(z.object({ content: z.nullish(z.string()), tool_calls: z.nullish(z.array(ToolCallDelta)) })),
+        finish_reason: z.nullish(z.string()),
+      }),
+    ),
+  ),
 });
 const Completion = z.object({
-  choices: z.array(z.object({ message: z.object({ content: z.nullish(z.string()) }) })).check(z.minLength(1)),
+  choices: z.array(z.object({ message: z.object({ content: z.nullish(z.string()), tool_calls: z.nullish(z.array(ToolCallDelta)) }) })).check(z.minLength(1)),
 });
+
+/** Tool calls streamed in pieces, merged by index as OpenAI's own clients do: id and name set, arguments appended. */
+class ToolCallAccumulator {
+  private readonly calls = new Map<number, ChatToolCall>();
+  add(deltas: ReadonlyArray<z.infer<typeof ToolCallDelta>>): void {
+    for (const [i, d] of deltas.entries()) {
+      const index = d.index ?? i;
+      let call = this.calls.get(index);
+      if (!call) {
+        call = { id: '', type: 'function', function: { name: '', arguments: '' } };
+        this.calls.set(index, call);
+      }
+      if (d.id) call.id = d.id;
+      if (d.function?.name) call.function.name = d.function.name;
+      if (d.function?.arguments) call.function.arguments += d.function.arguments;
+    }
+  }
+  /** The calls in index order; one without an id gets a made-up one (some local servers omit it). */
+  done(): ChatToolCall[] {
+    return [...this.calls.entries()].sort(([a], [b]) => a - b).map(([index, c]) => ({ ...c, id: c.id || `call_${index}` }));
+  }
+}
 
 function errorMessage(body: unknown): string | null {
   const parsed = ErrorBody.safeParse(body);
@@ -84,6 +148,41 @@ function parseJson(text: string): unknown {
 
 /** Streams the reply's content deltas. Nothing is sent until the iteration starts. */
 export async function* chat(opts: ChatOptions): AsyncGenerator<string, void, undefined> {
+  yield* streamChat(opts);
+}
+
+/**
+ * Streams the reply's content deltas and returns (as the generator's return
+ * value) the tool calls the model asked for, empty when none.
+ */
+export async function* streamChat(opts: ChatOptions): AsyncGenerator<string, ChatToolCall[], undefined> {
+  // Timing for the turn's trace (when the agent runtime listens): when it started, its first delta, its end — no content.
+  const startMs = Date.now();
+  let firstTokenMs: number | null = null;
+  let calls = 0;
+  let ok = false;
+  const generate = requestChat(opts, () => void (firstTokenMs ??= Date.now()));
+  try {
+    for (let next = await generate.next(); ; next = await generate.next()) {
+      if (next.done) {
+        calls = next.value.length;
+        ok = true;
+        return next.value;
+      }
+      firstTokenMs ??= Date.now();
+      yield next.value;
+    }
+  } finally {
+    if (!ok) await generate.return([]); // the consumer stopped early: close the request
+    const report = (globalThis as Record<symbol, unknown>)[LLM_SPAN_REPORTER];
+    if (typeof report === 'function') {
+      const span: AgentSpan = { name: 'llm', startMs, endMs: Date.now(), firstTokenMs, attributes: { 'gen_ai.request.model': opts.model.slice(0, 100), 'switchboard.tool_calls': calls, 'switchboard.ok': ok } };
+      (report as (s: AgentSpan) => void)(span);
+    }
+  }
+}
+
+async function* requestChat(opts: ChatOptions, onToolDelta: () => void): AsyncGenerator<string, ChatToolCall[], undefined> {
   const baseUrl = (opts.baseUrl ?? process.env.OPENAI_BASE_URL ?? 'https://api.openai.com/v1').replace(/\/+$/, '');
   const apiKey = opts.apiKey ?? process.env.OPENAI_API_KEY;
   const url = `${baseUrl}/chat/completions`;
@@ -93,6 +192,12 @@ export async function* chat(opts: ChatOptions): AsyncGenerator<string, void, und
   const body: Record<string, unknown> = { model: opts.model, messages: opts.messages, stream: true };
   if (opts.temperature !== undefined) body.temperature = opts.temperature;
   if (opts.maxTokens !== undefined) body.max_tokens = opts.maxTokens;
+  if (opts.tools && opts.tools.length > 0) {
+    body.tools = opts.tools;
+    if (opts.toolChoice !== undefined) body.tool_choice = opts.toolChoice;
+    if (opts.parallelToolCalls !== undefined) body.parallel_tool_calls = opts.parallelToolCalls;
+  }
+  const toolCalls = new ToolCallAccumulator();
 
   /** Maps a thrown fetch/read error; the caller's own abort passes through. */
   const failure = (err: unknown, what: string): unknown => {
@@ -141,9 +246,10 @@ export async function* chat(opts: ChatOptions): AsyncGenerator<string, void, und
     }
     const parsed = Completion.safeParse(parseJson(text));
     if (!parsed.success) throw new LlmError(`LLM ${url}: unexpected reply (${type || 'no content-type'}): ${text.slice(0, 200)}`, res.status, false);
-    const content = parsed.data.choices[0]?.message.content;
-    if (content) yield content;
-    return;
+    const message = parsed.data.choices[0]?.message;
+    if (message?.content) yield message.content;
+    toolCalls.add(message?.tool_calls ?? []);
+    return toolCalls.done();
   }
   if (!res.body) throw new LlmError(`LLM ${url}: empty event stream`, res.status, true);
 
@@ -168,11 +274,16 @@ export async function* chat(opts: ChatOptions): AsyncGenerator<string, void, und
       if (choice?.finish_reason) finished = true;
       const content = choice?.delta?.content;
       if (content) yield content;
+      if (choice?.delta?.tool_calls) {
+        onToolDelta();
+        toolCalls.add(choice.delta.tool_calls);
+      }
     }
   } catch (err) {
     throw failure(err, 'reading the event stream');
   }
   if (!done && !finished) throw new LlmError(`LLM ${url}: the event stream ended before [DONE]`, null, true);
+  return toolCalls.done();
 }
 
 /**

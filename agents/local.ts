@@ -33,6 +33,11 @@ export class LocalAgent implements Agent {
     return tool?.requires ?? 'none';
   }
 
+  toolSensitive(name: string): boolean {
+    const tool = this.def.tools && Object.hasOwn(this.def.tools, name) ? this.def.tools[name] : undefined;
+    return tool?.sensitive === true;
+  }
+
   async runTool(name: string, args: Json, ctx: ToolContext): Promise<Json> {
     const tool = this.def.tools && Object.hasOwn(this.def.tools, name) ? this.def.tools[name] : undefined; // own keys only: `constructor` is no tool
     if (!tool) throw new Error(`agent ${this.name} has no tool ${name}`);

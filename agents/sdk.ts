@@ -27,6 +27,13 @@
  * Otherwise `ctx.tool()` rejects with a `ToolRefusedError` (`isToolRefusal`),
  * whose `refusal` says why — 'consent' | 'denied' | 'timeout' | 'cancelled' —
  * so the agent can tell the caller.
+ *
+ * A tool's `parameters` (a JSON schema or a zod 4 schema) describe its
+ * arguments to an LLM: `chatWithTools` in `switchboard/llm` sends them and
+ * runs the model's calls through `ctx.tool`.
+ * Card data (PCI): `ctx.secure(async () => { const r = await ctx.gather({ dtmf: { maxDigits: 16 } }); … })` pauses
+ * recording and transcription around the capture, and a tool declared `sensitive: true` takes the digits without
+ * its args being stored (bridge/pci-pause.ts, bridge/turn-actions.ts).
  */
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -55,6 +62,18 @@ export type GatherOptions = {
 );
 
 export type GatherResult = { kind: 'dtmf'; digits: string } | { kind: 'speech'; text: string | null; durationMs: number } | { kind: 'timeout' };
+
+/**
+ * Who answered an outbound call placed with answering-machine detection (`POST /v1/calls` `amd`), given to
+ * `onAnswered`. For a `machine` the hook runs after the greeting's beep (or once none came): a `say`/`play` then
+ * is the voicemail. `treatedAs` is what the call proceeds as: `by`, or for `unknown` the call's configured default.
+ */
+export interface AnsweredInfo {
+  by: 'human' | 'machine' | 'unknown';
+  treatedAs: 'human' | 'machine';
+  /** The detector's account: speech and greeting length, longest silence, the beep (frequency, start, end), the reason; decision times (ms after the answer). */
+  evidence: Record<string, Json>;
+}
 
 export interface AgentState {
   get<T extends Json = Json>(key: string): T | undefined;
@@ -88,6 +107,16 @@ export interface AgentContext {
   tool<R extends Json = Json>(name: string, args: Json): Promise<R>;
   /** A note for the call's record (shown in the compliance timeline). */
   note(text: string): Promise<void>;
+  /**
+   * Runs `fn` under a PCI pause: the caller's keys and speech reach this agent in memory only (a `gather` inside
+   * returns them) — never the recording (silence or skipped, per policy), the transcript, the log or the logs.
+   * Pass them to a `sensitive` tool to tokenise them. The pause ends when `fn` settles, also when it throws.
+   */
+  secure<T>(fn: () => Promise<T> | T, reason?: string): Promise<T>;
+  /** Starts a PCI pause of the call's recording and transcription (default reason 'pci'); lasts until resumed. */
+  pauseRecording(reason?: string): Promise<void>;
+  /** Ends the call's PCI pause (nothing if none is on). */
+  resumeRecording(): Promise<void>;
 }
 
 export interface ToolContext {
@@ -122,10 +151,23 @@ export function isToolRefusal(err: unknown): err is ToolRefusedError {
   return err instanceof Error && err.name === 'ToolRefusedError' && typeof (err as Partial<ToolRefusedError>).refusal === 'string';
 }
 
+/** A plain JSON schema (an object's, for an LLM: `{ type: 'object', properties, required }`). */
+export type JsonSchema = { [key: string]: Json };
+/** A zod 4 schema (classic or mini), recognised by its `_zod` member; converted with `z.toJSONSchema`. */
+export interface ZodSchemaLike {
+  readonly _zod: unknown;
+}
+/** What a tool's arguments look like, for an LLM that calls it (`switchboard/llm` `chatWithTools`). */
+export type ToolParameters = JsonSchema | ZodSchemaLike;
+
 export interface ToolDefinition {
   description?: string;
   /** Default 'none'. */
   requires?: ToolRequirement;
+  /** The arguments' schema, sent to an LLM as the tool's `parameters` (a zod schema also checks the model's arguments). */
+  parameters?: ToolParameters;
+  /** Its args are card data or the like: the stored row holds a digest of them, never the args. Default false. */
+  sensitive?: boolean;
   run(args: Json, ctx: ToolContext): Promise<Json> | Json;
 }
 
@@ -134,6 +176,9 @@ export interface HttpToolDefinition {
   description?: string;
   /** Default 'none'. */
   requires?: ToolRequirement;
+  parameters?: ToolParameters;
+  /** As on ToolDefinition: the stored row holds a digest of the args. */
+  sensitive?: boolean;
   http: { url: string; headers?: Record<string, string>; timeoutMs?: number };
 }
 
@@ -146,6 +191,12 @@ export interface AgentDefinition {
   onDtmf?(ctx: AgentContext, digit: string): Promise<void> | void;
   /** The caller has been silent for a while after the agent spoke. */
   onSilence?(ctx: AgentContext, info: { silentMs: number }): Promise<void> | void;
+  /**
+   * An outbound call with answering-machine detection was answered (see `AnsweredInfo`): runs before `onStart`.
+   * A person (or an undecided answer treated as one) then gets `onStart`; a machine does not — leave the voicemail
+   * here (`say`/`play`, then `hangup`). Without this hook a machine's call is simply hung up.
+   */
+  onAnswered?(ctx: AgentContext, info: AnsweredInfo): Promise<void> | void;
   /** The call came back after its media was lost (restart, network, migration): pick up where it was. */
   onResume?(ctx: AgentContext): Promise<void> | void;
   tools?: Record<string, ToolDefinition | HttpToolDefinition>;
@@ -157,7 +208,7 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,99}$/;
 export function defineAgent<D extends AgentDefinition>(def: D): D {
   if (!def || typeof def !== 'object') throw new TypeError('defineAgent: expected an object');
   if (typeof def.name !== 'string' || !NAME.test(def.name)) throw new TypeError(`defineAgent: name must match ${NAME}`);
-  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume'] as const) {
+  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered'] as const) {
     if (def[hook] !== undefined && typeof def[hook] !== 'function') throw new TypeError(`defineAgent: ${hook} must be a function`);
   }
   for (const [name, tool] of Object.entries(def.tools ?? {})) {
@@ -165,8 +216,12 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
     if (!ok) throw new TypeError(`defineAgent: tool ${name} needs run() or http.url`);
     const requires = (tool as ToolDefinition).requires;
     if (requires !== undefined && !TOOL_REQUIREMENTS.includes(requires)) throw new TypeError(`defineAgent: tool ${name} requires must be one of ${TOOL_REQUIREMENTS.join(', ')}`);
+    const parameters = (tool as ToolDefinition).parameters as unknown;
+    if (parameters !== undefined && (parameters === null || typeof parameters !== 'object' || Array.isArray(parameters))) throw new TypeError(`defineAgent: tool ${name} parameters must be a JSON schema or a zod schema`);
+    const sensitive = (tool as ToolDefinition).sensitive;
+    if (sensitive !== undefined && typeof sensitive !== 'boolean') throw new TypeError(`defineAgent: tool ${name} sensitive must be a boolean`);
   }
   return def;
 }
 
-export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume';
+export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume' | 'onAnswered';

@@ -14,6 +14,14 @@ export function toolRequestId(callId: string, turn: number, tool: string, args: 
   return `tool:${turn}:${tool.slice(0, 60)}:${digest}`;
 }
 
+/**
+ * What a sensitive tool's row holds instead of its args (agents/sdk.ts `sensitive`): a sha256 over the call, the
+ * turn, the tool and the args, so equal args on another call or turn give another digest.
+ */
+export function sensitiveArgs(callId: string, turn: number, tool: string, args: Json): Json {
+  return { sensitive: true, args_sha256: createHash('sha256').update(canonicalJson({ call: callId, turn, tool, args })).digest('hex') };
+}
+
 export async function runHttpTool(tool: HttpToolDefinition, args: Json, ctx: ToolContext): Promise<Json> {
   const res = await fetch(tool.http.url, {
     method: 'POST',

@@ -5,9 +5,9 @@
  * thread for deployed versions — runs the author's hooks against them.
  * An agent never sees a provider or a socket.
  */
-import type { GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, Utterance } from './sdk.ts';
+import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, Utterance } from './sdk.ts';
 
-export type { GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
+export type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
 
 export interface TurnInput {
   hook: Hook;
@@ -19,6 +19,7 @@ export interface TurnInput {
   utterance?: Utterance;
   digit?: string;
   silentMs?: number;
+  answered?: AnsweredInfo;
 }
 
 /** What a turn may do; implemented by the bridge for one call and turn. */
@@ -31,8 +32,27 @@ export interface TurnActions {
   /** Idempotent tool call: the bridge checks the store and asks the runtime to execute only when needed. */
   tool(name: string, args: Json): Promise<Json>;
   note(text: string): Promise<void>;
+  /** Starts a PCI pause of the call's recording and transcription (`reason`, e.g. 'pci'). */
+  pauseRecording(reason: string): Promise<void>;
+  /** Ends it. */
+  resumeRecording(): Promise<void>;
   /** A short filler while the runtime recovers (worker restart): the caller hears something, not silence. */
   filler(reason: string): Promise<void>;
+  /** A span the agent's runtime measured (an LLM request), for the turn's trace; times in epoch ms, never content. */
+  trace?(span: AgentSpan): void;
+}
+
+/** Where the agent's runtime installs its `(span: AgentSpan) => void` for the LLM helper (a global: the helper is bundled apart). */
+export const LLM_SPAN_REPORTER: unique symbol = Symbol.for('switchboard.llm-span') as never;
+
+/** What the LLM helper reports of one request (agents/llm.ts, through `LLM_SPAN_REPORTER`). */
+export interface AgentSpan {
+  name: 'llm';
+  startMs: number;
+  endMs: number;
+  /** The first content or tool-call delta, or null (none came). */
+  firstTokenMs: number | null;
+  attributes: Record<string, string | number | boolean>;
 }
 
 export interface TurnOutcome {
@@ -50,4 +70,6 @@ export interface Agent {
   runTool(name: string, args: Json, ctx: ToolContext): Promise<Json>;
   /** What the agent's tool declares it needs (absent, or a tool it lacks: 'none'). */
   toolRequires?(name: string): ToolRequirement;
+  /** True if the agent's tool is declared `sensitive` (its args are never stored). */
+  toolSensitive?(name: string): boolean;
 }

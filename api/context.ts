@@ -37,7 +37,7 @@ export interface ApiContext {
   publicUrl: string;
   /** Deployed agent versions (deploy, rollback, live calls per version). */
   agents: AgentRegistry;
-  /** Outbound calls (POST /v1/calls): the dialer of the adapter that offers one (SIP), set once it listens; absent = 503. */
+  /** Outbound calls (POST /v1/calls): the adapters' dialers behind one router (ingress/dial-router.ts), set once they listen; absent = 503. */
   dialer?: OutboundDialer;
   /** Names of the ingress adapters mounted (a number's `provider` must be one); absent = the built-in four. */
   providers?: readonly string[];
@@ -45,6 +45,8 @@ export interface ApiContext {
   cacheDir?: string;
   /** Draining this node (POST /v1/cluster/drain: bridge/drain.ts), set once the gateway listens; absent = 503. */
   drain?: { start(): Promise<DrainStart> };
+  /** Campaigns (api/routes/campaigns.ts): the runner to wake and each provider's default calls per second; absent = campaigns are stored but not run. */
+  campaigns?: { runner: { poke(): void }; callsPerSecond: Readonly<Record<string, number>> };
 }
 
 /** Validates `input` with `schema`; a failure is a 400 naming each bad field. */

@@ -18,6 +18,8 @@ import { mountClusterRoutes } from './routes/cluster.ts';
 import { mountContentRoutes } from './routes/content.ts';
 import { mountDialRoutes } from './routes/dial.ts';
 import { mountToolApprovalRoutes } from './routes/tool-approvals.ts';
+import { mountRecordingPauseRoutes } from './routes/recording-pause.ts';
+import { mountCampaignRoutes } from './routes/campaigns.ts';
 import type { HttpServer } from '../http/server.ts';
 
 export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void> {
@@ -33,6 +35,8 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountAgentRoutes(api, ctx);
     mountAgentPauseRoutes(api, ctx);
     mountToolApprovalRoutes(api, ctx);
+    mountRecordingPauseRoutes(api, ctx);
+    mountCampaignRoutes(api, ctx);
   });
   mountConsole(http.app);
   await mountPhone(http.app, ctx.cacheDir ? path.join(ctx.cacheDir, 'phone') : undefined);

@@ -77,6 +77,10 @@ export const SUBSCRIBABLE: Readonly<Record<string, Permission>> = {
   access_log: 'access_log:read',
   tool_approvals: 'tools:approve',
   tool_policies: 'tools:policy',
+  campaigns: 'calls:read',
+  campaign_numbers: 'calls:read',
+  campaign_attempts: 'calls:read',
+  dnc_numbers: 'calls:read',
 };
 
 const FilterValue = z.union([z.string().max(500), z.number(), z.boolean(), z.null()]);

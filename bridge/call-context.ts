@@ -10,6 +10,7 @@
  * manager at a turn boundary), and the lifecycle flags (`markClosed` / `markEnded` by the coordinator,
  * `markTransferring` by the turn manager). A manager keeps the rest of its state to itself.
  */
+import { NOOP_TRACER, type TraceSpan, type Tracer } from '../telemetry/tracing.ts';
 import type { ToolApprovalSettings } from './tool-gate.ts';
 import type { Logger } from 'pino';
 import type { HttpToolDefinition } from '../agents/sdk.ts';
@@ -45,6 +46,8 @@ export interface SessionDeps {
   /** Spoken consent and caller transcripts; null = DTMF-only consent, no caller transcript. */
   stt?: SpeechToText | null;
   recordings?: RecordingPort | null;
+  /** One trace per call (telemetry/tracing.ts); absent = off. */
+  tracer?: Tracer;
 }
 
 export interface CallRef {
@@ -87,6 +90,8 @@ export class WorkQueue {
 
 export class CallContext {
   readonly log: Logger;
+  /** This leg's span in the call's trace (a no-op when tracing is off); ended when the media closes. */
+  readonly span: TraceSpan;
   readonly pipeline: MediaPipeline;
   readonly work = new WorkQueue();
   private running: Agent;
@@ -105,7 +110,9 @@ export class CallContext {
     readonly call: CallInfo,
   ) {
     this.running = agent;
-    this.log = deps.logger.child({ call: ref.callId, leg: legId });
+    const tracer = deps.tracer ?? NOOP_TRACER;
+    this.span = tracer.callSpan(ref.callId, { 'switchboard.leg_id': legId, 'switchboard.provider': leg.description.provider, 'switchboard.agent': agent.name, 'switchboard.agent_version': agent.version });
+    this.log = deps.logger.child(tracer.enabled ? { call: ref.callId, leg: legId, trace_id: this.span.traceId } : { call: ref.callId, leg: legId });
     this.pipeline = new MediaPipeline(leg, deps.clock);
   }
 

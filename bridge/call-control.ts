@@ -10,7 +10,7 @@
  *           ──end()──────► call_ended (its command id: the provider's retry is one row)
  *                           └► the call's session stops (its leg closes; recording learns of the end from the
  *                              store, recording/service.ts, which finalizes once the call row is `ended`)
- *           ──dial() / answered() / hold() / mediaUpdated() / mediaLost() / resume() / receivedThenEnded()
+ *           ──dial() / answered() / answeredBy() / hold() / mediaUpdated() / mediaLost() / resume() / receivedThenEnded()
  *
  * Ending a call thus goes adapter ─► call control ─► store, then ─► session, one route, whoever ends it.
  */
@@ -125,13 +125,18 @@ export class CallControl {
   }
 
   /** An outbound call is placed: its row (`ringing`), or the store's refusal (`forbidden`, `number_not_found`…). */
-  dial(d: { tenant: string; caller: string; provider: string; providerCallId: string; from: string; to: string; agent: string | null }): Promise<facts.FactResult<{ call_id: string }>> {
+  dial(d: Parameters<typeof facts.dialed>[1]): Promise<facts.FactResult<{ call_id: string }>> {
     return facts.dialed(this.deps.store, d);
   }
 
   /** The far end answered an outbound call. */
   answered(ref: facts.CallRef, src: facts.FactSource): Promise<facts.FactResult> {
     return facts.answered(this.deps.store, ref, src);
+  }
+
+  /** Who answered an outbound call: a person, a machine, or unknown (provider AMD or the media-side detector). */
+  answeredBy(ref: facts.CallRef, d: { by: 'human' | 'machine' | 'unknown'; source: 'provider' | 'media'; evidence: Record<string, unknown> }, src: facts.FactSource): Promise<facts.FactResult<{ by: string; existing: boolean }>> {
+    return facts.answeredBy(this.deps.store, ref, d, src);
   }
 
   /** The call's media was renegotiated; `resume` is the state a restart carries on with. */

@@ -11,11 +11,13 @@
  * the log), and a call already ended is not an error.
  */
 import type { Logger } from 'pino';
+import type { AmdRequest } from '../schema/amd-requests.ts';
+import { call_amd_requested } from '../schema/reducers.ts';
 import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
 import { cancelPendingApprovals } from './tool-gate.ts';
-import { call_answered, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
+import { call_answered, call_answered_by, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
 
 export interface CallRef {
   tenant: string;
@@ -109,10 +111,14 @@ export async function resumeRequested(store: Store<SwitchboardTables>, ref: Call
 /** An outbound call is placed (`call_dialed`): its row, `ringing`. */
 export async function dialed(
   store: Store<SwitchboardTables>,
-  d: { tenant: string; caller: string; provider: string; providerCallId: string; from: string; to: string; agent: string | null },
+  d: { tenant: string; caller: string; provider: string; providerCallId: string; from: string; to: string; agent: string | null; amd?: AmdRequest },
 ): Promise<FactResult<{ call_id: string }>> {
   const r = await store.submit(call_dialed, { provider: d.provider, provider_call_id: d.providerCallId, from: d.from, to: d.to, agent: d.agent }, { tenant: d.tenant, caller: d.caller });
-  return result(r.outcome);
+  if (!r.outcome.ok || !d.amd) return result(r.outcome);
+  // Before the dialer sends anything: the answered call's media finds the request (bridge/amd-stage.ts).
+  const callId = (r.outcome.result as { call_id: string }).call_id;
+  const amd = await store.submit(call_amd_requested, { call_id: callId, on_unknown: d.amd.onUnknown, timeout_ms: d.amd.timeoutMs }, { tenant: d.tenant, caller: d.caller });
+  return amd.outcome.ok ? result(r.outcome) : result(amd.outcome);
 }
 
 /** A call known only from its routing (`call_received`, no answer): e.g. one cancelled before the answer. */
@@ -125,5 +131,16 @@ export async function received(
     { provider: c.provider, provider_call_id: c.providerCallId, from: c.from, to: c.to, number_id: c.numberId, agent: c.agent },
     { tenant: c.tenant, caller: c.caller },
   );
+  return result(r.outcome);
+}
+
+/** Who answered an outbound call (schema/answered-by.ts): the provider's AMD or the media-side detector. */
+export async function answeredBy(
+  store: Store<SwitchboardTables>,
+  ref: CallRef,
+  d: { by: 'human' | 'machine' | 'unknown'; source: 'provider' | 'media'; evidence: Record<string, unknown> },
+  src: FactSource,
+): Promise<FactResult<{ by: string; existing: boolean }>> {
+  const r = await store.submit(call_answered_by, { call_id: ref.callId, by: d.by, source: d.source, evidence: d.evidence }, who(ref, src));
   return result(r.outcome);
 }

@@ -6,12 +6,15 @@
  *
  *   CallSession ── CallContext (call-context.ts: ref, leg, log, pipeline, work queue, agent, lifecycle flags)
  *     ├─ ConsentManager (consent-manager.ts)  consent phase, decline policy, withdrawal (*9, "stop recording")
- *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords)
+ *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords), redaction,
+ *     │                                       the PCI pause (pci-pause.ts: ctx.secure, the API, the console)
  *     └─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
  *
  * The call, as this connection sees it:
  *
  *   attach ─► call_media_connected (resumes a `resuming` call)
+ *     ─► (an outbound call placed with `amd`) answering-machine detection first (amd-stage.ts): human ─► as below
+ *        with onAnswered before onStart; machine ─► onAnswered after the beep (the voicemail); unknown ─► its default
  *     ─► consenting: consent phase, unless decided ──► declined/no_response + policy hangup ─► ended
  *          │                                      └──► policy transfer ─► transferring
  *          ▼ granted: recording + transcripts │ continue-unrecorded │ withdrawn (resumed): unrecorded
@@ -40,6 +43,8 @@ import { ContentManager } from './content-manager.ts';
 import { TurnManager } from './turn-manager.ts';
 import * as facts from './call-facts.ts';
 import { pauseFallback } from './fallback.ts';
+import { pendingAmd, runAmdStage, type AmdHost } from './amd-stage.ts';
+import { recordMachineConsent } from '../consent/machine.ts';
 
 export { SessionError, type AgentDirectory, type CallRef, type SessionDeps } from './call-context.ts';
 
@@ -111,6 +116,18 @@ export class CallSession {
       session.ctx.work.push(() => session.turns.fallBack(fallback), (err: unknown) => session.ctx.log.warn({ err }, 'pause fallback failed'));
       return session;
     }
+    // An outbound call that asked for answering-machine detection: the detector decides first (bridge/amd-stage.ts).
+    const amd = resumed ? null : pendingAmd(deps.store, ref);
+    if (amd) {
+      session.ctx.work.push(
+        () => runAmdStage(session.amdHost(), amd),
+        (err: unknown) => {
+          session.ctx.log.error({ err }, 'answering-machine detection failed');
+          void session.hangup('amd failed');
+        },
+      );
+      return session;
+    }
     session.ctx.work.push(
       async () => {
         if (await session.consent.run()) session.turns.openTurns();
@@ -126,6 +143,18 @@ export class CallSession {
     );
     session.turns.enqueue(resumed ? 'onResume' : 'onStart', {});
     return session;
+  }
+
+  private amdHost(): AmdHost {
+    return {
+      ctx: this.ctx,
+      runConsent: () => this.consent.run(),
+      recordMachineConsent: (evidence) => recordMachineConsent(this.deps.store, this.ref.tenant, this.ref.callId, evidence),
+      openTurns: () => this.turns.openTurns(),
+      enqueueAnswered: (answered) => this.turns.enqueue('onAnswered', { answered }),
+      enqueueStart: () => this.turns.enqueue('onStart', {}),
+      hangup: (reason) => this.hangup(reason),
+    };
   }
 
   /** The agent name the call routes by (the fallback agent's once its own was paused). */
@@ -180,6 +209,7 @@ export class CallSession {
     });
     pipeline.on('dtmf', ({ digit }) => this.turns.dtmf(digit));
     this.consent.watch();
+    this.content.pci.watch(); // PCI pauses made through the API or the console (bridge/pci-pause.ts)
     pipeline.on('bargeIn', (info) => log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
     pipeline.on('tapError', (info) => log.error({ tap: info.tap, err: info.error }, 'media tap failed'));
     this.leg.on('warning', (w) => log.warn(w, 'media warning'));
@@ -195,6 +225,8 @@ export class CallSession {
     this.consent.close();
     this.onClosed?.(this);
     this.ctx.log.info({ reason: info.reason, graceful: info.graceful, ended: this.ctx.ended }, 'media closed');
+    this.ctx.span.setAttributes({ 'switchboard.ended': this.ctx.ended, 'switchboard.graceful': info.graceful });
+    this.ctx.span.end();
     if (!this.ctx.ended && !this.ctx.transferring) await this.mediaLost(info);
     this.content.finish();
   }

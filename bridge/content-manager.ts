@@ -7,17 +7,24 @@
  *        │                        words ─► transcript_appended (caller) and CallerWords (the agent's turn input)
  *   agentSaid ─► transcript_appended (agent)
  *   pause (consent withdrawn) ─► recording paused, transcriber closed, no more segments
+ *   PCI pause (bridge/pci-pause.ts: ctx.secure, the API, the console) ─► recorder paused; results inside a paused
+ *        span reach the agent's words only (never a segment); the agent's speech there is not transcribed either
+ *   redaction (bridge/redaction.ts, per the call's consent policy) ─► every segment redacted before it is stored,
+ *        counts in `transcript_redacted`; the agent's turns get the redacted words when the policy says so
  *   close (media gone) ─► transcriber closed ─► finish (after the loss is recorded) ─► recording flushed / finalized
  *
  * Segments are written only while content is allowed (`start` … `revoke`); the store refuses them otherwise too.
- * Times are on the recording clock (ms since answer). Owns: allowed, the recording handle, the transcriber and the
- * caller's words.
+ * Times are on the recording clock (ms since answer). Owns: allowed, the recording handle, the transcriber, the
+ * caller's words and the call's PCI pause.
  */
 import type { SttResult, SttSession } from '../speech/stt.ts';
 import type { CallContext } from './call-context.ts';
 import { CallerWords } from './caller-words.ts';
 import type { RecordingHandle } from './recording-port.ts';
-import { transcript_appended } from '../schema/reducers.ts';
+import { transcript_appended, transcript_redacted } from '../schema/reducers.ts';
+import { allKinds, redact } from '../speech/redact.ts';
+import { PciPause } from './pci-pause.ts';
+import { redactionPolicy } from './redaction.ts';
 
 /** Commands the caller may say mid-call (the consent manager's withdrawal phrases). */
 export interface SpokenCommands {
@@ -32,12 +39,18 @@ export class ContentManager {
   private transcriber: SttSession | null = null;
   /** What the caller said: each utterance turn gets the words of its own utterance (bridge/caller-words.ts). */
   private readonly heard = new CallerWords();
+  /** Words heard during a PCI pause are waiting in `heard`: an agent turn (not a gather) gets them masked. */
+  private secureWords = false;
+  /** The PCI pause: the recorder, and what of the transcript is kept. */
+  readonly pci: PciPause;
 
   constructor(
     private readonly ctx: CallContext,
     /** Who handles the caller's spoken commands (the consent manager, created after this one). */
     private readonly commands: () => SpokenCommands,
-  ) {}
+  ) {
+    this.pci = new PciPause(ctx, { recording: () => this.recording, allowed: () => this.allowed });
+  }
 
   /** Consent granted: record and transcribe from now on. */
   async start(): Promise<void> {
@@ -52,7 +65,10 @@ export class ContentManager {
       return;
     }
     this.recording = recording;
-    if (this.recording) ctx.pipeline.addTap(this.recording.tap);
+    if (this.recording) {
+      this.pci.recordingStarted(this.recording);
+      ctx.pipeline.addTap(this.recording.tap);
+    }
     this.transcribe();
   }
 
@@ -75,13 +91,24 @@ export class ContentManager {
     this.heard.utteranceEnded();
   }
 
-  /** The words of the caller's last utterance(s), once the recogniser has reported them (null: none). */
-  takeWords(): Promise<string | null> {
-    return this.heard.take();
+  /**
+   * The words of the caller's last utterance(s), once the recogniser has reported them (null: none). `raw` (a gather,
+   * e.g. inside ctx.secure) gets what was said; an agent turn gets what the redaction policy lets it see, and words
+   * heard during a PCI pause masked of every kind.
+   */
+  async takeWords(raw = false): Promise<string | null> {
+    const words = await this.heard.take();
+    const secure = this.secureWords;
+    this.secureWords = false;
+    if (raw || words === null) return words;
+    if (secure) return redact(words, allKinds()).text;
+    const policy = redactionPolicy(this.ctx.deps.store, this.ctx.ref);
+    return policy?.agentSees === 'redacted' ? redact(words, policy.kinds).text : words;
   }
 
   /** The agent said `text` from `startMs` (recording clock), heard for `heardMs`. */
   agentSaid(startMs: number, heardMs: number, text: string): void {
+    if (this.pci.active || this.pci.covers(startMs, startMs + heardMs)) return;
     this.append('agent', startMs, startMs + heardMs, text, null, this.ctx.deps.tts.name);
   }
 
@@ -89,6 +116,7 @@ export class ContentManager {
   close(): void {
     this.transcriber?.close();
     this.heard.detach();
+    this.pci.close();
   }
 
   /**
@@ -126,16 +154,27 @@ export class ContentManager {
       // Empty finals too: they tell the turn waiting for this utterance's words that the recogniser is past it.
       this.heard.add(r);
       if (r.text.trim() === '') return;
+      // Said during a PCI pause: the agent has the words in memory, nothing else does.
+      if (this.pci.active || this.pci.covers(offset + r.startMs, offset + r.endMs)) return void (this.secureWords = true);
       this.append('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
     });
     session.on('error', (err) => ctx.log.warn({ err: err.message }, 'caller transcription failed'));
   }
 
-  private append(channel: 'caller' | 'agent', startMs: number, endMs: number, text: string, confidence: number | null, provider: string): void {
+  private append(channel: 'caller' | 'agent', startMs: number, endMs: number, said: string, confidence: number | null, provider: string): void {
     if (!this.allowed) return;
-    void this.ctx.deps.store
-      .submit(transcript_appended, { call_id: this.ctx.ref.callId, channel, start_ms: Math.round(startMs), end_ms: Math.round(Math.max(startMs, endMs)), text, confidence, provider }, this.ctx.who())
-      .then((r) => !r.outcome.ok && this.ctx.log.warn({ outcome: r.outcome }, 'transcript segment refused'))
+    const { store } = this.ctx.deps;
+    const policy = redactionPolicy(store, this.ctx.ref);
+    const { text, counts } = policy ? redact(said, policy.kinds) : { text: said, counts: {} };
+    const start = Math.round(startMs);
+    void store
+      .submit(transcript_appended, { call_id: this.ctx.ref.callId, channel, start_ms: start, end_ms: Math.round(Math.max(startMs, endMs)), text, confidence, provider }, this.ctx.who())
+      .then(async (r) => {
+        if (!r.outcome.ok) return void this.ctx.log.warn({ outcome: r.outcome }, 'transcript segment refused');
+        if (Object.keys(counts).length === 0) return;
+        const segmentId = (r.outcome.result as { segment_id: string }).segment_id;
+        await store.submit(transcript_redacted, { call_id: this.ctx.ref.callId, segment_id: segmentId, channel, start_ms: start, counts }, this.ctx.who());
+      })
       .catch(() => undefined);
   }
 }

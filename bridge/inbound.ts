@@ -1,7 +1,8 @@
 /**
  * Routing an inbound call, for every ingress: the dialled number picks the
  * tenant and agent (`numbers`); a provider retry or a resume of a known call
- * finds the same call row. Unknown numbers are logged as `call_rejected`.
+ * finds the same call row. The provider's webhook for an outbound call we
+ * placed (`call_dialed`) is routed by the number it was placed from. Unknown numbers are logged as `call_rejected`.
  *
  * A number registered for one provider (`numbers.provider`) answers only calls
  * arriving through that provider: a Twilio number must not be callable by any
@@ -51,7 +52,7 @@ export async function routeInbound(
   // The store cannot commit (disk full): busy, without writing (a write would only wait for the disk).
   const down = admission?.storeRefusal();
   if (down) return { kind: 'busy', reason: down.reason, retryAfterS: down.retryAfterS };
-  const number = store.read(null).numbers.findOne({ number: call.to });
+  const number = ourNumber(store, call);
   if (!number) return refuseUnrouted(store, call, caller, refusals);
   const who = { tenant: number.tenant, caller };
   if (number.provider !== null && number.provider !== call.provider) {
@@ -85,6 +86,17 @@ export async function routeInbound(
     if (gated) admission.release(key);
     throw err;
   }
+}
+
+/**
+ * The tenant's number a provider's request is about: the dialled number (`to`) for an inbound call; for an
+ * outbound call we placed (known by the provider's id, `call_dialed`), the number it was placed from — the
+ * provider's webhook for it names the callee as `to`.
+ */
+function ourNumber(store: Store<SwitchboardTables>, call: InboundCall): NumberRow & { provider: string | null } | undefined {
+  const dialed = store.read(null).calls.findOne({ provider: call.provider, provider_call_id: call.providerCallId });
+  if (dialed?.direction === 'outbound' && dialed.number_id !== null) return store.read(dialed.tenant).numbers.get(dialed.number_id);
+  return store.read(null).numbers.findOne({ number: call.to });
 }
 
 /** A call to a number nobody routes: logged outside any tenant (`UNROUTED_TENANT`), refused. */

@@ -9,10 +9,16 @@
  *   tool       row 'tool' ─► stored? return it : the tool gate (consent, approval: tool-gate.ts) ─► agent.runTool
  *              ─► completed (a refusal: failed {refused}, and a ToolRefusedError to the agent)
  *   note       row 'note', completed at once
+ *   trace      (no row) an LLM request the agent's runtime timed: an `llm` span under the turn's `agent` span
  *   hangup     row 'hangup' ─► call_ended
  *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
  *   gather     row 'note' {gather} ─► prompt ─► next DTMF digits / utterance / timeout ─► completed
  *              with the kind and the number of digits, never the digits (they may be card numbers)
+ *   pause/resume recording (ctx.secure, ctx.pauseRecording('pci')) ─► the call's PCI pause (bridge/pci-pause.ts),
+ *              whose rows are `recording_pauses`; while it is on, a say row's text is masked (speech/redact.ts)
+ *   sensitive tool ({ sensitive: true }) ─► the row holds `args_sha256` (salted by call and turn), never the args;
+ *              an approval request shows that digest too. The tool gets the args in memory; its result is stored
+ *              (a tokenising tool returns a token, not the card)
  */
 import { openOn } from '../recording/content-seal.ts';
 import type { Logger } from 'pino';
@@ -23,9 +29,21 @@ import type { Agent, GatherOptions, GatherResult, Json, SayResult, TurnActions }
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
 import { decodeWav } from '../speech/wav.ts';
+import { allKinds, redact } from '../speech/redact.ts';
+import { sensitiveArgs } from '../agents/tools.ts';
 import { agent_action_completed, agent_action_requested } from '../schema/reducers.ts';
+import type { TraceSpan } from '../telemetry/tracing.ts';
+
+/** The turn's spans (telemetry/tracing.ts): tts and tool spans hang under them; first_audio ends at the first audio. */
+export interface TurnSpans {
+  turn: TraceSpan;
+  agent: TraceSpan;
+  firstAudio: TraceSpan;
+}
 
 export interface TurnHost {
+  /** Tracing; absent in tests that do not trace. */
+  spans?: TurnSpans;
   readonly store: Store<SwitchboardTables>;
   readonly callId: string;
   readonly log: Logger;
@@ -46,6 +64,8 @@ export interface TurnHost {
   toolApproval?: ToolApprovalSettings;
   /** Aborted when the call's media closes (a pending approval is cancelled). */
   closed?: AbortSignal;
+  /** The call's PCI pause (bridge/pci-pause.ts); absent: the leg cannot pause (the actions fail). */
+  pci?: { pause(reason: string): Promise<void>; resume(): Promise<void>; readonly active: boolean };
 }
 
 /** A tool call retried after it failed: a refusal stays a refusal the agent can speak about. */
@@ -81,6 +101,13 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     const r = (result ?? {}) as { duration_ms?: number; heard_ms?: number; interrupted?: boolean };
     return { durationMs: r.duration_ms ?? 0, heardMs: r.heard_ms ?? 0, interrupted: r.interrupted ?? false };
   };
+  let audioStarted = false;
+  /** The turn's first audio goes to the pacer: its first_audio span ends. */
+  const firstAudio = (): void => {
+    if (audioStarted) return;
+    audioStarted = true;
+    host.spans?.firstAudio.end();
+  };
   const speak = async (requestId: string, args: Json, samples: () => Promise<Int16Array>, text: string | null): Promise<SayResult> => {
     const row = await request('say', requestId, args);
     // Already heard in an earlier attempt of this turn: do not say it twice.
@@ -88,7 +115,14 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     const startMs = host.clockMs();
     let result: SayResult;
     try {
-      result = await host.playSamples(await samples());
+      const tts = text !== null ? host.spans?.turn.child('tts', { 'switchboard.chars': text.length }) : undefined;
+      const audio = await samples().catch((err: unknown) => {
+        tts?.end(undefined, 'synthesis failed');
+        throw err;
+      });
+      tts?.end();
+      firstAudio();
+      result = await host.playSamples(audio);
     } catch (err) {
       await complete(row.action_id, false, { error: String(err) });
       throw err;
@@ -108,8 +142,17 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     filler: (text) => void speak(nextId('approval-filler'), { text }, () => host.synthesize(text), text).catch((err: unknown) => host.log.warn({ err }, 'filler not played')),
   };
 
+  // While paused, what the agent says (a read-back) is stored masked of every kind the redactors know.
+  const sayArgs = (text: string): Json => (host.pci?.active ? { text: redact(text, allKinds()).text, secure: true } : { text });
+  const pci = (): NonNullable<TurnHost['pci']> => {
+    if (!host.pci) throw new ActionError('this call cannot pause its recording');
+    return host.pci;
+  };
+
   return {
-    say: (text) => speak(nextId('say'), { text }, () => host.synthesize(text), text),
+    say: (text) => speak(nextId('say'), sayArgs(text), () => host.synthesize(text), text),
+    pauseRecording: (reason) => pci().pause(reason),
+    resumeRecording: () => pci().resume(),
     play: (wav) => {
       const bytes = Buffer.from(wav.buffer, wav.byteOffset, wav.byteLength);
       return speak(nextId('play'), { play_bytes: bytes.length }, async () => decodeWav(bytes, host.outputRate), null);
@@ -154,9 +197,15 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     },
     tool: async (name, args) => {
       const requestId = toolRequestId(host.callId, turn, name, args);
-      const row = await request('tool', requestId, { name, args });
+      const tools0 = host.configTools;
+      const sensitive = tools0 && Object.hasOwn(tools0, name) ? tools0[name]!.sensitive === true : agent.toolSensitive?.(name) === true;
+      // A sensitive tool's row (and approval request) holds a digest of the args, never the args.
+      const stored: Json = sensitive ? sensitiveArgs(host.callId, turn, name, args) : args;
+      const row = await request('tool', requestId, { name, args: stored });
+      if (row.existing && row.status !== 'requested') host.spans?.agent.child('tool', { 'switchboard.tool': name, 'switchboard.replayed': true }).end();
       if (row.existing && row.status === 'succeeded') return row.result;
       if (row.existing && row.status === 'failed') throw earlierFailure(name, row.result);
+      const span = host.spans?.agent.child('tool', { 'switchboard.tool': name, 'switchboard.replayed': false });
       // New, or requested but cut off by a crash: authorise it (tool-gate.ts), then run it (an HTTP tool passes the
       // request id as Idempotency-Key).
       const tools = host.configTools;
@@ -164,16 +213,24 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       const declared = configured ? (configured.requires ?? 'none') : (agent.toolRequires?.(name) ?? 'none');
       let value: Json;
       try {
-        await authorizeTool(gateHost, { agent: agent.name, name, args, requestId, declared });
+        await authorizeTool(gateHost, { agent: agent.name, name, args: stored, requestId, declared });
         const toolCtx = { callId: host.callId, turn, requestId };
         value = configured ? await runHttpTool(configured, args, toolCtx) : await agent.runTool(name, args, toolCtx);
       } catch (err) {
         const error = (err as Error).message ?? String(err);
+        span?.end(undefined, isToolRefusal(err) ? `refused: ${err.refusal}` : 'tool failed');
         await complete(row.action_id, false, isToolRefusal(err) ? { error, refused: err.refusal, reason: err.reason } : { error });
         throw err;
       }
+      span?.end();
       await complete(row.action_id, true, value ?? null);
       return value ?? null;
+    },
+    trace: (reported) => {
+      const span = host.spans?.agent.child(reported.name, reported.attributes, reported.startMs);
+      if (!span) return;
+      if (reported.firstTokenMs !== null) span.event('first_token', reported.firstTokenMs);
+      span.end(reported.endMs, reported.attributes['switchboard.ok'] === false ? 'LLM request failed' : undefined);
     },
     filler: async (reason) => {
       host.log.warn({ reason }, 'agent runtime recovering: playing a filler');

@@ -13,24 +13,27 @@
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
  * boundary the call moves to a version deployed with `migrate`. While its agent is paused (bridge/fallback.ts) the
  * call gets the fallback at its next turn boundary instead of a turn. A tool that needs approval holds its turn
- * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. Owns: the turn number, the agent's
+ * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. `pauseRecording` / `resumeRecording`
+ * (ctx.secure) go to the content manager's PCI pause (bridge/pci-pause.ts). Owns: the turn number, the agent's
  * state, whether turns are open, the pending utterance, the silence clock, the gatherer and the agent name it
  * routes by.
  */
-import type { GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
+import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, TurnInput } from '../agents/types.ts';
 import { SessionError, type CallContext } from './call-context.ts';
 import type { ContentManager } from './content-manager.ts';
 import { Gatherer } from './gather.ts';
 import { SilenceClock } from './silence.ts';
-import { turnActions, type TurnHost } from './turn-actions.ts';
+import { turnActions, type TurnHost, type TurnSpans } from './turn-actions.ts';
 import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
+import type { TraceSpan } from '../telemetry/tracing.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
 
 export interface TurnExtra {
   durationMs?: number;
   digit?: string;
   silentMs?: number;
+  answered?: AnsweredInfo;
 }
 
 export class TurnManager {
@@ -133,8 +136,9 @@ export class TurnManager {
 
   enqueue(hook: Hook, extra: TurnExtra): void {
     this.silence.clear();
+    const queuedAt = Date.now(); // the turn's span starts here: an utterance's starts when its end was detected
     this.ctx.work.push(
-      () => this.runTurn(hook, extra),
+      () => this.runTurn(hook, extra, queuedAt),
       (err: unknown) => {
         // The store closed under a running turn (shutdown): the turn's facts so far are committed.
         this.ctx.log.warn({ err: (err as Error).message, hook }, 'agent turn not recorded');
@@ -164,7 +168,7 @@ export class TurnManager {
     this.deps.agents.release(this.ctx.agent);
   }
 
-  private async runTurn(hook: Hook, extra: TurnExtra): Promise<void> {
+  private async runTurn(hook: Hook, extra: TurnExtra, queuedAt: number): Promise<void> {
     const { ctx } = this;
     if (ctx.closed || ctx.ended) return;
     if (await this.fallBackIfPaused()) return;
@@ -173,9 +177,28 @@ export class TurnManager {
     if (hook === 'onUtterance') this.utterancePending = false;
     if (!agent.has(hook)) return;
     const input: TurnInput = { hook, callId: this.ref.callId, turn: this.turn + 1, call: { from: ctx.call.from, to: ctx.call.to }, state: this.state };
-    if (hook === 'onUtterance') input.utterance = { text: await this.content.takeWords(), durationMs: extra.durationMs ?? 0 };
+    const span = ctx.span.child('turn', { 'switchboard.hook': hook, 'switchboard.turn': input.turn, 'switchboard.agent': agent.name, 'switchboard.agent_version': agent.version }, queuedAt);
+    try {
+      await this.runTraced(hook, extra, input, span, queuedAt);
+    } finally {
+      span.end();
+    }
+  }
+
+  /** The turn proper, under its span: the words (stt), the agent's hook (agent), the state saved. */
+  private async runTraced(hook: Hook, extra: TurnExtra, input: TurnInput, span: TraceSpan, queuedAt: number): Promise<void> {
+    const { ctx } = this;
+    const agent = ctx.agent;
+    if (hook === 'onUtterance') {
+      const stt = span.child('stt');
+      const text = await this.content.takeWords();
+      stt.setAttributes({ 'switchboard.recognised': text !== null });
+      stt.end();
+      input.utterance = { text, durationMs: extra.durationMs ?? 0 };
+    }
     if (extra.digit !== undefined) input.digit = extra.digit;
     if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
+    if (extra.answered !== undefined) input.answered = extra.answered;
     const started = await this.deps.store.submit(
       agent_turn_started,
       { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },
@@ -183,10 +206,14 @@ export class TurnManager {
     );
     if (!started.outcome.ok) return void ctx.log.warn({ outcome: started.outcome, hook }, 'agent turn not started');
     this.turn = input.turn;
+    const agentSpan = span.child('agent');
+    const spans = { turn: span, agent: agentSpan, firstAudio: span.child('first_audio', {}, queuedAt) };
     try {
-      const out = await agent.runTurn(input, turnActions(this.turnHost(), agent, input.turn, hook));
+      const out = await agent.runTurn(input, turnActions(this.turnHost(spans), agent, input.turn, hook));
       this.state = out.state;
+      agentSpan.end();
     } catch (err) {
+      agentSpan.end(undefined, 'agent turn failed');
       ctx.log.error({ err, hook, turn: input.turn, agent: agent.name, version: agent.version }, 'agent turn failed');
     }
     if (ctx.ended && ctx.closed) return;
@@ -251,10 +278,12 @@ export class TurnManager {
     await this.hangup('agent paused');
   }
 
-  private turnHost(): TurnHost {
+  private turnHost(spans: TurnSpans): TurnHost {
     const { ctx } = this;
+    const pci = this.content.pci;
     const rate = ctx.leg.description.outputRate;
     return {
+      spans,
       store: this.deps.store,
       callId: this.ref.callId,
       log: ctx.log,
@@ -273,13 +302,21 @@ export class TurnManager {
       toolApproval: this.deps.toolApproval,
       closed: this.closing.signal,
       gather: (opts: GatherOptions): Promise<GatherResult> => this.gather(opts),
+      pci: {
+        pause: async (reason) => void (await this.content.pci.pause(reason, this.who())),
+        resume: () => this.content.pci.resume(this.who()),
+        get active() {
+          return pci.active;
+        },
+      },
     };
   }
 
   private async gather(opts: GatherOptions): Promise<GatherResult> {
     if (opts.prompt) await this.ctx.playText(opts.prompt);
     const result = await this.gatherer.next(opts);
-    if (result.kind === 'speech') return { ...result, text: await this.content.takeWords() };
+    // Inside a PCI pause (ctx.secure) the agent gets what was said, in memory; otherwise what the policy lets it see.
+    if (result.kind === 'speech') return { ...result, text: await this.content.takeWords(this.content.pci.active) };
     return result;
   }
 }

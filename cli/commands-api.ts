@@ -127,21 +127,25 @@ export interface DialOptions {
   from?: string;
   to?: string;
   agent?: string;
+  /** `--amd [default]`: true (default human) or the default named. */
+  amd?: string | true;
   wait?: boolean;
   waitTimeout?: string;
   json?: boolean;
 }
 
 /**
- * `switchboard call --from N --to sip:… [--agent A] [--wait]`: places an outbound call and prints its id
+ * `switchboard call --from N --to sip:…|+E164 [--agent A] [--amd [DEFAULT]] [--wait]`: places an outbound call (through
+ * the from-number's provider) and prints its id
  * (first line). With --wait it follows the call until it is answered (exit 0) or ends unanswered (exit 1,
  * printing the end reason, e.g. sip:busy).
  */
 export async function dialViaApi(cmd: Command, opts: DialOptions): Promise<void> {
-  if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI');
+  if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI|+E164');
   const client = connect('call', flags(cmd));
   const started = Date.now();
-  const r = await client.dial({ from: opts.from, to: opts.to, ...(opts.agent === undefined ? {} : { agent: opts.agent }) });
+  const amd = opts.amd === undefined ? {} : { amd: { enabled: true, default: opts.amd === true ? 'human' : opts.amd } };
+  const r = await client.dial({ from: opts.from, to: opts.to, ...(opts.agent === undefined ? {} : { agent: opts.agent }), ...amd });
   print(opts.json ? JSON.stringify(r) : r.call_id);
   if (!opts.wait) return;
   const limitS = opts.waitTimeout === undefined ? 120 : Number(opts.waitTimeout);

@@ -7,6 +7,7 @@
  * `drain` (bridge/drain.ts) takes the node out of service gently: new calls refused busy, live calls finish,
  * then the same stop, recording the node `stopped`.
  */
+import { startTracer } from '../telemetry/tracing.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultAgent } from '../agents/default-agent.ts';
@@ -25,8 +26,10 @@ import { HttpServer } from '../http/server.ts';
 import { CallControl } from '../bridge/call-control.ts';
 import { CallManager } from '../bridge/call-manager.ts';
 import { NodeDrain } from '../bridge/drain.ts';
+import { CampaignRunner } from '../campaigns/scheduler.ts';
 import { NodeOwnership } from '../bridge/ownership.ts';
-import { builtinAdapters, sipIngress, type SipIngress } from '../ingress/adapters.ts';
+import { builtinAdapters, outboundCallsPerSecond, sipIngress, type SipIngress } from '../ingress/adapters.ts';
+import { DialRouter } from '../ingress/dial-router.ts';
 import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecords, type MountedIngress } from '../ingress/port.ts';
 import { MediaClock } from '../media/pacer.ts';
 import { FsBlobStore } from '../recording/blob-fs.ts';
@@ -202,7 +205,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const eraser = new ContentEraser({ store, content, deleteMedia: (row) => recordings.deleteMedia(row), logger });
   eraser.start(config.recording.retentionSweepMs ?? 60_000);
   const speech = await speechChosen;
+  const tracer = await startTracer({ endpoint: config.telemetry.otlpEndpoint, node: store.node, version: VERSION });
+  if (tracer.enabled) logger.info({ endpoint: config.telemetry.otlpEndpoint }, 'tracing: one trace per call, exported over OTLP/HTTP');
   const calls = new CallManager({
+    tracer,
     recordings,
     store,
     clock,
@@ -240,6 +246,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       host: config.host,
       twilioAuthToken: config.providers.twilio.authToken,
       vonageSignatureSecret: config.providers.vonage.signatureSecret,
+      accounts: config.providers.accounts,
       sip: config.sip,
       webrtc: config.webrtc,
     }),
@@ -341,7 +348,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     await giveUp();
     throw err;
   }
-  api.dialer = [...mounted.values()].find((m) => m.dialer)?.dialer;
+  api.dialer = new DialRouter(new Map([...mounted].flatMap(([name, m]) => (m.dialer ? [[name, m.dialer] as const] : []))), { read: store.read.bind(store), node: store.node });
+  // Campaigns run on the node that created them (campaigns/scheduler.ts), through the dialer the adapters offer.
+  const campaigns = new CampaignRunner({ store, dialer: () => api.dialer, logger, hold: () => drain?.active === true });
+  api.campaigns = { runner: campaigns, callsPerSecond: outboundCallsPerSecond };
   try {
     await agentsStarted;
   } catch (err) {
@@ -349,6 +359,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     throw err;
   }
   ready = true;
+  await campaigns.start();
   const host = bound.host === '0.0.0.0' || bound.host === '::' ? 'localhost' : bound.host;
   const urls = { http: `http://${host}:${bound.port}`, public: config.http.publicUrl };
   startup.listening = Math.round(performance.now());
@@ -361,12 +372,18 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     },
     `switchboard listening on ${urls.http}`,
   );
+  // What the adapters import on first use (heavy packages kept out of the start), loaded now in the background
+  // (`warm()`, ingress/port.ts), one adapter after the other in the adapters' order: the restart does not wait for it.
+  void (async () => {
+    for (const [name, m] of mounted) await m.warm?.().catch((err: unknown) => logger.warn({ err, ingress: name }, 'loading an adapter\'s packages in the background failed'));
+  })();
   let stopping: Promise<void> | null = null;
   /** Stops once; `drained` (the end of a drain) records the node stopped in embedded mode too. */
   const stop = (reason = 'shutdown', drained = false): Promise<void> =>
     (stopping ??= (async () => {
       ready = false;
       // Cluster mode: recorded stopped, its lease ended, so another node may take the calls it leaves at once.
+      campaigns.stop();
       await ownership?.stop(reason, drained);
       subscriptions.close();
       calls.close();
@@ -382,6 +399,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
       recordings.stop();
       eraser.stop();
+      await tracer.shutdown().catch((err: unknown) => logger.warn({ err }, 'traces not flushed'));
       store.close();
       await store.whenClosed(); // cluster mode: the NATS connection closed
       logger.info('switchboard stopped');

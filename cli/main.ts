@@ -25,6 +25,7 @@ import { defaultAgent } from '../agents/default-agent.ts';
 import { agentRouteWarning, numberRouteProblem } from '../schema/tenancy.ts';
 import { StoreError, type ArgsOf } from '../store/index.ts';
 import { ConfigError, loadConfig } from './config/index.ts';
+import { registerCampaignCommands } from './campaigns-command.ts';
 import { addNumberViaApi, callsViaApi, callViaApi, dialViaApi, registerApiCommands, viaApi, type CallsOptions, type DialOptions } from './commands-api.ts';
 import { registerClusterCommand } from './cluster/command.ts';
 import { registerConnectCommand } from './numbers-connect.ts';
@@ -247,23 +248,24 @@ program
   .command('call [id]')
   .description('one call with its legs, consent, recordings, transcript, agent actions and (through the API) timeline; with --from and --to, place an outbound call (API)')
   .option('--from <number>', 'place a call from this number of yours (needs --to and a running gateway)')
-  .option('--to <uri>', 'the sip: URI to call')
+  .option('--to <uri>', 'what to call: a sip: URI, or E.164 / tel: from a Twilio or Vonage number')
   .option('--agent <name>', "the agent that runs the call (default: the from-number's agent)")
   .option('--wait', 'follow the placed call until it is answered (exit 0) or ends unanswered (exit 1)')
+  .option('--amd [default]', 'detect an answering machine first; an undecided answer is treated as DEFAULT: human (default), machine or hangup')
   .option('--wait-timeout <seconds>', 'with --wait: give up after this long (default 120)')
   .option('--purpose <text>', 'why you look (recorded in the access log; API only)')
   .option('--tenant <tenant>', 'tenant (offline)', DEFAULT_TENANT)
   .option('--data-dir <dir>', 'data directory (offline)')
   .option('--json', 'print JSON (offline always does)')
   .action(async (id: string | undefined, opts: DialOptions & { tenant: string; dataDir?: string; json?: boolean; purpose?: string }, cmd: Command) => {
-    const placing = opts.from !== undefined || opts.to !== undefined || opts.agent !== undefined;
+    const placing = opts.from !== undefined || opts.to !== undefined || opts.agent !== undefined || opts.amd !== undefined;
     if (placing || opts.wait || opts.waitTimeout !== undefined) {
       if (id !== undefined) throw new UsageError('give either a call ID (show a call) or --from and --to (place one), not both');
-      if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI');
+      if (opts.from === undefined || opts.to === undefined) throw new UsageError('placing a call needs both --from NUMBER and --to sip:URI|+E164');
       if (!viaApi(cmd)) throw new UsageError('placing a call needs a running gateway: pass --url or set SWITCHBOARD_URL');
       return dialViaApi(cmd, opts);
     }
-    if (id === undefined) throw new UsageError('call: give a call ID to show it, or --from NUMBER --to sip:URI to place a call');
+    if (id === undefined) throw new UsageError('call: give a call ID to show it, or --from NUMBER --to sip:URI|+E164 to place a call');
     if (viaApi(cmd)) return callViaApi(cmd, id, opts);
     const store = openOffline(opts.dataDir, { existing: true });
     try {
@@ -292,6 +294,7 @@ registerApiCommands(program, numbers);
 registerConnectCommand(numbers);
 registerClusterCommand(program);
 registerDrainCommand(program);
+registerCampaignCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof ApiError || err instanceof UnreachableError) {

@@ -1,8 +1,8 @@
 /**
  * `switchboard numbers connect [NUMBER] --provider P [--public-url URL] [--dry-run]`:
- * points a provider at this gateway. Only one provider has an API for it here
- * (ingress/vonage/connect.ts, loaded on demand); for the others the command
- * says where to do it by hand, with the URLs to use, and exits 2.
+ * points a provider at this gateway. Vonage and Twilio through their APIs
+ * (ingress/vonage/connect.ts, ingress/twilio/connect.ts, loaded on demand); for
+ * SIP and WebRTC the command says what to do by hand, with the URLs, and exits 2.
  *
  * Exit codes as cli/main.ts: 0 done (or a dry run with every input present);
  * 1 the provider's API failed or could not be reached; 2 a missing or invalid
@@ -32,8 +32,6 @@ function publicBase(opts: ConnectOptions, configured: string | undefined): strin
 /** Providers configured outside this command: one line of what to do, with the URLs. */
 function byHand(provider: string, base: string, sipPort: string): string | undefined {
   switch (provider) {
-    case 'twilio':
-      return `Twilio numbers are pointed at the gateway in the Twilio console or API: set the number's voice webhook "A call comes in" to POST ${base}/twilio/voice and its status callback to POST ${base}/twilio/status; this command changes nothing at Twilio.`;
     case 'sip':
       return `SIP trunks are pointed at the gateway by the carrier: ask it to send the trunk's calls to sip:${new URL(base).hostname}:${sipPort} (UDP or TCP); this command changes nothing at the carrier.`;
     case 'webrtc':
@@ -47,16 +45,16 @@ export function registerConnectCommand(numbers: Command): void {
   numbers
     .command('connect [number]')
     .description(
-      "point a provider at this gateway. vonage: sets the application's voice answer/event webhooks to PUBLIC/vonage/answer and PUBLIC/vonage/event (other capabilities kept) and, with NUMBER (E.164), links the number to the application; needs VONAGE_API_KEY, VONAGE_API_SECRET, VONAGE_APPLICATION_ID (VONAGE_API_HOST/VONAGE_REST_HOST override the API hosts). twilio, sip, webrtc: prints what to set by hand",
+      "point a provider at this gateway. vonage: sets the application's voice answer/event webhooks to PUBLIC/vonage/answer and PUBLIC/vonage/event (other capabilities kept) and, with NUMBER (E.164), links the number to the application; needs VONAGE_API_KEY, VONAGE_API_SECRET, VONAGE_APPLICATION_ID (VONAGE_API_HOST/VONAGE_REST_HOST override the API hosts). twilio: sets NUMBER's voice URL to POST PUBLIC/twilio/voice and status callback to POST PUBLIC/twilio/status; needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN (TWILIO_API_BASE overrides the API base). sip, webrtc: prints what to set by hand",
     )
-    .option('--provider <provider>', 'vonage (configured through its API) | twilio | sip | webrtc (explained)')
+    .option('--provider <provider>', 'vonage | twilio (configured through their APIs) | sip | webrtc (explained)')
     .option('--public-url <url>', "the gateway's public base URL, https (default SWITCHBOARD_PUBLIC_URL)")
     .option('--dry-run', 'check the inputs and print the changes; send nothing')
     .action(async (number: string | undefined, opts: ConnectOptions) => {
       const env = connectSettings();
       const provider = opts.provider?.trim().toLowerCase();
-      if (provider === undefined || provider === '') throw new UsageError('numbers connect: pass --provider vonage (twilio, sip and webrtc are explained)');
-      if (provider !== 'vonage') {
+      if (provider === undefined || provider === '') throw new UsageError('numbers connect: pass --provider vonage or twilio (sip and webrtc are explained)');
+      if (provider !== 'vonage' && provider !== 'twilio') {
         const { SWITCHBOARD_PUBLIC_URL: configured, SWITCHBOARD_SIP_PORT: sipPort = '5060' } = env;
         const text = byHand(provider, publicBase(opts, configured), sipPort);
         if (text === undefined) throw new UsageError(`numbers connect: unknown provider ${JSON.stringify(opts.provider)} (vonage | twilio | sip | webrtc)`);
@@ -64,7 +62,8 @@ export function registerConnectCommand(numbers: Command): void {
         process.exitCode = 2;
         return;
       }
-      const { connectProvider, ProviderConnectError } = await (await import('../ingress/adapters.ts')).vonageNumberConnect();
+      const adapters = await import('../ingress/adapters.ts');
+      const { connectProvider, ProviderConnectError } = provider === 'twilio' ? await adapters.twilioNumberConnect() : await adapters.vonageNumberConnect();
       try {
         await connectProvider({ number, publicUrl: opts.publicUrl, dryRun: opts.dryRun === true, env, print: (line) => console.log(line) });
       } catch (err) {

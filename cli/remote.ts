@@ -166,7 +166,10 @@ export interface DialedCall {
   direction: 'outbound';
   from: string;
   to: string;
-  sip_call_id: string;
+  provider: string | null;
+  provider_call_id: string;
+  /** SIP calls only. */
+  sip_call_id?: string;
 }
 
 export interface CallsQuery {
@@ -193,7 +196,7 @@ export class ApiClient {
   ) {}
 
   /** One JSON request; a non-2xx answer throws ApiError, no answer throws UnreachableError. */
-  async request<T>(method: 'GET' | 'POST' | 'PUT', path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
+  async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, opts: { query?: Query; body?: unknown; headers?: Record<string, string> } = {}): Promise<T> {
     const url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
     const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
@@ -263,7 +266,7 @@ export class ApiClient {
   }
 
   /** Places an outbound call (POST /v1/calls): 202 once the call row exists, still ringing. */
-  dial(body: { from: string; to: string; agent?: string }): Promise<DialedCall> {
+  dial(body: { from: string; to: string; agent?: string; amd?: { enabled: boolean; default?: string; timeoutMs?: number } }): Promise<DialedCall> {
     return this.request<DialedCall>('POST', '/v1/calls', { body });
   }
 

@@ -5,17 +5,20 @@
 // opening it signs in first if needed, then asks the purpose, then shows the call.
 // The calls list names each call's owning node; the nodes panel (nodes.js) shows the cluster's nodes to admins;
 // the agents panel (agents.js) shows which agents are paused, with pause / resume for those who deploy;
-// the approvals panel (approvals.js) lists tool calls waiting for a decision to users with `tools:approve`.
+// the approvals panel (approvals.js) lists tool calls waiting for a decision to users with `tools:approve`;
+// a live call's page has the PCI pause button (pci.js) for users with `recording:pause`.
 'use strict';
 import { approvalsPanel } from './approvals.js';
 import { nodesPanel } from './nodes.js';
 import { agentsPanel } from './agents.js';
+import { pciButton } from './pci.js';
+import { campaignsPanel } from './campaigns.js';
 
 // Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
 const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
 const PERMS = {
   admin: null, // everything
-  compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify', 'tools:approve', 'tools:policy'],
+  compliance: [...COMMON, 'policies:write', 'content:read', 'evidence:export', 'holds:write', 'access_log:read', 'audit:verify', 'tools:approve', 'tools:policy', 'recording:pause'],
   auditor: [...COMMON, 'content:read', 'evidence:export', 'access_log:read', 'audit:verify'],
   developer: ['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'calls:originate', 'agents:read', 'agents:deploy', 'subscribe'],
 };
@@ -68,6 +71,8 @@ const nodes = nodesPanel({ $, h, text, when, api });
 const agents = agentsPanel({ $, h, text, when, api });
 // ── tool calls waiting for approval (tools:approve; approvals.js) ───────────
 const approvals = approvalsPanel({ $, h, text, when, json, api });
+// ── outbound campaigns' progress, live, with pause / resume / cancel (campaigns.js) ──
+const campaigns = campaignsPanel({ $, h, text, when, api });
 
 // ── purpose (asked once per tab, before the first content access) ───────────
 const purpose = () => sessionStorage.getItem(PURPOSE_KEY);
@@ -113,6 +118,7 @@ async function signedIn(me) {
   if (can('tenants:manage')) nodes.start(); else nodes.stop();
   if (can('agents:read')) agents.start(can('agents:deploy')); else agents.stop();
   if (can('tools:approve') && can('subscribe')) approvals.start(); else approvals.stop();
+  if (can('calls:read') && can('subscribe')) campaigns.start(can('calls:originate')); else campaigns.stop();
   if (can('users:read')) api('GET', '/v1/users').then((r) => { for (const u of r.users) state.users.set(u.id, u.email); }).catch(() => {});
   await loadCalls(true);
   $('calls-h').focus();
@@ -127,6 +133,7 @@ function signedOut(message) {
   nodes.stop();
   agents.stop();
   approvals.stop();
+  campaigns.stop();
   $('calls-body').replaceChildren(); $('detail-body').replaceChildren(); $('access-body').replaceChildren();
   $('signin-password').value = ''; $('signin-token').value = '';
   showSignIn(message);
@@ -366,6 +373,9 @@ function actionsPart(d, id, p) {
       const which = held.length > 1 ? ` (recording ${i + 1})` : '';
       tools.push(h('button', { type: 'button', 'data-recording-id': r.id, onclick: (e) => toggleHold(r, e.currentTarget, which) }, `${r.legal_hold ? 'Release legal hold' : 'Place legal hold'}${which}`));
     }
+  }
+  if (can('recording:pause') && ACTIVE.includes(c.state)) {
+    tools.push(pciButton({ h, text, api }, c.id, { status: (m) => text($('detail-status'), m), fail: (m) => text($('detail-error'), m) }));
   }
   if (can('access_log:read')) tools.push(h('button', { type: 'button', class: 'secondary', onclick: () => showAccessLog(c.id) }, 'Show access log for this call'));
   if (tools.length === 0) return h('p', { class: 'muted' }, `Your role (${state.me.role}) has no actions on this call.`);

@@ -26,6 +26,7 @@ import type { CallControl } from '../bridge/call-control.ts';
 import type { GrantResolver } from '../http/grants.ts';
 import type { UpgradeHandler } from '../http/server.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
+import type { AmdRequest } from '../schema/amd-requests.ts';
 import type { ArgsOf, Receipt, ResultOf, Store } from '../store/index.ts';
 import type { consent_policy_created, number_added, transcript_accessed, webhook_nonce_claimed } from '../schema/reducers.ts';
 
@@ -75,9 +76,18 @@ export interface DialRequest {
   caller: string;
   /** One of the tenant's numbers. */
   from: string;
-  /** The target, in the dialer's addressing (a sip: URI for SIP). */
+  /** The target, in the dialer's addressing (a sip: URI for SIP; E.164 or tel: for a telephone provider). */
   to: string;
   agent?: string | null;
+  /** Answering-machine detection on the answered call (bridge/amd-stage.ts; a provider with its own asks it too); absent = none. */
+  amd?: AmdRequest;
+}
+
+/** A placed call: its row, and the provider's id of it (`sipCallId`: the same id, SIP's name for it, kept for callers of the SIP dialer). */
+export interface DialResult {
+  callId: string;
+  providerCallId: string;
+  sipCallId?: string;
 }
 
 /** A dial refused before anything was sent; `status` is the HTTP status it maps to. */
@@ -91,12 +101,19 @@ export class DialError extends Error {
   }
 }
 
-/** Outbound calling, offered by an adapter that can place calls (SIP). */
+/**
+ * Outbound calling, offered by an adapter that can place calls (SIP, a telephone provider's REST API). Which one
+ * places a call is the from-number's provider (ingress/dial-router.ts).
+ */
 export interface OutboundDialer {
   /** Places the call; resolves once its row exists (`ringing`), with the provider's id of it. Throws DialError. */
-  dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }>;
+  dial(req: DialRequest): Promise<DialResult>;
   /** Why `to` is not a target this dialer can call (in words, for a 400), or null. */
   targetProblem(to: string): string | null;
+  /** How the targets it dials begin (`sip:`, `tel:`, `+`): whose words explain a target nobody takes. */
+  readonly prefixes?: readonly string[];
+  /** Whether this dialer can place a call from `from` of `tenant` (it has an account for it); absent = always. */
+  serves?(tenant: string, from: string): boolean;
 }
 
 /** A mounted adapter. */
@@ -105,6 +122,11 @@ export interface MountedIngress {
   close(): Promise<void>;
   /** Outbound calling, when the adapter can dial. */
   readonly dialer?: OutboundDialer;
+  /**
+   * Loads, in the background, what the adapter imports on first use (heavy packages kept out of the start): called
+   * once the gateway listens, so the restart does not wait for it and the first call usually does not either.
+   */
+  warm?(): Promise<void>;
 }
 
 /**

@@ -12,3 +12,4 @@ export { OutboundConfig, OutboundConfigError } from './sip/outbound-config.ts';
 export type { SipTlsSettings } from './sip/tls.ts';
 export { DEFAULT_RATE, defaultRealm, type TrunkConfig } from './sip/trunk-config.ts';
 export type { WebrtcConfig } from './webrtc/config.ts';
+export { ProviderAccounts, ProviderAccountsError } from './provider-accounts.ts';

@@ -8,7 +8,7 @@
  *
  *   sbm_<base64url(JSON {v, t: tenant, c: call id, p: provider call id, m: media epoch, n: nonce, e: expiry ms})>.<base64url(HMAC-SHA256)>
  *
- * The HMAC key is derived (HKDF, info `media-stream-token/v1`) from the
+ * The HMAC key is derived (HKDF, info `media-stream-token/v1`; the format is ingress/signed-token.ts's) from the
  * recording master key, which `switchboard cluster up` (or the operator) gives
  * every node: a token issued on one node verifies on every other, and after a
  * restart. Nothing secret is in the token.
@@ -37,10 +37,11 @@
  *    may each hand out a token; whichever connection is accepted first voids
  *    the other, and the log's ownership rules (schema/nodes.ts) settle a race.
  */
-import crypto, { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import crypto from 'node:crypto';
 import { z } from 'zod';
 import { loadOrCreateMasterKey } from '../recording/master-key.ts';
 import type { IngressHost } from './port.ts';
+import { SignedTokens } from './signed-token.ts';
 import { WebhookNonces, type NonceVerdict } from './webhook-nonces.ts';
 
 export const STREAM_TOKEN_PREFIX = 'sbm_';
@@ -95,7 +96,7 @@ interface Issued {
 }
 
 export class StreamTokens {
-  private readonly key: Buffer;
+  private readonly tokens: SignedTokens<typeof Claims>;
   private readonly ttlMs: number;
   private readonly now: () => number;
   /** callId → its one outstanding token issued here. */
@@ -104,9 +105,9 @@ export class StreamTokens {
   private readonly revoked = new Map<string, number>();
 
   constructor(private readonly deps: StreamTokenDeps) {
-    this.key = Buffer.from(hkdfSync('sha256', deps.masterKey, 'switchboard', 'media-stream-token/v1', 32));
     this.ttlMs = deps.ttlMs ?? STREAM_TOKEN_TTL_MS;
     this.now = deps.now ?? Date.now;
+    this.tokens = new SignedTokens(deps.masterKey, 'media-stream-token/v1', STREAM_TOKEN_PREFIX, Claims, this.now);
   }
 
   /** The call's token: the unused one issued here less than `PENDING_MS` ago, else a fresh one (revoking any older). */
@@ -119,29 +120,14 @@ export class StreamTokens {
     if (current) this.revoked.set(current.token, current.expiresAt);
     const expiresAt = now + this.ttlMs;
     const claims: TokenClaims = { v: 1, t: grant.tenant, c: grant.callId, p: grant.providerCallId, m: epoch, n: crypto.randomBytes(16).toString('base64url'), e: expiresAt, ...(grant.session ? { s: grant.session } : {}) };
-    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
-    const token = `${STREAM_TOKEN_PREFIX}${body}.${this.sign(body)}`;
+    const token = this.tokens.sign(claims);
     this.byCall.set(grant.callId, { token, tenant: grant.tenant, providerCallId: grant.providerCallId, epoch, issuedAt: now, expiresAt });
     return token;
   }
 
   /** The claims of a genuine, unexpired token (nothing claimed, nothing read); null otherwise. */
   verify(token: string | null | undefined): TokenClaims | null {
-    if (typeof token !== 'string' || !token.startsWith(STREAM_TOKEN_PREFIX) || token.length > 2048) return null;
-    const [body, sig, extra] = token.slice(STREAM_TOKEN_PREFIX.length).split('.');
-    if (!body || !sig || extra !== undefined) return null;
-    const want = Buffer.from(this.sign(body));
-    const got = Buffer.from(sig);
-    if (want.length !== got.length || !timingSafeEqual(want, got)) return null;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
-    } catch {
-      return null;
-    }
-    const parsed = Claims.safeParse(raw);
-    if (!parsed.success || parsed.data.e < this.now()) return null;
-    return parsed.data;
+    return this.tokens.verify(token);
   }
 
   /** Checks and uses up `token` (see the header): the grant, or why it is refused. */
@@ -158,10 +144,6 @@ export class StreamTokens {
     if (!call || call.state === 'ended') return refuse('the call is not live');
     if (call.media_epoch !== c.m) return refuse(`the call's media moved on since the token was issued (epoch ${c.m}, now ${call.media_epoch})`);
     return { ok: true, grant: { tenant: c.t, callId: c.c, providerCallId: c.p, expiresAt: c.e, ...(c.s ? { session: c.s } : {}) } };
-  }
-
-  private sign(body: string): string {
-    return createHmac('sha256', this.key).update(body).digest('base64url');
   }
 
   private sweep(): void {

@@ -254,6 +254,8 @@ export class RecordingService implements RecordingPort {
           await store.submit(recording_paused, { recording_id: recordingId, at_ms: Math.round(nowMs()), reason, mode: policyMode }, who);
         }
       },
+      pauseMedia: (reason) => recorder.pause(reason, policyMode),
+      resumeMedia: () => recorder.resume(),
       finish: async () => {
         if (this.active.get(recordingId) === active) this.active.delete(recordingId);
         try {

@@ -16,6 +16,10 @@ import { tenancyReducers } from './tenancy.ts';
 import { webhookNonceReducers } from './webhook-nonces.ts';
 import { toolApprovalReducers } from './tool-approvals.ts';
 import { contentReducers } from './content.ts';
+import { pciReducers } from './pci.ts';
+import { answeredByReducers } from './answered-by.ts';
+import { campaignReducers } from './campaigns.ts';
+import { dncReducers } from './dnc.ts';
 
 /**
  * Reducers only older logs hold: applied when such a log replays (or a command carried by name from one arrives),
@@ -27,7 +31,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...contentReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...contentReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

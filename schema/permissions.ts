@@ -23,6 +23,8 @@ export const PERMISSIONS = [
   'calls:read',
   /** Place outbound (agent-initiated) calls: POST /v1/calls. */
   'calls:originate',
+  /** Add numbers to and remove them from the tenant's do-not-call list (campaigns never dial a listed number). */
+  'dnc:write',
   'content:read',
   'evidence:export',
   'holds:write',
@@ -36,6 +38,8 @@ export const PERMISSIONS = [
   'tools:approve',
   /** Tighten a tool's requirement (consent, approval) for the tenant. */
   'tools:policy',
+  /** Pause and resume a live call's recording and transcription (PCI capture): POST /v1/calls/:id/recording/pause|resume. */
+  'recording:pause',
   'subscribe',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
@@ -46,13 +50,13 @@ export const MATRIX: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   admin: new Set(ALL),
   compliance: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'policies:write', 'calls:read', 'content:read', 'evidence:export',
-    'holds:write', 'content:erase', 'access_log:read', 'audit:verify', 'agents:read', 'tools:approve', 'tools:policy', 'subscribe',
+    'holds:write', 'content:erase', 'access_log:read', 'audit:verify', 'agents:read', 'tools:approve', 'tools:policy', 'recording:pause', 'subscribe', 'dnc:write',
   ]),
   auditor: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'calls:read', 'content:read', 'evidence:export', 'access_log:read',
     'audit:verify', 'agents:read', 'subscribe',
   ]),
-  developer: new Set<Permission>(['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'calls:originate', 'agents:read', 'agents:deploy', 'subscribe']),
+  developer: new Set<Permission>(['numbers:read', 'numbers:write', 'policies:read', 'calls:read', 'calls:originate', 'dnc:write', 'agents:read', 'agents:deploy', 'subscribe']),
 };
 
 export function can(role: Role, permission: Permission): boolean {

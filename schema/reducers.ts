@@ -9,6 +9,7 @@ export { agent_deploy_failed, agent_rolled_back, agent_version_deployed, agent_v
 export { agent_paused, agent_resumed, number_fallback_set } from './agent-pause.ts';
 export { agent_action_completed, agent_action_requested, agent_state_saved, agent_turn_started } from './agents.ts';
 export { call_dialed } from './calls/outbound.ts';
+export { call_amd_requested } from './amd-requests.ts';
 export { call_answered, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_rejected, call_rejections_aggregated, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from './calls/reducers.ts';
 export { consent_decided, consent_policy_created, consent_started, consent_withdrawn } from './consent.ts';
 export { recording_failed, recording_finalized, recording_hold_set, recording_paused, recording_purged, recording_segment_started, recording_started, transcript_appended } from './recording.ts';
@@ -16,5 +17,9 @@ export { number_added, number_removed, tenant_created } from './tenancy.ts';
 export { webhook_nonce_claimed } from './webhook-nonces.ts';
 export { node_drain_started, node_heartbeat, node_stopped } from './nodes.ts';
 export { log_level_raised } from './log-level.ts';
+export { recording_pause_ended, recording_pause_started, redaction_policy_set, transcript_redacted } from './pci.ts';
 export { tool_approval_cancelled, tool_approval_decided, tool_approval_expired, tool_approval_requested, tool_authorized, tool_policy_set } from './tool-approvals.ts';
 export { call_content_erased } from './content.ts';
+export { call_answered_by } from './answered-by.ts';
+export { campaign_attempt_decided, campaign_attempt_dialed, campaign_attempt_finished, campaign_attempt_reconciled, campaign_created, campaign_state_set } from './campaigns.ts';
+export { dnc_added, dnc_removed } from './dnc.ts';

@@ -5,10 +5,14 @@
  * so rows round-trip exactly. Times are ms since epoch, taken from `ctx.now`.
  */
 import { z } from 'zod';
+import { amd_requests } from './amd-requests.ts';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { content_erasures } from './content-tables.ts';
+import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
+import { answered_by } from './answered-by.ts';
+import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
 const ts = z.number().int().nonnegative();
@@ -415,6 +419,7 @@ export const log_levels = defineTable({
 });
 
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
+export { answered_by } from './answered-by.ts';
 
 export const tables = {
   tenants,
@@ -423,6 +428,7 @@ export const tables = {
   numbers,
   consent_policies,
   calls,
+  amd_requests,
   legs,
   consents,
   recordings,
@@ -440,5 +446,14 @@ export const tables = {
   tool_policies,
   tool_approvals,
   content_erasures,
+  recording_pauses,
+  redaction_policies,
+  transcript_redactions,
+  answered_by,
+  campaigns,
+  campaign_numbers,
+  campaign_attempts,
+  campaign_pacing,
+  dnc_numbers,
 };
 export type SwitchboardTables = typeof tables;

@@ -40,3 +40,11 @@ export class StoreError extends Error {
     super(message);
   }
 }
+
+/** A cluster node's data dir opened without the cluster: reads, verify and replay work; a write would fork it. */
+export function clusterCopyError(position: number): StoreError {
+  return new StoreError(
+    'invalid_command',
+    `this data dir is a cluster node's copy of the log (applied up to stream message ${position}): it takes writes only in cluster mode (SWITCHBOARD_CLUSTER_NATS)`,
+  );
+}

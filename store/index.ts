@@ -18,6 +18,6 @@ export { canonicalJson, type Json } from './canonical.ts';
 export { TenantQuery, Select, ftsQuery, type ChainLink, type EventWithBody, type SignedCheckpoint } from './query.ts';
 export { derivedDdl, type DerivedIndex, type FullTextIndex, type IndexText, type LogIndex } from './derived.ts';
 export { BlobStoreError, blobKeySegment, validateBlobKey, type BlobStore, type BlobStoreErrorCode } from './blob-store.ts';
-export { blobBucket, JetStreamBlobStore } from './jetstream-blobs.ts';
+export type { JetStreamBlobStore } from './jetstream-blobs.ts';
 export { clusterBlobStore } from './cluster-blobs.ts';
 export { relog, type RelogReport } from './relog.ts';

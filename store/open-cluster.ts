@@ -119,9 +119,4 @@ export async function publishSnapshotOf<T extends Tables>(store: Store<T>): Prom
 }
 
 /** The refusal of a write to a cluster node's copy of the log opened without the cluster (it would fork it). */
-export function clusterCopyError(position: number): StoreError {
-  return new StoreError(
-    'invalid_command',
-    `this data dir is a cluster node's copy of the log (applied up to stream message ${position}): it takes writes only in cluster mode (SWITCHBOARD_CLUSTER_NATS)`,
-  );
-}
+export { clusterCopyError } from './errors.ts';

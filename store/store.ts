@@ -20,8 +20,9 @@ import { checkApplied, prepareDatabase } from './prepare.ts';
 import { openDatabase, resolveDurability, type Durability } from './database.ts';
 import { tableDigest, type TableDigest } from './digest.ts';
 import { ApplyEngine, type Receipt, type StoreFault } from './engine.ts';
+import { clusterCopyError } from './errors.ts';
 import type { ClusterOptions, JetStreamLog } from './jetstream-log.ts';
-import { clusterCopyError, openCluster, publishSnapshotOf, type ClusterPlug } from './open-cluster.ts';
+import type { ClusterPlug } from './open-cluster.ts';
 import { takeSnapshot, type SnapshotManifest } from './snapshot.ts';
 import type { LogBackend } from './log-backend.ts';
 import { walFlusher, type Flusher } from './wal-sync.ts';
@@ -224,9 +225,11 @@ export class Store<T extends Tables = Tables> {
 
   /**
    * Cluster mode: this store on the JetStream log (store/open-cluster.ts); applied up to what the stream held at
-   * open before it returns. A bad or unreachable NATS is a StoreError naming `cluster.variable`.
+   * open before it returns. A bad or unreachable NATS is a StoreError naming `cluster.variable`. The NATS clients are
+   * imported here, on this path only: a node without cluster mode never loads them.
    */
-  static openCluster<T extends Tables>(opts: StoreOptions<T> & { cluster: ClusterOptions }): Promise<Store<T>> {
+  static async openCluster<T extends Tables>(opts: StoreOptions<T> & { cluster: ClusterOptions }): Promise<Store<T>> {
+    const { openCluster } = await import('./open-cluster.ts');
     return openCluster(opts);
   }
 
@@ -234,8 +237,10 @@ export class Store<T extends Tables = Tables> {
   restoredFrom: SnapshotManifest | null = null;
 
   /** Cluster mode: publishes a snapshot of this node's database now (store/open-cluster.ts). */
-  publishSnapshot(): Promise<SnapshotManifest> {
-    return this.cluster ? publishSnapshotOf(this) : Promise.reject(new StoreError('invalid_command', 'snapshots are published in cluster mode only'));
+  async publishSnapshot(): Promise<SnapshotManifest> {
+    if (!this.cluster) throw new StoreError('invalid_command', 'snapshots are published in cluster mode only');
+    const { publishSnapshotOf } = await import('./open-cluster.ts');
+    return publishSnapshotOf(this);
   }
 
   /**

@@ -5,6 +5,13 @@
  * works the same) and the reply is spoken sentence by sentence while it is
  * still being generated, so the caller hears the first sentence early.
  *
+ * It books appointments with two tools the model calls (`chatWithTools`):
+ * `find_slot` (the free times on a day) and `book_slot` (books one). Each
+ * call is a `ctx.tool` row, so a turn retried after a crash gets the stored
+ * results and nothing is booked twice; the demo calendar below lives in the
+ * worker's memory — a real one would be an HTTP tool taking the request id as
+ * its idempotency key.
+ *
  * The conversation is kept in `ctx.state.history` (the last 12 messages), so
  * it survives a restart or a migration to a new version. When the LLM fails
  * the caller hears a short apology and the error goes to the call's record
@@ -13,19 +20,56 @@
  * Deploy it with `switchboard deploy agents/examples/assistant.ts`.
  */
 import { defineAgent, type AgentContext, type Json } from 'switchboard/agent';
-import { chat, speakStream, type ChatMessage } from 'switchboard/llm';
+import { chatWithTools, speakStream, type ChatMessage } from 'switchboard/llm';
 
 export const SYSTEM_PROMPT = [
   'You are a friendly assistant answering a phone call.',
   'Your words are spoken aloud: reply in one to three short sentences of plain speech,',
   'with no lists, markdown, emoji, links or spelled-out symbols.',
   'If you are not sure, say so briefly. Ask one question at a time.',
+  'You can book appointments: find a free slot with find_slot, and book it with book_slot only once the caller agreed to that time.',
 ].join(' ');
 
 export const GREETING = 'Hello, this is the Switchboard assistant. How can I help you?';
 export const APOLOGY = 'Sorry, I am having trouble answering right now. Could you try again in a moment?';
 /** How many user/assistant messages the state keeps. */
 export const HISTORY_LIMIT = 12;
+
+/** The demo calendar's opening times, the same every day. */
+export const SLOT_TIMES = ['09:00', '10:30', '14:00', '16:30'];
+const booked = new Map<string, string>(); // slot → booking reference
+const bookings = new Map<string, string>(); // request id → booking reference (a retried booking is the same booking)
+
+export const tools = {
+  find_slot: {
+    description: 'Lists the free appointment times on a day. Returns { day, free: ["HH:MM", ...] }.',
+    parameters: { type: 'object', properties: { day: { type: 'string', description: 'The day, e.g. "tuesday" or "2026-03-02"' } }, required: ['day'] },
+    run: (args: Json): Json => {
+      const day = String((args as { day?: Json } | null)?.day ?? '').toLowerCase();
+      return { day, free: SLOT_TIMES.filter((t) => !booked.has(`${day} ${t}`)) };
+    },
+  },
+  book_slot: {
+    description: 'Books a free time on a day for the caller. Returns { booked: true, reference } or { booked: false, reason }.',
+    parameters: {
+      type: 'object',
+      properties: { day: { type: 'string' }, time: { type: 'string', description: 'HH:MM, one of find_slot\'s free times' } },
+      required: ['day', 'time'],
+    },
+    run: (args: Json, tool: { requestId: string }): Json => {
+      const a = (args ?? {}) as { day?: Json; time?: Json };
+      const slot = `${String(a.day ?? '').toLowerCase()} ${String(a.time ?? '')}`;
+      const again = bookings.get(tool.requestId);
+      if (again) return { booked: true, reference: again };
+      if (!SLOT_TIMES.includes(String(a.time))) return { booked: false, reason: 'no such time' };
+      if (booked.has(slot)) return { booked: false, reason: 'taken' };
+      const reference = `B-${booked.size + 1}`;
+      booked.set(slot, reference);
+      bookings.set(tool.requestId, reference);
+      return { booked: true, reference };
+    },
+  },
+};
 
 type Turn = { role: 'user' | 'assistant'; content: string };
 
@@ -49,6 +93,7 @@ function remember(ctx: AgentContext, turns: Turn[]): void {
 
 export default defineAgent({
   name: 'assistant',
+  tools,
 
   async onStart(ctx) {
     remember(ctx, [{ role: 'assistant', content: GREETING }]);
@@ -66,7 +111,8 @@ export default defineAgent({
     remember(ctx, turns); // the question is kept even if the answer fails
     const messages: ChatMessage[] = [{ role: 'system', content: SYSTEM_PROMPT }, ...turns.slice(-HISTORY_LIMIT)];
     try {
-      const reply = await speakStream(ctx, chat({ model: process.env.OPENAI_MODEL || 'gpt-4o-mini', messages, temperature: 0.4, maxTokens: 200, timeoutMs: 20_000 }));
+      const model = process.env.OPENAI_MODEL || 'gpt-4o-mini';
+      const reply = await speakStream(ctx, chatWithTools(ctx, { model, messages, tools, maxToolCalls: 4, temperature: 0.4, maxTokens: 200, timeoutMs: 20_000 }));
       if (reply.trim()) remember(ctx, [...turns, { role: 'assistant', content: reply.trim() }]);
     } catch (err) {
       await ctx.note(`LLM error: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500));

@@ -26,7 +26,7 @@ export const ErrorInfo = z.object({
 });
 export type ErrorInfo = z.infer<typeof ErrorInfo>;
 
-export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume'] as const;
+export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered'] as const;
 const HookSchema = z.enum(HOOKS);
 
 const DtmfOptions = z.object({ maxDigits: z.number().int().positive().optional(), finishOn: z.string().optional() });
@@ -44,6 +44,7 @@ const TurnInputSchema = z.object({
   utterance: z.object({ text: z.string().nullable(), durationMs: z.number() }).optional(),
   digit: z.string().optional(),
   silentMs: z.number().optional(),
+  answered: z.object({ by: z.enum(['human', 'machine', 'unknown']), treatedAs: z.enum(['human', 'machine']), evidence: z.record(z.string(), json) }).optional(),
 });
 
 const ToolContextSchema = z.object({ callId: z.string(), turn: z.number().int(), requestId: z.string() });
@@ -71,6 +72,8 @@ export const ActionCall = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('hangup'), args: z.tuple([z.string()]) }),
   z.object({ kind: z.literal('tool'), args: z.tuple([z.string(), json]) }),
   z.object({ kind: z.literal('note'), args: z.tuple([z.string()]) }),
+  z.object({ kind: z.literal('pause_recording'), args: z.tuple([z.string().min(1).max(200)]) }),
+  z.object({ kind: z.literal('resume_recording'), args: z.tuple([]) }),
 ]);
 export type ActionCall = z.infer<typeof ActionCall>;
 export type ActionKind = ActionCall['kind'];
@@ -81,13 +84,24 @@ export type ActionMessage = z.infer<typeof ActionMessage>;
 
 export const FromWorker = z.union([
   z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional() }),
+  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional(), sensitive: z.array(z.string()).optional() }),
   z.object({ type: z.literal('init_done'), ok: z.literal(false), error: ErrorInfo, hooks: z.array(HookSchema).optional() }),
   ActionMessage,
   z.object({ type: z.literal('turn_done'), turnId: z.string(), ok: z.literal(true), state: z.record(z.string(), json) }),
   z.object({ type: z.literal('turn_done'), turnId: z.string(), ok: z.literal(false), error: ErrorInfo }),
   z.object({ type: z.literal('tool_done'), toolId: z.string(), ok: z.literal(true), value: json }),
   z.object({ type: z.literal('tool_done'), toolId: z.string(), ok: z.literal(false), error: ErrorInfo }),
+  z.object({
+    type: z.literal('span'),
+    turnId: z.string(),
+    span: z.object({
+      name: z.literal('llm'),
+      startMs: z.number(),
+      endMs: z.number(),
+      firstTokenMs: z.number().nullable(),
+      attributes: z.record(z.string(), z.union([z.string().max(200), z.number(), z.boolean()])),
+    }),
+  }),
 ]);
 export type FromWorker = z.infer<typeof FromWorker>;
 
@@ -146,5 +160,9 @@ export function applyAction(actions: TurnActions, call: ActionCall): Promise<unk
       return actions.tool(call.args[0], call.args[1]);
     case 'note':
       return actions.note(call.args[0]);
+    case 'pause_recording':
+      return actions.pauseRecording(call.args[0]);
+    case 'resume_recording':
+      return actions.resumeRecording();
   }
 }

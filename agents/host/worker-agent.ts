@@ -7,7 +7,7 @@
  *     new Worker(bootstrap, { resourceLimits }) ──►
  *                                               ◄── ready
  *     init {name, version}                      ──► import bundle, defineAgent, def.init()
- *                                               ◄── init_done {ok, hooks, tools' requirements | error}
+ *                                               ◄── init_done {ok, hooks, tools' requirements, sensitive tools | error}
  *     turn {turnId, input}                      ──► makeContext + runHook
  *                                               ◄── action {turnId, seq, kind, args}   (ctx.say …)
  *     actions.<kind>(...args) on the bridge
@@ -117,6 +117,7 @@ export class WorkerAgent implements Agent {
   readonly stats = { restarts: 0, turns: 0 };
   private hooks = new Set<Hook>();
   private toolNeeds: Readonly<Record<string, ToolRequirement>> = {};
+  private sensitiveTools: ReadonlySet<string> = new Set();
   private current: Slot | null = null;
   private starting: Promise<Slot> | null = null;
   private spawned = 0;
@@ -144,6 +145,10 @@ export class WorkerAgent implements Agent {
 
   toolRequires(name: string): ToolRequirement {
     return Object.hasOwn(this.toolNeeds, name) ? (this.toolNeeds[name] ?? 'none') : 'none';
+  }
+
+  toolSensitive(name: string): boolean {
+    return this.sensitiveTools.has(name);
   }
 
   async runTurn(input: TurnInput, actions: TurnActions): Promise<TurnOutcome> {
@@ -268,6 +273,7 @@ export class WorkerAgent implements Agent {
           clearTimeout(timer);
           this.hooks = new Set(msg.hooks);
           this.toolNeeds = msg.tools ?? {};
+          this.sensitiveTools = new Set(msg.sensitive ?? []);
           if (this.spawned > 1) this.o.logger?.info({ restarts: this.stats.restarts }, 'agent worker restarted');
           resolve(slot);
         } else if (msg.type === 'unknown') {
@@ -341,6 +347,9 @@ export class WorkerAgent implements Agent {
         else t.reject(toError(msg.error));
         return;
       }
+      case 'span':
+        slot.turns.get(msg.turnId)?.actions.trace?.(msg.span);
+        return;
       case 'unknown':
         this.o.logger?.warn({ issues: msg.issues }, 'agent worker sent an invalid message; ignored');
         return;

@@ -15,11 +15,12 @@
  * never the worker; a crash, a hang or running out of memory is handled by
  * the gateway, which restarts the worker.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { makeContext, runHook } from '../context.ts';
 import { defineAgent, type AgentDefinition, type GatherResult, type Json, type SayResult, type ToolContext } from '../sdk.ts';
-import type { TurnActions, TurnInput } from '../types.ts';
+import { LLM_SPAN_REPORTER, type AgentSpan, type TurnActions, type TurnInput } from '../types.ts';
 import { HOOKS, JsonValue, checkAction, errorInfo, parseToWorker, toError, type FromWorker } from './protocol.ts';
 
 /** What WorkerAgent passes as `workerData`. */
@@ -53,7 +54,8 @@ function serve(port: MessagePort, bundlePath: string): void {
       await d.init?.();
       def = d;
       const tools = Object.fromEntries(Object.entries(d.tools ?? {}).map(([name, t]) => [name, t.requires ?? 'none'] as const));
-      post({ type: 'init_done', ok: true, hooks: hooks(d), tools });
+      const sensitive = Object.entries(d.tools ?? {}).flatMap(([name, t]) => (t.sensitive === true ? [name] : []));
+      post({ type: 'init_done', ok: true, hooks: hooks(d), tools, sensitive });
     } catch (err) {
       post({ type: 'init_done', ok: false, error: errorInfo(err) });
     }
@@ -84,11 +86,24 @@ function serve(port: MessagePort, bundlePath: string): void {
       hangup: (reason) => call<void>('hangup', [reason]),
       tool: (name, args) => call<Json>('tool', [name, args]),
       note: (text) => call<void>('note', [text]),
+      pauseRecording: (reason) => call<void>('pause_recording', [reason]),
+      resumeRecording: () => call<void>('resume_recording', []),
       filler: async () => {}, // the gateway's, during a restart
     };
   }
 
-  async function turn(turnId: string, input: TurnInput): Promise<void> {
+  // The LLM helper bundled into the agent reports its requests here (agents/llm.ts): each goes to its turn's trace.
+  const turnOf = new AsyncLocalStorage<string>();
+  (globalThis as Record<symbol, unknown>)[LLM_SPAN_REPORTER] = (span: AgentSpan): void => {
+    const turnId = turnOf.getStore();
+    if (turnId) post({ type: 'span', turnId, span });
+  };
+
+  function turn(turnId: string, input: TurnInput): Promise<void> {
+    return turnOf.run(turnId, () => runTurn(turnId, input));
+  }
+
+  async function runTurn(turnId: string, input: TurnInput): Promise<void> {
     try {
       if (!def) throw new Error('the agent is not initialised');
       const { ctx, state } = makeContext(input, actionsFor(turnId), agent);

@@ -43,6 +43,8 @@ const ACTIONS: TurnActions = {
   hangup: refuse,
   tool: refuse,
   note: () => Promise.resolve(),
+  pauseRecording: refuse,
+  resumeRecording: refuse,
   filler: () => Promise.resolve(),
 };
 

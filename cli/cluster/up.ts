@@ -116,11 +116,20 @@ function refuseIfRunning(dir: string): void {
   if (alive.length > 0) throw new Error(`processes of an earlier cluster over ${dir} still run (process groups ${alive.join(', ')}): stop them first (kill -TERM -- -PGID)`);
 }
 
-/** Polls the node's /readyz until 200; throws when the node exits first or after `timeoutMs`. */
+/** The last lines of a node's log, for the error that says it died (the log may sit in a directory about to go). */
+function logTail(file: string, lines = 12): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).map((l) => `  ${l.slice(0, 400)}`).join('\n');
+  } catch {
+    return '  (no log)';
+  }
+}
+
+/** Polls the node's /readyz until 200; throws, with the tail of its log, when the node exits first or after `timeoutMs`. */
 export async function waitReady(node: ClusterNode, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (!node.child.running()) throw new Error(`${node.id} exited while starting (log: ${node.log})`);
+    if (!node.child.running()) throw new Error(`${node.id} exited while starting (log: ${node.log}):\n${logTail(node.log)}`);
     try {
       const r = await fetch(`http://${node.host}:${node.httpPort}/readyz`, { signal: AbortSignal.timeout(1000) });
       if (r.status === 200) return;

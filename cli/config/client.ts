@@ -12,7 +12,7 @@ export function clientSettings(env: NodeJS.ProcessEnv = process.env): { url: str
   return { url: e.SWITCHBOARD_URL?.trim() || undefined, token: e.SWITCHBOARD_TOKEN?.trim() || undefined };
 }
 
-const CONNECT: readonly VariableName[] = ['SWITCHBOARD_PUBLIC_URL', 'SWITCHBOARD_SIP_PORT', 'VONAGE_API_KEY', 'VONAGE_API_SECRET', 'VONAGE_APPLICATION_ID', 'VONAGE_API_HOST', 'VONAGE_REST_HOST'];
+const CONNECT: readonly VariableName[] = ['SWITCHBOARD_PUBLIC_URL', 'SWITCHBOARD_SIP_PORT', 'VONAGE_API_KEY', 'VONAGE_API_SECRET', 'VONAGE_APPLICATION_ID', 'VONAGE_API_HOST', 'VONAGE_REST_HOST', 'TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_API_BASE'];
 
 /**
  * The variables `switchboard numbers connect` uses, as given ('' = unset): it checks them itself, naming a missing

@@ -23,11 +23,11 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import type { EncryptionPolicies, OutboundConfig, SipTlsSettings, TrunkConfig, WebrtcConfig } from '../../ingress/settings.ts';
+import type { EncryptionPolicies, OutboundConfig, ProviderAccounts, SipTlsSettings, TrunkConfig, WebrtcConfig } from '../../ingress/settings.ts';
 import { resolveDurability, type Durability } from '../../store/index.ts';
 import { clusterSettings, type ClusterSettings } from './cluster.ts';
 import { EnvSchema, pickEnv, type Env, type ProfileName, type VariableName } from './schema.ts';
-import { ConfigError, encryptionSettings, outboundSettings, speechSettings, tlsSettings, trunkSettings, webrtcSettings, type SpeechSettings } from './sections.ts';
+import { ConfigError, encryptionSettings, outboundSettings, providerAccountsSettings, speechSettings, tlsSettings, trunkSettings, webrtcSettings, type SpeechSettings } from './sections.ts';
 
 export { ConfigError } from './sections.ts';
 export type { SpeechSettings } from './sections.ts';
@@ -45,7 +45,8 @@ export interface Config {
   /** Call ownership (schema/nodes.ts, bridge/ownership.ts): the lease a node's heartbeat gives its calls; the drain's time limit (bridge/drain.ts). */
   ownership: { leaseMs: number; drainTimeoutMs: number };
   admission: { maxCalls: number; maxLoopLagMs: number };
-  providers: { twilio: { authToken: string | undefined }; vonage: { signatureSecret: string | undefined } };
+  /** `accounts`: SWITCHBOARD_PROVIDER_ACCOUNTS, the credentials outbound calls are placed with (ingress/provider-accounts.ts). */
+  providers: { twilio: { authToken: string | undefined }; vonage: { signatureSecret: string | undefined }; accounts: ProviderAccounts };
   sip: {
     port: number;
     rtpPorts: { low: number; high: number };
@@ -64,6 +65,8 @@ export interface Config {
   webrtc: WebrtcConfig;
   speech: SpeechSettings;
   recording: { ffmpegPath: string | undefined; retentionSweepMs: number };
+  /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces go; unset = tracing off (telemetry/tracing.ts). */
+  telemetry: { otlpEndpoint: string | undefined };
   agents: {
     silenceMs: number | undefined;
     initTimeoutMs: number | undefined;
@@ -132,7 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     admin: { token: e.SWITCHBOARD_ADMIN_TOKEN },
     ownership: { leaseMs: e.SWITCHBOARD_CLUSTER_LEASE_MS, drainTimeoutMs: e.SWITCHBOARD_DRAIN_TIMEOUT_MS },
     admission: { maxCalls: e.SWITCHBOARD_MAX_CALLS, maxLoopLagMs: e.SWITCHBOARD_MAX_LOOP_LAG_MS },
-    providers: { twilio: { authToken: e.TWILIO_AUTH_TOKEN }, vonage: { signatureSecret: e.VONAGE_SIGNATURE_SECRET } },
+    providers: { twilio: { authToken: e.TWILIO_AUTH_TOKEN }, vonage: { signatureSecret: e.VONAGE_SIGNATURE_SECRET }, accounts: providerAccountsSettings(e.SWITCHBOARD_PROVIDER_ACCOUNTS) },
     sip: {
       port: e.SWITCHBOARD_SIP_PORT,
       rtpPorts: rtpRange(e.SWITCHBOARD_RTP_PORTS),
@@ -149,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webrtc: webrtcSettings(e),
     speech: speechSettings(e),
     recording: { ffmpegPath: e.SWITCHBOARD_FFMPEG, retentionSweepMs: e.SWITCHBOARD_RETENTION_SWEEP_MS },
+    telemetry: { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
     agents: {
       silenceMs: e.SWITCHBOARD_AGENT_SILENCE_MS,
       initTimeoutMs: e.SWITCHBOARD_AGENT_INIT_TIMEOUT_MS,

@@ -109,12 +109,20 @@ export const VARIABLES = {
     default: '600000',
     meaning: 'draining (SIGTERM, `switchboard drain`): how long live calls may go on; then cluster mode hands them over, embedded mode ends them',
   }),
+  OTEL_EXPORTER_OTLP_ENDPOINT: spec({
+    schema: z.url({ error: 'expected an http(s) URL, e.g. http://localhost:4318' }).optional(),
+    section: 'gateway',
+    default: null,
+    unset: 'no tracing (the OpenTelemetry SDK is not loaded)',
+    meaning: 'OpenTelemetry: export one trace per call over OTLP/HTTP to <URL>/v1/traces',
+  }),
   // ── admission ────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_MAX_CALLS: spec({ schema: limit('SWITCHBOARD_MAX_CALLS').default(0), section: 'admission', default: '0', meaning: 'live calls on this node (0 = no limit); past it new calls get a busy answer' }),
   SWITCHBOARD_MAX_LOOP_LAG_MS: spec({ schema: limit('SWITCHBOARD_MAX_LOOP_LAG_MS').default(0), section: 'admission', default: '0', meaning: "refuse new calls while the event loop's delay p99 exceeds it (0 = off)" }),
   // ── providers ────────────────────────────────────────────────────────────────────────────────────────────────────
   TWILIO_AUTH_TOKEN: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: 'checks X-Twilio-Signature' }),
   VONAGE_SIGNATURE_SECRET: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'webhooks unchecked (development only)', secret: true, meaning: "checks Vonage's signed webhooks and media handshake" }),
+  SWITCHBOARD_PROVIDER_ACCOUNTS: spec({ schema: raw.optional(), section: 'providers', default: null, unset: 'no outbound calls through Twilio or Vonage', meaning: 'JSON file of provider credentials per tenant/number for outbound calls (never logged)' }),
   // ── SIP ──────────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_SIP_PORT: spec({ schema: port.default(5060), section: 'sip', default: '5060', meaning: 'SIP over UDP and TCP' }),
   SWITCHBOARD_SIP_TLS_PORT: spec({ schema: port.default(5061), section: 'sip', default: '5061', meaning: 'SIP over TLS (TLS 1.2+), when SWITCHBOARD_SIP_TLS_CERT is set' }),
@@ -163,6 +171,8 @@ export const VARIABLES = {
   VONAGE_API_SECRET: spec({ schema: raw.optional(), section: 'client', default: null, secret: true, meaning: 'switchboard numbers connect --provider vonage' }),
   VONAGE_APPLICATION_ID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider vonage' }),
   VONAGE_API_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage API host' }),
+  TWILIO_ACCOUNT_SID: spec({ schema: raw.optional(), section: 'client', default: null, meaning: 'switchboard numbers connect --provider twilio (with TWILIO_AUTH_TOKEN)' }),
+  TWILIO_API_BASE: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Twilio's", meaning: 'numbers connect: the Twilio REST API base' }),
   VONAGE_REST_HOST: spec({ schema: raw.optional(), section: 'client', default: null, unset: "Vonage's", meaning: 'numbers connect: the Vonage REST host' }),
 };
 

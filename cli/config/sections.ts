@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import { z } from 'zod';
-import { CidrList, DEFAULT_RATE, defaultRealm, EncryptionPolicies, EncryptionPolicyError, ha1Of, OutboundConfig, OutboundConfigError, type SipTlsSettings, type TrunkConfig, type WebrtcConfig } from '../../ingress/settings.ts';
+import { CidrList, DEFAULT_RATE, defaultRealm, EncryptionPolicies, EncryptionPolicyError, ha1Of, OutboundConfig, OutboundConfigError, ProviderAccounts, ProviderAccountsError, type SipTlsSettings, type TrunkConfig, type WebrtcConfig } from '../../ingress/settings.ts';
 import type { Env } from './schema.ts';
 
 export class ConfigError extends Error {
@@ -86,6 +86,24 @@ export function outboundSettings(file: string | undefined): OutboundConfig {
     return OutboundConfig.parse(json, `SWITCHBOARD_SIP_OUTBOUND (${path})`);
   } catch (err) {
     if (err instanceof OutboundConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
+}
+
+/** SWITCHBOARD_PROVIDER_ACCOUNTS (a path); unset = no provider accounts (outbound calls through SIP only). */
+export function providerAccountsSettings(file: string | undefined): ProviderAccounts {
+  const path = file?.trim();
+  if (!path) return ProviderAccounts.empty();
+  let json: unknown;
+  try {
+    json = JSON.parse(fs.readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`SWITCHBOARD_PROVIDER_ACCOUNTS: cannot read ${path} as JSON: ${(err as Error).message}`);
+  }
+  try {
+    return ProviderAccounts.parse(json, `SWITCHBOARD_PROVIDER_ACCOUNTS (${path})`);
+  } catch (err) {
+    if (err instanceof ProviderAccountsError) throw new ConfigError(err.message);
     throw err;
   }
 }

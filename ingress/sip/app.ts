@@ -26,6 +26,7 @@ import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
 import { unmapped } from './cidr.ts';
 import type { IngressStore } from '../port.ts';
+import { loadWerift, sdpWantsSrtp, weriftLoaded } from '../werift.ts';
 import { EncryptionPolicies, type EncryptionPolicy } from './encryption-policy.ts';
 import { Dialog, DialogState, dialogId } from './dialog.ts';
 import { resumeStoredDialogs } from './resume.ts';
@@ -159,6 +160,7 @@ export class SipApp implements UasHandler {
   }
 
   invite(tx: InviteServerTransaction, v: ValidRequest, peer: Peer): void {
+    if (this.heldForSrtp(v, () => this.invite(tx, v, peer))) return;
     const ctx = v.to.params.tag ? this.find(v) : undefined;
     if (v.to.params.tag && !ctx) return void this.uas.respond(tx, 481);
     const run = ctx ? this.offers.reInvite(tx, v, ctx) : this.calls.invite(tx, v, peer);
@@ -225,9 +227,21 @@ export class SipApp implements UasHandler {
 
   /** UPDATE (RFC 3311) in a confirmed dialog: offer-answer.ts; in the early dialog of a ringing call: early-update.ts; else 481. */
   update(tx: NonInviteServerTransaction, v: ValidRequest): void {
+    if (this.heldForSrtp(v, () => this.update(tx, v))) return;
     const ctx = this.find(v);
     if (!ctx) return void (this.calls.earlyUpdate(tx, v) || this.outboundEarly?.update(tx, v) || this.uas.respond(tx, 481));
     this.offers.update(tx, v, ctx);
+  }
+
+  /**
+   * An SDP that may agree SRTP (RTP/SAVP, or a=crypto) before werift is loaded (the first SRTP call after a start,
+   * ingress/werift.ts): handled once it is (`then`), so the SRTP context it builds finds the ciphers. True when held
+   * back; a failed load is logged and the request left unanswered (its transaction times out).
+   */
+  private heldForSrtp(v: ValidRequest, then: () => void): boolean {
+    if (weriftLoaded() || !sdpWantsSrtp(v.sdp)) return false;
+    loadWerift().then(then, (err: unknown) => this.log.error({ err, callId: v.callId }, 'loading the SRTP ciphers (werift) failed'));
+    return true;
   }
 
   cancel(inviteTx: InviteServerTransaction): void {

@@ -38,6 +38,7 @@ import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
 import { EarlyMediaRoutes } from './early-media.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
+import { loadWerift } from '../werift.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get 503 with Retry-After: host.calls). */
 export interface SipOptions {
@@ -181,6 +182,8 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     admission,
     dialer,
     tls,
+    // The SRTP ciphers (werift) are loaded on first use; warm() starts that once the gateway listens.
+    warm: async () => void (await loadWerift()),
     close: () =>
       (closing ??= (async () => {
         tls?.close();

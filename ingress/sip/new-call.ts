@@ -34,6 +34,7 @@ import { negotiate, offerSdp, type NegotiatedMedia, type SrtpAgreement } from '.
 import { answerSrtp, offerCrypto } from './sdes.ts';
 import { negotiateUas, type UasTimerDecision } from './session-timer.ts';
 import { encryptionFields, SrtpContext } from './srtp.ts';
+import { loadWerift, weriftLoaded } from '../werift.ts';
 import type { MasterKey } from '../../recording/master-key.ts';
 import { InviteTxState, type InviteServerTransaction, type NonInviteServerTransaction } from './transaction.ts';
 import type { Peer } from './transport.ts';
@@ -303,6 +304,7 @@ export class NewCalls {
       return this.host.byeDialog(dialog, reason);
     }
     const agreed = srtp.ok ? srtp.agreed : undefined;
+    if (agreed && !weriftLoaded()) await loadWerift();
     Object.assign(dialog.snap, { remoteMedia: neg.media.remote, codec: neg.media.codec, payloadType: neg.media.payloadType, eventPayloadType: neg.media.eventPayloadType, direction: neg.media.direction, ...encryptionFields(agreed, this.host.masterKey, v.callId) });
     dialog.transition(DialogState.Confirmed);
     const rtp = new RtpSession(sockets, neg.media, `switchboard@${address}`);

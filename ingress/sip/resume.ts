@@ -27,6 +27,7 @@ import { Dialog, DialogState, snapshotProblem, type DialogSnapshot } from './dia
 import type { SipLeg } from './leg.ts';
 import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { openKeys, SrtpContext } from './srtp.ts';
+import { loadWerift, weriftLoaded } from '../werift.ts';
 import type { MasterKey } from '../../recording/master-key.ts';
 import type { Peer } from './transport.ts';
 import { call_resume_requested } from '../../schema/reducers.ts';
@@ -77,6 +78,8 @@ export async function resumeStoredDialogs(host: ResumeHost): Promise<number> {
 }
 
 async function resumeOne(host: ResumeHost, ref: CallRef, snap: DialogSnapshot): Promise<boolean> {
+  // An SRTP call's media waits for the ciphers (werift, not loaded at start: ingress/werift.ts).
+  if (snap.srtp && !weriftLoaded()) await loadWerift();
   const dialog = new Dialog({ ...snap, routeSet: [...snap.routeSet] }, DialogState.Confirmed);
   const peer: Peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
   const address = host.localAddress(peer);

@@ -103,6 +103,20 @@ export function timerFromAnswer(h: Headers): { interval: number; refresher: Refr
   return { interval: se.seconds, refresher: se.refresher ?? 'uac' };
 }
 
+/** The longest session interval a callee's `Min-SE` may ask of us (a day): beyond it a 422 ends the call. */
+export const MAX_SESSION_EXPIRES = 86_400;
+
+/**
+ * RFC 4028 §7.4, a UAC's answer to `422 Session Interval Too Small`: the Session-Expires (and Min-SE) to send the
+ * INVITE again with — the 422's Min-SE, never below what we asked — or null when it cannot be met: no usable Min-SE,
+ * one above `MAX_SESSION_EXPIRES`, or a 422 to our retry already.
+ */
+export function intervalAfter422(current: number, minSeHeader: string | undefined, retried: boolean): number | null {
+  const minSe = parseMinSe(minSeHeader);
+  if (retried || minSe === null || minSe > MAX_SESSION_EXPIRES) return null;
+  return Math.max(current, minSe);
+}
+
 /** When the refresher refreshes: half the interval (§7.2, §10). */
 export const refreshAfterMs = (interval: number): number => (interval * 1000) / 2;
 /** When the non-refresher gives up: interval − min(32 s, interval / 3) (§10). */

@@ -19,12 +19,15 @@
  *
  * Our own stream needs no stored ROC: a restarted node sends with a new random SSRC (rtp.ts), so its index starts
  * over under the same key without reusing a keystream.
+ *
+ * werift is not loaded at start (ingress/werift.ts): whoever builds an SrtpContext awaits `loadWerift()` first.
  */
 import crypto from 'node:crypto';
-import { RtpHeader, SrtcpSession, SrtpSession } from 'werift';
+import type { SrtcpSession, SrtpSession } from 'werift';
 import type { MasterKey } from '../../recording/master-key.ts';
 import { SUITES, type SdesSuite, type SrtpKeys } from './sdes.ts';
 import { srtcpAsTag80, srtpAsTag80, truncateTag } from './srtp-tag32.ts';
+import { werift } from '../werift.ts';
 
 /** The far end's stream state a restart needs (not secret). */
 export interface InboundState {
@@ -95,20 +98,22 @@ export class SrtpContext {
   /** Called when the far end's ROC grows (the caller stores it, so a restart resumes from it). */
   onRollover: ((state: InboundState[]) => void) | null = null;
 
+  private readonly w = werift();
+
   constructor(readonly keys: SrtpKeys) {
     const config = {
       profile: SUITES[keys.suite].profile,
       keys: { localMasterKey: keys.local.key, localMasterSalt: keys.local.salt, remoteMasterKey: keys.remote.key, remoteMasterSalt: keys.remote.salt },
     };
-    this.rtp = new SrtpSession(config);
-    this.rtcp = new SrtcpSession(config);
+    this.rtp = new this.w.SrtpSession(config);
+    this.rtcp = new this.w.SrtcpSession(config);
     this.tagLength = SUITES[keys.suite].srtpTag;
     this.short = keys.suite === 'AES_CM_128_HMAC_SHA1_32';
   }
 
   /** An RTP packet (12-byte header, no CSRC or extension: what rtp.ts sends) ─► SRTP. */
   protectRtp(packet: Buffer): Buffer {
-    const header = RtpHeader.deSerialize(packet);
+    const header = this.w.RtpHeader.deSerialize(packet);
     const out = this.rtp.encrypt(packet.subarray(header.payloadOffset), header);
     return this.short ? truncateTag(out) : out;
   }

@@ -37,6 +37,7 @@ import { negotiate, offerSdp } from './sdp.ts';
 import { answerSrtp, offerCrypto } from './sdes.ts';
 import { encryptionFields, openKeys, SrtpContext } from './srtp.ts';
 import type { Peer } from './transport.ts';
+import { loadWerift } from '../werift.ts';
 import type { SipUas } from './uas.ts';
 import { ALLOW, SUPPORTED } from './validate.ts';
 
@@ -176,6 +177,8 @@ export class SipTakeover<C extends TakenCall> {
     host.log.warn({ call: ref.callId, callId: stored.callId, lost }, `node ${lost} is gone: taking its SIP call over`);
     // The dead node's media is gone: the call waits in `resuming` (a rival that did this first makes it refused).
     if (latest.state === 'connected') await host.calls.mediaLost(ref, latest.id, `node ${lost} lost: SIP call taken over`).catch(() => undefined);
+    // An SRTP call's ciphers are werift's, loaded on first use (ingress/werift.ts): loaded before any port is taken.
+    if (stored.srtp || stored.mediaEncryption === 'srtp') await loadWerift();
     const sockets = await host.rtp.bind();
     const peer: Peer = { transport: stored.transport, address: stored.peer.address, port: stored.peer.port };
     const dest = routeDestination(stored, { transport: stored.transport, ...stored.peer });

@@ -12,6 +12,7 @@
  *     │        from the callee in the early dialog is answered there (early-update.ts: 200 + answer once an 18x
  *     │        brought SDP, else 491), and its offer/answer is the call's once answered
  *     ├─ 401/407 ─► answered ONCE with digest credentials (outbound-config.ts): CSeq+1, same Call-ID and From tag
+ *     ├─ 422 ─► sent ONCE more with Session-Expires and Min-SE raised to the 422's Min-SE (RFC 4028 §7.4)
  *     ├─ 2xx ─► dialog (remote tag, Contact, Record-Route reversed) ─► ACK (again for each retransmitted 2xx);
  *     │        its Session-Expires starts the session timer (RFC 4028 §7.2: no refresher named = us)
  *     │        ─► call_answered ─► SipApp.adoptOutbound: the same SipLeg / CallSession path as inbound
@@ -26,7 +27,7 @@
  *
  *   Calling ─ 1xx ─► Ringing ─ ring timeout ─► Cancelling
  *      ▲                │
- *      └── 401/407 (the first one, from Calling or Ringing): a new INVITE transaction
+ *      └── 401/407 (the first one, from Calling or Ringing), 422 (the first one): a new INVITE transaction
  *      ├──────── 2xx ───────────────┬──────────────┬───► Answered
  *      └──────── failure/timeout ───┴──────────────┴───► Failed
  */
@@ -47,10 +48,11 @@ import { RtpSession, type RtpPortPool } from './rtp.ts';
 import { negotiate, offerSdp } from './sdp.ts';
 import { answerSrtp, offerCrypto } from './sdes.ts';
 import { encryptionFields, SrtpContext } from './srtp.ts';
+import { loadWerift, weriftLoaded } from '../werift.ts';
 import type { Destination, SipUas } from './uas.ts';
 import { ALLOW, SUPPORTED } from './validate.ts';
 import { formatRAck, parseRSeq, requires100rel } from './prack.ts';
-import { DEFAULT_SESSION_EXPIRES, timerFromAnswer } from './session-timer.ts';
+import { DEFAULT_SESSION_EXPIRES, intervalAfter422, timerFromAnswer } from './session-timer.ts';
 import { endReasonFor } from './end-reasons.ts';
 import { outboundEarlyUpdate, type OutboundEarly } from './early-update.ts';
 import type { NonInviteServerTransaction } from './transaction.ts';
@@ -94,6 +96,11 @@ class Attempt {
   state = AttemptState.Calling;
   cseq = 1;
   authTried = false;
+  /** The credentials the last INVITE carried (sent again on a 422 retry). */
+  auth: { header: string; value: string } | null = null;
+  /** RFC 4028 §7.4: our Session-Expires, and the Min-SE we say once a 422 raised it (set = retried once). */
+  sessionExpires = DEFAULT_SESSION_EXPIRES;
+  minSe: number | null = null;
   invite: SipRequest | null = null;
   ack: SipRequest | null = null;
   ackDest: Destination | null = null;
@@ -146,12 +153,14 @@ export class SipDialer implements OutboundDialer {
     return this.attempts.size;
   }
 
+  readonly prefixes = ['sip:', 'sips:'] as const;
+
   targetProblem(to: string): string | null {
     const u = parseSipUri(to);
     return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port])';
   }
 
-  async dial(req: DialRequest): Promise<{ callId: string; sipCallId: string }> {
+  async dial(req: DialRequest): Promise<{ callId: string; providerCallId: string; sipCallId: string }> {
     const uri = parseSipUri(req.to);
     if (!uri) throw new DialError(400, 'invalid_request', `to: ${req.to} is not a sip: URI`);
     const route = this.deps.config.routeFor(uri.host);
@@ -173,7 +182,7 @@ export class SipDialer implements OutboundDialer {
     });
     const sipCallId = `${crypto.randomBytes(12).toString('hex')}@switchboard`;
     const receipt = await this.deps.calls
-      .dial({ tenant: req.tenant, caller: req.caller, provider: PROVIDER, providerCallId: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null })
+      .dial({ tenant: req.tenant, caller: req.caller, provider: PROVIDER, providerCallId: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null, ...(req.amd ? { amd: req.amd } : {}) })
       .catch((err: unknown) => {
         this.releaseSockets(sockets);
         throw err;
@@ -201,7 +210,7 @@ export class SipDialer implements OutboundDialer {
       this.deps.ringTimeoutMs ?? 60_000,
     );
     a.ringTimer.unref();
-    return { callId, sipCallId };
+    return { callId, providerCallId: sipCallId, sipCallId };
   }
 
   /** An UPDATE from the callee in the early dialog of a call we are dialing (early-update.ts); false: none matches. */
@@ -254,7 +263,9 @@ export class SipDialer implements OutboundDialer {
     h.add('allow', ALLOW.join(', '));
     h.add('user-agent', 'switchboard');
     h.add('supported', SUPPORTED.join(', '));
-    h.add('session-expires', String(DEFAULT_SESSION_EXPIRES));
+    h.add('session-expires', String(a.sessionExpires));
+    if (a.minSe !== null) h.add('min-se', String(a.minSe));
+    a.auth = auth;
     if (auth) h.add(auth.header, auth.value);
     h.add('content-type', 'application/sdp');
     const body = Buffer.from(offerSdp({ address: a.local, port: a.sockets.port, sessionId: a.sdpSession, sessionVersion: 1 }, a.crypto ?? undefined));
@@ -295,8 +306,29 @@ export class SipDialer implements OutboundDialer {
       this.log.info({ callId: a.sipCallId, status: res.status, user: a.route.username }, 'outbound INVITE challenged: answering once with digest credentials');
       return this.sendInvite(a, { header: res.status === 401 ? 'authorization' : 'proxy-authorization', value: answer.header });
     }
+    if (res.status === 422 && a.state !== AttemptState.Cancelling) return this.retryInterval(a, res);
     const reason = a.state === AttemptState.Cancelling && res.status === 487 && a.cancelReason ? a.cancelReason : endReasonFor(res.status);
     return this.fail(a, reason, res.status);
+  }
+
+  /**
+   * RFC 4028 §7.4: a `422 Session Interval Too Small` names the callee's `Min-SE`; the INVITE is sent once more (a new
+   * transaction, CSeq+1, the same Call-ID and From tag, the same credentials) with `Session-Expires` and `Min-SE`
+   * raised to it (never lowered). A 422 without a usable `Min-SE`, one above a day, or a second 422:
+   * the call ends `sip:session-interval-too-small`.
+   */
+  private retryInterval(a: Attempt, res: SipResponse): Promise<void> | void {
+    const interval = intervalAfter422(a.sessionExpires, res.headers.get('min-se'), a.minSe !== null);
+    if (interval === null) {
+      this.log.warn({ callId: a.sipCallId, minSe: res.headers.get('min-se') ?? null }, 'outbound INVITE: a 422 that cannot be met');
+      return this.fail(a, 'sip:session-interval-too-small', res.status);
+    }
+    a.sessionExpires = a.minSe = interval;
+    a.cseq++;
+    a.authTried = false; // the credentials go again; a fresh challenge to the new INVITE is answered once more
+    a.transition(AttemptState.Calling);
+    this.log.info({ callId: a.sipCallId, interval }, "outbound INVITE: 422, sent again with the callee's Min-SE");
+    this.sendInvite(a, a.auth);
   }
 
   /** RFC 3262 §4: a reliable 18x (Require: 100rel and an RSeq) gets one PRACK per RSeq, in its early dialog. */
@@ -350,6 +382,9 @@ export class SipDialer implements OutboundDialer {
       this.releaseSockets(a.sockets);
       return this.endCall(a, reason);
     }
+    // The SRTP ciphers (werift, ingress/werift.ts) before the call is answered: from `answered` to the RTP session
+    // being adopted nothing else may be awaited (an extra tick there loses the far end's first media).
+    if (agreed && !weriftLoaded()) await loadWerift();
     const r = await this.deps.calls.answered(a.ref, { caller: 'sip:uac' });
     if (!r.ok) {
       // Ended meanwhile (shutdown): hang up.

@@ -7,6 +7,10 @@
  *                                             <Redirect>/twilio/voice</Redirect>
  *   WS   /twilio/media  ─► signature + one-time token ─► TwilioLeg ─► host.calls.attach
  *   POST /twilio/status ─► host.calls.end on a final status (idempotent, out-of-order safe)
+ *   dialer              ─► outbound calls through Twilio's REST API (dialer.ts); their webhooks land on the
+ *                          same routes (routed by the number the call was placed from); `AnsweredBy` (AMD)
+ *                          ─► host.calls.answeredBy. A webhook is checked with the auth token of the account it
+ *                          names (AccountSid) when that account is configured, else TWILIO_AUTH_TOKEN.
  *
  * When the stream drops (this node killed, network), Twilio executes the
  * <Redirect>: the webhook lands again, the call goes `resuming`, and a fresh
@@ -34,7 +38,6 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import twilio from 'twilio';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
 import { refuseUpgrade } from '../../http/server.ts';
@@ -45,7 +48,10 @@ import { streamTokensFor, type StreamTokens } from '../stream-tokens.ts';
 import { TwilioLeg } from './leg.ts';
 import { parseInbound } from './messages.ts';
 import { verifyTwilioSignature, type SignaturePolicy } from './signature.ts';
+import { loadTwilio, twilioLoaded } from './sdk.ts';
 import { call_ended } from '../../schema/reducers.ts';
+import type { ProviderSection } from '../provider-accounts.ts';
+import { answeredByOf, twilioAccounts, TwilioDialer } from './dialer.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get `<Reject reason="busy"/>`: host.calls). */
 export interface TwilioOptions {
@@ -54,6 +60,8 @@ export interface TwilioOptions {
   authToken: string | undefined;
   /** Development profile: unsigned requests pass (with a warning) when no token is set. */
   development: boolean;
+  /** SWITCHBOARD_PROVIDER_ACCOUNTS' twilio section: the accounts outbound calls are placed with. */
+  accounts?: ProviderSection;
 }
 
 const CallSid = z.string().regex(/^CA[0-9a-fA-F]{32}$/, 'CallSid must be CA + 32 hex');
@@ -69,7 +77,7 @@ export function twilioAdapter(opts: TwilioOptions): IngressAdapter {
   return { name: PROVIDER, mount: async (host) => mountTwilio(host, opts) };
 }
 
-export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promise<MountedIngress & { tokens: StreamTokens }> {
+export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promise<MountedIngress & { tokens: StreamTokens; dialer: TwilioDialer }> {
   const log = host.logger.child({ ingress: PROVIDER });
   const policy: SignaturePolicy = { authToken: deps.authToken, allowUnsigned: deps.development };
   if (!deps.authToken) {
@@ -77,11 +85,13 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
     else log.error('TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)');
   }
   const tokens = streamTokensFor(host, PROVIDER);
+  const dialer = new TwilioDialer({ calls: host.calls, accounts: twilioAccounts(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER), publicUrl: deps.publicUrl, provider: PROVIDER, log });
   const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
   const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
 
   const authenticate = (req: FastifyRequest, reply: FastifyReply, params: Record<string, string>): boolean => {
-    const verdict = verifyTwilioSignature(policy, req.headers['x-twilio-signature'], [httpUrl(req.url)], params);
+    const own = params.AccountSid === undefined ? undefined : dialer.authTokenOf(params.AccountSid);
+    const verdict = verifyTwilioSignature(own ? { ...policy, authToken: own } : policy, req.headers['x-twilio-signature'], [httpUrl(req.url)], params);
     if (verdict.ok) {
       if (verdict.bypassed) log.warn({ url: req.url }, 'unsigned Twilio webhook accepted (development profile, no TWILIO_AUTH_TOKEN)');
       return true;
@@ -101,6 +111,7 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
 
   const routes = async (app: FastifyInstance): Promise<void> => {
   app.post('/twilio/voice', async (req, reply) => {
+    const twilio = await loadTwilio(); // the SDK, imported on first use (sdk.ts)
     const params = formParams(req);
     if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
     if (!authenticate(req, reply, params)) return reply;
@@ -108,6 +119,8 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const p = parsed.data;
     const response = new twilio.twiml.VoiceResponse();
+    // The webhook of a call we are placing can overtake the create's response: wait for its row.
+    if (p.Direction === 'outbound-api' && !host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: p.CallSid })) await dialer.settled();
     const known = host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: p.CallSid });
     if (known && known.state !== 'ended' && host.calls.mediaLive(known.id)) {
       log.warn({ callSid: p.CallSid, call: known.id, ip: req.ip }, 'voice webhook for a call whose stream is live: no stream token (a replay, or ahead of the old stream\'s close)');
@@ -140,6 +153,12 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
       log.info({ callSid: p.CallSid, call: decision.callId, target: decision.target }, 'call transferred');
       return twiml(reply, response.toString());
     }
+    if (typeof p.AnsweredBy === 'string' && p.AnsweredBy !== '' && !decision.resumed) {
+      const by = answeredByOf(p.AnsweredBy);
+      const evidence = { AnsweredBy: p.AnsweredBy, ...(typeof p.MachineDetectionDuration === 'string' ? { MachineDetectionDuration: p.MachineDetectionDuration } : {}) };
+      const r = await host.calls.answeredBy({ tenant: decision.tenant, callId: decision.callId }, { by, source: 'provider', evidence }, { caller: 'twilio:voice', id: `twilio:amd:${p.CallSid}` });
+      if (!r.ok) log.warn({ callSid: p.CallSid, code: r.code }, 'AnsweredBy not recorded');
+    }
     const token = tokens.issue({ tenant: decision.tenant, callId: decision.callId, providerCallId: p.CallSid });
     const stream = response.connect().stream({ url: wsUrl('/twilio/media') });
     stream.parameter({ name: 'token', value: token });
@@ -149,12 +168,14 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
   });
 
   app.post('/twilio/status', async (req, reply) => {
+    await loadTwilio();
     const params = formParams(req);
     if (!params) return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'expected application/x-www-form-urlencoded' } });
     if (!authenticate(req, reply, params)) return reply;
     const parsed = StatusParams.safeParse(params);
     if (!parsed.success) return reply.code(400).send({ error: { code: 'invalid_params', message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') } });
     const { CallSid: sid, CallStatus: status } = parsed.data;
+    if (!host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: sid })) await dialer.settled();
     const call = host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: sid });
     if (!call) {
       log.info({ callSid: sid, status }, 'status for an unknown call ignored');
@@ -171,9 +192,17 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
   // Messages up to 1 MiB are read and validated (an oversized media frame is dropped, the call goes on);
   // beyond that the socket is closed (1009) and Twilio's <Redirect> resumes the call on a fresh stream.
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
-  host.http.onUpgrade('/twilio/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+  host.http.onUpgrade('/twilio/media', function upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    // Before the SDK is in (sdk.ts), the upgrade waits for it; the socket may close meanwhile (refuseUpgrade copes).
+    if (!twilioLoaded()) return void loadTwilio().then(() => upgrade(req, socket, head), (err: unknown) => {
+      log.error({ err }, 'loading the twilio SDK failed');
+      refuseUpgrade(socket, 503, 'the twilio SDK is not available');
+    });
     const path = req.url ?? '/twilio/media';
-    const verdict = verifyTwilioSignature(policy, req.headers['x-twilio-signature'], [wsUrl(path), httpUrl(path)], {});
+    const check = (p: SignaturePolicy) => verifyTwilioSignature(p, req.headers['x-twilio-signature'], [wsUrl(path), httpUrl(path)], {});
+    const first = check(policy);
+    const signed = first.ok && !first.bypassed ? first : dialer.authTokens().map((authToken) => check({ ...policy, authToken })).find((v) => v.ok);
+    const verdict = signed ?? first;
     if (!verdict.ok) {
       log.warn({ reason: verdict.reason }, 'Twilio media upgrade refused');
       return refuseUpgrade(socket, 403, verdict.reason);
@@ -224,5 +253,5 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
     ws.on('close', () => clearTimeout(timer));
   };
 
-  return { tokens, close: async () => wss.close() };
+  return { tokens, dialer, warm: async () => void (await loadTwilio()), close: async () => wss.close() };
 }

@@ -3,8 +3,9 @@
  * package against the URL Twilio called (our public URL + path + query). Fails
  * closed: outside the development profile a missing auth token refuses every
  * request; in development without a token, requests pass with a warning each.
+ * The SDK is imported on first use (sdk.ts): the caller awaits `loadTwilio()` before checking a signature.
  */
-import twilio from 'twilio';
+import { twilioSdk } from './sdk.ts';
 
 export type SignatureVerdict = { ok: true; bypassed: boolean } | { ok: false; reason: string };
 
@@ -25,7 +26,7 @@ export function verifyTwilioSignature(
   }
   if (typeof signature !== 'string' || signature.length === 0) return { ok: false, reason: 'missing X-Twilio-Signature' };
   for (const url of urls) {
-    if (twilio.validateRequest(policy.authToken, signature, url, params)) return { ok: true, bypassed: false };
+    if (twilioSdk().validateRequest(policy.authToken, signature, url, params)) return { ok: true, bypassed: false };
   }
   return { ok: false, reason: 'X-Twilio-Signature does not match' };
 }

@@ -24,16 +24,9 @@
  */
 import { Vonage } from '@vonage/server-sdk';
 import { z } from 'zod';
+import { baseUrl, LOCAL_HOSTS, ProviderConnectError } from '../provider-connect.ts';
 
-export class ProviderConnectError extends Error {
-  override readonly name = 'ProviderConnectError';
-  constructor(
-    message: string,
-    readonly exitCode: 1 | 2,
-  ) {
-    super(message);
-  }
-}
+export { ProviderConnectError };
 
 export interface ConnectRequest {
   /** E.164, e.g. +14155550100; undefined: only the application's webhooks. */
@@ -53,27 +46,11 @@ export interface Webhook {
 
 const DEFAULT_API_HOST = 'https://api.nexmo.com';
 const DEFAULT_REST_HOST = 'https://rest.nexmo.com';
-const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 const E164 = /^\+[1-9]\d{1,14}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const CREDENTIALS = ['VONAGE_API_KEY', 'VONAGE_API_SECRET', 'VONAGE_APPLICATION_ID'] as const;
 
-/** A base URL: https, or http for localhost; no credentials, query or fragment; no trailing slash. */
-export function baseUrl(name: string, raw: string): string {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new ProviderConnectError(`${name}: not a URL: ${JSON.stringify(raw)} (e.g. https://gateway.example.com)`, 2);
-  }
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && LOCAL_HOSTS.has(u.hostname))) {
-    throw new ProviderConnectError(`${name}: must be https:// (http:// only for localhost), got ${u.protocol}//${u.host}`, 2);
-  }
-  if (u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') {
-    throw new ProviderConnectError(`${name}: give a base URL without user info, query or fragment`, 2);
-  }
-  return u.href.replace(/\/+$/, '');
-}
+export { baseUrl };
 
 /** The two webhooks the gateway serves (ingress/vonage/index.ts). */
 export function gatewayWebhooks(publicUrl: string): { answer: Webhook; event: Webhook } {

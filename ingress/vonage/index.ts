@@ -7,6 +7,9 @@
  *   WS       /vonage/media  ─► signed handshake + websocket:connected + one-time token ─► VonageLeg ─► host.calls.attach
  *   POST     /vonage/event  ─► caller leg final status ─► host.calls.end (idempotent, out-of-order safe)
  *                           ─► media leg `disconnected` of a live call ─► a fresh NCCO connect: the call resumes
+ *                           ─► `human` / `machine` (advanced machine detection) ─► host.calls.answeredBy
+ *   dialer                  ─► outbound calls through Vonage's Voice API (dialer.ts); their webhooks land on the
+ *                              same routes (routed by the number the call was placed from)
  *
  * A `disconnected` event resumes only a call whose media is lost here (it may
  * overtake the socket's close: it waits a moment for it), and a media socket
@@ -42,6 +45,8 @@ import { AnswerParams, connectedToken, EventBody, FINAL_STATUSES, l16Rate, parse
 import { busyNcco, endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
 import { ConversationIndex } from './conversations.ts';
 import { call_ended } from '../../schema/reducers.ts';
+import type { ProviderSection } from '../provider-accounts.ts';
+import { answeredByOf, vonageAccounts, VonageDialer } from './dialer.ts';
 
 /** The adapter's settings (new calls beyond the node's limits hear a busy message: host.calls). */
 export interface VonageOptions {
@@ -52,6 +57,8 @@ export interface VonageOptions {
   development: boolean;
   /** L16 rate asked of Vonage (default 16000). */
   rate?: 8000 | 16000;
+  /** SWITCHBOARD_PROVIDER_ACCOUNTS' vonage section: the applications outbound calls are placed with. */
+  accounts?: ProviderSection;
 }
 
 const START_TIMEOUT_MS = 10_000;
@@ -66,7 +73,7 @@ export function vonageAdapter(opts: VonageOptions): IngressAdapter {
   return { name: PROVIDER, mount: async (host) => mountVonage(host, opts) };
 }
 
-export async function mountVonage(host: IngressHost, deps: VonageOptions): Promise<MountedIngress & { tokens: StreamTokens; replay: ReplayCache }> {
+export async function mountVonage(host: IngressHost, deps: VonageOptions): Promise<MountedIngress & { tokens: StreamTokens; replay: ReplayCache; dialer: VonageDialer }> {
   const log = host.logger.child({ ingress: PROVIDER });
   const policy: JwtPolicy = { secret: deps.signatureSecret, allowUnsigned: deps.development };
   if (!deps.signatureSecret) {
@@ -78,6 +85,7 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
   const replay = new ReplayCache();
   const nonces = new WebhookNonces(host.records, PROVIDER);
   const conversations = new ConversationIndex(host.store);
+  const dialer = new VonageDialer({ calls: host.calls, accounts: vonageAccounts(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER), publicUrl: deps.publicUrl, provider: PROVIDER, log });
   const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
   const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
 
@@ -165,6 +173,8 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
       if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
       const p = parsed.data;
       const to = phoneNumber(p.to);
+      // The answer webhook of a call we are placing can overtake the create's response: wait for its row.
+      if (!host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: p.uuid })) await dialer.settled();
       const decision = await host.calls.receive({ provider: PROVIDER, providerCallId: p.uuid, from: phoneNumber(p.from), to }, 'vonage:answer');
       return ncco(reply, nccoFor(decision, p.uuid, p.conversation_uuid, to));
     };
@@ -179,6 +189,7 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
       const parsed = EventBody.safeParse(body);
       if (!parsed.success) return refuse(reply, 400, 'invalid_params', issues(parsed.error));
       const e = parsed.data;
+      if (!host.store.read(null).calls.findOne({ provider: PROVIDER, provider_call_id: e.uuid })) await dialer.settled();
       const read = host.store.read(null);
       // The caller's own leg: its final status ends the call (idempotent; late or repeated events are no-ops).
       const own = read.calls.findOne({ provider: PROVIDER, provider_call_id: e.uuid });
@@ -186,6 +197,12 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
         if (e.conversation_uuid) conversations.remember(e.conversation_uuid, e.uuid);
         if (FINAL_STATUSES.has(e.status)) {
           await host.calls.end({ tenant: own.tenant, callId: own.id }, `vonage:${e.status}`, { caller: 'vonage:event', id: `vonage:event:${e.uuid}:final` });
+        }
+        const by = answeredByOf(e.status);
+        if (by !== null) {
+          const evidence = { status: e.status, ...(typeof e.sub_state === 'string' ? { sub_state: e.sub_state } : {}), ...(e.timestamp ? { timestamp: e.timestamp } : {}) };
+          const r = await host.calls.answeredBy({ tenant: own.tenant, callId: own.id }, { by, source: 'provider', evidence }, { caller: 'vonage:event', id: `vonage:amd:${e.uuid}` });
+          if (!r.ok) log.warn({ uuid: e.uuid, code: r.code }, 'machine detection not recorded');
         }
         return reply.code(204).send();
       }
@@ -278,5 +295,5 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
     ws.on('close', () => clearTimeout(timer));
   };
 
-  return { tokens, replay, close: async () => wss.close() };
+  return { tokens, replay, dialer, close: async () => wss.close() };
 }

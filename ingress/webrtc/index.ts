@@ -23,6 +23,9 @@
  * own ICE candidates and claims the call when the media connects; while the
  * old owner's lease runs the claim is refused (`call_owned`), the peer is
  * closed and the SDK offers again until the lease has run out.
+ *
+ * peer.ts (and werift with it, ~1 s of CPU) is imported on the first offer, not at start (ingress/werift.ts);
+ * `warm()` starts that import in the background once the gateway listens.
  */
 import crypto from 'node:crypto';
 import type { FastifyReply } from 'fastify';
@@ -32,7 +35,6 @@ import { OPERATOR_TENANT } from '../../schema/index.ts';
 import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
 import type { WebrtcConfig } from './config.ts';
 import { DEMO_NUMBER, ensureDemoNumber } from './demo.ts';
-import { PeerError, WebrtcPeer } from './peer.ts';
 import { checkOffer, MAX_SDP_BYTES } from './sdp.ts';
 import { SessionTokens } from './session-token.ts';
 import { WebrtcSessions } from './sessions.ts';
@@ -57,6 +59,9 @@ export function webrtcAdapter(opts: WebrtcOptions): IngressAdapter {
 
 const To = /^(\+[1-9]\d{1,14}|sips?:[^\s]{1,250}|[A-Za-z0-9._~-]{1,64})$/;
 const SESSION = /^wrtc_[A-Za-z0-9_-]{32}$/;
+
+/** peer.ts, imported on first use (it brings werift). */
+const loadPeer = (): Promise<typeof import('./peer.ts')> => import('./peer.ts');
 
 const problem = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => reply.code(status).send({ error: { code, message } });
 
@@ -113,6 +118,7 @@ export async function mountWebrtc(host: IngressHost, deps: WebrtcOptions): Promi
         if (!To.test(to)) return problem(reply, 400, 'invalid_number', 'to: expected an E.164 number (+15551234567), a SIP URI or a number name');
         route = { session: `wrtc_${crypto.randomBytes(24).toString('base64url')}`, from: 'webrtc:browser', to, resumed: false };
       }
+      const { PeerError, WebrtcPeer } = await loadPeer();
       let negotiated: Awaited<ReturnType<typeof WebrtcPeer.answer>>;
       try {
         negotiated = await WebrtcPeer.answer(req.body as string, cfg, log);
@@ -172,5 +178,5 @@ export async function mountWebrtc(host: IngressHost, deps: WebrtcOptions): Promi
       return reply.header('Cache-Control', 'no-store').send({ numbers, default: DEMO_NUMBER });
     });
   });
-  return { sessions, tokens, close: async () => sessions.close() };
+  return { sessions, tokens, warm: async () => void (await loadPeer()), close: async () => sessions.close() };
 }

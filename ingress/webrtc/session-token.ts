@@ -4,7 +4,7 @@
  *
  *   sbw_<base64url(JSON {v, t: tenant, c: call id, s: session, e: expiry ms})>.<base64url(HMAC-SHA256)>
  *
- * Stateless on purpose: a gateway restarted after `kill -9` (or another node)
+ * Stateless on purpose (ingress/signed-token.ts): a gateway restarted after `kill -9` (or another node)
  * checks it without any memory of issuing it. The HMAC key is derived (HKDF)
  * from the data dir's master key, so it is as durable and as protected as the
  * recordings' key, and separate from it in use. Nothing secret is in the
@@ -15,8 +15,8 @@
  * subscription to that call's row, its consent and its transcript segments
  * (see api/subscribe.ts scoped grants). Never any other call, never the API.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { SignedTokens } from '../signed-token.ts';
 
 export const TOKEN_PREFIX = 'sbw_';
 /** How long a session token is honoured after it was issued. */
@@ -38,41 +38,23 @@ export interface SessionClaims {
 }
 
 export class SessionTokens {
-  private readonly key: Buffer;
+  private readonly tokens: SignedTokens<typeof Claims>;
 
   constructor(
     masterKey: Buffer,
     private readonly now: () => number = Date.now,
     private readonly ttlMs = TOKEN_TTL_MS,
   ) {
-    this.key = Buffer.from(hkdfSync('sha256', masterKey, 'switchboard', 'webrtc-session-token/v1', 32));
+    this.tokens = new SignedTokens(masterKey, 'webrtc-session-token/v1', TOKEN_PREFIX, Claims, now);
   }
 
   issue(c: Omit<SessionClaims, 'expiresAt'>): string {
-    const body = Buffer.from(JSON.stringify({ v: 1, t: c.tenant, c: c.callId, s: c.session, e: this.now() + this.ttlMs })).toString('base64url');
-    return `${TOKEN_PREFIX}${body}.${this.sign(body)}`;
+    return this.tokens.sign({ v: 1, t: c.tenant, c: c.callId, s: c.session, e: this.now() + this.ttlMs });
   }
 
   /** The claims of a genuine, unexpired token; null otherwise. */
   verify(token: string | null | undefined): SessionClaims | null {
-    if (typeof token !== 'string' || !token.startsWith(TOKEN_PREFIX) || token.length > 2048) return null;
-    const [body, sig, extra] = token.slice(TOKEN_PREFIX.length).split('.');
-    if (!body || !sig || extra !== undefined) return null;
-    const want = Buffer.from(this.sign(body));
-    const got = Buffer.from(sig);
-    if (want.length !== got.length || !timingSafeEqual(want, got)) return null;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
-    } catch {
-      return null;
-    }
-    const parsed = Claims.safeParse(raw);
-    if (!parsed.success || parsed.data.e < this.now()) return null;
-    return { tenant: parsed.data.t, callId: parsed.data.c, session: parsed.data.s, expiresAt: parsed.data.e };
-  }
-
-  private sign(body: string): string {
-    return createHmac('sha256', this.key).update(body).digest('base64url');
+    const c = this.tokens.verify(token);
+    return c ? { tenant: c.t, callId: c.c, session: c.s, expiresAt: c.e } : null;
   }
 }

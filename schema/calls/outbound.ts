@@ -12,6 +12,7 @@ import { requireCaller } from '../access.ts';
 import { defineReducer } from '../reducer.ts';
 import { ProviderName } from '../tables.ts';
 import { insertCall } from './lifecycle.ts';
+import { call_amd_requested } from '../amd-requests.ts';
 
 export const call_dialed = defineReducer(
   'call_dialed',
@@ -43,4 +44,5 @@ export const call_dialed = defineReducer(
   },
 );
 
-export const outboundCallReducers = [call_dialed];
+/** With the answering-machine detection request written next to `call_dialed` (schema/amd-requests.ts). */
+export const outboundCallReducers = [call_dialed, call_amd_requested];

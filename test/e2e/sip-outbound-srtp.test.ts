@@ -55,7 +55,7 @@ if (insidePrivateNetwork(import.meta.filename, 150_000)) {
     const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'This call is recorded for quality and training purposes.' }, who));
     resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default', consent_policy_id: p.policy_id }, who));
 
-    const phone = startBaresip({ micWav: speechWav8k([[null, 1], ['hello this is bob speaking from the far end of the line', 9]]), sipPort: 5070, rtpPorts: { low: 21000, high: 21019 }, quitAfterS: 60, dumpAudio: true, mediaenc: 'srtp-mand', autoAnswer: true });
+    const phone = startBaresip({ micWav: speechWav8k([[null, 1], ...Array.from({ length: 4 }, (): [string, number] => ['hello this is bob speaking from the far end of the line', 1]), ['still bob here on the far end', 6]]), sipPort: 5070, rtpPorts: { low: 21000, high: 21019 }, quitAfterS: 60, dumpAudio: true, mediaenc: 'srtp-mand', autoAnswer: true });
     open.push(() => phone.stop());
     const said = (): string => `baresip output:\n${phone.output().slice(-6000)}`;
     await waitFor(() => /baresip is ready/.test(phone.output()), 10_000, 'baresip ready', said);
@@ -73,7 +73,7 @@ if (insidePrivateNetwork(import.meta.filename, 150_000)) {
     assert.equal(resume.srtp?.suite, 'AEAD_AES_128_GCM', 'baresip takes our first line: AES-GCM, werift on our side and libre on its side');
     assert.match(phone.output(), /SRTP is Enabled \(cryptosuite=AEAD_AES_128_GCM\)/);
 
-    await waitFor(() => read().calls.get(r.body.call_id)?.state === 'ended', 40_000, 'baresip hung up at the end of its WAV', said);
+    await waitFor(() => read().calls.get(r.body.call_id)?.state === 'ended', 60_000, 'baresip hung up at the end of its WAV', said);
     await phone.stop();
     const heard = phone.dumps('dec');
     assert.equal(heard.length, 1, said());

@@ -10,6 +10,8 @@
  *  - a 401 challenge is answered once with digest credentials (MD5, qop=auth) that sipp's verifyauth accepts; with a
  *    wrong password the second 401 ends the call `sip:auth-failed` after exactly one retry;
  *  - a reliable 180 (Require: 100rel) is PRACKed; a 2xx with Session-Expires;refresher=uac makes us refresh (UPDATE);
+ *  - a 422 (Min-SE 3600) gets one more INVITE with Session-Expires and Min-SE 3600 (RFC 4028 §7.4); a second 422 ends
+ *    the call `sip:session-interval-too-small`;
  *  - 486 Busy Here → ended `sip:busy`, the 486 ACKed; ringing past the dial timeout → CANCEL, 487, `sip:no-answer`;
  *  - API validation: a bad body is 400 naming the field, an unknown from-number 404, a role without
  *    `calls:originate` 403 — and nothing is sent;
@@ -201,6 +203,32 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     assert.ok(cseq(update.text) > cseq(prack.text), 'the confirmed dialog continues above the PRACK CSeq');
     assert.match(update.text, /Session-Expires:\s*6;refresher=uac/i);
     assert.equal((await ended(r.body.call_id)).end_reason, 'sip:bye');
+  });
+
+  test('422 with Min-SE 3600: the INVITE goes once more (CSeq 2) with Session-Expires and Min-SE 3600, which sipp checks; the call is answered', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_422_then_200.xml', ip: '127.0.0.1', port: 5080 });
+    const r = await dial('sip:fay@127.0.0.1:5080');
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const invites = run.messages.filter((m) => m.dir === 'received' && m.first.startsWith('INVITE '));
+    assert.deepEqual(invites.map((m) => Number(/^CSeq:\s*(\d+)/im.exec(m.text)?.[1])), [1, 2]);
+    assert.equal(/^Call-ID:\s*(\S+)/im.exec(invites[1]!.text)?.[1], /^Call-ID:\s*(\S+)/im.exec(invites[0]!.text)?.[1]);
+    const call = await ended(r.body.call_id);
+    assert.ok(call.answered_at !== null);
+    assert.equal(call.end_reason, 'sip:bye');
+  });
+
+  test('a second 422: no third INVITE, the call ends sip:session-interval-too-small without an answer', { timeout: 60_000 }, async () => {
+    const sipp = await startSippUas({ scenario: 'uas_422_twice.xml', ip: '127.0.0.1', port: 5081 });
+    const r = await dial('sip:gus@127.0.0.1:5081');
+    assert.equal(r.status, 202);
+    const run = await sipp.done;
+    assert.equal(run.code, 0, run.output);
+    const call = await ended(r.body.call_id);
+    assert.equal(call.end_reason, 'sip:session-interval-too-small');
+    assert.equal(call.answered_at, null);
+    assert.equal(run.messages.filter((m) => m.dir === 'received' && m.first.startsWith('INVITE ')).length, 2);
   });
 
   test('486 Busy Here: ACKed, the call ends sip:busy without an answer', { timeout: 60_000 }, async () => {

@@ -12,6 +12,12 @@
  *   otherwise); `status` / `failFirst` answer OpenAI-style error bodies.
  * - `wire` varies the bytes (CRLF, `:` comment lines, writes split every N
  *   bytes) and `raw` replaces the event stream verbatim, for parser tests.
+ * - Tool calls: a `reply` of `{ toolCalls: [...] }` streams them as OpenAI
+ *   does — per call a first delta `{index, id, type, function: {name,
+ *   arguments: ""}}`, then the arguments JSON in small pieces
+ *   (`{index, function: {arguments}}`), calls one after another, then
+ *   `finish_reason: "tool_calls"`; content (if any) comes before them.
+ * - `firstTokenMs` holds the first delta back (a model's time to first token).
  * It does not generate anything: `reply(messages)` scripts the answer.
  * Every request is recorded in `requests`.
  */
@@ -20,14 +26,30 @@ import type { AddressInfo } from 'node:net';
 
 export interface FakeLlmMessage {
   role: string;
+  /** The content; a non-string (null, parts) as JSON. */
   content: string;
+  /** A `tool` message's call id. */
+  tool_call_id?: string;
+  /** An assistant message's calls: name and arguments (the raw JSON string). */
+  tool_calls?: Array<{ id: string; name: string; arguments: string }>;
 }
+
+/** A scripted tool call; `arguments` as an object is serialised, a string is sent verbatim (even invalid JSON). */
+export interface FakeToolCall {
+  name: string;
+  arguments: unknown;
+  id?: string;
+}
+
+export type FakeLlmReply = string | string[] | { content?: string | string[]; toolCalls?: FakeToolCall[] };
 
 export interface FakeLlmOptions {
   /** The answer: a string (split into small tokens here) or the exact token deltas. */
-  reply?: (messages: FakeLlmMessage[]) => string | string[];
+  reply?: (messages: FakeLlmMessage[]) => FakeLlmReply;
   /** Between two writes of the stream (default 0). */
   delayMs?: number;
+  /** Before the first delta of a streamed reply (default 0). */
+  firstTokenMs?: number;
   /** Answer every request with this HTTP error status. */
   status?: number;
   /** Answer the first N requests with `status` (default 500), then normally. */
@@ -78,8 +100,16 @@ function messagesOf(body: unknown): FakeLlmMessage[] {
   const raw = (body as { messages?: unknown } | null)?.messages;
   if (!Array.isArray(raw)) return [];
   return raw.map((m: unknown) => {
-    const { role, content } = (m ?? {}) as { role?: unknown; content?: unknown };
-    return { role: String(role), content: typeof content === 'string' ? content : JSON.stringify(content) };
+    const { role, content, tool_call_id, tool_calls } = (m ?? {}) as { role?: unknown; content?: unknown; tool_call_id?: unknown; tool_calls?: unknown };
+    const out: FakeLlmMessage = { role: String(role), content: typeof content === 'string' ? content : JSON.stringify(content) };
+    if (typeof tool_call_id === 'string') out.tool_call_id = tool_call_id;
+    if (Array.isArray(tool_calls)) {
+      out.tool_calls = tool_calls.map((c: unknown) => {
+        const call = (c ?? {}) as { id?: unknown; function?: { name?: unknown; arguments?: unknown } };
+        return { id: String(call.id), name: String(call.function?.name), arguments: String(call.function?.arguments) };
+      });
+    }
+    return out;
   });
 }
 
@@ -137,16 +167,24 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
     const id = `chatcmpl-fake${++seq}`;
     const created = Math.floor(Date.now() / 1000);
     const reply = opts.reply?.(record.messages) ?? 'Hello from fake-llm.';
-    const tokens = typeof reply === 'string' ? tokenize(reply) : reply;
+    const scripted = typeof reply === 'string' || Array.isArray(reply) ? { content: reply } : reply;
+    const tokens = scripted.content === undefined ? [] : typeof scripted.content === 'string' ? tokenize(scripted.content) : scripted.content;
+    const calls = (scripted.toolCalls ?? []).map((c, i) => ({
+      id: c.id ?? `call_fake${seq}_${i}`,
+      name: c.name,
+      arguments: typeof c.arguments === 'string' ? c.arguments : JSON.stringify(c.arguments),
+    }));
+    const finishReason = calls.length > 0 ? 'tool_calls' : 'stop';
     if (!record.stream) {
-      const content = tokens.join('');
+      const content = tokens.length > 0 || calls.length === 0 ? tokens.join('') : null;
+      const toolCalls = calls.length > 0 ? { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) } : {};
       res.writeHead(200, { 'content-type': 'application/json' }).end(
         JSON.stringify({
           id,
           object: 'chat.completion',
           created,
           model: record.model,
-          choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, logprobs: null, finish_reason: 'stop' }],
+          choices: [{ index: 0, message: { role: 'assistant', content, refusal: null, ...toolCalls }, logprobs: null, finish_reason: finishReason }],
           usage: { prompt_tokens: 10, completion_tokens: tokens.length, total_tokens: 10 + tokens.length },
         }),
       );
@@ -161,13 +199,14 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
       else await new Promise<void>((resolve) => setImmediate(resolve));
       return !res.destroyed;
     };
+    if (opts.firstTokenMs) await sleep(opts.firstTokenMs);
     if (opts.raw) {
       for (const piece of opts.raw) if (!(await write(piece))) return;
       res.end();
       return;
     }
     const nl = opts.wire?.crlf ? '\r\n' : '\n';
-    const chunk = (delta: Record<string, string>, finish: string | null): string =>
+    const chunk = (delta: Record<string, unknown>, finish: string | null): string =>
       JSON.stringify({
         id,
         object: 'chat.completion.chunk',
@@ -176,7 +215,12 @@ export async function startFakeLlm(opts: FakeLlmOptions = {}): Promise<FakeLlm> 
         system_fingerprint: 'fp_fake',
         choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
       });
-    const events = [chunk({ role: 'assistant', content: '' }, null), ...tokens.map((t) => chunk({ content: t }, null)), chunk({}, 'stop'), '[DONE]'];
+    const toolEvents = calls.flatMap((c, index) => [
+      chunk({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] }, null),
+      ...tokenize(c.arguments).map((piece) => chunk({ tool_calls: [{ index, function: { arguments: piece } }] }, null)),
+    ]);
+    const first = chunk({ role: 'assistant', content: calls.length > 0 && tokens.length === 0 ? null : '' }, null);
+    const events = [first, ...tokens.map((t) => chunk({ content: t }, null)), ...toolEvents, chunk({}, finishReason), '[DONE]'];
     const pieces = events.map((data, i) => `${opts.wire?.comments ? `: keep-alive ${i}${nl}` : ''}data: ${data}${nl}${nl}`);
     const size = opts.wire?.chunkBytes;
     if (size) {

@@ -18,6 +18,10 @@ import { parseMessage, type SipRequest, type SipResponse } from '../../ingress/s
 import { RtpCaller, EVENT_PT } from './rtp-caller.ts';
 import { freshKey, readCryptoLine, cryptoAttribute, type SdesSuite, type SrtpKey } from '../../ingress/sip/sdes.ts';
 import { SrtpContext } from '../../ingress/sip/srtp.ts';
+import { loadWerift } from '../../ingress/werift.ts';
+
+// SrtpContext takes werift as loaded on first use (ingress/werift.ts); these peers load it up front.
+await loadWerift();
 
 export interface SipUaOptions {
   gateway: { address: string; port: number };

@@ -16,7 +16,7 @@ export interface SippUas {
   kill(): void;
 }
 
-export async function startSippUas(opts: { scenario: string; ip: string; port: number; timeoutS?: number; transport?: 'u1' | 't1' }): Promise<SippUas> {
+export async function startSippUas(opts: { scenario: string; ip: string; port: number; timeoutS?: number; transport?: 'u1' | 't1'; calls?: number }): Promise<SippUas> {
   const cwd = tmpDir('sb-sipp-uas-');
   fs.symlinkSync('/usr/share/sip-tester', path.join(cwd, 'pcap'));
   const args = [
@@ -25,7 +25,7 @@ export async function startSippUas(opts: { scenario: string; ip: string; port: n
     '-p', String(opts.port),
     '-mi', opts.ip,
     '-t', opts.transport ?? 'u1',
-    '-m', '1',
+    '-m', String(opts.calls ?? 1),
     '-nostdin',
     '-trace_msg',
     '-message_file', path.join(cwd, 'messages.log'),

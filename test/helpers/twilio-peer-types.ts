@@ -10,6 +10,8 @@ export interface TwilioPeerOptions {
   idleSilence?: boolean; // send 0xFF frames whenever nothing is playing (default true)
   followRedirect?: boolean; // when the gateway closes the stream, continue the TwiML (default true)
   statusOnEnd?: boolean; // POST `completed` when the call ends other than by hangup()/close() (default true)
+  direction?: string; // the webhooks' Direction (default 'inbound'; 'outbound-api' for a call placed through the REST API)
+  params?: Record<string, string>; // more parameters on every voice webhook (e.g. AnsweredBy)
 }
 
 export type DialResult =

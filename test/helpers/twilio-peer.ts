@@ -84,6 +84,8 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
   private heardBytes = 0;
   private readonly clock: CallerClock;
   private readonly webhooks: WebhookSender;
+  private readonly direction: string;
+  private readonly extraParams: Record<string, string>;
 
   constructor(o: TwilioPeerOptions) {
     super();
@@ -91,6 +93,8 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
     this.accountSid = o.accountSid ?? `AC${hex32()}`;
     this.from = o.from ?? '+15005550006';
     this.to = o.to;
+    this.direction = o.direction ?? 'inbound';
+    this.extraParams = o.params ?? {};
     this.opts = {
       publicUrl: o.publicUrl.replace(/\/+$/, ''), authToken: o.authToken, redirectRetryMs: o.redirectRetryMs ?? 15000,
       idleSilence: o.idleSilence ?? true, followRedirect: o.followRedirect ?? true, statusOnEnd: o.statusOnEnd ?? true,
@@ -285,7 +289,7 @@ export class TwilioPeer extends EventEmitter<PeerEvents> {
 
   private callParams(status: string): Record<string, string> {
     const { accountSid: AccountSid, callSid: CallSid, from, to } = this;
-    return { AccountSid, ApiVersion: '2010-04-01', CallSid, CallStatus: status, Called: to, Caller: from, Direction: 'inbound', From: from, To: to };
+    return { AccountSid, ApiVersion: '2010-04-01', CallSid, CallStatus: status, Called: to, Caller: from, Direction: this.direction, From: from, To: to, ...this.extraParams };
   }
 
   private signature(url: string, params: Record<string, string>): Record<string, string> {

@@ -66,12 +66,14 @@ export interface VonagePeerOptions {
   answerMethod?: 'GET' | 'POST';
   retryMs?: number;
   idleSilence?: boolean;
+  /** The call's uuid (default random): a call placed through the Voice API has the uuid its create answered. */
+  uuid?: string;
 }
 export type DialResult = { kind: 'streaming' } | { kind: 'ended'; reason: string; status?: number; body?: string };
 interface Live { ws: WebSocket; legUuid: string; rate: 8000 | 16000; segs: Array<{ data: Buffer; start: number }>; playEnd: number; notifies: Array<{ payload: unknown; at: number }>; timer: NodeJS.Timeout | undefined; byPeer: boolean; closed: Promise<void> }
 
 export class VonagePeer extends EventEmitter<{ ended: [reason: string]; stream: [n: number] }> {
-  readonly uuid = randomUUID();
+  readonly uuid: string;
   readonly conversationUuid = `CON-${randomUUID()}`;
   readonly from: string;
   readonly to: string;
@@ -88,7 +90,7 @@ export class VonagePeer extends EventEmitter<{ ended: [reason: string]; stream: 
   droppedOnClearBytes = 0;
   sentFrames = 0;
   endReason: string | null = null;
-  private readonly o: Required<Omit<VonagePeerOptions, 'from' | 'to'>>;
+  private readonly o: Required<Omit<VonagePeerOptions, 'from' | 'to' | 'uuid'>>;
   private live: Live | null = null;
   private dialP: Promise<DialResult> | undefined;
   private dialResolve: ((r: DialResult) => void) | undefined;
@@ -101,6 +103,7 @@ export class VonagePeer extends EventEmitter<{ ended: [reason: string]; stream: 
 
   constructor(o: VonagePeerOptions) {
     super();
+    this.uuid = o.uuid ?? randomUUID();
     this.from = (o.from ?? '+15550001111').replace(/^\+/, '');
     this.to = o.to.replace(/^\+/, '');
     this.o = { publicUrl: o.publicUrl.replace(/\/+$/, ''), secret: o.secret, answerMethod: o.answerMethod ?? 'POST', retryMs: o.retryMs ?? 15000, idleSilence: o.idleSilence ?? true };

@@ -7,7 +7,8 @@
  *   keypad menu via gather; the HTTP tool (from RECEPTIONIST_TOOL_URL, here
  *   checked on the bundle) receiving `Idempotency-Key`; resume; silence.
  * - assistant against fake-llm: the reply said sentence by sentence, the
- *   history growing in state and bounded, an LLM 500 → apology + note.
+ *   history growing in state and bounded, a slot looked up and booked
+ *   through its tools, an LLM 500 → apology + note.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +31,7 @@ const EXAMPLES = path.join(import.meta.dirname, '../../../agents/examples');
 const work = mkdtempSync(path.join(tmpdir(), 'sb-examples-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
-type Call = { kind: 'say' | 'play' | 'gather' | 'transfer' | 'hangup' | 'tool' | 'note' | 'filler'; arg: Json };
+type Call = { kind: 'say' | 'play' | 'gather' | 'transfer' | 'hangup' | 'tool' | 'note' | 'filler' | 'pause' | 'resume'; arg: Json };
 
 /** Runs turns of one call like the bridge does: in order, state carried over, tools through runTool. */
 function callOf(def: AgentDefinition, opts: { gather?: GatherResult[] } = {}) {
@@ -61,6 +62,8 @@ function callOf(def: AgentDefinition, opts: { gather?: GatherResult[] } = {}) {
       },
       note: async (text) => rec('note', text),
       filler: async (reason) => rec('filler', reason),
+      pauseRecording: async (reason) => rec('pause', reason),
+      resumeRecording: async () => rec('resume', null),
     };
     const out = await agent.runTurn({ hook, callId, turn, call: { from: '+15550001111', to: '+15550002222' }, state, ...extra }, actions);
     state = out.state;
@@ -233,6 +236,35 @@ describe('assistant', () => {
     assert.deepEqual(history.at(-2), { role: 'user', content: 'Question 8' });
     assert.match(history.at(-1)?.content ?? '', /^You said Question 8\./);
     assert.equal(llm.requests.at(-1)?.messages.length, 1 + HISTORY_LIMIT, 'system prompt + the bounded history');
+  });
+
+  test('looks up a slot and books it through its tools; the model gets both results', async () => {
+    const booking = await startFakeLlm({
+      reply: (m) => {
+        const results = m.filter((x) => x.role === 'tool').map((x) => JSON.parse(x.content) as Record<string, Json>);
+        const asked = m.filter((x) => x.role === 'user').length;
+        if (asked === 1 && results.length === 0) return { content: 'Let me look.', toolCalls: [{ name: 'find_slot', arguments: { day: 'tuesday' } }] };
+        if (asked === 1) return `Tuesday has ${(results[0]?.free as string[]).join(', ')}. Which time suits you?`;
+        if (results.length === 0) return { toolCalls: [{ name: 'book_slot', arguments: { day: 'tuesday', time: '10:30' } }] };
+        return `Booked, your reference is ${String(results[0]?.reference)}.`;
+      },
+    });
+    try {
+      process.env.OPENAI_BASE_URL = booking.url;
+      const call = callOf(assistant);
+      await call.run('onStart');
+      const first = await call.run('onUtterance', utter('Can I come in on Tuesday?'));
+      assert.deepEqual(says(first), ['Let me look.', 'Tuesday has 09:00, 10:30, 14:00, 16:30.', 'Which time suits you?']);
+      assert.deepEqual(first.filter((c) => c.kind === 'tool').map((c) => c.arg), [{ name: 'find_slot', args: { day: 'tuesday' } }]);
+      const second = await call.run('onUtterance', utter('Half past ten, please.'));
+      assert.deepEqual(second.filter((c) => c.kind === 'tool').map((c) => c.arg), [{ name: 'book_slot', args: { day: 'tuesday', time: '10:30' } }]);
+      assert.match(says(second).join(' '), /^Booked, your reference is B-\d+\.$/);
+      const sent = booking.requests[0]?.body as { tools: Array<{ function: { name: string } }> };
+      assert.deepEqual(sent.tools.map((t) => t.function.name), ['find_slot', 'book_slot']);
+      assert.match(String((call.state().history as Array<{ content: string }>).at(-1)?.content), /^Booked/);
+    } finally {
+      await booking.close();
+    }
   });
 
   test('an LLM 500 gives a short apology and a note with the error', async () => {

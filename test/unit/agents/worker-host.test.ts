@@ -85,6 +85,12 @@ class FakeActions implements TurnActions {
   async filler(reason: string): Promise<void> {
     this.fillers.push(reason);
   }
+  async pauseRecording(reason: string): Promise<void> {
+    this.calls.push(['pauseRecording', reason]);
+  }
+  async resumeRecording(): Promise<void> {
+    this.calls.push(['resumeRecording']);
+  }
 }
 
 describe('WorkerAgent', () => {
@@ -137,6 +143,40 @@ describe('WorkerAgent', () => {
     assert.deepEqual(second.calls, [['transfer', '+15550100'], ['hangup', 'bye thanks']]);
     await assert.rejects(agent.runTool('nope', null, { callId: 'c', turn: 1, requestId: 'r' }), /has no tool nope/);
     assert.deepEqual(agent.stats, { restarts: 0, turns: 2 });
+  });
+
+  test('ctx.secure crosses the thread: pause, the gather inside, resume (also when the body throws); a sensitive tool is known to the gateway', async () => {
+    const agent = await start(
+      await bundle(`{
+        name: 'secure',
+        async onStart(ctx) {
+          const digits = await ctx.secure(async () => {
+            const got = await ctx.gather({ dtmf: { maxDigits: 16 } });
+            return ctx.tool('tokenise', { card: got.digits });
+          });
+          ctx.state.set('token', digits);
+          try { await ctx.secure(() => { throw new Error('inside'); }, 'pci-retry'); } catch (err) { ctx.state.set('thrown', err.message); }
+          await ctx.pauseRecording();
+          await ctx.resumeRecording();
+        },
+        tools: { tokenise: { sensitive: true, run: (args) => ({ token: 'tok-' + String(args.card).length }) }, plain: { run: () => null } },
+      }`),
+    );
+    assert.equal(agent.toolSensitive('tokenise'), true);
+    assert.equal(agent.toolSensitive('plain'), false);
+    const actions = new FakeActions(agent);
+    const out = await agent.runTurn(input(), actions);
+    assert.deepEqual(actions.calls, [
+      ['pauseRecording', 'pci'],
+      ['gather', { dtmf: { maxDigits: 16 } }],
+      ['tool', 'tokenise', { card: '42' }],
+      ['resumeRecording'],
+      ['pauseRecording', 'pci-retry'],
+      ['resumeRecording'],
+      ['pauseRecording', 'pci'],
+      ['resumeRecording'],
+    ]);
+    assert.deepEqual(out.state, { token: { token: 'tok-2' }, thrown: 'inside' });
   });
 
   test('an HTTP tool runs from the worker, with the request id as Idempotency-Key', async () => {

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import type { Scheduler } from '../../../ingress/sip/client-transaction.ts';
 import { Headers } from '../../../ingress/sip/headers.ts';
 import { formatRAck, parseRAck, parseRSeq, ReliableProvisional, requires100rel } from '../../../ingress/sip/prack.ts';
-import { expireAfterMs, negotiateUas, parseMinSe, parseSessionExpires, refreshAfterMs, SessionTimer, timerFromAnswer, uasTimerHeaders } from '../../../ingress/sip/session-timer.ts';
+import { expireAfterMs, intervalAfter422, MAX_SESSION_EXPIRES, negotiateUas, parseMinSe, parseSessionExpires, refreshAfterMs, SessionTimer, timerFromAnswer, uasTimerHeaders } from '../../../ingress/sip/session-timer.ts';
 import { snapshotProblem } from '../../../ingress/sip/dialog.ts';
 import { loadPrompt } from '../../../ingress/sip/early-media.ts';
 import { tmpDir } from '../../helpers/tmp.ts';
@@ -233,4 +233,14 @@ test('early media prompt: a 16-bit mono 8 kHz PCM WAV is read; anything else sto
   assert.throws(() => loadPrompt(file('wide.wav', wav(1, 16000, [1, 2]))), /SWITCHBOARD_SIP_EARLY_MEDIA: .*16-bit PCM, mono, 8000 Hz/);
   assert.throws(() => loadPrompt(file('text.wav', Buffer.from('not audio at all'))), /SWITCHBOARD_SIP_EARLY_MEDIA: .*not a WAV file/);
   assert.throws(() => loadPrompt(path.join(dir, 'missing.wav')), /SWITCHBOARD_SIP_EARLY_MEDIA: .*cannot be read \(ENOENT\)/);
+});
+
+test('RFC 4028 §7.4, a 422 to our INVITE: sent again at the Min-SE (never lower than ours); not again after a retry, nor for a missing, malformed or absurd Min-SE', () => {
+  assert.equal(intervalAfter422(1800, '3600', false), 3600);
+  assert.equal(intervalAfter422(1800, '600;lr', false), 1800, 'a Min-SE below our interval leaves it as it was');
+  assert.equal(intervalAfter422(3600, '7200', true), null, 'one retry only');
+  assert.equal(intervalAfter422(1800, undefined, false), null);
+  assert.equal(intervalAfter422(1800, 'soon', false), null);
+  assert.equal(intervalAfter422(1800, String(MAX_SESSION_EXPIRES + 1), false), null);
+  assert.equal(intervalAfter422(1800, String(MAX_SESSION_EXPIRES), false), MAX_SESSION_EXPIRES);
 });

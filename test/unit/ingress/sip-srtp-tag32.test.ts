@@ -10,8 +10,12 @@ import { test } from 'node:test';
 import { RtpHeader, SrtpSession } from 'werift';
 import { chooseCrypto, type SrtpKeys } from '../../../ingress/sip/sdes.ts';
 import { SrtpContext } from '../../../ingress/sip/srtp.ts';
+import { loadWerift } from '../../../ingress/werift.ts';
 import { srtcpAsTag80, srtpAsTag80, truncateTag } from '../../../ingress/sip/srtp-tag32.ts';
 import { buildReport, ReceiverStats } from '../../../ingress/sip/rtcp.ts';
+
+// SrtpContext takes werift as loaded on first use (ingress/werift.ts); these peers load it up front.
+await loadWerift();
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 

@@ -9,9 +9,13 @@ import { test } from 'node:test';
 import { masterKeyFromBytes } from '../../../recording/master-key.ts';
 import { answerSrtp, answeredCrypto, chooseCrypto, cryptoAttribute, offerCrypto, readCryptoLine, type SdesSuite, type SrtpKeys } from '../../../ingress/sip/sdes.ts';
 import { estimateRoc, openKeys, ReplayWindow, sealKeys, SrtpContext } from '../../../ingress/sip/srtp.ts';
+import { loadWerift } from '../../../ingress/werift.ts';
 import { negotiate, offerSdp } from '../../../ingress/sip/sdp.ts';
 import { OutboundConfig } from '../../../ingress/sip/outbound-config.ts';
 import { buildReport, ReceiverStats } from '../../../ingress/sip/rtcp.ts';
+
+// SrtpContext takes werift as loaded on first use (ingress/werift.ts); these peers load it up front.
+await loadWerift();
 
 const key80 = crypto.randomBytes(30).toString('base64');
 const keyGcm = crypto.randomBytes(28).toString('base64');

@@ -14,7 +14,7 @@ import { sourceFiles, type SourceFile } from '../../../scripts/sources.ts';
 import { VARIABLE_NAMES } from '../../../cli/config/schema.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
-const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
+const SOURCE_DIRS = ['agents', 'api', 'bridge', 'campaigns', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
 const CONFIG_MODULE = `cli${path.sep}config${path.sep}`;
 
 /** What may stay, and why. Each entry is a file and the names it may read. */
@@ -30,6 +30,10 @@ const ALLOWED: Record<string, { names: RegExp; why: string }> = {
     why: "finding the ffmpeg binary: PATH is the system's search path, FFMPEG_PATH fluent-ffmpeg's own convention when SWITCHBOARD_FFMPEG (the configured path) is not given — neither is Switchboard configuration",
   },
   'speech/pocketsphinx.ts': { names: /^PATH$/, why: "finding the pocketsphinx binary on the system's search path" },
+  'ingress/twilio/connect.ts': {
+    names: /^name$/,
+    why: '`numbers connect --provider twilio` is handed the variables cli/config/client.ts picked through the schema (connectSettings); it looks them up by name only to name a missing one',
+  },
   'ingress/vonage/connect.ts': {
     names: /^(DEBUG|name)$/,
     why: '`numbers connect` hands it the variables cli/config/client.ts picked through the schema (connectSettings); it looks them up by name only to name a missing one, and DEBUG is the Vonage SDK\'s logging switch, not ours',

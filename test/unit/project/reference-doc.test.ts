@@ -14,7 +14,7 @@ import { sourceFiles, type SourceFile } from '../../../scripts/sources.ts';
 import { VARIABLE_NAMES } from '../../../cli/config/schema.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
-const SOURCE_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'http', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
+const SOURCE_DIRS = ['agents', 'api', 'bridge', 'campaigns', 'cli', 'consent', 'http', 'ingress', 'media', 'recording', 'schema', 'speech', 'store'];
 const doc = readFileSync(path.join(ROOT, 'docs', 'reference.md'), 'utf8');
 
 function sources(): SourceFile[] {

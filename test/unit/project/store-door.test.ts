@@ -19,7 +19,7 @@ import { test } from 'node:test';
 import { sourceFiles } from '../../../scripts/sources.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
-const PRODUCTION = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech'];
+const PRODUCTION = ['agents', 'api', 'bridge', 'campaigns', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech'];
 
 const SQL = String.raw`\b(?:SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH|BEGIN|COMMIT|ROLLBACK|VACUUM|ATTACH)\b`;
 const RULES: Array<{ what: string; re: RegExp }> = [

@@ -22,7 +22,7 @@ import type { SwitchboardTables } from '../../../schema/index.ts';
 import { openTestStore, T } from '../../helpers/store.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..', '..');
-const APP_DIRS = ['agents', 'api', 'bridge', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech'];
+const APP_DIRS = ['agents', 'api', 'bridge', 'campaigns', 'cli', 'consent', 'ingress', 'media', 'recording', 'schema', 'speech'];
 
 function sources(dirs: string[]): SourceFile[] {
   return sourceFiles(dirs, { root: ROOT, match: /\.ts$/ });
