@@ -12,6 +12,7 @@
  * The FTS index of transcripts is fed through `indexText` (store.indexTextWith): the node that sealed a segment
  * has its key in memory and indexes the opened words; a segment whose key is not in memory is indexed as ''.
  */
+import { hkdfSync } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CONTENT_ARGS, CONTENT_COLUMNS, type SwitchboardTables } from '../schema/index.ts';
 import type { CallOf } from '../schema/content.ts';
@@ -35,6 +36,32 @@ export function sealerOf(store: object): ContentSealer | null {
 export async function openOn(store: object, tenant: string, callId: string, field: string, value: unknown): Promise<unknown> {
   const sealer = sealerOf(store);
   return sealer && isSealed(value) ? sealer.openField(tenant, callId, field, value) : value;
+}
+
+/**
+ * The key a sensitive tool's args digest is keyed with (agents/tools.ts sensitiveArgs): HKDF-SHA256 of the call's
+ * content key, so it is as secret as the content and destroyed with it. Null where the store seals nothing.
+ */
+export async function digestKeyOn(store: object, tenant: string, callId: string): Promise<Buffer | null> {
+  const sealer = sealerOf(store);
+  if (!sealer) return null;
+  const key = await sealer.keyring.getOrCreate({ tenant, callId });
+  return Buffer.from(hkdfSync('sha256', key.key, Buffer.alloc(0), 'switchboard sensitive-args v1', 32));
+}
+
+/**
+ * Makes (or loads) the call's content key ahead of its first sealed command, so the key's write is not on the
+ * path of an agent turn. Resolves when done; never rejects (an erased call's key stays destroyed: its content is
+ * then refused at submission, as always).
+ */
+export async function prewarmContentKey(store: object, tenant: string, callId: string): Promise<void> {
+  const sealer = sealerOf(store);
+  if (!sealer) return;
+  try {
+    await sealer.keyring.getOrCreate({ tenant, callId });
+  } catch {
+    // destroyed (erased) or the blob store failing: the submit path reports it where content is written
+  }
 }
 
 export class ContentSealer {
