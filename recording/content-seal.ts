@@ -111,7 +111,12 @@ export class ContentSealer {
     if (!callId) return args; // the reducer refuses it (no such call/row); nothing is logged in clear but an id
     const apply = (k: ContentKey): Row => {
       const out: Row = { ...a };
-      for (const f of spec.fields) if (out[f] !== undefined && out[f] !== null && !isSealed(out[f])) out[f] = sealValue(k.key, callId, f, out[f]);
+      for (const f of spec.fields) {
+        const plain = out[f];
+        if (plain === undefined || plain === null || isSealed(plain)) continue;
+        out[f] = sealValue(k.key, callId, f, plain);
+        if (f === 'text' && typeof plain === 'string') this.justSealed(out[f] as string, plain);
+      }
       return out;
     };
     const refused = (err: unknown): never => {
@@ -135,8 +140,24 @@ export class ContentSealer {
     return row?.call_id ?? null;
   }
 
+  /**
+   * Texts sealed moments ago, by their ciphertext: the full-text index (fed inside the same command's transaction)
+   * takes the words from here instead of decrypting what was just encrypted. Bounded; an entry is taken once.
+   */
+  private readonly recentTexts = new Map<string, string>();
+
+  private justSealed(sealed: string, plain: string): void {
+    this.recentTexts.set(sealed, plain);
+    if (this.recentTexts.size > 1024) this.recentTexts.delete(this.recentTexts.keys().next().value as string);
+  }
+
   private indexText(text: string, callId: string): string {
     if (!isSealedText(text)) return text;
+    const recent = this.recentTexts.get(text);
+    if (recent !== undefined) {
+      this.recentTexts.delete(text);
+      return recent;
+    }
     const key = this.keyring.cachedByCall(callId);
     return key ? openText(key.key, callId, 'text', text) : '';
   }
