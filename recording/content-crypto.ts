@@ -4,12 +4,13 @@
  * makes every copy of the ciphertext (log, tables, `_changes`, backups) unreadable for good.
  *
  *   text   'sbc1.' ‖ base64url( iv(12) ‖ AES-256-GCM(key, utf8 text) ‖ tag(16) )       (a string stays a string)
- *   json   { "$sbc1": 'sbc1.' ‖ … of canonical-free JSON.stringify(value) }            (any other value)
+ *   json   { "$sbc1": 'sbc1.' ‖ … of canonicalJson(value) }                             (any other value)
  *   AAD    'sbc1|' ‖ call id ‖ '|' ‖ field name: a sealed value cannot be moved to another call or field.
  *
  * Nothing else is kept beside the ciphertext (no length hint beyond the ciphertext's own, no key id).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { canonicalJson, type Json } from '../store/index.ts';
 
 export const SEALED_PREFIX = 'sbc1.';
 export const SEALED_KEY = '$sbc1';
@@ -74,7 +75,8 @@ export function openText(key: Buffer, callId: string, field: string, sealed: str
 export function sealValue(key: Buffer, callId: string, field: string, value: unknown): unknown {
   if (value === null || value === undefined) return value ?? null;
   if (typeof value === 'string') return sealText(key, callId, field, value);
-  return { [SEALED_KEY]: sealText(key, callId, field, JSON.stringify(value)) };
+  // canonical (sorted keys), as the plain store keeps JSON: an opened value reads exactly as it would have unsealed
+  return { [SEALED_KEY]: sealText(key, callId, field, canonicalJson(value as Json)) };
 }
 
 /** Opens what `sealValue` sealed; values that are not sealed (older, plain data) come back as they are. */
