@@ -86,8 +86,9 @@ async function pressedAnswered(url: string, digit: string): Promise<void> {
     const list = await api<{ calls: Array<{ id: string }> }>(url, 'GET', '/v1/calls');
     const id = list.body.calls[0]?.id;
     if (id) {
-      const ev = await api<{ events: Array<{ reducer: string; args: unknown }> }>(url, 'GET', `/v1/calls/${id}/events`);
-      if (ev.body.events.some((e) => e.reducer === 'agent_action_requested' && JSON.stringify(e.args).includes(`pressed ${digit}`))) return;
+      // the call detail opens the sealed args (the events route serves the log as chained: sealed)
+      const d = await api<{ agent_actions: Array<{ kind: string; args: unknown }> }>(url, 'GET', `/v1/calls/${id}`);
+      if ((d.body.agent_actions ?? []).some((a) => a.kind === 'say' && JSON.stringify(a.args).includes(`pressed ${digit}`))) return;
     }
     if (Date.now() > deadline) throw new Error(`the agent's answer to key ${digit} was not recorded within 60 s`);
     await new Promise((r) => setTimeout(r, 200));
