@@ -11,6 +11,8 @@ import type { AgentRegistry } from '../agents/registry.ts';
 import type { DrainStart } from '../bridge/drain.ts';
 import type { OutboundDialer } from '../ingress/port.ts';
 import type { MasterKey } from '../recording/crypto.ts';
+import type { ContentSealer } from '../recording/content-seal.ts';
+import type { ContentEraser } from '../bridge/content-erase.ts';
 import type { BlobStore } from '../recording/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import { StoreError, type ArgsOf, type ReducerHandle, type ResultOf, type Store } from '../store/index.ts';
@@ -24,6 +26,10 @@ export interface ApiContext {
   logger: Logger;
   blobs: BlobStore;
   master: MasterKey;
+  /** Opens sealed content for reading (recording/content-seal.ts); absent = content is read as stored. */
+  content?: ContentSealer;
+  /** Erases a call's content (bridge/content-erase.ts); absent = erasure answers 503. */
+  eraser?: ContentEraser;
   /** Wall clock (ms); outside reducers only. */
   now: () => number;
   ffmpegPath?: string;

@@ -13,6 +13,7 @@ import { mountAgentRoutes } from './routes/agents.ts';
 import { mountAgentPauseRoutes } from './routes/agent-pause.ts';
 import { mountAuthRoutes } from './routes/auth.ts';
 import { mountCallRoutes } from './routes/calls.ts';
+import { mountEraseRoutes } from './routes/erase.ts';
 import { mountClusterRoutes } from './routes/cluster.ts';
 import { mountContentRoutes } from './routes/content.ts';
 import { mountDialRoutes } from './routes/dial.ts';
@@ -27,6 +28,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountAuthRoutes(api, ctx);
     mountAdminRoutes(api, ctx);
     mountCallRoutes(api, ctx);
+    mountEraseRoutes(api, ctx);
     mountClusterRoutes(api, ctx);
     mountDialRoutes(api, ctx);
     mountContentRoutes(api, ctx);

@@ -311,8 +311,10 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
         if (closed || subs.has(msg.id)) return;
         try {
           const table = msg.table as keyof SwitchboardTables & string;
-          const delta = (d: Delta): void => send({ type: 'delta', id: msg.id, seq: d.seq, op: d.op, old: scrub(msg.table, d.old), new: scrub(msg.table, d.new) });
-          const snapshot = (s: Snapshot, extra: object): void => send({ type: 'snapshot', id: msg.id, seq: s.seq, rows: s.rows.map((r) => scrub(msg.table, r)), ...extra });
+          // sealed content (recording/content-seal.ts) is opened with the keys this node holds in memory
+          const opened = (r: Row | null): Row | null => scrub(msg.table, ctx.content ? ctx.content.openRowCached(msg.table, r) : r);
+          const delta = (d: Delta): void => send({ type: 'delta', id: msg.id, seq: d.seq, op: d.op, old: opened(d.old), new: opened(d.new) });
+          const snapshot = (s: Snapshot, extra: object): void => send({ type: 'snapshot', id: msg.id, seq: s.seq, rows: s.rows.map((r) => opened(r)), ...extra });
           if (since === undefined) {
             const sub = ctx.store.subscribe(table, scoped.filter, access.tenant, delta);
             subs.set(msg.id, sub.unsubscribe);
@@ -332,7 +334,10 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       };
       const audit = access.grant?.audit;
       if (!audit || SUBSCRIBABLE[msg.table] !== 'content:read') return start();
-      audit(msg.table).then(start, (err: unknown) => send({ type: 'error', id: msg.id, code: 'forbidden', message: (err as Error).message }));
+      // a call's content: its key is fetched first, so the snapshot and the deltas open without waiting
+      const callId = (msg.filter as Record<string, unknown>).call_id;
+      const keyed = (): Promise<unknown> => (ctx.content && typeof callId === 'string' ? ctx.content.keyring.get({ tenant: access.tenant, callId }).catch(() => null) : Promise.resolve(null));
+      audit(msg.table).then(keyed).then(start, (err: unknown) => send({ type: 'error', id: msg.id, code: 'forbidden', message: (err as Error).message }));
     };
     return { send, handle, close };
   }

@@ -20,6 +20,9 @@
  *
  * Cluster mode (`store.cluster_r3.*`): the same commands through the JetStream log on a 3-server NATS cluster
  * started here (stream R3), 1 and 64 submitters, beside the embedded store (fsync periodic) of the same run.
+ *
+ * Content sealing (`store.content_sealed.*`, bench/store-content.ts): transcript commands with the gateway's sealer
+ * beside the plain store, same run; target ≥ 0.9×.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +39,7 @@ import { collectGarbage, fmt, log, now, report, Samples, wanted } from './lib.ts
 import { call_received, tenant_created } from '../schema/reducers.ts';
 import type { ClusterOptions } from '../store/jetstream-log.ts';
 import { NATS_SERVER, startNatsCluster } from '../test/helpers/nats-cluster.ts';
+import { contentSection } from './store-content.ts';
 
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 500);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 3000);
@@ -350,3 +354,4 @@ log('store write path: call_received, latency = submit → resolved (durable); r
 await section('always');
 const periodic = await section('periodic');
 await clusterSection(periodic);
+await contentSection();

@@ -32,6 +32,7 @@
  * Everything that takes time (the consent phase, turns, recording flushes) runs on the context's work queue, one
  * piece at a time; `settled()` waits for it.
  */
+import { openOn, prewarmContentKey } from '../recording/content-seal.ts';
 import type { Agent, Json } from '../agents/types.ts';
 import type { CallLeg, LegClose } from '../media/call-leg.ts';
 import type { MediaPipeline } from '../media/pipeline.ts';
@@ -82,6 +83,9 @@ export class CallSession {
     const connected = await facts.mediaConnected(deps.store, ref, leg.description);
     if (!connected.ok) throw new SessionError(connected.code, connected.message);
     const res = connected.result;
+    // The call's content key is made (a key file written and synced) now, beside the agent's start, not inside
+    // the first turn that says something (that turn's sealing joins this same pending key).
+    void prewarmContentKey(deps.store, ref.tenant, ref.callId);
     const call = deps.store.read(ref.tenant).calls.get(ref.callId);
     // A paused agent's worker is not started for a call that will not run it.
     const fallback = pauseFallback(deps.store, ref, call?.agent ?? null);
@@ -97,7 +101,8 @@ export class CallSession {
     if (fallback?.kind === 'agent') session.turns.routeTo(fallback.agent);
     if (fallback?.kind === 'transfer') session.turns.useStandIn();
     const saved = deps.store.read(ref.tenant).agent_state.get(ref.callId);
-    if (saved) session.turns.restore({ turn: saved.turn, state: saved.state as Record<string, Json> });
+    // the saved state is sealed with the call's key (recording/content-seal.ts)
+    if (saved) session.turns.restore({ turn: saved.turn, state: ((await openOn(deps.store, ref.tenant, ref.callId, 'state', saved.state)) ?? {}) as Record<string, Json> });
     session.wire();
     // The leg may have closed while this attach awaited the store and the agent registry: its 'closed' event is
     // gone, so close the session now (else it would run consent and start a recogniser nobody ever closes).

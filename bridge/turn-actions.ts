@@ -16,10 +16,11 @@
  *              with the kind and the number of digits, never the digits (they may be card numbers)
  *   pause/resume recording (ctx.secure, ctx.pauseRecording('pci')) ─► the call's PCI pause (bridge/pci-pause.ts),
  *              whose rows are `recording_pauses`; while it is on, a say row's text is masked (speech/redact.ts)
- *   sensitive tool ({ sensitive: true }) ─► the row holds `args_sha256` (salted by call and turn), never the args;
+ *   sensitive tool ({ sensitive: true }) ─► the row holds `args_hmac` (keyed by the call's key), never the args;
  *              an approval request shows that digest too. The tool gets the args in memory; its result is stored
  *              (a tokenising tool returns a token, not the card)
  */
+import { digestKeyOn, openOn } from '../recording/content-seal.ts';
 import type { Logger } from 'pino';
 import { runHttpTool, toolRequestId } from '../agents/tools.ts';
 import { isToolRefusal, ToolRefusedError, type HttpToolDefinition, type ToolRefusal } from '../agents/sdk.ts';
@@ -88,7 +89,9 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
   const request = async (kind: 'say' | 'tool' | 'transfer' | 'hangup' | 'note', requestId: string, args: Json): Promise<Row> => {
     const r = await host.store.submit(agent_action_requested, { call_id: host.callId, kind, request_id: requestId, args }, host.who());
     if (!r.outcome.ok) throw new ActionError(`${kind} refused: ${r.outcome.error.code}: ${r.outcome.error.message}`);
-    return r.outcome.result as Row;
+    const row = r.outcome.result as Row;
+    // an earlier attempt's stored result is sealed with the call's key (recording/content-seal.ts)
+    return row.existing ? { ...row, result: (await openOn(host.store, host.who().tenant, host.callId, 'result', row.result)) as Json } : row;
   };
   const complete = async (actionId: string, ok: boolean, result: Json): Promise<void> => {
     const r = await host.store.submit(agent_action_completed, { action_id: actionId, ok, result }, host.who());
@@ -193,11 +196,13 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       await complete(row.action_id, true, { target });
     },
     tool: async (name, args) => {
-      const requestId = toolRequestId(host.callId, turn, name, args);
       const tools0 = host.configTools;
       const sensitive = tools0 && Object.hasOwn(tools0, name) ? tools0[name]!.sensitive === true : agent.toolSensitive?.(name) === true;
-      // A sensitive tool's row (and approval request) holds a digest of the args, never the args.
-      const stored: Json = sensitive ? sensitiveArgs(host.callId, turn, name, args) : args;
+      // A sensitive tool's row (and approval request) holds a keyed digest of the args, never the args; its request
+      // id (a clear column) is keyed too.
+      const digestKey = sensitive ? await digestKeyOn(host.store, host.who().tenant, host.callId) : null;
+      const requestId = toolRequestId(host.callId, turn, name, args, digestKey);
+      const stored: Json = sensitive ? sensitiveArgs(digestKey, host.callId, turn, name, args) : args;
       const row = await request('tool', requestId, { name, args: stored });
       if (row.existing && row.status !== 'requested') host.spans?.agent.child('tool', { 'switchboard.tool': name, 'switchboard.replayed': true }).end();
       if (row.existing && row.status === 'succeeded') return row.result;

@@ -329,6 +329,27 @@ export function registerApiCommands(program: Command, numbers: Command): void {
     });
 
   program
+    .command('erase [id]')
+    .description("erase a call's content (or, with --subject, every ended call of a caller number): its keys destroyed, its media deleted; refused under legal hold (needs a running gateway, a user with content:erase)")
+    .requiredOption('--reason <text>', 'why (e.g. the request: "GDPR Art. 17")')
+    .option('--reference <ref>', "the request's reference (ticket, case number)")
+    .option('--subject <number>', "every ended call of this caller number instead of one call")
+    .option('--json', 'print the answer as JSON')
+    .action(async (id: string | undefined, opts: { reason: string; reference?: string; subject?: string; json?: boolean }, cmd: Command) => {
+      if ((id === undefined) === (opts.subject === undefined)) throw new UsageError('name one call ID, or --subject NUMBER');
+      const client = connect('erase', flags(cmd));
+      const why = { reason: opts.reason, ...(opts.reference !== undefined ? { reference: opts.reference } : {}) };
+      if (opts.subject !== undefined) {
+        const r = await client.eraseSubject({ subject: opts.subject, ...why });
+        print(wantsJson(opts, cmd) ? pretty(r) : [`erased ${r.erased.length} call(s) of ${r.subject}${r.erased.length ? `: ${r.erased.join(' ')}` : ''}`, ...r.refused.map((x) => `refused ${x.call_id}: ${x.code}: ${x.message}`)].join('\n'));
+        if (r.refused.length > 0) process.exitCode = 1;
+        return;
+      }
+      const r = await client.erase(id as string, why);
+      print(wantsJson(opts, cmd) ? pretty(r) : `erased ${r.call_id}: keys destroyed ${r.keys.join(', ') || '(none)'}`);
+    });
+
+  program
     .command('login')
     .description('sign in with a password read from stdin; prints a session token (12 h) to export as SWITCHBOARD_TOKEN')
     .requiredOption('--email <email>', 'your email')

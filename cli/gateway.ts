@@ -34,6 +34,10 @@ import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecord
 import { MediaClock } from '../media/pacer.ts';
 import { FsBlobStore } from '../recording/blob-fs.ts';
 import { loadOrCreateMasterKey } from '../recording/crypto.ts';
+import { ContentKeyring } from '../recording/content-keys.ts';
+import { ContentSealer } from '../recording/content-seal.ts';
+import { ContentEraser } from '../bridge/content-erase.ts';
+import { plainContent } from './migrate.ts';
 import { RecordingService } from '../recording/service.ts';
 import { schema, type SwitchboardTables } from '../schema/index.ts';
 import { clusterBlobStore, Store, StoreError, type Tables } from '../store/index.ts';
@@ -154,6 +158,16 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   }
   // Recordings (and, in cluster mode, agent bundles): the data dir's files, or the cluster's object store.
   const blobs = cluster ? await clusterBlobStore(store).catch((err: unknown) => (store.close(), Promise.reject(err))) : new FsBlobStore(config.dataDir);
+  const master = loadOrCreateMasterKey(config.dataDir);
+  // Content is sealed with its call's key before it is submitted; the keys live in the blob store, outside the log.
+  const content = new ContentSealer(store, new ContentKeyring(blobs, master), logger.child({ component: 'content' }));
+  content.install();
+  // A data dir from before sealing: its log holds plain content that erasure cannot reach (cli/migrate.ts).
+  // Scanned once: a clean log leaves a marker (every later command is sealed by the submit path).
+  const sealedMarker = path.join(config.dataDir, 'keys', 'content-sealed');
+  const plain = cluster || fs.existsSync(sealedMarker) ? 0 : plainContent(store, 1);
+  if (plain === 0 && !cluster && !fs.existsSync(sealedMarker)) fs.writeFileSync(sealedMarker, 'content sealed from the first event (cli/migrate.ts)\n', { mode: 0o600 });
+  if (plain > 0) logger.warn({ dataDir: config.dataDir }, `this data dir's log holds content written before content sealing, which erasure cannot remove: stop the gateway and run \`switchboard migrate --data-dir ${config.dataDir}\``);
   let ready = false;
   // Four 5 ms phases: each call keeps its 20 ms cadence, and a tick sends for a quarter of the calls, not all of them.
   // Cluster mode: outgoing media waits while this node's lease is not known to be renewed (bridge/ownership.ts).
@@ -177,7 +191,6 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const speechChosen = chooseSpeech(config.speech, logger, path.join(config.dataDir, 'cache', 'tts'));
   speechChosen.catch(() => undefined);
   await endCallsLeftByFault(store, logger);
-  const master = loadOrCreateMasterKey(config.dataDir);
   const recordings = new RecordingService({
     store,
     dataDir: config.dataDir,
@@ -189,6 +202,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     cluster: Boolean(cluster),
   });
   recordings.start();
+  const eraser = new ContentEraser({ store, content, deleteMedia: (row) => recordings.deleteMedia(row), logger });
+  eraser.start(config.recording.retentionSweepMs ?? 60_000);
   const speech = await speechChosen;
   const tracer = await startTracer({ endpoint: config.telemetry.otlpEndpoint, node: store.node, version: VERSION });
   if (tracer.enabled) logger.info({ endpoint: config.telemetry.otlpEndpoint }, 'tracing: one trace per call, exported over OTLP/HTTP');
@@ -255,6 +270,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger,
     blobs,
     master,
+    content,
+    eraser,
     now: Date.now,
     ffmpegPath: config.recording.ffmpegPath,
     publicUrl: config.http.publicUrl,
@@ -291,6 +308,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     await http.close();
     clock.stop();
     recordings.stop();
+    eraser.stop();
     store.close();
   };
   const mountStage = async (stage: 'routes' | 'sockets'): Promise<void> => {
@@ -311,6 +329,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     await closeIngress().catch(() => undefined);
     clock.stop();
     recordings.stop();
+    eraser.stop();
     store.close();
     throw listenError(err, config.host, config.http.port);
   }
@@ -379,6 +398,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       const idle = await Promise.race([recordings.idle().then(() => true), new Promise<boolean>((r) => setTimeout(r, 15_000, false).unref())]);
       if (!idle) logger.warn('recordings still finalizing at shutdown: they are finalized at the next start');
       recordings.stop();
+      eraser.stop();
       await tracer.shutdown().catch((err: unknown) => logger.warn({ err }, 'traces not flushed'));
       store.close();
       await store.whenClosed(); // cluster mode: the NATS connection closed

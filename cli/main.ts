@@ -138,6 +138,23 @@ program
   });
 
 program
+  .command('migrate')
+  .description('upgrade a stopped gateway\'s data dir written before content sealing: its log again as a new epoch with every call\'s content sealed under its own key (the old data dir is kept beside it, renamed, and holds plain content)')
+  .option('--data-dir <dir>', 'data directory')
+  .action(async (opts: { dataDir?: string }) => {
+    const { migrateDataDir } = await import('./migrate.ts');
+    const dir = openOffline(opts.dataDir, { existing: true });
+    const dataDir = dir.dataDir;
+    dir.close();
+    const r = await migrateDataDir(dataDir);
+    if (!r.archive) console.log(`migrate: nothing to do — ${r.events} events, no plain content`);
+    else {
+      console.log(`migrate: OK — ${r.events} events logged again as a new epoch, ${r.plain} of them had plain content, now sealed`);
+      console.log(`the old data dir is ${r.archive}: it still holds plain content that erasure cannot reach; keep it only as long as you must, then delete it`);
+    }
+  });
+
+program
   .command('replay')
   .description('rebuild every table from the log into a fresh database and compare outcomes and digest')
   .option('--data-dir <dir>', 'data directory')

@@ -320,6 +320,16 @@ export class ApiClient {
     return this.request<PauseView>('POST', `/v1/agents/${encodeURIComponent(name)}/resume`, { body: {} });
   }
 
+  /** POST /v1/calls/:id/erase: the call's content destroyed (its keys named). */
+  erase(callId: string, body: { reason: string; reference?: string }): Promise<{ call_id: string; erased_at: number; erased_by: string; keys: string[] }> {
+    return this.request('POST', `/v1/calls/${encodeURIComponent(callId)}/erase`, { body });
+  }
+
+  /** POST /v1/erasures: every ended call of a subject's number erased. */
+  eraseSubject(body: { subject: string; reason: string; reference?: string }): Promise<{ subject: string; erased: string[]; refused: Array<{ call_id: string; code: string; message: string }> }> {
+    return this.request('POST', '/v1/erasures', { body });
+  }
+
   async accessLog(query: { call_id?: string; since?: string; limit?: string }): Promise<AccessEntry[]> {
     return (await this.request<{ entries: AccessEntry[] }>('GET', '/v1/access-log', { query })).entries;
   }

@@ -349,9 +349,10 @@ function renderDetail(d) {
       table('Consent decisions', ['Outcome', 'Mode', 'Method', 'Started', 'Decided', 'Evidence'],
         d.consents.map((k) => [k.outcome, k.mode, k.method ?? '—', when(k.started_at), when(k.decided_at), d.content ? json(k.evidence) : 'withheld']))),
     section('Recording', ...recordingPart(d, id, p)),
-    section('Transcript', d.content ? h('div', { id: 'transcript' }, h('p', { class: 'muted' }, 'Loading transcript…')) : h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot read transcripts.`)),
+    // an erased call (crypto-shredded, README "Erasable content"): the note stands in place of its content
+    section('Transcript', d.erasure ? h('p', { class: 'erased' }, `Content ${d.erasure.note}`) : d.content ? h('div', { id: 'transcript' }, h('p', { class: 'muted' }, 'Loading transcript…')) : h('p', { class: 'muted' }, `Your role (${state.me.role}) cannot read transcripts.`)),
     section('Agent actions', table('Agent actions', ['Created', 'Kind', 'Status', 'Request', 'Arguments', 'Result'],
-      d.agent_actions.map((a) => [when(a.created_at), a.kind, a.status, a.request_id, d.content ? json(a.args) : 'withheld', d.content ? json(a.result) : 'withheld']))),
+      d.agent_actions.map((a) => [when(a.created_at), a.kind, a.status, a.request_id, d.erasure ? 'erased' : d.content ? json(a.args) : 'withheld', d.erasure ? 'erased' : d.content ? json(a.result) : 'withheld']))),
     section('Timeline', timelinePart(d.timeline)),
   ];
   $('detail-body').replaceChildren(...parts);

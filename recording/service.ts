@@ -166,6 +166,13 @@ export class RecordingService implements RecordingPort {
     this.sweeper.start();
   }
 
+  /** Deletes a recording's media wherever it is (blob, cluster chunks, local work files): erasure (bridge/content-erase.ts). */
+  async deleteMedia(row: { tenant: string; id: string; uri: string | null }): Promise<void> {
+    if (row.uri) await this.o.blobs.delete(row.uri);
+    if (this.o.cluster) await deleteWork(this.o.blobs, workPrefix(row.tenant, row.id));
+    fs.rmSync(this.workDir(row.id), { recursive: true, force: true });
+  }
+
   /** Finalizes the unfinished recordings of ended calls (a crash or a lost node left them). */
   private finalizeEnded(): void {
     const { store } = this.o;

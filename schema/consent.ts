@@ -36,7 +36,8 @@ export const PolicyArgs = z.object({
   on_decline: z.enum(['continue-unrecorded', 'transfer', 'hangup']).default('continue-unrecorded'),
   transfer_target: z.string().min(1).max(512).nullable().default(null),
   pause_mode: z.enum(['silence', 'skip']).default('silence'),
-  retention_days: z.number().int().min(1).max(36_500).default(2555),
+  /** 0 = content and media are purged on the first retention sweep after the call ends. */
+  retention_days: z.number().int().min(0).max(36_500).default(2555),
   recording_format: z.enum(['wav', 'ogg', 'mp3']).default('wav'),
 });
 

@@ -15,6 +15,7 @@ import { logLevelReducers } from './log-level.ts';
 import { tenancyReducers } from './tenancy.ts';
 import { webhookNonceReducers } from './webhook-nonces.ts';
 import { toolApprovalReducers } from './tool-approvals.ts';
+import { contentReducers } from './content.ts';
 import { pciReducers } from './pci.ts';
 import { answeredByReducers } from './answered-by.ts';
 import { campaignReducers } from './campaigns.ts';
@@ -30,10 +31,11 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...contentReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';
 export { CALL_EVENTS, TRANSCRIPT_FTS } from './search.ts';
 export { DEFAULT_POLICY } from './consent.ts';
+export { CONTENT_ARGS, CONTENT_COLUMNS } from './content.ts';
 export { MATRIX, can, OPERATOR_TENANT, type Permission, type Role } from './permissions.ts';

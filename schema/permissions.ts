@@ -28,6 +28,8 @@ export const PERMISSIONS = [
   'content:read',
   'evidence:export',
   'holds:write',
+  /** Erase a call's content (crypto-shredding): POST /v1/calls/:id/erase, by call or by subject. */
+  'content:erase',
   'access_log:read',
   'audit:verify',
   'agents:read',
@@ -48,7 +50,7 @@ export const MATRIX: Readonly<Record<Role, ReadonlySet<Permission>>> = {
   admin: new Set(ALL),
   compliance: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'policies:write', 'calls:read', 'content:read', 'evidence:export',
-    'holds:write', 'access_log:read', 'audit:verify', 'agents:read', 'tools:approve', 'tools:policy', 'recording:pause', 'subscribe', 'dnc:write',
+    'holds:write', 'content:erase', 'access_log:read', 'audit:verify', 'agents:read', 'tools:approve', 'tools:policy', 'recording:pause', 'subscribe', 'dnc:write',
   ]),
   auditor: new Set<Permission>([
     'users:read', 'numbers:read', 'policies:read', 'calls:read', 'content:read', 'evidence:export', 'access_log:read',

@@ -158,7 +158,8 @@ export const transcript_appended = defineReducer(
     channel: z.enum(['caller', 'agent']),
     start_ms: z.number().int().nonnegative(),
     end_ms: z.number().int().nonnegative(),
-    text: z.string().min(1).max(10_000),
+    /** Sealed (schema/content.ts): the ciphertext of up to ~10,000 characters of text. */
+    text: z.string().min(1).max(64_000),
     confidence: z.number().min(0).max(1).nullable().default(null),
     provider: z.string().min(1).max(64),
   }),

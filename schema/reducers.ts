@@ -19,6 +19,7 @@ export { node_drain_started, node_heartbeat, node_stopped } from './nodes.ts';
 export { log_level_raised } from './log-level.ts';
 export { recording_pause_ended, recording_pause_started, redaction_policy_set, transcript_redacted } from './pci.ts';
 export { tool_approval_cancelled, tool_approval_decided, tool_approval_expired, tool_approval_requested, tool_authorized, tool_policy_set } from './tool-approvals.ts';
+export { call_content_erased } from './content.ts';
 export { call_answered_by } from './answered-by.ts';
 export { campaign_attempt_decided, campaign_attempt_dialed, campaign_attempt_finished, campaign_attempt_reconciled, campaign_created, campaign_state_set } from './campaigns.ts';
 export { dnc_added, dnc_removed } from './dnc.ts';

@@ -5,6 +5,11 @@
  *   transcript_fts  full-text search over transcript segments' text; each entry
  *                   carries the segment's call_id (and tenant), so a match
  *                   finds calls. Queries go through store.query(tenant).match.
+ *                   The column holds sealed text (schema/content.ts): the
+ *                   index is fed the text opened with the call's key (`opener`,
+ *                   recording/content-seal.ts) on the node that sealed it, and
+ *                   its entries go with the row's text when the call is erased
+ *                   (FTS5 secure-delete: no token of an erased call remains).
  *   call_events     a call's events in the log: those whose args name the call
  *                   (call_id) or one of its consents, recordings or agent
  *                   actions (consent_id, recording_id, action_id — reducers that
@@ -22,6 +27,7 @@ export const transcriptSearch = {
   table: 'transcript_segments',
   text: 'text',
   carry: ['call_id'],
+  opener: 'call_id',
 } as const satisfies DerivedIndex;
 
 export const callEventsIndex = {

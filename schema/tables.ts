@@ -9,6 +9,7 @@ import { amd_requests } from './amd-requests.ts';
 import { defineTable } from '../store/index.ts';
 import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
+import { content_erasures } from './content-tables.ts';
 import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
 import { answered_by } from './answered-by.ts';
 import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
@@ -110,7 +111,7 @@ export const consent_policies = defineTable({
     /** Pause behaviour while recording is paused (PCI, withdrawal). */
     pause_mode: z.enum(['silence', 'skip']),
     /** How long recordings made under this policy are kept. */
-    retention_days: z.number().int().positive(),
+    retention_days: z.number().int().nonnegative(),
     /** Stored format: µ-law WAV (cheap at scale), or Ogg/Opus / MP3 through ffmpeg. */
     recording_format: z.enum(['wav', 'ogg', 'mp3']),
     created_at: ts,
@@ -243,7 +244,8 @@ export const transcript_segments = defineTable({
     channel: z.enum(['caller', 'agent']),
     start_ms: z.number().int().nonnegative(),
     end_ms: z.number().int().nonnegative(),
-    text,
+    /** Sealed with the call's content key (schema/content.ts); '' once erased. */
+    text: z.string().max(64_000),
     confidence: z.number().min(0).max(1).nullable(),
     provider: z.string().max(64),
     created_at: ts,
@@ -443,6 +445,7 @@ export const tables = {
   number_fallbacks,
   tool_policies,
   tool_approvals,
+  content_erasures,
   recording_pauses,
   redaction_policies,
   transcript_redactions,

@@ -94,6 +94,8 @@ export function openDatabase(file: string, durability: Durability): OpenedDataba
     db.pragma('foreign_keys = OFF');
     // Temp indexes and statement journals stay in memory, not temp files.
     db.pragma('temp_store = MEMORY');
+    // deleted rows are overwritten, not left in free space: erased content (schema/content.ts) is really gone
+    db.pragma('secure_delete = ON');
     // Checkpoints run on the checkpoint thread (small and often), not inside a
     // batch's commit; this is only the backstop should that thread fall behind.
     db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_PAGES}`);

@@ -38,6 +38,34 @@ export interface FullTextIndex {
   readonly text: string;
   /** Columns of the source row kept beside each entry (UNINDEXED), to relate a match to other tables. */
   readonly carry?: readonly string[];
+  /**
+   * The text is stored sealed: the index is fed `indexText(index, text, row[opener])` — the store's hook
+   * (`Store.indexTextWith`), identity when none is set — instead of the column itself. `opener` is a carried column.
+   */
+  readonly opener?: string;
+}
+
+/** Per database: what a sealed full-text column's text is indexed as (see FullTextIndex.opener). */
+export type IndexText = (index: string, text: string, key: string) => string;
+const indexTexts = new WeakMap<Database.Database, IndexText>();
+
+/** Sets (or clears) the database's IndexText hook; the SQL function `sb_index_text` calls it. */
+export function setIndexText(db: Database.Database, fn: IndexText | null): void {
+  if (fn) indexTexts.set(db, fn);
+  else indexTexts.delete(db);
+}
+
+function registerIndexText(db: Database.Database): void {
+  db.function('sb_index_text', { deterministic: true, varargs: false }, (index: unknown, text: unknown, key: unknown) => {
+    if (typeof text !== 'string') return text as null;
+    const fn = indexTexts.get(db);
+    if (!fn || typeof index !== 'string' || typeof key !== 'string') return text;
+    try {
+      return fn(index, text, key);
+    } catch {
+      return '';
+    }
+  });
 }
 
 /** Indexes over the log finding the events that name one subject. */
@@ -89,19 +117,23 @@ function fullTextDdl(index: FullTextIndex, def: AnyTableDef): { ddl: string[]; d
   const t = q(def.name);
   const { source, fts } = ftsColumns(index, def);
   const unindexed = fts.slice(1).map((c) => `${c} UNINDEXED`);
-  const ins = `INSERT INTO ${name} (${fts.join(', ')}) VALUES (${source.map((c) => `new.${c}`).join(', ')});`;
+  const opened = (alias: string): string[] =>
+    source.map((c, i) => (i === 0 && index.opener ? `sb_index_text('${index.name}', ${alias}${c}, ${alias}${q(index.opener)})` : `${alias}${c}`));
+  const ins = `INSERT INTO ${name} (${fts.join(', ')}) VALUES (${opened('new.').join(', ')});`;
   const del = `DELETE FROM ${name} WHERE ${q(FTS_KEY)} = old.${q(def.primaryKey)};`;
   const trig = (suffix: string): string => q(`${index.name}_${suffix}`);
   const watched = [index.text, ...(index.carry ?? [])].map(q).join(', ');
   return {
     ddl: [
       `CREATE VIRTUAL TABLE ${name} USING fts5(${[fts[0], ...unindexed].join(', ')}, tokenize = 'unicode61 remove_diacritics 2')`,
+      // a deleted entry leaves no trace of its tokens in the index (an erased call's words are really gone)
+      `INSERT INTO ${name} (${name}, rank) VALUES ('secure-delete', 1)`,
       `CREATE TRIGGER ${trig('ai')} AFTER INSERT ON ${t} BEGIN ${ins} END`,
       `CREATE TRIGGER ${trig('ad')} AFTER DELETE ON ${t} BEGIN ${del} END`,
       `CREATE TRIGGER ${trig('au')} AFTER UPDATE OF ${watched} ON ${t} BEGIN ${del} ${ins} END`,
     ],
     drop: [`DROP TRIGGER IF EXISTS ${trig('ai')}`, `DROP TRIGGER IF EXISTS ${trig('ad')}`, `DROP TRIGGER IF EXISTS ${trig('au')}`, `DROP TABLE IF EXISTS ${name}`],
-    rebuild: `INSERT INTO ${name} (${fts.join(', ')}) SELECT ${source.join(', ')} FROM ${t}`,
+    rebuild: `INSERT INTO ${name} (${fts.join(', ')}) SELECT ${opened('').join(', ')} FROM ${t}`,
   };
 }
 
@@ -161,6 +193,7 @@ export function eventsSql(index: LogIndex, tables: ReadonlyMap<string, AnyTableD
  * target); indexes on the log that no declaration creates are dropped.
  */
 export function createDerived(db: Database.Database, indexes: readonly DerivedIndex[], tables: ReadonlyMap<string, AnyTableDef>): void {
+  registerIndexText(db);
   db.exec('CREATE TABLE IF NOT EXISTS _derived (name TEXT PRIMARY KEY NOT NULL, ddl TEXT NOT NULL)');
   const recorded = db.prepare('SELECT ddl FROM _derived WHERE name = ?').pluck();
   const record = db.prepare('INSERT INTO _derived (name, ddl) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET ddl = excluded.ddl');

@@ -16,6 +16,8 @@ export class ReducerError extends Error {
 export type StoreErrorCode =
   | 'unknown_reducer'
   | 'invalid_args'
+  /** The command carries content of a call whose content key was destroyed (erased): refused by the submit path's sealer. */
+  | 'content_erased'
   | 'invalid_command'
   | 'database_locked'
   | 'database_corrupt'

@@ -1,5 +1,5 @@
 /** Public surface of the store. Nothing here knows about telephony. */
-export { Store, DB_FILE, type StoreOptions, type SubmitOptions, type ReadView } from './store.ts';
+export { Store, DB_FILE, type ArgsSealer, type StoreOptions, type SubmitOptions, type ReadView } from './store.ts';
 export { defineTable, type TableDef, type RowOf } from './table.ts';
 export { reducerFactory, type ArgsOf, type ReducerCtx, type ReducerDef, type ReducerHandle, type ResultOf, type SchemaDef, type Tables } from './reducer.ts';
 export { ReducerError, StoreError } from './errors.ts';
@@ -16,7 +16,8 @@ export type { VerifyReport } from './verify.ts';
 export type { ReplayReport } from './replay.ts';
 export { canonicalJson, type Json } from './canonical.ts';
 export { TenantQuery, Select, ftsQuery, type ChainLink, type EventWithBody, type SignedCheckpoint } from './query.ts';
-export { derivedDdl, type DerivedIndex, type FullTextIndex, type LogIndex } from './derived.ts';
+export { derivedDdl, type DerivedIndex, type FullTextIndex, type IndexText, type LogIndex } from './derived.ts';
 export { BlobStoreError, blobKeySegment, validateBlobKey, type BlobStore, type BlobStoreErrorCode } from './blob-store.ts';
 export type { JetStreamBlobStore } from './jetstream-blobs.ts';
 export { clusterBlobStore } from './cluster-blobs.ts';
+export { relog, type RelogReport } from './relog.ts';

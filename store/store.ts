@@ -41,6 +41,10 @@ import { resumeSubscription, type Resumed } from './resume.ts';
 import { verifyLog, type VerifyReport } from './verify.ts';
 import { TenantQuery, type QueryContext } from './query.ts';
 import type { AnyTableDef } from './table.ts';
+import { setIndexText, type IndexText } from './derived.ts';
+
+/** See `Store.sealWith`. */
+export type ArgsSealer = (reducer: string, args: unknown, opts: SubmitOptions) => unknown;
 
 export type { StoreOptions, SubmitOptions, ReadView } from './store-options.ts';
 
@@ -94,6 +98,8 @@ export class Store<T extends Tables = Tables> {
   private readonly signer: CheckpointSigner;
   private previousHandled = false;
   private closed = false;
+  /** What a submitted command's args become before they are built (content sealing, see `sealWith`). */
+  private sealer: ArgsSealer | null = null;
 
   /** The SQLite handle: nothing outside store/ touches it (reads go through `query`, writes through reducers). */
   readonly #db: Database.Database;
@@ -323,6 +329,43 @@ export class Store<T extends Tables = Tables> {
   submitNamed(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
     if (this.closed) return Promise.reject(new StoreError('store_closed', 'the store is closed'));
     if (this.backend === this.engine && this.engine.appliedPosition > 0) return Promise.reject(this.clusterCopy());
+    if (this.sealer) {
+      let sealed: unknown;
+      try {
+        sealed = this.sealer(reducer, args, opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (sealed instanceof Promise) return sealed.then((a: unknown) => this.submitBuilt(reducer, a, opts));
+      return this.submitBuilt(reducer, sealed, opts);
+    }
+    return this.submitBuilt(reducer, args, opts);
+  }
+
+  /**
+   * Installs what every submitted command's args pass through before they are validated and logged (null: none).
+   * The gateway seals content with it (recording/content-seal.ts); it may refuse by throwing or rejecting.
+   */
+  sealWith(sealer: ArgsSealer | null): void {
+    this.sealer = sealer;
+  }
+
+  /** What a sealed full-text column is indexed as (store/derived.ts `opener`): the gateway's opener of sealed text. */
+  indexTextWith(fn: IndexText | null): void {
+    setIndexText(this.#db, fn);
+  }
+
+  /**
+   * After content was destroyed (erasure): copies the WAL back into the database and truncates it, so deleted
+   * pages (zeroed: the database runs with `secure_delete`) leave no older copy in the WAL file. Best effort: a
+   * busy reader leaves the WAL for the next call.
+   */
+  scrubWal(): boolean {
+    const r = this.#db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+    return (r[0]?.busy ?? 1) === 0;
+  }
+
+  private submitBuilt(reducer: string, args: unknown, opts: SubmitOptions): Promise<Receipt> {
     const built = buildCommand({ reducers: this.reducers, node: this.node, clock: this.clock, nextId: () => this.ids.next() }, reducer, args, opts);
     if (built instanceof StoreError) return Promise.reject(built);
     return this.backend.submit(built.command, built.argsJson, built.fresh);

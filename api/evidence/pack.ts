@@ -18,6 +18,7 @@
  * The chain format is the call proof's (proof.ts); the rows and transcripts
  * are views derived from the chained events, included for reading.
  */
+import type { ErasureView } from '../queries/content-open.ts';
 import { createHash } from 'node:crypto';
 import yazl from 'yazl';
 import type { SwitchboardTables } from '../../schema/index.ts';
@@ -32,6 +33,10 @@ export interface EvidencePackInput {
   recording: { wav: Buffer } | null;
   transcriptVtt: string;
   transcriptJson: unknown;
+  /** The call's erasure (api/queries/content-open.ts): said in ERASED.md, the manifest and the views. */
+  erasure?: ErasureView | null;
+  /** The consent rows with their evidence opened (default: as stored). */
+  consents?: unknown[];
   generatedAt: number;
   generatedBy: string;
 }
@@ -196,6 +201,19 @@ ${VERIFY_SH}\`\`\`
 `;
 }
 
+function erasedMd(e: ErasureView): string {
+  return `# Content erased
+
+The content of this call was ${e.note}.
+Kind: ${e.kind}. Destroyed keys: ${e.keys.length > 0 ? e.keys.join(', ') : '(none)'}.
+
+Transcript text, agent and tool payloads, agent state and consent evidence were sealed with the call's own key
+before they were logged; that key is destroyed, so the events in \`events/\` hold ciphertext nobody can open. The
+events, their hashes and the signed checkpoints are unchanged: \`sh verify.sh\` still verifies the chain, and the
+\`call_content_erased\` event records who erased what, when and why.
+`;
+}
+
 /** Builds the zip for one call of `tenant`; throws if the call is not the tenant's or the recording bytes are not this call's. */
 export async function buildEvidencePack(input: EvidencePackInput): Promise<Buffer> {
   const { store, tenant, callId } = input;
@@ -210,9 +228,11 @@ export async function buildEvidencePack(input: EvidencePackInput): Promise<Buffe
   const files = new Map<string, Buffer | string>();
   files.set('VERIFY.md', verifyMd(proof, input.generatedAt, input.generatedBy, inTransit(read.calls.get(callId))));
   files.set('verify.sh', VERIFY_SH);
-  files.set('manifest.json', json({ format: 'switchboard-evidence/1', tenant, call_id: callId, node: proof.node, generated_at: input.generatedAt, generated_by: input.generatedBy }));
-  files.set('call.json', json({ call: read.calls.get(callId), recording: recordingRow ?? null }));
-  files.set('consent.json', json({ consents: read.consents.find({ call_id: callId }) }));
+  const erasure = input.erasure ?? null;
+  files.set('manifest.json', json({ format: 'switchboard-evidence/1', tenant, call_id: callId, node: proof.node, generated_at: input.generatedAt, generated_by: input.generatedBy, erased: erasure }));
+  if (erasure) files.set('ERASED.md', erasedMd(erasure));
+  files.set('call.json', json({ call: read.calls.get(callId), recording: recordingRow ?? null, erased: erasure }));
+  files.set('consent.json', json({ consents: input.consents ?? read.consents.find({ call_id: callId }) }));
   if (input.recording && wavSha) {
     files.set('recording.wav', input.recording.wav);
     files.set('recording.sha256', `${wavSha}  recording.wav\n`);

@@ -8,6 +8,7 @@
  * roles with `content:read`, and then it is a retrieval like any other — a
  * `transcript_accessed` row is committed before it is sent.
  */
+import { openDetail } from '../queries/content-open.ts';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { can } from '../../schema/index.ts';
@@ -38,6 +39,6 @@ export function mountCallRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const header = req.headers['x-switchboard-purpose'];
       await submitAs(ctx, p, transcript_accessed, { call_id: id, detail: 'call detail', purpose: (typeof header === 'string' ? header : q.purpose)?.slice(0, 1000) ?? null, remote: req.ip });
     }
-    return detail;
+    return openDetail(ctx.content, ctx.store, p.tenant, detail);
   });
 }

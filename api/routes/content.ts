@@ -9,6 +9,7 @@
  * writes nothing. The purpose comes from `X-Switchboard-Purpose` or
  * `?purpose=`.
  */
+import { erasureOf, openSegments } from '../queries/content-open.ts';
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -105,8 +106,9 @@ export function mountContentRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const { id } = parse(IdParam, req.params);
     const q = parse(TranscriptQuery, req.query);
     const queries = new CallQueries(ctx.store, p.tenant);
-    const segments = queries.transcript(id);
-    if (!segments) throw new HttpError(404, 'call_not_found', `no call ${id}`);
+    const stored = queries.transcript(id);
+    if (!stored) throw new HttpError(404, 'call_not_found', `no call ${id}`);
+    const segments = await openSegments(ctx.content, p.tenant, stored);
     await submitAs(ctx, p, transcript_accessed, { call_id: id, detail: q.format, purpose: purposeOf(req, q.purpose), remote: req.ip });
     void reply.header('Cache-Control', 'no-store');
     if (q.format === 'vtt') return reply.type('text/vtt; charset=utf-8').send(toVtt(segments));
@@ -132,9 +134,11 @@ export function mountContentRoutes(app: FastifyInstance, ctx: ApiContext): void 
     const { id } = parse(IdParam, req.params);
     const q = parse(PurposeQuery, req.query);
     const queries = new CallQueries(ctx.store, p.tenant);
-    const segments = queries.transcript(id);
-    if (!segments) throw new HttpError(404, 'call_not_found', `no call ${id}`);
+    const stored = queries.transcript(id);
+    if (!stored) throw new HttpError(404, 'call_not_found', `no call ${id}`);
+    const segments = await openSegments(ctx.content, p.tenant, stored);
     const call = ctx.store.read(p.tenant).calls.get(id)!;
+    const consents = ctx.content ? await ctx.content.openRows(p.tenant, 'consents', ctx.store.read(p.tenant).consents.find({ call_id: id })) : undefined;
     let wav: Buffer | null = null;
     const recs = ctx.store.read(p.tenant).recordings.find({ call_id: id, status: 'finalized' }, { orderBy: 'started_at', desc: true });
     const rec = recs[0];
@@ -149,6 +153,8 @@ export function mountContentRoutes(app: FastifyInstance, ctx: ApiContext): void 
       transcriptJson: toJson(call, segments),
       generatedAt: ctx.now(),
       generatedBy: p.email,
+      erasure: erasureOf(ctx.store, p.tenant, id),
+      ...(consents ? { consents } : {}),
     });
     return reply
       .header('Content-Type', 'application/zip')

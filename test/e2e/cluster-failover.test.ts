@@ -82,6 +82,14 @@ async function establish(info: UpInfo, id: string, pressOne: () => void): Promis
 
 /** After the call: stopped cluster; verify on every node's data dir, one chain; the survivor's rows. */
 async function checkAfter(info: UpInfo, providerCallId: string, victim: string, survivor: string): Promise<void> {
+  // What the agent said is sealed with the call's key, which lives in the cluster's object store: read it through
+  // the survivor's API (opened there) while the cluster is up.
+  const http = info.nodes.find((n) => n.id === survivor)!.http;
+  const listed = await api<{ calls: Array<{ id: string; provider_call_id: string | null }> }>(http, 'GET', '/v1/calls?limit=100');
+  const callId = listed.body.calls.find((c) => c.provider_call_id === providerCallId)?.id;
+  assert.ok(callId, `the survivor lists the call: ${JSON.stringify(listed.body)}`);
+  const detail = await api<{ agent_actions: Array<{ args: unknown }> }>(http, 'GET', `/v1/calls/${callId}`);
+  const said = detail.body.agent_actions.map((a) => a.args);
   assert.equal(await cluster!.stop(), 0);
   cluster = null;
   const dirs = info.nodes.map((n) => ({ id: n.id, dir: path.join(info.dir, 'nodes', n.id) }));
@@ -96,7 +104,7 @@ async function checkAfter(info: UpInfo, providerCallId: string, victim: string, 
     const claims = events.filter((e) => e.reducer === 'call_media_connected' && e.outcome.ok && (e.args as { call_id: string }).call_id === call.id);
     assert.deepEqual([...new Set(claims.map((e) => e.node))], [victim, survivor], 'media on A, then on B');
     const sayings = copy.read('default').agent_actions.find({ call_id: call.id });
-    assert.ok(sayings.some((a) => JSON.stringify(a.args).includes('cut off')), 'the agent resumed from its stored turn: ' + JSON.stringify(sayings.map((a) => a.args)));
+    assert.ok(said.some((a) => JSON.stringify(a).includes('cut off')), 'the agent resumed from its stored turn: ' + JSON.stringify(said));
     assert.equal(new Set(sayings.map((a) => a.request_id)).size, sayings.length, 'no action id reused across the failover');
     assert.ok((copy.read('default').agent_state.get(call.id)?.turn ?? 0) >= 2, 'the agent’s turns continued on B');
     const [rec] = copy.read('default').recordings.find({ call_id: call.id });

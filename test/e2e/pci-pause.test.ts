@@ -219,7 +219,7 @@ test('card digits keyed and spoken during ctx.secure reach only the sensitive to
   await peer.hangup();
   const done = await wait((d) => d.call.state === 'ended' && d.recordings.some((r) => r['status'] === 'finalized'), 'recording finalized', 30_000);
   const tool = done.agent_actions.find((a) => a.kind === 'tool')!;
-  assert.match(JSON.stringify(tool.args), /"args_sha256":"[0-9a-f]{64}"/, 'the tool row holds a digest');
+  assert.match(JSON.stringify(tool.args), /"args_hmac":"[0-9a-f]{64}"/, 'the tool row holds a keyed digest');
   assert.ok(!JSON.stringify(tool.args).includes(CARD));
   for (const s of done.transcript) for (const n of NEEDLES) assert.ok(!s.text.toLowerCase().includes(n), `transcript: ${s.text}`);
 

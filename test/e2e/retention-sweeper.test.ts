@@ -10,13 +10,13 @@
  * `recording_purged` by `system:retention`; the held recording and its media untouched. Nothing waits on a
  * wall-clock duration: each step waits for the state it needs.
  */
+import { openStore } from '../helpers/content.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { FsBlobStore } from '../../recording/blob-fs.ts';
 import { schema } from '../../schema/index.ts';
-import { Store } from '../../store/index.ts';
 import { api } from '../helpers/api.ts';
 import { freePort, spawnGateway, startTestGateway, TWILIO_TOKEN } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
@@ -81,7 +81,7 @@ test('the gateway’s retention sweeper purges media past retention_until (row a
   }
   await later.stop();
 
-  const store = Store.open({ dataDir: gw.dataDir, schema });
+  const store = await openStore({ dataDir: gw.dataDir, schema });
   t.after(() => store.close());
   const after = { due: store.read('default').recordings.get(due)!, held: store.read('default').recordings.get(held)! };
   assert.equal(after.due.status, 'purged');

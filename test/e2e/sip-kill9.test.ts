@@ -6,6 +6,7 @@
  * hold by re-INVITE before the kill is still on hold after it (the media as
  * last agreed is in the store), and unholds in the same dialog.
  */
+import { openStore } from '../helpers/content.ts';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { schema } from '../../schema/index.ts';
@@ -66,7 +67,7 @@ test('kill -9 during a SIP call: RTP port re-bound, consent by DTMF after the re
   await gw.stop();
   gw = null;
 
-  const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+  const store = await openStore({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   try {
     const calls = store.read('default').calls.find();
     assert.equal(calls.length, 1);
@@ -116,7 +117,7 @@ test('kill -9 while a SIP call is on hold: the re-INVITE state survives (still h
   await gw.stop();
   gw = null;
 
-  const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+  const store = await openStore({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   try {
     const call = store.read('default').calls.find()[0]!;
     assert.equal(call.state, 'ended');

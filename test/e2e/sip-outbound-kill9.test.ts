@@ -7,6 +7,7 @@
  * process and ends the call. A call still ringing when the process dies lost
  * its INVITE transaction with it: the restarted node ends it `sip:interrupted`.
  */
+import { openStore } from '../helpers/content.ts';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { schema } from '../../schema/index.ts';
@@ -68,7 +69,7 @@ if (insidePrivateNetwork(import.meta.filename, 150_000)) {
     await gw.stop();
     gw = null;
 
-    const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+    const store = await openStore({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
     try {
       const call = store.read('default').calls.get(r.body.call_id)!;
       assert.equal(call.direction, 'outbound');

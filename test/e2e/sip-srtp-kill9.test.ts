@@ -8,6 +8,7 @@
  * gateway's log nor anywhere in its data directory in clear. Also re-INVITEs in an SRTP call: the same offer keeps our
  * key, a refresh without SDP repeats it, and a plain offer is refused (an encrypted call is never downgraded).
  */
+import { openStore } from '../helpers/content.ts';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -98,7 +99,7 @@ test('kill -9 during an SRTP call: keys unsealed from the store, the caller ROC 
     }
   }
 
-  const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+  const store = await openStore({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   try {
     const call = store.read('default').calls.find()[0]!;
     assert.equal(call.state, 'ended');

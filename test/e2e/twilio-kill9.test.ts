@@ -4,6 +4,7 @@
  * restarted gateway, the same call row goes resuming → active on a new stream,
  * the agent carries on from its stored turn, and no committed event is lost.
  */
+import { openStore } from '../helpers/content.ts';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { schema } from '../../schema/index.ts';
@@ -83,7 +84,7 @@ test('kill -9 the gateway at three points of a live call: the call resumes each 
   await gw.stop();
   gw = null;
 
-  const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+  const store = await openStore({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   try {
     const calls = store.read('default').calls.find();
     assert.equal(calls.length, 1, 'no duplicate call rows');

@@ -2,6 +2,7 @@
  * Twilio end to end, in-process gateway against the Twilio peer (signed
  * webhooks, TwiML, real-time paced µ-law made with espeak-ng, marks, clear).
  */
+import { opened } from '../helpers/content.ts';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import WebSocket from 'ws';
@@ -63,7 +64,7 @@ test('a full call: answered, the agent greets, answers a spoken turn and a DTMF,
 
   peer.sendDtmf('5');
   await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call!.id }).length >= 3, 5_000, 'DTMF answered');
-  const dtmfSay = gw.store.read('default').agent_actions.find({ call_id: call!.id }).find((a) => JSON.stringify(a.args).includes('pressed 5'));
+  const dtmfSay = opened(gw.store, 'agent_actions', gw.store.read('default').agent_actions.find({ call_id: call!.id })).find((a) => JSON.stringify(a.args).includes('pressed 5'));
   assert.ok(dtmfSay, 'the agent said which key was pressed');
 
   await peer.hangup();
@@ -195,7 +196,7 @@ test('barge-in: caller speech over the greeting clears Twilio’s buffer; the sa
   // (How much the peer drops on clear depends on how far ahead of playout the paced audio was — often
   // under one frame — so the deterministic checks are the clear itself and the heard/duration below.)
   await peer.waitFor(() => gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:onStart:say:1', status: 'succeeded' }).length === 1, 5_000, 'greeting row completed');
-  const greeting = gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:onStart:say:1' })[0];
+  const greeting = opened(gw.store, 'agent_actions', gw.store.read('default').agent_actions.find({ call_id: call.id, request_id: 't1:onStart:say:1' }))[0];
   const result = greeting?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
   assert.equal(result.interrupted, true);
   assert.ok(result.heard_ms >= 600 && result.heard_ms < result.duration_ms, `heard ${result.heard_ms} of ${result.duration_ms} ms`);

@@ -6,6 +6,7 @@
  * gets back, and the same call row goes resuming → active on a new socket,
  * the agent carrying on from its stored turn, with no committed event lost.
  */
+import { openStore } from '../helpers/content.ts';
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { schema } from '../../schema/index.ts';
@@ -83,7 +84,7 @@ test('kill -9 the gateway at three points of a live Vonage call: the synchronous
   gw = null;
   assert.equal(p.protocolErrors.length, 0, p.protocolErrors.join('; '));
 
-  const store = Store.open({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
+  const store = await openStore({ dataDir, schema, durability: resolveDurability({ profile: 'production' }), checkpointMs: 0 });
   try {
     const calls = store.read('default').calls.find();
     assert.equal(calls.length, 1, 'no duplicate call rows');

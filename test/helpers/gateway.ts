@@ -8,6 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { loadConfig } from '../../cli/config/index.ts';
 import { startGateway, type Gateway } from '../../cli/gateway.ts';
+import { openingReads } from './content.ts';
 import { createLogger } from '../../cli/logger.ts';
 import type { IngressAdapter } from '../../ingress/port.ts';
 import { tmpDir } from './tmp.ts';
@@ -86,7 +87,8 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<G
   const dataDir = opts.dataDir ?? tmpDir('sb-gw-');
   const env = gatewayEnv(opts, port, dataDir);
   const gateway = await startGateway(loadConfig(env), createLogger(env.SWITCHBOARD_LOG_LEVEL), { adapters: opts.adapters ?? [] });
-  return Object.assign(gateway, { publicUrl: `http://127.0.0.1:${port}`, dataDir });
+  // Reads through gw.store open sealed content columns with this gateway's keys (test/helpers/content.ts).
+  return Object.assign(gateway, { publicUrl: `http://127.0.0.1:${port}`, dataDir, store: openingReads(gateway.store) });
 }
 
 export interface GatewayProcess {
