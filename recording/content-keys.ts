@@ -129,6 +129,15 @@ export class ContentKeyring {
     return keyId;
   }
 
+  /**
+   * Drops the call's key from this node's memory (another node erased the call: its key file or object is gone,
+   * and a copy held here must not keep opening what the log still holds sealed).
+   */
+  forget(ref: CallKeyRef): void {
+    this.cache.delete(ContentKeyring.id(ref));
+    this.byCall.delete(ref.callId);
+  }
+
   /** The id of the call's key, without creating one. */
   async keyIdOf(ref: CallKeyRef): Promise<string | null> {
     return (await this.get(ref))?.keyId ?? null;

@@ -75,6 +75,11 @@ export class ContentSealer {
   install(): void {
     this.store.sealWith((reducer, args, opts) => this.seal(reducer, args, opts));
     this.store.indexTextWith((_index, text, callId) => this.indexText(text, callId));
+    // A call erased anywhere (this node, or another in cluster mode) loses its key from this node's memory too.
+    this.store.subscribe('content_erasures', {}, null, (d) => {
+      const row = d.new as { tenant: string; call_id: string } | null;
+      if (row) this.keyring.forget({ tenant: row.tenant, callId: row.call_id });
+    });
     installed.set(this.store, this);
   }
 

@@ -36,7 +36,8 @@ export async function openSegments(sealer: ContentSealer | undefined, tenant: st
 /** The call detail with its content opened, and `erasure` (null unless erased). */
 export async function openDetail(sealer: ContentSealer | undefined, store: Pick<Store<SwitchboardTables>, 'read'>, tenant: string, d: CallDetail): Promise<CallDetail & { erasure: ErasureView | null }> {
   const erasure = erasureOf(store, tenant, d.call.id);
-  if (!sealer || !d.content) return { ...d, erasure };
+  // an erased call's content is not opened, even where a key might linger: its rows are cleared, its events sealed
+  if (!sealer || !d.content || erasure) return { ...d, erasure };
   const opened = { ...d };
   opened.consents = await sealer.openRows(tenant, 'consents', d.consents);
   opened.agent_actions = await sealer.openRows(tenant, 'agent_actions', d.agent_actions);
