@@ -5,7 +5,9 @@
  * sockets: http/ws-server.ts), jsonwebtoken (Vonage signatures: ingress/vonage/jwt.ts), @evan/opus (WebRTC legs:
  * ingress/webrtc/sessions.ts) and prom-client (/metrics: api/metrics.ts), all brought in the background once the
  * gateway listens; esbuild (the softphone bundle when dist/phone/ has no match: api/phone-assets.ts; agent deploys),
- * fluent-ffmpeg (Ogg/MP3 recordings: recording/transcode.ts) and yazl (evidence packs) only when they are used.
+ * fluent-ffmpeg (Ogg/MP3 recordings: recording/transcode.ts) and yazl (evidence packs) only when they are used;
+ * fastify's schema compilers (ajv, fast-json-stringify's compiler) only for a route with a schema, which the gateway has not
+ * (http/schema-compilers.ts).
  *
  * The built CLI (`switchboard start`) runs under a module hook (`--import` in NODE_OPTIONS) that appends, for each
  * package an `import` resolves, the package name and the wall-clock time to a file. The gateway's own
@@ -28,10 +30,14 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
 const LAZY = ['werift', 'twilio', 'ws', 'jsonwebtoken', '@evan/opus', 'prom-client'];
-const NEVER = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/nats-core', '@vonage/server-sdk', 'esbuild', 'fluent-ffmpeg', 'yazl'];
+const NEVER = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/nats-core', '@vonage/server-sdk', 'esbuild', 'fluent-ffmpeg', 'yazl', 'ajv', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'];
 
-/** A hook recording `name time` for every package resolved through node_modules, and its --import file. */
-function recorder(dir: string): { register: string; log: string } {
+/**
+ * Hooks recording `name time` for every package resolved through node_modules by an `import` (a module hook, its
+ * --import file) or loaded by a `require` of a bare name (CommonJS packages requiring their dependencies, which
+ * the module hook does not see: a --require file; a package's package.json read for its version does not count).
+ */
+function recorder(dir: string): { register: string; requireHook: string; log: string } {
   const log = path.join(dir, 'resolved.txt');
   const hooks = path.join(dir, 'hooks.mjs');
   fs.writeFileSync(
@@ -47,7 +53,20 @@ export async function resolve(specifier, context, next) {
   );
   const register = path.join(dir, 'register.mjs');
   fs.writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
-  return { register, log };
+  const requireHook = path.join(dir, 'require-hook.cjs');
+  fs.writeFileSync(
+    requireHook,
+    `const Module = require('node:module');
+const fs = require('node:fs');
+const load = Module._load;
+Module._load = function (request, parent, isMain) {
+  const m = /^((?:@[^/]+\\/)?[^./@][^/]*)/.exec(request);
+  if (m && !request.startsWith('node:') && !Module.isBuiltin(request) && !request.endsWith('/package.json')) fs.appendFileSync(${JSON.stringify(log)}, m[1] + ' ' + Date.now() + '\\n');
+  return load.apply(this, arguments);
+};
+`,
+  );
+  return { register, requireHook, log };
 }
 
 /** Every package resolved so far, with the first time it was. */
@@ -68,8 +87,8 @@ test('a start resolves werift, the twilio SDK, ws, jsonwebtoken, Opus and prom-c
   }
   assert.equal(chooseEntry(ROOT).kind, 'dist', 'the built CLI runs (dist/ is fresh)');
   const dir = tmpDir('sb-lazy-');
-  const { register, log } = recorder(dir);
-  const gw = await spawnGateway({ port: await freePort(), dataDir: path.join(dir, 'data'), env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${register}`.trim() } });
+  const { register, requireHook, log } = recorder(dir);
+  const gw = await spawnGateway({ port: await freePort(), dataDir: path.join(dir, 'data'), env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${register} --require ${requireHook}`.trim() } });
   try {
     const line = gw.logs.find((l) => l.includes('switchboard listening'));
     assert.ok(line, 'the listening line');
@@ -92,7 +111,7 @@ test('a start resolves werift, the twilio SDK, ws, jsonwebtoken, Opus and prom-c
       assert.ok(now.has(p), `${p} is loaded in the background once the gateway listens`);
       assert.ok(now.get(p)! >= listenedAt, `${p} was resolved ${listenedAt - now.get(p)!} ms before the gateway listened`);
     }
-    for (const p of NEVER) assert.ok(!now.has(p), `${p} is not loaded (no cluster mode, no outbound Vonage call, nothing bundled, transcoded or zipped)`);
+    for (const p of NEVER) assert.ok(!now.has(p), `${p} is not loaded (no cluster mode, no outbound Vonage call, nothing bundled, transcoded or zipped, no route schema)`);
   } finally {
     await gw.stop();
   }
