@@ -3,11 +3,11 @@
  * one ESM file with esbuild. `switchboard/agent` resolves to the SDK and
  * `switchboard/llm` to the LLM helper, so an
  * agent written outside this repository builds the same way. The bundle is
- * content-addressed by its sha256 when deployed.
+ * content-addressed by its sha256 when deployed. esbuild is imported by the
+ * first bundle, not when this module loads (a start bundles nothing).
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { build } from 'esbuild';
 
 const SDK = path.join(import.meta.dirname, 'sdk.ts');
 const LLM = path.join(import.meta.dirname, 'llm.ts');
@@ -18,6 +18,7 @@ export interface Bundle {
 }
 
 export async function bundleAgent(entry: string): Promise<Bundle> {
+  const { build } = await import('esbuild');
   const result = await build({
     entryPoints: [entry],
     bundle: true,

@@ -12,11 +12,13 @@
  *
  * A changed source gives a new hash, so a stale bundle is never served; old files are left for the operator
  * (each is ~100 kB). phone/ imports nothing outside itself (the hash covers exactly what esbuild reads).
+ * esbuild itself is imported only on a miss (a start that finds its bundles loads no esbuild); the hash takes
+ * its version from its package.json.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { build, version as esbuildVersion } from 'esbuild';
 
 export const PHONE_DIR = path.join(import.meta.dirname, '..', 'phone');
 /** The prebuilt cache, next to the rest of the build (scripts/build.mjs). */
@@ -46,9 +48,16 @@ export interface PhoneAssetsOptions {
   cacheDirs: string[];
 }
 
+/** The installed esbuild's version, read from its package.json (importing esbuild costs tens of ms at start). */
+let esbuildVersionRead: string | null = null;
+function esbuildVersion(): string {
+  esbuildVersionRead ??= (createRequire(import.meta.url)('esbuild/package.json') as { version: string }).version;
+  return esbuildVersionRead;
+}
+
 /** sha256 over what the bundles are made of; reads every file of `dir` (a few small files, well under a ms). */
 export function phoneSourceHash(dir: string = PHONE_DIR): string {
-  const h = createHash('sha256').update(`esbuild ${esbuildVersion}\0${OPTIONS_VERSION}\0`);
+  const h = createHash('sha256').update(`esbuild ${esbuildVersion()}\0${OPTIONS_VERSION}\0`);
   for (const name of fs.readdirSync(dir).sort()) {
     const p = path.join(dir, name);
     if (!fs.statSync(p).isFile()) continue;
@@ -90,6 +99,7 @@ function writeAtomic(target: string, body: Buffer): void {
 }
 
 async function bundle(entry: string, format: 'iife' | 'esm'): Promise<Buffer> {
+  const { build } = await import('esbuild');
   const out = await build({
     entryPoints: [entry],
     bundle: true,

@@ -50,7 +50,8 @@
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
+import { LazyWebSocketServer } from '../http/ws-server.ts';
 import { z } from 'zod';
 import { can, type Permission, type SwitchboardTables } from '../schema/index.ts';
 import type { Row } from '../store/accessor.ts';
@@ -150,7 +151,12 @@ const AuthMessage = z.strictObject({ type: z.literal('auth'), token: z.string().
 type Resolved = { ok: true; access: Access } | { ok: false; status: 401 | 403; message: string };
 
 export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close(): void; addGrantResolver(resolver: GrantResolver): void } {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+  // ws is imported by the first subscription socket (or the adapters' warm-up), not at start (http/ws-server.ts).
+  const wss = new LazyWebSocketServer({ maxPayload: 64 * 1024 });
+  const wsUnavailable = (socket: Duplex) => (err: unknown): void => {
+    ctx.logger.error({ err }, 'loading the ws package failed');
+    refuseUpgrade(socket, 503, 'WebSocket support is not available');
+  };
   const resolvers: GrantResolver[] = [];
   const publicOrigin = new URL(ctx.publicUrl).origin;
   /** Sockets accepted without credentials that have not yet sent `{type:'auth'}` (capped at MAX_AWAITING_AUTH). */
@@ -179,7 +185,7 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
       if (awaitingAuth >= MAX_AWAITING_AUTH) {
         return refuseUpgrade(socket, 503, `${MAX_AWAITING_AUTH} sockets are already waiting to authenticate; send the token in the Authorization header, or retry`);
       }
-      return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, null));
+      return wss.handleUpgrade(req, socket, head, (ws) => serve(ws, null), wsUnavailable(socket));
     }
     const byCookie = bearer === null && query === null;
     if (byCookie && !isSameOrigin(req.headers, publicOrigin)) {
@@ -187,7 +193,7 @@ export function mountSubscriptions(http: HttpServer, ctx: ApiContext): { close()
     }
     const resolved = resolveAccess(token);
     if (!resolved.ok) return refuseUpgrade(socket, resolved.status, resolved.message);
-    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resolved.access));
+    wss.handleUpgrade(req, socket, head, (ws) => serve(ws, resolved.access), wsUnavailable(socket));
   });
 
   /** The filter a subscription runs with, or why it is refused. */

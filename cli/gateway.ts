@@ -374,8 +374,10 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   );
   // What the adapters import on first use (heavy packages kept out of the start), loaded now in the background
   // (`warm()`, ingress/port.ts), one adapter after the other in the adapters' order: the restart does not wait for it.
+  // prom-client (api/metrics.ts) last: a scrape before it is in loads it itself.
   void (async () => {
     for (const [name, m] of mounted) await m.warm?.().catch((err: unknown) => logger.warn({ err, ingress: name }, 'loading an adapter\'s packages in the background failed'));
+    await metrics.warm().catch((err: unknown) => logger.warn({ err }, 'loading prom-client in the background failed'));
   })();
   let stopping: Promise<void> | null = null;
   /** Stops once; `drained` (the end of a drain) records the node stopped in embedded mode too. */

@@ -11,6 +11,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { lazySchemaCompilers } from './schema-compilers.ts';
 
 export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -44,6 +45,8 @@ export class HttpServer {
       loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit: 1024 * 1024,
+      // ajv and fast-json-stringify only if a route declares a schema (none does): http/schema-compilers.ts.
+      schemaController: { compilersFactory: lazySchemaCompilers as never },
     }) as unknown as FastifyInstance;
     // Form bodies are for the provider webhooks (Twilio); the /v1 API refuses them (request-guard.ts).
     void this.app.register(formbody, { bodyLimit: 64 * 1024 });

@@ -12,7 +12,10 @@
  * clock itself. Listener errors of streams without an 'error' listener go to
  * `onError`. A running clock keeps the process alive (like any timer) until
  * `stop()`. Each tick's duration goes into `tickTimes` (tick-time.ts; /metrics
- * shows it as `switchboard_media_tick_seconds`).
+ * shows it as `switchboard_media_tick_seconds`); a tick that begins more than
+ * one sub-slot after the first slot it runs was due is counted in
+ * `stats.lateTicks` (the event loop held the clock up;
+ * `switchboard_media_clock_late_ticks_total`).
  *
  * Phases: with `phases: P` the 20 ms slot is cut into P sub-slots (5 ms for
  * P = 4) and each stream is given one of them (the least-loaded one when it
@@ -60,6 +63,8 @@ export interface MediaClockStats {
   listenerErrors: number;
   /** 20 ms slots passed without sending while the gate was shut. */
   heldSlots: number;
+  /** Ticks that ran slots and began more than one sub-slot after the first of them was due. */
+  lateTicks: number;
 }
 
 export class MediaClock {
@@ -80,7 +85,7 @@ export class MediaClock {
     return { sent, late };
   }
 
-  readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0, heldSlots: 0 };
+  readonly stats: MediaClockStats = { ticks: 0, slots: 0, skippedSlots: 0, listenerErrors: 0, heldSlots: 0, lateTicks: 0 };
   /** Duration of every tick that ran at least one slot. */
   readonly tickTimes = new TickTimes();
   private readonly tickMs: number;
@@ -186,6 +191,8 @@ export class MediaClock {
       return 0;
     }
     let ran = 0;
+    // How late this tick began against the first slot it runs (after any skip): more than a sub-slot is a late tick.
+    const startedLate = now - (epoch + this.nextSlot * this.subMs) > this.subMs;
     // Stop early if a listener stopped (or restarted) the clock.
     while (this.nextSlot < due && this.epoch === epoch) {
       const sub = this.nextSlot;
@@ -201,7 +208,10 @@ export class MediaClock {
       if (phase === 0) this.stats.slots++;
       ran++;
     }
-    if (ran > 0) this.tickTimes.observe(this.now() - now);
+    if (ran > 0) {
+      this.tickTimes.observe(this.now() - now);
+      if (startedLate) this.stats.lateTicks++;
+    }
     return ran;
   }
 

@@ -3,13 +3,13 @@
  * 16-bit, what every player opens) or `ogg` (Opus, small). The stored bytes —
  * whose sha256 the recording row holds — are only served as they are when
  * the format asked for is the stored one; a conversion is a derived copy.
- * ffmpeg runs on temp files in a private directory that is always removed.
+ * ffmpeg runs on temp files in a private directory that is always removed; fluent-ffmpeg is imported by the
+ * first conversion (recording/transcode.ts `loadFluentFfmpeg`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import ffmpeg from 'fluent-ffmpeg';
-import { resolveFfmpeg } from './transcode.ts';
+import { loadFluentFfmpeg, resolveFfmpeg } from './transcode.ts';
 import type { RecordingFormat } from './types.ts';
 
 export type ServedFormat = 'wav' | 'ogg';
@@ -28,6 +28,7 @@ export async function convertRecording(
   const input = path.join(work, `in.${from}`);
   const output = path.join(work, `out.${to}`);
   try {
+    const ffmpeg = await loadFluentFfmpeg();
     await fs.promises.writeFile(input, plain, { mode: 0o600 });
     await new Promise<void>((resolve, reject) => {
       const cmd = ffmpeg().setFfmpegPath(binary).input(input).outputOptions(['-map_metadata', '-1']);

@@ -9,12 +9,29 @@
  * uncaught `TypeError: Cannot read properties of undefined (reading 'get')`
  * when spawning ffmpeg fails (fluent-ffmpeg/node-fluent-ffmpeg#1316, fix in
  * unmerged PR #1321), so a missing ffmpeg must never reach its spawn.
+ *
+ * fluent-ffmpeg is imported by the first encoding or conversion (`loadFluentFfmpeg`), not at start: a node that
+ * records WAV (the default) never loads it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { Readable } from 'node:stream';
-import ffmpeg from 'fluent-ffmpeg';
+import type ffmpegType from 'fluent-ffmpeg';
+
+let fluent: Promise<typeof ffmpegType> | null = null;
+
+/** The fluent-ffmpeg package, imported once on first use (a failed import is retried by the next call). */
+export function loadFluentFfmpeg(): Promise<typeof ffmpegType> {
+  fluent ??= import('fluent-ffmpeg').then(
+    (m) => (m as unknown as { default: typeof ffmpegType }).default, // a CommonJS package: its exports are `default`
+    (err: unknown) => {
+      fluent = null;
+      throw err;
+    },
+  );
+  return fluent;
+}
 
 export type CompressedFormat = 'ogg' | 'mp3';
 
@@ -82,7 +99,7 @@ export async function transcodePcm(
   const work = await fs.promises.mkdtemp(path.join(opts.workDir ?? os.tmpdir(), '.encode-'));
   const outFile = path.join(work, `out.${format}`);
   try {
-    await runFfmpeg(binary, pcm, format, outFile, opts);
+    await runFfmpeg(await loadFluentFfmpeg(), binary, pcm, format, outFile, opts);
     const out = await fs.promises.readFile(outFile);
     if (out.length === 0) throw new Error(`ffmpeg produced no ${format} output`);
     return out;
@@ -92,6 +109,7 @@ export async function transcodePcm(
 }
 
 function runFfmpeg(
+  ffmpeg: typeof ffmpegType,
   binary: string,
   pcm: Iterable<Buffer> | AsyncIterable<Buffer>,
   format: CompressedFormat,

@@ -16,11 +16,12 @@
  *   SHA256SUMS                     `sha256sum -c` over every other file
  *
  * The chain format is the call proof's (proof.ts); the rows and transcripts
- * are views derived from the chained events, included for reading.
+ * are views derived from the chained events, included for reading. yazl is
+ * imported by the first pack, not at start.
  */
 import type { ErasureView } from '../queries/content-open.ts';
 import { createHash } from 'node:crypto';
-import yazl from 'yazl';
+import type yazlType from 'yazl';
 import type { SwitchboardTables } from '../../schema/index.ts';
 import type { Store } from '../../store/index.ts';
 import { buildCallProof, type CallProof } from './proof.ts';
@@ -251,7 +252,8 @@ export async function buildEvidencePack(input: EvidencePackInput): Promise<Buffe
   return zip(files, new Date(input.generatedAt));
 }
 
-function zip(files: Map<string, Buffer | string>, mtime: Date): Promise<Buffer> {
+async function zip(files: Map<string, Buffer | string>, mtime: Date): Promise<Buffer> {
+  const yazl = ((await import('yazl')) as unknown as { default: typeof yazlType }).default; // CommonJS: exports are `default`
   const z = new yazl.ZipFile();
   for (const [name, data] of files) {
     z.addBuffer(Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8'), name, { mtime, mode: name.endsWith('.sh') ? 0o100755 : 0o100644 });

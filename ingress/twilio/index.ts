@@ -38,9 +38,10 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import { refuseUpgrade } from '../../http/server.ts';
+import { LazyWebSocketServer, loadWs } from '../../http/ws-server.ts';
 import { guardMessages, rawText } from '../../http/ws-guard.ts';
 import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
 import { holdEarly } from '../early-messages.ts';
@@ -191,7 +192,8 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
 
   // Messages up to 1 MiB are read and validated (an oversized media frame is dropped, the call goes on);
   // beyond that the socket is closed (1009) and Twilio's <Redirect> resumes the call on a fresh stream.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  // The ws package comes in with the SDK, in the background once the gateway listens (http/ws-server.ts).
+  const wss = new LazyWebSocketServer({ maxPayload: 1024 * 1024 });
   host.http.onUpgrade('/twilio/media', function upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     // Before the SDK is in (sdk.ts), the upgrade waits for it; the socket may close meanwhile (refuseUpgrade copes).
     if (!twilioLoaded()) return void loadTwilio().then(() => upgrade(req, socket, head), (err: unknown) => {
@@ -208,7 +210,10 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
       return refuseUpgrade(socket, 403, verdict.reason);
     }
     if (verdict.bypassed) log.warn('unsigned Twilio media stream accepted (development profile, no TWILIO_AUTH_TOKEN)');
-    wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws, socket));
+    wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws, socket), (err) => {
+      log.error({ err }, 'loading the ws package failed');
+      refuseUpgrade(socket, 503, 'WebSocket support is not available');
+    });
   });
 
   /** Waits for `connected` + `start`, checks the one-time token, then hands a TwilioLeg to the call manager. */
@@ -253,5 +258,5 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
     ws.on('close', () => clearTimeout(timer));
   };
 
-  return { tokens, dialer, warm: async () => void (await loadTwilio()), close: async () => wss.close() };
+  return { tokens, dialer, warm: async () => void (await Promise.all([loadTwilio(), loadWs()])), close: async () => wss.close() };
 }

@@ -31,7 +31,7 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { refuseUpgrade } from '../../http/server.ts';
 import { guardMessages, rawText } from '../../http/ws-guard.ts';
 import type { InboundDecision } from '../../bridge/call-control.ts';
@@ -39,7 +39,8 @@ import type { IngressAdapter, IngressHost, MountedIngress } from '../port.ts';
 import { holdEarly } from '../early-messages.ts';
 import { streamTokensFor, type StreamTokens } from '../stream-tokens.ts';
 import { WebhookNonces } from '../webhook-nonces.ts';
-import { ReplayCache, replayWindowEnd, verifyVonageRequest, type JwtPolicy, type JwtVerdict } from './jwt.ts';
+import { loadJsonwebtoken, ReplayCache, replayWindowEnd, verifyVonageRequest, type JwtPolicy, type JwtVerdict } from './jwt.ts';
+import { LazyWebSocketServer, loadWs } from '../../http/ws-server.ts';
 import { VonageLeg } from './leg.ts';
 import { AnswerParams, connectedToken, EventBody, FINAL_STATUSES, l16Rate, parseText, phoneNumber } from './messages.ts';
 import { busyNcco, endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
@@ -92,6 +93,7 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
   const refuse = (reply: FastifyReply, status: number, code: string, message: string): FastifyReply => reply.code(status).send({ error: { code, message } });
   /** The signature check, then the durable `jti` claim (a replay after a restart is refused too). */
   const verify = async (authorization: string | string[] | undefined, body: Buffer | null): Promise<JwtVerdict | { ok: false; status: 403 | 503; reason: string }> => {
+    if (policy.secret) await loadJsonwebtoken();
     const verdict = verifyVonageRequest(policy, authorization, body, replay);
     if (!verdict.ok || verdict.bypassed) return verdict;
     const claimed = await nonces.claim(verdict.claims.jti, replayWindowEnd(verdict.claims));
@@ -234,7 +236,8 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
 
   // Messages up to 1 MiB are read and validated (an oversized audio message is dropped, the call goes on);
   // beyond that the socket is closed (1009) and Vonage's synchronous event resumes the call on a fresh socket.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 1024 * 1024 });
+  // The ws package comes in the background once the gateway listens (`warm`, http/ws-server.ts).
+  const wss = new LazyWebSocketServer({ maxPayload: 1024 * 1024 });
   host.http.onUpgrade('/vonage/media', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     void verify(req.headers.authorization, null).then((verdict) => {
       if (socket.destroyed) return;
@@ -243,7 +246,10 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
         return refuseUpgrade(socket, verdict.status, verdict.reason);
       }
       if (verdict.bypassed) log.warn('unsigned Vonage media socket accepted (development profile, no VONAGE_SIGNATURE_SECRET)');
-      wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws));
+      wss.handleUpgrade(req, socket, head, (ws) => acceptStream(ws), (err) => {
+        log.error({ err }, 'loading the ws package failed');
+        refuseUpgrade(socket, 503, 'WebSocket support is not available');
+      });
     });
   });
 
@@ -295,5 +301,5 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
     ws.on('close', () => clearTimeout(timer));
   };
 
-  return { tokens, replay, dialer, close: async () => wss.close() };
+  return { tokens, replay, dialer, warm: async () => void (await Promise.all([loadJsonwebtoken(), loadWs()])), close: async () => wss.close() };
 }

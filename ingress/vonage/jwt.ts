@@ -25,10 +25,29 @@
  * @vonage/jwt 1.14 only returns a boolean and accepts `['RS256', 'HS256']`, so
  * it neither pins the algorithm nor yields the claims (payload_hash, jti) we
  * must check; it is itself a thin wrapper over `jsonwebtoken.verify`, which is
- * used here directly with `algorithms: ['HS256']`.
+ * used here directly with `algorithms: ['HS256']`. It is imported on first
+ * use, not at start (`loadJsonwebtoken`, awaited by the adapter before its
+ * first check and called in the background once the gateway listens); a check
+ * before it is in fails closed (403).
  */
 import { createHash } from 'node:crypto';
-import jsonwebtoken from 'jsonwebtoken';
+import type jsonwebtokenType from 'jsonwebtoken';
+
+type Jsonwebtoken = typeof jsonwebtokenType;
+let jsonwebtoken: Jsonwebtoken | null = null;
+let loading: Promise<Jsonwebtoken> | null = null;
+
+/** Imports jsonwebtoken once (later calls share the promise); a failed import is retried by the next call. */
+export function loadJsonwebtoken(): Promise<Jsonwebtoken> {
+  loading ??= import('jsonwebtoken').then(
+    (m) => (jsonwebtoken = (m as unknown as { default: Jsonwebtoken }).default), // CommonJS: its exports are `default`
+    (err: unknown) => {
+      loading = null;
+      throw err;
+    },
+  );
+  return loading;
+}
 
 /** Oldest `iat` accepted (Vonage signs when it sends; retries are re-signed). */
 export const MAX_AGE_S = 300;
@@ -105,6 +124,7 @@ export function bearerToken(header: string | string[] | undefined): string | nul
 /**
  * Verifies a Vonage-signed request. `body` is the raw body (null or empty for
  * GET and the WebSocket handshake). Consumes the token's `jti` on success.
+ * With a secret configured, `loadJsonwebtoken()` must have resolved first.
  */
 export function verifyVonageRequest(
   policy: JwtPolicy,
@@ -118,6 +138,7 @@ export function verifyVonageRequest(
   }
   const token = bearerToken(authorization);
   if (!token) return { ok: false, status: 403, reason: 'missing or malformed Authorization: Bearer <JWT>' };
+  if (!jsonwebtoken) return { ok: false, status: 403, reason: 'the JWT library is not loaded yet (await loadJsonwebtoken())' };
   let claims: VonageClaims;
   try {
     const decoded = jsonwebtoken.verify(token, policy.secret, {

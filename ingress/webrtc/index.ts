@@ -24,8 +24,9 @@
  * old owner's lease runs the claim is refused (`call_owned`), the peer is
  * closed and the SDK offers again until the lease has run out.
  *
- * peer.ts (and werift with it, ~1 s of CPU) is imported on the first offer, not at start (ingress/werift.ts);
- * `warm()` starts that import in the background once the gateway listens.
+ * peer.ts (and werift with it, ~1 s of CPU) is imported on the first offer, and leg.ts (with the Opus WASM) by the
+ * first connected peer, not at start (ingress/werift.ts); `warm()` starts both imports in the background once the
+ * gateway listens.
  */
 import crypto from 'node:crypto';
 import type { FastifyReply } from 'fastify';
@@ -37,7 +38,7 @@ import type { WebrtcConfig } from './config.ts';
 import { DEMO_NUMBER, ensureDemoNumber } from './demo.ts';
 import { checkOffer, MAX_SDP_BYTES } from './sdp.ts';
 import { SessionTokens } from './session-token.ts';
-import { WebrtcSessions } from './sessions.ts';
+import { loadLeg, WebrtcSessions } from './sessions.ts';
 import { transcript_accessed } from '../../schema/reducers.ts';
 
 /**
@@ -178,5 +179,5 @@ export async function mountWebrtc(host: IngressHost, deps: WebrtcOptions): Promi
       return reply.header('Cache-Control', 'no-store').send({ numbers, default: DEMO_NUMBER });
     });
   });
-  return { sessions, tokens, warm: async () => void (await loadPeer()), close: async () => sessions.close() };
+  return { sessions, tokens, warm: async () => void (await Promise.all([loadPeer(), loadLeg()])), close: async () => sessions.close() };
 }

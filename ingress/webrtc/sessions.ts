@@ -20,11 +20,13 @@
 import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
 import type { IngressStore } from '../port.ts';
-import { WebrtcLeg } from './leg.ts';
 import type { WebrtcPeer } from './peer.ts';
 import type { OfferSummary } from './sdp.ts';
 import { call_ended } from '../../schema/reducers.ts';
 import { leaseRuns } from '../../schema/nodes.ts';
+
+/** The leg module (Opus, ~30 ms to load), imported on first use; the adapter's `warm()` brings it in early. */
+export const loadLeg = (): Promise<typeof import('./leg.ts')> => import('./leg.ts');
 
 export const CONNECT_TIMEOUT_MS = 20_000;
 const PROVIDER = 'webrtc';
@@ -74,6 +76,9 @@ export class WebrtcSessions {
       }
       return;
     }
+    // leg.ts (and the Opus WASM with it) is imported by the first connected peer, not at start (index.ts `warm`).
+    const { WebrtcLeg } = await loadLeg();
+    if (this.closed) return void a.peer.close();
     const leg = new WebrtcLeg(a.peer, {
       session: a.session,
       offer: a.offer,

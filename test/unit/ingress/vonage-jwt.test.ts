@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import jsonwebtoken from 'jsonwebtoken';
-import { bearerToken, MAX_AGE_S, ReplayCache, verifyVonageRequest, type JwtPolicy } from '../../../ingress/vonage/jwt.ts';
+import { bearerToken, loadJsonwebtoken, MAX_AGE_S, ReplayCache, verifyVonageRequest, type JwtPolicy } from '../../../ingress/vonage/jwt.ts';
+
+// The library is imported on first use (the adapter awaits it before its first check): load it once here.
+await loadJsonwebtoken();
 
 const SECRET = 'unit-test-signature-secret-0123456789';
 const policy: JwtPolicy = { secret: SECRET, allowUnsigned: false };

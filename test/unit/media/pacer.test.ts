@@ -434,3 +434,31 @@ test('a shut gate holds every stream: due slots pass unsent (counted), the queue
   assert.equal(log.length, 2);
   assert.match(log[1] as string, /^f2@/);
 });
+
+test('late ticks: a tick that begins more than one sub-slot after the first slot it runs is counted, once per tick', () => {
+  const t = { now: 0 };
+  const clock = new MediaClock({ manual: true, now: () => t.now, phases: 4, maxCatchUpFrames: 4 });
+  const s = new PacedStream(8000);
+  clock.add(s);
+  s.enqueue(numberedAudio(50));
+  clock.start();
+  // On time: every 5 ms sub-slot ticked at its own time (the figures are the test's clock, not measured durations).
+  for (let ms = 0; ms <= 40; ms += 5) {
+    t.now = ms;
+    clock.tick();
+  }
+  assert.equal(clock.stats.lateTicks, 0);
+  t.now = 45 + 5; // the 45 ms sub-slot, run exactly one sub-slot late: not late
+  clock.tick();
+  assert.equal(clock.stats.lateTicks, 0);
+  t.now = 55 + 5.5; // the 55 ms sub-slot (and the 60 ms one) run by one tick 5.5 ms after the first was due: one late tick
+  assert.equal(clock.tick(), 2);
+  assert.equal(clock.stats.lateTicks, 1);
+  assert.equal(clock.tick(), 0, 'nothing due');
+  assert.equal(clock.stats.lateTicks, 1, 'a tick that runs no slot is not counted');
+  t.now = 2000; // a stall: the skipped slots are counted as skipped, the tick that resumes is one late tick
+  clock.tick();
+  assert.equal(clock.stats.lateTicks, 2);
+  assert.ok(clock.stats.skippedSlots > 0);
+  assert.equal(clock.tickTimes.count, 12, 'every tick that ran a slot has its time observed');
+});
