@@ -7,7 +7,7 @@
  * package an `import` resolves, the package name and the wall-clock time to a file. The gateway's own
  * "switchboard listening" log line carries the time it listened: every werift or twilio resolution must come
  * after it (an order, not a duration); a node without cluster mode resolves no NATS client at all, and one that has
- * placed no Vonage call no Vonage SDK.
+ * placed no Vonage call no Vonage SDK; onnxruntime (the silero VAD) is never loaded under the default energy VAD.
  * The calls that use them still work: test/e2e/webrtc.test.ts, sip-baresip-srtp.test.ts, sip-srtp-kill9.test.ts,
  * twilio.test.ts and twilio-kill9.test.ts run them against this lazy loading.
  */
@@ -23,7 +23,7 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
 const LAZY = ['werift', 'twilio'];
-const NEVER = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/nats-core', '@vonage/server-sdk'];
+const NEVER = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/nats-core', '@vonage/server-sdk', 'onnxruntime-node'];
 
 /** A hook recording `name time` for every package resolved through node_modules, and its --import file. */
 function recorder(dir: string): { register: string; log: string } {
@@ -87,7 +87,7 @@ test('a start resolves werift and the twilio SDK only after it listens (in the b
       assert.ok(now.has(p), `${p} is loaded in the background once the gateway listens`);
       assert.ok(now.get(p)! >= listenedAt, `${p} was resolved ${listenedAt - now.get(p)!} ms before the gateway listened`);
     }
-    for (const p of NEVER) assert.ok(!now.has(p), `${p} is not loaded (no cluster mode, no outbound Vonage call)`);
+    for (const p of NEVER) assert.ok(!now.has(p), `${p} is not loaded (no cluster mode, no outbound Vonage call, SWITCHBOARD_VAD=energy)`);
   } finally {
     await gw.stop();
   }
