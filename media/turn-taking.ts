@@ -54,11 +54,11 @@ export const DEFAULT_BACKCHANNELS = [
 export const DEFAULT_TRAILING_WORDS = ['and', 'um', 'uh', 'so', 'but', 'or', 'because', 'er', 'erm', 'then', 'like', 'if', 'with', 'to', 'the', 'a'];
 
 /**
- * The defaults: a caller must speak over the agent for 350 ms (a typical "uh-huh" is voiced for 200–500 ms, a
+ * The defaults: a caller must speak over the agent for 400 ms (an "uh-huh", "yeah", "okay" is voiced for 250–400 ms, a
  * sentence for far longer); the turn ends after the VAD's 400 ms release unless the words trail off, then 1200 ms.
  */
 export const DEFAULT_TURN_TAKING: TurnTakingSettings = {
-  bargeIn: { enabled: true, minSpeechMs: 350 },
+  bargeIn: { enabled: true, minSpeechMs: 400 },
   backchannel: { words: DEFAULT_BACKCHANNELS },
   endOfTurn: { completeMs: 400, defaultMs: 400, trailingMs: 1200, trailingWords: DEFAULT_TRAILING_WORDS },
 };

@@ -57,6 +57,8 @@ export function runIngressSuite(driver: IngressDriver): void {
     const callOf = (gw: TestGateway, c: DriverCall) => read(gw).calls.findOne({ provider: driver.provider, provider_call_id: c.providerCallId });
     const actions = (gw: TestGateway, callId: string) => read(gw).agent_actions.find({ call_id: callId });
     const succeeded = (gw: TestGateway, callId: string): number => actions(gw, callId).filter((a) => a.status === 'succeeded').length;
+    /** The call's turn-taking decisions (schema/turn-taking.ts: metadata, no words), in order. */
+    const decisions = (gw: TestGateway, callId: string): string[] => read(gw).turn_decisions.find({ call_id: callId }).sort((a, b) => a.decided_at - b.decided_at).map((d) => d.decision);
     const reducers = (gw: TestGateway): string[] => [...gw.store.events()].map((e) => e.reducer);
     /** Hangs up and lets the session and its recording settle, so stopping the gateway races nothing. */
     async function endCall(gw: TestGateway, c: DriverCall): Promise<void> {
@@ -198,6 +200,32 @@ export function runIngressSuite(driver: IngressDriver): void {
       const result = greetingRow()?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
       assert.equal(result.interrupted, true);
       assert.ok(result.heard_ms > 0 && result.heard_ms < result.duration_ms, `heard ${result.heard_ms} of ${result.duration_ms} ms`);
+      await c.waitFor(() => decisions(gw, call().id).includes('interrupted'), T.short, 'the interruption recorded');
+      assert.ok(!decisions(gw, call().id).includes('backchannel'), 'sustained speech is not a backchannel');
+      assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
+      await endCall(gw, c);
+    });
+
+    test('backchannel: "uh huh" and "yeah" over the greeting do not interrupt it; the agent audio keeps flowing and each is recorded as a backchannel', { timeout: 60_000 }, async () => {
+      const gw = await gateway();
+      const c = caller(gw);
+      assert.deepEqual(await c.dial(), { kind: 'streaming' });
+      const call = () => callOf(gw, c)!;
+      const greetingRow = () => actions(gw, call().id).find((a) => a.request_id === 't1:onStart:say:1');
+      await c.waitFor(() => callOf(gw, c) !== undefined && greetingRow() !== undefined, T.turn, 'greeting requested');
+      const at = c.receivedMs();
+      await c.waitFor(() => c.receivedMs() > at + 200, T.short, 'greeting playing');
+      await c.speak('uh huh');
+      await c.waitFor(() => decisions(gw, call().id).length >= 1, T.short, 'the first acknowledgement decided');
+      const after = c.receivedMs();
+      await c.waitFor(() => c.receivedMs() > after + 300, T.short, 'agent audio still flowing after the backchannel');
+      await c.speak('yeah');
+      await c.waitFor(() => greetingRow()?.status === 'succeeded', T.turn, 'greeting row completed');
+      const result = greetingRow()?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
+      assert.equal(result.interrupted, false, 'the greeting played to its end');
+      assert.equal(c.clears, 0, 'no agent audio was cut off at the caller');
+      assert.ok(decisions(gw, call().id).every((d) => d === 'backchannel'), `decisions: ${decisions(gw, call().id).join(', ')}`);
+      assert.ok(decisions(gw, call().id).length >= 1);
       assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
       await endCall(gw, c);
     });
