@@ -5,7 +5,7 @@
  *
  *   20 ms frames (8/16/24/48 kHz) ─► resample to 16 kHz ─► 512-sample windows (32 ms) + the previous 64 as context
  *        ─► session.run (async, off the 20 ms tick: the frame's decision uses the latest finished window)
- *        ─► probability ─► per frame: voiced = p ≥ threshold (p ≥ threshold − 0.15 once speaking)
+ *        ─► probability ─► per frame: voiced = p ≥ threshold (speech goes on while p ≥ threshold − 0.15)
  *        ─► `attackFrames` voiced frames start speech, `releaseFrames` unvoiced frames end it (as the energy VAD)
  *
  * One model session per process (the weights, ~2 MB, loaded once); each call has its own recurrent state and
@@ -119,7 +119,8 @@ export class SileroVad implements Vad {
     this.feed(frame, sampleRate);
     const margin = this.isSpeaking ? this.threshold - 0.15 : this.threshold;
     const voiced = this.prob >= margin;
-    this.lastVoiced = voiced;
+    // What counts towards a barge-in is the strict threshold: the hysteresis only keeps a speech stretch together.
+    this.lastVoiced = this.prob >= this.threshold;
     if (voiced) {
       this.loudRun++;
       this.quietRun = 0;

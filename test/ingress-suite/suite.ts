@@ -223,7 +223,10 @@ export function runIngressSuite(driver: IngressDriver): void {
       await c.waitFor(() => greetingRow()?.status === 'succeeded', T.turn, 'greeting row completed');
       const result = greetingRow()?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
       assert.equal(result.interrupted, false, 'the greeting played to its end');
-      assert.equal(c.clears, 0, 'no agent audio was cut off at the caller');
+      assert.equal(result.heard_ms, result.duration_ms);
+      // (`c.clears` is no proof here: over RTP it counts agent talk spurts that ended while the caller spoke, and the
+      // greeting's own pauses between words end spurts. The say row above is what the gateway did.)
+      assert.ok(c.receivedMs() - at + 200 >= result.duration_ms, `the caller received the whole greeting (${c.receivedMs() - at + 200} ≥ ${result.duration_ms} ms)`);
       assert.ok(decisions(gw, call().id).every((d) => d === 'backchannel'), `decisions: ${decisions(gw, call().id).join(', ')}`);
       assert.ok(decisions(gw, call().id).length >= 1);
       assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
