@@ -54,11 +54,13 @@ export const DEFAULT_BACKCHANNELS = [
 export const DEFAULT_TRAILING_WORDS = ['and', 'um', 'uh', 'so', 'but', 'or', 'because', 'er', 'erm', 'then', 'like', 'if', 'with', 'to', 'the', 'a'];
 
 /**
- * The defaults: a caller must speak over the agent for 400 ms (an "uh-huh", "yeah", "okay" is voiced for 250–400 ms, a
- * sentence for far longer); the turn ends after the VAD's 400 ms release unless the words trail off, then 1200 ms.
+ * The defaults: a caller must speak over the agent for 600 ms of voiced audio. On the held set (bench/vad/make-set.ts)
+ * "uh huh", "yeah", "okay", "mm", "right" are voiced for 220–560 ms and sentences for 1800 ms and more, with either
+ * VAD; so the agent stops about 0.6 s into a real interruption (`npm run bench -- bargein`). The turn ends after the
+ * VAD's 400 ms release unless the words trail off, then after 1200 ms.
  */
 export const DEFAULT_TURN_TAKING: TurnTakingSettings = {
-  bargeIn: { enabled: true, minSpeechMs: 400 },
+  bargeIn: { enabled: true, minSpeechMs: 600 },
   backchannel: { words: DEFAULT_BACKCHANNELS },
   endOfTurn: { completeMs: 400, defaultMs: 400, trailingMs: 1200, trailingWords: DEFAULT_TRAILING_WORDS },
 };
