@@ -8,7 +8,8 @@
  *     ├─ ConsentManager (consent-manager.ts)  consent phase, decline policy, withdrawal (*9, "stop recording")
  *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords), redaction,
  *     │                                       the PCI pause (pci-pause.ts: ctx.secure, the API, the console)
- *     └─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
+ *     ├─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
+ *     └─ TurnTaking     (turn-taking.ts)      barge-in / backchannel records, the adaptive end of turn
  *
  * The call, as this connection sees it:
  *
@@ -22,7 +23,7 @@
  *          ├ *9, or the caller saying "stop recording" ─► consent_withdrawn, recording paused (turns go on)
  *          ├ agent transfer ─► transferring ─► media closes (not a loss)
  *          └ agent hangup / operator / policy ─► call_ended ─► media closes
- *   leg closed (any state) ─► close cascade, once: turns ─► pipeline ─► content (transcriber) ─► consent
+ *   leg closed (any state) ─► close cascade, once: turns ─► turn-taking ─► pipeline ─► content (transcriber) ─► consent
  *     ─► call_media_lost unless ended or transferring (the call waits in `resuming`)
  *     ─► recording segment flushed (finalized if the call ended)
  *

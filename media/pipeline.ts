@@ -15,7 +15,9 @@
  * far end's buffer (`leg.clear()`), and every pending play resolves
  * `interrupted` with how much the caller heard — the last progress mark echoed
  * before the clear. Shorter speech over the agent ends as a `backchannel`
- * event and the agent's audio keeps flowing (media/turn-taking.ts).
+ * event and the agent's audio keeps flowing (media/turn-taking.ts). The VAD
+ * is the energy one (media/vad.ts) unless a `detector` is given (the silero
+ * one, media/vad-silero.ts, chosen by SWITCHBOARD_VAD in media/vad-factory.ts).
  */
 import type { CallLeg, CallLegEvents } from './call-leg.ts';
 import { SafeEmitter } from './emitter.ts';
