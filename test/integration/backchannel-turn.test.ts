@@ -2,7 +2,7 @@
  * A backchannel starts no agent turn; a sentence does (bridge/turn-taking.ts, bridge/turn-manager.ts). The caller's
  * line is a MemoryLeg driven in real time (a tone stands for the voice); the recogniser is the real @deepgram/sdk
  * client against fake-deepgram with nothing scripted, so no words come (which words count as acknowledgements is
- * unit-tested in test/unit/media/barge-in.test.ts). The agent speaks a long sentence at start and notes every
+ * unit-tested in test/unit/media/barge-in.test.ts). The agent (which declares its own `turnTaking`) speaks a long sentence at start and notes every
  * utterance it is given. The caller says "uh huh" (240 ms of voice) over the agent — a backchannel row, the say is
  * not interrupted, and no turn — then, once the agent is quiet, a sentence, which is a turn. Only action kinds and
  * statuses are read from the store (metadata), never their content.
@@ -28,6 +28,7 @@ const AGENT = `
 import { defineAgent } from 'switchboard/agent';
 export default defineAgent({
   name: 'listener',
+  turnTaking: { bargeIn: { minSpeechMs: 700 }, endOfTurn: { trailingMs: 1500 } },
   async onStart(ctx) {
     const r = await ctx.say('Thank you for calling. Let me read you the details of your booking, which is for two people on Friday evening at the harbour restaurant.');
     await ctx.note('greeting ' + (r.interrupted ? 'interrupted' : 'finished'));
@@ -74,6 +75,8 @@ test('"uh huh" over the agent is a backchannel that starts no turn; a sentence a
   const actions = () => gw.store.read('default').agent_actions.find({ call_id: call.call_id });
   const say = await until('the agent speaking', () => actions().find((a) => a.kind === 'say'));
   await until('agent audio flowing', () => gw.calls.get(call.call_id)?.pipeline.agentSpeaking === true);
+  // The agent's options crossed from its worker thread as declared (merged over the defaults where used).
+  assert.deepEqual(gw.calls.get(call.call_id)?.currentAgent.turnTaking, { bargeIn: { minSpeechMs: 700 }, endOfTurn: { trailingMs: 1500 } });
   const sent = leg.sentFrames.length;
   await until('half a second of it', () => leg.sentFrames.length > sent + 25);
 
