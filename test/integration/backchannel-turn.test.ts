@@ -5,7 +5,7 @@
  * unit-tested in test/unit/media/barge-in.test.ts). The agent (which declares its own `turnTaking`) speaks a long sentence at start and notes every
  * utterance it is given. The caller says "uh huh" (240 ms of voice) over the agent — a backchannel row, the say is
  * not interrupted, and no turn — then, once the agent is quiet, a sentence, which is a turn. Only action kinds and
- * statuses are read from the store (metadata), never their content.
+ * statuses are read from the store (metadata); the say's result comes through the API.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { bundleAgent } from '../../agents/bundle.ts';
 import { startFakeDeepgram } from '../helpers/fake-deepgram.ts';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
 import { MemoryLeg } from '../helpers/memory-leg.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -85,7 +85,9 @@ test('"uh huh" over the agent is a backchannel that starts no turn; a sentence a
   const decisions = () => gw.store.read('default').turn_decisions.find({ call_id: call.call_id }).map((d) => d.decision);
   assert.deepEqual(decisions(), ['backchannel']);
   await until('the greeting finished', () => actions().find((a) => a.id === say.id && a.status === 'succeeded'));
-  assert.equal((actions().find((a) => a.id === say.id)?.result as { interrupted: boolean }).interrupted, false, 'the agent was not interrupted');
+  // The say's result through the API (GET /v1/calls/:id opens sealed content for a permitted reader).
+  const detail = (await (await fetch(`${gw.publicUrl}/v1/calls/${call.call_id}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { agent_actions: Array<{ id: string; result: { interrupted: boolean } | null }> };
+  assert.equal(detail.agent_actions.find((a) => a.id === say.id)?.result?.interrupted, false, 'the agent was not interrupted');
 
   // A sentence, once the agent is quiet: 1.2 s of voice.
   talkFrames = 60;
