@@ -18,6 +18,10 @@ export class LocalAgent implements Agent {
     this.name = def.name;
   }
 
+  get turnTaking(): AgentDefinition['turnTaking'] {
+    return this.def.turnTaking;
+  }
+
   has(hook: Hook): boolean {
     return typeof this.def[hook] === 'function';
   }

@@ -34,7 +34,12 @@
  * Card data (PCI): `ctx.secure(async () => { const r = await ctx.gather({ dtmf: { maxDigits: 16 } }); … })` pauses
  * recording and transcription around the capture, and a tool declared `sensitive: true` takes the digits without
  * its args being stored (bridge/pci-pause.ts, bridge/turn-actions.ts).
+ * Turn-taking (`turnTaking`, merged over the defaults in media/turn-taking.ts): how long the caller must speak over
+ * the agent to interrupt it (`bargeIn.minSpeechMs`; shorter is a backchannel), which words are acknowledgements,
+ * and the silence that ends a turn after a complete sentence / a trailing "and…" (`endOfTurn`).
  */
+import { resolveTurnTaking, type TurnTakingOptions } from '../media/turn-taking.ts';
+export type { TurnTakingOptions } from '../media/turn-taking.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -200,6 +205,8 @@ export interface AgentDefinition {
   /** The call came back after its media was lost (restart, network, migration): pick up where it was. */
   onResume?(ctx: AgentContext): Promise<void> | void;
   tools?: Record<string, ToolDefinition | HttpToolDefinition>;
+  /** Barge-in, backchannels and end of turn for this agent's calls; a missing field keeps its default. */
+  turnTaking?: TurnTakingOptions;
 }
 
 const NAME = /^[a-z0-9][a-z0-9_-]{0,99}$/;
@@ -211,6 +218,7 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
   for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered'] as const) {
     if (def[hook] !== undefined && typeof def[hook] !== 'function') throw new TypeError(`defineAgent: ${hook} must be a function`);
   }
+  if (def.turnTaking !== undefined) resolveTurnTaking(def.turnTaking); // throws on a wrong type, at deploy
   for (const [name, tool] of Object.entries(def.tools ?? {})) {
     const ok = tool && (typeof (tool as ToolDefinition).run === 'function' || typeof (tool as HttpToolDefinition).http?.url === 'string');
     if (!ok) throw new TypeError(`defineAgent: tool ${name} needs run() or http.url`);

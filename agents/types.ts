@@ -5,7 +5,7 @@
  * thread for deployed versions — runs the author's hooks against them.
  * An agent never sees a provider or a socket.
  */
-import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, Utterance } from './sdk.ts';
+import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, TurnTakingOptions, Utterance } from './sdk.ts';
 
 export type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
 
@@ -72,4 +72,6 @@ export interface Agent {
   toolRequires?(name: string): ToolRequirement;
   /** True if the agent's tool is declared `sensitive` (its args are never stored). */
   toolSensitive?(name: string): boolean;
+  /** The agent's `turnTaking` options as declared (absent: the defaults); merged in media/turn-taking.ts. */
+  readonly turnTaking?: TurnTakingOptions;
 }

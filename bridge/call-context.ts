@@ -18,6 +18,8 @@ import type { Agent } from '../agents/types.ts';
 import type { CallLeg } from '../media/call-leg.ts';
 import type { MediaClock } from '../media/pacer.ts';
 import { MediaPipeline } from '../media/pipeline.ts';
+import type { VadFactory } from '../media/vad-factory.ts';
+import { pipelineOptions } from './turn-taking.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { SpeechToText } from '../speech/stt.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
@@ -48,6 +50,8 @@ export interface SessionDeps {
   recordings?: RecordingPort | null;
   /** One trace per call (telemetry/tracing.ts); absent = off. */
   tracer?: Tracer;
+  /** The VAD `SWITCHBOARD_VAD` chose (media/vad-factory.ts); absent = the energy VAD. */
+  vad?: VadFactory;
 }
 
 export interface CallRef {
@@ -113,8 +117,11 @@ export class CallContext {
     const tracer = deps.tracer ?? NOOP_TRACER;
     this.span = tracer.callSpan(ref.callId, { 'switchboard.leg_id': legId, 'switchboard.provider': leg.description.provider, 'switchboard.agent': agent.name, 'switchboard.agent_version': agent.version });
     this.log = deps.logger.child(tracer.enabled ? { call: ref.callId, leg: legId, trace_id: this.span.traceId } : { call: ref.callId, leg: legId });
-    this.pipeline = new MediaPipeline(leg, deps.clock);
+    this.pipeline = new MediaPipeline(leg, deps.clock, pipelineOptions(agent, deps.vad));
   }
+
+  /** Told when the call moves to another agent version (the turn-taking settings follow it). */
+  agentChanged: ((next: Agent) => void) | null = null;
 
   /** The agent (version) running this call's turns. */
   get agent(): Agent {
@@ -124,6 +131,7 @@ export class CallContext {
   /** The turn manager moved the call to another version (migration at a turn boundary). */
   useAgent(next: Agent): void {
     this.running = next;
+    this.agentChanged?.(next);
   }
 
   /** The media connection is gone (the leg closed); nothing new may start. */

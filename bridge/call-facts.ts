@@ -17,7 +17,7 @@ import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
 import { cancelPendingApprovals } from './tool-gate.ts';
-import { call_answered, call_answered_by, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_unheld } from '../schema/reducers.ts';
+import { call_answered, call_answered_by, call_dialed, call_ended, call_held, call_media_connected, call_media_lost, call_media_updated, call_received, call_resume_requested, call_security_recorded, call_transfer_started, call_turn_decided, call_unheld } from '../schema/reducers.ts';
 
 export interface CallRef {
   tenant: string;
@@ -142,5 +142,20 @@ export async function answeredBy(
   src: FactSource,
 ): Promise<FactResult<{ by: string; existing: boolean }>> {
   const r = await store.submit(call_answered_by, { call_id: ref.callId, by: d.by, source: d.source, evidence: d.evidence }, who(ref, src));
+  return result(r.outcome);
+}
+
+/** The caller spoke over the agent: interrupted it, or let it go on as a backchannel (schema/turn-taking.ts). */
+export async function turnDecided(
+  store: Store<SwitchboardTables>,
+  ref: CallRef,
+  d: { decision: 'interrupted' | 'backchannel'; voicedMs: number; atMs: number; droppedMs: number; heardMs: number | null },
+  src: FactSource,
+): Promise<FactResult<{ id: string }>> {
+  const r = await store.submit(
+    call_turn_decided,
+    { call_id: ref.callId, decision: d.decision, voiced_ms: Math.round(d.voicedMs), at_ms: Math.max(0, Math.round(d.atMs)), dropped_ms: Math.round(d.droppedMs), heard_ms: d.heardMs === null ? null : Math.round(d.heardMs) },
+    who(ref, src),
+  );
   return result(r.outcome);
 }

@@ -8,7 +8,8 @@
  *     ├─ ConsentManager (consent-manager.ts)  consent phase, decline policy, withdrawal (*9, "stop recording")
  *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords), redaction,
  *     │                                       the PCI pause (pci-pause.ts: ctx.secure, the API, the console)
- *     └─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
+ *     ├─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
+ *     └─ TurnTaking     (turn-taking.ts)      barge-in / backchannel records, the adaptive end of turn
  *
  * The call, as this connection sees it:
  *
@@ -22,7 +23,7 @@
  *          ├ *9, or the caller saying "stop recording" ─► consent_withdrawn, recording paused (turns go on)
  *          ├ agent transfer ─► transferring ─► media closes (not a loss)
  *          └ agent hangup / operator / policy ─► call_ended ─► media closes
- *   leg closed (any state) ─► close cascade, once: turns ─► pipeline ─► content (transcriber) ─► consent
+ *   leg closed (any state) ─► close cascade, once: turns ─► turn-taking ─► pipeline ─► content (transcriber) ─► consent
  *     ─► call_media_lost unless ended or transferring (the call waits in `resuming`)
  *     ─► recording segment flushed (finalized if the call ended)
  *
@@ -45,6 +46,7 @@ import * as facts from './call-facts.ts';
 import { pauseFallback } from './fallback.ts';
 import { pendingAmd, runAmdStage, type AmdHost } from './amd-stage.ts';
 import { recordMachineConsent } from '../consent/machine.ts';
+import { TurnTaking } from './turn-taking.ts';
 
 export { SessionError, type AgentDirectory, type CallRef, type SessionDeps } from './call-context.ts';
 
@@ -54,6 +56,8 @@ export class CallSession {
   private readonly content: ContentManager;
   private readonly consent: ConsentManager;
   private readonly turns: TurnManager;
+  /** Barge-in records, backchannels, the adaptive end of turn (bridge/turn-taking.ts). */
+  private readonly taking: TurnTaking;
   private onClosed: ((s: CallSession) => void) | null = null;
 
   private constructor(
@@ -70,6 +74,9 @@ export class CallSession {
     // The content manager hands the caller's spoken commands (withdrawal) to consent; consent pauses content.
     this.content = new ContentManager(this.ctx, () => this.consent);
     this.turns = new TurnManager(this.ctx, this.content, (reason) => this.hangup(reason));
+    this.taking = new TurnTaking(this.ctx);
+    this.taking.peekWords = () => this.content.peekWords();
+    this.ctx.agentChanged = (next) => this.taking.agentChanged(next);
     this.consent = new ConsentManager(this.ctx, this.content, { transfer: (target) => this.turns.transfer(target), hangup: (reason) => this.hangup(reason) });
   }
 
@@ -205,15 +212,15 @@ export class CallSession {
   /** Routes the media's events to the managers (content first: it marks where an utterance ended). */
   private wire(): void {
     const { pipeline, log } = this.ctx;
-    pipeline.on('speechStart', () => this.turns.speechStarted());
-    pipeline.on('speechEnd', (info) => {
-      this.content.utteranceEnded();
-      this.turns.utteranceEnded(info.durationMs);
-    });
+    // Content first: it marks where the utterance ended (before the end-of-turn gate may hold the turn).
+    pipeline.on('speechEnd', () => this.content.utteranceEnded());
+    this.taking.watch(
+      (durationMs, backchannel) => this.turns.utteranceEnded(durationMs, backchannel ? (text) => this.taking.isAcknowledgement(text) : null),
+      () => this.turns.speechStarted(),
+    );
     pipeline.on('dtmf', ({ digit }) => this.turns.dtmf(digit));
     this.consent.watch();
     this.content.pci.watch(); // PCI pauses made through the API or the console (bridge/pci-pause.ts)
-    pipeline.on('bargeIn', (info) => log.info({ droppedMs: info.droppedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in'));
     pipeline.on('tapError', (info) => log.error({ tap: info.tap, err: info.error }, 'media tap failed'));
     this.leg.on('warning', (w) => log.warn(w, 'media warning'));
     this.leg.on('closed', (info) => void this.close(info));
@@ -223,6 +230,7 @@ export class CallSession {
   private async close(info: LegClose): Promise<void> {
     if (!this.ctx.markClosed(info.reason)) return;
     this.turns.close();
+    this.taking.close();
     this.pipeline.close();
     this.content.close();
     this.consent.close();

@@ -108,6 +108,13 @@ export class CallerWords {
     this.waiter?.();
   }
 
+  /** The words heard so far and not yet taken (final results only), without taking them; null when none. */
+  peek(): string | null {
+    if (!this.attached) return null;
+    const words = this.words.filter((w) => w.startMs >= this.takenUntil).map((w) => w.text);
+    return words.length === 0 ? null : words.join(' ');
+  }
+
   /** The current wait bound (ms). */
   get waitBoundMs(): number {
     if (this.latencies.length === 0) return this.opts.initialWaitMs;

@@ -91,6 +91,11 @@ export class ContentManager {
     this.heard.utteranceEnded();
   }
 
+  /** The caller's words heard so far and not yet taken, in memory only: how the utterance ends (bridge/end-of-turn.ts). */
+  peekWords(): string | null {
+    return this.heard.peek();
+  }
+
   /**
    * The words of the caller's last utterance(s), once the recogniser has reported them (null: none). `raw` (a gather,
    * e.g. inside ctx.secure) gets what was said; an agent turn gets what the redaction policy lets it see, and words

@@ -13,7 +13,8 @@
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
  * boundary the call moves to a version deployed with `migrate`. While its agent is paused (bridge/fallback.ts) the
  * call gets the fallback at its next turn boundary instead of a turn. A tool that needs approval holds its turn
- * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. `pauseRecording` / `resumeRecording`
+ * until the decision (bridge/tool-gate.ts); closing the media cancels the wait. An utterance spoken briefly over the
+ * agent (a backchannel, bridge/turn-taking.ts) starts no agent turn when its words are only acknowledgements. `pauseRecording` / `resumeRecording`
  * (ctx.secure) go to the content manager's PCI pause (bridge/pci-pause.ts). Owns: the turn number, the agent's
  * state, whether turns are open, the pending utterance, the silence clock, the gatherer and the agent name it
  * routes by.
@@ -34,6 +35,8 @@ export interface TurnExtra {
   digit?: string;
   silentMs?: number;
   answered?: AnsweredInfo;
+  /** The utterance was a backchannel: true from its words = no agent turn (bridge/turn-taking.ts). */
+  backchannel?: (text: string | null) => boolean;
 }
 
 export class TurnManager {
@@ -42,6 +45,8 @@ export class TurnManager {
   /** Consent is done: the caller's speech and keys start turns. */
   private open = false;
   private utterancePending = false;
+  /** The pending utterance was a backchannel (spoken over the agent, short): its words decide if it is a turn. */
+  private backchannel: ((text: string | null) => boolean) | null = null;
   private readonly silence: SilenceClock;
   private readonly gatherer: Gatherer;
   /** The agent name the call routes by: the number's, or the fallback agent's once its own was paused. */
@@ -124,9 +129,12 @@ export class TurnManager {
     this.silence.clear();
   }
 
-  utteranceEnded(durationMs: number): void {
+  /** An utterance ended; `backchannel` (for one spoken briefly over the agent) tells from its words if it starts no turn. */
+  utteranceEnded(durationMs: number, backchannel: ((text: string | null) => boolean) | null = null): void {
+    if (this.utterancePending && backchannel === null) this.backchannel = null; // real words joined the queued answer
     if (!this.open || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
     this.utterancePending = true;
+    this.backchannel = backchannel;
     this.enqueue('onUtterance', { durationMs });
   }
 
@@ -174,7 +182,11 @@ export class TurnManager {
     if (await this.fallBackIfPaused()) return;
     await this.switchAgentIfMigrating();
     const agent = ctx.agent;
-    if (hook === 'onUtterance') this.utterancePending = false;
+    if (hook === 'onUtterance') {
+      this.utterancePending = false;
+      if (this.backchannel) extra = { ...extra, backchannel: this.backchannel };
+      this.backchannel = null;
+    }
     if (!agent.has(hook)) return;
     const input: TurnInput = { hook, callId: this.ref.callId, turn: this.turn + 1, call: { from: ctx.call.from, to: ctx.call.to }, state: this.state };
     const span = ctx.span.child('turn', { 'switchboard.hook': hook, 'switchboard.turn': input.turn, 'switchboard.agent': agent.name, 'switchboard.agent_version': agent.version }, queuedAt);
@@ -194,6 +206,10 @@ export class TurnManager {
       const text = await this.content.takeWords();
       stt.setAttributes({ 'switchboard.recognised': text !== null });
       stt.end();
+      if (extra.backchannel?.(text)) {
+        span.setAttributes({ 'switchboard.backchannel': true });
+        return void ctx.log.info('backchannel: no agent turn');
+      }
       input.utterance = { text, durationMs: extra.durationMs ?? 0 };
     }
     if (extra.digit !== undefined) input.digit = extra.digit;

@@ -7,6 +7,7 @@
  * `drain` (bridge/drain.ts) takes the node out of service gently: new calls refused busy, live calls finish,
  * then the same stop, recording the node `stopped`.
  */
+import { loadVad } from '../media/vad-factory.ts';
 import { startTracer } from '../telemetry/tracing.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -205,6 +206,9 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   const eraser = new ContentEraser({ store, content, deleteMedia: (row) => recordings.deleteMedia(row), logger });
   eraser.start(config.recording.retentionSweepMs ?? 60_000);
   const speech = await speechChosen;
+  // The silero VAD imports onnxruntime and its model here, only when chosen (the energy VAD loads nothing).
+  const vad = await loadVad(config.speech.vad);
+  if (vad.kind !== 'energy') logger.info({ vad: vad.kind }, 'voice activity detection: silero (onnxruntime)');
   const tracer = await startTracer({ endpoint: config.telemetry.otlpEndpoint, node: store.node, version: VERSION });
   if (tracer.enabled) logger.info({ endpoint: config.telemetry.otlpEndpoint }, 'tracing: one trace per call, exported over OTLP/HTTP');
   const calls = new CallManager({
@@ -217,6 +221,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     logger,
     agents,
     silenceMs: config.agents.silenceMs,
+    vad,
     toolApproval: config.agents.toolApproval,
     configTools,
   });

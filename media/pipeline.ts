@@ -10,16 +10,21 @@
  * marks are forwarded to the far end and a play completes when the far end
  * echoes its end mark; elsewhere it completes when its last frame is sent.
  *
- * Barge-in: caller speech starting while agent audio is queued or still
- * playing clears the local queue and the far end's buffer (`leg.clear()`), and
- * every pending play resolves `interrupted` with how much the caller heard —
- * the last progress mark echoed before the clear.
+ * Barge-in: caller speech over agent audio (queued or still playing) that stays
+ * voiced for the agent's `bargeIn.minSpeechMs` clears the local queue and the
+ * far end's buffer (`leg.clear()`), and every pending play resolves
+ * `interrupted` with how much the caller heard — the last progress mark echoed
+ * before the clear. Shorter speech over the agent ends as a `backchannel`
+ * event and the agent's audio keeps flowing (media/turn-taking.ts). The VAD
+ * is the energy one (media/vad.ts) unless a `detector` is given (the silero
+ * one, media/vad-silero.ts, chosen by SWITCHBOARD_VAD in media/vad-factory.ts).
  */
 import type { CallLeg, CallLegEvents } from './call-leg.ts';
 import { SafeEmitter } from './emitter.ts';
 import { FRAME_MS, type AudioFrame } from './frame.ts';
 import { PacedStream, type MarkEvent, type MediaClock } from './pacer.ts';
-import { EnergyVad, type EnergyVadOptions } from './vad.ts';
+import { EnergyVad, type EnergyVadOptions, type Vad } from './vad.ts';
+import { BargeInGate, DEFAULT_TURN_TAKING, type TurnTakingSettings } from './turn-taking.ts';
 
 export type Channel = 'caller' | 'agent';
 
@@ -41,7 +46,9 @@ export interface PlayResult {
 export type PipelineEvents = {
   speechStart: [];
   speechEnd: [info: { durationMs: number }];
-  bargeIn: [info: { droppedMs: number; interrupted: PlayResult[] }];
+  bargeIn: [info: { droppedMs: number; interrupted: PlayResult[]; voicedMs: number }];
+  /** Caller speech over the agent too short to interrupt it (an "uh-huh"): the agent kept speaking. */
+  backchannel: [info: { voicedMs: number }];
   dtmf: CallLegEvents['dtmf'];
   tapError: [info: { tap: string; error: unknown }];
 };
@@ -60,21 +67,28 @@ interface PendingPlay {
 
 export interface MediaPipelineOptions {
   vad?: EnergyVadOptions;
+  /** A VAD to use instead of the energy one built from `vad` (media/vad-factory.ts). */
+  detector?: Vad;
   /** Barge-in on caller speech (default true). */
   bargeIn?: boolean;
+  /** Barge-in threshold (the agent's turn-taking settings; default DEFAULT_TURN_TAKING.bargeIn). */
+  turnTaking?: Pick<TurnTakingSettings, 'bargeIn'>;
 }
 
 export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   readonly outbound: PacedStream;
   private readonly taps: FrameTap[] = [];
-  private readonly vad: EnergyVad;
+  private readonly vad: Vad;
+  private readonly gate: BargeInGate;
+  /** Consecutive voiced frames, for the gate's start (the VAD's attack). */
+  private voicedRun = 0;
   private readonly plays = new Map<string, PendingPlay>();
   private readonly unsubscribe: Array<() => void> = [];
   private speechFrames = 0;
   private speechEndedAt = 0;
   private playSeq = 0;
   private closed = false;
-  readonly stats = { callerFrames: 0, bargeIns: 0, tapErrors: 0 };
+  readonly stats = { callerFrames: 0, bargeIns: 0, backchannels: 0, tapErrors: 0 };
 
   constructor(
     private readonly leg: CallLeg,
@@ -82,7 +96,9 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
     private readonly opts: MediaPipelineOptions = {},
   ) {
     super();
-    this.vad = new EnergyVad(opts.vad);
+    this.vad = opts.detector ?? new EnergyVad(opts.vad);
+    const bargeIn = opts.turnTaking?.bargeIn ?? DEFAULT_TURN_TAKING.bargeIn;
+    this.gate = new BargeInGate(opts.bargeIn === false ? { ...bargeIn, enabled: false } : bargeIn);
     this.outbound = new PacedStream(leg.description.outputRate, { fireIdle: leg.description.continuousMedia === true });
     this.unsubscribe.push(
       leg.on('audio', (f) => this.onCallerFrame(f)),
@@ -101,6 +117,11 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
       const i = this.taps.indexOf(tap);
       if (i >= 0) this.taps.splice(i, 1);
     };
+  }
+
+  /** The call's agent changed (a migration): its barge-in settings apply from the next speech. */
+  setBargeIn(settings: TurnTakingSettings['bargeIn']): void {
+    this.gate.set(this.opts.bargeIn === false ? { ...settings, enabled: false } : settings);
   }
 
   /** True while the caller is talking (VAD). */
@@ -149,6 +170,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
     this.closed = true;
     this.clock.remove(this.outbound);
     for (const u of this.unsubscribe) u();
+    this.vad.close?.();
     for (const p of [...this.plays.values()]) this.finish(p, true);
     for (const tap of this.taps) {
       try {
@@ -163,19 +185,30 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   private onCallerFrame(frame: AudioFrame): void {
     this.stats.callerFrames++;
     this.runTaps(frame, 'caller');
-    const ev = this.vad.process(frame.samples);
+    const ev = this.vad.process(frame.samples, frame.sampleRate);
+    this.voicedRun = this.vad.voiced ? this.voicedRun + 1 : 0;
     if (this.vad.speaking) this.speechFrames++;
     if (ev === 'speech_start') {
       this.emit('speechStart');
-      if ((this.opts.bargeIn ?? true) && this.agentSpeaking) {
-        this.stats.bargeIns++;
-        this.emit('bargeIn', this.interrupt());
-      }
+      this.decide(this.gate.speechStarted(this.agentSpeaking, this.voicedRun * FRAME_MS));
     } else if (ev === 'speech_end') {
+      this.decide(this.gate.speechEnded());
       const durationMs = this.speechFrames * FRAME_MS;
       this.speechFrames = 0;
       this.speechEndedAt = performance.now();
       this.emit('speechEnd', { durationMs });
+    } else if (this.gate.pending) {
+      this.decide(this.gate.frame(this.vad.voiced ? FRAME_MS : 0, this.agentSpeaking));
+    }
+  }
+
+  private decide(d: ReturnType<BargeInGate['frame']>): void {
+    if (d?.kind === 'interrupt') {
+      this.stats.bargeIns++;
+      this.emit('bargeIn', { ...this.interrupt(), voicedMs: d.voicedMs });
+    } else if (d?.kind === 'backchannel') {
+      this.stats.backchannels++;
+      this.emit('backchannel', { voicedMs: d.voicedMs });
     }
   }
 

@@ -20,6 +20,20 @@
 
 export type VadEvent = 'speech_start' | 'speech_end';
 
+/** What the pipeline needs of a VAD (this energy one, or the neural one in media/vad-silero.ts). */
+export interface Vad {
+  /** True between 'speech_start' and 'speech_end'. */
+  readonly speaking: boolean;
+  /** The last frame counted as voiced (loud enough / likely speech). */
+  readonly voiced: boolean;
+  /** Feeds one frame (any length, `sampleRate` Hz); returns the transition it caused, if any. */
+  process(frame: Int16Array, sampleRate?: number): VadEvent | null;
+  /** Forgets speech state (keeps what was learned of the line). */
+  reset(): void;
+  /** Releases what it holds (a model session); the energy VAD holds nothing. */
+  close?(): void;
+}
+
 export interface EnergyVadOptions {
   /** Margin above the noise floor for a frame to count as speech. Default 10 dB. */
   thresholdDb?: number;
@@ -57,7 +71,7 @@ export function frameLevelDb(frame: Int16Array): number {
   return power > 0 ? Math.max(SILENCE_DB, 10 * Math.log10(power)) : SILENCE_DB;
 }
 
-export class EnergyVad {
+export class EnergyVad implements Vad {
   private readonly thresholdDb: number;
   private readonly minSpeechDb: number;
   private readonly attackFrames: number;
@@ -74,6 +88,7 @@ export class EnergyVad {
   private loudRun = 0;
   private quietRun = 0;
   private lastLevel = SILENCE_DB;
+  private lastLoud = false;
 
   constructor(opts: EnergyVadOptions = {}) {
     this.thresholdDb = opts.thresholdDb ?? 10;
@@ -90,6 +105,11 @@ export class EnergyVad {
   /** True between 'speech_start' and 'speech_end'. */
   get speaking(): boolean {
     return this.isSpeaking;
+  }
+
+  /** The last frame was loud (above the floor by the margin, and above the gate). */
+  get voiced(): boolean {
+    return this.lastLoud;
   }
 
   /** Current noise floor estimate in dBFS. */
@@ -109,6 +129,7 @@ export class EnergyVad {
     const margin = this.isSpeaking ? this.thresholdDb - this.hysteresisDb : this.thresholdDb;
     const gate = this.isSpeaking ? this.minSpeechDb - this.hysteresisDb : this.minSpeechDb;
     const loud = level > this.floorDb + margin && level > gate;
+    this.lastLoud = loud;
     this.adaptFloor(level, loud);
 
     if (loud) {

@@ -12,6 +12,7 @@ import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { content_erasures } from './content-tables.ts';
 import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
 import { answered_by } from './answered-by.ts';
+import { turn_decisions } from './turn-taking.ts';
 import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
@@ -420,6 +421,7 @@ export const log_levels = defineTable({
 
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
 export { answered_by } from './answered-by.ts';
+export { turn_decisions } from './turn-taking.ts';
 
 export const tables = {
   tenants,
@@ -455,5 +457,6 @@ export const tables = {
   campaign_attempts,
   campaign_pacing,
   dnc_numbers,
+  turn_decisions,
 };
 export type SwitchboardTables = typeof tables;

@@ -84,7 +84,7 @@ export type ActionMessage = z.infer<typeof ActionMessage>;
 
 export const FromWorker = z.union([
   z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional(), sensitive: z.array(z.string()).optional() }),
+  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional(), sensitive: z.array(z.string()).optional(), turnTaking: z.record(z.string(), z.record(z.string(), z.unknown())).optional() }),
   z.object({ type: z.literal('init_done'), ok: z.literal(false), error: ErrorInfo, hooks: z.array(HookSchema).optional() }),
   ActionMessage,
   z.object({ type: z.literal('turn_done'), turnId: z.string(), ok: z.literal(true), state: z.record(z.string(), json) }),

@@ -36,7 +36,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { chooseEntry } from '../../bin/launch.mjs';
 import type { Logger } from 'pino';
-import { isToolRefusal, type Hook, type Json, type ToolContext, type ToolRequirement } from '../sdk.ts';
+import { isToolRefusal, type Hook, type Json, type ToolContext, type ToolRequirement, type TurnTakingOptions } from '../sdk.ts';
 import type { Agent, TurnActions, TurnInput, TurnOutcome } from '../types.ts';
 import { applyAction, errorInfo, parseFromWorker, toError, type ActionMessage, type FromWorker, type ToWorker, type UnknownMessage } from './protocol.ts';
 import type { AgentWorkerData } from './worker-entry.ts';
@@ -118,6 +118,8 @@ export class WorkerAgent implements Agent {
   private hooks = new Set<Hook>();
   private toolNeeds: Readonly<Record<string, ToolRequirement>> = {};
   private sensitiveTools: ReadonlySet<string> = new Set();
+  /** The agent's `turnTaking` options, from its init (re-checked by resolveTurnTaking where used). */
+  turnTaking: TurnTakingOptions | undefined;
   private current: Slot | null = null;
   private starting: Promise<Slot> | null = null;
   private spawned = 0;
@@ -274,6 +276,7 @@ export class WorkerAgent implements Agent {
           this.hooks = new Set(msg.hooks);
           this.toolNeeds = msg.tools ?? {};
           this.sensitiveTools = new Set(msg.sensitive ?? []);
+          this.turnTaking = msg.turnTaking as TurnTakingOptions | undefined;
           if (this.spawned > 1) this.o.logger?.info({ restarts: this.stats.restarts }, 'agent worker restarted');
           resolve(slot);
         } else if (msg.type === 'unknown') {

@@ -13,7 +13,7 @@
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
  *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, earlyMedia, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
  *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
- *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram     ─► cli/speech.ts
+ *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram, vad ─► cli/speech.ts, media/vad-factory.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
  *           └─ agents     silenceMs, initTimeoutMs, turnTimeoutMs, toolsFile,      ─► agents/, bridge/
  *                         toolApproval
@@ -63,7 +63,8 @@ export interface Config {
     encryption: EncryptionPolicies;
   };
   webrtc: WebrtcConfig;
-  speech: SpeechSettings;
+  /** `vad`: SWITCHBOARD_VAD, the caller's voice-activity detector (media/vad-factory.ts). */
+  speech: SpeechSettings & { vad: 'energy' | 'silero' };
   recording: { ffmpegPath: string | undefined; retentionSweepMs: number };
   /** OTEL_EXPORTER_OTLP_ENDPOINT: where traces go; unset = tracing off (telemetry/tracing.ts). */
   telemetry: { otlpEndpoint: string | undefined };
@@ -150,7 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       encryption: encryptionSettings(e.SWITCHBOARD_SIP_ENCRYPTION),
     },
     webrtc: webrtcSettings(e),
-    speech: speechSettings(e),
+    speech: { ...speechSettings(e), vad: e.SWITCHBOARD_VAD },
     recording: { ffmpegPath: e.SWITCHBOARD_FFMPEG, retentionSweepMs: e.SWITCHBOARD_RETENTION_SWEEP_MS },
     telemetry: { otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
     agents: {

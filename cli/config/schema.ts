@@ -151,6 +151,7 @@ export const VARIABLES = {
   // ── speech ───────────────────────────────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_STT: spec({ schema: raw.default('auto'), section: 'speech', default: 'auto', meaning: 'auto | deepgram | pocketsphinx | none' }),
   SWITCHBOARD_TTS: spec({ schema: raw.default('auto'), section: 'speech', default: 'auto', meaning: 'auto | deepgram | espeak | none' }),
+  SWITCHBOARD_VAD: spec({ schema: z.enum(['energy', 'silero']).default('energy'), section: 'speech', default: 'energy', meaning: 'voice activity detector: energy | silero (neural, onnxruntime)' }),
   DEEPGRAM_API_KEY: spec({ schema: raw.optional(), section: 'speech', default: null, secret: true, meaning: 'Deepgram speech' }),
   DEEPGRAM_URL: spec({ schema: raw.optional(), section: 'speech', default: null, unset: "Deepgram's", meaning: "Deepgram's base URL" }),
   SWITCHBOARD_POCKETSPHINX: spec({ schema: raw.optional(), section: 'speech', default: 'pocketsphinx_continuous', meaning: 'the pocketsphinx binary' }),

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test, type TestContext } from 'node:test';
-import { startTestGateway } from '../helpers/gateway.ts';
+import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import type { DriverCall, IngressDriver, Support, TestGateway } from './driver.ts';
 import type { ArgsOf } from '../../store/index.ts';
@@ -57,6 +57,15 @@ export function runIngressSuite(driver: IngressDriver): void {
     const callOf = (gw: TestGateway, c: DriverCall) => read(gw).calls.findOne({ provider: driver.provider, provider_call_id: c.providerCallId });
     const actions = (gw: TestGateway, callId: string) => read(gw).agent_actions.find({ call_id: callId });
     const succeeded = (gw: TestGateway, callId: string): number => actions(gw, callId).filter((a) => a.status === 'succeeded').length;
+    /** An agent action's result, read through the API. */
+    async function sayResult(gw: TestGateway, callId: string, requestId: string): Promise<unknown> {
+      const res = await fetch(`${gw.publicUrl}/v1/calls/${callId}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { agent_actions: Array<{ request_id: string; result: unknown }> };
+      return body.agent_actions.find((a) => a.request_id === requestId)?.result;
+    }
+    /** The call's turn-taking decisions (schema/turn-taking.ts: metadata, no words), in order. */
+    const decisions = (gw: TestGateway, callId: string): string[] => read(gw).turn_decisions.find({ call_id: callId }).sort((a, b) => a.decided_at - b.decided_at).map((d) => d.decision);
     const reducers = (gw: TestGateway): string[] => [...gw.store.events()].map((e) => e.reducer);
     /** Hangs up and lets the session and its recording settle, so stopping the gateway races nothing. */
     async function endCall(gw: TestGateway, c: DriverCall): Promise<void> {
@@ -198,6 +207,36 @@ export function runIngressSuite(driver: IngressDriver): void {
       const result = greetingRow()?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
       assert.equal(result.interrupted, true);
       assert.ok(result.heard_ms > 0 && result.heard_ms < result.duration_ms, `heard ${result.heard_ms} of ${result.duration_ms} ms`);
+      await c.waitFor(() => decisions(gw, call().id).includes('interrupted'), T.short, 'the interruption recorded');
+      assert.ok(!decisions(gw, call().id).includes('backchannel'), 'sustained speech is not a backchannel');
+      assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
+      await endCall(gw, c);
+    });
+
+    test('backchannel: "uh huh" and "yeah" over the greeting do not interrupt it; the agent audio keeps flowing and each is recorded as a backchannel', { timeout: 60_000 }, async () => {
+      const gw = await gateway();
+      const c = caller(gw);
+      assert.deepEqual(await c.dial(), { kind: 'streaming' });
+      const call = () => callOf(gw, c)!;
+      const greetingRow = () => actions(gw, call().id).find((a) => a.request_id === 't1:onStart:say:1');
+      await c.waitFor(() => callOf(gw, c) !== undefined && greetingRow() !== undefined, T.turn, 'greeting requested');
+      const at = c.receivedMs();
+      await c.waitFor(() => c.receivedMs() > at + 200, T.short, 'greeting playing');
+      await c.speak('uh huh');
+      await c.waitFor(() => decisions(gw, call().id).length >= 1, T.short, 'the first acknowledgement decided');
+      const after = c.receivedMs();
+      await c.waitFor(() => c.receivedMs() > after + 300, T.short, 'agent audio still flowing after the backchannel');
+      await c.speak('yeah');
+      await c.waitFor(() => greetingRow()?.status === 'succeeded', T.turn, 'greeting row completed');
+      // The say's result through the API (GET /v1/calls/:id opens sealed content for a permitted reader).
+      const result = (await sayResult(gw, call().id, 't1:onStart:say:1')) as { duration_ms: number; heard_ms: number; interrupted: boolean };
+      assert.equal(result.interrupted, false, 'the greeting played to its end');
+      assert.equal(result.heard_ms, result.duration_ms);
+      // (`c.clears` is no proof here: over RTP it counts agent talk spurts that ended while the caller spoke, and the
+      // greeting's own pauses between words end spurts. The say row above is what the gateway did: on Twilio and
+      // Vonage it completes only when the caller's side echoes its end mark, and it would be `interrupted` otherwise.)
+      assert.ok(decisions(gw, call().id).every((d) => d === 'backchannel'), `decisions: ${decisions(gw, call().id).join(', ')}`);
+      assert.ok(decisions(gw, call().id).length >= 1);
       assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
       await endCall(gw, c);
     });

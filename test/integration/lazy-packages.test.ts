@@ -13,8 +13,8 @@
  * package an `import` resolves, the package name and the wall-clock time to a file. The gateway's own
  * "switchboard listening" log line carries the time it listened: every werift or twilio resolution must come
  * after it (an order, not a duration); a node without cluster mode resolves no NATS client at all, one that has
- * placed no Vonage call no Vonage SDK, and one that has built, recorded and packed nothing no esbuild, fluent-ffmpeg
- * or yazl.
+ * placed no Vonage call no Vonage SDK, one that has built, recorded and packed nothing no esbuild, fluent-ffmpeg
+ * or yazl, and onnxruntime (the silero VAD) is never loaded under the default energy VAD.
  * The calls that use them still work: test/e2e/webrtc.test.ts, sip-baresip-srtp.test.ts, sip-srtp-kill9.test.ts,
  * twilio.test.ts and twilio-kill9.test.ts run them against this lazy loading.
  */
@@ -30,7 +30,7 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
 const LAZY = ['werift', 'twilio', 'ws', 'jsonwebtoken', '@evan/opus', 'prom-client'];
-const NEVER = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/nats-core', '@vonage/server-sdk', 'esbuild', 'fluent-ffmpeg', 'yazl', 'ajv', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler'];
+const NEVER = ['@nats-io/transport-node', '@nats-io/jetstream', '@nats-io/nats-core', '@vonage/server-sdk', 'esbuild', 'fluent-ffmpeg', 'yazl', 'ajv', '@fastify/ajv-compiler', '@fastify/fast-json-stringify-compiler', 'onnxruntime-node'];
 
 /**
  * Hooks recording `name time` for every package resolved through node_modules by an `import` (a module hook, its
@@ -111,7 +111,7 @@ test('a start resolves werift, the twilio SDK, ws, jsonwebtoken, Opus and prom-c
       assert.ok(now.has(p), `${p} is loaded in the background once the gateway listens`);
       assert.ok(now.get(p)! >= listenedAt, `${p} was resolved ${listenedAt - now.get(p)!} ms before the gateway listened`);
     }
-    for (const p of NEVER) assert.ok(!now.has(p), `${p} is not loaded (no cluster mode, no outbound Vonage call, nothing bundled, transcoded or zipped, no route schema)`);
+    for (const p of NEVER) assert.ok(!now.has(p), `${p} is not loaded (no cluster mode, no outbound Vonage call, nothing bundled, transcoded or zipped, no route schema, SWITCHBOARD_VAD=energy)`);
   } finally {
     await gw.stop();
   }

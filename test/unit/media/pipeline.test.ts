@@ -59,7 +59,8 @@ test('barge-in: caller speech over queued agent audio clears both queues and rec
   leg.echo('p:1:200');
   leg.echo('p:1:400');
   leg.echo('p:1:600'); // the far end has played 600 ms when the caller starts talking
-  for (let i = 0; i < 10; i++) leg.speak(12000);
+  // Sustained speech: voiced past the default bargeIn.minSpeechMs (600 ms); shorter is a backchannel (barge-in.test.ts).
+  for (let i = 0; i < 35; i++) leg.speak(12000);
   const r = await result;
   assert.equal(r.interrupted, true);
   assert.equal(r.heardMs, 600);

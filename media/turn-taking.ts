@@ -1,0 +1,168 @@
+/**
+ * Turn-taking settings and the barge-in gate: whether the caller's speech over the agent interrupts it.
+ *
+ *   caller frames ─► VAD ─► speech_start while the agent speaks ─► candidate (voiced ms counted per loud frame)
+ *                                                                   │
+ *        voiced ≥ bargeIn.minSpeechMs (sustained speech) ─────────────┼─► 'interrupt'   (agent audio cleared now)
+ *        speech_end first, voiced < minSpeechMs (an "uh-huh") ─────────┼─► 'backchannel' (agent audio keeps flowing)
+ *        the agent stopped speaking before either ────────────────────┘─► nothing (an ordinary utterance)
+ *
+ * The gate only counts: it is fed one frame's VAD result at a time and allocates nothing. The bridge records each
+ * decision as a `turn_decisions` row (schema/turn-taking.ts), so the call's events show why the agent stopped or
+ * did not; a backchannel's words, once the recogniser has them, are matched against `backchannel.words` to tell
+ * an acknowledgement (no agent turn) from a short real answer such as "stop" (an ordinary turn), see
+ * bridge/turn-taking.ts.
+ *
+ * Settings are per agent: `defineAgent({ turnTaking: { bargeIn: { minSpeechMs: 500 } } })` is merged over
+ * DEFAULT_TURN_TAKING (a missing field keeps its default), the way agent options are everywhere in the SDK.
+ * `endOfTurn` holds the adaptive end-of-turn silences (bridge/end-of-turn.ts).
+ */
+
+export interface TurnTakingSettings {
+  bargeIn: {
+    /** Caller speech interrupts the agent at all. */
+    enabled: boolean;
+    /** Voiced caller audio over the agent needed to interrupt it; shorter speech is a backchannel. */
+    minSpeechMs: number;
+  };
+  backchannel: {
+    /** Acknowledgements that never start an agent turn while the agent speaks (lower case, words only). */
+    words: string[];
+  };
+  endOfTurn: {
+    /** Silence that ends a turn after a complete sentence (final text ends with . ? ! or a complete clause). */
+    completeMs: number;
+    /** Silence that ends a turn when nothing is known of the words (or they end neither way). */
+    defaultMs: number;
+    /** Silence that ends a turn after a trailing "and", "um", "so", "but"… */
+    trailingMs: number;
+    /** Words that leave a sentence open. */
+    trailingWords: string[];
+  };
+}
+
+/** A partial settings object, as an agent declares it. */
+export type TurnTakingOptions = {
+  [K in keyof TurnTakingSettings]?: Partial<TurnTakingSettings[K]>;
+};
+
+export const DEFAULT_BACKCHANNELS = [
+  'uh-huh', 'uh huh', 'uhhuh', 'mhm', 'mm', 'mm-hmm', 'mm hmm', 'hmm', 'yeah', 'yes', 'yep', 'yup', 'okay', 'ok',
+  'right', 'sure', 'alright', 'all right', 'i see', 'got it', 'cool', 'great', 'good', 'uh', 'um', 'ah', 'oh',
+];
+
+export const DEFAULT_TRAILING_WORDS = ['and', 'um', 'uh', 'so', 'but', 'or', 'because', 'er', 'erm', 'then', 'like', 'if', 'with', 'to', 'the', 'a'];
+
+/**
+ * The defaults: a caller must speak over the agent for 600 ms of voiced audio. On the held set (bench/vad/make-set.ts)
+ * "uh huh", "yeah", "okay", "mm", "right" are voiced for 220–560 ms and sentences for 1800 ms and more, with either
+ * VAD; so the agent stops about 0.6 s into a real interruption (`npm run bench -- bargein`). The turn ends after the
+ * VAD's 400 ms release unless the words trail off, then after 1200 ms.
+ */
+export const DEFAULT_TURN_TAKING: TurnTakingSettings = {
+  bargeIn: { enabled: true, minSpeechMs: 600 },
+  backchannel: { words: DEFAULT_BACKCHANNELS },
+  endOfTurn: { completeMs: 400, defaultMs: 400, trailingMs: 1200, trailingWords: DEFAULT_TRAILING_WORDS },
+};
+
+function ms(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 60_000) throw new TypeError(`turnTaking.${name} must be a number of ms between 0 and 60000`);
+  return Math.round(value);
+}
+
+function words(value: unknown, name: string, fallback: string[]): string[] {
+  if (value === undefined) return fallback;
+  if (!Array.isArray(value) || !value.every((w) => typeof w === 'string')) throw new TypeError(`turnTaking.${name} must be a list of words`);
+  return value.map((w: string) => w.trim().toLowerCase()).filter((w) => w !== '');
+}
+
+/** The agent's options merged over the defaults; a wrong type throws (reported when the agent is defined). */
+export function resolveTurnTaking(opts: TurnTakingOptions | undefined | null): TurnTakingSettings {
+  const d = DEFAULT_TURN_TAKING;
+  const o = opts ?? {};
+  if (typeof o !== 'object') throw new TypeError('turnTaking must be an object');
+  const enabled = o.bargeIn?.enabled;
+  if (enabled !== undefined && typeof enabled !== 'boolean') throw new TypeError('turnTaking.bargeIn.enabled must be a boolean');
+  return {
+    bargeIn: { enabled: enabled ?? d.bargeIn.enabled, minSpeechMs: ms(o.bargeIn?.minSpeechMs, 'bargeIn.minSpeechMs', d.bargeIn.minSpeechMs) },
+    backchannel: { words: words(o.backchannel?.words, 'backchannel.words', d.backchannel.words) },
+    endOfTurn: {
+      completeMs: ms(o.endOfTurn?.completeMs, 'endOfTurn.completeMs', d.endOfTurn.completeMs),
+      defaultMs: ms(o.endOfTurn?.defaultMs, 'endOfTurn.defaultMs', d.endOfTurn.defaultMs),
+      trailingMs: ms(o.endOfTurn?.trailingMs, 'endOfTurn.trailingMs', d.endOfTurn.trailingMs),
+      trailingWords: words(o.endOfTurn?.trailingWords, 'endOfTurn.trailingWords', d.endOfTurn.trailingWords),
+    },
+  };
+}
+
+/** Lower case, punctuation dropped, spaces collapsed: "Uh-huh." → "uh-huh". */
+export function normaliseWords(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s'-]/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** True when every phrase of `text` is an acknowledgement ("okay", "yeah yeah", "uh-huh, right"). Empty text: false. */
+export function isBackchannelText(text: string, list: readonly string[]): boolean {
+  let rest = ` ${normaliseWords(text)} `;
+  if (rest.trim() === '') return false;
+  const phrases = [...list].sort((a, b) => b.length - a.length);
+  for (const p of phrases) rest = rest.split(` ${p} `).join(' ');
+  // A phrase may follow another one directly: repeat once more for "yeah yeah".
+  for (const p of phrases) rest = rest.split(` ${p} `).join(' ');
+  return rest.trim() === '';
+}
+
+export type GateDecision = { kind: 'interrupt'; voicedMs: number } | { kind: 'backchannel'; voicedMs: number };
+
+/** The barge-in decision for one stretch of caller speech over the agent (see the header). */
+export class BargeInGate {
+  private active = false;
+  private voicedMs = 0;
+
+  constructor(private settings: TurnTakingSettings['bargeIn']) {}
+
+  set(settings: TurnTakingSettings['bargeIn']): void {
+    this.settings = settings;
+  }
+
+  /** True while a stretch of speech over the agent is being weighed. */
+  get pending(): boolean {
+    return this.active;
+  }
+
+  /** The VAD started speech; `voicedMs` = the loud audio it took to decide (its attack). */
+  speechStarted(agentSpeaking: boolean, voicedMs: number): GateDecision | null {
+    if (!this.settings.enabled || !agentSpeaking) return null;
+    this.active = true;
+    this.voicedMs = voicedMs;
+    return this.check();
+  }
+
+  /** One more frame of the candidate: `loudMs` of it was voiced (0 for a quiet frame inside the speech). */
+  frame(loudMs: number, agentSpeaking: boolean): GateDecision | null {
+    if (!this.active) return null;
+    if (!agentSpeaking) {
+      this.active = false; // the agent finished first: an ordinary utterance
+      return null;
+    }
+    this.voicedMs += loudMs;
+    return this.check();
+  }
+
+  /** The VAD ended the speech: a candidate not yet interrupting was a backchannel. */
+  speechEnded(): GateDecision | null {
+    if (!this.active) return null;
+    this.active = false;
+    return { kind: 'backchannel', voicedMs: this.voicedMs };
+  }
+
+  private check(): GateDecision | null {
+    if (this.voicedMs < this.settings.minSpeechMs) return null;
+    this.active = false;
+    return { kind: 'interrupt', voicedMs: this.voicedMs };
+  }
+}
