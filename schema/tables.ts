@@ -11,6 +11,7 @@ import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
 import { answered_by } from './answered-by.ts';
+import { provider_accounts } from './provider-account-tables.ts';
 import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
@@ -452,5 +453,6 @@ export const tables = {
   campaign_attempts,
   campaign_pacing,
   dnc_numbers,
+  provider_accounts,
 };
 export type SwitchboardTables = typeof tables;

@@ -38,7 +38,7 @@ import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-c
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
 import { sipTrunks, trunkFor } from './trunk-routes.ts';
-import type { ProviderSection } from '../provider-accounts.ts';
+import { storedAccounts, type ProviderSection } from '../provider-accounts.ts';
 import { EarlyMediaRoutes } from './early-media.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { loadWerift } from '../werift.ts';
@@ -125,6 +125,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
   const trunk = deps.trunk ?? defaultTrunkConfig({ host: deps.host, advertise: deps.advertise });
   const outbound = deps.outbound ?? OutboundConfig.empty();
   const trunks = sipTrunks(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER);
+  const stored = storedAccounts(host.store, () => loadOrCreateMasterKey(host.dataDir), PROVIDER, log);
   const admission = new TrunkAdmission(trunk, trunk.users ? loadNonceSecret(host.dataDir) : Buffer.alloc(0), log);
   const rtp = new RtpPortPool(deps.rtpPorts.low, deps.rtpPorts.high, deps.host);
   const app = new SipApp({
@@ -161,7 +162,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     throw new IngressListenError(err, 'SIP TLS', `SIP TLS port ${deps.tls?.port} on ${deps.host}`, 'SWITCHBOARD_SIP_TLS_PORT', deps.host, `SIP over TLS could not listen on ${deps.host}:${deps.tls?.port} (SWITCHBOARD_SIP_TLS_PORT): ${(err as Error).message}`);
   }
   app.bind(uas);
-  const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs, trunkFor: (tenant, from) => trunkFor(trunks, tenant, from) });
+  const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs, trunkFor: (tenant, from) => trunkFor(trunks, tenant, from, stored) });
   app.outboundEarly = { has: (v) => dialer.hasEarly(v), update: (tx, v) => dialer.earlyUpdate(tx, v) };
   const resumed = await app.resumeDialogs();
   await dialer.endInterrupted();

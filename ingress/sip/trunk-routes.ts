@@ -14,11 +14,12 @@
  *
  * The trunk host's SWITCHBOARD_SIP_OUTBOUND entry (outbound-config.ts) then applies as to any target on that host:
  * digest credentials, proxy, from_domain, transport and encryption. No trunk for the number: 422 `no_sip_trunk`.
- * A trunk is an address, not a secret; its credentials stay in SWITCHBOARD_SIP_OUTBOUND.
+ * A trunk is an address, not a secret; its credentials stay in SWITCHBOARD_SIP_OUTBOUND. A tenant's trunk set through
+ * the API (`PUT /v1/provider-accounts/sip` with `{ "credentials": { "trunk": … } }`) is preferred over the file's.
  */
 import { z } from 'zod';
-import { IngressConfigError } from '../port.ts';
-import { accountFor, type ProviderSection } from '../provider-accounts.ts';
+import { DialError, IngressConfigError } from '../port.ts';
+import { accountFor, type ProviderSection, type StoredAccounts } from '../provider-accounts.ts';
 import { parseHostPort } from './headers.ts';
 
 export const TrunkCredentials = z.strictObject({
@@ -63,9 +64,27 @@ export function sipTrunks(section: ProviderSection, adapter: string): SipTrunk[]
   });
 }
 
-/** The trunk for a call from `from` of `tenant`: the entry naming the number, else the tenant's catch-all. */
-export function trunkFor(trunks: readonly SipTrunk[], tenant: string, from: string): SipTrunk | undefined {
+/** The trunk for a call from `from` of `tenant`: the one set through the API, else the file's entry naming the number, else the tenant's catch-all. */
+export function trunkFor(trunks: readonly SipTrunk[], tenant: string, from: string, stored?: StoredAccounts): SipTrunk | undefined {
+  const own = stored?.forNumber(tenant, from);
+  if (own) {
+    try {
+      return trunkOf(own);
+    } catch {
+      // A stored trunk was checked when it was set; one that no longer parses falls back to the file.
+    }
+  }
   return accountFor(trunks, tenant, from);
+}
+
+/** PUT /v1/provider-accounts/sip: the trunk's form (400 `invalid_credentials` naming the field); what GET shows. */
+export function checkTrunk(credentials: Readonly<Record<string, string>>): Record<string, string> {
+  try {
+    const t = trunkOf({ tenant: '', numbers: null, credentials });
+    return { trunk: credentials.trunk ?? '', ...(t.transport ? { transport: t.transport } : {}) };
+  } catch (err) {
+    throw new DialError(400, 'invalid_credentials', (err as Error).message);
+  }
 }
 
 /** The Request-URI for an E.164 number on a trunk: `sip:+15551234567@host[:port][;transport=…]`. */

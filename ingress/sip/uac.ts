@@ -61,7 +61,7 @@ import { outboundEarlyUpdate, type OutboundEarly } from './early-update.ts';
 import type { NonInviteServerTransaction } from './transaction.ts';
 import type { ValidRequest } from './validate.ts';
 import { DialError, type DialRequest, type OutboundDialer } from '../port.ts';
-import { telTarget, trunkUri, type SipTrunk } from './trunk-routes.ts';
+import { checkTrunk, telTarget, trunkUri, type SipTrunk } from './trunk-routes.ts';
 
 export type { DialRequest, OutboundDialer } from '../port.ts';
 export { DialError } from '../port.ts';
@@ -167,12 +167,17 @@ export class SipDialer implements OutboundDialer {
     return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port]), tel: URI or E.164 number';
   }
 
+  /** PUT /v1/provider-accounts/sip: a trunk for tel:/E.164 targets (trunk-routes.ts). */
+  checkCredentials(credentials: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+    return new Promise((resolve) => resolve(checkTrunk(credentials)));
+  }
+
   /** The Request-URI for `to`: a sip: URI as given; a tel:/E.164 number on the from-number's trunk (trunk-routes.ts). */
   private targetOf(req: DialRequest): { target: string; to: string } {
     const number = telTarget(req.to);
     if (number === null) return { target: req.to, to: req.to };
     const trunk = this.deps.trunkFor?.(req.tenant, req.from);
-    if (!trunk) throw new DialError(422, 'no_sip_trunk', `to: ${req.to} is a telephone number, and no SIP trunk carries calls from ${req.from} (a "sip" account with a trunk in SWITCHBOARD_PROVIDER_ACCOUNTS)`);
+    if (!trunk) throw new DialError(422, 'no_sip_trunk', `to: ${req.to} is a telephone number, and no SIP trunk carries calls from ${req.from} (PUT /v1/provider-accounts/sip, or a "sip" account in SWITCHBOARD_PROVIDER_ACCOUNTS)`);
     return { target: trunkUri(number, trunk), to: number };
   }
 
