@@ -8,7 +8,9 @@
  *    with the host's credentials (verifyauth), the call is answered and its row's `to` is the E.164 number;
  *  - `+15557654321` from a number whose trunk says TCP → `sip:+15557654321@127.0.0.3:5095;transport=tcp` over
  *    TCP; sipp answers busy: `sip:busy`;
- *  - a number without a trunk: 422 `no_sip_trunk`, nothing written, nothing sent.
+ *  - a number without a trunk: 422 `no_sip_trunk`, nothing written, nothing sent;
+ *  - caller ID: another tenant's SIP number is 404; our Twilio number's tel: call goes through Twilio (no account
+ *    here: 422 `no_provider_account`), never out of the SIP trunk with that caller ID.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -20,11 +22,13 @@ import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { startSippUas } from '../helpers/sipp-uas.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { number_added } from '../../schema/reducers.ts';
+import { number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+15554446000';
 const TCP_NUMBER = '+15554446001';
 const NO_TRUNK_NUMBER = '+15554446002';
+const TWILIO_NUMBER = '+15554446003';
+const OTHER_TENANT_NUMBER = '+15554446004';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
 
 if (insidePrivateNetwork(import.meta.filename, 180_000)) {
@@ -48,6 +52,9 @@ if (insidePrivateNetwork(import.meta.filename, 180_000)) {
     gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '33000-33099', SWITCHBOARD_SIP_OUTBOUND: outbound, SWITCHBOARD_PROVIDER_ACCOUNTS: accounts } });
     const who = { tenant: 'default', caller: 'test' };
     for (const number of [NUMBER, TCP_NUMBER, NO_TRUNK_NUMBER]) resultOf(await gw.store.submit(number_added, { number, agent: 'default', provider: 'sip' }, who));
+    resultOf(await gw.store.submit(number_added, { number: TWILIO_NUMBER, agent: 'default', provider: 'twilio' }, who));
+    resultOf(await gw.store.submit(tenant_created, { id: 'other', name: 'Other' }, { tenant: 'other', caller: 'test' }));
+    resultOf(await gw.store.submit(number_added, { number: OTHER_TENANT_NUMBER, agent: 'default', provider: 'sip' }, { tenant: 'other', caller: 'test' }));
   });
   after(async () => {
     await gw?.stop();
@@ -105,5 +112,15 @@ if (insidePrivateNetwork(import.meta.filename, 180_000)) {
     assert.equal(r.body.error?.code, 'no_sip_trunk');
     assert.match(r.body.error?.message ?? '', /no SIP trunk carries calls from \+15554446002/);
     assert.equal(read().calls.find({}).length, before);
+  });
+
+  test('caller ID: another tenant\'s number is 404; a Twilio number\'s tel: call never leaves through the SIP trunk (422)', async () => {
+    const before = gw.store.read(null).calls.find({}).length;
+    for (const [from, status, code] of [[OTHER_TENANT_NUMBER, 404, 'number_not_found'], [TWILIO_NUMBER, 422, 'no_provider_account']] as const) {
+      const r = await dial(from, 'tel:+15551234567');
+      assert.equal(r.status, status, `${from}: ${JSON.stringify(r.body)}`);
+      assert.equal(r.body.error?.code, code);
+    }
+    assert.equal(gw.store.read(null).calls.find({}).length, before, 'nothing written');
   });
 }
