@@ -5,10 +5,11 @@
  * Read back from the rows (not from wall-clock timing): never more than 10 attempts live at any decision, decisions
  * never closer than 200 ms (their command times), DNC numbers never dialled, and no number dialled twice.
  *
- * Waiting for the events meant, not for a time: a callee that hangs up while the gateway is down keeps sending its
- * BYE until the restarted node answers it (sipp `-max_retrans 60`, ~4 min at T2; sipp's default of 7 gave up after
- * ~20 s, so under load a slow restart left those calls live — and the campaign unfinished — for their 30-minute
- * session interval), and the waits fail only when the campaign stops moving for a minute (not after a fixed total).
+ * The waits fail only when the campaign stops moving for a minute (its attempts and finished numbers), not after a
+ * fixed total, so a loaded machine only makes them longer. Known remaining cause of failures (not fixed here): with
+ * the restart delayed by 25 s, the campaign stalls every time with 3 numbers `live` — calls answered before the
+ * kill whose callee hung up while the node was down stay live after the restart (sipp's BYE retransmitted for longer,
+ * `-max_retrans`/`-max_non_invite_retrans 60`, did not change it). Under load a slow restart can hit the same case.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -77,7 +78,7 @@ if (insidePrivateNetwork(import.meta.filename, 600_000)) {
     await seed(dataDir);
     const env = { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '33000-33199', SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'none' };
     gw = await spawnGateway({ port, dataDir, env });
-    sipp = await startSippUas({ scenario: 'uas_answer_random.xml', ip: '127.0.0.1', port: 5070, timeoutS: 560, calls: COUNT, maxRetrans: 60 });
+    sipp = await startSippUas({ scenario: 'uas_answer_random.xml', ip: '127.0.0.1', port: 5070, timeoutS: 560, calls: COUNT });
     const dnc = [target(4), target(17), target(33)];
     for (const n of dnc) {
       const r: { status: number; body: unknown } = await api(gw.publicUrl, 'POST', '/v1/dnc', { body: { number: n.replace(/^sip:|@.*$/g, ''), reason: 'asked not to be called' } });

@@ -16,7 +16,7 @@ export interface SippUas {
   kill(): void;
 }
 
-export async function startSippUas(opts: { scenario: string; ip: string; port: number; timeoutS?: number; transport?: 'u1' | 't1'; calls?: number; maxRetrans?: number }): Promise<SippUas> {
+export async function startSippUas(opts: { scenario: string; ip: string; port: number; timeoutS?: number; transport?: 'u1' | 't1'; calls?: number }): Promise<SippUas> {
   const cwd = tmpDir('sb-sipp-uas-');
   fs.symlinkSync('/usr/share/sip-tester', path.join(cwd, 'pcap'));
   const args = [
@@ -31,8 +31,6 @@ export async function startSippUas(opts: { scenario: string; ip: string; port: n
     '-message_file', path.join(cwd, 'messages.log'),
     '-timeout', `${opts.timeoutS ?? 60}s`,
     '-timeout_error',
-    // How many times a request (e.g. the callee's BYE) is sent again unanswered, at most every T2 (4 s); sipp's default is 7.
-    ...(opts.maxRetrans === undefined ? [] : ['-max_retrans', String(opts.maxRetrans)]),
   ];
   const child = spawn('sipp', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
