@@ -7,9 +7,10 @@
  *
  * The waits fail only when the campaign stops moving for a minute (its attempts and finished numbers), not after a
  * fixed total, so a loaded machine only makes them longer. Known remaining cause of failures (not fixed here): with
- * the restart delayed by 25 s, the campaign stalls every time with 3 numbers `live` — calls answered before the
- * kill whose callee hung up while the node was down stay live after the restart (sipp's BYE retransmitted for longer,
- * `-max_retrans`/`-max_non_invite_retrans 60`, did not change it). Under load a slow restart can hit the same case.
+ * the restart delayed by 25 s, the campaign stalled in 3 of 4 runs with 3 numbers `live` — calls answered before
+ * the kill that stay live after the restart, apparently those whose callee hung up while the node was down (sipp's
+ * BYE retransmitted for longer, `-max_retrans`/`-max_non_invite_retrans 60`, did not change it). Under load a slow
+ * restart can hit the same case.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
