@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import type { AgentRegistry } from '../agents/registry.ts';
 import type { DrainStart } from '../bridge/drain.ts';
-import type { OutboundDialer } from '../ingress/port.ts';
+import type { AccountChecker, OutboundDialer } from '../ingress/port.ts';
 import type { MasterKey } from '../recording/crypto.ts';
 import type { ContentSealer } from '../recording/content-seal.ts';
 import type { ContentEraser } from '../bridge/content-erase.ts';
@@ -38,7 +38,7 @@ export interface ApiContext {
   /** Deployed agent versions (deploy, rollback, live calls per version). */
   agents: AgentRegistry;
   /** Outbound calls (POST /v1/calls): the adapters' dialers behind one router (ingress/dial-router.ts), set once they listen; absent = 503. */
-  dialer?: OutboundDialer;
+  dialer?: OutboundDialer & Partial<AccountChecker>;
   /** Names of the ingress adapters mounted (a number's `provider` must be one); absent = the built-in four. */
   providers?: readonly string[];
   /** Caches derived from the code (DATA_DIR/cache: the softphone bundle); absent = nothing is kept between starts. */

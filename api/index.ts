@@ -20,6 +20,7 @@ import { mountDialRoutes } from './routes/dial.ts';
 import { mountToolApprovalRoutes } from './routes/tool-approvals.ts';
 import { mountRecordingPauseRoutes } from './routes/recording-pause.ts';
 import { mountCampaignRoutes } from './routes/campaigns.ts';
+import { mountProviderAccountRoutes } from './routes/provider-accounts.ts';
 import type { HttpServer } from '../http/server.ts';
 
 export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void> {
@@ -37,6 +38,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountToolApprovalRoutes(api, ctx);
     mountRecordingPauseRoutes(api, ctx);
     mountCampaignRoutes(api, ctx);
+    mountProviderAccountRoutes(api, ctx);
   });
   mountConsole(http.app);
   await mountPhone(http.app, ctx.cacheDir ? path.join(ctx.cacheDir, 'phone') : undefined);

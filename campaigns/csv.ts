@@ -53,6 +53,11 @@ export function csvRows(text: string): Array<{ line: number; fields: string[] }>
 
 /** The numbers of a campaign CSV. */
 export function parseCampaignCsv(text: string): CsvNumber[] {
+  return parseCampaignCsvLines(text).map((r) => r.entry);
+}
+
+/** The numbers of a campaign CSV with the line each came from (for per-row errors). */
+export function parseCampaignCsvLines(text: string): Array<{ line: number; entry: CsvNumber }> {
   const rows = csvRows(text);
   if (rows.length === 0) throw new CsvError('the CSV is empty: a header row with a `number` column, then one number a row');
   const header = rows[0]!.fields.map((h) => h.trim().toLowerCase());
@@ -61,12 +66,12 @@ export function parseCampaignCsv(text: string): CsvNumber[] {
   if (numberCol < 0) throw new CsvError(`line ${rows[0]!.line}: no \`number\` column in the header (${header.join(', ')})`);
   const tzCol = col('timezone');
   const nameCol = col('name');
-  const out: CsvNumber[] = [];
+  const out: Array<{ line: number; entry: CsvNumber }> = [];
   for (const { line, fields } of rows.slice(1)) {
     const number = (fields[numberCol] ?? '').trim();
     if (number === '') throw new CsvError(`line ${line}: the number is empty`);
     const opt = (i: number): string | null => (i < 0 ? null : (fields[i] ?? '').trim() || null);
-    out.push({ number, name: opt(nameCol), timezone: opt(tzCol) });
+    out.push({ line, entry: { number, name: opt(nameCol), timezone: opt(tzCol) } });
   }
   if (out.length === 0) throw new CsvError('the CSV has a header but no numbers');
   return out;

@@ -50,7 +50,7 @@ export function builtinAdapters(s: IngressSettings): IngressAdapter[] {
     twilioAdapter({ publicUrl: s.publicUrl, authToken: s.twilioAuthToken, development: s.development, accounts: s.accounts?.of('twilio') }),
     webrtcAdapter({ config: s.webrtc }),
     vonageAdapter({ publicUrl: s.publicUrl, signatureSecret: s.vonageSignatureSecret, development: s.development, accounts: s.accounts?.of('vonage') }),
-    sipAdapter({ host: s.host, ...s.sip }),
+    sipAdapter({ host: s.host, ...s.sip, accounts: s.accounts?.of(SIP) }),
   ];
 }
 

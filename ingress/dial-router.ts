@@ -9,11 +9,13 @@
  *        │                          call: 400 naming `to`)
  *        └─ no provider ──────────► the first dialer, in mount order, that serves the number and takes the target
  *
- * Caller ID is thus always a number of the tenant on the provider that carries the call.
+ * Caller ID is thus always a number of the tenant on the provider that carries the call. The account a dialer uses
+ * is the tenant's one set through the API when there is one, else the file's (ingress/provider-accounts.ts);
+ * `checkAccount` hands credentials to be set to their adapter's check.
  */
-import { DialError, type DialRequest, type DialResult, type IngressStore, type OutboundDialer } from './port.ts';
+import { DialError, type AccountChecker, type DialRequest, type DialResult, type IngressStore, type OutboundDialer } from './port.ts';
 
-export class DialRouter implements OutboundDialer {
+export class DialRouter implements OutboundDialer, AccountChecker {
   constructor(
     private readonly dialers: ReadonlyMap<string, OutboundDialer>,
     private readonly store: IngressStore,
@@ -35,6 +37,13 @@ export class DialRouter implements OutboundDialer {
 
   serves(tenant: string, from: string): boolean {
     return this.pick({ tenant, from, to: null }) !== null;
+  }
+
+  /** Checks an account's credentials with the named adapter (PUT /v1/provider-accounts/:provider); its shown fields. */
+  async checkAccount(provider: string, credentials: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+    const dialer = this.dialers.get(provider);
+    if (!dialer?.checkCredentials) throw new DialError(400, 'provider_cannot_dial', `${provider}: no adapter on this gateway places calls with an account of that name (${this.names.join(', ') || 'none'})`);
+    return dialer.checkCredentials(credentials);
   }
 
   async dial(req: DialRequest): Promise<DialResult & { provider: string }> {

@@ -114,6 +114,17 @@ export interface OutboundDialer {
   readonly prefixes?: readonly string[];
   /** Whether this dialer can place a call from `from` of `tenant` (it has an account for it); absent = always. */
   serves?(tenant: string, from: string): boolean;
+  /**
+   * Checks the credentials of an account of this provider before they are stored (their form, and the provider's
+   * API where it has one); resolves with what may be shown of them (no secret); throws DialError 400
+   * `invalid_credentials` saying what is wrong (never the value). Absent: the adapter takes no account.
+   */
+  checkCredentials?(credentials: Readonly<Record<string, string>>): Promise<Record<string, string>>;
+}
+
+/** Checks credentials to be set for a provider's account with that provider's adapter (ingress/dial-router.ts). */
+export interface AccountChecker {
+  checkAccount(provider: string, credentials: Readonly<Record<string, string>>): Promise<Record<string, string>>;
 }
 
 /** A mounted adapter. */

@@ -16,8 +16,18 @@
  * start with a line naming the variable, the adapter, the tenant and the field — never the value). The account for
  * a call is the entry naming the from-number, else the tenant's entry without `numbers`. Credentials live in this
  * file and in memory only: they never enter the log, a log line or `switchboard config` (which shows the path).
+ *
+ * Accounts set through the API (`PUT /v1/provider-accounts/:provider`, schema/provider-accounts.ts) are preferred:
+ *
+ *   account for (provider, tenant, from) ──► the tenant's stored account (sealed in the store; its `numbers`, if
+ *        │                                    any, name `from`) — opened with the master key (account-seal.ts)
+ *        └─ none ──────────────────────────► this file's entry (the number's, else the tenant's catch-all)
  */
 import { z } from 'zod';
+import type { Logger } from 'pino';
+import type { MasterKey } from '../recording/master-key.ts';
+import { openCredentials } from './account-seal.ts';
+import type { IngressStore } from './port.ts';
 
 export class ProviderAccountsError extends Error {
   override readonly name = 'ProviderAccountsError';
@@ -82,4 +92,37 @@ export class ProviderAccounts {
 /** The account that places a call from `number` of `tenant`: the entry naming the number, else the tenant's catch-all. */
 export function accountFor<A extends { tenant: string; numbers: readonly string[] | null }>(accounts: readonly A[], tenant: string, number: string): A | undefined {
   return accounts.find((a) => a.tenant === tenant && a.numbers?.includes(number)) ?? accounts.find((a) => a.tenant === tenant && a.numbers === null);
+}
+
+/** Accounts set through the API, opened on use (ingress adapters ask it before their file entries). */
+export interface StoredAccounts {
+  /** The tenant's stored account of `provider` when it covers `from` (no `numbers`, or `from` among them). */
+  forNumber(tenant: string, from: string): ProviderAccount | undefined;
+  /** Every tenant's stored account of `provider` (e.g. to find the auth token a webhook was signed with). */
+  all(): ProviderAccount[];
+}
+
+/** The stored accounts of one provider, read from the store and opened with the master key (never cached in clear). */
+export function storedAccounts(store: IngressStore, master: () => MasterKey, provider: string, log?: Logger): StoredAccounts {
+  const open = (r: { tenant: string; provider: string; numbers: readonly string[] | null; sealed: string }): ProviderAccount | undefined => {
+    const credentials = openCredentials(master(), r.tenant, r.provider, r.sealed);
+    if (credentials === null) {
+      log?.error({ tenant: r.tenant, provider: r.provider }, 'a stored provider account does not open with this node\'s master key: ignored');
+      return undefined;
+    }
+    return { tenant: r.tenant, numbers: r.numbers, credentials };
+  };
+  return {
+    forNumber(tenant, from) {
+      const row = store.read(tenant).provider_accounts.findOne({ provider });
+      if (!row || (row.numbers !== null && !row.numbers.includes(from))) return undefined;
+      return open(row);
+    },
+    all() {
+      return store
+        .read(null)
+        .provider_accounts.find({ provider })
+        .flatMap((r) => open(r) ?? []);
+    },
+  };
 }

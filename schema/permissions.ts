@@ -25,6 +25,8 @@ export const PERMISSIONS = [
   'calls:originate',
   /** Add numbers to and remove them from the tenant's do-not-call list (campaigns never dial a listed number). */
   'dnc:write',
+  /** Set, see (redacted) and remove the tenant's provider accounts (PUT/GET/DELETE /v1/provider-accounts): admin only. */
+  'provider_accounts:write',
   'content:read',
   'evidence:export',
   'holds:write',

@@ -24,3 +24,4 @@ export { call_answered_by } from './answered-by.ts';
 export { campaign_attempt_decided, campaign_attempt_dialed, campaign_attempt_finished, campaign_attempt_reconciled, campaign_created, campaign_state_set } from './campaigns.ts';
 export { dnc_added, dnc_removed } from './dnc.ts';
 export { call_turn_decided } from './turn-taking.ts';
+export { provider_account_removed, provider_account_set } from './provider-accounts.ts';

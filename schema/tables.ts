@@ -13,6 +13,7 @@ import { content_erasures } from './content-tables.ts';
 import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
 import { answered_by } from './answered-by.ts';
 import { turn_decisions } from './turn-taking.ts';
+import { provider_accounts } from './provider-account-tables.ts';
 import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
@@ -458,5 +459,6 @@ export const tables = {
   campaign_pacing,
   dnc_numbers,
   turn_decisions,
+  provider_accounts,
 };
 export type SwitchboardTables = typeof tables;

@@ -6,11 +6,14 @@
  *                                    timezone?, max_concurrent?, calls_per_second?, max_attempts?,
  *                                    retry_backoff_ms? }` — or `text/csv` (a `number` column, optional `timezone`
  *                                    and `name`) with the other fields in the query string. 201 with the campaign.
+ *                                    Numbers are normalised to E.164 (campaigns/numbers.ts); any that cannot be:
+ *                                    400 `invalid_numbers` with `rows: [{row, number, error}]`, nothing written.
  *   GET  /v1/campaigns               calls:read: the tenant's campaigns, newest first
  *   GET  /v1/campaigns/:id           calls:read: the campaign, its progress by state and its numbers
  *   POST /v1/campaigns/:id/pause     calls:originate (also /resume, /cancel)
  *   GET  /v1/dnc                     calls:read: the do-not-call list
- *   POST /v1/dnc                     dnc:write: `{ number, reason? }` adds (201)
+ *   POST /v1/dnc                     dnc:write: `{ number, reason? }` adds (201); a telephone number is listed in
+ *                                    E.164 (`+1 (555) 010-0004`, `001555…`, `tel:` → `+1555…`)
  *   DELETE /v1/dnc/:number           dnc:write: removes (404 dnc_not_found when not listed)
  *
  * Defaults: window 00:00–24:00 (always), zone UTC, 10 concurrent, 3 attempts, a 5-minute backoff doubling per
@@ -18,7 +21,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { CsvError, parseCampaignCsv } from '../../campaigns/csv.ts';
+import { CsvError, parseCampaignCsvLines } from '../../campaigns/csv.ts';
+import { normaliseCallee, normaliseCampaignNumbers, type RowError } from '../../campaigns/numbers.ts';
 import { validTimeZone } from '../../campaigns/window.ts';
 import { ClockTime, TimeZoneName } from '../../schema/campaign-tables.ts';
 import { MAX_CAMPAIGN_NUMBERS } from '../../schema/campaigns.ts';
@@ -80,22 +84,34 @@ function checkCampaign(ctx: ApiContext, body: z.output<typeof JsonBody>): { star
   return { start: start.data, end: end.data };
 }
 
+/** The 400 for numbers that cannot be normalised: the contract's error, with every refused row (`rows`). */
+function numbersRefused(errors: RowError[]) {
+  const first = errors.slice(0, 3).map((e) => `${e.row} ${JSON.stringify(e.number)}: ${e.error}`).join('; ');
+  return { error: { code: 'invalid_numbers', message: `${errors.length} number(s) cannot be dialled: ${first}${errors.length > 3 ? '; …' : ''} (E.164: +<country code><number>, or a sip: URI)`, rows: errors } };
+}
+
 export function mountCampaignRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.addContentTypeParser('text/csv', { parseAs: 'string', bodyLimit: 2 * 1024 * 1024 }, (_req, body, done) => done(null, body));
 
   app.post('/v1/campaigns', { config: { bodyTypes: ['text/csv'] } }, async (req, reply) => {
     const p = authorize(ctx, req, 'calls:originate');
     let body: z.output<typeof JsonBody>;
+    let where = (i: number): string => `numbers[${i}]`;
     if (typeof req.body === 'string') {
-      let numbers;
+      let rows;
       try {
-        numbers = parseCampaignCsv(req.body);
+        rows = parseCampaignCsvLines(req.body);
       } catch (err) {
         if (err instanceof CsvError) throw new HttpError(400, 'invalid_request', `csv: ${err.message}`);
         throw err;
       }
-      body = parse(JsonBody, { ...(parse(CsvQuery, req.query) as object), numbers });
+      body = parse(JsonBody, { ...(parse(CsvQuery, req.query) as object), numbers: rows.map((r) => r.entry) });
+      where = (i) => `line ${rows[i]?.line ?? '?'}`;
     } else body = parse(JsonBody, req.body);
+    // Every number in one form (E.164, or a SIP URI as written): the DNC check and "called once" compare them.
+    const normal = normaliseCampaignNumbers(body.numbers, where);
+    if (normal.errors.length > 0) return reply.code(400).send(numbersRefused(normal.errors));
+    body = { ...body, numbers: normal.numbers };
     const window = checkCampaign(ctx, body);
     const from = ctx.store.read(p.tenant).numbers.findOne({ number: body.from });
     if (!from) throw new HttpError(404, 'number_not_found', `from: ${body.from} is not one of your numbers (GET /v1/numbers)`);
@@ -149,7 +165,10 @@ export function mountCampaignRoutes(app: FastifyInstance, ctx: ApiContext): void
   app.post('/v1/dnc', async (req, reply) => {
     const p = authorize(ctx, req, 'dnc:write');
     const body = parse(DncBody, req.body);
-    const r = await submitAs(ctx, p, dnc_added, { number: body.number, reason: body.reason ?? null });
+    // E.164 when it is a telephone number in any common form; anything else (a SIP user part, a national number that
+    // a SIP campaign may dial as sip:NUMBER@pbx) is listed as written, as before.
+    const n = normaliseCallee(body.number);
+    const r = await submitAs(ctx, p, dnc_added, { number: 'number' in n ? n.number : body.number, reason: body.reason ?? null });
     reply.code(r.existing ? 200 : 201);
     return { number: r.number, reason: body.reason ?? null };
   });
@@ -157,6 +176,9 @@ export function mountCampaignRoutes(app: FastifyInstance, ctx: ApiContext): void
   app.delete('/v1/dnc/:number', async (req) => {
     const p = authorize(ctx, req, 'dnc:write');
     const { number } = parse(z.strictObject({ number: z.string().trim().min(2).max(512) }), req.params);
-    return submitAs(ctx, p, dnc_removed, { number });
+    const n = normaliseCallee(number);
+    // A number listed before numbers were normalised is still removed as written.
+    const listed = 'number' in n && ctx.store.read(p.tenant).dnc_numbers.findOne({ number: n.number }) ? n.number : number;
+    return submitAs(ctx, p, dnc_removed, { number: listed });
   });
 }

@@ -22,7 +22,8 @@
  * re-INVITE; resume.ts carries this node's own calls on after its restart.
  *
  * Outbound (agent-initiated) calls: uac.ts (INVITE through client-transaction.ts, digest answers from
- * outbound-config.ts / SWITCHBOARD_SIP_OUTBOUND) ─► app.ts `adoptOutbound` once answered.
+ * outbound-config.ts / SWITCHBOARD_SIP_OUTBOUND; tel:/E.164 targets to the from-number's trunk, trunk-routes.ts) ─►
+ * app.ts `adoptOutbound` once answered.
  */
 import dgram from 'node:dgram';
 import { IngressConfigError, IngressListenError, type IngressAdapter, type IngressHost, type MountedIngress } from '../port.ts';
@@ -36,6 +37,8 @@ import type { SipTimers } from './transaction.ts';
 import { defaultTrunkConfig, loadNonceSecret, type TrunkConfig } from './trunk-config.ts';
 import { SipUas, type UasHandler } from './uas.ts';
 import { SipDialer } from './uac.ts';
+import { sipTrunks, trunkFor } from './trunk-routes.ts';
+import { storedAccounts, type ProviderSection } from '../provider-accounts.ts';
 import { EarlyMediaRoutes } from './early-media.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { loadWerift } from '../werift.ts';
@@ -71,6 +74,8 @@ export interface SipOptions {
   tls?: SipTlsSettings;
   /** TLS/SRTP policy per trunk and route (SWITCHBOARD_SIP_ENCRYPTION); absent = allow everything. */
   encryption?: EncryptionPolicies;
+  /** SWITCHBOARD_PROVIDER_ACCOUNTS' sip section: the trunks that carry tel:/E.164 targets (trunk-routes.ts); absent = none. */
+  accounts?: ProviderSection;
 }
 
 /**
@@ -119,6 +124,8 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
   // Validated before anything listens: a bad setting stops the start naming its variable.
   const trunk = deps.trunk ?? defaultTrunkConfig({ host: deps.host, advertise: deps.advertise });
   const outbound = deps.outbound ?? OutboundConfig.empty();
+  const trunks = sipTrunks(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER);
+  const stored = storedAccounts(host.store, () => loadOrCreateMasterKey(host.dataDir), PROVIDER, log);
   const admission = new TrunkAdmission(trunk, trunk.users ? loadNonceSecret(host.dataDir) : Buffer.alloc(0), log);
   const rtp = new RtpPortPool(deps.rtpPorts.low, deps.rtpPorts.high, deps.host);
   const app = new SipApp({
@@ -155,7 +162,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     throw new IngressListenError(err, 'SIP TLS', `SIP TLS port ${deps.tls?.port} on ${deps.host}`, 'SWITCHBOARD_SIP_TLS_PORT', deps.host, `SIP over TLS could not listen on ${deps.host}:${deps.tls?.port} (SWITCHBOARD_SIP_TLS_PORT): ${(err as Error).message}`);
   }
   app.bind(uas);
-  const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs });
+  const dialer = new SipDialer({ store: host.store, calls: host.calls, uas, app, rtp, config: outbound, logger: log, ringTimeoutMs: deps.dialTimeoutMs, trunkFor: (tenant, from) => trunkFor(trunks, tenant, from, stored) });
   app.outboundEarly = { has: (v) => dialer.hasEarly(v), update: (tx, v) => dialer.earlyUpdate(tx, v) };
   const resumed = await app.resumeDialogs();
   await dialer.endInterrupted();
@@ -170,6 +177,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
       auth: trunk.users ? `digest (realm "${trunk.realm}", ${trunk.users.size} users)` : 'none',
       rate: trunk.rate ? `${trunk.rate.rate}/s burst ${trunk.rate.burst}` : 'off',
       outbound: outbound.describe(),
+      trunks: trunks.length,
       tls: tls ? `${tls.port}${tls.mutual ? ' (mutual)' : ''}` : 'off',
       encryption: (deps.encryption ?? EncryptionPolicies.none()).describe(),
     },

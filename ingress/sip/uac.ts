@@ -19,6 +19,9 @@
  *     │           (consent, recording, agent; BYE either way; kill -9 continuation from the stored dialog)
  *     └─ 3xx-6xx, Timer B ─► call_ended with the reason (`sip:busy`, `sip:auth-failed`, `sip:timeout`, …)
  *
+ * A `tel:` / E.164 target goes to the from-number's trunk (trunk-routes.ts): the Request-URI is
+ * `sip:+E164@trunk[:port]`, the row's `to` the E.164 number; no trunk = 422 `no_sip_trunk`, nothing written.
+ *
  * The first hop's transport (outbound-config.ts `outboundHop`): UDP, TCP or TLS — a `sips:` target, `;transport=tls`,
  * a route with `"transport": "tls"` or an encryption policy that requires or prefers TLS (over TLS: Via `TLS`, a
  * `;transport=tls` Contact, and the dialog's later requests on the same connection, tls.ts).
@@ -58,6 +61,7 @@ import { outboundEarlyUpdate, type OutboundEarly } from './early-update.ts';
 import type { NonInviteServerTransaction } from './transaction.ts';
 import type { ValidRequest } from './validate.ts';
 import { DialError, type DialRequest, type OutboundDialer } from '../port.ts';
+import { checkTrunk, telTarget, trunkUri, type SipTrunk } from './trunk-routes.ts';
 
 export type { DialRequest, OutboundDialer } from '../port.ts';
 export { DialError } from '../port.ts';
@@ -72,6 +76,8 @@ export interface DialerDeps {
   logger: Logger;
   /** No final answer this long after the INVITE: CANCEL (default 60 s). */
   ringTimeoutMs?: number;
+  /** The trunk that carries `tel:`/E.164 targets from a tenant's number (trunk-routes.ts); absent or undefined = none. */
+  trunkFor?: (tenant: string, from: string) => SipTrunk | undefined;
 }
 
 export enum AttemptState {
@@ -153,15 +159,31 @@ export class SipDialer implements OutboundDialer {
     return this.attempts.size;
   }
 
-  readonly prefixes = ['sip:', 'sips:'] as const;
+  readonly prefixes = ['sip:', 'sips:', 'tel:', '+'] as const;
 
   targetProblem(to: string): string | null {
+    if (telTarget(to) !== null) return null;
     const u = parseSipUri(to);
-    return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port])';
+    return u !== null && u.headers === null && u.host !== '' ? null : 'is not a valid sip: URI (sip:user@host[:port][;transport=tcp|tls], or sips:user@host[:port]), tel: URI or E.164 number';
+  }
+
+  /** PUT /v1/provider-accounts/sip: a trunk for tel:/E.164 targets (trunk-routes.ts). */
+  checkCredentials(credentials: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+    return new Promise((resolve) => resolve(checkTrunk(credentials)));
+  }
+
+  /** The Request-URI for `to`: a sip: URI as given; a tel:/E.164 number on the from-number's trunk (trunk-routes.ts). */
+  private targetOf(req: DialRequest): { target: string; to: string } {
+    const number = telTarget(req.to);
+    if (number === null) return { target: req.to, to: req.to };
+    const trunk = this.deps.trunkFor?.(req.tenant, req.from);
+    if (!trunk) throw new DialError(422, 'no_sip_trunk', `to: ${req.to} is a telephone number, and no SIP trunk carries calls from ${req.from} (PUT /v1/provider-accounts/sip, or a "sip" account in SWITCHBOARD_PROVIDER_ACCOUNTS)`);
+    return { target: trunkUri(number, trunk), to: number };
   }
 
   async dial(req: DialRequest): Promise<{ callId: string; providerCallId: string; sipCallId: string }> {
-    const uri = parseSipUri(req.to);
+    const { target, to } = this.targetOf(req);
+    const uri = parseSipUri(target);
     if (!uri) throw new DialError(400, 'invalid_request', `to: ${req.to} is not a sip: URI`);
     const route = this.deps.config.routeFor(uri.host);
     const first = outboundHop(uri, route);
@@ -182,7 +204,7 @@ export class SipDialer implements OutboundDialer {
     });
     const sipCallId = `${crypto.randomBytes(12).toString('hex')}@switchboard`;
     const receipt = await this.deps.calls
-      .dial({ tenant: req.tenant, caller: req.caller, provider: PROVIDER, providerCallId: sipCallId, from: req.from, to: req.to, agent: req.agent ?? null, ...(req.amd ? { amd: req.amd } : {}) })
+      .dial({ tenant: req.tenant, caller: req.caller, provider: PROVIDER, providerCallId: sipCallId, from: req.from, to, agent: req.agent ?? null, ...(req.amd ? { amd: req.amd } : {}) })
       .catch((err: unknown) => {
         this.releaseSockets(sockets);
         throw err;
@@ -196,11 +218,11 @@ export class SipDialer implements OutboundDialer {
     const local = this.deps.app.localAddress(dest);
     const user = req.from.startsWith('sip:') ? (parseSipUri(req.from)?.user ?? 'switchboard') : req.from;
     const fromUri = `sip:${encodeURIComponent(user).replace(/%2B/g, '+')}@${route?.fromDomain ?? local}`;
-    const a = new Attempt({ tenant: req.tenant, callId }, sipCallId, newTag(), fromUri, req.to, dest, local, route, sockets, Math.floor(Date.now() / 1000));
+    const a = new Attempt({ tenant: req.tenant, callId }, sipCallId, newTag(), fromUri, target, dest, local, route, sockets, Math.floor(Date.now() / 1000));
     const srtp = route?.encryption.srtp ?? 'allow'; // the SRTP half of the route's encryption policy
     if (srtp !== 'allow') a.crypto = { ...offerCrypto(), required: srtp === 'require' };
     this.attempts.set(sipCallId, a);
-    this.log.info({ call: callId, callId: sipCallId, to: req.to, via: `${dest.transport}:${dest.address}:${dest.port}`, auth: route ? route.username : 'none' }, 'outbound SIP call: INVITE');
+    this.log.info({ call: callId, callId: sipCallId, to: target, via: `${dest.transport}:${dest.address}:${dest.port}`, auth: route ? route.username : 'none' }, 'outbound SIP call: INVITE');
     this.sendInvite(a, null);
     a.ringTimer = setTimeout(
       guarded(

@@ -17,6 +17,10 @@
  * refuses), the call is cancelled at Twilio. The REST base defaults to Twilio's; the accounts file's `api_base`
  * points the package elsewhere (a test's fake) through its documented custom `httpClient` option. Auth tokens are
  * never logged; an account is named by its AccountSid only.
+ *
+ * The account is the tenant's one set through the API (`stored`, opened from the store on use) when it covers the
+ * from-number, else the file's; `checkCredentials` fetches the account with the given SID and token before they are
+ * stored (PUT /v1/provider-accounts/twilio).
  */
 import type twilio from 'twilio';
 import { loadTwilio } from './sdk.ts';
@@ -24,7 +28,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
 import { DialError, IngressConfigError, type DialRequest, type DialResult, type OutboundDialer } from '../port.ts';
-import { accountFor, type ProviderSection } from '../provider-accounts.ts';
+import { accountFor, type ProviderSection, type StoredAccounts } from '../provider-accounts.ts';
 
 const Credentials = z.strictObject({
   account_sid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'AC + 32 hex digits'),
@@ -94,6 +98,10 @@ function refusal(err: unknown): string {
 export interface TwilioDialerDeps {
   calls: Pick<CallControl, 'dial'>;
   accounts: readonly TwilioAccount[];
+  /** Accounts set through the API (preferred over `accounts`); absent = none. */
+  stored?: StoredAccounts;
+  /** The accounts file's `api_base` for the stored accounts too (a test's fake); null: Twilio's. */
+  apiBase?: string | null;
   publicUrl: string;
   provider: string;
   log: Logger;
@@ -101,6 +109,8 @@ export interface TwilioDialerDeps {
 
 export class TwilioDialer implements OutboundDialer {
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Stored accounts' REST clients, by SID and token (a replaced token gets a new client). */
+  private readonly storedClients = new Map<string, TwilioAccount>();
 
   constructor(private readonly deps: TwilioDialerDeps) {}
 
@@ -111,17 +121,59 @@ export class TwilioDialer implements OutboundDialer {
   }
 
   serves(tenant: string, from: string): boolean {
-    return accountFor(this.deps.accounts, tenant, from) !== undefined;
+    return this.accountOf(tenant, from) !== undefined;
   }
 
-  /** The account whose auth token signs webhooks about `accountSid`, if configured. */
+  /** The account for a call from `from` of `tenant`: the one set through the API, else the file's. */
+  private accountOf(tenant: string, from: string): TwilioAccount | undefined {
+    const stored = this.deps.stored?.forNumber(tenant, from);
+    const parsed = stored && Credentials.safeParse(stored.credentials);
+    if (stored && parsed?.success) {
+      const key = `${parsed.data.account_sid}|${parsed.data.auth_token}`;
+      let a = this.storedClients.get(key);
+      if (!a) this.storedClients.set(key, (a = { tenant, numbers: stored.numbers, accountSid: parsed.data.account_sid, authToken: parsed.data.auth_token, apiBase: this.deps.apiBase ?? null }));
+      return a;
+    }
+    return accountFor(this.deps.accounts, tenant, from);
+  }
+
+  /** Stored accounts' SIDs and tokens (those whose credentials parse). */
+  private storedTokens(): Array<{ accountSid: string; authToken: string }> {
+    return (this.deps.stored?.all() ?? []).flatMap((a) => {
+      const r = Credentials.safeParse(a.credentials);
+      return r.success ? [{ accountSid: r.data.account_sid, authToken: r.data.auth_token }] : [];
+    });
+  }
+
+  /** The account whose auth token signs webhooks about `accountSid`, if configured (set through the API, else the file). */
   authTokenOf(accountSid: string): string | undefined {
-    return this.deps.accounts.find((a) => a.accountSid === accountSid)?.authToken;
+    return [...this.storedTokens(), ...this.deps.accounts].find((a) => a.accountSid === accountSid)?.authToken;
   }
 
   /** Every configured account's auth token (a media-stream upgrade names no account: each is tried). */
   authTokens(): string[] {
-    return this.deps.accounts.map((a) => a.authToken);
+    return [...this.storedTokens(), ...this.deps.accounts].map((a) => a.authToken);
+  }
+
+  /**
+   * PUT /v1/provider-accounts/twilio: the SID's and token's form, then the account fetched through the package
+   * (`GET /2010-04-01/Accounts/AC….json` with those credentials): refused = 400 `invalid_credentials`.
+   */
+  async checkCredentials(credentials: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+    const r = Credentials.safeParse(credentials);
+    if (!r.success) {
+      const issue = r.error.issues[0];
+      throw new DialError(400, 'invalid_credentials', `credentials.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+    }
+    const probe: TwilioAccount = { tenant: '', numbers: null, accountSid: r.data.account_sid, authToken: r.data.auth_token, apiBase: this.deps.apiBase ?? null };
+    let account: { friendlyName?: string; status?: string };
+    try {
+      account = await (await clientOf(probe)).api.v2010.accounts(probe.accountSid).fetch();
+    } catch (err) {
+      throw new DialError(400, 'invalid_credentials', `Twilio did not accept the account ${probe.accountSid}: ${refusal(err)}`);
+    }
+    if (account.status !== undefined && account.status !== 'active') throw new DialError(400, 'invalid_credentials', `Twilio account ${probe.accountSid} is ${account.status}, not active`);
+    return { account_sid: probe.accountSid, auth_token: 'set', ...(account.friendlyName ? { friendly_name: account.friendlyName } : {}) };
   }
 
   /** Resolves once every create in flight has its row written (or failed): a webhook can overtake the response. */
@@ -137,8 +189,8 @@ export class TwilioDialer implements OutboundDialer {
   }
 
   private async place(req: DialRequest): Promise<DialResult> {
-    const account = accountFor(this.deps.accounts, req.tenant, req.from);
-    if (!account) throw new DialError(422, 'no_provider_account', `from: no ${this.deps.provider} account is configured for ${req.from} (SWITCHBOARD_PROVIDER_ACCOUNTS)`);
+    const account = this.accountOf(req.tenant, req.from);
+    if (!account) throw new DialError(422, 'no_provider_account', `from: no ${this.deps.provider} account is configured for ${req.from} (PUT /v1/provider-accounts/${this.deps.provider} or SWITCHBOARD_PROVIDER_ACCOUNTS)`);
     const to = e164(req.to);
     if (to === null) throw new DialError(400, 'invalid_request', `to: ${this.targetProblem(req.to) ?? ''}`);
     const base = this.deps.publicUrl;

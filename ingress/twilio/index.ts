@@ -51,7 +51,8 @@ import { parseInbound } from './messages.ts';
 import { verifyTwilioSignature, type SignaturePolicy } from './signature.ts';
 import { loadTwilio, twilioLoaded } from './sdk.ts';
 import { call_ended } from '../../schema/reducers.ts';
-import type { ProviderSection } from '../provider-accounts.ts';
+import { storedAccounts, type ProviderSection } from '../provider-accounts.ts';
+import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { answeredByOf, twilioAccounts, TwilioDialer } from './dialer.ts';
 
 /** The adapter's settings (new calls beyond the node's limits get `<Reject reason="busy"/>`: host.calls). */
@@ -86,7 +87,8 @@ export async function mountTwilio(host: IngressHost, deps: TwilioOptions): Promi
     else log.error('TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)');
   }
   const tokens = streamTokensFor(host, PROVIDER);
-  const dialer = new TwilioDialer({ calls: host.calls, accounts: twilioAccounts(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER), publicUrl: deps.publicUrl, provider: PROVIDER, log });
+  const stored = storedAccounts(host.store, () => loadOrCreateMasterKey(host.dataDir), PROVIDER, log);
+  const dialer = new TwilioDialer({ calls: host.calls, accounts: twilioAccounts(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER), stored, apiBase: deps.accounts?.apiBase ?? null, publicUrl: deps.publicUrl, provider: PROVIDER, log });
   const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
   const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
 

@@ -15,7 +15,8 @@
  *
  * Webhooks that overtake the create's response wait for the creates in flight (`settled`). The API host defaults
  * to Vonage's; the accounts file's `api_base` points the SDK elsewhere (its documented `apiHost` option). Private
- * keys are never logged: an application is named by its id.
+ * keys are never logged: an application is named by its id. The tenant's account set through the API (`stored`) is
+ * preferred over the file's; `checkCredentials` checks one before it is stored (PUT /v1/provider-accounts/vonage).
  */
 import { createPrivateKey } from 'node:crypto';
 import type { Vonage } from '@vonage/server-sdk';
@@ -23,7 +24,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { CallControl } from '../../bridge/call-control.ts';
 import { DialError, IngressConfigError, type DialRequest, type DialResult, type OutboundDialer } from '../port.ts';
-import { accountFor, type ProviderSection } from '../provider-accounts.ts';
+import { accountFor, type ProviderSection, type StoredAccounts } from '../provider-accounts.ts';
 
 const Credentials = z.strictObject({
   application_id: z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'the application id (a UUID)'),
@@ -99,6 +100,25 @@ export interface VonageDialerDeps {
   publicUrl: string;
   provider: string;
   log: Logger;
+  /** Accounts set through the API (preferred over `accounts`); absent = none. */
+  stored?: StoredAccounts;
+  /** The accounts file's `api_base` for the stored accounts too; null: Vonage's. */
+  apiBase?: string | null;
+}
+
+/** An account's credentials checked (IngressConfigError-free): the parsed fields, or the first problem in words. */
+function parseCredentials(credentials: Readonly<Record<string, string>>): { applicationId: string; privateKey: string } | string {
+  const r = Credentials.safeParse(credentials);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    return `credentials.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`;
+  }
+  try {
+    createPrivateKey(r.data.private_key);
+  } catch {
+    return 'credentials.private_key: not a readable PEM private key';
+  }
+  return { applicationId: r.data.application_id, privateKey: r.data.private_key };
 }
 
 export class VonageDialer implements OutboundDialer {
@@ -112,8 +132,31 @@ export class VonageDialer implements OutboundDialer {
     return msisdn(to) === null ? 'is not an E.164 number or tel: URI (+ and country code, e.g. +447700900000)' : null;
   }
 
+  /** Stored accounts' clients, by application id and key (a replaced key gets a new client). */
+  private readonly storedClients = new Map<string, VonageAccount>();
+
   serves(tenant: string, from: string): boolean {
-    return accountFor(this.deps.accounts, tenant, from) !== undefined;
+    return this.accountOf(tenant, from) !== undefined;
+  }
+
+  /** The account for a call from `from` of `tenant`: the one set through the API, else the file's. */
+  private accountOf(tenant: string, from: string): VonageAccount | undefined {
+    const stored = this.deps.stored?.forNumber(tenant, from);
+    const parsed = stored && parseCredentials(stored.credentials);
+    if (stored && parsed && typeof parsed !== 'string') {
+      const key = `${parsed.applicationId}|${parsed.privateKey}`;
+      let a = this.storedClients.get(key);
+      if (!a) this.storedClients.set(key, (a = { tenant, numbers: stored.numbers, ...parsed, apiBase: this.deps.apiBase ?? null }));
+      return a;
+    }
+    return accountFor(this.deps.accounts, tenant, from);
+  }
+
+  /** PUT /v1/provider-accounts/vonage: the application id's form and the private key parsed (node:crypto). */
+  checkCredentials(credentials: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+    const parsed = parseCredentials(credentials);
+    if (typeof parsed === 'string') return Promise.reject(new DialError(400, 'invalid_credentials', parsed));
+    return Promise.resolve({ application_id: parsed.applicationId, private_key: 'set' });
   }
 
   /** Resolves once every create in flight has its row written (or failed): a webhook can overtake the response. */
@@ -129,8 +172,8 @@ export class VonageDialer implements OutboundDialer {
   }
 
   private async place(req: DialRequest): Promise<DialResult> {
-    const account = accountFor(this.deps.accounts, req.tenant, req.from);
-    if (!account) throw new DialError(422, 'no_provider_account', `from: no ${this.deps.provider} account is configured for ${req.from} (SWITCHBOARD_PROVIDER_ACCOUNTS)`);
+    const account = this.accountOf(req.tenant, req.from);
+    if (!account) throw new DialError(422, 'no_provider_account', `from: no ${this.deps.provider} account is configured for ${req.from} (PUT /v1/provider-accounts/${this.deps.provider} or SWITCHBOARD_PROVIDER_ACCOUNTS)`);
     const to = msisdn(req.to);
     const from = msisdn(req.from) ?? req.from;
     if (to === null) throw new DialError(400, 'invalid_request', `to: ${this.targetProblem(req.to) ?? ''}`);

@@ -46,7 +46,8 @@ import { AnswerParams, connectedToken, EventBody, FINAL_STATUSES, l16Rate, parse
 import { busyNcco, endedNcco, streamNcco, transferNcco, unknownNumberNcco, type NccoAction } from './ncco.ts';
 import { ConversationIndex } from './conversations.ts';
 import { call_ended } from '../../schema/reducers.ts';
-import type { ProviderSection } from '../provider-accounts.ts';
+import { storedAccounts, type ProviderSection } from '../provider-accounts.ts';
+import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { answeredByOf, vonageAccounts, VonageDialer } from './dialer.ts';
 
 /** The adapter's settings (new calls beyond the node's limits hear a busy message: host.calls). */
@@ -86,7 +87,8 @@ export async function mountVonage(host: IngressHost, deps: VonageOptions): Promi
   const replay = new ReplayCache();
   const nonces = new WebhookNonces(host.records, PROVIDER);
   const conversations = new ConversationIndex(host.store);
-  const dialer = new VonageDialer({ calls: host.calls, accounts: vonageAccounts(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER), publicUrl: deps.publicUrl, provider: PROVIDER, log });
+  const stored = storedAccounts(host.store, () => loadOrCreateMasterKey(host.dataDir), PROVIDER, log);
+  const dialer = new VonageDialer({ calls: host.calls, accounts: vonageAccounts(deps.accounts ?? { apiBase: null, accounts: [] }, PROVIDER), stored, apiBase: deps.accounts?.apiBase ?? null, publicUrl: deps.publicUrl, provider: PROVIDER, log });
   const httpUrl = (path: string): string => `${deps.publicUrl}${path}`;
   const wsUrl = (path: string): string => httpUrl(path).replace(/^http/, 'ws');
 

@@ -4,6 +4,13 @@
  * do-not-call list. The gateway is killed with -9 mid-campaign and restarted; the campaign resumes by itself.
  * Read back from the rows (not from wall-clock timing): never more than 10 attempts live at any decision, decisions
  * never closer than 200 ms (their command times), DNC numbers never dialled, and no number dialled twice.
+ *
+ * The waits fail only when the campaign stops moving for a minute (its attempts and finished numbers), not after a
+ * fixed total, so a loaded machine only makes them longer. Known remaining cause of failures (not fixed here): with
+ * the restart delayed by 25 s, the campaign stalled in 3 of 4 runs with 3 numbers `live` — calls answered before
+ * the kill that stay live after the restart, apparently those whose callee hung up while the node was down (sipp's
+ * BYE retransmitted for longer, `-max_retrans`/`-max_non_invite_retrans 60`, did not change it). Under load a slow
+ * restart can hit the same case.
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -41,17 +48,24 @@ async function progress(g: GatewayProcess, id: string): Promise<Progress> {
   return r.body;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null>, ms: number, state: () => string = () => ''): Promise<T> {
-  const end = Date.now() + ms;
+/**
+ * Polls `probe` until it gives a value; fails only when the campaign has not moved (`moved`: its attempts and
+ * finished numbers) for `stallMs`, so a slow, loaded machine only makes the wait longer.
+ */
+async function until<T>(what: string, probe: () => Promise<T | null>, moved: () => string, stallMs: number, state: () => string = () => ''): Promise<T> {
+  let mark = moved();
+  let since = Date.now();
   for (;;) {
     const v = await probe();
     if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${state()}`);
+    const now = moved();
+    if (now !== mark) (mark = now), (since = Date.now());
+    if (Date.now() - since > stallMs) throw new Error(`waiting for ${what}: nothing moved for ${stallMs} ms: ${state()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
-if (insidePrivateNetwork(import.meta.filename, 240_000)) {
+if (insidePrivateNetwork(import.meta.filename, 600_000)) {
   let gw: GatewayProcess | null = null;
   let sipp: SippUas | null = null;
   after(async () => {
@@ -59,13 +73,13 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     await gw?.stop();
   });
 
-  test('50 numbers at 5/s, 10 live at most, DNC skipped, kill -9 mid-campaign: no number dialled twice', { timeout: 220_000 }, async () => {
+  test('50 numbers at 5/s, 10 live at most, DNC skipped, kill -9 mid-campaign: no number dialled twice', { timeout: 580_000 }, async () => {
     const port = await freePort();
     const dataDir = tmpDir('sb-campaign-');
     await seed(dataDir);
     const env = { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '33000-33199', SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'none' };
     gw = await spawnGateway({ port, dataDir, env });
-    sipp = await startSippUas({ scenario: 'uas_answer_random.xml', ip: '127.0.0.1', port: 5070, timeoutS: 200, calls: COUNT });
+    sipp = await startSippUas({ scenario: 'uas_answer_random.xml', ip: '127.0.0.1', port: 5070, timeoutS: 560, calls: COUNT });
     const dnc = [target(4), target(17), target(33)];
     for (const n of dnc) {
       const r: { status: number; body: unknown } = await api(gw.publicUrl, 'POST', '/v1/dnc', { body: { number: n.replace(/^sip:|@.*$/g, ''), reason: 'asked not to be called' } });
@@ -80,15 +94,16 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
 
     // Mid-campaign: some numbers decided, most not.
     const g1 = gw;
-    await until('20 attempts', async () => ((await progress(g1, created.id)).progress.attempts >= 20 ? true : null), 60_000);
+    let last: Progress | null = null;
+    const moved = (): string => `${last?.progress.attempts}/${last?.progress.finished}`;
+    await until('20 attempts', async () => ((last = await progress(g1, created.id)).progress.attempts >= 20 ? true : null), moved, 60_000);
     await gw.kill9();
     gw = await spawnGateway({ port, dataDir, env });
     const g2 = gw;
-    let last: Progress | null = null;
     const final = await until('the campaign to complete', async () => {
       const p = (last = await progress(g2, created.id));
       return p.state === 'completed' ? p : null;
-    }, 150_000, () => `${JSON.stringify(last)}\n${g2.logs.filter((l) => /campaign|outbound|interrupted/i.test(l)).slice(-30).join('\n')}`);
+    }, moved, 60_000, () => `${JSON.stringify(last)}\n${g2.logs.filter((l) => /campaign|outbound|interrupted/i.test(l)).slice(-30).join('\n')}`);
     assert.equal(final.progress.total, COUNT);
     assert.equal(final.progress.dnc, 3);
     const list = await api<{ campaigns: Array<{ id: string }> }>(gw.publicUrl, 'GET', '/v1/campaigns');

@@ -13,8 +13,8 @@
  *  - a 422 (Min-SE 3600) gets one more INVITE with Session-Expires and Min-SE 3600 (RFC 4028 §7.4); a second 422 ends
  *    the call `sip:session-interval-too-small`;
  *  - 486 Busy Here → ended `sip:busy`, the 486 ACKed; ringing past the dial timeout → CANCEL, 487, `sip:no-answer`;
- *  - API validation: a bad body is 400 naming the field, an unknown from-number 404, a role without
- *    `calls:originate` 403 — and nothing is sent;
+ *  - API validation: a bad body is 400 naming the field, a telephone number with no SIP trunk for the from-number 422
+ *    `no_sip_trunk`, an unknown from-number 404, a role without `calls:originate` 403 — and nothing is sent;
  *  - `switchboard call --from N --to sip:… --wait` against the running gateway.
  */
 import assert from 'node:assert/strict';
@@ -285,8 +285,8 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     const bad: Array<[Record<string, unknown>, RegExp]> = [
       [{ to: 'sip:bob@127.0.0.1' }, /from/],
       [{ from: NUMBER }, /to/],
-      [{ from: NUMBER, to: 'tel:+15550001111' }, /to: must be a sip: URI/],
-      [{ from: NUMBER, to: '+15550001111' }, /to: must be a sip: URI/],
+      [{ from: NUMBER, to: 'tel:5550001111' }, /to: .*E\.164/],
+      [{ from: NUMBER, to: '+0550001111' }, /to: must be a sip: URI/],
       [{ from: NUMBER, to: 'sip:bob@bad host' }, /to: is not a valid sip: URI/],
       [{ from: NUMBER, to: 'sip:bob@127.0.0.1', agent: 'Bad Name!' }, /agent/],
       [{ from: NUMBER, to: 'sip:bob@127.0.0.1', extra: 1 }, /extra|unrecognized/i],
@@ -296,6 +296,12 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
       assert.equal(r.status, 400, JSON.stringify(body));
       assert.equal(r.body.error?.code, 'invalid_request');
       assert.match(r.body.error?.message ?? '', field);
+    }
+    // A telephone number from a SIP number needs its trunk (none here: test/e2e/sip-outbound-trunk.test.ts has one).
+    for (const to of ['tel:+15550001111', '+15550001111']) {
+      const r = await dial('', ADMIN_TOKEN, { from: NUMBER, to });
+      assert.equal(r.status, 422, to);
+      assert.equal(r.body.error?.code, 'no_sip_trunk');
     }
     const unknown = await dial('', ADMIN_TOKEN, { from: '+15559999999', to: 'sip:bob@127.0.0.1' });
     assert.equal(unknown.status, 404);

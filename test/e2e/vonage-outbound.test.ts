@@ -10,7 +10,8 @@
  * Also: the `machine` event of advanced machine detection becomes the call's `answered_by` row and, through the amd
  * stage, a call with no consent prompt that the default agent (no `onAnswered`) hangs up `amd:machine`; busy, rejected and
  * unanswered callees end the call `vonage:busy`, `vonage:rejected`, `vonage:unanswered`; a number Vonage refuses is
- * 502 with nothing written.
+ * 502 with nothing written. Caller ID: another tenant's Vonage number is 404, and a number of ours on another provider
+ * (Twilio, no account) is never placed through the Vonage application (422); the fake sees no create for either.
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
@@ -22,10 +23,12 @@ import { startFakeVonageApi, type FakeVonageApi } from '../helpers/fake-vonage-a
 import { startTestGateway, VONAGE_SECRET } from '../helpers/gateway.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-import { consent_policy_created, number_added } from '../../schema/reducers.ts';
+import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
 
 const NUMBER = '+447700900100';
 const NOT_ON_ACCOUNT = '+447700900101';
+const TWILIO_NUMBER = '+447700900102';
+const OTHER_TENANT_NUMBER = '+447700900103';
 const CALLEE = '+447700900200';
 const APPLICATION_ID = 'aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab';
 
@@ -43,6 +46,9 @@ before(async () => {
   const who = { tenant: 'default', caller: 'test' };
   const p = resultOf(await gw.store.submit(consent_policy_created, { name: 'record', mode: 'opt-in', disclosure_text: 'We record calls. Press 1 to agree.', timeout_ms: 20_000, retries: 0 }, who));
   for (const number of [NUMBER, NOT_ON_ACCOUNT]) resultOf(await gw.store.submit(number_added, { number, agent: 'default', provider: 'vonage', consent_policy_id: p.policy_id }, who));
+  resultOf(await gw.store.submit(number_added, { number: TWILIO_NUMBER, agent: 'default', provider: 'twilio' }, who));
+  resultOf(await gw.store.submit(tenant_created, { id: 'other', name: 'Other' }, { tenant: 'other', caller: 'test' }));
+  resultOf(await gw.store.submit(number_added, { number: OTHER_TENANT_NUMBER, agent: 'default', provider: 'vonage' }, { tenant: 'other', caller: 'test' }));
 });
 after(async () => {
   await fake?.close();
@@ -129,4 +135,16 @@ test('busy, rejected and unanswered callees end the call vonage:busy, vonage:rej
   assert.equal(refused.body.error?.code, 'provider_refused');
   assert.match(refused.body.error?.message ?? '', /HTTP 403/);
   assert.equal(gw.store.head.seq, head, 'nothing written');
+});
+
+test('caller ID: another tenant\'s Vonage number 404; our Twilio number never goes through the Vonage account (422); nothing sent', async () => {
+  const creates = fake.requests.filter((q) => q.method === 'POST' && q.path === '/v1/calls').length;
+  const calls = read().calls.find({}).length;
+  for (const [from, status, code] of [[OTHER_TENANT_NUMBER, 404, 'number_not_found'], [TWILIO_NUMBER, 422, 'no_provider_account']] as const) {
+    const r = await dial({ from, to: CALLEE });
+    assert.equal(r.status, status, `${from}: ${JSON.stringify(r.body)}`);
+    assert.equal(r.body.error?.code, code);
+  }
+  assert.equal(fake.requests.filter((q) => q.method === 'POST' && q.path === '/v1/calls').length, creates, 'no create reached the provider');
+  assert.equal(read().calls.find({}).length, calls, 'nothing written');
 });

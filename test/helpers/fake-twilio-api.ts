@@ -9,6 +9,7 @@
  *                                                             MachineDetection … → 201 call JSON (status queued); then
  *                                                             the call is played out (below)
  *   POST /2010-04-01/Accounts/:sid/Calls/:callSid.json         form: Status=canceled|completed → the call JSON
+ *   GET  /2010-04-01/Accounts/:sid.json                       → the account JSON (sid, friendly_name, status active, type)
  *   GET  /2010-04-01/Accounts/:sid/IncomingPhoneNumbers.json   ?PhoneNumber= → { incoming_phone_numbers: [...] }
  *   POST /2010-04-01/Accounts/:sid/IncomingPhoneNumbers/:pn.json  form: VoiceUrl, VoiceMethod, StatusCallback,
  *                                                             StatusCallbackMethod → the number JSON
@@ -108,7 +109,10 @@ export async function startFakeTwilioApi(o: { accountSid: string; authToken: str
         res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
         res.end(text);
       };
-      if (!u.pathname.startsWith(`${base}/`) || req.headers.authorization !== expectedAuth) return send(401, error(401, 20003, 'Authenticate'));
+      if (!(u.pathname.startsWith(`${base}/`) || u.pathname === `${base}.json`) || req.headers.authorization !== expectedAuth) return send(401, error(401, 20003, 'Authenticate'));
+      if (u.pathname === `${base}.json` && req.method === 'GET') {
+        return send(200, { sid: o.accountSid, friendly_name: 'Fake account', status: 'active', type: 'Full', owner_account_sid: o.accountSid, uri: `${base}.json` });
+      }
       const rest = u.pathname.slice(base.length);
       const one = (k: string): string | undefined => form[k]?.[0];
       if (rest === '/Calls.json' && req.method === 'POST') {

@@ -87,6 +87,33 @@ test('refusals: a CSV without a number column, an unknown zone, a bad window, a 
   assert.equal(notOurs.status, 404);
 });
 
+test('numbers are normalised to E.164: the forms of one number are one number; what cannot be is a per-row 400, nothing written', async () => {
+  const window = closedWindow();
+  const csv = 'number,name\n+1 (555) 010-0021,a\ntel:+1-555-010-0021,again\n0015550100022,b\n555-0100,national\n+1 555 HELP,letters\nsip:h@127.0.0.1:9,sip\n';
+  const before = (await api<{ campaigns: unknown[] }>(gw.publicUrl, 'GET', '/v1/campaigns')).body.campaigns.length;
+  const refused = await csvCampaign({ from: '+15550007002', window }, csv);
+  assert.equal(refused.status, 400, JSON.stringify(refused.body));
+  const error = refused.body.error as { code: string; message: string; rows: Array<{ row: string; number: string; error: string }> };
+  assert.equal(error.code, 'invalid_numbers');
+  assert.deepEqual(error.rows.map((r) => [r.row, r.number]), [['line 5', '555-0100'], ['line 6', '+1 555 HELP']]);
+  assert.match(error.rows[0]!.error, /no country code/);
+  assert.match(error.message, /2 number\(s\) cannot be dialled: line 5 "555-0100": no country code/);
+  assert.equal((await api<{ campaigns: unknown[] }>(gw.publicUrl, 'GET', '/v1/campaigns')).body.campaigns.length, before, 'nothing written');
+
+  const ok = await csvCampaign({ from: '+15550007002', window }, csv.split('\n').filter((l) => !/national|letters/.test(l)).join('\n'));
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  const shown = await api<{ numbers: Array<{ number: string; name: string | null }> }>(gw.publicUrl, 'GET', `/v1/campaigns/${String(ok.body.id)}`);
+  assert.deepEqual(shown.body.numbers.map((n) => n.number), ['+15550100021', '+15550100022', 'sip:h@127.0.0.1:9'], 'two forms of one number are called once');
+  const json = await api(gw.publicUrl, 'POST', '/v1/campaigns', { body: { from: '+15550007002', numbers: ['+15550100023', 'nope'], window } });
+  assert.equal(json.status, 400);
+  assert.deepEqual((json.body as { error: { rows: Array<{ row: string }> } }).error.rows.map((r) => r.row), ['numbers[1]']);
+
+  const dnc = await api<{ number: string }>(gw.publicUrl, 'POST', '/v1/dnc', { body: { number: '00 1 (555) 010-0024' } });
+  assert.equal(dnc.status, 201, JSON.stringify(dnc.body));
+  assert.equal(dnc.body.number, '+15550100024', 'listed in the form campaigns dial');
+  assert.equal((await api(gw.publicUrl, 'DELETE', `/v1/dnc/${encodeURIComponent('tel:+1-555-010-0024')}`)).status, 200, 'removed by another form of it');
+});
+
 test('pause, resume, cancel; a finished campaign refuses more; an auditor reads but cannot control', async () => {
   const c = await api<{ id: string }>(gw.publicUrl, 'POST', '/v1/campaigns', { body: { from: '+15550007001', numbers: ['sip:d@127.0.0.1:9', 'sip:e@127.0.0.1:9'], window: closedWindow() } });
   assert.equal(c.status, 201);
