@@ -12,7 +12,8 @@
  */
 import type { Logger } from 'pino';
 import type { AmdRequest } from '../schema/amd-requests.ts';
-import { call_amd_requested } from '../schema/reducers.ts';
+import { call_amd_requested, call_matrix_set } from '../schema/reducers.ts';
+import type { MixMatrix } from '../media/mix-matrix.ts';
 import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
@@ -142,5 +143,19 @@ export async function answeredBy(
   src: FactSource,
 ): Promise<FactResult<{ by: string; existing: boolean }>> {
   const r = await store.submit(call_answered_by, { call_id: ref.callId, by: d.by, source: d.source, evidence: d.evidence }, who(ref, src));
+  return result(r.outcome);
+}
+
+/**
+ * Who hears whom changed (`call_matrix_set`, schema/call-matrix.ts): one row per change, so the log says who could
+ * hear whom and when, and a restart rebuilds the mixer from the call's last row. The same matrix and reason as the
+ * last row is no new row.
+ */
+export async function matrixSet(store: Store<SwitchboardTables>, ref: CallRef, m: MixMatrix, d: { reason: string; peerCallId?: string | null }, src: FactSource): Promise<FactResult<{ matrix_id: string; n: number; existing: boolean }>> {
+  const r = await store.submit(
+    call_matrix_set,
+    { call_id: ref.callId, legs: m.legs.map((l) => ({ id: l.id, role: l.role })), hears: Object.fromEntries(Object.entries(m.hears).map(([k, v]) => [k, [...v]])), reason: d.reason, peer_call_id: d.peerCallId ?? null },
+    who(ref, src),
+  );
   return result(r.outcome);
 }

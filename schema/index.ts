@@ -19,6 +19,7 @@ import { pciReducers } from './pci.ts';
 import { answeredByReducers } from './answered-by.ts';
 import { campaignReducers } from './campaigns.ts';
 import { dncReducers } from './dnc.ts';
+import { callMatrixReducers } from './call-matrix.ts';
 
 /**
  * Reducers only older logs hold: applied when such a log replays (or a command carried by name from one arrives),
@@ -30,7 +31,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...callMatrixReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -22,3 +22,4 @@ export { tool_approval_cancelled, tool_approval_decided, tool_approval_expired, 
 export { call_answered_by } from './answered-by.ts';
 export { campaign_attempt_decided, campaign_attempt_dialed, campaign_attempt_finished, campaign_attempt_reconciled, campaign_created, campaign_state_set } from './campaigns.ts';
 export { dnc_added, dnc_removed } from './dnc.ts';
+export { call_matrix_set } from './call-matrix.ts';

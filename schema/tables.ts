@@ -11,6 +11,7 @@ import { agent_pauses, number_fallbacks } from './pause-tables.ts';
 import { tool_approvals, tool_policies } from './tool-approval-tables.ts';
 import { recording_pauses, redaction_policies, transcript_redactions } from './pci-tables.ts';
 import { answered_by } from './answered-by.ts';
+import { call_matrices } from './call-matrix.ts';
 import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
@@ -418,6 +419,7 @@ export const log_levels = defineTable({
 
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
 export { answered_by } from './answered-by.ts';
+export { call_matrices } from './call-matrix.ts';
 
 export const tables = {
   tenants,
@@ -452,5 +454,6 @@ export const tables = {
   campaign_attempts,
   campaign_pacing,
   dnc_numbers,
+  call_matrices,
 };
 export type SwitchboardTables = typeof tables;
