@@ -47,7 +47,8 @@ const LEGS_WITH_HUMAN: MixMatrix['legs'] = [
 
 /** The matrices of a warm transfer (see the header). */
 export const WARM = {
-  hold: (): MixMatrix => ({ legs: LEGS_WITH_HUMAN, hears: { caller: ['hold'], agent: ['caller'] } }),
+  /** The human is not a leg yet (it is being dialled). */
+  hold: (): MixMatrix => ({ legs: LEGS_WITH_HUMAN.filter((l) => l.id !== HUMAN_LEG), hears: { caller: ['hold'], agent: ['caller'] } }),
   brief: (): MixMatrix => ({ legs: LEGS_WITH_HUMAN, hears: { caller: ['hold'], agent: ['caller'], [HUMAN_LEG]: ['agent'] } }),
   bridged: (): MixMatrix => ({ legs: LEGS_WITH_HUMAN, hears: { caller: [HUMAN_LEG], [HUMAN_LEG]: ['caller'] } }),
 };

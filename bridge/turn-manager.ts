@@ -8,6 +8,9 @@
  *                                                                          ─► silence clock armed (if onSilence)
  *   gather (an action) ─► the next digits / utterance go to the waiting turn instead of starting one
  *   transfer (an action, or consent's decline policy) ─► call_transfer_started ─► the media closes
+ *   warm transfer (an action) ─► bridge/transfer-warm.ts on the call's legs (bridge/legs.ts): turns are held while
+ *     it runs; bridged ─► turns stay closed (the agent has left), the human hanging up ends the call;
+ *     failed ─► turns open again and onTransferFailed {reason} runs next
  *
  * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
@@ -28,12 +31,17 @@ import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
 import type { TraceSpan } from '../telemetry/tracing.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
+import { CallLegs } from './legs.ts';
+import { endHumanCall, warmTransfer } from './transfer-warm.ts';
+import type { CallLeg } from '../media/call-leg.ts';
+import type { TransferFailure } from '../agents/types.ts';
 
 export interface TurnExtra {
   durationMs?: number;
   digit?: string;
   silentMs?: number;
   answered?: AnsweredInfo;
+  transferFailed?: { reason: TransferFailure; target: string };
 }
 
 export class TurnManager {
@@ -50,6 +58,9 @@ export class TurnManager {
   private standIn = false;
   /** Aborted when the media closes: a tool waiting for approval is cancelled. */
   private readonly closing = new AbortController();
+  /** The call's legs once a warm transfer mixed them (bridge/legs.ts), and the human it bridged. */
+  private legs: CallLegs | null = null;
+  private bridged: { callId: string; leg: CallLeg } | null = null;
 
   constructor(
     private readonly ctx: CallContext,
@@ -160,9 +171,42 @@ export class TurnManager {
     this.ctx.leg.close(`transfer to ${target}`);
   }
 
+  /**
+   * Warm transfer (bridge/transfer-warm.ts): the caller's speech and keys start no turns meanwhile; bridged, they
+   * never do again (the agent has left); failed, they do, and `onTransferFailed` runs next.
+   */
+  private async warmTransfer(target: string, opts: { summary?: string; timeoutMs?: number }): Promise<{ ok: true } | { ok: false; reason: TransferFailure }> {
+    const { ctx } = this;
+    const humans = this.deps.humans;
+    const dialer = this.deps.transferDialer;
+    if (!humans || !dialer) throw new SessionError('transfer_unavailable', 'warm transfer needs an outbound dialer');
+    const call = this.deps.store.read(this.ref.tenant).calls.get(this.ref.callId);
+    const number = call?.number_id ? this.deps.store.read(this.ref.tenant).numbers.get(call.number_id) : undefined;
+    this.legs ??= new CallLegs(ctx.leg, ctx.pipeline, this.deps.clock, ctx.log);
+    const wasOpen = this.open;
+    this.open = false;
+    const rate = this.legs.rate;
+    const out = await warmTransfer(
+      { store: this.deps.store, ref: this.ref, log: ctx.log, who: () => this.who(), legs: this.legs, humans, dialer, from: number?.number ?? ctx.call.to, synthesize: (text) => this.deps.tts.synthesize(text, rate), closed: this.closing.signal },
+      target,
+      opts,
+    );
+    if (out.ok) {
+      this.bridged = { callId: out.humanCallId, leg: out.leg };
+      out.leg.on('closed', () => void this.hangup('transfer: the human hung up'));
+      return { ok: true };
+    }
+    this.open = wasOpen;
+    if (!ctx.closed) this.enqueue('onTransferFailed', { transferFailed: { reason: out.reason, target } });
+    return { ok: false, reason: out.reason };
+  }
+
   /** The media is gone: a waiting gather times out, the silence clock stops, the agent version is released. */
   close(): void {
     this.closing.abort();
+    this.legs?.close();
+    // Bridged to a human: the caller's end is the human's end too.
+    if (this.bridged) void endHumanCall({ store: this.deps.store, ref: this.ref, log: this.ctx.log }, { ...this.bridged }, 'transfer: the caller hung up');
     this.gatherer.close();
     this.silence.clear();
     this.deps.agents.release(this.ctx.agent);
@@ -199,6 +243,7 @@ export class TurnManager {
     if (extra.digit !== undefined) input.digit = extra.digit;
     if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
     if (extra.answered !== undefined) input.answered = extra.answered;
+    if (extra.transferFailed !== undefined) input.transferFailed = extra.transferFailed;
     const started = await this.deps.store.submit(
       agent_turn_started,
       { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },
@@ -298,6 +343,7 @@ export class TurnManager {
       agentTranscript: (startMs, heardMs, text) => this.content.agentSaid(startMs, heardMs, text),
       hangup: (reason) => this.hangup(reason),
       transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
+      warmTransfer: this.deps.humans && this.deps.transferDialer ? (target, opts) => this.warmTransfer(target, opts) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
       toolApproval: this.deps.toolApproval,
       closed: this.closing.signal,
