@@ -69,7 +69,7 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
   let gw: Gw;
   const work = tmpDir('sb-warm-');
   before(async () => {
-    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31200-31399' } });
+    gw = await startTestGateway({ ...(process.env.WARM_DEBUG ? { logLevel: 'debug' } : {}), env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31200-31399' } });
     const file = path.join(work, 'handover.ts');
     fs.writeFileSync(file, agentSource(work));
     const bundle = await bundleAgent(file);
@@ -146,7 +146,7 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
     const { ua, callId } = await call(DECLINE);
     try {
       const failed = path.join(work, `failed-${callId}.json`);
-      await waitFor(() => fs.existsSync(failed), 60_000, 'onTransferFailed');
+      await waitFor(() => fs.existsSync(failed) && fs.statSync(failed).size > 0, 60_000, 'onTransferFailed');
       assert.deepEqual(JSON.parse(fs.readFileSync(failed, 'utf8')), { reason: 'declined', target: 'sip:human@127.0.0.1:5071' });
       assert.deepEqual(reasons(callId), ['warm:hold', 'warm:brief', 'warm:failed:declined']);
       const last = read().call_matrices.find({ call_id: callId }).find((r) => r.reason === 'warm:failed:declined')!;
@@ -162,6 +162,7 @@ if (insidePrivateNetwork(import.meta.filename, 240_000)) {
       assert.notEqual(read().calls.get(callId)!.state, 'ended');
     } finally {
       human.kill();
+      if (process.env.WARM_DEBUG) console.log('SIPP', (await human.done).output);
       ua.close();
     }
   });
