@@ -52,6 +52,8 @@ export class CallLegs {
   private readonly hold: HoldTone;
   private offCaller: (() => void) | null = null;
   private speakSeq = 0;
+  /** The ids of the matrix in force (an added leg outside it is neither mixed nor sent to). */
+  private inMatrix = new Set<string>();
   private readonly speaking = new Map<string, () => void>();
   readonly stats = { slots: 0, droppedInbound: 0 };
 
@@ -95,8 +97,13 @@ export class CallLegs {
   setMatrix(m: MixMatrix): void {
     for (const l of m.legs) if (l.id !== 'caller' && l.id !== 'agent' && l.id !== 'hold' && !this.added.has(l.id)) throw new Error(`mix matrix names ${l.id}, which is not a leg of the call`);
     if (isTwoParty(m)) return this.unmix();
-    if (this.mixer) return this.mixer.setMatrix(m);
+    if (this.mixer) {
+      this.mixer.setMatrix(m);
+      this.inMatrix = new Set(m.legs.map((l) => l.id));
+      return;
+    }
     this.mixer = new Mixer(this.rate, m);
+    this.inMatrix = new Set(m.legs.map((l) => l.id));
     this.slots = new PacedStream(this.rate, { fireIdle: true });
     this.slots.on('frame', (f) => this.slot(f.samples));
     this.slots.on('idle', () => this.slot(null));
@@ -169,7 +176,7 @@ export class CallLegs {
     if (m.legs.some((l) => l.id === 'hold') && Object.values(m.hears).some((s) => s.includes('hold'))) mixer.put('hold', this.hold.next());
     for (const [id, a] of this.added) {
       const f = a.queue.shift();
-      if (f) mixer.put(id, f);
+      if (f && this.inMatrix.has(id)) mixer.put(id, f);
     }
     mixer.mix();
     try {
@@ -178,7 +185,7 @@ export class CallLegs {
       if (!this.caller.closed) this.caller.sendFrame(heard);
       this.pipeline.recordHeard({ samples: heard, sampleRate: this.rate, timestamp: 0 });
       for (const [id, a] of this.added) {
-        if (a.leg.closed || !m.legs.some((l) => l.id === id)) continue;
+        if (a.leg.closed || !this.inMatrix.has(id)) continue;
         const out = mixer.out(id);
         a.leg.sendFrame(a.fromMix ? a.fromMix.process(out) : out.slice());
       }
