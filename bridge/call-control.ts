@@ -25,7 +25,7 @@ import type { CallSession } from './call-session.ts';
 import * as facts from './call-facts.ts';
 import { refuseRouted, refuseUnrouted, routeInbound, type InboundCall, type InboundDecision } from './inbound.ts';
 import type { RefusalLog } from './refusals.ts';
-import type { HumanLegs } from './human-legs.ts';
+import { bridgedPeerOf, type HumanLegs } from './human-legs.ts';
 
 export type { CallRef, FactResult, FactSource } from './call-facts.ts';
 export type { InboundCall, InboundDecision } from './inbound.ts';
@@ -100,6 +100,12 @@ export class CallControl {
    */
   async attach(ref: facts.CallRef, leg: CallLeg): Promise<CallSession | null> {
     if (this.deps.humans?.claim(ref.callId, leg)) return null;
+    // After a restart: the human of a bridge in force waits for its caller, never gets a session of its own.
+    if (this.deps.humans && bridgedPeerOf(this.deps.store, ref.tenant, ref.callId)) {
+      this.log.info({ call: ref.callId }, "a bridged human's media is back: kept for its caller's session");
+      this.deps.humans.park(ref.callId, leg);
+      return null;
+    }
     return this.deps.sessions.attach(ref, leg);
   }
 

@@ -11,6 +11,8 @@
  *   warm transfer (an action) ─► bridge/transfer-warm.ts on the call's legs (bridge/legs.ts): turns are held while
  *     it runs; bridged ─► turns stay closed (the agent has left), the human hanging up ends the call;
  *     failed ─► turns open again and onTransferFailed {reason} runs next
+ *   a restart in a bridge (the call's last matrix row `warm:bridged`): `restoreBridge` waits for the human's resumed
+ *     leg (bridge/human-legs.ts) and mixes it in again; turns stay closed
  *
  * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
@@ -32,6 +34,7 @@ import * as facts from './call-facts.ts';
 import type { TraceSpan } from '../telemetry/tracing.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
 import { CallLegs } from './legs.ts';
+import { HUMAN_LEG, storedMatrix } from './legs-matrix.ts';
 import { endHumanCall, warmTransfer } from './transfer-warm.ts';
 import type { CallLeg } from '../media/call-leg.ts';
 import type { TransferFailure } from '../agents/types.ts';
@@ -61,6 +64,8 @@ export class TurnManager {
   /** The call's legs once a warm transfer mixed them (bridge/legs.ts), and the human it bridged. */
   private legs: CallLegs | null = null;
   private bridged: { callId: string; leg: CallLeg } | null = null;
+  /** The call was bridged to a human when its media came back (restart): the agent stays out. */
+  private bridgeRestored = false;
 
   constructor(
     private readonly ctx: CallContext,
@@ -128,7 +133,40 @@ export class TurnManager {
 
   /** Consent is done (granted, or the policy lets the call continue): speech and keys start turns. */
   openTurns(): void {
-    this.open = true;
+    if (!this.bridgeRestored) this.open = true;
+  }
+
+  /**
+   * At attach: a call whose matrix row says it is bridged to a human (a restart mid-bridge) gets its human's leg back
+   * when it attaches (it may have already: parked in bridge/human-legs.ts) and is mixed as before; the agent stays
+   * out. True when the call was bridged. The human's call already over: the caller's ends too.
+   */
+  restoreBridge(): boolean {
+    const { ctx } = this;
+    const stored = storedMatrix(this.deps.store, this.ref);
+    const humans = this.deps.humans;
+    if (!stored || stored.reason !== 'warm:bridged' || !stored.peerCallId || !humans) return false;
+    this.bridgeRestored = true;
+    this.open = false;
+    const peer = stored.peerCallId;
+    if (this.deps.store.read(this.ref.tenant).calls.get(peer)?.state === 'ended') {
+      void this.hangup('transfer: the human hung up');
+      return true;
+    }
+    const legs = (this.legs ??= new CallLegs(ctx.leg, ctx.pipeline, this.deps.clock, ctx.log));
+    const stop = humans.expect(peer, {
+      leg: (leg) => {
+        stop();
+        legs.addLeg(HUMAN_LEG, leg);
+        legs.setMatrix(stored.matrix);
+        this.bridged = { callId: peer, leg };
+        leg.on('closed', () => void this.hangup('transfer: the human hung up'));
+        ctx.log.info({ human: peer, matrix: stored.n }, 'bridge rebuilt from the call matrix row after a restart');
+      },
+      ended: () => void this.hangup('transfer: the human hung up'),
+    });
+    this.closing.signal.addEventListener('abort', stop);
+    return true;
   }
 
   speechStarted(): void {

@@ -31,7 +31,7 @@ export const call_matrices = defineTable({
   name: 'call_matrices',
   primaryKey: 'id',
   tenantScoped: true,
-  indexes: [['call_id']],
+  indexes: [['call_id'], ['peer_call_id']],
   row: z.object({
     id,
     tenant: id,

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { MediaClock } from '../../../media/pacer.ts';
 import { MediaPipeline } from '../../../media/pipeline.ts';
 import { CallLegs } from '../../../bridge/legs.ts';
-import { HumanLegs } from '../../../bridge/human-legs.ts';
+import { bridgedPeerOf, HumanLegs } from '../../../bridge/human-legs.ts';
 import { failureFor, warmTransfer, type TransferDialer } from '../../../bridge/transfer-warm.ts';
 import { call_dialed, call_received, number_added, tenant_created } from '../../../schema/reducers.ts';
 import { MemoryLeg } from '../../helpers/memory-leg.ts';
@@ -113,4 +113,32 @@ test('end reasons of a human call that was never answered', () => {
   assert.equal(failureFor('sip:timeout'), 'no_answer');
   assert.equal(failureFor('vonage:rejected'), 'declined');
   assert.equal(failureFor('sip:auth-failed'), 'failed');
+});
+
+test('after a restart: the human of a bridge in force is known by its row, parked, and handed to its caller', async (t) => {
+  const s = await setup(t);
+  const running = warmTransfer(s.host, 'sip:human@example.test', { timeoutMs: 60_000 });
+  const id = await s.humanDialled();
+  const human = new MemoryLeg(false, true);
+  s.humans.claim(id, human);
+  while (!s.reasons().includes('warm:brief')) await new Promise((r) => setImmediate(r));
+  assert.equal(bridgedPeerOf(s.store, 'acme', id), null, 'briefing is no bridge yet');
+  human.press('1');
+  assert.equal((await running).ok, true);
+  assert.equal(bridgedPeerOf(s.store, 'acme', id), s.host.ref.callId, 'bridged: the row names the caller');
+  assert.equal(bridgedPeerOf(s.store, 'acme', s.host.ref.callId), null);
+  s.legs.close();
+
+  // The "restarted" node: the human's leg comes back first and is parked; the caller's session then claims it.
+  const fresh = new HumanLegs();
+  const back = new MemoryLeg(false, true);
+  fresh.park(id, back);
+  let got: unknown = null;
+  fresh.expect(id, { leg: (l) => (got = l), ended: () => undefined });
+  assert.equal(got, back);
+  // One nobody claims is closed after the park time.
+  const orphan = new MemoryLeg(false, true);
+  fresh.park('call_other', orphan, 1);
+  while (!orphan.closed) await new Promise((r) => setTimeout(r, 5));
+  assert.match(orphan.closedWith?.reason ?? '', /did not come back/);
 });
