@@ -8,7 +8,7 @@
  *                                                                          ─► silence clock armed (if onSilence)
  *   gather (an action) ─► the next digits / utterance go to the waiting turn instead of starting one
  *   transfer (an action, or consent's decline policy) ─► call_transfer_started ─► the media closes
- *   warm transfer (an action) ─► bridge/transfer-warm.ts on the call's legs (bridge/legs.ts): turns are held while
+ *   warm transfer (an action) ─► bridge/call-transfers.ts, transfer-warm.ts on the call's legs (legs.ts): turns held while
  *     it runs; bridged ─► turns stay closed (the agent has left), the human hanging up ends the call;
  *     failed ─► turns open again and onTransferFailed {reason} runs next
  *   a restart in a bridge (the call's last matrix row `warm:bridged`): `restoreBridge` waits for the human's resumed
@@ -33,10 +33,7 @@ import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
 import type { TraceSpan } from '../telemetry/tracing.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
-import { CallLegs } from './legs.ts';
-import { HUMAN_LEG, storedMatrix } from './legs-matrix.ts';
-import { endHumanCall, warmTransfer } from './transfer-warm.ts';
-import type { CallLeg } from '../media/call-leg.ts';
+import { CallTransfers } from './call-transfers.ts';
 import type { TransferFailure } from '../agents/types.ts';
 
 export interface TurnExtra {
@@ -61,11 +58,8 @@ export class TurnManager {
   private standIn = false;
   /** Aborted when the media closes: a tool waiting for approval is cancelled. */
   private readonly closing = new AbortController();
-  /** The call's legs once a warm transfer mixed them (bridge/legs.ts), and the human it bridged. */
-  private legs: CallLegs | null = null;
-  private bridged: { callId: string; leg: CallLeg } | null = null;
-  /** The call was bridged to a human when its media came back (restart): the agent stays out. */
-  private bridgeRestored = false;
+  /** Warm transfers and the bridge they leave (bridge/call-transfers.ts). */
+  private readonly transfers: CallTransfers;
 
   constructor(
     private readonly ctx: CallContext,
@@ -73,6 +67,7 @@ export class TurnManager {
     private readonly hangup: (reason: string) => Promise<void>,
   ) {
     this.gatherer = new Gatherer(ctx.pipeline);
+    this.transfers = new CallTransfers(ctx, this.closing.signal, hangup);
     this.routeName = ctx.call.name;
     this.silence = new SilenceClock(
       ctx.deps.silenceMs ?? 8000,
@@ -133,40 +128,14 @@ export class TurnManager {
 
   /** Consent is done (granted, or the policy lets the call continue): speech and keys start turns. */
   openTurns(): void {
-    if (!this.bridgeRestored) this.open = true;
+    if (!this.transfers.agentOut) this.open = true;
   }
 
-  /**
-   * At attach: a call whose matrix row says it is bridged to a human (a restart mid-bridge) gets its human's leg back
-   * when it attaches (it may have already: parked in bridge/human-legs.ts) and is mixed as before; the agent stays
-   * out. True when the call was bridged. The human's call already over: the caller's ends too.
-   */
+  /** At attach: a restart mid-bridge brings the human back in (bridge/call-transfers.ts); true when bridged (turns stay closed). */
   restoreBridge(): boolean {
-    const { ctx } = this;
-    const stored = storedMatrix(this.deps.store, this.ref);
-    const humans = this.deps.humans;
-    if (!stored || stored.reason !== 'warm:bridged' || !stored.peerCallId || !humans) return false;
-    this.bridgeRestored = true;
-    this.open = false;
-    const peer = stored.peerCallId;
-    if (this.deps.store.read(this.ref.tenant).calls.get(peer)?.state === 'ended') {
-      void this.hangup('transfer: the human hung up');
-      return true;
-    }
-    const legs = (this.legs ??= new CallLegs(ctx.leg, ctx.pipeline, this.deps.clock, ctx.log));
-    const stop = humans.expect(peer, {
-      leg: (leg) => {
-        stop();
-        legs.addLeg(HUMAN_LEG, leg);
-        legs.setMatrix(stored.matrix);
-        this.bridged = { callId: peer, leg };
-        leg.on('closed', () => void this.hangup('transfer: the human hung up'));
-        ctx.log.info({ human: peer, matrix: stored.n }, 'bridge rebuilt from the call matrix row after a restart');
-      },
-      ended: () => void this.hangup('transfer: the human hung up'),
-    });
-    this.closing.signal.addEventListener('abort', stop);
-    return true;
+    const bridged = this.transfers.restore();
+    if (bridged) this.open = false;
+    return bridged;
   }
 
   speechStarted(): void {
@@ -214,37 +183,19 @@ export class TurnManager {
    * never do again (the agent has left); failed, they do, and `onTransferFailed` runs next.
    */
   private async warmTransfer(target: string, opts: { summary?: string; timeoutMs?: number }): Promise<{ ok: true } | { ok: false; reason: TransferFailure }> {
-    const { ctx } = this;
-    const humans = this.deps.humans;
-    const dialer = this.deps.transferDialer;
-    if (!humans || !dialer) throw new SessionError('transfer_unavailable', 'warm transfer needs an outbound dialer');
-    const call = this.deps.store.read(this.ref.tenant).calls.get(this.ref.callId);
-    const number = call?.number_id ? this.deps.store.read(this.ref.tenant).numbers.get(call.number_id) : undefined;
-    this.legs ??= new CallLegs(ctx.leg, ctx.pipeline, this.deps.clock, ctx.log);
     const wasOpen = this.open;
     this.open = false;
-    const rate = this.legs.rate;
-    const out = await warmTransfer(
-      { store: this.deps.store, ref: this.ref, log: ctx.log, who: () => this.who(), legs: this.legs, humans, dialer, from: number?.number ?? ctx.call.to, synthesize: (text) => this.deps.tts.synthesize(text, rate), closed: this.closing.signal },
-      target,
-      opts,
-    );
-    if (out.ok) {
-      this.bridged = { callId: out.humanCallId, leg: out.leg };
-      out.leg.on('closed', () => void this.hangup('transfer: the human hung up'));
-      return { ok: true };
-    }
+    const out = await this.transfers.warm(target, opts);
+    if (out.ok) return { ok: true };
     this.open = wasOpen;
-    if (!ctx.closed) this.enqueue('onTransferFailed', { transferFailed: { reason: out.reason, target } });
+    if (!this.ctx.closed) this.enqueue('onTransferFailed', { transferFailed: { reason: out.reason, target } });
     return { ok: false, reason: out.reason };
   }
 
   /** The media is gone: a waiting gather times out, the silence clock stops, the agent version is released. */
   close(): void {
     this.closing.abort();
-    this.legs?.close();
-    // Bridged to a human: the caller's end is the human's end too.
-    if (this.bridged) void endHumanCall({ store: this.deps.store, ref: this.ref, log: this.ctx.log }, { ...this.bridged }, 'transfer: the caller hung up');
+    this.transfers.close();
     this.gatherer.close();
     this.silence.clear();
     this.deps.agents.release(this.ctx.agent);
@@ -381,7 +332,7 @@ export class TurnManager {
       agentTranscript: (startMs, heardMs, text) => this.content.agentSaid(startMs, heardMs, text),
       hangup: (reason) => this.hangup(reason),
       transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
-      warmTransfer: this.deps.humans && this.deps.transferDialer ? (target, opts) => this.warmTransfer(target, opts) : undefined,
+      warmTransfer: this.transfers.available ? (target, opts) => this.warmTransfer(target, opts) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
       toolApproval: this.deps.toolApproval,
       closed: this.closing.signal,
