@@ -58,10 +58,10 @@ export async function endCall(store: Store<SwitchboardTables>, log: Logger, ref:
 }
 
 /** A media connection for the call is up on this node (`call_media_connected`): its leg row. */
-export async function mediaConnected(store: Store<SwitchboardTables>, ref: CallRef, d: LegDescription): Promise<FactResult<{ leg_id: string; resumed: boolean; state: string }>> {
+export async function mediaConnected(store: Store<SwitchboardTables>, ref: CallRef, d: LegDescription, kind: 'caller' | 'human' = 'caller'): Promise<FactResult<{ leg_id: string; resumed: boolean; state: string }>> {
   const r = await store.submit(
     call_media_connected,
-    { call_id: ref.callId, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
+    { call_id: ref.callId, kind, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
     { tenant: ref.tenant, caller: `media:${d.provider}` },
   );
   return result(r.outcome);

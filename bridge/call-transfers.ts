@@ -13,7 +13,7 @@ import type { CallContext } from './call-context.ts';
 import { SessionError } from './call-context.ts';
 import { CallLegs } from './legs.ts';
 import { HUMAN_LEG, storedMatrix } from './legs-matrix.ts';
-import { endHumanCall, warmTransfer, type WarmOutcome } from './transfer-warm.ts';
+import { endHumanCall, recordHumanLeg, warmTransfer, type WarmOutcome } from './transfer-warm.ts';
 
 export class CallTransfers {
   private legs: CallLegs | null = null;
@@ -73,6 +73,7 @@ export class CallTransfers {
         legs.addLeg(HUMAN_LEG, leg);
         legs.setMatrix(stored.matrix);
         this.bridge(peer, leg);
+        void recordHumanLeg({ store: ctx.deps.store, ref: ctx.ref, log: ctx.log }, peer, leg);
         ctx.log.info({ human: peer, matrix: stored.n }, 'bridge rebuilt from the call matrix row after a restart');
       },
       ended: () => void this.hangup('transfer: the human hung up'),

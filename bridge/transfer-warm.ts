@@ -133,8 +133,9 @@ export async function warmTransfer(h: WarmHost, target: string, opts: { summary?
     if (ev.kind === 'caller_gone') return fail('hangup', 'the caller hung up', true);
   }
 
-  // Answered: the human hears the summary and decides.
+  // Answered: the human hears the summary and decides. Its leg row (kind human) is what a restart resumes it from.
   const leg = human.leg;
+  await recordHumanLeg(h, human.callId, leg);
   leg.on('dtmf', (d) => events.push({ kind: 'dtmf', digit: d.digit }));
   leg.on('closed', () => events.push({ kind: 'human_closed' }));
   h.legs.addLeg(HUMAN_LEG, leg);
@@ -157,6 +158,15 @@ export async function warmTransfer(h: WarmHost, target: string, opts: { summary?
   done();
   h.log.info({ target, human: human.callId }, 'warm transfer: caller and human bridged; the agent has left the audio');
   return { ok: true, humanCallId: human.callId, leg };
+}
+
+/** The human's media is connected here (`call_media_connected`, kind human): a restart resumes its leg from the row. */
+export async function recordHumanLeg(h: Pick<WarmHost, 'store' | 'ref' | 'log'>, callId: string, leg: CallLeg): Promise<void> {
+  const r = await facts.mediaConnected(h.store, { tenant: h.ref.tenant, callId }, leg.description, 'human').catch((err: unknown) => {
+    h.log.warn({ err }, "the human's leg not recorded");
+    return null;
+  });
+  if (r && !r.ok) h.log.warn({ outcome: r }, "the human's leg not recorded");
 }
 
 /** Ends the human's call: its row (`call_ended`), then its media (the adapter hangs up: BYE, or a cancelled dial). */
