@@ -29,7 +29,7 @@ export function makeContext(input: TurnInput, actions: TurnActions, agent: { nam
     say: (text) => actions.say(String(text)),
     play: (wav) => actions.play(wav),
     gather: (opts) => actions.gather(opts),
-    transfer: (target) => actions.transfer(target),
+    transfer: (target, opts) => (opts === undefined ? actions.transfer(target) : actions.transfer(target, opts)),
     hangup: (reason) => actions.hangup(reason ?? 'agent hung up'),
     tool: async <R extends Json = Json>(name: string, args: Json) => (await actions.tool(name, args ?? null)) as R,
     note: (text) => actions.note(String(text)),
@@ -62,5 +62,7 @@ export async function runHook(def: AgentDefinition, input: TurnInput, ctx: Agent
       return def.onSilence?.(ctx, { silentMs: input.silentMs ?? 0 });
     case 'onAnswered':
       return def.onAnswered?.(ctx, input.answered ?? { by: 'unknown', treatedAs: 'human', evidence: {} });
+    case 'onTransferFailed':
+      return def.onTransferFailed?.(ctx, input.transferFailed ?? { reason: 'failed', target: '' });
   }
 }

@@ -80,6 +80,22 @@ export interface AnsweredInfo {
   evidence: Record<string, Json>;
 }
 
+/**
+ * How `transfer` hands the caller over. `blind` (the default): the call goes to the target and the agent's part
+ * ends (a provider that can redirect: Twilio `<Dial>`). `warm`: the caller hears hold audio while the gateway dials
+ * the target; the human hears `summary` (TTS, the human only) and presses 1 to take the call (caller and human are
+ * bridged, the agent leaves the audio) or 2 to decline; a decline, no answer, busy or `timeoutMs` (default 30 s)
+ * brings the caller back to the agent, whose `onTransferFailed` runs with the reason.
+ */
+export interface TransferOptions {
+  mode?: 'blind' | 'warm';
+  summary?: string;
+  timeoutMs?: number;
+}
+
+/** Why a warm transfer did not reach the human (given to `onTransferFailed`). */
+export type TransferFailure = 'declined' | 'no_answer' | 'busy' | 'timeout' | 'hangup' | 'failed';
+
 export interface AgentState {
   get<T extends Json = Json>(key: string): T | undefined;
   set(key: string, value: Json): void;
@@ -101,8 +117,12 @@ export interface AgentContext {
   play(wav: Uint8Array): Promise<SayResult>;
   /** Waits for the caller's digits or speech within this turn. */
   gather(opts: GatherOptions): Promise<GatherResult>;
-  /** Hands the caller to a human (E.164 or SIP URI); the agent's part of the call ends. */
-  transfer(target: string): Promise<void>;
+  /**
+   * Hands the caller to a human (E.164 or SIP URI). Blind (the default): the agent's part of the call ends. Warm
+   * (`{ mode: 'warm', summary?, timeoutMs? }`, see `TransferOptions`): resolves once the human took the call or it
+   * failed; a failure also runs `onTransferFailed` next.
+   */
+  transfer(target: string, opts?: TransferOptions): Promise<void>;
   hangup(reason?: string): Promise<void>;
   /**
    * Calls one of the agent's tools. Idempotent: the request id is derived from
@@ -202,6 +222,8 @@ export interface AgentDefinition {
    * here (`say`/`play`, then `hangup`). Without this hook a machine's call is simply hung up.
    */
   onAnswered?(ctx: AgentContext, info: AnsweredInfo): Promise<void> | void;
+  /** A warm transfer did not reach the human: the caller is back with the agent (see `TransferOptions`). */
+  onTransferFailed?(ctx: AgentContext, info: { reason: TransferFailure; target: string }): Promise<void> | void;
   /** The call came back after its media was lost (restart, network, migration): pick up where it was. */
   onResume?(ctx: AgentContext): Promise<void> | void;
   tools?: Record<string, ToolDefinition | HttpToolDefinition>;
@@ -215,7 +237,7 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,99}$/;
 export function defineAgent<D extends AgentDefinition>(def: D): D {
   if (!def || typeof def !== 'object') throw new TypeError('defineAgent: expected an object');
   if (typeof def.name !== 'string' || !NAME.test(def.name)) throw new TypeError(`defineAgent: name must match ${NAME}`);
-  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered'] as const) {
+  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered', 'onTransferFailed'] as const) {
     if (def[hook] !== undefined && typeof def[hook] !== 'function') throw new TypeError(`defineAgent: ${hook} must be a function`);
   }
   if (def.turnTaking !== undefined) resolveTurnTaking(def.turnTaking); // throws on a wrong type, at deploy
@@ -232,4 +254,4 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
   return def;
 }
 
-export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume' | 'onAnswered';
+export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume' | 'onAnswered' | 'onTransferFailed';

@@ -5,9 +5,9 @@
  * thread for deployed versions — runs the author's hooks against them.
  * An agent never sees a provider or a socket.
  */
-import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, TurnTakingOptions, Utterance } from './sdk.ts';
+import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, TransferFailure, TransferOptions, TurnTakingOptions, Utterance } from './sdk.ts';
 
-export type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, Utterance } from './sdk.ts';
+export type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, TransferFailure, TransferOptions, Utterance } from './sdk.ts';
 
 export interface TurnInput {
   hook: Hook;
@@ -20,6 +20,8 @@ export interface TurnInput {
   digit?: string;
   silentMs?: number;
   answered?: AnsweredInfo;
+  /** `onTransferFailed`: why the warm transfer failed, and its target. */
+  transferFailed?: { reason: TransferFailure; target: string };
 }
 
 /** What a turn may do; implemented by the bridge for one call and turn. */
@@ -27,7 +29,7 @@ export interface TurnActions {
   say(text: string): Promise<SayResult>;
   play(wav: Uint8Array): Promise<SayResult>;
   gather(opts: GatherOptions): Promise<GatherResult>;
-  transfer(target: string): Promise<void>;
+  transfer(target: string, opts?: TransferOptions): Promise<void>;
   hangup(reason: string): Promise<void>;
   /** Idempotent tool call: the bridge checks the store and asks the runtime to execute only when needed. */
   tool(name: string, args: Json): Promise<Json>;

@@ -10,6 +10,8 @@
  * manager at a turn boundary), and the lifecycle flags (`markClosed` / `markEnded` by the coordinator,
  * `markTransferring` by the turn manager). A manager keeps the rest of its state to itself.
  */
+import type { HumanLegs } from './human-legs.ts';
+import type { TransferDialer } from './transfer-warm.ts';
 import { NOOP_TRACER, type TraceSpan, type Tracer } from '../telemetry/tracing.ts';
 import type { ToolApprovalSettings } from './tool-gate.ts';
 import type { Logger } from 'pino';
@@ -52,6 +54,9 @@ export interface SessionDeps {
   tracer?: Tracer;
   /** The VAD `SWITCHBOARD_VAD` chose (media/vad-factory.ts); absent = the energy VAD. */
   vad?: VadFactory;
+  /** Warm transfer (bridge/transfer-warm.ts): the legs transfers wait for, and the dialer that reaches the human; absent = no warm transfer. */
+  humans?: HumanLegs;
+  transferDialer?: TransferDialer;
 }
 
 export interface CallRef {

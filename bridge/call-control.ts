@@ -7,6 +7,7 @@
  *
  *   adapter ──receive()──► inbound.ts: route by number, admission, refusals ──► accepted | rejected | busy | …
  *           ──attach()───► CallManager ──► CallSession (consent, recording, agent)
+ *                          (the human a warm transfer dialled: its leg joins that call instead, human-legs.ts)
  *           ──end()──────► call_ended (its command id: the provider's retry is one row)
  *                           └► the call's session stops (its leg closes; recording learns of the end from the
  *                              store, recording/service.ts, which finalizes once the call row is `ended`)
@@ -24,6 +25,7 @@ import type { CallSession } from './call-session.ts';
 import * as facts from './call-facts.ts';
 import { refuseRouted, refuseUnrouted, routeInbound, type InboundCall, type InboundDecision } from './inbound.ts';
 import type { RefusalLog } from './refusals.ts';
+import { bridgedPeerOf, type HumanLegs } from './human-legs.ts';
 
 export type { CallRef, FactResult, FactSource } from './call-facts.ts';
 export type { InboundCall, InboundDecision } from './inbound.ts';
@@ -35,6 +37,8 @@ export interface CallControlDeps {
   admission?: CallAdmission;
   /** Refused calls written at a bounded rate (absent: one `call_rejected` per refusal). */
   refusals?: RefusalLog;
+  /** Calls whose media a warm transfer waits for (bridge/human-legs.ts): they join that call, not a session of their own. */
+  humans?: HumanLegs;
   logger: Logger;
 }
 
@@ -90,8 +94,18 @@ export class CallControl {
     return callId;
   }
 
-  /** The call's media is connected on this node: a session (consent, recording, agent) takes the leg. */
-  attach(ref: facts.CallRef, leg: CallLeg): Promise<CallSession> {
+  /**
+   * The call's media is connected on this node: a session (consent, recording, agent) takes the leg — or, for the
+   * human a warm transfer dialled, that transfer does (bridge/human-legs.ts), and this resolves null.
+   */
+  async attach(ref: facts.CallRef, leg: CallLeg): Promise<CallSession | null> {
+    if (this.deps.humans?.claim(ref.callId, leg)) return null;
+    // After a restart: the human of a bridge in force waits for its caller, never gets a session of its own.
+    if (this.deps.humans && bridgedPeerOf(this.deps.store, ref.tenant, ref.callId)) {
+      this.log.info({ call: ref.callId }, "a bridged human's media is back: kept for its caller's session");
+      this.deps.humans.park(ref.callId, leg);
+      return null;
+    }
     return this.deps.sessions.attach(ref, leg);
   }
 
@@ -121,6 +135,7 @@ export class CallControl {
     } finally {
       // Even when the write failed (the store is down): the call is over for the provider, so its media stops.
       this.deps.sessions.providerEnded(ref.callId, reason);
+      this.deps.humans?.ended(ref.callId, reason);
     }
   }
 

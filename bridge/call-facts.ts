@@ -12,7 +12,8 @@
  */
 import type { Logger } from 'pino';
 import type { AmdRequest } from '../schema/amd-requests.ts';
-import { call_amd_requested } from '../schema/reducers.ts';
+import { call_amd_requested, call_matrix_set } from '../schema/reducers.ts';
+import type { MixMatrix } from '../media/mix-matrix.ts';
 import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Receipt, Store } from '../store/index.ts';
@@ -57,10 +58,10 @@ export async function endCall(store: Store<SwitchboardTables>, log: Logger, ref:
 }
 
 /** A media connection for the call is up on this node (`call_media_connected`): its leg row. */
-export async function mediaConnected(store: Store<SwitchboardTables>, ref: CallRef, d: LegDescription): Promise<FactResult<{ leg_id: string; resumed: boolean; state: string }>> {
+export async function mediaConnected(store: Store<SwitchboardTables>, ref: CallRef, d: LegDescription, kind: 'caller' | 'human' = 'caller'): Promise<FactResult<{ leg_id: string; resumed: boolean; state: string }>> {
   const r = await store.submit(
     call_media_connected,
-    { call_id: ref.callId, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
+    { call_id: ref.callId, kind, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate, resume: d.resume },
     { tenant: ref.tenant, caller: `media:${d.provider}` },
   );
   return result(r.outcome);
@@ -155,6 +156,20 @@ export async function turnDecided(
   const r = await store.submit(
     call_turn_decided,
     { call_id: ref.callId, decision: d.decision, voiced_ms: Math.round(d.voicedMs), at_ms: Math.max(0, Math.round(d.atMs)), dropped_ms: Math.round(d.droppedMs), heard_ms: d.heardMs === null ? null : Math.round(d.heardMs) },
+    who(ref, src),
+  );
+  return result(r.outcome);
+}
+
+/**
+ * Who hears whom changed (`call_matrix_set`, schema/call-matrix.ts): one row per change, so the log says who could
+ * hear whom and when, and a restart rebuilds the mixer from the call's last row. The same matrix and reason as the
+ * last row is no new row.
+ */
+export async function matrixSet(store: Store<SwitchboardTables>, ref: CallRef, m: MixMatrix, d: { reason: string; peerCallId?: string | null }, src: FactSource): Promise<FactResult<{ matrix_id: string; n: number; existing: boolean }>> {
+  const r = await store.submit(
+    call_matrix_set,
+    { call_id: ref.callId, legs: m.legs.map((l) => ({ id: l.id, role: l.role })), hears: Object.fromEntries(Object.entries(m.hears).map(([k, v]) => [k, [...v]])), reason: d.reason, peer_call_id: d.peerCallId ?? null },
     who(ref, src),
   );
   return result(r.outcome);

@@ -22,6 +22,8 @@
  *     ─► agent: onStart | onResume ─► turns (speech end, DTMF, silence) ─► …
  *          ├ *9, or the caller saying "stop recording" ─► consent_withdrawn, recording paused (turns go on)
  *          ├ agent transfer ─► transferring ─► media closes (not a loss)
+ *          ├ warm transfer ─► the call's legs mixed (legs.ts, transfer-warm.ts); after a restart mid-bridge the
+ *          │  matrix row brings the human back in (TurnManager.restoreBridge) and the agent stays out
  *          └ agent hangup / operator / policy ─► call_ended ─► media closes
  *   leg closed (any state) ─► close cascade, once: turns ─► turn-taking ─► pipeline ─► content (transcriber) ─► consent
  *     ─► call_media_lost unless ended or transferring (the call waits in `resuming`)
@@ -110,6 +112,8 @@ export class CallSession {
     const saved = deps.store.read(ref.tenant).agent_state.get(ref.callId);
     // the saved state is sealed with the call's key (recording/content-seal.ts)
     if (saved) session.turns.restore({ turn: saved.turn, state: ((await openOn(deps.store, ref.tenant, ref.callId, 'state', saved.state)) ?? {}) as Record<string, Json> });
+    // A restart mid-bridge: the human's leg is mixed in again from the matrix row; the agent stays out of it.
+    const bridged = session.turns.restoreBridge();
     session.wire();
     // The leg may have closed while this attach awaited the store and the agent registry: its 'closed' event is
     // gone, so close the session now (else it would run consent and start a recogniser nobody ever closes).
@@ -151,7 +155,7 @@ export class CallSession {
         void session.hangup('consent phase failed');
       },
     );
-    session.turns.enqueue(resumed ? 'onResume' : 'onStart', {});
+    if (!bridged) session.turns.enqueue(resumed ? 'onResume' : 'onStart', {});
     return session;
   }
 

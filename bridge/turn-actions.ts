@@ -12,6 +12,8 @@
  *   trace      (no row) an LLM request the agent's runtime timed: an `llm` span under the turn's `agent` span
  *   hangup     row 'hangup' ─► call_ended
  *   transfer   row 'transfer' ─► the leg's transfer, or a failed row and an error
+ *              warm ({ mode: 'warm' }): row 'transfer' {target, mode, timeout_ms} ─► bridge/transfer-warm.ts ─►
+ *              completed {outcome: bridged} | failed {outcome: failed, reason} (then onTransferFailed runs)
  *   gather     row 'note' {gather} ─► prompt ─► next DTMF digits / utterance / timeout ─► completed
  *              with the kind and the number of digits, never the digits (they may be card numbers)
  *   pause/resume recording (ctx.secure, ctx.pauseRecording('pci')) ─► the call's PCI pause (bridge/pci-pause.ts),
@@ -57,6 +59,8 @@ export interface TurnHost {
   agentTranscript(startMs: number, heardMs: number, text: string): void;
   hangup(reason: string): Promise<void>;
   transfer?(target: string): Promise<void>;
+  /** A warm transfer (bridge/transfer-warm.ts); absent: this call cannot make one. */
+  warmTransfer?(target: string, opts: { summary?: string; timeoutMs?: number }): Promise<{ ok: true } | { ok: false; reason: string }>;
   gather(opts: GatherOptions): Promise<GatherResult>;
   /** HTTP tools declared in the gateway's configuration for this agent (they take precedence). */
   configTools?: Readonly<Record<string, HttpToolDefinition>>;
@@ -149,6 +153,20 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
     return host.pci;
   };
 
+  const warm = async (target: string, opts: { summary?: string; timeoutMs?: number }): Promise<void> => {
+    const row = await request('transfer', nextId('transfer'), { target, mode: 'warm', timeout_ms: opts.timeoutMs ?? null, summary: opts.summary ?? null });
+    if (row.existing && row.status !== 'requested') return; // done in an earlier attempt of this turn
+    if (!host.warmTransfer) {
+      await complete(row.action_id, false, { error: 'this call cannot make a warm transfer' });
+      throw new ActionError(`warm transfer to ${target} is not available on this call`);
+    }
+    const out = await host.warmTransfer(target, { ...(opts.summary !== undefined ? { summary: opts.summary } : {}), ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}) }).catch(async (err: unknown) => {
+      await complete(row.action_id, false, { outcome: 'failed', reason: 'failed', error: String(err) });
+      throw err;
+    });
+    await complete(row.action_id, out.ok, out.ok ? { outcome: 'bridged', target } : { outcome: 'failed', reason: out.reason, target });
+  };
+
   return {
     say: (text) => speak(nextId('say'), sayArgs(text), () => host.synthesize(text), text),
     pauseRecording: (reason) => pci().pause(reason),
@@ -177,7 +195,8 @@ export function turnActions(host: TurnHost, agent: Agent, turn: number, hook: st
       if (!row.existing) await complete(row.action_id, true, null);
       await host.hangup(reason.slice(0, 200));
     },
-    transfer: async (target) => {
+    transfer: async (target, opts) => {
+      if (opts?.mode === 'warm') return warm(target, opts);
       const row = await request('transfer', nextId('transfer'), { target });
       if (row.existing && row.status !== 'requested') {
         if (row.status === 'succeeded') return;

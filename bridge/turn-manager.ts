@@ -8,6 +8,11 @@
  *                                                                          ─► silence clock armed (if onSilence)
  *   gather (an action) ─► the next digits / utterance go to the waiting turn instead of starting one
  *   transfer (an action, or consent's decline policy) ─► call_transfer_started ─► the media closes
+ *   warm transfer (an action) ─► bridge/call-transfers.ts, transfer-warm.ts on the call's legs (legs.ts): turns held while
+ *     it runs; bridged ─► turns stay closed (the agent has left), the human hanging up ends the call;
+ *     failed ─► turns open again and onTransferFailed {reason} runs next
+ *   a restart in a bridge (the call's last matrix row `warm:bridged`): `restoreBridge` waits for the human's resumed
+ *     leg (bridge/human-legs.ts) and mixes it in again; turns stay closed
  *
  * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
@@ -29,6 +34,8 @@ import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
 import type { TraceSpan } from '../telemetry/tracing.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
+import { CallTransfers } from './call-transfers.ts';
+import type { TransferFailure } from '../agents/types.ts';
 
 export interface TurnExtra {
   durationMs?: number;
@@ -37,6 +44,7 @@ export interface TurnExtra {
   answered?: AnsweredInfo;
   /** The utterance was a backchannel: true from its words = no agent turn (bridge/turn-taking.ts). */
   backchannel?: (text: string | null) => boolean;
+  transferFailed?: { reason: TransferFailure; target: string };
 }
 
 export class TurnManager {
@@ -55,6 +63,8 @@ export class TurnManager {
   private standIn = false;
   /** Aborted when the media closes: a tool waiting for approval is cancelled. */
   private readonly closing = new AbortController();
+  /** Warm transfers and the bridge they leave (bridge/call-transfers.ts). */
+  private readonly transfers: CallTransfers;
 
   constructor(
     private readonly ctx: CallContext,
@@ -62,6 +72,7 @@ export class TurnManager {
     private readonly hangup: (reason: string) => Promise<void>,
   ) {
     this.gatherer = new Gatherer(ctx.pipeline);
+    this.transfers = new CallTransfers(ctx, this.closing.signal, hangup);
     this.routeName = ctx.call.name;
     this.silence = new SilenceClock(
       ctx.deps.silenceMs ?? 8000,
@@ -122,7 +133,14 @@ export class TurnManager {
 
   /** Consent is done (granted, or the policy lets the call continue): speech and keys start turns. */
   openTurns(): void {
-    this.open = true;
+    if (!this.transfers.agentOut) this.open = true;
+  }
+
+  /** At attach: a restart mid-bridge brings the human back in (bridge/call-transfers.ts); true when bridged (turns stay closed). */
+  restoreBridge(): boolean {
+    const bridged = this.transfers.restore();
+    if (bridged) this.open = false;
+    return bridged;
   }
 
   speechStarted(): void {
@@ -168,9 +186,24 @@ export class TurnManager {
     this.ctx.leg.close(`transfer to ${target}`);
   }
 
+  /**
+   * Warm transfer (bridge/transfer-warm.ts): the caller's speech and keys start no turns meanwhile; bridged, they
+   * never do again (the agent has left); failed, they do, and `onTransferFailed` runs next.
+   */
+  private async warmTransfer(target: string, opts: { summary?: string; timeoutMs?: number }): Promise<{ ok: true } | { ok: false; reason: TransferFailure }> {
+    const wasOpen = this.open;
+    this.open = false;
+    const out = await this.transfers.warm(target, opts);
+    if (out.ok) return { ok: true };
+    this.open = wasOpen;
+    if (!this.ctx.closed) this.enqueue('onTransferFailed', { transferFailed: { reason: out.reason, target } });
+    return { ok: false, reason: out.reason };
+  }
+
   /** The media is gone: a waiting gather times out, the silence clock stops, the agent version is released. */
   close(): void {
     this.closing.abort();
+    this.transfers.close();
     this.gatherer.close();
     this.silence.clear();
     this.deps.agents.release(this.ctx.agent);
@@ -215,6 +248,7 @@ export class TurnManager {
     if (extra.digit !== undefined) input.digit = extra.digit;
     if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
     if (extra.answered !== undefined) input.answered = extra.answered;
+    if (extra.transferFailed !== undefined) input.transferFailed = extra.transferFailed;
     const started = await this.deps.store.submit(
       agent_turn_started,
       { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },
@@ -314,6 +348,7 @@ export class TurnManager {
       agentTranscript: (startMs, heardMs, text) => this.content.agentSaid(startMs, heardMs, text),
       hangup: (reason) => this.hangup(reason),
       transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
+      warmTransfer: this.transfers.available ? (target, opts) => this.warmTransfer(target, opts) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
       toolApproval: this.deps.toolApproval,
       closed: this.closing.signal,

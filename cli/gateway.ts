@@ -26,6 +26,7 @@ import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../http/server.ts';
 import { CallControl } from '../bridge/call-control.ts';
 import { CallManager } from '../bridge/call-manager.ts';
+import { HumanLegs } from '../bridge/human-legs.ts';
 import { NodeDrain } from '../bridge/drain.ts';
 import { CampaignRunner } from '../campaigns/scheduler.ts';
 import { NodeOwnership } from '../bridge/ownership.ts';
@@ -211,7 +212,17 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   if (vad.kind !== 'energy') logger.info({ vad: vad.kind }, 'voice activity detection: silero (onnxruntime)');
   const tracer = await startTracer({ endpoint: config.telemetry.otlpEndpoint, node: store.node, version: VERSION });
   if (tracer.enabled) logger.info({ endpoint: config.telemetry.otlpEndpoint }, 'tracing: one trace per call, exported over OTLP/HTTP');
+  // Warm transfers (bridge/transfer-warm.ts) dial the human through the adapters' dial router, set once they listen.
+  const humans = new HumanLegs();
+  const transferDialer = {
+    dial: (r: { tenant: string; caller: string; from: string; to: string }) => {
+      if (!api.dialer) return Promise.reject(new Error('outbound dialing is not ready'));
+      return api.dialer.dial(r);
+    },
+  };
   const calls = new CallManager({
+    humans,
+    transferDialer,
     tracer,
     recordings,
     store,
@@ -243,7 +254,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
   calls.onAttached((callId) => admission.attached(callId));
   if (admission.enabled) logger.info({ ...limits }, 'admission control on: new calls beyond these limits get a busy answer');
   const refusals = new RefusalLog(store, { logger });
-  const control = new CallControl({ store, sessions: calls, admission, refusals, logger });
+  const control = new CallControl({ store, sessions: calls, admission, refusals, logger, humans });
   const adapters = adapterList(
     builtinAdapters({
       publicUrl: config.http.publicUrl,

@@ -18,6 +18,10 @@
  * event and the agent's audio keeps flowing (media/turn-taking.ts). The VAD
  * is the energy one (media/vad.ts) unless a `detector` is given (the silero
  * one, media/vad-silero.ts, chosen by SWITCHBOARD_VAD in media/vad-factory.ts).
+ *
+ * Several legs (bridge/legs.ts): while `routeOutbound(sink)` is set, agent frames go to the sink (the call's mixer)
+ * instead of the leg, idle slots send nothing, and the recorder's `agent` channel gets what the mixer says the
+ * caller heard (`recordHeard`). Unset (a plain two-party call) the path is the one above, untouched.
  */
 import type { CallLeg, CallLegEvents } from './call-leg.ts';
 import { SafeEmitter } from './emitter.ts';
@@ -88,6 +92,8 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   private speechEndedAt = 0;
   private playSeq = 0;
   private closed = false;
+  /** Set while the call's audio is mixed from several legs (bridge/legs.ts). */
+  private sink: ((frame: AudioFrame) => void) | null = null;
   readonly stats = { callerFrames: 0, bargeIns: 0, backchannels: 0, tapErrors: 0 };
 
   constructor(
@@ -105,7 +111,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
       leg.on('dtmf', (d) => void this.emit('dtmf', d)),
       leg.on('markPlayed', (name) => this.onMarkPlayed(name)),
       this.outbound.on('frame', (f) => this.onAgentFrame(f)),
-      this.outbound.on('idle', () => void (this.leg.closed || this.leg.sendIdle())),
+      this.outbound.on('idle', () => void (this.sink !== null || this.leg.closed || this.leg.sendIdle())),
       this.outbound.on('mark', (m) => this.onLocalMark(m)),
     );
     clock.add(this.outbound);
@@ -154,6 +160,19 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
       }
       this.outbound.mark(`e:${id}`);
     });
+  }
+
+  /**
+   * While `sink` is set, agent frames go to it instead of the leg (and not to the taps): the call's mixer decides
+   * who hears them (bridge/legs.ts). Null gives the leg back its own path.
+   */
+  routeOutbound(sink: ((frame: AudioFrame) => void) | null): void {
+    this.sink = sink;
+  }
+
+  /** While mixed: what the caller heard in one slot, for the taps' `agent` channel (the recorder). */
+  recordHeard(frame: AudioFrame): void {
+    if (!this.closed) this.runTaps(frame, 'agent');
   }
 
   /** Clears agent audio now (barge-in, or an agent-initiated stop). */
@@ -213,6 +232,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   }
 
   private onAgentFrame(frame: AudioFrame): void {
+    if (this.sink !== null) return this.sink(frame);
     if (!this.leg.closed) this.leg.sendFrame(frame.samples);
     this.runTaps(frame, 'agent');
   }

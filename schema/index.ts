@@ -22,6 +22,7 @@ import { campaignReducers } from './campaigns.ts';
 import { dncReducers } from './dnc.ts';
 import { turnTakingReducers } from './turn-taking.ts';
 import { providerAccountReducers } from './provider-accounts.ts';
+import { callMatrixReducers } from './call-matrix.ts';
 
 /**
  * Reducers only older logs hold: applied when such a log replays (or a command carried by name from one arrives),
@@ -33,7 +34,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...contentReducers, ...turnTakingReducers, ...providerAccountReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...contentReducers, ...turnTakingReducers, ...providerAccountReducers, ...callMatrixReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -25,3 +25,4 @@ export { campaign_attempt_decided, campaign_attempt_dialed, campaign_attempt_fin
 export { dnc_added, dnc_removed } from './dnc.ts';
 export { call_turn_decided } from './turn-taking.ts';
 export { provider_account_removed, provider_account_set } from './provider-accounts.ts';
+export { call_matrix_set } from './call-matrix.ts';

@@ -14,6 +14,7 @@ import { recording_pauses, redaction_policies, transcript_redactions } from './p
 import { answered_by } from './answered-by.ts';
 import { turn_decisions } from './turn-taking.ts';
 import { provider_accounts } from './provider-account-tables.ts';
+import { call_matrices } from './call-matrix.ts';
 import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 const id = z.string().min(1).max(200);
@@ -423,6 +424,7 @@ export const log_levels = defineTable({
 export { agent_pauses, number_fallbacks } from './pause-tables.ts';
 export { answered_by } from './answered-by.ts';
 export { turn_decisions } from './turn-taking.ts';
+export { call_matrices } from './call-matrix.ts';
 
 export const tables = {
   tenants,
@@ -460,5 +462,6 @@ export const tables = {
   dnc_numbers,
   turn_decisions,
   provider_accounts,
+  call_matrices,
 };
 export type SwitchboardTables = typeof tables;

@@ -26,7 +26,7 @@ export const ErrorInfo = z.object({
 });
 export type ErrorInfo = z.infer<typeof ErrorInfo>;
 
-export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered'] as const;
+export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered', 'onTransferFailed'] as const;
 const HookSchema = z.enum(HOOKS);
 
 const DtmfOptions = z.object({ maxDigits: z.number().int().positive().optional(), finishOn: z.string().optional() });
@@ -45,7 +45,9 @@ const TurnInputSchema = z.object({
   digit: z.string().optional(),
   silentMs: z.number().optional(),
   answered: z.object({ by: z.enum(['human', 'machine', 'unknown']), treatedAs: z.enum(['human', 'machine']), evidence: z.record(z.string(), json) }).optional(),
+  transferFailed: z.object({ reason: z.enum(['declined', 'no_answer', 'busy', 'timeout', 'hangup', 'failed']), target: z.string() }).optional(),
 });
+const TransferOptionsSchema = z.object({ mode: z.enum(['blind', 'warm']).optional(), summary: z.string().max(2000).optional(), timeoutMs: z.number().int().positive().max(600_000).optional() });
 
 const ToolContextSchema = z.object({ callId: z.string(), turn: z.number().int(), requestId: z.string() });
 
@@ -68,7 +70,7 @@ export const ActionCall = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('say'), args: z.tuple([z.string()]) }),
   z.object({ kind: z.literal('play'), args: z.tuple([z.instanceof(Uint8Array)]) }),
   z.object({ kind: z.literal('gather'), args: z.tuple([GatherOptionsSchema]) }),
-  z.object({ kind: z.literal('transfer'), args: z.tuple([z.string().min(1)]) }),
+  z.object({ kind: z.literal('transfer'), args: z.union([z.tuple([z.string().min(1)]), z.tuple([z.string().min(1), TransferOptionsSchema])]) }),
   z.object({ kind: z.literal('hangup'), args: z.tuple([z.string()]) }),
   z.object({ kind: z.literal('tool'), args: z.tuple([z.string(), json]) }),
   z.object({ kind: z.literal('note'), args: z.tuple([z.string()]) }),
@@ -153,7 +155,7 @@ export function applyAction(actions: TurnActions, call: ActionCall): Promise<unk
     case 'gather':
       return actions.gather(call.args[0]);
     case 'transfer':
-      return actions.transfer(call.args[0]);
+      return call.args[1] === undefined ? actions.transfer(call.args[0]) : actions.transfer(call.args[0], call.args[1]);
     case 'hangup':
       return actions.hangup(call.args[0]);
     case 'tool':

@@ -82,7 +82,7 @@ function serve(port: MessagePort, bundlePath: string): void {
       say: (text) => call<SayResult>('say', [text]),
       play: (wav) => call<SayResult>('play', [wav]),
       gather: (opts) => call<GatherResult>('gather', [opts]),
-      transfer: (target) => call<void>('transfer', [target]),
+      transfer: (target, opts) => call<void>('transfer', opts === undefined ? [target] : [target, opts]),
       hangup: (reason) => call<void>('hangup', [reason]),
       tool: (name, args) => call<Json>('tool', [name, args]),
       note: (text) => call<void>('note', [text]),

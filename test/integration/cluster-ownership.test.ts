@@ -153,7 +153,7 @@ test('a node that applies another node’s claim on its call stops that call’s
   const callId = await liveCall(a, 'fence-1');
   const ref = { tenant: 'acme', callId };
   const legA = new MemoryLeg(false);
-  const session = await a.control.attach(ref, legA);
+  const session = (await a.control.attach(ref, legA))!; // a session: no transfer waits for this call
   void session.pipeline.play(new Int16Array(8000 * 30).fill(2000));
   await until(() => legA.sentFrames.length >= 10, 'node-a sends the agent’s audio');
   await settle(a, b);
