@@ -112,8 +112,11 @@ export class RtpInactivity {
   }
 }
 
-/** The `Reason` header of our BYE (RFC 3326): 408 "RTP timeout" for an RTP timeout, else cause 200 with the end reason. */
+/**
+ * The `Reason` header of our BYE (RFC 3326): 408 "RTP timeout" for an RTP timeout, else cause 200 with the end reason.
+ * The leg's close reason is the end reason, or `call ended: <end reason>` when call control closed it (call-session.ts).
+ */
 export function byeReason(reason: string): string {
-  if (reason === RTP_TIMEOUT_REASON) return 'SIP;cause=408;text="RTP timeout"';
+  if (reason === RTP_TIMEOUT_REASON || reason.endsWith(`: ${RTP_TIMEOUT_REASON}`)) return 'SIP;cause=408;text="RTP timeout"';
   return `SIP;cause=200;text="${reason.replace(/["\\]/g, '').slice(0, 80)}"`;
 }

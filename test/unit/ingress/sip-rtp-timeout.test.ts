@@ -150,6 +150,7 @@ test('start again (a resumed leg after a restart) gives a full timeout from then
 test("the BYE's Reason: 408 \"RTP timeout\" for an RTP timeout, else cause 200 naming the end reason", () => {
   assert.equal(byeReason(RTP_TIMEOUT_REASON), 'SIP;cause=408;text="RTP timeout"');
   assert.equal(RTP_TIMEOUT_REASON, 'sip:rtp-timeout');
+  assert.equal(byeReason('call ended: sip:rtp-timeout'), 'SIP;cause=408;text="RTP timeout"', 'closed by call control');
   assert.equal(byeReason('agent:hangup'), 'SIP;cause=200;text="agent:hangup"');
   assert.equal(byeReason('a "quoted" \\ one'), 'SIP;cause=200;text="a quoted  one"');
 });
