@@ -7,6 +7,7 @@
  *   Session-Expires 180;refresher=uac and keeps the call.
  * Both calls end `sip:bye` (never `sip:session-expired`). The bounds checked are the protocol's (half the interval,
  * the expiry), read from sipp's own trace; the test waits for messages, never for a duration of its own.
+ * sipp sends no RTP in these calls, so the RTP inactivity timeout is off (SWITCHBOARD_SIP_RTP_TIMEOUT_MS=0).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
