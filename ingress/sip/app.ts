@@ -334,6 +334,7 @@ export class SipApp implements UasHandler {
   private watchRtp(ctx: CallCtx): void {
     const limits = this.deps.rtpTimeout ?? DEFAULT_RTP_TIMEOUT;
     ctx.rtpWatch = new RtpInactivity(limits, { packets: () => ctx.rtp.stats.packetsIn, held: () => ctx.held }, (idleMs, held) => {
+      if (ctx.claimPending) return; // a takeover not (yet) granted: the call is not ours to end (takeover.ts)
       this.log.warn({ call: ctx.ref.callId, callId: ctx.dialog.snap.callId, idleMs, held }, 'no RTP from the far end: ending the call with BYE');
       this.endThenClose(ctx, RTP_TIMEOUT_REASON, `no RTP for ${idleMs} ms${held ? ' (on hold)' : ''}`);
     });
