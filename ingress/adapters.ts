@@ -18,6 +18,7 @@ import type { TrunkConfig } from './sip/trunk-config.ts';
 import type { OutboundConfig } from './sip/outbound-config.ts';
 import type { EncryptionPolicies } from './sip/encryption-policy.ts';
 import type { SipTlsSettings } from './sip/tls.ts';
+import type { RtpTimeoutLimits } from './sip/rtp-timeout.ts';
 import { OUTBOUND_CPS as sipCps } from './sip/cps.ts';
 import { OUTBOUND_CPS as twilioCps } from './twilio/cps.ts';
 import { OUTBOUND_CPS as vonageCps } from './vonage/cps.ts';
@@ -39,7 +40,7 @@ export interface IngressSettings {
   /** SWITCHBOARD_PROVIDER_ACCOUNTS: the credentials outbound calls are placed with (absent: none). */
   accounts?: ProviderAccounts;
   /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, session-timer Min-SE, early media, trunk admission, outbound routes, TLS, encryption policy). */
-  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; earlyMedia: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig; tls?: SipTlsSettings; encryption?: EncryptionPolicies };
+  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; rtpTimeout?: RtpTimeoutLimits; earlyMedia: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig; tls?: SipTlsSettings; encryption?: EncryptionPolicies };
   /** SWITCHBOARD_WEBRTC_*. */
   webrtc: WebrtcConfig;
 }

@@ -11,7 +11,7 @@
  *           ├─ admin      token
  *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
- *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, earlyMedia, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
+ *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, rtpTimeout, earlyMedia, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
  *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
  *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram, vad ─► cli/speech.ts, media/vad-factory.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
@@ -53,6 +53,8 @@ export interface Config {
     advertise: string | undefined;
     ringMs: number;
     minSe: number;
+    /** SWITCHBOARD_SIP_RTP_TIMEOUT_MS, SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS (ingress/sip/rtp-timeout.ts); 0 = never. */
+    rtpTimeout: { activeMs: number; holdMs: number };
     earlyMedia: string | undefined;
     dialTimeoutMs: number;
     trunk: TrunkConfig;
@@ -143,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       advertise,
       ringMs: e.SWITCHBOARD_SIP_RING_MS,
       minSe: e.SWITCHBOARD_SIP_MIN_SE,
+      rtpTimeout: { activeMs: e.SWITCHBOARD_SIP_RTP_TIMEOUT_MS, holdMs: e.SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS },
       earlyMedia: e.SWITCHBOARD_SIP_EARLY_MEDIA,
       dialTimeoutMs: e.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS,
       trunk: trunkSettings(e, { host, advertise }),

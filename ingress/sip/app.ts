@@ -20,6 +20,10 @@
  * call records its transport and media encryption (`recordSecurity`). SRTP keys go into the dialog snapshot sealed
  * with the recording master key, the far end's rollover counter is stored when it grows, and a re-INVITE or UPDATE
  * never downgrades an SRTP call (offer-answer.ts).
+ *
+ * RTP inactivity (rtp-timeout.ts): an answered or resumed call whose far end sends no RTP for
+ * SWITCHBOARD_SIP_RTP_TIMEOUT_MS (SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS while it holds the call) ends `sip:rtp-timeout`
+ * with BYE (`Reason: SIP;cause=408;text="RTP timeout"`).
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -45,6 +49,7 @@ import { ALLOW, SUPPORTED, type Refusal, type ValidRequest } from './validate.ts
 import { parseRAck } from './prack.ts';
 import { SessionRefresher } from './refresh.ts';
 import { RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
+import { byeReason, DEFAULT_RTP_TIMEOUT, RTP_TIMEOUT_REASON, RtpInactivity, type RtpTimeoutLimits } from './rtp-timeout.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of call control (bridge/call-control.ts). */
@@ -70,6 +75,8 @@ export interface SipAppDeps {
   encryption?: EncryptionPolicies;
   /** The recording master key, which seals SRTP keys in the store (default: a per-process key — no resume of SRTP calls). */
   masterKey?: () => MasterKey;
+  /** RTP inactivity limits (SWITCHBOARD_SIP_RTP_TIMEOUT_MS, SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS); default 60 s, never while held. */
+  rtpTimeout?: RtpTimeoutLimits;
 }
 
 export interface CallCtx {
@@ -86,6 +93,8 @@ export interface CallCtx {
   srtpLevel: EncryptionPolicy['srtp'];
   /** A takeover's leg before its claim is granted (takeover.ts): closed meanwhile, it sends no BYE. */
   claimPending?: boolean;
+  /** The RTP inactivity watch (rtp-timeout.ts), from the answer (or the resume) until the call ends. */
+  rtpWatch?: RtpInactivity;
 }
 
 export class SipApp implements UasHandler {
@@ -256,6 +265,7 @@ export class SipApp implements UasHandler {
     for (const ctx of this.dialogs.values()) {
       ctx.awaitingAck = null;
       ctx.timer?.stop();
+      ctx.rtpWatch?.stop();
       ctx.rtp.close();
     }
     this.dialogs.clear();
@@ -316,7 +326,19 @@ export class SipApp implements UasHandler {
     if (rtp.srtp) rtp.srtp.onRollover = (inbound) => this.offers.storeRollover(ctx, inbound);
     this.dialogs.set(dialog.id, ctx);
     this.timers.start(ctx);
+    this.watchRtp(ctx);
     return ctx;
+  }
+
+  /** Starts the call's RTP inactivity watch (rtp-timeout.ts): a full timeout from now, whether answered or resumed. */
+  private watchRtp(ctx: CallCtx): void {
+    const limits = this.deps.rtpTimeout ?? DEFAULT_RTP_TIMEOUT;
+    ctx.rtpWatch = new RtpInactivity(limits, { packets: () => ctx.rtp.stats.packetsIn, held: () => ctx.held }, (idleMs, held) => {
+      if (ctx.claimPending) return; // a takeover not (yet) granted: the call is not ours to end (takeover.ts)
+      this.log.warn({ call: ctx.ref.callId, callId: ctx.dialog.snap.callId, idleMs, held }, 'no RTP from the far end: ending the call with BYE');
+      this.endThenClose(ctx, RTP_TIMEOUT_REASON, `no RTP for ${idleMs} ms${held ? ' (on hold)' : ''}`);
+    });
+    ctx.rtpWatch.start();
   }
 
   /** The call's transport and media encryption on its row; a failure is logged (the call goes on). */
@@ -417,7 +439,7 @@ export class SipApp implements UasHandler {
     const snap = dialog.snap;
     const sentBy = this.uas.transport.sentBy(snap.transport, this.localAddress({ transport: snap.transport, address: snap.peer.address, port: snap.peer.port }));
     const { req, dest } = dialog.request('BYE', sentBy, {});
-    req.headers.add('reason', `SIP;cause=200;text="${reason.replace(/["\\]/g, '').slice(0, 80)}"`);
+    req.headers.add('reason', byeReason(reason));
     const status = await this.uas.sendRequest(req, dest);
     this.log.info({ callId: snap.callId, status, reason }, 'BYE sent');
   }
@@ -426,6 +448,7 @@ export class SipApp implements UasHandler {
     if (this.dialogs.get(ctx.dialog.id) === ctx) this.dialogs.delete(ctx.dialog.id);
     ctx.awaitingAck = null;
     ctx.timer?.stop();
+    ctx.rtpWatch?.stop();
     this.deps.rtp.release(ctx.rtp.port);
   }
 }

@@ -28,6 +28,7 @@
 import dgram from 'node:dgram';
 import { IngressConfigError, IngressListenError, type IngressAdapter, type IngressHost, type MountedIngress } from '../port.ts';
 import { PROVIDER, SipApp, type SipCallControl } from './app.ts';
+import type { RtpTimeoutLimits } from './rtp-timeout.ts';
 import { TrunkAdmission } from './admission.ts';
 import { EncryptionPolicies } from './encryption-policy.ts';
 import { SipTlsError, SipTlsListener, type SipTlsSettings } from './tls.ts';
@@ -55,6 +56,8 @@ export interface SipOptions {
   ringMs?: number;
   /** Session timers (RFC 4028): the smallest Session-Expires accepted, seconds (SWITCHBOARD_SIP_MIN_SE), default 90. */
   minSe?: number;
+  /** RTP inactivity (rtp-timeout.ts; SWITCHBOARD_SIP_RTP_TIMEOUT_MS, SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS): default 60 s, never while held. */
+  rtpTimeout?: RtpTimeoutLimits;
   /** Early media (SWITCHBOARD_SIP_EARLY_MEDIA, early-media.ts): a WAV file, or KEY=FILE rules per route/trunk, played after 183 + SDP; absent = 180. */
   earlyMedia?: string;
   timers?: Partial<SipTimers>;
@@ -136,6 +139,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     advertise: deps.advertise,
     ringMs: deps.ringMs,
     minSe: deps.minSe,
+    rtpTimeout: deps.rtpTimeout,
     earlyMedia: EarlyMediaRoutes.parse(deps.earlyMedia),
     encryption: deps.encryption ?? EncryptionPolicies.none(),
     masterKey: () => loadOrCreateMasterKey(host.dataDir),

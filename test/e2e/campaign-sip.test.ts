@@ -10,7 +10,8 @@
  * the restart delayed by 25 s, the campaign stalled in 3 of 4 runs with 3 numbers `live` — calls answered before
  * the kill that stay live after the restart, apparently those whose callee hung up while the node was down (sipp's
  * BYE retransmitted for longer, `-max_retrans`/`-max_non_invite_retrans 60`, did not change it). Under load a slow
- * restart can hit the same case.
+ * restart can hit the same case. Such a call now ends `sip:rtp-timeout` (ingress/sip/rtp-timeout.ts): the test runs
+ * with SWITCHBOARD_SIP_RTP_TIMEOUT_MS=10000 (sipp's callees send no RTP, and hang up within 2.5 s).
  */
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -77,7 +78,9 @@ if (insidePrivateNetwork(import.meta.filename, 600_000)) {
     const port = await freePort();
     const dataDir = tmpDir('sb-campaign-');
     await seed(dataDir);
-    const env = { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '33000-33199', SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'none' };
+    // sipp's callees send no RTP and hang up within 2.5 s: a call still live after 10 s without RTP is one whose BYE
+    // was lost while the node was down, and the RTP inactivity timeout ends it (the default 60 s is as long as the waits).
+    const env = { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '33000-33199', SWITCHBOARD_STT: 'none', SWITCHBOARD_TTS: 'none', SWITCHBOARD_SIP_RTP_TIMEOUT_MS: '10000' };
     gw = await spawnGateway({ port, dataDir, env });
     sipp = await startSippUas({ scenario: 'uas_answer_random.xml', ip: '127.0.0.1', port: 5070, timeoutS: 560, calls: COUNT });
     const dnc = [target(4), target(17), target(33)];

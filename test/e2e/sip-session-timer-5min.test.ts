@@ -7,6 +7,7 @@
  *   Session-Expires 180;refresher=uac and keeps the call.
  * Both calls end `sip:bye` (never `sip:session-expired`). The bounds checked are the protocol's (half the interval,
  * the expiry), read from sipp's own trace; the test waits for messages, never for a duration of its own.
+ * sipp sends no RTP in these calls, so the RTP inactivity timeout is off (SWITCHBOARD_SIP_RTP_TIMEOUT_MS=0).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -24,7 +25,8 @@ let sipPort: number;
 before(async () => {
   sipPort = await freePort();
   const low = 30000 + 2 * Math.floor(Math.random() * 4000);
-  gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: String(sipPort), SWITCHBOARD_RTP_PORTS: `${low}-${low + 99}` } });
+  // sipp sends no RTP in these calls: the RTP inactivity timeout (60 s by default) is off, or it would end them.
+  gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: String(sipPort), SWITCHBOARD_RTP_PORTS: `${low}-${low + 99}`, SWITCHBOARD_SIP_RTP_TIMEOUT_MS: '0' } });
   resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'default' }, { tenant: 'default', caller: 'test' }));
 });
 after(async () => {
