@@ -85,11 +85,14 @@ async function checkAfter(info: UpInfo, providerCallId: string, victim: string, 
   // What the agent said is sealed with the call's key, which lives in the cluster's object store: read it through
   // the survivor's API (opened there) while the cluster is up.
   const http = info.nodes.find((n) => n.id === survivor)!.http;
-  const listed = await api<{ calls: Array<{ id: string; provider_call_id: string | null }> }>(http, 'GET', '/v1/calls?limit=100');
-  const callId = listed.body.calls.find((c) => c.provider_call_id === providerCallId)?.id;
-  assert.ok(callId, `the survivor lists the call: ${JSON.stringify(listed.body)}`);
-  const detail = await api<{ agent_actions: Array<{ args: unknown }> }>(http, 'GET', `/v1/calls/${callId}`);
-  const said = detail.body.agent_actions.map((a) => a.args);
+  type Detail = { call: { provider_call_id: string | null }; agent_actions: Array<{ args: unknown }> };
+  const listed = await api<{ calls: Array<{ id: string }> }>(http, 'GET', '/v1/calls?limit=100');
+  let said: unknown[] | null = null;
+  for (const c of listed.body.calls) {
+    const detail = await api<Detail>(http, 'GET', `/v1/calls/${c.id}`);
+    if (detail.body.call?.provider_call_id === providerCallId) said = detail.body.agent_actions.map((a) => a.args);
+  }
+  assert.ok(said, `the survivor has the call: ${JSON.stringify(listed.body)}`);
   assert.equal(await cluster!.stop(), 0);
   cluster = null;
   const dirs = info.nodes.map((n) => ({ id: n.id, dir: path.join(info.dir, 'nodes', n.id) }));

@@ -13,6 +13,7 @@ import { schema } from '../../schema/index.ts';
 import { resolveDurability, Store } from '../../store/index.ts';
 import { freePort, spawnGateway, type GatewayProcess } from '../helpers/gateway.ts';
 import { runSipp } from '../helpers/sipp.ts';
+import { api } from '../helpers/api.ts';
 import { resultOf } from '../helpers/store.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 import { consent_policy_created, number_added, tenant_created } from '../../schema/reducers.ts';
@@ -42,6 +43,17 @@ async function waitLog(g: GatewayProcess, text: string, ms: number): Promise<voi
   while (!g.logs.some((l) => l.includes(text))) {
     if (Date.now() > end) throw new Error(`no "${text}" in the gateway log:\n${g.logs.slice(-20).join('\n')}`);
     await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until the gateway's one call is `held` (its API), within a generous bound. */
+async function heldVia(url: string, boundMs: number): Promise<void> {
+  const end = Date.now() + boundMs;
+  for (;;) {
+    const r = await api<{ calls: Array<{ state: string }> }>(url, 'GET', '/v1/calls').catch(() => null);
+    if (r?.body.calls?.[0]?.state === 'held') return;
+    if (Date.now() > end) throw new Error(`the call was not held within ${boundMs} ms: ${JSON.stringify(r?.body)}`);
+    await new Promise((res) => setTimeout(res, 100));
   }
 }
 
@@ -99,7 +111,8 @@ test('kill -9 while a SIP call is on hold: the re-INVITE state survives (still h
   gw = await spawnGateway({ port, dataDir, env });
   const sipp = runSipp({ scenario: 'uac_hold_kill.xml', port: sipPort, service: NOTIFY_NUMBER.slice(1), timeoutS: 80 });
   await waitLog(gw, 'SIP call answered', 20_000);
-  await new Promise((r) => setTimeout(r, 4500)); // the hold re-INVITE goes 2 s after the ACK
+  // The hold re-INVITE goes 6 s after the ACK (once the disclosure is over): kill once the call is held.
+  await heldVia(gw.publicUrl, 30_000);
   await gw.kill9();
   gw = await spawnGateway({ port, dataDir, env });
   await waitLog(gw, 'SIP call resumed after restart', 10_000);
