@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Resampler } from './resample.ts';
 import type { Vad, VadEvent } from './vad.ts';
+import { SpeechGate } from './vad-gate.ts';
 
 const WINDOW = 512;
 const CONTEXT = 64;
@@ -74,8 +75,7 @@ export interface SileroVadOptions {
 export class SileroVad implements Vad {
   readonly stats = { windows: 0, dropped: 0, errors: 0, inferMs: 0 };
   private readonly threshold: number;
-  private readonly attackFrames: number;
-  private readonly releaseFrames: number;
+  private readonly gate: SpeechGate;
   private resampler: Resampler | null = null;
   private rate = 0;
   private readonly buf = new Float32Array(CONTEXT + WINDOW);
@@ -83,10 +83,7 @@ export class SileroVad implements Vad {
   private state: OrtTensor;
   private readonly sr: OrtTensor;
   private prob = 0;
-  private isSpeaking = false;
   private lastVoiced = false;
-  private loudRun = 0;
-  private quietRun = 0;
   private queue: Float32Array[] = [];
   private running: Promise<void> | null = null;
   private closed = false;
@@ -96,14 +93,13 @@ export class SileroVad implements Vad {
     opts: SileroVadOptions = {},
   ) {
     this.threshold = opts.threshold ?? 0.5;
-    this.attackFrames = Math.max(1, Math.floor(opts.attackFrames ?? 3));
-    this.releaseFrames = Math.max(1, Math.floor(opts.releaseFrames ?? 20));
+    this.gate = new SpeechGate(opts.attackFrames, opts.releaseFrames);
     this.state = new model.ort.Tensor('float32', new Float32Array(2 * 128), [2, 1, 128]);
     this.sr = new model.ort.Tensor('int64', BigInt64Array.from([16000n]), []);
   }
 
   get speaking(): boolean {
-    return this.isSpeaking;
+    return this.gate.speaking;
   }
 
   get voiced(): boolean {
@@ -117,32 +113,15 @@ export class SileroVad implements Vad {
 
   process(frame: Int16Array, sampleRate = 8000): VadEvent | null {
     this.feed(frame, sampleRate);
-    const margin = this.isSpeaking ? this.threshold - 0.15 : this.threshold;
+    const margin = this.gate.speaking ? this.threshold - 0.15 : this.threshold;
     const voiced = this.prob >= margin;
     // What counts towards a barge-in is the strict threshold: the hysteresis only keeps a speech stretch together.
     this.lastVoiced = this.prob >= this.threshold;
-    if (voiced) {
-      this.loudRun++;
-      this.quietRun = 0;
-      if (!this.isSpeaking && this.loudRun >= this.attackFrames) {
-        this.isSpeaking = true;
-        return 'speech_start';
-      }
-    } else {
-      this.quietRun++;
-      this.loudRun = 0;
-      if (this.isSpeaking && this.quietRun >= this.releaseFrames) {
-        this.isSpeaking = false;
-        return 'speech_end';
-      }
-    }
-    return null;
+    return this.gate.step(voiced);
   }
 
   reset(): void {
-    this.isSpeaking = false;
-    this.loudRun = 0;
-    this.quietRun = 0;
+    this.gate.reset();
   }
 
   /** Resolves when every window fed so far has been run (tests, the bench). */

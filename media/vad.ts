@@ -17,6 +17,7 @@
  * `initialFloorDb`.
  * Works for any frame length and sample rate; processing allocates nothing.
  */
+import { SpeechGate } from './vad-gate.ts';
 
 export type VadEvent = 'speech_start' | 'speech_end';
 
@@ -74,8 +75,7 @@ export function frameLevelDb(frame: Int16Array): number {
 export class EnergyVad implements Vad {
   private readonly thresholdDb: number;
   private readonly minSpeechDb: number;
-  private readonly attackFrames: number;
-  private readonly releaseFrames: number;
+  private readonly gate: SpeechGate;
   private readonly hysteresisDb: number;
   private readonly floorRise: number;
   private readonly spreadDb: number;
@@ -84,17 +84,13 @@ export class EnergyVad implements Vad {
   private historyLen = 0;
   private historyPos = 0;
   private floorDb: number;
-  private isSpeaking = false;
-  private loudRun = 0;
-  private quietRun = 0;
   private lastLevel = SILENCE_DB;
   private lastLoud = false;
 
   constructor(opts: EnergyVadOptions = {}) {
     this.thresholdDb = opts.thresholdDb ?? 10;
     this.minSpeechDb = opts.minSpeechDb ?? -50;
-    this.attackFrames = Math.max(1, Math.floor(opts.attackFrames ?? 3));
-    this.releaseFrames = Math.max(1, Math.floor(opts.releaseFrames ?? 20));
+    this.gate = new SpeechGate(opts.attackFrames, opts.releaseFrames);
     this.hysteresisDb = opts.hysteresisDb ?? 3;
     this.floorRise = opts.floorRiseDbPerFrame ?? 0.1;
     this.floorDb = opts.initialFloorDb ?? -60;
@@ -104,7 +100,7 @@ export class EnergyVad implements Vad {
 
   /** True between 'speech_start' and 'speech_end'. */
   get speaking(): boolean {
-    return this.isSpeaking;
+    return this.gate.speaking;
   }
 
   /** The last frame was loud (above the floor by the margin, and above the gate). */
@@ -126,35 +122,18 @@ export class EnergyVad implements Vad {
   process(frame: Int16Array): VadEvent | null {
     const level = frameLevelDb(frame);
     this.lastLevel = level;
-    const margin = this.isSpeaking ? this.thresholdDb - this.hysteresisDb : this.thresholdDb;
-    const gate = this.isSpeaking ? this.minSpeechDb - this.hysteresisDb : this.minSpeechDb;
+    const margin = this.gate.speaking ? this.thresholdDb - this.hysteresisDb : this.thresholdDb;
+    const gate = this.gate.speaking ? this.minSpeechDb - this.hysteresisDb : this.minSpeechDb;
     const loud = level > this.floorDb + margin && level > gate;
     this.lastLoud = loud;
     this.adaptFloor(level, loud);
 
-    if (loud) {
-      this.loudRun++;
-      this.quietRun = 0;
-      if (!this.isSpeaking && this.loudRun >= this.attackFrames) {
-        this.isSpeaking = true;
-        return 'speech_start';
-      }
-    } else {
-      this.quietRun++;
-      this.loudRun = 0;
-      if (this.isSpeaking && this.quietRun >= this.releaseFrames) {
-        this.isSpeaking = false;
-        return 'speech_end';
-      }
-    }
-    return null;
+    return this.gate.step(loud);
   }
 
   /** Forgets speech state (keeps the learned noise floor). */
   reset(): void {
-    this.isSpeaking = false;
-    this.loudRun = 0;
-    this.quietRun = 0;
+    this.gate.reset();
   }
 
   private adaptFloor(level: number, loud: boolean): void {
@@ -179,7 +158,7 @@ export class EnergyVad implements Vad {
       // Fall fast: a quieter frame is strong evidence of a lower floor.
       this.floorDb += 0.3 * (level - this.floorDb);
     } else {
-      const rise = loud || this.isSpeaking ? this.floorRise / 10 : this.floorRise;
+      const rise = loud || this.gate.speaking ? this.floorRise / 10 : this.floorRise;
       this.floorDb += Math.min(rise, level - this.floorDb);
     }
   }
