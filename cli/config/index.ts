@@ -11,7 +11,7 @@
  *           ├─ admin      token
  *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
- *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, earlyMedia, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
+ *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, earlyMedia, refer, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
  *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
  *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram, vad ─► cli/speech.ts, media/vad-factory.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
@@ -54,6 +54,7 @@ export interface Config {
     ringMs: number;
     minSe: number;
     earlyMedia: string | undefined;
+    refer: string | undefined;
     dialTimeoutMs: number;
     trunk: TrunkConfig;
     outbound: OutboundConfig;
@@ -144,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ringMs: e.SWITCHBOARD_SIP_RING_MS,
       minSe: e.SWITCHBOARD_SIP_MIN_SE,
       earlyMedia: e.SWITCHBOARD_SIP_EARLY_MEDIA,
+      refer: e.SWITCHBOARD_SIP_REFER,
       dialTimeoutMs: e.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS,
       trunk: trunkSettings(e, { host, advertise }),
       outbound: outboundSettings(e.SWITCHBOARD_SIP_OUTBOUND),
