@@ -14,7 +14,7 @@
  * re-INVITE and the restart continuation treat them like inbound ones.
  * A new call, from the INVITE to the attached leg (late offer and early media included), is new-call.ts.
  * REFER (refer.ts, SWITCHBOARD_SIP_REFER): a blind transfer goes out as REFER on routes that say `transfer` (the
- * NOTIFYs that follow are answered here); a REFER from the far end is refused 403 unless its route accepts it.
+ * NOTIFYs that follow are answered here); a REFER from the far end is refused 403 (accepting it is not built).
  *
  * Encryption (encryption-policy.ts): `screen` refuses an INVITE that came in clear on a trunk or route whose
  * policy requires TLS (403 + Warning, a `call_rejected`, no call row); `encryptionFor` gives SDES-SRTP (sdes.ts,
@@ -235,12 +235,12 @@ export class SipApp implements UasHandler {
     ctx.leg.dtmf(digit, 'sip-info');
   }
 
-  /** REFER from the far end (refer.ts): refused unless the route accepts it (SWITCHBOARD_SIP_REFER); 481 outside a call. */
+  /** REFER from the far end (refer.ts): 403 + Warning, the call goes on; 481 outside a call. */
   refer(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void {
     const ctx = this.find(v);
     if (!ctx) return void this.uas.respond(tx, 481);
     ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'REFER');
-    this.refers.refer(tx, v, this.referRoutes.forCall(referKey(ctx.dialog)), this.localAddress(peer));
+    this.refers.refer(tx, v, this.localAddress(peer));
   }
 
   /** NOTIFY of a REFER of ours (refer.ts): 200 and the transfer's progress; 481 outside a call. */

@@ -4,7 +4,7 @@
  *   SWITCHBOARD_SIP_REFER = SETTINGS                      every SIP call (the same as `*=SETTINGS`)
  *                         | KEY=SETTINGS, …               per route (a number or SIP URI), per trunk (a CIDR) or `*`;
  *                                                         the most specific match wins (route > trunk > `*`)
- *   SETTINGS = transfer | accept | transfer/accept | none
+ *   SETTINGS = transfer | none
  *
  * `transfer` — a blind transfer by the agent (`ctx.transfer(target)`) asks the far end (the carrier) to transfer:
  *
@@ -16,9 +16,9 @@
  *
  * Without `transfer` a SIP leg cannot make a blind transfer (the action fails, as it always has).
  *
- * `accept` — reserved for REFER from the far end (not carried out yet: such a REFER is refused like any other).
- * Without it a REFER in a call is answered `403 Forbidden (REFER is not accepted on this route)` with a `Warning`,
- * and the call goes on. A REFER or NOTIFY outside a live dialog gets 481.
+ * A REFER from the far end is answered `403 Forbidden (REFER is not accepted on this route)` with a `Warning`, and
+ * the call goes on: accepting it (dialling the Refer-To target) is not built yet, and `accept` as a setting stops the
+ * start saying so rather than being ignored. A REFER or NOTIFY outside a live dialog gets 481.
  */
 import type { Logger } from 'pino';
 import type { Dialog } from './dialog.ts';
@@ -33,13 +33,11 @@ const VARIABLE = 'SWITCHBOARD_SIP_REFER';
 export interface ReferSettings {
   /** Blind transfers go out as REFER. */
   transfer: boolean;
-  /** REFER from the far end is accepted (reserved: refused today). */
-  accept: boolean;
 }
 
-const NONE: ReferSettings = { transfer: false, accept: false };
+const NONE: ReferSettings = { transfer: false };
 
-/** Which SIP calls transfer by REFER and accept REFER (SWITCHBOARD_SIP_REFER). */
+/** Which SIP calls make blind transfers by REFER (SWITCHBOARD_SIP_REFER). */
 export class ReferRoutes {
   private constructor(private readonly rules: RouteRules<ReferSettings>) {}
 
@@ -50,14 +48,11 @@ export class ReferRoutes {
   /** Parses the variable; an unknown word throws naming the variable. */
   static parse(text: string | undefined): ReferRoutes {
     const value = (v: string, where: string): ReferSettings => {
-      const words = v.split('/').map((w) => w.trim().toLowerCase());
-      if (words.length === 1 && words[0] === 'none') return NONE;
-      const out = { transfer: false, accept: false };
-      for (const w of words) {
-        if (w === 'transfer' || w === 'accept') out[w] = true;
-        else throw new RouteRuleError(`${where}: "${v.trim()}" is not transfer, accept, transfer/accept or none`);
-      }
-      return out;
+      const word = v.trim().toLowerCase();
+      if (word === 'none') return NONE;
+      if (word === 'transfer') return { transfer: true };
+      if (word.split('/').includes('accept')) throw new RouteRuleError(`${where}: accepting REFER from the far end is not built yet (REFER is refused 403); use transfer or none`);
+      throw new RouteRuleError(`${where}: "${v.trim()}" is not transfer or none`);
     };
     try {
       return new ReferRoutes(RouteRules.parse(text, VARIABLE, value));
@@ -145,9 +140,9 @@ export class SipRefers {
     else if (state === 'terminated') this.settle(dialog.id, new ReferFailed('the transfer subscription ended without a final answer'));
   }
 
-  /** REFER from the far end: refused on a route that does not accept it (the call goes on). */
-  refer(tx: NonInviteServerTransaction, v: ValidRequest, settings: ReferSettings, host: string): void {
-    const why = settings.accept ? 'REFER from the far end is not supported yet' : 'REFER is not accepted on this route';
+  /** REFER from the far end: refused, the call goes on (no route accepts it yet). */
+  refer(tx: NonInviteServerTransaction, v: ValidRequest, host: string): void {
+    const why = 'REFER is not accepted on this route';
     this.deps.log.info({ callId: v.callId, referTo: v.req.headers.get('refer-to') }, `REFER refused: ${why}`);
     this.deps.respond(tx, 403, { reason: `Forbidden (${why})`, headers: [['Warning', `399 ${host} "${why}"`]] });
   }
