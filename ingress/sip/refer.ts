@@ -8,7 +8,7 @@
  *
  * `transfer` — a blind transfer by the agent (`ctx.transfer(target)`) asks the far end (the carrier) to transfer:
  *
- *   REFER (Refer-To: <target>) ─► 202 ─► NOTIFY sipfrag `SIP/2.0 100 Trying` … (each answered 200)
+ *   REFER (Refer-To: <target>; an E.164 number as tel:) ─► 202 ─► NOTIFY sipfrag `SIP/2.0 100 Trying` … (each answered 200)
  *        ─► NOTIFY sipfrag 2xx ─► the call ends `sip:transferred` (BYE)      — the transfer action succeeds
  *        ─► NOTIFY sipfrag ≥ 300, REFER answered ≥ 300 or not at all,
  *           a terminated subscription without a final sipfrag             — the action fails with the reason;
@@ -82,6 +82,12 @@ export function sipfragStatus(body: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
+/** The Refer-To URI of a transfer target: a URI as given, an E.164 number (or digits) as `tel:` (RFC 3966). */
+export function referTo(target: string): string {
+  const t = target.replace(/[<>\s]/g, '');
+  return /^\+?\d+$/.test(t) ? `tel:${t}` : t;
+}
+
 export class ReferFailed extends Error {
   override readonly name = 'ReferFailed';
 }
@@ -114,7 +120,7 @@ export class SipRefers {
     const timer = setTimeout(() => this.settle(dialog.id, new ReferFailed('no final NOTIFY came')), this.deps.notifyTimeoutMs ?? 64_000);
     try {
       const status = await this.deps.send(dialog, (req) => {
-        req.headers.add('refer-to', `<${target.replace(/[<>\s]/g, '')}>`);
+        req.headers.add('refer-to', `<${referTo(target)}>`);
         req.headers.add('referred-by', referredBy);
       });
       this.deps.log.info({ callId: dialog.snap.callId, target, status }, 'REFER answered');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import { Dialog, type DialogSnapshot } from '../../../ingress/sip/dialog.ts';
-import { ReferFailed, ReferRoutes, SipRefers, referKey, sipfragStatus } from '../../../ingress/sip/refer.ts';
+import { ReferFailed, ReferRoutes, SipRefers, referKey, referTo, sipfragStatus } from '../../../ingress/sip/refer.ts';
 
 const snap = (over: Partial<DialogSnapshot> = {}): DialogSnapshot => ({
   callId: 'c1', localTag: 'l', remoteTag: 'r', localUri: '<sip:15550100@10.0.0.9>', remoteUri: '<sip:caller@10.1.2.3>', remoteTarget: 'sip:caller@10.1.2.3',
@@ -30,6 +30,12 @@ test('SWITCHBOARD_SIP_REFER: one setting for every call, or rules per route and 
 test('the route key of a dialog: the peer address unmapped and our number with its +', () => {
   assert.deepEqual(referKey(new Dialog(snap())), { source: '10.1.2.3', number: '+15550100' });
   assert.deepEqual(referKey(new Dialog(snap({ localUri: '"Desk" <sip:desk@pbx.example>;x=1' }))), { source: '10.1.2.3', number: 'desk' });
+});
+
+test('Refer-To: a URI as given, a number as tel:', () => {
+  assert.equal(referTo('sip:desk@pbx.example'), 'sip:desk@pbx.example');
+  assert.equal(referTo(' +15559990000 '), 'tel:+15559990000');
+  assert.equal(referTo('<sip:a@b>'), 'sip:a@b');
 });
 
 test('sipfrag status lines', () => {
