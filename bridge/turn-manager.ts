@@ -29,7 +29,7 @@ import { SessionError, type CallContext } from './call-context.ts';
 import type { ContentManager } from './content-manager.ts';
 import { Gatherer } from './gather.ts';
 import { SilenceClock } from './silence.ts';
-import { turnActions, type TurnHost, type TurnSpans } from './turn-actions.ts';
+import { ActionError, turnActions, type TurnHost, type TurnSpans } from './turn-actions.ts';
 import { agent_state_saved, agent_turn_started } from '../schema/reducers.ts';
 import * as facts from './call-facts.ts';
 import type { TraceSpan } from '../telemetry/tracing.ts';
@@ -184,6 +184,25 @@ export class TurnManager {
     this.ctx.log.info({ target }, 'transferring the caller');
     // What the agent said before has played out (say resolves at playout): hand the call over.
     this.ctx.leg.close(`transfer to ${target}`);
+  }
+
+  /**
+   * Blind transfer the leg carries out itself (SIP REFER): the far end transfers the caller; once it reports
+   * success the call is `transferring` (target in the store) and ends `<provider>:transferred`. A failure leaves the
+   * caller with the agent and fails the action with the far end's reason.
+   */
+  private async transferByLeg(target: string): Promise<void> {
+    const leg = this.ctx.leg;
+    try {
+      await leg.blindTransfer!(target);
+    } catch (err) {
+      throw new ActionError(`transfer to ${target} failed: ${(err as Error).message}`);
+    }
+    const r = await facts.transferStarted(this.deps.store, this.ref, target, { caller: this.who().caller });
+    if (!r.ok) this.ctx.log.warn({ outcome: r }, 'call_transfer_started refused after the far end transferred');
+    this.ctx.markTransferring();
+    this.ctx.log.info({ target }, 'the far end transferred the caller');
+    await this.hangup(`${leg.description.provider}:transferred`);
   }
 
   /**
@@ -347,7 +366,7 @@ export class TurnManager {
       clockMs: () => ctx.clockMs(),
       agentTranscript: (startMs, heardMs, text) => this.content.agentSaid(startMs, heardMs, text),
       hangup: (reason) => this.hangup(reason),
-      transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : undefined,
+      transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : ctx.leg.description.transfer === 'refer' ? (target) => this.transferByLeg(target) : undefined,
       warmTransfer: this.transfers.available ? (target, opts) => this.warmTransfer(target, opts) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
       toolApproval: this.deps.toolApproval,

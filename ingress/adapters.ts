@@ -40,7 +40,7 @@ export interface IngressSettings {
   /** SWITCHBOARD_PROVIDER_ACCOUNTS: the credentials outbound calls are placed with (absent: none). */
   accounts?: ProviderAccounts;
   /** SWITCHBOARD_SIP_* (port, RTP range, advertise, ring and dial timeouts, session-timer Min-SE, early media, trunk admission, outbound routes, TLS, encryption policy). */
-  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; rtpTimeout?: RtpTimeoutLimits; earlyMedia: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig; tls?: SipTlsSettings; encryption?: EncryptionPolicies };
+  sip: { port: number; rtpPorts: { low: number; high: number }; advertise: string | undefined; ringMs: number; minSe: number; rtpTimeout?: RtpTimeoutLimits; earlyMedia: string | undefined; refer?: string | undefined; dialTimeoutMs: number; trunk: TrunkConfig; outbound: OutboundConfig; tls?: SipTlsSettings; encryption?: EncryptionPolicies };
   /** SWITCHBOARD_WEBRTC_*. */
   webrtc: WebrtcConfig;
 }

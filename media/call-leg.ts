@@ -48,9 +48,10 @@ export interface LegDescription {
   /**
    * How a blind transfer is carried out: `redirect` — the call is marked
    * `transferring` and the media closed; the provider asks the call webhook
-   * again and is told to dial the target (Twilio <Dial>). `none` — not possible.
+   * again and is told to dial the target (Twilio <Dial>). `refer` — the leg asks the far end to transfer
+   * (`blindTransfer`, SIP REFER): the call ends once the far end reports success. `none` — not possible.
    */
-  transfer?: 'redirect' | 'none';
+  transfer?: 'redirect' | 'refer' | 'none';
   /**
    * The far end expects a packet every 20 ms whether or not the agent speaks (G.711 RTP to a trunk: carriers
    * drop calls on RTP inactivity, and jitter buffers read a silence gap as network delay). The pipeline then
@@ -66,6 +67,9 @@ export abstract class CallLeg extends SafeEmitter<CallLegEvents> {
   private heardAt = performance.now();
 
   abstract readonly description: LegDescription;
+
+  /** A leg whose `transfer` is `refer`: asks the far end to transfer the call; resolves once it has, rejects with why not. */
+  blindTransfer?(target: string): Promise<void>;
 
   /** Sends one paced 20 ms frame at `description.outputRate`. */
   abstract sendFrame(samples: Int16Array): void;

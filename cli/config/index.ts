@@ -11,7 +11,7 @@
  *           ├─ admin      token
  *           ├─ admission  maxCalls, maxLoopLagMs                                   ─► bridge/admission.ts
  *           ├─ providers  twilio.authToken, vonage.signatureSecret                 ─► ingress/twilio, ingress/vonage
- *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, rtpTimeout, earlyMedia, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
+ *           ├─ sip        port, rtpPorts, advertise, ringMs, minSe, rtpTimeout, earlyMedia, refer, dialTimeoutMs, trunk, outbound, tls, encryption ─► ingress/sip
  *           ├─ webrtc     ICE servers, host addresses, ports, demo, Opus, grace   ─► ingress/webrtc
  *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram, vad ─► cli/speech.ts, media/vad-factory.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
@@ -56,6 +56,7 @@ export interface Config {
     /** SWITCHBOARD_SIP_RTP_TIMEOUT_MS, SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS (ingress/sip/rtp-timeout.ts); 0 = never. */
     rtpTimeout: { activeMs: number; holdMs: number };
     earlyMedia: string | undefined;
+    refer: string | undefined;
     dialTimeoutMs: number;
     trunk: TrunkConfig;
     outbound: OutboundConfig;
@@ -147,6 +148,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       minSe: e.SWITCHBOARD_SIP_MIN_SE,
       rtpTimeout: { activeMs: e.SWITCHBOARD_SIP_RTP_TIMEOUT_MS, holdMs: e.SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS },
       earlyMedia: e.SWITCHBOARD_SIP_EARLY_MEDIA,
+      refer: e.SWITCHBOARD_SIP_REFER,
       dialTimeoutMs: e.SWITCHBOARD_SIP_DIAL_TIMEOUT_MS,
       trunk: trunkSettings(e, { host, advertise }),
       outbound: outboundSettings(e.SWITCHBOARD_SIP_OUTBOUND),

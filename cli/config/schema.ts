@@ -141,6 +141,7 @@ export const VARIABLES = {
   SWITCHBOARD_SIP_RTP_TIMEOUT_MS: spec({ schema: ms.default(60_000), section: 'sip', default: '60000', meaning: 'an answered call whose far end sends no RTP for this long ends sip:rtp-timeout (BYE, Reason 408); 0 = never' }),
   SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS: spec({ schema: ms.default(0), section: 'sip', default: '0', meaning: 'the same while the far end holds the call (sendonly, inactive, 0.0.0.0); 0 = never' }),
   SWITCHBOARD_SIP_EARLY_MEDIA: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no early media (180 Ringing)', meaning: 'early media: FILE, or KEY=FILE|none,… per number, CIDR or * (most specific wins); WAV 16-bit PCM mono 8 kHz: 183 + SDP and the prompt before the 200' }),
+  SWITCHBOARD_SIP_REFER: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'no blind transfer on SIP calls; REFER refused 403', meaning: 'REFER (RFC 3515): SETTINGS, or KEY=SETTINGS,… per number, CIDR or * (most specific wins); SETTINGS transfer (blind transfers as REFER) | none' }),
   SWITCHBOARD_SIP_OUTBOUND: spec({ schema: raw.optional(), section: 'sip', default: null, unset: 'unauthenticated, straight to the target', meaning: 'JSON file of credentials per target host for outbound calls' }),
   SWITCHBOARD_SIP_DIAL_TIMEOUT_MS: spec({ schema: ms.default(60_000), section: 'sip', default: '60000', meaning: 'outbound: ringing this long → CANCEL' }),
   // ── WebRTC ───────────────────────────────────────────────────────────────────────────────────────────────────────

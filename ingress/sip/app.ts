@@ -13,6 +13,8 @@
  * (uac.ts) join here once answered (`adoptOutbound`): from then on BYE, INFO,
  * re-INVITE and the restart continuation treat them like inbound ones.
  * A new call, from the INVITE to the attached leg (late offer and early media included), is new-call.ts.
+ * REFER (refer.ts, SWITCHBOARD_SIP_REFER): a blind transfer goes out as REFER on routes that say `transfer` (the
+ * NOTIFYs that follow are answered here); a REFER from the far end is refused 403 (accepting it is not built).
  *
  * Encryption (encryption-policy.ts): `screen` refuses an INVITE that came in clear on a trunk or route whose
  * policy requires TLS (403 + Warning, a `call_rejected`, no call row); `encryptionFor` gives SDES-SRTP (sdes.ts,
@@ -48,6 +50,7 @@ import type { SipUas, UasHandler } from './uas.ts';
 import { ALLOW, SUPPORTED, type Refusal, type ValidRequest } from './validate.ts';
 import { parseRAck } from './prack.ts';
 import { SessionRefresher } from './refresh.ts';
+import { ReferRoutes, SipRefers, referKey } from './refer.ts';
 import { RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
 import { byeReason, DEFAULT_RTP_TIMEOUT, RTP_TIMEOUT_REASON, RtpInactivity, type RtpTimeoutLimits } from './rtp-timeout.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
@@ -77,6 +80,8 @@ export interface SipAppDeps {
   masterKey?: () => MasterKey;
   /** RTP inactivity limits (SWITCHBOARD_SIP_RTP_TIMEOUT_MS, SWITCHBOARD_SIP_RTP_HOLD_TIMEOUT_MS); default 60 s, never while held. */
   rtpTimeout?: RtpTimeoutLimits;
+  /** REFER per trunk and route (SWITCHBOARD_SIP_REFER, refer.ts); absent = blind transfers impossible, REFER refused. */
+  refer?: ReferRoutes;
 }
 
 export interface CallCtx {
@@ -107,6 +112,8 @@ export class SipApp implements UasHandler {
   private readonly timers: SessionRefresher<CallCtx>;
   /** Offers in live calls: re-INVITE and UPDATE with SDP, SRTP re-keys (offer-answer.ts). */
   private readonly offers: OfferAnswer;
+  /** Blind transfers by REFER in flight, and the answers to REFER and NOTIFY (refer.ts). */
+  private readonly refers: SipRefers;
   /** The calls of dead nodes taken over (cluster mode, takeover.ts). */
   private takeover: SipTakeover<CallCtx> | null = null;
 
@@ -141,6 +148,18 @@ export class SipApp implements UasHandler {
       answerHeaders: (peer, timer) => this.answerHeaders(peer, timer),
       endThenClose: (ctx, reason, detail) => this.endThenClose(ctx, reason, detail),
       detach: (p, call, what) => this.detach(p, call, what),
+    });
+    this.refers = new SipRefers({
+      log: this.log,
+      send: (dialog, build) => {
+        const snap = dialog.snap;
+        const peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
+        const { req, dest } = dialog.request('REFER', this.uas.transport.sentBy(snap.transport, this.localAddress(peer)));
+        req.headers.add('contact', this.contact(peer));
+        build(req);
+        return this.uas.sendRequest(req, dest);
+      },
+      respond: (tx, status, opts) => void this.uas.respond(tx, status, opts),
     });
     this.calls = new NewCalls({
       deps,
@@ -223,6 +242,26 @@ export class SipApp implements UasHandler {
     if (digit === null) return void this.uas.respond(tx, 400, { reason: 'Bad Request (no DTMF signal)' });
     this.uas.respond(tx, 200);
     ctx.leg.dtmf(digit, 'sip-info');
+  }
+
+  /** REFER from the far end (refer.ts): 403 + Warning, the call goes on; 481 outside a call. */
+  refer(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void {
+    const ctx = this.find(v);
+    if (!ctx) return void this.uas.respond(tx, 481);
+    ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'REFER');
+    this.refers.refer(tx, v, this.localAddress(peer));
+  }
+
+  /** NOTIFY of a REFER of ours (refer.ts): 200 and the transfer's progress; 481 outside a call. */
+  notify(tx: NonInviteServerTransaction, v: ValidRequest): void {
+    const ctx = this.find(v);
+    if (!ctx) return void this.uas.respond(tx, 481);
+    ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'NOTIFY');
+    this.refers.notify(tx, v, ctx.dialog);
+  }
+
+  private get referRoutes(): ReferRoutes {
+    return this.deps.refer ?? ReferRoutes.none();
   }
 
   /** PRACK (RFC 3262 §4): 200 when its RAck acknowledges a reliable 18x of ours, else 481. */
@@ -318,7 +357,8 @@ export class SipApp implements UasHandler {
    */
   private track(dialog: Dialog, rtp: RtpSession, ref: { tenant: string; callId: string }, held: boolean, awaitingAck: InviteServerTransaction | null = null): CallCtx {
     const ctx: CallCtx = { dialog, rtp, ref, leg: null as unknown as SipLeg, awaitingAck, held, timer: null, srtpLevel: 'allow' };
-    ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => this.detach(this.hangUp(ctx, reason), ref.callId, 'BYE not sent'));
+    const referBy = this.referRoutes.forCall(referKey(dialog)).transfer ? (target: string) => this.refers.transfer(dialog, target, dialog.snap.localUri) : undefined;
+    ctx.leg = new SipLeg(rtp, dialog.snap, (reason) => this.detach(this.hangUp(ctx, reason), ref.callId, 'BYE not sent'), referBy);
     rtp.on('fault', (detail) => {
       this.log.error({ call: ref.callId, callId: dialog.snap.callId, detail }, 'SIP media failed: ending the call');
       this.endThenClose(ctx, 'sip:media-fault', detail);
@@ -446,6 +486,7 @@ export class SipApp implements UasHandler {
 
   private forget(ctx: CallCtx): void {
     if (this.dialogs.get(ctx.dialog.id) === ctx) this.dialogs.delete(ctx.dialog.id);
+    this.refers.forget(ctx.dialog);
     ctx.awaitingAck = null;
     ctx.timer?.stop();
     ctx.rtpWatch?.stop();

@@ -41,6 +41,7 @@ import { SipDialer } from './uac.ts';
 import { sipTrunks, trunkFor } from './trunk-routes.ts';
 import { storedAccounts, type ProviderSection } from '../provider-accounts.ts';
 import { EarlyMediaRoutes } from './early-media.ts';
+import { ReferRoutes } from './refer.ts';
 import { loadOrCreateMasterKey } from '../../recording/master-key.ts';
 import { loadWerift } from '../werift.ts';
 
@@ -60,6 +61,8 @@ export interface SipOptions {
   rtpTimeout?: RtpTimeoutLimits;
   /** Early media (SWITCHBOARD_SIP_EARLY_MEDIA, early-media.ts): a WAV file, or KEY=FILE rules per route/trunk, played after 183 + SDP; absent = 180. */
   earlyMedia?: string;
+  /** REFER per trunk and route (SWITCHBOARD_SIP_REFER, refer.ts): `transfer` sends blind transfers as REFER; absent = none. */
+  refer?: string;
   timers?: Partial<SipTimers>;
   /**
    * Trunk admission settings (SWITCHBOARD_SIP_ALLOW, _USERS, _REALM, _RATE: trunk-config.ts) and outbound routes
@@ -142,6 +145,7 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     rtpTimeout: deps.rtpTimeout,
     earlyMedia: EarlyMediaRoutes.parse(deps.earlyMedia),
     encryption: deps.encryption ?? EncryptionPolicies.none(),
+    refer: ReferRoutes.parse(deps.refer),
     masterKey: () => loadOrCreateMasterKey(host.dataDir),
   });
   const handler: UasHandler = {
@@ -152,6 +156,8 @@ export async function mountSip(host: SipHost, deps: SipOptions): Promise<SipIngr
     bye: (tx, v) => app.bye(tx, v),
     info: (tx, v) => app.info(tx, v),
     prack: (tx, v) => app.prack(tx, v),
+    refer: (tx, v, peer) => app.refer(tx, v, peer),
+    notify: (tx, v) => app.notify(tx, v),
     update: (tx, v) => app.update(tx, v),
     cancel: (tx) => app.cancel(tx),
     unavailable: () => host.calls.unavailableRetryAfter?.() ?? null,

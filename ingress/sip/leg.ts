@@ -4,7 +4,7 @@
  * DTMF from RFC 4733 events, SIP INFO, or — when the far end offered no
  * telephone-event — in-band Goertzel detection. Outbound frames go straight
  * out as RTP (the pacer already paces them; there is no far-end buffer to
- * clear). Closing the leg gracefully (agent hangup, consent decline) sends BYE;
+ * clear). A blind transfer is a REFER where the route allows it (refer.ts). Closing the leg gracefully (agent hangup, consent decline) sends BYE;
  * a detach at shutdown does not, so a restarted node can carry the call on.
  */
 import { CallLeg, type DtmfSource, type LegDescription } from '../../media/call-leg.ts';
@@ -30,6 +30,8 @@ export class SipLeg extends CallLeg {
     readonly dialog: DialogSnapshot,
     /** Sends BYE (called once, when the leg is closed gracefully from our side). */
     private readonly hangup: (reason: string) => void,
+    /** A blind transfer by REFER (refer.ts), on routes whose SWITCHBOARD_SIP_REFER says `transfer`; absent = none. */
+    private readonly refer?: (target: string) => Promise<void>,
   ) {
     super();
     this.description = {
@@ -40,13 +42,19 @@ export class SipLeg extends CallLeg {
       outputRate: 8000,
       reportsPlayout: false,
       resume: { ...dialog } as unknown as Record<string, unknown>,
-      transfer: 'none',
+      transfer: refer ? 'refer' : 'none',
       // RTP to a trunk runs without gaps: RTP-inactivity timers, and timestamps that follow the clock.
       continuousMedia: true,
     };
     this.updateMedia();
     rtp.on('audio', (samples, gap) => this.onAudio(samples, gap));
     rtp.on('dtmf', (digit) => this.dtmf(digit, 'rfc4733'));
+  }
+
+  /** Asks the far end to transfer the call (REFER); rejects with the reason when it does not. */
+  override blindTransfer(target: string): Promise<void> {
+    if (!this.refer) return Promise.reject(new Error('this SIP route does not transfer by REFER'));
+    return this.refer(target);
   }
 
   /** After a re-INVITE: in-band detection only when no telephone-event was negotiated. */

@@ -5,8 +5,8 @@
  * admission refusals (rate limit, allowlist, digest challenge) and the application's early refusals (`screen`:
  * an INVITE to a number nobody routes) — stateless too, RFC 3261 §8.2.7: a flood from a forged source gets one
  * datagram per request, never a retransmitted one — retransmissions (stored response), CANCEL (200 + the INVITE's 487 by the
- * handler), ACKs of error responses, and OPTIONS (200, or 503 + Retry-After while the node drains). INVITE, ACK of a 2xx, BYE, INFO, PRACK (RFC 3262) and UPDATE
- * (RFC 3311) go to the application. Responses go to the
+ * handler), ACKs of error responses, and OPTIONS (200, or 503 + Retry-After while the node drains). INVITE, ACK of a 2xx, BYE, INFO, PRACK (RFC 3262), UPDATE
+ * (RFC 3311), REFER and NOTIFY (RFC 3515, refer.ts) go to the application. Responses go to the
  * client transactions (client-transaction.ts) of what we send — an outbound
  * INVITE (uac.ts), BYE, CANCEL; a response matching none is discarded.
  */
@@ -35,6 +35,10 @@ export interface UasHandler {
   prack?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
   /** UPDATE (RFC 3311): a mid-dialog offer or a session refresh. */
   update?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
+  /** REFER (RFC 3515) in a dialog: refer.ts. Absent: 405. */
+  refer?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
+  /** NOTIFY (RFC 3515 §2.4.4: a REFER's progress) in a dialog: refer.ts. Absent: 405. */
+  notify?(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void;
   /** A CANCEL matched an INVITE still proceeding; the handler answers that INVITE (487). */
   cancel(inviteTx: InviteServerTransaction): void;
   /** Retry-After seconds while the node takes no new calls (draining): OPTIONS then answers 503, else null. */
@@ -181,6 +185,10 @@ export class SipUas {
         return h.prack ? h.prack(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
       case 'UPDATE':
         return h.update ? h.update(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 481);
+      case 'REFER':
+        return h.refer ? h.refer(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 405, { headers: [['Allow', ALLOW.join(', ')]] });
+      case 'NOTIFY':
+        return h.notify ? h.notify(tx as NonInviteServerTransaction, v, peer) : void this.respond(tx, 405, { headers: [['Allow', ALLOW.join(', ')]] });
       case 'OPTIONS': {
         // A draining node answers 503: a dispatcher probing with OPTIONS (Kamailio) stops sending it new calls.
         const retryAfter = h.unavailable?.() ?? null;

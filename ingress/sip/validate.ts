@@ -8,9 +8,9 @@ import { parseCSeq, parseNameAddr, parseSipUri, parseVia, type CSeq, type NameAd
 import type { SipRequest } from './message.ts';
 
 /** Methods this UAS implements. */
-export const ALLOW = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO', 'PRACK', 'UPDATE'] as const;
+export const ALLOW = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO', 'PRACK', 'UPDATE', 'REFER', 'NOTIFY'] as const;
 /** Known SIP methods we do not accept at this endpoint (405, not 501). */
-const KNOWN_NOT_ALLOWED = new Set(['REGISTER', 'SUBSCRIBE', 'NOTIFY', 'MESSAGE', 'REFER', 'PUBLISH']);
+const KNOWN_NOT_ALLOWED = new Set(['REGISTER', 'SUBSCRIBE', 'MESSAGE', 'PUBLISH']);
 /** Option tags we support: RFC 4028 session timers (session-timer.ts), RFC 3262 reliable provisionals (prack.ts). */
 export const SUPPORTED = ['timer', '100rel'] as const;
 const SINGLE = ['call-id', 'from', 'to', 'cseq', 'max-forwards', 'content-length', 'content-type'];
