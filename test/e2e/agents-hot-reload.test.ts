@@ -40,7 +40,9 @@ before(async () => {
   await new Promise<void>((r) => tool.listen(0, '127.0.0.1', r));
   toolUrl = `http://127.0.0.1:${(tool.address() as { port: number }).port}/charge`;
   open.push({ close: () => new Promise((r) => tool.close(r)) });
-  gw = await startTestGateway({ env: { SWITCHBOARD_AGENT_TURN_TIMEOUT_MS: '4000', SWITCHBOARD_AGENT_SILENCE_MS: '600000' } });
+  // A turn's bound covers its says being synthesised and heard: 20 calls greeted at once on a busy 2-core box took
+  // over 4 s, and the worker was stopped as hung. The crash cases below exit the worker; they do not need the bound.
+  gw = await startTestGateway({ env: { SWITCHBOARD_AGENT_TURN_TIMEOUT_MS: '15000', SWITCHBOARD_AGENT_SILENCE_MS: '600000' } });
   open.push({ close: () => gw.stop() });
   assert.equal((await api(gw.publicUrl, 'POST', '/v1/consent-policies', { body: { name: 'short', mode: 'notify', disclosure_text: 'Recorded line.' } })).status, 201);
   assert.equal((await api(gw.publicUrl, 'POST', '/v1/numbers', { body: { number: NUMBER, agent: 'concierge', consent_policy: 'short', provider: 'twilio' } })).status, 201);
