@@ -4,29 +4,21 @@
  * ciphertext. The AAD binds the tenant and the provider: a sealed blob copied to another tenant's or provider's row
  * does not open.
  *
- *   sealed = base64( iv (12) ‖ tag (16) ‖ AES-256-GCM(master, iv, JSON(credentials), AAD "SBACCT1|tenant|provider") )
+ *   sealed = base64( recording/aead.ts sealAead(master, "SBACCT1|tenant|provider", JSON(credentials)) )
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { openAead, sealAead } from '../recording/aead.ts';
 import type { MasterKey } from '../recording/master-key.ts';
 
-const aad = (tenant: string, provider: string): Buffer => Buffer.from(`SBACCT1|${tenant}|${provider}`, 'utf8');
+const aad = (tenant: string, provider: string): string => `SBACCT1|${tenant}|${provider}`;
 
 export function sealCredentials(master: MasterKey, tenant: string, provider: string, credentials: Readonly<Record<string, string>>): { sealed: string; keyId: string } {
-  const iv = randomBytes(12);
-  const c = createCipheriv('aes-256-gcm', master.key, iv);
-  c.setAAD(aad(tenant, provider));
-  const body = Buffer.concat([c.update(JSON.stringify(credentials), 'utf8'), c.final()]);
-  return { sealed: Buffer.concat([iv, c.getAuthTag(), body]).toString('base64'), keyId: master.keyId };
+  return { sealed: sealAead(master.key, aad(tenant, provider), JSON.stringify(credentials)).toString('base64'), keyId: master.keyId };
 }
 
 /** The credentials, or null when the blob does not open under this key (another key, or altered). */
 export function openCredentials(master: MasterKey, tenant: string, provider: string, sealed: string): Record<string, string> | null {
   try {
-    const raw = Buffer.from(sealed, 'base64');
-    const d = createDecipheriv('aes-256-gcm', master.key, raw.subarray(0, 12));
-    d.setAAD(aad(tenant, provider));
-    d.setAuthTag(raw.subarray(12, 28));
-    const json = Buffer.concat([d.update(raw.subarray(28)), d.final()]).toString('utf8');
+    const json = openAead(master.key, aad(tenant, provider), Buffer.from(sealed, 'base64')).toString('utf8');
     const parsed: unknown = JSON.parse(json);
     if (typeof parsed !== 'object' || parsed === null) return null;
     return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));

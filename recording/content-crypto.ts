@@ -9,14 +9,11 @@
  *
  * Nothing else is kept beside the ciphertext (no length hint beyond the ciphertext's own, no key id).
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { IV_BYTES, TAG_BYTES, openAead, sealAead } from './aead.ts';
 import { canonicalJson, type Json } from '../store/index.ts';
 
 export const SEALED_PREFIX = 'sbc1.';
 export const SEALED_KEY = '$sbc1';
-const IV = 12;
-const TAG = 16;
-
 export class ContentSealError extends Error {
   constructor(
     readonly code: 'content_key_destroyed' | 'content_tampered' | 'content_bad_format',
@@ -27,45 +24,20 @@ export class ContentSealError extends Error {
   }
 }
 
-/**
- * IVs come from a pool of random bytes refilled 512 IVs at a time: as random as one `randomBytes(12)` per value,
- * without a call into the CSPRNG per sealed field (measurable on the store's write path).
- */
-let ivPool = Buffer.alloc(0);
-let ivAt = 0;
-function nextIv(): Buffer {
-  if (ivAt + IV > ivPool.length) {
-    ivPool = randomBytes(IV * 512);
-    ivAt = 0;
-  }
-  const iv = ivPool.subarray(ivAt, ivAt + IV);
-  ivAt += IV;
-  return iv;
-}
-
-function aad(callId: string, field: string): Buffer {
-  return Buffer.from(`sbc1|${callId}|${field}`, 'utf8');
-}
+const aad = (callId: string, field: string): string => `sbc1|${callId}|${field}`;
 
 /** Seals one string under the call's key. */
 export function sealText(key: Buffer, callId: string, field: string, plain: string): string {
-  const iv = nextIv();
-  const c = createCipheriv('aes-256-gcm', key, iv);
-  c.setAAD(aad(callId, field));
-  const body = Buffer.concat([iv, c.update(plain, 'utf8'), c.final(), c.getAuthTag()]);
-  return SEALED_PREFIX + body.toString('base64url');
+  return SEALED_PREFIX + sealAead(key, aad(callId, field), plain).toString('base64url');
 }
 
 /** Opens a string sealed by `sealText`; throws `content_tampered` when the key, call or field do not match. */
 export function openText(key: Buffer, callId: string, field: string, sealed: string): string {
   if (!isSealedText(sealed)) throw new ContentSealError('content_bad_format', 'not a sealed value');
   const body = Buffer.from(sealed.slice(SEALED_PREFIX.length), 'base64url');
-  if (body.length < IV + TAG) throw new ContentSealError('content_bad_format', 'sealed value too short');
-  const d = createDecipheriv('aes-256-gcm', key, body.subarray(0, IV));
-  d.setAAD(aad(callId, field));
-  d.setAuthTag(body.subarray(body.length - TAG));
+  if (body.length < IV_BYTES + TAG_BYTES) throw new ContentSealError('content_bad_format', 'sealed value too short');
   try {
-    return Buffer.concat([d.update(body.subarray(IV, body.length - TAG)), d.final()]).toString('utf8');
+    return openAead(key, aad(callId, field), body).toString('utf8');
   } catch {
     throw new ContentSealError('content_tampered', `sealed ${field} of call ${callId} does not open with its key`);
   }

@@ -17,7 +17,8 @@
  * refused rather than sealed under a new key. `cached()` serves the synchronous full-text indexer (schema/search.ts
  * via store option `indexText`): the node that sealed a segment has its key in memory.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { openAead, sealAead } from './aead.ts';
 import { BlobStoreError, blobKeySegment, type BlobStore } from '../store/index.ts';
 import { ContentSealError } from './content-crypto.ts';
 import type { MasterKey } from './master-key.ts';
@@ -37,7 +38,7 @@ interface WrappedKey {
   v: 1;
   keyId: string;
   masterKeyId: string;
-  /** base64 iv(12) ‖ ciphertext(32) ‖ tag(16) */
+  /** base64 of recording/aead.ts sealAead: iv(12) ‖ ciphertext(32) ‖ tag(16) */
   wrapped: string;
 }
 
@@ -49,8 +50,8 @@ function blobKey(ref: CallKeyRef, suffix = ''): string {
   return `${PREFIX}/${blobKeySegment(ref.tenant)}/${call}${suffix}`;
 }
 
-function wrapAad(master: MasterKey, keyId: string): Buffer {
-  return Buffer.from(`SBCK1 content key|${master.keyId}|${keyId}`, 'utf8');
+function wrapAad(master: MasterKey, keyId: string): string {
+  return `SBCK1 content key|${master.keyId}|${keyId}`;
 }
 
 export class ContentKeyring {
@@ -161,21 +162,13 @@ export class ContentKeyring {
   }
 
   private wrap(k: ContentKey): Buffer {
-    const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.master.key, iv);
-    c.setAAD(wrapAad(this.master, k.keyId));
-    const wrapped = Buffer.concat([iv, c.update(k.key), c.final(), c.getAuthTag()]).toString('base64');
+    const wrapped = sealAead(this.master.key, wrapAad(this.master, k.keyId), k.key).toString('base64');
     const body: WrappedKey = { v: 1, keyId: k.keyId, masterKeyId: this.master.keyId, wrapped };
     return Buffer.from(JSON.stringify(body));
   }
 
   private unwrap(bytes: Buffer): ContentKey {
     const body = JSON.parse(bytes.toString('utf8')) as WrappedKey;
-    const raw = Buffer.from(body.wrapped, 'base64');
-    const d = createDecipheriv('aes-256-gcm', this.master.key, raw.subarray(0, 12));
-    d.setAAD(wrapAad(this.master, body.keyId));
-    d.setAuthTag(raw.subarray(raw.length - 16));
-    const key = Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]);
-    return { keyId: body.keyId, key };
+    return { keyId: body.keyId, key: openAead(this.master.key, wrapAad(this.master, body.keyId), Buffer.from(body.wrapped, 'base64')) };
   }
 }
