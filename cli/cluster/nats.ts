@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { freeTcpPort, killGroup, sleep, spawnGroup, stopGroup, waitForTcp, type Child } from './processes.ts';
+import { freeTcpPorts, killGroup, sleep, spawnGroup, stopGroup, type Child } from './processes.ts';
 
 /** Debian installs nats-server in /usr/sbin, which a non-root PATH lacks. */
 export function natsServerBin(): string {
@@ -39,6 +39,8 @@ export interface NatsClusterOptions {
   bin?: string;
   /** The cluster's name in the route config. */
   name?: string;
+  /** Chooses the `n` ports of one attempt (client ports then route ports; default: freeTcpPorts). */
+  choosePorts?: (n: number) => Promise<number[]>;
 }
 
 export interface NatsCluster {
@@ -77,13 +79,64 @@ async function waitForJetStream(urls: string[], timeoutMs: number): Promise<void
   }
 }
 
-/** Starts `size` routed JetStream servers and waits until each accepts clients and JetStream answers. */
+/**
+ * Waits until `url` answers as NATS server `name`. A bare TCP connect is not enough on a shared loopback: the port may
+ * belong to another process (which accepts, or is another NATS server), while ours exited on "address in use".
+ */
+async function waitForServer(url: string, name: string, timeoutMs: number, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!alive()) throw new Error(`nats-server ${name} exited before listening on ${url}`);
+    if (Date.now() > deadline) throw new Error(`nats-server ${name} did not answer on ${url} within ${timeoutMs} ms`);
+    try {
+      const nc = await connect({ servers: url, timeout: 1000, reconnect: false });
+      const answered = nc.info?.server_name;
+      await nc.close();
+      if (answered === name) return;
+    } catch {
+      // not listening yet, or not a NATS server
+    }
+    await sleep(50);
+  }
+}
+
+/** A server that lost its port to another process between the choice and its bind. */
+class PortTaken extends Error {}
+
+/**
+ * Starts `size` routed JetStream servers and waits until each accepts clients and JetStream answers. The ports are
+ * chosen free, but the loopback is shared: a server that finds its port taken by the time it binds (its log says
+ * "address already in use") makes the whole cluster start again on new ports, up to three times. The store dirs are
+ * kept, so a cluster restarted over an existing dir keeps its streams.
+ */
 export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 3) throw err;
+    }
+  }
+}
+
+const logSize = (f: string): number => (fs.existsSync(f) ? fs.statSync(f).size : 0);
+
+/** Whether a server's log says, past byte `from[i]` (what this attempt appended), that its port was taken. */
+function portTaken(dir: string, from: number[]): boolean {
+  return from.some((start, i) => {
+    const f = path.join(dir, `s${i}.log`);
+    return fs.existsSync(f) && /address already in use/i.test(fs.readFileSync(f).subarray(start).toString('utf8'));
+  });
+}
+
+async function startOnce(opts: NatsClusterOptions): Promise<NatsCluster> {
   const size = opts.size ?? 3;
   const bin = opts.bin ?? natsServerBin();
   fs.mkdirSync(opts.dir, { recursive: true });
-  const ports = await Promise.all(Array.from({ length: size }, () => freeTcpPort()));
-  const routePorts = await Promise.all(Array.from({ length: size }, () => freeTcpPort()));
+  const logsFrom = Array.from({ length: size }, (_, i) => logSize(path.join(opts.dir, `s${i}.log`)));
+  const all = await (opts.choosePorts ?? freeTcpPorts)(size * 2);
+  const ports = all.slice(0, size);
+  const routePorts = all.slice(size);
   const servers: Child[] = [];
   const files: string[] = [];
   const syncAlways = syncsEveryWrite(bin);
@@ -117,7 +170,7 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
       const s = servers[i];
       if (s?.running()) await s.exited;
       spawnServer(i);
-      await waitForTcp('127.0.0.1', ports[i]!, 10_000, `nats-server s${i}`, () => servers[i]!.running());
+      await waitForServer(`nats://127.0.0.1:${ports[i]}`, `s${i}`, 10_000, () => servers[i]!.running());
     },
     indexOf(name) {
       return Number(/^s(\d+)$/.exec(name)?.[1] ?? -1);
@@ -127,11 +180,12 @@ export async function startNatsCluster(opts: NatsClusterOptions): Promise<NatsCl
     },
   };
   try {
-    await Promise.all(ports.map((p, i) => waitForTcp('127.0.0.1', p, 10_000, `nats-server s${i}`, () => servers[i]!.running())));
+    await Promise.all(ports.map((p, i) => waitForServer(`nats://127.0.0.1:${p}`, `s${i}`, 10_000, () => servers[i]!.running())));
     await waitForJetStream(cluster.urls, 20_000);
   } catch (err) {
     await cluster.stop();
-    throw new Error(`${(err as Error).message} (logs: ${opts.dir}/s*.log)`);
+    const message = `${(err as Error).message} (logs: ${opts.dir}/s*.log)`;
+    throw portTaken(opts.dir, logsFrom) ? new PortTaken(message) : new Error(message);
   }
   return cluster;
 }

@@ -129,6 +129,34 @@ export function freeTcpPort(host = '127.0.0.1', port = 0): Promise<number> {
   });
 }
 
+/**
+ * `n` distinct free TCP ports: every socket stays bound until all are chosen, so two calls cannot be handed the same
+ * port (which `freeTcpPort()` run n times may do once a closed port is offered again). Another process may still take
+ * one before it is used; callers that spawn servers on them retry (cli/cluster/nats.ts).
+ */
+export async function freeTcpPorts(n: number, host = '127.0.0.1'): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const srv = net.createServer();
+      servers.push(srv);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          srv.once('error', reject);
+          srv.listen(0, host, () => {
+            const addr = srv.address();
+            resolve(typeof addr === 'object' && addr ? addr.port : 0);
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+  }
+}
+
 function udpFree(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
