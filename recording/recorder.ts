@@ -31,7 +31,8 @@
  *
  * Durability: blocks are buffered and written through to the fd once the
  * oldest buffered byte is ~`flushIntervalMs` old (checked on every frame and
- * on a `tickMs` timer, unref'd), fsync'd every `fsyncIntervalMs`.
+ * on a `tickMs` timer, unref'd), fsync'd every `fsyncIntervalMs` on the thread
+ * pool; `close()` leaves the last fsync to the pool too (`whenDurable()`).
  *
  * Failures: `process()` never throws (it runs on the media hot path). The
  * first I/O error (ENOSPC, EIO …) or unexpected exception marks the recorder
@@ -88,6 +89,7 @@ export class Recorder implements FrameTap {
   private timer: NodeJS.Timeout | undefined;
   private failed: RecorderFailure | undefined;
   private result: RecorderResult | undefined;
+  private durable: Promise<void> = Promise.resolve();
   /** False when the segment could not even be created (then close() reports no segment). */
   private opened = false;
 
@@ -223,7 +225,11 @@ export class Recorder implements FrameTap {
     return true;
   }
 
-  /** Flushes queued audio, catches up to the clock, fsyncs and closes. Idempotent. */
+  /**
+   * Flushes queued audio and catches up to the clock; the result is final at once (the audio is in the page cache).
+   * The segment's fsync and close run on the thread pool: `whenDurable()` resolves once they are done (a failure
+   * there is reported like any other, through `onFailure`). Idempotent.
+   */
   close(): RecorderResult {
     if (this.result) return this.result;
     if (this.timer) clearInterval(this.timer);
@@ -237,7 +243,10 @@ export class Recorder implements FrameTap {
         this.fail(now, `internal error: ${err instanceof Error ? err.message : String(err)}`);
       }
     }
-    if (!this.writer.close() && !this.failed) this.fail(now);
+    if (!this.writer.flush() && !this.failed) this.fail(now);
+    this.durable = this.writer.finish().then((ok) => {
+      if (!ok && !this.failed) this.fail(this.o.nowMs());
+    });
     const frames = Math.floor(this.writer.flushedBytes / BYTES_PER_FRAME);
     const durationMs = framesToMs(frames, this.sampleRate);
     const segment: SegmentInfo = {
@@ -250,6 +259,11 @@ export class Recorder implements FrameTap {
     this.result = { segments: this.opened ? [segment] : [], pauses: [...this.pauses], durationMs, endMs: this.startMs + durationMs + this.skippedMs };
     if (this.failed) this.result.failure = this.failed;
     return this.result;
+  }
+
+  /** Resolves once a closed recorder's segment is on disk and its files are closed (at once before close()). */
+  whenDurable(): Promise<void> {
+    return this.durable;
   }
 
   private clock(now: number): number {

@@ -3,17 +3,28 @@
  * journal `seg-NNN.log`, see segment-files.ts).
  *
  * Audio is copied into a small in-memory buffer and written through to the
- * file descriptor by `flush()` (the recorder calls it at least every 200 ms);
- * `sync()` fsyncs; `syncInBackground()` (the recorder's periodic sync) does it
- * on libuv's thread pool, so hundreds of recording calls never hold the media
- * event loop for the disk. A `kill -9` loses nothing that was flushed (the
- * bytes are in the page cache); a power loss loses at most what was written
- * since the last fsync. Journal lines are written and fsync'd one at a time.
+ * file descriptor by `flush()` (the recorder calls it at least every 200 ms).
+ * No fsync runs on the event loop while a call records: they go to libuv's
+ * thread pool (`io.fsync`), so hundreds of recording calls never hold the
+ * media clock for the disk:
+ *
+ *   open()              create journal + segment; write the header   (event loop, no fsync)
+ *     └─ pool: fsync journal → fsync directory                       ("header durable")
+ *   syncInBackground()  pool: fsync segment, one at a time, only once the header is durable
+ *   finish()            flush; pool: fsync segment; close both       (a Promise: durable and closed)
+ *
+ * So audio is never durable before the journal header that describes it. A
+ * `kill -9` loses nothing that was flushed (the bytes are in the page cache);
+ * a power loss loses at most what was written since the last fsync. `sync()`,
+ * `close()` and `journal()` (pause/resume lines, rare) fsync on the event loop;
+ * so does everything when the injected `io` has no `fsync`.
  *
  * The writer never throws: the first I/O error (ENOSPC, EIO, EEXIST …) is
  * captured in `error`, both descriptors are closed and every later call is a
- * no-op returning false. File operations go through an injectable `RecorderIo`
- * so tests can simulate a full or failing disk.
+ * no-op returning false; an error on the pool is seen by the next call. A
+ * descriptor the pool still holds is closed when the pool returns (closing it
+ * earlier could hand its number to another file). File operations go through
+ * an injectable `RecorderIo` so tests can simulate a full, failing or slow disk.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -83,9 +94,15 @@ export class SegmentWriter {
   private fd = -1;
   private logFd = -1;
   private dirty = false;
-  /** A background fsync is in flight on `fd`; `closeAfterSync`: close it when that returns. */
+  /** The journal header and the directory entry are on disk (audio may be synced after this only). */
+  private headerDurable = false;
+  /** A background fsync of the segment is in flight. */
   private syncing = false;
-  private closeAfterSync = -1;
+  /** Pool operations in flight per descriptor, and descriptors to close when theirs return. */
+  private readonly inPool = new Map<number, number>();
+  private readonly closeWhenDone = new Set<number>();
+  /** Called when the pool goes idle (finish() waits on it). */
+  private idleWaiters: Array<() => void> = [];
 
   constructor(opts: SegmentWriterOptions) {
     this.dir = opts.dir;
@@ -107,18 +124,28 @@ export class SegmentWriter {
   }
 
   /**
-   * Creates the directory, the journal (header made durable first) and the
-   * segment file. Both files are created exclusively: an existing segment with
-   * this index is an error (a resumed call must use the next index).
+   * Creates the directory, the journal (with its header) and the segment file; the header and the directory
+   * entry are made durable on the pool (or here, without `io.fsync`). Both files are created exclusively: an
+   * existing segment with this index is an error (a resumed call must use the next index).
    */
   open(): boolean {
     return this.guard(() => {
       this.io.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
       this.logFd = this.io.openSync(path.join(this.dir, journalFile(this.index)), 'ax', 0o600);
       this.writeAll(this.logFd, Buffer.from(encodeJournalLine(journalHeader(this.startMs, this.sampleRate))));
-      this.io.fsyncSync(this.logFd);
       this.fd = this.io.openSync(path.join(this.dir, this.file), 'ax', 0o600);
-      this.syncDir();
+      if (!this.io.fsync) {
+        this.io.fsyncSync(this.logFd);
+        this.syncDir();
+        this.headerDurable = true;
+        return;
+      }
+      this.inBackground(this.logFd, () =>
+        this.guard(() => {
+          const dirFd = this.io.openSync(this.dir, 'r');
+          this.inBackground(dirFd, () => (this.headerDurable = true), true);
+        }),
+      );
     });
   }
 
@@ -145,41 +172,34 @@ export class SegmentWriter {
     });
   }
 
-  /** fsyncs the segment file if anything was written since the last sync. */
+  /** fsyncs the segment file (and the header, if the pool has not yet) on the event loop. */
   sync(): boolean {
     if (!this.ok) return false;
-    if (!this.dirty && !this.syncing) return true;
+    if (!this.dirty && !this.syncing && this.headerDurable) return true;
     return this.guard(() => {
+      if (!this.headerDurable) {
+        this.io.fsyncSync(this.logFd);
+        this.syncDir();
+        this.headerDurable = true;
+      }
       this.io.fsyncSync(this.fd);
       this.dirty = false;
     });
   }
 
   /**
-   * fsyncs the segment file on the thread pool if anything was written since the last sync; at most one in
-   * flight. An error fails the writer (seen by the next call). Without `io.fsync`, the same as `sync()`.
+   * fsyncs the segment file on the thread pool if anything was written since the last sync, once the header is
+   * durable; at most one in flight. An error fails the writer (seen by the next call). Without `io.fsync`, the
+   * same as `sync()`.
    */
   syncInBackground(): boolean {
     if (!this.ok) return false;
-    const fsync = this.io.fsync;
-    if (!fsync) return this.sync();
-    if (!this.dirty || this.syncing) return true;
+    if (!this.io.fsync) return this.sync();
+    if (!this.dirty || this.syncing || !this.headerDurable) return true;
     this.syncing = true;
     this.dirty = false;
-    const fd = this.fd;
-    fsync(fd, (err) => {
+    this.inBackground(this.fd, () => {
       this.syncing = false;
-      if (this.closeAfterSync === fd) {
-        // Closed meanwhile (close() synced once more, blocking): only the descriptor is left to release.
-        this.closeAfterSync = -1;
-        this.closeQuietly(fd);
-        return;
-      }
-      if (err && this.ok) {
-        this.error = describe(err);
-        this.used = 0;
-        this.closeFds();
-      }
     });
     return true;
   }
@@ -193,11 +213,58 @@ export class SegmentWriter {
     });
   }
 
-  /** Flushes, fsyncs and closes both files. Safe to call more than once. */
+  /** Flushes, fsyncs and closes both files on the event loop. Safe to call more than once. */
   close(): boolean {
     const ok = this.flush() && this.sync();
     this.closeFds();
     return ok;
+  }
+
+  /**
+   * Flushes now (so `flushedBytes` is final when this returns), then makes the segment durable on the pool and
+   * closes both files: resolves true once that is done, false if any step failed (`error` says why). Without
+   * `io.fsync`, the same as `close()`.
+   */
+  async finish(): Promise<boolean> {
+    if (!this.flush() || !this.io.fsync) return this.close(); // (runs before the first await: flushedBytes is final)
+    await this.whenIdle(); // the header's fsyncs and a periodic sync still on the pool
+    if (this.ok && this.dirty) {
+      this.dirty = false;
+      this.inBackground(this.fd, () => undefined);
+      await this.whenIdle();
+    }
+    this.closeFds();
+    return this.ok;
+  }
+
+  /**
+   * Runs `io.fsync(fd)` on the pool; `then` runs when it succeeds. `closeAfter`: the descriptor is released when
+   * it returns. A failure fails the writer.
+   */
+  private inBackground(fd: number, then: () => void, closeAfter = false): void {
+    this.inPool.set(fd, (this.inPool.get(fd) ?? 0) + 1);
+    if (closeAfter) this.closeWhenDone.add(fd);
+    this.io.fsync!(fd, (err) => {
+      const left = (this.inPool.get(fd) ?? 1) - 1;
+      if (left > 0) this.inPool.set(fd, left);
+      else this.inPool.delete(fd);
+      if (left <= 0 && this.closeWhenDone.delete(fd)) this.closeQuietly(fd);
+      if (err) {
+        if (this.ok) {
+          this.error = describe(err);
+          this.used = 0;
+          this.closeFds();
+        }
+      } else if (this.ok) {
+        then();
+      }
+      if (this.inPool.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    });
+  }
+
+  private whenIdle(): Promise<void> {
+    if (this.inPool.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   private writeAll(fd: number, bytes: Uint8Array, audio = false): void {
@@ -236,11 +303,12 @@ export class SegmentWriter {
   }
 
   private closeFds(): void {
-    // A background fsync still holds the segment's descriptor: it is closed when that returns (closing it now
-    // could hand its number to another file before the thread pool uses it).
-    if (this.syncing && this.fd >= 0) this.closeAfterSync = this.fd;
-    else if (this.fd >= 0) this.closeQuietly(this.fd);
-    if (this.logFd >= 0) this.closeQuietly(this.logFd);
+    for (const fd of [this.fd, this.logFd]) {
+      if (fd < 0) continue;
+      // The pool still holds it: released when that returns (closing it now could hand its number to another file).
+      if (this.inPool.has(fd)) this.closeWhenDone.add(fd);
+      else this.closeQuietly(fd);
+    }
     this.fd = -1;
     this.logFd = -1;
   }

@@ -260,6 +260,7 @@ export class RecordingService implements RecordingPort {
         if (this.active.get(recordingId) === active) this.active.delete(recordingId);
         try {
           recorder.close();
+          await recorder.whenDurable(); // the segment's fsync ran on the thread pool, not the media loop
           // The segment whole in the object store: a node that finalizes or resumes the call has all of it.
           await mirror?.sync().catch((err: unknown) => this.log.warn({ recording: recordingId, err }, 'storing the last recording chunk failed'));
         } finally {
