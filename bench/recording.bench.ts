@@ -5,6 +5,12 @@
  * AES-256-GCM envelope → fs blob store (atomic, fsync'd). Baseline in the same
  * run: the I/O floor — read the same segment bytes, write them to a file and
  * fsync it, per recording. Also Ogg/Opus through ffmpeg, for policies that ask.
+ *
+ * recording.loop_ms_per_segment: the event-loop time one recorded call's
+ * segment costs outside its audio writes — creating it (journal, header,
+ * directory) and closing it — with the fsyncs on the thread pool (what the
+ * gateway does); baseline in the same run: the same with every fsync on the
+ * loop (an io without `fsync`), as the recorder did before.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,6 +21,7 @@ import { FsBlobStore } from '../recording/blob-fs.ts';
 import { encryptRecording, loadOrCreateMasterKey } from '../recording/crypto.ts';
 import { finalize } from '../recording/finalize.ts';
 import { Recorder } from '../recording/recorder.ts';
+import { nodeIo, type RecorderIo } from '../recording/segment-writer.ts';
 import { scanSegments } from '../recording/segments.ts';
 import { log, report, wanted } from './lib.ts';
 
@@ -39,7 +46,47 @@ function record(dir: string): void {
   rec.close();
 }
 
+/** Event-loop ms per segment for open + 1 s of audio + close, over `n` recorders, with `io`. */
+async function loopMsPerSegment(root: string, n: number, io: RecorderIo): Promise<number> {
+  const frame = (): AudioFrame => ({ samples: new Int16Array(160).fill(1000), sampleRate: 8000, timestamp: 0 });
+  let loopMs = 0;
+  for (let i = 0; i < n; i++) {
+    let now = 1_000_000;
+    const t0 = performance.now();
+    const rec = new Recorder({ dir: path.join(root, `seg-${i}`), startedAtMs: now, nowMs: () => now, autoTick: false, io });
+    loopMs += performance.now() - t0;
+    for (let f = 0; f < 50; f++) {
+      now += 20;
+      rec.process(frame(), 'caller');
+      rec.process(frame(), 'agent');
+    }
+    const t1 = performance.now();
+    rec.close();
+    loopMs += performance.now() - t1;
+    await rec.whenDurable();
+  }
+  return loopMs / n;
+}
+
 async function main(): Promise<void> {
+  if (wanted(['recording.loop_ms_per_segment'])) {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-seg-'));
+    try {
+      const n = Number(process.env.BENCH_REC_SEGMENTS ?? 100);
+      const blocking = await loopMsPerSegment(path.join(root, 'blocking'), n, { ...nodeIo, fsync: undefined });
+      const pool = await loopMsPerSegment(path.join(root, 'pool'), n, nodeIo);
+      log(`segment open + close on the event loop: ${pool.toFixed(3)} ms with fsyncs on the pool, ${blocking.toFixed(3)} ms with them on the loop`);
+      report({
+        figure: 'recording.loop_ms_per_segment',
+        value: pool,
+        unit: 'ms',
+        baseline: blocking,
+        note: `event-loop time to create and close one segment (${n} segments, 1 s of audio each); baseline = every fsync on the loop`,
+      });
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }
   const figures = ['recording.finalize_wav.recordings_per_s', 'recording.finalize_ogg.recordings_per_s'];
   if (!wanted(figures)) return;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-rec-'));
