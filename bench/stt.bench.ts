@@ -1,0 +1,200 @@
+/**
+ * The local speech engines on a held set of phone-line recordings (bench/stt/make-set.ts: espeak-ng sentences and
+ * consent answers in several voices and speeds, clean and under line noise, through µ-law 8 kHz), each recogniser
+ * through the gateway's own SpeechToText interface, as a call uses it:
+ *
+ *   stt <engine> wer <synth> <condition>    word error rate on the sentences (Σ errors / Σ words, bench/stt/wer.ts), by
+ *                                           who spoke them (espeak-ng, or Flite's recorded-speech voices) and line
+ *   stt <engine> rtf                        decoding time / audio time, one stream at a time (wall clock, < 1 = faster
+ *                                           than real time)
+ *   stt <engine> rtf 4 streams              the same with 4 streams decoded at once (the 2 cores shared)
+ *   stt <engine> consent accuracy grammar   answers classified right (yes / no / neither) in `yes-no` mode
+ *   stt <engine> consent false answers      answers taken for the wrong one, or a non-answer taken for yes or no, in
+ *                                           `yes-no` mode (a missed answer re-prompts; a false one is not recoverable)
+ *   stt <engine> consent accuracy open      the same answers through `transcript` mode + classifyYesNo (how an open-
+ *                                           vocabulary engine without a grammar would decide)
+ *   tts <engine> round-trip wer             the synthesiser's speech of the held sentences (its adapter, at 8 kHz,
+ *                                           through µ-law) recognised by the best recogniser here: intelligibility
+ *
+ * TTS engines: espeak (speech/espeak.ts, the gateway's) and, when installed, Flite (`FliteTts` below, a bench-only
+ * stand-in: Flite is not a gateway provider).
+ *
+ * `npm run bench -- stt` (run it with `nice`). Engines are the local ones installed here: a new candidate is one
+ * entry in STT_ENGINES / TTS_ENGINES (docs/speech-evaluation.md says why there is no neural one yet). Accuracy figures
+ * are properties of the engines on this set; the rtf figures are timings of this machine under its load.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { SampleRate } from '../media/frame.ts';
+import { Resampler } from '../media/resample.ts';
+import { EspeakTts } from '../speech/espeak.ts';
+import { PocketsphinxStt } from '../speech/pocketsphinx.ts';
+import type { SpeechToText, SttMode } from '../speech/stt.ts';
+import type { TextToSpeech } from '../speech/tts.ts';
+import { classifyYesNo } from '../speech/vocabulary.ts';
+import { muLawDecode, muLawEncode } from '../media/g711.ts';
+import { log, report } from './lib.ts';
+import { parseWav } from '../speech/wav.ts';
+import { fliteInstalled, makeSet, RATE, SENTENCES, type SttClip } from './stt/make-set.ts';
+import { werPercent, wordErrors, type WordErrors } from './stt/wer.ts';
+
+interface SttEngine {
+  name: string;
+  available(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  make(): SpeechToText;
+}
+
+interface TtsEngine {
+  name: string;
+  available(): Promise<{ ok: true } | { ok: false; reason: string }>;
+  make(): TextToSpeech;
+}
+
+/** Flite (Debian `flite`, voice slt) → WAV file → resampled to the rate asked for. Bench only. */
+class FliteTts implements TextToSpeech {
+  readonly name = 'flite';
+  synthesize(text: string, sampleRate: SampleRate): Promise<Int16Array> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stt-flite-'));
+    const wav = path.join(dir, 's.wav');
+    return new Promise<Int16Array>((resolve, reject) => {
+      execFile('flite', ['-voice', 'slt', '-t', text, '-o', wav], (err) => {
+        if (err) return reject(err);
+        const w = parseWav(fs.readFileSync(wav));
+        if (w.sampleRate === sampleRate) return resolve(w.samples);
+        const rs = new Resampler(w.sampleRate, sampleRate);
+        const a = rs.process(w.samples);
+        resolve(Int16Array.from([...a, ...rs.flush()]));
+      });
+    }).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+  }
+}
+
+const STT_ENGINES: SttEngine[] = [{ name: 'pocketsphinx', available: () => PocketsphinxStt.available(), make: () => new PocketsphinxStt() }];
+const TTS_ENGINES: TtsEngine[] = [
+  { name: 'espeak', available: () => EspeakTts.available(), make: () => new EspeakTts() },
+  { name: 'flite', available: () => Promise.resolve(fliteInstalled() ? { ok: true } : { ok: false, reason: 'flite not installed (apt-get install flite)' }), make: () => new FliteTts() },
+];
+
+const FRAME = RATE / 50;
+
+interface Decoded {
+  /** The final results' texts, in order. */
+  texts: string[];
+  ms: number;
+}
+
+/** Feeds `samples` as 20 ms frames (as fast as the session takes them), ends the session, returns its finals. */
+async function decode(stt: SpeechToText, samples: Int16Array, mode: SttMode): Promise<Decoded> {
+  const t0 = performance.now();
+  const session = stt.startSession({ sampleRate: RATE, mode });
+  const texts: string[] = [];
+  session.on('result', (r) => {
+    if (r.isFinal && r.text.trim() !== '') texts.push(r.text);
+  });
+  session.on('error', (e) => log(`${stt.name}: ${e.message}`));
+  for (let i = 0; i + FRAME <= samples.length; i += FRAME) session.write({ samples: samples.slice(i, i + FRAME), sampleRate: RATE, timestamp: i });
+  await session.end();
+  session.close();
+  return { texts, ms: performance.now() - t0 };
+}
+
+const audioMs = (clips: readonly SttClip[]): number => clips.reduce((n, c) => n + (c.samples.length * 1000) / RATE, 0);
+
+/** Reports the engine's figures; returns its word error rate over all sentences (to pick the best recogniser). */
+async function measureStt(engine: SttEngine, clips: readonly SttClip[]): Promise<number> {
+  const stt = engine.make();
+  const sentences = clips.filter((c) => c.kind === 'sentence');
+  const answers = clips.filter((c) => c.kind === 'answer');
+  const errors = new Map<string, WordErrors[]>();
+  let decodeMs = 0;
+  for (const clip of sentences) {
+    const d = await decode(stt, clip.samples, 'transcript');
+    decodeMs += d.ms;
+    const heard = d.texts.join(' ');
+    const e = wordErrors(clip.text, heard);
+    const key = `${clip.synth} ${clip.condition}`;
+    errors.set(key, [...(errors.get(key) ?? []), e]);
+    if (e.errors > 0) log(`${engine.name} ${clip.id}: "${heard}" (${e.errors}/${e.words})`);
+  }
+  const rtf = decodeMs / audioMs(sentences);
+
+  const started = performance.now();
+  const queue = [...sentences];
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let clip = queue.shift(); clip; clip = queue.shift()) await decode(stt, clip.samples, 'transcript');
+    }),
+  );
+  const rtf4 = (performance.now() - started) / audioMs(sentences);
+
+  let grammarRight = 0;
+  let falseAnswers = 0;
+  let openRight = 0;
+  for (const clip of answers) {
+    const g = await decode(stt, clip.samples, 'yes-no');
+    const answer = g.texts.find((t) => t === 'yes' || t === 'no') ?? null;
+    if (answer === clip.expect) grammarRight++;
+    else {
+      if (answer !== null) falseAnswers++;
+      log(`${engine.name} yes-no ${clip.id}: ${answer ?? 'nothing'} (expected ${clip.expect ?? 'neither'})`);
+    }
+    const o = await decode(stt, clip.samples, 'transcript');
+    const heard = o.texts.join(' ');
+    const openAnswer = classifyYesNo(heard);
+    if (openAnswer === clip.expect) openRight++;
+    else log(`${engine.name} open ${clip.id}: "${heard}" → ${openAnswer ?? 'neither'} (expected ${clip.expect ?? 'neither'})`);
+  }
+  const pct = (n: number): number => Math.round((1000 * n) / answers.length) / 10;
+  for (const [key, list] of errors) {
+    const note = `${list.reduce((n, e) => n + e.errors, 0)} errors in ${list.reduce((n, e) => n + e.words, 0)} words, ${list.length} clips`;
+    report({ figure: `stt ${engine.name} wer ${key}`, value: werPercent(list), unit: '%', note });
+  }
+  report({ figure: `stt ${engine.name} rtf`, value: Math.round(rtf * 1000) / 1000, unit: 'x', target: { op: '<=', value: 1 }, note: `${(audioMs(sentences) / 1000).toFixed(1)} s of audio, one stream at a time` });
+  report({ figure: `stt ${engine.name} rtf 4 streams`, value: Math.round(rtf4 * 1000) / 1000, unit: 'x', note: 'wall time for the sentences decoded 4 at a time / their audio time' });
+  report({ figure: `stt ${engine.name} consent accuracy grammar`, value: pct(grammarRight), unit: '%', note: `of ${answers.length} answers (yes / no / neither), yes-no mode` });
+  report({ figure: `stt ${engine.name} consent false answers`, value: falseAnswers, unit: 'clips', target: { op: '<=', value: 0, unit: 'clips' }, note: 'yes-no mode: a wrong yes/no, or a non-answer taken for one' });
+  report({ figure: `stt ${engine.name} consent accuracy open`, value: pct(openRight), unit: '%', note: 'transcript mode + classifyYesNo' });
+  return werPercent([...errors.values()].flat());
+}
+
+/** Each held sentence synthesised by `tts` (8 kHz, through µ-law, 400 ms of quiet either side), recognised by `stt`. */
+async function measureTts(engine: TtsEngine, stt: SpeechToText): Promise<void> {
+  const tts = engine.make();
+  const all: WordErrors[] = [];
+  for (const text of SENTENCES) {
+    const pcm = await tts.synthesize(text, RATE);
+    const pad = new Int16Array((RATE * 400) / 1000);
+    const line = muLawDecode(muLawEncode(Int16Array.from([...pad, ...pcm, ...pad])));
+    const heard = (await decode(stt, line, 'transcript')).texts.join(' ');
+    const e = wordErrors(text, heard);
+    all.push(e);
+    if (e.errors > 0) log(`${engine.name} → ${stt.name}: "${heard}" (${e.errors}/${e.words})`);
+  }
+  report({ figure: `tts ${engine.name} round-trip wer`, value: werPercent(all), unit: '%', note: `${SENTENCES.length} sentences through ${stt.name}` });
+}
+
+const clips = makeSet();
+log(`${clips.length} clips (${(audioMs(clips) / 1000).toFixed(1)} s)`);
+let recogniser: SpeechToText | null = null;
+let bestWer = Infinity;
+for (const engine of STT_ENGINES) {
+  const ok = await engine.available();
+  if (!ok.ok) {
+    log(`${engine.name}: skipped (${ok.reason})`);
+    continue;
+  }
+  const wer = await measureStt(engine, clips);
+  if (wer < bestWer) {
+    bestWer = wer;
+    recogniser = engine.make();
+  }
+}
+if (recogniser) {
+  for (const engine of TTS_ENGINES) {
+    const ok = await engine.available();
+    if (ok.ok) await measureTts(engine, recogniser);
+    else log(`${engine.name}: skipped (${ok.reason})`);
+  }
+} else log('no recogniser installed: the synthesisers are not measured');
