@@ -8,6 +8,8 @@
  *   stt <engine> rtf                        decoding time / audio time, one stream at a time (wall clock, < 1 = faster
  *                                           than real time)
  *   stt <engine> rtf 4 streams              the same with 4 streams decoded at once (the 2 cores shared)
+ *   stt <engine> session overhead           ms to start a session and end it with no audio (pocketsphinx: a process that
+ *                                           loads the 29 MB language model), included in both rtf figures
  *   stt <engine> consent accuracy grammar   answers classified right (yes / no / neither) in `yes-no` mode
  *   stt <engine> consent false answers      answers taken for the wrong one, or a non-answer taken for yes or no, in
  *                                           `yes-no` mode (a missed answer re-prompts; a false one is not recoverable)
@@ -35,7 +37,7 @@ import type { SpeechToText, SttMode } from '../speech/stt.ts';
 import type { TextToSpeech } from '../speech/tts.ts';
 import { classifyYesNo } from '../speech/vocabulary.ts';
 import { muLawDecode, muLawEncode } from '../media/g711.ts';
-import { log, report } from './lib.ts';
+import { log, percentile, report } from './lib.ts';
 import { parseWav } from '../speech/wav.ts';
 import { fliteInstalled, makeSet, RATE, SENTENCES, type SttClip } from './stt/make-set.ts';
 import { werPercent, wordErrors, type WordErrors } from './stt/wer.ts';
@@ -119,6 +121,8 @@ async function measureStt(engine: SttEngine, clips: readonly SttClip[]): Promise
     if (e.errors > 0) log(`${engine.name} ${clip.id}: "${heard}" (${e.errors}/${e.words})`);
   }
   const rtf = decodeMs / audioMs(sentences);
+  const overhead: number[] = [];
+  for (let i = 0; i < 3; i++) overhead.push((await decode(stt, new Int16Array(0), 'transcript')).ms);
 
   const started = performance.now();
   const queue = [...sentences];
@@ -152,6 +156,7 @@ async function measureStt(engine: SttEngine, clips: readonly SttClip[]): Promise
     report({ figure: `stt ${engine.name} wer ${key}`, value: werPercent(list), unit: '%', note });
   }
   report({ figure: `stt ${engine.name} rtf`, value: Math.round(rtf * 1000) / 1000, unit: 'x', target: { op: '<=', value: 1 }, note: `${(audioMs(sentences) / 1000).toFixed(1)} s of audio, one stream at a time` });
+  report({ figure: `stt ${engine.name} session overhead`, value: Math.round(percentile(overhead, 50)), unit: 'ms', note: 'median of 3: start, then end with no audio' });
   report({ figure: `stt ${engine.name} rtf 4 streams`, value: Math.round(rtf4 * 1000) / 1000, unit: 'x', note: 'wall time for the sentences decoded 4 at a time / their audio time' });
   report({ figure: `stt ${engine.name} consent accuracy grammar`, value: pct(grammarRight), unit: '%', note: `of ${answers.length} answers (yes / no / neither), yes-no mode` });
   report({ figure: `stt ${engine.name} consent false answers`, value: falseAnswers, unit: 'clips', target: { op: '<=', value: 0, unit: 'clips' }, note: 'yes-no mode: a wrong yes/no, or a non-answer taken for one' });
