@@ -17,11 +17,14 @@
  *                                           vocabulary engine without a grammar would decide)
  *   tts <engine> round-trip wer             the synthesiser's speech of the held sentences (its adapter, at 8 kHz,
  *                                           through µ-law) recognised by the best recogniser here: intelligibility
+ *   tts <engine> round-trip wer 16k         the same at 16 kHz without µ-law (pocketsphinx's own band: its model is
+ *                                           wideband, so on phone audio it is the recogniser that fails, not the voice)
  *
  * TTS engines: espeak (speech/espeak.ts, the gateway's) and, when installed, Flite (`FliteTts` below, a bench-only
  * stand-in: Flite is not a gateway provider).
  *
- * `npm run bench -- stt` (run it with `nice`). Engines are the local ones installed here: a new candidate is one
+ * `npm run bench -- stt` (run it with `nice`; `BENCH_FILTER=tts npx tsx bench/stt.bench.ts` runs only the
+ * synthesisers, with the first recogniser installed). Engines are the local ones installed here: a new candidate is one
  * entry in STT_ENGINES / TTS_ENGINES (docs/speech-evaluation.md says why there is no neural one yet). Accuracy figures
  * are properties of the engines on this set; the rtf figures are timings of this machine under its load.
  */
@@ -79,8 +82,6 @@ const TTS_ENGINES: TtsEngine[] = [
   { name: 'flite', available: () => Promise.resolve(fliteInstalled() ? { ok: true } : { ok: false, reason: 'flite not installed (apt-get install flite)' }), make: () => new FliteTts() },
 ];
 
-const FRAME = RATE / 50;
-
 interface Decoded {
   /** The final results' texts, in order. */
   texts: string[];
@@ -88,15 +89,16 @@ interface Decoded {
 }
 
 /** Feeds `samples` as 20 ms frames (as fast as the session takes them), ends the session, returns its finals. */
-async function decode(stt: SpeechToText, samples: Int16Array, mode: SttMode): Promise<Decoded> {
+async function decode(stt: SpeechToText, samples: Int16Array, mode: SttMode, rate: 8000 | 16000 = RATE): Promise<Decoded> {
   const t0 = performance.now();
-  const session = stt.startSession({ sampleRate: RATE, mode });
+  const session = stt.startSession({ sampleRate: rate, mode });
   const texts: string[] = [];
   session.on('result', (r) => {
     if (r.isFinal && r.text.trim() !== '') texts.push(r.text);
   });
   session.on('error', (e) => log(`${stt.name}: ${e.message}`));
-  for (let i = 0; i + FRAME <= samples.length; i += FRAME) session.write({ samples: samples.slice(i, i + FRAME), sampleRate: RATE, timestamp: i });
+  const frame = rate / 50;
+  for (let i = 0; i + frame <= samples.length; i += frame) session.write({ samples: samples.slice(i, i + frame), sampleRate: rate, timestamp: i });
   await session.end();
   session.close();
   return { texts, ms: performance.now() - t0 };
@@ -164,23 +166,31 @@ async function measureStt(engine: SttEngine, clips: readonly SttClip[]): Promise
   return werPercent([...errors.values()].flat());
 }
 
-/** Each held sentence synthesised by `tts` (8 kHz, through µ-law, 400 ms of quiet either side), recognised by `stt`. */
+/**
+ * Each held sentence synthesised by `tts` (400 ms of quiet either side), recognised by `stt`: at 8 kHz through µ-law
+ * (a phone line), and at 16 kHz as it is.
+ */
 async function measureTts(engine: TtsEngine, stt: SpeechToText): Promise<void> {
   const tts = engine.make();
-  const all: WordErrors[] = [];
-  for (const text of SENTENCES) {
-    const pcm = await tts.synthesize(text, RATE);
-    const pad = new Int16Array((RATE * 400) / 1000);
-    const line = muLawDecode(muLawEncode(Int16Array.from([...pad, ...pcm, ...pad])));
-    const heard = (await decode(stt, line, 'transcript')).texts.join(' ');
-    const e = wordErrors(text, heard);
-    all.push(e);
-    if (e.errors > 0) log(`${engine.name} → ${stt.name}: "${heard}" (${e.errors}/${e.words})`);
+  for (const rate of [RATE, 16000] as const) {
+    const all: WordErrors[] = [];
+    for (const text of SENTENCES) {
+      const pcm = await tts.synthesize(text, rate);
+      const pad = new Int16Array((rate * 400) / 1000);
+      const padded = Int16Array.from([...pad, ...pcm, ...pad]);
+      const heard = (await decode(stt, rate === RATE ? muLawDecode(muLawEncode(padded)) : padded, 'transcript', rate)).texts.join(' ');
+      const e = wordErrors(text, heard);
+      all.push(e);
+      if (e.errors > 0) log(`${engine.name} → ${stt.name} at ${rate} Hz: "${heard}" (${e.errors}/${e.words})`);
+    }
+    const figure = `tts ${engine.name} round-trip wer${rate === RATE ? '' : ' 16k'}`;
+    report({ figure, value: werPercent(all), unit: '%', note: `${SENTENCES.length} sentences through ${stt.name} at ${rate} Hz${rate === RATE ? ', µ-law' : ''}` });
   }
-  report({ figure: `tts ${engine.name} round-trip wer`, value: werPercent(all), unit: '%', note: `${SENTENCES.length} sentences through ${stt.name}` });
 }
 
-const clips = makeSet();
+/** BENCH_FILTER starting with "tts": the recognisers are not measured, the first one installed is used. */
+const onlyTts = (process.env.BENCH_FILTER ?? '').startsWith('tts');
+const clips = onlyTts ? [] : makeSet();
 log(`${clips.length} clips (${(audioMs(clips) / 1000).toFixed(1)} s)`);
 let recogniser: SpeechToText | null = null;
 let bestWer = Infinity;
@@ -190,7 +200,7 @@ for (const engine of STT_ENGINES) {
     log(`${engine.name}: skipped (${ok.reason})`);
     continue;
   }
-  const wer = await measureStt(engine, clips);
+  const wer = onlyTts ? 0 : await measureStt(engine, clips);
   if (wer < bestWer) {
     bestWer = wer;
     recogniser = engine.make();
