@@ -10,10 +10,13 @@
  *   stt <engine> rtf 4 streams              the same with 4 streams decoded at once (the 2 cores shared)
  *   stt <engine> session overhead           ms to start a session and end it with no audio (pocketsphinx: a process that
  *                                           loads the 29 MB language model), included in both rtf figures
- *   stt <engine> consent accuracy grammar   answers classified right (yes / no / neither) in `yes-no` mode
- *   stt <engine> consent false answers      answers taken for the wrong one, or a non-answer taken for yes or no, in
+ *   stt <engine> consent accuracy grammar <condition>
+ *                                           answers classified right (yes / no / neither) in `yes-no` mode
+ *   stt <engine> consent false answers grammar
+ *                                           answers taken for the wrong one, or a non-answer taken for yes or no, in
  *                                           `yes-no` mode (a missed answer re-prompts; a false one is not recoverable)
- *   stt <engine> consent accuracy open      the same answers through `transcript` mode + classifyYesNo (how an open-
+ *   stt <engine> consent accuracy open <condition>, consent false answers open
+ *                                           the same through `transcript` mode + classifyYesNo (how an open-
  *                                           vocabulary engine without a grammar would decide)
  *   tts <engine> round-trip wer             the synthesiser's speech of the held sentences (its adapter, at 8 kHz,
  *                                           through µ-law) recognised by the best recogniser here: intelligibility
@@ -135,24 +138,6 @@ async function measureStt(engine: SttEngine, clips: readonly SttClip[]): Promise
   );
   const rtf4 = (performance.now() - started) / audioMs(sentences);
 
-  let grammarRight = 0;
-  let falseAnswers = 0;
-  let openRight = 0;
-  for (const clip of answers) {
-    const g = await decode(stt, clip.samples, 'yes-no');
-    const answer = g.texts.find((t) => t === 'yes' || t === 'no') ?? null;
-    if (answer === clip.expect) grammarRight++;
-    else {
-      if (answer !== null) falseAnswers++;
-      log(`${engine.name} yes-no ${clip.id}: ${answer ?? 'nothing'} (expected ${clip.expect ?? 'neither'})`);
-    }
-    const o = await decode(stt, clip.samples, 'transcript');
-    const heard = o.texts.join(' ');
-    const openAnswer = classifyYesNo(heard);
-    if (openAnswer === clip.expect) openRight++;
-    else log(`${engine.name} open ${clip.id}: "${heard}" → ${openAnswer ?? 'neither'} (expected ${clip.expect ?? 'neither'})`);
-  }
-  const pct = (n: number): number => Math.round((1000 * n) / answers.length) / 10;
   for (const [key, list] of errors) {
     const note = `${list.reduce((n, e) => n + e.errors, 0)} errors in ${list.reduce((n, e) => n + e.words, 0)} words, ${list.length} clips`;
     report({ figure: `stt ${engine.name} wer ${key}`, value: werPercent(list), unit: '%', note });
@@ -160,10 +145,36 @@ async function measureStt(engine: SttEngine, clips: readonly SttClip[]): Promise
   report({ figure: `stt ${engine.name} rtf`, value: Math.round(rtf * 1000) / 1000, unit: 'x', target: { op: '<=', value: 1 }, note: `${(audioMs(sentences) / 1000).toFixed(1)} s of audio, one stream at a time` });
   report({ figure: `stt ${engine.name} session overhead`, value: Math.round(percentile(overhead, 50)), unit: 'ms', note: 'median of 3: start, then end with no audio' });
   report({ figure: `stt ${engine.name} rtf 4 streams`, value: Math.round(rtf4 * 1000) / 1000, unit: 'x', note: 'wall time for the sentences decoded 4 at a time / their audio time' });
-  report({ figure: `stt ${engine.name} consent accuracy grammar`, value: pct(grammarRight), unit: '%', note: `of ${answers.length} answers (yes / no / neither), yes-no mode` });
-  report({ figure: `stt ${engine.name} consent false answers`, value: falseAnswers, unit: 'clips', target: { op: '<=', value: 0, unit: 'clips' }, note: 'yes-no mode: a wrong yes/no, or a non-answer taken for one' });
-  report({ figure: `stt ${engine.name} consent accuracy open`, value: pct(openRight), unit: '%', note: 'transcript mode + classifyYesNo' });
+  await measureConsent(engine.name, stt, answers);
   return werPercent([...errors.values()].flat());
+}
+
+/** The consent answers in `yes-no` mode (the grammar) and in `transcript` mode + classifyYesNo (open vocabulary). */
+async function measureConsent(name: string, stt: SpeechToText, answers: readonly SttClip[]): Promise<void> {
+  const right = { grammar: { clean: 0, noisy: 0 }, open: { clean: 0, noisy: 0 } };
+  const falseAnswers = { grammar: 0, open: 0 };
+  const score = (how: 'grammar' | 'open', clip: SttClip, answer: 'yes' | 'no' | null, heard: string): void => {
+    if (answer === clip.expect) right[how][clip.condition]++;
+    else {
+      if (answer !== null) falseAnswers[how]++;
+      log(`${name} ${how} ${clip.id}: "${heard}" → ${answer ?? 'neither'} (expected ${clip.expect ?? 'neither'})`);
+    }
+  };
+  for (const clip of answers) {
+    const g = await decode(stt, clip.samples, 'yes-no');
+    const answer = g.texts.find((t) => t === 'yes' || t === 'no') ?? null;
+    score('grammar', clip, answer === 'yes' || answer === 'no' ? answer : null, g.texts.join(' '));
+    const heard = (await decode(stt, clip.samples, 'transcript')).texts.join(' ');
+    score('open', clip, classifyYesNo(heard), heard);
+  }
+  for (const how of ['grammar', 'open'] as const) {
+    for (const condition of ['clean', 'noisy'] as const) {
+      const n = answers.filter((c) => c.condition === condition).length;
+      const value = n === 0 ? 0 : Math.round((1000 * right[how][condition]) / n) / 10;
+      report({ figure: `stt ${name} consent accuracy ${how} ${condition}`, value, unit: '%', note: `of ${n} answers (yes / no / neither), ${how === 'grammar' ? 'yes-no mode' : 'transcript mode + classifyYesNo'}` });
+    }
+    report({ figure: `stt ${name} consent false answers ${how}`, value: falseAnswers[how], unit: 'clips', target: { op: '<=', value: 0, unit: 'clips' }, note: 'a wrong yes/no, or a non-answer taken for one' });
+  }
 }
 
 /**
