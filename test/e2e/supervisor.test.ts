@@ -143,6 +143,11 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     assert.equal((await mode('listen')).status, 200);
     await waitFor(() => notes().some((n) => n.startsWith('resume: handback')), 30_000, "the agent's onResume after the hand-back");
     await waitFor(() => said().includes('I am back with you now.'), 30_000, 'the agent speaks again');
+    const whispered = notes().find((n) => n.startsWith('whisper: '))!;
+    assert.match(whispered, /discount/, 'the whisper reached the agent as words');
+    const resumed = JSON.parse(notes().find((n) => n.startsWith('resume: handback'))!.slice('resume: handback '.length)) as Array<{ speaker: string; text: string }>;
+    assert.ok(resumed.some((l) => l.speaker === 'supervisor' && /supervisor/.test(l.text)), `the hand-back transcript has the supervisor's words: ${JSON.stringify(resumed)}`);
+    assert.ok(resumed.some((l) => l.speaker === 'caller' && l.text.length > 0), `the hand-back transcript has the caller's words: ${JSON.stringify(resumed)}`);
 
     // Leave: two-party again; the supervision's steps and the matrix rows tell it all.
     const left = await api(base, 'DELETE', `/v1/calls/${callId}/supervise/${supervisionId}`);
