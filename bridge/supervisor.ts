@@ -32,8 +32,8 @@ import { SUPERVISOR_LEG, supervisedMatrix, supervisorReason, unsupervisedMatrix 
 export interface SupervisedAgent {
   /** Take-over: no agent turns, the agent's audio stops; each caller utterance's words go to `said`. */
   takeOver(said: (text: string) => void): void;
-  /** Hand-back: turns open again and `onResume` runs with the transcript. */
-  handBack(transcript: ResumeInfo['transcript']): void;
+  /** Hand-back: turns open again and `onResume` runs with the transcript (`take()`: after the words still being kept). */
+  handBack(take: () => ResumeInfo['transcript']): void;
   /** A whispered instruction: the agent's `onWhisper` turn. */
   whisper(text: string): void;
 }
@@ -105,7 +105,7 @@ export class CallSupervision {
     if (mode === 'takeover') this.agent.takeOver((text) => on.said.push({ speaker: 'caller', text }));
     if (mode !== 'listen') this.startStt(on);
     await this.apply(mode, caller);
-    if (was === 'takeover') this.agent.handBack(on.said.splice(0));
+    if (was === 'takeover') this.agent.handBack(() => on.said.splice(0));
     this.ctx.log.info({ supervision: id, from: was, to: mode }, 'supervisor mode changed');
   }
 
@@ -132,7 +132,7 @@ export class CallSupervision {
     this.stop(on, reason);
     if (!this.ctx.closed) await this.apply('left', caller);
     this.legs?.removeLeg(SUPERVISOR_LEG);
-    if (wasTakeover) this.agent.handBack(on.said.splice(0));
+    if (wasTakeover) this.agent.handBack(() => on.said.splice(0));
     this.ctx.log.info({ supervision: on.id, reason }, 'supervisor left');
   }
 

@@ -154,13 +154,21 @@ export class TurnManager {
     this.ctx.pipeline.interrupt();
   }
 
-  /** The supervisor hands the call back: turns open again (as they were) and `onResume` gets what was said. */
-  handBack(transcript: ResumeInfo['transcript']): void {
+  /**
+   * The supervisor hands the call back: turns open again (as they were) and `onResume` gets what was said — `take()`
+   * runs on the work queue, after the caller's words still being kept.
+   */
+  handBack(take: () => ResumeInfo['transcript']): void {
     const t = this.takenOver;
     if (!t) return;
     this.takenOver = null;
     this.open = t.wasOpen;
-    if (!this.ctx.closed && !this.ctx.ended) this.enqueue('onResume', { resumed: { reason: 'handback', transcript } });
+    this.ctx.work.push(
+      async () => {
+        if (!this.ctx.closed && !this.ctx.ended) this.enqueue('onResume', { resumed: { reason: 'handback', transcript: take() } });
+      },
+      (err: unknown) => this.ctx.log.warn({ err: (err as Error).message }, 'hand-back not run'),
+    );
   }
 
   /** The supervisor whispered `text` (after speech-to-text): the agent's `onWhisper` turn. */
