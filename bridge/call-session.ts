@@ -120,6 +120,8 @@ export class CallSession {
     if (saved) session.turns.restore({ turn: saved.turn, state: ((await openOn(deps.store, ref.tenant, ref.callId, 'state', saved.state)) ?? {}) as Record<string, Json> });
     // A restart mid-bridge: the human's leg is mixed in again from the matrix row; the agent stays out of it.
     const bridged = session.turns.restoreBridge();
+    // A supervisor's media does not survive a restart: its supervision, if the rows still call it active, ends now.
+    await session.supervision.settleStale().catch((err: unknown) => session.ctx.log.warn({ err }, 'stale supervision not ended'));
     session.wire();
     // The leg may have closed while this attach awaited the store and the agent registry: its 'closed' event is
     // gone, so close the session now (else it would run consent and start a recogniser nobody ever closes).

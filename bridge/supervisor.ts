@@ -12,6 +12,7 @@
  *                             transcript})` runs with what was said meanwhile, and its turns open again
  *   detach / the leg closes / the call's media goes ─► two-party again (a hand-back first if taken over); the
  *                             leave row is written by whoever ended it (the API as the user, or here as the media)
+ *   settleStale (at attach)   a supervision still active in the rows after a restart is ended: its media is gone
  *
  * The supervision's own rows (join, mode, leave: schema/supervision.ts) are written through bridge/call-facts.ts by
  * the desk (as the user, who needs `supervisor`) or here (the media closed). A call in a warm transfer is not
@@ -113,6 +114,20 @@ export class CallSupervision {
   async detach(id: string, reason: string, caller: string): Promise<void> {
     if (this.on?.id !== id) return;
     await this.end(reason, caller);
+  }
+
+  /**
+   * At attach: a supervision the rows still call active has no media here (a restart, kill -9 included, or the call's
+   * media moved): it is ended (`restart`), and the matrix goes back to two-party, so a supervisor may join again.
+   */
+  async settleStale(): Promise<void> {
+    const { ctx } = this;
+    const stale = ctx.deps.store.read(ctx.ref.tenant).call_supervisions.find({ call_id: ctx.ref.callId, state: 'active' });
+    if (stale.length === 0) return;
+    for (const s of stale) if (s.id !== this.on?.id) await this.recordLeft(s.id, 'restart: the supervisor media is gone');
+    const m = storedMatrix(ctx.deps.store, ctx.ref);
+    if (!this.on && m && m.reason.startsWith('supervisor:') && m.reason !== supervisorReason('left')) await this.apply('left', 'media');
+    ctx.log.info({ supervisions: stale.map((s) => s.id) }, 'supervision ended: its media did not survive the restart');
   }
 
   /** The caller's media is gone: the supervision ends with it (its leave row written here). */
