@@ -59,6 +59,9 @@ async function setup() {
   clock.start();
   const caller = new MemoryLeg(false, true);
   const pipeline = new MediaPipeline(caller, clock, { bargeIn: false });
+  // The recorder's second channel ("everyone else": what the caller heard), as the recording tap sees it.
+  const recorded: Int16Array[] = [];
+  pipeline.addTap({ name: 'rec', process: (f, ch) => void (ch === 'agent' && recorded.push(f.samples.slice())) });
   const ctx = { deps: { store, clock, stt: fakeStt('offer a discount') }, ref, log: pino({ level: 'silent' }), leg: caller, pipeline, closed: false, ended: false } as unknown as CallContext;
   const calls: string[] = [];
   const held: { keep: ((text: string) => void) | null; take: (() => ResumeInfo['transcript']) | null } = { keep: null, take: null };
@@ -75,7 +78,7 @@ async function setup() {
     clock.tick();
   };
   const reason = () => storedMatrix(store, ref)?.reason;
-  return { store, ref, admin, ctx, caller, sup, slot, calls, held, agent, reason, clock };
+  return { store, ref, admin, ctx, caller, sup, slot, calls, held, agent, reason, clock, recorded };
 }
 
 test('supervisor: listen, whisper, take over, hand back; the media closing ends it', async (t) => {
@@ -95,6 +98,7 @@ test('supervisor: listen, whisper, take over, hand back; the media closing ends 
   for (let i = 0; i < 12; i++) s.slot(0, 7000);
   assert.deepEqual(s.calls, ['whisper:offer a discount'], "the whisper's words go to the agent");
   assert.ok(s.caller.sentFrames.slice(-10).every((f) => peak(f) < 100), 'the caller hears none of the whisper');
+  assert.ok(s.recorded.slice(-10).every((f) => peak(f) < 100), "the whisper is not on the recording's channel");
 
   await sv.setMode(id, 'takeover', s.admin);
   assert.equal(s.reason(), 'supervisor:takeover');
@@ -102,6 +106,7 @@ test('supervisor: listen, whisper, take over, hand back; the media closing ends 
   s.held.keep!('I need a refund');
   for (let i = 0; i < 10; i++) s.slot(0, 7000);
   assert.ok(s.caller.sentFrames.slice(-5).every((f) => peak(f) >= 6500), 'the caller hears the supervisor');
+  assert.ok(s.recorded.slice(-5).every((f) => peak(f) >= 6500), 'taken over, the supervisor is recorded as the other party');
 
   await sv.setMode(id, 'listen', s.admin);
   assert.deepEqual(s.calls.slice(2), ['handBack']);
