@@ -74,6 +74,8 @@ export class CallSupervision {
   /** The supervisor's media connected for supervision `id` (joined by `caller`): it joins the mix in the row's mode. */
   async attach(id: string, leg: CallLeg, caller: string): Promise<void> {
     const { ctx } = this;
+    const before = ctx.deps.store.read(ctx.ref.tenant).call_supervisions.get(id);
+    if (!before || before.state !== 'active') return void leg.close('the supervision has ended'); // left while connecting
     const problem = leg.closedWith ? { code: 'closed', message: 'supervisor media closed' } : this.joinProblem();
     if (problem) {
       leg.close(problem.message);
@@ -94,7 +96,7 @@ export class CallSupervision {
     // A mode set while the media was connecting is in the row: apply it now.
     const row = ctx.deps.store.read(ctx.ref.tenant).call_supervisions.get(id);
     if (row && row.state === 'active' && row.mode !== 'listen') await this.setMode(id, row.mode, caller);
-    if (row && row.state === 'left') await this.end(row.left_reason ?? 'left', caller);
+    if (row && row.state === 'left') await this.end(row.left_reason ?? 'left', caller); // left while this attach ran
   }
 
   /** Switches the live supervision `id` to `mode` (its row was written by the desk); unknown id: nothing. */
