@@ -184,12 +184,12 @@ export async function supervisorJoined(store: Store<SwitchboardTables>, ref: Cal
 
 /** The supervisor's mode changed (`call_supervisor_mode_set`): listen, whisper or take over. */
 export async function supervisorModeSet(store: Store<SwitchboardTables>, ref: CallRef, supervisionId: string, mode: SupervisorMode, src: FactSource): Promise<FactResult<{ mode: string; changed: boolean }>> {
-  const r = await store.submit(call_supervisor_mode_set, { supervision_id: supervisionId, mode }, who(ref, src));
+  const r = await store.submit(call_supervisor_mode_set, { call_id: ref.callId, supervision_id: supervisionId, mode }, who(ref, src));
   return result(r.outcome);
 }
 
 /** The supervisor left (`call_supervisor_left`): by the API, or because their media closed or the call ended. */
 export async function supervisorLeft(store: Store<SwitchboardTables>, ref: CallRef, supervisionId: string, reason: string, src: FactSource): Promise<FactResult<{ mode: string }>> {
-  const r = await store.submit(call_supervisor_left, { supervision_id: supervisionId, reason: reason.slice(0, 200) }, who(ref, src));
+  const r = await store.submit(call_supervisor_left, { call_id: ref.callId, supervision_id: supervisionId, reason: reason.slice(0, 200) }, who(ref, src));
   return result(r.outcome);
 }

@@ -7,9 +7,10 @@
  *   call_supervisor_joined {call_id, provider, …media}  (permission `supervisor`)
  *     ─► a `legs` row (kind supervisor), a supervision (mode listen, active), a step `join`
  *     ─► refused: call_not_found · call_ended · call_not_live (still ringing) · supervisor_busy (one at a time)
- *   call_supervisor_mode_set {supervision_id, mode}      (permission `supervisor`)
+ *   call_supervisor_mode_set {call_id, supervision_id, mode}   (permission `supervisor`)
  *     ─► the supervision's mode, a step `mode` (the same mode again: no step, `changed: false`)
- *   call_supervisor_left {supervision_id, reason}        (permission `supervisor`, or the media: the leg closed)
+ *   call_supervisor_left {call_id, supervision_id, reason}     (permission `supervisor`, or the media: the leg closed)
+ *   (every command names the call, so each is among the call's events and in its proof: GET /v1/calls/:id/events)
  *     ─► the supervision ends, its leg row is disconnected, a step `leave`; a second leave: supervision_ended
  *
  * A user caller (`user:…`) needs `supervisor` (schema/permissions.ts): a refusal writes nothing. The gateway itself
@@ -76,9 +77,9 @@ function step(ctx: Ctx, s: SupervisionRow, kind: 'join' | 'mode' | 'leave', mode
   ctx.db.call_supervision_steps.insert({ id: ctx.newId('sst'), tenant: ctx.tenant, call_id: s.call_id, supervision_id: s.id, step: kind, mode, by: ctx.caller, at: ctx.now, reason: why });
 }
 
-function loadActive(ctx: Ctx, supervisionId: string): SupervisionRow {
+function loadActive(ctx: Ctx, callId: string, supervisionId: string): SupervisionRow {
   const s = ctx.db.call_supervisions.get(supervisionId);
-  if (!s) return ctx.fail('supervision_not_found', `no supervision ${supervisionId}`);
+  if (!s || s.call_id !== callId) return ctx.fail('supervision_not_found', `call ${callId} has no supervision ${supervisionId}`);
   if (s.state !== 'active') return ctx.fail('supervision_ended', `supervision ${s.id} has ended (${s.left_reason ?? 'left'})`);
   return s;
 }
@@ -134,18 +135,18 @@ export const call_supervisor_joined = defineReducer(
   },
 );
 
-export const call_supervisor_mode_set = defineReducer('call_supervisor_mode_set', z.object({ supervision_id: id, mode: z.enum(SUPERVISOR_MODES) }), (ctx, a) => {
+export const call_supervisor_mode_set = defineReducer('call_supervisor_mode_set', z.object({ call_id: id, supervision_id: id, mode: z.enum(SUPERVISOR_MODES) }), (ctx, a) => {
   requireCaller(ctx, 'supervisor');
-  const s = loadActive(ctx, a.supervision_id);
+  const s = loadActive(ctx, a.call_id, a.supervision_id);
   if (s.mode === a.mode) return { supervision_id: s.id, mode: s.mode, changed: false };
   ctx.db.call_supervisions.update(s.id, { mode: a.mode, changed_at: ctx.now });
   step(ctx, s, 'mode', a.mode, null);
   return { supervision_id: s.id, mode: a.mode, changed: true };
 });
 
-export const call_supervisor_left = defineReducer('call_supervisor_left', z.object({ supervision_id: id, reason }), (ctx, a) => {
+export const call_supervisor_left = defineReducer('call_supervisor_left', z.object({ call_id: id, supervision_id: id, reason }), (ctx, a) => {
   requireCaller(ctx, 'supervisor');
-  const s = loadActive(ctx, a.supervision_id);
+  const s = loadActive(ctx, a.call_id, a.supervision_id);
   ctx.db.call_supervisions.update(s.id, { state: 'left', left_at: ctx.now, left_reason: a.reason, changed_at: ctx.now });
   const leg = ctx.db.legs.get(s.leg_id);
   if (leg && leg.state === 'connected') ctx.db.legs.update(leg.id, { state: 'disconnected', disconnected_at: ctx.now, disconnect_reason: a.reason });

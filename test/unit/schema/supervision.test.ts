@@ -62,6 +62,11 @@ test('supervision: join, mode changes and leave are each a row; the leg row is k
     ['mode', 'listen', admin],
     ['leave', 'listen', admin],
   ]);
+  // Every command names the call: each is among the call's events (and so in its proof).
+  const named = [...store.events()].filter((e) => e.reducer.startsWith('call_supervisor_') && (e.args as { call_id?: string }).call_id === ref.callId);
+  assert.equal(named.length, 8, named.map((e) => e.reducer).join(' '));
+  const elsewhere = await supervisorModeSet(store, { tenant: 'acme', callId: 'call_other' }, sid, 'whisper', { caller: admin });
+  assert.deepEqual(elsewhere.ok ? 'ok' : elsewhere.code, 'supervision_not_found', "another call's id does not reach this supervision");
 });
 
 test('supervision: a role without `supervisor` is refused and nothing is written', async (t) => {
