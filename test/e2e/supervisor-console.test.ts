@@ -61,7 +61,9 @@ if (insidePrivateNetwork(import.meta.filename, 360_000)) {
       assert.equal(r.status, 201, JSON.stringify(r.body));
     }
     const whisper = 'please offer the customer a discount on the next bill';
-    const mic = micWav([[null, 6], [whisper, 3], [whisper, 3], [whisper, 3], [whisper, 3], ['hello this is the supervisor speaking', 2], ['hello this is the supervisor speaking', 2], ['hello this is the supervisor speaking', 2], ['hello this is the supervisor speaking', 60]]);
+    const takeover = 'hello this is the supervisor speaking';
+    // Whatever the load, each mode finds speech when its click lands: the whisper for a while, then the take-over words.
+    const mic = micWav([[null, 6], ...Array.from({ length: 5 }, () => [whisper, 3] as [string, number]), ...Array.from({ length: 12 }, () => [takeover, 2] as [string, number]), [null, 30]]);
     const browser = await launchChromium(mic);
     open.push(() => browser.close());
     const signIn = async (email: string): Promise<{ page: Page; problems: string[] }> => {
