@@ -53,7 +53,7 @@ export async function runHook(def: AgentDefinition, input: TurnInput, ctx: Agent
     case 'onStart':
       return def.onStart?.(ctx);
     case 'onResume':
-      return def.onResume?.(ctx);
+      return def.onResume?.(ctx, input.resumed ?? { reason: 'media', transcript: [] });
     case 'onUtterance':
       return def.onUtterance?.(ctx, input.utterance ?? { text: null, durationMs: 0 });
     case 'onDtmf':
@@ -64,5 +64,7 @@ export async function runHook(def: AgentDefinition, input: TurnInput, ctx: Agent
       return def.onAnswered?.(ctx, input.answered ?? { by: 'unknown', treatedAs: 'human', evidence: {} });
     case 'onTransferFailed':
       return def.onTransferFailed?.(ctx, input.transferFailed ?? { reason: 'failed', target: '' });
+    case 'onWhisper':
+      return def.onWhisper?.(ctx, input.whisper ?? '');
   }
 }

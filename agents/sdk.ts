@@ -224,8 +224,17 @@ export interface AgentDefinition {
   onAnswered?(ctx: AgentContext, info: AnsweredInfo): Promise<void> | void;
   /** A warm transfer did not reach the human: the caller is back with the agent (see `TransferOptions`). */
   onTransferFailed?(ctx: AgentContext, info: { reason: TransferFailure; target: string }): Promise<void> | void;
-  /** The call came back after its media was lost (restart, network, migration): pick up where it was. */
-  onResume?(ctx: AgentContext): Promise<void> | void;
+  /**
+   * The call came back after its media was lost (restart, network, migration): pick up where it was. Also when a
+   * supervisor who took the call over hands it back (`info.reason: 'handback'`, with what the caller and the
+   * supervisor said meanwhile, in order).
+   */
+  onResume?(ctx: AgentContext, info: ResumeInfo): Promise<void> | void;
+  /**
+   * A supervisor whispered to the agent (issue 16): their words after speech-to-text, an instruction the caller never
+   * heard. Runs as a turn of its own, between the caller's turns.
+   */
+  onWhisper?(ctx: AgentContext, text: string): Promise<void> | void;
   tools?: Record<string, ToolDefinition | HttpToolDefinition>;
   /** Barge-in, backchannels and end of turn for this agent's calls; a missing field keeps its default. */
   turnTaking?: TurnTakingOptions;
@@ -237,7 +246,7 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,99}$/;
 export function defineAgent<D extends AgentDefinition>(def: D): D {
   if (!def || typeof def !== 'object') throw new TypeError('defineAgent: expected an object');
   if (typeof def.name !== 'string' || !NAME.test(def.name)) throw new TypeError(`defineAgent: name must match ${NAME}`);
-  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered', 'onTransferFailed'] as const) {
+  for (const hook of ['init', 'onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered', 'onTransferFailed', 'onWhisper'] as const) {
     if (def[hook] !== undefined && typeof def[hook] !== 'function') throw new TypeError(`defineAgent: ${hook} must be a function`);
   }
   if (def.turnTaking !== undefined) resolveTurnTaking(def.turnTaking); // throws on a wrong type, at deploy
@@ -254,4 +263,11 @@ export function defineAgent<D extends AgentDefinition>(def: D): D {
   return def;
 }
 
-export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume' | 'onAnswered' | 'onTransferFailed';
+export type Hook = 'onStart' | 'onUtterance' | 'onDtmf' | 'onSilence' | 'onResume' | 'onAnswered' | 'onTransferFailed' | 'onWhisper';
+
+/** Why `onResume` runs: the media came back (`media`), or a supervisor handed the call back (`handback`). */
+export interface ResumeInfo {
+  reason: 'media' | 'handback';
+  /** `handback`: what was said while the supervisor had the call, in order (empty without speech-to-text). */
+  transcript: { speaker: 'caller' | 'supervisor'; text: string }[];
+}

@@ -5,9 +5,9 @@
  * thread for deployed versions — runs the author's hooks against them.
  * An agent never sees a provider or a socket.
  */
-import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, ToolContext, ToolRequirement, TransferFailure, TransferOptions, TurnTakingOptions, Utterance } from './sdk.ts';
+import type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, ResumeInfo, SayResult, ToolContext, ToolRequirement, TransferFailure, TransferOptions, TurnTakingOptions, Utterance } from './sdk.ts';
 
-export type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, SayResult, TransferFailure, TransferOptions, Utterance } from './sdk.ts';
+export type { AnsweredInfo, GatherOptions, GatherResult, Hook, Json, ResumeInfo, SayResult, TransferFailure, TransferOptions, Utterance } from './sdk.ts';
 
 export interface TurnInput {
   hook: Hook;
@@ -22,6 +22,10 @@ export interface TurnInput {
   answered?: AnsweredInfo;
   /** `onTransferFailed`: why the warm transfer failed, and its target. */
   transferFailed?: { reason: TransferFailure; target: string };
+  /** `onWhisper`: the supervisor's words. */
+  whisper?: string;
+  /** `onResume`: why, and (a hand-back) what was said meanwhile; absent = the media came back. */
+  resumed?: ResumeInfo;
 }
 
 /** What a turn may do; implemented by the bridge for one call and turn. */

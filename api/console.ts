@@ -1,6 +1,6 @@
 /**
  * The compliance console (CONTRACT: `GET /console`): a dependency-free single
- * page in `console/` (index.html, app.js and its nodes panel nodes.js, agents panel agents.js, approvals panel approvals.js PCI pause button pci.js and campaigns panel campaigns.js, style.css), read once at mount and
+ * page in `console/` (index.html, app.js and its nodes panel nodes.js, agents panel agents.js, approvals panel approvals.js PCI pause button pci.js, campaigns panel campaigns.js, supervisor controls supervise.js, style.css), read once at mount and
  * served with a strict Content-Security-Policy. The page itself carries no
  * data: it signs in through `POST /v1/auth/login` (HttpOnly session cookie)
  * and then talks to the same JSON API and `WS /v1/subscribe` as any client,
@@ -23,6 +23,7 @@ const FILES = [
   { route: ['/console/approvals.js'], file: 'approvals.js', type: 'text/javascript; charset=utf-8' },
   { route: ['/console/pci.js'], file: 'pci.js', type: 'text/javascript; charset=utf-8' },
   { route: ['/console/campaigns.js'], file: 'campaigns.js', type: 'text/javascript; charset=utf-8' },
+  { route: ['/console/supervise.js'], file: 'supervise.js', type: 'text/javascript; charset=utf-8' },
   { route: ['/console/style.css'], file: 'style.css', type: 'text/css; charset=utf-8' },
 ] as const;
 

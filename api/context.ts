@@ -13,6 +13,7 @@ import type { AccountChecker, OutboundDialer } from '../ingress/port.ts';
 import type { MasterKey } from '../recording/crypto.ts';
 import type { ContentSealer } from '../recording/content-seal.ts';
 import type { ContentEraser } from '../bridge/content-erase.ts';
+import type { SupervisorDesk } from '../bridge/supervisor-desk.ts';
 import type { BlobStore } from '../recording/types.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import { StoreError, type ArgsOf, type ReducerHandle, type ResultOf, type Store } from '../store/index.ts';
@@ -47,6 +48,8 @@ export interface ApiContext {
   drain?: { start(): Promise<DrainStart> };
   /** Campaigns (api/routes/campaigns.ts): the runner to wake and each provider's default calls per second; absent = campaigns are stored but not run. */
   campaigns?: { runner: { poke(): void }; callsPerSecond: Readonly<Record<string, number>> };
+  /** Supervisors joining live calls (api/routes/supervise.ts, bridge/supervisor-desk.ts), set once the adapters are mounted; absent = 503. */
+  supervise?: SupervisorDesk;
 }
 
 /** Validates `input` with `schema`; a failure is a 400 naming each bad field. */

@@ -21,6 +21,7 @@ import { mountToolApprovalRoutes } from './routes/tool-approvals.ts';
 import { mountRecordingPauseRoutes } from './routes/recording-pause.ts';
 import { mountCampaignRoutes } from './routes/campaigns.ts';
 import { mountProviderAccountRoutes } from './routes/provider-accounts.ts';
+import { mountSuperviseRoutes } from './routes/supervise.ts';
 import type { HttpServer } from '../http/server.ts';
 
 export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void> {
@@ -39,6 +40,7 @@ export async function mountApi(http: HttpServer, ctx: ApiContext): Promise<void>
     mountRecordingPauseRoutes(api, ctx);
     mountCampaignRoutes(api, ctx);
     mountProviderAccountRoutes(api, ctx);
+    mountSuperviseRoutes(api, ctx);
   });
   mountConsole(http.app);
   await mountPhone(http.app, ctx.cacheDir ? path.join(ctx.cacheDir, 'phone') : undefined);

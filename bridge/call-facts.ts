@@ -12,7 +12,8 @@
  */
 import type { Logger } from 'pino';
 import type { AmdRequest } from '../schema/amd-requests.ts';
-import { call_amd_requested, call_matrix_set } from '../schema/reducers.ts';
+import { call_amd_requested, call_matrix_set, call_supervisor_joined, call_supervisor_left, call_supervisor_mode_set } from '../schema/reducers.ts';
+import type { SupervisorMode } from '../schema/supervision.ts';
 import type { MixMatrix } from '../media/mix-matrix.ts';
 import type { LegDescription } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -172,5 +173,23 @@ export async function matrixSet(store: Store<SwitchboardTables>, ref: CallRef, m
     { call_id: ref.callId, legs: m.legs.map((l) => ({ id: l.id, role: l.role })), hears: Object.fromEntries(Object.entries(m.hears).map(([k, v]) => [k, [...v]])), reason: d.reason, peer_call_id: d.peerCallId ?? null },
     who(ref, src),
   );
+  return result(r.outcome);
+}
+
+/** A supervisor joined the call (`call_supervisor_joined`, schema/supervision.ts): its leg row and the supervision, mode listen. */
+export async function supervisorJoined(store: Store<SwitchboardTables>, ref: CallRef, d: Pick<LegDescription, 'provider' | 'session' | 'codec' | 'inputRate'>, src: FactSource): Promise<FactResult<{ supervision_id: string; leg_id: string; mode: string }>> {
+  const r = await store.submit(call_supervisor_joined, { call_id: ref.callId, provider: d.provider, media_session: d.session, codec: d.codec, sample_rate: d.inputRate }, who(ref, src));
+  return result(r.outcome);
+}
+
+/** The supervisor's mode changed (`call_supervisor_mode_set`): listen, whisper or take over. */
+export async function supervisorModeSet(store: Store<SwitchboardTables>, ref: CallRef, supervisionId: string, mode: SupervisorMode, src: FactSource): Promise<FactResult<{ mode: string; changed: boolean }>> {
+  const r = await store.submit(call_supervisor_mode_set, { call_id: ref.callId, supervision_id: supervisionId, mode }, who(ref, src));
+  return result(r.outcome);
+}
+
+/** The supervisor left (`call_supervisor_left`): by the API, or because their media closed or the call ended. */
+export async function supervisorLeft(store: Store<SwitchboardTables>, ref: CallRef, supervisionId: string, reason: string, src: FactSource): Promise<FactResult<{ mode: string }>> {
+  const r = await store.submit(call_supervisor_left, { call_id: ref.callId, supervision_id: supervisionId, reason: reason.slice(0, 200) }, who(ref, src));
   return result(r.outcome);
 }

@@ -9,7 +9,8 @@
  *     ├─ ContentManager (content-manager.ts)  recording + transcripts (the transcriber tap, CallerWords), redaction,
  *     │                                       the PCI pause (pci-pause.ts: ctx.secure, the API, the console)
  *     ├─ TurnManager    (turn-manager.ts)     agent turns, gather, silence, actions, transfer
- *     └─ TurnTaking     (turn-taking.ts)      barge-in / backchannel records, the adaptive end of turn
+ *     ├─ TurnTaking     (turn-taking.ts)      barge-in / backchannel records, the adaptive end of turn
+ *     └─ CallSupervision (supervisor.ts)      a supervisor's leg: listen, whisper (onWhisper), take over / hand back
  *
  * The call, as this connection sees it:
  *
@@ -49,6 +50,7 @@ import { pauseFallback } from './fallback.ts';
 import { pendingAmd, runAmdStage, type AmdHost } from './amd-stage.ts';
 import { recordMachineConsent } from '../consent/machine.ts';
 import { TurnTaking } from './turn-taking.ts';
+import { CallSupervision } from './supervisor.ts';
 
 export { SessionError, type AgentDirectory, type CallRef, type SessionDeps } from './call-context.ts';
 
@@ -60,6 +62,8 @@ export class CallSession {
   private readonly turns: TurnManager;
   /** Barge-in records, backchannels, the adaptive end of turn (bridge/turn-taking.ts). */
   private readonly taking: TurnTaking;
+  /** A supervisor on the call (bridge/supervisor.ts; connected by bridge/supervisor-desk.ts). */
+  readonly supervision: CallSupervision;
   private onClosed: ((s: CallSession) => void) | null = null;
 
   private constructor(
@@ -77,6 +81,8 @@ export class CallSession {
     this.content = new ContentManager(this.ctx, () => this.consent);
     this.turns = new TurnManager(this.ctx, this.content, (reason) => this.hangup(reason));
     this.taking = new TurnTaking(this.ctx);
+    this.supervision = new CallSupervision(this.ctx, this.turns);
+    this.turns.supervised = () => this.supervision.current !== null;
     this.taking.peekWords = () => this.content.peekWords();
     this.ctx.agentChanged = (next) => this.taking.agentChanged(next);
     this.consent = new ConsentManager(this.ctx, this.content, { transfer: (target) => this.turns.transfer(target), hangup: (reason) => this.hangup(reason) });
@@ -114,6 +120,8 @@ export class CallSession {
     if (saved) session.turns.restore({ turn: saved.turn, state: ((await openOn(deps.store, ref.tenant, ref.callId, 'state', saved.state)) ?? {}) as Record<string, Json> });
     // A restart mid-bridge: the human's leg is mixed in again from the matrix row; the agent stays out of it.
     const bridged = session.turns.restoreBridge();
+    // A supervisor's media does not survive a restart: its supervision, if the rows still call it active, ends now.
+    await session.supervision.settleStale().catch((err: unknown) => session.ctx.log.warn({ err }, 'stale supervision not ended'));
     session.wire();
     // The leg may have closed while this attach awaited the store and the agent registry: its 'closed' event is
     // gone, so close the session now (else it would run consent and start a recogniser nobody ever closes).
@@ -233,6 +241,7 @@ export class CallSession {
   /** The media is gone: the close cascade, once (a second close — the leg's event after attach saw it — is a no-op). */
   private async close(info: LegClose): Promise<void> {
     if (!this.ctx.markClosed(info.reason)) return;
+    this.supervision.close();
     this.turns.close();
     this.taking.close();
     this.pipeline.close();

@@ -13,6 +13,8 @@
  *     failed ─► turns open again and onTransferFailed {reason} runs next
  *   a restart in a bridge (the call's last matrix row `warm:bridged`): `restoreBridge` waits for the human's resumed
  *     leg (bridge/human-legs.ts) and mixes it in again; turns stay closed
+ *   a supervisor (bridge/supervisor.ts): whisper ─► onWhisper {text}; take-over ─► turns closed, the agent's audio
+ *     stopped, the caller's words kept; hand-back ─► turns open again, onResume {reason: handback, transcript}
  *
  * Each `say` is an `agent_actions` row whose result records how much the caller heard (turn-actions.ts). Turn
  * numbers are reserved in the store before the turn runs, so a resumed call carries on from there. At a turn
@@ -35,7 +37,7 @@ import * as facts from './call-facts.ts';
 import type { TraceSpan } from '../telemetry/tracing.ts';
 import { pauseFallback, type Fallback } from './fallback.ts';
 import { CallTransfers } from './call-transfers.ts';
-import type { TransferFailure } from '../agents/types.ts';
+import type { ResumeInfo, TransferFailure } from '../agents/types.ts';
 
 export interface TurnExtra {
   durationMs?: number;
@@ -45,6 +47,8 @@ export interface TurnExtra {
   /** The utterance was a backchannel: true from its words = no agent turn (bridge/turn-taking.ts). */
   backchannel?: (text: string | null) => boolean;
   transferFailed?: { reason: TransferFailure; target: string };
+  whisper?: string;
+  resumed?: ResumeInfo;
 }
 
 export class TurnManager {
@@ -65,6 +69,10 @@ export class TurnManager {
   private readonly closing = new AbortController();
   /** Warm transfers and the bridge they leave (bridge/call-transfers.ts). */
   private readonly transfers: CallTransfers;
+  /** A supervisor has the call (bridge/supervisor.ts): whether turns were open, and where the caller's words go. */
+  private takenOver: { wasOpen: boolean; said: (text: string) => void } | null = null;
+  /** True while a supervisor is on the call (a warm transfer is refused meanwhile); set by the session. */
+  supervised: () => boolean = () => false;
 
   constructor(
     private readonly ctx: CallContext,
@@ -133,7 +141,39 @@ export class TurnManager {
 
   /** Consent is done (granted, or the policy lets the call continue): speech and keys start turns. */
   openTurns(): void {
-    if (!this.transfers.agentOut) this.open = true;
+    if (this.takenOver) this.takenOver.wasOpen = !this.transfers.agentOut;
+    else if (!this.transfers.agentOut) this.open = true;
+  }
+
+  /** A supervisor takes the call over: no agent turns, the agent's audio stops; the caller's words go to `said`. */
+  takeOver(said: (text: string) => void): void {
+    if (this.takenOver) return;
+    this.takenOver = { wasOpen: this.open, said };
+    this.open = false;
+    this.silence.clear();
+    this.ctx.pipeline.interrupt();
+  }
+
+  /**
+   * The supervisor hands the call back: turns open again (as they were) and `onResume` gets what was said — `take()`
+   * runs on the work queue, after the caller's words still being kept.
+   */
+  handBack(take: () => ResumeInfo['transcript']): void {
+    const t = this.takenOver;
+    if (!t) return;
+    this.takenOver = null;
+    this.open = t.wasOpen;
+    this.ctx.work.push(
+      async () => {
+        if (!this.ctx.closed && !this.ctx.ended) this.enqueue('onResume', { resumed: { reason: 'handback', transcript: take() } });
+      },
+      (err: unknown) => this.ctx.log.warn({ err: (err as Error).message }, 'hand-back not run'),
+    );
+  }
+
+  /** The supervisor whispered `text` (after speech-to-text): the agent's `onWhisper` turn. */
+  whisper(text: string): void {
+    if (!this.ctx.closed && !this.ctx.ended && !this.takenOver) this.enqueue('onWhisper', { whisper: text });
   }
 
   /** At attach: a restart mid-bridge brings the human back in (bridge/call-transfers.ts); true when bridged (turns stay closed). */
@@ -149,11 +189,23 @@ export class TurnManager {
 
   /** An utterance ended; `backchannel` (for one spoken briefly over the agent) tells from its words if it starts no turn. */
   utteranceEnded(durationMs: number, backchannel: ((text: string | null) => boolean) | null = null): void {
+    if (this.takenOver) return this.keepCallerWords(this.takenOver.said);
     if (this.utterancePending && backchannel === null) this.backchannel = null; // real words joined the queued answer
     if (!this.open || this.gatherer.active || this.utterancePending) return; // one queued answer is enough
     this.utterancePending = true;
     this.backchannel = backchannel;
     this.enqueue('onUtterance', { durationMs });
+  }
+
+  /** Taken over: the utterance's words are kept for the hand-back (no turn). */
+  private keepCallerWords(said: (text: string) => void): void {
+    this.ctx.work.push(
+      async () => {
+        const text = await this.content.takeWords();
+        if (text) said(text);
+      },
+      (err: unknown) => this.ctx.log.warn({ err: (err as Error).message }, "the caller's words not kept"),
+    );
   }
 
   dtmf(digit: string): void {
@@ -210,6 +262,7 @@ export class TurnManager {
    * never do again (the agent has left); failed, they do, and `onTransferFailed` runs next.
    */
   private async warmTransfer(target: string, opts: { summary?: string; timeoutMs?: number }): Promise<{ ok: true } | { ok: false; reason: TransferFailure }> {
+    if (this.supervised()) throw new ActionError('a warm transfer cannot start while a supervisor is on the call');
     const wasOpen = this.open;
     this.open = false;
     const out = await this.transfers.warm(target, opts);
@@ -231,6 +284,10 @@ export class TurnManager {
   private async runTurn(hook: Hook, extra: TurnExtra, queuedAt: number): Promise<void> {
     const { ctx } = this;
     if (ctx.closed || ctx.ended) return;
+    if (this.takenOver) {
+      if (hook === 'onUtterance') this.utterancePending = false;
+      return void ctx.log.info({ hook }, 'taken over by a supervisor: no agent turn');
+    }
     if (await this.fallBackIfPaused()) return;
     await this.switchAgentIfMigrating();
     const agent = ctx.agent;
@@ -268,6 +325,8 @@ export class TurnManager {
     if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;
     if (extra.answered !== undefined) input.answered = extra.answered;
     if (extra.transferFailed !== undefined) input.transferFailed = extra.transferFailed;
+    if (extra.whisper !== undefined) input.whisper = extra.whisper;
+    if (extra.resumed !== undefined) input.resumed = extra.resumed;
     const started = await this.deps.store.submit(
       agent_turn_started,
       { call_id: this.ref.callId, agent: agent.name, version: agent.version, turn: input.turn, kind: hook },

@@ -26,6 +26,7 @@ import { mountSubscriptions } from '../api/subscribe.ts';
 import { HttpServer } from '../http/server.ts';
 import { CallControl } from '../bridge/call-control.ts';
 import { CallManager } from '../bridge/call-manager.ts';
+import { SupervisorDesk } from '../bridge/supervisor-desk.ts';
 import { HumanLegs } from '../bridge/human-legs.ts';
 import { NodeDrain } from '../bridge/drain.ts';
 import { CampaignRunner } from '../campaigns/scheduler.ts';
@@ -338,6 +339,8 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
     }
   };
   await mountStage('routes');
+  // Supervisors join live calls from the browser (bridge/supervisor-desk.ts) through the adapter that takes browsers.
+  api.supervise = new SupervisorDesk({ store, calls, logger, browser: () => [...mounted.values()].find((m) => m.browserLegs)?.browserLegs ?? null });
   let bound: { port: number; host: string };
   try {
     bound = await http.listen(config.http.port, config.host);

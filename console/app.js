@@ -6,13 +6,16 @@
 // The calls list names each call's owning node; the nodes panel (nodes.js) shows the cluster's nodes to admins;
 // the agents panel (agents.js) shows which agents are paused, with pause / resume for those who deploy;
 // the approvals panel (approvals.js) lists tool calls waiting for a decision to users with `tools:approve`;
-// a live call's page has the PCI pause button (pci.js) for users with `recording:pause`.
+// a live call's page has the PCI pause button (pci.js) for users with `recording:pause`, and the supervisor controls
+// (supervise.js: listen / whisper / take over / hand back / leave, over WebRTC) for users with `supervisor`;
+// the live calls (a subscription to `calls` in active states) are listed under the header, updated as they change.
 'use strict';
 import { approvalsPanel } from './approvals.js';
 import { nodesPanel } from './nodes.js';
 import { agentsPanel } from './agents.js';
 import { pciButton } from './pci.js';
 import { campaignsPanel } from './campaigns.js';
+import { leaveSupervision, superviseBar } from './supervise.js';
 
 // Mirrors schema/permissions.ts (the server enforces it; this only shapes the UI).
 const COMMON = ['users:read', 'numbers:read', 'policies:read', 'calls:read', 'agents:read', 'subscribe'];
@@ -184,6 +187,11 @@ function renderLive(offline = false) {
   const n = state.live.size;
   text($('live'), offline ? 'Live: offline (reconnecting)' : `Live: ${n} active call${n === 1 ? '' : 's'}`);
   $('live').classList.toggle('on', !offline && n > 0);
+  // The live calls themselves, newest first, each opening its page (updated on every delta of the subscription).
+  const rows = [...state.live.values()].sort((a, b) => (b.received_at ?? 0) - (a.received_at ?? 0));
+  $('live-calls').hidden = offline || rows.length === 0;
+  $('live-list').replaceChildren(...rows.map((r) => h('li', { 'data-call-id': r.id },
+    h('button', { type: 'button', class: 'link', onclick: () => openCall(r.id) }, `${r.from_uri} → ${r.to_uri}`), ' ', h('span', { class: `state s-${r.state}` }, r.state))));
 }
 
 function connectLive() {
@@ -283,6 +291,7 @@ const dl = (pairs) => h('dl', { class: 'kv' }, pairs.flatMap(([k, v]) => [h('dt'
 
 function closeDetail(focus = true) {
   state.openId = null;
+  leaveSupervision();
   const audio = $('detail-body').querySelector('audio');
   if (audio) { audio.pause(); audio.removeAttribute('src'); audio.load(); }
   $('detail-body').replaceChildren();
@@ -377,6 +386,9 @@ function actionsPart(d, id, p) {
   if (can('recording:pause') && ACTIVE.includes(c.state)) {
     tools.push(pciButton({ h, text, api }, c.id, { status: (m) => text($('detail-status'), m), fail: (m) => text($('detail-error'), m) }));
   }
+  if (can('supervisor') && ACTIVE.includes(c.state)) {
+    tools.push(superviseBar({ h, text, api }, c.id, { status: (m) => text($('detail-status'), m), fail: (m) => text($('detail-error'), m) }));
+  }
   if (can('access_log:read')) tools.push(h('button', { type: 'button', class: 'secondary', onclick: () => showAccessLog(c.id) }, 'Show access log for this call'));
   if (tools.length === 0) return h('p', { class: 'muted' }, `Your role (${state.me.role}) has no actions on this call.`);
   return h('section', { class: 'part actions-bar', 'aria-label': 'Actions' }, h('h3', { class: 'sr-only' }, 'Actions'), h('div', { class: 'actions' }, tools));
@@ -388,6 +400,10 @@ const EVENT_TEXT = {
   call_received: (x) => `Call received${x.from ? ` from ${plain(x.from)}` : ''}${x.to ? ` to ${plain(x.to)}` : ''}${x.provider ? ` (${plain(x.provider)})` : ''}`,
   call_answered: () => 'Call answered',
   call_ended: (x) => `Call ended${x.reason ? `: ${plain(x.reason)}` : ''}`,
+  call_supervisor_joined: () => 'Supervisor joined (listening)',
+  call_supervisor_mode_set: (x) => `Supervisor mode: ${plain(x.mode) === 'takeover' ? 'take over' : plain(x.mode)}`,
+  call_supervisor_left: (x) => `Supervisor left${x.reason ? `: ${plain(x.reason)}` : ''}`,
+  call_matrix_set: (x) => `Who hears whom changed${x.reason ? ` (${plain(x.reason)})` : ''}`,
   consent_started: () => 'Consent prompt started',
   consent_decided: (x) => `Consent ${plain(x.outcome).replace(/_/g, ' ')}${x.method ? ` by ${plain(x.method)}` : ''}`,
   consent_withdrawn: (x) => `Consent withdrawn${x.method ? ` by ${plain(x.method)}` : ''}`,

@@ -23,6 +23,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { CallControl } from '../bridge/call-control.ts';
+import type { CallLeg, LegDescription } from '../media/call-leg.ts';
 import type { GrantResolver } from '../http/grants.ts';
 import type { UpgradeHandler } from '../http/server.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
@@ -127,12 +128,35 @@ export interface AccountChecker {
   checkAccount(provider: string, credentials: Readonly<Record<string, string>>): Promise<Record<string, string>>;
 }
 
+/** A browser's offer this adapter answered for a leg that is not a call of its own (a supervisor joining a call). */
+export interface BrowserLegOffer {
+  /** The SDP answer for the browser. */
+  answer: string;
+  /** What the leg row records (provider, media session, codec, rate), known before the media connects. */
+  description: Pick<LegDescription, 'provider' | 'session' | 'codec' | 'inputRate'>;
+  /** The leg once the browser's media connects, or null when it never did (the peer is closed then). */
+  leg: Promise<CallLeg | null>;
+  /** Gives up on it (the peer is closed). */
+  cancel(): void;
+}
+
+/** Legs from browsers (WebRTC) that join an existing call instead of placing one: the supervisor's (issue 16). */
+export interface BrowserLegs {
+  /** Answers `offer` (an SDP offer); throws OfferError on an offer that cannot be answered. */
+  answer(offer: string): Promise<BrowserLegOffer>;
+}
+
+/** An SDP offer that cannot be answered (400 invalid_sdp, with the reason). */
+export class OfferError extends Error {}
+
 /** A mounted adapter. */
 export interface MountedIngress {
   /** Stops taking calls and frees sockets and timers (idempotent). Live calls are left for their resume. */
   close(): Promise<void>;
   /** Outbound calling, when the adapter can dial. */
   readonly dialer?: OutboundDialer;
+  /** Browser legs joining a call (a supervisor), when the adapter takes browsers. */
+  readonly browserLegs?: BrowserLegs;
   /**
    * Loads, in the background, what the adapter imports on first use (heavy packages kept out of the start): called
    * once the gateway listens, so the restart does not wait for it and the first call usually does not either.

@@ -23,6 +23,7 @@ import { dncReducers } from './dnc.ts';
 import { turnTakingReducers } from './turn-taking.ts';
 import { providerAccountReducers } from './provider-accounts.ts';
 import { callMatrixReducers } from './call-matrix.ts';
+import { supervisionReducers } from './supervision.ts';
 
 /**
  * Reducers only older logs hold: applied when such a log replays (or a command carried by name from one arrives),
@@ -34,7 +35,7 @@ export const schema: SchemaDef<SwitchboardTables> = {
   version: 2,
   tables,
   derived: [transcriptSearch, callEventsIndex],
-  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...contentReducers, ...turnTakingReducers, ...providerAccountReducers, ...callMatrixReducers, ...retired],
+  reducers: [...tenancyReducers, ...accessReducers, ...callReducers, ...outboundCallReducers, ...consentReducers, ...recordingReducers, ...agentReducers, ...agentVersionReducers, ...agentPauseReducers, ...webhookNonceReducers, ...nodeReducers, ...logLevelReducers, ...toolApprovalReducers, ...pciReducers, ...answeredByReducers, ...campaignReducers, ...dncReducers, ...contentReducers, ...turnTakingReducers, ...providerAccountReducers, ...callMatrixReducers, ...supervisionReducers, ...retired],
 };
 export { tables, type SwitchboardTables } from './tables.ts';
 export { TRANSITIONS, canTransition } from './calls/lifecycle.ts';

@@ -42,6 +42,8 @@ export const PERMISSIONS = [
   'tools:policy',
   /** Pause and resume a live call's recording and transcription (PCI capture): POST /v1/calls/:id/recording/pause|resume. */
   'recording:pause',
+  /** Join a live call as its supervisor (listen, whisper, take over): POST /v1/calls/:id/supervise … (admin only). */
+  'supervisor',
   'subscribe',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];

@@ -26,3 +26,4 @@ export { dnc_added, dnc_removed } from './dnc.ts';
 export { call_turn_decided } from './turn-taking.ts';
 export { provider_account_removed, provider_account_set } from './provider-accounts.ts';
 export { call_matrix_set } from './call-matrix.ts';
+export { call_supervisor_joined, call_supervisor_mode_set, call_supervisor_left } from './supervision.ts';

@@ -17,6 +17,7 @@ import { answered_by } from './answered-by.ts';
 import { turn_decisions } from './turn-taking.ts';
 import { provider_accounts } from './provider-account-tables.ts';
 import { call_matrices } from './call-matrix.ts';
+import { call_supervisions, call_supervision_steps } from './supervision.ts';
 import { campaign_attempts, campaign_numbers, campaign_pacing, campaigns, dnc_numbers } from './campaign-tables.ts';
 
 export { CALL_STATES, PROVIDERS, ProviderName, ROLES, type CallState } from './columns.ts';
@@ -237,6 +238,7 @@ export { agent_pauses, number_fallbacks } from './pause-tables.ts';
 export { answered_by } from './answered-by.ts';
 export { turn_decisions } from './turn-taking.ts';
 export { call_matrices } from './call-matrix.ts';
+export { call_supervisions, call_supervision_steps } from './supervision.ts';
 
 export const tables = {
   tenants,
@@ -275,5 +277,7 @@ export const tables = {
   turn_decisions,
   provider_accounts,
   call_matrices,
+  call_supervisions,
+  call_supervision_steps,
 };
 export type SwitchboardTables = typeof tables;

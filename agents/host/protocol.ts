@@ -26,7 +26,7 @@ export const ErrorInfo = z.object({
 });
 export type ErrorInfo = z.infer<typeof ErrorInfo>;
 
-export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered', 'onTransferFailed'] as const;
+export const HOOKS = ['onStart', 'onUtterance', 'onDtmf', 'onSilence', 'onResume', 'onAnswered', 'onTransferFailed', 'onWhisper'] as const;
 const HookSchema = z.enum(HOOKS);
 
 const DtmfOptions = z.object({ maxDigits: z.number().int().positive().optional(), finishOn: z.string().optional() });
@@ -46,6 +46,8 @@ const TurnInputSchema = z.object({
   silentMs: z.number().optional(),
   answered: z.object({ by: z.enum(['human', 'machine', 'unknown']), treatedAs: z.enum(['human', 'machine']), evidence: z.record(z.string(), json) }).optional(),
   transferFailed: z.object({ reason: z.enum(['declined', 'no_answer', 'busy', 'timeout', 'hangup', 'failed']), target: z.string() }).optional(),
+  whisper: z.string().optional(),
+  resumed: z.object({ reason: z.enum(['media', 'handback']), transcript: z.array(z.object({ speaker: z.enum(['caller', 'supervisor']), text: z.string() })) }).optional(),
 });
 const TransferOptionsSchema = z.object({ mode: z.enum(['blind', 'warm']).optional(), summary: z.string().max(2000).optional(), timeoutMs: z.number().int().positive().max(600_000).optional() });
 

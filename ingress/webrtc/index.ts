@@ -9,6 +9,7 @@
  *   GET    /webrtc/config                              ─► { iceServers } for browsers
  *   GET    /webrtc/directory                           ─► numbers open to browsers (provider webrtc)
  *   GET    /phone                                      ─► the softphone (api/phone.ts, mounted with the API)
+ *   (browserLegs)                                      ─► a supervisor's browser joining a live call (supervisor.ts)
  *
  * With no `?to=` the call goes to the built-in `demo` number (demo.ts). A
  * resume re-routes the same call row through `routeInbound` (the call goes
@@ -40,6 +41,7 @@ import { checkOffer, MAX_SDP_BYTES } from './sdp.ts';
 import { SessionTokens } from './session-token.ts';
 import { loadLeg, WebrtcSessions } from './sessions.ts';
 import { transcript_accessed } from '../../schema/reducers.ts';
+import { webrtcBrowserLegs } from './supervisor.ts';
 
 /**
  * The adapter's settings: SWITCHBOARD_WEBRTC_* (built by cli/config/: ICE servers, addresses, the demo switch, Opus
@@ -179,5 +181,7 @@ export async function mountWebrtc(host: IngressHost, deps: WebrtcOptions): Promi
       return reply.header('Cache-Control', 'no-store').send({ numbers, default: DEMO_NUMBER });
     });
   });
-  return { sessions, tokens, warm: async () => void (await Promise.all([loadPeer(), loadLeg()])), close: async () => sessions.close() };
+  // A supervisor's browser joins a live call (supervisor.ts; the API's POST /v1/calls/:id/supervise asks).
+  const browserLegs = webrtcBrowserLegs(cfg, log, cfg.opusComplexity);
+  return { sessions, tokens, browserLegs, warm: async () => void (await Promise.all([loadPeer(), loadLeg()])), close: async () => sessions.close() };
 }

@@ -64,7 +64,16 @@ export class WebrtcClient {
   private readonly watchdog = setInterval(() => this.watch(), 500);
   private closed = false;
 
-  constructor(private readonly o: { baseUrl: string; to: string }) {}
+  /**
+   * `exchange`: posts the offer somewhere else than `/webrtc/offer` and gives back the answer (a supervisor joining a
+   * call: POST /v1/calls/:id/supervise); such a leg never resumes (it has no token).
+   */
+  constructor(private readonly o: { baseUrl: string; to: string; exchange?: (offer: string) => Promise<{ status: number; sdp: string }> }) {}
+
+  /** Connects through `exchange` (see the constructor): the outcome, as `dial`'s. */
+  async join(): Promise<OfferOutcome> {
+    return this.negotiate('');
+  }
 
   /** A new call: the offer's HTTP outcome; on 201 resolves once connected (or the connection failed). */
   async dial(): Promise<OfferOutcome> {
@@ -139,16 +148,27 @@ export class WebrtcClient {
       });
     }
     const offer = pc.localDescription?.sdp ?? '';
-    const res = await fetch(`${this.o.baseUrl}/webrtc/offer?${query}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
-    const body = await res.text();
-    if (res.status !== 201) {
-      await pc.close();
-      const retryAfter = res.headers.get('retry-after');
-      return { status: res.status, body, ...(retryAfter ? { retryAfter } : {}) };
+    let status: number;
+    let body: string;
+    let headers: Headers | null = null;
+    if (this.o.exchange) {
+      const r = await this.o.exchange(offer);
+      status = r.status;
+      body = r.sdp;
+    } else {
+      const res = await fetch(`${this.o.baseUrl}/webrtc/offer?${query}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
+      status = res.status;
+      body = await res.text();
+      headers = res.headers;
     }
-    this.token = res.headers.get('x-switchboard-resume') ?? this.token;
-    this.callId = res.headers.get('x-switchboard-call') ?? this.callId;
-    this.session = (res.headers.get('location') ?? '').split('/').pop() || this.session;
+    if (status !== 201) {
+      await pc.close();
+      const retryAfter = headers?.get('retry-after');
+      return { status, body, ...(retryAfter ? { retryAfter } : {}) };
+    }
+    this.token = headers?.get('x-switchboard-resume') ?? this.token;
+    this.callId = headers?.get('x-switchboard-call') ?? this.callId;
+    this.session = (headers?.get('location') ?? '').split('/').pop() || this.session;
     await pc.setRemoteDescription({ type: 'answer', sdp: body });
     const pt = (name: string): number | null => Number(new RegExp(`^a=rtpmap:(\\d+) ${name}/`, 'mi').exec(body)?.[1] ?? NaN) || null;
     const opusPt = pt('opus');
