@@ -7,7 +7,8 @@
  *   silence clock ran out after a turn ─► onSilence ─────────────────┘   the turn's actions ─► agent_state_saved
  *                                                                          ─► silence clock armed (if onSilence)
  *   gather (an action) ─► the next digits / utterance go to the waiting turn instead of starting one
- *   transfer (an action, or consent's decline policy) ─► call_transfer_started ─► the media closes
+ *   transfer (an action) ─► call_transfer_started ─► the media closes
+ *   handOver (consent's decline policy, a paused agent's fallback) ─► redirect, REFER, or dialled and bridged
  *   warm transfer (an action) ─► bridge/call-transfers.ts, transfer-warm.ts on the call's legs (legs.ts): turns held while
  *     it runs; bridged ─► turns stay closed (the agent has left), the human hanging up ends the call;
  *     failed ─► turns open again and onTransferFailed {reason} runs next
@@ -63,8 +64,8 @@ export class TurnManager {
   private standIn = false;
   /** Aborted when the media closes: a tool waiting for approval is cancelled. */
   private readonly closing = new AbortController();
-  /** Warm transfers and the bridge they leave (bridge/call-transfers.ts). */
-  private readonly transfers: CallTransfers;
+  /** Transfers through the gateway's media and the bridge they leave (bridge/call-transfers.ts). */
+  readonly transfers: CallTransfers;
 
   constructor(
     private readonly ctx: CallContext,
@@ -205,6 +206,25 @@ export class TurnManager {
     await this.hangup(`${leg.description.provider}:transferred`);
   }
 
+  /** Whether `handOver` can transfer this call (its leg redirects or REFERs, or the gateway dials and bridges). */
+  get canHandOver(): boolean {
+    const how = this.ctx.leg.description.transfer;
+    return how === 'redirect' || how === 'refer' || this.transfers.available;
+  }
+
+  /**
+   * A transfer the agent takes no part in (consent's decline policy, a paused agent's fallback): by redirect or REFER
+   * where the leg does it, else dialled and bridged by the gateway (bridge/transfer-dial.ts). Throws when it fails.
+   */
+  async handOver(target: string): Promise<void> {
+    const how = this.ctx.leg.description.transfer;
+    if (how === 'redirect') return this.transfer(target);
+    if (how === 'refer') return this.transferByLeg(target);
+    this.open = false;
+    const out = await this.transfers.blind(target);
+    if (!out.ok) throw new ActionError(`transfer to ${target} failed (${out.reason}): ${out.detail}`);
+  }
+
   /**
    * Warm transfer (bridge/transfer-warm.ts): the caller's speech and keys start no turns meanwhile; bridged, they
    * never do again (the agent has left); failed, they do, and `onTransferFailed` runs next.
@@ -336,9 +356,9 @@ export class TurnManager {
       this.enqueue('onStart', {});
       return;
     }
-    if (fb.kind === 'transfer' && ctx.leg.description.transfer === 'redirect') {
+    if (fb.kind === 'transfer' && this.canHandOver) {
       try {
-        return await this.transfer(fb.target);
+        return await this.handOver(fb.target);
       } catch (err) {
         ctx.log.warn({ err: (err as Error).message, target: fb.target }, 'pause fallback transfer refused: the caller hears the message');
       }
