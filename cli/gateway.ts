@@ -219,6 +219,7 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       if (!api.dialer) return Promise.reject(new Error('outbound dialing is not ready'));
       return api.dialer.dial(r);
     },
+    cancel: (callId: string, reason: string) => void api.dialer?.cancel?.(callId, reason),
   };
   const calls = new CallManager({
     humans,
