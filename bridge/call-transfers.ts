@@ -42,7 +42,10 @@ export class CallTransfers {
 
   private callLegs(): CallLegs {
     const { ctx } = this;
-    return (this.legs ??= new CallLegs(ctx.leg, ctx.pipeline, ctx.deps.clock, ctx.log));
+    if (this.legs) return this.legs;
+    const call = ctx.deps.store.read(ctx.ref.tenant).calls.get(ctx.ref.callId);
+    const number = call?.number_id ? (ctx.deps.store.read(ctx.ref.tenant).numbers.get(call.number_id)?.number ?? null) : null;
+    return (this.legs = new CallLegs(ctx.leg, ctx.pipeline, ctx.deps.clock, ctx.log, ctx.deps.holdAudio?.forNumber(number)));
   }
 
   /** The host of a transfer's steps (transfer-warm.ts, transfer-dial.ts). */
