@@ -4,6 +4,7 @@
  * and never answers. The gateway sends CANCEL (RFC 3261 §9.1) for the human's INVITE, the 487 is ACKed (sipp's
  * scenario ends cleanly only then), the human's call ends `transfer:no_answer`, the caller is back with the agent
  * (`warm:failed:no_answer`) and the agent's `onTransferFailed` got `no_answer` (written to a file by the agent).
+ * Meanwhile the caller heard the number's hold WAV (SWITCHBOARD_HOLD_AUDIO: a 1 kHz clip), not the 440 Hz tone.
  *
  * Assertions are on what the peers receive and on rows, never on durations.
  */
@@ -12,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { bundleAgent } from '../../agents/bundle.ts';
+import { muLawDecode } from '../../media/g711.ts';
 import { ADMIN_TOKEN, startTestGateway } from '../helpers/gateway.ts';
 import { insidePrivateNetwork } from '../helpers/netns.ts';
 import { startSippUas } from '../helpers/sipp-uas.ts';
@@ -21,6 +23,43 @@ import { tmpDir } from '../helpers/tmp.ts';
 import { consent_policy_created, number_added } from '../../schema/reducers.ts';
 
 const NUMBER = '+15557350001';
+
+/** A WAV of 16-bit PCM, mono, 8 kHz: one second of 1 kHz. */
+function holdWav(): Buffer {
+  const n = 8000;
+  const data = Buffer.alloc(n * 2);
+  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 1000 * i) / 8000)), i * 2);
+  const h = Buffer.alloc(44);
+  h.write('RIFF', 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write('WAVEfmt ', 8);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(1, 22);
+  h.writeUInt32LE(8000, 24);
+  h.writeUInt32LE(16000, 28);
+  h.writeUInt16LE(2, 32);
+  h.writeUInt16LE(16, 34);
+  h.write('data', 36);
+  h.writeUInt32LE(data.length, 40);
+  return Buffer.concat([h, data]);
+}
+
+/** Share of a frame's energy at `hz` (Goertzel). */
+function share(pcm: Int16Array, hz: number): number {
+  const k = (2 * Math.PI * hz) / 8000;
+  let s1 = 0;
+  let s2 = 0;
+  let total = 0;
+  for (const x of pcm) {
+    const s = x + 2 * Math.cos(k) * s1 - s2;
+    s2 = s1;
+    s1 = s;
+    total += x * x;
+  }
+  const power = s1 * s1 + s2 * s2 - 2 * Math.cos(k) * s1 * s2;
+  return total === 0 ? 0 : (2 * power) / (pcm.length * total);
+}
 const HUMAN = 'sip:human@127.0.0.1:5075';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
 
@@ -43,7 +82,9 @@ if (insidePrivateNetwork(import.meta.filename, 200_000)) {
   let gw: Gw;
   const work = tmpDir('sb-warm-cancel-');
   before(async () => {
-    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31800-31899' } });
+    const wav = path.join(work, 'hold.wav');
+    fs.writeFileSync(wav, holdWav());
+    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31800-31899', SWITCHBOARD_HOLD_AUDIO: `${NUMBER}=${wav}, *=tone` } });
     const file = path.join(work, 'ringer.ts');
     fs.writeFileSync(file, agentSource(work));
     const bundle = await bundleAgent(file);
@@ -91,6 +132,9 @@ if (insidePrivateNetwork(import.meta.filename, 200_000)) {
       const humanCall = read().calls.find({ to_uri: HUMAN })[0]!;
       assert.deepEqual([humanCall.state, humanCall.end_reason, humanCall.answered_at], ['ended', 'transfer:no_answer', null]);
       assert.notEqual(read().calls.get(callId)!.state, 'ended', 'the caller is still in the call, with the agent');
+      const frames = ua.media.received.map((b) => muLawDecode(b)).filter((f) => Math.sqrt(f.reduce((a, x) => a + x * x, 0) / f.length) > 300);
+      assert.ok(frames.filter((f) => share(f, 1000) > 0.8).length >= 25, "the caller's peer received the hold WAV (1 kHz)");
+      assert.equal(frames.filter((f) => share(f, 440) > 0.8).length, 0, 'and not the tone');
       assert.equal(await ua.bye(), 200);
     } finally {
       ua.close();
