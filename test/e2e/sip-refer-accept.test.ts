@@ -7,6 +7,8 @@
  *    `200 OK` (terminated), then our BYE (`sip:referred`); the desk (a sipp UAS) received the INVITE; the caller's
  *    matrix rows end `refer:bridged` naming the desk's call, and the desk's speech reaches the caller;
  *  - the desk is busy: the final NOTIFY says 486, the caller stays bridged to the human until the human hangs up;
+ *  - the human hangs up as soon as its REFER is accepted (a blind transferor, RFC 5589 §6): the caller is held
+ *    (`refer:hold`) instead of the call ending, then bridged to the desk when it answers (`refer:bridged`);
  *  - a Refer-To that is not a sip:/sips:/tel: URI gets 400; a REFER from a caller talking to the agent gets 403 (the
  *    agent is never transferred); on a route without `accept` it is 403 as before (test/e2e/sip-refer.test.ts).
  *
@@ -31,12 +33,13 @@ const ONWARD = '+15557330001';
 const ONWARD_BUSY = '+15557330002';
 const MALFORMED = '+15557330003';
 const AGENT = '+15557330004';
+const ONWARD_BLIND = '+15557330005';
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
 
 function agentSource(): string {
   return `
 import { defineAgent } from 'switchboard/agent';
-const HUMANS = { '${ONWARD}': 'sip:human@127.0.0.1:5070', '${ONWARD_BUSY}': 'sip:human@127.0.0.1:5071' };
+const HUMANS = { '${ONWARD}': 'sip:human@127.0.0.1:5070', '${ONWARD_BUSY}': 'sip:human@127.0.0.1:5071', '${ONWARD_BLIND}': 'sip:human@127.0.0.1:5078' };
 export default defineAgent({
   name: 'onward',
   async onStart(ctx) {
@@ -53,7 +56,7 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
   let gw: Gw;
   const work = tmpDir('sb-refer-in-');
   before(async () => {
-    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31500-31699', SWITCHBOARD_SIP_REFER: [ONWARD, ONWARD_BUSY, MALFORMED, AGENT].map((n) => `${n}=accept`).join(', ') } });
+    gw = await startTestGateway({ env: { SWITCHBOARD_SIP_PORT: '5060', SWITCHBOARD_RTP_PORTS: '31500-31699', SWITCHBOARD_SIP_REFER: [ONWARD, ONWARD_BUSY, MALFORMED, AGENT, ONWARD_BLIND].map((n) => `${n}=accept`).join(', ') } });
     const file = path.join(work, 'onward.ts');
     fs.writeFileSync(file, agentSource());
     const bundle = await bundleAgent(file);
@@ -61,7 +64,7 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
     assert.equal(res.status, 201, await res.text());
     const who = { tenant: 'default', caller: 'test' };
     const p = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'notify', mode: 'notify', disclosure_text: 'This call is recorded.' }, who));
-    for (const n of [ONWARD, ONWARD_BUSY, MALFORMED, AGENT]) resultOf(await gw.store.submit(number_added, { number: n, agent: 'onward', provider: 'sip', consent_policy_id: p.policy_id }, who));
+    for (const n of [ONWARD, ONWARD_BUSY, MALFORMED, AGENT, ONWARD_BLIND]) resultOf(await gw.store.submit(number_added, { number: n, agent: 'onward', provider: 'sip', consent_policy_id: p.policy_id }, who));
   });
   after(async () => {
     await gw?.stop();
@@ -157,6 +160,33 @@ if (insidePrivateNetwork(import.meta.filename, 300_000)) {
       const busy = read().calls.find({ to_uri: 'sip:desk@127.0.0.1:5073' });
       assert.equal(busy.length, 1);
       assert.equal(busy[0]!.end_reason, 'sip:busy');
+      const deskRun = await desk.done;
+      assert.equal(deskRun.code, 0, deskRun.output);
+    } finally {
+      ua.close();
+      human.kill();
+      desk.kill();
+    }
+  });
+
+  test('the human hangs up right after 202: the caller is held, then bridged to the desk when it answers', { timeout: 150_000 }, async () => {
+    const desk = await startSippUas({ scenario: 'uas_desk_ring_talk.xml', ip: '127.0.0.1', port: 5077, timeoutS: 120 });
+    const human = await startSippUas({ scenario: 'uas_refer_onward_blind.xml', ip: '127.0.0.1', port: 5078, timeoutS: 120 });
+    const { ua, callId } = await call(ONWARD_BLIND);
+    try {
+      const run = await human.done;
+      assert.equal(run.code, 0, run.output);
+      assert.ok(received(run, /^SIP\/2\.0 202/)[0], 'the REFER was answered 202');
+      await waitFor(() => reasons(callId).includes('refer:bridged'), 60_000, 'refer:bridged');
+      const atRefer = ua.media.received.length;
+      assert.deepEqual(reasons(callId), ['warm:hold', 'warm:brief', 'warm:bridged', 'refer:hold', 'refer:bridged']);
+      const rows = read().call_matrices.find({ call_id: callId });
+      const humanCall = read().calls.get(rows.find((r) => r.reason === 'warm:bridged')!.peer_call_id!)!;
+      assert.equal(humanCall.end_reason, 'sip:bye', 'the human hung up itself');
+      assert.equal(read().calls.get(rows.find((r) => r.reason === 'refer:bridged')!.peer_call_id!)!.to_uri, 'sip:desk@127.0.0.1:5077');
+      assert.notEqual(read().calls.get(callId)!.state, 'ended', 'the caller’s call goes on');
+      await waitFor(() => ua.media.received.slice(atRefer).map((b) => muLawDecode(b)).filter((f) => rms(f) > 300).length >= 50, 30_000, "the desk's speech at the caller");
+      assert.equal(await ua.bye(), 200);
       const deskRun = await desk.done;
       assert.equal(deskRun.code, 0, deskRun.output);
     } finally {
