@@ -7,8 +7,8 @@
  *   silence clock ran out after a turn ─► onSilence ─────────────────┘   the turn's actions ─► agent_state_saved
  *                                                                          ─► silence clock armed (if onSilence)
  *   gather (an action) ─► the next digits / utterance go to the waiting turn instead of starting one
- *   transfer (an action) ─► call_transfer_started ─► the media closes
- *   handOver (consent's decline policy, a paused agent's fallback) ─► redirect, REFER, or dialled and bridged
+ *   blind transfer (an action, consent's decline policy, a paused agent's fallback) ─► handOver: redirect
+ *     (call_transfer_started ─► the media closes), REFER, or dialled and bridged by the gateway (transfer-dial.ts)
  *   warm transfer (an action) ─► bridge/call-transfers.ts, transfer-warm.ts on the call's legs (legs.ts): turns held while
  *     it runs; bridged ─► turns stay closed (the agent has left), the human hanging up ends the call;
  *     failed ─► turns open again and onTransferFailed {reason} runs next
@@ -213,16 +213,20 @@ export class TurnManager {
   }
 
   /**
-   * A transfer the agent takes no part in (consent's decline policy, a paused agent's fallback): by redirect or REFER
-   * where the leg does it, else dialled and bridged by the gateway (bridge/transfer-dial.ts). Throws when it fails.
+   * A blind transfer (the agent's, consent's decline policy, a paused agent's fallback): by redirect or REFER where the
+   * leg does it, else dialled and bridged by the gateway (bridge/transfer-dial.ts). Throws when it fails (the caller
+   * is back with the agent).
    */
   async handOver(target: string): Promise<void> {
     const how = this.ctx.leg.description.transfer;
     if (how === 'redirect') return this.transfer(target);
     if (how === 'refer') return this.transferByLeg(target);
+    const wasOpen = this.open;
     this.open = false;
     const out = await this.transfers.blind(target);
-    if (!out.ok) throw new ActionError(`transfer to ${target} failed (${out.reason}): ${out.detail}`);
+    if (out.ok) return;
+    this.open = wasOpen;
+    throw new ActionError(`transfer to ${target} failed (${out.reason}): ${out.detail}`);
   }
 
   /**
@@ -386,7 +390,7 @@ export class TurnManager {
       clockMs: () => ctx.clockMs(),
       agentTranscript: (startMs, heardMs, text) => this.content.agentSaid(startMs, heardMs, text),
       hangup: (reason) => this.hangup(reason),
-      transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : ctx.leg.description.transfer === 'refer' ? (target) => this.transferByLeg(target) : undefined,
+      transfer: this.canHandOver ? (target) => this.handOver(target) : undefined,
       warmTransfer: this.transfers.available ? (target, opts) => this.warmTransfer(target, opts) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
       toolApproval: this.deps.toolApproval,

@@ -14,7 +14,7 @@
  *           a terminated subscription without a final sipfrag             — the action fails with the reason;
  *                                                                           the caller stays with the agent
  *
- * Without `transfer` a SIP leg cannot make a blind transfer (the action fails, as it always has).
+ * Without `transfer` a blind transfer on a SIP call is dialled and bridged by the gateway (bridge/transfer-dial.ts).
  *
  * `accept` — a REFER from the far end is acted on (refer-accept.ts): a person bridged into a call by a transfer (a
  * human on a PBX) hands the call onward; the caller ends up bridged to the Refer-To target and the referring dialog
