@@ -12,6 +12,7 @@
  */
 import type { HumanLegs } from './human-legs.ts';
 import type { TransferDialer } from './transfer-warm.ts';
+import type { HoldAudio } from './hold-audio.ts';
 import { NOOP_TRACER, type TraceSpan, type Tracer } from '../telemetry/tracing.ts';
 import type { ToolApprovalSettings } from './tool-gate.ts';
 import type { Logger } from 'pino';
@@ -57,6 +58,8 @@ export interface SessionDeps {
   /** Warm transfer (bridge/transfer-warm.ts): the legs transfers wait for, and the dialer that reaches the human; absent = no warm transfer. */
   humans?: HumanLegs;
   transferDialer?: TransferDialer;
+  /** What a caller on hold hears (SWITCHBOARD_HOLD_AUDIO, bridge/hold-audio.ts); absent: the tone. */
+  holdAudio?: HoldAudio;
 }
 
 export interface CallRef {

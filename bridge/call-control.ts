@@ -12,6 +12,7 @@
  *                           └► the call's session stops (its leg closes; recording learns of the end from the
  *                              store, recording/service.ts, which finalizes once the call row is `ended`)
  *           ──dial() / answered() / answeredBy() / hold() / mediaUpdated() / mediaLost() / resume() / receivedThenEnded()
+ *           ──referred()─► a bridged human hands the call onward (SIP REFER accepted): bridge/transfer-dial.ts
  *
  * Ending a call thus goes adapter ─► call control ─► store, then ─► session, one route, whoever ends it.
  */
@@ -26,6 +27,7 @@ import * as facts from './call-facts.ts';
 import { refuseRouted, refuseUnrouted, routeInbound, type InboundCall, type InboundDecision } from './inbound.ts';
 import type { RefusalLog } from './refusals.ts';
 import { bridgedPeerOf, type HumanLegs } from './human-legs.ts';
+import type { Dialled } from './transfer-dial.ts';
 
 export type { CallRef, FactResult, FactSource } from './call-facts.ts';
 export type { InboundCall, InboundDecision } from './inbound.ts';
@@ -137,6 +139,20 @@ export class CallControl {
       this.deps.sessions.providerEnded(ref.callId, reason);
       this.deps.humans?.ended(ref.callId, reason);
     }
+  }
+
+  /**
+   * The far end of call `ref` asks to hand the call to `target` (SIP REFER, accepted on its route): possible only when
+   * `ref` is a human bridged into another call by a transfer (bridge/human-legs.ts) whose session runs here. Returns
+   * why not (`refused`), or the outcome once `target` answered (and replaced the human in that call's mixer) or failed
+   * (bridge/transfer-dial.ts `referOnward`). The adapter then ends `ref` itself.
+   */
+  referred(ref: facts.CallRef, target: string): { refused: string } | { done: Promise<Dialled> } {
+    const caller = this.deps.humans ? bridgedPeerOf(this.deps.store, ref.tenant, ref.callId) : null;
+    if (!caller) return { refused: 'this call is not a person bridged into another call: the agent cannot be transferred' };
+    const done = this.deps.sessions.get(caller)?.referOnward(ref.callId, target);
+    if (!done) return { refused: 'the call this person is bridged to is not running here now' };
+    return { done };
   }
 
   /** An outbound call is placed: its row (`ringing`), or the store's refusal (`forbidden`, `number_not_found`…). */

@@ -46,6 +46,7 @@ import { ConsentManager } from './consent-manager.ts';
 import { ContentManager } from './content-manager.ts';
 import { TurnManager } from './turn-manager.ts';
 import * as facts from './call-facts.ts';
+import type { Dialled } from './transfer-dial.ts';
 import { pauseFallback } from './fallback.ts';
 import { pendingAmd, runAmdStage, type AmdHost } from './amd-stage.ts';
 import { recordMachineConsent } from '../consent/machine.ts';
@@ -85,7 +86,16 @@ export class CallSession {
     this.turns.supervised = () => this.supervision.current !== null;
     this.taking.peekWords = () => this.content.peekWords();
     this.ctx.agentChanged = (next) => this.taking.agentChanged(next);
-    this.consent = new ConsentManager(this.ctx, this.content, { transfer: (target) => this.turns.transfer(target), hangup: (reason) => this.hangup(reason) });
+    this.consent = new ConsentManager(this.ctx, this.content, { canTransfer: () => this.turns.canHandOver, transfer: (target) => this.turns.handOver(target), hangup: (reason) => this.hangup(reason) });
+  }
+
+  /**
+   * The human bridged into this call (`humanCallId`) hands it to `target` (a SIP REFER from it, accepted): null when
+   * this call is not bridged to that human now; else the outcome once `target` answered (bridged) or failed.
+   */
+  referOnward(humanCallId: string, target: string): Promise<Dialled> | null {
+    if (!this.turns.transfers.isBridgedTo(humanCallId)) return null;
+    return this.turns.transfers.referOnward(humanCallId, target);
   }
 
   /** The agent (version) running this call's turns. */

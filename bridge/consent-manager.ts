@@ -6,6 +6,7 @@
  *        └ none / pending ─► consent phase ─► decision ───┤
  *   granted ─► content.start ─► true (turns may start)    │
  *   declined / no_response ─► policy's declineAction: continue unrecorded (true) | transfer | hang up (false)
+ *        (transfer: the leg's redirect or REFER, else dialled and bridged by the gateway; a failed one hangs up)
  *   withdrawn (a resumed call) ─► true, unrecorded
  *
  *   *9, or a transcript result saying a withdrawal phrase ─► withdraw: consent_withdrawn ─► content paused
@@ -23,7 +24,9 @@ import type { ContentManager, SpokenCommands } from './content-manager.ts';
 import { consent_withdrawn } from '../schema/reducers.ts';
 
 export interface ConsentHost {
-  /** Hands the call to `target` (a policy that transfers declining callers). */
+  /** Whether `transfer` can hand this call over (redirect, REFER, or dialled and bridged by the gateway). */
+  canTransfer(): boolean;
+  /** Hands the call to `target` (a policy that transfers declining callers); throws when it fails. */
   transfer(target: string): Promise<void>;
   hangup(reason: string): Promise<void>;
 }
@@ -81,10 +84,15 @@ export class ConsentManager implements SpokenCommands {
     if (decision.outcome === 'granted') {
       await this.content.start();
     } else if (decision.outcome !== 'withdrawn') {
-      const action = declineAction(policyFor(store, ctx.ref.tenant, ctx.ref.callId), decision.outcome, ctx.leg.description.transfer === 'redirect');
+      const action = declineAction(policyFor(store, ctx.ref.tenant, ctx.ref.callId), decision.outcome, this.host.canTransfer());
       if (action.kind === 'transfer') {
         await ctx.playText(action.prompt);
-        await this.host.transfer(action.target);
+        try {
+          await this.host.transfer(action.target);
+        } catch (err) {
+          ctx.log.warn({ err: (err as Error).message, target: action.target }, 'consent declined: the transfer failed, the call ends');
+          if (!ctx.closed) await this.host.hangup(`consent ${decision.outcome}: transfer to ${action.target} failed`);
+        }
         return false;
       }
       if (action.kind === 'hangup') {

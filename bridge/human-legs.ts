@@ -18,19 +18,20 @@ import type { CallLeg } from '../media/call-leg.ts';
 import type { SwitchboardTables } from '../schema/index.ts';
 import type { Store } from '../store/index.ts';
 import { currentMatrix } from '../schema/call-matrix.ts';
+import { isBridgedReason } from './legs-matrix.ts';
 
 /** How long a resumed human leg waits for its caller's session to come back. */
 export const PARK_MS = 30_000;
 
 /**
  * The call `callId` is the human of a bridge still in force: the caller's call (not ended) whose last matrix row is
- * `warm:bridged` names it. Null otherwise.
+ * a bridge (`warm:bridged`, `blind:bridged`, `refer:bridged`) names it. Null otherwise.
  */
 export function bridgedPeerOf(store: Pick<Store<SwitchboardTables>, 'read'>, tenant: string, callId: string): string | null {
   const read = store.read(tenant);
   for (const row of read.call_matrices.find({ peer_call_id: callId })) {
     const now = currentMatrix(read.call_matrices.find({ call_id: row.call_id }));
-    if (now?.reason === 'warm:bridged' && now.peer_call_id === callId && read.calls.get(row.call_id)?.state !== 'ended') return row.call_id;
+    if (now && isBridgedReason(now.reason) && now.peer_call_id === callId && read.calls.get(row.call_id)?.state !== 'ended') return row.call_id;
   }
   return null;
 }

@@ -26,6 +26,14 @@ export function storedMatrix(store: Pick<Store<SwitchboardTables>, 'read'>, ref:
   return { matrix: { legs: row.legs, hears: row.hears }, reason: row.reason, peerCallId: row.peer_call_id, n: row.n };
 }
 
+/**
+ * True when a matrix row's reason says the caller is bridged to the person its row names (`peer_call_id`): a warm
+ * transfer accepted, a blind one answered, or a bridged human's call onward answered (bridge/transfer-dial.ts).
+ */
+export function isBridgedReason(reason: string): boolean {
+  return reason === 'warm:bridged' || reason === 'blind:bridged' || reason === 'refer:bridged';
+}
+
 /** True when `m` is the plain call (caller ⇄ agent, nothing else): the media path bypasses the mixer. */
 export function isTwoParty(m: MixMatrix): boolean {
   const plain = twoParty();

@@ -10,7 +10,7 @@
  *                             human leg ──audio──► queue ─┤  each slot of `slots` (a PacedStream on the media clock):
  *                             pipeline.outbound ─► agent ─┤   put ─► mixer.mix() ─► out(caller) ─► caller leg (+ recorder)
  *                             `speak()` ─► slots' frames ─┤                      └► out(human)  ─► human leg
- *                             hold tone ──────────────────┘
+ *                             hold (tone or WAV loop) ────┘
  *
  * While mixed, the pipeline's own sends are routed here (`MediaPipeline.routeOutbound`), so the caller gets exactly
  * one frame per slot, and the recorder's `agent` channel gets what the caller heard (so a leg the caller cannot hear
@@ -28,7 +28,7 @@ import { PacedStream } from '../media/pacer.ts';
 import type { MediaPipeline } from '../media/pipeline.ts';
 import { Resampler } from '../media/resample.ts';
 import { isTwoParty } from './legs-matrix.ts';
-import { HoldTone } from './hold-tone.ts';
+import { holdSource, type HoldClip } from './hold-audio.ts';
 
 /** Inbound frames kept per leg between two slots (a burst beyond this drops the oldest). */
 const QUEUE_FRAMES = 4;
@@ -49,7 +49,7 @@ export class CallLegs {
   private readonly callerQueue: Int16Array[] = [];
   private readonly callerIn: Resampler | null;
   private agentFrame: Int16Array | null = null;
-  private readonly hold: HoldTone;
+  private readonly hold: { next(): Int16Array };
   private offCaller: (() => void) | null = null;
   private speakSeq = 0;
   /** The ids of the matrix in force (an added leg outside it is neither mixed nor sent to). */
@@ -62,10 +62,12 @@ export class CallLegs {
     private readonly pipeline: MediaPipeline,
     private readonly clock: MediaClock,
     private readonly log: Logger,
+    /** The hold audio (bridge/hold-audio.ts: the tenant's WAV in a loop); absent: the tone. */
+    hold?: HoldClip | null,
   ) {
     this.rate = caller.description.outputRate;
     this.callerIn = caller.description.inputRate === this.rate ? null : new Resampler(caller.description.inputRate, this.rate);
-    this.hold = new HoldTone(this.rate);
+    this.hold = holdSource(hold ?? null, this.rate);
   }
 
   /** True while the call's audio goes through the mixer. */

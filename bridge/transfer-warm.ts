@@ -7,7 +7,8 @@
  *
  *   warm:hold ── the caller hears hold audio; the human is dialled (its call row: call_dialed … call_answered)
  *     │  ├─ the human's call ends first (busy, no answer, refused) ─► warm:failed:busy | no_answer | failed
- *     │  └─ timeoutMs runs out ─► the human's call ended `transfer:timeout` ─► warm:failed:timeout
+ *     │  └─ timeoutMs runs out while it rings ─► the dial is cancelled (SIP: CANCEL ─► 487), its call ended
+ *     │     `transfer:no_answer` ─► warm:failed:no_answer
  *     ▼ the human's media attaches
  *   warm:brief ── the human hears the agent's summary (TTS on the human's side only), the caller still hears hold
  *     │  ├─ DTMF 2 ─► warm:failed:declined         ├─ the human hangs up ─► warm:failed:hangup
@@ -34,6 +35,8 @@ import { HUMAN_LEG, WARM } from './legs-matrix.ts';
 /** Places the call to the human (the gateway gives the adapters' dial router); throws when the dial is refused. */
 export interface TransferDialer {
   dial(req: { tenant: string; caller: string; from: string; to: string }): Promise<{ callId: string }>;
+  /** Gives up a dial still ringing (SIP: CANCEL, RFC 3261 §9; a 200 that crosses it is answered with BYE); absent: the call row alone ends. */
+  cancel?(callId: string, reason: string): void;
 }
 
 export const DEFAULT_WARM_TIMEOUT_MS = 30_000;
@@ -129,7 +132,7 @@ export async function warmTransfer(h: WarmHost, target: string, opts: { summary?
       break;
     }
     if (ev.kind === 'ended') return fail(failureFor(ev.reason), `the human's call ended: ${ev.reason}`, false);
-    if (ev.kind === 'timeout') return fail('timeout', 'nobody answered in time', true);
+    if (ev.kind === 'timeout') return fail('no_answer', 'nobody answered in time', true);
     if (ev.kind === 'caller_gone') return fail('hangup', 'the caller hung up', true);
   }
 
@@ -169,8 +172,9 @@ export async function recordHumanLeg(h: Pick<WarmHost, 'store' | 'ref' | 'log'>,
   if (r && !r.ok) h.log.warn({ outcome: r }, "the human's leg not recorded");
 }
 
-/** Ends the human's call: its row (`call_ended`), then its media (the adapter hangs up: BYE, or a cancelled dial). */
-export async function endHumanCall(h: Pick<WarmHost, 'store' | 'ref' | 'log'>, human: { callId: string; leg: CallLeg | null }, reason: string): Promise<void> {
+/** Ends the human's call: its row (`call_ended`), then its media (the adapter hangs up: BYE), or its dial still ringing (CANCEL). */
+export async function endHumanCall(h: Pick<WarmHost, 'store' | 'ref' | 'log'> & { dialer?: TransferDialer }, human: { callId: string; leg: CallLeg | null }, reason: string): Promise<void> {
+  if (!human.leg) h.dialer?.cancel?.(human.callId, reason);
   await facts.endCall(h.store, h.log, { tenant: h.ref.tenant, callId: human.callId }, reason, { caller: 'transfer', id: `transfer:end:${human.callId}` }).catch((err: unknown) => h.log.warn({ err }, "the human's call not ended"));
   human.leg?.close(reason);
 }

@@ -7,7 +7,8 @@
  *   silence clock ran out after a turn ─► onSilence ─────────────────┘   the turn's actions ─► agent_state_saved
  *                                                                          ─► silence clock armed (if onSilence)
  *   gather (an action) ─► the next digits / utterance go to the waiting turn instead of starting one
- *   transfer (an action, or consent's decline policy) ─► call_transfer_started ─► the media closes
+ *   blind transfer (an action, consent's decline policy, a paused agent's fallback) ─► handOver: redirect
+ *     (call_transfer_started ─► the media closes), REFER, or dialled and bridged by the gateway (transfer-dial.ts)
  *   warm transfer (an action) ─► bridge/call-transfers.ts, transfer-warm.ts on the call's legs (legs.ts): turns held while
  *     it runs; bridged ─► turns stay closed (the agent has left), the human hanging up ends the call;
  *     failed ─► turns open again and onTransferFailed {reason} runs next
@@ -67,8 +68,8 @@ export class TurnManager {
   private standIn = false;
   /** Aborted when the media closes: a tool waiting for approval is cancelled. */
   private readonly closing = new AbortController();
-  /** Warm transfers and the bridge they leave (bridge/call-transfers.ts). */
-  private readonly transfers: CallTransfers;
+  /** Transfers through the gateway's media and the bridge they leave (bridge/call-transfers.ts). */
+  readonly transfers: CallTransfers;
   /** A supervisor has the call (bridge/supervisor.ts): whether turns were open, and where the caller's words go. */
   private takenOver: { wasOpen: boolean; said: (text: string) => void } | null = null;
   /** True while a supervisor is on the call (a warm transfer is refused meanwhile); set by the session. */
@@ -257,6 +258,29 @@ export class TurnManager {
     await this.hangup(`${leg.description.provider}:transferred`);
   }
 
+  /** Whether `handOver` can transfer this call (its leg redirects or REFERs, or the gateway dials and bridges). */
+  get canHandOver(): boolean {
+    const how = this.ctx.leg.description.transfer;
+    return how === 'redirect' || how === 'refer' || this.transfers.available;
+  }
+
+  /**
+   * A blind transfer (the agent's, consent's decline policy, a paused agent's fallback): by redirect or REFER where the
+   * leg does it, else dialled and bridged by the gateway (bridge/transfer-dial.ts). Throws when it fails (the caller
+   * is back with the agent).
+   */
+  async handOver(target: string): Promise<void> {
+    const how = this.ctx.leg.description.transfer;
+    if (how === 'redirect') return this.transfer(target);
+    if (how === 'refer') return this.transferByLeg(target);
+    const wasOpen = this.open;
+    this.open = false;
+    const out = await this.transfers.blind(target);
+    if (out.ok) return;
+    this.open = wasOpen;
+    throw new ActionError(`transfer to ${target} failed (${out.reason}): ${out.detail}`);
+  }
+
   /**
    * Warm transfer (bridge/transfer-warm.ts): the caller's speech and keys start no turns meanwhile; bridged, they
    * never do again (the agent has left); failed, they do, and `onTransferFailed` runs next.
@@ -395,9 +419,9 @@ export class TurnManager {
       this.enqueue('onStart', {});
       return;
     }
-    if (fb.kind === 'transfer' && ctx.leg.description.transfer === 'redirect') {
+    if (fb.kind === 'transfer' && this.canHandOver) {
       try {
-        return await this.transfer(fb.target);
+        return await this.handOver(fb.target);
       } catch (err) {
         ctx.log.warn({ err: (err as Error).message, target: fb.target }, 'pause fallback transfer refused: the caller hears the message');
       }
@@ -425,7 +449,7 @@ export class TurnManager {
       clockMs: () => ctx.clockMs(),
       agentTranscript: (startMs, heardMs, text) => this.content.agentSaid(startMs, heardMs, text),
       hangup: (reason) => this.hangup(reason),
-      transfer: ctx.leg.description.transfer === 'redirect' ? (target) => this.transfer(target) : ctx.leg.description.transfer === 'refer' ? (target) => this.transferByLeg(target) : undefined,
+      transfer: this.canHandOver ? (target) => this.handOver(target) : undefined,
       warmTransfer: this.transfers.available ? (target, opts) => this.warmTransfer(target, opts) : undefined,
       configTools: this.deps.configTools?.get(ctx.agent.name),
       toolApproval: this.deps.toolApproval,

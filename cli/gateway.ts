@@ -33,6 +33,7 @@ import { CampaignRunner } from '../campaigns/scheduler.ts';
 import { NodeOwnership } from '../bridge/ownership.ts';
 import { builtinAdapters, outboundCallsPerSecond, sipIngress, type SipIngress } from '../ingress/adapters.ts';
 import { DialRouter } from '../ingress/dial-router.ts';
+import { HoldAudio } from '../bridge/hold-audio.ts';
 import { ADAPTER_NAME, type IngressAdapter, type IngressHost, type IngressRecords, type MountedIngress } from '../ingress/port.ts';
 import { MediaClock } from '../media/pacer.ts';
 import { FsBlobStore } from '../recording/blob-fs.ts';
@@ -115,10 +116,21 @@ function adapterList(builtin: IngressAdapter[], extra: readonly IngressAdapter[]
 }
 
 /** Starts the gateway from `config` (cli/config/: parsed once by the caller); each module gets its section. */
+function loadHoldAudio(text: string | undefined): HoldAudio {
+  try {
+    return HoldAudio.load(text);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+}
+
 export async function startGateway(config: Config, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   // Start-up phases, ms since the process started (logged with "listening"; bench/restart.bench.ts reads them).
   const startup = { loaded: Math.round(performance.now()), storeOpen: 0, listening: 0 };
   const configTools = loadConfigTools(config.agents.toolsFile);
+  // The hold WAVs are checked before anything opens: a bad file stops the start naming the variable (exit 2).
+  const holdAudio = loadHoldAudio(config.agents.holdAudio);
+  if (config.agents.holdAudio) logger.info({ hold: holdAudio.describe() }, 'hold audio for transfers: SWITCHBOARD_HOLD_AUDIO');
   const limits = config.admission;
   if (config.store.durability.fsync === 'never') logger.warn('SWITCHBOARD_FSYNC_POLICY=never: committed commands can be lost on a crash; use only for tests');
   // Everything this process (and ffmpeg, its child) creates is private to its user, whatever umask it was started
@@ -220,10 +232,12 @@ export async function startGateway(config: Config, logger: Logger, options: Gate
       if (!api.dialer) return Promise.reject(new Error('outbound dialing is not ready'));
       return api.dialer.dial(r);
     },
+    cancel: (callId: string, reason: string) => void api.dialer?.cancel?.(callId, reason),
   };
   const calls = new CallManager({
     humans,
     transferDialer,
+    holdAudio,
     tracer,
     recordings,
     store,

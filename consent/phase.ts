@@ -180,12 +180,13 @@ export type DeclineAction =
 
 /**
  * The policy's `on_decline` for a call whose consent is `outcome` (not granted): `continue-unrecorded` (or no
- * policy) lets the agent run without recording; `transfer` needs a target and a leg that can redirect, else the
- * call ends with a reason that says why; `hangup` ends it.
+ * policy) lets the agent run without recording; `transfer` needs a target and a call that can be transferred (its
+ * leg redirects or REFERs, or the gateway dials and bridges), else the call ends with a reason that says why;
+ * `hangup` ends it.
  */
-export function declineAction(policy: PolicyRow | undefined, outcome: string, canRedirect: boolean): DeclineAction {
+export function declineAction(policy: PolicyRow | undefined, outcome: string, canTransfer: boolean): DeclineAction {
   if (outcome === 'withdrawn') return { kind: 'continue' };
-  if (policy?.on_decline === 'transfer' && policy.transfer_target && canRedirect) {
+  if (policy?.on_decline === 'transfer' && policy.transfer_target && canTransfer) {
     return { kind: 'transfer', target: policy.transfer_target, prompt: 'Please hold while we connect you.' };
   }
   if (policy?.on_decline === 'hangup' || policy?.on_decline === 'transfer') {

@@ -54,6 +54,12 @@ export class DialRouter implements OutboundDialer, AccountChecker {
     return { ...(await picked.dialer.dial(req)), provider: picked.name };
   }
 
+  /** Gives up a call still being dialled, by whichever dialer placed it (SIP: CANCEL); false when none did. */
+  cancel(callId: string, reason: string): boolean {
+    for (const dialer of this.dialers.values()) if (dialer.cancel?.(callId, reason)) return true;
+    return false;
+  }
+
   /** The dialer for the from-number (throws DialError when the number or its provider cannot dial); null: none takes `to`. */
   private pick(q: { tenant: string; from: string; to: string | null }): { name: string; dialer: OutboundDialer } | null {
     const number = this.store.read(q.tenant).numbers.findOne({ number: q.from });

@@ -109,6 +109,8 @@ export class DialError extends Error {
 export interface OutboundDialer {
   /** Places the call; resolves once its row exists (`ringing`), with the provider's id of it. Throws DialError. */
   dial(req: DialRequest): Promise<DialResult>;
+  /** Gives up a call it is still dialling (SIP: CANCEL); true when it was one of its calls. Absent: not possible. */
+  cancel?(callId: string, reason: string): boolean;
   /** Why `to` is not a target this dialer can call (in words, for a 400), or null. */
   targetProblem(to: string): string | null;
   /** How the targets it dials begin (`sip:`, `tel:`, `+`): whose words explain a target nobody takes. */

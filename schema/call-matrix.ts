@@ -10,7 +10,9 @@
  *
  *   reason         why it changed: `warm:hold` (the caller hears hold, the human is dialled), `warm:brief` (the human
  *                  answered and hears the agent's summary), `warm:bridged` (caller ⇄ human, the agent left),
- *                  `warm:failed:<why>` (back to caller ⇄ agent), `two-party` …
+ *                  `warm:failed:<why>` (back to caller ⇄ agent), `blind:hold` / `blind:bridged` / `blind:failed:<why>`
+ *                  (a blind transfer the gateway dials and bridges), `refer:hold` / `refer:bridged` (a bridged human
+ *                  handed the call onward by SIP REFER), `two-party` …
  *   peer_call_id   the call row of another leg the matrix names (the human's outbound call), or null
  *
  * The caller is the call's own agent (`agent:…`) or the system; the call must not have ended.

@@ -16,7 +16,7 @@
  *           ├─ speech     stt, tts (auto | deepgram | local | none), deepgram, vad ─► cli/speech.ts, media/vad-factory.ts
  *           ├─ recording  ffmpegPath, retentionSweepMs                             ─► recording/, api/
  *           └─ agents     silenceMs, initTimeoutMs, turnTimeoutMs, toolsFile,      ─► agents/, bridge/
- *                         toolApproval
+ *                         toolApproval, holdAudio
  *
  * `loadStoreConfig` parses only what the offline commands need (data dir, profile, fsync, node), so a bad speech
  * or SIP setting does not stop `switchboard verify`; `clientSettings` is the CLI's side (SWITCHBOARD_URL/_TOKEN).
@@ -76,6 +76,8 @@ export interface Config {
     initTimeoutMs: number | undefined;
     turnTimeoutMs: number | undefined;
     toolsFile: string | undefined;
+    /** SWITCHBOARD_HOLD_AUDIO, loaded and checked by bridge/hold-audio.ts at start. */
+    holdAudio: string | undefined;
     toolApproval: { timeoutMs: number; filler: string };
   };
 }
@@ -164,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       initTimeoutMs: e.SWITCHBOARD_AGENT_INIT_TIMEOUT_MS,
       turnTimeoutMs: e.SWITCHBOARD_AGENT_TURN_TIMEOUT_MS,
       toolsFile: e.SWITCHBOARD_TOOLS_FILE,
+      holdAudio: e.SWITCHBOARD_HOLD_AUDIO,
       toolApproval: { timeoutMs: e.SWITCHBOARD_TOOL_APPROVAL_TIMEOUT_MS, filler: e.SWITCHBOARD_TOOL_APPROVAL_FILLER },
     },
   };

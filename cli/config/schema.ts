@@ -167,6 +167,7 @@ export const VARIABLES = {
   SWITCHBOARD_AGENT_INIT_TIMEOUT_MS: spec({ schema: ms.optional(), section: 'agents', default: '5000', meaning: "how long a deployed version's init() may take" }),
   SWITCHBOARD_TOOL_APPROVAL_TIMEOUT_MS: spec({ schema: ms.min(1000, 'expected at least 1000 ms').max(3_600_000, 'expected at most 3600000 ms (1 h)').default(120_000), section: 'agents', default: '120000', meaning: 'how long an approval tool waits for a decision before the agent is told it timed out' }),
   SWITCHBOARD_TOOL_APPROVAL_FILLER: spec({ schema: z.string().min(1).max(500).default('One moment please.'), section: 'agents', default: 'One moment please.', meaning: 'what the caller hears while an approval tool waits' }),
+  SWITCHBOARD_HOLD_AUDIO: spec({ schema: raw.optional(), section: 'agents', default: null, unset: 'a tone (440 Hz, 0.4 s each second)', meaning: 'what a caller on hold during a transfer hears: FILE, or NUMBER=FILE|tone,… and *=FILE|tone; WAV 16-bit PCM mono 8 or 16 kHz, checked at start' }),
   SWITCHBOARD_TOOLS_FILE: spec({ schema: raw.optional(), section: 'agents', default: null, unset: 'no configured tools', meaning: 'JSON file of HTTP tools per agent' }),
   // ── the CLI against a running gateway ────────────────────────────────────────────────────────────────────────────
   SWITCHBOARD_URL: spec({ schema: raw.optional(), section: 'client', default: null, unset: 'offline (the data dir)', meaning: 'a running gateway for the CLI (or --url)' }),

@@ -14,7 +14,8 @@
  * re-INVITE and the restart continuation treat them like inbound ones.
  * A new call, from the INVITE to the attached leg (late offer and early media included), is new-call.ts.
  * REFER (refer.ts, SWITCHBOARD_SIP_REFER): a blind transfer goes out as REFER on routes that say `transfer` (the
- * NOTIFYs that follow are answered here); a REFER from the far end is refused 403 (accepting it is not built).
+ * NOTIFYs that follow are answered here); a REFER from the far end is acted on where the route says `accept`
+ * (refer-accept.ts: a bridged human hands the call onward), else refused 403.
  *
  * Encryption (encryption-policy.ts): `screen` refuses an INVITE that came in clear on a trunk or route whose
  * policy requires TLS (403 + Warning, a `call_rejected`, no call row); `encryptionFor` gives SDES-SRTP (sdes.ts,
@@ -51,12 +52,14 @@ import { ALLOW, SUPPORTED, type Refusal, type ValidRequest } from './validate.ts
 import { parseRAck } from './prack.ts';
 import { SessionRefresher } from './refresh.ts';
 import { ReferRoutes, SipRefers, referKey } from './refer.ts';
+import { acceptRefer, REFERRED_REASON } from './refer-accept.ts';
+import type { SipRequest } from './message.ts';
 import { RFC_MIN_SE, type SessionTimer, uasTimerHeaders, type UasTimerDecision } from './session-timer.ts';
 import { byeReason, DEFAULT_RTP_TIMEOUT, RTP_TIMEOUT_REASON, RtpInactivity, type RtpTimeoutLimits } from './rtp-timeout.ts';
 import { call_ended, call_held, call_media_updated, call_received, call_unheld } from '../../schema/reducers.ts';
 
 /** What the SIP ingress needs of call control (bridge/call-control.ts). */
-export type SipCallControl = Pick<CallControl, 'receive' | 'refuseUnknown' | 'refuseByPolicy' | 'recordSecurity' | 'receivedThenEnded' | 'attach' | 'end' | 'mediaUpdated' | 'mediaLost' | 'hold' | 'resume'>;
+export type SipCallControl = Pick<CallControl, 'receive' | 'refuseUnknown' | 'refuseByPolicy' | 'recordSecurity' | 'receivedThenEnded' | 'attach' | 'end' | 'mediaUpdated' | 'mediaLost' | 'hold' | 'resume'> & Partial<Pick<CallControl, 'referred'>>;
 
 /** The provider name of SIP calls (`calls.provider`). */
 export const PROVIDER = 'sip';
@@ -149,18 +152,7 @@ export class SipApp implements UasHandler {
       endThenClose: (ctx, reason, detail) => this.endThenClose(ctx, reason, detail),
       detach: (p, call, what) => this.detach(p, call, what),
     });
-    this.refers = new SipRefers({
-      log: this.log,
-      send: (dialog, build) => {
-        const snap = dialog.snap;
-        const peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
-        const { req, dest } = dialog.request('REFER', this.uas.transport.sentBy(snap.transport, this.localAddress(peer)));
-        req.headers.add('contact', this.contact(peer));
-        build(req);
-        return this.uas.sendRequest(req, dest);
-      },
-      respond: (tx, status, opts) => void this.uas.respond(tx, status, opts),
-    });
+    this.refers = new SipRefers({ log: this.log, send: (dialog, build) => this.inDialog(dialog, 'REFER', build), respond: (tx, status, opts) => void this.uas.respond(tx, status, opts) });
     this.calls = new NewCalls({
       deps,
       log: this.log,
@@ -244,12 +236,26 @@ export class SipApp implements UasHandler {
     ctx.leg.dtmf(digit, 'sip-info');
   }
 
-  /** REFER from the far end (refer.ts): 403 + Warning, the call goes on; 481 outside a call. */
+  /** REFER from the far end: acted on where the route says `accept` (refer-accept.ts), else 403 + Warning (refer.ts); 481 outside a call. */
   refer(tx: NonInviteServerTransaction, v: ValidRequest, peer: Peer): void {
     const ctx = this.find(v);
     if (!ctx) return void this.uas.respond(tx, 481);
     ctx.dialog.acceptRemoteCseq(v.cseq.seq, 'REFER');
-    this.refers.refer(tx, v, this.localAddress(peer));
+    const referred = this.deps.calls.referred?.bind(this.deps.calls);
+    if (!this.referRoutes.forCall(referKey(ctx.dialog)).accept || !referred) return this.refers.refer(tx, v, this.localAddress(peer));
+    const respond = (t: NonInviteServerTransaction, status: number, opts?: { reason?: string; headers?: Array<[string, string]> }): void => void this.uas.respond(t, status, opts);
+    const endReferred = (): void => this.endThenClose(ctx, REFERRED_REASON);
+    acceptRefer({ log: this.log, respond, send: (d, method, build) => this.inDialog(d, method, build), referred, endReferred }, tx, v, ctx.dialog, ctx.ref, this.localAddress(peer));
+  }
+
+  /** Sends a request in `dialog` (REFER, NOTIFY) with our Contact; resolves its final status (null: none came). */
+  private inDialog(dialog: Dialog, method: string, build: (req: SipRequest) => void): Promise<number | null> {
+    const snap = dialog.snap;
+    const peer = { transport: snap.transport, address: snap.peer.address, port: snap.peer.port };
+    const { req, dest } = dialog.request(method, this.uas.transport.sentBy(snap.transport, this.localAddress(peer)));
+    req.headers.add('contact', this.contact(peer));
+    build(req);
+    return this.uas.sendRequest(req, dest);
   }
 
   /** NOTIFY of a REFER of ours (refer.ts): 200 and the transfer's progress; 481 outside a call. */

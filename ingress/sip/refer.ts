@@ -4,7 +4,7 @@
  *   SWITCHBOARD_SIP_REFER = SETTINGS                      every SIP call (the same as `*=SETTINGS`)
  *                         | KEY=SETTINGS, …               per route (a number or SIP URI), per trunk (a CIDR) or `*`;
  *                                                         the most specific match wins (route > trunk > `*`)
- *   SETTINGS = transfer | none
+ *   SETTINGS = transfer | accept | transfer/accept | none
  *
  * `transfer` — a blind transfer by the agent (`ctx.transfer(target)`) asks the far end (the carrier) to transfer:
  *
@@ -14,11 +14,12 @@
  *           a terminated subscription without a final sipfrag             — the action fails with the reason;
  *                                                                           the caller stays with the agent
  *
- * Without `transfer` a SIP leg cannot make a blind transfer (the action fails, as it always has).
+ * Without `transfer` a blind transfer on a SIP call is dialled and bridged by the gateway (bridge/transfer-dial.ts).
  *
- * A REFER from the far end is answered `403 Forbidden (REFER is not accepted on this route)` with a `Warning`, and
- * the call goes on: accepting it (dialling the Refer-To target) is not built yet, and `accept` as a setting stops the
- * start saying so rather than being ignored. A REFER or NOTIFY outside a live dialog gets 481.
+ * `accept` — a REFER from the far end is acted on (refer-accept.ts): a person bridged into a call by a transfer (a
+ * human on a PBX) hands the call onward; the caller ends up bridged to the Refer-To target and the referring dialog
+ * ends `sip:referred`. Elsewhere, and on routes without `accept`, a REFER from the far end is answered
+ * `403 Forbidden (<why>)` with a `Warning`, and the call goes on. A REFER or NOTIFY outside a live dialog gets 481.
  */
 import type { Logger } from 'pino';
 import type { Dialog } from './dialog.ts';
@@ -33,11 +34,13 @@ const VARIABLE = 'SWITCHBOARD_SIP_REFER';
 export interface ReferSettings {
   /** Blind transfers go out as REFER. */
   transfer: boolean;
+  /** A REFER from the far end is acted on (refer-accept.ts). */
+  accept: boolean;
 }
 
-const NONE: ReferSettings = { transfer: false };
+const NONE: ReferSettings = { transfer: false, accept: false };
 
-/** Which SIP calls make blind transfers by REFER (SWITCHBOARD_SIP_REFER). */
+/** Which SIP calls make blind transfers by REFER, and which accept one (SWITCHBOARD_SIP_REFER). */
 export class ReferRoutes {
   private constructor(private readonly rules: RouteRules<ReferSettings>) {}
 
@@ -48,11 +51,10 @@ export class ReferRoutes {
   /** Parses the variable; an unknown word throws naming the variable. */
   static parse(text: string | undefined): ReferRoutes {
     const value = (v: string, where: string): ReferSettings => {
-      const word = v.trim().toLowerCase();
-      if (word === 'none') return NONE;
-      if (word === 'transfer') return { transfer: true };
-      if (word.split('/').includes('accept')) throw new RouteRuleError(`${where}: accepting REFER from the far end is not built yet (REFER is refused 403); use transfer or none`);
-      throw new RouteRuleError(`${where}: "${v.trim()}" is not transfer or none`);
+      const words = v.trim().toLowerCase().split('/').map((w) => w.trim());
+      if (words.length === 1 && words[0] === 'none') return NONE;
+      if (words.some((w) => w !== 'transfer' && w !== 'accept')) throw new RouteRuleError(`${where}: "${v.trim()}" is not transfer, accept, transfer/accept or none`);
+      return { transfer: words.includes('transfer'), accept: words.includes('accept') };
     };
     try {
       return new ReferRoutes(RouteRules.parse(text, VARIABLE, value));
@@ -146,9 +148,8 @@ export class SipRefers {
     else if (state === 'terminated') this.settle(dialog.id, new ReferFailed('the transfer subscription ended without a final answer'));
   }
 
-  /** REFER from the far end: refused, the call goes on (no route accepts it yet). */
-  refer(tx: NonInviteServerTransaction, v: ValidRequest, host: string): void {
-    const why = 'REFER is not accepted on this route';
+  /** REFER from the far end: refused with `why`, the call goes on. */
+  refer(tx: NonInviteServerTransaction, v: ValidRequest, host: string, why = 'REFER is not accepted on this route'): void {
     this.deps.log.info({ callId: v.callId, referTo: v.req.headers.get('refer-to') }, `REFER refused: ${why}`);
     this.deps.respond(tx, 403, { reason: `Forbidden (${why})`, headers: [['Warning', `399 ${host} "${why}"`]] });
   }

@@ -7,7 +7,8 @@
  *           level (`route.encryption.srtp`) asks: RTP/SAVP under `require`, RTP/AVP under `prefer`; the answer's
  *           a=crypto must pick one of them)
  *     │   (Supported: timer, 100rel; Session-Expires: 1800 — RFC 4028 §7.1)
- *     ├─ 1xx ─► ringing (a ring timeout sends CANCEL ─► 487 ─► ended `sip:no-answer`); a reliable 18x
+ *     ├─ 1xx ─► ringing (a ring timeout, or `cancel(callId)` — a warm transfer giving up — sends CANCEL ─► 487 ─►
+ *     │        ended `sip:no-answer` / the given reason); a reliable 18x
  *     │        (Require: 100rel + RSeq) gets one PRACK with its RAck per RSeq (RFC 3262 §4, prack.ts); an UPDATE
  *     │        from the callee in the early dialog is answered there (early-update.ts: 200 + answer once an 18x
  *     │        brought SDP, else 491), and its offer/answer is the call's once answered
@@ -226,13 +227,21 @@ export class SipDialer implements OutboundDialer {
     this.sendInvite(a, null);
     a.ringTimer = setTimeout(
       guarded(
-        () => this.cancel(a, 'sip:no-answer'),
+        () => this.cancelAttempt(a, 'sip:no-answer'),
         (err) => this.log.error({ err, callId: a.sipCallId }, 'outbound ring timer failed'),
       ),
       this.deps.ringTimeoutMs ?? 60_000,
     );
     a.ringTimer.unref();
     return { callId, providerCallId: sipCallId, sipCallId };
+  }
+
+  /** Gives up call `callId` while it is still dialled (a warm transfer's time ran out): CANCEL once it rings (RFC 3261 §9.1). */
+  cancel(callId: string, reason: string): boolean {
+    const a = [...this.attempts.values()].find((x) => x.ref.callId === callId);
+    if (!a || !a.open) return false;
+    this.cancelAttempt(a, reason);
+    return true;
   }
 
   /** An UPDATE from the callee in the early dialog of a call we are dialing (early-update.ts); false: none matches. */
@@ -268,7 +277,7 @@ export class SipDialer implements OutboundDialer {
   /** Shutdown: calls still dialing are cancelled (if ringing) and ended `sip:shutdown`. */
   async close(): Promise<void> {
     const open = [...this.attempts.values()].filter((a) => a.open);
-    for (const a of open) this.cancel(a, 'sip:shutdown');
+    for (const a of open) this.cancelAttempt(a, 'sip:shutdown');
     await Promise.all(open.map((a) => this.fail(a, 'sip:shutdown')));
   }
 
@@ -306,7 +315,7 @@ export class SipDialer implements OutboundDialer {
       if (a.state === AttemptState.Calling && res.status > 100) {
         a.transition(AttemptState.Ringing);
         // We gave up before any provisional response: the CANCEL could not go then (RFC 3261 §9.1); it goes now.
-        if (a.cancelReason) this.cancel(a, a.cancelReason);
+        if (a.cancelReason) this.cancelAttempt(a, a.cancelReason);
       }
       return;
     }
@@ -422,7 +431,7 @@ export class SipDialer implements OutboundDialer {
   }
 
   /** CANCEL (RFC 3261 §9.1): only once a provisional response came; before that, wait for one or the timeout. */
-  private cancel(a: Attempt, reason: string): void {
+  private cancelAttempt(a: Attempt, reason: string): void {
     this.clearRing(a);
     if (!a.open || !a.invite) return;
     a.cancelReason = reason;

@@ -1,7 +1,7 @@
 /**
  * The warm transfer's steps (bridge/transfer-warm.ts) with a store, in-memory legs and a scripted dialer standing in
  * for the adapters: each step is a call_matrices row; the human's call ending busy or unanswered, the time running
- * out, a refused dial and the human pressing 2 each bring the caller back (two-party, no mixer) with the reason;
+ * out (the dial still ringing is cancelled: no_answer), a refused dial and the human pressing 2 each bring the caller back (two-party, no mixer) with the reason;
  * pressing 1 bridges. The human's "call" is a real call row, so ending it is a real call_ended.
  */
 import assert from 'node:assert/strict';
@@ -32,7 +32,9 @@ async function setup(t: { after(fn: () => void): void }) {
   const humans = new HumanLegs();
   const dialed: string[] = [];
   let n = 0;
+  const cancelled: Array<[string, string]> = [];
   const dialer: TransferDialer & { refuse?: boolean } = {
+    cancel: (id, reason) => void cancelled.push([id, reason]),
     dial: async (req) => {
       if (dialer.refuse) throw new Error('no route');
       const r = resultOf(await store.submit(call_dialed, { provider: 'sip', provider_call_id: `h${++n}`, from: req.from, to: req.to }, { tenant: req.tenant, caller: req.caller }));
@@ -49,7 +51,7 @@ async function setup(t: { after(fn: () => void): void }) {
     while (dialed.length === 0 || !humans.has(dialed.at(-1)!)) await new Promise((r) => setImmediate(r));
     return dialed.at(-1)!;
   };
-  return { store, host, humans, legs, dialer, reasons, humanDialled, dialed };
+  return { store, host, humans, legs, dialer, reasons, humanDialled, dialed, cancelled };
 }
 
 test('the human accepts with 1: hold, brief, bridged; the human hears the summary', async (t) => {
@@ -95,14 +97,15 @@ test("the human's call ends before answering (busy), or the time runs out, or th
 
   const late = warmTransfer(s.host, 'sip:human@example.test', { timeoutMs: 1 });
   const l = await late;
-  assert.deepEqual(l.ok ? 'bridged' : l.reason, 'timeout');
+  assert.deepEqual(l.ok ? 'bridged' : l.reason, 'no_answer');
   const unanswered = s.store.read('acme').calls.get(s.dialed.at(-1)!)!;
-  assert.deepEqual([unanswered.state, unanswered.end_reason], ['ended', 'transfer:timeout']);
+  assert.deepEqual([unanswered.state, unanswered.end_reason], ['ended', 'transfer:no_answer']);
+  assert.deepEqual(s.cancelled, [[unanswered.id, 'transfer:no_answer']], 'the dial still ringing was cancelled');
 
   s.dialer.refuse = true;
   const refused = await warmTransfer(s.host, 'sip:human@example.test', { timeoutMs: 60_000 });
   assert.deepEqual(refused.ok ? 'bridged' : refused.reason, 'failed');
-  assert.deepEqual(s.reasons(), ['warm:hold', 'warm:failed:busy', 'warm:hold', 'warm:failed:timeout', 'warm:hold', 'warm:failed:failed']);
+  assert.deepEqual(s.reasons(), ['warm:hold', 'warm:failed:busy', 'warm:hold', 'warm:failed:no_answer', 'warm:hold', 'warm:failed:failed']);
   assert.equal(s.legs.mixed, false);
 });
 

@@ -15,15 +15,17 @@ const snap = (over: Partial<DialogSnapshot> = {}): DialogSnapshot => ({
 });
 
 test('SWITCHBOARD_SIP_REFER: one setting for every call, or rules per route and trunk (the most specific wins); a bad word names the variable', () => {
-  assert.deepEqual(ReferRoutes.none().forCall({ source: '10.0.0.1', number: '+1' }), { transfer: false });
-  assert.deepEqual(ReferRoutes.parse(undefined).forCall({ source: '10.0.0.1', number: '+1' }), { transfer: false });
-  assert.deepEqual(ReferRoutes.parse('transfer').forCall({ source: '10.0.0.1', number: '+1' }), { transfer: true });
-  const r = ReferRoutes.parse('*=transfer, 10.1.0.0/16=none, +15550100=transfer');
-  assert.deepEqual(r.forCall({ source: '192.0.2.1', number: '+1' }), { transfer: true });
-  assert.deepEqual(r.forCall({ source: '10.1.2.3', number: '+1' }), { transfer: false });
-  assert.deepEqual(r.forCall({ source: '10.1.2.3', number: '+15550100' }), { transfer: true });
-  assert.throws(() => ReferRoutes.parse('+1=blind'), /SWITCHBOARD_SIP_REFER \+1: "blind" is not transfer or none/);
-  assert.throws(() => ReferRoutes.parse('+1=transfer/accept'), /accepting REFER from the far end is not built yet/);
+  const none = { transfer: false, accept: false };
+  assert.deepEqual(ReferRoutes.none().forCall({ source: '10.0.0.1', number: '+1' }), none);
+  assert.deepEqual(ReferRoutes.parse(undefined).forCall({ source: '10.0.0.1', number: '+1' }), none);
+  assert.deepEqual(ReferRoutes.parse('transfer').forCall({ source: '10.0.0.1', number: '+1' }), { transfer: true, accept: false });
+  const r = ReferRoutes.parse('*=transfer, 10.1.0.0/16=none, +15550100=transfer/accept, +15550101=accept');
+  assert.deepEqual(r.forCall({ source: '192.0.2.1', number: '+1' }), { transfer: true, accept: false });
+  assert.deepEqual(r.forCall({ source: '10.1.2.3', number: '+1' }), none);
+  assert.deepEqual(r.forCall({ source: '10.1.2.3', number: '+15550100' }), { transfer: true, accept: true });
+  assert.deepEqual(r.forCall({ source: '10.1.2.3', number: '+15550101' }), { transfer: false, accept: true });
+  assert.throws(() => ReferRoutes.parse('+1=blind'), /SWITCHBOARD_SIP_REFER \+1: "blind" is not transfer, accept, transfer\/accept or none/);
+  assert.throws(() => ReferRoutes.parse('+1=accept/none'), /is not transfer, accept/);
   assert.throws(() => ReferRoutes.parse('=transfer, x'), /SWITCHBOARD_SIP_REFER: .*KEY=SETTINGS/);
 });
 
