@@ -84,6 +84,11 @@ export class TurnTaking {
     });
   }
 
+  /** The agent asked for the recogniser's interim text (`turnTaking.utterance.interim`). */
+  get interimWanted(): boolean {
+    return this.settings.utterance.interim;
+  }
+
   /** True when a backchannel's words (null: none heard) start no agent turn. */
   isAcknowledgement(text: string | null): boolean {
     return text === null || isBackchannelText(text, this.settings.backchannel.words);
