@@ -183,6 +183,13 @@ export class BargeInGate {
     return this.check();
   }
 
+  /** The candidate is settled elsewhere (a stop word interrupted): forget it; returns the voiced ms counted so far. */
+  cancel(): number {
+    const voiced = this.active ? this.voicedMs : 0;
+    this.active = false;
+    return voiced;
+  }
+
   /** The VAD ended the speech: a candidate not yet interrupting was a backchannel. */
   speechEnded(): GateDecision | null {
     if (!this.active) return null;
