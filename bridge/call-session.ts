@@ -223,8 +223,9 @@ export class CallSession {
       () => this.turns.speechStarted(),
     );
     pipeline.on('dtmf', ({ digit }) => this.turns.dtmf(digit));
-    // The recogniser's text as it comes (in memory): interim text to an agent that asked for it.
+    // The recogniser's text as it comes (in memory): stop words over the agent, interim text to an agent that asked.
     this.content.onText = (said) => {
+      this.taking.heard(said);
       if (!said.final) this.turns.interim(said.text, this.taking.interimWanted);
     };
     this.consent.watch();

@@ -26,6 +26,7 @@ import type { VadFactory } from '../media/vad-factory.ts';
 import type { CallContext } from './call-context.ts';
 import * as facts from './call-facts.ts';
 import { EndOfTurnGate, vadReleaseMs } from './end-of-turn.ts';
+import { StopWords, type HeardText } from './stop-words.ts';
 
 /** The agent's settings, or the defaults when its options are malformed (a worker agent checked them at deploy). */
 export function agentTurnTaking(agent: Agent, warn?: (msg: string) => void): TurnTakingSettings {
@@ -50,10 +51,17 @@ export class TurnTaking {
   private settings: TurnTakingSettings;
   private readonly endGate: EndOfTurnGate;
   private backchannelPending = false;
+  private readonly stopWords: StopWords;
 
   constructor(private readonly ctx: CallContext) {
     this.settings = agentTurnTaking(ctx.agent, (msg) => ctx.log.warn({ err: msg }, 'agent turnTaking ignored'));
     this.endGate = new EndOfTurnGate(this.settings.endOfTurn, vadReleaseMs(this.settings.endOfTurn));
+    this.stopWords = new StopWords(ctx, () => (this.settings.bargeIn.enabled ? this.settings.stopWords : []));
+  }
+
+  /** The recogniser's text as it comes (interim or final): a stop word over the agent interrupts it. */
+  heard(said: HeardText): void {
+    this.stopWords.heard(said);
   }
 
   /** The call moved to another agent version: its settings apply from now on. */
@@ -66,6 +74,7 @@ export class TurnTaking {
   /** Wires the pipeline's events: `utterance` is called when a turn's speech has ended (backchannel or not). */
   watch(utterance: (durationMs: number, backchannel: boolean) => void, speechStarted: () => void): void {
     const { pipeline, log } = this.ctx;
+    this.stopWords.watch();
     pipeline.on('bargeIn', (info) => {
       const by = info.stopWord ? 'stop_word' : 'voice';
       log.info({ droppedMs: info.droppedMs, voicedMs: info.voicedMs, duckDb: info.duckDb, by, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in');

@@ -251,7 +251,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
 
   /** A stop word was recognised over the agent (bridge/stop-words.ts): interrupt now, whatever the gate has counted. */
   interruptForStopWord(): boolean {
-    if (!this.agentSpeaking) return false;
+    if (!this.agentSpeaking || this.opts.bargeIn === false) return false;
     const voicedMs = this.gate.cancel();
     const duckDb = this.ducker.ducked ? this.ducker.depthDb : 0;
     this.stats.bargeIns++;
