@@ -33,3 +33,12 @@ test('onUtterance: a turn input without `final` is a final utterance; an interim
     { text: null, durationMs: 0, final: true },
   ]);
 });
+
+test('a deployed agent\'s turnTaking crosses the worker boundary with its stop words list', async () => {
+  const { parseFromWorker } = await import('../../../agents/host/protocol.ts');
+  const turnTaking = { bargeIn: { duckDb: 6 }, utterance: { interim: true }, stopWords: ['halt'] };
+  const msg = parseFromWorker({ type: 'init_done', ok: true, hooks: ['onUtterance'], turnTaking });
+  assert.equal(msg.type, 'init_done');
+  assert.deepEqual((msg as { turnTaking?: unknown }).turnTaking, turnTaking);
+  assert.deepEqual(resolveTurnTaking((msg as { turnTaking?: Parameters<typeof resolveTurnTaking>[0] }).turnTaking).stopWords, ['halt']);
+});
