@@ -55,7 +55,7 @@ export async function runHook(def: AgentDefinition, input: TurnInput, ctx: Agent
     case 'onResume':
       return def.onResume?.(ctx, input.resumed ?? { reason: 'media', transcript: [] });
     case 'onUtterance':
-      return def.onUtterance?.(ctx, input.utterance ?? { text: null, durationMs: 0 });
+      return def.onUtterance?.(ctx, { text: null, durationMs: 0, ...input.utterance, final: input.utterance?.final ?? true });
     case 'onDtmf':
       return def.onDtmf?.(ctx, input.digit ?? '');
     case 'onSilence':

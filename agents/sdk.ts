@@ -36,7 +36,9 @@
  * its args being stored (bridge/pci-pause.ts, bridge/turn-actions.ts).
  * Turn-taking (`turnTaking`, merged over the defaults in media/turn-taking.ts): how long the caller must speak over
  * the agent to interrupt it (`bargeIn.minSpeechMs`; shorter is a backchannel), which words are acknowledgements,
- * and the silence that ends a turn after a complete sentence / a trailing "and…" (`endOfTurn`).
+ * and the silence that ends a turn after a complete sentence / a trailing "and…" (`endOfTurn`); how far the agent is
+ * ducked while the caller starts speaking over it (`bargeIn.duckDb`), the words that stop it at once (`stopWords`),
+ * and whether `onUtterance` also gets interim text (`utterance.interim`, then `u.final` is false).
  */
 import { resolveTurnTaking, type TurnTakingOptions } from '../media/turn-taking.ts';
 export type { TurnTakingOptions } from '../media/turn-taking.ts';
@@ -54,6 +56,13 @@ export interface Utterance {
   /** Recognised text, or null when no speech-to-text runs on this call. */
   text: string | null;
   durationMs: number;
+  /**
+   * True for the caller's finished utterance (the turn's words, also in the transcript). False for the recogniser's
+   * interim text while the caller is still speaking, given only to an agent that asks for it
+   * (`turnTaking: { utterance: { interim: true } }`): a hint the agent may act on or ignore (e.g. start its LLM
+   * early); it is never written to the transcript, and `durationMs` is 0. The final call still follows.
+   */
+  final: boolean;
 }
 
 export type GatherOptions = {

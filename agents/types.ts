@@ -16,7 +16,8 @@ export interface TurnInput {
   call: { from: string; to: string };
   /** The call's agent state as of the turn's start. */
   state: Record<string, Json>;
-  utterance?: Utterance;
+  /** `final` may be left out: a final utterance (agents/context.ts fills it in). */
+  utterance?: Omit<Utterance, 'final'> & { final?: boolean };
   digit?: string;
   silentMs?: number;
   answered?: AnsweredInfo;

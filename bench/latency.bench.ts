@@ -14,6 +14,10 @@
  * Gateway-added = total − endpointing − STT final wait − LLM time to first token − TTS synthesis: what the gateway
  * itself spends (dispatch, the worker hop, sentence assembly, pacing). Endpointing (the VAD's silence hangover) is
  * printed beside it: it is a policy, not work.
+ *
+ * Same-run baseline: the calls alternate between the agent at the default turn-taking settings and the same agent
+ * with the turn-taking additions off (`bargeIn.duckDb: 0`, `stopWords: []`, no interim text — what the gateway did
+ * before them); each figure is the defaults' and its baseline the other agent's, from the same gateway and minute.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,11 +41,15 @@ const NUMBER = '+15557770001';
 const LEAD_MS = 3000;
 const SENTENCE = 'I would like to book an appointment for next week';
 
-const agentSource = (llmUrl: string): string => `
+/** The baseline agent's turn-taking: the additions since the last figures off. */
+const BASELINE_TURN_TAKING = { bargeIn: { duckDb: 0 }, stopWords: [] };
+const BASELINE_NUMBER = '+15557770011';
+
+const agentSource = (llmUrl: string, name: string, turnTaking?: object): string => `
 import { defineAgent } from 'switchboard/agent';
 import { chat, speakStream } from 'switchboard/llm';
 export default defineAgent({
-  name: 'latency',
+  name: '${name}',${turnTaking ? `\n  turnTaking: ${JSON.stringify(turnTaking)},` : ''}
   async onStart(ctx) { await ctx.say('Hi.'); },
   async onUtterance(ctx, u) {
     await speakStream(ctx, chat({ baseUrl: ${JSON.stringify(llmUrl)}, apiKey: 'test-key', model: 'fake', messages: [{ role: 'user', content: u.text ?? '' }] }));
@@ -94,30 +102,34 @@ async function main(): Promise<void> {
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, SWITCHBOARD_STT: 'deepgram', SWITCHBOARD_TTS: 'deepgram', DEEPGRAM_API_KEY: dg.apiKey, DEEPGRAM_URL: dg.url, SWITCHBOARD_AGENT_SILENCE_MS: '600000', SWITCHBOARD_LOG_LEVEL: 'warn' },
   });
   const splits: Split[] = [];
+  const baseSplits: Split[] = [];
   try {
     const who = { tenant: 'default', caller: 'bench' };
     const policy = resultOf<{ policy_id: string }>(await gw.store.submit(consent_policy_created, { name: 'short', mode: 'notify', disclosure_text: 'Recorded.' }, who));
-    resultOf(await gw.store.submit(number_added, { number: NUMBER, agent: 'latency', provider: 'twilio', consent_policy_id: policy.policy_id }, who));
-    const file = path.join(tmpDir('sb-latency-'), 'latency.ts');
-    fs.writeFileSync(file, agentSource(llm.url));
-    const deployed = await fetch(`${gw.publicUrl}/v1/agents/latency/deploy?rollout=100`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/javascript' },
-      body: (await bundleAgent(file)).code,
-    });
-    if (deployed.status !== 201) throw new Error(`deploy: ${deployed.status} ${await deployed.text()}`);
+    for (const [name, number, turnTaking] of [['latency', NUMBER, undefined], ['latency-base', BASELINE_NUMBER, BASELINE_TURN_TAKING]] as const) {
+      resultOf(await gw.store.submit(number_added, { number, agent: name, provider: 'twilio', consent_policy_id: policy.policy_id }, who));
+      const file = path.join(tmpDir('sb-latency-'), `${name}.ts`);
+      fs.writeFileSync(file, agentSource(llm.url, name, turnTaking));
+      const deployed = await fetch(`${gw.publicUrl}/v1/agents/${name}/deploy?rollout=100`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/javascript' },
+        body: (await bundleAgent(file)).code,
+      });
+      if (deployed.status !== 201) throw new Error(`deploy ${name}: ${deployed.status} ${await deployed.text()}`);
+    }
     const speech = speechUlaw(SENTENCE);
     const speechMs = (speech.length / 8000) * 1000;
     // Where the caller's voice ends inside the clip (espeak pads it with silence): the last 20 ms frame with sound.
     let voicedEndMs = 0;
     for (let at = 0; at + 160 <= speech.length; at += 160) if (ulawEnergy(speech.subarray(at, at + 160)) > 50) voicedEndMs = ((at + 160) / 8000) * 1000;
 
-    for (let i = 0; i < CALLS; i++) {
+    for (let i = 0; i < 2 * CALLS; i++) {
+      const baseline = i % 2 === 1;
       // The transcript session hears the sentence as soon as its audio is in (a streaming STT's final).
       // Its clock is the audio it was sent: the peer streams silence when not speaking and speaks LEAD_MS into the
       // stream, so the final comes as the voice ends (plus however late the transcription session opened).
       dg.script([{ afterMs: LEAD_MS + Math.round(voicedEndMs), transcript: SENTENCE }]);
-      const peer = new TwilioPeer({ publicUrl: gw.publicUrl, authToken: TWILIO_TOKEN, to: NUMBER, from: `+1555888${String(i).padStart(4, '0')}`, idleSilence: true });
+      const peer = new TwilioPeer({ publicUrl: gw.publicUrl, authToken: TWILIO_TOKEN, to: baseline ? BASELINE_NUMBER : NUMBER, from: `+1555888${String(i).padStart(4, '0')}`, idleSilence: true });
       try {
         if ((await peer.dial()).kind !== 'streaming') throw new Error('call not streaming');
         const streamingAt = Date.now();
@@ -146,8 +158,8 @@ async function main(): Promise<void> {
           split = splitOf(otlp.spans.filter((s) => s.traceId === traceId), lastVoiceMs, firstAudioMs);
         }
         if (!split) throw new Error(`call ${i + 1}: the turn's spans did not arrive`);
-        splits.push(split);
-        log(`call ${i + 1}: ${Object.entries(split).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}`);
+        (baseline ? baseSplits : splits).push(split);
+        log(`call ${i + 1}${baseline ? ' (baseline)' : ''}: ${Object.entries(split).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')}`);
       } finally {
         await peer.close();
       }
@@ -157,14 +169,15 @@ async function main(): Promise<void> {
     await Promise.all([otlp.close(), dg.close(), llm.close()]);
   }
 
-  const p = (key: keyof Split, q: number): number => Math.round(percentile(splits.map((s) => s[key]), q));
-  const note = `${splits.length} Twilio calls, one sentence each; fake Deepgram STT/TTS, fake LLM at ${TTFT_MS} ms to first token; split from the turn's spans`;
-  report({ figure: 'latency.voice_to_voice_p50_ms', value: p('total', 50), unit: 'ms', target: { op: '<=', value: 500, unit: 'ms' }, note: `caller's last voiced frame → first agent audio at the caller; ${note}` });
-  report({ figure: 'latency.voice_to_voice_p99_ms', value: p('total', 99), unit: 'ms', note });
-  report({ figure: 'latency.gateway_added_p50_ms', value: p('gatewayAdded', 50), unit: 'ms', target: { op: '<=', value: 60, unit: 'ms' }, note: `total − endpointing − STT final − LLM first token − TTS; ${note}` });
-  report({ figure: 'latency.gateway_added_p99_ms', value: p('gatewayAdded', 99), unit: 'ms', target: { op: '<=', value: 120, unit: 'ms' }, note });
+  const p = (key: keyof Split, q: number, of = splits): number => Math.round(percentile(of.map((s) => s[key]), q));
+  const b = (key: keyof Split, q: number): number | null => (baseSplits.length > 0 ? p(key, q, baseSplits) : null);
+  const note = `${splits.length} Twilio calls at the default turn-taking (baseline: ${baseSplits.length} calls with ${JSON.stringify(BASELINE_TURN_TAKING)}), one sentence each; fake Deepgram STT/TTS, fake LLM at ${TTFT_MS} ms to first token; split from the turn's spans`;
+  report({ figure: 'latency.voice_to_voice_p50_ms', value: p('total', 50), unit: 'ms', baseline: b('total', 50), target: { op: '<=', value: 500, unit: 'ms' }, note: `caller's last voiced frame → first agent audio at the caller; ${note}` });
+  report({ figure: 'latency.voice_to_voice_p99_ms', value: p('total', 99), unit: 'ms', baseline: b('total', 99), note });
+  report({ figure: 'latency.gateway_added_p50_ms', value: p('gatewayAdded', 50), unit: 'ms', baseline: b('gatewayAdded', 50), target: { op: '<=', value: 60, unit: 'ms' }, note: `total − endpointing − STT final − LLM first token − TTS; ${note}` });
+  report({ figure: 'latency.gateway_added_p99_ms', value: p('gatewayAdded', 99), unit: 'ms', baseline: b('gatewayAdded', 99), target: { op: '<=', value: 120, unit: 'ms' }, note });
   for (const key of ['endpointing', 'stt', 'dispatch', 'llmRequest', 'llmFirstToken', 'firstSentence', 'tts', 'pacing'] as const) {
-    report({ figure: `latency.part_${key}_p50_ms`, value: p(key, 50), unit: 'ms', note: `p99 ${p(key, 99)} ms` });
+    report({ figure: `latency.part_${key}_p50_ms`, value: p(key, 50), unit: 'ms', baseline: b(key, 50), note: `p99 ${p(key, 99)} ms (baseline ${b(key, 99) ?? '-'} ms)` });
   }
 }
 

@@ -151,12 +151,12 @@ export async function answeredBy(
 export async function turnDecided(
   store: Store<SwitchboardTables>,
   ref: CallRef,
-  d: { decision: 'interrupted' | 'backchannel'; voicedMs: number; atMs: number; droppedMs: number; heardMs: number | null },
+  d: { decision: 'interrupted' | 'backchannel'; voicedMs: number; atMs: number; droppedMs: number; heardMs: number | null; duckDb: number; by: 'voice' | 'stop_word' },
   src: FactSource,
 ): Promise<FactResult<{ id: string }>> {
   const r = await store.submit(
     call_turn_decided,
-    { call_id: ref.callId, decision: d.decision, voiced_ms: Math.round(d.voicedMs), at_ms: Math.max(0, Math.round(d.atMs)), dropped_ms: Math.round(d.droppedMs), heard_ms: d.heardMs === null ? null : Math.round(d.heardMs) },
+    { call_id: ref.callId, decision: d.decision, voiced_ms: Math.round(d.voicedMs), at_ms: Math.max(0, Math.round(d.atMs)), dropped_ms: Math.round(d.droppedMs), heard_ms: d.heardMs === null ? null : Math.round(d.heardMs), duck_db: Math.round(d.duckDb), by: d.by },
     who(ref, src),
   );
   return result(r.outcome);

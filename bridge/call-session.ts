@@ -241,6 +241,11 @@ export class CallSession {
       () => this.turns.speechStarted(),
     );
     pipeline.on('dtmf', ({ digit }) => this.turns.dtmf(digit));
+    // The recogniser's text as it comes (in memory): stop words over the agent, interim text to an agent that asked.
+    this.content.onText = (said) => {
+      this.taking.heard(said);
+      if (!said.final) this.turns.interim(said.text, this.taking.interimWanted);
+    };
     this.consent.watch();
     this.content.pci.watch(); // PCI pauses made through the API or the console (bridge/pci-pause.ts)
     pipeline.on('tapError', (info) => log.error({ tap: info.tap, err: info.error }, 'media tap failed'));

@@ -5,6 +5,8 @@
  *        │                     spoken commands' phrases) + its tap ─► results:
  *        │                        a spoken command (withdrawal) ─► handed to the commands, not transcribed
  *        │                        words ─► transcript_appended (caller) and CallerWords (the agent's turn input)
+ *        │                        every result, interim too ─► `onText` (in memory: stop words, an agent's interim
+ *        │                          text); never stored, nothing inside a PCI pause
  *   agentSaid ─► transcript_appended (agent)
  *   pause (consent withdrawn) ─► recording paused, transcriber closed, no more segments
  *   PCI pause (bridge/pci-pause.ts: ctx.secure, the API, the console) ─► recorder paused; results inside a paused
@@ -25,6 +27,7 @@ import { transcript_appended, transcript_redacted } from '../schema/reducers.ts'
 import { allKinds, redact } from '../speech/redact.ts';
 import { PciPause } from './pci-pause.ts';
 import { redactionPolicy } from './redaction.ts';
+import { spotPhrase } from '../speech/vocabulary.ts';
 
 /** Commands the caller may say mid-call (the consent manager's withdrawal phrases). */
 export interface SpokenCommands {
@@ -43,6 +46,11 @@ export class ContentManager {
   private secureWords = false;
   /** The PCI pause: the recorder, and what of the transcript is kept. */
   readonly pci: PciPause;
+  /**
+   * Set by the session: each result's text as it comes, interim or final, with its times on the recording clock —
+   * in memory only (bridge/stop-words.ts, an agent's interim text). Not called for spoken commands or inside a PCI pause.
+   */
+  onText: ((said: { text: string; final: boolean; startMs: number; endMs: number }) => void) | null = null;
 
   constructor(
     private readonly ctx: CallContext,
@@ -107,6 +115,11 @@ export class ContentManager {
     this.secureWords = false;
     if (raw || words === null) return words;
     if (secure) return redact(words, allKinds()).text;
+    return this.agentView(words);
+  }
+
+  /** What the redaction policy lets the agent see of `words`. */
+  agentView(words: string): string {
     const policy = redactionPolicy(this.ctx.deps.store, this.ctx.ref);
     return policy?.agentSees === 'redacted' ? redact(words, policy.kinds).text : words;
   }
@@ -152,6 +165,7 @@ export class ContentManager {
       },
     });
     session.on('result', (r) => {
+      this.tell(r, offset);
       if (!r.isFinal) return;
       // A spoken command (withdrawal) is not transcribed (content stops there), nor handed to the agent — it still
       // tells a turn waiting on the recogniser how far it got.
@@ -164,6 +178,19 @@ export class ContentManager {
       this.append('caller', offset + r.startMs, offset + r.endMs, r.text, r.confidence, stt.name);
     });
     session.on('error', (err) => ctx.log.warn({ err: err.message }, 'caller transcription failed'));
+  }
+
+  /** Hands a result's text to `onText` (interim ones go nowhere else). */
+  private tell(r: SttResult, offset: number): void {
+    const text = r.text.trim();
+    // A spoken command (withdrawal) is the consent manager's, interim or final.
+    if (!this.onText || text === '' || r.phrase !== undefined || spotPhrase(text, this.commands().phrases) !== null) return;
+    if (this.pci.active || this.pci.covers(offset + r.startMs, offset + r.endMs)) return;
+    try {
+      this.onText({ text, final: r.isFinal, startMs: offset + r.startMs, endMs: offset + r.endMs });
+    } catch (err) {
+      this.ctx.log.warn({ err: (err as Error).message }, 'caller text listener failed');
+    }
   }
 
   private append(channel: 'caller' | 'agent', startMs: number, endMs: number, said: string, confidence: number | null, provider: string): void {

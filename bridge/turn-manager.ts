@@ -2,7 +2,9 @@
  * The agent's turns on one call: one at a time, on the call's work queue (after the consent phase).
  *
  *   onStart | onResume (at attach) ─┐
- *   speech end (once consent is done; one queued answer is enough) ─► onUtterance {the utterance's words}
+ *   speech end (once consent is done; one queued answer is enough) ─► onUtterance {the utterance's words, final: true}
+ *   interim text (agents with `turnTaking.utterance.interim`; while no answer is queued; the latest one if several
+ *     came while a turn ran) ─► onUtterance {text, final: false} — a turn like the others, never a transcript row
  *   DTMF (once consent is done, no gather waiting) ─► onDtmf         ├─► turn: agent_turn_started ─► runTurn with
  *   silence clock ran out after a turn ─► onSilence ─────────────────┘   the turn's actions ─► agent_state_saved
  *                                                                          ─► silence clock armed (if onSilence)
@@ -50,6 +52,9 @@ export interface TurnExtra {
   transferFailed?: { reason: TransferFailure; target: string };
   whisper?: string;
   resumed?: ResumeInfo;
+  /** The turn is for the recogniser's interim text (taken from `interimText` when it runs). */
+  interim?: boolean;
+  interimText?: string;
 }
 
 export class TurnManager {
@@ -60,6 +65,8 @@ export class TurnManager {
   private utterancePending = false;
   /** The pending utterance was a backchannel (spoken over the agent, short): its words decide if it is a turn. */
   private backchannel: ((text: string | null) => boolean) | null = null;
+  /** The latest interim text not yet given to the agent (null: no interim turn queued). */
+  private interimText: string | null = null;
   private readonly silence: SilenceClock;
   private readonly gatherer: Gatherer;
   /** The agent name the call routes by: the number's, or the fallback agent's once its own was paused. */
@@ -209,6 +216,17 @@ export class TurnManager {
     );
   }
 
+  /**
+   * The recogniser's interim text, for an agent that asked for it (`wanted`): one interim turn queued at a time, given
+   * the latest text when it runs; none once the utterance's own turn is queued or while a gather waits.
+   */
+  interim(text: string, wanted: boolean): void {
+    if (!wanted || !this.open || this.gatherer.active || this.utterancePending) return;
+    const queued = this.interimText !== null;
+    this.interimText = text;
+    if (!queued) this.enqueue('onUtterance', { interim: true });
+  }
+
   dtmf(digit: string): void {
     if (this.open && !this.gatherer.active) this.enqueue('onDtmf', { digit });
   }
@@ -315,7 +333,13 @@ export class TurnManager {
     if (await this.fallBackIfPaused()) return;
     await this.switchAgentIfMigrating();
     const agent = ctx.agent;
-    if (hook === 'onUtterance') {
+    if (extra.interim) {
+      const text = this.interimText;
+      this.interimText = null;
+      // Stale once the utterance's own turn is queued (its final words come next), or without a hook.
+      if (text === null || this.utterancePending || !agent.has(hook)) return;
+      extra = { ...extra, interimText: text };
+    } else if (hook === 'onUtterance') {
       this.utterancePending = false;
       if (this.backchannel) extra = { ...extra, backchannel: this.backchannel };
       this.backchannel = null;
@@ -334,7 +358,10 @@ export class TurnManager {
   private async runTraced(hook: Hook, extra: TurnExtra, input: TurnInput, span: TraceSpan, queuedAt: number): Promise<void> {
     const { ctx } = this;
     const agent = ctx.agent;
-    if (hook === 'onUtterance') {
+    if (extra.interimText !== undefined) {
+      span.setAttributes({ 'switchboard.interim': true });
+      input.utterance = { text: this.content.agentView(extra.interimText), durationMs: 0, final: false };
+    } else if (hook === 'onUtterance') {
       const stt = span.child('stt');
       const text = await this.content.takeWords();
       stt.setAttributes({ 'switchboard.recognised': text !== null });
@@ -343,7 +370,7 @@ export class TurnManager {
         span.setAttributes({ 'switchboard.backchannel': true });
         return void ctx.log.info('backchannel: no agent turn');
       }
-      input.utterance = { text, durationMs: extra.durationMs ?? 0 };
+      input.utterance = { text, durationMs: extra.durationMs ?? 0, final: true };
     }
     if (extra.digit !== undefined) input.digit = extra.digit;
     if (extra.silentMs !== undefined) input.silentMs = extra.silentMs;

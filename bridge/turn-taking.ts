@@ -2,8 +2,11 @@
  * Turn-taking on one call: the agent's settings, the barge-in decisions' records, backchannels that start no turn,
  * and the adaptive end of turn.
  *
- *   pipeline 'bargeIn'      (voiced ≥ bargeIn.minSpeechMs over the agent) ─► call_turn_decided interrupted
- *   pipeline 'backchannel'  (shorter, over the agent)                      ─► call_turn_decided backchannel
+ *   pipeline 'duck'         (the caller's first voiced frame over the agent: its audio ducked, media/ducker.ts)
+ *   pipeline 'bargeIn'      (voiced ≥ bargeIn.minSpeechMs over the agent) ─► call_turn_decided interrupted (by voice)
+ *   a stop word heard over the agent (bridge/stop-words.ts)               ─► call_turn_decided interrupted (by stop_word)
+ *   pipeline 'backchannel'  (shorter, over the agent; the duck released)   ─► call_turn_decided backchannel
+ *        (each row says how far the agent had been ducked: `duck_db`)
  *        └─ its utterance is queued as a backchannel: when its turn comes and the words are known, words that are all
  *           acknowledgements ("uh-huh", "okay"; `backchannel.words`) — or no words at all — start no agent turn;
  *           anything else ("stop") is an ordinary utterance turn (the agent heard it, late but not lost)
@@ -23,6 +26,7 @@ import type { VadFactory } from '../media/vad-factory.ts';
 import type { CallContext } from './call-context.ts';
 import * as facts from './call-facts.ts';
 import { EndOfTurnGate, vadReleaseMs } from './end-of-turn.ts';
+import { StopWords, type HeardText } from './stop-words.ts';
 
 /** The agent's settings, or the defaults when its options are malformed (a worker agent checked them at deploy). */
 export function agentTurnTaking(agent: Agent, warn?: (msg: string) => void): TurnTakingSettings {
@@ -47,10 +51,17 @@ export class TurnTaking {
   private settings: TurnTakingSettings;
   private readonly endGate: EndOfTurnGate;
   private backchannelPending = false;
+  private readonly stopWords: StopWords;
 
   constructor(private readonly ctx: CallContext) {
     this.settings = agentTurnTaking(ctx.agent, (msg) => ctx.log.warn({ err: msg }, 'agent turnTaking ignored'));
     this.endGate = new EndOfTurnGate(this.settings.endOfTurn, vadReleaseMs(this.settings.endOfTurn));
+    this.stopWords = new StopWords(ctx, () => (this.settings.bargeIn.enabled ? this.settings.stopWords : []));
+  }
+
+  /** The recogniser's text as it comes (interim or final): a stop word over the agent interrupts it. */
+  heard(said: HeardText): void {
+    this.stopWords.heard(said);
   }
 
   /** The call moved to another agent version: its settings apply from now on. */
@@ -63,14 +74,16 @@ export class TurnTaking {
   /** Wires the pipeline's events: `utterance` is called when a turn's speech has ended (backchannel or not). */
   watch(utterance: (durationMs: number, backchannel: boolean) => void, speechStarted: () => void): void {
     const { pipeline, log } = this.ctx;
+    this.stopWords.watch();
     pipeline.on('bargeIn', (info) => {
-      log.info({ droppedMs: info.droppedMs, voicedMs: info.voicedMs, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in');
-      this.record('interrupted', info.voicedMs, info.droppedMs, info.interrupted[0]?.heardMs ?? null);
+      const by = info.stopWord ? 'stop_word' : 'voice';
+      log.info({ droppedMs: info.droppedMs, voicedMs: info.voicedMs, duckDb: info.duckDb, by, heard: info.interrupted.map((p) => p.heardMs) }, 'barge-in');
+      this.record({ decision: 'interrupted', voicedMs: info.voicedMs, droppedMs: info.droppedMs, heardMs: info.interrupted[0]?.heardMs ?? null, duckDb: info.duckDb, by });
     });
     pipeline.on('backchannel', (info) => {
-      log.info({ voicedMs: info.voicedMs }, 'backchannel: the agent goes on');
+      log.info({ voicedMs: info.voicedMs, duckDb: info.duckDb }, 'backchannel: the agent goes on');
       this.backchannelPending = true;
-      this.record('backchannel', info.voicedMs, 0, null);
+      this.record({ decision: 'backchannel', voicedMs: info.voicedMs, droppedMs: 0, heardMs: null, duckDb: info.duckDb, by: 'voice' });
     });
     pipeline.on('speechStart', () => {
       this.endGate.speechStarted();
@@ -82,6 +95,11 @@ export class TurnTaking {
       if (backchannel) return utterance(info.durationMs, true); // decided by its words, in its turn
       this.endGate.speechEnded(this.peekWords(), () => utterance(info.durationMs, false));
     });
+  }
+
+  /** The agent asked for the recogniser's interim text (`turnTaking.utterance.interim`). */
+  get interimWanted(): boolean {
+    return this.settings.utterance.interim;
   }
 
   /** True when a backchannel's words (null: none heard) start no agent turn. */
@@ -96,11 +114,12 @@ export class TurnTaking {
   /** Set by the session: the caller's words so far, in memory (bridge/content-manager.ts). */
   peekWords: () => string | null = () => null;
 
-  private record(decision: 'interrupted' | 'backchannel', voicedMs: number, droppedMs: number, heardMs: number | null): void {
+  private record(d: Omit<Parameters<typeof facts.turnDecided>[2], 'atMs'>): void {
     const { ctx } = this;
+    const decision = d.decision;
     const atMs = ctx.clockMs();
     facts
-      .turnDecided(ctx.deps.store, ctx.ref, { decision, voicedMs, atMs, droppedMs, heardMs }, { caller: ctx.who().caller })
+      .turnDecided(ctx.deps.store, ctx.ref, { ...d, atMs }, { caller: ctx.who().caller })
       .then((r) => void (r.ok || ctx.log.warn({ outcome: r, decision }, 'turn decision not recorded')))
       .catch((err: unknown) => ctx.log.warn({ err: (err as Error).message, decision }, 'turn decision not recorded'));
   }

@@ -15,7 +15,9 @@
  * far end's buffer (`leg.clear()`), and every pending play resolves
  * `interrupted` with how much the caller heard — the last progress mark echoed
  * before the clear. Shorter speech over the agent ends as a `backchannel`
- * event and the agent's audio keeps flowing (media/turn-taking.ts). The VAD
+ * event and the agent's audio keeps flowing (media/turn-taking.ts). Before either, from the caller's first voiced
+ * frame over the agent, its audio is ducked by `bargeIn.duckDb` (media/ducker.ts) — the cue the caller hears within
+ * a few frames; a backchannel (or a blip that never became speech) ramps it back, a barge-in clears it. The VAD
  * is the energy one (media/vad.ts) unless a `detector` is given (the silero
  * one, media/vad-silero.ts, chosen by SWITCHBOARD_VAD in media/vad-factory.ts).
  *
@@ -29,6 +31,7 @@ import { FRAME_MS, type AudioFrame } from './frame.ts';
 import { PacedStream, type MarkEvent, type MediaClock } from './pacer.ts';
 import { EnergyVad, type EnergyVadOptions, type Vad } from './vad.ts';
 import { BargeInGate, DEFAULT_TURN_TAKING, type TurnTakingSettings } from './turn-taking.ts';
+import { Ducker } from './ducker.ts';
 
 export type Channel = 'caller' | 'agent';
 
@@ -50,9 +53,12 @@ export interface PlayResult {
 export type PipelineEvents = {
   speechStart: [];
   speechEnd: [info: { durationMs: number }];
-  bargeIn: [info: { droppedMs: number; interrupted: PlayResult[]; voicedMs: number }];
+  /** `duckDb`: how far the agent was ducked when it was decided (0: not ducked); `stopWord`: a recognised stop word did it. */
+  bargeIn: [info: { droppedMs: number; interrupted: PlayResult[]; voicedMs: number; duckDb: number; stopWord?: boolean }];
   /** Caller speech over the agent too short to interrupt it (an "uh-huh"): the agent kept speaking. */
-  backchannel: [info: { voicedMs: number }];
+  backchannel: [info: { voicedMs: number; duckDb: number }];
+  /** The caller's first voiced frame over the agent: its audio is being ducked by `depthDb`. */
+  duck: [info: { depthDb: number }];
   dtmf: CallLegEvents['dtmf'];
   tapError: [info: { tap: string; error: unknown }];
 };
@@ -84,6 +90,8 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   private readonly taps: FrameTap[] = [];
   private readonly vad: Vad;
   private readonly gate: BargeInGate;
+  /** The barge-in cue on the agent's audio. */
+  private readonly ducker: Ducker;
   /** Consecutive voiced frames, for the gate's start (the VAD's attack). */
   private voicedRun = 0;
   private readonly plays = new Map<string, PendingPlay>();
@@ -94,7 +102,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   private closed = false;
   /** Set while the call's audio is mixed from several legs (bridge/legs.ts). */
   private sink: ((frame: AudioFrame) => void) | null = null;
-  readonly stats = { callerFrames: 0, bargeIns: 0, backchannels: 0, tapErrors: 0 };
+  readonly stats = { callerFrames: 0, bargeIns: 0, backchannels: 0, ducks: 0, tapErrors: 0 };
 
   constructor(
     private readonly leg: CallLeg,
@@ -105,6 +113,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
     this.vad = opts.detector ?? new EnergyVad(opts.vad);
     const bargeIn = opts.turnTaking?.bargeIn ?? DEFAULT_TURN_TAKING.bargeIn;
     this.gate = new BargeInGate(opts.bargeIn === false ? { ...bargeIn, enabled: false } : bargeIn);
+    this.ducker = new Ducker(opts.bargeIn === false || !bargeIn.enabled ? 0 : (bargeIn.duckDb ?? DEFAULT_TURN_TAKING.bargeIn.duckDb));
     this.outbound = new PacedStream(leg.description.outputRate, { fireIdle: leg.description.continuousMedia === true });
     this.unsubscribe.push(
       leg.on('audio', (f) => this.onCallerFrame(f)),
@@ -128,6 +137,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
   /** The call's agent changed (a migration): its barge-in settings apply from the next speech. */
   setBargeIn(settings: TurnTakingSettings['bargeIn']): void {
     this.gate.set(this.opts.bargeIn === false ? { ...settings, enabled: false } : settings);
+    this.ducker.setDepth(this.opts.bargeIn === false || !settings.enabled ? 0 : settings.duckDb);
   }
 
   /** True while the caller is talking (VAD). */
@@ -150,6 +160,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
     const rate = this.leg.description.outputRate;
     const id = `${++this.playSeq}`;
     const durationMs = Math.round((samples.length * 1000) / rate);
+    if (!this.agentSpeaking) this.ducker.reset(); // a new say after silence starts at full level
     return new Promise<PlayResult>((resolve) => {
       if (this.closed) return resolve({ playId: id, durationMs, heardMs: 0, interrupted: true });
       this.plays.set(id, { id, durationMs, heardMs: 0, sentMs: 0, sent: false, resolve });
@@ -177,6 +188,7 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
 
   /** Clears agent audio now (barge-in, or an agent-initiated stop). */
   interrupt(): { droppedMs: number; interrupted: PlayResult[] } {
+    this.ducker.reset();
     const droppedMs = this.outbound.clear();
     if (this.leg.description.reportsPlayout && !this.leg.closed) this.leg.clear();
     const interrupted: PlayResult[] = [];
@@ -219,19 +231,49 @@ export class MediaPipeline extends SafeEmitter<PipelineEvents> {
     } else if (this.gate.pending) {
       this.decide(this.gate.frame(this.vad.voiced ? FRAME_MS : 0, this.agentSpeaking));
     }
+    this.cue(ev);
+  }
+
+  /**
+   * The duck: on a voiced frame over the agent that may become a barge-in (before the VAD started speech, or inside a
+   * candidate the gate weighs); released once the caller is quiet again with nothing pending (a blip, a backchannel).
+   */
+  private cue(ev: ReturnType<Vad['process']>): void {
+    const d = this.ducker;
+    if (!this.agentSpeaking) return void (d.ducked && d.reset());
+    if (this.vad.voiced && (!this.vad.speaking || ev === 'speech_start' || this.gate.pending)) {
+      if (d.duck()) {
+        this.stats.ducks++;
+        this.emit('duck', { depthDb: d.depthDb });
+      }
+    } else if (d.ducked && !this.gate.pending && !this.vad.speaking && !this.vad.voiced) d.release();
+  }
+
+  /** A stop word was recognised over the agent (bridge/stop-words.ts): interrupt now, whatever the gate has counted. */
+  interruptForStopWord(): boolean {
+    if (!this.agentSpeaking || this.opts.bargeIn === false) return false;
+    const voicedMs = this.gate.cancel();
+    const duckDb = this.ducker.ducked ? this.ducker.depthDb : 0;
+    this.stats.bargeIns++;
+    this.emit('bargeIn', { ...this.interrupt(), voicedMs, duckDb, stopWord: true });
+    return true;
   }
 
   private decide(d: ReturnType<BargeInGate['frame']>): void {
+    const duckDb = this.ducker.ducked ? this.ducker.depthDb : 0;
     if (d?.kind === 'interrupt') {
       this.stats.bargeIns++;
-      this.emit('bargeIn', { ...this.interrupt(), voicedMs: d.voicedMs });
+      this.emit('bargeIn', { ...this.interrupt(), voicedMs: d.voicedMs, duckDb });
     } else if (d?.kind === 'backchannel') {
       this.stats.backchannels++;
-      this.emit('backchannel', { voicedMs: d.voicedMs });
+      this.ducker.release();
+      this.emit('backchannel', { voicedMs: d.voicedMs, duckDb });
     }
   }
 
-  private onAgentFrame(frame: AudioFrame): void {
+  private onAgentFrame(raw: AudioFrame): void {
+    const samples = this.ducker.process(raw.samples);
+    const frame = samples === raw.samples ? raw : { ...raw, samples };
     if (this.sink !== null) return this.sink(frame);
     if (!this.leg.closed) this.leg.sendFrame(frame.samples);
     this.runTaps(frame, 'agent');

@@ -13,9 +13,15 @@
  * an acknowledgement (no agent turn) from a short real answer such as "stop" (an ordinary turn), see
  * bridge/turn-taking.ts.
  *
+ * The cue comes before the decision: from the first voiced frame over the agent its audio is ducked by
+ * `bargeIn.duckDb` (media/ducker.ts; 0 = off), a backchannel ramps it back, an interruption clears it. A recognised
+ * stop word (`stopWords`: "stop", "wait", "hold on", "no") in an interim or final result over the agent interrupts
+ * at once, before `minSpeechMs` (bridge/stop-words.ts).
+ *
  * Settings are per agent: `defineAgent({ turnTaking: { bargeIn: { minSpeechMs: 500 } } })` is merged over
  * DEFAULT_TURN_TAKING (a missing field keeps its default), the way agent options are everywhere in the SDK.
- * `endOfTurn` holds the adaptive end-of-turn silences (bridge/end-of-turn.ts).
+ * `endOfTurn` holds the adaptive end-of-turn silences (bridge/end-of-turn.ts); `utterance.interim` asks for
+ * `onUtterance` calls with the recogniser's interim text (`final: false`, bridge/turn-manager.ts).
  */
 
 export interface TurnTakingSettings {
@@ -24,6 +30,8 @@ export interface TurnTakingSettings {
     enabled: boolean;
     /** Voiced caller audio over the agent needed to interrupt it; shorter speech is a backchannel. */
     minSpeechMs: number;
+    /** How far the agent's audio is ducked (dB) from the caller's first voiced frame over it; 0 = no ducking. */
+    duckDb: number;
   };
   backchannel: {
     /** Acknowledgements that never start an agent turn while the agent speaks (lower case, words only). */
@@ -39,17 +47,27 @@ export interface TurnTakingSettings {
     /** Words that leave a sentence open. */
     trailingWords: string[];
   };
+  utterance: {
+    /** `onUtterance` is also called with the recogniser's interim text (`final: false`); default only finals. */
+    interim: boolean;
+  };
+  /** Words that interrupt the agent as soon as the recogniser hears one over it (interim or final), however short. */
+  stopWords: string[];
 }
+
+type Sections = 'bargeIn' | 'backchannel' | 'endOfTurn' | 'utterance';
 
 /** A partial settings object, as an agent declares it. */
 export type TurnTakingOptions = {
-  [K in keyof TurnTakingSettings]?: Partial<TurnTakingSettings[K]>;
-};
+  [K in Sections]?: Partial<TurnTakingSettings[K]>;
+} & { stopWords?: string[] };
 
 export const DEFAULT_BACKCHANNELS = [
   'uh-huh', 'uh huh', 'uhhuh', 'mhm', 'mm', 'mm-hmm', 'mm hmm', 'hmm', 'yeah', 'yes', 'yep', 'yup', 'okay', 'ok',
   'right', 'sure', 'alright', 'all right', 'i see', 'got it', 'cool', 'great', 'good', 'uh', 'um', 'ah', 'oh',
 ];
+
+export const DEFAULT_STOP_WORDS = ['stop', 'wait', 'hold on', 'no'];
 
 export const DEFAULT_TRAILING_WORDS = ['and', 'um', 'uh', 'so', 'but', 'or', 'because', 'er', 'erm', 'then', 'like', 'if', 'with', 'to', 'the', 'a'];
 
@@ -57,12 +75,15 @@ export const DEFAULT_TRAILING_WORDS = ['and', 'um', 'uh', 'so', 'but', 'or', 'be
  * The defaults: a caller must speak over the agent for 600 ms of voiced audio. On the held set (bench/vad/make-set.ts)
  * "uh huh", "yeah", "okay", "mm", "right" are voiced for 220–560 ms and sentences for 1800 ms and more, with either
  * VAD; so the agent stops about 0.6 s into a real interruption (`npm run bench -- bargein`). The turn ends after the
- * VAD's 400 ms release unless the words trail off, then after 1200 ms.
+ * VAD's 400 ms release unless the words trail off, then after 1200 ms. Until the decision the agent is ducked by
+ * 12 dB from the caller's first voiced frame: a cue the caller hears within a few frames, reversed for an "uh-huh".
  */
 export const DEFAULT_TURN_TAKING: TurnTakingSettings = {
-  bargeIn: { enabled: true, minSpeechMs: 600 },
+  bargeIn: { enabled: true, minSpeechMs: 600, duckDb: 12 },
   backchannel: { words: DEFAULT_BACKCHANNELS },
   endOfTurn: { completeMs: 400, defaultMs: 400, trailingMs: 1200, trailingWords: DEFAULT_TRAILING_WORDS },
+  utterance: { interim: false },
+  stopWords: DEFAULT_STOP_WORDS,
 };
 
 function ms(value: unknown, name: string, fallback: number): number {
@@ -82,10 +103,11 @@ export function resolveTurnTaking(opts: TurnTakingOptions | undefined | null): T
   const d = DEFAULT_TURN_TAKING;
   const o = opts ?? {};
   if (typeof o !== 'object') throw new TypeError('turnTaking must be an object');
-  const enabled = o.bargeIn?.enabled;
-  if (enabled !== undefined && typeof enabled !== 'boolean') throw new TypeError('turnTaking.bargeIn.enabled must be a boolean');
+  const enabled = flag(o.bargeIn?.enabled, 'bargeIn.enabled', d.bargeIn.enabled);
+  const duckDb = o.bargeIn?.duckDb;
+  if (duckDb !== undefined && (typeof duckDb !== 'number' || !Number.isFinite(duckDb) || duckDb < 0 || duckDb > 60)) throw new TypeError('turnTaking.bargeIn.duckDb must be a number of dB between 0 and 60');
   return {
-    bargeIn: { enabled: enabled ?? d.bargeIn.enabled, minSpeechMs: ms(o.bargeIn?.minSpeechMs, 'bargeIn.minSpeechMs', d.bargeIn.minSpeechMs) },
+    bargeIn: { enabled, minSpeechMs: ms(o.bargeIn?.minSpeechMs, 'bargeIn.minSpeechMs', d.bargeIn.minSpeechMs), duckDb: duckDb ?? d.bargeIn.duckDb },
     backchannel: { words: words(o.backchannel?.words, 'backchannel.words', d.backchannel.words) },
     endOfTurn: {
       completeMs: ms(o.endOfTurn?.completeMs, 'endOfTurn.completeMs', d.endOfTurn.completeMs),
@@ -93,7 +115,15 @@ export function resolveTurnTaking(opts: TurnTakingOptions | undefined | null): T
       trailingMs: ms(o.endOfTurn?.trailingMs, 'endOfTurn.trailingMs', d.endOfTurn.trailingMs),
       trailingWords: words(o.endOfTurn?.trailingWords, 'endOfTurn.trailingWords', d.endOfTurn.trailingWords),
     },
+    utterance: { interim: flag(o.utterance?.interim, 'utterance.interim', d.utterance.interim) },
+    stopWords: words(o.stopWords, 'stopWords', d.stopWords),
   };
+}
+
+function flag(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`turnTaking.${name} must be a boolean`);
+  return value;
 }
 
 /** Lower case, punctuation dropped, spaces collapsed: "Uh-huh." → "uh-huh". */
@@ -123,9 +153,9 @@ export class BargeInGate {
   private active = false;
   private voicedMs = 0;
 
-  constructor(private settings: TurnTakingSettings['bargeIn']) {}
+  constructor(private settings: Pick<TurnTakingSettings['bargeIn'], 'enabled' | 'minSpeechMs'>) {}
 
-  set(settings: TurnTakingSettings['bargeIn']): void {
+  set(settings: Pick<TurnTakingSettings['bargeIn'], 'enabled' | 'minSpeechMs'>): void {
     this.settings = settings;
   }
 
@@ -151,6 +181,13 @@ export class BargeInGate {
     }
     this.voicedMs += loudMs;
     return this.check();
+  }
+
+  /** The candidate is settled elsewhere (a stop word interrupted): forget it; returns the voiced ms counted so far. */
+  cancel(): number {
+    const voiced = this.active ? this.voicedMs : 0;
+    this.active = false;
+    return voiced;
   }
 
   /** The VAD ended the speech: a candidate not yet interrupting was a backchannel. */

@@ -3,12 +3,15 @@
  * let pass as a backchannel ("uh-huh", "okay"), with how long the caller was voiced. Metadata only, never words.
  *
  *   the media pipeline's barge-in gate (media/turn-taking.ts) ─► bridge/turn-taking.ts ─► call_turn_decided
- *       { call_id, decision: interrupted | backchannel, voiced_ms, at_ms, dropped_ms, heard_ms }
+ *       { call_id, decision: interrupted | backchannel, voiced_ms, at_ms, dropped_ms, heard_ms, duck_db, by }
  *                                                                          │
  *                                                          one `turn_decisions` row per decision
  *
  * The row is the call's record of why its agent stopped mid-sentence or did not: it shows in the call's events
  * (`GET /v1/calls/:id/events`, the reducer carries `call_id`). `at_ms` is on the recording clock (ms since answer).
+ * `duck_db` says how far the agent's audio had been ducked before the decision (the barge-in cue, media/ducker.ts;
+ * 0 = not ducked) and `by` whether the caller's voice or a recognised stop word decided it (bridge/stop-words.ts);
+ * both are null on rows of commands logged before they existed (a replay builds the same rows).
  */
 import { z } from 'zod';
 import { defineTable } from '../store/index.ts';
@@ -37,6 +40,10 @@ export const turn_decisions = defineTable({
     dropped_ms: ms,
     /** How much of the interrupted say the caller had heard (null for a backchannel). */
     heard_ms: ms.nullable(),
+    /** How far the agent was ducked before the decision (dB, 0 = not); null for older commands. */
+    duck_db: z.number().int().min(0).max(60).nullable(),
+    /** What decided: sustained voice, or a recognised stop word; null for older commands. */
+    by: z.enum(['voice', 'stop_word']).nullable(),
     decided_at: z.number().int().nonnegative(),
   }),
 });
@@ -50,12 +57,14 @@ export const call_turn_decided = defineReducer(
     at_ms: ms,
     dropped_ms: ms.default(0),
     heard_ms: ms.nullable().default(null),
+    duck_db: z.number().int().min(0).max(60).optional(),
+    by: z.enum(['voice', 'stop_word']).optional(),
   }),
   (ctx, a) => {
     const call = ctx.db.calls.get(a.call_id);
     if (!call) return ctx.fail('call_not_found', `no call ${a.call_id}`);
     const rowId = ctx.newId('turn');
-    ctx.db.turn_decisions.insert({ id: rowId, tenant: ctx.tenant, call_id: a.call_id, decision: a.decision, voiced_ms: a.voiced_ms, at_ms: a.at_ms, dropped_ms: a.dropped_ms, heard_ms: a.heard_ms, decided_at: ctx.now });
+    ctx.db.turn_decisions.insert({ id: rowId, tenant: ctx.tenant, call_id: a.call_id, decision: a.decision, voiced_ms: a.voiced_ms, at_ms: a.at_ms, dropped_ms: a.dropped_ms, heard_ms: a.heard_ms, duck_db: a.duck_db ?? null, by: a.by ?? null, decided_at: ctx.now });
     return { id: rowId, decision: a.decision };
   },
 );

@@ -41,7 +41,7 @@ const TurnInputSchema = z.object({
   turn: z.number().int(),
   call: z.object({ from: z.string(), to: z.string() }),
   state: z.record(z.string(), json),
-  utterance: z.object({ text: z.string().nullable(), durationMs: z.number() }).optional(),
+  utterance: z.object({ text: z.string().nullable(), durationMs: z.number(), final: z.boolean().optional() }).optional(),
   digit: z.string().optional(),
   silentMs: z.number().optional(),
   answered: z.object({ by: z.enum(['human', 'machine', 'unknown']), treatedAs: z.enum(['human', 'machine']), evidence: z.record(z.string(), json) }).optional(),
@@ -88,7 +88,7 @@ export type ActionMessage = z.infer<typeof ActionMessage>;
 
 export const FromWorker = z.union([
   z.object({ type: z.literal('ready') }),
-  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional(), sensitive: z.array(z.string()).optional(), turnTaking: z.record(z.string(), z.record(z.string(), z.unknown())).optional() }),
+  z.object({ type: z.literal('init_done'), ok: z.literal(true), hooks: z.array(HookSchema), tools: z.record(z.string(), z.enum(['none', 'consent', 'approval'])).optional(), sensitive: z.array(z.string()).optional(), turnTaking: z.record(z.string(), z.union([z.record(z.string(), z.unknown()), z.array(z.string())])).optional() }),
   z.object({ type: z.literal('init_done'), ok: z.literal(false), error: ErrorInfo, hooks: z.array(HookSchema).optional() }),
   ActionMessage,
   z.object({ type: z.literal('turn_done'), turnId: z.string(), ok: z.literal(true), state: z.record(z.string(), json) }),

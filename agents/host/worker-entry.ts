@@ -55,7 +55,7 @@ function serve(port: MessagePort, bundlePath: string): void {
       def = d;
       const tools = Object.fromEntries(Object.entries(d.tools ?? {}).map(([name, t]) => [name, t.requires ?? 'none'] as const));
       const sensitive = Object.entries(d.tools ?? {}).flatMap(([name, t]) => (t.sensitive === true ? [name] : []));
-      post({ type: 'init_done', ok: true, hooks: hooks(d), tools, sensitive, ...(d.turnTaking ? { turnTaking: JSON.parse(JSON.stringify(d.turnTaking)) as Record<string, Record<string, unknown>> } : {}) });
+      post({ type: 'init_done', ok: true, hooks: hooks(d), tools, sensitive, ...(d.turnTaking ? { turnTaking: JSON.parse(JSON.stringify(d.turnTaking)) as Record<string, Record<string, unknown> | string[]> } : {}) });
     } catch (err) {
       post({ type: 'init_done', ok: false, error: errorInfo(err) });
     }

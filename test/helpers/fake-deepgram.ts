@@ -7,8 +7,8 @@
  * NOT synthesise speech:
  * - live `/v1/listen`: the test scripts what the fake "hears" (`fake.script([...])`,
  *   consumed by the next connection); each scripted utterance is emitted as `Results`
- *   (an interim, then `is_final` + `speech_final`) once the connection has received
- *   `afterMs` of audio. `CloseStream` → `Metadata` → close 1000. No audio or KeepAlive
+ *   (an interim, then `is_final` + `speech_final`; or an interim only, `emit: 'interim'`) once the connection has
+ *   received `afterMs` of audio. `CloseStream` → `Metadata` → close 1000. No audio or KeepAlive
  *   for `idleTimeoutMs` → close 1011 (like NET-0001).
  * - `/v1/speak`: a deterministic tone burst per word (≈320 ms a word) as linear16 at the
  *   requested sample_rate, raw (`container=none`) or WAV.
@@ -37,6 +37,11 @@ export interface FakeDeepgramUtterance {
   confidence?: number;
   /** false: the utterance continues in the next scripted item (is_final without speech_final). */
   speechFinal?: boolean;
+  /**
+   * 'interim': only an interim result with the whole transcript (is_final false; a final, if any, is another item).
+   * Default 'both': an interim of the first half of the words (when interim_results=true), then the final.
+   */
+  emit?: 'both' | 'interim';
 }
 
 export interface FakeDeepgramRequest {
@@ -282,6 +287,10 @@ function serveListen(
       const u = script.shift() as FakeDeepgramUtterance;
       const words = u.words ?? defaultWords(u);
       if (r.query.vad_events === 'true') send({ type: 'SpeechStarted', channel: [0, channels], timestamp: words[0]?.start ?? cursor });
+      if (u.emit === 'interim') {
+        if (interim) results(u, words, false);
+        continue;
+      }
       if (interim && words.length > 1) results(u, words.slice(0, Math.ceil(words.length / 2)), false);
       results(u, words, true);
       cursor = u.afterMs / 1000;

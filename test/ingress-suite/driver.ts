@@ -55,8 +55,8 @@ export interface DriverCall {
   hangup(): Promise<void>;
   /** Milliseconds of agent audio received so far (all streams). */
   receivedMs(): number;
-  /** Mean absolute amplitude (16-bit scale) of the agent audio received after `fromMs`. */
-  receivedEnergy(fromMs?: number): number;
+  /** Mean absolute amplitude (16-bit scale) of the agent audio received after `fromMs` (and before `toMs`). */
+  receivedEnergy(fromMs?: number, toMs?: number): number;
   /** Media sockets opened so far (a resume opens another). */
   readonly streams: number;
   /**

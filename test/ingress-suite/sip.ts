@@ -88,9 +88,9 @@ class SipCall implements DriverCall {
     return (this.ua?.media.receivedBytes ?? 0) / BYTES_PER_MS;
   }
 
-  receivedEnergy(fromMs = 0): number {
+  receivedEnergy(fromMs = 0, toMs = Number.POSITIVE_INFINITY): number {
     const all = Buffer.concat(this.ua?.media.received ?? []);
-    return ulawEnergy(all.subarray(Math.floor(fromMs * BYTES_PER_MS)));
+    return ulawEnergy(all.subarray(Math.floor(fromMs * BYTES_PER_MS), Math.min(all.length, Math.floor(toMs * BYTES_PER_MS))));
   }
 
   get streams(): number {

@@ -192,7 +192,7 @@ export function runIngressSuite(driver: IngressDriver): void {
       assert.equal(c.protocolErrors.length, 0, c.protocolErrors.join('; '));
     });
 
-    test('barge-in: caller speech over the greeting clears the agent audio; the say row records it was interrupted', { timeout: 60_000 }, async () => {
+    test('barge-in: caller speech over the greeting ducks the agent audio at once, then clears it; the say row records it was interrupted', { timeout: 60_000 }, async () => {
       const gw = await gateway();
       const c = caller(gw);
       assert.deepEqual(await c.dial(), { kind: 'streaming' });
@@ -200,9 +200,21 @@ export function runIngressSuite(driver: IngressDriver): void {
       const greetingRow = () => actions(gw, call().id).find((a) => a.request_id === 't1:onStart:say:1');
       await c.waitFor(() => callOf(gw, c) !== undefined && greetingRow() !== undefined, T.turn, 'greeting requested');
       const at = c.receivedMs();
-      await c.waitFor(() => c.receivedMs() > at + 800, T.short, 'greeting playing');
-      await c.speak('hello hello is anybody there');
+      await c.waitFor(() => c.receivedMs() > at + 1200, T.short, 'greeting playing');
+      const onset = c.receivedMs();
+      const speaking = c.speak('hello hello is anybody there');
+      await c.waitFor(() => decisions(gw, call().id).includes('interrupted'), T.short, 'the interruption decided');
+      const stopped = c.receivedMs();
+      await speaking;
       await c.waitFor(() => c.clears >= 1, T.short, 'clear sent');
+      // The cue before the decision: the greeting the caller heard in the 400 ms before the interruption (which comes
+      // minSpeechMs, 600 ms, into their voice; the duck at its first voiced frame) is ducked (bargeIn.duckDb, 12 dB)
+      // against the greeting just before they spoke. Positions are ms of agent audio received.
+      const before = c.receivedEnergy(onset - 800, onset);
+      const ducked = c.receivedEnergy(Math.max(onset + 200, stopped - 400), stopped);
+      assert.ok(stopped > onset + 300, `the greeting played on for ${stopped - onset} ms before the interruption`);
+      assert.ok(ducked < before * 0.6, `the agent was ducked while the caller spoke over it: energy ${ducked.toFixed(0)} against ${before.toFixed(0)} before`);
+      assert.equal(read(gw).turn_decisions.find({ call_id: call().id }).find((d) => d.decision === 'interrupted')?.duck_db, 12, 'the decision records the duck');
       await c.waitFor(() => greetingRow()?.status === 'succeeded', T.short, 'greeting row completed');
       const result = greetingRow()?.result as { duration_ms: number; heard_ms: number; interrupted: boolean };
       assert.equal(result.interrupted, true);

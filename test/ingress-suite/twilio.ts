@@ -30,8 +30,9 @@ class TwilioCall implements DriverCall {
   receivedMs(): number {
     return this.peer.received.reduce((n, b) => n + b.length, 0) / BYTES_PER_MS;
   }
-  receivedEnergy(fromMs = 0): number {
-    return ulawEnergy(this.peer.receivedAudio().subarray(Math.floor(fromMs * BYTES_PER_MS)));
+  receivedEnergy(fromMs = 0, toMs = Number.POSITIVE_INFINITY): number {
+    const all = this.peer.receivedAudio();
+    return ulawEnergy(all.subarray(Math.floor(fromMs * BYTES_PER_MS), Math.min(all.length, Math.floor(toMs * BYTES_PER_MS))));
   }
   get streams(): number {
     return this.peer.streams;

@@ -33,8 +33,9 @@ class VonageCall implements DriverCall {
   receivedMs(): number {
     return this.peer.receivedBytes / 2 / SAMPLES_PER_MS;
   }
-  receivedEnergy(fromMs = 0): number {
-    return pcmEnergy(this.peer.receivedAudio().subarray(Math.floor(fromMs * SAMPLES_PER_MS)));
+  receivedEnergy(fromMs = 0, toMs = Number.POSITIVE_INFINITY): number {
+    const all = this.peer.receivedAudio();
+    return pcmEnergy(all.subarray(Math.floor(fromMs * SAMPLES_PER_MS), Math.min(all.length, Math.floor(toMs * SAMPLES_PER_MS))));
   }
   get streams(): number {
     return this.peer.streams;

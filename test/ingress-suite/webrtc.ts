@@ -39,11 +39,11 @@ class WebrtcCall implements DriverCall {
   receivedMs(): number {
     return this.client.receivedSamples / SAMPLES_PER_MS;
   }
-  receivedEnergy(fromMs = 0): number {
+  receivedEnergy(fromMs = 0, toMs = Number.POSITIVE_INFINITY): number {
     const all = new Int16Array(this.client.receivedSamples);
     let off = 0;
     for (const f of this.client.received) (all.set(f, off), (off += f.length));
-    return pcmEnergy(all.subarray(Math.floor(fromMs * SAMPLES_PER_MS)));
+    return pcmEnergy(all.subarray(Math.floor(fromMs * SAMPLES_PER_MS), Math.min(all.length, Math.floor(toMs * SAMPLES_PER_MS))));
   }
   get streams(): number {
     return this.client.streams;
