@@ -17,12 +17,9 @@
  * codec pairs per process — the reason for the switch).
  */
 import { Decoder, Encoder } from '@evan/opus/wasm/index.mjs';
+import { OPUS_FRAME, OPUS_RATE } from './opus-format.ts';
 
-export const OPUS_RATE = 16000;
-/** Samples per 20 ms frame at OPUS_RATE. */
-export const OPUS_FRAME = 320;
-/** RTP timestamp units per 20 ms (the Opus RTP clock is 48 kHz). */
-export const OPUS_RTP_TICKS_PER_FRAME = 960;
+export { OPUS_FRAME, OPUS_RATE, OPUS_RTP_TICKS_PER_FRAME } from './opus-format.ts';
 /** The largest payload the codec's input buffer takes (RFC 6716 packets are ≤ 1275 bytes per frame, ≤ 48 frames). */
 export const OPUS_MAX_PAYLOAD = 8192;
 /** OPUS_SET_BITRATE_REQUEST and OPUS_SET_COMPLEXITY_REQUEST (opus_defines.h). */

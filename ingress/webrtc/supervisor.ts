@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import { OfferError, type BrowserLegOffer, type BrowserLegs } from '../port.ts';
 import type { WebrtcConfig } from './config.ts';
-import { OPUS_RATE } from './opus.ts';
+import { OPUS_RATE } from './opus-format.ts';
 import { checkOffer } from './sdp.ts';
 import { CONNECT_TIMEOUT_MS, loadLeg } from './sessions.ts';
 
